@@ -1,0 +1,106 @@
+/* libcoll: the collectives the engine calls, over pluggable providers.
+ *
+ * Providers: "nccl" (CUDA devices, when built with NCCL), "ring" (libring, host and
+ * device buffers), "local" (world size 1). coll_comm_create() picks one by the
+ * selection flow of docs/SELECTION.md (the mistral.rs rules) unless params name one.
+ *
+ * Thread safety: a communicator is used by one thread at a time; different
+ * communicators may be used concurrently. coll_comm_abort() may be called from
+ * any thread.
+ */
+#ifndef COLL_H
+#define COLL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define COLL_STATUS_LIST(X)                                                                        \
+    X(COLL_OK, "success")                                                                          \
+    X(COLL_ERR_INVALID_ARG, "invalid argument")                                                    \
+    X(COLL_ERR_CONFIG, "invalid configuration")                                                    \
+    X(COLL_ERR_NOMEM, "out of memory")                                                             \
+    X(COLL_ERR_SYSTEM, "system error")                                                             \
+    X(COLL_ERR_TIMEOUT, "timed out")                                                               \
+    X(COLL_ERR_PEER_CLOSED, "peer closed the connection")                                          \
+    X(COLL_ERR_PROTOCOL, "protocol error")                                                         \
+    X(COLL_ERR_INVALID_USAGE, "ranks disagree on the call")                                        \
+    X(COLL_ERR_AUTH, "authentication failed")                                                      \
+    X(COLL_ERR_UNSUPPORTED, "not supported")                                                       \
+    X(COLL_ERR_ABORTED, "aborted")                                                                 \
+    X(COLL_ERR_CUDA, "CUDA error")                                                                 \
+    X(COLL_ERR_NCCL, "NCCL error")                                                                 \
+    X(COLL_ERR_FAILED, "communicator failed earlier; destroy it and rebuild on every rank")
+
+#define COLL_STATUS_ENUM_(name, msg) name,
+typedef enum { COLL_STATUS_LIST(COLL_STATUS_ENUM_) COLL_STATUS_COUNT } coll_status;
+#undef COLL_STATUS_ENUM_
+
+const char *coll_status_str(coll_status s);
+
+/* Same order and meaning as libring's types and ops. */
+typedef enum {
+    COLL_F32,
+    COLL_F64,
+    COLL_F16,
+    COLL_BF16,
+    COLL_I32,
+    COLL_I64,
+    COLL_U8,
+    COLL_DTYPE_COUNT
+} coll_dtype;
+typedef enum { COLL_SUM, COLL_PROD, COLL_MIN, COLL_MAX, COLL_AVG, COLL_OP_COUNT } coll_op;
+
+size_t coll_dtype_size(coll_dtype t);
+
+typedef enum { COLL_MEM_AUTO, COLL_MEM_HOST, COLL_MEM_DEVICE } coll_memtype;
+
+/* Environment lookup: the one place libcoll reads variables. Tests pass a fake. */
+typedef const char *(*coll_getenv_fn)(const char *name, void *ctx);
+
+typedef struct coll_params {
+    size_t struct_size;        /* sizeof(coll_params) */
+    const char *provider;      /* NULL: the selection flow; else "ring", "nccl" or "local" */
+    coll_getenv_fn getenv_fn;  /* NULL: the process environment */
+    void *getenv_ctx;
+    int visible_devices;       /* -1: ask CUDA; tests set it to fake a GPU count */
+    int op_timeout_ms;         /* 0: the default */
+} coll_params;
+
+void coll_params_init(coll_params *p);
+
+typedef struct coll_comm coll_comm;
+
+coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *err, size_t errlen);
+void coll_comm_destroy(coll_comm *comm);
+void coll_comm_abort(coll_comm *comm);
+
+int coll_comm_rank(const coll_comm *comm);
+int coll_comm_size(const coll_comm *comm);
+int coll_comm_local_rank(const coll_comm *comm);
+int coll_comm_device(const coll_comm *comm); /* CUDA ordinal, -1 for host only */
+const char *coll_comm_provider(const coll_comm *comm);
+const char *coll_comm_last_error(const coll_comm *comm);
+
+/* stream: a cudaStream_t for device buffers (stream-ordered), or NULL. */
+coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
+                           coll_dtype type, coll_op op, void *stream);
+coll_status coll_reduce_scatter(coll_comm *comm, const void *sendbuf, void *recvbuf,
+                                size_t recvcount, coll_dtype type, coll_op op, void *stream);
+coll_status coll_allgather(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
+                           coll_dtype type, void *stream);
+coll_status coll_broadcast(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
+                           coll_dtype type, int root, void *stream);
+coll_status coll_barrier(coll_comm *comm);
+
+/* Print the provider that would be chosen, the layout and every knob with its value. */
+void coll_print_config(FILE *out, const coll_params *params);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
