@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,15 @@ static int parse_int(const char *s, int lo, int hi, int *out)
         return -1;
     *out = (int)v;
     return 0;
+}
+
+static void on_alarm(int sig)
+{
+    static const char msg[] = "peer harness: the run exceeded its -T/--timeout; exiting\n";
+    (void)sig;
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    _exit(3);
 }
 
 int hb_parse(int argc, char **argv, struct hb_opts *o, int with_launch)
@@ -152,6 +162,12 @@ int hb_parse(int argc, char **argv, struct hb_opts *o, int with_launch)
             return -1;
         }
     }
+    /* From here the whole run (rendezvous included) is bounded: on SIGALRM the process
+     * exits, and the launcher (mpirun or peers.sh) then ends its peers. */
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    alarm((unsigned)o->timeout_s);
     return 0;
 }
 
@@ -291,9 +307,6 @@ teardown:
 
 int hb_run(const struct hb_opts *o, const struct hb_ops *ops)
 {
-    /* The whole run is bounded: SIGALRM's default action ends the process, and the
-     * launcher (mpirun or the script) then ends its peers. */
-    alarm((unsigned)o->timeout_s);
     float *in = NULL, *out = NULL;
     double *times = calloc((size_t)o->iters + 1, sizeof(double));
     size_t cap = (o->maxbytes + 63) & ~(size_t)63;

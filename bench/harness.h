@@ -45,11 +45,12 @@ struct hb_ops {
 };
 
 /* Parses argv. `with_launch` accepts --rank/--nranks/--store/--algo too.
- * Returns 0, 1 after printing help (exit 0), or -1 after a one-line error. */
+ * Returns 0, 1 after printing help (exit 0), or -1 after a one-line error.
+ * On 0 it also arms alarm(timeout_s): past it the process exits with status 3. */
 int hb_parse(int argc, char **argv, struct hb_opts *o, int with_launch);
 
 /* Runs the sweep; prints on rank 0. Returns the process exit status:
- * 0, 1 for wrong results, 2 for an error. */
+ * 0, 1 for wrong results, 2 for an error (3 is the timeout's, see hb_parse). */
 int hb_run(const struct hb_opts *o, const struct hb_ops *ops);
 
 #ifdef __cplusplus

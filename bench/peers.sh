@@ -305,7 +305,13 @@ run_iperf() { # rep
 }
 
 echo "peers.sh: ranks [$ranks], sizes [$sizes], $reps reps, logs in $logdir" >&2
+load0=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load0" -v c="$(nproc)" 'BEGIN { exit !(l > c / 2) }'; then
+    echo "peers.sh: warning: load average $load0 on $(nproc) cores before starting: expect noisy numbers" >&2
+fi
+loads=""
 for ((rep = 1; rep <= reps; rep++)); do
+    loads="$loads $(cut -d' ' -f1 /proc/loadavg)"
     [ "$have_iperf" = 1 ] && run_iperf "$rep"
     for n in $ranks; do
         for b in $size_bytes; do
@@ -327,7 +333,9 @@ function med(list,   a, n, i, j, x) {
     for (i = 2; i <= n; i++) { x = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-END { for (k in bw) print k, med(bw[k]), (t[k] ~ /-/ ? "-" : med(t[k])) }' "$results" | sort >"$medians"
+function lo(list,   a, n, i, m) { n = split(list, a, " "); m = a[1] + 0; for (i = 2; i <= n; i++) if (a[i] + 0 < m) m = a[i] + 0; return m }
+function hi(list,   a, n, i, m) { n = split(list, a, " "); m = a[1] + 0; for (i = 2; i <= n; i++) if (a[i] + 0 > m) m = a[i] + 0; return m }
+END { for (k in bw) print k, med(bw[k]), (t[k] ~ /-/ ? "-" : med(t[k])), lo(bw[k]), hi(bw[k]) }' "$results" | sort >"$medians"
 
 link=$(awk '$1 == "iperf" { print $4 }' "$medians")
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
@@ -387,6 +395,33 @@ if [ -n "$out_md" ]; then
         echo "$linkline"
         echo
         echo "$note"
+        echo
+        echo "## Spread: busbw min .. max over the $reps runs"
+        echo
+        echo "1-minute load average at the start of each repetition:$loads (on $(nproc) cores)."
+        echo
+        echo "| ranks | size | ours | mpi | gloo-rc | gloo-ar |"
+        echo "|---:|---:|---:|---:|---:|---:|"
+        awk -v sizes="$size_bytes" -v ranks="$ranks" '
+        function human(b) {
+            if (b % 1073741824 == 0) return b / 1073741824 " GiB"
+            if (b % 1048576 == 0) return b / 1048576 " MiB"
+            if (b % 1024 == 0) return b / 1024 " KiB"
+            return b " B"
+        }
+        { lo[$1, $2, $3] = $6; hi[$1, $2, $3] = $7 }
+        END {
+            nt = split("ours mpi gloo-rc gloo-ar", tools, " ")
+            ns = split(sizes, sz, " "); nn = split(ranks, rk, " ")
+            for (i = 1; i <= nn; i++) for (j = 1; j <= ns; j++) {
+                line = "| " rk[i] " | " human(sz[j])
+                for (p = 1; p <= nt; p++) {
+                    k = tools[p] SUBSEP rk[i] SUBSEP sz[j]
+                    line = line " | " (k in lo ? sprintf("%.3f .. %.3f", lo[k], hi[k]) : "-")
+                }
+                print line " |"
+            }
+        }' "$medians"
         echo
         echo "## Commands (per size B, iterations I, warmup W)"
         echo
