@@ -37,8 +37,7 @@ int bpe_str_map_init(bpe_str_map *m, size_t n)
 {
     m->cap = pow2_at_least(n);
     m->slot = malloc(m->cap * sizeof *m->slot);
-    if (!m->slot)
-        return -1;
+    if (!m->slot) return -1;
     for (size_t i = 0; i < m->cap; i++)
         m->slot[i].id = -1;
     return 0;
@@ -48,8 +47,7 @@ int bpe_str_map_put(bpe_str_map *m, const char *s, int len, int id)
 {
     size_t i = hash_bytes(s, len) & (m->cap - 1);
     for (; m->slot[i].id >= 0; i = (i + 1) & (m->cap - 1))
-        if (m->slot[i].len == len && memcmp(m->slot[i].s, s, (size_t)len) == 0)
-            return 1;
+        if (m->slot[i].len == len && memcmp(m->slot[i].s, s, (size_t)len) == 0) return 1;
     m->slot[i] = (bpe_str_slot){s, len, id};
     return 0;
 }
@@ -63,7 +61,10 @@ int bpe_str_map_get(const bpe_str_map *m, const char *s, int len)
     return -1;
 }
 
-static uint64_t pair_key(int l, int r) { return (uint64_t)(uint32_t)l << 32 | (uint32_t)r; }
+static uint64_t pair_key(int l, int r)
+{
+    return (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
+}
 
 static size_t pair_hash(uint64_t k)
 {
@@ -77,8 +78,7 @@ int bpe_pair_map_init(bpe_pair_map *m, size_t n)
 {
     m->cap = pow2_at_least(n);
     m->slot = malloc(m->cap * sizeof *m->slot);
-    if (!m->slot)
-        return -1;
+    if (!m->slot) return -1;
     for (size_t i = 0; i < m->cap; i++)
         m->slot[i].key = UINT64_MAX;
     return 0;
@@ -98,16 +98,14 @@ const bpe_pair_slot *bpe_pair_map_get(const bpe_pair_map *m, int l, int r)
     uint64_t k = pair_key(l, r);
     for (size_t i = pair_hash(k) & (m->cap - 1); m->slot[i].key != UINT64_MAX;
          i = (i + 1) & (m->cap - 1))
-        if (m->slot[i].key == k)
-            return &m->slot[i];
+        if (m->slot[i].key == k) return &m->slot[i];
     return NULL;
 }
 
 static int bpe_pair(const void *ctx, int left, int right, int *merged, double *prio)
 {
     const bpe_pair_slot *p = bpe_pair_map_get(&((const bpe_tok *)ctx)->merges, left, right);
-    if (!p)
-        return 0;
+    if (!p) return 0;
     *merged = p->merged;
     *prio = -(double)p->rank;
     return 1;
@@ -135,15 +133,13 @@ static void encode_word(const bpe_tok *t, const unsigned char *w, size_t n, bpe_
     int ns = 0;
     for (size_t i = 0; i < n; i++) {
         int id = t->byte_id[w[i]] >= 0 ? t->byte_id[w[i]] : t->unk;
-        if (id >= 0)
-            sc->syms[ns++].id = id;
+        if (id >= 0) sc->syms[ns++].id = id;
     }
     for (int i = 0; i < ns; i++) {
         sc->syms[i].prev = i - 1;
         sc->syms[i].next = i + 1 < ns ? i + 1 : -1;
     }
-    if (ns == 0)
-        return;
+    if (ns == 0) return;
     tok_merge(sc->syms, ns, sc->heap, bpe_pair, t);
     for (int i = 0; i >= 0; i = sc->syms[i].next)
         tok_out_push(out, sc->syms[i].id);
@@ -153,8 +149,7 @@ static void encode_word(const bpe_tok *t, const unsigned char *w, size_t n, bpe_
 static void encode_plain(const bpe_tok *t, const unsigned char *s, size_t n, bpe_scratch *sc,
                          tok_out *out)
 {
-    if (n == 0)
-        return;
+    if (n == 0) return;
     for (size_t i = 0; i < n;) {
         size_t m = t->use_regex ? tok_pretok_match(t->pattern, s + i, n - i) : n - i;
         encode_word(t, s + i, m, sc, out);
@@ -183,13 +178,14 @@ static const bpe_added *find_added(const bpe_tok *t, const unsigned char *s, siz
                                    size_t *start, size_t *end)
 {
     for (size_t i = from; i < n; i++) {
+        if (!t->added_first[s[i]]) continue;
         for (int k = 0; k < t->n_added; k++) { /* longest first */
             const bpe_added *a = &t->added[k];
-            if ((size_t)a->len > n - i || memcmp(s + i, a->s, (size_t)a->len) != 0)
-                continue;
+            if ((size_t)a->len > n - i || memcmp(s + i, a->s, (size_t)a->len) != 0) continue;
             size_t b = i, e = i + (size_t)a->len;
-            if (a->single_word && ((b > 0 && is_word_char(s + char_before(s, b), n - char_before(s, b))) ||
-                                   (e < n && is_word_char(s + e, n - e))))
+            if (a->single_word &&
+                ((b > 0 && is_word_char(s + char_before(s, b), n - char_before(s, b))) ||
+                 (e < n && is_word_char(s + e, n - e))))
                 continue;
             int adv;
             if (a->lstrip)
@@ -237,8 +233,7 @@ static eng_status bpe_encode(const eng_tokenizer *base, const char *text, tok_ou
             len++;
         }
         encode_plain(t, seg, len, &sc, out);
-        if (!a)
-            break;
+        if (!a) break;
         tok_out_push(out, a->id);
         pos = e;
     }

@@ -35,16 +35,17 @@ typedef struct {
 
 typedef struct {
     eng_tokenizer base;
-    char **key;     /* [vocab] byte-level token text (owned), NULL for ids without one */
-    int *key_len;   /* [vocab] */
-    char **piece;   /* [vocab] decoded raw bytes, NUL-terminated (owned), never NULL */
+    char **key;   /* [vocab] byte-level token text (owned), NULL for ids without one */
+    int *key_len; /* [vocab] */
+    char **piece; /* [vocab] decoded raw bytes, NUL-terminated (owned), never NULL */
     bpe_str_map vocab;
     bpe_pair_map merges;
     bpe_added *added; /* [n_added], longest first */
     int n_added;
-    uint32_t byte_cp[256]; /* the character each byte is written as */
-    int byte_id[256];   /* token of each byte's character, -1 if none */
-    int use_regex;      /* split with pattern before BPE */
+    unsigned char added_first[256]; /* 1 for the first byte of an added token */
+    uint32_t byte_cp[256];          /* the character each byte is written as */
+    int byte_id[256];               /* token of each byte's character, -1 if none */
+    int use_regex;                  /* split with pattern before BPE */
     tok_pattern pattern;
     int add_prefix_space;
     int ignore_merges; /* a word that is a token is taken whole */

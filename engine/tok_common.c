@@ -24,8 +24,7 @@ eng_status tok_read_file(const char *path, char **buf, size_t *len, char *err, s
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return tok_fail(err, errlen, ENG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return tok_fail(err, errlen, ENG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     eng_status st = ENG_OK;
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0) {
@@ -64,33 +63,36 @@ close_file:
 eng_status eng_tokenizer_encode(const eng_tokenizer *t, const char *text, int add_bos, int *ids,
                                 int max_ids, int *n_ids)
 {
-    if (n_ids)
-        *n_ids = 0;
-    if (!t || !text || !n_ids || max_ids < 0 || (!ids && max_ids > 0))
-        return ENG_ERR_INVALID_ARG;
+    if (n_ids) *n_ids = 0;
+    if (!t || !text || !n_ids || max_ids < 0 || (!ids && max_ids > 0)) return ENG_ERR_INVALID_ARG;
     tok_out out = {.ids = ids, .cap = max_ids, .n = 0};
-    if (add_bos && t->bos >= 0)
-        tok_out_push(&out, t->bos);
+    if (add_bos && t->bos >= 0) tok_out_push(&out, t->bos);
     eng_status st = t->ops->encode(t, text, &out);
-    if (st != ENG_OK)
-        return st;
+    if (st != ENG_OK) return st;
     *n_ids = out.n;
     return out.n > max_ids ? ENG_ERR_INVALID_ARG : ENG_OK;
 }
 
 const char *eng_tokenizer_decode(const eng_tokenizer *t, int prev_id, int id)
 {
-    if (!t || id < 0 || id >= t->vocab_size)
-        return "";
+    if (!t || id < 0 || id >= t->vocab_size) return "";
     return t->ops->decode(t, prev_id, id);
 }
 
-int eng_tokenizer_bos(const eng_tokenizer *t) { return t ? t->bos : -1; }
-int eng_tokenizer_eos(const eng_tokenizer *t) { return t ? t->eos : -1; }
-int eng_tokenizer_vocab_size(const eng_tokenizer *t) { return t ? t->vocab_size : 0; }
+int eng_tokenizer_bos(const eng_tokenizer *t)
+{
+    return t ? t->bos : -1;
+}
+int eng_tokenizer_eos(const eng_tokenizer *t)
+{
+    return t ? t->eos : -1;
+}
+int eng_tokenizer_vocab_size(const eng_tokenizer *t)
+{
+    return t ? t->vocab_size : 0;
+}
 
 void eng_tokenizer_free(eng_tokenizer *t)
 {
-    if (t)
-        t->ops->destroy(t);
+    if (t) t->ops->destroy(t);
 }

@@ -26,15 +26,13 @@ static eng_status parse_json_file(const char *path, cJSON **root, char *err, siz
     size_t len;
     *root = NULL;
     eng_status st = tok_read_file(path, &buf, &len, err, errlen);
-    if (st != ENG_OK)
-        return st;
+    if (st != ENG_OK) return st;
     const char *end = NULL;
     *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (!*root) {
         size_t at = end ? (size_t)(end - buf) : 0, line = 1, col = 1;
         for (size_t i = 0; i < at && i < len; i++, col++)
-            if (buf[i] == '\n')
-                line++, col = 0;
+            if (buf[i] == '\n') line++, col = 0;
         st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: bad JSON at line %zu column %zu (byte %zu)",
                       path, line, col, at);
     } else if (!cJSON_IsObject(*root)) {
@@ -102,8 +100,7 @@ static eng_status parse_pretok(load_ctx *c, bpe_tok *t, const cJSON *p, int *byt
         cJSON_ArrayForEach(it, list)
         {
             eng_status st = parse_pretok(c, t, it, byte_level);
-            if (st != ENG_OK)
-                return st;
+            if (st != ENG_OK) return st;
         }
         return ENG_OK;
     }
@@ -124,7 +121,8 @@ static eng_status parse_pretok(load_ctx *c, bpe_tok *t, const cJSON *p, int *byt
         const cJSON *re = get(get(p, "pattern"), "Regex"), *beh = get(p, "behavior");
         if (!cJSON_IsString(re))
             return FAIL(c, ENG_ERR_UNSUPPORTED,
-                        "%s: pre_tokenizer Split without a Regex pattern is not supported", c->path);
+                        "%s: pre_tokenizer Split without a Regex pattern is not supported",
+                        c->path);
         int pat = tok_pretok_lookup(re->valuestring);
         if (pat < 0)
             return FAIL(c, ENG_ERR_UNSUPPORTED,
@@ -166,8 +164,7 @@ static eng_status check_pipeline(load_ctx *c, bpe_tok *t, const cJSON *root)
     int byte_level = 0;
     if (pre && !cJSON_IsNull(pre)) {
         eng_status st = parse_pretok(c, t, pre, &byte_level);
-        if (st != ENG_OK)
-            return st;
+        if (st != ENG_OK) return st;
     }
     if (!byte_level)
         return FAIL(c, ENG_ERR_UNSUPPORTED,
@@ -190,8 +187,9 @@ static eng_status load_vocab(load_ctx *c, bpe_tok *t, const cJSON *vocab, const 
     {
         int id = as_id(it);
         if (id < 0)
-            return FAIL(c, ENG_ERR_FORMAT, "%s: model.vocab[\"%.60s\"]: id is not an integer in 0..%d",
-                        c->path, it->string, BPE_MAX_ID - 1);
+            return FAIL(c, ENG_ERR_FORMAT,
+                        "%s: model.vocab[\"%.60s\"]: id is not an integer in 0..%d", c->path,
+                        it->string, BPE_MAX_ID - 1);
         max_id = id > max_id ? id : max_id;
         n++;
     }
@@ -201,14 +199,14 @@ static eng_status load_vocab(load_ctx *c, bpe_tok *t, const cJSON *vocab, const 
         int id = as_id(get(it, "id"));
         const cJSON *content = get(it, "content");
         if (id < 0 || !cJSON_IsString(content) || !content->valuestring[0])
-            return FAIL(c, ENG_ERR_FORMAT,
-                        "%s: added_tokens[%d]: needs an integer id in 0..%d and a non-empty content",
-                        c->path, k, BPE_MAX_ID - 1);
+            return FAIL(
+                c, ENG_ERR_FORMAT,
+                "%s: added_tokens[%d]: needs an integer id in 0..%d and a non-empty content",
+                c->path, k, BPE_MAX_ID - 1);
         max_id = id > max_id ? id : max_id;
         k++;
     }
-    if (n == 0)
-        return FAIL(c, ENG_ERR_FORMAT, "%s: model.vocab is empty", c->path);
+    if (n == 0) return FAIL(c, ENG_ERR_FORMAT, "%s: model.vocab is empty", c->path);
     size_t V = (size_t)max_id + 1;
     t->base.vocab_size = (int)V;
     t->key = calloc(V, sizeof *t->key);
@@ -220,12 +218,12 @@ static eng_status load_vocab(load_ctx *c, bpe_tok *t, const cJSON *vocab, const 
     {
         int id = as_id(it);
         if (t->key[id])
-            return FAIL(c, ENG_ERR_FORMAT, "%s: model.vocab: id %d is given to \"%.60s\" and \"%.60s\"",
-                        c->path, id, t->key[id], it->string);
+            return FAIL(c, ENG_ERR_FORMAT,
+                        "%s: model.vocab: id %d is given to \"%.60s\" and \"%.60s\"", c->path, id,
+                        t->key[id], it->string);
         t->key_len[id] = (int)strlen(it->string);
         t->key[id] = strdup(it->string);
-        if (!t->key[id])
-            return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
+        if (!t->key[id]) return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
         if (bpe_str_map_put(&t->vocab, t->key[id], t->key_len[id], id))
             return FAIL(c, ENG_ERR_FORMAT, "%s: model.vocab: \"%.60s\" is given twice", c->path,
                         it->string);
@@ -233,7 +231,10 @@ static eng_status load_vocab(load_ctx *c, bpe_tok *t, const cJSON *vocab, const 
     return ENG_OK;
 }
 
-static int vocab_id(const bpe_tok *t, const char *s) { return bpe_str_map_get(&t->vocab, s, (int)strlen(s)); }
+static int vocab_id(const bpe_tok *t, const char *s)
+{
+    return bpe_str_map_get(&t->vocab, s, (int)strlen(s));
+}
 
 static eng_status load_merges(load_ctx *c, bpe_tok *t, const cJSON *merges)
 {
@@ -260,8 +261,8 @@ static eng_status load_merges(load_ctx *c, bpe_tok *t, const cJSON *merges)
             b = cJSON_GetArrayItem(it, 1)->valuestring;
         }
         if (!a) {
-            st = FAIL(c, ENG_ERR_FORMAT, "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]",
-                      c->path, rank);
+            st = FAIL(c, ENG_ERR_FORMAT,
+                      "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]", c->path, rank);
             goto free_cat;
         }
         size_t lb = strlen(b);
@@ -277,7 +278,10 @@ static eng_status load_merges(load_ctx *c, bpe_tok *t, const cJSON *merges)
         int im = vocab_id(t, cat);
         if (ia < 0 || ib < 0 || im < 0) {
             st = FAIL(c, ENG_ERR_FORMAT, "%s: model.merges[%d]: \"%.60s\" is not in the vocab",
-                      c->path, rank, ia < 0 ? (cat[la] = '\0', cat) : ib < 0 ? b : cat);
+                      c->path, rank,
+                      ia < 0   ? (cat[la] = '\0', cat)
+                      : ib < 0 ? b
+                               : cat);
             goto free_cat;
         }
         bpe_pair_map_put(&t->merges, ia, ib, rank, im);
@@ -297,20 +301,18 @@ static int added_cmp(const void *x, const void *y)
 static eng_status load_added(load_ctx *c, bpe_tok *t, const cJSON *added)
 {
     int n = cJSON_GetArraySize(added);
-    if (n == 0)
-        return ENG_OK;
+    if (n == 0) return ENG_OK;
     t->added = calloc((size_t)n, sizeof *t->added);
-    if (!t->added)
-        return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
+    if (!t->added) return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
     const cJSON *it;
     cJSON_ArrayForEach(it, added)
     {
         bpe_added *a = &t->added[t->n_added];
         a->s = strdup(get(it, "content")->valuestring);
-        if (!a->s)
-            return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
+        if (!a->s) return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
         t->n_added++;
         a->len = (int)strlen(a->s);
+        t->added_first[(unsigned char)a->s[0]] = 1;
         a->id = as_id(get(it, "id"));
         a->lstrip = is_true(it, "lstrip", 0);
         a->rstrip = is_true(it, "rstrip", 0);
@@ -331,17 +333,14 @@ static eng_status build_pieces(load_ctx *c, bpe_tok *t)
     for (int i = 0; i < t->n_added; i++) {
         free(t->piece[t->added[i].id]);
         t->piece[t->added[i].id] = strdup(t->added[i].s);
-        if (!t->piece[t->added[i].id])
-            return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
+        if (!t->piece[t->added[i].id]) return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
     }
     for (int id = 0; id < t->base.vocab_size; id++) {
-        if (t->piece[id])
-            continue;
+        if (t->piece[id]) continue;
         const unsigned char *k = (const unsigned char *)(t->key[id] ? t->key[id] : "");
         size_t n = (size_t)t->key_len[id], o = 0;
         char *p = malloc(n + 1);
-        if (!p)
-            return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
+        if (!p) return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
         for (size_t i = 0; i < n;) {
             int adv;
             uint32_t cp = tok_utf8_next(k + i, n - i, &adv);
@@ -363,23 +362,19 @@ static eng_status build_pieces(load_ctx *c, bpe_tok *t)
 static void bos_from_template(bpe_tok *t, const cJSON *pp)
 {
     const cJSON *type = get(pp, "type");
-    if (!cJSON_IsString(type))
-        return;
+    if (!cJSON_IsString(type)) return;
     if (strcmp(type->valuestring, "Sequence") == 0) {
         const cJSON *it;
         cJSON_ArrayForEach(it, get(pp, "processors")) bos_from_template(t, it);
         return;
     }
-    if (strcmp(type->valuestring, "TemplateProcessing") != 0)
-        return;
+    if (strcmp(type->valuestring, "TemplateProcessing") != 0) return;
     const cJSON *first = cJSON_GetArrayItem(get(pp, "single"), 0);
     const cJSON *name = get(get(first, "SpecialToken"), "id");
-    if (!cJSON_IsString(name))
-        return;
+    if (!cJSON_IsString(name)) return;
     const cJSON *spec = get(get(pp, "special_tokens"), name->valuestring);
     int id = as_id(cJSON_GetArrayItem(get(spec, "ids"), 0));
-    if (id >= 0 && id < t->base.vocab_size && t->base.bos < 0)
-        t->base.bos = id;
+    if (id >= 0 && id < t->base.vocab_size && t->base.bos < 0) t->base.bos = id;
 }
 
 static eng_status ids_from_config(load_ctx *c, bpe_tok *t, const char *dir, const char *file)
@@ -389,16 +384,13 @@ static eng_status ids_from_config(load_ctx *c, bpe_tok *t, const char *dir, cons
         return ENG_OK;
     cJSON *root;
     eng_status st = parse_json_file(p, &root, c->err, c->errlen);
-    if (st != ENG_OK)
-        return st;
+    if (st != ENG_OK) return st;
     static const char *const names[2] = {"bos_token_id", "eos_token_id"};
     int *dst[2] = {&t->base.bos, &t->base.eos};
     for (int i = 0; i < 2 && st == ENG_OK; i++) {
         const cJSON *v = get(root, names[i]);
-        if (cJSON_IsArray(v))
-            v = cJSON_GetArrayItem(v, 0);
-        if (!v || cJSON_IsNull(v) || *dst[i] >= 0)
-            continue;
+        if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
+        if (!v || cJSON_IsNull(v) || *dst[i] >= 0) continue;
         int id = as_id(v);
         if (id < 0 || id >= t->base.vocab_size)
             st = FAIL(c, ENG_ERR_FORMAT, "%s: %s is not an id of the tokenizer (vocab %d)", p,
@@ -418,24 +410,19 @@ static eng_status special_ids(load_ctx *c, bpe_tok *t, const cJSON *root)
         snprintf(dir, sizeof dir, ".");
     else
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - c->path), c->path);
-    if (slash == c->path)
-        snprintf(dir, sizeof dir, "/");
+    if (slash == c->path) snprintf(dir, sizeof dir, "/");
     eng_status st = ids_from_config(c, t, dir, "generation_config.json");
-    if (st == ENG_OK)
-        st = ids_from_config(c, t, dir, "config.json");
-    if (st == ENG_OK)
-        bos_from_template(t, get(root, "post_processor"));
+    if (st == ENG_OK) st = ids_from_config(c, t, dir, "config.json");
+    if (st == ENG_OK) bos_from_template(t, get(root, "post_processor"));
     return st;
 }
 
 static eng_status load(load_ctx *c, bpe_tok *t, const cJSON *root)
 {
     const cJSON *model = get(root, "model");
-    if (!cJSON_IsObject(model))
-        return FAIL(c, ENG_ERR_FORMAT, "%s: no \"model\" object", c->path);
+    if (!cJSON_IsObject(model)) return FAIL(c, ENG_ERR_FORMAT, "%s: no \"model\" object", c->path);
     eng_status st = check_model(c, model);
-    if (st != ENG_OK)
-        return st;
+    if (st != ENG_OK) return st;
     const cJSON *vocab = get(model, "vocab"), *merges = get(model, "merges");
     const cJSON *added = get(root, "added_tokens");
     if (!cJSON_IsObject(vocab))
@@ -456,21 +443,18 @@ static eng_status load(load_ctx *c, bpe_tok *t, const cJSON *root)
         char ch[4];
         t->byte_id[b] = bpe_str_map_get(&t->vocab, ch, tok_utf8_put(t->byte_cp[b], ch));
     }
-    if ((st = build_pieces(c, t)) != ENG_OK)
-        return st;
+    if ((st = build_pieces(c, t)) != ENG_OK) return st;
     return special_ids(c, t, root);
 }
 
 eng_status eng_tokenizer_load_hf(const char *path, eng_tokenizer **out, char *err, size_t errlen)
 {
-    if (out)
-        *out = NULL;
+    if (out) *out = NULL;
     if (!path || !out)
         return tok_fail(err, errlen, ENG_ERR_INVALID_ARG, "tokenizer: no path or output given");
     cJSON *root;
     eng_status st = parse_json_file(path, &root, err, errlen);
-    if (st != ENG_OK)
-        return st;
+    if (st != ENG_OK) return st;
     bpe_tok *t = calloc(1, sizeof *t);
     if (!t) {
         st = tok_fail(err, errlen, ENG_ERR_NOMEM, "%s: out of memory", path);

@@ -16,8 +16,7 @@ typedef struct tok_out {
 
 static inline void tok_out_push(tok_out *o, int id)
 {
-    if (o->n < o->cap)
-        o->ids[o->n] = id;
+    if (o->n < o->cap) o->ids[o->n] = id;
     o->n++;
 }
 

@@ -20,12 +20,12 @@ typedef struct {
 
 typedef struct {
     eng_tokenizer base;
-    char *blob;      /* all token strings, each NUL-terminated */
-    char **piece;    /* [vocab] token text */
-    int *len;        /* [vocab] token length in bytes */
-    float *score;    /* [vocab] merge score */
-    l2_entry *sorted; /* [vocab] by (bytes, id), for bsearch */
-    int max_len;     /* longest token in bytes */
+    char *blob;         /* all token strings, each NUL-terminated */
+    char **piece;       /* [vocab] token text */
+    int *len;           /* [vocab] token length in bytes */
+    float *score;       /* [vocab] merge score */
+    l2_entry *sorted;   /* [vocab] by (bytes, id), for bsearch */
+    int max_len;        /* longest token in bytes */
     char bytes[256][2]; /* the raw byte of each byte token, NUL-terminated */
 } l2_tok;
 
@@ -34,10 +34,8 @@ static int entry_cmp(const void *a, const void *b)
     const l2_entry *x = a, *y = b;
     int n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->s, y->s, (size_t)n);
-    if (c)
-        return c;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
+    if (c) return c;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
     return (x->id > y->id) - (x->id < y->id);
 }
 
@@ -70,8 +68,7 @@ static int l2_pair(const void *ctx, int left, int right, int *merged, double *pr
     memcpy(c->buf, t->piece[left], (size_t)t->len[left]);
     memcpy(c->buf + t->len[left], t->piece[right], (size_t)t->len[right]);
     int id = l2_lookup(t, c->buf, t->len[left] + t->len[right]);
-    if (id < 0 || !(t->score[id] > L2_MIN_SCORE))
-        return 0;
+    if (id < 0 || !(t->score[id] > L2_MIN_SCORE)) return 0;
     *merged = id;
     *prio = t->score[id];
     return 1;
@@ -81,8 +78,7 @@ static eng_status l2_encode(const eng_tokenizer *base, const char *text, tok_out
 {
     const l2_tok *t = (const l2_tok *)base;
     size_t n = strlen(text);
-    if (n == 0)
-        return ENG_OK;
+    if (n == 0) return ENG_OK;
     /* One symbol per byte at most, plus the dummy prefix. */
     size_t cap = n + 1;
     tok_sym *syms = malloc(cap * sizeof *syms);
@@ -130,11 +126,9 @@ free_scratch:
 static int byte_token(const char *p, int len)
 {
     static const char hex[] = "0123456789ABCDEF";
-    if (len != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>')
-        return -1;
+    if (len != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') return -1;
     const char *hi = memchr(hex, p[3], 16), *lo = memchr(hex, p[4], 16);
-    if (!hi || !lo || !p[3] || !p[4])
-        return -1;
+    if (!hi || !lo || !p[3] || !p[4]) return -1;
     return (int)((hi - hex) * 16 + (lo - hex));
 }
 
@@ -142,8 +136,7 @@ static const char *l2_decode(const eng_tokenizer *base, int prev_id, int id)
 {
     const l2_tok *t = (const l2_tok *)base;
     const char *p = t->piece[id];
-    if (prev_id == t->base.bos && p[0] == ' ')
-        p++;
+    if (prev_id == t->base.bos && p[0] == ' ') p++;
     int b = byte_token(t->piece[id], t->len[id]);
     return b >= 0 ? t->bytes[b] : p;
 }
@@ -184,8 +177,7 @@ static float rd_f32(const unsigned char *p)
 eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_tokenizer **out,
                                      char *err, size_t errlen)
 {
-    if (out)
-        *out = NULL;
+    if (out) *out = NULL;
     if (!path || !out)
         return tok_fail(err, errlen, ENG_ERR_INVALID_ARG, "tokenizer: no path or output given");
     if (vocab_size < L2_BYTE_BASE + 256)
@@ -196,8 +188,7 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
     char *file;
     size_t flen;
     eng_status st = tok_read_file(path, &file, &flen, err, errlen);
-    if (st != ENG_OK)
-        return st;
+    if (st != ENG_OK) return st;
     const unsigned char *d = (const unsigned char *)file;
     l2_tok *t = calloc(1, sizeof *t);
     size_t V = (size_t)vocab_size;
@@ -235,8 +226,8 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
     for (size_t i = 0; i < V; i++) {
         if (flen - off < 8) {
             st = tok_fail(err, errlen, ENG_ERR_FORMAT,
-                          "%s: truncated at token %zu of %zu (offset %zu of %zu bytes)", path, i,
-                          V, off, flen);
+                          "%s: truncated at token %zu of %zu (offset %zu of %zu bytes)", path, i, V,
+                          off, flen);
             goto free_tok;
         }
         float score = rd_f32(d + off);
@@ -268,8 +259,7 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
         t->len[i] = len;
         t->score[i] = score;
         t->sorted[i] = (l2_entry){t->piece[i], len, (int)i};
-        if (len > t->max_len)
-            t->max_len = len;
+        if (len > t->max_len) t->max_len = len;
     }
     if (off != flen) {
         st = tok_fail(err, errlen, ENG_ERR_FORMAT,
@@ -280,7 +270,7 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
     }
     for (int b = 0; b < 256; b++) {
         if (byte_token(t->piece[L2_BYTE_BASE + b], t->len[L2_BYTE_BASE + b]) != b) {
-            st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: token %d is '%s', expected <0x%02X>",
+            st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: token %d is '%.16s', expected <0x%02X>",
                           path, L2_BYTE_BASE + b, t->piece[L2_BYTE_BASE + b], b);
             goto free_tok;
         }

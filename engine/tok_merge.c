@@ -5,8 +5,7 @@
 /* a before b: higher priority, then the leftmost pair (positions keep text order). */
 static int ent_before(const tok_heap_ent *a, const tok_heap_ent *b)
 {
-    if (a->prio != b->prio)
-        return a->prio > b->prio;
+    if (a->prio != b->prio) return a->prio > b->prio;
     return a->pos < b->pos;
 }
 
@@ -15,8 +14,7 @@ static void heap_push(tok_heap_ent *h, int *n, tok_heap_ent e)
     int i = (*n)++;
     while (i > 0) {
         int p = (i - 1) / 2;
-        if (!ent_before(&e, &h[p]))
-            break;
+        if (!ent_before(&e, &h[p])) break;
         h[i] = h[p];
         i = p;
     }
@@ -29,12 +27,9 @@ static tok_heap_ent heap_pop(tok_heap_ent *h, int *n)
     int i = 0;
     for (;;) {
         int c = 2 * i + 1;
-        if (c >= *n)
-            break;
-        if (c + 1 < *n && ent_before(&h[c + 1], &h[c]))
-            c++;
-        if (!ent_before(&h[c], &last))
-            break;
+        if (c >= *n) break;
+        if (c + 1 < *n && ent_before(&h[c + 1], &h[c])) c++;
+        if (!ent_before(&h[c], &last)) break;
         h[i] = h[c];
         i = c;
     }
@@ -42,15 +37,12 @@ static tok_heap_ent heap_pop(tok_heap_ent *h, int *n)
     return top;
 }
 
-static void try_pair(tok_sym *s, int pos, tok_heap_ent *h, int *nh, tok_pair_fn fn,
-                     const void *ctx)
+static void try_pair(tok_sym *s, int pos, tok_heap_ent *h, int *nh, tok_pair_fn fn, const void *ctx)
 {
-    if (pos < 0 || s[pos].next < 0)
-        return;
+    if (pos < 0 || s[pos].next < 0) return;
     int r = s[pos].next;
     tok_heap_ent e = {.pos = pos, .rpos = r, .left = s[pos].id, .right = s[r].id};
-    if (fn(ctx, e.left, e.right, &e.merged, &e.prio))
-        heap_push(h, nh, e);
+    if (fn(ctx, e.left, e.right, &e.merged, &e.prio)) heap_push(h, nh, e);
 }
 
 void tok_merge(tok_sym *s, int n, tok_heap_ent *heap, tok_pair_fn fn, const void *ctx)
@@ -61,13 +53,11 @@ void tok_merge(tok_sym *s, int n, tok_heap_ent *heap, tok_pair_fn fn, const void
     while (nh > 0) {
         tok_heap_ent e = heap_pop(heap, &nh);
         /* Valid only if the pair is still adjacent with the same ids. */
-        if (s[e.pos].id != e.left || s[e.pos].next != e.rpos || s[e.rpos].id != e.right)
-            continue;
+        if (s[e.pos].id != e.left || s[e.pos].next != e.rpos || s[e.rpos].id != e.right) continue;
         int nx = s[e.rpos].next;
         s[e.pos].id = e.merged;
         s[e.pos].next = nx;
-        if (nx >= 0)
-            s[nx].prev = e.pos;
+        if (nx >= 0) s[nx].prev = e.pos;
         s[e.rpos].id = -1;
         s[e.rpos].next = s[e.rpos].prev = -1;
         try_pair(s, s[e.pos].prev, heap, &nh, fn, ctx);

@@ -8,8 +8,7 @@ uint32_t tok_utf8_next(const unsigned char *s, size_t len, int *adv)
 {
     unsigned c = s[0];
     *adv = 1;
-    if (c < 0x80)
-        return c;
+    if (c < 0x80) return c;
     int n;
     uint32_t cp, min;
     if ((c & 0xE0) == 0xC0) {
@@ -21,16 +20,13 @@ uint32_t tok_utf8_next(const unsigned char *s, size_t len, int *adv)
     } else {
         return 0xFFFD;
     }
-    if ((size_t)n > len)
-        return 0xFFFD;
+    if ((size_t)n > len) return 0xFFFD;
     for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0xFFFD;
+        if ((s[i] & 0xC0) != 0x80) return 0xFFFD;
         cp = (cp << 6) | (s[i] & 0x3F);
     }
     /* Overlong forms, surrogates and values past U+10FFFF are not valid UTF-8. */
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0xFFFD;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0xFFFD;
     *adv = n;
     return cp;
 }
@@ -76,15 +72,13 @@ static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp)
 
 int tok_uni_is_letter(uint32_t cp)
 {
-    if (cp < 0x80)
-        return (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z';
+    if (cp < 0x80) return (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z';
     return in_ranges(tok_uni_letter, sizeof tok_uni_letter / sizeof tok_uni_letter[0], cp);
 }
 
 int tok_uni_is_number(uint32_t cp)
 {
-    if (cp < 0x80)
-        return cp >= '0' && cp <= '9';
+    if (cp < 0x80) return cp >= '0' && cp <= '9';
     return in_ranges(tok_uni_number, sizeof tok_uni_number / sizeof tok_uni_number[0], cp);
 }
 

@@ -27,26 +27,27 @@ static char tmp_dir[] = "/tmp/test_eng_tokenizer.XXXXXX";
 
 static int have_shared(void)
 {
-    char p[1024];
+    char p[4096];
     struct stat sb;
-    snprintf(p, sizeof p, "%s/models/tok512.bin", shared_dir);
+    if ((size_t)snprintf(p, sizeof p, "%s/models/tok512.bin", shared_dir) >= sizeof p) return 0;
     return stat(p, &sb) == 0;
 }
 
 #define NEED_SHARED()                                                                              \
     do {                                                                                           \
         if (!have_shared()) {                                                                      \
-            print_message("SKIP: %s/models/tok512.bin absent\n", shared_dir);                    \
+            print_message("SKIP: %s/models/tok512.bin absent\n", shared_dir);                      \
             skip();                                                                                \
         }                                                                                          \
     } while (0)
 
 static char *path_in(const char *dir, const char *name)
 {
-    static char p[4][1024];
+    static char p[4][4096];
     static int k;
     k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    if ((size_t)snprintf(p[k], sizeof p[k], "%s/%s", dir, name) >= sizeof p[k])
+        fail_msg("path too long: %s/%s", dir, name);
     return p[k];
 }
 
@@ -99,10 +100,9 @@ static eng_tokenizer *load_tok512(void)
 {
     char err[512] = "";
     eng_tokenizer *t = NULL;
-    eng_status st =
-        eng_tokenizer_load_llama2(path_in(shared_dir, "models/tok512.bin"), 512, &t, err, sizeof err);
-    if (st != ENG_OK)
-        fail_msg("load tok512: %s", err);
+    eng_status st = eng_tokenizer_load_llama2(path_in(shared_dir, "models/tok512.bin"), 512, &t,
+                                              err, sizeof err);
+    if (st != ENG_OK) fail_msg("load tok512: %s", err);
     return t;
 }
 
@@ -199,16 +199,14 @@ static naive_vocab naive_load(void)
 static int naive_find(const naive_vocab *v, const char *s, int len)
 {
     for (int i = 0; i < v->n; i++)
-        if (v->len[i] == len && memcmp(v->s[i], s, (size_t)len) == 0)
-            return i;
+        if (v->len[i] == len && memcmp(v->s[i], s, (size_t)len) == 0) return i;
     return -1;
 }
 
 static int naive_encode(const naive_vocab *v, const char *text, int *ids)
 {
     int n = 0;
-    if (!*text)
-        return 0;
+    if (!*text) return 0;
     ids[n++] = naive_find(v, " ", 1);
     size_t tl = strlen(text);
     for (size_t i = 0; i < tl;) {
@@ -232,11 +230,9 @@ static int naive_encode(const naive_vocab *v, const char *text, int *ids)
             memcpy(buf, v->s[ids[i]], (size_t)la);
             memcpy(buf + la, v->s[ids[i + 1]], (size_t)lb);
             int id = naive_find(v, buf, la + lb);
-            if (id >= 0 && v->score[id] > best)
-                best = v->score[id], at = i, best_id = id;
+            if (id >= 0 && v->score[id] > best) best = v->score[id], at = i, best_id = id;
         }
-        if (at < 0)
-            break;
+        if (at < 0) break;
         ids[at] = best_id;
         memmove(ids + at + 1, ids + at + 2, (size_t)(n - at - 2) * sizeof(int));
         n--;
@@ -250,8 +246,9 @@ static void test_l2_vs_naive(void **state)
     NEED_SHARED();
     eng_tokenizer *t = load_tok512();
     naive_vocab v = naive_load();
-    static const char *const alphabet[] = {"a", "e", "t", "h", "o", "n", " ", " ", ",", ".", "\n",
-                                           "Th", "ing", "é", "漢", "😀", "\x80", "\xff", "'"};
+    static const char *const alphabet[] = {"a",  "e", "t",    "h",    "o",  "n",   " ",
+                                           " ",  ",", ".",    "\n",   "Th", "ing", "é",
+                                           "漢", "😀", "\x80", "\xff", "'"};
     uint32_t seed = 12345;
     char text[256];
     int ours[300], ref[300];
@@ -334,8 +331,9 @@ static void test_l2_bad(void **state)
 
 static void check_fixture(const char *name, int bos, int eos)
 {
-    char dir[1024], err[512] = "";
-    snprintf(dir, sizeof dir, "%s/fixtures/hf/%s", shared_dir, name);
+    char dir[4096], err[512] = "";
+    if ((size_t)snprintf(dir, sizeof dir, "%s/fixtures/hf/%s", shared_dir, name) >= sizeof dir)
+        fail_msg("path too long");
     size_t n;
     char *ref = read_all(path_in(dir, "reference.json"), &n);
     cJSON *root = cJSON_Parse(ref);
@@ -402,9 +400,10 @@ static void byte_char(int b, char *out)
 }
 
 /* A tokenizer.json: the 256 byte characters as ids 0..255, then one token per merge (256 + i),
- * merges (written "a|b" in raw bytes) given as "a b" strings (pairs 0) or [a, b] arrays (pairs 1); added tokens after. */
-static char *make_bpe_json(const char *pretok, const char *const *merges, int n_merges,
-                           int pairs, const char *added)
+ * merges (written "a|b" in raw bytes) given as "a b" strings (pairs 0) or [a, b] arrays (pairs 1);
+ * added tokens after. */
+static char *make_bpe_json(const char *pretok, const char *const *merges, int n_merges, int pairs,
+                           const char *added)
 {
     cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject();
     cJSON *vocab = cJSON_CreateObject(), *ml = cJSON_CreateArray();
@@ -441,8 +440,7 @@ static char *make_bpe_json(const char *pretok, const char *const *merges, int n_
     cJSON_AddItemToObject(model, "merges", ml);
     cJSON_AddItemToObject(root, "model", model);
     cJSON_AddItemToObject(root, "pre_tokenizer", cJSON_Parse(pretok));
-    if (added)
-        cJSON_AddItemToObject(root, "added_tokens", cJSON_Parse(added));
+    if (added) cJSON_AddItemToObject(root, "added_tokens", cJSON_Parse(added));
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return s;
@@ -451,7 +449,7 @@ static char *make_bpe_json(const char *pretok, const char *const *merges, int n_
 static const char gpt2_pretok[] = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
                                   "\"use_regex\":true}";
 #define SPLIT(re)                                                                                  \
-    "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"" re  \
+    "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"" re   \
     "\"},\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\","                     \
     "\"add_prefix_space\":false,\"use_regex\":false}]}"
 static const char llama3_pretok[] =
@@ -479,8 +477,7 @@ static eng_tokenizer *load_json_text(const char *json, const char *name)
     char *p = path_in(tmp_dir, name), err[512] = "";
     write_file(p, json, strlen(json));
     eng_tokenizer *t = NULL;
-    if (eng_tokenizer_load_hf(p, &t, err, sizeof err) != ENG_OK)
-        fail_msg("%s", err);
+    if (eng_tokenizer_load_hf(p, &t, err, sizeof err) != ENG_OK) fail_msg("%s", err);
     return t;
 }
 
@@ -510,24 +507,24 @@ static void test_hf_patterns(void **state)
 
     j = make_bpe_json(gpt2_pretok, merges, nm, 0, NULL);
     t = load_json_text(j, "gpt2.json");
-    expect_ids(t, "1234", IDS(257, 256));            /* one word: "34" ranks first */
-    expect_ids(t, "x 1", IDS('x', 259));             /* " ?\p{N}+" keeps the space */
-    expect_ids(t, "'S", IDS('\'', 'S'));             /* contractions are lower case only */
+    expect_ids(t, "1234", IDS(257, 256)); /* one word: "34" ranks first */
+    expect_ids(t, "x 1", IDS('x', 259));  /* " ?\p{N}+" keeps the space */
+    expect_ids(t, "'S", IDS('\'', 'S'));  /* contractions are lower case only */
     expect_ids(t, "!a", IDS('!', 'a'));
-    expect_ids(t, "a  x", IDS('a', ' ', 264));       /* \s+(?!\S) leaves one space */
-    expect_ids(t, "\n \nz", IDS(261, '\n', 'z'));    /* ... here the last newline */
-    expect_ids(t, "z\n \n", IDS('z', 262));          /* at the end the whole run */
+    expect_ids(t, "a  x", IDS('a', ' ', 264));    /* \s+(?!\S) leaves one space */
+    expect_ids(t, "\n \nz", IDS(261, '\n', 'z')); /* ... here the last newline */
+    expect_ids(t, "z\n \n", IDS('z', 262));       /* at the end the whole run */
     eng_tokenizer_free(t);
     free(j);
 
     j = make_bpe_json(llama3_pretok, merges, nm, 1, NULL);
     t = load_json_text(j, "llama3.json");
-    expect_ids(t, "1234", IDS(258, '4'));            /* digits in threes */
-    expect_ids(t, "x 1", IDS('x', ' ', '1'));        /* the space stands alone */
-    expect_ids(t, "'S", IDS(260));                   /* case-insensitive contraction */
-    expect_ids(t, "!a", IDS(263));                   /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    expect_ids(t, "1234", IDS(258, '4'));     /* digits in threes */
+    expect_ids(t, "x 1", IDS('x', ' ', '1')); /* the space stands alone */
+    expect_ids(t, "'S", IDS(260));            /* case-insensitive contraction */
+    expect_ids(t, "!a", IDS(263));            /* [^\r\n\p{L}\p{N}]?\p{L}+ */
     expect_ids(t, "a  x", IDS('a', ' ', 264));
-    expect_ids(t, "\n \nz", IDS(262, 'z'));          /* \s*[\r\n]+ */
+    expect_ids(t, "\n \nz", IDS(262, 'z'));                   /* \s*[\r\n]+ */
     expect_ids(t, "x\n\n  ", IDS('x', '\n', '\n', ' ', ' ')); /* newlines, then the end */
     eng_tokenizer_free(t);
     free(j);
@@ -565,20 +562,17 @@ static void test_hf_added(void **state)
     free(j);
 }
 
-static void expect_hf_error(const char *name, const char *json, eng_status want,
-                            const char *needle)
+static void expect_hf_error(const char *name, const char *json, eng_status want, const char *needle)
 {
     char *p = path_in(tmp_dir, name), err[512] = "";
-    if (json)
-        write_file(p, json, strlen(json));
+    if (json) write_file(p, json, strlen(json));
     eng_tokenizer *t = (eng_tokenizer *)&err;
     eng_status st = eng_tokenizer_load_hf(p, &t, err, sizeof err);
     print_message("  -> %s\n", err);
     assert_int_equal(st, want);
     assert_null(t);
     assert_non_null(strstr(err, p));
-    if (!strstr(err, needle))
-        fail_msg("error \"%s\" lacks \"%s\"", err, needle);
+    if (!strstr(err, needle)) fail_msg("error \"%s\" lacks \"%s\"", err, needle);
     assert_null(strchr(err, '\n'));
 }
 
@@ -599,10 +593,11 @@ static void test_hf_bad(void **state)
                     ENG_ERR_FORMAT, "no model.merges array");
     expect_hf_error("novocab.json", "{\"model\":{\"type\":\"BPE\",\"merges\":[]}}", ENG_ERR_FORMAT,
                     "no model.vocab object");
-    expect_hf_error("badmerge.json",
-                    "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]},"
-                    "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
-                    ENG_ERR_FORMAT, "model.merges[0]: \"ab\" is not in the vocab");
+    expect_hf_error(
+        "badmerge.json",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]},"
+        "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+        ENG_ERR_FORMAT, "model.merges[0]: \"ab\" is not in the vocab");
     expect_hf_error("badid.json",
                     "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-3},\"merges\":[]},"
                     "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
@@ -616,9 +611,10 @@ static void test_hf_bad(void **state)
                     "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\d+\"},"
                     "\"behavior\":\"Isolated\"}}",
                     ENG_ERR_UNSUPPORTED, "regex is not one of GPT-2, Llama-3, Qwen2: \\d+");
-    expect_hf_error("fallback.json",
-                    "{\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{},\"merges\":[]}}",
-                    ENG_ERR_UNSUPPORTED, "byte_fallback");
+    expect_hf_error(
+        "fallback.json",
+        "{\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{},\"merges\":[]}}",
+        ENG_ERR_UNSUPPORTED, "byte_fallback");
 }
 
 static int setup(void **state)
@@ -631,14 +627,13 @@ static int teardown(void **state)
 {
     (void)state;
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    if ((size_t)snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir) >= sizeof cmd) return -1;
     return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        shared_dir = argv[1];
+    if (argc > 1) shared_dir = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_patterns), cmocka_unit_test(test_hf_added),
         cmocka_unit_test(test_hf_bad),      cmocka_unit_test(test_l2_basics),
