@@ -49,7 +49,7 @@ coll_status coll_ring_op(ring_comm *rc, const coll_call *c, const void *send, vo
     case COLL_OP_BARRIER: rs = ring_barrier(rc); break;
     }
     if (rs == RING_OK) return COLL_OK;
-    return coll_fail(err, errlen, coll_ring_status(rs), "ring: %s", ring_comm_last_error(rc));
+    return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.400s", ring_comm_last_error(rc));
 }
 
 static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t errlen)
@@ -58,7 +58,7 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     ring_config cfg;
     char rerr[512];
     ring_status rs = ring_config_load(path, &cfg, rerr, sizeof(rerr));
-    if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "RING_CONFIG: %s", rerr);
+    if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "RING_CONFIG: %.480s", rerr);
     ring_params rp;
     ring_params_init(&rp);
     rp.config = &cfg;
@@ -66,7 +66,7 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     rp.op_timeout_ms = comm->op_timeout_ms;
     ring_comm *rc = NULL;
     rs = ring_comm_create(&rp, &rc, rerr, sizeof(rerr));
-    if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "ring: %s", rerr);
+    if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.480s", rerr);
     coll_layout *L = &comm->layout;
     L->world_size = ring_comm_size(rc);
     L->rank = ring_comm_rank(rc);
@@ -74,7 +74,7 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     L->local_size = 1;
     /* Ranks of one host share its GPUs round-robin. */
     L->device = L->visible > 0 ? L->rank % L->visible : -1;
-    snprintf(comm->peers, sizeof(comm->peers), "right %s:%d, master %s:%d (%s)", cfg.right_ip,
+    snprintf(comm->peers, sizeof(comm->peers), "right %.60s:%d, master %.60s:%d (%.100s)", cfg.right_ip,
              cfg.right_port, cfg.master_ip, cfg.master_port, path);
     comm->shared = rc;
     *state = rc;

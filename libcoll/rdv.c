@@ -1,7 +1,9 @@
 /* The NCCL id hand-off over TCP: a head accepts a known set of workers, checks what each
  * says about the job, then sends every one the same 128-byte blob. Used by multi-node
  * mode (MISTRALRS_MN_*) and by the local leader for the processes it spawns. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* accept4 */
+#endif
 #include "coll_private.h"
 
 #include <arpa/inet.h>
