@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int coll_test_failures;
+static int coll_test_failures __attribute__((unused));
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
