@@ -5,7 +5,7 @@
 # `make` and `make -C tests coll_gpu_bench test_coll_gpu`); BUILD_DIR/gpu-libs holds
 # libcjson.so.1 for hosts without cJSON. Results: $OUT/gpu-results.txt (and raw logs).
 set -u
-B=${1:-build}
+B=$(cd "${1:-build}" && pwd) || { echo "FAIL: no build folder ${1:-build}"; exit 1; }
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
