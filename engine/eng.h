@@ -135,11 +135,14 @@ void eng_state_free(eng_state *s);
 eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
                        int want_logits, const eng_reducer *red, const float **logits);
 
-/* Sampling: temperature 0 is greedy (lowest id wins ties); else softmax(logits/T) with top-p
- * nucleus (top_p >= 1 or <= 0: all tokens). rng_state: xorshift state, never 0.
- * Modifies logits. */
-int eng_sample(float *logits, int vocab, float temperature, float top_p, uint64_t *rng_state,
-               int *scratch_idx, float *scratch_p);
+/* Sampling: temperature 0 is greedy (lowest id wins ties); else softmax(logits / T), cut to
+ * the top-p nucleus when 0 < top_p < 1, drawn with a xorshift generator seeded by seed.
+ * Not thread-safe per sampler. */
+typedef struct eng_sampler eng_sampler;
+eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_t seed,
+                              eng_sampler **out);
+int eng_sampler_sample(eng_sampler *s, const float *logits); /* [vocab] -> token id */
+void eng_sampler_free(eng_sampler *s);
 
 /* Kernel variant picked at run time ("avx2-fma" or "scalar"). */
 const char *eng_kernel_name(void);
