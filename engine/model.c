@@ -106,7 +106,8 @@ static eng_status expect(const eng_tref *t, int64_t rows, int64_t cols, const ch
                          char *err, size_t errlen)
 {
     if (!t->data)
-        return eng_fail(ENG_ERR_FORMAT, err, errlen, "tensor %s missing", what);
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "tensor %s missing (%s)",
+                        t->name ? t->name : what, what);
     if (t->rows != rows || t->cols != cols)
         return eng_fail(ENG_ERR_FORMAT, err, errlen,
                         "tensor %s has shape [%lld, %lld], expected [%lld, %lld]", t->name,

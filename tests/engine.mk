@@ -10,3 +10,9 @@ TESTS += test_eng_stories
 test_eng_stories_SOURCES = test_eng_stories.c $(ENG_HARNESS)
 test_eng_stories_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_stories_LDADD = $(ENG_TEST_LDADD)
+
+check_PROGRAMS += test_eng_hf
+TESTS += test_eng_hf
+test_eng_hf_SOURCES = test_eng_hf.c $(ENG_HARNESS)
+test_eng_hf_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
+test_eng_hf_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
