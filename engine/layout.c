@@ -3,7 +3,7 @@
 
 eng_status eng_tp_check_heads(int n_heads, int n_kv_heads, int tp_size, char *err, size_t errlen)
 {
-    if (n_heads <= 0 || n_kv_heads <= 0 || tp_size <= 0 || n_heads % n_kv_heads != 0)
+    if (n_heads <= 0 || n_kv_heads <= 0 || tp_size <= 0)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "invalid head counts: %d attention heads, %d KV heads, tensor parallel "
                         "size %d",
@@ -25,6 +25,11 @@ eng_status eng_tp_check_heads(int n_heads, int n_kv_heads, int tp_size, char *er
                         "(%d) when KV heads are replicated.",
                         tp_size, n_kv_heads);
     }
+    /* After the rules above, so that their messages win (the (30, 8, 3) case). */
+    if (n_heads % n_kv_heads != 0)
+        return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+                        "attention heads (%d) are not a multiple of KV heads (%d)", n_heads,
+                        n_kv_heads);
     return ENG_OK;
 }
 

@@ -16,3 +16,12 @@ TESTS += test_eng_hf
 test_eng_hf_SOURCES = test_eng_hf.c $(ENG_HARNESS)
 test_eng_hf_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
 test_eng_hf_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
+
+check_PROGRAMS += test_eng_layout test_eng_tp
+TESTS += test_eng_layout test_eng_tp
+test_eng_layout_SOURCES = test_eng_layout.c
+test_eng_layout_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_layout_LDADD = $(ENG_TEST_LDADD)
+test_eng_tp_SOURCES = test_eng_tp.c $(ENG_HARNESS)
+test_eng_tp_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_tp_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la
