@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -143,6 +144,19 @@ eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_
                               eng_sampler **out);
 int eng_sampler_sample(eng_sampler *s, const float *logits); /* [vocab] -> token id */
 void eng_sampler_free(eng_sampler *s);
+
+/* The ringinfer command line ("run -m MODEL ..."), over any communicator: one process
+ * (comm NULL), N processes over libcoll (ringinfer.c), or test harnesses. Rank 0 samples,
+ * broadcasts each token and alone writes to out; diagnostics go to errf. Returns the exit
+ * code (0 ok, 1 failure, 2 bad usage). */
+typedef struct eng_comm {
+    int rank, size;
+    eng_status (*allreduce)(void *ctx, float *buf, size_t count);      /* sum, in place */
+    eng_status (*broadcast_i32)(void *ctx, int32_t *buf, size_t count, int root);
+    void *ctx;
+} eng_comm;
+
+int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *errf);
 
 /* Kernel variant picked at run time ("avx2-fma" or "scalar"). */
 const char *eng_kernel_name(void);

@@ -25,3 +25,9 @@ test_eng_layout_LDADD = $(ENG_TEST_LDADD)
 test_eng_tp_SOURCES = test_eng_tp.c $(ENG_HARNESS)
 test_eng_tp_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_tp_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la
+
+check_PROGRAMS += test_eng_cli
+TESTS += test_eng_cli
+test_eng_cli_SOURCES = test_eng_cli.c $(ENG_HARNESS)
+test_eng_cli_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_cli_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la $(CJSON_LIBS)

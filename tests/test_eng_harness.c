@@ -168,3 +168,96 @@ double eng_h_rel_err(const float *a, const float *b, size_t n)
 }
 
 const char *eng_h_shared(void) { return ENG_TEST_SHARED; }
+
+/* ------------------------------------------------------------------ multi-process CLI */
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHM_SLOT (1 << 20) /* floats per rank per reduce */
+
+typedef struct {
+    pthread_barrier_t bar;
+    int32_t bcast[64];
+    float slots[]; /* [tp][SHM_SLOT] */
+} shm_area;
+
+typedef struct {
+    shm_area *a;
+    int rank, tp;
+} shm_ctx;
+
+static eng_status shm_allreduce(void *ctx, float *buf, size_t count)
+{
+    shm_ctx *c = ctx;
+    if (count > SHM_SLOT) return ENG_ERR_COLL;
+    memcpy(c->a->slots + (size_t)c->rank * SHM_SLOT, buf, count * sizeof(float));
+    pthread_barrier_wait(&c->a->bar);
+    memcpy(buf, c->a->slots, count * sizeof(float));
+    for (int r = 1; r < c->tp; r++)
+        for (size_t i = 0; i < count; i++) buf[i] += c->a->slots[(size_t)r * SHM_SLOT + i];
+    pthread_barrier_wait(&c->a->bar);
+    return ENG_OK;
+}
+
+static eng_status shm_bcast(void *ctx, int32_t *buf, size_t count, int root)
+{
+    shm_ctx *c = ctx;
+    if (count > 64) return ENG_ERR_COLL;
+    if (c->rank == root) memcpy(c->a->bcast, buf, count * sizeof(int32_t));
+    pthread_barrier_wait(&c->a->bar);
+    if (c->rank != root) memcpy(buf, c->a->bcast, count * sizeof(int32_t));
+    pthread_barrier_wait(&c->a->bar);
+    return ENG_OK;
+}
+
+int eng_h_cli(int tp, int argc, char **argv, const char *dir, int *rcs)
+{
+    size_t len = sizeof(shm_area) + (size_t)tp * SHM_SLOT * sizeof(float);
+    shm_area *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED) return -1;
+    pthread_barrierattr_t at;
+    pthread_barrierattr_init(&at);
+    pthread_barrierattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(&a->bar, &at, (unsigned)tp);
+    pid_t pids[64];
+    fflush(NULL);
+    for (int r = 0; r < tp; r++) {
+        pids[r] = fork();
+        if (pids[r] == 0) {
+            char p[4200];
+            snprintf(p, sizeof(p), "%s/out%d", dir, r);
+            FILE *out = fopen(p, "w");
+            snprintf(p, sizeof(p), "%s/err%d", dir, r);
+            FILE *errf = fopen(p, "w");
+            if (!out || !errf) _exit(99);
+            shm_ctx c = {a, r, tp};
+            eng_comm comm = {r, tp, shm_allreduce, shm_bcast, &c};
+            int rc = eng_cli_main(argc, argv, tp > 1 ? &comm : NULL, out, errf);
+            fclose(out);
+            fclose(errf);
+            _exit(rc);
+        }
+    }
+    int ok = 0;
+    time_t deadline = time(NULL) + 60;
+    for (int r = 0; r < tp; r++) {
+        int status;
+        while (waitpid(pids[r], &status, WNOHANG) == 0) {
+            if (time(NULL) > deadline) {
+                for (int k = 0; k < tp; k++) kill(pids[k], SIGKILL);
+                waitpid(pids[r], &status, 0);
+                ok = -1;
+                break;
+            }
+            usleep(10000);
+        }
+        rcs[r] = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (!WIFEXITED(status)) ok = -1;
+    }
+    pthread_barrier_destroy(&a->bar);
+    munmap(a, len);
+    return ok;
+}

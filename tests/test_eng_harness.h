@@ -25,3 +25,9 @@ double eng_h_rel_err(const float *a, const float *b, size_t n);
 const char *eng_h_shared(void);
 
 #endif
+
+/* Runs eng_cli_main(argc, argv) as tp forked processes joined by shared memory (sum in rank
+ * order, broadcast from rank 0). Rank r's stdout/stderr go to files out_r / err_r under dir
+ * (dir/out0, dir/err0, ...). rcs[r] gets each exit code. Returns 0, or -1 if a rank died
+ * or hung past 60 s (then it is killed). */
+int eng_h_cli(int tp, int argc, char **argv, const char *dir, int *rcs);
