@@ -31,3 +31,7 @@ TESTS += test_eng_cli
 test_eng_cli_SOURCES = test_eng_cli.c $(ENG_HARNESS)
 test_eng_cli_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_cli_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la $(CJSON_LIBS)
+
+# Multi-process over the ring (ringrun + ringinfer); skips until both are built.
+TESTS += eng_ringrun.sh
+dist_check_SCRIPTS = eng_ringrun.sh
