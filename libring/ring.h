@@ -83,6 +83,12 @@ int ring_op_parse(const char *s, ring_op *out);
 /* avg is defined for floating types only. */
 int ring_op_valid_for(ring_op op, ring_dtype t);
 
+/* Half-precision conversions as the reductions do them (round to nearest even). */
+float ring_f16_to_f32(uint16_t h);
+uint16_t ring_f32_to_f16(float f);
+float ring_bf16_to_f32(uint16_t h);
+uint16_t ring_f32_to_bf16(float f);
+
 /* ------------------------------------------------------------------ RING_CONFIG */
 
 #define RING_IP_MAX 256
@@ -153,8 +159,10 @@ void ring_params_init(ring_params *p);
  * Blocks until every rank is connected or the connect deadline passes. */
 ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *err,
                              size_t errlen);
-/* Read RING_CONFIG (and the other knobs) from the environment and create. */
-ring_status ring_comm_create_from_env(ring_comm **out, char *err, size_t errlen);
+/* Read the file named by RING_CONFIG and create. params may be NULL; its config field
+ * is ignored, its other fields apply as in ring_comm_create(). */
+ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out, char *err,
+                                      size_t errlen);
 void ring_comm_destroy(ring_comm *comm);
 
 int ring_comm_rank(const ring_comm *comm);

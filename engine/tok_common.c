@@ -1,0 +1,98 @@
+/* Tokenizer entry points shared by the formats, error lines and file reading. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tok_impl.h"
+
+eng_status tok_fail(char *err, size_t errlen, eng_status st, const char *fmt, ...)
+{
+    if (err && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+eng_status tok_read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
+{
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return tok_fail(err, errlen, ENG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    eng_status st = ENG_OK;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        st = tok_fail(err, errlen, ENG_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        goto close_file;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = tok_fail(err, errlen, ENG_ERR_IO, "%s: not a regular file", path);
+        goto close_file;
+    }
+    /* Tokenizer files are megabytes at most; refuse absurd sizes before allocating. */
+    if (sb.st_size > (off_t)1 << 30) {
+        st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: %lld bytes is too large for a tokenizer",
+                      path, (long long)sb.st_size);
+        goto close_file;
+    }
+    size_t n = (size_t)sb.st_size;
+    char *b = malloc(n + 1);
+    if (!b) {
+        st = tok_fail(err, errlen, ENG_ERR_NOMEM, "%s: out of memory for %zu bytes", path, n);
+        goto close_file;
+    }
+    if (fread(b, 1, n, f) != n) {
+        st = tok_fail(err, errlen, ENG_ERR_IO, "%s: read failed", path);
+        free(b);
+        goto close_file;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+close_file:
+    fclose(f);
+    return st;
+}
+
+eng_status eng_tokenizer_encode(const eng_tokenizer *t, const char *text, int add_bos, int *ids,
+                                int max_ids, int *n_ids)
+{
+    if (n_ids) *n_ids = 0;
+    if (!t || !text || !n_ids || max_ids < 0 || (!ids && max_ids > 0)) return ENG_ERR_INVALID_ARG;
+    tok_out out = {.ids = ids, .cap = max_ids, .n = 0};
+    if (add_bos && t->bos >= 0) tok_out_push(&out, t->bos);
+    eng_status st = t->ops->encode(t, text, &out);
+    if (st != ENG_OK) return st;
+    *n_ids = out.n;
+    return out.n > max_ids ? ENG_ERR_INVALID_ARG : ENG_OK;
+}
+
+const char *eng_tokenizer_decode(const eng_tokenizer *t, int prev_id, int id)
+{
+    if (!t || id < 0 || id >= t->vocab_size) return "";
+    return t->ops->decode(t, prev_id, id);
+}
+
+int eng_tokenizer_bos(const eng_tokenizer *t)
+{
+    return t ? t->bos : -1;
+}
+int eng_tokenizer_eos(const eng_tokenizer *t)
+{
+    return t ? t->eos : -1;
+}
+int eng_tokenizer_vocab_size(const eng_tokenizer *t)
+{
+    return t ? t->vocab_size : 0;
+}
+
+void eng_tokenizer_free(eng_tokenizer *t)
+{
+    if (t) t->ops->destroy(t);
+}

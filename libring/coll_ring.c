@@ -1,0 +1,468 @@
+/* Ring collectives as schedules of steps, run by one pipelined engine.
+ *
+ * A collective is a list of steps. In each step a rank sends one chunk to its right
+ * neighbour and receives one chunk from its left. Chunks move in segments; a segment
+ * received in step t is reduced (or stored) and then forwarded in step t+1 while
+ * later segments are still on the wire, so sending, receiving and reducing overlap.
+ * Received segments that must be reduced land in staging slots (depth of them);
+ * all-gather segments land directly in the user's buffer. */
+#include "reduce.h"
+#include "ring_private.h"
+#include "wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SRC_NONE, SRC_OWN, SRC_SLOT, SRC_OUT };
+enum { DST_NONE, DST_SLOT, DST_FINAL, DST_DIRECT };
+enum { COLL_ALLREDUCE = 1, COLL_REDUCE_SCATTER, COLL_ALLGATHER, COLL_BROADCAST, COLL_BARRIER };
+
+static const char *const coll_names[] = {"?", "allreduce", "reduce_scatter", "allgather", "broadcast",
+                                         "barrier"};
+
+typedef struct step {
+    int src;                  /* SRC_*: where the sent chunk lives */
+    const unsigned char *sp;  /* SRC_OWN, SRC_OUT: the chunk */
+    size_t sbytes;
+    int dep;                  /* receive step that must finish a segment before we send it; -1 none */
+    int dst;                  /* DST_* */
+    unsigned char *rp;        /* DST_FINAL, DST_DIRECT: where the chunk ends */
+    const unsigned char *lp;  /* DST_SLOT, DST_FINAL: our own operand */
+    size_t rbytes;
+} step;
+
+#define MAX_STEPS 64 /* schedules longer than this live on the heap */
+
+/* A position in a stream of units. Units go piece-major: segment k of every step,
+ * then segment k+1, as NCCL's ring does, so that a staging slot is held only until
+ * the same segment's next step, whatever the chunk size. */
+typedef struct cursor {
+    int t;
+    size_t k;
+    int end;
+} cursor;
+
+typedef struct run {
+    ring_comm *c;
+    step *steps;
+    int nsteps;
+    ring_dtype type;
+    ring_op op;
+    size_t esz, seg, maxseg;
+    int scale_final; /* RING_AVG: divide the finished chunk by size */
+    cursor rpost, rdone, spost, sdone;
+    /* Staging slots. free_slots is a stack; the others are FIFOs. */
+    int free_slots[RING_MAX_DEPTH], nfree;
+    int rslot[RING_MAX_DEPTH * 2]; /* slot of each posted, unfinished receive */
+    unsigned rslot_head, rslot_tail;
+    int held[RING_MAX_DEPTH * 2]; /* slots holding a reduced segment, waiting to be sent */
+    unsigned held_head, held_tail;
+    int sslot[RING_MAX_DEPTH * 2]; /* slot of each posted, unfinished send, or -1 */
+    unsigned sslot_head, sslot_tail;
+} run;
+
+#define FIFO_N (RING_MAX_DEPTH * 2)
+
+static size_t nseg(size_t bytes, size_t seg) { return (bytes + seg - 1) / seg; }
+
+static size_t step_units(const run *R, int t, int recv)
+{
+    return nseg(recv ? R->steps[t].rbytes : R->steps[t].sbytes, R->seg);
+}
+
+/* Move to the first existing unit at or after the cursor. */
+static void cur_settle(const run *R, cursor *c, int recv)
+{
+    while (!c->end && c->k >= step_units(R, c->t, recv)) {
+        if (++c->t == R->nsteps) {
+            c->t = 0;
+            if (++c->k >= R->maxseg) c->end = 1;
+        }
+    }
+}
+
+static void cur_init(const run *R, cursor *c, int recv)
+{
+    *c = (cursor){.t = 0, .k = 0, .end = R->maxseg == 0};
+    cur_settle(R, c, recv);
+}
+
+static void cur_next(const run *R, cursor *c, int recv)
+{
+    if (++c->t == R->nsteps) {
+        c->t = 0;
+        if (++c->k >= R->maxseg) c->end = 1;
+    }
+    cur_settle(R, c, recv);
+}
+
+/* Has the receive of (t, k) been finished? */
+static int recv_done(const run *R, int t, size_t k)
+{
+    const cursor *d = &R->rdone;
+    return d->end || d->k > k || (d->k == k && d->t > t);
+}
+
+static unsigned char *slot_ptr(const run *R, int slot) { return R->c->slots + (size_t)slot * R->seg; }
+
+static size_t seg_len(const run *R, size_t bytes, size_t k)
+{
+    size_t off = k * R->seg;
+    return bytes - off < R->seg ? bytes - off : R->seg;
+}
+
+static ring_status post_recvs(run *R)
+{
+    ring_comm *c = R->c;
+    while (!R->rpost.end && c->tp->pending_recvs(c->left) < c->set.depth) {
+        const step *s = &R->steps[R->rpost.t];
+        size_t k = R->rpost.k;
+        unsigned char *buf;
+        int slot = -1;
+        if (s->dst == DST_DIRECT) {
+            buf = s->rp + k * R->seg;
+        } else {
+            if (R->nfree == 0) break;
+            slot = R->free_slots[--R->nfree];
+            buf = slot_ptr(R, slot);
+        }
+        ring_status st = c->tp->post_recv(c->left, buf, seg_len(R, s->rbytes, k));
+        if (st != RING_OK) return st;
+        R->rslot[R->rslot_tail++ % FIFO_N] = slot;
+        cur_next(R, &R->rpost, 1);
+    }
+    return RING_OK;
+}
+
+static ring_status post_sends(run *R)
+{
+    ring_comm *c = R->c;
+    while (!R->spost.end && c->tp->pending_sends(c->right) < c->set.depth) {
+        const step *s = &R->steps[R->spost.t];
+        size_t k = R->spost.k;
+        if (s->dep >= 0 && !recv_done(R, s->dep, k)) break; /* not reduced/received yet */
+        const unsigned char *buf;
+        int slot = -1;
+        if (s->src == SRC_SLOT) {
+            slot = R->held[R->held_head++ % FIFO_N];
+            buf = slot_ptr(R, slot);
+        } else {
+            buf = s->sp + k * R->seg;
+        }
+        ring_status st = c->tp->post_send(c->right, buf, seg_len(R, s->sbytes, k));
+        if (st != RING_OK) return st;
+        R->sslot[R->sslot_tail++ % FIFO_N] = slot;
+        cur_next(R, &R->spost, 0);
+    }
+    return RING_OK;
+}
+
+/* A receive finished: reduce or keep it, in stream order. */
+static void finish_recv(run *R)
+{
+    const step *s = &R->steps[R->rdone.t];
+    size_t off = R->rdone.k * R->seg;
+    size_t n = seg_len(R, s->rbytes, R->rdone.k) / R->esz;
+    int slot = R->rslot[R->rslot_head++ % FIFO_N];
+    if (s->dst == DST_SLOT) {
+        unsigned char *p = slot_ptr(R, slot);
+        ring_reduce(p, s->lp + off, p, n, R->type, R->op);
+        R->held[R->held_tail++ % FIFO_N] = slot;
+    } else if (s->dst == DST_FINAL) {
+        ring_reduce(s->rp + off, s->lp + off, slot_ptr(R, slot), n, R->type, R->op);
+        if (R->scale_final) ring_reduce_scale(s->rp + off, n, R->type, R->c->size);
+        R->free_slots[R->nfree++] = slot;
+    }
+    cur_next(R, &R->rdone, 1);
+}
+
+static void finish_send(run *R)
+{
+    int slot = R->sslot[R->sslot_head++ % FIFO_N];
+    if (slot >= 0) R->free_slots[R->nfree++] = slot;
+    cur_next(R, &R->sdone, 0);
+}
+
+/* After a fatal error the data connections are closed, so that the neighbours fail at
+ * once instead of at their deadline, and the failure travels around the ring. */
+static ring_status fatal(ring_comm *c, ring_status st, const char *detail, const ring_op_header *h)
+{
+    ring_fail(c, st, coll_names[h->coll], (unsigned long long)h->seq, detail);
+    c->failed = st;
+    if (c->right) c->tp->close(c->right);
+    if (c->left) c->tp->close(c->left);
+    c->right = c->left = NULL;
+    return st;
+}
+
+static ring_status check_header(ring_comm *c, const unsigned char *b, const ring_op_header *mine)
+{
+    ring_op_header h;
+    ring_op_header_decode(b, &h);
+    char why[300];
+    if (h.magic != RING_WIRE_MAGIC) {
+        snprintf(why, sizeof why, "left neighbour sent garbage (magic 0x%08x)", h.magic);
+        return fatal(c, RING_ERR_PROTOCOL, why, mine);
+    }
+    if (h.seq != mine->seq || h.coll != mine->coll || h.dtype != mine->dtype || h.op != mine->op ||
+        h.count != mine->count || h.root != mine->root) {
+        const char *ln = h.coll < sizeof coll_names / sizeof *coll_names ? coll_names[h.coll] : "?";
+        const char *lt = ring_dtype_name((ring_dtype)h.dtype), *lo = ring_op_name((ring_op)h.op);
+        snprintf(why, sizeof why,
+                 "ranks disagree: left neighbour called %s #%llu count %llu %s %s root %d; this rank "
+                 "called count %llu %s %s root %d",
+                 ln, (unsigned long long)h.seq, (unsigned long long)h.count, lt ? lt : "?", lo ? lo : "?",
+                 h.root, (unsigned long long)mine->count, ring_dtype_name((ring_dtype)mine->dtype),
+                 ring_op_name((ring_op)mine->op), mine->root);
+        return fatal(c, RING_ERR_INVALID_USAGE, why, mine);
+    }
+    return RING_OK;
+}
+
+/* Run a schedule to completion: the op header first, then every step's segments. */
+static ring_status execute(run *R, const ring_op_header *hdr)
+{
+    ring_comm *c = R->c;
+    ring_status st;
+    unsigned char hout[RING_OP_HEADER_BYTES], hin[RING_OP_HEADER_BYTES];
+    ring_op_header_encode(hdr, hout);
+    R->nfree = 0;
+    for (int i = c->set.depth - 1; i >= 0; i--) R->free_slots[R->nfree++] = i;
+    if ((st = c->tp->post_send(c->right, hout, sizeof hout)) != RING_OK ||
+        (st = c->tp->post_recv(c->left, hin, sizeof hin)) != RING_OK)
+        return fatal(c, st, "cannot queue the header", hdr);
+    int hdr_in = 0, hdr_out = 0;
+    int64_t deadline = ring_deadline_in(c->set.op_timeout_ms);
+    while (!hdr_in || !hdr_out || !R->rdone.end || !R->sdone.end) {
+        if (atomic_load(&c->aborted)) return fatal(c, RING_ERR_ABORTED, "aborted", hdr);
+        /* Data receives queue behind the header, so only post them once it is checked. */
+        if (hdr_in && (st = post_recvs(R)) != RING_OK)
+            return fatal(c, st, "cannot queue a receive", hdr);
+        if ((st = post_sends(R)) != RING_OK)
+            return fatal(c, st, "cannot queue a send", hdr);
+        int ns = 0, nr = 0;
+        char why[256];
+        st = c->tp->progress(c->right, c->left, c->abort_fd, deadline, &ns, &nr, why, sizeof why);
+        if (st != RING_OK) return fatal(c, st, why, hdr);
+        if (ns || nr) deadline = ring_deadline_in(c->set.op_timeout_ms);
+        for (; nr > 0; nr--) {
+            if (!hdr_in) {
+                hdr_in = 1;
+                if ((st = check_header(c, hin, hdr)) != RING_OK) return st;
+            } else {
+                finish_recv(R);
+            }
+        }
+        for (; ns > 0; ns--) {
+            if (!hdr_out)
+                hdr_out = 1;
+            else
+                finish_send(R);
+        }
+    }
+    return RING_OK;
+}
+
+/* Common entry checks; fills the header. */
+static ring_status begin(ring_comm *c, int coll, size_t count, ring_dtype type, ring_op op,
+                         int root, ring_op_header *h)
+{
+    if (!c) return RING_ERR_INVALID_ARG;
+    if (c->failed) {
+        snprintf(c->err, sizeof c->err,
+                 "this communicator failed earlier (%s): destroy it and rebuild it on every rank",
+                 ring_status_str(c->failed));
+        return RING_ERR_FAILED;
+    }
+    if (atomic_load(&c->aborted)) return ring_fail(c, RING_ERR_ABORTED, "%s: communicator aborted", coll_names[coll]);
+    if (!ring_dtype_size(type)) return ring_fail(c, RING_ERR_INVALID_ARG, "%s: invalid data type %d", coll_names[coll], (int)type);
+    if (!ring_op_valid_for(op, type))
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: op %s is not defined for %s", coll_names[coll],
+                         ring_op_name(op) ? ring_op_name(op) : "?", ring_dtype_name(type));
+    if (root < 0 || root >= c->size)
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: root %d is outside 0..%d", coll_names[coll], root, c->size - 1);
+    if (count > ((size_t)1 << 62) / ring_dtype_size(type))
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: count %zu is too large", coll_names[coll], count);
+    *h = (ring_op_header){.magic = RING_WIRE_MAGIC, .coll = (uint8_t)coll, .dtype = (uint8_t)type,
+                          .op = (uint8_t)op, .seq = ++c->seq, .count = count, .root = root};
+    return RING_OK;
+}
+
+/* Set up the run's cursors from its steps and execute. */
+static ring_status run_steps(ring_comm *c, step *steps, int nsteps, ring_dtype type, ring_op op,
+                             int scale_final, const ring_op_header *h)
+{
+    run R = {.c = c, .steps = steps, .nsteps = nsteps, .type = type, .op = op,
+             .esz = ring_dtype_size(type), .seg = c->set.segment_bytes, .scale_final = scale_final};
+    for (int t = 0; t < nsteps; t++) {
+        size_t u = step_units(&R, t, 0), v = step_units(&R, t, 1);
+        if (u > R.maxseg) R.maxseg = u;
+        if (v > R.maxseg) R.maxseg = v;
+    }
+    cur_init(&R, &R.rpost, 1);
+    cur_init(&R, &R.rdone, 1);
+    cur_init(&R, &R.spost, 0);
+    cur_init(&R, &R.sdone, 0);
+    return execute(&R, h);
+}
+
+/* Chunk c of count elements split over n ranks: the first count % n chunks get one more. */
+static void chunk(size_t count, int n, int c, size_t esz, size_t *off, size_t *len)
+{
+    size_t base = count / (size_t)n, rem = count % (size_t)n, uc = (size_t)c;
+    *off = (uc * base + (uc < rem ? uc : rem)) * esz;
+    *len = (base + (uc < rem)) * esz;
+}
+
+static int mod(int a, int n) { return ((a % n) + n) % n; }
+
+static step *alloc_steps(ring_comm *c, int n, step *local, int cap)
+{
+    if (n <= cap) return local;
+    step *s = calloc((size_t)n, sizeof *s);
+    if (!s) ring_fail(c, RING_ERR_NOMEM, "out of memory for a schedule");
+    return s;
+}
+
+/* Latency path: pass every rank's whole vector around the ring (size-1 steps), then
+ * every rank reduces all of them in rank order, so results are bitwise identical. */
+static ring_status allreduce_small(ring_comm *c, const void *sendbuf, void *recvbuf, size_t count,
+                                   ring_dtype type, ring_op op, const ring_op_header *h)
+{
+    int n = c->size, r = c->rank;
+    size_t bytes = count * ring_dtype_size(type);
+    unsigned char *g = c->gather;
+    memcpy(g + (size_t)r * bytes, sendbuf, bytes);
+    step local[MAX_STEPS], *s = alloc_steps(c, n - 1, local, MAX_STEPS);
+    if (!s) return RING_ERR_NOMEM;
+    for (int t = 0; t < n - 1; t++) {
+        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_OUT, .sp = g + (size_t)mod(r - t, n) * bytes,
+                      .sbytes = bytes, .dep = t - 1, .dst = DST_DIRECT,
+                      .rp = g + (size_t)mod(r - t - 1, n) * bytes, .rbytes = bytes};
+    }
+    ring_status st = run_steps(c, s, n - 1, type, op, 0, h);
+    if (s != local) free(s);
+    if (st != RING_OK) return st;
+    ring_reduce(recvbuf, g, g + bytes, count, type, op);
+    for (int j = 2; j < n; j++) ring_reduce(recvbuf, recvbuf, g + (size_t)j * bytes, count, type, op);
+    if (op == RING_AVG) ring_reduce_scale(recvbuf, count, type, n);
+    return RING_OK;
+}
+
+ring_status ring_allreduce(ring_comm *c, const void *sendbuf, void *recvbuf, size_t count,
+                           ring_dtype type, ring_op op)
+{
+    ring_op_header h;
+    ring_status st = begin(c, COLL_ALLREDUCE, count, type, op, 0, &h);
+    if (st != RING_OK) return st;
+    size_t esz = ring_dtype_size(type), bytes = count * esz;
+    if (count && (!sendbuf || !recvbuf)) return ring_fail(c, RING_ERR_INVALID_ARG, "allreduce: NULL buffer");
+    int n = c->size, r = c->rank;
+    if (n == 1) {
+        if (sendbuf != recvbuf && bytes) memmove(recvbuf, sendbuf, bytes);
+        return RING_OK;
+    }
+    if (bytes <= c->set.small_bytes) return allreduce_small(c, sendbuf, recvbuf, count, type, op, &h);
+
+    const unsigned char *sb = sendbuf;
+    unsigned char *rb = recvbuf;
+    step local[MAX_STEPS], *s = alloc_steps(c, 2 * (n - 1), local, MAX_STEPS);
+    if (!s) return RING_ERR_NOMEM;
+    for (int t = 0; t < n - 1; t++) { /* reduce-scatter: rank r ends owning chunk r */
+        size_t so, sl, ro, rl;
+        chunk(count, n, mod(r - t - 1, n), esz, &so, &sl);
+        chunk(count, n, mod(r - t - 2, n), esz, &ro, &rl);
+        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_SLOT, .sp = sb + so, .sbytes = sl, .dep = t - 1,
+                      .dst = t == n - 2 ? DST_FINAL : DST_SLOT, .rp = rb + ro, .lp = sb + ro, .rbytes = rl};
+    }
+    for (int u = 0; u < n - 1; u++) { /* all-gather of the finished chunks */
+        size_t so, sl, ro, rl;
+        chunk(count, n, mod(r - u, n), esz, &so, &sl);
+        chunk(count, n, mod(r - u - 1, n), esz, &ro, &rl);
+        s[n - 1 + u] = (step){.src = SRC_OUT, .sp = rb + so, .sbytes = sl, .dep = n - 2 + u,
+                              .dst = DST_DIRECT, .rp = rb + ro, .rbytes = rl};
+    }
+    st = run_steps(c, s, 2 * (n - 1), type, op, op == RING_AVG, &h);
+    if (s != local) free(s);
+    return st;
+}
+
+ring_status ring_reduce_scatter(ring_comm *c, const void *sendbuf, void *recvbuf, size_t recvcount,
+                                ring_dtype type, ring_op op)
+{
+    ring_op_header h;
+    ring_status st = begin(c, COLL_REDUCE_SCATTER, recvcount, type, op, 0, &h);
+    if (st != RING_OK) return st;
+    size_t esz = ring_dtype_size(type), bytes = recvcount * esz;
+    if (recvcount && (!sendbuf || !recvbuf)) return ring_fail(c, RING_ERR_INVALID_ARG, "reduce_scatter: NULL buffer");
+    int n = c->size, r = c->rank;
+    const unsigned char *sb = sendbuf;
+    if (n == 1) {
+        if (sendbuf != recvbuf && bytes) memmove(recvbuf, sendbuf, bytes);
+        return RING_OK;
+    }
+    step local[MAX_STEPS], *s = alloc_steps(c, n - 1, local, MAX_STEPS);
+    if (!s) return RING_ERR_NOMEM;
+    for (int t = 0; t < n - 1; t++) {
+        const unsigned char *sp = sb + (size_t)mod(r - t - 1, n) * bytes;
+        const unsigned char *lp = sb + (size_t)mod(r - t - 2, n) * bytes;
+        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_SLOT, .sp = sp, .sbytes = bytes, .dep = t - 1,
+                      .dst = t == n - 2 ? DST_FINAL : DST_SLOT, .rp = recvbuf, .lp = lp, .rbytes = bytes};
+    }
+    st = run_steps(c, s, n - 1, type, op, op == RING_AVG, &h);
+    if (s != local) free(s);
+    return st;
+}
+
+ring_status ring_allgather(ring_comm *c, const void *sendbuf, void *recvbuf, size_t sendcount,
+                           ring_dtype type)
+{
+    ring_op_header h;
+    ring_status st = begin(c, COLL_ALLGATHER, sendcount, type, RING_SUM, 0, &h);
+    if (st != RING_OK) return st;
+    size_t bytes = sendcount * ring_dtype_size(type);
+    if (sendcount && (!sendbuf || !recvbuf)) return ring_fail(c, RING_ERR_INVALID_ARG, "allgather: NULL buffer");
+    int n = c->size, r = c->rank;
+    unsigned char *rb = recvbuf;
+    if (bytes && sendbuf != rb + (size_t)r * bytes) memmove(rb + (size_t)r * bytes, sendbuf, bytes);
+    if (n == 1) return RING_OK;
+    step local[MAX_STEPS], *s = alloc_steps(c, n - 1, local, MAX_STEPS);
+    if (!s) return RING_ERR_NOMEM;
+    for (int t = 0; t < n - 1; t++)
+        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_OUT, .sp = rb + (size_t)mod(r - t, n) * bytes,
+                      .sbytes = bytes, .dep = t - 1, .dst = DST_DIRECT,
+                      .rp = rb + (size_t)mod(r - t - 1, n) * bytes, .rbytes = bytes};
+    st = run_steps(c, s, n - 1, type, RING_SUM, 0, &h);
+    if (s != local) free(s);
+    return st;
+}
+
+ring_status ring_broadcast(ring_comm *c, const void *sendbuf, void *recvbuf, size_t count,
+                           ring_dtype type, int root)
+{
+    ring_op_header h;
+    ring_status st = begin(c, COLL_BROADCAST, count, type, RING_SUM, root, &h);
+    if (st != RING_OK) return st;
+    size_t bytes = count * ring_dtype_size(type);
+    int n = c->size, pos = mod(c->rank - root, n);
+    if (count && (!recvbuf || (pos == 0 && !sendbuf)))
+        return ring_fail(c, RING_ERR_INVALID_ARG, "broadcast: NULL buffer");
+    if (pos == 0 && bytes && sendbuf != recvbuf) memmove(recvbuf, sendbuf, bytes);
+    if (n == 1) return RING_OK;
+    /* A pipelined chain root -> root+1 -> ... -> root-1: each rank forwards what it got. */
+    step s = {.src = pos == n - 1 ? SRC_NONE : SRC_OUT, .sp = recvbuf,
+              .sbytes = pos == n - 1 ? 0 : bytes, .dep = pos == 0 ? -1 : 0,
+              .dst = pos == 0 ? DST_NONE : DST_DIRECT, .rp = recvbuf, .rbytes = pos == 0 ? 0 : bytes};
+    return run_steps(c, &s, 1, type, RING_SUM, 0, &h);
+}
+
+ring_status ring_barrier(ring_comm *c)
+{
+    ring_op_header h;
+    ring_status st = begin(c, COLL_BARRIER, 1, RING_U8, RING_MAX, 0, &h);
+    if (st != RING_OK || c->size == 1) return st;
+    uint8_t in = 1, out = 0;
+    /* Every rank's byte must travel around the whole ring before anyone returns. */
+    return allreduce_small(c, &in, &out, 1, RING_U8, RING_MAX, &h);
+}

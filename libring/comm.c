@@ -1,0 +1,137 @@
+/* Communicator life cycle: create (settings, buffers, bootstrap), abort, destroy. */
+#include "ring_private.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+void ring_params_init(ring_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+}
+
+/* Without a job_id in the config, ranks of one job agree on what they all know. */
+static uint64_t derive_job_id(const ring_config *cfg)
+{
+    if (cfg->has_job_id) return cfg->job_id;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    int fields[2] = {cfg->master_port, cfg->world_size};
+    const unsigned char *b = (const unsigned char *)fields;
+    for (size_t i = 0; i < sizeof fields; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static ring_status check_config(const ring_config *cfg, char *err, size_t errlen)
+{
+    int ws = cfg->world_size;
+    if (ws < 1 || (ws & (ws - 1)))
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "world_size must be a power of 2, got %d", ws);
+    if (cfg->rank < 0 || cfg->rank >= ws)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "rank %d is outside 0..%d", cfg->rank, ws - 1);
+    if (ws > 1 && (cfg->port < 1 || cfg->port > 65535 || cfg->right_port < 1 ||
+                   cfg->right_port > 65535 || cfg->master_port < 1 || cfg->master_port > 65535))
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "ports must be in 1..65535");
+    if (cfg->transport == RING_TRANSPORT_VERBS)
+        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+                         "transport \"verbs\" asked for, but this libring has no verbs transport");
+    return RING_OK;
+}
+
+ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *err, size_t errlen)
+{
+    ring_status st;
+    if (!params || !out || params->struct_size < offsetof(ring_params, config) + sizeof(void *) ||
+        !params->config)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "ring_comm_create: params and config are required");
+    /* Fields past what the caller's struct holds are taken as zero. */
+    ring_params p;
+    ring_params_init(&p);
+    memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
+    p.struct_size = sizeof p;
+    if ((st = check_config(p.config, err, errlen)) != RING_OK) return st;
+
+    ring_comm *c = calloc(1, sizeof *c);
+    if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
+    c->cfg = *p.config;
+    c->rank = c->cfg.rank;
+    c->size = c->cfg.world_size;
+    c->master_fd = -1;
+    c->job_id = derive_job_id(&c->cfg);
+    c->tp = &ring_transport_tcp;
+    ring_settings_resolve(&p, &c->set);
+    c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->abort_fd < 0) {
+        st = ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd failed");
+        goto free_comm;
+    }
+    if (c->size > 1) {
+        c->slots = malloc((size_t)c->set.depth * c->set.segment_bytes);
+        c->gather = malloc((size_t)c->size * (c->set.small_bytes ? c->set.small_bytes : 1));
+        if (!c->slots || !c->gather) {
+            st = ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for staging buffers");
+            goto free_buffers;
+        }
+    }
+    ring_log(RING_LOG_INFO, c->rank,
+             "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s, job 0x%016llx, "
+             "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms",
+             c->rank, c->size, c->cfg.port, c->cfg.right_ip, c->cfg.right_port, c->cfg.master_ip,
+             c->cfg.master_port, c->tp->name, (unsigned long long)c->job_id, c->set.segment_bytes,
+             c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms, c->set.op_timeout_ms);
+    if (c->size > 1 && (st = ring_bootstrap(c)) != RING_OK) {
+        ring_errf(err, errlen, st, "%s", c->err);
+        goto close_bootstrap;
+    }
+    *out = c;
+    return RING_OK;
+
+close_bootstrap:
+    ring_bootstrap_close(c);
+free_buffers:
+    free(c->slots);
+    free(c->gather);
+    close(c->abort_fd);
+free_comm:
+    free(c);
+    return st;
+}
+
+ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out, char *err,
+                                      size_t errlen)
+{
+    ring_config cfg;
+    ring_status st = ring_config_load(ring_knob_config_path(), &cfg, err, errlen);
+    if (st != RING_OK) return st;
+    ring_params p;
+    ring_params_init(&p);
+    if (params) memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
+    p.struct_size = sizeof p;
+    p.config = &cfg;
+    return ring_comm_create(&p, out, err, errlen);
+}
+
+void ring_comm_destroy(ring_comm *c)
+{
+    if (!c) return;
+    ring_bootstrap_close(c);
+    free(c->slots);
+    free(c->gather);
+    close(c->abort_fd);
+    free(c);
+}
+
+void ring_comm_abort(ring_comm *c)
+{
+    if (!c) return;
+    atomic_store(&c->aborted, 1);
+    uint64_t one = 1;
+    ssize_t n = write(c->abort_fd, &one, sizeof one);
+    (void)n;
+}
+
+int ring_comm_rank(const ring_comm *c) { return c ? c->rank : -1; }
+int ring_comm_size(const ring_comm *c) { return c ? c->size : -1; }
+const char *ring_comm_last_error(const ring_comm *c) { return c ? c->err : "no communicator"; }

@@ -1,0 +1,262 @@
+/* RING_CONFIG: parse, validate and write the per-rank JSON file. */
+#include "ring_private.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_BYTES (1 << 20)
+
+void ring_config_init(ring_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->master_ip, "0.0.0.0");
+    strcpy(cfg->right_ip, "0.0.0.0");
+    cfg->transport = RING_TRANSPORT_TCP;
+}
+
+static const char *json_type_name(const cJSON *it)
+{
+    if (cJSON_IsString(it)) return "a string";
+    if (cJSON_IsNumber(it)) return "a number";
+    if (cJSON_IsBool(it)) return "a boolean";
+    if (cJSON_IsNull(it)) return "null";
+    if (cJSON_IsArray(it)) return "an array";
+    if (cJSON_IsObject(it)) return "an object";
+    return "invalid";
+}
+
+/* Read an integer field into *out. required: missing is an error. */
+static ring_status get_int(const cJSON *root, const char *origin, const char *key, int required,
+                           long long lo, long long hi, int *out, char *err, size_t errlen)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it) {
+        if (!required) return RING_OK;
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: missing field '%s'", origin, key);
+    }
+    if (!cJSON_IsNumber(it))
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must be an integer, got %s",
+                         origin, key, json_type_name(it));
+    double v = it->valuedouble;
+    if (v != floor(v) || !isfinite(v))
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must be an integer, got %g",
+                         origin, key, v);
+    if (v < (double)lo || v > (double)hi)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must be in %lld..%lld, got %.0f",
+                         origin, key, lo, hi, v);
+    *out = (int)v;
+    return RING_OK;
+}
+
+static ring_status get_str(const cJSON *root, const char *origin, const char *key, char *out,
+                           size_t cap, int *present, char *err, size_t errlen)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    *present = 0;
+    if (!it) return RING_OK;
+    if (!cJSON_IsString(it))
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must be a string, got %s",
+                         origin, key, json_type_name(it));
+    size_t n = strlen(it->valuestring);
+    if (n == 0)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must not be empty", origin, key);
+    if (n >= cap)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' is too long (%zu bytes, at most %zu)",
+                         origin, key, n, cap - 1);
+    memcpy(out, it->valuestring, n + 1);
+    *present = 1;
+    return RING_OK;
+}
+
+static const char *const known_keys[] = {"master_ip", "master_port", "port",      "right_ip",
+                                         "right_port", "rank",       "world_size", "job_id",
+                                         "secret_file", "transport"};
+
+/* Line and column (1-based) of byte offset `off` in text. */
+static void line_col(const char *text, size_t off, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off && text[i]; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+ring_status ring_config_parse(const char *json, const char *origin, ring_config *cfg, char *err,
+                              size_t errlen)
+{
+    ring_status st = RING_OK;
+    if (!json || !cfg) return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no text", origin);
+    ring_config_init(cfg);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
+    if (!root) {
+        size_t off = end ? (size_t)(end - json) : 0;
+        int line, col;
+        line_col(json, off, &line, &col);
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: invalid JSON at line %d, column %d",
+                         origin, line, col);
+    }
+    if (!cJSON_IsObject(root)) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: expected a JSON object, got %s", origin,
+                       json_type_name(root));
+        goto free_json;
+    }
+    int present;
+    RING_CHECK(get_str(root, origin, "master_ip", cfg->master_ip, sizeof cfg->master_ip, &present,
+                       err, errlen), free_json);
+    int has_master_ip = present;
+    RING_CHECK(get_int(root, origin, "master_port", 1, 1, 65535, &cfg->master_port, err, errlen), free_json);
+    RING_CHECK(get_int(root, origin, "port", 1, 1, 65535, &cfg->port, err, errlen), free_json);
+    RING_CHECK(get_str(root, origin, "right_ip", cfg->right_ip, sizeof cfg->right_ip, &present, err,
+                       errlen), free_json);
+    RING_CHECK(get_int(root, origin, "right_port", 1, 1, 65535, &cfg->right_port, err, errlen), free_json);
+    RING_CHECK(get_int(root, origin, "world_size", 1, 1, 1 << 20, &cfg->world_size, err, errlen),
+               free_json);
+    RING_CHECK(get_int(root, origin, "rank", 1, 0, 1 << 20, &cfg->rank, err, errlen), free_json);
+
+    int ws = cfg->world_size;
+    if (ws & (ws - 1)) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: world_size must be a power of 2, got %d",
+                       origin, ws);
+        goto free_json;
+    }
+    if (cfg->rank >= ws) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                       "%s: field 'rank' (%d) must be less than world_size (%d)", origin, cfg->rank, ws);
+        goto free_json;
+    }
+    if (cfg->rank != 0 && !has_master_ip) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                       "%s: field 'master_ip' is required when rank != 0 (this is rank %d)", origin,
+                       cfg->rank);
+        goto free_json;
+    }
+    if (cfg->rank == 0 && ws > 1 && cfg->port == cfg->master_port) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                       "%s: rank 0 serves master_port and listens on port: they must differ, both are %d",
+                       origin, cfg->port);
+        goto free_json;
+    }
+
+    /* Optional fields beyond mistral.rs's. */
+    const cJSON *job = cJSON_GetObjectItemCaseSensitive(root, "job_id");
+    if (job) {
+        if (cJSON_IsString(job)) {
+            char *e;
+            errno = 0;
+            unsigned long long v = strtoull(job->valuestring, &e, 0);
+            if (errno || *e || !*job->valuestring) {
+                st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                               "%s: field 'job_id' must be an unsigned integer (text or number), got \"%s\"",
+                               origin, job->valuestring);
+                goto free_json;
+            }
+            cfg->job_id = v;
+        } else if (cJSON_IsNumber(job) && job->valuedouble >= 0 && job->valuedouble == floor(job->valuedouble)) {
+            cfg->job_id = (uint64_t)job->valuedouble;
+        } else {
+            st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                           "%s: field 'job_id' must be an unsigned integer (text or number), got %s",
+                           origin, json_type_name(job));
+            goto free_json;
+        }
+        cfg->has_job_id = 1;
+    }
+    RING_CHECK(get_str(root, origin, "secret_file", cfg->secret_file, sizeof cfg->secret_file,
+                       &present, err, errlen), free_json);
+    char transport[16] = "tcp";
+    RING_CHECK(get_str(root, origin, "transport", transport, sizeof transport, &present, err, errlen),
+               free_json);
+    if (strcmp(transport, "tcp") == 0) {
+        cfg->transport = RING_TRANSPORT_TCP;
+    } else if (strcmp(transport, "verbs") == 0) {
+        cfg->transport = RING_TRANSPORT_VERBS;
+    } else if (strcmp(transport, "auto") == 0) {
+        cfg->transport = RING_TRANSPORT_AUTO;
+    } else {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                       "%s: field 'transport' must be \"tcp\", \"verbs\" or \"auto\", got \"%s\"", origin,
+                       transport);
+        goto free_json;
+    }
+
+    /* Unknown keys are most often typos: say so, but go on. */
+    for (const cJSON *it = root->child; it; it = it->next) {
+        int known = 0;
+        for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
+            known |= it->string && strcmp(it->string, known_keys[i]) == 0;
+        if (!known)
+            ring_log(RING_LOG_WARN, cfg->rank, "%s: unknown field '%s' ignored", origin,
+                     it->string ? it->string : "?");
+    }
+
+free_json:
+    cJSON_Delete(root);
+    return st;
+}
+
+ring_status ring_config_load(const char *path, ring_config *cfg, char *err, size_t errlen)
+{
+    ring_status st = RING_OK;
+    if (!path || !*path)
+        return ring_errf(err, errlen, RING_ERR_CONFIG,
+                         "RING_CONFIG is not set: point it at this rank's JSON config file");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: cannot open: %s", path, strerror(errno));
+    char *text = malloc(CONFIG_MAX_BYTES + 1);
+    if (!text) {
+        st = ring_errf(err, errlen, RING_ERR_NOMEM, "%s: out of memory", path);
+        goto close_file;
+    }
+    size_t n = fread(text, 1, CONFIG_MAX_BYTES + 1, f);
+    if (ferror(f)) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: cannot read: %s", path, strerror(errno));
+        goto free_text;
+    }
+    if (n > CONFIG_MAX_BYTES) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: larger than %d bytes: not a RING_CONFIG file",
+                       path, CONFIG_MAX_BYTES);
+        goto free_text;
+    }
+    if (memchr(text, 0, n)) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: contains a NUL byte: not a JSON file", path);
+        goto free_text;
+    }
+    text[n] = 0;
+    st = ring_config_parse(text, path, cfg, err, errlen);
+free_text:
+    free(text);
+close_file:
+    fclose(f);
+    return st;
+}
+
+ring_status ring_config_write(const char *path, const ring_config *cfg, char *err, size_t errlen)
+{
+    static const char *const transports[] = {"tcp", "verbs", "auto"};
+    FILE *f = fopen(path, "w");
+    if (!f) return ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot create: %s", path, strerror(errno));
+    fprintf(f,
+            "{\n  \"master_ip\": \"%s\",\n  \"master_port\": %d,\n  \"port\": %d,\n"
+            "  \"right_ip\": \"%s\",\n  \"right_port\": %d,\n  \"rank\": %d,\n  \"world_size\": %d",
+            cfg->master_ip, cfg->master_port, cfg->port, cfg->right_ip, cfg->right_port, cfg->rank,
+            cfg->world_size);
+    if (cfg->has_job_id) fprintf(f, ",\n  \"job_id\": \"0x%016llx\"", (unsigned long long)cfg->job_id);
+    if (cfg->secret_file[0]) fprintf(f, ",\n  \"secret_file\": \"%s\"", cfg->secret_file);
+    if (cfg->transport != RING_TRANSPORT_TCP)
+        fprintf(f, ",\n  \"transport\": \"%s\"", transports[cfg->transport]);
+    fprintf(f, "\n}\n");
+    if (fclose(f) != 0)
+        return ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot write: %s", path, strerror(errno));
+    return RING_OK;
+}

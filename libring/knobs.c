@@ -1,0 +1,104 @@
+/* The one place libring reads the environment: a declared table of knobs. */
+#include "ring_private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum {
+    K_CONFIG,
+    K_LOG_LEVEL,
+    K_CONNECT_TIMEOUT,
+    K_OP_TIMEOUT,
+    K_SEGMENT,
+    K_SMALL,
+    K_DEPTH,
+    K_COUNT
+};
+
+static const ring_knob knob_table[K_COUNT + 1] = {
+    [K_CONFIG] = {"RING_CONFIG", "", "path of this rank's RING_CONFIG JSON file"},
+    [K_LOG_LEVEL] = {"RING_LOG_LEVEL", "info", "error, warn, info or debug"},
+    [K_CONNECT_TIMEOUT] = {"RING_CONNECT_TIMEOUT_MS", "60000",
+                           "deadline for forming the ring (connect, accept, check-in)"},
+    [K_OP_TIMEOUT] = {"RING_OP_TIMEOUT_MS", "30000",
+                      "a collective fails when no byte moves for this long"},
+    [K_SEGMENT] = {"RING_SEGMENT_BYTES", "262144", "pipeline segment size on the wire"},
+    [K_SMALL] = {"RING_SMALL_BYTES", "32768",
+                 "all-reduce at or below this size takes the latency path"},
+    [K_DEPTH] = {"RING_PIPELINE_DEPTH", "8", "segments in flight per direction (1..64)"},
+    [K_COUNT] = {NULL, NULL, NULL},
+};
+
+const ring_knob *ring_knobs(void) { return knob_table; }
+
+static const char *knob_value(int k)
+{
+    const char *v = getenv(knob_table[k].name);
+    return (v && *v) ? v : NULL;
+}
+
+void ring_knobs_print(FILE *out)
+{
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *v = knob_value(k);
+        fprintf(out, "%-26s = %-12s %s%s\n", knob_table[k].name,
+                v ? v : knob_table[k].default_value, v ? "" : "(default) ", knob_table[k].help);
+    }
+}
+
+const char *ring_knob_config_path(void) { return knob_value(K_CONFIG); }
+
+ring_log_level ring_log_level_get(void)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    const char *v = knob_value(K_LOG_LEVEL);
+    if (!v) return RING_LOG_INFO;
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(v, names[i]) == 0) return (ring_log_level)i;
+    if (strcasecmp(v, "warning") == 0) return RING_LOG_WARN;
+    return RING_LOG_INFO;
+}
+
+/* A positive integer knob within [lo, hi]; a bad value is reported once per read and ignored. */
+static long long knob_int(int k, long long def, long long lo, long long hi)
+{
+    const char *v = knob_value(k);
+    if (!v) return def;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || x < lo || x > hi) {
+        ring_log(RING_LOG_WARN, -1, "%s=%s ignored: expected an integer in %lld..%lld",
+                 knob_table[k].name, v, lo, hi);
+        return def;
+    }
+    return x;
+}
+
+void ring_settings_resolve(const ring_params *p, ring_settings *s)
+{
+    const int day_ms = 86400000;
+    s->connect_timeout_ms = p && p->connect_timeout_ms > 0
+                                ? p->connect_timeout_ms
+                                : (int)knob_int(K_CONNECT_TIMEOUT, RING_DEFAULT_CONNECT_TIMEOUT_MS, 1, day_ms);
+    s->op_timeout_ms = p && p->op_timeout_ms > 0
+                           ? p->op_timeout_ms
+                           : (int)knob_int(K_OP_TIMEOUT, RING_DEFAULT_OP_TIMEOUT_MS, 1, day_ms);
+    s->handshake_timeout_ms = RING_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (s->handshake_timeout_ms > s->connect_timeout_ms) s->handshake_timeout_ms = s->connect_timeout_ms;
+    s->segment_bytes = p && p->segment_bytes
+                           ? p->segment_bytes
+                           : (size_t)knob_int(K_SEGMENT, RING_DEFAULT_SEGMENT_BYTES, 4096, 1 << 26);
+    s->small_bytes = p && p->small_bytes
+                         ? p->small_bytes
+                         : (size_t)knob_int(K_SMALL, RING_DEFAULT_SMALL_BYTES, 0, 1 << 24);
+    s->depth = p && p->pipeline_depth > 0
+                   ? p->pipeline_depth
+                   : (int)knob_int(K_DEPTH, RING_DEFAULT_DEPTH, 1, RING_MAX_DEPTH);
+    if (s->depth > RING_MAX_DEPTH) s->depth = RING_MAX_DEPTH;
+    /* Segments hold whole elements of any type. */
+    s->segment_bytes &= ~(size_t)7;
+    if (s->segment_bytes < 4096) s->segment_bytes = 4096;
+}

@@ -1,0 +1,134 @@
+/* Element-wise reductions. Each loop is a plain C loop that the compiler vectorises;
+ * target_clones builds a Haswell (AVX2, FMA, F16C) copy beside the baseline one and
+ * picks at load time. */
+#include "reduce.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#define CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define CLONES
+#endif
+
+static inline float bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+    return (uint16_t)(u >> 16);
+}
+
+static inline float f16_to_f32(uint16_t h)
+{
+    _Float16 x;
+    memcpy(&x, &h, 2);
+    return (float)x;
+}
+
+static inline uint16_t f32_to_f16(float f)
+{
+    _Float16 x = (_Float16)f; /* IEEE conversion: round to nearest even */
+    uint16_t h;
+    memcpy(&h, &x, 2);
+    return h;
+}
+
+float ring_bf16_to_f32(uint16_t h) { return bf16_to_f32(h); }
+uint16_t ring_f32_to_bf16(float f) { return f32_to_bf16(f); }
+float ring_f16_to_f32(uint16_t h) { return f16_to_f32(h); }
+uint16_t ring_f32_to_f16(float f) { return f32_to_f16(f); }
+
+#define OP_SUM(x, y) ((x) + (y))
+#define OP_PROD(x, y) ((x) * (y))
+#define OP_MIN(x, y) ((y) < (x) ? (y) : (x))
+#define OP_MAX(x, y) ((y) > (x) ? (y) : (x))
+
+/* Native types. Integers combine as unsigned so that overflow wraps instead of being UB. */
+#define LOOP(name, T, U, OP)                                                                       \
+    CLONES static void name(T *d, const T *a, const T *b, size_t n)                               \
+    {                                                                                              \
+        for (size_t i = 0; i < n; i++) d[i] = (T)OP((U)a[i], (U)b[i]);                             \
+    }
+/* Signed min/max must compare as signed. */
+#define LOOP_CMP(name, T, OP)                                                                      \
+    CLONES static void name(T *d, const T *a, const T *b, size_t n)                               \
+    {                                                                                              \
+        for (size_t i = 0; i < n; i++) d[i] = OP(a[i], b[i]);                                      \
+    }
+/* Half types through f32. */
+#define LOOP_HALF(name, TO32, FROM32, OP)                                                          \
+    CLONES static void name(uint16_t *d, const uint16_t *a, const uint16_t *b, size_t n)          \
+    {                                                                                              \
+        for (size_t i = 0; i < n; i++) d[i] = FROM32(OP(TO32(a[i]), TO32(b[i])));                  \
+    }
+
+#define FOUR(prefix, T, U)                                                                         \
+    LOOP(prefix##_sum, T, U, OP_SUM)                                                               \
+    LOOP(prefix##_prod, T, U, OP_PROD)                                                             \
+    LOOP_CMP(prefix##_min, T, OP_MIN)                                                              \
+    LOOP_CMP(prefix##_max, T, OP_MAX)
+
+FOUR(f32, float, float)
+FOUR(f64, double, double)
+FOUR(i32, int32_t, uint32_t)
+FOUR(i64, int64_t, uint64_t)
+FOUR(u8, uint8_t, uint32_t)
+LOOP_HALF(f16_sum, f16_to_f32, f32_to_f16, OP_SUM)
+LOOP_HALF(f16_prod, f16_to_f32, f32_to_f16, OP_PROD)
+LOOP_HALF(f16_min, f16_to_f32, f32_to_f16, OP_MIN)
+LOOP_HALF(f16_max, f16_to_f32, f32_to_f16, OP_MAX)
+LOOP_HALF(bf16_sum, bf16_to_f32, f32_to_bf16, OP_SUM)
+LOOP_HALF(bf16_prod, bf16_to_f32, f32_to_bf16, OP_PROD)
+LOOP_HALF(bf16_min, bf16_to_f32, f32_to_bf16, OP_MIN)
+LOOP_HALF(bf16_max, bf16_to_f32, f32_to_bf16, OP_MAX)
+
+typedef void (*reduce_fn)(void *, const void *, const void *, size_t);
+
+#define ROW(prefix)                                                                                \
+    {(reduce_fn)prefix##_sum, (reduce_fn)prefix##_prod, (reduce_fn)prefix##_min,                   \
+     (reduce_fn)prefix##_max, (reduce_fn)prefix##_sum}
+/* [type][op]; avg reduces as a sum. */
+static const reduce_fn table[RING_DTYPE_COUNT][RING_OP_COUNT] = {
+    [RING_F32] = ROW(f32), [RING_F64] = ROW(f64), [RING_F16] = ROW(f16), [RING_BF16] = ROW(bf16),
+    [RING_I32] = ROW(i32), [RING_I64] = ROW(i64), [RING_U8] = ROW(u8),
+};
+
+void ring_reduce(void *dst, const void *a, const void *b, size_t count, ring_dtype t, ring_op op)
+{
+    table[t][op](dst, a, b, count);
+}
+
+CLONES static void scale_f32(float *d, size_t n, float divisor)
+{
+    for (size_t i = 0; i < n; i++) d[i] = d[i] / divisor;
+}
+
+void ring_reduce_scale(void *buf, size_t count, ring_dtype t, int n)
+{
+    switch (t) {
+    case RING_F32: scale_f32(buf, count, (float)n); break;
+    case RING_F64:
+        for (size_t i = 0; i < count; i++) ((double *)buf)[i] /= (double)n;
+        break;
+    case RING_F16:
+        for (size_t i = 0; i < count; i++)
+            ((uint16_t *)buf)[i] = f32_to_f16(f16_to_f32(((uint16_t *)buf)[i]) / (float)n);
+        break;
+    case RING_BF16:
+        for (size_t i = 0; i < count; i++)
+            ((uint16_t *)buf)[i] = f32_to_bf16(bf16_to_f32(((uint16_t *)buf)[i]) / (float)n);
+        break;
+    default: break;
+    }
+}

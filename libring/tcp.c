@@ -1,0 +1,179 @@
+/* The TCP transport: FIFO queues of posted sends and receives on a non-blocking
+ * socket, moved with sendmsg/readv in batches, waiting in poll() with the abort fd. */
+#include "sock.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define TCP_QUEUE 256 /* a power of 2 */
+#define TCP_IOV 64
+
+typedef struct tcp_op {
+    unsigned char *buf;
+    size_t len, done;
+} tcp_op;
+
+typedef struct tcp_queue {
+    tcp_op ops[TCP_QUEUE];
+    unsigned head, tail; /* head: oldest pending; tail: next free */
+} tcp_queue;
+
+struct ring_conn {
+    int fd;
+    int peer;
+    tcp_queue tx, rx;
+};
+
+static ring_status tcp_open(int fd, int peer_rank, ring_conn **out, char *err, size_t errlen)
+{
+    ring_conn *c = calloc(1, sizeof *c);
+    if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for a connection");
+    c->fd = fd;
+    c->peer = peer_rank;
+    *out = c;
+    return RING_OK;
+}
+
+static ring_status enqueue(tcp_queue *q, const void *buf, size_t len)
+{
+    if (q->tail - q->head == TCP_QUEUE) return RING_ERR_INVALID_ARG;
+    q->ops[q->tail % TCP_QUEUE] = (tcp_op){.buf = (unsigned char *)buf, .len = len, .done = 0};
+    q->tail++;
+    return RING_OK;
+}
+
+static ring_status tcp_post_send(ring_conn *c, const void *buf, size_t len)
+{
+    return enqueue(&c->tx, buf, len);
+}
+static ring_status tcp_post_recv(ring_conn *c, void *buf, size_t len)
+{
+    return enqueue(&c->rx, buf, len);
+}
+static int tcp_pending_sends(const ring_conn *c) { return (int)(c->tx.tail - c->tx.head); }
+static int tcp_pending_recvs(const ring_conn *c) { return (int)(c->rx.tail - c->rx.head); }
+
+/* Gather the pending operations into an iovec, starting at the head's progress. */
+static int fill_iov(tcp_queue *q, struct iovec *iov)
+{
+    int n = 0;
+    for (unsigned i = q->head; i != q->tail && n < TCP_IOV; i++) {
+        tcp_op *op = &q->ops[i % TCP_QUEUE];
+        iov[n].iov_base = op->buf + op->done;
+        iov[n].iov_len = op->len - op->done;
+        n++;
+    }
+    return n;
+}
+
+/* Account n moved bytes against the queue; returns the operations completed. */
+static int advance(tcp_queue *q, size_t n)
+{
+    int completed = 0;
+    while (q->head != q->tail) {
+        tcp_op *op = &q->ops[q->head % TCP_QUEUE];
+        size_t take = op->len - op->done < n ? op->len - op->done : n;
+        op->done += take;
+        n -= take;
+        if (op->done < op->len) break;
+        q->head++;
+        completed++;
+    }
+    return completed;
+}
+
+/* Move what the socket takes now. Returns RING_OK, or an error for a broken connection. */
+static ring_status push(ring_conn *c, int *completed, char *err, size_t errlen)
+{
+    struct iovec iov[TCP_IOV];
+    while (c->tx.head != c->tx.tail) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)fill_iov(&c->tx, iov)};
+        ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            *completed += advance(&c->tx, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        int e = errno;
+        return ring_errf(err, errlen,
+                         e == EPIPE || e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM,
+                         "send to rank %d: %s", c->peer, strerror(e));
+    }
+    return RING_OK;
+}
+
+static ring_status pull(ring_conn *c, int *completed, char *err, size_t errlen)
+{
+    struct iovec iov[TCP_IOV];
+    while (c->rx.head != c->rx.tail) {
+        ssize_t n = readv(c->fd, iov, fill_iov(&c->rx, iov));
+        if (n > 0) {
+            *completed += advance(&c->rx, (size_t)n);
+            continue;
+        }
+        if (n == 0)
+            return ring_errf(err, errlen, RING_ERR_PEER_CLOSED,
+                             "rank %d closed the connection mid-collective", c->peer);
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        int e = errno;
+        return ring_errf(err, errlen, e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM,
+                         "receive from rank %d: %s", c->peer, strerror(e));
+    }
+    return RING_OK;
+}
+
+static ring_status tcp_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,
+                                int *sends, int *recvs, char *err, size_t errlen)
+{
+    ring_status st;
+    *sends = *recvs = 0;
+    for (;;) {
+        if (tx && (st = push(tx, sends, err, errlen)) != RING_OK) return st;
+        if (rx && (st = pull(rx, recvs, err, errlen)) != RING_OK) return st;
+        if (*sends || *recvs) return RING_OK;
+        int want_tx = tx && tx->tx.head != tx->tx.tail;
+        int want_rx = rx && rx->rx.head != rx->rx.tail;
+        if (!want_tx && !want_rx) return RING_OK;
+        struct pollfd p[3];
+        int n = 0;
+        p[n++] = (struct pollfd){.fd = abort_fd, .events = POLLIN};
+        if (want_tx) p[n++] = (struct pollfd){.fd = tx->fd, .events = POLLOUT};
+        if (want_rx) p[n++] = (struct pollfd){.fd = rx->fd, .events = POLLIN};
+        int ms = ring_ms_left(deadline_ns);
+        if (ms == 0)
+            return ring_errf(err, errlen, RING_ERR_TIMEOUT, "no progress from rank %d%s%s",
+                             want_rx ? rx->peer : tx->peer, want_rx ? " (receiving)" : "",
+                             want_tx && !want_rx ? " (sending)" : "");
+        int r = poll(p, (nfds_t)n, ms);
+        if (r < 0 && errno != EINTR)
+            return ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
+        if (r > 0 && (p[0].revents & POLLIN))
+            return ring_errf(err, errlen, RING_ERR_ABORTED, "aborted");
+    }
+}
+
+static void tcp_close(ring_conn *c)
+{
+    if (!c) return;
+    if (c->fd >= 0) close(c->fd);
+    free(c);
+}
+
+const ring_transport ring_transport_tcp = {
+    .name = "tcp",
+    .open = tcp_open,
+    .post_send = tcp_post_send,
+    .post_recv = tcp_post_recv,
+    .progress = tcp_progress,
+    .pending_sends = tcp_pending_sends,
+    .pending_recvs = tcp_pending_recvs,
+    .close = tcp_close,
+};

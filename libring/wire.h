@@ -1,0 +1,62 @@
+/* Private: what goes on the wire, encoded little-endian byte by byte (no struct casts). */
+#ifndef RING_WIRE_H
+#define RING_WIRE_H
+
+#include "ring.h"
+
+#include <stdint.h>
+
+#define RING_WIRE_MAGIC 0x52474e52u /* "RNGR" */
+#define RING_WIRE_VERSION 1
+
+/* Handshake messages. */
+typedef enum {
+    RING_MSG_HELLO = 1,   /* ring neighbour: "I am your left neighbour" */
+    RING_MSG_CHECKIN = 2, /* a rank checking in with the master */
+    RING_MSG_ACK = 3,
+    RING_MSG_REJECT = 4,
+    RING_MSG_GO = 5, /* master: everyone is here */
+} ring_msg_kind;
+
+typedef enum {
+    RING_REJECT_NONE = 0,
+    RING_REJECT_JOB = 1,   /* another job's process */
+    RING_REJECT_WORLD = 2, /* world size differs */
+    RING_REJECT_RANK = 3,  /* not the rank expected on this port */
+    RING_REJECT_DUPLICATE = 4,
+    RING_REJECT_KIND = 5,
+} ring_reject_reason;
+
+typedef struct ring_hello {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t kind;
+    uint32_t world_size;
+    uint32_t rank;
+    uint64_t job_id;
+    uint32_t reason; /* for REJECT */
+} ring_hello;
+
+#define RING_HELLO_BYTES 28
+
+void ring_hello_encode(const ring_hello *h, unsigned char out[RING_HELLO_BYTES]);
+/* Checks magic and version; fills *h. One-line message on failure. */
+ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h, char *err,
+                              size_t errlen);
+const char *ring_reject_str(uint32_t reason);
+
+/* Sent ahead of each collective's data so that ranks that disagree fail cleanly. */
+typedef struct ring_op_header {
+    uint32_t magic;
+    uint8_t coll, dtype, op, flags;
+    uint64_t seq;
+    uint64_t count;
+    int32_t root;
+} ring_op_header;
+
+#define RING_OP_HEADER_BYTES 28
+
+void ring_op_header_encode(const ring_op_header *h, unsigned char out[RING_OP_HEADER_BYTES]);
+void ring_op_header_decode(const unsigned char in[RING_OP_HEADER_BYTES], ring_op_header *h);
+
+#endif

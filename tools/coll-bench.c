@@ -1,0 +1,505 @@
+/* coll-bench: collectives benchmark with the flags and table of nccl-tests.
+ * One process per rank: run it under ringrun, or with RING_CONFIG set by hand. */
+#include "bench_backend.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum { C_ALLREDUCE, C_REDUCESCATTER, C_ALLGATHER, C_BROADCAST, C_BARRIER, C_COUNT } coll_kind;
+static const char *const coll_kind_names[] = {"allreduce", "reducescatter", "allgather", "broadcast",
+                                              "barrier"};
+
+typedef struct opts {
+    size_t minbytes, maxbytes, stepbytes;
+    double stepfactor;
+    int iters, warmup, check, root, average, timeout_s, json, print_config;
+    int all_types, all_ops;
+    ring_dtype type;
+    ring_op op;
+    coll_kind coll;
+    const char *provider;
+} opts;
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0) return -1;
+    double mult = 1;
+    switch (*end) {
+    case 'K': case 'k': mult = 1024; end++; break;
+    case 'M': case 'm': mult = 1024.0 * 1024; end++; break;
+    case 'G': case 'g': mult = 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end) return -1;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: coll-bench [options]   (one process per rank, e.g. ringrun -n 4 -- coll-bench ...)\n"
+            "  -b, --minbytes SIZE     smallest size (default 32M; K, M, G suffixes)\n"
+            "  -e, --maxbytes SIZE     largest size (default 32M)\n"
+            "  -i, --stepbytes SIZE    size increment when -f is 1 (default 1M)\n"
+            "  -f, --stepfactor F      size multiplier (default 1: use -i)\n"
+            "  -n, --iters N           timed iterations (default 20)\n"
+            "  -w, --warmup_iters N    untimed iterations first (default 5)\n"
+            "  -c, --check 0|1         check results (default 1)\n"
+            "  -d, --datatype T        f32 f64 f16 bf16 i32 i64 u8 (nccl-tests names too) or all\n"
+            "  -o, --op OP             sum prod min max avg, or all\n"
+            "  -r, --root R            root for broadcast (default 0)\n"
+            "  -a, --average 0|1|2|3   combine ranks' times: rank 0, average, min, max (default 1)\n"
+            "  -T, --timeout S         per-collective timeout in seconds\n"
+            "      --coll NAME         allreduce reducescatter allgather broadcast barrier\n"
+            "      --provider NAME     %s\n"
+            "      --json              one JSON object per result line instead of the table\n"
+            "      --print-config      print the provider, the layout and every knob, then exit\n",
+            bench_backend_names());
+}
+
+static int parse_args(int argc, char **argv, opts *o)
+{
+    *o = (opts){.minbytes = 32u << 20, .maxbytes = 32u << 20, .stepbytes = 1u << 20, .stepfactor = 1,
+                .iters = 20, .warmup = 5, .check = 1, .average = 1, .type = RING_F32, .op = RING_SUM,
+                .coll = C_ALLREDUCE};
+    enum { O_COLL = 1000, O_PROVIDER, O_JSON, O_PRINT };
+    static const struct option lo[] = {
+        {"minbytes", 1, 0, 'b'},   {"maxbytes", 1, 0, 'e'},     {"stepbytes", 1, 0, 'i'},
+        {"stepfactor", 1, 0, 'f'}, {"iters", 1, 0, 'n'},        {"warmup_iters", 1, 0, 'w'},
+        {"check", 1, 0, 'c'},      {"datatype", 1, 0, 'd'},     {"op", 1, 0, 'o'},
+        {"root", 1, 0, 'r'},       {"average", 1, 0, 'a'},      {"timeout", 1, 0, 'T'},
+        {"coll", 1, 0, O_COLL},    {"provider", 1, 0, O_PROVIDER}, {"json", 0, 0, O_JSON},
+        {"print-config", 0, 0, O_PRINT}, {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "b:e:i:f:n:w:c:d:o:r:a:T:h", lo, NULL)) != -1) {
+        char *end = NULL;
+        long v = 0;
+        if (strchr("nwcraT", c)) {
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno || *end || v < 0 || v > 100000000) {
+                fprintf(stderr, "coll-bench: -%c expects a non-negative integer, got '%s'\n", c, optarg);
+                return -1;
+            }
+        }
+        switch (c) {
+        case 'b': case 'e': case 'i': {
+            size_t *dst = c == 'b' ? &o->minbytes : c == 'e' ? &o->maxbytes : &o->stepbytes;
+            if (parse_size(optarg, dst)) {
+                fprintf(stderr, "coll-bench: -%c expects a size like 8, 64K, 1M or 1G, got '%s'\n", c, optarg);
+                return -1;
+            }
+            break;
+        }
+        case 'f':
+            o->stepfactor = strtod(optarg, &end);
+            if (*end || o->stepfactor < 1) {
+                fprintf(stderr, "coll-bench: -f expects a factor >= 1, got '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'n': o->iters = (int)v; break;
+        case 'w': o->warmup = (int)v; break;
+        case 'c': o->check = v != 0; break;
+        case 'r': o->root = (int)v; break;
+        case 'a':
+            if (v > 3) {
+                fprintf(stderr, "coll-bench: -a expects 0 (rank 0), 1 (avg), 2 (min) or 3 (max)\n");
+                return -1;
+            }
+            o->average = (int)v;
+            break;
+        case 'T': o->timeout_s = (int)v; break;
+        case 'd':
+            if (strcmp(optarg, "all") == 0) o->all_types = 1;
+            else if (ring_dtype_parse(optarg, &o->type)) {
+                fprintf(stderr, "coll-bench: unknown data type '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'o':
+            if (strcmp(optarg, "all") == 0) o->all_ops = 1;
+            else if (ring_op_parse(optarg, &o->op)) {
+                fprintf(stderr, "coll-bench: unknown op '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case O_COLL: {
+            int found = 0;
+            for (int k = 0; k < C_COUNT; k++)
+                if (strcmp(optarg, coll_kind_names[k]) == 0) o->coll = (coll_kind)k, found = 1;
+            if (!strcmp(optarg, "reduce_scatter")) o->coll = C_REDUCESCATTER, found = 1;
+            if (!found) {
+                fprintf(stderr, "coll-bench: unknown collective '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        }
+        case O_PROVIDER: o->provider = optarg; break;
+        case O_JSON: o->json = 1; break;
+        case O_PRINT: o->print_config = 1; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "coll-bench: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (o->minbytes > o->maxbytes) {
+        fprintf(stderr, "coll-bench: -b (%zu) is larger than -e (%zu)\n", o->minbytes, o->maxbytes);
+        return -1;
+    }
+    if (o->iters < 1) o->iters = 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ data and checks
+ * Values are small integers, so every result is exact in every type and any order. */
+
+static double input_value(ring_op op, int rank, size_t i)
+{
+    if (op == RING_PROD) return (double)(1 + ((rank + i) % 2 == 0 && (i % 3) == 0));
+    return (double)((rank * 3 + i) % 7 + 1);
+}
+
+static double expected_value(ring_op op, int n, size_t i, ring_dtype t)
+{
+    double acc = input_value(op, 0, i);
+    for (int r = 1; r < n; r++) {
+        double v = input_value(op, r, i);
+        switch (op) {
+        case RING_SUM: case RING_AVG: acc += v; break;
+        case RING_PROD: acc *= v; break;
+        case RING_MIN: acc = v < acc ? v : acc; break;
+        case RING_MAX: acc = v > acc ? v : acc; break;
+        default: break;
+        }
+    }
+    if (op == RING_AVG) acc /= n;
+    if (t == RING_U8) acc = fmod(acc, 256.0);
+    return acc;
+}
+
+static void store(void *buf, size_t i, ring_dtype t, double v)
+{
+    switch (t) {
+    case RING_F32: ((float *)buf)[i] = (float)v; break;
+    case RING_F64: ((double *)buf)[i] = v; break;
+    case RING_F16: ((uint16_t *)buf)[i] = ring_f32_to_f16((float)v); break;
+    case RING_BF16: ((uint16_t *)buf)[i] = ring_f32_to_bf16((float)v); break;
+    case RING_I32: ((int32_t *)buf)[i] = (int32_t)v; break;
+    case RING_I64: ((int64_t *)buf)[i] = (int64_t)v; break;
+    case RING_U8: ((uint8_t *)buf)[i] = (uint8_t)v; break;
+    default: break;
+    }
+}
+
+static double load(const void *buf, size_t i, ring_dtype t)
+{
+    switch (t) {
+    case RING_F32: return ((const float *)buf)[i];
+    case RING_F64: return ((const double *)buf)[i];
+    case RING_F16: return ring_f16_to_f32(((const uint16_t *)buf)[i]);
+    case RING_BF16: return ring_bf16_to_f32(((const uint16_t *)buf)[i]);
+    case RING_I32: return ((const int32_t *)buf)[i];
+    case RING_I64: return (double)((const int64_t *)buf)[i];
+    case RING_U8: return ((const uint8_t *)buf)[i];
+    default: return NAN;
+    }
+}
+
+/* Fill count elements of rank `r`'s input, element i standing for global index base+i. */
+static void fill(void *buf, size_t count, size_t base, ring_dtype t, ring_op op, int r)
+{
+    for (size_t i = 0; i < count; i++) store(buf, i, t, input_value(op, r, base + i));
+}
+
+typedef struct sizes {
+    size_t count;      /* elements in the table's count column (whole buffer) */
+    size_t per_rank;   /* the count passed to the call */
+    size_t send_elems, recv_elems;
+} sizes;
+
+static sizes sizes_for(coll_kind k, size_t bytes, size_t esz, int n)
+{
+    sizes s = {0};
+    size_t total = bytes / esz;
+    if (k == C_REDUCESCATTER || k == C_ALLGATHER) {
+        s.per_rank = total / (size_t)n;
+        s.count = s.per_rank * (size_t)n;
+        s.send_elems = k == C_REDUCESCATTER ? s.count : s.per_rank;
+        s.recv_elems = k == C_REDUCESCATTER ? s.per_rank : s.count;
+    } else {
+        s.count = s.per_rank = s.send_elems = s.recv_elems = total;
+    }
+    return s;
+}
+
+static ring_status call(bench_backend *be, coll_kind k, const void *sb, void *rb, size_t count,
+                        ring_dtype t, ring_op op, int root)
+{
+    switch (k) {
+    case C_ALLREDUCE: return be->ops->allreduce(be, sb, rb, count, t, op);
+    case C_REDUCESCATTER: return be->ops->reduce_scatter(be, sb, rb, count, t, op);
+    case C_ALLGATHER: return be->ops->allgather(be, sb, rb, count, t);
+    case C_BROADCAST: return be->ops->broadcast(be, sb, rb, count, t, root);
+    case C_BARRIER: return be->ops->barrier(be);
+    default: return RING_ERR_INVALID_ARG;
+    }
+}
+
+/* Pointers for out-of-place or in-place calls, nccl-tests style. */
+static void place(coll_kind k, int in_place, unsigned char *send, unsigned char *recv, size_t per_rank,
+                  size_t esz, int rank, const void **sb, void **rb)
+{
+    *sb = send;
+    *rb = recv;
+    if (!in_place) return;
+    if (k == C_REDUCESCATTER) {
+        *sb = recv;
+        *rb = recv + (size_t)rank * per_rank * esz;
+    } else if (k == C_ALLGATHER) {
+        *sb = recv + (size_t)rank * per_rank * esz;
+    } else {
+        *sb = recv;
+    }
+}
+
+/* Prepare inputs for one checked call; returns the wrong element count after it. */
+static long long checked_run(bench_backend *be, const opts *o, coll_kind k, unsigned char *send,
+                             unsigned char *recv, sizes s, ring_dtype t, ring_op op, int in_place,
+                             ring_status *st)
+{
+    int n = be->size, r = be->rank;
+    size_t esz = ring_dtype_size(t);
+    const void *sb;
+    void *rb;
+    place(k, in_place, send, recv, s.per_rank, esz, r, &sb, &rb);
+    memset(recv, 0xA5, s.recv_elems * esz > s.send_elems * esz ? s.recv_elems * esz : s.send_elems * esz);
+    unsigned char *in = in_place ? recv : send;
+    if (k == C_ALLGATHER)
+        fill(in_place ? recv + (size_t)r * s.per_rank * esz : send, s.per_rank, (size_t)r * s.per_rank, t, op, r);
+    else if (k == C_BROADCAST)
+        fill(in, s.count, 0, t, op, r == o->root ? o->root : r + 1000);
+    else
+        fill(in, s.send_elems, 0, t, op, r);
+    *st = call(be, k, sb, rb, s.per_rank, t, op, o->root);
+    if (*st != RING_OK) return 0;
+    long long wrong = 0;
+    const unsigned char *out = rb;
+    for (size_t i = 0; i < s.recv_elems; i++) {
+        double want;
+        if (k == C_ALLREDUCE) want = expected_value(op, n, i, t);
+        else if (k == C_REDUCESCATTER) want = expected_value(op, n, (size_t)r * s.per_rank + i, t);
+        else if (k == C_ALLGATHER) want = input_value(op, (int)(i / s.per_rank), i);
+        else if (k == C_BROADCAST) want = input_value(op, o->root, i);
+        else break;
+        if (t == RING_U8) want = fmod(want, 256.0);
+        if (load(out, i, t) != want) wrong++;
+    }
+    return wrong;
+}
+
+static double bus_factor(coll_kind k, int n)
+{
+    if (k == C_ALLREDUCE) return 2.0 * (n - 1) / n;
+    if (k == C_REDUCESCATTER || k == C_ALLGATHER) return (double)(n - 1) / n;
+    return 1.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct result {
+    double time_us, algbw, busbw, p50, p99;
+    long long wrong;
+} result;
+
+/* Combine a per-rank value across ranks: 0 rank 0's, 1 average, 2 min, 3 max. */
+static ring_status combine(bench_backend *be, double *v, int how)
+{
+    double x = *v;
+    ring_status st;
+    if (how == 0) {
+        st = be->ops->broadcast(be, &x, &x, 1, RING_F64, 0);
+    } else {
+        ring_op op = how == 1 ? RING_SUM : how == 2 ? RING_MIN : RING_MAX;
+        st = be->ops->allreduce(be, &x, &x, 1, RING_F64, op);
+        if (how == 1) x /= be->size;
+    }
+    *v = x;
+    return st;
+}
+
+static ring_status measure(bench_backend *be, const opts *o, coll_kind k, unsigned char *send,
+                           unsigned char *recv, sizes s, ring_dtype t, ring_op op, int in_place,
+                           double *lat, result *res)
+{
+    size_t esz = ring_dtype_size(t);
+    const void *sb;
+    void *rb;
+    place(k, in_place, send, recv, s.per_rank, esz, be->rank, &sb, &rb);
+    ring_status st;
+    for (int i = 0; i < o->warmup; i++)
+        if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != RING_OK) return st;
+    if ((st = be->ops->barrier(be)) != RING_OK) return st;
+    double t0 = now_us();
+    for (int i = 0; i < o->iters; i++) {
+        double a = now_us();
+        if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != RING_OK) return st;
+        lat[i] = now_us() - a;
+    }
+    double per_iter = (now_us() - t0) / o->iters;
+    qsort(lat, (size_t)o->iters, sizeof *lat, cmp_double);
+    double p50 = lat[(o->iters - 1) / 2], p99 = lat[(size_t)ceil(0.99 * o->iters) - 1];
+    if ((st = combine(be, &per_iter, o->average)) != RING_OK || (st = combine(be, &p50, 3)) != RING_OK ||
+        (st = combine(be, &p99, 3)) != RING_OK)
+        return st;
+    double bytes = (double)s.count * (double)esz;
+    res->time_us = per_iter;
+    res->p50 = p50;
+    res->p99 = p99;
+    res->algbw = bytes / per_iter / 1e3; /* GB/s with GB = 1e9 */
+    res->busbw = res->algbw * bus_factor(k, be->size);
+    res->wrong = 0;
+    if (o->check) {
+        long long w = checked_run(be, o, k, send, recv, s, t, op, in_place, &st);
+        if (st != RING_OK) return st;
+        double wd = (double)w;
+        if ((st = be->ops->allreduce(be, &wd, &wd, 1, RING_F64, RING_SUM)) != RING_OK) return st;
+        res->wrong = (long long)wd;
+    }
+    return RING_OK;
+}
+
+static void print_header(const opts *o, const bench_backend *be)
+{
+    if (o->json) return;
+    printf("# coll-bench: %s, provider %s, %d ranks, %d iters, %d warm-up, check %s\n",
+           coll_kind_names[o->coll], be->name, be->size, o->iters, o->warmup, o->check ? "on" : "off");
+    printf("#\n# %10s %12s %8s %6s %6s %38s %38s %21s\n", "", "", "", "", "", "out-of-place", "in-place",
+           "out-of-place latency");
+    printf("# %10s %12s %8s %6s %6s %9s %8s %8s %6s %9s %8s %8s %6s %10s %10s\n", "size", "count", "type",
+           "redop", "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong", "p50",
+           "p99");
+    printf("# %10s %12s %8s %6s %6s %9s %8s %8s %6s %9s %8s %8s %6s %10s %10s\n", "(B)", "(elements)", "",
+           "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(us)");
+}
+
+static void print_row(const opts *o, coll_kind k, size_t bytes, size_t count, ring_dtype t, ring_op op,
+                      const result *oop, const result *ip)
+{
+    const char *redop = (k == C_ALLREDUCE || k == C_REDUCESCATTER) ? ring_op_name(op) : "none";
+    int root = k == C_BROADCAST ? o->root : -1;
+    if (o->json) {
+        const result *rs[2] = {oop, ip};
+        for (int j = 0; j < 2; j++)
+            printf("{\"coll\":\"%s\",\"size\":%zu,\"count\":%zu,\"type\":\"%s\",\"redop\":\"%s\",\"root\":%d,"
+                   "\"inplace\":%d,\"time_us\":%.3f,\"algbw\":%.4f,\"busbw\":%.4f,\"wrong\":%lld,"
+                   "\"p50_us\":%.3f,\"p99_us\":%.3f}\n",
+                   coll_kind_names[k], bytes, count, ring_dtype_name(t), redop, root, j, rs[j]->time_us,
+                   rs[j]->algbw, rs[j]->busbw, rs[j]->wrong, rs[j]->p50, rs[j]->p99);
+    } else {
+        printf("  %10zu %12zu %8s %6s %6d %9.2f %8.3f %8.3f %6lld %9.2f %8.3f %8.3f %6lld %10.2f %10.2f\n",
+               bytes, count, ring_dtype_name(t), redop, root, oop->time_us, oop->algbw, oop->busbw,
+               oop->wrong, ip->time_us, ip->algbw, ip->busbw, ip->wrong, oop->p50, oop->p99);
+    }
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    if (parse_args(argc, argv, &o)) return 2;
+    if (o.print_config) return bench_print_config(stdout, o.provider) == 0 ? 0 : 1;
+    char err[512];
+    bench_backend *be = NULL;
+    if (bench_backend_open(o.provider, o.timeout_s, &be, err, sizeof err) != 0) {
+        fprintf(stderr, "coll-bench: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    if (o.root < 0 || o.root >= be->size) {
+        fprintf(stderr, "coll-bench: -r %d is outside 0..%d\n", o.root, be->size - 1);
+        be->ops->close(be);
+        return 2;
+    }
+    /* The largest buffers any size in the sweep needs. */
+    size_t cap = o.maxbytes < 8 ? 8 : o.maxbytes;
+    unsigned char *send = malloc(cap), *recv = malloc(cap);
+    double *lat = malloc((size_t)o.iters * sizeof *lat);
+    if (!send || !recv || !lat) {
+        fprintf(stderr, "coll-bench: cannot allocate 2 x %zu bytes\n", cap);
+        return 1;
+    }
+    memset(send, 0, cap);
+    memset(recv, 0, cap);
+    if (be->rank == 0) print_header(&o, be);
+    long long wrong_total = 0;
+    double busbw_sum = 0;
+    int rows = 0;
+    for (int ti = 0; ti < RING_DTYPE_COUNT; ti++) {
+        ring_dtype t = o.all_types ? (ring_dtype)ti : o.type;
+        if (!o.all_types && ti > 0) break;
+        for (int oi = 0; oi < RING_OP_COUNT; oi++) {
+            ring_op op = o.all_ops ? (ring_op)oi : o.op;
+            if (!o.all_ops && oi > 0) break;
+            int reduces = o.coll == C_ALLREDUCE || o.coll == C_REDUCESCATTER;
+            if (!reduces && oi > 0) break;
+            if (reduces && !ring_op_valid_for(op, t)) continue;
+            size_t esz = ring_dtype_size(t);
+            for (size_t bytes = o.minbytes;;) {
+                sizes s = sizes_for(o.coll, bytes, esz, be->size);
+                result oop, ip;
+                ring_status st = measure(be, &o, o.coll, send, recv, s, t, op, 0, lat, &oop);
+                if (st == RING_OK) st = measure(be, &o, o.coll, send, recv, s, t, op, 1, lat, &ip);
+                if (st != RING_OK) {
+                    fprintf(stderr, "coll-bench: rank %d: %s: %s\n", be->rank, ring_status_str(st),
+                            be->ops->last_error(be));
+                    rc = 1;
+                    goto done;
+                }
+                if (be->rank == 0) print_row(&o, o.coll, s.count * esz, s.count, t, op, &oop, &ip);
+                wrong_total += oop.wrong + ip.wrong;
+                busbw_sum += (oop.busbw + ip.busbw) / 2;
+                rows++;
+                size_t next = o.stepfactor > 1 ? (size_t)((double)bytes * o.stepfactor) : bytes + o.stepbytes;
+                if (next <= bytes || next > o.maxbytes) break;
+                bytes = next;
+            }
+        }
+    }
+done:
+    if (be->rank == 0 && !o.json) {
+        printf("# Out of bounds values : %lld %s\n", wrong_total, wrong_total ? "FAILED" : "OK");
+        printf("# Avg bus bandwidth    : %.4f\n#\n", rows ? busbw_sum / rows : 0.0);
+    }
+    if (wrong_total) rc = 1;
+    be->ops->close(be);
+    free(send);
+    free(recv);
+    free(lat);
+    return rc;
+}
