@@ -42,6 +42,8 @@ coll_status coll_fail(char *err, size_t errlen, coll_status st, const char *fmt,
       "ring on device buffers: bytes per pipelined piece of pinned host staging")                  \
     X(KNOB_DEVICE_REDUCE, "COLL_RING_DEVICE_REDUCE", "cpu",                                        \
       "ring on device buffers: reduce on the cpu (inside libring) or the gpu (kernels/)")          \
+    X(KNOB_NCCL_BLOCKING, "COLL_NCCL_BLOCKING", "1",                                              \
+      "1: data path on a blocking communicator split from the non-blocking init; 0: all non-blocking") \
     X(KNOB_NO_NCCL, "MISTRALRS_NO_NCCL", "", "1: never use NCCL (the ring or local instead)")       \
     X(KNOB_MN_GLOBAL, "MISTRALRS_MN_GLOBAL_WORLD_SIZE", "",                                        \
       "multi-node NCCL: ranks over all nodes; its presence turns the mode on")                     \

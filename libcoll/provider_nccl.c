@@ -1,8 +1,8 @@
 /* The NCCL provider: one process per GPU. The local leader (local rank 0) spawns the
  * other local ranks (spawn.c); in multi-node mode the head's leader sends the id to each
- * worker node's leader first (rdv.c). Communicators are non-blocking: every wait polls
- * ncclCommGetAsyncError and the spawned workers against a deadline, and ends in
- * ncclCommAbort on failure. */
+ * worker node's leader first (rdv.c). Init is non-blocking and the data path blocking
+ * (split from it, see nccl_create); every wait polls ncclCommGetAsyncError and the spawned
+ * workers against a deadline, and ends in ncclCommAbort on failure. */
 #include "coll_private.h"
 
 #ifdef HAVE_NCCL
@@ -17,7 +17,8 @@ _Static_assert(NCCL_UNIQUE_ID_BYTES == COLL_RDV_BLOB, "NCCL id size");
 
 typedef struct nccl_state {
     coll_comm *comm;
-    ncclComm_t nc;
+    ncclComm_t nc;     /* the data path's communicator */
+    ncclComm_t parent; /* the non-blocking one it was split from, or NULL */
     cudaStream_t stream;
     int *dscratch; /* one int for the barrier */
     int aborted;   /* set by coll_comm_abort (any thread); waits notice it */
@@ -51,6 +52,7 @@ static void kill_comm(nccl_state *s)
 {
     if (s->nc && !s->dead) {
         ncclCommAbort(s->nc);
+        if (s->parent) ncclCommAbort(s->parent);
         s->dead = 1;
     }
 }
@@ -71,14 +73,16 @@ static coll_status nccl_wait(nccl_state *s, cudaStream_t stream, int timeout_ms,
             st = nccl_status(s, ae, what, err, errlen);
             break;
         }
-        if (stream) {
+        if (ae == ncclInProgress) {
+            /* Still enqueuing: the stream may look idle before the work is on it. */
+        } else if (stream) {
             cudaError_t q = cudaStreamQuery(stream);
             if (q == cudaSuccess) return COLL_OK;
             if (q != cudaErrorNotReady) {
                 st = coll_cuda_status(q, what, err, errlen);
                 break;
             }
-        } else if (ae == ncclSuccess) {
+        } else {
             return COLL_OK;
         }
         if (__atomic_load_n(&s->aborted, __ATOMIC_SEQ_CST)) {
@@ -175,17 +179,40 @@ static coll_status nccl_create(coll_comm *comm, void **state, char *err, size_t 
     if ((st = get_id(comm, s, &id, err, errlen))) goto free_state;
     if (!L->is_child && !comm->spawn.n && L->mode == COLL_MODE_NCCL && L->world_size > 1)
         coll_log(&comm->log, COLL_LOG_DEBUG, "nccl: no local processes spawned");
-    CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), free_state);
+    /* The stream for calls made without one: a blocking stream, so that, like the default
+     * stream, it runs after the caller's earlier work there (a pageable cudaMemcpy may
+     * return before its copy has landed). */
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamDefault), free_state);
     CUDA_CHECK(cudaMalloc((void **)&s->dscratch, sizeof(int)), destroy_stream);
+    /* Init is non-blocking so that it is bounded and can be aborted. A non-blocking
+     * communicator makes every call return ncclInProgress and hands the enqueue to a
+     * thread (about 37 us per call on an H200 pair), so by default the data path runs on
+     * a blocking communicator split from it (COLL_NCCL_BLOCKING=0 keeps the first). */
     ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
     cfg.blocking = 0;
     NCCL_CHECK(s, ncclCommInitRankConfig(&s->nc, L->world_size, id, L->rank, &cfg), free_scratch);
     if ((st = nccl_wait(s, NULL, comm->rdv_timeout_ms, "ncclCommInitRankConfig", err, errlen)))
         goto free_scratch;
+    if (strcmp(coll_env_get(&comm->env, KNOB_NCCL_BLOCKING), "0") != 0) {
+        ncclConfig_t bc = NCCL_CONFIG_INITIALIZER;
+        bc.blocking = 1;
+        ncclComm_t child = NULL;
+        NCCL_CHECK(s, ncclCommSplit(s->nc, 0, L->rank, &child, &bc), free_scratch);
+        /* The parent is non-blocking: the child's handle is filled in when the split is
+         * done, which the parent's state tells. */
+        if ((st = nccl_wait(s, NULL, comm->rdv_timeout_ms, "ncclCommSplit", err, errlen)))
+            goto free_scratch;
+        if (!child) {
+            st = coll_fail(err, errlen, COLL_ERR_NCCL, "NCCL ncclCommSplit returned no communicator");
+            goto free_scratch;
+        }
+        s->parent = s->nc;
+        s->nc = child;
+    }
     *state = s;
     return COLL_OK;
 free_scratch:
-    if (s->nc && !s->dead) ncclCommAbort(s->nc);
+    kill_comm(s);
     cudaFree(s->dscratch);
 destroy_stream:
     cudaStreamDestroy(s->stream);
@@ -275,10 +302,29 @@ static void nccl_destroy(void *state)
     if (!s) return;
     if (!s->dead && !__atomic_load_n(&s->aborted, __ATOMIC_SEQ_CST) && !s->comm->failed) {
         char err[256];
-        ncclResult_t r = ncclCommFinalize(s->nc);
-        if (r == ncclSuccess || r == ncclInProgress)
-            nccl_wait(s, NULL, s->comm->op_timeout_ms, "ncclCommFinalize", err, sizeof(err));
-        if (!s->dead) ncclCommDestroy(s->nc);
+        /* Finalize the data communicator, then its parent; each wait is bounded and a
+         * failed one aborts what is left. */
+        ncclComm_t comms[2] = {s->nc, s->parent};
+        s->parent = NULL;
+        int failed = 0;
+        for (int k = 0; k < 2; k++) {
+            if (!comms[k]) continue;
+            s->nc = comms[k];
+            s->dead = 0;
+            if (failed) { /* an earlier wait failed */
+                ncclCommAbort(comms[k]);
+                continue;
+            }
+            ncclResult_t r = ncclCommFinalize(comms[k]);
+            if (r == ncclSuccess || r == ncclInProgress)
+                nccl_wait(s, NULL, s->comm->op_timeout_ms, "ncclCommFinalize", err, sizeof(err));
+            if (s->dead) /* the wait failed and aborted this one */
+                failed = 1;
+            else
+                ncclCommDestroy(comms[k]);
+        }
+        s->parent = NULL;
+        s->nc = NULL;
         s->dead = 1;
     }
     kill_comm(s);

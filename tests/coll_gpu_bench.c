@@ -184,6 +184,14 @@ static void report(int rank, int size, const char *label, const char *variant, s
     fflush(stdout);
 }
 
+static double median3(const double *t)
+{
+    double a = t[0], b = t[1], c = t[2];
+    if (a > b) { double x = a; a = b; b = x; }
+    if (b > c) { double x = b; b = c; c = x; }
+    return a > b ? a : b;
+}
+
 static int bench(coll_comm *c, const char *label, size_t minb, size_t maxb, int raw)
 {
     int rank = coll_comm_rank(c), size = coll_comm_size(c);
@@ -208,7 +216,7 @@ static int bench(coll_comm *c, const char *label, size_t minb, size_t maxb, int 
     for (size_t b = minb; b <= maxb; b *= 2) {
         size_t n = b / 4;
         int it = iters_for(b);
-        double best_raw = 1e30, best_coll = 1e30;
+        double t_raw[3] = {0}, t_coll[3] = {0}; /* the median of 3 rounds is reported */
         for (int round = 0; round < 3; round++) {
             if (raw) {
                 for (int w = 0; w < 3; w++) ncclAllReduce(d, d, n, ncclFloat32, ncclSum, nc, s);
@@ -219,8 +227,7 @@ static int bench(coll_comm *c, const char *label, size_t minb, size_t maxb, int 
                     if (ncclAllReduce(d, d, n, ncclFloat32, ncclSum, nc, s) != ncclSuccess)
                         DIE("ncclAllReduce");
                 CU(cudaStreamSynchronize(s));
-                double t = (now_s() - t0) / it;
-                best_raw = t < best_raw ? t : best_raw;
+                t_raw[round] = (now_s() - t0) / it;
             }
             for (int w = 0; w < 3; w++) CO(c, coll_allreduce(c, d, d, n, COLL_F32, COLL_SUM, s));
             CO(c, coll_sync(c, s));
@@ -228,11 +235,10 @@ static int bench(coll_comm *c, const char *label, size_t minb, size_t maxb, int 
             double t0 = now_s();
             for (int i = 0; i < it; i++) CO(c, coll_allreduce(c, d, d, n, COLL_F32, COLL_SUM, s));
             CO(c, coll_sync(c, s));
-            double t = (now_s() - t0) / it;
-            best_coll = t < best_coll ? t : best_coll;
+            t_coll[round] = (now_s() - t0) / it;
         }
-        if (raw) report(rank, size, label, "raw-nccl", b, best_raw);
-        report(rank, size, label, "coll", b, best_coll);
+        if (raw) report(rank, size, label, "raw-nccl", b, median3(t_raw));
+        report(rank, size, label, "coll", b, median3(t_coll));
     }
     if (nc) ncclCommDestroy(nc);
     cudaFree(d);

@@ -24,6 +24,8 @@ typedef struct bench_ops {
     int (*download)(bench_backend *b, void *host, const void *src, size_t bytes);
     /* Wait until every call made so far has finished (stream-ordered providers). */
     ring_status (*sync)(bench_backend *b);
+    /* All-reduce one host double (timings, #wrong), whatever memory the data lives in. */
+    ring_status (*reduce_scalar)(bench_backend *b, double *v, ring_op op);
 } bench_ops;
 
 /* Host-memory implementations, for backends that need nothing else. */
@@ -32,6 +34,7 @@ void bench_host_release(bench_backend *b, void *p);
 int bench_host_copy_in(bench_backend *b, void *dst, const void *host, size_t bytes);
 int bench_host_copy_out(bench_backend *b, void *host, const void *src, size_t bytes);
 ring_status bench_host_sync(bench_backend *b);
+ring_status bench_host_reduce_scalar(bench_backend *b, double *v, ring_op op);
 
 struct bench_backend {
     const bench_ops *ops;

@@ -13,7 +13,8 @@
 
 typedef struct coll_impl {
     coll_comm *comm;
-    void *stream; /* cudaStream_t for device buffers, else NULL */
+    void *stream;  /* cudaStream_t for device buffers, else NULL */
+    double *dscalar; /* device buffers: one double for reduce_scalar */
 } coll_impl;
 
 static coll_impl *impl_of(bench_backend *b) { return b->impl; }
@@ -65,6 +66,7 @@ static void c_close(bench_backend *b)
     coll_impl *x = impl_of(b);
 #ifdef HAVE_CUDA
     if (x->stream) cudaStreamDestroy((cudaStream_t)x->stream);
+    if (x->dscalar) cudaFree(x->dscalar);
 #endif
     coll_comm_destroy(x->comm);
     free(x);
@@ -84,6 +86,7 @@ static const bench_ops host_ops = {
     .upload = bench_host_copy_in,
     .download = bench_host_copy_out,
     .sync = c_sync,
+    .reduce_scalar = bench_host_reduce_scalar,
 };
 
 #ifdef HAVE_CUDA
@@ -103,13 +106,25 @@ static void d_release(bench_backend *b, void *p)
 static int d_upload(bench_backend *b, void *dst, const void *host, size_t bytes)
 {
     (void)b;
-    return cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice) == cudaSuccess ? 0 : -1;
+    /* From pageable memory, cudaMemcpy may return before a small copy (<= 64 KB) has
+     * landed; the provider's own streams are not ordered after it, so wait here. */
+    if (cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess) return -1;
+    return cudaDeviceSynchronize() == cudaSuccess ? 0 : -1;
 }
 static int d_download(bench_backend *b, void *host, const void *src, size_t bytes)
 {
     ring_status st = c_sync(b);
     if (st != RING_OK) return -1;
     return cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost) == cudaSuccess ? 0 : -1;
+}
+
+static ring_status d_reduce_scalar(bench_backend *b, double *v, ring_op op)
+{
+    coll_impl *x = impl_of(b);
+    if (d_upload(b, x->dscalar, v, sizeof *v)) return RING_ERR_SYSTEM;
+    ring_status st = c_allreduce(b, x->dscalar, x->dscalar, 1, RING_F64, op);
+    if (st == RING_OK && d_download(b, v, x->dscalar, sizeof *v)) st = RING_ERR_SYSTEM;
+    return st;
 }
 
 static const bench_ops device_ops = {
@@ -125,6 +140,7 @@ static const bench_ops device_ops = {
     .upload = d_upload,
     .download = d_download,
     .sync = c_sync,
+    .reduce_scalar = d_reduce_scalar,
 };
 #endif
 
@@ -174,6 +190,14 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
             return -1;
         }
         x->stream = s;
+        if (cudaMalloc((void **)&x->dscalar, sizeof(double)) != cudaSuccess) {
+            snprintf(err, errlen, "cudaMalloc of 8 bytes failed");
+            cudaStreamDestroy(s);
+            coll_comm_destroy(x->comm);
+            free(b);
+            free(x);
+            return -1;
+        }
         b->ops = &device_ops;
     }
 #endif

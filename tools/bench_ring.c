@@ -44,6 +44,7 @@ static const bench_ops ring_ops = {
     .upload = bench_host_copy_in,
     .download = bench_host_copy_out,
     .sync = bench_host_sync,
+    .reduce_scalar = bench_host_reduce_scalar,
 };
 
 void *bench_host_alloc(bench_backend *b, size_t bytes)
@@ -74,6 +75,10 @@ ring_status bench_host_sync(bench_backend *b)
 {
     (void)b;
     return RING_OK;
+}
+ring_status bench_host_reduce_scalar(bench_backend *b, double *v, ring_op op)
+{
+    return b->ops->allreduce(b, v, v, 1, RING_F64, op);
 }
 
 int bench_ring_open(int timeout_s, bench_backend **out, char *err, size_t errlen)

@@ -351,15 +351,10 @@ typedef struct result {
 /* Combine a per-rank value across ranks: 0 rank 0's, 1 average, 2 min, 3 max. */
 static ring_status combine(bench_backend *be, double *v, int how)
 {
-    double x = *v;
-    ring_status st;
-    if (how == 0) {
-        st = be->ops->broadcast(be, &x, &x, 1, RING_F64, 0);
-    } else {
-        ring_op op = how == 1 ? RING_SUM : how == 2 ? RING_MIN : RING_MAX;
-        st = be->ops->allreduce(be, &x, &x, 1, RING_F64, op);
-        if (how == 1) x /= be->size;
-    }
+    double x = how == 0 && be->rank != 0 ? 0.0 : *v; /* rank 0's value: a sum of it and zeros */
+    ring_op op = how <= 1 ? RING_SUM : how == 2 ? RING_MIN : RING_MAX;
+    ring_status st = be->ops->reduce_scalar(be, &x, op);
+    if (how == 1) x /= be->size;
     *v = x;
     return st;
 }
@@ -405,7 +400,7 @@ static ring_status measure(bench_backend *be, const opts *o, coll_kind k, unsign
         long long w = checked_run(be, o, k, send, recv, host, s, t, op, in_place, &st);
         if (st != RING_OK) return st;
         double wd = (double)w;
-        if ((st = be->ops->allreduce(be, &wd, &wd, 1, RING_F64, RING_SUM)) != RING_OK) return st;
+        if ((st = be->ops->reduce_scalar(be, &wd, RING_SUM)) != RING_OK) return st;
         res->wrong = (long long)wd;
     }
     return RING_OK;
