@@ -188,7 +188,11 @@ static void finish_send(run *R)
  * once instead of at their deadline, and the failure travels around the ring. */
 static ring_status fatal(ring_comm *c, ring_status st, const char *detail, const ring_op_header *h)
 {
-    ring_fail(c, st, coll_names[h->coll], (unsigned long long)h->seq, detail);
+    char why[300];
+    snprintf(why, sizeof why, "%s", detail);
+    st = ring_ctrl_settle(c, st, why, sizeof why); /* the root cause, from whichever rank */
+    ring_fail(c, st, "%s #%llu: %s; destroy the communicator and rebuild it on every rank",
+              coll_names[h->coll], (unsigned long long)h->seq, why);
     c->failed = st;
     if (c->right) c->tp->close(c->right);
     if (c->left) c->tp->close(c->left);
@@ -275,7 +279,17 @@ static ring_status begin(ring_comm *c, int coll, size_t count, ring_dtype type, 
                  ring_status_str(c->failed));
         return RING_ERR_FAILED;
     }
-    if (atomic_load(&c->aborted)) return ring_fail(c, RING_ERR_ABORTED, "%s: communicator aborted", coll_names[coll]);
+    if (atomic_load(&c->aborted)) {
+        c->failed = RING_ERR_ABORTED;
+        return ring_fail(c, RING_ERR_ABORTED, "%s: communicator aborted", coll_names[coll]);
+    }
+    char why[256];
+    ring_status remote = ring_ctrl_verdict(c, why, sizeof why);
+    if (remote) {
+        c->failed = remote; /* another rank failed since our last call */
+        return ring_fail(c, remote, "%s: %s; destroy the communicator and rebuild it on every rank",
+                         coll_names[coll], why);
+    }
     if (!ring_dtype_size(type)) return ring_fail(c, RING_ERR_INVALID_ARG, "%s: invalid data type %d", coll_names[coll], (int)type);
     if (!ring_op_valid_for(op, type))
         return ring_fail(c, RING_ERR_INVALID_ARG, "%s: op %s is not defined for %s", coll_names[coll],

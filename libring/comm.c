@@ -85,6 +85,7 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
         ring_errf(err, errlen, st, "%s", c->err);
         goto close_bootstrap;
     }
+    if (c->size > 1 && (st = ring_ctrl_start(c, err, errlen)) != RING_OK) goto close_bootstrap;
     *out = c;
     return RING_OK;
 
@@ -116,6 +117,7 @@ ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out
 void ring_comm_destroy(ring_comm *c)
 {
     if (!c) return;
+    ring_ctrl_stop(c);
     ring_bootstrap_close(c);
     free(c->slots);
     free(c->gather);

@@ -53,7 +53,7 @@ ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h
     if (h->version != RING_WIRE_VERSION)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "protocol version %u, we speak %u",
                          h->version, RING_WIRE_VERSION);
-    if (h->kind < RING_MSG_HELLO || h->kind > RING_MSG_GO)
+    if (h->kind < RING_MSG_HELLO || h->kind > RING_MSG_BYE)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "unknown handshake message %u", h->kind);
     return RING_OK;
 }
@@ -66,6 +66,7 @@ const char *ring_reject_str(uint32_t reason)
     case RING_REJECT_RANK: return "not the rank expected on this port";
     case RING_REJECT_DUPLICATE: return "this rank already checked in";
     case RING_REJECT_KIND: return "unexpected handshake message";
+    case RING_REJECT_AUTH: return "authentication failed (shared secret missing or different)";
     default: return "refused";
     }
 }

@@ -16,7 +16,14 @@ typedef enum {
     RING_MSG_ACK = 3,
     RING_MSG_REJECT = 4,
     RING_MSG_GO = 5, /* master: everyone is here */
+    /* Control messages on the master connections once the ring is up (ctrl.c). */
+    RING_MSG_PING = 6, /* heartbeat: "I am alive" */
+    RING_MSG_FAIL = 7, /* rank = reporter, reason = status | (suspect + 1) << 16 */
+    RING_MSG_BYE = 8,  /* orderly destroy: my silence from now on is not a failure */
 } ring_msg_kind;
+
+/* Handshake flags, carried in the reason field of HELLO and CHECKIN. */
+#define RING_HELLO_FLAG_AUTH 1u /* a 32-byte nonce follows; HMAC challenge-response */
 
 typedef enum {
     RING_REJECT_NONE = 0,
@@ -25,6 +32,7 @@ typedef enum {
     RING_REJECT_RANK = 3,  /* not the rank expected on this port */
     RING_REJECT_DUPLICATE = 4,
     RING_REJECT_KIND = 5,
+    RING_REJECT_AUTH = 6, /* secret missing on one side, or proof wrong */
 } ring_reject_reason;
 
 typedef struct ring_hello {

@@ -1,0 +1,9 @@
+# Reliability tests (issue 5), for tests/Makefile.am inside `if WITH_RING`, after
+# check_PROGRAMS, TESTS and EXTRA_DIST are defined: `include $(srcdir)/reliability.mk`.
+check_PROGRAMS += ring-chaos
+ring_chaos_SOURCES = ring-chaos.c
+ring_chaos_LDADD = $(top_builddir)/libring/libring.la
+
+TESTS += ring_fail_kill.sh ring_fail_stop.sh ring_fail_mismatch.sh
+EXTRA_DIST += ring_fail.py ring_fail_kill.sh ring_fail_stop.sh ring_fail_mismatch.sh
+AM_TESTS_ENVIRONMENT += RING_CHAOS=$(abs_builddir)/ring-chaos; export RING_CHAOS;
