@@ -77,10 +77,11 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
     }
     ring_log(RING_LOG_INFO, c->rank,
              "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s, job 0x%016llx, "
-             "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms",
+             "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms, checksum %s",
              c->rank, c->size, c->cfg.port, c->cfg.right_ip, c->cfg.right_port, c->cfg.master_ip,
              c->cfg.master_port, c->tp->name, (unsigned long long)c->job_id, c->set.segment_bytes,
-             c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms, c->set.op_timeout_ms);
+             c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms, c->set.op_timeout_ms,
+             c->set.checksum ? "crc32c" : "off");
     if (c->size > 1 && (st = ring_bootstrap(c)) != RING_OK) {
         ring_errf(err, errlen, st, "%s", c->err);
         goto close_bootstrap;

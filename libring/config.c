@@ -73,7 +73,7 @@ static ring_status get_str(const cJSON *root, const char *origin, const char *ke
 
 static const char *const known_keys[] = {"master_ip", "master_port", "port",      "right_ip",
                                          "right_port", "rank",       "world_size", "job_id",
-                                         "secret_file", "transport"};
+                                         "secret_file", "transport", "checksum"};
 
 /* Line and column (1-based) of byte offset `off` in text. */
 static void line_col(const char *text, size_t off, int *line, int *col)
@@ -173,6 +173,13 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
     }
     RING_CHECK(get_str(root, origin, "secret_file", cfg->secret_file, sizeof cfg->secret_file,
                        &present, err, errlen), free_json);
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(root, "checksum");
+    if (ck && !cJSON_IsBool(ck)) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field 'checksum' must be true or false, got %s",
+                       origin, json_type_name(ck));
+        goto free_json;
+    }
+    cfg->checksum = ck && cJSON_IsTrue(ck);
     char transport[16] = "tcp";
     RING_CHECK(get_str(root, origin, "transport", transport, sizeof transport, &present, err, errlen),
                free_json);
@@ -253,6 +260,7 @@ ring_status ring_config_write(const char *path, const ring_config *cfg, char *er
             cfg->world_size);
     if (cfg->has_job_id) fprintf(f, ",\n  \"job_id\": \"0x%016llx\"", (unsigned long long)cfg->job_id);
     if (cfg->secret_file[0]) fprintf(f, ",\n  \"secret_file\": \"%s\"", cfg->secret_file);
+    if (cfg->checksum) fprintf(f, ",\n  \"checksum\": true");
     if (cfg->transport != RING_TRANSPORT_TCP)
         fprintf(f, ",\n  \"transport\": \"%s\"", transports[cfg->transport]);
     fprintf(f, "\n}\n");

@@ -122,6 +122,7 @@ typedef struct ring_config {
     int has_job_id;
     char secret_file[RING_PATH_MAX]; /* "" if none: shared-secret authentication */
     ring_transport_kind transport;   /* default TCP */
+    int checksum;                    /* "checksum": true: CRC32C of every data segment */
 } ring_config;
 
 /* Fill defaults (master_ip/right_ip "0.0.0.0", transport tcp, everything else 0). */

@@ -76,6 +76,8 @@ ring_status ring_errf(char *err, size_t errlen, ring_status st, const char *fmt,
 void ring_settings_resolve(const ring_params *p, ring_settings *out);
 /* RING_CONFIG's value, or NULL if unset. */
 const char *ring_knob_config_path(void);
+/* RING_SECRET_FILE's value, or NULL if unset. */
+const char *ring_knob_secret_file(void);
 
 /* Monotonic clock in nanoseconds, and a deadline helper. */
 int64_t ring_now_ns(void);

@@ -67,4 +67,28 @@ typedef struct ring_op_header {
 void ring_op_header_encode(const ring_op_header *h, unsigned char out[RING_OP_HEADER_BYTES]);
 void ring_op_header_decode(const unsigned char in[RING_OP_HEADER_BYTES], ring_op_header *h);
 
+/* Ahead of every data segment: what the sender thinks it sends. The receiver checks it
+ * against what it expects at that point of the stream (wire integrity). */
+#define RING_SEG_MAGIC 0x47455352u /* "RSEG" */
+#define RING_SEG_FLAG_CRC 1u        /* crc holds the CRC32C of the payload */
+#define RING_SEG_HEADER_BYTES 40
+
+typedef struct ring_seg_header {
+    uint8_t coll, dtype, op, flags;
+    uint32_t seq;     /* low 32 bits of the collective's sequence number */
+    uint16_t step;    /* schedule step */
+    uint64_t count;   /* the collective's count */
+    uint64_t offset;  /* byte offset of the segment within the step's chunk */
+    uint32_t len;     /* payload bytes that follow */
+    uint32_t crc;     /* CRC32C of the payload when RING_SEG_FLAG_CRC */
+} ring_seg_header;
+
+void ring_seg_encode(const ring_seg_header *h, unsigned char out[RING_SEG_HEADER_BYTES]);
+/* Checks magic, reserved bits and flags; fills *h. One-line message on failure. */
+ring_status ring_seg_decode(const unsigned char *in, size_t len, ring_seg_header *h, char *err,
+                            size_t errlen);
+
+/* CRC32C (Castagnoli), SSE4.2 when the CPU has it, a table otherwise. crc starts at 0. */
+uint32_t ring_crc32c(uint32_t crc, const void *buf, size_t len);
+
 #endif

@@ -7,3 +7,8 @@ ring_chaos_LDADD = $(top_builddir)/libring/libring.la
 TESTS += ring_fail_kill.sh ring_fail_stop.sh ring_fail_mismatch.sh
 EXTRA_DIST += ring_fail.py ring_fail_kill.sh ring_fail_stop.sh ring_fail_mismatch.sh
 AM_TESTS_ENVIRONMENT += RING_CHAOS=$(abs_builddir)/ring-chaos; export RING_CHAOS;
+
+check_PROGRAMS += test_crc32c
+test_crc32c_SOURCES = test_crc32c.c
+test_crc32c_LDADD = $(top_builddir)/libring/libring.la
+TESTS += test_crc32c
