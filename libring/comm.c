@@ -1,4 +1,5 @@
 /* Communicator life cycle: create (settings, buffers, bootstrap), abort, destroy. */
+#include "auth.h"
 #include "ring_private.h"
 
 #include <stddef.h>
@@ -67,6 +68,10 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
         st = ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd failed");
         goto free_comm;
     }
+    const char *secret = ring_knob_secret_file();
+    if (!secret && c->cfg.secret_file[0]) secret = c->cfg.secret_file;
+    if (secret && c->size > 1 && (st = ring_auth_load(secret, &c->auth, err, errlen)) != RING_OK)
+        goto close_abort_fd;
     if (c->size > 1) {
         c->slots = malloc((size_t)c->set.depth * c->set.segment_bytes);
         c->gather = malloc((size_t)c->size * (c->set.small_bytes ? c->set.small_bytes : 1));
@@ -95,6 +100,8 @@ close_bootstrap:
 free_buffers:
     free(c->slots);
     free(c->gather);
+    ring_auth_free(c->auth);
+close_abort_fd:
     close(c->abort_fd);
 free_comm:
     free(c);
@@ -122,6 +129,7 @@ void ring_comm_destroy(ring_comm *c)
     ring_bootstrap_close(c);
     free(c->slots);
     free(c->gather);
+    ring_auth_free(c->auth);
     close(c->abort_fd);
     free(c);
 }

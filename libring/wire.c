@@ -53,7 +53,7 @@ ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h
     if (h->version != RING_WIRE_VERSION)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "protocol version %u, we speak %u",
                          h->version, RING_WIRE_VERSION);
-    if (h->kind < RING_MSG_HELLO || h->kind > RING_MSG_BYE)
+    if (h->kind < RING_MSG_HELLO || h->kind > RING_MSG_CHALLENGE)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "unknown handshake message %u", h->kind);
     return RING_OK;
 }

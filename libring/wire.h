@@ -20,6 +20,7 @@ typedef enum {
     RING_MSG_PING = 6, /* heartbeat: "I am alive" */
     RING_MSG_FAIL = 7, /* rank = reporter, reason = status | (suspect + 1) << 16 */
     RING_MSG_BYE = 8,  /* orderly destroy: my silence from now on is not a failure */
+    RING_MSG_CHALLENGE = 9, /* server's nonce and proof follow (auth.h) */
 } ring_msg_kind;
 
 /* Handshake flags, carried in the reason field of HELLO and CHECKIN. */
