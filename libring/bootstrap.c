@@ -253,6 +253,9 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
         }
     }
 close_pending:
+    if (np > 0)
+        ring_log(RING_LOG_WARN, c->rank, "dropped %d unfinished %s handshake%s (strangers?) as we stop listening",
+                 np, spec->what, np > 1 ? "s" : "");
     while (np > 0) drop(p, &np, np - 1);
     return st;
 }
