@@ -17,6 +17,22 @@ void ring_config_init(ring_config *cfg)
     cfg->transport = RING_TRANSPORT_TCP;
 }
 
+/* User text quoted in a message: control bytes escaped, long text cut, so the message
+ * stays one printable line whatever the file holds. */
+static const char *printable(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 8 < cap; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+            out[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+    if (o + 8 >= cap && o >= 3) memcpy(out + o - 3, "...", 3);
+    out[o] = 0;
+    return out;
+}
+
 static const char *json_type_name(const cJSON *it)
 {
     if (cJSON_IsString(it)) return "a string";
@@ -148,6 +164,7 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
     }
 
     /* Optional fields beyond mistral.rs's. */
+    char shown[80];
     const cJSON *job = cJSON_GetObjectItemCaseSensitive(root, "job_id");
     if (job) {
         if (cJSON_IsString(job)) {
@@ -157,7 +174,7 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
             if (errno || *e || !*job->valuestring) {
                 st = ring_errf(err, errlen, RING_ERR_CONFIG,
                                "%s: field 'job_id' must be an unsigned integer (text or number), got \"%s\"",
-                               origin, job->valuestring);
+                               origin, printable(job->valuestring, shown, sizeof shown));
                 goto free_json;
             }
             cfg->job_id = v;
@@ -192,7 +209,7 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
     } else {
         st = ring_errf(err, errlen, RING_ERR_CONFIG,
                        "%s: field 'transport' must be \"tcp\", \"verbs\" or \"auto\", got \"%s\"", origin,
-                       transport);
+                       printable(transport, shown, sizeof shown));
         goto free_json;
     }
 
@@ -203,7 +220,7 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
             known |= it->string && strcmp(it->string, known_keys[i]) == 0;
         if (!known)
             ring_log(RING_LOG_WARN, cfg->rank, "%s: unknown field '%s' ignored", origin,
-                     it->string ? it->string : "?");
+                     printable(it->string ? it->string : "?", shown, sizeof shown));
     }
 
 free_json:
