@@ -179,6 +179,13 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
             }
             cfg->job_id = v;
         } else if (cJSON_IsNumber(job) && job->valuedouble >= 0 && job->valuedouble == floor(job->valuedouble)) {
+            /* A JSON number is a double: exact only up to 2^53 (and larger casts are undefined). */
+            if (job->valuedouble > 9007199254740992.0) {
+                st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                               "%s: field 'job_id' %.0f is too large for a JSON number (above 2^53): write it as text, "
+                               "e.g. \"0x...\"", origin, job->valuedouble);
+                goto free_json;
+            }
             cfg->job_id = (uint64_t)job->valuedouble;
         } else {
             st = ring_errf(err, errlen, RING_ERR_CONFIG,

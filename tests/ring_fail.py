@@ -126,8 +126,8 @@ def check_survivors(out, want, t0_ms, limit_ms, label):
         st, t, msg = parse_status(o)
         if rc is None:
             return None, "%s: rank %d hung (killed by the test)\n%s%s" % (label, r, o, e)
-        if "CONTRACT" in o or "WRONG" in o:
-            return None, "%s: rank %d: %s" % (label, r, o.strip())
+        if "CONTRACT" in o or "WRONG" in o or "Sanitizer" in e or "runtime error" in e:
+            return None, "%s: rank %d: %s\n%s" % (label, r, o.strip(), e[-3000:])
         if st != want:
             return None, "%s: rank %d returned %s (exit %s), expected %s\n%s%s" % (label, r, st, rc, want, o, e[-2000:])
         dt = t - t0_ms
@@ -182,7 +182,7 @@ def mismatch(ns, op_ms):
                 out = ring.finish(2.0 * op_ms / 1000 + 5)
                 for r, (rc, o, e) in sorted(out.items()):
                     st, _, msg = parse_status(o)
-                    if st != "RING_ERR_INVALID_USAGE" or "CONTRACT" in o:
+                    if st != "RING_ERR_INVALID_USAGE" or "CONTRACT" in o or "Sanitizer" in e or "runtime error" in e:
                         print("FAIL mismatch %s n=%d: rank %d got %s (exit %s)\n%s%s" % (what, n, r, st, rc, o, e[-2000:]))
                         return 1
                 print("mismatch %-5s n=%d: all %d ranks RING_ERR_INVALID_USAGE (e.g. \"%s\")" % (what, n, n, msg[:90]))
