@@ -1,21 +1,167 @@
-/* PLACEHOLDER written by the tokenizer helper: the engine helper owns this file and the lead
- * reconciles it. Only the status list the tokenizer needs is here. */
+/* libeng: tensor-parallel transformer inference on the CPU (Llama, Mistral, Qwen2, Qwen3).
+ *
+ * Layout follows llama2.c: a model is config + the weights of one tensor-parallel shard
+ * (read-only after load), a run state holds every activation buffer and the KV cache, and
+ * eng_forward() only reads the former and writes the latter; it allocates nothing.
+ *
+ * Tensor parallelism: the row-parallel layers (attention output, FFN down) leave partial
+ * sums that the caller's reducer adds up over the ranks (an all-reduce). The engine never
+ * talks to the network itself, so the same code runs one process, N processes over libcoll,
+ * or N shards in one process (tests).
+ *
+ * Thread safety: a model may be shared by threads (read-only); a run state is used by one
+ * thread at a time. No global state.
+ */
 #ifndef ENG_H
 #define ENG_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define ENG_STATUS_LIST(X)                                                                         \
     X(ENG_OK, "success")                                                                           \
     X(ENG_ERR_INVALID_ARG, "invalid argument")                                                     \
     X(ENG_ERR_IO, "I/O error")                                                                     \
-    X(ENG_ERR_FORMAT, "bad file format")                                                           \
-    X(ENG_ERR_UNSUPPORTED, "not supported")                                                        \
+    X(ENG_ERR_FORMAT, "malformed file")                                                            \
+    X(ENG_ERR_UNSUPPORTED, "unsupported model or feature")                                         \
     X(ENG_ERR_NOMEM, "out of memory")                                                              \
-    X(ENG_ERR_COLL, "collective communication failed")
+    X(ENG_ERR_COLL, "collective operation failed")                                                 \
+    X(ENG_ERR_LAYOUT, "model does not split over this tensor-parallel size")                       \
+    X(ENG_ERR_RANGE, "position or token out of range")
 
 #define ENG_STATUS_ENUM_(name, msg) name,
 typedef enum { ENG_STATUS_LIST(ENG_STATUS_ENUM_) ENG_STATUS_COUNT } eng_status;
 #undef ENG_STATUS_ENUM_
 
+const char *eng_status_str(eng_status s);
+
+typedef enum {
+    ENG_ROPE_INTERLEAVED, /* llama2.c: pairs (i, i+1) */
+    ENG_ROPE_HALF,        /* Hugging Face: pairs (i, i + head_dim/2) */
+} eng_rope_style;
+
+/* The whole (unsharded) model's hyper-parameters. */
+typedef struct eng_config {
+    int dim;          /* hidden size */
+    int hidden_dim;   /* FFN width */
+    int n_layers;
+    int n_heads;      /* query heads */
+    int n_kv_heads;
+    int head_dim;
+    int vocab_size;
+    int seq_len;      /* context length */
+    int sliding_window; /* 0: none */
+    float norm_eps;
+    float rope_theta;
+    eng_rope_style rope_style;
+    int tied_embeddings; /* classifier is the token embedding */
+    int has_qkv_bias;    /* Qwen2, Llama attention_bias */
+    int has_o_bias;      /* Llama attention_bias */
+    int has_mlp_bias;    /* Llama mlp_bias */
+    int has_qk_norm;     /* Qwen3: per-head RMSNorm on q and k before RoPE */
+} eng_config;
+
+/* What one rank holds. */
+typedef struct eng_shard_info {
+    int tp_rank, tp_size;
+    int n_heads;      /* local query heads */
+    int head0;        /* first global query head */
+    int n_kv_heads;   /* local KV heads */
+    int kv_head0;     /* first global KV head */
+    int kv_replicated; /* tp_size > n_kv_heads: several ranks share one KV head */
+    int ffn;          /* local FFN width */
+    int ffn0;         /* first global FFN column */
+} eng_shard_info;
+
+typedef void (*eng_log_fn)(void *ctx, const char *line);
+
+typedef struct eng_load_params {
+    size_t struct_size; /* sizeof(eng_load_params) */
+    int tp_rank;        /* 0 */
+    int tp_size;        /* 1 */
+    eng_log_fn log;     /* NULL: silent; gets one line per call, no newline */
+    void *log_ctx;
+} eng_load_params;
+
+void eng_load_params_init(eng_load_params *p);
+
+/* Check the mistral.rs head-layout rules; err gets their exact messages. */
+eng_status eng_tp_check_heads(int n_heads, int n_kv_heads, int tp_size, char *err, size_t errlen);
+/* Fill the shard of rank tp_rank (checks the layout first). */
+eng_status eng_tp_shard(const eng_config *cfg, int tp_rank, int tp_size, eng_shard_info *out,
+                        char *err, size_t errlen);
+
+typedef struct eng_model eng_model;
+
+/* path: a llama2.c checkpoint file (.bin, "v0") or a Hugging Face folder (config.json,
+ * model.safetensors[.index.json]). The file is mmapped; only this rank's shard is read. */
+eng_status eng_model_open(const char *path, const eng_load_params *params, eng_model **out,
+                          char *err, size_t errlen);
+void eng_model_close(eng_model *m);
+const eng_config *eng_model_config(const eng_model *m);
+const eng_shard_info *eng_model_shard(const eng_model *m);
+/* Bytes of weights this rank owns (converted/copied) and maps without copying. */
+void eng_model_memory(const eng_model *m, size_t *owned_bytes, size_t *mapped_bytes);
+
+/* Sums buf[0..count) over all ranks, in place. Called twice per layer by every rank in the
+ * same order. NULL reducer: a single rank. */
+typedef struct eng_reducer {
+    eng_status (*allreduce)(void *ctx, float *buf, size_t count);
+    void *ctx;
+} eng_reducer;
+
+typedef struct eng_state eng_state;
+
+typedef struct eng_state_params {
+    size_t struct_size; /* sizeof(eng_state_params) */
+    int max_batch;      /* tokens per forward call (prefill chunk); default 64 */
+    int ctx_len;        /* KV cache positions; 0: the model's seq_len */
+    int all_logits;     /* keep logits of every position of a batch (else only the last) */
+} eng_state_params;
+
+void eng_state_params_init(eng_state_params *p);
+eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_state **out,
+                            char *err, size_t errlen);
+void eng_state_free(eng_state *s);
+
+/* Runs n tokens at positions pos..pos+n-1 (n <= max_batch, pos+n <= ctx_len), filling the
+ * KV cache. want_logits: compute the classifier (rank 0 needs it; others may skip).
+ * *logits (may be NULL) gets the logits: [n, vocab] if all_logits, else [1, vocab] for the
+ * last token; the buffer belongs to the state. */
+eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
+                       int want_logits, const eng_reducer *red, const float **logits);
+
+/* Sampling: temperature 0 is greedy (lowest id wins ties); else softmax(logits / T), cut to
+ * the top-p nucleus when 0 < top_p < 1, drawn with a xorshift generator seeded by seed.
+ * Not thread-safe per sampler. */
+typedef struct eng_sampler eng_sampler;
+eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_t seed,
+                              eng_sampler **out);
+int eng_sampler_sample(eng_sampler *s, const float *logits); /* [vocab] -> token id */
+void eng_sampler_free(eng_sampler *s);
+
+/* The ringinfer command line ("run -m MODEL ..."), over any communicator: one process
+ * (comm NULL), N processes over libcoll (ringinfer.c), or test harnesses. Rank 0 samples,
+ * broadcasts each token and alone writes to out; diagnostics go to errf. Returns the exit
+ * code (0 ok, 1 failure, 2 bad usage). */
+typedef struct eng_comm {
+    int rank, size;
+    eng_status (*allreduce)(void *ctx, float *buf, size_t count);      /* sum, in place */
+    eng_status (*broadcast_i32)(void *ctx, int32_t *buf, size_t count, int root);
+    void *ctx;
+} eng_comm;
+
+int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *errf);
+
+/* Kernel variant picked at run time ("avx2-fma" or "scalar"). */
+const char *eng_kernel_name(void);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -41,6 +41,8 @@ typedef enum { COLL_STATUS_LIST(COLL_STATUS_ENUM_) COLL_STATUS_COUNT } coll_stat
 #undef COLL_STATUS_ENUM_
 
 const char *coll_status_str(coll_status s);
+/* The enumerator's name ("COLL_ERR_TIMEOUT"). */
+const char *coll_status_name(coll_status s);
 
 /* Same order and meaning as libring's types and ops. */
 typedef enum {
@@ -69,6 +71,8 @@ typedef struct coll_params {
     void *getenv_ctx;
     int visible_devices;       /* -1: ask CUDA; tests set it to fake a GPU count */
     int op_timeout_ms;         /* 0: the default */
+    /* Fields below were added after the first version; struct_size tells them apart. */
+    coll_memtype memtype;      /* AUTO: ask CUDA per call; HOST/DEVICE: trust the caller */
 } coll_params;
 
 void coll_params_init(coll_params *p);
@@ -96,6 +100,19 @@ coll_status coll_allgather(coll_comm *comm, const void *sendbuf, void *recvbuf, 
 coll_status coll_broadcast(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            coll_dtype type, int root, void *stream);
 coll_status coll_barrier(coll_comm *comm);
+
+/* Wait until the collectives enqueued on `stream` (NULL: the provider's own) are done,
+ * polling for asynchronous provider errors; aborts the communicator at the op deadline. */
+coll_status coll_sync(coll_comm *comm, void *stream);
+
+/* Every environment variable libcoll reads, declared in one table that ends with a NULL
+ * name. The selection flow reads only these. */
+typedef struct coll_knob {
+    const char *name;
+    const char *default_value; /* as text; "" for unset */
+    const char *help;
+} coll_knob;
+const coll_knob *coll_knobs(void);
 
 /* Print the provider that would be chosen, the layout and every knob with its value. */
 void coll_print_config(FILE *out, const coll_params *params);

@@ -17,7 +17,21 @@ typedef struct bench_ops {
     ring_status (*barrier)(bench_backend *b);
     const char *(*last_error)(bench_backend *b);
     void (*close)(bench_backend *b);
+    /* Buffers: host memory, or device memory for providers that use it. */
+    void *(*alloc)(bench_backend *b, size_t bytes);
+    void (*release)(bench_backend *b, void *p);
+    int (*upload)(bench_backend *b, void *dst, const void *host, size_t bytes);
+    int (*download)(bench_backend *b, void *host, const void *src, size_t bytes);
+    /* Wait until every call made so far has finished (stream-ordered providers). */
+    ring_status (*sync)(bench_backend *b);
 } bench_ops;
+
+/* Host-memory implementations, for backends that need nothing else. */
+void *bench_host_alloc(bench_backend *b, size_t bytes);
+void bench_host_release(bench_backend *b, void *p);
+int bench_host_copy_in(bench_backend *b, void *dst, const void *host, size_t bytes);
+int bench_host_copy_out(bench_backend *b, void *host, const void *src, size_t bytes);
+ring_status bench_host_sync(bench_backend *b);
 
 struct bench_backend {
     const bench_ops *ops;
@@ -26,8 +40,12 @@ struct bench_backend {
     void *impl;
 };
 
-/* provider NULL: the default for this build. */
-int bench_backend_open(const char *provider, int timeout_s, bench_backend **out, char *err, size_t errlen);
+/* provider NULL or "ring": libring directly, from RING_CONFIG. Others go through libcoll. */
+int bench_backend_open(const char *provider, int timeout_s, int device, bench_backend **out, char *err,
+                       size_t errlen);
+int bench_ring_open(int timeout_s, bench_backend **out, char *err, size_t errlen);
+int bench_coll_open(const char *provider, int timeout_s, int device, bench_backend **out, char *err,
+                    size_t errlen);
 const char *bench_backend_names(void);
 int bench_print_config(FILE *out, const char *provider);
 

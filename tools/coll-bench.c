@@ -18,7 +18,7 @@ static const char *const coll_kind_names[] = {"allreduce", "reducescatter", "all
 typedef struct opts {
     size_t minbytes, maxbytes, stepbytes;
     double stepfactor;
-    int iters, warmup, check, root, average, timeout_s, json, print_config;
+    int iters, warmup, check, root, average, timeout_s, json, print_config, device;
     int all_types, all_ops;
     ring_dtype type;
     ring_op op;
@@ -70,6 +70,7 @@ static void usage(FILE *f)
             "  -T, --timeout S         per-collective timeout in seconds\n"
             "      --coll NAME         allreduce reducescatter allgather broadcast barrier\n"
             "      --provider NAME     %s\n"
+            "  -G, --device            buffers in CUDA device memory (libcoll providers; nccl implies it)\n"
             "      --json              one JSON object per result line instead of the table\n"
             "      --print-config      print the provider, the layout and every knob, then exit\n",
             bench_backend_names());
@@ -87,9 +88,9 @@ static int parse_args(int argc, char **argv, opts *o)
         {"check", 1, 0, 'c'},      {"datatype", 1, 0, 'd'},     {"op", 1, 0, 'o'},
         {"root", 1, 0, 'r'},       {"average", 1, 0, 'a'},      {"timeout", 1, 0, 'T'},
         {"coll", 1, 0, O_COLL},    {"provider", 1, 0, O_PROVIDER}, {"json", 0, 0, O_JSON},
-        {"print-config", 0, 0, O_PRINT}, {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+        {"print-config", 0, 0, O_PRINT}, {"device", 0, 0, 'G'}, {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "b:e:i:f:n:w:c:d:o:r:a:T:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:e:i:f:n:w:c:d:o:r:a:T:Gh", lo, NULL)) != -1) {
         char *end = NULL;
         long v = 0;
         if (strchr("nwcraT", c)) {
@@ -156,6 +157,7 @@ static int parse_args(int argc, char **argv, opts *o)
         case O_PROVIDER: o->provider = optarg; break;
         case O_JSON: o->json = 1; break;
         case O_PRINT: o->print_config = 1; break;
+        case 'G': o->device = 1; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -284,28 +286,37 @@ static void place(coll_kind k, int in_place, unsigned char *send, unsigned char 
     }
 }
 
-/* Prepare inputs for one checked call; returns the wrong element count after it. */
+/* One checked call: inputs are built in host memory and uploaded, the result downloaded and
+ * compared element by element. Returns the number of wrong elements. */
 static long long checked_run(bench_backend *be, const opts *o, coll_kind k, unsigned char *send,
-                             unsigned char *recv, sizes s, ring_dtype t, ring_op op, int in_place,
-                             ring_status *st)
+                             unsigned char *recv, unsigned char *host, sizes s, ring_dtype t, ring_op op,
+                             int in_place, ring_status *st)
 {
     int n = be->size, r = be->rank;
     size_t esz = ring_dtype_size(t);
+    size_t span = (s.recv_elems > s.send_elems ? s.recv_elems : s.send_elems) * esz;
     const void *sb;
     void *rb;
     place(k, in_place, send, recv, s.per_rank, esz, r, &sb, &rb);
-    memset(recv, 0xA5, s.recv_elems * esz > s.send_elems * esz ? s.recv_elems * esz : s.send_elems * esz);
-    unsigned char *in = in_place ? recv : send;
+    *st = RING_ERR_SYSTEM;
+    memset(host, 0xA5, span);
+    if (be->ops->upload(be, recv, host, span)) return 0;
+    /* The input, at the place the call reads it from. */
+    size_t in_elems = k == C_ALLGATHER ? s.per_rank : k == C_BROADCAST ? s.count : s.send_elems;
     if (k == C_ALLGATHER)
-        fill(in_place ? recv + (size_t)r * s.per_rank * esz : send, s.per_rank, (size_t)r * s.per_rank, t, op, r);
+        fill(host, s.per_rank, (size_t)r * s.per_rank, t, op, r);
     else if (k == C_BROADCAST)
-        fill(in, s.count, 0, t, op, r == o->root ? o->root : r + 1000);
+        fill(host, s.count, 0, t, op, r == o->root ? o->root : r + 1000);
     else
-        fill(in, s.send_elems, 0, t, op, r);
+        fill(host, s.send_elems, 0, t, op, r);
+    if (be->ops->upload(be, (void *)sb, host, in_elems * esz)) return 0;
     *st = call(be, k, sb, rb, s.per_rank, t, op, o->root);
     if (*st != RING_OK) return 0;
+    if (be->ops->download(be, host, rb, s.recv_elems * esz)) {
+        *st = RING_ERR_SYSTEM;
+        return 0;
+    }
     long long wrong = 0;
-    const unsigned char *out = rb;
     for (size_t i = 0; i < s.recv_elems; i++) {
         double want;
         if (k == C_ALLREDUCE) want = expected_value(op, n, i, t);
@@ -314,7 +325,7 @@ static long long checked_run(bench_backend *be, const opts *o, coll_kind k, unsi
         else if (k == C_BROADCAST) want = input_value(op, o->root, i);
         else break;
         if (t == RING_U8) want = fmod(want, 256.0);
-        if (load(out, i, t) != want) wrong++;
+        if (load(host, i, t) != want) wrong++;
     }
     return wrong;
 }
@@ -354,8 +365,8 @@ static ring_status combine(bench_backend *be, double *v, int how)
 }
 
 static ring_status measure(bench_backend *be, const opts *o, coll_kind k, unsigned char *send,
-                           unsigned char *recv, sizes s, ring_dtype t, ring_op op, int in_place,
-                           double *lat, result *res)
+                           unsigned char *recv, unsigned char *host, sizes s, ring_dtype t, ring_op op,
+                           int in_place, double *lat, result *res)
 {
     size_t esz = ring_dtype_size(t);
     const void *sb;
@@ -364,14 +375,20 @@ static ring_status measure(bench_backend *be, const opts *o, coll_kind k, unsign
     ring_status st;
     for (int i = 0; i < o->warmup; i++)
         if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != RING_OK) return st;
-    if ((st = be->ops->barrier(be)) != RING_OK) return st;
+    if ((st = be->ops->sync(be)) != RING_OK || (st = be->ops->barrier(be)) != RING_OK) return st;
+    /* Throughput: back-to-back calls, as nccl-tests times them. */
     double t0 = now_us();
+    for (int i = 0; i < o->iters; i++)
+        if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != RING_OK) return st;
+    if ((st = be->ops->sync(be)) != RING_OK) return st;
+    double per_iter = (now_us() - t0) / o->iters;
+    /* Latency percentiles: each call on its own, waited for. */
     for (int i = 0; i < o->iters; i++) {
         double a = now_us();
-        if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != RING_OK) return st;
+        if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != RING_OK || (st = be->ops->sync(be)) != RING_OK)
+            return st;
         lat[i] = now_us() - a;
     }
-    double per_iter = (now_us() - t0) / o->iters;
     qsort(lat, (size_t)o->iters, sizeof *lat, cmp_double);
     double p50 = lat[(o->iters - 1) / 2], p99 = lat[(size_t)ceil(0.99 * o->iters) - 1];
     if ((st = combine(be, &per_iter, o->average)) != RING_OK || (st = combine(be, &p50, 3)) != RING_OK ||
@@ -385,7 +402,7 @@ static ring_status measure(bench_backend *be, const opts *o, coll_kind k, unsign
     res->busbw = res->algbw * bus_factor(k, be->size);
     res->wrong = 0;
     if (o->check) {
-        long long w = checked_run(be, o, k, send, recv, s, t, op, in_place, &st);
+        long long w = checked_run(be, o, k, send, recv, host, s, t, op, in_place, &st);
         if (st != RING_OK) return st;
         double wd = (double)w;
         if ((st = be->ops->allreduce(be, &wd, &wd, 1, RING_F64, RING_SUM)) != RING_OK) return st;
@@ -436,7 +453,7 @@ int main(int argc, char **argv)
     if (o.print_config) return bench_print_config(stdout, o.provider) == 0 ? 0 : 1;
     char err[512];
     bench_backend *be = NULL;
-    if (bench_backend_open(o.provider, o.timeout_s, &be, err, sizeof err) != 0) {
+    if (bench_backend_open(o.provider, o.timeout_s, o.device, &be, err, sizeof err) != 0) {
         fprintf(stderr, "coll-bench: %s\n", err);
         return 1;
     }
@@ -448,14 +465,12 @@ int main(int argc, char **argv)
     }
     /* The largest buffers any size in the sweep needs. */
     size_t cap = o.maxbytes < 8 ? 8 : o.maxbytes;
-    unsigned char *send = malloc(cap), *recv = malloc(cap);
+    unsigned char *send = be->ops->alloc(be, cap), *recv = be->ops->alloc(be, cap), *host = malloc(cap);
     double *lat = malloc((size_t)o.iters * sizeof *lat);
-    if (!send || !recv || !lat) {
-        fprintf(stderr, "coll-bench: cannot allocate 2 x %zu bytes\n", cap);
+    if (!send || !recv || !host || !lat) {
+        fprintf(stderr, "coll-bench: cannot allocate 3 x %zu bytes\n", cap);
         return 1;
     }
-    memset(send, 0, cap);
-    memset(recv, 0, cap);
     if (be->rank == 0) print_header(&o, be);
     long long wrong_total = 0;
     double busbw_sum = 0;
@@ -473,8 +488,8 @@ int main(int argc, char **argv)
             for (size_t bytes = o.minbytes;;) {
                 sizes s = sizes_for(o.coll, bytes, esz, be->size);
                 result oop, ip;
-                ring_status st = measure(be, &o, o.coll, send, recv, s, t, op, 0, lat, &oop);
-                if (st == RING_OK) st = measure(be, &o, o.coll, send, recv, s, t, op, 1, lat, &ip);
+                ring_status st = measure(be, &o, o.coll, send, recv, host, s, t, op, 0, lat, &oop);
+                if (st == RING_OK) st = measure(be, &o, o.coll, send, recv, host, s, t, op, 1, lat, &ip);
                 if (st != RING_OK) {
                     fprintf(stderr, "coll-bench: rank %d: %s: %s\n", be->rank, ring_status_str(st),
                             be->ops->last_error(be));
@@ -497,9 +512,10 @@ done:
         printf("# Avg bus bandwidth    : %.4f\n#\n", rows ? busbw_sum / rows : 0.0);
     }
     if (wrong_total) rc = 1;
+    be->ops->release(be, send);
+    be->ops->release(be, recv);
     be->ops->close(be);
-    free(send);
-    free(recv);
+    free(host);
     free(lat);
     return rc;
 }

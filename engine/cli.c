@@ -1,0 +1,382 @@
+/* `ringinfer run`: argument parsing, prefill in one batched pass, decode loop with rank 0
+ * sampling and broadcasting each token, text/ids/logits output and timing. */
+#include "eng_internal.h"
+#include "tokenizer.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "--dump-logits writes host floats and promises little-endian"
+#endif
+
+#define PREFILL_CHUNK 512 /* prompts longer than this are prefilled in chunks of it */
+
+typedef struct {
+    const char *model, *tokenizer, *text, *ids, *dump;
+    int n;
+    float temperature, top_p;
+    unsigned long long seed;
+    int print_ids;
+} cli_args;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
+            "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
+            "                     [--dump-logits FILE]\n"
+            "  MODEL: a llama2.c .bin (--tokenizer names its tokenizer .bin) or a Hugging Face\n"
+            "  folder (config.json, model.safetensors[.index.json], tokenizer.json).\n"
+            "  -n N tokens are generated (no early stop); temperature 0 is greedy (default 0.8,\n"
+            "  top-p 0.9). --print-ids prints the generated ids; --dump-logits writes the logits\n"
+            "  of every prompt position (float32 little-endian, [positions, vocab]).\n"
+            "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int parse_float(const char *opt, const char *v, float lo, float hi, float *out, FILE *e)
+{
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || *end || end == v || !(x >= lo && x <= hi)) {
+        fprintf(e, "ringinfer: %s: '%s' is not a number in [%g, %g]\n", opt, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
+{
+    memset(a, 0, sizeof(*a));
+    a->n = -1;
+    a->temperature = 0.8f;
+    a->top_p = 0.9f;
+    if (argc < 2 || strcmp(argv[1], "run")) {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            usage(stdout);
+            return 1;
+        }
+        fprintf(e, "ringinfer: expected the command 'run' (ringinfer run --help)\n");
+        return -1;
+    }
+    enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP };
+    static const struct option opts[] = {
+        {"model", 1, 0, 'm'},        {"prompt", 1, 0, 'p'},    {"tokenizer", 1, 0, O_TOK},
+        {"prompt-ids", 1, 0, O_IDS}, {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP},
+        {"seed", 1, 0, O_SEED},      {"print-ids", 0, 0, O_PRINT}, {"dump-logits", 1, 0, O_DUMP},
+        {"help", 0, 0, O_HELP},      {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc - 1, argv + 1, ":m:p:n:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a->model = optarg; break;
+        case 'p': a->text = optarg; break;
+        case 'n':
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || n < 0 || n > (1 << 24)) {
+                fprintf(e, "ringinfer: -n: '%s' is not a token count\n", optarg);
+                return -1;
+            }
+            a->n = (int)n;
+            break;
+        case O_TOK: a->tokenizer = optarg; break;
+        case O_IDS: a->ids = optarg; break;
+        case O_TEMP:
+            if (parse_float("--temperature", optarg, 0.0f, 100.0f, &a->temperature, e)) return -1;
+            break;
+        case O_TOPP:
+            if (parse_float("--top-p", optarg, 0.0f, 1.0f, &a->top_p, e)) return -1;
+            break;
+        case O_SEED:
+            errno = 0;
+            a->seed = strtoull(optarg, &end, 10);
+            if (errno || *end || end == optarg || optarg[0] == '-') {
+                fprintf(e, "ringinfer: --seed: '%s' is not a non-negative integer\n", optarg);
+                return -1;
+            }
+            break;
+        case O_PRINT: a->print_ids = 1; break;
+        case O_DUMP: a->dump = optarg; break;
+        case O_HELP: usage(stdout); return 1;
+        case ':': fprintf(e, "ringinfer: option %s needs a value\n", argv[optind]); return -1;
+        default: fprintf(e, "ringinfer: unknown option %s\n", argv[optind]); return -1;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(e, "ringinfer: unexpected argument '%s'\n", argv[optind + 1]);
+        return -1;
+    }
+    if (!a->model) return fprintf(e, "ringinfer: -m MODEL is required\n"), -1;
+    if (!a->text == !a->ids)
+        return fprintf(e, "ringinfer: give exactly one of -p TEXT and --prompt-ids\n"), -1;
+    if (a->n < 0) return fprintf(e, "ringinfer: -n N is required\n"), -1;
+    return 0;
+}
+
+/* "1,2,3" -> ids; returns the count or -1. */
+static int parse_ids(const char *s, int *ids, int max, int vocab, FILE *e)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 0 || v >= vocab || (*end && *end != ',')) {
+            fprintf(e, "ringinfer: --prompt-ids: bad id at '%s' (ids are 0..%d, comma separated)\n",
+                    p, vocab - 1);
+            return -1;
+        }
+        if (n == max) {
+            fprintf(e, "ringinfer: --prompt-ids: more than %d ids\n", max);
+            return -1;
+        }
+        ids[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (n == 0) fprintf(e, "ringinfer: --prompt-ids: no ids\n");
+    return n ? n : -1;
+}
+
+typedef struct {
+    const eng_comm *comm;
+    double seconds;
+    long calls;
+} timed_comm;
+
+static eng_status timed_allreduce(void *ctx, float *buf, size_t count)
+{
+    timed_comm *t = ctx;
+    double t0 = now_s();
+    eng_status st = t->comm->allreduce(t->comm->ctx, buf, count);
+    t->seconds += now_s() - t0;
+    t->calls++;
+    return st;
+}
+
+static void log_line(void *ctx, const char *line) { fprintf((FILE *)ctx, "ringinfer: %s\n", line); }
+
+static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tokenizer **tok,
+                                 char *err, size_t errlen)
+{
+    *tok = NULL;
+    if (a->tokenizer)
+        return eng_tokenizer_load_llama2(a->tokenizer, c->vocab_size, tok, err, errlen);
+    struct stat sb;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/tokenizer.json", a->model);
+    if (stat(a->model, &sb) == 0 && S_ISDIR(sb.st_mode) && stat(path, &sb) == 0)
+        return eng_tokenizer_load_hf(path, tok, err, errlen);
+    if (a->text)
+        return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+                        "-p TEXT needs a tokenizer: --tokenizer FILE for a llama2.c model, or "
+                        "tokenizer.json in the model folder");
+    return ENG_OK; /* ids in, ids out */
+}
+
+int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *errf)
+{
+    cli_args a;
+    int r = parse_args(argc, argv, &a, errf);
+    if (r) return r > 0 ? 0 : 2;
+    eng_comm single = {.rank = 0, .size = 1};
+    if (!comm) comm = &single;
+    int root = comm->rank == 0;
+    char err[1024];
+    int rc = 1, *prompt = NULL, n_prompt = 0;
+    eng_model *m = NULL;
+    eng_state *s = NULL;
+    eng_sampler *smp = NULL;
+    eng_tokenizer *tok = NULL;
+    FILE *dump = NULL;
+    eng_status st;
+
+    eng_load_params lp;
+    eng_load_params_init(&lp);
+    lp.tp_rank = comm->rank;
+    lp.tp_size = comm->size;
+    lp.log = root ? log_line : NULL;
+    lp.log_ctx = errf;
+    double t_load = now_s();
+    if ((st = eng_model_open(a.model, &lp, &m, err, sizeof(err))) != ENG_OK) goto fail;
+    t_load = now_s() - t_load;
+    const eng_config *c = eng_model_config(m);
+    if ((st = load_tokenizer(&a, c, &tok, err, sizeof(err))) != ENG_OK) goto fail;
+    if (tok && eng_tokenizer_vocab_size(tok) > c->vocab_size) {
+        st = eng_fail(ENG_ERR_FORMAT, err, sizeof(err),
+                      "tokenizer has %d tokens but the model's vocabulary is %d",
+                      eng_tokenizer_vocab_size(tok), c->vocab_size);
+        goto fail;
+    }
+    int max_prompt = c->seq_len;
+    prompt = malloc((size_t)max_prompt * sizeof(int));
+    if (!prompt) {
+        st = eng_fail(ENG_ERR_NOMEM, err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    if (a.ids) {
+        n_prompt = parse_ids(a.ids, prompt, max_prompt, c->vocab_size, errf);
+        if (n_prompt < 0) {
+            rc = 2;
+            goto cleanup;
+        }
+    } else {
+        st = eng_tokenizer_encode(tok, a.text, 1, prompt, max_prompt, &n_prompt);
+        if (st != ENG_OK) {
+            eng_fail(st, err, sizeof(err), "-p: the prompt needs %d tokens, context is %d",
+                     n_prompt, max_prompt);
+            goto fail;
+        }
+        if (n_prompt == 0) {
+            st = eng_fail(ENG_ERR_INVALID_ARG, err, sizeof(err), "-p: empty prompt");
+            goto fail;
+        }
+    }
+    if (n_prompt + a.n > c->seq_len) {
+        st = eng_fail(ENG_ERR_RANGE, err, sizeof(err),
+                      "prompt (%d tokens) + -n %d exceeds the context length %d", n_prompt, a.n,
+                      c->seq_len);
+        goto fail;
+    }
+    if (root && a.dump && !(dump = fopen(a.dump, "wb"))) {
+        st = eng_fail(ENG_ERR_IO, err, sizeof(err), "--dump-logits %s: %s", a.dump,
+                      strerror(errno));
+        goto fail;
+    }
+    eng_state_params sp;
+    eng_state_params_init(&sp);
+    sp.max_batch = n_prompt < PREFILL_CHUNK ? n_prompt : PREFILL_CHUNK;
+    sp.ctx_len = n_prompt + a.n; /* the KV cache holds exactly what this run needs */
+    sp.all_logits = a.dump != NULL;
+    if ((st = eng_state_create(m, &sp, &s, err, sizeof(err))) != ENG_OK) goto fail;
+    if ((st = eng_sampler_create(c->vocab_size, a.temperature, a.top_p, a.seed, &smp)) != ENG_OK) {
+        eng_fail(st, err, sizeof(err), "sampler: %s", eng_status_str(st));
+        goto fail;
+    }
+    if (root) {
+        size_t owned, mapped;
+        eng_model_memory(m, &owned, &mapped);
+        fprintf(errf,
+                "ringinfer: %s: dim %d, %d layers, %d/%d heads, FFN %d, vocab %d; rank 0 of %d "
+                "holds %.1f MiB converted to f32 + %.1f MiB mapped; kernels %s; loaded in "
+                "%.2f s\n",
+                a.model, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim,
+                c->vocab_size, comm->size, (double)owned / 1048576.0, (double)mapped / 1048576.0,
+                m->k->name, t_load);
+    }
+
+    timed_comm tc = {.comm = comm};
+    eng_reducer red = {timed_allreduce, &tc};
+    const eng_reducer *rp = comm->size > 1 ? &red : NULL;
+    const float *logits = NULL;
+    /* Prefill: one batched pass (chunks of PREFILL_CHUNK for longer prompts). */
+    double t0 = now_s();
+    for (int off = 0; off < n_prompt; off += sp.max_batch) {
+        int cnt = n_prompt - off < sp.max_batch ? n_prompt - off : sp.max_batch;
+        if ((st = eng_forward(m, s, prompt + off, cnt, off, root, rp, &logits)) != ENG_OK) {
+            eng_fail(st, err, sizeof(err), "prefill: %s", eng_status_str(st));
+            goto fail;
+        }
+        if (dump && fwrite(logits, sizeof(float), (size_t)cnt * c->vocab_size, dump) !=
+                        (size_t)cnt * c->vocab_size) {
+            st = eng_fail(ENG_ERR_IO, err, sizeof(err), "--dump-logits %s: write failed", a.dump);
+            goto fail;
+        }
+    }
+    double t_prefill = now_s() - t0;
+    if (dump) {
+        int bad = fclose(dump) != 0;
+        dump = NULL;
+        if (bad) {
+            st = eng_fail(ENG_ERR_IO, err, sizeof(err), "--dump-logits %s: write failed", a.dump);
+            goto fail;
+        }
+    }
+    if (root && tok) {
+        for (int i = 0; i < n_prompt; i++) /* BOS is a marker, not text */
+            if (prompt[i] != eng_tokenizer_bos(tok))
+                fputs(eng_tokenizer_decode(tok, i ? prompt[i - 1] : -1, prompt[i]), out);
+        fflush(out);
+    }
+    /* The last row of the prefill logits (all_logits keeps every row). */
+    const float *last = logits ? logits + (sp.all_logits ? (size_t)((n_prompt - 1) % sp.max_batch) *
+                                                               c->vocab_size
+                                                         : 0)
+                               : NULL;
+    int *gen = malloc((size_t)(a.n ? a.n : 1) * sizeof(int));
+    if (!gen) {
+        st = eng_fail(ENG_ERR_NOMEM, err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    int prev = prompt[n_prompt - 1], n_decode = 0;
+    t0 = now_s();
+    for (int i = 0; i < a.n; i++) {
+        int32_t next = root ? eng_sampler_sample(smp, last) : 0;
+        if (comm->size > 1 && (st = comm->broadcast_i32(comm->ctx, &next, 1, 0)) != ENG_OK) {
+            eng_fail(st, err, sizeof(err), "broadcast of token %d failed", i);
+            free(gen);
+            goto fail;
+        }
+        gen[i] = next;
+        if (root && tok) {
+            fputs(eng_tokenizer_decode(tok, prev, next), out);
+            fflush(out);
+        }
+        prev = next;
+        if (i + 1 == a.n) break;
+        if ((st = eng_forward(m, s, &gen[i], 1, n_prompt + i, root, rp, &logits)) != ENG_OK) {
+            eng_fail(st, err, sizeof(err), "decode step %d: %s", i, eng_status_str(st));
+            free(gen);
+            goto fail;
+        }
+        last = logits;
+        n_decode++;
+    }
+    double t_decode = now_s() - t0;
+    if (root) {
+        if (tok) fputc('\n', out);
+        if (a.print_ids) {
+            for (int i = 0; i < a.n; i++) fprintf(out, "%s%d", i ? " " : "", gen[i]);
+            fputc('\n', out);
+        }
+        fflush(out);
+        fprintf(errf,
+                "ringinfer: prefill %d tokens in %.3f s (%.1f tok/s); decode %d steps in %.3f s "
+                "(%.1f tok/s); all-reduce %.3f s in %ld calls (%.1f%% of prefill+decode), "
+                "tp %d\n",
+                n_prompt, t_prefill, n_prompt / (t_prefill > 0 ? t_prefill : 1e-9), n_decode,
+                t_decode, n_decode / (t_decode > 0 ? t_decode : 1e-9), tc.seconds, tc.calls,
+                100.0 * tc.seconds / (t_prefill + t_decode > 0 ? t_prefill + t_decode : 1e-9),
+                comm->size);
+    }
+    free(gen);
+    rc = 0;
+    goto cleanup;
+fail:
+    fprintf(errf, "ringinfer: rank %d: %s\n", comm->rank, err);
+    rc = st == ENG_ERR_INVALID_ARG ? 2 : 1;
+cleanup:
+    if (dump) fclose(dump);
+    eng_sampler_free(smp);
+    eng_tokenizer_free(tok);
+    eng_state_free(s);
+    eng_model_close(m);
+    free(prompt);
+    return rc;
+}

@@ -1,0 +1,45 @@
+/* Plain-C reference kernels (also the fallback without AVX2/FMA) and the run-time pick. */
+#include "eng_internal.h"
+
+static void matmul_scalar(float *out, const float *x, const float *w, int T, int n, int d)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * d;
+        for (int i = 0; i < n; i++) {
+            const float *wi = w + (size_t)i * d;
+            float s = 0.0f;
+            for (int k = 0; k < d; k++) s += wi[k] * xt[k];
+            out[(size_t)t * n + i] = s;
+        }
+    }
+}
+
+static float dot_scalar(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int k = 0; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+static void axpy_scalar(float *y, float a, const float *x, int n)
+{
+    for (int k = 0; k < n; k++) y[k] += a * x[k];
+}
+
+const eng_kernels eng_kernels_scalar = {
+    .name = "scalar",
+    .matmul = matmul_scalar,
+    .dot = dot_scalar,
+    .axpy = axpy_scalar,
+};
+
+const eng_kernels *eng_kernels_pick(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &eng_kernels_avx2;
+#endif
+    return &eng_kernels_scalar;
+}
+
+const char *eng_kernel_name(void) { return eng_kernels_pick()->name; }

@@ -1,0 +1,134 @@
+/* AVX2/FMA kernels, compiled for that target only and picked at run time.
+ * matmul: one weight row is loaded once and used against up to 4 input rows (prefill);
+ * decode (T = 1) runs 4 weight rows at once against one x to keep 4 FMA chains busy. */
+#include "eng_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline float hsum(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+AVX2 static float dot_avx2(const float *a, const float *b, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
+    }
+    for (; k + 8 <= n; k += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+AVX2 static void axpy_avx2(float *y, float a, const float *x, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int k = 0;
+    for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+    for (; k < n; k++) y[k] += a * x[k];
+}
+
+/* 4 weight rows x 1 input row. */
+AVX2 static void rows4(float *out, size_t ostride, const float *x, const float *w, int d)
+{
+    const float *w0 = w, *w1 = w + d, *w2 = w + 2 * (size_t)d, *w3 = w + 3 * (size_t)d;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+           s3 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= d; k += 8) {
+        __m256 xv = _mm256_loadu_ps(x + k);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xv, s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xv, s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xv, s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xv, s3);
+    }
+    /* Transpose-and-add the four accumulators into one vector of 4 sums. */
+    __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
+    __m256 a = _mm256_hadd_ps(a01, a23);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    float o[4];
+    _mm_storeu_ps(o, r);
+    for (; k < d; k++) {
+        o[0] += w0[k] * x[k];
+        o[1] += w1[k] * x[k];
+        o[2] += w2[k] * x[k];
+        o[3] += w3[k] * x[k];
+    }
+    out[0] = o[0];
+    out[ostride] = o[1];
+    out[2 * ostride] = o[2];
+    out[3 * ostride] = o[3];
+}
+
+/* 1 weight row x 4 input rows. */
+AVX2 static void cols4(float *out, size_t ostride, const float *x, size_t xstride,
+                       const float *w, int d)
+{
+    const float *x0 = x, *x1 = x + xstride, *x2 = x + 2 * xstride, *x3 = x + 3 * xstride;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+           s3 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= d; k += 8) {
+        __m256 wv = _mm256_loadu_ps(w + k);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + k), wv, s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + k), wv, s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + k), wv, s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + k), wv, s3);
+    }
+    __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
+    __m256 a = _mm256_hadd_ps(a01, a23);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    float o[4];
+    _mm_storeu_ps(o, r);
+    for (; k < d; k++) {
+        o[0] += x0[k] * w[k];
+        o[1] += x1[k] * w[k];
+        o[2] += x2[k] * w[k];
+        o[3] += x3[k] * w[k];
+    }
+    out[0] = o[0];
+    out[ostride] = o[1];
+    out[2 * ostride] = o[2];
+    out[3 * ostride] = o[3];
+}
+
+AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, int n, int d)
+{
+    int t = 0;
+    /* Prefill: blocks of 4 input rows share each weight row load. */
+    for (; t + 4 <= T; t += 4) {
+        const float *xt = x + (size_t)t * d;
+        float *ot = out + (size_t)t * n;
+        for (int i = 0; i < n; i++) cols4(ot + i, (size_t)n, xt, (size_t)d, w + (size_t)i * d, d);
+    }
+    for (; t < T; t++) {
+        const float *xt = x + (size_t)t * d;
+        float *ot = out + (size_t)t * n;
+        int i = 0;
+        for (; i + 4 <= n; i += 4) rows4(ot + i, 1, xt, w + (size_t)i * d, d);
+        for (; i < n; i++) ot[i] = dot_avx2(w + (size_t)i * d, xt, d);
+    }
+}
+
+const eng_kernels eng_kernels_avx2 = {
+    .name = "avx2-fma",
+    .matmul = matmul_avx2,
+    .dot = dot_avx2,
+    .axpy = axpy_avx2,
+};
+#else
+const eng_kernels eng_kernels_avx2 = {0};
+#endif

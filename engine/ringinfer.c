@@ -1,0 +1,45 @@
+/* ringinfer: the engine's command line over libcoll. Every rank runs the same command; the
+ * communicator (provider, rank, size) comes from the environment (RING_CONFIG per rank,
+ * see docs/SELECTION.md), or a single local rank when nothing is configured. */
+#include "../libcoll/coll.h"
+#include "eng.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static eng_status allreduce(void *ctx, float *buf, size_t count)
+{
+    return coll_allreduce(ctx, buf, buf, count, COLL_F32, COLL_SUM, NULL) == COLL_OK ? ENG_OK
+                                                                                      : ENG_ERR_COLL;
+}
+
+static eng_status broadcast_i32(void *ctx, int32_t *buf, size_t count, int root)
+{
+    return coll_broadcast(ctx, buf, buf, count, COLL_I32, root, NULL) == COLL_OK ? ENG_OK
+                                                                                  : ENG_ERR_COLL;
+}
+
+int main(int argc, char **argv)
+{
+    /* Help and a missing command need no communicator (and must not wait for peers). */
+    int local = argc < 2 || strcmp(argv[1], "run") != 0;
+    for (int i = 2; i < argc && !local; i++) local = !strcmp(argv[i], "--help");
+    if (local) return eng_cli_main(argc, argv, NULL, stdout, stderr);
+    char err[512];
+    coll_comm *comm = NULL;
+    coll_status cs = coll_comm_create(NULL, &comm, err, sizeof(err));
+    if (cs != COLL_OK) {
+        fprintf(stderr, "ringinfer: communicator: %s: %s\n", coll_status_str(cs), err);
+        return 1;
+    }
+    eng_comm ec = {.rank = coll_comm_rank(comm),
+                   .size = coll_comm_size(comm),
+                   .allreduce = allreduce,
+                   .broadcast_i32 = broadcast_i32,
+                   .ctx = comm};
+    int rc = eng_cli_main(argc, argv, &ec, stdout, stderr);
+    if (rc != 0)
+        coll_comm_abort(comm); /* peers blocked in a collective fail fast instead of timing out */
+    coll_comm_destroy(comm);
+    return rc;
+}

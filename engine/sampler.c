@@ -1,0 +1,106 @@
+/* Token sampling: greedy, or temperature + top-p (nucleus). */
+#include "eng_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    float p;
+    int id;
+} prob_id;
+
+struct eng_sampler {
+    int vocab;
+    float temperature, top_p;
+    uint64_t rng;
+    prob_id *cand; /* [vocab] */
+};
+
+eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_t seed,
+                              eng_sampler **out)
+{
+    *out = NULL;
+    if (vocab <= 0 || !(temperature >= 0.0f) || !(top_p >= 0.0f)) return ENG_ERR_INVALID_ARG;
+    eng_sampler *s = calloc(1, sizeof(*s));
+    if (!s) return ENG_ERR_NOMEM;
+    s->cand = malloc((size_t)vocab * sizeof(prob_id));
+    if (!s->cand) {
+        free(s);
+        return ENG_ERR_NOMEM;
+    }
+    s->vocab = vocab;
+    s->temperature = temperature;
+    s->top_p = top_p;
+    s->rng = seed ? seed : 0x9E3779B97F4A7C15ULL; /* xorshift must not start at 0 */
+    *out = s;
+    return ENG_OK;
+}
+
+void eng_sampler_free(eng_sampler *s)
+{
+    if (!s) return;
+    free(s->cand);
+    free(s);
+}
+
+static float rand_f32(uint64_t *s)
+{
+    /* xorshift64*: the top 24 bits give a float in [0, 1). */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (float)((x * 0x2545F4914F6CDD1DULL) >> 40) / 16777216.0f;
+}
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+static int by_p_desc(const void *a, const void *b)
+{
+    float pa = ((const prob_id *)a)->p, pb = ((const prob_id *)b)->p;
+    return (pa < pb) - (pa > pb);
+}
+
+int eng_sampler_sample(eng_sampler *s, const float *logits)
+{
+    int V = s->vocab;
+    if (s->temperature == 0.0f) return argmax(logits, V);
+    float mx = logits[argmax(logits, V)], sum = 0.0f;
+    for (int i = 0; i < V; i++) {
+        s->cand[i].p = expf((logits[i] - mx) / s->temperature);
+        s->cand[i].id = i;
+        sum += s->cand[i].p;
+    }
+    float r = rand_f32(&s->rng);
+    int n = V;
+    if (s->top_p > 0.0f && s->top_p < 1.0f) {
+        /* Tokens below (1 - top_p) / (V - 1) cannot be in the nucleus: drop them first. */
+        float cutoff = V > 1 ? (1.0f - s->top_p) / (float)(V - 1) * sum : 0.0f;
+        n = 0;
+        for (int i = 0; i < V; i++)
+            if (s->cand[i].p >= cutoff) s->cand[n++] = s->cand[i];
+        qsort(s->cand, (size_t)n, sizeof(prob_id), by_p_desc);
+        float acc = 0.0f, limit = s->top_p * sum;
+        for (int i = 0; i < n; i++) {
+            acc += s->cand[i].p;
+            if (acc > limit) {
+                n = i + 1;
+                break;
+            }
+        }
+        sum = acc;
+    }
+    float target = r * sum, run = 0.0f;
+    for (int i = 0; i < n; i++) {
+        run += s->cand[i].p;
+        if (target < run) return s->cand[i].id;
+    }
+    return s->cand[n - 1].id;
+}

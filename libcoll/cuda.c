@@ -1,0 +1,42 @@
+/* CUDA helpers: pointer kinds, device count, error translation. Without CUDA every
+ * pointer is host memory and no device is visible. */
+#include "coll_private.h"
+#include "coll_cuda.h"
+
+#ifdef HAVE_CUDA
+coll_status coll_cuda_status(cudaError_t e, const char *what, char *err, size_t errlen)
+{
+    if (e == cudaSuccess) return COLL_OK;
+    return coll_fail(err, errlen, COLL_ERR_CUDA, "CUDA %s: %s (%s)", what, cudaGetErrorString(e),
+                     cudaGetErrorName(e));
+}
+
+coll_memtype coll_cuda_memtype(const void *p)
+{
+    struct cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky-free error so later calls are not blamed */
+        return COLL_MEM_HOST;
+    }
+    return (a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged) ? COLL_MEM_DEVICE
+                                                                               : COLL_MEM_HOST;
+}
+
+int coll_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+#else
+coll_memtype coll_cuda_memtype(const void *p)
+{
+    (void)p;
+    return COLL_MEM_HOST;
+}
+
+int coll_cuda_device_count(void) { return 0; }
+#endif

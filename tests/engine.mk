@@ -1,0 +1,37 @@
+# Engine tests; included from tests/Makefile.am after `check_PROGRAMS =` and `TESTS =`.
+# Tests that need ../shared (beside the source tree) skip with exit 77 when it is absent.
+ENG_TEST_CPPFLAGS = -I$(top_srcdir)/engine -DENG_TEST_SHARED='"$(abs_top_srcdir)/../shared"'
+ENG_TEST_LDADD = $(top_builddir)/engine/libeng.la -lm $(PTHREAD_LIBS)
+ENG_HARNESS = test_eng_harness.c test_eng_harness.h
+
+check_PROGRAMS += test_eng_stories
+TESTS += test_eng_stories
+
+test_eng_stories_SOURCES = test_eng_stories.c $(ENG_HARNESS)
+test_eng_stories_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_stories_LDADD = $(ENG_TEST_LDADD)
+
+check_PROGRAMS += test_eng_hf
+TESTS += test_eng_hf
+test_eng_hf_SOURCES = test_eng_hf.c $(ENG_HARNESS)
+test_eng_hf_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
+test_eng_hf_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
+
+check_PROGRAMS += test_eng_layout test_eng_tp
+TESTS += test_eng_layout test_eng_tp
+test_eng_layout_SOURCES = test_eng_layout.c
+test_eng_layout_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_layout_LDADD = $(ENG_TEST_LDADD)
+test_eng_tp_SOURCES = test_eng_tp.c $(ENG_HARNESS)
+test_eng_tp_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_tp_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la
+
+check_PROGRAMS += test_eng_cli
+TESTS += test_eng_cli
+test_eng_cli_SOURCES = test_eng_cli.c $(ENG_HARNESS)
+test_eng_cli_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_cli_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la $(CJSON_LIBS)
+
+# Multi-process over the ring (ringrun + ringinfer); skips until both are built.
+TESTS += eng_ringrun.sh
+dist_check_SCRIPTS = eng_ringrun.sh

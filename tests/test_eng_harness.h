@@ -1,0 +1,33 @@
+/* Test harness: runs N tensor-parallel shards of one model as N threads of this process.
+ * The row-parallel partial sums are added in the test (an in-memory all-reduce, in rank
+ * order) and rank 0's greedy token is handed to the others, as ringinfer does over the
+ * network. Lets tests prove TP=N == TP=1 without sockets. */
+#ifndef TEST_ENG_HARNESS_H
+#define TEST_ENG_HARNESS_H
+
+#include "eng.h"
+
+#include <stddef.h>
+
+/* Feeds prompt[0..n_prompt) in one batched pass, then greedily generates n_gen tokens.
+ * prompt_logits: NULL or [n_prompt, vocab] from rank 0; gen: NULL or [n_gen].
+ * Returns 0, or -1 with a message in err. */
+int eng_h_generate(const char *model, int tp, const int *prompt, int n_prompt, int n_gen,
+                   float *prompt_logits, int *gen, char *err, size_t errlen);
+
+/* Skip (exit 77) with a message when path does not exist. */
+void eng_h_need(const char *path);
+
+/* ||a - b|| / ||b|| */
+double eng_h_rel_err(const float *a, const float *b, size_t n);
+
+/* Directory of the shared test data (../shared from the source tree) or NULL. */
+const char *eng_h_shared(void);
+
+#endif
+
+/* Runs eng_cli_main(argc, argv) as tp forked processes joined by shared memory (sum in rank
+ * order, broadcast from rank 0). Rank r's stdout/stderr go to files out_r / err_r under dir
+ * (dir/out0, dir/err0, ...). rcs[r] gets each exit code. Returns 0, or -1 if a rank died
+ * or hung past 60 s (then it is killed). */
+int eng_h_cli(int tp, int argc, char **argv, const char *dir, int *rcs);

@@ -1,0 +1,155 @@
+/* Reductions: every type and op against a scalar reference, aliasing, and the
+ * half-precision conversions' rounding (nearest even). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "reduce.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_bf16_rounding(void **state)
+{
+    (void)state;
+    float f;
+    uint32_t u;
+    u = 0x3F808000u; /* exactly halfway between 0x3F80 and 0x3F81: to even */
+    memcpy(&f, &u, 4);
+    assert_int_equal(ring_f32_to_bf16(f), 0x3F80);
+    u = 0x3F818000u; /* halfway between 0x3F81 and 0x3F82: to even */
+    memcpy(&f, &u, 4);
+    assert_int_equal(ring_f32_to_bf16(f), 0x3F82);
+    u = 0x3F808001u; /* just above halfway: up */
+    memcpy(&f, &u, 4);
+    assert_int_equal(ring_f32_to_bf16(f), 0x3F81);
+    assert_true(isnan(ring_bf16_to_f32(ring_f32_to_bf16(NAN))));
+    assert_true(ring_bf16_to_f32(ring_f32_to_bf16(INFINITY)) == INFINITY);
+    assert_true(ring_bf16_to_f32(0x3F80) == 1.0f);
+}
+
+static void test_f16_rounding(void **state)
+{
+    (void)state;
+    assert_int_equal(ring_f32_to_f16(1.0f), 0x3C00);
+    assert_int_equal(ring_f32_to_f16(-2.0f), 0xC000);
+    assert_int_equal(ring_f32_to_f16(65504.0f), 0x7BFF);
+    assert_int_equal(ring_f32_to_f16(1e6f), 0x7C00); /* overflow to infinity */
+    /* 1 + 2^-11 is halfway between 1 and 1 + 2^-10: to even (1.0). */
+    assert_int_equal(ring_f32_to_f16(1.0f + 1.0f / 2048), 0x3C00);
+    /* 1 + 3 * 2^-11 is halfway between 1 + 2^-10 and 1 + 2^-9: to even (1 + 2^-9). */
+    assert_int_equal(ring_f32_to_f16(1.0f + 3.0f / 2048), 0x3C02);
+    assert_true(ring_f16_to_f32(0x0001) == ldexpf(1.0f, -24)); /* smallest subnormal */
+    for (uint32_t h = 0; h < 0x7C00; h++) /* every finite positive half round-trips */
+        assert_int_equal(ring_f32_to_f16(ring_f16_to_f32((uint16_t)h)), h);
+}
+
+/* Scalar reference in double (exact for the small values used). */
+static double ref(ring_op op, double a, double b)
+{
+    switch (op) {
+    case RING_SUM: case RING_AVG: return a + b;
+    case RING_PROD: return a * b;
+    case RING_MIN: return a < b ? a : b;
+    case RING_MAX: return a > b ? a : b;
+    default: return NAN;
+    }
+}
+
+static double get(const void *p, size_t i, ring_dtype t)
+{
+    switch (t) {
+    case RING_F32: return ((const float *)p)[i];
+    case RING_F64: return ((const double *)p)[i];
+    case RING_F16: return ring_f16_to_f32(((const uint16_t *)p)[i]);
+    case RING_BF16: return ring_bf16_to_f32(((const uint16_t *)p)[i]);
+    case RING_I32: return ((const int32_t *)p)[i];
+    case RING_I64: return (double)((const int64_t *)p)[i];
+    case RING_U8: return ((const uint8_t *)p)[i];
+    default: return NAN;
+    }
+}
+
+static void set(void *p, size_t i, ring_dtype t, double v)
+{
+    switch (t) {
+    case RING_F32: ((float *)p)[i] = (float)v; break;
+    case RING_F64: ((double *)p)[i] = v; break;
+    case RING_F16: ((uint16_t *)p)[i] = ring_f32_to_f16((float)v); break;
+    case RING_BF16: ((uint16_t *)p)[i] = ring_f32_to_bf16((float)v); break;
+    case RING_I32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case RING_I64: ((int64_t *)p)[i] = (int64_t)v; break;
+    case RING_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    default: break;
+    }
+}
+
+static void test_all_types_and_ops(void **state)
+{
+    (void)state;
+    enum { N = 1037 }; /* odd: exercises the vector loops' tails */
+    unsigned char a[N * 8], b[N * 8], d[N * 8];
+    srand(7);
+    for (int t = 0; t < RING_DTYPE_COUNT; t++) {
+        for (int op = 0; op < RING_OP_COUNT; op++) {
+            if (!ring_op_valid_for((ring_op)op, (ring_dtype)t)) continue;
+            int lo = t == RING_U8 ? 0 : -8;
+            for (size_t i = 0; i < N; i++) {
+                set(a, i, (ring_dtype)t, lo + rand() % 16);
+                set(b, i, (ring_dtype)t, lo + rand() % 16);
+            }
+            ring_reduce(d, a, b, N, (ring_dtype)t, (ring_op)op);
+            for (size_t i = 0; i < N; i++) {
+                double want = ref((ring_op)op, get(a, i, (ring_dtype)t), get(b, i, (ring_dtype)t));
+                if (t == RING_U8) want = fmod(want, 256.0);
+                if (get(d, i, (ring_dtype)t) != want) {
+                    print_error("%s %s element %zu: %g, want %g\n", ring_dtype_name((ring_dtype)t),
+                                ring_op_name((ring_op)op), i, get(d, i, (ring_dtype)t), want);
+                    fail();
+                }
+            }
+            /* In place: dst aliases the first operand. */
+            memcpy(d, a, sizeof a);
+            ring_reduce(d, d, b, N, (ring_dtype)t, (ring_op)op);
+            unsigned char e[N * 8];
+            ring_reduce(e, a, b, N, (ring_dtype)t, (ring_op)op);
+            assert_memory_equal(d, e, N * ring_dtype_size((ring_dtype)t));
+        }
+    }
+}
+
+static void test_integer_overflow_wraps(void **state)
+{
+    (void)state;
+    int32_t a[3] = {INT32_MAX, INT32_MIN, 5}, b[3] = {1, -1, 7}, d[3];
+    ring_reduce(d, a, b, 3, RING_I32, RING_SUM);
+    assert_int_equal(d[0], INT32_MIN);
+    assert_int_equal(d[1], INT32_MAX);
+    ring_reduce(d, a, b, 3, RING_I32, RING_MIN);
+    assert_int_equal(d[1], INT32_MIN);
+    assert_int_equal(d[2], 5);
+}
+
+static void test_scale(void **state)
+{
+    (void)state;
+    float f[5] = {4, 8, -12, 0, 1};
+    ring_reduce_scale(f, 5, RING_F32, 4);
+    assert_true(f[0] == 1 && f[1] == 2 && f[2] == -3 && f[3] == 0 && f[4] == 0.25f);
+    uint16_t h[2] = {ring_f32_to_bf16(6.0f), ring_f32_to_bf16(-2.0f)};
+    ring_reduce_scale(h, 2, RING_BF16, 2);
+    assert_true(ring_bf16_to_f32(h[0]) == 3.0f && ring_bf16_to_f32(h[1]) == -1.0f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bf16_rounding),         cmocka_unit_test(test_f16_rounding),
+        cmocka_unit_test(test_all_types_and_ops),     cmocka_unit_test(test_integer_overflow_wraps),
+        cmocka_unit_test(test_scale),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

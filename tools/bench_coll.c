@@ -1,0 +1,198 @@
+/* coll-bench backend: libcoll, with any of its providers, on host or CUDA device buffers. */
+#include "config.h"
+
+#include "bench_backend.h"
+#include "coll.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+typedef struct coll_impl {
+    coll_comm *comm;
+    void *stream; /* cudaStream_t for device buffers, else NULL */
+} coll_impl;
+
+static coll_impl *impl_of(bench_backend *b) { return b->impl; }
+
+/* libcoll's statuses have the same meaning as libring's, plus CUDA and NCCL failures. */
+static ring_status to_ring(coll_status s)
+{
+    switch (s) {
+    case COLL_OK: return RING_OK;
+    case COLL_ERR_INVALID_ARG: return RING_ERR_INVALID_ARG;
+    case COLL_ERR_CONFIG: return RING_ERR_CONFIG;
+    case COLL_ERR_NOMEM: return RING_ERR_NOMEM;
+    case COLL_ERR_TIMEOUT: return RING_ERR_TIMEOUT;
+    case COLL_ERR_PEER_CLOSED: return RING_ERR_PEER_CLOSED;
+    case COLL_ERR_PROTOCOL: return RING_ERR_PROTOCOL;
+    case COLL_ERR_INVALID_USAGE: return RING_ERR_INVALID_USAGE;
+    case COLL_ERR_AUTH: return RING_ERR_AUTH;
+    case COLL_ERR_UNSUPPORTED: return RING_ERR_UNSUPPORTED;
+    case COLL_ERR_ABORTED: return RING_ERR_ABORTED;
+    case COLL_ERR_FAILED: return RING_ERR_FAILED;
+    default: return RING_ERR_SYSTEM;
+    }
+}
+
+static ring_status c_allreduce(bench_backend *b, const void *s, void *r, size_t n, ring_dtype t, ring_op op)
+{
+    return to_ring(coll_allreduce(impl_of(b)->comm, s, r, n, (coll_dtype)t, (coll_op)op, impl_of(b)->stream));
+}
+static ring_status c_reduce_scatter(bench_backend *b, const void *s, void *r, size_t n, ring_dtype t,
+                                    ring_op op)
+{
+    return to_ring(
+        coll_reduce_scatter(impl_of(b)->comm, s, r, n, (coll_dtype)t, (coll_op)op, impl_of(b)->stream));
+}
+static ring_status c_allgather(bench_backend *b, const void *s, void *r, size_t n, ring_dtype t)
+{
+    return to_ring(coll_allgather(impl_of(b)->comm, s, r, n, (coll_dtype)t, impl_of(b)->stream));
+}
+static ring_status c_broadcast(bench_backend *b, const void *s, void *r, size_t n, ring_dtype t, int root)
+{
+    return to_ring(coll_broadcast(impl_of(b)->comm, s, r, n, (coll_dtype)t, root, impl_of(b)->stream));
+}
+static ring_status c_barrier(bench_backend *b) { return to_ring(coll_barrier(impl_of(b)->comm)); }
+static const char *c_last_error(bench_backend *b) { return coll_comm_last_error(impl_of(b)->comm); }
+static ring_status c_sync(bench_backend *b) { return to_ring(coll_sync(impl_of(b)->comm, impl_of(b)->stream)); }
+
+static void c_close(bench_backend *b)
+{
+    coll_impl *x = impl_of(b);
+#ifdef HAVE_CUDA
+    if (x->stream) cudaStreamDestroy((cudaStream_t)x->stream);
+#endif
+    coll_comm_destroy(x->comm);
+    free(x);
+    free(b);
+}
+
+static const bench_ops host_ops = {
+    .allreduce = c_allreduce,
+    .reduce_scatter = c_reduce_scatter,
+    .allgather = c_allgather,
+    .broadcast = c_broadcast,
+    .barrier = c_barrier,
+    .last_error = c_last_error,
+    .close = c_close,
+    .alloc = bench_host_alloc,
+    .release = bench_host_release,
+    .upload = bench_host_copy_in,
+    .download = bench_host_copy_out,
+    .sync = c_sync,
+};
+
+#ifdef HAVE_CUDA
+static void *d_alloc(bench_backend *b, size_t bytes)
+{
+    (void)b;
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) return NULL;
+    cudaMemset(p, 0, bytes);
+    return p;
+}
+static void d_release(bench_backend *b, void *p)
+{
+    (void)b;
+    cudaFree(p);
+}
+static int d_upload(bench_backend *b, void *dst, const void *host, size_t bytes)
+{
+    (void)b;
+    return cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice) == cudaSuccess ? 0 : -1;
+}
+static int d_download(bench_backend *b, void *host, const void *src, size_t bytes)
+{
+    ring_status st = c_sync(b);
+    if (st != RING_OK) return -1;
+    return cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost) == cudaSuccess ? 0 : -1;
+}
+
+static const bench_ops device_ops = {
+    .allreduce = c_allreduce,
+    .reduce_scatter = c_reduce_scatter,
+    .allgather = c_allgather,
+    .broadcast = c_broadcast,
+    .barrier = c_barrier,
+    .last_error = c_last_error,
+    .close = c_close,
+    .alloc = d_alloc,
+    .release = d_release,
+    .upload = d_upload,
+    .download = d_download,
+    .sync = c_sync,
+};
+#endif
+
+int bench_coll_open(const char *provider, int timeout_s, int device, bench_backend **out, char *err,
+                    size_t errlen)
+{
+    coll_params p;
+    coll_params_init(&p);
+    if (strcmp(provider, "auto") == 0)
+        p.provider = NULL;
+    else if (strcmp(provider, "coll-ring") == 0 || strcmp(provider, "ring") == 0)
+        p.provider = "ring";
+    else
+        p.provider = provider;
+    if (p.provider && strcmp(p.provider, "nccl") == 0) device = 1; /* NCCL works on device memory */
+#ifndef HAVE_CUDA
+    if (device) {
+        snprintf(err, errlen, "device buffers need a build with CUDA (configure --with-cuda)");
+        return -1;
+    }
+#endif
+    p.memtype = device ? COLL_MEM_DEVICE : COLL_MEM_HOST;
+    p.op_timeout_ms = timeout_s * 1000;
+    bench_backend *b = calloc(1, sizeof *b);
+    coll_impl *x = calloc(1, sizeof *x);
+    if (!b || !x) {
+        free(b);
+        free(x);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (coll_comm_create(&p, &x->comm, err, errlen) != COLL_OK) {
+        free(b);
+        free(x);
+        return -1;
+    }
+    b->ops = &host_ops;
+#ifdef HAVE_CUDA
+    if (device) {
+        int dev = coll_comm_device(x->comm);
+        cudaStream_t s;
+        if (dev < 0 || cudaSetDevice(dev) != cudaSuccess || cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
+            snprintf(err, errlen, "provider %s: no usable CUDA device (device %d)", coll_comm_provider(x->comm), dev);
+            coll_comm_destroy(x->comm);
+            free(b);
+            free(x);
+            return -1;
+        }
+        x->stream = s;
+        b->ops = &device_ops;
+    }
+#endif
+    b->name = coll_comm_provider(x->comm);
+    b->rank = coll_comm_rank(x->comm);
+    b->size = coll_comm_size(x->comm);
+    b->impl = x;
+    *out = b;
+    return 0;
+}
+
+int bench_print_config(FILE *out, const char *provider)
+{
+    fprintf(out, "coll-bench provider: %s\n\nlibring knobs:\n", provider ? provider : "ring (libring directly)");
+    ring_knobs_print(out);
+    fprintf(out, "\nlibcoll:\n");
+    coll_params p;
+    coll_params_init(&p);
+    if (provider && strcmp(provider, "auto") && strcmp(provider, "ring")) p.provider = provider;
+    coll_print_config(out, &p);
+    return 0;
+}
