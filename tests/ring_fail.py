@@ -46,7 +46,7 @@ def write_configs(d, n, extra=None):
     for r in range(n):
         cfg = {"master_ip": "127.0.0.1", "master_port": ports[0], "port": ports[1 + r],
                "right_ip": "127.0.0.1", "right_port": ports[1 + (r + 1) % n], "rank": r,
-               "world_size": n, "job_id": job}
+               "world_size": n, "job_id": "0x%016x" % job}
         if extra:
             cfg.update(extra)
         p = os.path.join(d, "rank-%d.json" % r)
