@@ -5,11 +5,15 @@
  * accepts) and sends its HELLO, then accepts its left neighbour, then reads the
  * ACK of its right neighbour. Strangers on any port are refused or dropped at
  * their own handshake deadline while the real peers are served. */
+#include "auth.h"
 #include "sock.h"
 #include "wire.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,11 +21,18 @@
 
 #define MAX_PENDING 32
 
+/* A client's handshake as the server reads it: HELLO [+ nonce [+ its MAC]]. */
+#define HS_HELLO_NONCE (RING_HELLO_BYTES + RING_NONCE_BYTES)
+#define HS_FULL (HS_HELLO_NONCE + RING_MAC_BYTES)
+
 typedef struct pending {
     int fd;
     int64_t deadline_ns;
-    size_t got;
-    unsigned char buf[RING_HELLO_BYTES];
+    size_t got, need;
+    int challenged; /* our CHALLENGE went out; its MAC is awaited */
+    ring_hello h;
+    unsigned char ns[RING_NONCE_BYTES];
+    unsigned char buf[HS_FULL];
     char name[96];
 } pending;
 
@@ -62,6 +73,19 @@ static ring_status send_hello(ring_comm *c, int fd, uint16_t kind, int64_t deadl
     return ring_sock_write_all(fd, b, sizeof b, deadline, c->abort_fd, err, errlen);
 }
 
+/* Server side, hello judged good: send CHALLENGE, our nonce and our proof. */
+static ring_status send_challenge(ring_comm *c, pending *p, char *why, size_t cap)
+{
+    unsigned char b[RING_HELLO_BYTES + RING_NONCE_BYTES + RING_MAC_BYTES];
+    ring_status st = ring_auth_nonce(p->ns, why, cap);
+    if (st != RING_OK) return st;
+    ring_hello ch = make_hello(c, RING_MSG_CHALLENGE, 0);
+    ring_hello_encode(&ch, b);
+    memcpy(b + RING_HELLO_BYTES, p->ns, RING_NONCE_BYTES);
+    ring_auth_mac(c->auth, 1, p->buf, p->ns, b + RING_HELLO_BYTES + RING_NONCE_BYTES);
+    return ring_sock_write_all(p->fd, b, sizeof b, p->deadline_ns, c->abort_fd, why, cap);
+}
+
 /* Validate a complete handshake from a connecting peer; 0 or a reject reason. */
 static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_hello *h,
                       const int *fds, char *why, size_t cap)
@@ -69,6 +93,11 @@ static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_he
     if (h->kind != spec->kind) {
         snprintf(why, cap, "sent handshake message %u where %u was expected", h->kind, spec->kind);
         return RING_REJECT_KIND;
+    }
+    if (!(h->reason & RING_HELLO_FLAG_AUTH) != !c->auth) {
+        snprintf(why, cap, "authentication failed: %s", c->auth ? "the client offers no shared secret"
+                                                              : "the client wants a shared secret, we have none");
+        return RING_REJECT_AUTH;
     }
     if (h->job_id != c->job_id) {
         snprintf(why, cap, "job id 0x%016llx, ours is 0x%016llx", (unsigned long long)h->job_id,
@@ -135,7 +164,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
         int64_t now = ring_now_ns();
         for (int i = np - 1; i >= 0; i--) {
             if (pf[i + 2].revents) {
-                ssize_t n = recv(p[i].fd, p[i].buf + p[i].got, sizeof p[i].buf - p[i].got, 0);
+                ssize_t n = recv(p[i].fd, p[i].buf + p[i].got, p[i].need - p[i].got, 0);
                 if (n > 0) p[i].got += (size_t)n;
                 if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
                     ring_log(RING_LOG_WARN, c->rank, "%s: connection from %s closed during handshake",
@@ -144,12 +173,39 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                     continue;
                 }
             }
-            if (p[i].got == sizeof p[i].buf) {
-                ring_hello h;
-                char why[160];
-                uint32_t reason = RING_REJECT_KIND;
-                if (ring_hello_decode(p[i].buf, p[i].got, &h, why, sizeof why) == RING_OK)
-                    reason = judge(c, spec, &h, fds, why, sizeof why);
+            if (p[i].got == p[i].need) {
+                char why[200];
+                uint32_t reason = 0;
+                if (!p[i].challenged) {
+                    reason = RING_REJECT_KIND;
+                    if (ring_hello_decode(p[i].buf, RING_HELLO_BYTES, &p[i].h, why, sizeof why) == RING_OK)
+                        reason = judge(c, spec, &p[i].h, fds, why, sizeof why);
+                    if (!reason && c->auth && p[i].need == RING_HELLO_BYTES) {
+                        p[i].need = HS_HELLO_NONCE; /* the client's nonce follows */
+                        continue;
+                    }
+                    if (!reason && c->auth) {
+                        if (send_challenge(c, &p[i], why, sizeof why) != RING_OK) {
+                            ring_log(RING_LOG_WARN, c->rank, "%s from %s vanished before our challenge: %s",
+                                     spec->what, p[i].name, why);
+                            drop(p, &np, i);
+                            continue;
+                        }
+                        p[i].challenged = 1;
+                        p[i].need = HS_FULL;
+                        continue;
+                    }
+                } else {
+                    unsigned char mac[RING_MAC_BYTES];
+                    ring_auth_mac(c->auth, 0, p[i].buf, p[i].ns, mac);
+                    if (!ring_auth_equal(mac, p[i].buf + HS_HELLO_NONCE, RING_MAC_BYTES)) {
+                        snprintf(why, sizeof why, "authentication failed: wrong proof (different secret or a replay)");
+                        reason = RING_REJECT_AUTH;
+                    } else {
+                        reason = judge(c, spec, &p[i].h, fds, why, sizeof why); /* a duplicate meanwhile? */
+                    }
+                }
+                ring_hello h = p[i].h;
                 if (reason) {
                     ring_log(RING_LOG_WARN, c->rank, "refused %s connection from %s: %s", spec->what,
                              p[i].name, why);
@@ -167,8 +223,8 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                     drop(p, &np, i);
                     continue;
                 }
-                ring_log(RING_LOG_DEBUG, c->rank, "accepted %s rank %u from %s", spec->what, h.rank,
-                         p[i].name);
+                ring_log(RING_LOG_DEBUG, c->rank, "accepted %s rank %u from %s%s", spec->what, h.rank,
+                         p[i].name, c->auth ? " (authenticated)" : "");
                 fds[h.rank] = p[i].fd;
                 have++;
                 p[i] = p[--np];
@@ -190,29 +246,35 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 close(fd);
                 continue;
             }
-            p[np] = (pending){.fd = fd, .deadline_ns = now + (int64_t)c->set.handshake_timeout_ms * 1000000};
+            p[np] = (pending){.fd = fd, .need = RING_HELLO_BYTES,
+                              .deadline_ns = now + (int64_t)c->set.handshake_timeout_ms * 1000000};
             ring_sock_peer_name(fd, p[np].name, sizeof p[np].name);
             np++;
         }
     }
 close_pending:
+    if (np > 0)
+        ring_log(RING_LOG_WARN, c->rank, "dropped %d unfinished %s handshake%s (strangers?) as we stop listening",
+                 np, spec->what, np > 1 ? "s" : "");
     while (np > 0) drop(p, &np, np - 1);
     return st;
 }
 
-/* Read the answer to our handshake: ACK (or GO) or a REJECT with its reason. */
-static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *peer,
-                               int64_t deadline, char *err, size_t errlen)
+/* Read the answer to our handshake: ACK (or GO, CHALLENGE) or a REJECT with its reason.
+ * wfd: the descriptor whose readability cancels the wait (the abort fd, or a set of it). */
+static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *peer, int64_t deadline,
+                               int wfd, char *err, size_t errlen)
 {
     unsigned char b[RING_HELLO_BYTES];
     char why[160];
-    ring_status st = ring_sock_read_all(fd, b, sizeof b, deadline, c->abort_fd, why, sizeof why);
+    ring_status st = ring_sock_read_all(fd, b, sizeof b, deadline, wfd, why, sizeof why);
     if (st != RING_OK) return ring_errf(err, errlen, st, "%s: %s", peer, why);
     ring_hello h;
     if ((st = ring_hello_decode(b, sizeof b, &h, why, sizeof why)) != RING_OK)
         return ring_errf(err, errlen, st, "%s: %s", peer, why);
     if (h.kind == RING_MSG_REJECT)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s refused us: %s", peer, ring_reject_str(h.reason));
+        return ring_errf(err, errlen, h.reason == RING_REJECT_AUTH ? RING_ERR_AUTH : RING_ERR_CONFIG,
+                         "%s refused us: %s", peer, ring_reject_str(h.reason));
     if (h.kind != want)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "%s: answered message %u, expected %u", peer,
                          h.kind, want);
@@ -222,15 +284,92 @@ static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *
     return RING_OK;
 }
 
+/* Client side of a handshake: HELLO or CHECKIN, the challenge-response with a secret, ACK. */
+static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, const char *peer, int64_t deadline,
+                                    int wfd, char *err, size_t errlen)
+{
+    unsigned char hello[HS_FULL];
+    ring_hello h = make_hello(c, kind, c->auth ? RING_HELLO_FLAG_AUTH : 0);
+    ring_hello_encode(&h, hello);
+    size_t len = RING_HELLO_BYTES;
+    ring_status st;
+    if (c->auth) {
+        if ((st = ring_auth_nonce(hello + RING_HELLO_BYTES, err, errlen)) != RING_OK) return st;
+        len = HS_HELLO_NONCE;
+    }
+    if ((st = ring_sock_write_all(fd, hello, len, deadline, wfd, err, errlen)) != RING_OK) return st;
+    if (c->auth) {
+        unsigned char b[RING_NONCE_BYTES + RING_MAC_BYTES], mac[RING_MAC_BYTES];
+        char why[160];
+        if ((st = read_answer(c, fd, RING_MSG_CHALLENGE, peer, deadline, wfd, err, errlen)) != RING_OK) return st;
+        if ((st = ring_sock_read_all(fd, b, sizeof b, deadline, wfd, why, sizeof why)) != RING_OK)
+            return ring_errf(err, errlen, st, "%s: %s", peer, why);
+        ring_auth_mac(c->auth, 1, hello, b, mac);
+        if (!ring_auth_equal(mac, b + RING_NONCE_BYTES, RING_MAC_BYTES))
+            return ring_errf(err, errlen, RING_ERR_AUTH,
+                             "%s: authentication failed: it does not prove our shared secret", peer);
+        ring_auth_mac(c->auth, 0, hello, b, hello + HS_HELLO_NONCE);
+        if ((st = ring_sock_write_all(fd, hello + HS_HELLO_NONCE, RING_MAC_BYTES, deadline, wfd, err, errlen)) != RING_OK)
+            return st;
+    }
+    return read_answer(c, fd, RING_MSG_ACK, peer, deadline, wfd, err, errlen);
+}
+
+/* The right side of the ring runs in its own thread while the main thread accepts the
+ * left neighbour: with authentication each side's handshake needs a round trip that the
+ * other serves from its accept loop, so doing them in turn would deadlock the ring. */
+typedef struct right_job {
+    ring_comm *c;
+    int64_t deadline;
+    int wfd; /* epoll set of the abort fd and cancel */
+    int fd;
+    ring_status st;
+    char peer[RING_IP_MAX + 48];
+    char err[400];
+} right_job;
+
+static void *connect_right(void *arg)
+{
+    right_job *j = arg;
+    ring_comm *c = j->c;
+    j->fd = -1;
+    j->st = ring_sock_connect(c->cfg.right_ip, c->cfg.right_port, j->deadline, j->wfd, &j->fd, j->err, sizeof j->err);
+    if (j->st == RING_OK)
+        j->st = client_handshake(c, j->fd, RING_MSG_HELLO, j->peer, j->deadline, j->wfd, j->err, sizeof j->err);
+    if (j->st != RING_OK && j->fd >= 0) {
+        close(j->fd);
+        j->fd = -1;
+    }
+    return NULL;
+}
+
+/* An fd that is readable when either a or b is (poll on an epoll set). */
+static int either_fd(int a, int b)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return -1;
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = a;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, a, &ev) < 0) goto fail;
+    ev.data.fd = b;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, b, &ev) < 0) goto fail;
+    return ep;
+fail:
+    close(ep);
+    return -1;
+}
+
 ring_status ring_bootstrap(ring_comm *c)
 {
     ring_status st = RING_OK;
     char err[400];
-    int lfd = -1, mfd = -1, right = -1;
+    int lfd = -1, mfd = -1, right = -1, cancel = -1, wset = -1, started = 0;
     const ring_config *cfg = &c->cfg;
     int left_rank = (c->rank + c->size - 1) % c->size, right_rank = (c->rank + 1) % c->size;
     int64_t deadline = ring_deadline_in(c->set.connect_timeout_ms);
     int64_t t0 = ring_now_ns();
+    pthread_t thr;
+    right_job job = {.c = c, .deadline = deadline, .fd = -1};
     int *fds = calloc((size_t)c->size, sizeof *fds);
     if (!fds) return ring_fail(c, RING_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->size; i++) fds[i] = -1;
@@ -238,17 +377,29 @@ ring_status ring_bootstrap(ring_comm *c)
     RING_CHECK(ring_sock_listen(cfg->port, &lfd, err, sizeof err), fail);
     if (c->rank == 0) RING_CHECK(ring_sock_listen(cfg->master_port, &mfd, err, sizeof err), fail);
 
-    char peer[RING_IP_MAX + 48];
-    snprintf(peer, sizeof peer, "right neighbour (rank %d at %s:%d)", right_rank, cfg->right_ip, cfg->right_port);
-    RING_CHECK(ring_sock_connect(cfg->right_ip, cfg->right_port, deadline, c->abort_fd, &right, err, sizeof err), fail);
-    RING_CHECK(send_hello(c, right, RING_MSG_HELLO, deadline, err, sizeof err), fail);
+    snprintf(job.peer, sizeof job.peer, "right neighbour (rank %d at %s:%d)", right_rank, cfg->right_ip, cfg->right_port);
+    cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    job.wfd = wset = cancel >= 0 ? either_fd(c->abort_fd, cancel) : -1;
+    if (wset < 0) {
+        st = ring_errf(err, sizeof err, RING_ERR_SYSTEM, "eventfd/epoll: %s", strerror(errno));
+        goto fail;
+    }
+    int e = pthread_create(&thr, NULL, connect_right, &job);
+    if (e) {
+        st = ring_errf(err, sizeof err, RING_ERR_SYSTEM, "cannot start a thread: %s", strerror(e));
+        goto fail;
+    }
+    started = 1;
 
     accept_spec left_spec = {.what = "left neighbour", .kind = RING_MSG_HELLO, .only_rank = left_rank, .expected = 1};
     RING_CHECK(accept_peers(c, lfd, &left_spec, fds, deadline, err, sizeof err), fail);
     int left = fds[left_rank];
     fds[left_rank] = -1;
-    st = read_answer(c, right, RING_MSG_ACK, peer, deadline, err, sizeof err);
-    if (st != RING_OK) {
+    pthread_join(thr, NULL);
+    started = 0;
+    right = job.fd;
+    if ((st = job.st) != RING_OK) {
+        snprintf(err, sizeof err, "%s", job.err);
         close(left);
         goto fail;
     }
@@ -274,15 +425,21 @@ ring_status ring_bootstrap(ring_comm *c)
         char master[RING_IP_MAX + 32];
         snprintf(master, sizeof master, "master at %s:%d", cfg->master_ip, cfg->master_port);
         RING_CHECK(ring_sock_connect(cfg->master_ip, cfg->master_port, deadline, c->abort_fd, &c->master_fd, err, sizeof err), fail);
-        RING_CHECK(send_hello(c, c->master_fd, RING_MSG_CHECKIN, deadline, err, sizeof err), fail);
-        RING_CHECK(read_answer(c, c->master_fd, RING_MSG_ACK, master, deadline, err, sizeof err), fail);
-        RING_CHECK(read_answer(c, c->master_fd, RING_MSG_GO, master, deadline, err, sizeof err), fail);
+        RING_CHECK(client_handshake(c, c->master_fd, RING_MSG_CHECKIN, master, deadline, c->abort_fd, err, sizeof err), fail);
+        RING_CHECK(read_answer(c, c->master_fd, RING_MSG_GO, master, deadline, c->abort_fd, err, sizeof err), fail);
     }
-    ring_log(RING_LOG_INFO, c->rank, "ring of %d formed in %.1f ms (left rank %d, right rank %d)", c->size,
-             (double)(ring_now_ns() - t0) / 1e6, left_rank, right_rank);
+    ring_log(RING_LOG_INFO, c->rank, "ring of %d formed in %.1f ms (left rank %d, right rank %d)%s", c->size,
+             (double)(ring_now_ns() - t0) / 1e6, left_rank, right_rank, c->auth ? ", every connection authenticated" : "");
     goto close_listeners;
 
 fail:
+    if (started) {
+        uint64_t one = 1;
+        ssize_t n = write(cancel, &one, sizeof one);
+        (void)n;
+        pthread_join(thr, NULL);
+        right = job.fd;
+    }
     ring_fail(c, st, "rank %d: forming the ring: %s", c->rank, err);
     if (right >= 0) close(right);
 close_listeners:
@@ -292,6 +449,8 @@ close_listeners:
     free(fds);
     if (lfd >= 0) close(lfd);
     if (mfd >= 0) close(mfd);
+    if (wset >= 0) close(wset);
+    if (cancel >= 0) close(cancel);
     return st;
 }
 

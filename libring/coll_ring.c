@@ -60,6 +60,13 @@ typedef struct run {
     unsigned held_head, held_tail;
     int sslot[RING_MAX_DEPTH * 2]; /* slot of each posted, unfinished send, or -1 */
     unsigned sslot_head, sslot_tail;
+    /* Wire integrity: a header ahead of every segment, at the same FIFO index as the
+     * segment's slot entry; each segment is two transport operations. */
+    const ring_op_header *hdr;
+    unsigned char shdr[RING_MAX_DEPTH * 2][RING_SEG_HEADER_BYTES];
+    unsigned char rhdr[RING_MAX_DEPTH * 2][RING_SEG_HEADER_BYTES];
+    int rhalf, shalf; /* 1: the segment's header is done, its payload is next */
+    uint32_t seg_crc; /* CRC32C announced by the header of the segment being received */
 } run;
 
 #define FIFO_N (RING_MAX_DEPTH * 2)
@@ -112,10 +119,22 @@ static size_t seg_len(const run *R, size_t bytes, size_t k)
     return bytes - off < R->seg ? bytes - off : R->seg;
 }
 
+/* The header of segment k of step t as this rank sends it (with its CRC32C if enabled). */
+static void ring_seg_encode_for(const run *R, int t, size_t k, const unsigned char *payload, size_t len,
+                                unsigned char *out)
+{
+    const ring_op_header *h = R->hdr;
+    ring_seg_header sh = {.coll = h->coll, .dtype = h->dtype, .op = h->op,
+                          .flags = R->c->set.checksum ? RING_SEG_FLAG_CRC : 0, .seq = (uint32_t)h->seq,
+                          .step = (uint16_t)t, .count = h->count, .offset = k * R->seg, .len = (uint32_t)len};
+    if (R->c->set.checksum) sh.crc = ring_crc32c(0, payload, len);
+    ring_seg_encode(&sh, out);
+}
+
 static ring_status post_recvs(run *R)
 {
     ring_comm *c = R->c;
-    while (!R->rpost.end && c->tp->pending_recvs(c->left) < c->set.depth) {
+    while (!R->rpost.end && c->tp->pending_recvs(c->left) < 2 * c->set.depth) {
         const step *s = &R->steps[R->rpost.t];
         size_t k = R->rpost.k;
         unsigned char *buf;
@@ -127,7 +146,8 @@ static ring_status post_recvs(run *R)
             slot = R->free_slots[--R->nfree];
             buf = slot_ptr(R, slot);
         }
-        ring_status st = c->tp->post_recv(c->left, buf, seg_len(R, s->rbytes, k));
+        ring_status st = c->tp->post_recv(c->left, R->rhdr[R->rslot_tail % FIFO_N], RING_SEG_HEADER_BYTES);
+        if (st == RING_OK) st = c->tp->post_recv(c->left, buf, seg_len(R, s->rbytes, k));
         if (st != RING_OK) return st;
         R->rslot[R->rslot_tail++ % FIFO_N] = slot;
         cur_next(R, &R->rpost, 1);
@@ -138,7 +158,7 @@ static ring_status post_recvs(run *R)
 static ring_status post_sends(run *R)
 {
     ring_comm *c = R->c;
-    while (!R->spost.end && c->tp->pending_sends(c->right) < c->set.depth) {
+    while (!R->spost.end && c->tp->pending_sends(c->right) < 2 * c->set.depth) {
         const step *s = &R->steps[R->spost.t];
         size_t k = R->spost.k;
         if (s->dep >= 0 && !recv_done(R, s->dep, k)) break; /* not reduced/received yet */
@@ -150,12 +170,58 @@ static ring_status post_sends(run *R)
         } else {
             buf = s->sp + k * R->seg;
         }
-        ring_status st = c->tp->post_send(c->right, buf, seg_len(R, s->sbytes, k));
+        size_t len = seg_len(R, s->sbytes, k);
+        unsigned char *hb = R->shdr[R->sslot_tail % FIFO_N];
+        ring_seg_encode_for(R, R->spost.t, k, buf, len, hb);
+        ring_status st = c->tp->post_send(c->right, hb, RING_SEG_HEADER_BYTES);
+        if (st == RING_OK) st = c->tp->post_send(c->right, buf, len);
         if (st != RING_OK) return st;
         R->sslot[R->sslot_tail++ % FIFO_N] = slot;
         cur_next(R, &R->spost, 0);
     }
     return RING_OK;
+}
+
+/* The header of the segment at the receive cursor arrived: is it what we expect? */
+static ring_status check_seg(run *R, char *why, size_t cap)
+{
+    const step *s = &R->steps[R->rdone.t];
+    const ring_op_header *m = R->hdr;
+    size_t k = R->rdone.k, len = seg_len(R, s->rbytes, k);
+    ring_seg_header h;
+    ring_status st = ring_seg_decode(R->rhdr[R->rslot_head % FIFO_N], RING_SEG_HEADER_BYTES, &h, why, cap);
+    if (st != RING_OK) return st;
+    if (h.seq != (uint32_t)m->seq || h.coll != m->coll || h.dtype != m->dtype || h.op != m->op ||
+        h.count != m->count || h.step != (uint16_t)R->rdone.t || h.offset != k * R->seg || h.len != len) {
+        snprintf(why, cap,
+                 "segment out of step: left neighbour sent #%u coll %u step %u offset %llu len %u count %llu, "
+                 "expected #%u coll %u step %d offset %zu len %zu count %llu",
+                 h.seq, h.coll, h.step, (unsigned long long)h.offset, h.len, (unsigned long long)h.count,
+                 (uint32_t)m->seq, m->coll, R->rdone.t, k * R->seg, len, (unsigned long long)m->count);
+        return RING_ERR_INVALID_USAGE;
+    }
+    if ((h.flags & RING_SEG_FLAG_CRC) != (R->c->set.checksum ? RING_SEG_FLAG_CRC : 0)) {
+        snprintf(why, cap, "left neighbour %s checksums and this rank %s (set RING_CHECKSUM alike on every rank)",
+                 h.flags & RING_SEG_FLAG_CRC ? "sends" : "does not send", R->c->set.checksum ? "expects them" : "does not");
+        return RING_ERR_INVALID_USAGE;
+    }
+    R->seg_crc = h.crc;
+    return RING_OK;
+}
+
+/* The payload at the receive cursor arrived: with checksums on, is it intact? */
+static ring_status check_payload(run *R, char *why, size_t cap)
+{
+    if (!R->c->set.checksum) return RING_OK;
+    const step *s = &R->steps[R->rdone.t];
+    size_t k = R->rdone.k, len = seg_len(R, s->rbytes, k);
+    int slot = R->rslot[R->rslot_head % FIFO_N];
+    const unsigned char *p = s->dst == DST_DIRECT ? s->rp + k * R->seg : slot_ptr(R, slot);
+    uint32_t crc = ring_crc32c(0, p, len);
+    if (crc == R->seg_crc) return RING_OK;
+    snprintf(why, cap, "corrupted segment from the left neighbour: step %d offset %zu len %zu, CRC32C 0x%08x, "
+             "sent 0x%08x", R->rdone.t, k * R->seg, len, crc, R->seg_crc);
+    return RING_ERR_PROTOCOL;
 }
 
 /* A receive finished: reduce or keep it, in stream order. */
@@ -188,7 +254,11 @@ static void finish_send(run *R)
  * once instead of at their deadline, and the failure travels around the ring. */
 static ring_status fatal(ring_comm *c, ring_status st, const char *detail, const ring_op_header *h)
 {
-    ring_fail(c, st, coll_names[h->coll], (unsigned long long)h->seq, detail);
+    char why[300];
+    snprintf(why, sizeof why, "%s", detail);
+    st = ring_ctrl_settle(c, st, why, sizeof why); /* the root cause, from whichever rank */
+    ring_fail(c, st, "%s #%llu: %s; destroy the communicator and rebuild it on every rank",
+              coll_names[h->coll], (unsigned long long)h->seq, why);
     c->failed = st;
     if (c->right) c->tp->close(c->right);
     if (c->left) c->tp->close(c->left);
@@ -250,15 +320,24 @@ static ring_status execute(run *R, const ring_op_header *hdr)
             if (!hdr_in) {
                 hdr_in = 1;
                 if ((st = check_header(c, hin, hdr)) != RING_OK) return st;
+            } else if (!R->rhalf) {
+                R->rhalf = 1;
+                if ((st = check_seg(R, why, sizeof why)) != RING_OK) return fatal(c, st, why, hdr);
             } else {
+                R->rhalf = 0;
+                if ((st = check_payload(R, why, sizeof why)) != RING_OK) return fatal(c, st, why, hdr);
                 finish_recv(R);
             }
         }
         for (; ns > 0; ns--) {
             if (!hdr_out)
                 hdr_out = 1;
-            else
+            else if (!R->shalf)
+                R->shalf = 1;
+            else {
+                R->shalf = 0;
                 finish_send(R);
+            }
         }
     }
     return RING_OK;
@@ -275,7 +354,17 @@ static ring_status begin(ring_comm *c, int coll, size_t count, ring_dtype type, 
                  ring_status_str(c->failed));
         return RING_ERR_FAILED;
     }
-    if (atomic_load(&c->aborted)) return ring_fail(c, RING_ERR_ABORTED, "%s: communicator aborted", coll_names[coll]);
+    if (atomic_load(&c->aborted)) {
+        c->failed = RING_ERR_ABORTED;
+        return ring_fail(c, RING_ERR_ABORTED, "%s: communicator aborted", coll_names[coll]);
+    }
+    char why[256];
+    ring_status remote = ring_ctrl_verdict(c, why, sizeof why);
+    if (remote) {
+        c->failed = remote; /* another rank failed since our last call */
+        return ring_fail(c, remote, "%s: %s; destroy the communicator and rebuild it on every rank",
+                         coll_names[coll], why);
+    }
     if (!ring_dtype_size(type)) return ring_fail(c, RING_ERR_INVALID_ARG, "%s: invalid data type %d", coll_names[coll], (int)type);
     if (!ring_op_valid_for(op, type))
         return ring_fail(c, RING_ERR_INVALID_ARG, "%s: op %s is not defined for %s", coll_names[coll],
@@ -304,6 +393,7 @@ static ring_status run_steps(ring_comm *c, step *steps, int nsteps, ring_dtype t
     cur_init(&R, &R.rdone, 1);
     cur_init(&R, &R.spost, 0);
     cur_init(&R, &R.sdone, 0);
+    R.hdr = h;
     return execute(&R, h);
 }
 

@@ -1,4 +1,5 @@
 /* Communicator life cycle: create (settings, buffers, bootstrap), abort, destroy. */
+#include "auth.h"
 #include "ring_private.h"
 
 #include <stddef.h>
@@ -67,6 +68,10 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
         st = ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd failed");
         goto free_comm;
     }
+    const char *secret = ring_knob_secret_file();
+    if (!secret && c->cfg.secret_file[0]) secret = c->cfg.secret_file;
+    if (secret && c->size > 1 && (st = ring_auth_load(secret, &c->auth, err, errlen)) != RING_OK)
+        goto close_abort_fd;
     if (c->size > 1) {
         c->slots = malloc((size_t)c->set.depth * c->set.segment_bytes);
         c->gather = malloc((size_t)c->size * (c->set.small_bytes ? c->set.small_bytes : 1));
@@ -77,14 +82,16 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
     }
     ring_log(RING_LOG_INFO, c->rank,
              "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s, job 0x%016llx, "
-             "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms",
+             "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms, checksum %s",
              c->rank, c->size, c->cfg.port, c->cfg.right_ip, c->cfg.right_port, c->cfg.master_ip,
              c->cfg.master_port, c->tp->name, (unsigned long long)c->job_id, c->set.segment_bytes,
-             c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms, c->set.op_timeout_ms);
+             c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms, c->set.op_timeout_ms,
+             c->set.checksum ? "crc32c" : "off");
     if (c->size > 1 && (st = ring_bootstrap(c)) != RING_OK) {
         ring_errf(err, errlen, st, "%s", c->err);
         goto close_bootstrap;
     }
+    if (c->size > 1 && (st = ring_ctrl_start(c, err, errlen)) != RING_OK) goto close_bootstrap;
     *out = c;
     return RING_OK;
 
@@ -93,6 +100,8 @@ close_bootstrap:
 free_buffers:
     free(c->slots);
     free(c->gather);
+    ring_auth_free(c->auth);
+close_abort_fd:
     close(c->abort_fd);
 free_comm:
     free(c);
@@ -116,9 +125,11 @@ ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out
 void ring_comm_destroy(ring_comm *c)
 {
     if (!c) return;
+    ring_ctrl_stop(c);
     ring_bootstrap_close(c);
     free(c->slots);
     free(c->gather);
+    ring_auth_free(c->auth);
     close(c->abort_fd);
     free(c);
 }

@@ -17,6 +17,22 @@ void ring_config_init(ring_config *cfg)
     cfg->transport = RING_TRANSPORT_TCP;
 }
 
+/* User text quoted in a message: control bytes escaped, long text cut, so the message
+ * stays one printable line whatever the file holds. */
+static const char *printable(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 8 < cap; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+            out[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+    if (o + 8 >= cap && o >= 3) memcpy(out + o - 3, "...", 3);
+    out[o] = 0;
+    return out;
+}
+
 static const char *json_type_name(const cJSON *it)
 {
     if (cJSON_IsString(it)) return "a string";
@@ -73,7 +89,7 @@ static ring_status get_str(const cJSON *root, const char *origin, const char *ke
 
 static const char *const known_keys[] = {"master_ip", "master_port", "port",      "right_ip",
                                          "right_port", "rank",       "world_size", "job_id",
-                                         "secret_file", "transport"};
+                                         "secret_file", "transport", "checksum"};
 
 /* Line and column (1-based) of byte offset `off` in text. */
 static void line_col(const char *text, size_t off, int *line, int *col)
@@ -148,6 +164,7 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
     }
 
     /* Optional fields beyond mistral.rs's. */
+    char shown[80];
     const cJSON *job = cJSON_GetObjectItemCaseSensitive(root, "job_id");
     if (job) {
         if (cJSON_IsString(job)) {
@@ -157,11 +174,18 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
             if (errno || *e || !*job->valuestring) {
                 st = ring_errf(err, errlen, RING_ERR_CONFIG,
                                "%s: field 'job_id' must be an unsigned integer (text or number), got \"%s\"",
-                               origin, job->valuestring);
+                               origin, printable(job->valuestring, shown, sizeof shown));
                 goto free_json;
             }
             cfg->job_id = v;
         } else if (cJSON_IsNumber(job) && job->valuedouble >= 0 && job->valuedouble == floor(job->valuedouble)) {
+            /* A JSON number is a double: exact only up to 2^53 (and larger casts are undefined). */
+            if (job->valuedouble > 9007199254740992.0) {
+                st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                               "%s: field 'job_id' %.0f is too large for a JSON number (above 2^53): write it as text, "
+                               "e.g. \"0x...\"", origin, job->valuedouble);
+                goto free_json;
+            }
             cfg->job_id = (uint64_t)job->valuedouble;
         } else {
             st = ring_errf(err, errlen, RING_ERR_CONFIG,
@@ -173,6 +197,13 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
     }
     RING_CHECK(get_str(root, origin, "secret_file", cfg->secret_file, sizeof cfg->secret_file,
                        &present, err, errlen), free_json);
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(root, "checksum");
+    if (ck && !cJSON_IsBool(ck)) {
+        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field 'checksum' must be true or false, got %s",
+                       origin, json_type_name(ck));
+        goto free_json;
+    }
+    cfg->checksum = ck && cJSON_IsTrue(ck);
     char transport[16] = "tcp";
     RING_CHECK(get_str(root, origin, "transport", transport, sizeof transport, &present, err, errlen),
                free_json);
@@ -185,7 +216,7 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
     } else {
         st = ring_errf(err, errlen, RING_ERR_CONFIG,
                        "%s: field 'transport' must be \"tcp\", \"verbs\" or \"auto\", got \"%s\"", origin,
-                       transport);
+                       printable(transport, shown, sizeof shown));
         goto free_json;
     }
 
@@ -196,7 +227,7 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
             known |= it->string && strcmp(it->string, known_keys[i]) == 0;
         if (!known)
             ring_log(RING_LOG_WARN, cfg->rank, "%s: unknown field '%s' ignored", origin,
-                     it->string ? it->string : "?");
+                     printable(it->string ? it->string : "?", shown, sizeof shown));
     }
 
 free_json:
@@ -253,6 +284,7 @@ ring_status ring_config_write(const char *path, const ring_config *cfg, char *er
             cfg->world_size);
     if (cfg->has_job_id) fprintf(f, ",\n  \"job_id\": \"0x%016llx\"", (unsigned long long)cfg->job_id);
     if (cfg->secret_file[0]) fprintf(f, ",\n  \"secret_file\": \"%s\"", cfg->secret_file);
+    if (cfg->checksum) fprintf(f, ",\n  \"checksum\": true");
     if (cfg->transport != RING_TRANSPORT_TCP)
         fprintf(f, ",\n  \"transport\": \"%s\"", transports[cfg->transport]);
     fprintf(f, "\n}\n");

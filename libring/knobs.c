@@ -14,6 +14,8 @@ enum {
     K_SEGMENT,
     K_SMALL,
     K_DEPTH,
+    K_CHECKSUM,
+    K_SECRET_FILE,
     K_COUNT
 };
 
@@ -28,6 +30,10 @@ static const ring_knob knob_table[K_COUNT + 1] = {
     [K_SMALL] = {"RING_SMALL_BYTES", "32768",
                  "all-reduce at or below this size takes the latency path"},
     [K_DEPTH] = {"RING_PIPELINE_DEPTH", "8", "segments in flight per direction (1..64)"},
+    [K_CHECKSUM] = {"RING_CHECKSUM", "0",
+                    "1: CRC32C of every data segment, checked by the receiver (also \"checksum\" in RING_CONFIG)"},
+    [K_SECRET_FILE] = {"RING_SECRET_FILE", "",
+                       "file holding the shared secret for HMAC authentication (overrides \"secret_file\")"},
     [K_COUNT] = {NULL, NULL, NULL},
 };
 
@@ -49,6 +55,7 @@ void ring_knobs_print(FILE *out)
 }
 
 const char *ring_knob_config_path(void) { return knob_value(K_CONFIG); }
+const char *ring_knob_secret_file(void) { return knob_value(K_SECRET_FILE); }
 
 ring_log_level ring_log_level_get(void)
 {
@@ -98,6 +105,7 @@ void ring_settings_resolve(const ring_params *p, ring_settings *s)
                    ? p->pipeline_depth
                    : (int)knob_int(K_DEPTH, RING_DEFAULT_DEPTH, 1, RING_MAX_DEPTH);
     if (s->depth > RING_MAX_DEPTH) s->depth = RING_MAX_DEPTH;
+    s->checksum = (int)knob_int(K_CHECKSUM, 0, 0, 1) || (p && p->config && p->config->checksum);
     /* Segments hold whole elements of any type. */
     s->segment_bytes &= ~(size_t)7;
     if (s->segment_bytes < 4096) s->segment_bytes = 4096;

@@ -10,9 +10,21 @@
  * while another thread is inside a collective.
  *
  * Errors: every call returns a ring_status. After a fatal error (timeout, peer
- * lost, invalid usage, ...) the communicator accepts only ring_comm_destroy();
- * the job must rebuild it on every rank. ring_comm_last_error() gives the
- * one-line message of the last failure.
+ * lost, invalid usage, ...) the communicator accepts only ring_comm_destroy()
+ * (other calls return RING_ERR_FAILED); the job must rebuild it on every rank.
+ * ring_comm_last_error() gives the one-line message of the last failure.
+ *
+ * Failure contract (docs/RELIABILITY.md):
+ * - Every wait has a deadline: connect_timeout_ms for forming the ring (5 s at most
+ *   per handshake), op_timeout_ms without progress inside a collective.
+ * - A dead or silent rank gives EVERY surviving rank an error within 2 x op_timeout_ms:
+ *   a library thread per communicator keeps heartbeats with rank 0 and relays the first
+ *   failure, so all ranks return the root cause: RING_ERR_PEER_CLOSED (a rank died),
+ *   RING_ERR_TIMEOUT (a rank is silent), RING_ERR_INVALID_USAGE (ranks disagree on
+ *   collective, count, type, op or root), RING_ERR_SYSTEM, RING_ERR_PROTOCOL (bad or
+ *   corrupted data), RING_ERR_ABORTED (ring_comm_abort on some rank), RING_ERR_AUTH
+ *   (shared secret missing or different, at creation).
+ * - ring_comm_abort() is async-signal-safe: every wait returns at once.
  */
 #ifndef RING_H
 #define RING_H
@@ -110,6 +122,7 @@ typedef struct ring_config {
     int has_job_id;
     char secret_file[RING_PATH_MAX]; /* "" if none: shared-secret authentication */
     ring_transport_kind transport;   /* default TCP */
+    int checksum;                    /* "checksum": true: CRC32C of every data segment */
 } ring_config;
 
 /* Fill defaults (master_ip/right_ip "0.0.0.0", transport tcp, everything else 0). */
@@ -169,8 +182,9 @@ int ring_comm_rank(const ring_comm *comm);
 int ring_comm_size(const ring_comm *comm);
 /* The message of the last failure on this communicator ("" if none). */
 const char *ring_comm_last_error(const ring_comm *comm);
-/* Make every current and future call on comm fail with RING_ERR_ABORTED, at once.
- * Safe from any thread. */
+/* Make every current and future call on comm fail with RING_ERR_ABORTED, at once;
+ * the other ranks' calls fail with RING_ERR_ABORTED too. Safe from any thread and
+ * async-signal-safe (an atomic store and a write to an eventfd). */
 void ring_comm_abort(ring_comm *comm);
 
 /* ------------------------------------------------------------------ collectives

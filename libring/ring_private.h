@@ -5,6 +5,7 @@
 #include "ring.h"
 #include "transport.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,7 +27,22 @@ typedef struct ring_settings {
     size_t segment_bytes;
     size_t small_bytes;
     int depth; /* staging slots and sends in flight */
+    int checksum; /* CRC32C of every data segment */
 } ring_settings;
+
+/* The control plane (ctrl.c): a thread per communicator watches the master
+ * connections, relays the first failure to every rank and exchanges heartbeats, so
+ * that a dead or silent rank is noticed by all ranks, not only its neighbours. */
+typedef struct ring_ctrl {
+    pthread_t thread;
+    int running;
+    int wake_fd;            /* eventfd: main thread -> control thread (report, stop) */
+    atomic_int stop;
+    atomic_int report;      /* a local failure to tell the others (status, 0 = none) */
+    atomic_int claimed;     /* the first verdict wins */
+    atomic_int verdict;     /* status of the first failure anywhere, 0 = none */
+    char verdict_msg[256];  /* written before verdict is stored (release) */
+} ring_ctrl;
 
 struct ring_comm {
     ring_config cfg;
@@ -45,6 +61,8 @@ struct ring_comm {
     unsigned char *slots;  /* depth * segment_bytes staging for received segments */
     unsigned char *gather; /* size * small_bytes for the latency path */
     char err[512];
+    ring_ctrl ctrl;
+    struct ring_auth *auth; /* NULL: no shared secret */
 };
 
 /* Record a one-line message on comm (and log it at ERROR); returns st. */
@@ -58,6 +76,8 @@ ring_status ring_errf(char *err, size_t errlen, ring_status st, const char *fmt,
 void ring_settings_resolve(const ring_params *p, ring_settings *out);
 /* RING_CONFIG's value, or NULL if unset. */
 const char *ring_knob_config_path(void);
+/* RING_SECRET_FILE's value, or NULL if unset. */
+const char *ring_knob_secret_file(void);
 
 /* Monotonic clock in nanoseconds, and a deadline helper. */
 int64_t ring_now_ns(void);
@@ -68,6 +88,16 @@ int ring_ms_left(int64_t deadline_ns);
 /* Bootstrap: form the ring and check in with the master. */
 ring_status ring_bootstrap(ring_comm *comm);
 void ring_bootstrap_close(ring_comm *comm);
+
+/* Control plane (ctrl.c). Start after the ring formed; stop in destroy. */
+ring_status ring_ctrl_start(ring_comm *comm, char *err, size_t errlen);
+void ring_ctrl_stop(ring_comm *comm);
+/* A collective failed locally with st (message in why): find the root cause (a verdict
+ * relayed from another rank wins over a local "peer closed" or "aborted" that it caused),
+ * tell the other ranks, and return the status to report. */
+ring_status ring_ctrl_settle(ring_comm *comm, ring_status st, char *why, size_t cap);
+/* RING_OK, or the failure another rank reported (message copied to why). */
+ring_status ring_ctrl_verdict(ring_comm *comm, char *why, size_t cap);
 
 /* CHECK macros: on failure jump to a label named after what it undoes. */
 #define RING_CHECK(expr, label)                                                                    \

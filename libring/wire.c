@@ -53,7 +53,7 @@ ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h
     if (h->version != RING_WIRE_VERSION)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "protocol version %u, we speak %u",
                          h->version, RING_WIRE_VERSION);
-    if (h->kind < RING_MSG_HELLO || h->kind > RING_MSG_GO)
+    if (h->kind < RING_MSG_HELLO || h->kind > RING_MSG_CHALLENGE)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "unknown handshake message %u", h->kind);
     return RING_OK;
 }
@@ -66,6 +66,7 @@ const char *ring_reject_str(uint32_t reason)
     case RING_REJECT_RANK: return "not the rank expected on this port";
     case RING_REJECT_DUPLICATE: return "this rank already checked in";
     case RING_REJECT_KIND: return "unexpected handshake message";
+    case RING_REJECT_AUTH: return "authentication failed (shared secret missing or different)";
     default: return "refused";
     }
 }
@@ -92,4 +93,44 @@ void ring_op_header_decode(const unsigned char in[RING_OP_HEADER_BYTES], ring_op
     h->seq = get64(in + 8);
     h->count = get64(in + 16);
     h->root = (int32_t)get32(in + 24);
+}
+
+void ring_seg_encode(const ring_seg_header *h, unsigned char out[RING_SEG_HEADER_BYTES])
+{
+    put32(out, RING_SEG_MAGIC);
+    out[4] = h->coll;
+    out[5] = h->dtype;
+    out[6] = h->op;
+    out[7] = h->flags;
+    put32(out + 8, h->seq);
+    out[12] = (unsigned char)h->step;
+    out[13] = (unsigned char)(h->step >> 8);
+    out[14] = out[15] = 0;
+    put64(out + 16, h->count);
+    put64(out + 24, h->offset);
+    put32(out + 32, h->len);
+    put32(out + 36, h->crc);
+}
+
+ring_status ring_seg_decode(const unsigned char *in, size_t len, ring_seg_header *h, char *err,
+                            size_t errlen)
+{
+    if (len < RING_SEG_HEADER_BYTES)
+        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "segment header too short (%zu bytes)", len);
+    uint32_t magic = get32(in);
+    if (magic != RING_SEG_MAGIC)
+        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "not a segment header (magic 0x%08x)", magic);
+    if (in[14] || in[15] || (in[7] & ~RING_SEG_FLAG_CRC))
+        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "segment header with unknown flags or reserved bits set");
+    h->coll = in[4];
+    h->dtype = in[5];
+    h->op = in[6];
+    h->flags = in[7];
+    h->seq = get32(in + 8);
+    h->step = (uint16_t)(in[12] | in[13] << 8);
+    h->count = get64(in + 16);
+    h->offset = get64(in + 24);
+    h->len = get32(in + 32);
+    h->crc = get32(in + 36);
+    return RING_OK;
 }

@@ -16,7 +16,15 @@ typedef enum {
     RING_MSG_ACK = 3,
     RING_MSG_REJECT = 4,
     RING_MSG_GO = 5, /* master: everyone is here */
+    /* Control messages on the master connections once the ring is up (ctrl.c). */
+    RING_MSG_PING = 6, /* heartbeat: "I am alive" */
+    RING_MSG_FAIL = 7, /* rank = reporter, reason = status | (suspect + 1) << 16 */
+    RING_MSG_BYE = 8,  /* orderly destroy: my silence from now on is not a failure */
+    RING_MSG_CHALLENGE = 9, /* server's nonce and proof follow (auth.h) */
 } ring_msg_kind;
+
+/* Handshake flags, carried in the reason field of HELLO and CHECKIN. */
+#define RING_HELLO_FLAG_AUTH 1u /* a 32-byte nonce follows; HMAC challenge-response */
 
 typedef enum {
     RING_REJECT_NONE = 0,
@@ -25,6 +33,7 @@ typedef enum {
     RING_REJECT_RANK = 3,  /* not the rank expected on this port */
     RING_REJECT_DUPLICATE = 4,
     RING_REJECT_KIND = 5,
+    RING_REJECT_AUTH = 6, /* secret missing on one side, or proof wrong */
 } ring_reject_reason;
 
 typedef struct ring_hello {
@@ -58,5 +67,29 @@ typedef struct ring_op_header {
 
 void ring_op_header_encode(const ring_op_header *h, unsigned char out[RING_OP_HEADER_BYTES]);
 void ring_op_header_decode(const unsigned char in[RING_OP_HEADER_BYTES], ring_op_header *h);
+
+/* Ahead of every data segment: what the sender thinks it sends. The receiver checks it
+ * against what it expects at that point of the stream (wire integrity). */
+#define RING_SEG_MAGIC 0x47455352u /* "RSEG" */
+#define RING_SEG_FLAG_CRC 1u        /* crc holds the CRC32C of the payload */
+#define RING_SEG_HEADER_BYTES 40
+
+typedef struct ring_seg_header {
+    uint8_t coll, dtype, op, flags;
+    uint32_t seq;     /* low 32 bits of the collective's sequence number */
+    uint16_t step;    /* schedule step */
+    uint64_t count;   /* the collective's count */
+    uint64_t offset;  /* byte offset of the segment within the step's chunk */
+    uint32_t len;     /* payload bytes that follow */
+    uint32_t crc;     /* CRC32C of the payload when RING_SEG_FLAG_CRC */
+} ring_seg_header;
+
+void ring_seg_encode(const ring_seg_header *h, unsigned char out[RING_SEG_HEADER_BYTES]);
+/* Checks magic, reserved bits and flags; fills *h. One-line message on failure. */
+ring_status ring_seg_decode(const unsigned char *in, size_t len, ring_seg_header *h, char *err,
+                            size_t errlen);
+
+/* CRC32C (Castagnoli), SSE4.2 when the CPU has it, a table otherwise. crc starts at 0. */
+uint32_t ring_crc32c(uint32_t crc, const void *buf, size_t len);
 
 #endif
