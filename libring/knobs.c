@@ -14,6 +14,10 @@ enum {
     K_SEGMENT,
     K_SMALL,
     K_DEPTH,
+    K_TRANSPORT,
+    K_IB_DEVICE,
+    K_IB_PORT,
+    K_IB_GID_INDEX,
     K_COUNT
 };
 
@@ -28,6 +32,11 @@ static const ring_knob knob_table[K_COUNT + 1] = {
     [K_SMALL] = {"RING_SMALL_BYTES", "32768",
                  "all-reduce at or below this size takes the latency path"},
     [K_DEPTH] = {"RING_PIPELINE_DEPTH", "8", "segments in flight per direction (1..64)"},
+    [K_TRANSPORT] = {"RING_TRANSPORT", "", "tcp, verbs or auto: overrides the config's \"transport\""},
+    [K_IB_DEVICE] = {"RING_IB_DEVICE", "", "verbs device to use (default: the first usable one)"},
+    [K_IB_PORT] = {"RING_IB_PORT", "", "verbs port number (default: the first active port)"},
+    [K_IB_GID_INDEX] = {"RING_IB_GID_INDEX", "",
+                        "GID index for RoCE (default: a RoCE v2 GID, IPv4-mapped first)"},
     [K_COUNT] = {NULL, NULL, NULL},
 };
 
@@ -76,6 +85,11 @@ static long long knob_int(int k, long long def, long long lo, long long hi)
     }
     return x;
 }
+
+const char *ring_knob_transport(void) { return knob_value(K_TRANSPORT); }
+const char *ring_knob_ib_device(void) { return knob_value(K_IB_DEVICE); }
+int ring_knob_ib_port(void) { return (int)knob_int(K_IB_PORT, 0, 1, 255); }
+int ring_knob_ib_gid_index(void) { return (int)knob_int(K_IB_GID_INDEX, -1, 0, 65535); }
 
 void ring_settings_resolve(const ring_params *p, ring_settings *s)
 {
