@@ -188,7 +188,7 @@ static void finish_send(run *R)
  * once instead of at their deadline, and the failure travels around the ring. */
 static ring_status fatal(ring_comm *c, ring_status st, const char *detail, const ring_op_header *h)
 {
-    ring_fail(c, st, coll_names[h->coll], (unsigned long long)h->seq, detail);
+    ring_fail(c, st, "%s #%llu: %s", coll_names[h->coll], (unsigned long long)h->seq, detail);
     c->failed = st;
     if (c->right) c->tp->close(c->right);
     if (c->left) c->tp->close(c->left);

@@ -98,8 +98,11 @@ ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gi
     if (!list || n == 0) {
         int e = errno;
         if (list) ibv_free_device_list(list);
-        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED, "no RDMA device found (devices seen: none%s)",
-                         list ? "" : e == ENOSYS ? "; this kernel has no RDMA support" : "; cannot list devices");
+        const char *why = list ? "" : e == ENOSYS ? "; this kernel has no RDMA support" : "; cannot list devices";
+        if (want_device)
+            return ring_errf(err, errlen, RING_ERR_UNSUPPORTED, "RING_IB_DEVICE=%s not found (devices seen: none%s)",
+                             want_device, why);
+        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED, "no RDMA device found (devices seen: none%s)", why);
     }
     char seen[256] = "", notes[512] = "";
     int found_wanted = 0, ok = 0;

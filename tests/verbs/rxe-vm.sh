@@ -18,7 +18,7 @@
 #   RXE_VM_MEM      guest memory in MiB (default 1536)
 #   RXE_VM_CPUS     guest CPUs (default 2)
 #   RXE_VM_WORKDIR  folder shared read-write (default $PWD)
-#   RXE_VM_NO_APT   1: never call apt-get (missing packages mean exit 125)
+#   RXE_VM_NO_APT   1: never call apt-get (missing packages or kernel mean exit 125)
 #   RXE_VM_VERBOSE  1: show the kernel's boot messages
 set -uo pipefail
 
@@ -105,6 +105,7 @@ EOF
 }
 
 if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/initrd.gz" ]; then
+    [ "${RXE_VM_NO_APT:-0}" != 1 ] || cannot "build the guest image: no kernel in $cache and RXE_VM_NO_APT=1"
     echo "rxe-vm: building the guest image in $cache (once)" >&2
     mkdir -p "$(dirname "$cache")" || cannot "create $(dirname "$cache")"
     build_image || { rm -rf "$cache.new.$$"; cannot "build the guest kernel and initramfs"; }
