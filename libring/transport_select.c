@@ -28,8 +28,8 @@ ring_status ring_transport_select(ring_transport_kind asked, int rank, const rin
     if (asked == RING_TRANSPORT_TCP) return RING_OK;
 #ifdef HAVE_VERBS
     char why[400];
-    ring_status st = ring_verbs_probe(ring_knob_ib_device(), ring_knob_ib_port(), ring_knob_ib_gid_index(),
-                                      opts, why, sizeof why);
+    ring_status st = ring_verbs_probe(ring_knob_ib_device(), ring_knob_ib_port(),
+                                      ring_knob_ib_gid_index(), opts, why, sizeof why);
     if (st == RING_OK) {
         *tp = &ring_transport_verbs;
         ring_log(RING_LOG_INFO, rank, "transport %s: verbs on %s port %d (%s, GID index %d)",

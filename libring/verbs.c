@@ -28,7 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define VB_QUEUE 256 /* posted operations per direction, as TCP */
+#define VB_QUEUE 256          /* posted operations per direction, as TCP */
 #define VB_CREDIT 0x80000000u /* immediate data: set for credits, clear for data */
 #define VB_CLOSE_WAIT_MS 2000 /* close: how long unacknowledged writes may take to land */
 
@@ -63,7 +63,8 @@ struct ring_conn {
     char lost_why[200];
     /* Sender: slots written, writes completed locally, slots the peer has released. */
     uint64_t sent, sent_done, credits;
-    /* Receiver: slots arrived, slots copied out, credits handed back; bytes read of the head slot. */
+    /* Receiver: slots arrived, slots copied out, credits handed back; bytes read of the head slot.
+     */
     uint64_t arrived, consumed, returned;
     size_t head_off;
     uint32_t arrived_len[VB_SLOTS];
@@ -71,7 +72,10 @@ struct ring_conn {
     vb_queue tx, rx;
 };
 
-static unsigned char *send_slot(ring_conn *c, uint64_t n) { return c->mem + (n % VB_SLOTS) * VB_SLOT_BYTES; }
+static unsigned char *send_slot(ring_conn *c, uint64_t n)
+{
+    return c->mem + (n % VB_SLOTS) * VB_SLOT_BYTES;
+}
 static unsigned char *recv_slot(ring_conn *c, uint64_t n)
 {
     return c->mem + (VB_SLOTS + n % VB_SLOTS) * VB_SLOT_BYTES;
@@ -127,10 +131,12 @@ static ring_status vb_open(const ring_tp_opts *o, int fd, int peer_rank, ring_co
     c->fd = -1; /* the caller keeps the socket until we succeed */
     c->peer = peer_rank;
     c->o = *o;
-    VB_TRY(c->ctx = open_device(o->ib_device), RING_ERR_SYSTEM, "verbs: cannot open device %s: %s", o->ib_device,
-           strerror(errno));
-    VB_TRY(c->pd = ibv_alloc_pd(c->ctx), RING_ERR_SYSTEM, "verbs: ibv_alloc_pd on %s failed", o->ib_device);
-    VB_TRY(c->ch = ibv_create_comp_channel(c->ctx), RING_ERR_SYSTEM, "verbs: ibv_create_comp_channel failed");
+    VB_TRY(c->ctx = open_device(o->ib_device), RING_ERR_SYSTEM, "verbs: cannot open device %s: %s",
+           o->ib_device, strerror(errno));
+    VB_TRY(c->pd = ibv_alloc_pd(c->ctx), RING_ERR_SYSTEM, "verbs: ibv_alloc_pd on %s failed",
+           o->ib_device);
+    VB_TRY(c->ch = ibv_create_comp_channel(c->ctx), RING_ERR_SYSTEM,
+           "verbs: ibv_create_comp_channel failed");
     int fl = fcntl(c->ch->fd, F_GETFL);
     VB_TRY(fl >= 0 && fcntl(c->ch->fd, F_SETFL, fl | O_NONBLOCK) == 0, RING_ERR_SYSTEM,
            "verbs: completion channel: fcntl: %s", strerror(errno));
@@ -148,13 +154,20 @@ static ring_status vb_open(const ring_tp_opts *o, int fd, int peer_rank, ring_co
     struct ibv_qp_init_attr ia = {
         .send_cq = c->cq,
         .recv_cq = c->cq,
-        .cap = {.max_send_wr = 2 * VB_SLOTS, .max_recv_wr = 2 * VB_SLOTS, .max_send_sge = 1, .max_recv_sge = 1},
+        .cap = {.max_send_wr = 2 * VB_SLOTS,
+                .max_recv_wr = 2 * VB_SLOTS,
+                .max_send_sge = 1,
+                .max_recv_sge = 1},
         .qp_type = IBV_QPT_RC,
     };
-    VB_TRY(c->qp = ibv_create_qp(c->pd, &ia), RING_ERR_SYSTEM, "verbs: ibv_create_qp failed: %s", strerror(errno));
-    struct ibv_qp_attr a = {.qp_state = IBV_QPS_INIT, .pkey_index = 0, .port_num = (uint8_t)o->ib_port,
+    VB_TRY(c->qp = ibv_create_qp(c->pd, &ia), RING_ERR_SYSTEM, "verbs: ibv_create_qp failed: %s",
+           strerror(errno));
+    struct ibv_qp_attr a = {.qp_state = IBV_QPS_INIT,
+                            .pkey_index = 0,
+                            .port_num = (uint8_t)o->ib_port,
                             .qp_access_flags = IBV_ACCESS_REMOTE_WRITE};
-    VB_TRY(ibv_modify_qp(c->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS) == 0,
+    VB_TRY(ibv_modify_qp(c->qp, &a,
+                         IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS) == 0,
            RING_ERR_SYSTEM, "verbs: queue pair to INIT failed: %s", strerror(errno));
     /* Enough receives for every data slot and every credit message the peer can have in flight. */
     for (int i = 0; i < 2 * VB_SLOTS; i++)
@@ -163,19 +176,27 @@ static ring_status vb_open(const ring_tp_opts *o, int fd, int peer_rank, ring_co
     struct ibv_port_attr pa;
     VB_TRY(ibv_query_port(c->ctx, (uint8_t)o->ib_port, &pa) == 0, RING_ERR_SYSTEM,
            "verbs: cannot query %s port %d", o->ib_device, o->ib_port);
-    c->me = (vb_local){.qpn = c->qp->qp_num, .psn = (uint32_t)(ring_now_ns() ^ c->qp->qp_num) & 0xffffff,
-                       .lid = pa.lid, .mtu = (uint8_t)pa.active_mtu, .roce = (uint8_t)o->ib_roce,
-                       .addr = (uint64_t)(uintptr_t)recv_slot(c, 0), .rkey = c->mr->rkey,
-                       .slots = VB_SLOTS, .slot_bytes = VB_SLOT_BYTES};
-    VB_TRY(ibv_query_gid(c->ctx, (uint8_t)o->ib_port, o->ib_gid_index, &c->me.gid) == 0, RING_ERR_SYSTEM,
-           "verbs: cannot read GID %d of %s port %d", o->ib_gid_index, o->ib_device, o->ib_port);
+    c->me = (vb_local){.qpn = c->qp->qp_num,
+                       .psn = (uint32_t)(ring_now_ns() ^ c->qp->qp_num) & 0xffffff,
+                       .lid = pa.lid,
+                       .mtu = (uint8_t)pa.active_mtu,
+                       .roce = (uint8_t)o->ib_roce,
+                       .addr = (uint64_t)(uintptr_t)recv_slot(c, 0),
+                       .rkey = c->mr->rkey,
+                       .slots = VB_SLOTS,
+                       .slot_bytes = VB_SLOT_BYTES};
+    VB_TRY(ibv_query_gid(c->ctx, (uint8_t)o->ib_port, o->ib_gid_index, &c->me.gid) == 0,
+           RING_ERR_SYSTEM, "verbs: cannot read GID %d of %s port %d", o->ib_gid_index,
+           o->ib_device, o->ib_port);
     /* Our half of the exchange goes out now; the peer's is read in connect(), after every
      * rank has opened both connections, so no rank waits on a neighbour that waits on it. */
     unsigned char msg[VB_WIRE_BYTES];
     vb_wire_encode(&c->me, msg);
     char why[200];
-    VB_TRY(ring_sock_write_all(fd, msg, sizeof msg, ring_deadline_in(5000), -1, why, sizeof why) == RING_OK,
-           RING_ERR_PEER_CLOSED, "verbs: sending queue pair details to rank %d: %s", peer_rank, why);
+    VB_TRY(ring_sock_write_all(fd, msg, sizeof msg, ring_deadline_in(5000), -1, why, sizeof why) ==
+               RING_OK,
+           RING_ERR_PEER_CLOSED, "verbs: sending queue pair details to rank %d: %s", peer_rank,
+           why);
     c->fd = fd;
     *out = c;
     return RING_OK;
@@ -185,25 +206,30 @@ release_conn:
     return st;
 }
 
-static ring_status vb_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, char *err, size_t errlen)
+static ring_status vb_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, char *err,
+                              size_t errlen)
 {
     unsigned char msg[VB_WIRE_BYTES];
     char why[200];
-    ring_status st = ring_sock_read_all(c->fd, msg, sizeof msg, deadline_ns, abort_fd, why, sizeof why);
+    ring_status st =
+        ring_sock_read_all(c->fd, msg, sizeof msg, deadline_ns, abort_fd, why, sizeof why);
     if (st != RING_OK)
-        return ring_errf(err, errlen, st, "verbs: reading rank %d's queue pair details: %s", c->peer, why);
+        return ring_errf(err, errlen, st, "verbs: reading rank %d's queue pair details: %s",
+                         c->peer, why);
     if (vb_wire_decode(msg, &c->them, why, sizeof why) != 0)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "verbs: rank %d sent bad queue pair details: %s", c->peer,
-                         why);
+        return ring_errf(err, errlen, RING_ERR_PROTOCOL,
+                         "verbs: rank %d sent bad queue pair details: %s", c->peer, why);
     const vb_local *t = &c->them;
     if (t->slots != VB_SLOTS || t->slot_bytes != VB_SLOT_BYTES || t->roce != c->me.roce)
-        return ring_errf(err, errlen, RING_ERR_CONFIG,
-                         "verbs: rank %d runs %u slots of %u B on %s, this rank %u of %u B on %s (mixed builds "
-                         "or link layers)",
-                         c->peer, t->slots, t->slot_bytes, t->roce ? "RoCE" : "InfiniBand", VB_SLOTS,
-                         VB_SLOT_BYTES, c->me.roce ? "RoCE" : "InfiniBand");
+        return ring_errf(
+            err, errlen, RING_ERR_CONFIG,
+            "verbs: rank %d runs %u slots of %u B on %s, this rank %u of %u B on %s (mixed builds "
+            "or link layers)",
+            c->peer, t->slots, t->slot_bytes, t->roce ? "RoCE" : "InfiniBand", VB_SLOTS,
+            VB_SLOT_BYTES, c->me.roce ? "RoCE" : "InfiniBand");
     if (!t->roce && t->lid == 0)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "verbs: rank %d's InfiniBand port has no LID", c->peer);
+        return ring_errf(err, errlen, RING_ERR_CONFIG,
+                         "verbs: rank %d's InfiniBand port has no LID", c->peer);
     struct ibv_qp_attr a = {
         .qp_state = IBV_QPS_RTR,
         .path_mtu = (enum ibv_mtu)(t->mtu < c->me.mtu ? t->mtu : c->me.mtu),
@@ -222,17 +248,21 @@ static ring_status vb_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, c
     if (ibv_modify_qp(c->qp, &a,
                       IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
                           IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER) != 0)
-        return ring_errf(err, errlen, RING_ERR_SYSTEM, "verbs: queue pair to rank %d: RTR failed: %s", c->peer,
-                         strerror(errno));
+        return ring_errf(err, errlen, RING_ERR_SYSTEM,
+                         "verbs: queue pair to rank %d: RTR failed: %s", c->peer, strerror(errno));
     /* timeout 14: 4.096 us << 14 = 67 ms per try, 7 retries: a dead peer is noticed in ~0.5 s.
      * rnr_retry stays finite: credits make receiver-not-ready impossible, so one is a failure. */
-    struct ibv_qp_attr r = {.qp_state = IBV_QPS_RTS, .timeout = 14, .retry_cnt = 7, .rnr_retry = 6,
-                            .sq_psn = c->me.psn, .max_rd_atomic = 1};
+    struct ibv_qp_attr r = {.qp_state = IBV_QPS_RTS,
+                            .timeout = 14,
+                            .retry_cnt = 7,
+                            .rnr_retry = 6,
+                            .sq_psn = c->me.psn,
+                            .max_rd_atomic = 1};
     if (ibv_modify_qp(c->qp, &r,
-                      IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
-                          IBV_QP_MAX_QP_RD_ATOMIC) != 0)
-        return ring_errf(err, errlen, RING_ERR_SYSTEM, "verbs: queue pair to rank %d: RTS failed: %s", c->peer,
-                         strerror(errno));
+                      IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+                          IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC) != 0)
+        return ring_errf(err, errlen, RING_ERR_SYSTEM,
+                         "verbs: queue pair to rank %d: RTS failed: %s", c->peer, strerror(errno));
     return RING_OK;
 }
 
@@ -266,8 +296,11 @@ static ring_status wc_status(const ring_conn *c, const struct ibv_wc *wc, char *
         what = "failed an RDMA operation";
         break;
     }
-    return ring_errf(err, errlen, st, "rank %d %s: %s (%s)", c->peer, what, ibv_wc_status_str(wc->status),
-                     wc->wr_id == WR_DATA ? "data write" : wc->wr_id == WR_CREDIT ? "credit" : "receive");
+    return ring_errf(err, errlen, st, "rank %d %s: %s (%s)", c->peer, what,
+                     ibv_wc_status_str(wc->status),
+                     wc->wr_id == WR_DATA     ? "data write"
+                     : wc->wr_id == WR_CREDIT ? "credit"
+                                              : "receive");
 }
 
 /* Take every completion queued on c. A failed data write is fatal at once (its bytes
@@ -293,25 +326,28 @@ static ring_status drain(ring_conn *c, char *err, size_t errlen)
             } else {
                 uint32_t imm = ntohl(w->imm_data);
                 if (!(w->wc_flags & IBV_WC_WITH_IMM))
-                    return ring_errf(err, errlen, RING_ERR_PROTOCOL, "rank %d sent a message without immediate data",
-                                     c->peer);
+                    return ring_errf(err, errlen, RING_ERR_PROTOCOL,
+                                     "rank %d sent a message without immediate data", c->peer);
                 if (imm & VB_CREDIT) {
                     uint64_t n_cred = imm & ~VB_CREDIT;
                     if (c->credits + n_cred > c->sent)
                         return ring_errf(err, errlen, RING_ERR_PROTOCOL,
-                                         "rank %d returned %llu credits for %llu outstanding slots", c->peer,
-                                         (unsigned long long)n_cred, (unsigned long long)(c->sent - c->credits));
+                                         "rank %d returned %llu credits for %llu outstanding slots",
+                                         c->peer, (unsigned long long)n_cred,
+                                         (unsigned long long)(c->sent - c->credits));
                     c->credits += n_cred;
                 } else {
                     if (imm == 0 || imm > VB_SLOT_BYTES || c->arrived - c->consumed >= VB_SLOTS)
                         return ring_errf(err, errlen, RING_ERR_PROTOCOL,
-                                         "rank %d wrote %u bytes with %llu slots unread (overrun)", c->peer, imm,
+                                         "rank %d wrote %u bytes with %llu slots unread (overrun)",
+                                         c->peer, imm,
                                          (unsigned long long)(c->arrived - c->consumed));
                     c->arrived_len[c->arrived % VB_SLOTS] = imm;
                     c->arrived++;
                 }
                 if (post_recv_wr(c) != RING_OK)
-                    return ring_errf(err, errlen, RING_ERR_SYSTEM, "verbs: re-posting a receive failed");
+                    return ring_errf(err, errlen, RING_ERR_SYSTEM,
+                                     "verbs: re-posting a receive failed");
             }
         }
     }
@@ -327,10 +363,22 @@ static ring_status enqueue(vb_queue *q, const void *buf, size_t len)
     return RING_OK;
 }
 
-static ring_status vb_post_send(ring_conn *c, const void *buf, size_t len) { return enqueue(&c->tx, buf, len); }
-static ring_status vb_post_recv(ring_conn *c, void *buf, size_t len) { return enqueue(&c->rx, buf, len); }
-static int vb_pending_sends(const ring_conn *c) { return (int)(c->tx.tail - c->tx.head); }
-static int vb_pending_recvs(const ring_conn *c) { return (int)(c->rx.tail - c->rx.head); }
+static ring_status vb_post_send(ring_conn *c, const void *buf, size_t len)
+{
+    return enqueue(&c->tx, buf, len);
+}
+static ring_status vb_post_recv(ring_conn *c, void *buf, size_t len)
+{
+    return enqueue(&c->rx, buf, len);
+}
+static int vb_pending_sends(const ring_conn *c)
+{
+    return (int)(c->tx.tail - c->tx.head);
+}
+static int vb_pending_recvs(const ring_conn *c)
+{
+    return (int)(c->rx.tail - c->rx.head);
+}
 
 /* Pack queued sends into free slots and write them; a send completes once copied. */
 static ring_status push(ring_conn *c, int *completed, char *err, size_t errlen)
@@ -352,17 +400,21 @@ static ring_status push(ring_conn *c, int *completed, char *err, size_t errlen)
             (*completed)++;
         }
         if (fill == 0) continue; /* only empty sends: done without a write */
-        struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)slot, .length = (uint32_t)fill, .lkey = c->mr->lkey};
-        struct ibv_send_wr wr = {.wr_id = WR_DATA, .sg_list = &sge, .num_sge = 1,
-                                 .opcode = IBV_WR_RDMA_WRITE_WITH_IMM, .send_flags = IBV_SEND_SIGNALED,
+        struct ibv_sge sge = {
+            .addr = (uint64_t)(uintptr_t)slot, .length = (uint32_t)fill, .lkey = c->mr->lkey};
+        struct ibv_send_wr wr = {.wr_id = WR_DATA,
+                                 .sg_list = &sge,
+                                 .num_sge = 1,
+                                 .opcode = IBV_WR_RDMA_WRITE_WITH_IMM,
+                                 .send_flags = IBV_SEND_SIGNALED,
                                  .imm_data = htonl((uint32_t)fill)},
                            *bad;
         wr.wr.rdma.remote_addr = c->them.addr + (c->sent % VB_SLOTS) * VB_SLOT_BYTES;
         wr.wr.rdma.rkey = c->them.rkey;
         int e = ibv_post_send(c->qp, &wr, &bad);
         if (e)
-            return ring_errf(err, errlen, RING_ERR_SYSTEM, "verbs: posting a write to rank %d failed: %s", c->peer,
-                             strerror(e));
+            return ring_errf(err, errlen, RING_ERR_SYSTEM,
+                             "verbs: posting a write to rank %d failed: %s", c->peer, strerror(e));
         c->sent++;
     }
     return RING_OK;
@@ -401,13 +453,17 @@ static void give_credits(ring_conn *c)
 {
     while (!c->lost && c->consumed > c->returned && c->credit_wrs < VB_SLOTS) {
         uint32_t n = (uint32_t)(c->consumed - c->returned);
-        struct ibv_send_wr wr = {.wr_id = WR_CREDIT, .num_sge = 0, .opcode = IBV_WR_SEND_WITH_IMM,
-                                 .send_flags = IBV_SEND_SIGNALED, .imm_data = htonl(VB_CREDIT | n)},
+        struct ibv_send_wr wr = {.wr_id = WR_CREDIT,
+                                 .num_sge = 0,
+                                 .opcode = IBV_WR_SEND_WITH_IMM,
+                                 .send_flags = IBV_SEND_SIGNALED,
+                                 .imm_data = htonl(VB_CREDIT | n)},
                            *bad;
         int e = ibv_post_send(c->qp, &wr, &bad);
         if (e) {
-            c->lost = ring_errf(c->lost_why, sizeof c->lost_why, RING_ERR_SYSTEM,
-                                "verbs: posting credits to rank %d failed: %s", c->peer, strerror(e));
+            c->lost =
+                ring_errf(c->lost_why, sizeof c->lost_why, RING_ERR_SYSTEM,
+                          "verbs: posting credits to rank %d failed: %s", c->peer, strerror(e));
             return;
         }
         c->returned += n;
@@ -421,8 +477,8 @@ static ring_status check_socket(ring_conn *c, char *err, size_t errlen)
     char b;
     ssize_t n = recv(c->fd, &b, 1, MSG_DONTWAIT);
     if (n > 0)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "rank %d sent bytes on its idle bootstrap connection",
-                         c->peer);
+        return ring_errf(err, errlen, RING_ERR_PROTOCOL,
+                         "rank %d sent bytes on its idle bootstrap connection", c->peer);
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) c->peer_gone = 1;
     return RING_OK;
 }
@@ -432,12 +488,13 @@ static ring_status stuck(const ring_conn *c, char *err, size_t errlen)
 {
     if (c->lost) return ring_errf(err, errlen, c->lost, "%s", c->lost_why);
     if (c->peer_gone)
-        return ring_errf(err, errlen, RING_ERR_PEER_CLOSED, "rank %d closed its connection mid-collective", c->peer);
+        return ring_errf(err, errlen, RING_ERR_PEER_CLOSED,
+                         "rank %d closed its connection mid-collective", c->peer);
     return RING_OK;
 }
 
-static ring_status vb_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns, int *sends,
-                               int *recvs, char *err, size_t errlen)
+static ring_status vb_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,
+                               int *sends, int *recvs, char *err, size_t errlen)
 {
     ring_conn *cs[2];
     int nc = 0;
@@ -481,10 +538,12 @@ static ring_status vb_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
         p[np++] = (struct pollfd){.fd = abort_fd, .events = POLLIN};
         for (int i = 0; i < nc; i++) {
             p[np++] = (struct pollfd){.fd = cs[i]->ch->fd, .events = POLLIN};
-            p[np++] = (struct pollfd){.fd = cs[i]->peer_gone ? -1 : cs[i]->fd, .events = POLLIN | POLLRDHUP};
+            p[np++] = (struct pollfd){.fd = cs[i]->peer_gone ? -1 : cs[i]->fd,
+                                      .events = POLLIN | POLLRDHUP};
         }
         int r = poll(p, (nfds_t)np, ms);
-        if (r < 0 && errno != EINTR) return ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
+        if (r < 0 && errno != EINTR)
+            return ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
         if (r <= 0) continue;
         if (p[0].revents & POLLIN) return ring_errf(err, errlen, RING_ERR_ABORTED, "aborted");
         for (int i = 0; i < nc; i++) {

@@ -8,7 +8,8 @@
 #include <string.h>
 
 /* Append one formatted note to a bounded buffer (a truncated list is still useful). */
-static void note(char *buf, size_t cap, const char *fmt, const char *dev, int port, const char *what)
+static void note(char *buf, size_t cap, const char *fmt, const char *dev, int port,
+                 const char *what)
 {
     size_t n = strlen(buf);
     if (n + 4 >= cap) return;
@@ -46,8 +47,8 @@ static int pick_roce_gid(struct ibv_context *ctx, int port, int table_len)
 }
 
 /* Check one port; on success fill out and return 1, else add a note saying why not. */
-static int try_port(struct ibv_context *ctx, const char *dev, int port, int want_gid, ring_tp_opts *out,
-                    char *notes, size_t cap)
+static int try_port(struct ibv_context *ctx, const char *dev, int port, int want_gid,
+                    ring_tp_opts *out, char *notes, size_t cap)
 {
     struct ibv_port_attr pa;
     if (ibv_query_port(ctx, (uint8_t)port, &pa) != 0) {
@@ -73,13 +74,15 @@ static int try_port(struct ibv_context *ctx, const char *dev, int port, int want
     } else if (roce) {
         gid = pick_roce_gid(ctx, port, pa.gid_tbl_len);
         if (gid < 0) {
-            note(notes, cap, "%s%s port %d: %s", dev, port, "RoCE port without any GID (no IP address?)");
+            note(notes, cap, "%s%s port %d: %s", dev, port,
+                 "RoCE port without any GID (no IP address?)");
             return 0;
         }
     } else {
         gid = 0;
         if (pa.lid == 0) {
-            note(notes, cap, "%s%s port %d: %s", dev, port, "InfiniBand port without a LID (no subnet manager?)");
+            note(notes, cap, "%s%s port %d: %s", dev, port,
+                 "InfiniBand port without a LID (no subnet manager?)");
             return 0;
         }
     }
@@ -98,11 +101,15 @@ ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gi
     if (!list || n == 0) {
         int e = errno;
         if (list) ibv_free_device_list(list);
-        const char *why = list ? "" : e == ENOSYS ? "; this kernel has no RDMA support" : "; cannot list devices";
+        const char *why = list          ? ""
+                          : e == ENOSYS ? "; this kernel has no RDMA support"
+                                        : "; cannot list devices";
         if (want_device)
-            return ring_errf(err, errlen, RING_ERR_UNSUPPORTED, "RING_IB_DEVICE=%s not found (devices seen: none%s)",
-                             want_device, why);
-        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED, "no RDMA device found (devices seen: none%s)", why);
+            return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+                             "RING_IB_DEVICE=%s not found (devices seen: none%s)", want_device,
+                             why);
+        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+                         "no RDMA device found (devices seen: none%s)", why);
     }
     char seen[256] = "", notes[512] = "";
     int found_wanted = 0, ok = 0;
@@ -125,15 +132,16 @@ ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gi
                 if (!want_port || p == want_port)
                     ok = try_port(ctx, name, p, want_gid_index, out, notes, sizeof notes);
             if (want_port > da.phys_port_cnt)
-                note(notes, sizeof notes, "%s%s port %d: %s", name, want_port, "no such port (RING_IB_PORT)");
+                note(notes, sizeof notes, "%s%s port %d: %s", name, want_port,
+                     "no such port (RING_IB_PORT)");
         }
         ibv_close_device(ctx);
     }
     ibv_free_device_list(list);
     if (ok) return RING_OK;
     if (want_device && !found_wanted)
-        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED, "RING_IB_DEVICE=%s not found (devices seen: %s)",
-                         want_device, seen);
-    return ring_errf(err, errlen, RING_ERR_UNSUPPORTED, "no usable RDMA port (devices seen: %s; %s)", seen,
-                     notes);
+        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+                         "RING_IB_DEVICE=%s not found (devices seen: %s)", want_device, seen);
+    return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+                     "no usable RDMA port (devices seen: %s; %s)", seen, notes);
 }

@@ -6,13 +6,15 @@
 
 static void put(unsigned char *p, uint64_t v, int n)
 {
-    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 
 static uint64_t get(const unsigned char *p, int n)
 {
     uint64_t v = 0;
-    for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -36,7 +38,8 @@ int vb_wire_decode(const unsigned char in[VB_WIRE_BYTES], vb_local *l, char *why
 {
     uint32_t magic = (uint32_t)get(in, 4);
     if (magic != VB_WIRE_MAGIC) {
-        snprintf(why, whylen, "magic 0x%08x, expected 0x%08x (is the peer using the verbs transport?)", magic,
+        snprintf(why, whylen,
+                 "magic 0x%08x, expected 0x%08x (is the peer using the verbs transport?)", magic,
                  VB_WIRE_MAGIC);
         return -1;
     }
@@ -50,9 +53,10 @@ int vb_wire_decode(const unsigned char in[VB_WIRE_BYTES], vb_local *l, char *why
     l->rkey = (uint32_t)get(in + 40, 4);
     l->slots = (uint32_t)get(in + 44, 4);
     l->slot_bytes = (uint32_t)get(in + 48, 4);
-    if (l->qpn == 0 || l->qpn > 0xffffff || l->psn > 0xffffff || l->mtu < IBV_MTU_256 || l->mtu > IBV_MTU_4096 ||
-        l->roce > 1) {
-        snprintf(why, whylen, "out-of-range field (qpn %u, psn %u, mtu %u, roce %u)", l->qpn, l->psn, l->mtu, l->roce);
+    if (l->qpn == 0 || l->qpn > 0xffffff || l->psn > 0xffffff || l->mtu < IBV_MTU_256 ||
+        l->mtu > IBV_MTU_4096 || l->roce > 1) {
+        snprintf(why, whylen, "out-of-range field (qpn %u, psn %u, mtu %u, roce %u)", l->qpn,
+                 l->psn, l->mtu, l->roce);
         return -1;
     }
     return 0;

@@ -9,7 +9,7 @@
 
 #define VB_SLOTS 16                  /* bounce slots per direction and connection */
 #define VB_SLOT_BYTES (128u * 1024u) /* bytes per slot: one RDMA write at most */
-#define VB_WIRE_MAGIC 0x52564231u   /* "RVB1" */
+#define VB_WIRE_MAGIC 0x52564231u    /* "RVB1" */
 #define VB_WIRE_BYTES 64
 
 typedef struct vb_local {

@@ -50,19 +50,22 @@ int main(int argc, char **argv)
     double t0 = now_s(), last_ok = t0;
     int rc = 0;
     for (long it = 0;; it++) {
-        for (size_t i = 0; i < count; i++) a[i] = (int)((i + (size_t)it) % 7) + rank;
+        for (size_t i = 0; i < count; i++)
+            a[i] = (int)((i + (size_t)it) % 7) + rank;
         st = ring_allreduce(c, a, b, count, RING_I32, RING_SUM);
         double t = now_s();
         if (st != RING_OK) {
-            printf("ring-loop: rank %d: iteration %ld failed %.2f s after the last success: %s: %s\n", rank, it,
-                   t - last_ok, ring_status_name(st), ring_comm_last_error(c));
+            printf(
+                "ring-loop: rank %d: iteration %ld failed %.2f s after the last success: %s: %s\n",
+                rank, it, t - last_ok, ring_status_name(st), ring_comm_last_error(c));
             rc = 3;
             break;
         }
         for (size_t i = 0; i < count; i++) {
             int want = (int)(((i + (size_t)it) % 7) * (size_t)n) + n * (n - 1) / 2;
             if (b[i] != want) {
-                printf("ring-loop: rank %d: iteration %ld: element %zu is %d, expected %d\n", rank, it, i, b[i], want);
+                printf("ring-loop: rank %d: iteration %ld: element %zu is %d, expected %d\n", rank,
+                       it, i, b[i], want);
                 rc = 1;
                 break;
             }
@@ -72,7 +75,8 @@ int main(int argc, char **argv)
         if (it == 5) printf("ring-loop: rank %d: running\n", rank);
         fflush(stdout);
         if (t - t0 > seconds) {
-            printf("ring-loop: rank %d: %ld iterations in %.0f s without a failure\n", rank, it + 1, t - t0);
+            printf("ring-loop: rank %d: %ld iterations in %.0f s without a failure\n", rank, it + 1,
+                   t - t0);
             break;
         }
     }

@@ -126,7 +126,8 @@ static void knobs_are_declared(void **state)
     const char *want[] = {"RING_TRANSPORT", "RING_IB_DEVICE", "RING_IB_PORT", "RING_IB_GID_INDEX"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         int found = 0;
-        for (const ring_knob *k = ring_knobs(); k->name; k++) found |= strcmp(k->name, want[i]) == 0;
+        for (const ring_knob *k = ring_knobs(); k->name; k++)
+            found |= strcmp(k->name, want[i]) == 0;
         assert_true(found);
     }
 }
