@@ -30,6 +30,7 @@
 
 #define VB_QUEUE 256          /* posted operations per direction, as TCP */
 #define VB_CREDIT 0x80000000u /* immediate data: set for credits, clear for data */
+#define VB_INLINE 256 /* inline data asked for: op headers and small latency-path messages */
 #define VB_CLOSE_WAIT_MS 2000 /* close: how long unacknowledged writes may take to land */
 
 enum { WR_DATA = 1, WR_CREDIT, WR_RECV };
@@ -69,6 +70,7 @@ struct ring_conn {
     size_t head_off;
     uint32_t arrived_len[VB_SLOTS];
     unsigned credit_wrs; /* credit SENDs posted and not completed */
+    uint32_t max_inline; /* writes this small go inline: the device copies them at post time */
     vb_queue tx, rx;
 };
 
@@ -157,11 +159,17 @@ static ring_status vb_open(const ring_tp_opts *o, int fd, int peer_rank, ring_co
         .cap = {.max_send_wr = 2 * VB_SLOTS,
                 .max_recv_wr = 2 * VB_SLOTS,
                 .max_send_sge = 1,
-                .max_recv_sge = 1},
+                .max_recv_sge = 1,
+                .max_inline_data = VB_INLINE},
         .qp_type = IBV_QPT_RC,
     };
-    VB_TRY(c->qp = ibv_create_qp(c->pd, &ia), RING_ERR_SYSTEM, "verbs: ibv_create_qp failed: %s",
-           strerror(errno));
+    c->qp = ibv_create_qp(c->pd, &ia);
+    if (!c->qp) { /* a device without inline sends: do without */
+        ia.cap.max_inline_data = 0;
+        c->qp = ibv_create_qp(c->pd, &ia);
+    }
+    VB_TRY(c->qp, RING_ERR_SYSTEM, "verbs: ibv_create_qp failed: %s", strerror(errno));
+    c->max_inline = ia.cap.max_inline_data; /* what the device granted */
     struct ibv_qp_attr a = {.qp_state = IBV_QPS_INIT,
                             .pkey_index = 0,
                             .port_num = (uint8_t)o->ib_port,
@@ -214,7 +222,9 @@ static ring_status vb_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, c
     ring_status st =
         ring_sock_read_all(c->fd, msg, sizeof msg, deadline_ns, abort_fd, why, sizeof why);
     if (st != RING_OK)
-        return ring_errf(err, errlen, st, "verbs: reading rank %d's queue pair details: %s",
+        return ring_errf(err, errlen, st,
+                         "verbs: reading rank %d's queue pair details: %s (does it use the verbs "
+                         "transport too?)",
                          c->peer, why);
     if (vb_wire_decode(msg, &c->them, why, sizeof why) != 0)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL,
@@ -345,9 +355,9 @@ static ring_status drain(ring_conn *c, char *err, size_t errlen)
                     c->arrived_len[c->arrived % VB_SLOTS] = imm;
                     c->arrived++;
                 }
-                if (post_recv_wr(c) != RING_OK)
-                    return ring_errf(err, errlen, RING_ERR_SYSTEM,
-                                     "verbs: re-posting a receive failed");
+                if (post_recv_wr(c) != RING_OK && !c->lost) /* a QP in error: reported on need */
+                    c->lost = ring_errf(c->lost_why, sizeof c->lost_why, RING_ERR_PEER_CLOSED,
+                                        "verbs: re-posting a receive for rank %d failed", c->peer);
             }
         }
     }
@@ -406,7 +416,8 @@ static ring_status push(ring_conn *c, int *completed, char *err, size_t errlen)
                                  .sg_list = &sge,
                                  .num_sge = 1,
                                  .opcode = IBV_WR_RDMA_WRITE_WITH_IMM,
-                                 .send_flags = IBV_SEND_SIGNALED,
+                                 .send_flags = IBV_SEND_SIGNALED |
+                                               (fill <= c->max_inline ? IBV_SEND_INLINE : 0),
                                  .imm_data = htonl((uint32_t)fill)},
                            *bad;
         wr.wr.rdma.remote_addr = c->them.addr + (c->sent % VB_SLOTS) * VB_SLOT_BYTES;

@@ -14,6 +14,8 @@
 
 #ifdef HAVE_VERBS
 #include <infiniband/verbs.h>
+
+#include "verbs_wire.h" /* libring-private: the set-up message */
 #endif
 
 #include "ring.h"
@@ -132,6 +134,53 @@ static void knobs_are_declared(void **state)
     }
 }
 
+#ifdef HAVE_VERBS
+/* The set-up message: a round trip, and what a peer must not be able to slip through. */
+static void wire_round_trip_and_rejects(void **state)
+{
+    (void)state;
+    vb_local a = {.qpn = 0x123456,
+                  .psn = 0xabcdef,
+                  .lid = 7,
+                  .mtu = IBV_MTU_4096,
+                  .roce = 1,
+                  .addr = 0x7f0011223344ull,
+                  .rkey = 0xdeadbeef,
+                  .slots = VB_SLOTS,
+                  .slot_bytes = VB_SLOT_BYTES};
+    for (int i = 0; i < 16; i++)
+        a.gid.raw[i] = (uint8_t)(i * 17);
+    unsigned char m[VB_WIRE_BYTES];
+    vb_wire_encode(&a, m);
+    vb_local b;
+    char why[200];
+    assert_int_equal(vb_wire_decode(m, &b, why, sizeof why), 0);
+    assert_int_equal(b.qpn, a.qpn);
+    assert_int_equal(b.psn, a.psn);
+    assert_int_equal(b.lid, a.lid);
+    assert_int_equal(b.mtu, a.mtu);
+    assert_int_equal(b.roce, 1);
+    assert_memory_equal(b.gid.raw, a.gid.raw, 16);
+    assert_true(b.addr == a.addr);
+    assert_int_equal(b.rkey, a.rkey);
+    assert_int_equal(b.slots, VB_SLOTS);
+    assert_int_equal(b.slot_bytes, VB_SLOT_BYTES);
+
+    unsigned char bad[VB_WIRE_BYTES];
+    memcpy(bad, m, sizeof bad);
+    bad[0] ^= 1; /* a TCP-transport peer's op header, or garbage */
+    assert_int_equal(vb_wire_decode(bad, &b, why, sizeof why), -1);
+    assert_non_null(strstr(why, "magic"));
+    memcpy(bad, m, sizeof bad);
+    bad[14] = 9; /* no such MTU */
+    assert_int_equal(vb_wire_decode(bad, &b, why, sizeof why), -1);
+    memcpy(bad, m, sizeof bad);
+    bad[7] = 1; /* QP numbers are 24 bits */
+    assert_int_equal(vb_wire_decode(bad, &b, why, sizeof why), -1);
+    assert_non_null(strstr(why, "out-of-range"));
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +190,9 @@ int main(void)
         cmocka_unit_test_setup(knob_overrides_config, reset),
         cmocka_unit_test_setup(bad_knob_is_rejected, reset),
         cmocka_unit_test_setup(knobs_are_declared, reset),
+#ifdef HAVE_VERBS
+        cmocka_unit_test(wire_round_trip_and_rejects),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
