@@ -403,14 +403,18 @@ ring_status ring_bootstrap(ring_comm *c)
         close(left);
         goto fail;
     }
-    st = c->tp->open(right, right_rank, &c->right, err, sizeof err);
+    st = c->tp->open(&c->tpo, right, right_rank, &c->right, err, sizeof err);
     if (st == RING_OK) {
         right = -1;
-        st = c->tp->open(left, left_rank, &c->left, err, sizeof err);
+        st = c->tp->open(&c->tpo, left, left_rank, &c->left, err, sizeof err);
     }
     if (st != RING_OK) {
         close(left);
         goto fail;
+    }
+    if (c->tp->connect) {
+        RING_CHECK(c->tp->connect(c->right, c->abort_fd, deadline, err, sizeof err), fail);
+        RING_CHECK(c->tp->connect(c->left, c->abort_fd, deadline, err, sizeof err), fail);
     }
 
     /* Rendezvous with the master: every rank checks in, then the master says GO. */

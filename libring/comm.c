@@ -35,9 +35,6 @@ static ring_status check_config(const ring_config *cfg, char *err, size_t errlen
     if (ws > 1 && (cfg->port < 1 || cfg->port > 65535 || cfg->right_port < 1 ||
                    cfg->right_port > 65535 || cfg->master_port < 1 || cfg->master_port > 65535))
         return ring_errf(err, errlen, RING_ERR_CONFIG, "ports must be in 1..65535");
-    if (cfg->transport == RING_TRANSPORT_VERBS)
-        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
-                         "transport \"verbs\" asked for, but this libring has no verbs transport");
     return RING_OK;
 }
 
@@ -61,7 +58,8 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
     c->size = c->cfg.world_size;
     c->master_fd = -1;
     c->job_id = derive_job_id(&c->cfg);
-    c->tp = &ring_transport_tcp;
+    if ((st = ring_transport_select(c->cfg.transport, c->rank, &c->tp, &c->tpo, err, errlen)) != RING_OK)
+        goto free_comm;
     ring_settings_resolve(&p, &c->set);
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {

@@ -16,6 +16,10 @@ enum {
     K_DEPTH,
     K_CHECKSUM,
     K_SECRET_FILE,
+    K_TRANSPORT,
+    K_IB_DEVICE,
+    K_IB_PORT,
+    K_IB_GID_INDEX,
     K_COUNT
 };
 
@@ -34,6 +38,11 @@ static const ring_knob knob_table[K_COUNT + 1] = {
                     "1: CRC32C of every data segment, checked by the receiver (also \"checksum\" in RING_CONFIG)"},
     [K_SECRET_FILE] = {"RING_SECRET_FILE", "",
                        "file holding the shared secret for HMAC authentication (overrides \"secret_file\")"},
+    [K_TRANSPORT] = {"RING_TRANSPORT", "", "tcp, verbs or auto: overrides the config's \"transport\""},
+    [K_IB_DEVICE] = {"RING_IB_DEVICE", "", "verbs device to use (default: the first usable one)"},
+    [K_IB_PORT] = {"RING_IB_PORT", "", "verbs port number (default: the first active port)"},
+    [K_IB_GID_INDEX] = {"RING_IB_GID_INDEX", "",
+                        "GID index for RoCE (default: a RoCE v2 GID, IPv4-mapped first)"},
     [K_COUNT] = {NULL, NULL, NULL},
 };
 
@@ -83,6 +92,11 @@ static long long knob_int(int k, long long def, long long lo, long long hi)
     }
     return x;
 }
+
+const char *ring_knob_transport(void) { return knob_value(K_TRANSPORT); }
+const char *ring_knob_ib_device(void) { return knob_value(K_IB_DEVICE); }
+int ring_knob_ib_port(void) { return (int)knob_int(K_IB_PORT, 0, 1, 255); }
+int ring_knob_ib_gid_index(void) { return (int)knob_int(K_IB_GID_INDEX, -1, 0, 65535); }
 
 void ring_settings_resolve(const ring_params *p, ring_settings *s)
 {

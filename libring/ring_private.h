@@ -50,6 +50,7 @@ struct ring_comm {
     uint64_t job_id;
     int rank, size;
     const ring_transport *tp;
+    ring_tp_opts tpo; /* the transport's device choice */
     ring_conn *right; /* we send to it */
     ring_conn *left;  /* we receive from it */
     int master_fd;    /* rank != 0: our control connection to rank 0 */
@@ -78,6 +79,11 @@ void ring_settings_resolve(const ring_params *p, ring_settings *out);
 const char *ring_knob_config_path(void);
 /* RING_SECRET_FILE's value, or NULL if unset. */
 const char *ring_knob_secret_file(void);
+/* RING_TRANSPORT and the RING_IB_* knobs: NULL / 0 / -1 when unset (port, GID index). */
+const char *ring_knob_transport(void);
+const char *ring_knob_ib_device(void);
+int ring_knob_ib_port(void);
+int ring_knob_ib_gid_index(void);
 
 /* Monotonic clock in nanoseconds, and a deadline helper. */
 int64_t ring_now_ns(void);

@@ -30,8 +30,10 @@ struct ring_conn {
     tcp_queue tx, rx;
 };
 
-static ring_status tcp_open(int fd, int peer_rank, ring_conn **out, char *err, size_t errlen)
+static ring_status tcp_open(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out,
+                            char *err, size_t errlen)
 {
+    (void)opts;
     ring_conn *c = calloc(1, sizeof *c);
     if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for a connection");
     c->fd = fd;

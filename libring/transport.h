@@ -13,10 +13,24 @@
 
 typedef struct ring_conn ring_conn;
 
+/* What a transport needs beyond the socket: chosen once per communicator by
+ * ring_transport_select() (transport_select.c). TCP ignores it. */
+typedef struct ring_tp_opts {
+    char ib_device[64]; /* verbs: device name, e.g. "mlx5_0" or "rxe0" */
+    int ib_port;        /* verbs: port number (1-based) */
+    int ib_gid_index;   /* verbs: GID table index; RoCE needs one, InfiniBand uses the LID */
+    int ib_roce;        /* verbs: 1 when the port's link layer is Ethernet (a GRH is required) */
+} ring_tp_opts;
+
 typedef struct ring_transport {
     const char *name;
-    /* Take over a connected, authenticated socket (ownership moves on success). */
-    ring_status (*open)(int fd, int peer_rank, ring_conn **out, char *err, size_t errlen);
+    /* Take over a connected, authenticated socket (ownership moves on success). open must
+     * not wait for the peer: every rank opens its right connection before its left one. */
+    ring_status (*open)(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out, char *err,
+                        size_t errlen);
+    /* Finish setting up once both of a rank's connections are open (NULL: nothing to do).
+     * May exchange messages with the peer on the socket; waits at most until the deadline. */
+    ring_status (*connect)(ring_conn *c, int abort_fd, int64_t deadline_ns, char *err, size_t errlen);
     /* Queue a send or receive of len bytes; buf must stay valid until it completes. */
     ring_status (*post_send)(ring_conn *c, const void *buf, size_t len);
     ring_status (*post_recv)(ring_conn *c, void *buf, size_t len);
@@ -32,5 +46,17 @@ typedef struct ring_transport {
 } ring_transport;
 
 extern const ring_transport ring_transport_tcp;
+/* Defined only where configure found libibverbs (HAVE_VERBS). */
+extern const ring_transport ring_transport_verbs;
+/* Find a usable verbs device and port, honouring the RING_IB_* knobs (want_* may be
+ * NULL / 0 / -1 for "any"). On failure err names the devices and ports seen and why
+ * none would do. */
+ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gid_index,
+                             ring_tp_opts *out, char *err, size_t errlen);
+
+/* Pick the transport of a communicator from its config and the RING_TRANSPORT knob;
+ * logs the choice at INFO (rank is for the log line). */
+ring_status ring_transport_select(ring_transport_kind asked, int rank, const ring_transport **tp,
+                                  ring_tp_opts *opts, char *err, size_t errlen);
 
 #endif
