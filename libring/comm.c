@@ -61,6 +61,7 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
     if ((st = ring_transport_select(c->cfg.transport, c->rank, &c->tp, &c->tpo, err, errlen)) != RING_OK)
         goto free_comm;
     ring_settings_resolve(&p, &c->set);
+    c->tpo.spin_us = c->set.spin_us;
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {
         st = ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd failed");

@@ -275,20 +275,39 @@ close_file:
 ring_status ring_config_write(const char *path, const ring_config *cfg, char *err, size_t errlen)
 {
     static const char *const transports[] = {"tcp", "verbs", "auto"};
+    ring_status st = RING_OK;
+    /* cJSON writes the strings, so that any host name or path comes out escaped. */
+    cJSON *o = cJSON_CreateObject();
+    char job[24];
+    snprintf(job, sizeof job, "0x%016llx", (unsigned long long)cfg->job_id);
+    int ok = o && cJSON_AddStringToObject(o, "master_ip", cfg->master_ip) &&
+             cJSON_AddNumberToObject(o, "master_port", cfg->master_port) &&
+             cJSON_AddNumberToObject(o, "port", cfg->port) &&
+             cJSON_AddStringToObject(o, "right_ip", cfg->right_ip) &&
+             cJSON_AddNumberToObject(o, "right_port", cfg->right_port) &&
+             cJSON_AddNumberToObject(o, "rank", cfg->rank) &&
+             cJSON_AddNumberToObject(o, "world_size", cfg->world_size) &&
+             (!cfg->has_job_id || cJSON_AddStringToObject(o, "job_id", job)) &&
+             (!cfg->secret_file[0] || cJSON_AddStringToObject(o, "secret_file", cfg->secret_file)) &&
+             (!cfg->checksum || cJSON_AddTrueToObject(o, "checksum")) &&
+             (cfg->transport == RING_TRANSPORT_TCP ||
+              cJSON_AddStringToObject(o, "transport", transports[cfg->transport]));
+    char *text = ok ? cJSON_Print(o) : NULL;
+    if (!text) {
+        st = ring_errf(err, errlen, RING_ERR_NOMEM, "%s: out of memory", path);
+        goto free_json;
+    }
     FILE *f = fopen(path, "w");
-    if (!f) return ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot create: %s", path, strerror(errno));
-    fprintf(f,
-            "{\n  \"master_ip\": \"%s\",\n  \"master_port\": %d,\n  \"port\": %d,\n"
-            "  \"right_ip\": \"%s\",\n  \"right_port\": %d,\n  \"rank\": %d,\n  \"world_size\": %d",
-            cfg->master_ip, cfg->master_port, cfg->port, cfg->right_ip, cfg->right_port, cfg->rank,
-            cfg->world_size);
-    if (cfg->has_job_id) fprintf(f, ",\n  \"job_id\": \"0x%016llx\"", (unsigned long long)cfg->job_id);
-    if (cfg->secret_file[0]) fprintf(f, ",\n  \"secret_file\": \"%s\"", cfg->secret_file);
-    if (cfg->checksum) fprintf(f, ",\n  \"checksum\": true");
-    if (cfg->transport != RING_TRANSPORT_TCP)
-        fprintf(f, ",\n  \"transport\": \"%s\"", transports[cfg->transport]);
-    fprintf(f, "\n}\n");
-    if (fclose(f) != 0)
-        return ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot write: %s", path, strerror(errno));
-    return RING_OK;
+    if (!f) {
+        st = ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot create: %s", path, strerror(errno));
+        goto free_text;
+    }
+    int bad = fprintf(f, "%s\n", text) < 0;
+    if (fclose(f) != 0 || bad)
+        st = ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot write: %s", path, strerror(errno));
+free_text:
+    cJSON_free(text);
+free_json:
+    cJSON_Delete(o);
+    return st;
 }

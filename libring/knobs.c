@@ -13,6 +13,7 @@ enum {
     K_OP_TIMEOUT,
     K_SEGMENT,
     K_SMALL,
+    K_SPIN,
     K_DEPTH,
     K_CHECKSUM,
     K_SECRET_FILE,
@@ -33,6 +34,7 @@ static const ring_knob knob_table[K_COUNT + 1] = {
     [K_SEGMENT] = {"RING_SEGMENT_BYTES", "262144", "pipeline segment size on the wire"},
     [K_SMALL] = {"RING_SMALL_BYTES", "32768",
                  "all-reduce at or below this size takes the latency path"},
+    [K_SPIN] = {"RING_SPIN_US", "100", "poll the sockets this many microseconds before sleeping"},
     [K_DEPTH] = {"RING_PIPELINE_DEPTH", "8", "segments in flight per direction (1..64)"},
     [K_CHECKSUM] = {"RING_CHECKSUM", "0",
                     "1: CRC32C of every data segment, checked by the receiver (also \"checksum\" in RING_CONFIG)"},
@@ -115,6 +117,7 @@ void ring_settings_resolve(const ring_params *p, ring_settings *s)
     s->small_bytes = p && p->small_bytes
                          ? p->small_bytes
                          : (size_t)knob_int(K_SMALL, RING_DEFAULT_SMALL_BYTES, 0, 1 << 24);
+    s->spin_us = (int)knob_int(K_SPIN, RING_DEFAULT_SPIN_US, 0, 1000000);
     s->depth = p && p->pipeline_depth > 0
                    ? p->pipeline_depth
                    : (int)knob_int(K_DEPTH, RING_DEFAULT_DEPTH, 1, RING_MAX_DEPTH);

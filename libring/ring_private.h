@@ -16,6 +16,7 @@
 #define RING_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
 #define RING_DEFAULT_SEGMENT_BYTES (256u * 1024u)
 #define RING_DEFAULT_SMALL_BYTES (32u * 1024u)
+#define RING_DEFAULT_SPIN_US 100
 #define RING_DEFAULT_DEPTH 8
 #define RING_MAX_DEPTH 64
 
@@ -26,6 +27,7 @@ typedef struct ring_settings {
     int handshake_timeout_ms;
     size_t segment_bytes;
     size_t small_bytes;
+    int spin_us;
     int depth; /* staging slots and sends in flight */
     int checksum; /* CRC32C of every data segment */
 } ring_settings;

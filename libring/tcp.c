@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,16 +28,17 @@ typedef struct tcp_queue {
 struct ring_conn {
     int fd;
     int peer;
+    int spin_us;
     tcp_queue tx, rx;
 };
 
 static ring_status tcp_open(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out,
                             char *err, size_t errlen)
 {
-    (void)opts;
     ring_conn *c = calloc(1, sizeof *c);
     if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for a connection");
     c->fd = fd;
+    c->spin_us = opts ? opts->spin_us : 0;
     c->peer = peer_rank;
     *out = c;
     return RING_OK;
@@ -132,11 +134,33 @@ static ring_status pull(ring_conn *c, int *completed, char *err, size_t errlen)
     return RING_OK;
 }
 
+/* Retry the sockets for up to spin_us before sleeping: a small message's reply often comes
+ * within microseconds, and a sleep in poll() costs a wake-up of several. sched_yield() keeps
+ * a spinning rank from starving another rank that shares its core. */
+static ring_status spin(ring_conn *tx, ring_conn *rx, int abort_fd, int *sends, int *recvs, char *err,
+                        size_t errlen)
+{
+    int us = (tx ? tx->spin_us : 0) > (rx ? rx->spin_us : 0) ? tx->spin_us : (rx ? rx->spin_us : 0);
+    if (us <= 0) return RING_OK;
+    int64_t until = ring_now_ns() + (int64_t)us * 1000;
+    ring_status st;
+    do {
+        sched_yield();
+        if (tx && (st = push(tx, sends, err, errlen)) != RING_OK) return st;
+        if (rx && (st = pull(rx, recvs, err, errlen)) != RING_OK) return st;
+        if (*sends || *recvs) return RING_OK;
+        struct pollfd a = {.fd = abort_fd, .events = POLLIN};
+        if (poll(&a, 1, 0) > 0) return RING_OK; /* the caller's poll() reports it */
+    } while (ring_now_ns() < until);
+    return RING_OK;
+}
+
 static ring_status tcp_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,
                                 int *sends, int *recvs, char *err, size_t errlen)
 {
     ring_status st;
     *sends = *recvs = 0;
+    int spun = 0;
     for (;;) {
         if (tx && (st = push(tx, sends, err, errlen)) != RING_OK) return st;
         if (rx && (st = pull(rx, recvs, err, errlen)) != RING_OK) return st;
@@ -144,6 +168,12 @@ static ring_status tcp_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int6
         int want_tx = tx && tx->tx.head != tx->tx.tail;
         int want_rx = rx && rx->rx.head != rx->rx.tail;
         if (!want_tx && !want_rx) return RING_OK;
+        if (!spun) {
+            spun = 1;
+            if ((st = spin(want_tx ? tx : NULL, want_rx ? rx : NULL, abort_fd, sends, recvs, err, errlen)) != RING_OK)
+                return st;
+            if (*sends || *recvs) return RING_OK;
+        }
         struct pollfd p[3];
         int n = 0;
         p[n++] = (struct pollfd){.fd = abort_fd, .events = POLLIN};

@@ -20,6 +20,7 @@ typedef struct ring_tp_opts {
     int ib_port;        /* verbs: port number (1-based) */
     int ib_gid_index;   /* verbs: GID table index; RoCE needs one, InfiniBand uses the LID */
     int ib_roce;        /* verbs: 1 when the port's link layer is Ethernet (a GRH is required) */
+    int spin_us;        /* tcp: poll the sockets this long before sleeping in poll() */
 } ring_tp_opts;
 
 typedef struct ring_transport {

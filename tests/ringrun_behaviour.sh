@@ -16,7 +16,7 @@ out=$("$RINGRUN" -n 2 -- sh -c 'echo hello; echo oops >&2' 2>&1); rc=$?
 
 # Rank 2 fails with status 3 while the others would sleep for a minute.
 start=$(date +%s)
-out=$("$RINGRUN" -n 4 -- sh -c 'if grep -q "\"rank\": 2," "$RING_CONFIG"; then exit 3; fi; exec sleep 60' 2>&1); rc=$?
+out=$("$RINGRUN" -n 4 -- sh -c 'if grep -Eq "\"rank\":[[:space:]]*2," "$RING_CONFIG"; then exit 3; fi; exec sleep 60' 2>&1); rc=$?
 took=$(( $(date +%s) - start ))
 [ $rc -eq 3 ] && [ $took -lt 20 ] && echo "$out" | grep -q "rank 2 exited with status 3" && pass "first failure stops the rest (${took}s)" || bad "first failure: rc=$rc took=${took}s $out"
 
@@ -34,8 +34,8 @@ while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); do
 if kill -0 $pid 2>/dev/null; then kill -KILL $pid; bad "SIGTERM not forwarded"; else wait $pid; rc=$?; [ $rc -ne 0 ] && pass "SIGTERM forwarded (rc $rc)" || bad "SIGTERM: rc 0"; fi
 
 "$RINGRUN" --print-configs --hosts hostA,hostB,hostC,hostD --base-port 31000 --out "$tmp" >/dev/null 2>&1; rc=$?
-[ $rc -eq 0 ] && grep -q '"right_ip": "hostC"' "$tmp/rank-1.json" && grep -q '"master_ip": "hostA"' "$tmp/rank-3.json" \
-    && grep -q '"right_port": 31001' "$tmp/rank-3.json" && pass "--print-configs" || bad "--print-configs rc=$rc"
+[ $rc -eq 0 ] && grep -Eq '"right_ip":[[:space:]]*"hostC"' "$tmp/rank-1.json" \
+    && grep -Eq '"master_ip":[[:space:]]*"hostA"' "$tmp/rank-3.json" && grep -Eq '"right_port":[[:space:]]*31001' "$tmp/rank-3.json" && pass "--print-configs" || bad "--print-configs rc=$rc"
 
 # A rank whose RING_CONFIG is broken reports the file and the field.
 printf '{"master_port": 1, "port": 2, "right_port": 3, "rank": 0, "world_size": 6}' > "$tmp/bad.json"
