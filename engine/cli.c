@@ -22,6 +22,7 @@ typedef struct {
     float temperature, top_p;
     unsigned long long seed;
     int print_ids;
+    int threads; /* 0: ENG_THREADS */
 } cli_args;
 
 static void usage(FILE *f)
@@ -29,13 +30,18 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
-            "                     [--dump-logits FILE]\n"
+            "                     [--dump-logits FILE] [--threads N]\n"
+            "       ringinfer --print-config\n"
             "  MODEL: a llama2.c .bin (--tokenizer names its tokenizer .bin) or a Hugging Face\n"
             "  folder (config.json, model.safetensors[.index.json], tokenizer.json).\n"
             "  -n N tokens are generated (no early stop); temperature 0 is greedy (default 0.8,\n"
             "  top-p 0.9). --print-ids prints the generated ids; --dump-logits writes the logits\n"
             "  of every prompt position (float32 little-endian, [positions, vocab]).\n"
-            "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n");
+            "  --threads N: threads per rank for the matmuls (default: ENG_THREADS).\n"
+            "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n"
+            "Environment (--print-config shows the values in effect):\n");
+    for (const eng_knob *k = eng_knobs(); k->name; k++)
+        fprintf(f, "  %-12s default %-4s %s\n", k->name, k->default_value, k->help);
 }
 
 static double now_s(void)
@@ -69,15 +75,19 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             usage(stdout);
             return 1;
         }
+        if (argc == 2 && !strcmp(argv[1], "--print-config")) {
+            eng_knobs_print(stdout);
+            return 1;
+        }
         fprintf(e, "ringinfer: expected the command 'run' (ringinfer run --help)\n");
         return -1;
     }
-    enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP };
+    enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP, O_THREADS };
     static const struct option opts[] = {
         {"model", 1, 0, 'm'},        {"prompt", 1, 0, 'p'},    {"tokenizer", 1, 0, O_TOK},
         {"prompt-ids", 1, 0, O_IDS}, {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP},
         {"seed", 1, 0, O_SEED},      {"print-ids", 0, 0, O_PRINT}, {"dump-logits", 1, 0, O_DUMP},
-        {"help", 0, 0, O_HELP},      {0, 0, 0, 0}};
+        {"help", 0, 0, O_HELP},      {"threads", 1, 0, O_THREADS}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -113,6 +123,16 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             break;
         case O_PRINT: a->print_ids = 1; break;
         case O_DUMP: a->dump = optarg; break;
+        case O_THREADS:
+            errno = 0;
+            long th = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || th < 1 || th > ENG_MAX_THREADS) {
+                fprintf(e, "ringinfer: --threads: '%s' is not a thread count in 1..%d\n", optarg,
+                        ENG_MAX_THREADS);
+                return -1;
+            }
+            a->threads = (int)th;
+            break;
         case O_HELP: usage(stdout); return 1;
         case ':': fprintf(e, "ringinfer: option %s needs a value\n", argv[optind]); return -1;
         default: fprintf(e, "ringinfer: unknown option %s\n", argv[optind]); return -1;
@@ -264,6 +284,18 @@ int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *e
     sp.max_batch = n_prompt < PREFILL_CHUNK ? n_prompt : PREFILL_CHUNK;
     sp.ctx_len = n_prompt + a.n; /* the KV cache holds exactly what this run needs */
     sp.all_logits = a.dump != NULL;
+    long knob;
+    if (a.threads) {
+        sp.n_threads = a.threads;
+    } else {
+        if ((st = eng_knob_int(ENG_KNOB_THREADS, 1, ENG_MAX_THREADS, &knob, err, sizeof(err))) !=
+            ENG_OK)
+            goto fail;
+        sp.n_threads = (int)knob;
+    }
+    if ((st = eng_knob_int(ENG_KNOB_SPIN_US, 0, 100000, &knob, err, sizeof(err))) != ENG_OK)
+        goto fail;
+    sp.spin_us = (int)knob;
     if ((st = eng_state_create(m, &sp, &s, err, sizeof(err))) != ENG_OK) goto fail;
     if ((st = eng_sampler_create(c->vocab_size, a.temperature, a.top_p, a.seed, &smp)) != ENG_OK) {
         eng_fail(st, err, sizeof(err), "sampler: %s", eng_status_str(st));
@@ -274,11 +306,11 @@ int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *e
         eng_model_memory(m, &owned, &mapped);
         fprintf(errf,
                 "ringinfer: %s: dim %d, %d layers, %d/%d heads, FFN %d, vocab %d; rank 0 of %d "
-                "holds %.1f MiB converted to f32 + %.1f MiB mapped; kernels %s; loaded in "
-                "%.2f s\n",
+                "holds %.1f MiB converted to f32 + %.1f MiB mapped; kernels %s, %d thread%s; "
+                "loaded in %.2f s\n",
                 a.model, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim,
                 c->vocab_size, comm->size, (double)owned / 1048576.0, (double)mapped / 1048576.0,
-                m->k->name, t_load);
+                m->k->name, sp.n_threads, sp.n_threads > 1 ? "s per rank" : "", t_load);
     }
 
     timed_comm tc = {.comm = comm};

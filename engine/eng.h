@@ -10,7 +10,8 @@
  * or N shards in one process (tests).
  *
  * Thread safety: a model may be shared by threads (read-only); a run state is used by one
- * thread at a time. No global state.
+ * thread at a time (its own worker threads, if any, are internal to eng_forward and idle
+ * between calls). No global state.
  */
 #ifndef ENG_H
 #define ENG_H
@@ -122,7 +123,15 @@ typedef struct eng_state_params {
     int max_batch;      /* tokens per forward call (prefill chunk); default 64 */
     int ctx_len;        /* KV cache positions; 0: the model's seq_len */
     int all_logits;     /* keep logits of every position of a batch (else only the last) */
+    int n_threads;      /* threads for the matmuls: the caller + n-1 workers (started here,
+                           owned by the state); default ENG_DEFAULT_THREADS; 1..ENG_MAX_THREADS */
+    int spin_us;        /* how long a waiting thread busy-polls before it sleeps; default
+                           ENG_DEFAULT_SPIN_US */
 } eng_state_params;
+
+#define ENG_DEFAULT_THREADS 1
+#define ENG_DEFAULT_SPIN_US 50
+#define ENG_MAX_THREADS 256
 
 void eng_state_params_init(eng_state_params *p);
 eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_state **out,

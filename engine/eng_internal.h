@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ------------------------------------------------------------------ errors */
 /* One-line error into err; returns st. */
@@ -18,6 +19,31 @@ eng_status eng_fail(eng_status st, char *err, size_t errlen, const char *fmt, ..
         st = (expr);                                                                               \
         if (st != ENG_OK) goto label;                                                              \
     } while (0)
+
+/* ------------------------------------------------------------------ knobs (knobs.c) */
+typedef enum { ENG_KNOB_THREADS, ENG_KNOB_SPIN_US, ENG_KNOB_COUNT } eng_knob_id;
+
+typedef struct eng_knob {
+    const char *name, *default_value, *help;
+} eng_knob;
+
+const eng_knob *eng_knobs(void); /* [ENG_KNOB_COUNT], then a NULL name */
+void eng_knobs_print(FILE *out); /* name, value (or default), help; one line each */
+/* The knob as an integer in [lo, hi] (its default when unset); a bad value is an error. */
+eng_status eng_knob_int(eng_knob_id k, long lo, long hi, long *out, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ worker pool (pool.c) */
+/* Part `part` of nparts of a job; every part runs exactly once per eng_pool_run. */
+typedef void (*eng_pool_fn)(void *ctx, int part, int nparts);
+typedef struct eng_pool eng_pool;
+
+/* n_threads - 1 workers (none for 1). Not thread-safe: one caller posts jobs. */
+eng_status eng_pool_create(int n_threads, int spin_us, eng_pool **out, char *err, size_t errlen);
+void eng_pool_free(eng_pool *p);
+int eng_pool_size(const eng_pool *p); /* 1 for NULL */
+/* Runs fn(ctx, i, n) for every i in [0, n) (the caller takes part 0) and returns when all
+ * are done; their writes are then visible to the caller. p NULL: fn(ctx, 0, 1). */
+void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------ files */
 typedef struct eng_mapping {
@@ -82,8 +108,11 @@ eng_status eng_load_hf(const char *dir, eng_source *src, char *err, size_t errle
 /* ------------------------------------------------------------------ kernels */
 typedef struct eng_kernels {
     const char *name;
-    /* out[t, i] = sum_k x[t, k] * w[i, k]   out [T, n], x [T, d], w [n, d] */
-    void (*matmul)(float *out, const float *x, const float *w, int T, int n, int d);
+    /* out[t, i] = sum_k x[t, k] * w[i, k] for i in [i0, i1)   out [T, n], x [T, d], w [n, d].
+     * Rows are taken in blocks of 4 counted from i0, so splitting [0, n) at multiples of 4
+     * gives bitwise the same out as one call (the worker threads rely on it). */
+    void (*matmul)(float *out, const float *x, const float *w, int T, int n, int d, int i0,
+                   int i1);
     /* sum_k a[k] * b[k] */
     float (*dot)(const float *a, const float *b, int n);
     /* y[k] += a * x[k] */
@@ -147,6 +176,7 @@ struct eng_state {
     float *key_cache;   /* [L, ctx, nkv*hd] */
     float *value_cache; /* [L, ctx, nkv*hd] */
     float *logits; /* [all_logits ? B : 1, vocab] */
+    eng_pool *pool; /* NULL: one thread */
 };
 
 #endif

@@ -10,6 +10,8 @@ void eng_state_params_init(eng_state_params *p)
     memset(p, 0, sizeof(*p));
     p->struct_size = sizeof(*p);
     p->max_batch = 64;
+    p->n_threads = ENG_DEFAULT_THREADS;
+    p->spin_us = ENG_DEFAULT_SPIN_US;
 }
 
 eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_state **out,
@@ -24,6 +26,10 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
     if (p->struct_size < sizeof(eng_state_params) || p->max_batch <= 0 || p->ctx_len < 0)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "eng_state_params: bad struct_size, max_batch or ctx_len");
+    if (p->n_threads < 1 || p->n_threads > ENG_MAX_THREADS || p->spin_us < 0)
+        return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+                        "eng_state_params: n_threads %d not in 1..%d or spin_us %d < 0",
+                        p->n_threads, ENG_MAX_THREADS, p->spin_us);
     const eng_config *c = &m->cfg;
     const eng_shard_info *s = &m->sh;
     eng_state *st = calloc(1, sizeof(*st));
@@ -56,6 +62,13 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
                         "out of memory for the run state (KV cache %zu MiB for %d positions)",
                         2 * cache >> 20, ctx);
     }
+    if (p->n_threads > 1) {
+        eng_status ps = eng_pool_create(p->n_threads, p->spin_us, &st->pool, err, errlen);
+        if (ps != ENG_OK) {
+            eng_state_free(st);
+            return ps;
+        }
+    }
     *out = st;
     return ENG_OK;
 }
@@ -63,6 +76,7 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
 void eng_state_free(eng_state *s)
 {
     if (!s) return;
+    eng_pool_free(s->pool);
     free(s->x);
     free(s->xb);
     free(s->q);
@@ -109,6 +123,53 @@ static void rope(const eng_model *m, float *v, int n_heads, int pos)
             p[i1] = x0 * ci + x1 * cr;
         }
     }
+}
+
+/* Up to 3 independent matmuls (q/k/v, gate/up) as one pool job, i.e. one barrier: every
+ * thread takes the same share of each one's output rows, cut at multiples of 4 so each
+ * element is computed exactly as by one thread. Small jobs stay on the caller. */
+#define MM_MAX 3
+#define MM_MIN_PAR_WORK 16384 /* multiply-adds below which a wake-up costs more than it saves */
+
+typedef struct mm_op {
+    float *out;          /* [T, n] */
+    const float *x, *w;  /* [T, d], [n, d] */
+    int T, n, d;
+} mm_op;
+
+typedef struct mm_job {
+    const eng_kernels *K;
+    int count;
+    mm_op op[MM_MAX];
+} mm_job;
+
+static void mm_part(void *ctx, int part, int nparts)
+{
+    const mm_job *j = ctx;
+    for (int k = 0; k < j->count; k++) {
+        const mm_op *o = &j->op[k];
+        long blocks = (o->n + 3) / 4;
+        int i0 = (int)(blocks * part / nparts) * 4, i1 = (int)(blocks * (part + 1) / nparts) * 4;
+        if (i1 > o->n) i1 = o->n;
+        if (i0 < i1) j->K->matmul(o->out, o->x, o->w, o->T, o->n, o->d, i0, i1);
+    }
+}
+
+static void mm_run(eng_state *s, mm_job *j)
+{
+    double work = 0;
+    for (int k = 0; k < j->count; k++) work += (double)j->op[k].T * j->op[k].n * j->op[k].d;
+    if (!s->pool || work < MM_MIN_PAR_WORK)
+        mm_part(j, 0, 1);
+    else
+        eng_pool_run(s->pool, mm_part, j);
+}
+
+static void matmul1(const eng_model *m, eng_state *s, float *out, const float *x, const float *w,
+                    int T, int n, int d)
+{
+    mm_job j = {.K = m->k, .count = 1, .op = {{out, x, w, T, n, d}}};
+    mm_run(s, &j);
 }
 
 static eng_status reduce(const eng_reducer *red, float *buf, size_t n)
@@ -173,9 +234,12 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
         const eng_layer_w *w = &m->layers[l];
         for (int t = 0; t < n; t++)
             rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->att_norm, D, c->norm_eps);
-        K->matmul(s->q, s->xb, w->wq, n, nq, D);
-        K->matmul(s->k, s->xb, w->wk, n, nkv, D);
-        K->matmul(s->v, s->xb, w->wv, n, nkv, D);
+        mm_job qkv = {.K = K,
+                      .count = 3,
+                      .op = {{s->q, s->xb, w->wq, n, nq, D},
+                             {s->k, s->xb, w->wk, n, nkv, D},
+                             {s->v, s->xb, w->wv, n, nkv, D}}};
+        mm_run(s, &qkv);
         add_bias(s->q, w->bq, n, nq);
         add_bias(s->k, w->bk, n, nkv);
         add_bias(s->v, w->bv, n, nkv);
@@ -198,22 +262,24 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
         /* All of the batch's keys are cached first: token t then attends to 0..pos+t. */
         for (int t = 0; t < n; t++) attend(m, s, l, t, pos + t);
         /* Row-parallel o_proj: partial sums, all-reduced, then the bias once. */
-        K->matmul(s->xb, s->att_out, w->wo, n, D, nq);
+        matmul1(m, s, s->xb, s->att_out, w->wo, n, D, nq);
         if ((st = reduce(red, s->xb, (size_t)n * D)) != ENG_OK) return st;
         add_bias(s->xb, w->bo, n, D);
         for (size_t i = 0; i < (size_t)n * D; i++) s->x[i] += s->xb[i];
 
         for (int t = 0; t < n; t++)
             rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->ffn_norm, D, c->norm_eps);
-        K->matmul(s->hb, s->xb, w->w1, n, F, D);
-        K->matmul(s->hb2, s->xb, w->w3, n, F, D);
+        mm_job gate_up = {.K = K,
+                          .count = 2,
+                          .op = {{s->hb, s->xb, w->w1, n, F, D}, {s->hb2, s->xb, w->w3, n, F, D}}};
+        mm_run(s, &gate_up);
         add_bias(s->hb, w->b1, n, F);
         add_bias(s->hb2, w->b3, n, F);
         for (size_t i = 0; i < (size_t)n * F; i++) {
             float g = s->hb[i];
             s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
         }
-        K->matmul(s->xb, s->hb, w->w2, n, D, F);
+        matmul1(m, s, s->xb, s->hb, w->w2, n, D, F);
         if ((st = reduce(red, s->xb, (size_t)n * D)) != ENG_OK) return st;
         add_bias(s->xb, w->b2, n, D);
         for (size_t i = 0; i < (size_t)n * D; i++) s->x[i] += s->xb[i];
@@ -222,7 +288,7 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
     int first = s->all_logits ? 0 : n - 1;
     for (int t = first; t < n; t++)
         rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, m->final_norm, D, c->norm_eps);
-    K->matmul(s->logits, s->xb + (size_t)first * D, m->cls, n - first, c->vocab_size, D);
+    matmul1(m, s, s->logits, s->xb + (size_t)first * D, m->cls, n - first, c->vocab_size, D);
     if (logits) *logits = s->logits;
     return ENG_OK;
 }

@@ -1,11 +1,12 @@
 /* Plain-C reference kernels (also the fallback without AVX2/FMA) and the run-time pick. */
 #include "eng_internal.h"
 
-static void matmul_scalar(float *out, const float *x, const float *w, int T, int n, int d)
+static void matmul_scalar(float *out, const float *x, const float *w, int T, int n, int d, int i0,
+                          int i1)
 {
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * d;
-        for (int i = 0; i < n; i++) {
+        for (int i = i0; i < i1; i++) {
             const float *wi = w + (size_t)i * d;
             float s = 0.0f;
             for (int k = 0; k < d; k++) s += wi[k] * xt[k];

@@ -105,21 +105,22 @@ AVX2 static void cols4(float *out, size_t ostride, const float *x, size_t xstrid
     out[3 * ostride] = o[3];
 }
 
-AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, int n, int d)
+AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, int n, int d,
+                             int i0, int i1)
 {
     int t = 0;
     /* Prefill: blocks of 4 input rows share each weight row load. */
     for (; t + 4 <= T; t += 4) {
         const float *xt = x + (size_t)t * d;
         float *ot = out + (size_t)t * n;
-        for (int i = 0; i < n; i++) cols4(ot + i, (size_t)n, xt, (size_t)d, w + (size_t)i * d, d);
+        for (int i = i0; i < i1; i++) cols4(ot + i, (size_t)n, xt, (size_t)d, w + (size_t)i * d, d);
     }
     for (; t < T; t++) {
         const float *xt = x + (size_t)t * d;
         float *ot = out + (size_t)t * n;
-        int i = 0;
-        for (; i + 4 <= n; i += 4) rows4(ot + i, 1, xt, w + (size_t)i * d, d);
-        for (; i < n; i++) ot[i] = dot_avx2(w + (size_t)i * d, xt, d);
+        int i = i0;
+        for (; i + 4 <= i1; i += 4) rows4(ot + i, 1, xt, w + (size_t)i * d, d);
+        for (; i < i1; i++) ot[i] = dot_avx2(w + (size_t)i * d, xt, d);
     }
 }
 

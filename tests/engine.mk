@@ -35,3 +35,10 @@ test_eng_cli_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la $(CJS
 # Multi-process over the ring (ringrun + ringinfer); skips until both are built.
 TESTS += eng_ringrun.sh
 dist_check_SCRIPTS = eng_ringrun.sh
+
+# Worker threads within a rank: bitwise-identical logits at 1, 2, 3 threads (TP 1 and 2).
+check_PROGRAMS += test_eng_threads
+TESTS += test_eng_threads
+test_eng_threads_SOURCES = test_eng_threads.c $(ENG_HARNESS)
+test_eng_threads_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_threads_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +24,15 @@ typedef struct {
 
 struct group {
     const char *model;
-    int tp, n_prompt, n_gen, vocab;
+    int tp, threads, n_prompt, n_gen, vocab;
     const int *prompt;
     float *prompt_logits;
+    float *gen_logits; /* NULL or [n_gen, vocab] */
     int *gen;
     pthread_barrier_t bar;
     float **bufs; /* [tp]: each rank's buffer in the current reduce */
     int token;    /* rank 0's pick, read by all after a barrier */
-    int failed;
+    _Atomic int failed; /* set by any rank that could not start */
 };
 
 /* The in-memory all-reduce: publish, sum in rank order, copy back. */
@@ -74,10 +76,11 @@ static void *run_rank(void *arg)
         sp.max_batch = g->n_prompt;
         sp.ctx_len = g->n_prompt + g->n_gen;
         sp.all_logits = 1;
+        sp.n_threads = g->threads;
         st = eng_state_create(m, &sp, &s, me->err, sizeof(me->err));
     }
     if (st == ENG_OK) {
-        g->vocab = eng_model_config(m)->vocab_size;
+        if (me->rank == 0) g->vocab = eng_model_config(m)->vocab_size; /* one writer: no race */
         me->scratch = malloc((size_t)g->n_prompt * eng_model_config(m)->dim * sizeof(float));
     }
     if (st != ENG_OK) g->failed = 1;
@@ -91,7 +94,10 @@ static void *run_rank(void *arg)
     if (me->rank == 0) {
         if (g->prompt_logits)
             memcpy(g->prompt_logits, lg, (size_t)g->n_prompt * g->vocab * sizeof(float));
-        g->token = argmax(lg + (size_t)(g->n_prompt - 1) * g->vocab, g->vocab);
+        const float *last = lg + (size_t)(g->n_prompt - 1) * g->vocab;
+        if (g->gen_logits && g->n_gen > 0)
+            memcpy(g->gen_logits, last, (size_t)g->vocab * sizeof(float));
+        g->token = argmax(last, g->vocab);
     }
     for (int i = 0; i < g->n_gen; i++) {
         pthread_barrier_wait(&g->bar); /* the token is published */
@@ -101,7 +107,12 @@ static void *run_rank(void *arg)
         pthread_barrier_wait(&g->bar); /* everyone has read it */
         st = eng_forward(m, s, &tok, 1, g->n_prompt + i, me->rank == 0, rp, &lg);
         if (st != ENG_OK) goto fail;
-        if (me->rank == 0) g->token = argmax(lg, g->vocab);
+        if (me->rank == 0) {
+            if (g->gen_logits)
+                memcpy(g->gen_logits + (size_t)(i + 1) * g->vocab, lg,
+                       (size_t)g->vocab * sizeof(float));
+            g->token = argmax(lg, g->vocab);
+        }
     }
     goto out;
 fail:
@@ -121,8 +132,17 @@ out:
 int eng_h_generate(const char *model, int tp, const int *prompt, int n_prompt, int n_gen,
                    float *prompt_logits, int *gen, char *err, size_t errlen)
 {
-    group g = {.model = model, .tp = tp, .n_prompt = n_prompt, .n_gen = n_gen,
-               .prompt = prompt, .prompt_logits = prompt_logits, .gen = gen};
+    return eng_h_generate_threads(model, tp, 1, prompt, n_prompt, n_gen, prompt_logits, NULL, gen,
+                                  err, errlen);
+}
+
+int eng_h_generate_threads(const char *model, int tp, int threads, const int *prompt,
+                           int n_prompt, int n_gen, float *prompt_logits, float *gen_logits,
+                           int *gen, char *err, size_t errlen)
+{
+    group g = {.model = model, .tp = tp, .threads = threads, .n_prompt = n_prompt,
+               .n_gen = n_gen, .prompt = prompt, .prompt_logits = prompt_logits,
+               .gen_logits = gen_logits, .gen = gen};
     member *ms = calloc((size_t)tp, sizeof(member));
     pthread_t *th = calloc((size_t)tp, sizeof(pthread_t));
     g.bufs = calloc((size_t)tp, sizeof(float *));

@@ -15,6 +15,12 @@
 int eng_h_generate(const char *model, int tp, const int *prompt, int n_prompt, int n_gen,
                    float *prompt_logits, int *gen, char *err, size_t errlen);
 
+/* The same with `threads` matmul threads per rank; gen_logits: NULL or [n_gen, vocab], the
+ * logits each generated token was picked from (row 0: the last prompt position). */
+int eng_h_generate_threads(const char *model, int tp, int threads, const int *prompt,
+                           int n_prompt, int n_gen, float *prompt_logits, float *gen_logits,
+                           int *gen, char *err, size_t errlen);
+
 /* Skip (exit 77) with a message when path does not exist. */
 void eng_h_need(const char *path);
 

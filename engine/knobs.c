@@ -1,0 +1,51 @@
+/* The one place libeng reads the environment: a declared table of knobs (name, default,
+ * help) that `ringinfer --print-config` prints. Command-line flags win over these. */
+#include "eng_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define ENG_STR_(x) #x
+#define ENG_STR(x) ENG_STR_(x)
+
+static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
+    [ENG_KNOB_THREADS] = {"ENG_THREADS", ENG_STR(ENG_DEFAULT_THREADS),
+                          "threads per rank for the matmuls: the caller plus N-1 workers "
+                          "(1..256; --threads wins)"},
+    [ENG_KNOB_SPIN_US] = {"ENG_SPIN_US", ENG_STR(ENG_DEFAULT_SPIN_US),
+                          "microseconds a waiting thread busy-polls for the next matmul (or "
+                          "its end) before sleeping (0..100000)"},
+    [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
+};
+
+const eng_knob *eng_knobs(void) { return knob_table; }
+
+static const char *knob_value(eng_knob_id k)
+{
+    const char *v = getenv(knob_table[k].name);
+    return (v && *v) ? v : NULL; /* `VAR= prog` clears a knob */
+}
+
+void eng_knobs_print(FILE *out)
+{
+    for (int k = 0; k < ENG_KNOB_COUNT; k++) {
+        const char *v = knob_value((eng_knob_id)k);
+        fprintf(out, "%-12s = %-6s %s%s\n", knob_table[k].name, v ? v : knob_table[k].default_value,
+                v ? "" : "(default) ", knob_table[k].help);
+    }
+}
+
+eng_status eng_knob_int(eng_knob_id k, long lo, long hi, long *out, char *err, size_t errlen)
+{
+    const char *v = knob_value(k);
+    if (!v) v = knob_table[k].default_value;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+                        "environment %s='%s': expected an integer in %ld..%ld",
+                        knob_table[k].name, v, lo, hi);
+    *out = x;
+    return ENG_OK;
+}
