@@ -130,7 +130,7 @@ typedef struct eng_state_params {
 } eng_state_params;
 
 #define ENG_DEFAULT_THREADS 1
-#define ENG_DEFAULT_SPIN_US 50
+#define ENG_DEFAULT_SPIN_US 0 /* measured: spinning hurts on shared/oversubscribed cores */
 #define ENG_MAX_THREADS 256
 
 void eng_state_params_init(eng_state_params *p);
