@@ -89,7 +89,7 @@ static ring_status get_str(const cJSON *root, const char *origin, const char *ke
 
 static const char *const known_keys[] = {"master_ip", "master_port", "port",      "right_ip",
                                          "right_port", "rank",       "world_size", "job_id",
-                                         "secret_file", "transport", "checksum"};
+                                         "secret_file", "transport", "checksum", "tcp_streams"};
 
 /* Line and column (1-based) of byte offset `off` in text. */
 static void line_col(const char *text, size_t off, int *line, int *col)
@@ -204,6 +204,8 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
         goto free_json;
     }
     cfg->checksum = ck && cJSON_IsTrue(ck);
+    RING_CHECK(get_int(root, origin, "tcp_streams", 0, 1, RING_MAX_TCP_STREAMS, &cfg->tcp_streams, err, errlen),
+               free_json);
     char transport[16] = "tcp";
     RING_CHECK(get_str(root, origin, "transport", transport, sizeof transport, &present, err, errlen),
                free_json);
@@ -285,6 +287,7 @@ ring_status ring_config_write(const char *path, const ring_config *cfg, char *er
     if (cfg->has_job_id) fprintf(f, ",\n  \"job_id\": \"0x%016llx\"", (unsigned long long)cfg->job_id);
     if (cfg->secret_file[0]) fprintf(f, ",\n  \"secret_file\": \"%s\"", cfg->secret_file);
     if (cfg->checksum) fprintf(f, ",\n  \"checksum\": true");
+    if (cfg->tcp_streams) fprintf(f, ",\n  \"tcp_streams\": %d", cfg->tcp_streams);
     if (cfg->transport != RING_TRANSPORT_TCP)
         fprintf(f, ",\n  \"transport\": \"%s\"", transports[cfg->transport]);
     fprintf(f, "\n}\n");
