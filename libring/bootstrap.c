@@ -45,6 +45,10 @@ typedef struct accept_spec {
     int only_rank;       /* >= 0: exactly this rank; -1: any of 1..size-1 */
     int expected;        /* connections to collect */
     int *stream_fds;     /* HELLO: the neighbour's streams land here by index (expected of them) */
+    /* Readable when this rank failed on its right side: keep serving the left only until
+     * it has been told of a stream-count mismatch, or a handshake timeout passed, so that
+     * both neighbours name the mismatch (-1: none). */
+    int give_up_fd;
 } accept_spec;
 
 static ring_hello make_hello(const ring_comm *c, uint16_t kind, uint32_t reason)
@@ -156,14 +160,21 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
     int np = 0, have = 0;
     ring_status st = RING_OK;
     char refused[240] = ""; /* the last refusal, told if the deadline passes */
+    int giving_up = 0, told = 0;
     while (have < spec->expected) {
-        struct pollfd pf[MAX_PENDING + 2];
+        struct pollfd pf[MAX_PENDING + 3];
         pf[0] = (struct pollfd){.fd = c->abort_fd, .events = POLLIN};
         pf[1] = (struct pollfd){.fd = lfd, .events = POLLIN};
+        /* After the pending handshakes, so that their indices stay i + 2. */
+        pf[np + 2] = (struct pollfd){.fd = giving_up ? -1 : spec->give_up_fd, .events = POLLIN};
         int64_t wake = deadline;
         for (int i = 0; i < np; i++) {
             pf[i + 2] = (struct pollfd){.fd = p[i].fd, .events = POLLIN};
             if (p[i].deadline_ns < wake) wake = p[i].deadline_ns;
+        }
+        if (giving_up && told) {
+            st = ring_errf(err, errlen, RING_ERR_ABORTED, "gave up waiting for %s", spec->what);
+            goto close_pending;
         }
         int ms = ring_ms_left(wake);
         if (ring_ms_left(deadline) == 0) {
@@ -173,7 +184,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                            refused[0] ? ")" : "");
             goto close_pending;
         }
-        int r = poll(pf, (nfds_t)(np + 2), ms);
+        int r = poll(pf, (nfds_t)(np + 3), ms);
         if (r < 0 && errno != EINTR) {
             st = ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
             goto close_pending;
@@ -181,6 +192,11 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
         if (pf[0].revents & POLLIN) {
             st = ring_errf(err, errlen, RING_ERR_ABORTED, "aborted while waiting for %s", spec->what);
             goto close_pending;
+        }
+        if (pf[np + 2].revents & POLLIN) {
+            giving_up = 1;
+            int64_t grace = ring_deadline_in(c->set.handshake_timeout_ms);
+            if (grace < deadline) deadline = grace;
         }
         /* Serve the pending handshakes (from the back: drop() moves the last entry). */
         int64_t now = ring_now_ns();
@@ -233,7 +249,10 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                              p[i].name, why);
                     snprintf(refused, sizeof refused, "%s: %s", p[i].name, why);
                     /* A streams refusal tells ours, so that the client can name both counts. */
-                    if (reason == RING_REJECT_STREAMS) reason |= ring_hello_streams_bits(c->set.tcp_streams, 0);
+                    if (reason == RING_REJECT_STREAMS) {
+                        reason |= ring_hello_streams_bits(c->set.tcp_streams, 0);
+                        told = 1;
+                    }
                     ring_hello rej = make_hello(c, RING_MSG_REJECT, reason);
                     send_hello_nowait(p[i].fd, &rej);
                     drop(p, &np, i);
@@ -357,6 +376,7 @@ typedef struct right_job {
     ring_comm *c;
     int64_t deadline;
     int wfd; /* epoll set of the abort fd and cancel */
+    int failed_fd; /* eventfd written when the right side failed: the left accept gives up */
     int fds[RING_MAX_TCP_STREAMS]; /* one per stream, each through its own handshake */
     ring_status st;
     char peer[RING_IP_MAX + 48];
@@ -376,12 +396,16 @@ static void *connect_right(void *arg)
             j->st = client_handshake(c, j->fds[s], RING_MSG_HELLO, ring_hello_streams_bits(k, s), j->peer,
                                      j->deadline, j->wfd, j->err, sizeof j->err);
     }
-    if (j->st != RING_OK)
+    if (j->st != RING_OK) {
         for (int s = 0; s < k; s++)
             if (j->fds[s] >= 0) {
                 close(j->fds[s]);
                 j->fds[s] = -1;
             }
+        uint64_t one = 1;
+        ssize_t n = write(j->failed_fd, &one, sizeof one);
+        (void)n;
+    }
     return NULL;
 }
 
@@ -425,7 +449,7 @@ ring_status ring_bootstrap(ring_comm *c)
 {
     ring_status st = RING_OK;
     char err[400];
-    int lfd = -1, mfd = -1, cancel = -1, wset = -1, started = 0;
+    int lfd = -1, mfd = -1, cancel = -1, wset = -1, rfail = -1, lset = -1, started = 0;
     int k = c->set.tcp_streams, left[RING_MAX_TCP_STREAMS];
     const ring_config *cfg = &c->cfg;
     int left_rank = (c->rank + c->size - 1) % c->size, right_rank = (c->rank + 1) % c->size;
@@ -443,8 +467,11 @@ ring_status ring_bootstrap(ring_comm *c)
 
     snprintf(job.peer, sizeof job.peer, "right neighbour (rank %d at %s:%d)", right_rank, cfg->right_ip, cfg->right_port);
     cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    rfail = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     job.wfd = wset = cancel >= 0 ? either_fd(c->abort_fd, cancel) : -1;
-    if (wset < 0) {
+    job.failed_fd = rfail;
+    lset = rfail >= 0 ? either_fd(c->abort_fd, rfail) : -1;
+    if (wset < 0 || lset < 0) {
         st = ring_errf(err, sizeof err, RING_ERR_SYSTEM, "eventfd/epoll: %s", strerror(errno));
         goto fail;
     }
@@ -455,9 +482,11 @@ ring_status ring_bootstrap(ring_comm *c)
     }
     started = 1;
 
+    /* A right side refused (say for a different stream count) ends the wait for the left. */
     accept_spec left_spec = {.what = "left neighbour", .kind = RING_MSG_HELLO, .only_rank = left_rank,
-                             .expected = k, .stream_fds = left};
-    RING_CHECK(accept_peers(c, lfd, &left_spec, fds, deadline, err, sizeof err), fail);
+                             .expected = k, .stream_fds = left, .give_up_fd = lset};
+    st = accept_peers(c, lfd, &left_spec, fds, deadline, err, sizeof err);
+    if (st != RING_OK && ring_sock_wait(rfail, POLLIN, -1, 0) != RING_OK) goto fail;
     pthread_join(thr, NULL);
     started = 0;
     if ((st = job.st) != RING_OK) {
@@ -473,7 +502,8 @@ ring_status ring_bootstrap(ring_comm *c)
 
     /* Rendezvous with the master: every rank checks in, then the master says GO. */
     if (c->rank == 0) {
-        accept_spec ck = {.what = "check-in", .kind = RING_MSG_CHECKIN, .only_rank = -1, .expected = c->size - 1};
+        accept_spec ck = {.what = "check-in", .kind = RING_MSG_CHECKIN, .only_rank = -1, .expected = c->size - 1,
+                          .give_up_fd = -1};
         RING_CHECK(accept_peers(c, mfd, &ck, fds, deadline, err, sizeof err), fail);
         for (int r = 1; r < c->size; r++)
             RING_CHECK(send_hello(c, fds[r], RING_MSG_GO, deadline, err, sizeof err), fail);
@@ -509,6 +539,8 @@ close_listeners:
     if (mfd >= 0) close(mfd);
     if (wset >= 0) close(wset);
     if (cancel >= 0) close(cancel);
+    if (lset >= 0) close(lset);
+    if (rfail >= 0) close(rfail);
     return st;
 }
 
