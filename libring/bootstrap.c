@@ -93,9 +93,10 @@ static ring_status send_challenge(ring_comm *c, pending *p, char *why, size_t ca
     return ring_sock_write_all(p->fd, b, sizeof b, p->deadline_ns, c->abort_fd, why, cap);
 }
 
-/* Validate a complete handshake from a connecting peer; 0 or a reject reason. */
+/* Validate a complete handshake from a connecting peer; 0 or a reject reason. final: the
+ * peer is authenticated (or no secret is used), so it may learn our stream count. */
 static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_hello *h,
-                      const int *fds, char *why, size_t cap)
+                      const int *fds, int final, char *why, size_t cap)
 {
     if (h->kind != spec->kind) {
         snprintf(why, cap, "sent handshake message %u where %u was expected", h->kind, spec->kind);
@@ -125,7 +126,7 @@ static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_he
         snprintf(why, cap, "rank %u checked in twice", h->rank);
         return RING_REJECT_DUPLICATE;
     }
-    if (spec->stream_fds) {
+    if (spec->stream_fds && final) {
         int theirs = ring_hello_streams(h->reason), j = ring_hello_stream_index(h->reason);
         if (theirs != c->set.tcp_streams) {
             snprintf(why, cap, "rank %u uses %d TCP stream%s per neighbour, this rank %d: set RING_TCP_STREAMS "
@@ -217,7 +218,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 if (!p[i].challenged) {
                     reason = RING_REJECT_KIND;
                     if (ring_hello_decode(p[i].buf, RING_HELLO_BYTES, &p[i].h, why, sizeof why) == RING_OK)
-                        reason = judge(c, spec, &p[i].h, fds, why, sizeof why);
+                        reason = judge(c, spec, &p[i].h, fds, !c->auth, why, sizeof why);
                     if (!reason && c->auth && p[i].need == RING_HELLO_BYTES) {
                         p[i].need = HS_HELLO_NONCE; /* the client's nonce follows */
                         continue;
@@ -240,7 +241,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                         snprintf(why, sizeof why, "authentication failed: wrong proof (different secret or a replay)");
                         reason = RING_REJECT_AUTH;
                     } else {
-                        reason = judge(c, spec, &p[i].h, fds, why, sizeof why); /* a duplicate meanwhile? */
+                        reason = judge(c, spec, &p[i].h, fds, 1, why, sizeof why); /* a duplicate meanwhile? */
                     }
                 }
                 ring_hello h = p[i].h;
