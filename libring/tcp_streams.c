@@ -36,6 +36,22 @@
 #define TS_ALIGN 64              /* cuts fall on cache lines */
 #define TS_IDLE_MS 1000          /* a worker without work re-checks its stop flag this often */
 
+/* ThreadSanitizer cannot see causality through the wire: a receive worker may write a
+ * buffer that a send worker of the other connection read, once the bytes it sent came
+ * back around the ring (an in-place all-reduce receives its all-gather chunks where its
+ * reduce-scatter sent from). The kernel copy ended before the peer could answer. In TSan
+ * builds only, one lock around every send and receive call shows TSan that order (an
+ * annotation after sendmsg could come late: the answer may be read first). With one
+ * stream the same thread does both and TSan sees the same order. */
+#if defined(__SANITIZE_THREAD__)
+static pthread_mutex_t ts_wire_lock = PTHREAD_MUTEX_INITIALIZER;
+#define TS_WIRE_LOCK() pthread_mutex_lock(&ts_wire_lock)
+#define TS_WIRE_UNLOCK() pthread_mutex_unlock(&ts_wire_lock)
+#else
+#define TS_WIRE_LOCK() ((void)0)
+#define TS_WIRE_UNLOCK() ((void)0)
+#endif
+
 typedef struct ts_part {
     unsigned char *buf;
     size_t len;
@@ -151,12 +167,16 @@ static int ts_move(ring_conn *c, ts_stream *s, ts_lane *l, ts_dir *d, int sendin
         n++;
     }
     ssize_t got;
+    TS_WIRE_LOCK();
     if (sending) {
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         got = sendmsg(s->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
     } else {
         got = readv(s->fd, iov, n);
     }
+    int call_errno = errno;
+    TS_WIRE_UNLOCK();
+    errno = call_errno;
     if (got > 0) {
         ts_advance(c, l, d, tail, (size_t)got);
         return 1;
