@@ -84,11 +84,11 @@ typedef struct ts_stream {
 
 struct ring_conn {
     int peer, k;
-    int done_fd;               /* eventfd: workers -> caller (an operation completed, or an error) */
-    atomic_int waiting;        /* the caller sleeps on done_fd: the next completion must signal */
+    int done_fd;        /* eventfd: workers -> caller (an operation completed, or an error) */
+    atomic_int waiting; /* the caller sleeps on done_fd: the next completion must signal */
     atomic_int stop;
-    atomic_int claimed;        /* the first worker error wins */
-    atomic_int failed;         /* its status (0: none), stored after why is written */
+    atomic_int claimed; /* the first worker error wins */
+    atomic_int failed;  /* its status (0: none), stored after why is written */
     char why[200];
     ts_dir tx, rx;
     ts_stream *s; /* k of them */
@@ -122,7 +122,8 @@ static void ts_drain(int fd)
 }
 
 /* Worker: record the connection's first error and wake the caller. */
-__attribute__((format(printf, 3, 4))) static void ts_fail(ring_conn *c, ring_status st, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void ts_fail(ring_conn *c, ring_status st,
+                                                          const char *fmt, ...)
 {
     int zero = 0;
     if (atomic_compare_exchange_strong(&c->claimed, &zero, 1)) {
@@ -182,8 +183,9 @@ static int ts_move(ring_conn *c, ts_stream *s, ts_lane *l, ts_dir *d, int sendin
         return 1;
     }
     if (got == 0 && !sending) {
-        ts_fail(c, RING_ERR_PEER_CLOSED, "rank %d closed the connection mid-collective (stream %d of %d)", c->peer,
-                s->index, c->k);
+        ts_fail(c, RING_ERR_PEER_CLOSED,
+                "rank %d closed the connection mid-collective (stream %d of %d)", c->peer, s->index,
+                c->k);
         return -1;
     }
     if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
@@ -198,7 +200,8 @@ static int ts_move(ring_conn *c, ts_stream *s, ts_lane *l, ts_dir *d, int sendin
 static void ts_skip_empty(ring_conn *c, ts_lane *l, ts_dir *d)
 {
     unsigned tail = atomic_load_explicit(&l->tail, memory_order_acquire);
-    while (l->head != tail && l->parts[l->head % TS_QUEUE].len == 0) ts_advance(c, l, d, tail, 0);
+    while (l->head != tail && l->parts[l->head % TS_QUEUE].len == 0)
+        ts_advance(c, l, d, tail, 0);
 }
 
 static void *ts_worker(void *arg)
@@ -224,14 +227,15 @@ static void *ts_worker(void *arg)
             atomic_store(&s->rx.idle, 0);
             continue;
         }
-        struct pollfd p[2] = {{.fd = s->wake, .events = POLLIN},
-                              {.fd = s->fd, .events = (short)((want_out ? POLLOUT : 0) | (want_in ? POLLIN : 0))}};
+        struct pollfd p[2] = {
+            {.fd = s->wake, .events = POLLIN},
+            {.fd = s->fd, .events = (short)((want_out ? POLLOUT : 0) | (want_in ? POLLIN : 0))}};
         int r = poll(p, want_out || want_in ? 2 : 1, TS_IDLE_MS);
         atomic_store(&s->tx.idle, 0);
         atomic_store(&s->rx.idle, 0);
         if (r < 0 && errno != EINTR) {
-            ts_fail(c, RING_ERR_SYSTEM, "stream %d of %d to rank %d: poll: %s", s->index, c->k, c->peer,
-                    strerror(errno));
+            ts_fail(c, RING_ERR_SYSTEM, "stream %d of %d to rank %d: poll: %s", s->index, c->k,
+                    c->peer, strerror(errno));
             break;
         }
         if (r > 0 && (p[0].revents & POLLIN)) ts_drain(s->wake);
@@ -262,12 +266,13 @@ static void ts_close(ring_conn *c)
 {
     if (!c) return;
     ts_stop(c);
-    for (int j = 0; j < c->k; j++) close(c->s[j].fd);
+    for (int j = 0; j < c->k; j++)
+        close(c->s[j].fd);
     ts_free(c);
 }
 
-static ring_status ts_open(const ring_tp_opts *opts, const int *fds, int nfds, int peer_rank, ring_conn **out,
-                           char *err, size_t errlen)
+static ring_status ts_open(const ring_tp_opts *opts, const int *fds, int nfds, int peer_rank,
+                           ring_conn **out, char *err, size_t errlen)
 {
     (void)opts;
     ring_status st = RING_OK;
@@ -299,7 +304,8 @@ static ring_status ts_open(const ring_tp_opts *opts, const int *fds, int nfds, i
     for (int j = 0; j < nfds; j++) {
         int e = pthread_create(&s[j].thread, NULL, ts_worker, &s[j]);
         if (e) {
-            st = ring_errf(err, errlen, RING_ERR_SYSTEM, "cannot start a stream thread: %s", strerror(e));
+            st = ring_errf(err, errlen, RING_ERR_SYSTEM, "cannot start a stream thread: %s",
+                           strerror(e));
             goto stop_workers;
         }
         s[j].started = 1;
@@ -325,7 +331,8 @@ static ring_status ts_post(ring_conn *c, ts_dir *d, int sending, const void *buf
         ts_lane *l = sending ? &s->tx : &s->rx;
         size_t a = ts_cut(len, n, j), b = ts_cut(len, n, j + 1);
         unsigned t = atomic_load_explicit(&l->tail, memory_order_relaxed);
-        l->parts[t % TS_QUEUE] = (ts_part){.buf = (unsigned char *)buf + a, .len = b - a, .op = d->tail};
+        l->parts[t % TS_QUEUE] =
+            (ts_part){.buf = (unsigned char *)buf + a, .len = b - a, .op = d->tail};
         atomic_store(&l->tail, t + 1); /* seq_cst: ordered before reading the idle flag */
         if (atomic_load(&l->idle) && atomic_exchange(&l->idle, 0)) ts_signal(s->wake);
     }
@@ -333,16 +340,29 @@ static ring_status ts_post(ring_conn *c, ts_dir *d, int sending, const void *buf
     return RING_OK;
 }
 
-static ring_status ts_post_send(ring_conn *c, const void *buf, size_t len) { return ts_post(c, &c->tx, 1, buf, len); }
-static ring_status ts_post_recv(ring_conn *c, void *buf, size_t len) { return ts_post(c, &c->rx, 0, buf, len); }
-static int ts_pending_sends(const ring_conn *c) { return (int)(c->tx.tail - c->tx.head); }
-static int ts_pending_recvs(const ring_conn *c) { return (int)(c->rx.tail - c->rx.head); }
+static ring_status ts_post_send(ring_conn *c, const void *buf, size_t len)
+{
+    return ts_post(c, &c->tx, 1, buf, len);
+}
+static ring_status ts_post_recv(ring_conn *c, void *buf, size_t len)
+{
+    return ts_post(c, &c->rx, 0, buf, len);
+}
+static int ts_pending_sends(const ring_conn *c)
+{
+    return (int)(c->tx.tail - c->tx.head);
+}
+static int ts_pending_recvs(const ring_conn *c)
+{
+    return (int)(c->rx.tail - c->rx.head);
+}
 
 /* Operations finished in FIFO order since the last call. */
 static int ts_collect(ts_dir *d)
 {
     int n = 0;
-    while (d->head != d->tail && atomic_load_explicit(&d->left[d->head % TS_QUEUE], memory_order_acquire) == 0) {
+    while (d->head != d->tail &&
+           atomic_load_explicit(&d->left[d->head % TS_QUEUE], memory_order_acquire) == 0) {
         d->head++;
         n++;
     }
@@ -356,13 +376,15 @@ static ring_status ts_failed(ring_conn *c, char *err, size_t errlen)
     return ring_errf(err, errlen, (ring_status)st, "%s", c->why);
 }
 
-static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns, int *sends,
-                               int *recvs, char *err, size_t errlen)
+static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,
+                               int *sends, int *recvs, char *err, size_t errlen)
 {
     ring_status st;
     *sends = *recvs = 0;
     for (int armed = 0;;) {
-        if ((st = ts_failed(tx, err, errlen)) != RING_OK || (st = ts_failed(rx, err, errlen)) != RING_OK) return st;
+        if ((st = ts_failed(tx, err, errlen)) != RING_OK ||
+            (st = ts_failed(rx, err, errlen)) != RING_OK)
+            return st;
         if (tx) *sends += ts_collect(&tx->tx);
         if (rx) *recvs += ts_collect(&rx->rx);
         if (*sends || *recvs) return RING_OK;
@@ -390,7 +412,8 @@ static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
         int r = poll(p, (nfds_t)n, ms);
         if (r < 0 && errno != EINTR)
             return ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
-        if (r > 0 && (p[0].revents & POLLIN)) return ring_errf(err, errlen, RING_ERR_ABORTED, "aborted");
+        if (r > 0 && (p[0].revents & POLLIN))
+            return ring_errf(err, errlen, RING_ERR_ABORTED, "aborted");
         for (int i = 1; i < n; i++)
             if (p[i].revents & POLLIN) ts_drain(p[i].fd);
         armed = 0;
