@@ -4,7 +4,9 @@
  * connects right (the kernel's backlog completes the connect before the peer
  * accepts) and sends its HELLO, then accepts its left neighbour, then reads the
  * ACK of its right neighbour. Strangers on any port are refused or dropped at
- * their own handshake deadline while the real peers are served. */
+ * their own handshake deadline while the real peers are served. With K TCP streams
+ * per neighbour, each of the K connections passes the same handshake and names its
+ * stream in the HELLO; both ends must use the same K (wire.h). */
 #include "auth.h"
 #include "sock.h"
 #include "wire.h"
@@ -42,6 +44,11 @@ typedef struct accept_spec {
     uint16_t kind;       /* RING_MSG_HELLO or RING_MSG_CHECKIN */
     int only_rank;       /* >= 0: exactly this rank; -1: any of 1..size-1 */
     int expected;        /* connections to collect */
+    int *stream_fds;     /* HELLO: the neighbour's streams land here by index (expected of them) */
+    /* Readable when this rank failed on its right side: keep serving the left only until
+     * it has been told of a stream-count mismatch, or a handshake timeout passed, so that
+     * both neighbours name the mismatch (-1: none). */
+    int give_up_fd;
 } accept_spec;
 
 static ring_hello make_hello(const ring_comm *c, uint16_t kind, uint32_t reason)
@@ -86,9 +93,10 @@ static ring_status send_challenge(ring_comm *c, pending *p, char *why, size_t ca
     return ring_sock_write_all(p->fd, b, sizeof b, p->deadline_ns, c->abort_fd, why, cap);
 }
 
-/* Validate a complete handshake from a connecting peer; 0 or a reject reason. */
+/* Validate a complete handshake from a connecting peer; 0 or a reject reason. final: the
+ * peer is authenticated (or no secret is used), so it may learn our stream count. */
 static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_hello *h,
-                      const int *fds, char *why, size_t cap)
+                      const int *fds, int final, char *why, size_t cap)
 {
     if (h->kind != spec->kind) {
         snprintf(why, cap, "sent handshake message %u where %u was expected", h->kind, spec->kind);
@@ -118,6 +126,23 @@ static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_he
         snprintf(why, cap, "rank %u checked in twice", h->rank);
         return RING_REJECT_DUPLICATE;
     }
+    if (spec->stream_fds && final) {
+        int theirs = ring_hello_streams(h->reason), j = ring_hello_stream_index(h->reason);
+        if (theirs != c->set.tcp_streams) {
+            snprintf(why, cap, "rank %u uses %d TCP stream%s per neighbour, this rank %d: set RING_TCP_STREAMS "
+                     "(or \"tcp_streams\") alike on every rank", h->rank, theirs, theirs > 1 ? "s" : "",
+                     c->set.tcp_streams);
+            return RING_REJECT_STREAMS;
+        }
+        if (j >= theirs) {
+            snprintf(why, cap, "claims stream %d of %d", j, theirs);
+            return RING_REJECT_STREAMS;
+        }
+        if (spec->stream_fds[j] >= 0) {
+            snprintf(why, cap, "stream %d of rank %u connected twice", j, h->rank);
+            return RING_REJECT_DUPLICATE;
+        }
+    }
     return 0;
 }
 
@@ -128,30 +153,39 @@ static void drop(pending *p, int *np, int i)
 }
 
 /* Accept spec->expected valid peers on lfd. fds is indexed by rank (size entries,
- * preset to -1); for the ring port the left neighbour's fd lands at its rank. */
+ * preset to -1); the left neighbour's streams land in spec->stream_fds instead. */
 static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, int *fds,
                                 int64_t deadline, char *err, size_t errlen)
 {
     pending p[MAX_PENDING];
     int np = 0, have = 0;
     ring_status st = RING_OK;
+    char refused[240] = ""; /* the last refusal, told if the deadline passes */
+    int giving_up = 0, told = 0;
     while (have < spec->expected) {
-        struct pollfd pf[MAX_PENDING + 2];
+        struct pollfd pf[MAX_PENDING + 3];
         pf[0] = (struct pollfd){.fd = c->abort_fd, .events = POLLIN};
         pf[1] = (struct pollfd){.fd = lfd, .events = POLLIN};
+        /* After the pending handshakes, so that their indices stay i + 2. */
+        pf[np + 2] = (struct pollfd){.fd = giving_up ? -1 : spec->give_up_fd, .events = POLLIN};
         int64_t wake = deadline;
         for (int i = 0; i < np; i++) {
             pf[i + 2] = (struct pollfd){.fd = p[i].fd, .events = POLLIN};
             if (p[i].deadline_ns < wake) wake = p[i].deadline_ns;
         }
+        if (giving_up && told) {
+            st = ring_errf(err, errlen, RING_ERR_ABORTED, "gave up waiting for %s", spec->what);
+            goto close_pending;
+        }
         int ms = ring_ms_left(wake);
         if (ring_ms_left(deadline) == 0) {
             st = ring_errf(err, errlen, RING_ERR_TIMEOUT,
-                           "waited for %s: only %d of %d arrived before the connect deadline",
-                           spec->what, have, spec->expected);
+                           "waited for %s: only %d of %d arrived before the connect deadline%s%s%s",
+                           spec->what, have, spec->expected, refused[0] ? " (refused " : "", refused,
+                           refused[0] ? ")" : "");
             goto close_pending;
         }
-        int r = poll(pf, (nfds_t)(np + 2), ms);
+        int r = poll(pf, (nfds_t)(np + 3), ms);
         if (r < 0 && errno != EINTR) {
             st = ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
             goto close_pending;
@@ -159,6 +193,11 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
         if (pf[0].revents & POLLIN) {
             st = ring_errf(err, errlen, RING_ERR_ABORTED, "aborted while waiting for %s", spec->what);
             goto close_pending;
+        }
+        if (pf[np + 2].revents & POLLIN) {
+            giving_up = 1;
+            int64_t grace = ring_deadline_in(c->set.handshake_timeout_ms);
+            if (grace < deadline) deadline = grace;
         }
         /* Serve the pending handshakes (from the back: drop() moves the last entry). */
         int64_t now = ring_now_ns();
@@ -179,7 +218,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 if (!p[i].challenged) {
                     reason = RING_REJECT_KIND;
                     if (ring_hello_decode(p[i].buf, RING_HELLO_BYTES, &p[i].h, why, sizeof why) == RING_OK)
-                        reason = judge(c, spec, &p[i].h, fds, why, sizeof why);
+                        reason = judge(c, spec, &p[i].h, fds, !c->auth, why, sizeof why);
                     if (!reason && c->auth && p[i].need == RING_HELLO_BYTES) {
                         p[i].need = HS_HELLO_NONCE; /* the client's nonce follows */
                         continue;
@@ -202,13 +241,19 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                         snprintf(why, sizeof why, "authentication failed: wrong proof (different secret or a replay)");
                         reason = RING_REJECT_AUTH;
                     } else {
-                        reason = judge(c, spec, &p[i].h, fds, why, sizeof why); /* a duplicate meanwhile? */
+                        reason = judge(c, spec, &p[i].h, fds, 1, why, sizeof why); /* a duplicate meanwhile? */
                     }
                 }
                 ring_hello h = p[i].h;
                 if (reason) {
                     ring_log(RING_LOG_WARN, c->rank, "refused %s connection from %s: %s", spec->what,
                              p[i].name, why);
+                    snprintf(refused, sizeof refused, "%s: %s", p[i].name, why);
+                    /* A streams refusal tells ours, so that the client can name both counts. */
+                    if (reason == RING_REJECT_STREAMS) {
+                        reason |= ring_hello_streams_bits(c->set.tcp_streams, 0);
+                        told = 1;
+                    }
                     ring_hello rej = make_hello(c, RING_MSG_REJECT, reason);
                     send_hello_nowait(p[i].fd, &rej);
                     drop(p, &np, i);
@@ -225,7 +270,10 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 }
                 ring_log(RING_LOG_DEBUG, c->rank, "accepted %s rank %u from %s%s", spec->what, h.rank,
                          p[i].name, c->auth ? " (authenticated)" : "");
-                fds[h.rank] = p[i].fd;
+                if (spec->stream_fds)
+                    spec->stream_fds[ring_hello_stream_index(h.reason)] = p[i].fd;
+                else
+                    fds[h.rank] = p[i].fd;
                 have++;
                 p[i] = p[--np];
                 continue;
@@ -272,8 +320,14 @@ static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *
     ring_hello h;
     if ((st = ring_hello_decode(b, sizeof b, &h, why, sizeof why)) != RING_OK)
         return ring_errf(err, errlen, st, "%s: %s", peer, why);
+    if (h.kind == RING_MSG_REJECT && RING_REJECT_CODE(h.reason) == RING_REJECT_STREAMS)
+        return ring_errf(err, errlen, RING_ERR_CONFIG,
+                         "%s refused us: it uses %d TCP stream%s per neighbour, this rank %d: set RING_TCP_STREAMS "
+                         "(or \"tcp_streams\") alike on every rank",
+                         peer, ring_hello_streams(h.reason), ring_hello_streams(h.reason) > 1 ? "s" : "",
+                         c->set.tcp_streams);
     if (h.kind == RING_MSG_REJECT)
-        return ring_errf(err, errlen, h.reason == RING_REJECT_AUTH ? RING_ERR_AUTH : RING_ERR_CONFIG,
+        return ring_errf(err, errlen, RING_REJECT_CODE(h.reason) == RING_REJECT_AUTH ? RING_ERR_AUTH : RING_ERR_CONFIG,
                          "%s refused us: %s", peer, ring_reject_str(h.reason));
     if (h.kind != want)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "%s: answered message %u, expected %u", peer,
@@ -284,12 +338,13 @@ static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *
     return RING_OK;
 }
 
-/* Client side of a handshake: HELLO or CHECKIN, the challenge-response with a secret, ACK. */
-static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, const char *peer, int64_t deadline,
-                                    int wfd, char *err, size_t errlen)
+/* Client side of a handshake: HELLO or CHECKIN, the challenge-response with a secret, ACK.
+ * flags: more bits for the hello's reason field (which stream this is). */
+static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, uint32_t flags, const char *peer,
+                                    int64_t deadline, int wfd, char *err, size_t errlen)
 {
     unsigned char hello[HS_FULL];
-    ring_hello h = make_hello(c, kind, c->auth ? RING_HELLO_FLAG_AUTH : 0);
+    ring_hello h = make_hello(c, kind, (c->auth ? RING_HELLO_FLAG_AUTH : 0) | flags);
     ring_hello_encode(&h, hello);
     size_t len = RING_HELLO_BYTES;
     ring_status st;
@@ -322,7 +377,8 @@ typedef struct right_job {
     ring_comm *c;
     int64_t deadline;
     int wfd; /* epoll set of the abort fd and cancel */
-    int fd;
+    int failed_fd; /* eventfd written when the right side failed: the left accept gives up */
+    int fds[RING_MAX_TCP_STREAMS]; /* one per stream, each through its own handshake */
     ring_status st;
     char peer[RING_IP_MAX + 48];
     char err[400];
@@ -332,13 +388,24 @@ static void *connect_right(void *arg)
 {
     right_job *j = arg;
     ring_comm *c = j->c;
-    j->fd = -1;
-    j->st = ring_sock_connect(c->cfg.right_ip, c->cfg.right_port, j->deadline, j->wfd, &j->fd, j->err, sizeof j->err);
-    if (j->st == RING_OK)
-        j->st = client_handshake(c, j->fd, RING_MSG_HELLO, j->peer, j->deadline, j->wfd, j->err, sizeof j->err);
-    if (j->st != RING_OK && j->fd >= 0) {
-        close(j->fd);
-        j->fd = -1;
+    int k = c->set.tcp_streams;
+    j->st = RING_OK;
+    for (int s = 0; s < k && j->st == RING_OK; s++) {
+        j->st = ring_sock_connect(c->cfg.right_ip, c->cfg.right_port, j->deadline, j->wfd, &j->fds[s], j->err,
+                                  sizeof j->err);
+        if (j->st == RING_OK)
+            j->st = client_handshake(c, j->fds[s], RING_MSG_HELLO, ring_hello_streams_bits(k, s), j->peer,
+                                     j->deadline, j->wfd, j->err, sizeof j->err);
+    }
+    if (j->st != RING_OK) {
+        for (int s = 0; s < k; s++)
+            if (j->fds[s] >= 0) {
+                close(j->fds[s]);
+                j->fds[s] = -1;
+            }
+        uint64_t one = 1;
+        ssize_t n = write(j->failed_fd, &one, sizeof one);
+        (void)n;
     }
     return NULL;
 }
@@ -359,17 +426,39 @@ fail:
     return -1;
 }
 
+static void close_fds(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+}
+
+/* Hand a neighbour's sockets (one per stream) to the transport; they are its own on success. */
+static ring_status open_conn(ring_comm *c, int *fds, int peer, ring_conn **out, char *err, size_t errlen)
+{
+    int k = c->set.tcp_streams;
+    ring_status st = k > 1 ? c->tp->open_streams(&c->tpo, fds, k, peer, out, err, errlen)
+                           : c->tp->open(&c->tpo, fds[0], peer, out, err, errlen);
+    if (st == RING_OK)
+        for (int i = 0; i < k; i++) fds[i] = -1;
+    return st;
+}
+
 ring_status ring_bootstrap(ring_comm *c)
 {
     ring_status st = RING_OK;
     char err[400];
-    int lfd = -1, mfd = -1, right = -1, cancel = -1, wset = -1, started = 0;
+    int lfd = -1, mfd = -1, cancel = -1, wset = -1, rfail = -1, lset = -1, started = 0;
+    int k = c->set.tcp_streams, left[RING_MAX_TCP_STREAMS];
     const ring_config *cfg = &c->cfg;
     int left_rank = (c->rank + c->size - 1) % c->size, right_rank = (c->rank + 1) % c->size;
     int64_t deadline = ring_deadline_in(c->set.connect_timeout_ms);
     int64_t t0 = ring_now_ns();
     pthread_t thr;
-    right_job job = {.c = c, .deadline = deadline, .fd = -1};
+    right_job job = {.c = c, .deadline = deadline};
+    for (int i = 0; i < RING_MAX_TCP_STREAMS; i++) job.fds[i] = left[i] = -1;
     int *fds = calloc((size_t)c->size, sizeof *fds);
     if (!fds) return ring_fail(c, RING_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->size; i++) fds[i] = -1;
@@ -379,8 +468,11 @@ ring_status ring_bootstrap(ring_comm *c)
 
     snprintf(job.peer, sizeof job.peer, "right neighbour (rank %d at %s:%d)", right_rank, cfg->right_ip, cfg->right_port);
     cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    rfail = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     job.wfd = wset = cancel >= 0 ? either_fd(c->abort_fd, cancel) : -1;
-    if (wset < 0) {
+    job.failed_fd = rfail;
+    lset = rfail >= 0 ? either_fd(c->abort_fd, rfail) : -1;
+    if (wset < 0 || lset < 0) {
         st = ring_errf(err, sizeof err, RING_ERR_SYSTEM, "eventfd/epoll: %s", strerror(errno));
         goto fail;
     }
@@ -391,27 +483,19 @@ ring_status ring_bootstrap(ring_comm *c)
     }
     started = 1;
 
-    accept_spec left_spec = {.what = "left neighbour", .kind = RING_MSG_HELLO, .only_rank = left_rank, .expected = 1};
-    RING_CHECK(accept_peers(c, lfd, &left_spec, fds, deadline, err, sizeof err), fail);
-    int left = fds[left_rank];
-    fds[left_rank] = -1;
+    /* A right side refused (say for a different stream count) ends the wait for the left. */
+    accept_spec left_spec = {.what = "left neighbour", .kind = RING_MSG_HELLO, .only_rank = left_rank,
+                             .expected = k, .stream_fds = left, .give_up_fd = lset};
+    st = accept_peers(c, lfd, &left_spec, fds, deadline, err, sizeof err);
+    if (st != RING_OK && ring_sock_wait(rfail, POLLIN, -1, 0) != RING_OK) goto fail;
     pthread_join(thr, NULL);
     started = 0;
-    right = job.fd;
     if ((st = job.st) != RING_OK) {
         snprintf(err, sizeof err, "%s", job.err);
-        close(left);
         goto fail;
     }
-    st = c->tp->open(&c->tpo, right, right_rank, &c->right, err, sizeof err);
-    if (st == RING_OK) {
-        right = -1;
-        st = c->tp->open(&c->tpo, left, left_rank, &c->left, err, sizeof err);
-    }
-    if (st != RING_OK) {
-        close(left);
-        goto fail;
-    }
+    RING_CHECK(open_conn(c, job.fds, right_rank, &c->right, err, sizeof err), fail);
+    RING_CHECK(open_conn(c, left, left_rank, &c->left, err, sizeof err), fail);
     if (c->tp->connect) {
         RING_CHECK(c->tp->connect(c->right, c->abort_fd, deadline, err, sizeof err), fail);
         RING_CHECK(c->tp->connect(c->left, c->abort_fd, deadline, err, sizeof err), fail);
@@ -419,7 +503,8 @@ ring_status ring_bootstrap(ring_comm *c)
 
     /* Rendezvous with the master: every rank checks in, then the master says GO. */
     if (c->rank == 0) {
-        accept_spec ck = {.what = "check-in", .kind = RING_MSG_CHECKIN, .only_rank = -1, .expected = c->size - 1};
+        accept_spec ck = {.what = "check-in", .kind = RING_MSG_CHECKIN, .only_rank = -1, .expected = c->size - 1,
+                          .give_up_fd = -1};
         RING_CHECK(accept_peers(c, mfd, &ck, fds, deadline, err, sizeof err), fail);
         for (int r = 1; r < c->size; r++)
             RING_CHECK(send_hello(c, fds[r], RING_MSG_GO, deadline, err, sizeof err), fail);
@@ -429,7 +514,7 @@ ring_status ring_bootstrap(ring_comm *c)
         char master[RING_IP_MAX + 32];
         snprintf(master, sizeof master, "master at %s:%d", cfg->master_ip, cfg->master_port);
         RING_CHECK(ring_sock_connect(cfg->master_ip, cfg->master_port, deadline, c->abort_fd, &c->master_fd, err, sizeof err), fail);
-        RING_CHECK(client_handshake(c, c->master_fd, RING_MSG_CHECKIN, master, deadline, c->abort_fd, err, sizeof err), fail);
+        RING_CHECK(client_handshake(c, c->master_fd, RING_MSG_CHECKIN, 0, master, deadline, c->abort_fd, err, sizeof err), fail);
         RING_CHECK(read_answer(c, c->master_fd, RING_MSG_GO, master, deadline, c->abort_fd, err, sizeof err), fail);
     }
     ring_log(RING_LOG_INFO, c->rank, "ring of %d formed in %.1f ms (left rank %d, right rank %d)%s", c->size,
@@ -442,10 +527,10 @@ fail:
         ssize_t n = write(cancel, &one, sizeof one);
         (void)n;
         pthread_join(thr, NULL);
-        right = job.fd;
     }
     ring_fail(c, st, "rank %d: forming the ring: %s", c->rank, err);
-    if (right >= 0) close(right);
+    close_fds(job.fds, RING_MAX_TCP_STREAMS);
+    close_fds(left, RING_MAX_TCP_STREAMS);
 close_listeners:
     if (fds)
         for (int i = 0; i < c->size; i++)
@@ -455,6 +540,8 @@ close_listeners:
     if (mfd >= 0) close(mfd);
     if (wset >= 0) close(wset);
     if (cancel >= 0) close(cancel);
+    if (lset >= 0) close(lset);
+    if (rfail >= 0) close(rfail);
     return st;
 }
 

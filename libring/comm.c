@@ -62,6 +62,9 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
         goto free_comm;
     ring_settings_resolve(&p, &c->set);
     c->tpo.spin_us = c->set.spin_us;
+    if ((st = ring_transport_streams(c->cfg.tcp_streams, c->rank, &c->tp, &c->set.tcp_streams, err, errlen)) !=
+        RING_OK)
+        goto free_comm;
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {
         st = ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd failed");
@@ -79,11 +82,13 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
             goto free_buffers;
         }
     }
+    char streams[32] = "";
+    if (c->set.tcp_streams > 1) snprintf(streams, sizeof streams, " (%d streams)", c->set.tcp_streams);
     ring_log(RING_LOG_INFO, c->rank,
-             "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s, job 0x%016llx, "
+             "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s%s, job 0x%016llx, "
              "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms, checksum %s",
              c->rank, c->size, c->cfg.port, c->cfg.right_ip, c->cfg.right_port, c->cfg.master_ip,
-             c->cfg.master_port, c->tp->name, (unsigned long long)c->job_id, c->set.segment_bytes,
+             c->cfg.master_port, c->tp->name, streams, (unsigned long long)c->job_id, c->set.segment_bytes,
              c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms, c->set.op_timeout_ms,
              c->set.checksum ? "crc32c" : "off");
     if (c->size > 1 && (st = ring_bootstrap(c)) != RING_OK) {

@@ -89,7 +89,7 @@ static ring_status get_str(const cJSON *root, const char *origin, const char *ke
 
 static const char *const known_keys[] = {"master_ip", "master_port", "port",      "right_ip",
                                          "right_port", "rank",       "world_size", "job_id",
-                                         "secret_file", "transport", "checksum"};
+                                         "secret_file", "transport", "checksum", "tcp_streams"};
 
 /* Line and column (1-based) of byte offset `off` in text. */
 static void line_col(const char *text, size_t off, int *line, int *col)
@@ -204,6 +204,8 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
         goto free_json;
     }
     cfg->checksum = ck && cJSON_IsTrue(ck);
+    RING_CHECK(get_int(root, origin, "tcp_streams", 0, 1, RING_MAX_TCP_STREAMS, &cfg->tcp_streams, err, errlen),
+               free_json);
     char transport[16] = "tcp";
     RING_CHECK(get_str(root, origin, "transport", transport, sizeof transport, &present, err, errlen),
                free_json);
@@ -290,6 +292,7 @@ ring_status ring_config_write(const char *path, const ring_config *cfg, char *er
              (!cfg->has_job_id || cJSON_AddStringToObject(o, "job_id", job)) &&
              (!cfg->secret_file[0] || cJSON_AddStringToObject(o, "secret_file", cfg->secret_file)) &&
              (!cfg->checksum || cJSON_AddTrueToObject(o, "checksum")) &&
+             (!cfg->tcp_streams || cJSON_AddNumberToObject(o, "tcp_streams", cfg->tcp_streams)) &&
              (cfg->transport == RING_TRANSPORT_TCP ||
               cJSON_AddStringToObject(o, "transport", transports[cfg->transport]));
     char *text = ok ? cJSON_Print(o) : NULL;

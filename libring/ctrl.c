@@ -251,6 +251,11 @@ ring_status ring_ctrl_settle(ring_comm *c, ring_status st, char *why, size_t cap
     }
     ring_status remote = ring_ctrl_verdict(c, why, cap);
     int local_abort = atomic_load(&c->aborted);
+    if (local_abort && st == RING_ERR_PEER_CLOSED) {
+        /* Aborted while we waited: the closed connection was the cascade of an abort. */
+        st = RING_ERR_ABORTED;
+        snprintf(why, cap, "aborted by ring_comm_abort()");
+    }
     if (remote && !local_abort && (st == RING_ERR_PEER_CLOSED || st == RING_ERR_ABORTED || st == remote))
         return remote;
     if (st == RING_ERR_ABORTED && !local_abort && !remote) st = RING_ERR_SYSTEM; /* cannot happen */

@@ -21,6 +21,7 @@ enum {
     K_IB_DEVICE,
     K_IB_PORT,
     K_IB_GID_INDEX,
+    K_TCP_STREAMS,
     K_COUNT
 };
 
@@ -45,6 +46,9 @@ static const ring_knob knob_table[K_COUNT + 1] = {
     [K_IB_PORT] = {"RING_IB_PORT", "", "verbs port number (default: the first active port)"},
     [K_IB_GID_INDEX] = {"RING_IB_GID_INDEX", "",
                         "GID index for RoCE (default: a RoCE v2 GID, IPv4-mapped first)"},
+    [K_TCP_STREAMS] = {"RING_TCP_STREAMS", "1",
+                       "TCP streams per neighbour connection, 1..16, each moved by its own threads; "
+                       "every rank must use the same (overrides \"tcp_streams\")"},
     [K_COUNT] = {NULL, NULL, NULL},
 };
 
@@ -96,6 +100,7 @@ static long long knob_int(int k, long long def, long long lo, long long hi)
 }
 
 const char *ring_knob_transport(void) { return knob_value(K_TRANSPORT); }
+const char *ring_knob_tcp_streams(void) { return knob_value(K_TCP_STREAMS); }
 const char *ring_knob_ib_device(void) { return knob_value(K_IB_DEVICE); }
 int ring_knob_ib_port(void) { return (int)knob_int(K_IB_PORT, 0, 1, 255); }
 int ring_knob_ib_gid_index(void) { return (int)knob_int(K_IB_GID_INDEX, -1, 0, 65535); }

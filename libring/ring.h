@@ -123,6 +123,7 @@ typedef struct ring_config {
     char secret_file[RING_PATH_MAX]; /* "" if none: shared-secret authentication */
     ring_transport_kind transport;   /* default TCP */
     int checksum;                    /* "checksum": true: CRC32C of every data segment */
+    int tcp_streams;                 /* "tcp_streams": 1..16 TCP streams per neighbour; 0 unset */
 } ring_config;
 
 /* Fill defaults (master_ip/right_ip "0.0.0.0", transport tcp, everything else 0). */

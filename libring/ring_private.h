@@ -19,6 +19,7 @@
 #define RING_DEFAULT_SPIN_US 100
 #define RING_DEFAULT_DEPTH 8
 #define RING_MAX_DEPTH 64
+#define RING_MAX_TCP_STREAMS 16
 
 /* Settings resolved from params, environment and defaults. */
 typedef struct ring_settings {
@@ -30,6 +31,7 @@ typedef struct ring_settings {
     int spin_us;
     int depth; /* staging slots and sends in flight */
     int checksum; /* CRC32C of every data segment */
+    int tcp_streams; /* TCP connections per neighbour (1: one, moved by the caller's thread) */
 } ring_settings;
 
 /* The control plane (ctrl.c): a thread per communicator watches the master
@@ -83,6 +85,8 @@ const char *ring_knob_config_path(void);
 const char *ring_knob_secret_file(void);
 /* RING_TRANSPORT and the RING_IB_* knobs: NULL / 0 / -1 when unset (port, GID index). */
 const char *ring_knob_transport(void);
+/* RING_TCP_STREAMS's text, or NULL if unset (transport_select.c checks it). */
+const char *ring_knob_tcp_streams(void);
 const char *ring_knob_ib_device(void);
 int ring_knob_ib_port(void);
 int ring_knob_ib_gid_index(void);

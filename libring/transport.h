@@ -3,7 +3,9 @@
  * Connections are set up over TCP by the bootstrap (handshake, authentication);
  * a transport then turns the two neighbour sockets into data connections.
  * The data path is asynchronous: post sends and receives (completed in FIFO
- * order per connection), then progress until something completes. */
+ * order per connection), then progress until something completes. A receive must
+ * have the length of the send it pairs with (the striped TCP transport cuts both
+ * the same way from the length alone). */
 #ifndef RING_TRANSPORT_H
 #define RING_TRANSPORT_H
 
@@ -29,6 +31,10 @@ typedef struct ring_transport {
      * not wait for the peer: every rank opens its right connection before its left one. */
     ring_status (*open)(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out, char *err,
                         size_t errlen);
+    /* Instead of open, for a transport striped over several sockets to the same peer
+     * (NULL: one socket). fds[0..nfds) in stream order; all of them move on success. */
+    ring_status (*open_streams)(const ring_tp_opts *opts, const int *fds, int nfds, int peer_rank,
+                                ring_conn **out, char *err, size_t errlen);
     /* Finish setting up once both of a rank's connections are open (NULL: nothing to do).
      * May exchange messages with the peer on the socket; waits at most until the deadline. */
     ring_status (*connect)(ring_conn *c, int abort_fd, int64_t deadline_ns, char *err, size_t errlen);
@@ -47,6 +53,9 @@ typedef struct ring_transport {
 } ring_transport;
 
 extern const ring_transport ring_transport_tcp;
+/* TCP striped over RING_TCP_STREAMS sockets per neighbour, each moved by its own thread
+ * (tcp_streams.c). Chosen instead of ring_transport_tcp when more than one stream. */
+extern const ring_transport ring_transport_tcp_streams;
 /* Defined only where configure found libibverbs (HAVE_VERBS). */
 extern const ring_transport ring_transport_verbs;
 /* Find a usable verbs device and port, honouring the RING_IB_* knobs (want_* may be
@@ -59,5 +68,10 @@ ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gi
  * logs the choice at INFO (rank is for the log line). */
 ring_status ring_transport_select(ring_transport_kind asked, int rank, const ring_transport **tp,
                                   ring_tp_opts *opts, char *err, size_t errlen);
+/* TCP streams per neighbour: RING_TCP_STREAMS, else the config's "tcp_streams", else 1.
+ * With more than one and *tp TCP, *tp becomes the striped transport; other transports
+ * keep one (logged). A bad knob value is a RING_ERR_CONFIG naming it. */
+ring_status ring_transport_streams(int configured, int rank, const ring_transport **tp, int *streams,
+                                   char *err, size_t errlen);
 
 #endif

@@ -1,8 +1,11 @@
 /* Choosing a communicator's transport: the config's "transport", overridden by the
- * RING_TRANSPORT knob; "auto" takes verbs when a usable device and port exist. */
+ * RING_TRANSPORT knob; "auto" takes verbs when a usable device and port exist. Then
+ * how many TCP streams per neighbour (RING_TCP_STREAMS over "tcp_streams"). */
 #include "config.h"
 #include "ring_private.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -51,4 +54,30 @@ ring_status ring_transport_select(ring_transport_kind asked, int rank, const rin
     ring_log(RING_LOG_INFO, rank, "transport auto: tcp (this libring has no verbs transport)");
     return RING_OK;
 #endif
+}
+
+ring_status ring_transport_streams(int configured, int rank, const ring_transport **tp, int *streams,
+                                   char *err, size_t errlen)
+{
+    int k = configured > 0 ? configured : 1;
+    const char *kn = ring_knob_tcp_streams();
+    if (kn) {
+        char *end;
+        errno = 0;
+        long v = strtol(kn, &end, 10);
+        if (errno || end == kn || *end || v < 1 || v > RING_MAX_TCP_STREAMS)
+            return ring_errf(err, errlen, RING_ERR_CONFIG, "RING_TCP_STREAMS must be an integer in 1..%d, got \"%s\"",
+                             RING_MAX_TCP_STREAMS, kn);
+        k = (int)v;
+    }
+    *streams = 1;
+    if (k == 1) return RING_OK;
+    if (*tp != &ring_transport_tcp) {
+        ring_log(RING_LOG_INFO, rank, "%d TCP streams asked for, but the transport is %s: one connection per neighbour",
+                 k, (*tp)->name);
+        return RING_OK;
+    }
+    *tp = &ring_transport_tcp_streams;
+    *streams = k;
+    return RING_OK;
 }

@@ -60,13 +60,14 @@ ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h
 
 const char *ring_reject_str(uint32_t reason)
 {
-    switch (reason) {
+    switch (RING_REJECT_CODE(reason)) {
     case RING_REJECT_JOB: return "job identity differs (a process of another ring?)";
     case RING_REJECT_WORLD: return "world size differs";
     case RING_REJECT_RANK: return "not the rank expected on this port";
     case RING_REJECT_DUPLICATE: return "this rank already checked in";
     case RING_REJECT_KIND: return "unexpected handshake message";
     case RING_REJECT_AUTH: return "authentication failed (shared secret missing or different)";
+    case RING_REJECT_STREAMS: return "TCP streams per connection differ (RING_TCP_STREAMS)";
     default: return "refused";
     }
 }

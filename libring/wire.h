@@ -25,6 +25,17 @@ typedef enum {
 
 /* Handshake flags, carried in the reason field of HELLO and CHECKIN. */
 #define RING_HELLO_FLAG_AUTH 1u /* a 32-byte nonce follows; HMAC challenge-response */
+/* HELLO only: bits 8..15 hold the TCP streams per neighbour connection minus 1, bits
+ * 16..23 which stream this connection is. One stream encodes as 0, as older peers send.
+ * A REJECT for RING_REJECT_STREAMS carries the server's count the same way. */
+#define RING_HELLO_MAX_STREAMS 256
+static inline uint32_t ring_hello_streams_bits(int streams, int index)
+{
+    return (uint32_t)(streams - 1) << 8 | (uint32_t)index << 16;
+}
+static inline int ring_hello_streams(uint32_t reason) { return (int)((reason >> 8) & 0xff) + 1; }
+static inline int ring_hello_stream_index(uint32_t reason) { return (int)((reason >> 16) & 0xff); }
+#define RING_REJECT_CODE(reason) ((reason) & 0xffu)
 
 typedef enum {
     RING_REJECT_NONE = 0,
@@ -34,6 +45,7 @@ typedef enum {
     RING_REJECT_DUPLICATE = 4,
     RING_REJECT_KIND = 5,
     RING_REJECT_AUTH = 6, /* secret missing on one side, or proof wrong */
+    RING_REJECT_STREAMS = 7, /* TCP streams per connection differ (or a bad stream index) */
 } ring_reject_reason;
 
 typedef struct ring_hello {
