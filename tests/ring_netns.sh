@@ -97,7 +97,8 @@ data_case tbf "tbf 200 Mbit/s on every host" --iters 20 --count 300000 || fail=1
 for i in 1 2 3 4; do ns $i tc qdisc del dev eth0 root; done
 
 # The relay sits in host 3 (rank 2's) between rank 1 and rank 2 (rank 1's right_port points at it).
-sed 's/"right_port": 29503/"right_port": 29600/' "$d/cfg/rank-1.json" >"$d/rank-1-relay.json"
+sed -E 's/"right_port":[[:space:]]*29503/"right_port": 29600/' "$d/cfg/rank-1.json" >"$d/rank-1-relay.json"
+grep -q '"right_port": 29600' "$d/rank-1-relay.json" || { echo "FAIL: could not point rank 1 at the relay"; exit 1; }
 ip netns exec ${tag}n3 python3 "$here/ring_relay.py" 10.99.0.3:29600 10.99.0.3:29503 --delay-ms 0-15 --chunk 9000 >"$d/relay.log" 2>&1 &
 relay=$!
 CFG_OVERRIDE=([1]="$d/rank-1-relay.json")

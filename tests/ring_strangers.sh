@@ -17,7 +17,8 @@ round() { # $1: label, $2: secret file or "", $3...: stranger modes
     local base=$((20000 + (RANDOM % 20000)))
     "$RINGRUN_BIN" --print-configs --hosts 127.0.0.1,127.0.0.1,127.0.0.1,127.0.0.1 --base-port $base --out "$d/$label" >/dev/null || return 1
     local job
-    job=$(sed -n 's/.*"job_id": "\(0x[0-9a-f]*\)".*/\1/p' "$d/$label/rank-0.json")
+    job=$(sed -n 's/.*"job_id":[[:space:]]*"\(0x[0-9a-f]*\)".*/\1/p' "$d/$label/rank-0.json")
+    [ -n "$job" ] || { echo "FAIL: no job_id in $d/$label/rank-0.json"; exit 1; }
     local env=(RING_LOG_LEVEL=warn RING_OP_TIMEOUT_MS=5000 RING_CONNECT_TIMEOUT_MS=20000)
     [ -n "$secret" ] && env+=(RING_SECRET_FILE="$secret")
     pids=()
