@@ -15,6 +15,7 @@ maximum time to error; exits 1 on the first violation.
 import argparse
 import json
 import os
+import select
 import random
 import signal
 import socket
@@ -70,19 +71,24 @@ class Ring:
                                                stderr=subprocess.PIPE, text=True))
 
     def wait_ready(self, timeout):
-        """Read lines until every rank said READY (returns False on timeout or early exit)."""
-        self.lines = [[] for _ in self.procs]
+        """Read until every rank said READY (returns False on timeout or early exit).
+        Reads the raw pipe: a buffered readline() could swallow what follows READY, which
+        communicate() (reading the fd directly) would then never see."""
+        self.lines = ["" for _ in self.procs]
         for r, p in enumerate(self.procs):
             end = time.time() + timeout
-            while time.time() < end:
-                line = p.stdout.readline()
-                if not line:
+            fd = p.stdout.fileno()
+            while "READY" not in self.lines[r]:
+                left = end - time.time()
+                if left <= 0:
                     return False
-                self.lines[r].append(line)
-                if line.startswith("READY"):
-                    break
-            else:
-                return False
+                ready, _, _ = select.select([fd], [], [], left)
+                if not ready:
+                    return False
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return False
+                self.lines[r] += chunk.decode(errors="replace")
         return True
 
     def finish(self, timeout, skip=()):
@@ -96,9 +102,9 @@ class Ring:
             except subprocess.TimeoutExpired:
                 p.kill()
                 o, e = p.communicate()
-                out[r] = (None, "".join(self.lines[r]) + o, e)
+                out[r] = (None, self.lines[r] + o, e)
                 continue
-            out[r] = (p.returncode, "".join(self.lines[r]) + o, e)
+            out[r] = (p.returncode, self.lines[r] + o, e)
         return out
 
     def cleanup(self):

@@ -18,7 +18,10 @@ if echo "$probe" | grep -q 'built without verbs'; then
 fi
 
 RXE_VM_TIMEOUT=${RXE_VM_TIMEOUT:-1500}
-RXE_VM_WORKDIR=${RXE_VM_WORKDIR:-$(cd .. && pwd)}
+# Share what holds both the build folder and the scripts: the guest's /tmp is its own, so a
+# tree under the host's /tmp is only visible through this share.
+RXE_VM_WORKDIR=${RXE_VM_WORKDIR:-$(python3 -c 'import os, sys; print(os.path.commonpath(sys.argv[1:]))' \
+    "$(cd .. && pwd)" "$(cd "$here/.." && pwd)")}
 export RXE_VM_TIMEOUT RXE_VM_WORKDIR
 "$here/verbs/rxe-vm.sh" "$here/verbs/vm-checks.sh"
 st=$?

@@ -79,6 +79,7 @@ build_image() {
     write_init > "$tmp/root/init" && chmod 755 "$tmp/root/init" || return 1
     (cd "$tmp/root" && find . | cpio -o -H newc -R 0:0 --quiet) | gzip -1 > "$tmp/initrd.gz" || return 1
     rm -rf "$tmp/k" "$tmp/root"
+    write_init | sha256sum | cut -c1-64 > "$tmp/init.sha256" || return 1
     rm -rf "$cache" && mv "$tmp" "$cache"
 }
 
@@ -96,7 +97,7 @@ mount -t 9p -o \$o,ro hostroot /host || { echo "guest: cannot mount the host roo
 for d in proc sys dev; do mount -o bind /\$d /host/\$d; done
 for d in tmp run dev/shm; do mkdir -p /host/\$d 2>/dev/null; mount -t tmpfs tmpfs /host/\$d; done
 mkdir -p /host/run/job && mount -t 9p -o \$o job /host/run/job
-w=\$(cat /host/run/job/workdir) && mount -t 9p -o \$o work "/host\$w"
+w=\$(cat /host/run/job/workdir) && { mkdir -p "/host\$w" 2>/dev/null; mount -t 9p -o \$o work "/host\$w"; }
 chroot /host /bin/bash /run/job/run.sh
 echo \$? > /host/run/job/status
 sync; umount "/host\$w"; umount /host/run/job
@@ -104,7 +105,9 @@ poweroff -f
 EOF
 }
 
-if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/initrd.gz" ]; then
+# The image holds the guest's init: rebuild it when that script changes.
+init_sum=$(write_init | sha256sum | cut -c1-64)
+if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/initrd.gz" ] || [ "$(cat "$cache/init.sha256" 2>/dev/null)" != "$init_sum" ]; then
     [ "${RXE_VM_NO_APT:-0}" != 1 ] || cannot "build the guest image: no kernel in $cache and RXE_VM_NO_APT=1"
     echo "rxe-vm: building the guest image in $cache (once)" >&2
     mkdir -p "$(dirname "$cache")" || cannot "create $(dirname "$cache")"
