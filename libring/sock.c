@@ -184,3 +184,15 @@ void ring_sock_peer_name(int fd, char *out, size_t cap)
     else
         snprintf(out, cap, "?");
 }
+
+ring_status ring_sock_poll_progress(struct pollfd *p, int n, int64_t deadline_ns, int peer,
+                                    const char *dir, char *err, size_t errlen)
+{
+    int ms = ring_ms_left(deadline_ns);
+    if (ms == 0) return ring_errf(err, errlen, RING_ERR_TIMEOUT, "no progress from rank %d%s", peer, dir);
+    int r = poll(p, (nfds_t)n, ms);
+    if (r < 0 && errno != EINTR)
+        return ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
+    if (r > 0 && (p[0].revents & POLLIN)) return ring_errf(err, errlen, RING_ERR_ABORTED, "aborted");
+    return RING_OK;
+}

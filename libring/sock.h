@@ -15,5 +15,11 @@ ring_status ring_sock_write_all(int fd, const void *buf, size_t len, int64_t dea
 ring_status ring_sock_read_all(int fd, void *buf, size_t len, int64_t deadline_ns, int abort_fd,
                                char *err, size_t errlen);
 void ring_sock_peer_name(int fd, char *out, size_t cap);
+/* A transport's wait for progress: poll p[0..n) until the deadline, p[0] being the abort fd.
+ * RING_OK when something is ready (or a signal came); TIMEOUT names the silent peer and what
+ * we were doing (dir: " (receiving)", " (sending)" or ""); ABORTED when the abort fd fired. */
+struct pollfd;
+ring_status ring_sock_poll_progress(struct pollfd *p, int n, int64_t deadline_ns, int peer,
+                                    const char *dir, char *err, size_t errlen);
 
 #endif

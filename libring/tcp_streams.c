@@ -404,16 +404,10 @@ static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
         p[n++] = (struct pollfd){.fd = abort_fd, .events = POLLIN};
         if (tx) p[n++] = (struct pollfd){.fd = tx->done_fd, .events = POLLIN};
         if (rx && rx != tx) p[n++] = (struct pollfd){.fd = rx->done_fd, .events = POLLIN};
-        int ms = ring_ms_left(deadline_ns);
-        if (ms == 0)
-            return ring_errf(err, errlen, RING_ERR_TIMEOUT, "no progress from rank %d%s%s",
-                             want_rx ? rx->peer : tx->peer, want_rx ? " (receiving)" : "",
-                             want_tx && !want_rx ? " (sending)" : "");
-        int r = poll(p, (nfds_t)n, ms);
-        if (r < 0 && errno != EINTR)
-            return ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
-        if (r > 0 && (p[0].revents & POLLIN))
-            return ring_errf(err, errlen, RING_ERR_ABORTED, "aborted");
+        if ((st = ring_sock_poll_progress(p, n, deadline_ns, want_rx ? rx->peer : tx->peer,
+                                          want_rx ? " (receiving)" : want_tx ? " (sending)" : "", err,
+                                          errlen)) != RING_OK)
+            return st;
         for (int i = 1; i < n; i++)
             if (p[i].revents & POLLIN) ts_drain(p[i].fd);
         armed = 0;
