@@ -41,19 +41,23 @@ AVX2 static void axpy_avx2(float *y, float a, const float *x, int n)
     for (; k < n; k++) y[k] += a * x[k];
 }
 
-/* 4 weight rows x 1 input row. */
-AVX2 static void rows4(float *out, size_t ostride, const float *x, const float *w, int d)
+/* Four dot products of d floats: rows v, v + vstride, v + 2 vstride, v + 3 vstride, each with
+ * the shared row u; sums to out[0], out[ostride], ... Serves both 4 weight rows x 1 input row
+ * and 1 weight row x 4 input rows (multiplication commutes exactly, so either role order gives
+ * the same bits). */
+AVX2 static void dot4(float *out, size_t ostride, const float *v, size_t vstride, const float *u,
+                      int d)
 {
-    const float *w0 = w, *w1 = w + d, *w2 = w + 2 * (size_t)d, *w3 = w + 3 * (size_t)d;
+    const float *v0 = v, *v1 = v + vstride, *v2 = v + 2 * vstride, *v3 = v + 3 * vstride;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
            s3 = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= d; k += 8) {
-        __m256 xv = _mm256_loadu_ps(x + k);
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xv, s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xv, s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xv, s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xv, s3);
+        __m256 uv = _mm256_loadu_ps(u + k);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(v0 + k), uv, s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(v1 + k), uv, s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(v2 + k), uv, s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(v3 + k), uv, s3);
     }
     /* Transpose-and-add the four accumulators into one vector of 4 sums. */
     __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
@@ -62,42 +66,10 @@ AVX2 static void rows4(float *out, size_t ostride, const float *x, const float *
     float o[4];
     _mm_storeu_ps(o, r);
     for (; k < d; k++) {
-        o[0] += w0[k] * x[k];
-        o[1] += w1[k] * x[k];
-        o[2] += w2[k] * x[k];
-        o[3] += w3[k] * x[k];
-    }
-    out[0] = o[0];
-    out[ostride] = o[1];
-    out[2 * ostride] = o[2];
-    out[3 * ostride] = o[3];
-}
-
-/* 1 weight row x 4 input rows. */
-AVX2 static void cols4(float *out, size_t ostride, const float *x, size_t xstride,
-                       const float *w, int d)
-{
-    const float *x0 = x, *x1 = x + xstride, *x2 = x + 2 * xstride, *x3 = x + 3 * xstride;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
-           s3 = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + 8 <= d; k += 8) {
-        __m256 wv = _mm256_loadu_ps(w + k);
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + k), wv, s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + k), wv, s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + k), wv, s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + k), wv, s3);
-    }
-    __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
-    __m256 a = _mm256_hadd_ps(a01, a23);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    float o[4];
-    _mm_storeu_ps(o, r);
-    for (; k < d; k++) {
-        o[0] += x0[k] * w[k];
-        o[1] += x1[k] * w[k];
-        o[2] += x2[k] * w[k];
-        o[3] += x3[k] * w[k];
+        o[0] += v0[k] * u[k];
+        o[1] += v1[k] * u[k];
+        o[2] += v2[k] * u[k];
+        o[3] += v3[k] * u[k];
     }
     out[0] = o[0];
     out[ostride] = o[1];
@@ -113,13 +85,13 @@ AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, 
     for (; t + 4 <= T; t += 4) {
         const float *xt = x + (size_t)t * d;
         float *ot = out + (size_t)t * n;
-        for (int i = i0; i < i1; i++) cols4(ot + i, (size_t)n, xt, (size_t)d, w + (size_t)i * d, d);
+        for (int i = i0; i < i1; i++) dot4(ot + i, (size_t)n, xt, (size_t)d, w + (size_t)i * d, d);
     }
     for (; t < T; t++) {
         const float *xt = x + (size_t)t * d;
         float *ot = out + (size_t)t * n;
         int i = i0;
-        for (; i + 4 <= i1; i += 4) rows4(ot + i, 1, xt, w + (size_t)i * d, d);
+        for (; i + 4 <= i1; i += 4) dot4(ot + i, 1, w + (size_t)i * d, (size_t)d, xt, d);
         for (; i < i1; i++) ot[i] = dot_avx2(w + (size_t)i * d, xt, d);
     }
 }
