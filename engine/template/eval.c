@@ -555,7 +555,7 @@ static jv call_macro(jt_ctx *c, jt_func *f, jt_args *a)
     }
     jt_scope *parent = f->type == FN_CALLER ? f->defscope : c->globals;
     push_scope(c, &sc, parent);
-    jv varargs = jv_list(0), kwargs = jv_dict();
+    jv varargs = jv_tuple(0), kwargs = jv_dict();
     for (size_t i = 0; i < a->npos; i++) {
         if (i < nparams)
             assign(c, m->kids[i]->name, jv_ref(a->pos[i]));
@@ -745,7 +745,7 @@ jv jt_eval(jt_ctx *c, const jt_node *n)
     }
     case N_LIST:
     case N_TUPLE:
-        r = jv_list(n->nkids);
+        r = n->kind == N_TUPLE ? jv_tuple(n->nkids) : jv_list(n->nkids);
         for (size_t i = 0; i < n->nkids && !c->failed; i++)
             jt_list_push(r, jt_eval(c, n->kids[i]));
         return r;

@@ -56,6 +56,7 @@ struct jt_str {
 };
 struct jt_list {
     int refs;
+    int tuple; /* prints as (a, b); a tuple never equals a list */
     size_t n, cap;
     jv *v;
 };
@@ -87,6 +88,8 @@ jv jv_str(const char *s, size_t n); /* JT_NONE on allocation failure is avoided:
 jv jv_strz(const char *s);
 jv jv_str_buf(jt_buf *b); /* takes the buffer's bytes */
 jv jv_list(size_t cap);
+jv jv_tuple(size_t cap);
+jv jv_pair(jv a, jv b); /* takes both */
 jv jv_dict(void);
 jv jv_ref(jv v);
 void jv_unref(jv v);

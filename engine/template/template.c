@@ -18,6 +18,7 @@ int eng_tmpl_parse(const char *src, size_t len, eng_tmpl **out, char *err, size_
     }
     int rc = jt_parse(t, &toks, err, errlen);
     jt_toks_free(&toks);
+    if (rc && errlen && !err[0]) snprintf(err, errlen, "line 1: template: cannot parse");
     if (rc) {
         eng_tmpl_free(t);
         return -1;

@@ -128,10 +128,26 @@ jv jv_list(size_t cap)
 {
     jt_list *l = xrealloc(NULL, sizeof(*l));
     l->refs = 1;
+    l->tuple = 0;
     l->n = 0;
     l->cap = cap;
     l->v = cap ? xrealloc(NULL, cap * sizeof(jv)) : NULL;
     return (jv){.kind = JT_LIST, .u.l = l};
+}
+
+jv jv_tuple(size_t cap)
+{
+    jv t = jv_list(cap);
+    t.u.l->tuple = 1;
+    return t;
+}
+
+jv jv_pair(jv a, jv b)
+{
+    jv t = jv_tuple(2);
+    jt_list_push(t, a);
+    jt_list_push(t, b);
+    return t;
 }
 
 jv jv_dict(void)
@@ -308,7 +324,7 @@ int jv_equal(jv a, jv b)
     case JT_STR:
         return a.u.s->len == b.u.s->len && !memcmp(a.u.s->p, b.u.s->p, a.u.s->len);
     case JT_LIST:
-        if (a.u.l->n != b.u.l->n) return 0;
+        if (a.u.l->n != b.u.l->n || a.u.l->tuple != b.u.l->tuple) return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!jv_equal(a.u.l->v[i], b.u.l->v[i])) return 0;
         return 1;
@@ -486,12 +502,13 @@ static void to_text(jt_buf *b, jv v, int repr, int depth)
             jt_buf_put(b, v.u.s->p, v.u.s->len);
         break;
     case JT_LIST:
-        jt_buf_putc(b, '[');
+        jt_buf_putc(b, v.u.l->tuple ? '(' : '[');
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) jt_buf_puts(b, ", ");
             to_text(b, v.u.l->v[i], 1, depth + 1);
         }
-        jt_buf_putc(b, ']');
+        if (v.u.l->tuple && v.u.l->n == 1) jt_buf_putc(b, ',');
+        jt_buf_putc(b, v.u.l->tuple ? ')' : ']');
         break;
     case JT_DICT:
         jt_buf_putc(b, '{');
