@@ -345,7 +345,8 @@ static jt_node *parse_one_filter(parser *P, jt_node *e)
         P->i--;
         return unexpected(P, "filter", "a filter name");
     }
-    if (!jt_filter_known(nm->s)) return fail_at(P, nm->line, "filter", "no filter named '%s'", nm->s);
+    if (!jt_filter_known(nm->s))
+        return fail_at(P, nm->line, "filter", "no filter named '%s'", nm->s);
     jt_node *f = node(P, N_FILTER, nm->line);
     if (!f || set_name(P, f, nm->s)) return NULL;
     f->a = e;
