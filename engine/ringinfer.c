@@ -4,6 +4,7 @@
 #include "../libcoll/coll.h"
 #include "eng.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,11 @@ static eng_status broadcast_i32(void *ctx, int32_t *buf, size_t count, int root)
 
 int main(int argc, char **argv)
 {
+    /* A closed stdout would lose the text, and a file opened later could take its descriptor. */
+    if (fcntl(1, F_GETFD) < 0) {
+        fprintf(stderr, "ringinfer: standard output is closed; nowhere to write the text\n");
+        return 1;
+    }
     /* Help and a missing command need no communicator (and must not wait for peers). */
     int local = argc < 2 || strcmp(argv[1], "run") != 0;
     for (int i = 2; i < argc && !local; i++) local = !strcmp(argv[i], "--help");
