@@ -124,6 +124,15 @@ void jt_fmt_float(jt_buf *b, double f);
 size_t jt_utf8_len(const char *s, size_t n);
 size_t jt_utf8_offset(const char *s, size_t n, size_t cp); /* byte offset of code point cp */
 
+/* Case mapping (unicase.c): ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic. */
+uint32_t jt_cp_upper(uint32_t c);
+uint32_t jt_cp_lower(uint32_t c);
+int jt_cp_cased(uint32_t c);
+/* Decodes the character at byte i; returns the next index. A byte that is not UTF-8 gives
+ * *cp = 0xfffffff (copied as is by the callers). */
+size_t jt_utf8_next(const char *s, size_t n, size_t i, uint32_t *cp);
+void jt_buf_put_cp(jt_buf *b, uint32_t cp);
+
 /* JSON. */
 jv jt_from_json(const cJSON *j, int depth);
 /* json.dumps(v, ensure_ascii, indent (<0: none), separators (NULL: default), sort_keys). */
