@@ -52,7 +52,7 @@ typedef struct {
 } jv;
 
 struct jt_str {
-    int refs;
+    int refs; /* -1: a literal of a parsed template, never counted nor freed by renders */
     size_t len;
     char p[]; /* len bytes + NUL */
 };
