@@ -10,7 +10,7 @@
 /* Limits that keep a hostile template from hanging or exhausting the process. */
 #define JT_MAX_NEST 200           /* parser nesting (blocks and expressions) */
 #define JT_MAX_CALL_DEPTH 100     /* macro / recursive loop calls */
-#define JT_MAX_STEPS 20000000ull  /* evaluated nodes per render */
+#define JT_MAX_STEPS 5000000ull   /* evaluated nodes per render (+1 per 32 bytes built) */
 #define JT_MAX_OUTPUT (64u << 20) /* bytes of rendered text */
 #define JT_MAX_VALUE (64u << 20)  /* bytes of one string or elements of one list */
 #define JT_MAX_DEPTH 512          /* nesting of lists and dicts a template may build */
