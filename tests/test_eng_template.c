@@ -147,6 +147,18 @@ static void limits(void)
 {
     expect_error("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
                  NULL, "more than 200000 evaluation steps", 200000);
+    /* building big strings costs steps too */
+    expect_error("{% for i in range(1000) %}{% set x = 'x' * 1000000 %}{% endfor %}", NULL,
+                 "more than 200000 evaluation steps", 200000);
+    /* while an ordinary long loop is fine under the default limit */
+    char err0[256], *out0;
+    CHECK(
+        !render("{% set ns = namespace(n=0) %}{% for i in range(20000) %}{% set ns.n = ns.n + i %}"
+                "{% endfor %}{{ ns.n }}",
+                NULL, &out0, err0, sizeof(err0), 0) &&
+            !strcmp(out0, "199990000"),
+        "long loop: %s", out0 ? out0 : err0);
+    free(out0);
     expect_error("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL,
                  "calls nested deeper than 100", 0);
     expect_error("{% macro r(n) %}{% for x in [1] %}{{ r(n) }}{% endfor %}{% endmacro %}{{ r(0) }}",
