@@ -122,6 +122,7 @@ static void expect_error(const char *src, const char *vars, const char *want,
 static void runtime_errors(void)
 {
     expect_error("a\nb\n{{ 1 / 0 }}", NULL, "line 3: division by zero", 0);
+    expect_error("{{ 1 is eq(zz.a) }}", NULL, "line 1: 'zz' is undefined", 0); /* args freed */
     expect_error("{% for m in messages %}\n{{ m.content.nope.x }}\n{% endfor %}",
                  "{\"messages\": [{\"content\": {}}]}",
                  "line 2: 'dict object' has no attribute 'nope'", 0);

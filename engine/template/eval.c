@@ -817,15 +817,15 @@ static jv eval_node(jt_ctx *c, const jt_node *n)
         return charged(c, r);
     case N_TEST: {
         a = jt_eval(c, n->a);
-        jt_args args;
+        jt_args args = {0};
         int t = -1;
-        if (!c->failed && !args_eval(c, n, 0, &args)) {
-            c->line = n->line;
-            t = jt_test_apply(c, n->name, a, &args);
-        } else {
-            memset(&args, 0, sizeof(args));
+        if (!c->failed) {
+            if (!args_eval(c, n, 0, &args)) {
+                c->line = n->line;
+                t = jt_test_apply(c, n->name, a, &args);
+            }
+            args_free(&args);
         }
-        args_free(&args);
         jv_unref(a);
         if (t < 0) return jv_undef();
         return jv_bool(n->op ? !t : t);
