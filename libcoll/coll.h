@@ -3,6 +3,9 @@
  * Providers: "nccl" (CUDA devices, when built with NCCL), "ring" (libring, host and
  * device buffers), "local" (world size 1). coll_comm_create() picks one by the
  * selection flow of docs/SELECTION.md (the mistral.rs rules) unless params name one.
+ * With nccl or the ring, ranks of one machine also get "p2p": a one-shot all-reduce of
+ * small device buffers over CUDA IPC (up to COLL_P2P_MAX_BYTES); larger ones and other
+ * collectives go to the mode's provider.
  *
  * Thread safety: a communicator is used by one thread at a time; different
  * communicators may be used concurrently. coll_comm_abort() may be called from
@@ -73,6 +76,7 @@ typedef struct coll_params {
     int op_timeout_ms;         /* 0: the default */
     /* Fields below were added after the first version; struct_size tells them apart. */
     coll_memtype memtype;      /* AUTO: ask CUDA per call; HOST/DEVICE: trust the caller */
+    long p2p_max_bytes;        /* one-shot all-reduce limit: -1: COLL_P2P_MAX_BYTES; 0: off */
 } coll_params;
 
 void coll_params_init(coll_params *p);
@@ -89,6 +93,8 @@ int coll_comm_local_rank(const coll_comm *comm);
 int coll_comm_device(const coll_comm *comm); /* CUDA ordinal, -1 for host only */
 const char *coll_comm_provider(const coll_comm *comm);
 const char *coll_comm_last_error(const coll_comm *comm);
+/* The largest all-reduce (bytes) the one-shot "p2p" provider serves; 0 when it is off. */
+size_t coll_comm_p2p_max_bytes(const coll_comm *comm);
 
 /* stream: a cudaStream_t for device buffers (stream-ordered), or NULL. */
 coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
