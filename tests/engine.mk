@@ -42,3 +42,10 @@ TESTS += test_eng_threads
 test_eng_threads_SOURCES = test_eng_threads.c $(ENG_HARNESS)
 test_eng_threads_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_threads_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la
+
+# --device-layers and the automatic split by free memory: pure, every case and error.
+check_PROGRAMS += test_eng_devmap
+TESTS += test_eng_devmap
+test_eng_devmap_SOURCES = test_eng_devmap.c
+test_eng_devmap_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_devmap_LDADD = $(ENG_TEST_LDADD)
