@@ -32,4 +32,51 @@ eng_status eng_devmap_auto(const size_t *free_bytes, int n_dev, size_t layer_byt
 /* "layers 0-2 on GPU 0, 3-4 on the CPU" for the start-up log: the device of every layer. */
 void eng_devmap_describe(const int *layer_dev, int n_layers, char *out, size_t outlen);
 
+/* ------------------------------------------------------------------ device selection */
+
+typedef enum { ENG_DEVICE_AUTO, ENG_DEVICE_CPU, ENG_DEVICE_CUDA } eng_device_flag;
+
+#define ENG_PLACE_LIST(X)                                                                          \
+    X(ENG_PLACE_CPU, "cpu")                                                                        \
+    X(ENG_PLACE_GPU, "one GPU")                                                                    \
+    X(ENG_PLACE_LAYERS, "layer mapping over the visible GPUs (the rest on the CPU)")               \
+    X(ENG_PLACE_NCCL_TP, "NCCL tensor parallelism, one process per visible GPU")                   \
+    X(ENG_PLACE_NCCL_MN, "multi-node NCCL tensor parallelism (MISTRALRS_MN_*)")                    \
+    X(ENG_PLACE_RING_TP, "ring tensor parallelism (RING_CONFIG)")
+
+#define ENG_PLACE_ENUM_(id, text) id,
+typedef enum { ENG_PLACE_LIST(ENG_PLACE_ENUM_) ENG_PLACE_COUNT } eng_place_mode;
+#undef ENG_PLACE_ENUM_
+
+const char *eng_place_name(eng_place_mode m);
+
+/* The facts the choice depends on. The collective part (NCCL or the ring or neither, the
+ * MISTRALRS_* and RING_CONFIG variables) is libcoll's selection (coll_plan_select), read
+ * through getenv_fn: tests pass a fake environment, GPU count and build. */
+typedef struct eng_place_facts {
+    int visible;         /* GPUs CUDA sees, after CUDA_VISIBLE_DEVICES */
+    int cuda_backend;    /* 1: the engine has its CUDA backend */
+    unsigned coll_built; /* coll_built(), or a test's COLL_BUILT_* bits */
+    const char *(*getenv_fn)(const char *name, void *ctx); /* NULL: the process's */
+    void *getenv_ctx;
+    eng_device_flag device;    /* --device */
+    const char *device_layers; /* --device-layers, NULL when not given */
+    int n_heads, n_kv_heads;   /* the model's, for the tensor-parallel checks */
+} eng_place_facts;
+
+typedef struct eng_place {
+    eng_place_mode mode;
+    const char *provider; /* libcoll's: "local", "nccl" or "ring" */
+    int tp_size;          /* ranks of tensor parallelism (1 without; -1: ring config unread) */
+    int gpus;             /* GPUs this process's model uses: 0 (CPU), 1, or the visible ones */
+    int auto_split;       /* layer mapping without --device-layers: split by free memory */
+    char warning[512];    /* "" or a warning for the start-up log */
+} eng_place;
+
+/* Where the model runs, as the mistral.rs page describes it (docs/SELECTION.md, "The
+ * engine's devices"). Errors: --device cuda without a GPU or a CUDA backend; a GPU count
+ * the heads cannot split over (mistral.rs's messages); --device-layers with tensor
+ * parallelism (the message names the variable or flag to change). */
+eng_status eng_place_select(const eng_place_facts *f, eng_place *out, char *err, size_t errlen);
+
 #endif

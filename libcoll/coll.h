@@ -120,6 +120,24 @@ typedef struct coll_knob {
 } coll_knob;
 const coll_knob *coll_knobs(void);
 
+/* What coll_comm_create() would choose (docs/SELECTION.md), creating nothing: for a
+ * program that places its work by it (the engine's device selection). `built` is the set
+ * of features to assume: coll_built() for this build; tests pass others. */
+enum { COLL_BUILT_NCCL = 1, COLL_BUILT_RING = 2, COLL_BUILT_CUDA = 4 };
+unsigned coll_built(void);
+
+typedef struct coll_plan {
+    const char *provider; /* "local", "nccl" or "ring" */
+    int multi_node;       /* 1: NCCL over nodes (MISTRALRS_MN_*) */
+    int world_size;       /* ranks; the ring's from RING_CONFIG (-1 if it does not load) */
+    int local_size;       /* ranks on this node */
+    int visible;          /* GPUs counted (or params.visible_devices) */
+    char warning[512];    /* "" or what coll_comm_create() would log as a warning */
+} coll_plan;
+
+coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out,
+                             char *err, size_t errlen);
+
 /* Print the provider that would be chosen, the layout and every knob with its value. */
 void coll_print_config(FILE *out, const coll_params *params);
 

@@ -99,7 +99,6 @@ void coll_child_env_free(char **envp);
 
 typedef enum { COLL_MODE_LOCAL, COLL_MODE_NCCL, COLL_MODE_NCCL_MN, COLL_MODE_RING } coll_mode;
 
-enum { COLL_BUILT_NCCL = 1, COLL_BUILT_RING = 2, COLL_BUILT_CUDA = 4 };
 
 /* What the selection flow decided for this process. */
 typedef struct coll_layout {

@@ -49,3 +49,10 @@ TESTS += test_eng_devmap
 test_eng_devmap_SOURCES = test_eng_devmap.c
 test_eng_devmap_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_devmap_LDADD = $(ENG_TEST_LDADD)
+
+# The engine's device selection with fake GPU counts, builds and environments.
+check_PROGRAMS += test_eng_devsel
+TESTS += test_eng_devsel
+test_eng_devsel_SOURCES = test_eng_devsel.c
+test_eng_devsel_CPPFLAGS = $(ENG_TEST_CPPFLAGS) -I$(top_builddir)
+test_eng_devsel_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/libcoll/libcoll.la
