@@ -34,8 +34,6 @@ void eng_devmap_describe(const int *layer_dev, int n_layers, char *out, size_t o
 
 /* ------------------------------------------------------------------ device selection */
 
-typedef enum { ENG_DEVICE_AUTO, ENG_DEVICE_CPU, ENG_DEVICE_CUDA } eng_device_flag;
-
 #define ENG_PLACE_LIST(X)                                                                          \
     X(ENG_PLACE_CPU, "cpu")                                                                        \
     X(ENG_PLACE_GPU, "one GPU")                                                                    \
@@ -59,7 +57,7 @@ typedef struct eng_place_facts {
     unsigned coll_built; /* coll_built(), or a test's COLL_BUILT_* bits */
     const char *(*getenv_fn)(const char *name, void *ctx); /* NULL: the process's */
     void *getenv_ctx;
-    eng_device_flag device;    /* --device */
+    eng_device device;         /* --device */
     const char *device_layers; /* --device-layers, NULL when not given */
     int n_heads, n_kv_heads;   /* the model's, for the tensor-parallel checks */
 } eng_place_facts;
