@@ -14,3 +14,10 @@ test_eng_sampler_LDADD = $(top_builddir)/engine/libeng.la -lm $(PTHREAD_LIBS)
 
 TESTS += eng_output.sh
 EXTRA_DIST += eng_output.sh
+
+if WITH_RING
+# Process groups of ranks, nothing left behind, signals between fork and exec, a reader that
+# leaves; FIFOs given as any input file.
+TESTS += ringrun_groups.sh fifo_refused.sh
+EXTRA_DIST += ringrun_groups.sh fifo_refused.sh
+endif
