@@ -145,6 +145,15 @@ void ring_comm_abort(ring_comm *c)
     uint64_t one = 1;
     ssize_t n = write(c->abort_fd, &one, sizeof one);
     (void)n;
+    /* Tell the other ranks through the control thread now, not at the next collective: an
+     * abort before any collective (a rank failing at start-up) must reach them at once, ahead
+     * of the BYE that destroy sends. Only an atomic store and a write: async-signal-safe. */
+    if (c->ctrl.running) {
+        int expect = 0;
+        atomic_compare_exchange_strong(&c->ctrl.report, &expect, (int)RING_ERR_ABORTED);
+        n = write(c->ctrl.wake_fd, &one, sizeof one);
+        (void)n;
+    }
 }
 
 int ring_comm_rank(const ring_comm *c) { return c ? c->rank : -1; }
