@@ -18,6 +18,6 @@ EXTRA_DIST += eng_output.sh
 if WITH_RING
 # Process groups of ranks, nothing left behind, signals between fork and exec, a reader that
 # leaves; FIFOs given as any input file.
-TESTS += ringrun_groups.sh fifo_refused.sh ring_abort_start.sh
-EXTRA_DIST += ringrun_groups.sh fifo_refused.sh ring_abort_start.sh
+TESTS += ringrun_groups.sh fifo_refused.sh ring_abort_start.sh ring_join.py
+EXTRA_DIST += ringrun_groups.sh fifo_refused.sh ring_abort_start.sh ring_join.py
 endif
