@@ -125,7 +125,16 @@ static eng_status get(eng_model *m, const eng_tref *t, int optional, const char 
     if (!t->data && optional) return ENG_OK;
     eng_status st = expect(t, rows, cols, what, err, errlen);
     if (st != ENG_OK) return st;
-    return slice(m, t, r0, nr, c0, nc, out, err, errlen);
+    if ((st = slice(m, t, r0, nr, c0, nc, out, err, errlen)) != ENG_OK) return st;
+    /* Vectors (norms, biases) are small enough to check whole: a NaN there poisons every
+     * activation and would only show as NaN logits much later. */
+    if (rows == 1)
+        for (int64_t i = 0; i < nr * nc; i++)
+            if (!isfinite((*out)[i]))
+                return eng_fail(ENG_ERR_FORMAT, err, errlen,
+                                "tensor %s holds %g at index %lld: weights must be finite",
+                                t->name, (double)(*out)[i], (long long)(c0 + i));
+    return ENG_OK;
 }
 
 static eng_status build_layer(eng_model *m, const eng_tref *tr, int l, eng_layer_w *w, char *err,
