@@ -50,6 +50,7 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
     memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
     p.struct_size = sizeof p;
     if ((st = check_config(p.config, err, errlen)) != RING_OK) return st;
+    if ((st = ring_knobs_check(err, errlen)) != RING_OK) return st;
 
     ring_comm *c = calloc(1, sizeof *c);
     if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");

@@ -19,6 +19,8 @@ EXTRA_DIST += eng_output.sh eng_model_validation.py
 if WITH_RING
 # Process groups of ranks, nothing left behind, signals between fork and exec, a reader that
 # leaves; FIFOs given as any input file.
-TESTS += ringrun_groups.sh fifo_refused.sh ring_abort_start.sh ring_join.py coll_bench_footer.sh
-EXTRA_DIST += ringrun_groups.sh fifo_refused.sh ring_abort_start.sh ring_join.py coll_bench_footer.sh
+TESTS += ringrun_groups.sh fifo_refused.sh ring_abort_start.sh ring_join.py coll_bench_footer.sh \
+	knobs_effect.sh
+EXTRA_DIST += ringrun_groups.sh fifo_refused.sh ring_abort_start.sh ring_join.py coll_bench_footer.sh \
+	knobs_effect.sh
 endif
