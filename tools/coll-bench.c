@@ -449,7 +449,14 @@ int main(int argc, char **argv)
 {
     opts o;
     if (parse_args(argc, argv, &o)) return 2;
-    if (o.print_config) return bench_print_config(stdout, o.provider) == 0 ? 0 : 1;
+    if (o.print_config) {
+        int bad = bench_print_config(stdout, o.provider) != 0;
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "coll-bench: cannot write to standard output: %s\n", strerror(errno));
+            bad = 1;
+        }
+        return bad;
+    }
     if ((o.coll == C_ALLREDUCE || o.coll == C_REDUCESCATTER) && !o.all_ops && !o.all_types &&
         !ring_op_valid_for(o.op, o.type)) {
         fprintf(stderr, "coll-bench: -o %s is not defined for -d %s: nothing to measure\n",
@@ -525,6 +532,12 @@ done:
         printf("# Avg bus bandwidth    : %.4f\n#\n", rows ? busbw_sum / rows : 0.0);
     }
     if (wrong_total) rc = 1;
+    /* The table is the result: losing it (a full disk, a closed pipe) is a failure. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "coll-bench: rank %d: cannot write the results: %s\n", be->rank,
+                strerror(errno));
+        rc = 1;
+    }
     be->ops->release(be, send);
     be->ops->release(be, recv);
     be->ops->close(be);
