@@ -434,6 +434,13 @@ static ring_status join(ring_comm *c, const char *host, int port, uint16_t kind,
         int fd = -1;
         ring_status st = ring_sock_connect(host, port, deadline, wfd, &fd, err, errlen);
         if (st != RING_OK) return st;
+        if (kind == RING_MSG_HELLO && c->size > 1 && ring_sock_is_self(fd, c->cfg.port)) {
+            close(fd);
+            return ring_errf(err, errlen, RING_ERR_CONFIG,
+                             "%s is this rank itself: right_ip:right_port name this rank's own "
+                             "port %d, not its right neighbour's",
+                             peer, c->cfg.port);
+        }
         st = client_handshake(c, fd, kind, flags, peer, deadline, wfd, err, errlen);
         if (st == RING_OK) {
             *out = fd;

@@ -190,6 +190,24 @@ ring_status ring_sock_read_all(int fd, void *buf, size_t len, int64_t deadline_n
     return io_all(fd, buf, len, 0, deadline_ns, abort_fd, err, errlen);
 }
 
+int ring_sock_is_self(int fd, int port)
+{
+    struct sockaddr_storage me, peer;
+    socklen_t ml = sizeof me, pl = sizeof peer;
+    if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 || me.ss_family != peer.ss_family)
+        return 0;
+    if (peer.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)&me, *b = (const void *)&peer;
+        return ntohs(b->sin_port) == port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)&me, *b = (const void *)&peer;
+        return ntohs(b->sin6_port) == port && !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr);
+    }
+    return 0;
+}
+
 void ring_sock_peer_name(int fd, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
