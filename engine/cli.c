@@ -6,11 +6,13 @@
 #include "utf8.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "--dump-logits writes host floats and promises little-endian"
@@ -250,6 +252,22 @@ static int text_sync(text_out *t, int end)
     return t->err;
 }
 
+/* --dump-logits FILE. O_NONBLOCK so that a FIFO nobody reads fails at once (ENXIO) instead of
+ * blocking open() forever; a FIFO with a reader, or a device like /dev/null, is fine. */
+static eng_status open_dump(const char *path, FILE **out, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (fd < 0)
+        return eng_fail(ENG_ERR_IO, err, errlen, "--dump-logits %s: %s", path,
+                        errno == ENXIO ? "a FIFO that nobody reads" : strerror(errno));
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 || !(*out = fdopen(fd, "wb"))) {
+        close(fd);
+        return eng_fail(ENG_ERR_IO, err, errlen, "--dump-logits %s: %s", path, strerror(errno));
+    }
+    return ENG_OK;
+}
+
 static void log_line(void *ctx, const char *line) { fprintf((FILE *)ctx, "ringinfer: %s\n", line); }
 
 static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tokenizer **tok,
@@ -336,11 +354,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
                       c->seq_len);
         goto fail;
     }
-    if (root && a.dump && !(dump = fopen(a.dump, "wb"))) {
-        st = eng_fail(ENG_ERR_IO, err, sizeof(err), "--dump-logits %s: %s", a.dump,
-                      strerror(errno));
-        goto fail;
-    }
+    if (root && a.dump && (st = open_dump(a.dump, &dump, err, sizeof(err))) != ENG_OK) goto fail;
     eng_state_params sp;
     eng_state_params_init(&sp);
     sp.max_batch = n_prompt < PREFILL_CHUNK ? n_prompt : PREFILL_CHUNK;

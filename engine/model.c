@@ -50,6 +50,22 @@ eng_status eng_tref_expect(const eng_tref *t, int64_t rows, int64_t cols, const 
                         "tensor %s has shape [%lld, %lld], expected [%lld, %lld]", t->name,
                         (long long)t->rows, (long long)t->cols, (long long)rows,
                         (long long)cols);
+    /* Vectors (norms, biases) are small enough to check whole: a NaN there poisons every
+     * activation and would only show as NaN logits much later. */
+    for (int64_t i = 0; rows == 1 && i < cols; i++) {
+        float v;
+        if (t->dt == ENG_DT_F32) {
+            memcpy(&v, (const char *)t->data + i * 4, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, (const char *)t->data + i * 2, 2);
+            v = t->dt == ENG_DT_F16 ? eng_f16_to_f32(h) : eng_bf16_to_f32(h);
+        }
+        if (!isfinite(v))
+            return eng_fail(ENG_ERR_FORMAT, err, errlen,
+                            "tensor %s holds %g at index %lld: weights must be finite", t->name,
+                            (double)v, (long long)i);
+    }
     return ENG_OK;
 }
 

@@ -26,7 +26,8 @@ eng_status eng_map_file(const char *path, eng_mapping *m, char *err, size_t errl
     eng_status st = ENG_OK;
     m->addr = NULL;
     m->len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must be refused below, not block open() forever. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return eng_fail(ENG_ERR_IO, err, errlen, "%s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,14 +139,31 @@ coll_status coll_spawn_local(coll_spawn *sp, int local_size, uint32_t global_ws,
             st = coll_fail(err, errlen, COLL_ERR_NOMEM, "spawn: out of memory");
             break;
         }
+        /* Signals blocked across fork: the host program's handlers (one calling
+         * coll_comm_abort, say) must never run in the child, where they would act on the
+         * parent's shared descriptors. The child resets them before unblocking. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
         pid_t pid = fork();
         if (pid == 0) {
             /* Only async-signal-safe calls between fork and exec. */
+            for (int sig = 1; sig < NSIG; sig++) {
+                struct sigaction sa;
+                if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+                    sa.sa_handler != SIG_IGN) {
+                    sa.sa_handler = SIG_DFL;
+                    sa.sa_flags = 0;
+                    sigaction(sig, &sa, NULL);
+                }
+            }
             prctl(PR_SET_PDEATHSIG, SIGTERM);
             if (getppid() != leader) _exit(126);
+            sigprocmask(SIG_SETMASK, &old, NULL);
             execve("/proc/self/exe", argv, envp);
             _exit(127);
         }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         coll_child_env_free(envp);
         if (pid < 0) {
             st = coll_fail(err, errlen, COLL_ERR_SYSTEM, "spawn: fork for local rank %d: %s", k,

@@ -32,7 +32,8 @@ ring_status ring_auth_load(const char *path, ring_auth **out, char *err, size_t 
                      "secret file %s given, but this libring was built without libcrypto", path);
 #else
     ring_status st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO would block open() past every deadline; fstat refuses it below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {

@@ -21,6 +21,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Handshakes served at once. A full table evicts the stalest one (idle first), so each
+ * stranger costs a slot only until a newer connection needs it, never blocks a real peer
+ * (which sends its HELLO at once), and no number of strangers refuses anyone. */
 #define MAX_PENDING 32
 
 /* A client's handshake as the server reads it: HELLO [+ nonce [+ its MAC]]. */
@@ -107,14 +110,21 @@ static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_he
                                                               : "the client wants a shared secret, we have none");
         return RING_REJECT_AUTH;
     }
+    /* World size first: without a job_id in the configs it is part of the derived job id, and
+     * "world size differs" is the actual cause. */
+    if ((int)h->world_size != c->size) {
+        snprintf(why, cap, "world size %u, ours is %d", h->world_size, c->size);
+        return RING_REJECT_WORLD;
+    }
     if (h->job_id != c->job_id) {
         snprintf(why, cap, "job id 0x%016llx, ours is 0x%016llx", (unsigned long long)h->job_id,
                  (unsigned long long)c->job_id);
         return RING_REJECT_JOB;
     }
-    if ((int)h->world_size != c->size) {
-        snprintf(why, cap, "world size %u, ours is %d", h->world_size, c->size);
-        return RING_REJECT_WORLD;
+    if (spec->only_rank >= 0 && (int)h->rank == c->rank && c->size > 1) {
+        snprintf(why, cap, "the connection is from this rank itself (right_ip:right_port name our "
+                           "own port)");
+        return RING_REJECT_SELF;
     }
     if (spec->only_rank >= 0 ? (int)h->rank != spec->only_rank
                              : (h->rank < 1 || (int)h->rank >= c->size)) {
@@ -152,6 +162,29 @@ static void drop(pending *p, int *np, int i)
     p[i] = p[--*np];
 }
 
+/* The pending handshake to give up for a newer connection: the oldest that sent nothing, else
+ * the oldest. */
+static int stalest(const pending *p, int np)
+{
+    int best = 0;
+    for (int i = 1; i < np; i++) {
+        int idle_i = p[i].got == 0, idle_b = p[best].got == 0;
+        if (idle_i > idle_b || (idle_i == idle_b && p[i].deadline_ns < p[best].deadline_ns))
+            best = i;
+    }
+    return best;
+}
+
+/* "ranks 2, 3" of those in 1..size-1 that have not checked in. */
+static void missing_ranks(const int *fds, int size, char *out, size_t cap)
+{
+    size_t len = 0;
+    int n = 0;
+    out[0] = 0;
+    for (int r = 1; r < size && len + 16 < cap; r++)
+        if (fds[r] < 0) len += (size_t)snprintf(out + len, cap - len, "%s%d", n++ ? ", " : "", r);
+}
+
 /* Accept spec->expected valid peers on lfd. fds is indexed by rank (size entries,
  * preset to -1); the left neighbour's streams land in spec->stream_fds instead. */
 static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, int *fds,
@@ -161,6 +194,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
     int np = 0, have = 0;
     ring_status st = RING_OK;
     char refused[240] = ""; /* the last refusal, told if the deadline passes */
+    int doubled_rank[16], ndoubled = 0; /* ranks refused as duplicates, told at the deadline */
     int giving_up = 0, told = 0;
     while (have < spec->expected) {
         struct pollfd pf[MAX_PENDING + 3];
@@ -179,10 +213,16 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
         }
         int ms = ring_ms_left(wake);
         if (ring_ms_left(deadline) == 0) {
+            char missing[160] = "", doubled[120] = "";
+            if (spec->only_rank < 0) missing_ranks(fds, c->size, missing, sizeof missing);
+            for (int d = 0, len = 0; d < ndoubled; d++)
+                len += snprintf(doubled + len, sizeof doubled - (size_t)len, "%s%d", d ? ", " : "",
+                                doubled_rank[d]);
             st = ring_errf(err, errlen, RING_ERR_TIMEOUT,
-                           "waited for %s: only %d of %d arrived before the connect deadline%s%s%s",
-                           spec->what, have, spec->expected, refused[0] ? " (refused " : "", refused,
-                           refused[0] ? ")" : "");
+                           "waited for %s: only %d of %d arrived before the connect deadline%s%s%s%s%s%s%s",
+                           spec->what, have, spec->expected, missing[0] ? "; missing rank " : "",
+                           missing, doubled[0] ? "; came twice (two processes with one rank?): rank " : "", doubled,
+                           refused[0] ? " (last refused " : "", refused, refused[0] ? ")" : "");
             goto close_pending;
         }
         int r = poll(pf, (nfds_t)(np + 3), ms);
@@ -248,6 +288,11 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 if (reason) {
                     ring_log(RING_LOG_WARN, c->rank, "refused %s connection from %s: %s", spec->what,
                              p[i].name, why);
+                    if (RING_REJECT_CODE(reason) == RING_REJECT_DUPLICATE) {
+                        int seen = 0;
+                        for (int d = 0; d < ndoubled; d++) seen |= doubled_rank[d] == (int)p[i].h.rank;
+                        if (!seen && ndoubled < 16) doubled_rank[ndoubled++] = (int)p[i].h.rank;
+                    }
                     snprintf(refused, sizeof refused, "%s: %s", p[i].name, why);
                     /* A streams refusal tells ours, so that the client can name both counts. */
                     if (reason == RING_REJECT_STREAMS) {
@@ -288,11 +333,17 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
             int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) continue;
             char tmp[RING_IP_MAX];
-            if (ring_sock_tune(fd, tmp, sizeof tmp) != RING_OK || np == MAX_PENDING) {
-                ring_log(RING_LOG_WARN, c->rank, "dropped a connection: %s",
-                         np == MAX_PENDING ? "too many pending handshakes" : tmp);
+            if (ring_sock_tune(fd, tmp, sizeof tmp) != RING_OK) {
+                ring_log(RING_LOG_WARN, c->rank, "dropped a connection: %s", tmp);
                 close(fd);
                 continue;
+            }
+            if (np == MAX_PENDING) {
+                int v = stalest(p, np);
+                ring_log(RING_LOG_DEBUG, c->rank,
+                         "%s: %d handshakes pending: dropped the stalest, from %s (%s)", spec->what,
+                         np, p[v].name, p[v].got ? "mid-handshake" : "silent");
+                drop(p, &np, v);
             }
             p[np] = (pending){.fd = fd, .need = RING_HELLO_BYTES,
                               .deadline_ns = now + (int64_t)c->set.handshake_timeout_ms * 1000000};
@@ -332,9 +383,11 @@ static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *
     if (h.kind != want)
         return ring_errf(err, errlen, RING_ERR_PROTOCOL, "%s: answered message %u, expected %u", peer,
                          h.kind, want);
-    if (h.job_id != c->job_id || (int)h.world_size != c->size)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s belongs to another ring (job or world size differs)",
-                         peer);
+    if ((int)h.world_size != c->size)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s belongs to another ring: its world size is %u, ours %d",
+                         peer, h.world_size, c->size);
+    if (h.job_id != c->job_id)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s belongs to another ring (its job id differs)", peer);
     return RING_OK;
 }
 
@@ -370,6 +423,40 @@ static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, uint32_
     return read_answer(c, fd, RING_MSG_ACK, peer, deadline, wfd, err, errlen);
 }
 
+/* Connect and handshake, again while the server closes the connection before answering: a
+ * server busy with strangers may have given our pending handshake up for a newer connection.
+ * A REJECT, the deadline or an abort (wfd readable) ends it. */
+static ring_status join(ring_comm *c, const char *host, int port, uint16_t kind, uint32_t flags,
+                        const char *peer, int64_t deadline, int wfd, int *out, char *err, size_t errlen)
+{
+    int backoff_ms = 10;
+    for (;;) {
+        int fd = -1;
+        ring_status st = ring_sock_connect(host, port, deadline, wfd, &fd, err, errlen);
+        if (st != RING_OK) return st;
+        if (kind == RING_MSG_HELLO && c->size > 1 && ring_sock_is_self(fd, c->cfg.port)) {
+            close(fd);
+            return ring_errf(err, errlen, RING_ERR_CONFIG,
+                             "%s is this rank itself: right_ip:right_port name this rank's own "
+                             "port %d, not its right neighbour's",
+                             peer, c->cfg.port);
+        }
+        st = client_handshake(c, fd, kind, flags, peer, deadline, wfd, err, errlen);
+        if (st == RING_OK) {
+            *out = fd;
+            return st;
+        }
+        close(fd);
+        int left = ring_ms_left(deadline);
+        if (st != RING_ERR_PEER_CLOSED || left == 0) return st;
+        ring_log(RING_LOG_DEBUG, c->rank, "%s closed our handshake (%s): connecting again", peer, err);
+        struct pollfd p = {.fd = wfd, .events = POLLIN};
+        if (poll(&p, wfd >= 0 ? 1 : 0, backoff_ms < left ? backoff_ms : left) > 0)
+            return ring_errf(err, errlen, RING_ERR_ABORTED, "%s: aborted", peer);
+        backoff_ms = backoff_ms * 2 > 500 ? 500 : backoff_ms * 2;
+    }
+}
+
 /* The right side of the ring runs in its own thread while the main thread accepts the
  * left neighbour: with authentication each side's handshake needs a round trip that the
  * other serves from its accept loop, so doing them in turn would deadlock the ring. */
@@ -390,13 +477,9 @@ static void *connect_right(void *arg)
     ring_comm *c = j->c;
     int k = c->set.tcp_streams;
     j->st = RING_OK;
-    for (int s = 0; s < k && j->st == RING_OK; s++) {
-        j->st = ring_sock_connect(c->cfg.right_ip, c->cfg.right_port, j->deadline, j->wfd, &j->fds[s], j->err,
-                                  sizeof j->err);
-        if (j->st == RING_OK)
-            j->st = client_handshake(c, j->fds[s], RING_MSG_HELLO, ring_hello_streams_bits(k, s), j->peer,
-                                     j->deadline, j->wfd, j->err, sizeof j->err);
-    }
+    for (int s = 0; s < k && j->st == RING_OK; s++)
+        j->st = join(c, c->cfg.right_ip, c->cfg.right_port, RING_MSG_HELLO, ring_hello_streams_bits(k, s),
+                     j->peer, j->deadline, j->wfd, &j->fds[s], j->err, sizeof j->err);
     if (j->st != RING_OK) {
         for (int s = 0; s < k; s++)
             if (j->fds[s] >= 0) {
@@ -513,8 +596,8 @@ ring_status ring_bootstrap(ring_comm *c)
     } else {
         char master[RING_IP_MAX + 32];
         snprintf(master, sizeof master, "master at %s:%d", cfg->master_ip, cfg->master_port);
-        RING_CHECK(ring_sock_connect(cfg->master_ip, cfg->master_port, deadline, c->abort_fd, &c->master_fd, err, sizeof err), fail);
-        RING_CHECK(client_handshake(c, c->master_fd, RING_MSG_CHECKIN, 0, master, deadline, c->abort_fd, err, sizeof err), fail);
+        RING_CHECK(join(c, cfg->master_ip, cfg->master_port, RING_MSG_CHECKIN, 0, master, deadline, c->abort_fd,
+                        &c->master_fd, err, sizeof err), fail);
         RING_CHECK(read_answer(c, c->master_fd, RING_MSG_GO, master, deadline, c->abort_fd, err, sizeof err), fail);
     }
     ring_log(RING_LOG_INFO, c->rank, "ring of %d formed in %.1f ms (left rank %d, right rank %d)%s", c->size,

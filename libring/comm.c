@@ -50,6 +50,7 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
     memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
     p.struct_size = sizeof p;
     if ((st = check_config(p.config, err, errlen)) != RING_OK) return st;
+    if ((st = ring_knobs_check(err, errlen)) != RING_OK) return st;
 
     ring_comm *c = calloc(1, sizeof *c);
     if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
@@ -145,6 +146,15 @@ void ring_comm_abort(ring_comm *c)
     uint64_t one = 1;
     ssize_t n = write(c->abort_fd, &one, sizeof one);
     (void)n;
+    /* Tell the other ranks through the control thread now, not at the next collective: an
+     * abort before any collective (a rank failing at start-up) must reach them at once, ahead
+     * of the BYE that destroy sends. Only an atomic store and a write: async-signal-safe. */
+    if (c->ctrl.running) {
+        int expect = 0;
+        atomic_compare_exchange_strong(&c->ctrl.report, &expect, (int)RING_ERR_ABORTED);
+        n = write(c->ctrl.wake_fd, &one, sizeof one);
+        (void)n;
+    }
 }
 
 int ring_comm_rank(const ring_comm *c) { return c ? c->rank : -1; }

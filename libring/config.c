@@ -3,6 +3,9 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,9 +246,20 @@ ring_status ring_config_load(const char *path, ring_config *cfg, char *err, size
     if (!path || !*path)
         return ring_errf(err, errlen, RING_ERR_CONFIG,
                          "RING_CONFIG is not set: point it at this rank's JSON config file");
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: a FIFO must be refused, not block open() past every deadline. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
         return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return ring_errf(err, errlen, RING_ERR_NOMEM, "%s: out of memory", path);
+    }
     char *text = malloc(CONFIG_MAX_BYTES + 1);
     if (!text) {
         st = ring_errf(err, errlen, RING_ERR_NOMEM, "%s: out of memory", path);
@@ -300,9 +314,19 @@ ring_status ring_config_write(const char *path, const ring_config *cfg, char *er
         st = ring_errf(err, errlen, RING_ERR_NOMEM, "%s: out of memory", path);
         goto free_json;
     }
-    FILE *f = fopen(path, "w");
+    /* O_NONBLOCK: a FIFO in the way fails at once (ENXIO or not regular) instead of blocking. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
+    struct stat sb;
+    if (fd >= 0 && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+        close(fd);
+        fd = -1;
+        errno = EINVAL;
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
-        st = ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot create: %s", path, strerror(errno));
+        st = ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot create: %s", path,
+                       errno == EINVAL || errno == ENXIO ? "not a regular file" : strerror(errno));
+        if (fd >= 0) close(fd);
         goto free_text;
     }
     int bad = fprintf(f, "%s\n", text) < 0;

@@ -49,12 +49,13 @@ static void set_verdict(ring_comm *c, ring_status st, const char *msg)
     (void)n;
 }
 
-/* Best effort: a 28-byte message fits any socket buffer that is not wedged. */
-static void send_msg(const ring_comm *c, int fd, uint16_t kind, uint32_t reason)
+/* Best effort: a 28-byte message fits any socket buffer that is not wedged. `from` is the rank
+ * the message speaks for: ours, or the rank whose failure rank 0 relays. */
+static void send_from(const ring_comm *c, int fd, uint16_t kind, uint32_t reason, int from)
 {
     if (fd < 0) return;
     ring_hello h = {.magic = RING_WIRE_MAGIC, .version = RING_WIRE_VERSION, .kind = kind,
-                    .world_size = (uint32_t)c->size, .rank = (uint32_t)c->rank, .job_id = c->job_id,
+                    .world_size = (uint32_t)c->size, .rank = (uint32_t)from, .job_id = c->job_id,
                     .reason = reason};
     unsigned char b[RING_HELLO_BYTES];
     ring_hello_encode(&h, b);
@@ -62,13 +63,20 @@ static void send_msg(const ring_comm *c, int fd, uint16_t kind, uint32_t reason)
     (void)n;
 }
 
+static void send_msg(const ring_comm *c, int fd, uint16_t kind, uint32_t reason)
+{
+    send_from(c, fd, kind, reason, c->rank);
+}
+
 static uint32_t fail_reason(ring_status st, int suspect) { return (uint32_t)st | (uint32_t)(suspect + 1) << 16; }
 
-/* Rank 0 tells every worker but `except` (the reporter, who knows). */
+/* Rank 0 tells every worker but `except` (the reporter, who knows), in the name of the rank
+ * that failed first, so that every rank's error names it. */
 static void relay(ring_comm *c, peer *p, int np, int except, ring_status st, int suspect)
 {
+    int from = except >= 0 ? except : c->rank;
     for (int i = 0; i < np; i++)
-        if (p[i].rank != except) send_msg(c, p[i].fd, RING_MSG_FAIL, fail_reason(st, suspect));
+        if (p[i].rank != except) send_from(c, p[i].fd, RING_MSG_FAIL, fail_reason(st, suspect), from);
 }
 
 static void lose(ring_comm *c, peer *p, int np, int i, ring_status st, const char *msg)

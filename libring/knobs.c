@@ -60,13 +60,53 @@ static const char *knob_value(int k)
     return (v && *v) ? v : NULL;
 }
 
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+/* -1 when v names no log level. */
+static int parse_level(const char *v)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(v, level_names[i]) == 0) return i;
+    return strcasecmp(v, "warning") == 0 ? RING_LOG_WARN : -1;
+}
+
+/* The values in effect (what a communicator created without params would use), each marked as
+ * the default, taken from the environment, or the environment's value refused. */
 void ring_knobs_print(FILE *out)
 {
+    ring_settings s;
+    ring_settings_resolve(NULL, &s);
+    long long eff[K_COUNT];
+    int numeric[K_COUNT] = {0};
+    eff[K_CONNECT_TIMEOUT] = s.connect_timeout_ms, eff[K_OP_TIMEOUT] = s.op_timeout_ms;
+    eff[K_SEGMENT] = (long long)s.segment_bytes, eff[K_SMALL] = (long long)s.small_bytes;
+    eff[K_SPIN] = s.spin_us, eff[K_DEPTH] = s.depth, eff[K_CHECKSUM] = s.checksum;
+    numeric[K_CONNECT_TIMEOUT] = numeric[K_OP_TIMEOUT] = numeric[K_SEGMENT] = numeric[K_SMALL] =
+        numeric[K_SPIN] = numeric[K_DEPTH] = numeric[K_CHECKSUM] = 1;
     for (int k = 0; k < K_COUNT; k++) {
         const char *v = knob_value(k);
-        fprintf(out, "%-26s = %-12s %s%s\n", knob_table[k].name,
-                v ? v : knob_table[k].default_value, v ? "" : "(default) ", knob_table[k].help);
+        char shown[32], note[96] = "";
+        snprintf(shown, sizeof shown, "%s", v ? v : knob_table[k].default_value);
+        if (numeric[k]) {
+            snprintf(shown, sizeof shown, "%lld", eff[k]);
+            char *end;
+            long long x = v ? strtoll(v, &end, 10) : 0;
+            if (v && (*end || x != eff[k])) snprintf(note, sizeof note, "(%s=%s not valid) ", knob_table[k].name, v);
+        } else if (k == K_LOG_LEVEL && v && parse_level(v) < 0) {
+            snprintf(shown, sizeof shown, "info");
+            snprintf(note, sizeof note, "(%s=%s not valid) ", knob_table[k].name, v);
+        }
+        fprintf(out, "%-26s = %-12s %s%s%s\n", knob_table[k].name, shown, v ? "" : "(default) ", note,
+                knob_table[k].help);
     }
+}
+
+ring_status ring_knobs_check(char *err, size_t errlen)
+{
+    const char *v = knob_value(K_LOG_LEVEL);
+    if (v && parse_level(v) < 0)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "RING_LOG_LEVEL=%s: expected error, warn, info or debug", v);
+    return RING_OK;
 }
 
 const char *ring_knob_config_path(void) { return knob_value(K_CONFIG); }
@@ -74,13 +114,9 @@ const char *ring_knob_secret_file(void) { return knob_value(K_SECRET_FILE); }
 
 ring_log_level ring_log_level_get(void)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
     const char *v = knob_value(K_LOG_LEVEL);
-    if (!v) return RING_LOG_INFO;
-    for (int i = 0; i < 4; i++)
-        if (strcasecmp(v, names[i]) == 0) return (ring_log_level)i;
-    if (strcasecmp(v, "warning") == 0) return RING_LOG_WARN;
-    return RING_LOG_INFO;
+    int l = v ? parse_level(v) : -1;
+    return l < 0 ? RING_LOG_INFO : (ring_log_level)l;
 }
 
 /* A positive integer knob within [lo, hi]; a bad value is reported once per read and ignored. */

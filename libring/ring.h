@@ -149,7 +149,7 @@ typedef struct ring_knob {
 
 /* The table, terminated by an entry whose name is NULL. */
 const ring_knob *ring_knobs(void);
-/* Print each knob: name, current value (or default), help. */
+/* Print each knob: name, the value in effect (a refused environment value is marked), help. */
 void ring_knobs_print(FILE *out);
 
 /* ------------------------------------------------------------------ communicator */

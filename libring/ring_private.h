@@ -79,6 +79,8 @@ ring_status ring_errf(char *err, size_t errlen, ring_status st, const char *fmt,
 
 /* Resolve params against knobs and defaults. */
 void ring_settings_resolve(const ring_params *p, ring_settings *out);
+/* Knobs that are errors when wrong (RING_LOG_LEVEL), rather than ignored with a warning. */
+ring_status ring_knobs_check(char *err, size_t errlen);
 /* RING_CONFIG's value, or NULL if unset. */
 const char *ring_knob_config_path(void);
 /* RING_SECRET_FILE's value, or NULL if unset. */

@@ -24,15 +24,26 @@ ring_status ring_sock_tune(int fd, char *err, size_t errlen)
     return RING_OK;
 }
 
+/* Listens on every address, IPv6 and IPv4 (one dual-stack socket, so that a config may name
+ * either); IPv4 alone where the kernel has no IPv6. */
 ring_status ring_sock_listen(int port, int *out, char *err, size_t errlen)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int v6 = 1;
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
+        v6 = 0;
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
     if (fd < 0) return ring_errf(err, errlen, RING_ERR_SYSTEM, "socket: %s", strerror(errno));
-    int one = 1;
+    int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_ANY)};
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+                              .sin6_addr = in6addr_any};
+    if (v6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (v6 ? bind(fd, (struct sockaddr *)&a6, sizeof a6) < 0
+           : bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
         int e = errno;
         close(fd);
         return ring_errf(err, errlen, RING_ERR_SYSTEM, "cannot listen on port %d: %s", port, strerror(e));
@@ -67,8 +78,15 @@ ring_status ring_sock_wait(int fd, short events, int abort_fd, int64_t deadline_
 ring_status ring_sock_connect(const char *host, int port, int64_t deadline_ns, int abort_fd,
                               int *out, char *err, size_t errlen)
 {
-    char service[16];
+    char service[16], bare[256];
     snprintf(service, sizeof service, "%d", port);
+    /* "[::1]" (the bracketed form of host:port places) names the address "::1". */
+    size_t hl = strlen(host);
+    if (hl > 2 && hl < sizeof bare && host[0] == '[' && host[hl - 1] == ']') {
+        memcpy(bare, host + 1, hl - 2);
+        bare[hl - 2] = 0;
+        host = bare;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int backoff_ms = 10;
     int last_errno = 0;
@@ -172,6 +190,24 @@ ring_status ring_sock_read_all(int fd, void *buf, size_t len, int64_t deadline_n
     return io_all(fd, buf, len, 0, deadline_ns, abort_fd, err, errlen);
 }
 
+int ring_sock_is_self(int fd, int port)
+{
+    struct sockaddr_storage me, peer;
+    socklen_t ml = sizeof me, pl = sizeof peer;
+    if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 || me.ss_family != peer.ss_family)
+        return 0;
+    if (peer.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)&me, *b = (const void *)&peer;
+        return ntohs(b->sin_port) == port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)&me, *b = (const void *)&peer;
+        return ntohs(b->sin6_port) == port && !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr);
+    }
+    return 0;
+}
+
 void ring_sock_peer_name(int fd, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
@@ -179,9 +215,11 @@ void ring_sock_peer_name(int fd, char *out, size_t cap)
     char host[NI_MAXHOST], serv[NI_MAXSERV];
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
         getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        snprintf(out, cap, "%s:%s", host, serv);
-    else
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+        /* IPv4 through the dual-stack listener reads as ::ffff:a.b.c.d: show it as IPv4. */
+        const char *h = strncmp(host, "::ffff:", 7) == 0 && strchr(host + 7, '.') ? host + 7 : host;
+        snprintf(out, cap, strchr(h, ':') ? "[%s]:%s" : "%s:%s", h, serv);
+    } else
         snprintf(out, cap, "?");
 }
 

@@ -14,6 +14,9 @@ ring_status ring_sock_write_all(int fd, const void *buf, size_t len, int64_t dea
                                 int abort_fd, char *err, size_t errlen);
 ring_status ring_sock_read_all(int fd, void *buf, size_t len, int64_t deadline_ns, int abort_fd,
                                char *err, size_t errlen);
+/* Whether connected socket fd reached this host's own `port` (a rank connecting to itself:
+ * the peer's address is our local address and its port is ours). */
+int ring_sock_is_self(int fd, int port);
 void ring_sock_peer_name(int fd, char *out, size_t cap);
 /* A transport's wait for progress: poll p[0..n) until the deadline, p[0] being the abort fd.
  * RING_OK when something is ready (or a signal came); TIMEOUT names the silent peer and what

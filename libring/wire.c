@@ -68,6 +68,9 @@ const char *ring_reject_str(uint32_t reason)
     case RING_REJECT_KIND: return "unexpected handshake message";
     case RING_REJECT_AUTH: return "authentication failed (shared secret missing or different)";
     case RING_REJECT_STREAMS: return "TCP streams per connection differ (RING_TCP_STREAMS)";
+    case RING_REJECT_SELF:
+        return "it is this rank itself: right_ip:right_port name this rank's own port, not its right "
+               "neighbour's";
     default: return "refused";
     }
 }

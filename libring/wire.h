@@ -46,6 +46,7 @@ typedef enum {
     RING_REJECT_KIND = 5,
     RING_REJECT_AUTH = 6, /* secret missing on one side, or proof wrong */
     RING_REJECT_STREAMS = 7, /* TCP streams per connection differ (or a bad stream index) */
+    RING_REJECT_SELF = 8,    /* the rank reached its own port (right_ip:right_port names itself) */
 } ring_reject_reason;
 
 typedef struct ring_hello {

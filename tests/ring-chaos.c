@@ -6,11 +6,13 @@
  * and checks that the communicator now refuses every call with RING_ERR_FAILED.
  * SIGTERM and SIGINT call ring_comm_abort() (async-signal-safe).
  *
- *   ring-chaos [--iters N] [--count C] [--mismatch RANK:WHAT] [--sleep-ms M]
+ *   ring-chaos [--iters N] [--count C] [--mismatch RANK:WHAT] [--sleep-ms M] [--abort-at-start R]
  *     --iters N      stop after N all-reduces (0: until failure)
  *     --count C      elements per all-reduce (alternates with C/64+1 for the latency path)
  *     --mismatch R:W rank R calls with a different count (W=count), type (W=type),
  *                    op (W=op) or collective (W=coll) at iteration 3
+ *     --abort-at-start R  rank R calls ring_comm_abort() and destroy before any collective (as
+ *                    a program failing at start-up does), prints "ABORTED_AT_START" and exits 3
  * Exit: 0 all iterations right, 3 a collective failed (see STATUS), 1 wrong data or setup. */
 #include "ring.h"
 
@@ -58,13 +60,15 @@ int main(int argc, char **argv)
 {
     long iters = 0;
     size_t count = 100000;
-    int mm_rank = -1, sleep_ms = 0;
+    int mm_rank = -1, sleep_ms = 0, abort_rank = -1;
     char mm_what[16] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--iters") && i + 1 < argc) {
             iters = strtol(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
             count = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--abort-at-start") && i + 1 < argc) {
+            abort_rank = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--sleep-ms") && i + 1 < argc) {
             sleep_ms = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--mismatch") && i + 1 < argc &&
@@ -72,7 +76,7 @@ int main(int argc, char **argv)
             i++;
         } else {
             fprintf(stderr, "usage: ring-chaos [--iters N] [--count C] [--mismatch RANK:count|type|op|coll] "
-                            "[--sleep-ms M]\n");
+                            "[--sleep-ms M] [--abort-at-start R]\n");
             return 2;
         }
     }
@@ -91,6 +95,13 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     int rank = ring_comm_rank(c), n = ring_comm_size(c);
     printf("READY %d\n", rank);
+    if (rank == abort_rank) {
+        the_comm = NULL;
+        ring_comm_abort(c);
+        ring_comm_destroy(c);
+        printf("ABORTED_AT_START %d\n", rank);
+        return 3;
+    }
     float *a = malloc(count * sizeof *a), *b = malloc(count * sizeof *b);
     if (!a || !b) return 1;
     int rc = 0;

@@ -5,6 +5,7 @@
   ring_fail.py stop  --ranks 2,4,8 --trials 20   SIGSTOP one rank mid-loop
   ring_fail.py mismatch --ranks 2,4,8            ranks disagree on count/type/op/collective
   ring_fail.py abort --ranks 4                   SIGTERM every rank: ring_comm_abort()
+  ring_fail.py abort-start --ranks 2,4           one rank aborts and destroys before any collective
 
 Every survivor must print the expected status (PEER_CLOSED for a kill, TIMEOUT for a
 stop, INVALID_USAGE for a mismatch, ABORTED for an abort) within 2x the operation
@@ -218,9 +219,38 @@ def abort(ns, op_ms):
     return 0
 
 
+def abort_start(ns):
+    """One rank aborts and destroys its communicator before the first collective (a program
+    failing at start-up): the others get RING_ERR_ABORTED at once, naming that rank, not a
+    PEER_CLOSED after the operation deadline (30 s here, the default)."""
+    op_ms = 30000
+    for n in ns:
+        for culprit in sorted({0, n - 1}):
+            ring = Ring(n, ["--count", "100000", "--iters", "1000", "--abort-at-start", str(culprit)], op_ms)
+            try:
+                ok = ring.wait_ready(30)
+                t0 = int(time.time() * 1000)
+                out = ring.finish(10, skip=(culprit,)) if ok else ring.finish(1)
+                times, why = check_survivors(out, "RING_ERR_ABORTED", t0, 5000,
+                                             "abort-start n=%d rank %d" % (n, culprit))
+                if not why:
+                    for r, (rc, o, e) in out.items():
+                        if "rank %d" % culprit not in parse_status(o)[2]:
+                            why = "abort-start n=%d: rank %d's error does not name rank %d: %s" % (
+                                n, r, culprit, parse_status(o)[2])
+                if why:
+                    print("FAIL " + why)
+                    return 1
+                print("abort-start n=%d rank %d: every other rank RING_ERR_ABORTED within %d ms (\"%s\")" % (
+                    n, culprit, max(times), parse_status(out[min(out)][1])[2][:80]))
+            finally:
+                ring.cleanup()
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["kill", "stop", "mismatch", "abort"])
+    ap.add_argument("mode", choices=["kill", "stop", "mismatch", "abort", "abort-start"])
     ap.add_argument("--ranks", default="2,4,8")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--op-ms", type=int, default=1000)
@@ -236,6 +266,8 @@ def main():
         return fault_trials(a.mode, ns, a.trials, a.op_ms, seed)
     if a.mode == "mismatch":
         return mismatch(ns, a.op_ms)
+    if a.mode == "abort-start":
+        return abort_start(ns)
     return abort(ns, a.op_ms)
 
 

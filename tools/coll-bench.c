@@ -96,7 +96,11 @@ static int parse_args(int argc, char **argv, opts *o)
         if (strchr("nwcraT", c)) {
             errno = 0;
             v = strtol(optarg, &end, 10);
-            if (errno || *end || v < 0 || v > 100000000) {
+            if (errno == ERANGE || (!errno && !*end && *optarg && v > 100000000)) {
+                fprintf(stderr, "coll-bench: -%c %s is too large (at most 100000000)\n", c, optarg);
+                return -1;
+            }
+            if (errno || *end || !*optarg || v < 0) {
                 fprintf(stderr, "coll-bench: -%c expects a non-negative integer, got '%s'\n", c, optarg);
                 return -1;
             }
@@ -445,7 +449,20 @@ int main(int argc, char **argv)
 {
     opts o;
     if (parse_args(argc, argv, &o)) return 2;
-    if (o.print_config) return bench_print_config(stdout, o.provider) == 0 ? 0 : 1;
+    if (o.print_config) {
+        int bad = bench_print_config(stdout, o.provider) != 0;
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "coll-bench: cannot write to standard output: %s\n", strerror(errno));
+            bad = 1;
+        }
+        return bad;
+    }
+    if ((o.coll == C_ALLREDUCE || o.coll == C_REDUCESCATTER) && !o.all_ops && !o.all_types &&
+        !ring_op_valid_for(o.op, o.type)) {
+        fprintf(stderr, "coll-bench: -o %s is not defined for -d %s: nothing to measure\n",
+                ring_op_name(o.op), ring_dtype_name(o.type));
+        return 2;
+    }
     char err[512];
     bench_backend *be = NULL;
     if (bench_backend_open(o.provider, o.timeout_s, o.device, &be, err, sizeof err) != 0) {
@@ -502,11 +519,25 @@ int main(int argc, char **argv)
         }
     }
 done:
+    /* OK only for a run that measured something and did not fail. */
+    if (!rc && rows == 0) {
+        fprintf(stderr, "coll-bench: rank %d: nothing measured (no op of -o is defined for a "
+                        "type of -d)\n",
+                be->rank);
+        rc = 1;
+    }
     if (be->rank == 0 && !o.json) {
-        printf("# Out of bounds values : %lld %s\n", wrong_total, wrong_total ? "FAILED" : "OK");
+        printf("# Out of bounds values : %lld %s\n", wrong_total,
+               wrong_total || rc ? "FAILED" : "OK");
         printf("# Avg bus bandwidth    : %.4f\n#\n", rows ? busbw_sum / rows : 0.0);
     }
     if (wrong_total) rc = 1;
+    /* The table is the result: losing it (a full disk, a closed pipe) is a failure. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "coll-bench: rank %d: cannot write the results: %s\n", be->rank,
+                strerror(errno));
+        rc = 1;
+    }
     be->ops->release(be, send);
     be->ops->release(be, recv);
     be->ops->close(be);

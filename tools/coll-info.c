@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 static void usage(FILE *out)
@@ -38,5 +39,9 @@ int main(int argc, char **argv)
         }
     }
     coll_print_config(stdout, &p);
+    if (fflush(stdout) != 0 || ferror(stdout)) { /* a full disk or closed pipe loses the report */
+        fprintf(stderr, "coll-info: cannot write to standard output: %s\n", strerror(errno));
+        return 1;
+    }
     return 0;
 }

@@ -1,6 +1,11 @@
 /* ringrun: start N local ranks, each with its own RING_CONFIG, prefix their output
  * with the rank, forward signals, and stop everyone when one rank fails.
  *
+ * A rank is a process group: what it starts is signalled with it, and the group is killed when
+ * its leader exits, so no process outlives ringrun. The ranks die with ringrun even under
+ * SIGKILL (PR_SET_PDEATHSIG), and a watchdog process started first kills what is left of their
+ * groups and removes the config folder when ringrun vanishes without cleaning up.
+ *
  *   ringrun -n N [--base-port P] [--timeout S] [--keep-configs] -- CMD ARGS...
  *   ringrun --print-configs --hosts h0,h1,... [--base-port P] [--out DIR]
  */
@@ -15,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,9 +39,10 @@ typedef struct stream {
 } stream;
 
 typedef struct rank_proc {
-    pid_t pid;
+    pid_t pid; /* also the process group of the rank */
     int status;
     int done;
+    int64_t kill_at; /* after the leader exits: when to SIGKILL what is left; -1 none */
     stream out, err;
 } rank_proc;
 
@@ -43,6 +50,8 @@ typedef struct launcher {
     int n;
     rank_proc *ranks;
     int sigpipe[2]; /* written by the signal handler: the one way a signal reaches the loop */
+    int watch_fd;   /* write end of the watchdog's pipe; -1 without one */
+    int out_lost;   /* our stdout or stderr failed (EPIPE: the reader left) */
     char dir[64];
 } launcher;
 
@@ -153,7 +162,7 @@ static int write_configs(const char *dir, char **hosts, int n, const int *ports,
 }
 
 /* Copy complete lines from a child's pipe to our stream, prefixed with the rank. */
-static void drain(stream *s, int rank, int final)
+static void drain(launcher *L, stream *s, int rank, int final)
 {
     for (;;) {
         if (s->fd >= 0 && !final) {
@@ -168,26 +177,122 @@ static void drain(stream *s, int rank, int final)
         size_t start = 0;
         for (size_t i = 0; i < s->used; i++) {
             if (s->buf[i] == '\n') {
-                fprintf(s->to, "[%d] %.*s\n", rank, (int)(i - start), s->buf + start);
+                if (!L->out_lost)
+                    fprintf(s->to, "[%d] %.*s\n", rank, (int)(i - start), s->buf + start);
                 start = i + 1;
             }
         }
         /* A line longer than the buffer, or the tail at EOF, goes out as it is. */
         if (start == 0 && (s->used == sizeof s->buf || (s->fd < 0 && s->used))) {
-            fprintf(s->to, "[%d] %.*s\n", rank, (int)s->used, s->buf);
+            if (!L->out_lost)
+                fprintf(s->to, "[%d] %.*s\n", rank, (int)s->used, s->buf);
             start = s->used;
         }
         memmove(s->buf, s->buf + start, s->used - start);
         s->used -= start;
-        fflush(s->to);
+        if (!L->out_lost && (fflush(s->to) != 0 || ferror(s->to))) {
+            if (!L->out_lost)
+                L->out_lost = errno == EPIPE ? EPIPE : errno ? errno : EIO;
+            clearerr(s->to);
+        }
         if (s->fd < 0 || final || s->used < sizeof s->buf) return;
     }
 }
 
+/* Signals each running rank's whole process group (the rank and what it started). */
 static void signal_all(launcher *L, int sig)
 {
     for (int r = 0; r < L->n; r++)
-        if (!L->ranks[r].done && L->ranks[r].pid > 0) kill(L->ranks[r].pid, sig);
+        if (!L->ranks[r].done && L->ranks[r].pid > 0) kill(-L->ranks[r].pid, sig);
+}
+
+/* The signals ringrun handles; blocked around fork so that a child never runs our handler. */
+static void handled_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+/* The watchdog: a process started before the ranks that outlives a killed ringrun. ringrun
+ * sends it each rank's process group; EOF without the final 0 means ringrun died without
+ * cleaning up, so it kills the groups (TERM, then KILL after the grace) and removes the
+ * configs. It holds none of the ranks' pipes and only /dev/null as stdout. */
+static void watchdog(int fd, const char *dir, int n, int keep)
+{
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) { /* never keep a reader of ringrun's output waiting */
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        if (devnull > 2) close(devnull);
+    }
+    pid_t groups[MAX_RANKS];
+    int ng = 0, clean = 0;
+    int32_t v;
+    for (;;) {
+        ssize_t k = read(fd, &v, sizeof v);
+        if (k < 0 && errno == EINTR) continue;
+        if (k != (ssize_t)sizeof v) break;
+        if (v == 0) {
+            clean = 1;
+            break;
+        }
+        if (ng < MAX_RANKS) groups[ng++] = (pid_t)v;
+    }
+    if (clean) _exit(0);
+    int alive = 0;
+    for (int i = 0; i < ng; i++) alive += kill(-groups[i], SIGTERM) == 0;
+    for (int64_t end = now_ms() + GRACE_MS; alive && now_ms() < end;) {
+        struct timespec ts = {0, 50 * 1000 * 1000}; /* no child to wait for: poll the groups */
+        nanosleep(&ts, NULL);
+        alive = 0;
+        for (int i = 0; i < ng; i++) alive += kill(-groups[i], 0) == 0;
+    }
+    for (int i = 0; i < ng; i++) kill(-groups[i], SIGKILL);
+    if (!keep) {
+        char path[128];
+        for (int r = 0; r < n; r++) {
+            snprintf(path, sizeof path, "%s/rank-%d.json", dir, r);
+            unlink(path);
+        }
+        rmdir(dir);
+    }
+    _exit(0);
+}
+
+static pid_t start_watchdog(launcher *L, int keep)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[1]);
+        /* Its own group: a terminal's ^C reaches ringrun, which stops the ranks itself. */
+        setpgid(0, 0);
+        watchdog(p[0], L->dir, L->n, keep);
+    }
+    close(p[0]);
+    L->watch_fd = p[1];
+    return pid;
+}
+
+static void tell_watchdog(launcher *L, int32_t v)
+{
+    if (L->watch_fd < 0) return;
+    if (write(L->watch_fd, &v, sizeof v) != (ssize_t)sizeof v) {
+        close(L->watch_fd);
+        L->watch_fd = -1;
+    }
 }
 
 static int exit_code_of(int status)
@@ -206,36 +311,52 @@ static void describe(int rank, int status)
                 strsignal(WTERMSIG(status)));
 }
 
-static int spawn(launcher *L, int r, char **argv)
+static int spawn(launcher *L, int r, char **argv, pid_t parent)
 {
     int po[2], pe[2];
     if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
         perror("ringrun: pipe");
         return -1;
     }
+    sigset_t block, old;
+    handled_signals(&block);
+    sigprocmask(SIG_BLOCK, &block, &old);
     pid_t pid = fork();
     if (pid < 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
         perror("ringrun: fork");
         return -1;
     }
     if (pid == 0) {
+        /* Handlers reset while the signals are still blocked: ours must never run here. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(128 + SIGKILL); /* ringrun died before the prctl */
         char path[128];
         snprintf(path, sizeof path, "%s/rank-%d.json", L->dir, r);
         setenv("RING_CONFIG", path, 1);
+        /* No terminal input: a rank in a background group reading it would be stopped. */
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
         dup2(po[1], 1);
         dup2(pe[1], 2);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
         execvp(argv[0], argv);
         fprintf(stderr, "ringrun: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    setpgid(pid, pid); /* also here, so that the group exists before we signal it */
+    tell_watchdog(L, (int32_t)pid);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     close(po[1]);
     close(pe[1]);
     fcntl(po[0], F_SETFL, O_NONBLOCK);
     fcntl(pe[0], F_SETFL, O_NONBLOCK);
-    L->ranks[r] = (rank_proc){.pid = pid, .out = {.fd = po[0], .to = stdout},
+    L->ranks[r] = (rank_proc){.pid = pid, .kill_at = -1, .out = {.fd = po[0], .to = stdout},
                               .err = {.fd = pe[0], .to = stderr}};
     return 0;
 }
@@ -276,11 +397,18 @@ static int supervise(launcher *L, int timeout_s)
             signal_all(L, SIGKILL);
             kill_at = t + 3600 * 1000;
         }
+        for (int r = 0; r < L->n; r++) { /* what a finished rank left running */
+            rank_proc *rp = &L->ranks[r];
+            if (rp->done && rp->kill_at >= 0 && t >= rp->kill_at) {
+                kill(-rp->pid, SIGKILL);
+                rp->kill_at = -1;
+            }
+        }
         if (poll(pf, (nfds_t)np, wait_ms) < 0 && errno != EINTR) break;
         if (pf[0].revents & POLLIN) {
             unsigned char sig;
             while (read(L->sigpipe[0], &sig, 1) == 1) {
-                if (sig == SIGINT || sig == SIGTERM) {
+                if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
                     fprintf(stderr, "ringrun: got signal %d: forwarding to every rank\n", sig);
                     signal_all(L, sig);
                     if (kill_at < 0) kill_at = now_ms() + GRACE_MS;
@@ -288,9 +416,19 @@ static int supervise(launcher *L, int timeout_s)
                 }
             }
         }
+        int lost = L->out_lost;
         for (int r = 0; r < L->n; r++) {
-            drain(&L->ranks[r].out, r, 0);
-            drain(&L->ranks[r].err, r, 0);
+            drain(L, &L->ranks[r].out, r, 0);
+            drain(L, &L->ranks[r].err, r, 0);
+        }
+        if (!lost && L->out_lost) {
+            /* Nobody reads the ranks' output any more (`ringrun ... | head`): like a program
+             * killed by SIGPIPE, stop and exit 128 + SIGPIPE; other write errors exit 1. */
+            fprintf(stderr, "ringrun: cannot write the ranks' output (%s): stopping every rank\n",
+                    strerror(L->out_lost));
+            signal_all(L, SIGTERM);
+            if (kill_at < 0) kill_at = now_ms() + GRACE_MS;
+            if (!code) code = L->out_lost == EPIPE ? 128 + SIGPIPE : 1;
         }
         pid_t pid;
         int status;
@@ -300,6 +438,8 @@ static int supervise(launcher *L, int timeout_s)
                 L->ranks[r].done = 1;
                 L->ranks[r].status = status;
                 alive--;
+                /* The rank is over: what it started goes with it. */
+                if (kill(-pid, SIGTERM) == 0) L->ranks[r].kill_at = now_ms() + GRACE_MS;
                 if (exit_code_of(status) != 0 && first_fail < 0 && code == 0) {
                     first_fail = r;
                     code = exit_code_of(status);
@@ -314,8 +454,9 @@ static int supervise(launcher *L, int timeout_s)
         }
     }
     for (int r = 0; r < L->n; r++) {
-        drain(&L->ranks[r].out, r, 1);
-        drain(&L->ranks[r].err, r, 1);
+        drain(L, &L->ranks[r].out, r, 1);
+        drain(L, &L->ranks[r].err, r, 1);
+        kill(-L->ranks[r].pid, SIGKILL); /* left over with its output closed */
     }
     free(pf);
     return code;
@@ -331,14 +472,26 @@ static void remove_configs(const launcher *L)
     rmdir(L->dir);
 }
 
+/* "h0,h1,..." -> hosts; an empty entry is an error (it would silently shrink the ring). */
 static int split_hosts(char *list, char **hosts, int cap)
 {
     int n = 0;
-    for (char *save = NULL, *h = strtok_r(list, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
-        if (n == cap) return -1;
+    for (char *h = list;; h++) {
+        char *end = strchr(h, ',');
+        if (end) *end = 0;
+        if (!*h) {
+            fprintf(stderr, "ringrun: --hosts: entry %d is empty (one host per rank, comma "
+                            "separated)\n", n);
+            return -1;
+        }
+        if (n == cap) {
+            fprintf(stderr, "ringrun: --hosts: more than %d entries\n", cap);
+            return -1;
+        }
         hosts[n++] = h;
+        if (!end) return n;
+        h = end;
     }
-    return n;
 }
 
 int main(int argc, char **argv)
@@ -377,7 +530,8 @@ int main(int argc, char **argv)
     if (print_configs) {
         char *hosts[MAX_RANKS];
         int nh = hosts_arg ? split_hosts(hosts_arg, hosts, MAX_RANKS) : 0;
-        if (nh <= 0) {
+        if (nh < 0) return 2;
+        if (nh == 0) {
             fprintf(stderr, "ringrun: --print-configs needs --hosts h0,h1,... (one entry per rank)\n");
             return 2;
         }
@@ -401,6 +555,11 @@ int main(int argc, char **argv)
             return 1;
         }
         if (write_configs(out_dir, hosts, nh, ports, random_job_id(), 0)) return 1;
+        fflush(stdout);
+        if (ferror(stdout)) {
+            fprintf(stderr, "ringrun: cannot write to standard output: %s\n", strerror(errno));
+            return 1;
+        }
         printf("Copy rank-R.json to host R and run each rank there with RING_CONFIG=rank-R.json.\n"
                "Rank 0 serves the master port %d; rank R listens on port %d+R.\n",
                base_port, base_port + 1);
@@ -438,6 +597,13 @@ int main(int argc, char **argv)
     if (write_configs(L.dir, hosts, n, ports, random_job_id(), 1)) return 1;
     if (keep) fprintf(stderr, "ringrun: configs in %s\n", L.dir);
 
+    L.watch_fd = -1;
+    pid_t watch_pid = start_watchdog(&L, keep);
+    if (watch_pid < 0) {
+        perror("ringrun: watchdog");
+        if (!keep) remove_configs(&L);
+        return 1;
+    }
     L.ranks = calloc((size_t)n, sizeof *L.ranks);
     if (!L.ranks || pipe2(L.sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         perror("ringrun");
@@ -448,11 +614,13 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     int code = 0;
+    pid_t self = getpid();
     for (int r = 0; r < n; r++) {
-        if (spawn(&L, r, argv + optind) < 0) {
+        if (spawn(&L, r, argv + optind, self) < 0) {
             L.n = r;
             signal_all(&L, SIGTERM);
             code = 1;
@@ -462,6 +630,10 @@ int main(int argc, char **argv)
     int sup = supervise(&L, timeout_s);
     if (!code) code = sup;
     if (!keep) remove_configs(&L);
+    tell_watchdog(&L, 0); /* cleaned up: the watchdog leaves without touching anything */
+    if (L.watch_fd >= 0) close(L.watch_fd);
+    while (waitpid(watch_pid, NULL, 0) < 0 && errno == EINTR) {
+    }
     free(L.ranks);
     return code;
 }

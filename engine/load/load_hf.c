@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,22 @@ static int get_bool(const cJSON *o, const char *key, int def)
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
 }
 
-static double get_num(const cJSON *o, const char *key, double def)
+/* A positive number, def when absent or null; anything else (a string, 0, negative) is an
+ * error rather than a silent default. */
+static eng_status get_pos(const cJSON *o, const char *key, double def, double *out,
+                          const char *path, char *err, size_t errlen)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return ENG_OK;
+    }
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble) ||
+        !((float)v->valuedouble > 0))
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: \"%s\" must be a positive number",
+                        path, key);
+    *out = v->valuedouble;
+    return ENG_OK;
 }
 
 static const char *get_str(const cJSON *o, const char *key)
@@ -111,12 +124,16 @@ static eng_status parse_config(const char *path, const cJSON *j, eng_config *c, 
     if (act && strcmp(act, "silu"))
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen,
                         "%s: hidden_act '%s' unsupported (only silu)", path, act);
-    c->norm_eps = (float)get_num(j, "rms_norm_eps", 1e-6);
+    double eps, theta = 10000.0;
+    if ((st = get_pos(j, "rms_norm_eps", 1e-6, &eps, path, err, errlen)) != ENG_OK) return st;
+    c->norm_eps = (float)eps;
     /* rope_theta: top level (older transformers) or under rope_parameters (v5). */
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
-    c->rope_theta = (float)get_num(j, "rope_theta", cJSON_IsObject(rp)
-                                                        ? get_num(rp, "rope_theta", 10000.0)
-                                                        : 10000.0);
+    if (cJSON_IsObject(rp) &&
+        (st = get_pos(rp, "rope_theta", theta, &theta, path, err, errlen)) != ENG_OK)
+        return st;
+    if ((st = get_pos(j, "rope_theta", theta, &theta, path, err, errlen)) != ENG_OK) return st;
+    c->rope_theta = (float)theta;
     const char *rtype = cJSON_IsObject(rp) ? get_str(rp, "rope_type") : NULL;
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
     if (cJSON_IsObject(rs) && !rtype) rtype = get_str(rs, "rope_type") ? get_str(rs, "rope_type") : get_str(rs, "type");
@@ -180,6 +197,23 @@ static eng_status open_weights(const char *dir, eng_st_index *ix, char *err, siz
         if (seen) continue;
         if ((st = eng_st_add_file(ix, path, err, errlen)) != ENG_OK) break;
     }
+    /* Every tensor where the index says: a tensor missing from its shard, or found in another
+     * one, means the index and the files disagree. */
+    if (st == ENG_OK)
+        cJSON_ArrayForEach(e, wm)
+        {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->valuestring);
+            const eng_st_tensor *t = eng_st_find(ix, e->string);
+            if (!t || strcmp(t->file, path) != 0) {
+                st = t ? eng_fail(ENG_ERR_FORMAT, err, errlen,
+                                  "%s: puts tensor %s in %s, but it is in %s", idx_path,
+                                  e->string, e->valuestring, t->file)
+                       : eng_fail(ENG_ERR_FORMAT, err, errlen,
+                                  "%s: puts tensor %s in %s, which does not hold it", idx_path,
+                                  e->string, e->valuestring);
+                break;
+            }
+        }
     cJSON_Delete(j);
     return st;
 }

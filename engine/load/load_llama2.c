@@ -38,6 +38,15 @@ eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t 
     if (dim <= 0 || hid <= 0 || L <= 0 || H <= 0 || KV <= 0 || V <= 0 || S <= 0 ||
         dim > (1 << 16) || hid > (1 << 18) || L > 4096 || S > (1 << 22) || V > (1 << 22) ||
         dim % H != 0 || H % KV != 0 || ((dim / H) & 1)) {
+        /* A safetensors file starts with a u64 header length and then '{'. */
+        const char *b = mp->addr;
+        if (mp->len > 9 && b[8] == '{') {
+            st = eng_fail(ENG_ERR_FORMAT, err, errlen,
+                          "%s: a safetensors file, not a llama2.c checkpoint: give -m the folder "
+                          "that holds it with config.json",
+                          path);
+            goto free_source;
+        }
         st = eng_fail(ENG_ERR_FORMAT, err, errlen,
                       "%s: not a llama2.c v0 checkpoint (header dim=%d hidden=%d layers=%d "
                       "heads=%d kv_heads=%d vocab=%d seq_len=%d)",

@@ -50,36 +50,100 @@ static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
     if (t->ndim > 4)
         return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s has %d dimensions", path,
                         name, t->ndim);
-    uint64_t count = 1;
+    if (eng_st_find(ix, name))
+        return eng_fail(ENG_ERR_FORMAT, err, errlen,
+                        "%s: tensor %s appears twice (in %s and here)", path, name,
+                        eng_st_find(ix, name)->file);
+    uint64_t count = 1, bytes;
     for (int i = 0; i < t->ndim; i++) {
         const cJSON *d = cJSON_GetArrayItem(shape, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e12)
+        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e12 ||
+            d->valuedouble != (double)(int64_t)d->valuedouble)
             return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s: bad shape", path, name);
         t->shape[i] = (int64_t)d->valuedouble;
-        count *= (uint64_t)t->shape[i];
+        if (__builtin_mul_overflow(count, (uint64_t)t->shape[i], &count))
+            return eng_fail(ENG_ERR_FORMAT, err, errlen,
+                            "%s: tensor %s: the element count of its shape overflows 64 bits",
+                            path, name);
     }
+    if (__builtin_mul_overflow(count, (uint64_t)size, &bytes))
+        return eng_fail(ENG_ERR_FORMAT, err, errlen,
+                        "%s: tensor %s: %llu elements of %s overflow 64 bits", path, name,
+                        (unsigned long long)count, dt->valuestring);
     const cJSON *b = cJSON_GetArrayItem(offs, 0), *en = cJSON_GetArrayItem(offs, 1);
     if (!cJSON_IsNumber(b) || !cJSON_IsNumber(en) || b->valuedouble < 0 ||
         en->valuedouble < b->valuedouble)
         return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s: bad data_offsets", path,
                         name);
+    /* Compared as doubles first: a value beyond 2^64 must not be converted. */
+    if (en->valuedouble > (double)data_len)
+        return eng_fail(ENG_ERR_FORMAT, err, errlen,
+                        "%s: tensor %s ends at byte %.0f of the data but the file holds %llu "
+                        "(truncated?)",
+                        path, name, en->valuedouble, (unsigned long long)data_len);
+    if (b->valuedouble != (double)(uint64_t)b->valuedouble ||
+        en->valuedouble != (double)(uint64_t)en->valuedouble)
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s: data_offsets are not integers",
+                        path, name);
     uint64_t begin = (uint64_t)b->valuedouble, end = (uint64_t)en->valuedouble;
     if (end > data_len)
         return eng_fail(ENG_ERR_FORMAT, err, errlen,
                         "%s: tensor %s ends at byte %llu of the data but the file holds %llu "
                         "(truncated?)",
                         path, name, (unsigned long long)end, (unsigned long long)data_len);
-    if (end - begin != count * (uint64_t)size)
+    if (end - begin != bytes)
         return eng_fail(ENG_ERR_FORMAT, err, errlen,
                         "%s: tensor %s: %llu bytes for %llu elements of %s", path, name,
                         (unsigned long long)(end - begin), (unsigned long long)count,
                         dt->valuestring);
+    t->nbytes = bytes;
     t->name = strdup(name);
     if (!t->name) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     t->data = data + begin;
     t->file = path;
     ix->n++;
     return ENG_OK;
+}
+
+static int by_data(const void *a, const void *b)
+{
+    const eng_st_tensor *x = *(const eng_st_tensor *const *)a, *y = *(const eng_st_tensor *const *)b;
+    return (x->data > y->data) - (x->data < y->data);
+}
+
+/* The tensors t[0..n) of one file, whose data is [data, data + data_len): like the safetensors
+ * library, each must start where the one before ends and the last end the file, so that no
+ * two tensors share bytes (a model that overlaps would run on aliased weights). */
+static eng_status check_layout(eng_st_tensor *t, int n, const char *path, const char *data,
+                               uint64_t data_len, char *err, size_t errlen)
+{
+    if (n == 0) return ENG_OK;
+    const eng_st_tensor **o = malloc((size_t)n * sizeof(*o));
+    if (!o) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+    for (int i = 0; i < n; i++) o[i] = &t[i];
+    qsort(o, (size_t)n, sizeof(*o), by_data);
+    eng_status st = ENG_OK;
+    uint64_t at = 0;
+    for (int i = 0; i < n && st == ENG_OK; i++) {
+        uint64_t begin = (uint64_t)((const char *)o[i]->data - data);
+        uint64_t len = o[i]->nbytes;
+        if (begin < at)
+            st = eng_fail(ENG_ERR_FORMAT, err, errlen,
+                          "%s: tensors %s and %s overlap (data_offsets)", path, o[i - 1]->name,
+                          o[i]->name);
+        else if (begin > at)
+            st = eng_fail(ENG_ERR_FORMAT, err, errlen,
+                          "%s: %llu bytes before tensor %s belong to no tensor (data_offsets "
+                          "must be contiguous)",
+                          path, (unsigned long long)(begin - at), o[i]->name);
+        at = begin + len;
+    }
+    if (st == ENG_OK && at != data_len)
+        st = eng_fail(ENG_ERR_FORMAT, err, errlen,
+                      "%s: %llu bytes after the last tensor belong to no tensor", path,
+                      (unsigned long long)(data_len - at));
+    free(o);
+    return st;
 }
 
 eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t errlen)
@@ -108,14 +172,23 @@ eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t
         return eng_fail(ENG_ERR_FORMAT, err, errlen,
                         "%s: not a safetensors file (header length %llu, file %zu bytes)", path,
                         (unsigned long long)n, mp.len);
-    const char *hdr = (const char *)mp.addr + 8;
-    cJSON *root = cJSON_ParseWithLength(hdr, (size_t)n);
+    const char *hdr = (const char *)mp.addr + 8, *hend = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)n, &hend, 0);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: safetensors header is not a JSON object",
                         path);
     }
+    /* The header may be padded with spaces (the format aligns the data), nothing else. */
+    for (const char *q = hend; q && q < hdr + n; q++)
+        if (*q != ' ') {
+            cJSON_Delete(root);
+            return eng_fail(ENG_ERR_FORMAT, err, errlen,
+                            "%s: %lld bytes after the header's JSON that are not spaces", path,
+                            (long long)(hdr + n - q));
+        }
     const cJSON *e;
+    int first = ix->n;
     st = ENG_OK;
     cJSON_ArrayForEach(e, root)
     {
@@ -129,6 +202,9 @@ eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t
         if (st != ENG_OK) break;
     }
     cJSON_Delete(root);
+    if (st == ENG_OK)
+        st = check_layout(ix->t + first, ix->n - first, fname, hdr + n, mp.len - 8 - n, err,
+                          errlen);
     return st;
 }
 

@@ -11,6 +11,7 @@ typedef struct eng_st_tensor {
     int ndim;
     int64_t shape[4]; /* ndim <= 4 kept; more is a format error */
     const void *data;
+    uint64_t nbytes;
     const char *file; /* for messages */
 } eng_st_tensor;
 

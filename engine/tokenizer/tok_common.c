@@ -1,10 +1,12 @@
 /* Tokenizer entry points shared by the formats, error lines and file reading. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tok_impl.h"
 
@@ -23,8 +25,14 @@ eng_status tok_read_file(const char *path, char **buf, size_t *len, char *err, s
 {
     *buf = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return tok_fail(err, errlen, ENG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO is refused below (not a regular file) instead of blocking open(). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return tok_fail(err, errlen, ENG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return tok_fail(err, errlen, ENG_ERR_NOMEM, "%s: out of memory", path);
+    }
     eng_status st = ENG_OK;
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0) {

@@ -217,6 +217,13 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
         goto free_tok;
     }
     int32_t max_token_length = rd_i32(d);
+    if (flen > 0 && file[0] == '{') {
+        st = tok_fail(err, errlen, ENG_ERR_FORMAT,
+                      "%s: a JSON file, not a llama2.c tokenizer .bin: a tokenizer.json belongs in "
+                      "the model's folder (--tokenizer is for llama2.c models)",
+                      path);
+        goto free_tok;
+    }
     if (max_token_length <= 0 || (size_t)max_token_length > flen) {
         st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: bad max_token_length %d in the header",
                       path, (int)max_token_length);
