@@ -89,7 +89,7 @@ echo "# coll-bench -b SIZE -e SIZE -n $iters -w $warmup -c 1 $*, $reps runs per 
 
 fail=0
 run_once() { # SIZE OUTFILE: 4 ranks, one per host; rank 0's table to OUTFILE
-    local size=$1 out=$2
+    local size=$1 out=$2; shift 2
     pids=()
     for r in 0 1 2 3; do
         ip netns exec ${tag}n$((r + 1)) env RING_CONFIG="$d/cfg/rank-$r.json" RING_LOG_LEVEL=error \
