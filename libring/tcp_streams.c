@@ -1,5 +1,6 @@
 /* TCP striped over K sockets per neighbour, each moved by its own worker thread, so that
- * the kernel's copies of one connection run on K cores.
+ * the kernel's copies of one connection run on K cores. With K=1 (RING_TCP_THREADS=1) the
+ * rank's send and receive connections each get a worker and the caller only reduces.
  *
  * Every posted operation is cut into parts by its length alone (ts_cut), the same way on
  * both ends: short ones go whole on stream 0 (latency), long ones in K contiguous parts,
@@ -322,8 +323,8 @@ free_conn:
 
 /* One stream moved by worker threads (RING_TCP_THREADS=1): the send and the receive
  * connection of a rank each get a worker, so the caller's thread only reduces. */
-static ring_status ts_open1(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out, char *err,
-                            size_t errlen)
+static ring_status ts_open1(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out,
+                            char *err, size_t errlen)
 {
     return ts_open(opts, &fd, 1, peer_rank, out, err, errlen);
 }
