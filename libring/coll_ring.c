@@ -34,9 +34,13 @@ typedef struct step {
 
 #define MAX_STEPS 64 /* schedules longer than this live on the heap */
 
-/* A position in a stream of units. Units go piece-major: segment k of every step,
- * then segment k+1, as NCCL's ring does, so that a staging slot is held only until
- * the same segment's next step, whatever the chunk size. */
+/* A position in a stream of units. Units go group-major: segments [gG, gG+G) of every
+ * step, then the next G segments of every step (G = run.group). A staging slot is held
+ * only until the same segment's next step, so at most G slots wait on the wire whatever
+ * the chunk size (deadlock-free while G < depth). G = 1 is NCCL's piece-major order, but
+ * then a link carries one segment per hop: a send of step t waits for the same segment
+ * of step t-1 to come in and be reduced. G segments per step keep the link busy while
+ * the next hop's first segment is reduced and forwarded. */
 typedef struct cursor {
     int t;
     size_t k;
@@ -50,6 +54,7 @@ typedef struct run {
     ring_dtype type;
     ring_op op;
     size_t esz, seg, maxseg;
+    size_t group; /* segments of one step sent back to back (1 .. depth-1) */
     int scale_final; /* RING_AVG: divide the finished chunk by size */
     cursor rpost, rdone, spost, sdone;
     /* Staging slots. free_slots is a stack; the others are FIFOs. */
@@ -78,14 +83,22 @@ static size_t step_units(const run *R, int t, int recv)
     return nseg(recv ? R->steps[t].rbytes : R->steps[t].sbytes, R->seg);
 }
 
+/* Next step of the cursor's group; past the last step, the first step of the next group. */
+static void cur_step(const run *R, cursor *c)
+{
+    if (++c->t == R->nsteps) {
+        c->t = 0;
+        c->k += R->group;
+        if (c->k >= R->maxseg) c->end = 1;
+    }
+}
+
 /* Move to the first existing unit at or after the cursor. */
 static void cur_settle(const run *R, cursor *c, int recv)
 {
     while (!c->end && c->k >= step_units(R, c->t, recv)) {
-        if (++c->t == R->nsteps) {
-            c->t = 0;
-            if (++c->k >= R->maxseg) c->end = 1;
-        }
+        c->k -= c->k % R->group;
+        cur_step(R, c);
     }
 }
 
@@ -97,18 +110,22 @@ static void cur_init(const run *R, cursor *c, int recv)
 
 static void cur_next(const run *R, cursor *c, int recv)
 {
-    if (++c->t == R->nsteps) {
-        c->t = 0;
-        if (++c->k >= R->maxseg) c->end = 1;
+    if (++c->k % R->group == 0) {
+        c->k -= R->group;
+        cur_step(R, c);
     }
     cur_settle(R, c, recv);
 }
 
-/* Has the receive of (t, k) been finished? */
+/* Has the receive of (t, k) been finished? Order: group, then step, then segment. */
 static int recv_done(const run *R, int t, size_t k)
 {
     const cursor *d = &R->rdone;
-    return d->end || d->k > k || (d->k == k && d->t > t);
+    if (d->end) return 1;
+    size_t dg = d->k / R->group, g = k / R->group;
+    if (dg != g) return dg > g;
+    if (d->t != t) return d->t > t;
+    return d->k > k;
 }
 
 static unsigned char *slot_ptr(const run *R, int slot) { return R->c->slots + (size_t)slot * R->seg; }
@@ -383,7 +400,9 @@ static ring_status run_steps(ring_comm *c, step *steps, int nsteps, ring_dtype t
                              int scale_final, const ring_op_header *h)
 {
     run R = {.c = c, .steps = steps, .nsteps = nsteps, .type = type, .op = op,
-             .esz = ring_dtype_size(type), .seg = c->set.segment_bytes, .scale_final = scale_final};
+             .esz = ring_dtype_size(type), .seg = c->set.segment_bytes, .scale_final = scale_final,
+             .group = c->set.step_group > 0 ? (size_t)c->set.step_group : 1};
+    if (R.group >= (size_t)c->set.depth) R.group = c->set.depth > 1 ? (size_t)c->set.depth - 1 : 1;
     for (int t = 0; t < nsteps; t++) {
         size_t u = step_units(&R, t, 0), v = step_units(&R, t, 1);
         if (u > R.maxseg) R.maxseg = u;

@@ -15,6 +15,7 @@ enum {
     K_SMALL,
     K_SPIN,
     K_DEPTH,
+    K_STEP_GROUP,
     K_CHECKSUM,
     K_SECRET_FILE,
     K_TRANSPORT,
@@ -22,6 +23,7 @@ enum {
     K_IB_PORT,
     K_IB_GID_INDEX,
     K_TCP_STREAMS,
+    K_TCP_THREADS,
     K_COUNT
 };
 
@@ -37,6 +39,8 @@ static const ring_knob knob_table[K_COUNT + 1] = {
                  "all-reduce at or below this size takes the latency path"},
     [K_SPIN] = {"RING_SPIN_US", "100", "poll the sockets this many microseconds before sleeping"},
     [K_DEPTH] = {"RING_PIPELINE_DEPTH", "16", "segments in flight per direction (1..64)"},
+    [K_STEP_GROUP] = {"RING_STEP_GROUP", "8",
+                      "segments of one ring step sent back to back before the next step's (1..63, below the depth)"},
     [K_CHECKSUM] = {"RING_CHECKSUM", "0",
                     "1: CRC32C of every data segment, checked by the receiver (also \"checksum\" in RING_CONFIG)"},
     [K_SECRET_FILE] = {"RING_SECRET_FILE", "",
@@ -49,6 +53,9 @@ static const ring_knob knob_table[K_COUNT + 1] = {
     [K_TCP_STREAMS] = {"RING_TCP_STREAMS", "1",
                        "TCP streams per neighbour connection, 1..16, each moved by its own threads; "
                        "every rank must use the same (overrides \"tcp_streams\")"},
+    [K_TCP_THREADS] = {"RING_TCP_THREADS", "0",
+                       "1: a send and a receive worker thread move even one TCP stream (the caller's "
+                       "thread only reduces); more than one stream always uses workers"},
     [K_COUNT] = {NULL, NULL, NULL},
 };
 
@@ -137,6 +144,7 @@ static long long knob_int(int k, long long def, long long lo, long long hi)
 
 const char *ring_knob_transport(void) { return knob_value(K_TRANSPORT); }
 const char *ring_knob_tcp_streams(void) { return knob_value(K_TCP_STREAMS); }
+int ring_knob_tcp_threads(void) { return (int)knob_int(K_TCP_THREADS, 0, 0, 1); }
 const char *ring_knob_ib_device(void) { return knob_value(K_IB_DEVICE); }
 int ring_knob_ib_port(void) { return (int)knob_int(K_IB_PORT, 0, 1, 255); }
 int ring_knob_ib_gid_index(void) { return (int)knob_int(K_IB_GID_INDEX, -1, 0, 65535); }
@@ -163,6 +171,7 @@ void ring_settings_resolve(const ring_params *p, ring_settings *s)
                    ? p->pipeline_depth
                    : (int)knob_int(K_DEPTH, RING_DEFAULT_DEPTH, 1, RING_MAX_DEPTH);
     if (s->depth > RING_MAX_DEPTH) s->depth = RING_MAX_DEPTH;
+    s->step_group = (int)knob_int(K_STEP_GROUP, RING_DEFAULT_STEP_GROUP, 1, RING_MAX_DEPTH - 1);
     s->checksum = (int)knob_int(K_CHECKSUM, 0, 0, 1) || (p && p->config && p->config->checksum);
     /* Segments hold whole elements of any type. */
     s->segment_bytes &= ~(size_t)7;

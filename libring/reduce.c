@@ -1,15 +1,24 @@
-/* Element-wise reductions. Each loop is a plain C loop that the compiler vectorises;
- * target_clones builds a Haswell (AVX2, FMA, F16C) copy beside the baseline one and
- * picks at load time. */
+/* Element-wise reductions. Each loop is a plain C loop that the compiler vectorises, built
+ * twice: for the baseline ISA and for AVX2 with FMA and F16C, picked per call from the CPU's
+ * feature bits. (target_clones("arch=haswell") picked the baseline copy on every CPU that is
+ * not a Haswell, newer ones included: perf showed f32_sum.default on an AVX-512 machine.) */
 #include "reduce.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
-#define CLONES __attribute__((target_clones("arch=haswell", "default")))
+/* -O2 (GCC 12's "very cheap" cost model) leaves these loops scalar: they need a run-time
+ * overlap check and a remainder loop. The reductions are the ring's only arithmetic, so
+ * they get -O3's vectoriser whatever the build's flags. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VEC __attribute__((optimize("O3")))
 #else
-#define CLONES
+#define VEC
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#define RING_REDUCE_AVX2 1
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
 static inline float bf16_to_f32(uint16_t h)
@@ -55,23 +64,34 @@ uint16_t ring_f32_to_f16(float f) { return f32_to_f16(f); }
 #define OP_MAX(x, y) ((y) > (x) ? (y) : (x))
 
 /* Native types. Integers combine as unsigned so that overflow wraps instead of being UB. */
-#define LOOP(name, T, U, OP)                                                                       \
-    CLONES static void name(T *d, const T *a, const T *b, size_t n)                               \
+#define LOOP_(name, ATTR, T, U, OP)                                                                \
+    ATTR static void name(T *d, const T *a, const T *b, size_t n)                                  \
     {                                                                                              \
         for (size_t i = 0; i < n; i++) d[i] = (T)OP((U)a[i], (U)b[i]);                             \
     }
 /* Signed min/max must compare as signed. */
-#define LOOP_CMP(name, T, OP)                                                                      \
-    CLONES static void name(T *d, const T *a, const T *b, size_t n)                               \
+#define LOOP_CMP_(name, ATTR, T, OP)                                                               \
+    ATTR static void name(T *d, const T *a, const T *b, size_t n)                                  \
     {                                                                                              \
         for (size_t i = 0; i < n; i++) d[i] = OP(a[i], b[i]);                                      \
     }
 /* Half types through f32. */
-#define LOOP_HALF(name, TO32, FROM32, OP)                                                          \
-    CLONES static void name(uint16_t *d, const uint16_t *a, const uint16_t *b, size_t n)          \
+#define LOOP_HALF_(name, ATTR, TO32, FROM32, OP)                                                   \
+    ATTR static void name(uint16_t *d, const uint16_t *a, const uint16_t *b, size_t n)             \
     {                                                                                              \
         for (size_t i = 0; i < n; i++) d[i] = FROM32(OP(TO32(a[i]), TO32(b[i])));                  \
     }
+
+#ifdef RING_REDUCE_AVX2
+#define LOOP(name, T, U, OP) LOOP_(name, VEC, T, U, OP) LOOP_(name##_avx2, AVX2 VEC, T, U, OP)
+#define LOOP_CMP(name, T, OP) LOOP_CMP_(name, VEC, T, OP) LOOP_CMP_(name##_avx2, AVX2 VEC, T, OP)
+#define LOOP_HALF(name, TO32, FROM32, OP)                                                          \
+    LOOP_HALF_(name, VEC, TO32, FROM32, OP) LOOP_HALF_(name##_avx2, AVX2 VEC, TO32, FROM32, OP)
+#else
+#define LOOP(name, T, U, OP) LOOP_(name, VEC, T, U, OP)
+#define LOOP_CMP(name, T, OP) LOOP_CMP_(name, VEC, T, OP)
+#define LOOP_HALF(name, TO32, FROM32, OP) LOOP_HALF_(name, VEC, TO32, FROM32, OP)
+#endif
 
 #define FOUR(prefix, T, U)                                                                         \
     LOOP(prefix##_sum, T, U, OP_SUM)                                                               \
@@ -95,21 +115,44 @@ LOOP_HALF(bf16_max, bf16_to_f32, f32_to_bf16, OP_MAX)
 
 typedef void (*reduce_fn)(void *, const void *, const void *, size_t);
 
-#define ROW(prefix)                                                                                \
-    {(reduce_fn)prefix##_sum, (reduce_fn)prefix##_prod, (reduce_fn)prefix##_min,                   \
-     (reduce_fn)prefix##_max, (reduce_fn)prefix##_sum}
+#define ROW(prefix, sfx)                                                                           \
+    {(reduce_fn)prefix##_sum##sfx, (reduce_fn)prefix##_prod##sfx, (reduce_fn)prefix##_min##sfx,    \
+     (reduce_fn)prefix##_max##sfx, (reduce_fn)prefix##_sum##sfx}
 /* [type][op]; avg reduces as a sum. */
 static const reduce_fn table[RING_DTYPE_COUNT][RING_OP_COUNT] = {
-    [RING_F32] = ROW(f32), [RING_F64] = ROW(f64), [RING_F16] = ROW(f16), [RING_BF16] = ROW(bf16),
-    [RING_I32] = ROW(i32), [RING_I64] = ROW(i64), [RING_U8] = ROW(u8),
+    [RING_F32] = ROW(f32, ), [RING_F64] = ROW(f64, ), [RING_F16] = ROW(f16, ), [RING_BF16] = ROW(bf16, ),
+    [RING_I32] = ROW(i32, ), [RING_I64] = ROW(i64, ), [RING_U8] = ROW(u8, ),
 };
+#ifdef RING_REDUCE_AVX2
+static const reduce_fn table_avx2[RING_DTYPE_COUNT][RING_OP_COUNT] = {
+    [RING_F32] = ROW(f32, _avx2),   [RING_F64] = ROW(f64, _avx2), [RING_F16] = ROW(f16, _avx2),
+    [RING_BF16] = ROW(bf16, _avx2), [RING_I32] = ROW(i32, _avx2), [RING_I64] = ROW(i64, _avx2),
+    [RING_U8] = ROW(u8, _avx2),
+};
+#endif
+
+/* The CPU's feature bits, read by libgcc's constructor; no state of our own. */
+static int have_avx2(void)
+{
+#ifdef RING_REDUCE_AVX2
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
 
 void ring_reduce(void *dst, const void *a, const void *b, size_t count, ring_dtype t, ring_op op)
 {
+#ifdef RING_REDUCE_AVX2
+    if (have_avx2()) {
+        table_avx2[t][op](dst, a, b, count);
+        return;
+    }
+#endif
     table[t][op](dst, a, b, count);
 }
 
-CLONES static void scale_f32(float *d, size_t n, float divisor)
+VEC static void scale_f32(float *d, size_t n, float divisor)
 {
     for (size_t i = 0; i < n; i++) d[i] = d[i] / divisor;
 }

@@ -18,6 +18,7 @@
 #define RING_DEFAULT_SMALL_BYTES (32u * 1024u)
 #define RING_DEFAULT_SPIN_US 100
 #define RING_DEFAULT_DEPTH 16
+#define RING_DEFAULT_STEP_GROUP 8
 #define RING_MAX_DEPTH 64
 #define RING_MAX_TCP_STREAMS 16
 
@@ -30,6 +31,7 @@ typedef struct ring_settings {
     size_t small_bytes;
     int spin_us;
     int depth; /* staging slots and sends in flight */
+    int step_group; /* segments of one step sent back to back (clamped below depth) */
     int checksum; /* CRC32C of every data segment */
     int tcp_streams; /* TCP connections per neighbour (1: one, moved by the caller's thread) */
 } ring_settings;
@@ -89,6 +91,9 @@ const char *ring_knob_secret_file(void);
 const char *ring_knob_transport(void);
 /* RING_TCP_STREAMS's text, or NULL if unset (transport_select.c checks it). */
 const char *ring_knob_tcp_streams(void);
+/* RING_TCP_THREADS: 1 moves even one TCP stream with worker threads (0, the default: the
+ * caller's thread moves it). */
+int ring_knob_tcp_threads(void);
 const char *ring_knob_ib_device(void);
 int ring_knob_ib_port(void);
 int ring_knob_ib_gid_index(void);

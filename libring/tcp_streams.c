@@ -1,5 +1,6 @@
 /* TCP striped over K sockets per neighbour, each moved by its own worker thread, so that
- * the kernel's copies of one connection run on K cores.
+ * the kernel's copies of one connection run on K cores. With K=1 (RING_TCP_THREADS=1) the
+ * rank's send and receive connections each get a worker and the caller only reduces.
  *
  * Every posted operation is cut into parts by its length alone (ts_cut), the same way on
  * both ends: short ones go whole on stream 0 (latency), long ones in K contiguous parts,
@@ -320,6 +321,14 @@ free_conn:
     return st;
 }
 
+/* One stream moved by worker threads (RING_TCP_THREADS=1): the send and the receive
+ * connection of a rank each get a worker, so the caller's thread only reduces. */
+static ring_status ts_open1(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out,
+                            char *err, size_t errlen)
+{
+    return ts_open(opts, &fd, 1, peer_rank, out, err, errlen);
+}
+
 /* Queue an operation's parts on the lanes of one direction. */
 static ring_status ts_post(ring_conn *c, ts_dir *d, int sending, const void *buf, size_t len)
 {
@@ -416,6 +425,7 @@ static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
 
 const ring_transport ring_transport_tcp_streams = {
     .name = "tcp",
+    .open = ts_open1,
     .open_streams = ts_open,
     .post_send = ts_post_send,
     .post_recv = ts_post_recv,

@@ -71,8 +71,9 @@ ring_status ring_transport_streams(int configured, int rank, const ring_transpor
         k = (int)v;
     }
     *streams = 1;
-    if (k == 1) return RING_OK;
+    if (k == 1 && !ring_knob_tcp_threads()) return RING_OK;
     if (*tp != &ring_transport_tcp) {
+        if (k == 1) return RING_OK;
         ring_log(RING_LOG_INFO, rank, "%d TCP streams asked for, but the transport is %s: one connection per neighbour",
                  k, (*tp)->name);
         return RING_OK;
