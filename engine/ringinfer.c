@@ -1,8 +1,13 @@
 /* ringinfer: the engine's command line over libcoll. Every rank runs the same command; the
  * communicator (provider, rank, size) comes from the environment (RING_CONFIG per rank,
  * see docs/SELECTION.md), or a single local rank when nothing is configured. */
+#include <config.h>
+
 #include "../libcoll/coll.h"
 #include "eng.h"
+#ifdef HAVE_MICROHTTPD
+#include "server/serve.h"
+#endif
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,13 +16,27 @@
 static eng_status allreduce(void *ctx, float *buf, size_t count)
 {
     return coll_allreduce(ctx, buf, buf, count, COLL_F32, COLL_SUM, NULL) == COLL_OK ? ENG_OK
-                                                                                      : ENG_ERR_COLL;
+                                                                                     : ENG_ERR_COLL;
 }
 
 static eng_status broadcast_i32(void *ctx, int32_t *buf, size_t count, int root)
 {
     return coll_broadcast(ctx, buf, buf, count, COLL_I32, root, NULL) == COLL_OK ? ENG_OK
-                                                                                  : ENG_ERR_COLL;
+                                                                                 : ENG_ERR_COLL;
+}
+
+/* run or serve: same communicator, different command. */
+static int command(int argc, char **argv, const eng_comm *comm)
+{
+    if (argc < 2 || strcmp(argv[1], "serve")) return eng_cli_main(argc, argv, comm, stdout, stderr);
+#ifdef HAVE_MICROHTTPD
+    return eng_serve_main(argc, argv, comm, stdout, stderr);
+#else
+    (void)comm;
+    fprintf(stderr, "ringinfer: serve: this build has no HTTP support (configure did not find "
+                    "libmicrohttpd; install libmicrohttpd-dev and reconfigure)\n");
+    return 2;
+#endif
 }
 
 int main(int argc, char **argv)
@@ -28,9 +47,10 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Help and a missing command need no communicator (and must not wait for peers). */
-    int local = argc < 2 || strcmp(argv[1], "run") != 0;
-    for (int i = 2; i < argc && !local; i++) local = !strcmp(argv[i], "--help");
-    if (local) return eng_cli_main(argc, argv, NULL, stdout, stderr);
+    int local = argc < 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "serve") != 0);
+    for (int i = 2; i < argc && !local; i++)
+        local = !strcmp(argv[i], "--help");
+    if (local) return command(argc, argv, NULL);
     char err[512];
     coll_comm *comm = NULL;
     coll_status cs = coll_comm_create(NULL, &comm, err, sizeof(err));
@@ -43,7 +63,7 @@ int main(int argc, char **argv)
                    .allreduce = allreduce,
                    .broadcast_i32 = broadcast_i32,
                    .ctx = comm};
-    int rc = eng_cli_main(argc, argv, &ec, stdout, stderr);
+    int rc = command(argc, argv, &ec);
     if (rc != 0)
         coll_comm_abort(comm); /* peers blocked in a collective fail fast instead of timing out */
     coll_comm_destroy(comm);
