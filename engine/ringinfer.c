@@ -10,6 +10,8 @@
 #endif
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +53,12 @@ int main(int argc, char **argv)
     for (int i = 2; i < argc && !local; i++)
         local = !strcmp(argv[i], "--help");
     if (local) return command(argc, argv, NULL);
+    /* serve takes SIGTERM/SIGINT in its step loop: block them before libcoll starts threads. */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    if (!strcmp(argv[1], "serve")) pthread_sigmask(SIG_BLOCK, &term, NULL);
     char err[512];
     coll_comm *comm = NULL;
     coll_status cs = coll_comm_create(NULL, &comm, err, sizeof(err));

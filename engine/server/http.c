@@ -142,7 +142,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
     if (pos < r->out.len) {
         n = (ssize_t)(r->out.len - pos < max ? r->out.len - pos : max);
         memcpy(buf, r->out.p + pos, (size_t)n);
-    } else if (r->done || !r->conn) {
+    } else if (r->done || r->cancelled || !r->conn) {
         n = MHD_CONTENT_READER_END_OF_STREAM;
     } else {
         r->suspended = 1; /* srv_http_wake resumes it; both under the lock */
@@ -187,6 +187,10 @@ static enum MHD_Result answer_completion(srv_server *s, struct MHD_Connection *c
 {
     srv_req *r = h->req;
     pthread_mutex_lock(&s->lock);
+    if (r->cancelled && !r->done) { /* the client is gone: close */
+        pthread_mutex_unlock(&s->lock);
+        return MHD_NO;
+    }
     if (!r->done && !r->stream) { /* spurious wake: wait on */
         r->suspended = 1;
         MHD_suspend_connection(c);

@@ -89,6 +89,7 @@ static void release(srv_sched *q, int i)
     sl->r = NULL;
     sl->freed = 1;
     q->s->running--;
+    srv_http_wake(r); /* a cancelled request's connection lets libmicrohttpd close it */
     srv_req_unref(r);
 }
 
@@ -137,6 +138,23 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
     srv_server *s = q->s;
     int busy = 0;
     pthread_mutex_lock(&s->lock);
+    /* Queued requests whose client hung up leave the queue (their connections are suspended:
+     * libmicrohttpd does not watch them). */
+    for (srv_req **pp = &s->queue_head, *prev = NULL; *pp;) {
+        srv_req *r = *pp;
+        if (!r->cancelled && srv_http_gone(r)) r->cancelled = 1;
+        if (!r->cancelled) {
+            prev = r;
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        if (s->queue_tail == r) s->queue_tail = prev;
+        s->queued--;
+        s->st.cancelled++;
+        srv_http_wake(r);
+        srv_req_unref(r);
+    }
     for (int i = 0; i < s->o->parallel; i++) {
         slot *sl = &q->slots[i];
         if (sl->r && !sl->r->cancelled && srv_http_gone(sl->r)) sl->r->cancelled = 1;
@@ -284,6 +302,7 @@ static void emit(srv_server *s, srv_req *r, size_t upto, const char *finish)
         }
     } else if (finish) {
         r->text.len = upto; /* a stop string and what follows it are not part of the answer */
+        if (r->text.p) r->text.p[upto] = 0;
         char *j = srv_api_final_json(s, r, finish, r->lp_pending);
         r->status = j ? 200 : 500;
         if (j) srv_buf_str(&r->out, j);
