@@ -5,29 +5,7 @@
  * and the request's chat_template_kwargs. */
 #include "serve.h"
 
-/* Until branch jinja (the renderer) is merged, a build without it has no chat templates:
- * /v1/chat/completions answers 400 no_chat_template. */
-#if __has_include("../template/jinja.h")
 #include "../template/jinja.h"
-#else
-typedef struct eng_tmpl eng_tmpl;
-static int eng_tmpl_parse(const char *src, size_t len, eng_tmpl **out, char *err, size_t errlen)
-{
-    (void)src, (void)len, (void)out;
-    snprintf(err, errlen, "this build has no template renderer (engine/template)");
-    return -1;
-}
-static int eng_tmpl_render(const eng_tmpl *t, const cJSON *v, char **out, char *err, size_t n)
-{
-    (void)t, (void)v, (void)out;
-    snprintf(err, n, "this build has no template renderer");
-    return -1;
-}
-static void eng_tmpl_free(eng_tmpl *t)
-{
-    (void)t;
-}
-#endif
 
 #include <errno.h>
 #include <stdlib.h>
