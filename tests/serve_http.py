@@ -471,7 +471,35 @@ def slow():
             print(srv.errors())
 
 
+def templates():
+    """POST /apply-template with the chat requests of the shared chat-template fixtures: the
+    rendered prompt is the golden render byte for byte (errors: 400 with the message)."""
+    d = os.path.join(SHARED, "fixtures", "chat-templates")
+    for name in sorted(f[:-5] for f in os.listdir(d) if f.endswith(".json")):
+        fx = json.load(open(os.path.join(d, name + ".json")))
+        srv = Server(STORIES + ["--chat-template", os.path.join(d, name + ".jinja")])
+        try:
+            good = 0
+            for case in fx["cases"]:
+                v = dict(case["vars"])
+                body = {"messages": v.pop("messages")}
+                if "add_generation_prompt" in v:
+                    body["add_generation_prompt"] = v.pop("add_generation_prompt")
+                body["chat_template_kwargs"] = v  # bos/eos tokens, tools, date_string...
+                st, _, p = srv.post("/apply-template", body)
+                if "expected" in case:
+                    ok = st == 200 and p.get("prompt") == case["expected"]
+                else:
+                    ok = st == 400 and case.get("error", "") in p["error"]["message"]
+                if not ok:
+                    print("  %s %s: %s %r" % (name, case["name"], st, p))
+                good += ok
+            check(good == len(fx["cases"]), "%s: %d/%d cases render as the golden file" % (name, good, len(fx["cases"])))
+        finally:
+            srv.stop()
+
+
 if __name__ == "__main__":
-    {"basic": basic, "tp": tp, "kill": kill, "slow": slow}[sys.argv[1]]()
+    {"basic": basic, "tp": tp, "kill": kill, "slow": slow, "templates": templates}[sys.argv[1]]()
     print("%d failure(s)" % len(failures))
     sys.exit(1 if failures else 0)
