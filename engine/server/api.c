@@ -267,6 +267,7 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
         if (get_bool(so, "include_usage", &r->include_usage, e) < 0) goto fail;
     }
     if (parse_stop(req, r, e) < 0) goto fail;
+    if (get_bool(req, "ignore_eos", &r->ignore_eos, e) < 0) goto fail;
     if (kind == SRV_CHAT) {
         int lp = 0;
         if (get_bool(req, "logprobs", &lp, e) < 0) goto fail;

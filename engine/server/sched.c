@@ -325,7 +325,7 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *lo
         r->n_gen++;
         const char *finish = NULL;
         char piece_buf[256] = "";
-        if (tok == eos) {
+        if (tok == eos && !r->ignore_eos) {
             finish = "stop";
         } else {
             pthread_mutex_lock(&s->tok_lock);

@@ -62,6 +62,7 @@ struct srv_req {
     uint64_t seed;
     char *stop[SRV_MAX_STOP];
     int n_stop;
+    int ignore_eos;   /* vLLM's extension, for benchmarks: EOS does not end the answer */
     int logprobs;     /* 0: none */
     int top_logprobs; /* alternatives per token */
     char id[48];
