@@ -7,12 +7,14 @@ the tokens of TP=1, and a killed worker rank gives errors, not a hang.
     serve_http.py basic|tp|kill   (paths from the environment, see serve.sh)
 Every wait has a deadline; the server is started with --port 0 and found from its
 "listening on" line."""
+import atexit
 import http.client
 import json
 import os
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +32,13 @@ STORIES = ["-m", os.path.join(SHARED, "models", "stories260K.bin"),
 TINY = ["-m", os.path.join(SHARED, "fixtures", "hf", "tiny-llama-f32")]
 DEADLINE = float(os.environ.get("SERVE_TEST_DEADLINE", "120"))  # seconds, per wait
 failures = []
+TMPS = []
+atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in TMPS])
+
+
+def mktemp(prefix):
+    TMPS.append(tempfile.mkdtemp(prefix=prefix))
+    return TMPS[-1]
 
 
 def check(cond, what):
@@ -42,7 +51,7 @@ class Server:
     """One server (one process, or ranks under ringrun, or ranks started here)."""
 
     def __init__(self, args, ranks=1, env=None, manual=False):
-        self.tmp = tempfile.mkdtemp(prefix="serve.")
+        self.tmp = mktemp("serve.")
         self.procs, self.out = [], []
         env = dict(os.environ, **(env or {}))
         cmd = [RI, "serve", "--port", "0"] + args
@@ -177,7 +186,7 @@ def stream(srv, path, body, headers=None):
 
 
 def basic():
-    tmp = tempfile.mkdtemp(prefix="serve-basic.")
+    tmp = mktemp("serve-basic.")
     key = os.path.join(tmp, "key")
     open(key, "w").write("sk-test-123\n")
     tmpl = os.path.join(tmp, "chat.jinja")
@@ -497,6 +506,34 @@ def templates():
             check(good == len(fx["cases"]), "%s: %d/%d cases render as the golden file" % (name, good, len(fx["cases"])))
         finally:
             srv.stop()
+
+    # The template, BOS and EOS of a model folder's tokenizer_config.json.
+    fx = json.load(open(os.path.join(d, "meta-llama-Llama-3.1-8B-Instruct.json")))
+    case = fx["cases"][0]
+    folder = mktemp("serve-model.")
+    hf = os.path.join(SHARED, "fixtures", "hf", "tiny-llama-f32")
+    for f in os.listdir(hf):
+        os.symlink(os.path.join(hf, f), os.path.join(folder, f))
+    json.dump({"chat_template": open(os.path.join(d, fx["template"])).read(), "bos_token": case["vars"]["bos_token"],
+               "eos_token": {"content": case["vars"]["eos_token"]}},
+              open(os.path.join(folder, "tokenizer_config.json"), "w"))
+    srv = Server(["-m", folder])
+    try:
+        body = {"messages": case["vars"]["messages"], "add_generation_prompt": case["vars"]["add_generation_prompt"],
+                "chat_template_kwargs": {"date_string": case["vars"]["date_string"]}}
+        st, _, p = srv.post("/apply-template", body)
+        check(st == 200 and p.get("prompt") == case["expected"],
+              "tokenizer_config.json: its chat_template, bos_token and eos_token are used")
+        st, _, p = srv.post("/v1/chat/completions", dict(body, max_tokens=4, temperature=0))
+        check(st == 200 and p["usage"]["completion_tokens"] >= 1, "chat completion on an HF folder with its template")
+    finally:
+        srv.stop()
+    bad = os.path.join(folder, "bad.jinja")
+    open(bad, "w").write("{% for m in messages %}{{ m.content }")
+    p = subprocess.run([RI, "serve", "--port", "0", "-m", folder, "--chat-template", bad],
+                       capture_output=True, text=True, timeout=DEADLINE)
+    check(p.returncode != 0 and "chat template" in p.stderr and "line 1" in p.stderr,
+          "a template the renderer cannot parse stops the start with its line: %r" % p.stderr.strip()[-120:])
 
 
 if __name__ == "__main__":
