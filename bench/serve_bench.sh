@@ -28,6 +28,7 @@ pid=$!
 for _ in $(seq 1 600); do grep -q "listening on" "$tmp/out" && break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$tmp/out")
 [ -n "$url" ] || { cat "$tmp/err"; exit 1; }
+for _ in $(seq 1 600); do python3 -c "import urllib.request as u;u.urlopen('$url/health')" 2>/dev/null && break; sleep 0.1; done
 out=${OUTPUT_LEN:-128}; inl=${INPUT_LEN:-32}
 echo "# $(date -u +%F) $(uname -m) $(nproc) cores, model $model, input $inl, output $out tokens"
 echo "# engine alone (ringinfer run, greedy, $out tokens after a $inl-token prompt):"

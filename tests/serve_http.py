@@ -70,6 +70,12 @@ class Server:
         self.port = self._wait_port(self.procs[0])
         for p in self.procs:  # keep the pipes drained
             threading.Thread(target=self._drain, args=(p,), daemon=True).start()
+        end = time.time() + DEADLINE  # it listens while it loads: /health 503 until ready
+        while self.req("GET", "/health")[0] != 200:
+            if time.time() > end or self.procs[0].poll() is not None:
+                self.stop()
+                raise RuntimeError("server never became ready: %s" % self.errors())
+            time.sleep(0.02)
 
     def _wait_port(self, p):
         buf, end = b"", time.time() + DEADLINE

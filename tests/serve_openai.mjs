@@ -62,6 +62,11 @@ async function waitMetric(base, name, pred) {
 async function main() {
   const port = await portP;
   const base = `http://127.0.0.1:${port}`;
+  const end = Date.now() + DEADLINE_MS; // it listens while it loads: /health 503 until ready
+  while ((await fetch(`${base}/health`)).status !== 200) {
+    if (Date.now() > end) throw new Error('server never became ready');
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', timeout: DEADLINE_MS, maxRetries: 0 });
   const models = await client.models.list();
   check(models.data[0].id === 'stories', 'models.list names the alias');

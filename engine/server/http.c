@@ -265,6 +265,11 @@ static enum MHD_Result dispatch(srv_server *s, struct MHD_Connection *c, http_ct
     srv_error e;
     char *body = NULL;
     const char *type = "application/json";
+    pthread_mutex_lock(&s->lock);
+    int ready = s->ready;
+    pthread_mutex_unlock(&s->lock);
+    if (!ready && h->rt->ep != EP_HEALTH && h->rt->ep != EP_METRICS)
+        return fail(s, c, h, 503, NULL, "unavailable", "the model is loading");
     switch (h->rt->ep) {
     case EP_CHAT:
     case EP_COMPLETIONS:

@@ -176,6 +176,8 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
             }
             sl->r = r;
             sl->off = 0;
+            r->prev =
+                r->prompt[r->n_prompt - 1]; /* the piece of a token depends on the one before */
             r->slot = i;
             s->running++;
             s->st.prompt_tokens += (unsigned long)r->n_prompt;

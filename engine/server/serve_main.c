@@ -372,6 +372,21 @@ int eng_serve_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE 
     pthread_sigmask(SIG_BLOCK, &term, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    s.o = &o;
+    s.comm = comm;
+    s.model_name = o.alias ? o.alias : o.model;
+    if (root) { /* rank 0 listens while it loads: /health answers 503 until it is ready */
+        pthread_mutex_init(&s.lock, NULL);
+        pthread_mutex_init(&s.tok_lock, NULL);
+        pthread_cond_init(&s.wake, NULL);
+        locks = 1;
+        st = ENG_ERR_INVALID_ARG;
+        if (srv_tmpl_load(&o, &s.tmpl, err, sizeof(err))) goto fail;
+        if (o.api_key_file && !(s.api_key = read_key(o.api_key_file, err, sizeof(err)))) goto fail;
+        st = ENG_ERR_IO;
+        if (srv_http_start(&s, out, err, sizeof(err))) goto fail;
+    }
+
     eng_load_params lp;
     eng_load_params_init(&lp);
     lp.tp_rank = comm->rank;
@@ -380,18 +395,12 @@ int eng_serve_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE 
     lp.log_ctx = errf;
     if ((st = eng_model_open(o.model, &lp, &m, err, sizeof(err))) != ENG_OK) goto fail;
     const eng_config *c = eng_model_config(m);
-    s.o = &o;
-    s.comm = comm;
-    s.model = m;
-    s.cfg = c;
-    s.ctx_len = o.ctx_size ? (o.ctx_size < c->seq_len ? o.ctx_size : c->seq_len) : c->seq_len;
-    s.model_name = o.alias ? o.alias : o.model;
-    if (o.parallel > SRV_MAX_PARALLEL) o.parallel = SRV_MAX_PARALLEL;
+    int ctx_len = o.ctx_size ? (o.ctx_size < c->seq_len ? o.ctx_size : c->seq_len) : c->seq_len;
 
     eng_state_params sp;
     eng_state_params_init(&sp);
     sp.max_batch = o.chunk;
-    sp.ctx_len = s.ctx_len;
+    sp.ctx_len = ctx_len;
     if (o.threads) sp.n_threads = o.threads;
     for (int i = 0; i < o.parallel; i++)
         if ((st = eng_state_create(m, &sp, &en.states[i], err, sizeof(err))) != ENG_OK) goto fail;
@@ -410,20 +419,22 @@ int eng_serve_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE 
         goto cleanup;
     }
 
-    if ((st = load_tokenizer(&o, c, &s.tok, err, sizeof(err))) != ENG_OK) goto fail;
-    if (s.tok && eng_tokenizer_vocab_size(s.tok) > c->vocab_size) {
+    eng_tokenizer *tok = NULL;
+    if ((st = load_tokenizer(&o, c, &tok, err, sizeof(err))) != ENG_OK) goto fail;
+    if (tok && eng_tokenizer_vocab_size(tok) > c->vocab_size) {
         st = ENG_ERR_FORMAT;
         snprintf(err, sizeof(err), "tokenizer has %d tokens but the model's vocabulary is %d",
-                 eng_tokenizer_vocab_size(s.tok), c->vocab_size);
+                 eng_tokenizer_vocab_size(tok), c->vocab_size);
+        eng_tokenizer_free(tok);
         goto fail;
     }
-    st = ENG_ERR_INVALID_ARG;
-    if (srv_tmpl_load(&o, &s.tmpl, err, sizeof(err))) goto fail;
-    if (o.api_key_file && !(s.api_key = read_key(o.api_key_file, err, sizeof(err)))) goto fail;
-    pthread_mutex_init(&s.lock, NULL);
-    pthread_mutex_init(&s.tok_lock, NULL);
-    pthread_cond_init(&s.wake, NULL);
-    locks = 1;
+    /* What the HTTP thread may read once it sees ready (both sides hold the lock). */
+    pthread_mutex_lock(&s.lock);
+    s.model = m;
+    s.cfg = c;
+    s.ctx_len = ctx_len;
+    s.tok = tok;
+    pthread_mutex_unlock(&s.lock);
     if (srv_sched_create(&s, &q)) {
         st = ENG_ERR_NOMEM;
         snprintf(err, sizeof(err), "out of memory");
@@ -434,17 +445,10 @@ int eng_serve_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE 
             "kernels %s\n",
             s.model_name, o.parallel, o.parallel > 1 ? "s" : "", s.ctx_len, o.chunk, comm->size,
             comm->size > 1 ? "s" : "", eng_kernel_name());
-    if (srv_http_start(&s, out, err, sizeof(err))) {
-        /* the other ranks wait for records: tell them to stop */
-        srv_record_begin(&rec, 0, 1);
-        bcast(comm, &rec);
-        goto fail;
-    }
     pthread_mutex_lock(&s.lock);
     s.ready = 1;
     pthread_mutex_unlock(&s.lock);
     rc = root_loop(&s, q, &en, &rec, errf);
-    srv_http_stop(&s);
     goto cleanup;
 fail:
     fprintf(errf, "ringinfer: serve: rank %d: %s\n", comm->rank, err);
