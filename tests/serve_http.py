@@ -273,6 +273,19 @@ def basic():
         st, _, p = srv.post("/v1/completions", dict(body, prompt=ids), headers=auth)
         check(st == 200 and p["choices"][0]["text"] == text, "prompt as token ids == prompt as text")
 
+        # a prompt of 150 tokens is prefilled in chunks of 64 between other steps: the same
+        # text as `ringinfer run` (one pass) gives
+        rnd = random.Random(5)
+        ids = [1] + [rnd.randrange(3, 512) for _ in range(149)]
+        st, _, p = srv.post("/v1/completions", {"prompt": ids, "max_tokens": 16, "temperature": 0,
+                                                "ignore_eos": True}, headers=auth)
+        st2, _, p2 = srv.post("/detokenize", {"tokens": ids}, headers=auth)
+        run = subprocess.run([RI, "run"] + STORIES + ["--prompt-ids", ",".join(map(str, ids)), "-n", "16",
+                                                      "--temperature", "0"],
+                             capture_output=True, text=True, timeout=DEADLINE)
+        check(st == 200 and st2 == 200 and run.stdout == p2["content"] + p["choices"][0]["text"] + "\n",
+              "a 150-token prompt prefilled in chunks answers what `ringinfer run` answers")
+
         # seeds: same seed, same tokens, alone or with others running
         sbody = {"prompt": "Once upon a time", "max_tokens": 30, "temperature": 1.0, "seed": 1234}
         a = srv.post("/v1/completions", sbody, headers=auth)[2]["choices"][0]["text"]
