@@ -154,6 +154,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 p.kill()
                 codes.append(p.wait())
+        san = [w for w in ("AddressSanitizer", "LeakSanitizer", "runtime error:") if w in self.errors()]
+        if san:  # sanitizer builds: a report is a failure even where the exit code is expected
+            check(False, "sanitizer report (%s):\n%s" % (", ".join(san), self.errors()[-3000:]))
         return codes
 
 
