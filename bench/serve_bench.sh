@@ -1,7 +1,9 @@
 #!/bin/sh
 # The serving benchmark on this machine's CPU: starts `ringinfer serve` (--parallel 16) on a
 # shared model, runs serve_bench.mjs (openai client, vLLM's report format) at concurrency
-# 1, 4 and 16, REPEAT times each, and the engine alone (`ringinfer run`) for its own time
+# 1, 4 and 16, REPEAT times each, with two clients (CLIENTS="python openai": serve_bench.py
+# over http.client, the server's own latencies; serve_bench.mjs, what the openai npm client
+# sees), and the engine alone (`ringinfer run`) for its own time
 # per token. Needs a build with libmicrohttpd, node and npm (the client goes into
 # BUILD/tests/serve-node, as the tests install it).
 #   bench/serve_bench.sh BUILD_DIR [stories|tiny]   (env: REPEAT=3 OUTPUT_LEN=128 INPUT_LEN=32)
@@ -40,8 +42,16 @@ done
 for c in 1 4 16; do
     for r in $(seq 1 "${REPEAT:-3}"); do
         echo "## concurrency $c, run $r"
-        node "$node_dir/serve_bench.mjs" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
-            --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r"
+        for client in ${CLIENTS:-python openai}; do
+            echo "### client $client"
+            if [ "$client" = openai ]; then
+                node "$node_dir/serve_bench.mjs" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
+                    --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r"
+            else
+                python3 "$here/serve_bench.py" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
+                    --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r"
+            fi
+        done
     done
 done
 kill -TERM $pid; wait $pid || true
