@@ -179,16 +179,17 @@ static int parse_ids(const char *s, int *ids, int max, int vocab, FILE *e)
 }
 
 typedef struct {
-    const eng_comm *comm;
+    const eng_coll *comm;
     double seconds;
     long calls;
 } timed_comm;
 
-static eng_status timed_allreduce(void *ctx, float *buf, size_t count)
+static eng_status timed_allreduce(void *ctx, void *buf, size_t count, eng_elem et, eng_mem mem,
+                                  void *stream)
 {
     timed_comm *t = ctx;
     double t0 = now_s();
-    eng_status st = t->comm->allreduce(t->comm->ctx, buf, count);
+    eng_status st = t->comm->allreduce(t->comm->ctx, buf, count, et, mem, stream);
     t->seconds += now_s() - t0;
     t->calls++;
     return st;
@@ -253,13 +254,13 @@ static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tok
     return ENG_OK; /* ids in, ids out */
 }
 
-int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *errf)
+int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *errf)
 {
     if (argc >= 2 && !strcmp(argv[1], "template")) return eng_tmpl_cli(argc, argv, out, errf);
     cli_args a;
     int r = parse_args(argc, argv, &a, errf);
     if (r) return r > 0 ? 0 : 2;
-    eng_comm single = {.rank = 0, .size = 1};
+    eng_coll single = {.rank = 0, .size = 1};
     if (!comm) comm = &single;
     int root = comm->rank == 0;
     char err[1024];
@@ -347,19 +348,23 @@ int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *e
     }
     if (root) {
         size_t owned, mapped;
+        char backend[256];
         eng_model_memory(m, &owned, &mapped);
+        eng_model_describe(m, backend, sizeof(backend));
         fprintf(errf,
                 "ringinfer: %s: dim %d, %d layers, %d/%d heads, FFN %d, vocab %d; rank 0 of %d "
-                "holds %.1f MiB converted to f32 + %.1f MiB mapped; kernels %s, %d thread%s; "
+                "holds %.1f MiB converted/uploaded + %.1f MiB mapped; %s, %d thread%s; "
                 "loaded in %.2f s\n",
                 a.model, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim,
                 c->vocab_size, comm->size, (double)owned / 1048576.0, (double)mapped / 1048576.0,
-                m->k->name, sp.n_threads, sp.n_threads > 1 ? "s per rank" : "", t_load);
+                backend, sp.n_threads, sp.n_threads > 1 ? "s per rank" : "", t_load);
     }
 
     timed_comm tc = {.comm = comm};
-    eng_reducer red = {timed_allreduce, &tc};
-    const eng_reducer *rp = comm->size > 1 ? &red : NULL;
+    eng_coll red = *comm;
+    red.allreduce = timed_allreduce;
+    red.ctx = &tc;
+    const eng_coll *rp = comm->size > 1 ? &red : NULL;
     const float *logits = NULL;
     /* Prefill: one batched pass (chunks of PREFILL_CHUNK for longer prompts). */
     double t0 = now_s();
@@ -418,7 +423,7 @@ int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *e
             free(gen);
             goto fail;
         }
-        if (comm->size > 1 && (st = comm->broadcast_i32(comm->ctx, &next, 1, 0)) != ENG_OK) {
+        if (comm->size > 1 && (st = comm->broadcast(comm->ctx, &next, 1, ENG_ELEM_I32, 0)) != ENG_OK) {
             eng_fail(st, err, sizeof(err), "broadcast of token %d failed", i);
             free(gen);
             goto fail;

@@ -15,20 +15,34 @@
 #include <stdio.h>
 #include <string.h>
 
-static eng_status allreduce(void *ctx, float *buf, size_t count)
+static coll_dtype dtype(eng_elem et)
 {
-    return coll_allreduce(ctx, buf, buf, count, COLL_F32, COLL_SUM, NULL) == COLL_OK ? ENG_OK
-                                                                                     : ENG_ERR_COLL;
+    switch (et) {
+    case ENG_ELEM_F16: return COLL_F16;
+    case ENG_ELEM_BF16: return COLL_BF16;
+    case ENG_ELEM_I32: return COLL_I32;
+    default: return COLL_F32;
+    }
 }
 
-static eng_status broadcast_i32(void *ctx, int32_t *buf, size_t count, int root)
+/* Host or device buffers alike: libcoll picks the provider from where buf lives. */
+static eng_status allreduce(void *ctx, void *buf, size_t count, eng_elem et, eng_mem mem,
+                            void *stream)
 {
-    return coll_broadcast(ctx, buf, buf, count, COLL_I32, root, NULL) == COLL_OK ? ENG_OK
-                                                                                 : ENG_ERR_COLL;
+    (void)mem;
+    return coll_allreduce(ctx, buf, buf, count, dtype(et), COLL_SUM, stream) == COLL_OK
+               ? ENG_OK
+               : ENG_ERR_COLL;
+}
+
+static eng_status broadcast(void *ctx, void *buf, size_t count, eng_elem et, int root)
+{
+    return coll_broadcast(ctx, buf, buf, count, dtype(et), root, NULL) == COLL_OK ? ENG_OK
+                                                                                   : ENG_ERR_COLL;
 }
 
 /* run or serve: same communicator, different command. */
-static int command(int argc, char **argv, const eng_comm *comm)
+static int command(int argc, char **argv, const eng_coll *comm)
 {
     if (argc < 2 || strcmp(argv[1], "serve")) return eng_cli_main(argc, argv, comm, stdout, stderr);
 #ifdef HAVE_MICROHTTPD
@@ -66,10 +80,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringinfer: communicator: %s: %s\n", coll_status_str(cs), err);
         return 1;
     }
-    eng_comm ec = {.rank = coll_comm_rank(comm),
+    eng_coll ec = {.rank = coll_comm_rank(comm),
                    .size = coll_comm_size(comm),
                    .allreduce = allreduce,
-                   .broadcast_i32 = broadcast_i32,
+                   .broadcast = broadcast,
+                   .device_buffers = 0, /* the next issue hands device buffers to NCCL */
                    .ctx = comm};
     int rc = command(argc, argv, &ec);
     if (rc != 0)

@@ -113,3 +113,11 @@ int eng_sampler_sample(eng_sampler *s, const float *logits)
     }
     return s->cand[n - 1].id;
 }
+
+void eng_sampler_settings(const eng_sampler *s, float *temperature, float *top_p)
+{
+    *temperature = s->temperature;
+    *top_p = s->top_p;
+}
+
+float eng_sampler_draw(eng_sampler *s) { return rand_f32(&s->rng); }

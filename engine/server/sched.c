@@ -324,6 +324,13 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *lo
         srv_req *r = sl->r;
         if (!r || c.op != SRV_OP_RUN || !c.logits || !logits[i]) continue;
         int tok = eng_sampler_sample(r->smp, logits[i]);
+        if (tok < 0) { /* NaN or infinite logits: nothing can be sampled */
+            pthread_mutex_lock(&s->lock);
+            finish_error(s, r, 500, "the model produced logits that are not finite numbers");
+            release(q, i);
+            pthread_mutex_unlock(&s->lock);
+            continue;
+        }
         r->n_gen++;
         const char *finish = NULL;
         char piece_buf[256] = "";

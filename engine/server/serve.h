@@ -14,7 +14,7 @@
 #define ENG_SERVE_H
 
 #include "../eng.h"
-#include "../tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 #include "../utf8.h"
 
 #include <cjson/cJSON.h>
@@ -23,7 +23,7 @@
 #include <stdio.h>
 
 /* The subcommand: argv[1] is "serve". Returns the exit code like eng_cli_main. */
-int eng_serve_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *errf);
+int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *errf);
 
 #define SRV_MAX_PARALLEL 64
 #define SRV_MAX_STOP 4
@@ -104,7 +104,7 @@ typedef struct srv_stats {
 typedef struct srv_server {
     int live; /* srv_req objects not yet freed */
     const srv_opts *o;
-    const eng_comm *comm;
+    const eng_coll *comm;
     const eng_model *model;
     const eng_config *cfg;
     int ctx_len; /* KV positions per slot */

@@ -204,8 +204,7 @@ typedef struct engine {
     const eng_model *m;
     eng_state *states[SRV_MAX_PARALLEL];
     const float *logits[SRV_MAX_PARALLEL];
-    eng_reducer red;
-    const eng_reducer *rp;
+    const eng_coll *coll; /* NULL: one rank */
     int root;
 } engine;
 
@@ -217,7 +216,7 @@ static eng_status run_step(engine *en, const srv_record *rec, char *err, size_t 
         en->logits[i] = NULL;
         if (c.op != SRV_OP_RUN) continue;
         eng_status st = eng_forward(en->m, en->states[i], c.tokens, c.n, c.pos,
-                                    en->root && c.logits, en->rp, &en->logits[i]);
+                                    en->root && c.logits, en->coll, &en->logits[i]);
         if (st != ENG_OK) {
             snprintf(err, errlen, "slot %d, %d tokens at position %d: %s", i, c.n, c.pos,
                      eng_status_str(st));
@@ -227,10 +226,10 @@ static eng_status run_step(engine *en, const srv_record *rec, char *err, size_t 
     return ENG_OK;
 }
 
-static eng_status bcast(const eng_comm *comm, srv_record *rec)
+static eng_status bcast(const eng_coll *comm, srv_record *rec)
 {
     if (comm->size == 1) return ENG_OK;
-    return comm->broadcast_i32(comm->ctx, rec->words, rec->n_words, 0);
+    return comm->broadcast(comm->ctx, rec->words, rec->n_words, ENG_ELEM_I32, 0);
 }
 
 /* Rank 0: the step loop. Returns the exit code. */
@@ -324,7 +323,7 @@ static int root_loop(srv_server *s, srv_sched *q, engine *en, srv_record *rec, F
 }
 
 /* Other ranks: receive, check, run; until shutdown or a failed collective. */
-static int worker_loop(const eng_comm *comm, engine *en, srv_record *rec, FILE *errf)
+static int worker_loop(const eng_coll *comm, engine *en, srv_record *rec, FILE *errf)
 {
     char err[512];
     for (uint32_t step = 0;; step++) {
@@ -347,12 +346,12 @@ static int worker_loop(const eng_comm *comm, engine *en, srv_record *rec, FILE *
     }
 }
 
-int eng_serve_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *errf)
+int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *errf)
 {
     srv_opts o;
     int r = parse_args(argc, argv, &o, errf);
     if (r) return r > 0 ? 0 : 2;
-    eng_comm single = {.rank = 0, .size = 1};
+    eng_coll single = {.rank = 0, .size = 1};
     if (!comm) comm = &single;
     int root = comm->rank == 0, rc = 1, locks = 0;
     char err[1024] = "";
@@ -406,8 +405,7 @@ int eng_serve_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE 
         if ((st = eng_state_create(m, &sp, &en.states[i], err, sizeof(err))) != ENG_OK) goto fail;
     en.m = m;
     en.root = root;
-    en.red = (eng_reducer){comm->allreduce, comm->ctx};
-    en.rp = comm->size > 1 ? &en.red : NULL;
+    en.coll = comm->size > 1 ? comm : NULL;
     if (srv_record_init(&rec, o.parallel, o.chunk)) {
         st = ENG_ERR_NOMEM;
         snprintf(err, sizeof(err), "out of memory");
