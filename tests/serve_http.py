@@ -411,10 +411,10 @@ def tp():
 
 
 def kill():
-    """A SIGKILLed worker rank: the open stream ends with an error event, /health turns 503,
-    new completions get 503; nothing waits past twice the collective deadline."""
+    """A SIGKILLed or SIGSTOPped worker rank: the open stream ends with an error event, /health
+    turns 503, new completions get 503; nothing waits past twice the collective deadline."""
     op_ms = 2000
-    srv = Server(TINY, ranks=2, manual=True, env={"RING_OP_TIMEOUT_MS": str(op_ms), "RING_LOG_LEVEL": "error"})
+    srv = Server(TINY, ranks=2, manual=True, env={"COLL_OP_TIMEOUT_MS": str(op_ms), "RING_OP_TIMEOUT_MS": str(op_ms), "RING_LOG_LEVEL": "error"})
     try:
         c = srv.conn(timeout=DEADLINE)
         c.request("POST", "/v1/completions", body=json.dumps(
@@ -438,6 +438,30 @@ def kill():
         check(codes[0] == 1, "rank 0 exits 1 after losing a rank (%s)" % codes)
         if failures:
             print(srv.errors())
+
+    # A worker that stops answering (SIGSTOP): nothing closes, the collective deadline fires.
+    srv = Server(TINY, ranks=2, manual=True, env={"COLL_OP_TIMEOUT_MS": str(op_ms), "RING_OP_TIMEOUT_MS": str(op_ms), "RING_LOG_LEVEL": "error"})
+    try:
+        c = srv.conn(timeout=DEADLINE)
+        c.request("POST", "/v1/completions", body=json.dumps(
+            {"prompt": [1], "max_tokens": 500, "temperature": 0, "stream": True, "ignore_eos": True}),
+            headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        first = r.readline()
+        t0 = time.time()
+        srv.procs[1].send_signal(signal.SIGSTOP)
+        rest = r.read()
+        waited = time.time() - t0
+        ok, ev = sse_events(first + rest) if first.startswith(b"data: ") else (False, [])
+        check(ok and ev[-1] == "[DONE]" and any('"error"' in e for e in ev) and waited < 2 * op_ms / 1000 + 1,
+              "stopped worker: the stream ends with an error event in %.2f s (deadline %.1f s)" % (waited, op_ms / 1000))
+        st, h, p = srv.req("GET", "/health")
+        check(st == 503, "stopped worker: /health 503")
+    finally:
+        srv.procs[1].send_signal(signal.SIGKILL)
+        srv.procs[1].wait()
+        codes = srv.stop()
+        check(codes[0] == 1, "rank 0 exits 1 after a stopped rank (%s)" % codes)
 
 
 def slow():
