@@ -84,8 +84,8 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             eng_knobs_print(stdout);
             return 1;
         }
-        fprintf(e,
-                "ringinfer: expected the command 'run', 'serve' or 'template' (ringinfer --help)\n");
+        fprintf(
+            e, "ringinfer: expected the command 'run', 'serve' or 'template' (ringinfer --help)\n");
         return -1;
     }
     enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP, O_THREADS };
