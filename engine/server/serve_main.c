@@ -233,14 +233,14 @@ static eng_status bcast(const eng_coll *comm, srv_record *rec)
 }
 
 /* Rank 0: the step loop. Returns the exit code. */
-static int root_loop(srv_server *s, srv_sched *q, engine *en, srv_record *rec, FILE *errf)
+static int root_loop(srv_server *s, srv_sched *q, engine *en, srv_record *rec, uint32_t step,
+                     FILE *errf)
 {
     sigset_t term;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     sigaddset(&term, SIGINT);
     struct timespec zero = {0, 0};
-    uint32_t step = 0;
     double drain_end = 0;
     char err[512];
     int rc = 0;
@@ -443,10 +443,17 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
             "kernels %s\n",
             s.model_name, o.parallel, o.parallel > 1 ? "s" : "", s.ctx_len, o.chunk, comm->size,
             comm->size > 1 ? "s" : "", eng_kernel_name());
+    /* Ready only once every rank has loaded and takes records: step 0 is an empty record. */
+    srv_record_begin(&rec, 0, 0);
+    if ((st = bcast(comm, &rec)) != ENG_OK) {
+        snprintf(err, sizeof(err), "the other ranks did not join (first record): %s",
+                 eng_status_str(st));
+        goto fail;
+    }
     pthread_mutex_lock(&s.lock);
     s.ready = 1;
     pthread_mutex_unlock(&s.lock);
-    rc = root_loop(&s, q, &en, &rec, errf);
+    rc = root_loop(&s, q, &en, &rec, 1, errf);
     goto cleanup;
 fail:
     fprintf(errf, "ringinfer: serve: rank %d: %s\n", comm->rank, err);
