@@ -51,6 +51,11 @@ static jv *lookup(jt_ctx *c, const char *name)
 
 static void assign(jt_ctx *c, const char *name, jv v)
 {
+    if (jv_depth(v) > JT_MAX_DEPTH) {
+        jv_unref(v);
+        jt_fail(c, "'%s': value nested deeper than %d", name, JT_MAX_DEPTH);
+        return;
+    }
     jt_dict_set(c->scope->vars, jv_strz(name), v);
 }
 
@@ -555,7 +560,7 @@ static jv call_macro(jt_ctx *c, jt_func *f, jt_args *a)
     }
     jt_scope *parent = f->type == FN_CALLER ? f->defscope : c->globals;
     push_scope(c, &sc, parent);
-    jv varargs = jv_list(0), kwargs = jv_dict();
+    jv varargs = jv_tuple(0), kwargs = jv_dict();
     for (size_t i = 0; i < a->npos; i++) {
         if (i < nparams)
             assign(c, m->kids[i]->name, jv_ref(a->pos[i]));
@@ -727,11 +732,23 @@ static jv apply_chain(jt_ctx *c, const jt_node *f, jv v)
 }
 
 /* ---------------------------------------------------------------- expressions */
+static jv eval_node(jt_ctx *c, const jt_node *n);
+
 jv jt_eval(jt_ctx *c, const jt_node *n)
 {
     if (c->failed) return jv_undef();
-    if (++c->steps > JT_MAX_STEPS)
-        return jt_fail(c, "more than %llu evaluation steps (a runaway template?)", JT_MAX_STEPS);
+    if (++c->steps > c->max_steps)
+        return jt_fail(c, "more than %llu evaluation steps (a runaway template?)", c->max_steps);
+    if (c->edepth >= JT_MAX_EVAL_DEPTH)
+        return jt_fail(c, "evaluation nested deeper than %d", JT_MAX_EVAL_DEPTH);
+    c->edepth++;
+    jv r = eval_node(c, n);
+    c->edepth--;
+    return r;
+}
+
+static jv eval_node(jt_ctx *c, const jt_node *n)
+{
     c->line = n->line;
     jv a, b, r;
     switch (n->kind) {
@@ -745,7 +762,7 @@ jv jt_eval(jt_ctx *c, const jt_node *n)
     }
     case N_LIST:
     case N_TUPLE:
-        r = jv_list(n->nkids);
+        r = n->kind == N_TUPLE ? jv_tuple(n->nkids) : jv_list(n->nkids);
         for (size_t i = 0; i < n->nkids && !c->failed; i++)
             jt_list_push(r, jt_eval(c, n->kids[i]));
         return r;
@@ -868,6 +885,14 @@ static void assign_target(jt_ctx *c, const jt_node *t, jv v)
             jt_fail(c, "cannot assign attribute on non-namespace object");
             return;
         }
+        if (jv_depth(v) > JT_MAX_DEPTH) {
+            jt_fail(c, "'%s.%s': value nested deeper than %d", t->a->name, t->name, JT_MAX_DEPTH);
+            return;
+        }
+        if (jv_reaches(v, ns->u.d, 0)) { /* a reference cycle would never be freed */
+            jt_fail(c, "cannot store namespace '%s' inside itself", t->a->name);
+            return;
+        }
         jt_dict_set(*ns, jv_strz(t->name), jv_ref(v));
         return;
     }
@@ -928,13 +953,26 @@ static void exec_for(jt_ctx *c, const jt_node *n, jv iter, int depth)
     jv_unref(loop);
 }
 
+static void exec_node(jt_ctx *c, const jt_node *n);
+
 void jt_exec(jt_ctx *c, const jt_node *n)
 {
     if (c->failed) return;
-    if (++c->steps > JT_MAX_STEPS) {
-        jt_fail(c, "more than %llu evaluation steps (a runaway template?)", JT_MAX_STEPS);
+    if (++c->steps > c->max_steps) {
+        jt_fail(c, "more than %llu evaluation steps (a runaway template?)", c->max_steps);
         return;
     }
+    if (c->edepth >= JT_MAX_EVAL_DEPTH) {
+        jt_fail(c, "evaluation nested deeper than %d", JT_MAX_EVAL_DEPTH);
+        return;
+    }
+    c->edepth++;
+    exec_node(c, n);
+    c->edepth--;
+}
+
+static void exec_node(jt_ctx *c, const jt_node *n)
+{
     c->line = n->line;
     switch (n->kind) {
     case N_BODY:

@@ -761,9 +761,7 @@ static jv f_items(jt_ctx *c, jv v, jt_args *a)
         return jt_fail(c, "Can only get item pairs from a mapping.");
     jv r = jv_list(v.u.d->n);
     for (size_t i = 0; i < v.u.d->n; i++) {
-        jv pair = jv_list(2);
-        jt_list_push(pair, jv_ref(v.u.d->k[i]));
-        jt_list_push(pair, jv_ref(v.u.d->v[i]));
+        jv pair = jv_pair(jv_ref(v.u.d->k[i]), jv_ref(v.u.d->v[i]));
         jt_list_push(r, pair);
     }
     return r;

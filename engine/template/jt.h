@@ -13,6 +13,8 @@
 #define JT_MAX_STEPS 20000000ull  /* evaluated nodes per render */
 #define JT_MAX_OUTPUT (64u << 20) /* bytes of rendered text */
 #define JT_MAX_VALUE (64u << 20)  /* bytes of one string or elements of one list */
+#define JT_MAX_DEPTH 512          /* nesting of lists and dicts a template may build */
+#define JT_MAX_EVAL_DEPTH 3000    /* nested evaluation (bounds the C stack) */
 
 /* ---------------------------------------------------------------- values */
 typedef enum {
@@ -56,11 +58,15 @@ struct jt_str {
 };
 struct jt_list {
     int refs;
+    int tuple;  /* prints as (a, b); a tuple never equals a list */
+    int depth;  /* nesting below this container (kept as a maximum) */
+    int has_ns; /* a namespace may be reachable from here (cycle checks) */
     size_t n, cap;
     jv *v;
 };
 struct jt_dict { /* insertion-ordered, linear lookup (chat dicts are small) */
     int refs;
+    int depth, has_ns; /* as in jt_list */
     size_t n, cap;
     jv *k, *v;
 };
@@ -87,6 +93,8 @@ jv jv_str(const char *s, size_t n); /* JT_NONE on allocation failure is avoided:
 jv jv_strz(const char *s);
 jv jv_str_buf(jt_buf *b); /* takes the buffer's bytes */
 jv jv_list(size_t cap);
+jv jv_tuple(size_t cap);
+jv jv_pair(jv a, jv b); /* takes both */
 jv jv_dict(void);
 jv jv_ref(jv v);
 void jv_unref(jv v);
@@ -96,6 +104,9 @@ void jt_dict_set(jv dict, jv key, jv val); /* takes key and val */
 jv *jt_dict_find(const jt_dict *d, jv key);
 jv *jt_dict_findz(const jt_dict *d, const char *key);
 
+int jv_depth(jv v);
+/* Whether namespace ns can be reached from v (storing v in ns would make a cycle). */
+int jv_reaches(jv v, const jt_dict *ns, int depth);
 int jv_truthy(jv v);
 int jv_equal(jv a, jv b);
 /* -1/0/1; sets *ok to 0 when Python would refuse to order the two. */
@@ -223,7 +234,8 @@ struct jt_node {
 
 struct eng_tmpl {
     jt_node *root;
-    jt_node **all; /* every node, for freeing */
+    unsigned long long max_steps; /* JT_MAX_STEPS; tests lower it */
+    jt_node **all;                /* every node, for freeing */
     size_t nall, capall;
 };
 
@@ -252,9 +264,10 @@ typedef struct {
     char *err;
     size_t errlen;
     int failed;
-    int line; /* of the node being evaluated, for messages */
-    int depth;
-    unsigned long long steps;
+    int line;   /* of the node being evaluated, for messages */
+    int depth;  /* macro and recursive-loop calls */
+    int edepth; /* nested jt_eval / jt_exec */
+    unsigned long long steps, max_steps;
     int loopctl; /* 1 break, 2 continue */
     jv caller;   /* the `caller` of the innermost call block */
 } jt_ctx;

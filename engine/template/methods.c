@@ -413,7 +413,7 @@ static jv str_method(jt_ctx *c, const char *m, jv s, jt_args *a)
     if (!strcmp(m, "partition")) {
         jv sep = need_str(c, a, 0, "sep", m);
         if (c->failed) return sep;
-        jv r = jv_list(3);
+        jv r = jv_tuple(3);
         const char *hit = sep.u.s->len ? memmem(p, n, sep.u.s->p, sep.u.s->len) : NULL;
         if (!hit) {
             jt_list_push(r, jv_ref(s));
@@ -481,9 +481,7 @@ jv jt_method_call(jt_ctx *c, const char *m, jv self, jt_args *a)
             } else if (m[0] == 'v') {
                 jt_list_push(r, jv_ref(d->v[i]));
             } else {
-                jv pair = jv_list(2);
-                jt_list_push(pair, jv_ref(d->k[i]));
-                jt_list_push(pair, jv_ref(d->v[i]));
+                jv pair = jv_pair(jv_ref(d->k[i]), jv_ref(d->v[i]));
                 jt_list_push(r, pair);
             }
         }

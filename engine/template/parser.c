@@ -337,6 +337,37 @@ static jt_node *parse_postfix(parser *P, jt_node *e)
     }
 }
 
+/* One filter after its `|`: name(args) applied to e (NULL in a filter block's chain). */
+static jt_node *parse_one_filter(parser *P, jt_node *e)
+{
+    jt_tok *nm = next(P);
+    if (nm->kind != TK_NAME) {
+        P->i--;
+        return unexpected(P, "filter", "a filter name");
+    }
+    if (!jt_filter_known(nm->s))
+        return fail_at(P, nm->line, "filter", "no filter named '%s'", nm->s);
+    jt_node *f = node(P, N_FILTER, nm->line);
+    if (!f || set_name(P, f, nm->s)) return NULL;
+    f->a = e;
+    if (is_op(peek(P), "(")) {
+        next(P);
+        if (parse_args(P, f, "filter")) return NULL;
+    }
+    return f;
+}
+
+/* `name | name2(args)`: the chain of a filter block or of `set x | f`. */
+static jt_node *parse_filter_chain(parser *P)
+{
+    jt_node *f = parse_one_filter(P, NULL);
+    while (f && is_op(peek(P), "|")) {
+        next(P);
+        f = parse_one_filter(P, f);
+    }
+    return f;
+}
+
 /* `| name(args)` filters and `is [not] name args` tests after an operand. */
 static jt_node *parse_filter_expr(parser *P, jt_node *e)
 {
@@ -344,28 +375,7 @@ static jt_node *parse_filter_expr(parser *P, jt_node *e)
         jt_tok *t = peek(P);
         if (is_op(t, "|")) {
             next(P);
-            jt_tok *nm = next(P);
-            if (nm->kind != TK_NAME) {
-                P->i--;
-                return unexpected(P, "filter", "a filter name");
-            }
-            char full[128];
-            snprintf(full, sizeof(full), "%s", nm->s);
-            while (is_op(peek(P), ".") && peek2(P)->kind == TK_NAME) { /* dotted names */
-                next(P);
-                size_t l = strlen(full);
-                snprintf(full + l, sizeof(full) - l, ".%s", next(P)->s);
-            }
-            if (!jt_filter_known(full))
-                return fail_at(P, nm->line, "filter", "no filter named '%s'", full);
-            jt_node *f = node(P, N_FILTER, nm->line);
-            if (!f || set_name(P, f, full)) return NULL;
-            f->a = e;
-            if (is_op(peek(P), "(")) {
-                next(P);
-                if (parse_args(P, f, "filter")) return NULL;
-            }
-            e = f;
+            if (!(e = parse_one_filter(P, e))) return NULL;
         } else if (is_name(t, "is")) {
             next(P);
             int neg = 0;
@@ -743,7 +753,8 @@ static jt_node *parse_set(parser *P, int line)
     }
     if (n->a->kind != N_NAME && n->a->kind != N_GETATTR) return unexpected(P, "set", "'='");
     if (is_op(peek(P), "|")) {
-        if (!(n->d = parse_filter_expr(P, NULL))) return NULL;
+        next(P);
+        if (!(n->d = parse_filter_chain(P))) return NULL;
     }
     if (expect_block_end(P, "set")) return NULL;
     static const char *const ends[] = {"endset", NULL};
@@ -872,8 +883,7 @@ static jt_node *parse_statement(parser *P)
     else if (!strcmp(s, "filter")) {
         n = node(P, N_FILTERBLOCK, line);
         static const char *const ends[] = {"endfilter", NULL};
-        if (n && (!(n->a = parse_filter_expr(P, NULL)) || n->a->kind != N_FILTER))
-            n = n->a ? fail_at(P, line, "filter", "expected a filter name") : NULL;
+        if (n && !(n->a = parse_filter_chain(P))) n = NULL;
         if (n && (expect_block_end(P, "filter") || !(n->b = parse_body(P, ends, "filter", line))))
             n = NULL;
         if (n) {

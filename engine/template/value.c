@@ -128,10 +128,26 @@ jv jv_list(size_t cap)
 {
     jt_list *l = xrealloc(NULL, sizeof(*l));
     l->refs = 1;
+    l->tuple = l->depth = l->has_ns = 0;
     l->n = 0;
     l->cap = cap;
     l->v = cap ? xrealloc(NULL, cap * sizeof(jv)) : NULL;
     return (jv){.kind = JT_LIST, .u.l = l};
+}
+
+jv jv_tuple(size_t cap)
+{
+    jv t = jv_list(cap);
+    t.u.l->tuple = 1;
+    return t;
+}
+
+jv jv_pair(jv a, jv b)
+{
+    jv t = jv_tuple(2);
+    jt_list_push(t, a);
+    jt_list_push(t, b);
+    return t;
 }
 
 jv jv_dict(void)
@@ -214,6 +230,50 @@ void jv_unref(jv v)
     }
 }
 
+int jv_depth(jv v)
+{
+    if (v.kind == JT_LIST) return v.u.l->depth;
+    if (v.kind == JT_DICT || v.kind == JT_NS) return v.u.d->depth;
+    return 0;
+}
+
+static void note_child(int *depth, int *has_ns, jv child)
+{
+    int d = jv_depth(child) + 1;
+    if (d > *depth) *depth = d;
+    if (child.kind == JT_NS || child.kind == JT_LOOP || child.kind == JT_FUNC ||
+        (child.kind == JT_LIST && child.u.l->has_ns) ||
+        (child.kind == JT_DICT && child.u.d->has_ns))
+        *has_ns = 1;
+}
+
+int jv_reaches(jv v, const jt_dict *ns, int depth)
+{
+    if (depth > JT_MAX_DEPTH + JT_MAX_NEST) return 1;
+    switch (v.kind) {
+    case JT_NS:
+        if (v.u.d == ns) return 1;
+        /* fall through */
+    case JT_DICT:
+        if (v.kind == JT_DICT && !v.u.d->has_ns) return 0;
+        for (size_t i = 0; i < v.u.d->n; i++)
+            if (jv_reaches(v.u.d->v[i], ns, depth + 1)) return 1;
+        return 0;
+    case JT_LIST:
+        if (!v.u.l->has_ns) return 0;
+        for (size_t i = 0; i < v.u.l->n; i++)
+            if (jv_reaches(v.u.l->v[i], ns, depth + 1)) return 1;
+        return 0;
+    case JT_LOOP:
+        return jv_reaches(v.u.loop->items, ns, depth + 1) ||
+               jv_reaches(v.u.loop->changed, ns, depth + 1);
+    case JT_FUNC:
+        return jv_reaches(v.u.fn->self, ns, depth + 1);
+    default:
+        return 0;
+    }
+}
+
 void jt_list_push(jv list, jv item)
 {
     jt_list *l = list.u.l;
@@ -222,6 +282,7 @@ void jt_list_push(jv list, jv item)
         l->v = xrealloc(l->v, l->cap * sizeof(jv));
     }
     l->v[l->n++] = item;
+    note_child(&l->depth, &l->has_ns, item);
 }
 
 jv *jt_dict_find(const jt_dict *d, jv key)
@@ -244,6 +305,7 @@ void jt_dict_set(jv dict, jv key, jv val)
 {
     jt_dict *d = dict.u.d;
     jv *slot = jt_dict_find(d, key);
+    note_child(&d->depth, &d->has_ns, val);
     if (slot) {
         jv_unref(*slot);
         *slot = val;
@@ -308,7 +370,7 @@ int jv_equal(jv a, jv b)
     case JT_STR:
         return a.u.s->len == b.u.s->len && !memcmp(a.u.s->p, b.u.s->p, a.u.s->len);
     case JT_LIST:
-        if (a.u.l->n != b.u.l->n) return 0;
+        if (a.u.l->n != b.u.l->n || a.u.l->tuple != b.u.l->tuple) return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!jv_equal(a.u.l->v[i], b.u.l->v[i])) return 0;
         return 1;
@@ -486,12 +548,13 @@ static void to_text(jt_buf *b, jv v, int repr, int depth)
             jt_buf_put(b, v.u.s->p, v.u.s->len);
         break;
     case JT_LIST:
-        jt_buf_putc(b, '[');
+        jt_buf_putc(b, v.u.l->tuple ? '(' : '[');
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) jt_buf_puts(b, ", ");
             to_text(b, v.u.l->v[i], 1, depth + 1);
         }
-        jt_buf_putc(b, ']');
+        if (v.u.l->tuple && v.u.l->n == 1) jt_buf_putc(b, ',');
+        jt_buf_putc(b, v.u.l->tuple ? ')' : ']');
         break;
     case JT_DICT:
         jt_buf_putc(b, '{');
