@@ -64,4 +64,4 @@ TESTS += test_eng_template
 test_eng_template_SOURCES = test_eng_template.c eng_template_cases.h
 test_eng_template_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
 test_eng_template_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
-EXTRA_DIST += template_cases.py template/basics.txt template/semantics.txt template/whitespace.txt
+EXTRA_DIST += template_cases.py template/basics.txt template/semantics.txt template/whitespace.txt template/unicode.txt template/chat.txt

@@ -15,7 +15,12 @@ VARS = {"messages": [{"role": "system", "content": "Be brief."},
                      {"role": "assistant", "content": "Hello!", "tool_calls": [
                          {"function": {"name": "f", "arguments": {"a": 1, "b": [1, 2.5, None, True]}}}]}],
         "n": 5, "s": "  Hello World  ", "l": [3, 1, 2], "d": {"b": 2, "a": 1}, "f": 2.5, "e": [],
-        "users": [{"name": "bob", "age": 3}, {"name": "Al", "age": 1}, {"name": "cy", "age": 2}]}
+        "users": [{"name": "bob", "age": 3}, {"name": "Al", "age": 1}, {"name": "cy", "age": 2}],
+        "add_generation_prompt": True,
+        "chat": [{"role": "system", "content": " sys "},
+                 {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image"}]},
+                 {"role": "assistant", "content": "ok", "tool_calls": [
+                     {"function": {"name": "get", "arguments": {"z": 1, "a": "x"}}}]}]}
 
 
 def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):

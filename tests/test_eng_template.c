@@ -4,6 +4,7 @@
  * golden render of fixtures/chat-templates byte for byte. */
 #include "template/jt.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,18 @@ static void limits(void)
 {
     expect_error("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
                  NULL, "more than 200000 evaluation steps", 200000);
+    /* building big strings costs steps too */
+    expect_error("{% for i in range(1000) %}{% set x = 'x' * 1000000 %}{% endfor %}", NULL,
+                 "more than 200000 evaluation steps", 200000);
+    /* while an ordinary long loop is fine under the default limit */
+    char err0[256], *out0;
+    CHECK(
+        !render("{% set ns = namespace(n=0) %}{% for i in range(20000) %}{% set ns.n = ns.n + i %}"
+                "{% endfor %}{{ ns.n }}",
+                NULL, &out0, err0, sizeof(err0), 0) &&
+            !strcmp(out0, "199990000"),
+        "long loop: %s", out0 ? out0 : err0);
+    free(out0);
     expect_error("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL,
                  "calls nested deeper than 100", 0);
     expect_error("{% macro r(n) %}{% for x in [1] %}{{ r(n) }}{% endfor %}{% endmacro %}{{ r(0) }}",
@@ -194,6 +207,52 @@ static void limits(void)
     vars[n++] = '}';
     vars[n] = 0;
     expect_error("{{ v }}", vars, "nested deeper than", 0);
+}
+
+/* One parsed template rendered by several threads at once (literals are shared, never
+ * reference-counted): every thread gets the text a lone render gives. */
+typedef struct {
+    const eng_tmpl *t;
+    const cJSON *vars;
+    const char *want;
+    int bad;
+} thread_arg;
+
+static void *render_many(void *p)
+{
+    thread_arg *a = p;
+    for (int i = 0; i < 200; i++) {
+        char err[256], *out;
+        if (eng_tmpl_render(a->t, a->vars, &out, err, sizeof(err)) || strcmp(out, a->want))
+            a->bad++;
+        free(out);
+    }
+    return NULL;
+}
+
+static void threads(void)
+{
+    const char *src = "{% set ns = namespace(n=0) %}{% for m in messages %}"
+                      "{{ '<|' ~ m.role ~ '|>' }}{{ m.content|trim }}{% set ns.n = ns.n + 1 %}"
+                      "{% endfor %}{{ ' total ' ~ ns.n }}{{ messages|tojson }}";
+    char err[256], *want;
+    eng_tmpl *t;
+    CHECK(!eng_tmpl_parse(src, strlen(src), &t, err, sizeof(err)), "threads parse: %s", err);
+    cJSON *vars = cJSON_Parse(template_vars);
+    CHECK(!eng_tmpl_render(t, vars, &want, err, sizeof(err)), "threads render: %s", err);
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){.t = t, .vars = vars, .want = want};
+        pthread_create(&th[i], NULL, render_many, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(args[i].bad == 0, "thread %d: %d renders differ", i, args[i].bad);
+    }
+    free(want);
+    cJSON_Delete(vars);
+    eng_tmpl_free(t);
 }
 
 /* `ringinfer template FILE VARS.json` through eng_tmpl_cli. */
@@ -319,6 +378,7 @@ int main(int argc, char **argv)
     parse_errors();
     runtime_errors();
     limits();
+    threads();
     cli();
     int rc = fixtures(argc > 1 ? argv[1] : ENG_TEST_SHARED);
     if (fails) {

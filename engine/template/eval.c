@@ -299,11 +299,21 @@ static jv repeat(jt_ctx *c, jv seq, int64_t times)
     size_t unit = seq.kind == JT_STR ? seq.u.s->len : seq.u.l->n;
     if (unit && (uint64_t)times > JT_MAX_VALUE / unit)
         return jt_fail(c, "result larger than %u bytes or items", JT_MAX_VALUE);
-    if (seq.kind == JT_STR) {
-        jt_buf b = {0};
-        for (int64_t i = 0; i < times; i++)
-            jt_buf_put(&b, seq.u.s->p, seq.u.s->len);
-        return jv_str_buf(&b);
+    if (seq.kind == JT_STR) { /* doubling copies: one memcpy per power of two */
+        size_t total = unit * (size_t)times;
+        jt_str *p = malloc(sizeof(*p) + total + 1);
+        if (!p) return jt_fail(c, "out of memory");
+        p->refs = 1;
+        p->len = total;
+        size_t done = total ? unit : 0;
+        if (total) memcpy(p->p, seq.u.s->p, unit);
+        while (done < total) {
+            size_t k = done < total - done ? done : total - done;
+            memcpy(p->p + done, p->p, k);
+            done += k;
+        }
+        p->p[total] = 0;
+        return (jv){.kind = JT_STR, .u.s = p};
     }
     jv l = jv_list(unit * (size_t)times);
     for (int64_t i = 0; i < times; i++)
@@ -734,6 +744,15 @@ static jv apply_chain(jt_ctx *c, const jt_node *f, jv v)
 /* ---------------------------------------------------------------- expressions */
 static jv eval_node(jt_ctx *c, const jt_node *n);
 
+/* Operations that build strings or lists pay for their size in steps, so a loop that builds
+ * big values (`"x" * 60000000` per iteration) stops as soon as a loop of cheap steps does. */
+static jv charged(jt_ctx *c, jv r)
+{
+    if (r.kind == JT_STR) c->steps += r.u.s->len / 32;
+    if (r.kind == JT_LIST) c->steps += r.u.l->n / 4;
+    return r;
+}
+
 jv jt_eval(jt_ctx *c, const jt_node *n)
 {
     if (c->failed) return jv_undef();
@@ -788,14 +807,14 @@ static jv eval_node(jt_ctx *c, const jt_node *n)
         jv_unref(b);
         return r;
     case N_SLICE:
-        return eval_slice(c, n);
+        return charged(c, eval_slice(c, n));
     case N_CALL:
-        return eval_call(c, n);
+        return charged(c, eval_call(c, n));
     case N_FILTER:
         a = jt_eval(c, n->a);
         r = c->failed ? jv_undef() : eval_filter(c, n, a);
         jv_unref(a);
-        return r;
+        return charged(c, r);
     case N_TEST: {
         a = jt_eval(c, n->a);
         jt_args args;
@@ -830,7 +849,7 @@ static jv eval_node(jt_ctx *c, const jt_node *n)
             r = arith(c, n->op, a, b);
         jv_unref(a);
         jv_unref(b);
-        return r;
+        return charged(c, r);
     case N_AND:
     case N_OR:
         a = jt_eval(c, n->a);

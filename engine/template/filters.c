@@ -100,19 +100,26 @@ static jv f_title(jt_ctx *c, jv v, jt_args *a)
 {
     if (jt_args_check(c, a, "title", 0, NULL)) return jv_undef();
     jv s = need_string(c, v, "title");
-    jv r = jv_str(s.u.s->p, s.u.s->len);
-    jv_unref(s);
+    const char *p = s.u.s->p;
+    size_t n = s.u.s->len;
+    jt_buf b = {0};
     int start = 1;
-    for (size_t i = 0; i < r.u.s->len; i++) {
-        char ch = r.u.s->p[i];
-        if (isspace((unsigned char)ch) || strchr("-({[<", ch)) {
+    for (size_t i = 0; i < n;) {
+        uint32_t ch;
+        size_t next = jt_utf8_next(p, n, i, &ch);
+        if (ch == 0xfffffffu) {
+            jt_buf_put(&b, p + i, next - i);
+        } else if (ch < 0x80 && (isspace((int)ch) || strchr("-({[<", (int)ch))) {
+            jt_buf_putc(&b, (char)ch);
             start = 1;
-            continue;
+        } else {
+            jt_buf_put_cp(&b, start ? jt_cp_upper(ch) : jt_cp_lower(ch));
+            start = 0;
         }
-        r.u.s->p[i] = (char)(start ? toupper((unsigned char)ch) : tolower((unsigned char)ch));
-        start = 0;
+        i = next;
     }
-    return r;
+    jv_unref(s);
+    return jv_str_buf(&b);
 }
 
 static jv f_replace(jt_ctx *c, jv v, jt_args *a)

@@ -10,7 +10,7 @@
 /* Limits that keep a hostile template from hanging or exhausting the process. */
 #define JT_MAX_NEST 200           /* parser nesting (blocks and expressions) */
 #define JT_MAX_CALL_DEPTH 100     /* macro / recursive loop calls */
-#define JT_MAX_STEPS 20000000ull  /* evaluated nodes per render */
+#define JT_MAX_STEPS 5000000ull   /* evaluated nodes per render (+1 per 32 bytes built) */
 #define JT_MAX_OUTPUT (64u << 20) /* bytes of rendered text */
 #define JT_MAX_VALUE (64u << 20)  /* bytes of one string or elements of one list */
 #define JT_MAX_DEPTH 512          /* nesting of lists and dicts a template may build */
@@ -52,7 +52,7 @@ typedef struct {
 } jv;
 
 struct jt_str {
-    int refs;
+    int refs; /* -1: a literal of a parsed template, never counted nor freed by renders */
     size_t len;
     char p[]; /* len bytes + NUL */
 };
@@ -123,6 +123,15 @@ void jt_fmt_float(jt_buf *b, double f);
 /* UTF-8 helpers: strings index and count by code points. */
 size_t jt_utf8_len(const char *s, size_t n);
 size_t jt_utf8_offset(const char *s, size_t n, size_t cp); /* byte offset of code point cp */
+
+/* Case mapping (unicase.c): ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic. */
+uint32_t jt_cp_upper(uint32_t c);
+uint32_t jt_cp_lower(uint32_t c);
+int jt_cp_cased(uint32_t c);
+/* Decodes the character at byte i; returns the next index. A byte that is not UTF-8 gives
+ * *cp = 0xfffffff (copied as is by the callers). */
+size_t jt_utf8_next(const char *s, size_t n, size_t i, uint32_t *cp);
+void jt_buf_put_cp(jt_buf *b, uint32_t cp);
 
 /* JSON. */
 jv jt_from_json(const cJSON *j, int depth);

@@ -173,30 +173,41 @@ static jv split(jt_ctx *c, jv s, jv *sepv, int64_t maxsplit, int from_right)
 
 static jv case_map(jv s, int mode) /* 0 upper 1 lower 2 title 3 capitalize 4 swapcase */
 {
-    jv r = jv_str(s.u.s->p, s.u.s->len);
-    char *p = r.u.s->p;
-    int prev_alpha = 0;
-    for (size_t i = 0; i < r.u.s->len; i++) {
-        unsigned char ch = (unsigned char)p[i];
+    jt_buf b = {0};
+    const char *p = s.u.s->p;
+    size_t n = s.u.s->len;
+    int prev_cased = 0;
+    for (size_t i = 0, k = 0; i < n; k++) {
+        uint32_t c;
+        size_t next = jt_utf8_next(p, n, i, &c);
+        if (c == 0xfffffffu) {
+            jt_buf_put(&b, p + i, next - i);
+            i = next;
+            prev_cased = 0;
+            continue;
+        }
+        uint32_t up = jt_cp_upper(c), low = jt_cp_lower(c), out;
         switch (mode) {
         case 0:
-            p[i] = (char)toupper(ch);
+            out = up;
             break;
         case 1:
-            p[i] = (char)tolower(ch);
+            out = low;
             break;
         case 2:
-            p[i] = (char)(prev_alpha ? tolower(ch) : toupper(ch));
-            break;
+            out = prev_cased ? low : up;
+            break; /* Python's title(): after a cased char */
         case 3:
-            p[i] = (char)(i == 0 ? toupper(ch) : tolower(ch));
+            out = k == 0 ? up : low;
             break;
         default:
-            p[i] = (char)(isupper(ch) ? tolower(ch) : toupper(ch));
+            out = up != c ? up : low;
         }
-        prev_alpha = isalpha(ch) || ch >= 0x80;
+        prev_cased = jt_cp_cased(c);
+        jt_buf_put_cp(&b, out);
+        i = next;
     }
-    return r;
+    return jv_str_buf(&b);
 }
 
 jv jt_str_case(jv s, int mode)

@@ -208,6 +208,7 @@ static jt_node *parse_primary(parser *P)
             return NULL;
         }
         n->lit = jv_str_buf(&b);
+        n->lit.u.s->refs = -1; /* shared by concurrent renders: never counted */
         return n;
     }
     if (t->kind == TK_INT || t->kind == TK_FLOAT) {

@@ -88,7 +88,7 @@ void eng_tmpl_free(eng_tmpl *t)
     if (!t) return;
     for (size_t i = 0; i < t->nall; i++) {
         jt_node *n = t->all[i];
-        jv_unref(n->lit);
+        if (n->lit.kind == JT_STR) free(n->lit.u.s); /* literals are not counted */
         free(n->kids);
         free(n->name);
         free(n);

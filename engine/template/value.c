@@ -163,7 +163,7 @@ jv jv_ref(jv v)
     switch (v.kind) {
     case JT_UNDEF:
     case JT_STR:
-        if (v.u.s) v.u.s->refs++;
+        if (v.u.s && v.u.s->refs >= 0) v.u.s->refs++; /* < 0: a template's literal */
         break;
     case JT_LIST:
         v.u.l->refs++;
@@ -189,7 +189,7 @@ void jv_unref(jv v)
     switch (v.kind) {
     case JT_UNDEF:
     case JT_STR:
-        if (v.u.s && --v.u.s->refs == 0) free(v.u.s);
+        if (v.u.s && v.u.s->refs > 0 && --v.u.s->refs == 0) free(v.u.s);
         break;
     case JT_LIST:
         if (--v.u.l->refs == 0) {
