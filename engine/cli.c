@@ -37,6 +37,7 @@ static void usage(FILE *f)
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
             "                     [--dump-logits FILE] [--threads N] [--device cuda|cpu]\n"
             "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
+            "       ringinfer serve -m MODEL ...         (ringinfer serve --help)\n"
             "       ringinfer --print-config\n"
             "  MODEL: a llama2.c .bin (--tokenizer names its tokenizer .bin) or a Hugging Face\n"
             "  folder (config.json, model.safetensors[.index.json], tokenizer.json).\n"
@@ -90,7 +91,8 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             eng_backends_print(stdout);
             return 1;
         }
-        fprintf(e, "ringinfer: expected the command 'run' (ringinfer run --help)\n");
+        fprintf(
+            e, "ringinfer: expected the command 'run', 'serve' or 'template' (ringinfer --help)\n");
         return -1;
     }
     enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP, O_THREADS, O_DEV };

@@ -1,10 +1,17 @@
 /* ringinfer: the engine's command line over libcoll. Every rank runs the same command; the
  * communicator (provider, rank, size) comes from the environment (RING_CONFIG per rank,
  * see docs/SELECTION.md), or a single local rank when nothing is configured. */
+#include <config.h>
+
 #include "../libcoll/coll.h"
 #include "eng.h"
+#ifdef HAVE_MICROHTTPD
+#include "server/serve.h"
+#endif
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +41,20 @@ static eng_status broadcast(void *ctx, void *buf, size_t count, eng_elem et, int
                                                                                    : ENG_ERR_COLL;
 }
 
+/* run or serve: same communicator, different command. */
+static int command(int argc, char **argv, const eng_coll *comm)
+{
+    if (argc < 2 || strcmp(argv[1], "serve")) return eng_cli_main(argc, argv, comm, stdout, stderr);
+#ifdef HAVE_MICROHTTPD
+    return eng_serve_main(argc, argv, comm, stdout, stderr);
+#else
+    (void)comm;
+    fprintf(stderr, "ringinfer: serve: this build has no HTTP support (configure did not find "
+                    "libmicrohttpd; install libmicrohttpd-dev and reconfigure)\n");
+    return 2;
+#endif
+}
+
 int main(int argc, char **argv)
 {
     /* A closed stdout would lose the text, and a file opened later could take its descriptor. */
@@ -42,9 +63,16 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Help and a missing command need no communicator (and must not wait for peers). */
-    int local = argc < 2 || strcmp(argv[1], "run") != 0;
-    for (int i = 2; i < argc && !local; i++) local = !strcmp(argv[i], "--help");
-    if (local) return eng_cli_main(argc, argv, NULL, stdout, stderr);
+    int local = argc < 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "serve") != 0);
+    for (int i = 2; i < argc && !local; i++)
+        local = !strcmp(argv[i], "--help");
+    if (local) return command(argc, argv, NULL);
+    /* serve takes SIGTERM/SIGINT in its step loop: block them before libcoll starts threads. */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    if (!strcmp(argv[1], "serve")) pthread_sigmask(SIG_BLOCK, &term, NULL);
     char err[512];
     coll_comm *comm = NULL;
     coll_status cs = coll_comm_create(NULL, &comm, err, sizeof(err));
@@ -58,7 +86,7 @@ int main(int argc, char **argv)
                    .broadcast = broadcast,
                    .device_buffers = 0, /* the next issue hands device buffers to NCCL */
                    .ctx = comm};
-    int rc = eng_cli_main(argc, argv, &ec, stdout, stderr);
+    int rc = command(argc, argv, &ec);
     if (rc != 0)
         coll_comm_abort(comm); /* peers blocked in a collective fail fast instead of timing out */
     coll_comm_destroy(comm);

@@ -1,0 +1,384 @@
+/* Rank 0's scheduler: up to --parallel slots, each a sequence with its own run state (KV
+ * cache). Each step every busy slot runs either its next prompt chunk (prefill, chunk tokens
+ * at a time, so long prompts do not stall the running streams) or the token sampled at the
+ * previous step (decode). After the step the slots that asked for logits sample their next
+ * token; its text goes through the UTF-8 hold-back and the stop-string hold-back before it
+ * reaches the client. Only this thread touches a running request's generation fields; the
+ * output buffer and flags are shared with the HTTP thread under srv_server.lock. */
+#include "serve.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct slot {
+    srv_req *r;
+    int off;     /* prompt tokens already fed */
+    int pending; /* the token to feed next (decode) */
+    int freed;   /* tell the other ranks at the next step */
+} slot;
+
+struct srv_sched {
+    srv_server *s;
+    slot slots[SRV_MAX_PARALLEL];
+    float *probs; /* [vocab] scratch for logprobs */
+};
+
+/* The chunk/usage/body writers live in api.c. */
+char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const char *text, size_t len,
+                         int role, const char *finish, cJSON *logprobs);
+char *srv_api_usage_json(const srv_server *s, const srv_req *r);
+char *srv_api_final_json(const srv_server *s, const srv_req *r, const char *finish,
+                         cJSON *logprobs);
+
+double srv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int srv_sched_create(srv_server *s, srv_sched **out)
+{
+    srv_sched *q = calloc(1, sizeof(*q));
+    if (!q) return -1;
+    q->s = s;
+    q->probs = malloc((size_t)s->cfg->vocab_size * sizeof(float));
+    if (!q->probs) {
+        free(q);
+        return -1;
+    }
+    *out = q;
+    return 0;
+}
+
+void srv_sched_free(srv_sched *q)
+{
+    if (!q) return;
+    free(q->probs);
+    free(q);
+}
+
+int srv_sched_busy(srv_sched *q)
+{
+    pthread_mutex_lock(&q->s->lock);
+    int n = q->s->running + q->s->queued;
+    pthread_mutex_unlock(&q->s->lock);
+    return n;
+}
+
+/* Appends one SSE event "data: X\n\n" (caller holds the lock). */
+static void sse(srv_req *r, const char *json)
+{
+    if (!json) return; /* out of memory: the event is lost, the stream still ends */
+    srv_buf_str(&r->out, "data: ");
+    srv_buf_str(&r->out, json);
+    srv_buf_str(&r->out, "\n\n");
+}
+
+/* Caller holds the lock: the slot lets go of its request. */
+static void release(srv_sched *q, int i)
+{
+    slot *sl = &q->slots[i];
+    srv_req *r = sl->r;
+    eng_sampler_free(r->smp);
+    r->smp = NULL;
+    cJSON_Delete(r->lp_pending);
+    r->lp_pending = NULL;
+    sl->r = NULL;
+    sl->freed = 1;
+    q->s->running--;
+    srv_http_wake(r); /* a cancelled request's connection lets libmicrohttpd close it */
+    srv_req_unref(r);
+}
+
+static void finish_error(srv_server *s, srv_req *r, int status, const char *message)
+{
+    srv_error e = {.status = status, .type = status == 503 ? "server_error" : "internal_error"};
+    snprintf(e.message, sizeof(e.message), "%s", message);
+    char *j = srv_api_error_json(&e);
+    if (r->stream && r->started) {
+        sse(r, j);
+        srv_buf_str(&r->out, "data: [DONE]\n\n");
+    } else {
+        r->out.len = 0;
+        r->status = status;
+        if (j) srv_buf_str(&r->out, j);
+        if (r->stream) r->stream = 0; /* nothing sent yet: answer with a plain error */
+    }
+    free(j);
+    r->done = 1;
+    s->st.failed++;
+    srv_http_wake(r);
+}
+
+void srv_sched_fail_all(srv_sched *q, int status, const char *message)
+{
+    srv_server *s = q->s;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->o->parallel; i++) {
+        if (!q->slots[i].r) continue;
+        finish_error(s, q->slots[i].r, status, message);
+        release(q, i);
+    }
+    while (s->queue_head) {
+        srv_req *r = s->queue_head;
+        s->queue_head = r->next;
+        s->queued--;
+        finish_error(s, r, status, message);
+        srv_req_unref(r);
+    }
+    s->queue_tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int srv_sched_plan(srv_sched *q, srv_record *rec)
+{
+    srv_server *s = q->s;
+    int busy = 0;
+    pthread_mutex_lock(&s->lock);
+    /* Queued requests whose client hung up leave the queue (their connections are suspended:
+     * libmicrohttpd does not watch them). */
+    for (srv_req **pp = &s->queue_head, *prev = NULL; *pp;) {
+        srv_req *r = *pp;
+        if (!r->cancelled && srv_http_gone(r)) r->cancelled = 1;
+        if (!r->cancelled) {
+            prev = r;
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        if (s->queue_tail == r) s->queue_tail = prev;
+        s->queued--;
+        s->st.cancelled++;
+        srv_http_wake(r);
+        srv_req_unref(r);
+    }
+    for (int i = 0; i < s->o->parallel; i++) {
+        slot *sl = &q->slots[i];
+        if (sl->r && !sl->r->cancelled && srv_http_gone(sl->r)) sl->r->cancelled = 1;
+        if (sl->r && sl->r->cancelled) {
+            s->st.cancelled++;
+            release(q, i);
+        }
+        if (!sl->r && s->queue_head) {
+            srv_req *r = s->queue_head;
+            s->queue_head = r->next;
+            if (!s->queue_head) s->queue_tail = NULL;
+            s->queued--;
+            if (r->cancelled || eng_sampler_create(s->cfg->vocab_size, r->temperature, r->top_p,
+                                                   r->seed, &r->smp) != ENG_OK) {
+                if (!r->cancelled) finish_error(s, r, 500, "out of memory");
+                srv_req_unref(r);
+                i--; /* try the next queued request in this slot */
+                continue;
+            }
+            sl->r = r;
+            sl->off = 0;
+            r->prev =
+                r->prompt[r->n_prompt - 1]; /* the piece of a token depends on the one before */
+            r->slot = i;
+            s->running++;
+            s->st.prompt_tokens += (unsigned long)r->n_prompt;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < s->o->parallel; i++) {
+        slot *sl = &q->slots[i];
+        srv_req *r = sl->r;
+        if (!r) {
+            if (sl->freed) srv_record_set(rec, i, SRV_OP_FREE, 0, NULL, 0, 0);
+            sl->freed = 0;
+            continue;
+        }
+        sl->freed = 0;
+        busy++;
+        if (sl->off < r->n_prompt) {
+            int n = r->n_prompt - sl->off < rec->chunk ? r->n_prompt - sl->off : rec->chunk;
+            srv_record_set(rec, i, SRV_OP_RUN, sl->off, r->prompt + sl->off, n,
+                           sl->off + n == r->n_prompt);
+            sl->off += n;
+        } else {
+            srv_record_set(rec, i, SRV_OP_RUN, r->n_prompt + r->n_gen - 1, &sl->pending, 1, 1);
+        }
+    }
+    return busy;
+}
+
+/* log-softmax of the chosen token and the top alternatives, in the shape of the chat API
+ * ({"token","logprob","bytes","top_logprobs"}); api.c reshapes it for /v1/completions. */
+static cJSON *logprob_entry(srv_sched *q, srv_req *r, const float *logits, int tok,
+                            const char *piece)
+{
+    srv_server *s = q->s;
+    int V = s->cfg->vocab_size;
+    float mx = logits[0];
+    for (int i = 1; i < V; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < V; i++)
+        sum += exp((double)(logits[i] - mx));
+    double lse = mx + log(sum);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "token", piece);
+    cJSON_AddNumberToObject(e, "logprob", logits[tok] - lse);
+    cJSON *bytes = cJSON_AddArrayToObject(e, "bytes");
+    for (const unsigned char *p = (const unsigned char *)piece; *p; p++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber(*p));
+    cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
+    /* top-k by repeated selection: k <= SRV_MAX_TOP_LOGPROBS */
+    int chosen[SRV_MAX_TOP_LOGPROBS];
+    for (int k = 0; k < r->top_logprobs; k++) {
+        int best = -1;
+        for (int i = 0; i < V; i++) {
+            int seen = 0;
+            for (int j = 0; j < k; j++)
+                seen |= chosen[j] == i;
+            if (!seen && (best < 0 || logits[i] > logits[best])) best = i;
+        }
+        chosen[k] = best;
+        pthread_mutex_lock(&s->tok_lock);
+        const char *alt = s->tok ? eng_tokenizer_decode(s->tok, r->prev, best) : "";
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "token", alt);
+        pthread_mutex_unlock(&s->tok_lock);
+        cJSON_AddNumberToObject(a, "logprob", logits[best] - lse);
+        cJSON_AddItemToArray(top, a);
+    }
+    return e;
+}
+
+/* How many trailing bytes of text could still become a stop string. */
+static size_t stop_holdback(const srv_req *r, const char *t, size_t len)
+{
+    size_t hold = 0;
+    for (int k = 0; k < r->n_stop; k++) {
+        size_t sl = strlen(r->stop[k]);
+        for (size_t m = sl - 1; m > hold; m--)
+            if (m <= len && !memcmp(t + len - m, r->stop[k], m)) {
+                hold = m;
+                break;
+            }
+    }
+    return hold;
+}
+
+/* The first stop string in text at or after from - (longest stop - 1); -1 when none. */
+static long stop_find(const srv_req *r, const char *t, size_t len, size_t from)
+{
+    long best = -1;
+    for (int k = 0; k < r->n_stop; k++) {
+        size_t sl = strlen(r->stop[k]);
+        size_t start = from >= sl ? from - sl + 1 : 0;
+        const char *hit = memmem(t + start, len - start, r->stop[k], sl);
+        if (hit && (best < 0 || hit - t < best)) best = hit - t;
+    }
+    return best;
+}
+
+/* Sends text[emitted..upto) (streamed) and, with finish, ends the answer. Caller holds the lock. */
+static void emit(srv_server *s, srv_req *r, size_t upto, const char *finish)
+{
+    if (r->stream) {
+        if (upto > r->emitted || (finish && !r->started) || (r->lp_pending && finish)) {
+            char *j = srv_api_chunk_json(s, r, r->text.p + r->emitted, upto - r->emitted,
+                                         !r->started, NULL, r->lp_pending);
+            sse(r, j);
+            free(j);
+            cJSON_Delete(r->lp_pending);
+            r->lp_pending = NULL;
+            r->started = 1;
+            r->emitted = upto;
+        }
+        if (finish) {
+            char *j = srv_api_chunk_json(s, r, "", 0, 0, finish, NULL);
+            sse(r, j);
+            free(j);
+            if (r->include_usage) {
+                j = srv_api_usage_json(s, r);
+                sse(r, j);
+                free(j);
+            }
+            srv_buf_str(&r->out, "data: [DONE]\n\n");
+        }
+    } else if (finish) {
+        r->text.len = upto; /* a stop string and what follows it are not part of the answer */
+        if (r->text.p) r->text.p[upto] = 0;
+        char *j = srv_api_final_json(s, r, finish, r->lp_pending);
+        r->status = j ? 200 : 500;
+        if (j) srv_buf_str(&r->out, j);
+        free(j);
+    }
+    if (finish) r->done = 1;
+    srv_http_wake(r);
+}
+
+void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *logits)
+{
+    srv_server *s = q->s;
+    int eos = s->tok ? eng_tokenizer_eos(s->tok) : -1;
+    for (int i = 0; i < s->o->parallel; i++) {
+        slot *sl = &q->slots[i];
+        srv_slot_cmd c = srv_record_slot(rec, i);
+        srv_req *r = sl->r;
+        if (!r || c.op != SRV_OP_RUN || !c.logits || !logits[i]) continue;
+        int tok = eng_sampler_sample(r->smp, logits[i]);
+        if (tok < 0) { /* NaN or infinite logits: nothing can be sampled */
+            pthread_mutex_lock(&s->lock);
+            finish_error(s, r, 500, "the model produced logits that are not finite numbers");
+            release(q, i);
+            pthread_mutex_unlock(&s->lock);
+            continue;
+        }
+        r->n_gen++;
+        const char *finish = NULL;
+        char piece_buf[256] = "";
+        if (tok == eos && !r->ignore_eos) {
+            finish = "stop";
+        } else {
+            pthread_mutex_lock(&s->tok_lock);
+            const char *piece = s->tok ? eng_tokenizer_decode(s->tok, r->prev, tok) : "";
+            snprintf(piece_buf, sizeof(piece_buf), "%s", piece);
+            size_t n = strlen(piece);
+            char *clean = malloc(3 * (n + 4));
+            size_t w = clean ? eng_utf8_push(&r->utf8, piece, n, clean) : 0;
+            pthread_mutex_unlock(&s->tok_lock);
+            if (clean) srv_buf_add(&r->text, clean, w);
+            free(clean);
+        }
+        if (r->logprobs) {
+            if (!r->lp_pending) r->lp_pending = cJSON_CreateArray();
+            cJSON_AddItemToArray(r->lp_pending, logprob_entry(q, r, logits[i], tok, piece_buf));
+        }
+        r->prev = tok;
+        sl->pending = tok;
+        size_t upto = r->text.len;
+        long hit = stop_find(r, r->text.p ? r->text.p : "", r->text.len, r->emitted);
+        if (!finish && hit >= 0) {
+            finish = "stop";
+            upto = (size_t)hit;
+        } else if (!finish && (r->n_gen >= r->max_tokens || r->n_prompt + r->n_gen >= s->ctx_len)) {
+            finish = "length";
+        }
+        if (finish && hit < 0) { /* the held-back bytes of an unfinished character */
+            char tail[16];
+            size_t w = eng_utf8_flush(&r->utf8, tail);
+            srv_buf_add(&r->text, tail, w);
+            upto = r->text.len;
+        } else if (!finish) {
+            upto = r->text.len - stop_holdback(r, r->text.p ? r->text.p : "", r->text.len);
+        }
+        double now = srv_now();
+        pthread_mutex_lock(&s->lock);
+        s->st.gen_tokens++;
+        if (r->n_gen == 1) {
+            s->st.ttft_sum += now - r->t_start;
+            s->st.ttft_count++;
+        }
+        if (finish) s->st.completions++;
+        emit(s, r, upto, finish);
+        if (finish) release(q, i);
+        pthread_mutex_unlock(&s->lock);
+    }
+}

@@ -1,0 +1,196 @@
+/* `ringinfer serve`: an OpenAI-compatible HTTP server on rank 0, the other ranks in lock-step.
+ *
+ * Pieces (one file each): serve_main.c (options, loading, the step loop of every rank),
+ * record.c (the fixed-size command record broadcast each step), sched.c (rank 0: slots,
+ * admission, sampling, stop strings, output), http.c (libmicrohttpd: routing, bodies, SSE),
+ * api.c (request parsing and validation, response JSON), tmpl.c (chat template).
+ *
+ * Threads on rank 0: the libmicrohttpd polling thread (parses and validates requests,
+ * tokenizes, renders templates, writes responses) and the engine thread (runs the steps).
+ * They share srv_server under srv_server.lock; the tokenizer has its own lock. Other ranks
+ * run only the engine thread. Internal header: not part of the engine's public API.
+ */
+#ifndef ENG_SERVE_H
+#define ENG_SERVE_H
+
+#include "../eng.h"
+#include "../tokenizer/tokenizer.h"
+#include "../utf8.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* The subcommand: argv[1] is "serve". Returns the exit code like eng_cli_main. */
+int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *errf);
+
+#define SRV_MAX_PARALLEL 64
+#define SRV_MAX_STOP 4
+#define SRV_MAX_TOP_LOGPROBS 20
+
+/* ------------------------------------------------------------------ growable byte buffer */
+typedef struct srv_buf {
+    char *p;
+    size_t len, cap;
+} srv_buf;
+int srv_buf_add(srv_buf *b, const void *data, size_t n); /* 0 ok, -1 out of memory */
+int srv_buf_str(srv_buf *b, const char *s);
+void srv_buf_free(srv_buf *b);
+
+/* ------------------------------------------------------------------ options */
+typedef struct srv_opts {
+    const char *model, *tokenizer, *host, *api_key_file, *chat_template, *alias;
+    int port, parallel, max_queue, threads, ctx_size, chunk;
+    double drain_timeout_s;
+    size_t max_body; /* bytes of a request body */
+} srv_opts;
+
+/* ------------------------------------------------------------------ one request */
+typedef enum { SRV_CHAT, SRV_COMPLETION } srv_kind;
+
+typedef struct srv_req srv_req;
+struct srv_req {
+    /* Fixed once queued (written by the HTTP thread before it hands the request over). */
+    struct srv_server *srv;
+    srv_kind kind;
+    int stream, include_usage;
+    int *prompt; /* [n_prompt] */
+    int n_prompt;
+    int max_tokens;
+    float temperature, top_p;
+    uint64_t seed;
+    char *stop[SRV_MAX_STOP];
+    int n_stop;
+    int ignore_eos;   /* vLLM's extension, for benchmarks: EOS does not end the answer */
+    int logprobs;     /* 0: none */
+    int top_logprobs; /* alternatives per token */
+    char id[48];
+    long created;
+
+    /* Shared between the threads, under srv_server.lock. */
+    int refs;      /* the HTTP request, the response object, the engine */
+    int cancelled; /* the client went away: free the slot at the next step */
+    int done;      /* out holds everything; nothing more will be added */
+    int suspended; /* the connection waits for out to grow */
+    void *conn;    /* struct MHD_Connection *, NULL once the HTTP side is finished */
+    int status;    /* HTTP status of a non-streamed answer */
+    srv_buf out;   /* SSE bytes (streamed) or the JSON body */
+
+    /* Engine thread only. */
+    srv_req *next; /* queue link */
+    eng_sampler *smp;
+    int slot, n_gen, prev, started; /* started: the role chunk was sent */
+    srv_buf text;                   /* generated text (valid UTF-8) */
+    size_t emitted;                 /* bytes of text already sent */
+    eng_utf8_stream utf8;           /* holds back a character split across tokens */
+    cJSON *lp_pending;              /* logprob entries not yet sent */
+    double t_start, t_first;
+};
+
+void srv_req_unref(srv_req *r); /* caller holds srv_server.lock */
+
+/* ------------------------------------------------------------------ the server */
+typedef struct srv_tmpl srv_tmpl;
+
+typedef struct srv_stats {
+    unsigned long requests[6]; /* by class: 2xx, 400, 401, 404/405, 413, 503 */
+    unsigned long completions, cancelled, failed;
+    unsigned long prompt_tokens, gen_tokens, steps;
+    double ttft_sum;
+    unsigned long ttft_count;
+} srv_stats;
+
+typedef struct srv_server {
+    int live; /* srv_req objects not yet freed */
+    const srv_opts *o;
+    const eng_coll *comm;
+    const eng_model *model;
+    const eng_config *cfg;
+    int ctx_len; /* KV positions per slot */
+
+    eng_tokenizer *tok; /* may be NULL: ids only */
+    pthread_mutex_t tok_lock;
+    srv_tmpl *tmpl; /* NULL: no chat template */
+    char *api_key;  /* NULL: open */
+    const char *model_name;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* the engine thread: new work */
+    srv_req *queue_head, *queue_tail;
+    int queued, running;
+    int ready, lost, draining;
+    srv_stats st;
+    unsigned long next_id;
+    void *daemon; /* struct MHD_Daemon * */
+} srv_server;
+
+/* http.c */
+int srv_http_start(srv_server *s, FILE *out, char *err, size_t errlen);
+void srv_http_quiesce(srv_server *s);
+void srv_http_stop(srv_server *s);
+/* out grew or the request is done: wake its connection (caller holds the lock). */
+void srv_http_wake(srv_req *r);
+/* The client of a waiting connection hung up (caller holds the lock). */
+int srv_http_gone(srv_req *r);
+
+/* api.c: a request body -> a queued-ready srv_req, or an error (status, message, param, code).
+ * Runs on the HTTP thread. */
+typedef struct srv_error {
+    int status;
+    char message[512];
+    const char *type, *param, *code;
+} srv_error;
+srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t len, srv_error *e);
+char *srv_api_error_json(const srv_error *e); /* malloc'd */
+int srv_err(srv_error *e, int status, const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* /tokenize, /detokenize, /apply-template, /v1/models, /metrics: the body to answer. */
+char *srv_api_tokenize(srv_server *s, const char *body, size_t len, srv_error *e);
+char *srv_api_detokenize(srv_server *s, const char *body, size_t len, srv_error *e);
+char *srv_api_apply_template(srv_server *s, const char *body, size_t len, srv_error *e);
+char *srv_api_models(srv_server *s);
+char *srv_api_metrics(srv_server *s);
+
+/* tmpl.c */
+int srv_tmpl_load(const srv_opts *o, srv_tmpl **out, char *err, size_t errlen);
+/* messages (+ tools, chat_template_kwargs) of a chat request -> prompt text (malloc'd). */
+char *srv_tmpl_render(const srv_tmpl *t, const cJSON *request, srv_error *e);
+const char *srv_tmpl_bos(const srv_tmpl *t); /* "" when unknown */
+void srv_tmpl_free(srv_tmpl *t);
+
+/* record.c: the command record every rank receives each step. */
+typedef enum { SRV_OP_IDLE = 0, SRV_OP_RUN = 1, SRV_OP_FREE = 2 } srv_op;
+typedef struct srv_slot_cmd {
+    int32_t op, pos, n, logits; /* logits: rank 0 samples after this chunk */
+    int32_t *tokens;            /* [chunk] inside the record */
+} srv_slot_cmd;
+typedef struct srv_record {
+    int32_t *words; /* [srv_record_words(parallel, chunk)] */
+    size_t n_words;
+    int parallel, chunk;
+} srv_record;
+int srv_record_init(srv_record *r, int parallel, int chunk);
+void srv_record_free(srv_record *r);
+void srv_record_begin(srv_record *r, uint32_t step, int shutdown);
+srv_slot_cmd srv_record_slot(const srv_record *r, int slot);
+void srv_record_set(srv_record *r, int slot, srv_op op, int pos, const int *tokens, int n,
+                    int logits);
+/* Checks a received record: 0 ok, else -1 with err naming what is wrong. */
+int srv_record_check(const srv_record *r, uint32_t step, int *shutdown, char *err, size_t errlen);
+
+/* sched.c (rank 0) */
+typedef struct srv_sched srv_sched;
+int srv_sched_create(srv_server *s, srv_sched **out);
+void srv_sched_free(srv_sched *q);
+/* Fills the next record from the slots and the queue; returns the number of busy slots. */
+int srv_sched_plan(srv_sched *q, srv_record *rec);
+/* After the step: logits of the slots that asked for them -> tokens, text, SSE. */
+void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *logits);
+/* Every running and queued request ends with an error event / status (rank lost, drain). */
+void srv_sched_fail_all(srv_sched *q, int status, const char *message);
+int srv_sched_busy(srv_sched *q); /* running + queued */
+
+double srv_now(void);
+
+#endif
