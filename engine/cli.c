@@ -1,7 +1,9 @@
 /* `ringinfer run`: argument parsing, prefill in one batched pass, decode loop with rank 0
  * sampling and broadcasting each token, text/ids/logits output and timing. */
 #include "eng_internal.h"
+#include "template/jinja.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,12 +34,14 @@ static void usage(FILE *f)
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
             "                     [--dump-logits FILE] [--threads N] [--device cuda|cpu]\n"
+            "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
             "       ringinfer --print-config\n"
             "  MODEL: a llama2.c .bin (--tokenizer names its tokenizer .bin) or a Hugging Face\n"
             "  folder (config.json, model.safetensors[.index.json], tokenizer.json).\n"
             "  -n N tokens are generated (no early stop); temperature 0 is greedy (default 0.8,\n"
-            "  top-p 0.9). --print-ids prints the generated ids; --dump-logits writes the logits\n"
-            "  of every prompt position (float32 little-endian, [positions, vocab]).\n"
+            "  top-p 0.9; top-p 1 keeps the whole vocabulary, 0 only the most likely token, as\n"
+            "  in transformers). --print-ids prints the generated ids; --dump-logits writes the\n"
+            "  logits of every prompt position (float32 little-endian, [positions, vocab]).\n"
             "  --threads N: threads per rank for the matmuls (default: ENG_THREADS).\n"
             "  --device: where the model runs (default: cuda when built with CUDA and a GPU is\n"
             "  visible, else cpu; CUDA_VISIBLE_DEVICES picks the GPU).\n"
@@ -207,6 +211,45 @@ static eng_status timed_allreduce(void *ctx, void *buf, size_t count, eng_elem e
     return st;
 }
 
+/* Generated text on its way to out: token pieces are raw bytes (a piece may end inside a UTF-8
+ * sequence or be invalid alone), so they pass through the sanitiser; the first write error is
+ * kept so that lost text is an error, not exit 0. */
+typedef struct {
+    FILE *f;
+    eng_utf8_stream u;
+    int err; /* errno of the first failed write, 0 while none */
+} text_out;
+
+static void text_write(text_out *t, const char *buf, size_t n)
+{
+    if (t->err || n == 0) return;
+    errno = 0;
+    if (fwrite(buf, 1, n, t->f) != n) t->err = errno ? errno : EIO;
+}
+
+static void text_put(text_out *t, const char *piece)
+{
+    char buf[3 * (256 + 4)];
+    for (size_t n = strlen(piece); n > 0;) {
+        size_t k = n < 256 ? n : 256;
+        text_write(t, buf, eng_utf8_push(&t->u, piece, k, buf));
+        piece += k;
+        n -= k;
+    }
+}
+
+/* Flushes the sanitiser (a trailing incomplete sequence becomes U+FFFD) and then the stream;
+ * returns 0 or the errno of the first failed write. */
+static int text_sync(text_out *t, int end)
+{
+    char buf[16];
+    if (end) text_write(t, buf, eng_utf8_flush(&t->u, buf));
+    errno = 0;
+    if (!t->err && fflush(t->f) != 0) t->err = errno ? errno : EIO;
+    if (!t->err && ferror(t->f)) t->err = EIO;
+    return t->err;
+}
+
 static void log_line(void *ctx, const char *line) { fprintf((FILE *)ctx, "ringinfer: %s\n", line); }
 
 static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tokenizer **tok,
@@ -229,6 +272,7 @@ static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tok
 
 int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *errf)
 {
+    if (argc >= 2 && !strcmp(argv[1], "template")) return eng_tmpl_cli(argc, argv, out, errf);
     cli_args a;
     int r = parse_args(argc, argv, &a, errf);
     if (r) return r > 0 ? 0 : 2;
@@ -371,11 +415,16 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
             goto fail;
         }
     }
+    text_out to = {.f = out};
+    eng_utf8_init(&to.u);
     if (root && tok) {
         for (int i = 0; i < n_prompt; i++) /* BOS is a marker, not text */
             if (prompt[i] != eng_tokenizer_bos(tok))
-                fputs(eng_tokenizer_decode(tok, i ? prompt[i - 1] : -1, prompt[i]), out);
-        fflush(out);
+                text_put(&to, eng_tokenizer_decode(tok, i ? prompt[i - 1] : -1, prompt[i]));
+        if (text_sync(&to, 0)) {
+            st = eng_fail(ENG_ERR_IO, err, sizeof(err), "writing the text: %s", strerror(to.err));
+            goto fail;
+        }
     }
     /* The last row of the prefill logits (all_logits keeps every row). */
     const float *last = logits ? logits + (sp.all_logits ? (size_t)((n_prompt - 1) % sp.max_batch) *
@@ -391,6 +440,15 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     t0 = now_s();
     for (int i = 0; i < a.n; i++) {
         int32_t next = fused ? pending : root ? eng_sampler_sample(smp, last) : 0;
+        if (next < 0) {
+            /* Rank 0 alone knows; its failure aborts the communicator for the others. */
+            st = eng_fail(ENG_ERR_RANGE, err, sizeof(err),
+                          "token %d of the generation (position %d): the logits hold NaN or "
+                          "infinity; the model's weights or activations overflowed",
+                          i, n_prompt + i);
+            free(gen);
+            goto fail;
+        }
         if (comm->size > 1 && (st = comm->broadcast(comm->ctx, &next, 1, ENG_ELEM_I32, 0)) != ENG_OK) {
             eng_fail(st, err, sizeof(err), "broadcast of token %d failed", i);
             free(gen);
@@ -398,8 +456,13 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
         }
         gen[i] = next;
         if (root && tok) {
-            fputs(eng_tokenizer_decode(tok, prev, next), out);
-            fflush(out);
+            text_put(&to, eng_tokenizer_decode(tok, prev, next));
+            if (text_sync(&to, 0)) {
+                st = eng_fail(ENG_ERR_IO, err, sizeof(err), "writing the text: %s",
+                              strerror(to.err));
+                free(gen);
+                goto fail;
+            }
         }
         prev = next;
         if (i + 1 == a.n) break;
@@ -418,12 +481,26 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     }
     double t_decode = now_s() - t0;
     if (root) {
-        if (tok) fputc('\n', out);
-        if (a.print_ids) {
-            for (int i = 0; i < a.n; i++) fprintf(out, "%s%d", i ? " " : "", gen[i]);
-            fputc('\n', out);
+        if (tok) {
+            text_sync(&to, 1);
+            text_write(&to, "\n", 1);
         }
-        fflush(out);
+        if (a.print_ids) {
+            for (int i = 0; i < a.n && !to.err; i++) {
+                char id[16];
+                text_write(&to, id, (size_t)snprintf(id, sizeof(id), "%s%d", i ? " " : "", gen[i]));
+            }
+            text_write(&to, "\n", 1);
+        }
+        if (text_sync(&to, 0)) {
+            st = eng_fail(ENG_ERR_IO, err, sizeof(err), "writing the output: %s",
+                          strerror(to.err));
+            free(gen);
+            goto fail;
+        }
+        if (!tok && !a.print_ids)
+            fprintf(errf, "ringinfer: no text: this model has no tokenizer (a llama2.c model "
+                          "needs --tokenizer FILE); --print-ids prints the generated ids\n");
         fprintf(errf,
                 "ringinfer: prefill %d tokens in %.3f s (%.1f tok/s); decode %d steps in %.3f s "
                 "(%.1f tok/s); all-reduce %.3f s in %ld calls (%.1f%% of prefill+decode), "

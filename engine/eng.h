@@ -180,19 +180,22 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
                        int want_logits, const eng_coll *coll, const float **logits);
 
 /* Sampling: temperature 0 is greedy (lowest id wins ties); else softmax(logits / T), cut to
- * the top-p nucleus when 0 < top_p < 1, drawn with a xorshift generator seeded by seed.
+ * the top-p nucleus when top_p < 1 (top_p 0 keeps only the most likely token, as in
+ * transformers; top_p outside [0, 1] is refused), drawn with a xorshift generator seeded by seed.
  * Not thread-safe per sampler. */
 typedef struct eng_sampler eng_sampler;
 eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_t seed,
                               eng_sampler **out);
-int eng_sampler_sample(eng_sampler *s, const float *logits); /* [vocab] -> token id */
+/* logits [vocab] -> token id; -1 when a logit is NaN or infinite (nothing can be sampled). */
+int eng_sampler_sample(eng_sampler *s, const float *logits);
 void eng_sampler_free(eng_sampler *s);
 
 /* eng_forward of one rank (coll NULL or size 1), then the next token picked from the last
  * position's logits by smp, on the backend: on a GPU only the token id comes back, and the
  * decode step (n == 1) is replayed as one CUDA graph. The CPU gives exactly
  * eng_forward + eng_sampler_sample; the GPU samples greedy identically and temperature/top-p
- * with the same random draws but its own summation order (see engine/cuda/sample.cu). */
+ * with the same random draws but its own summation order (see engine/cuda/sample.cu).
+ * *next is -1 when the logits hold NaN or infinity (as eng_sampler_sample). */
 eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n,
                               int pos, eng_sampler *smp, int *next);
 

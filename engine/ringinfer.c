@@ -4,6 +4,7 @@
 #include "../libcoll/coll.h"
 #include "eng.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,11 @@ static eng_status broadcast(void *ctx, void *buf, size_t count, eng_elem et, int
 
 int main(int argc, char **argv)
 {
+    /* A closed stdout would lose the text, and a file opened later could take its descriptor. */
+    if (fcntl(1, F_GETFD) < 0) {
+        fprintf(stderr, "ringinfer: standard output is closed; nowhere to write the text\n");
+        return 1;
+    }
     /* Help and a missing command need no communicator (and must not wait for peers). */
     int local = argc < 2 || strcmp(argv[1], "run") != 0;
     for (int i = 2; i < argc && !local; i++) local = !strcmp(argv[i], "--help");

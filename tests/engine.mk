@@ -43,6 +43,15 @@ test_eng_threads_SOURCES = test_eng_threads.c $(ENG_HARNESS)
 test_eng_threads_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_threads_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la
 
+# Chat templates: the Jinja language against jinja2's output, errors, limits, the command, and
+# (when ../shared is there) the golden renders of fixtures/chat-templates.
+check_PROGRAMS += test_eng_template
+TESTS += test_eng_template
+test_eng_template_SOURCES = test_eng_template.c eng_template_cases.h
+test_eng_template_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
+test_eng_template_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
+EXTRA_DIST += template_cases.py template/basics.txt template/semantics.txt template/whitespace.txt
+
 # The engine on a GPU (skip without one): kernels against their plain-C references, and the
 # whole engine against llama2.c, transformers and the CPU backend.
 if HAVE_CUDA

@@ -1,6 +1,6 @@
 /* Sampling on the GPU, so that only the token id crosses to the host. One block of 1024
  * threads; thread i owns the contiguous ids [i*C, (i+1)*C).
- * Greedy: the lowest id of the maximum (as the host sampler).
+ * Greedy: the lowest id of the maximum (as the host sampler); -1 when a logit is not finite.
  * Otherwise p_i = exp((l_i - max) / T); the top-p nucleus is {p_i >= tau} for the largest
  * threshold tau whose mass exceeds top_p of the total (30 bisection steps instead of a sort:
  * the same set as sorting up to ties at the boundary); the token is drawn at draw * mass,
@@ -35,12 +35,19 @@ __global__ void __launch_bounds__(ST)
     int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     float bv = -INFINITY;
     int bi = 0x7fffffff;
+    int bad = 0;
     for (int i = tid; i < V; i += ST) {
         float v = lg[i];
+        bad |= !isfinite(v);
         if (v > bv) {
             bv = v;
             bi = i;
         }
+    }
+    /* Non-finite logits are refused (-1), as the host sampler does. */
+    if (__syncthreads_or(bad)) {
+        if (tid == 0) *next = -1;
+        return;
     }
     for (int o = 16; o > 0; o >>= 1) {
         float ov = __shfl_xor_sync(0xffffffffu, bv, o);
@@ -72,7 +79,7 @@ __global__ void __launch_bounds__(ST)
     int C = (V + ST - 1) / ST, i0 = min(V, tid * C), i1 = min(V, i0 + C);
     float total = block_sum(chunk_mass(lg, i0, i1, mx, T, 0.0f));
     float tau = 0.0f;
-    if (top_p > 0.0f && top_p < 1.0f) {
+    if (top_p < 1.0f) { /* top_p 0: the maximum alone, as the host sampler */
         float limit = top_p * total;
         if (block_sum(chunk_mass(lg, i0, i1, mx, T, 1.0f)) > limit) {
             tau = 1.0f; /* the maximum alone is enough */
