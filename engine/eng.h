@@ -194,7 +194,8 @@ void eng_sampler_free(eng_sampler *s);
  * position's logits by smp, on the backend: on a GPU only the token id comes back, and the
  * decode step (n == 1) is replayed as one CUDA graph. The CPU gives exactly
  * eng_forward + eng_sampler_sample; the GPU samples greedy identically and temperature/top-p
- * with the same random draws but its own summation order (see engine/cuda/sample.cu). */
+ * with the same random draws but its own summation order (see engine/cuda/sample.cu).
+ * *next is -1 when the logits hold NaN or infinity (as eng_sampler_sample). */
 eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n,
                               int pos, eng_sampler *smp, int *next);
 

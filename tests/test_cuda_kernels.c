@@ -333,6 +333,23 @@ static void t_sample(int V, float T, float top_p, int draws)
     free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn);
 }
 
+/* A NaN among the logits: -1 from both, at any temperature. */
+static void t_sample_nan(void)
+{
+    int V = 5000, got[2];
+    float *lg = rnd(V, 4);
+    lg[1234] = NAN;
+    float *dl = dev(lg, (size_t)V * 4), r = 0.5f, *dd = dev(&r, 4);
+    int *dn = dev(NULL, 4);
+    for (int k = 0; k < 2; k++) {
+        KL(eng_cu_sample(dl, V, k ? 0.8f : 0.0f, 0.9f, dd, dn, NULL));
+        CU(cudaMemcpy(&got[k], dn, 4, cudaMemcpyDeviceToHost));
+    }
+    int ok = got[0] == -1 && got[1] == -1 && eng_ref_sample(lg, V, 0.0f, 0.9f, r) == -1;
+    report("sample: NaN logits give -1", ok ? 0.0 : 1.0, 0);
+    free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn);
+}
+
 static void bench_matvec(int dt, int rows, int d)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2, bytes = (size_t)rows * d * es;
@@ -405,6 +422,8 @@ int main(int argc, char **argv)
     t_sample(1000, 0.8f, 0.9f, 200);
     t_sample(32000, 1.0f, 0.0f, 100);
     t_sample(32000, 0.5f, 0.5f, 100);
+    t_sample(32000, 0.7f, 0.0f, 20); /* top-p 0: the maximum alone */
+    t_sample_nan();
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
         bench_matvec(ENG_DT_BF16, 6144, 4096);   /* 8B q/k/v */
         bench_matvec(ENG_DT_BF16, 28672, 4096);  /* 8B gate/up */

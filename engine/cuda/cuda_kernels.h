@@ -81,8 +81,8 @@ int eng_cu_attention_init(size_t max_smem); /* raises the kernel's limit once */
 
 /* sample.cu: the next token from logits [V] (one block): greedy (temperature 0: the lowest
  * id of the maximum) or softmax(logits / T) cut to the top-p nucleus (found by bisection on
- * the probability threshold) and drawn at *draw of its mass in id order.
- * Writes *next (device). */
+ * the probability threshold; top_p 0 keeps the maximum alone) and drawn at *draw of its mass
+ * in id order. Writes *next (device): -1 when a logit is NaN or infinite. */
 int eng_cu_sample(const float *logits, int V, float temperature, float top_p, const float *draw,
                   int *next, eng_stream st);
 int eng_ref_sample(const float *logits, int V, float temperature, float top_p, float draw);

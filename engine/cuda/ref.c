@@ -176,7 +176,7 @@ void eng_ref_attention(const eng_attn_args *a)
 
 int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)
 {
-    for (int i = 0; i < V; i++) /* as the host sampler: nothing to sample from NaN or inf */
+    for (int i = 0; i < V; i++)
         if (!isfinite(lg[i])) return -1;
     int best = 0;
     for (int i = 1; i < V; i++)
@@ -187,7 +187,7 @@ int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)
     for (int i = 0; i < V; i++)
         total += expf((lg[i] - mx) / T);
     float tau = 0.0f;
-    if (top_p < 1.0f) { /* top_p 0: the maximum alone, as transformers */
+    if (top_p < 1.0f) {
         double limit = top_p * total, at1 = 0;
         for (int i = 0; i < V; i++)
             if (expf((lg[i] - mx) / T) >= 1.0f) at1 += 1.0;

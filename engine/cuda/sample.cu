@@ -1,7 +1,6 @@
 /* Sampling on the GPU, so that only the token id crosses to the host. One block of 1024
  * threads; thread i owns the contiguous ids [i*C, (i+1)*C).
- * NaN or infinite logits give -1 (as the host sampler).
- * Greedy: the lowest id of the maximum (as the host sampler).
+ * Greedy: the lowest id of the maximum (as the host sampler); -1 when a logit is not finite.
  * Otherwise p_i = exp((l_i - max) / T); the top-p nucleus is {p_i >= tau} for the largest
  * threshold tau whose mass exceeds top_p of the total (30 bisection steps instead of a sort:
  * the same set as sorting up to ties at the boundary); the token is drawn at draw * mass,
@@ -35,7 +34,8 @@ __global__ void __launch_bounds__(ST)
     __shared__ int pick;
     int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     float bv = -INFINITY;
-    int bi = 0x7fffffff, bad = 0;
+    int bi = 0x7fffffff;
+    int bad = 0;
     for (int i = tid; i < V; i += ST) {
         float v = lg[i];
         bad |= !isfinite(v);
@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(ST)
             bi = i;
         }
     }
-    /* NaN or inf logits: -1, as the host sampler (the caller reports the step). */
+    /* Non-finite logits are refused (-1), as the host sampler does. */
     if (__syncthreads_or(bad)) {
         if (tid == 0) *next = -1;
         return;
@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(ST)
     int C = (V + ST - 1) / ST, i0 = min(V, tid * C), i1 = min(V, i0 + C);
     float total = block_sum(chunk_mass(lg, i0, i1, mx, T, 0.0f));
     float tau = 0.0f;
-    if (top_p < 1.0f) { /* top_p 0: the maximum alone, as transformers */
+    if (top_p < 1.0f) { /* top_p 0: the maximum alone, as the host sampler */
         float limit = top_p * total;
         if (block_sum(chunk_mass(lg, i0, i1, mx, T, 1.0f)) > limit) {
             tau = 1.0f; /* the maximum alone is enough */
