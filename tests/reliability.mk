@@ -19,6 +19,6 @@ ring_stranger_SOURCES = ring-stranger.c
 ring_stranger_CPPFLAGS = -I$(top_srcdir)/libring
 ring_stranger_LDADD = $(top_builddir)/libring/libring.la
 TESTS += ring_strangers.sh fuzz/smoke.sh ring_netns.sh
-EXTRA_DIST += ring_strangers.sh fuzz ring_netns.sh ring_relay.py
+EXTRA_DIST += ring_strangers.sh fuzz ring_netns.sh ring_relay.py free_ports.py
 AM_TESTS_ENVIRONMENT += RING_STRANGER=$(abs_builddir)/ring-stranger; RINGRUN_BIN=$(abs_top_builddir)/tools/ringrun; \
 	export RING_STRANGER RINGRUN_BIN;
