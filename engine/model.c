@@ -4,6 +4,8 @@
  * once here, so the forward pass only ever reads f32. */
 #include "eng_internal.h"
 
+#include "common/half.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,38 +17,6 @@ void eng_load_params_init(eng_load_params *p)
     memset(p, 0, sizeof(*p));
     p->struct_size = sizeof(*p);
     p->tp_size = 1;
-}
-
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static float bf16_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
 }
 
 static size_t dt_size(eng_dtype dt) { return dt == ENG_DT_F32 ? 4 : 2; }
@@ -94,7 +64,7 @@ static eng_status slice(eng_model *m, const eng_tref *t, int64_t r0, int64_t nr,
             for (int64_t c = 0; c < nc; c++) {
                 uint16_t h;
                 memcpy(&h, row + c * 2, 2);
-                d[c] = t->dt == ENG_DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+                d[c] = t->dt == ENG_DT_F16 ? rc_f16_to_f32(h) : rc_bf16_to_f32(h);
             }
         }
     }
