@@ -62,8 +62,10 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     ring_params rp;
     ring_params_init(&rp);
     rp.config = &cfg;
-    rp.connect_timeout_ms = comm->rdv_timeout_ms;
-    rp.op_timeout_ms = comm->op_timeout_ms;
+    /* Only what was set for libcoll goes down; libcoll's defaults would hide RING_*_TIMEOUT_MS
+     * (order of precedence: README, "Configuration"). */
+    if (comm->rdv_timeout_explicit) rp.connect_timeout_ms = comm->rdv_timeout_ms;
+    if (comm->op_timeout_explicit) rp.op_timeout_ms = comm->op_timeout_ms;
     ring_comm *rc = NULL;
     rs = ring_comm_create(&rp, &rc, rerr, sizeof(rerr));
     if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.480s", rerr);
