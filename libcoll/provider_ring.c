@@ -1,7 +1,5 @@
 /* The ring provider on host buffers: libring, with coll's types and ops mapped 1:1. */
 #include "coll_private.h"
-
-#ifdef HAVE_RING
 #include "ring.h"
 #include "provider_ring.h"
 
@@ -101,12 +99,3 @@ const coll_provider coll_provider_ring = {
     .abort = ring_abort_,
     .destroy = ring_destroy_,
 };
-#else
-static coll_status ring_absent(coll_comm *comm, void **state, char *err, size_t errlen)
-{
-    (void)comm;
-    (void)state;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "built without the ring (--without-ring)");
-}
-const coll_provider coll_provider_ring = {.name = "ring", .create = ring_absent};
-#endif

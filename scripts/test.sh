@@ -29,8 +29,9 @@ run_config() {
     cd "$top"
     return $rc
 }
-run_config ring --without-cuda --without-nccl --without-verbs --enable-sanitizers || status=1
-run_config full || status=1
+# --enable-werror: warnings are errors here, and so in CI.
+run_config ring --without-cuda --without-nccl --without-verbs --enable-sanitizers --enable-werror || status=1
+run_config full --enable-werror || status=1
 # Every .trs at any depth (tests/fuzz/smoke.trs is one folder down).
 results=$(find build-ring build-full -name '*.trs' -exec cat {} + 2>/dev/null)
 pass=$(printf '%s\n' "$results" | grep -c '^:test-result: PASS')
