@@ -17,4 +17,10 @@ for n in 2 4; do
 done
 out=$("$RINGRUN" -n 2 -- "$COLL_BENCH" -b 4K -e 4K -n 2 -w 0 --json 2>/dev/null)
 echo "$out" | grep -q '"busbw":' || { echo "FAIL: --json"; exit 1; }
+# The table's type column uses nccl-tests' names.
+out=$("$RINGRUN" -n 2 -- "$COLL_BENCH" -b 64 -e 64 -n 1 -w 0 -d all -o sum 2>/dev/null)
+for t in float double half bfloat16 int32 int64 uint8; do
+    echo "$out" | grep -Eq "[[:space:]]64[[:space:]]+[0-9]+[[:space:]]+$t[[:space:]]+sum[[:space:]]" ||
+        { echo "$out"; echo "FAIL: no row of type '$t' (nccl-tests' name) in the table"; exit 1; }
+done
 echo "PASS: coll-bench smoke"
