@@ -2,6 +2,7 @@
  * sampling and broadcasting each token, text/ids/logits output and timing. */
 #include "eng_internal.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -35,8 +36,9 @@ static void usage(FILE *f)
             "  MODEL: a llama2.c .bin (--tokenizer names its tokenizer .bin) or a Hugging Face\n"
             "  folder (config.json, model.safetensors[.index.json], tokenizer.json).\n"
             "  -n N tokens are generated (no early stop); temperature 0 is greedy (default 0.8,\n"
-            "  top-p 0.9). --print-ids prints the generated ids; --dump-logits writes the logits\n"
-            "  of every prompt position (float32 little-endian, [positions, vocab]).\n"
+            "  top-p 0.9; top-p 1 keeps the whole vocabulary, 0 only the most likely token, as\n"
+            "  in transformers). --print-ids prints the generated ids; --dump-logits writes the\n"
+            "  logits of every prompt position (float32 little-endian, [positions, vocab]).\n"
             "  --threads N: threads per rank for the matmuls (default: ENG_THREADS).\n"
             "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n"
             "Environment (--print-config shows the values in effect):\n");
@@ -175,19 +177,59 @@ static int parse_ids(const char *s, int *ids, int max, int vocab, FILE *e)
 }
 
 typedef struct {
-    const eng_comm *comm;
+    const eng_coll *comm;
     double seconds;
     long calls;
 } timed_comm;
 
-static eng_status timed_allreduce(void *ctx, float *buf, size_t count)
+static eng_status timed_allreduce(void *ctx, void *buf, size_t count, eng_elem et, eng_mem mem,
+                                  void *stream)
 {
     timed_comm *t = ctx;
     double t0 = now_s();
-    eng_status st = t->comm->allreduce(t->comm->ctx, buf, count);
+    eng_status st = t->comm->allreduce(t->comm->ctx, buf, count, et, mem, stream);
     t->seconds += now_s() - t0;
     t->calls++;
     return st;
+}
+
+/* Generated text on its way to out: token pieces are raw bytes (a piece may end inside a UTF-8
+ * sequence or be invalid alone), so they pass through the sanitiser; the first write error is
+ * kept so that lost text is an error, not exit 0. */
+typedef struct {
+    FILE *f;
+    eng_utf8_stream u;
+    int err; /* errno of the first failed write, 0 while none */
+} text_out;
+
+static void text_write(text_out *t, const char *buf, size_t n)
+{
+    if (t->err || n == 0) return;
+    errno = 0;
+    if (fwrite(buf, 1, n, t->f) != n) t->err = errno ? errno : EIO;
+}
+
+static void text_put(text_out *t, const char *piece)
+{
+    char buf[3 * (256 + 4)];
+    for (size_t n = strlen(piece); n > 0;) {
+        size_t k = n < 256 ? n : 256;
+        text_write(t, buf, eng_utf8_push(&t->u, piece, k, buf));
+        piece += k;
+        n -= k;
+    }
+}
+
+/* Flushes the sanitiser (a trailing incomplete sequence becomes U+FFFD) and then the stream;
+ * returns 0 or the errno of the first failed write. */
+static int text_sync(text_out *t, int end)
+{
+    char buf[16];
+    if (end) text_write(t, buf, eng_utf8_flush(&t->u, buf));
+    errno = 0;
+    if (!t->err && fflush(t->f) != 0) t->err = errno ? errno : EIO;
+    if (!t->err && ferror(t->f)) t->err = EIO;
+    return t->err;
 }
 
 static void log_line(void *ctx, const char *line) { fprintf((FILE *)ctx, "ringinfer: %s\n", line); }
@@ -210,12 +252,12 @@ static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tok
     return ENG_OK; /* ids in, ids out */
 }
 
-int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *errf)
+int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *errf)
 {
     cli_args a;
     int r = parse_args(argc, argv, &a, errf);
     if (r) return r > 0 ? 0 : 2;
-    eng_comm single = {.rank = 0, .size = 1};
+    eng_coll single = {.rank = 0, .size = 1};
     if (!comm) comm = &single;
     int root = comm->rank == 0;
     char err[1024];
@@ -303,19 +345,23 @@ int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *e
     }
     if (root) {
         size_t owned, mapped;
+        char backend[256];
         eng_model_memory(m, &owned, &mapped);
+        eng_model_describe(m, backend, sizeof(backend));
         fprintf(errf,
                 "ringinfer: %s: dim %d, %d layers, %d/%d heads, FFN %d, vocab %d; rank 0 of %d "
-                "holds %.1f MiB converted to f32 + %.1f MiB mapped; kernels %s, %d thread%s; "
+                "holds %.1f MiB converted/uploaded + %.1f MiB mapped; %s, %d thread%s; "
                 "loaded in %.2f s\n",
                 a.model, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim,
                 c->vocab_size, comm->size, (double)owned / 1048576.0, (double)mapped / 1048576.0,
-                m->k->name, sp.n_threads, sp.n_threads > 1 ? "s per rank" : "", t_load);
+                backend, sp.n_threads, sp.n_threads > 1 ? "s per rank" : "", t_load);
     }
 
     timed_comm tc = {.comm = comm};
-    eng_reducer red = {timed_allreduce, &tc};
-    const eng_reducer *rp = comm->size > 1 ? &red : NULL;
+    eng_coll red = *comm;
+    red.allreduce = timed_allreduce;
+    red.ctx = &tc;
+    const eng_coll *rp = comm->size > 1 ? &red : NULL;
     const float *logits = NULL;
     /* Prefill: one batched pass (chunks of PREFILL_CHUNK for longer prompts). */
     double t0 = now_s();
@@ -340,11 +386,16 @@ int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *e
             goto fail;
         }
     }
+    text_out to = {.f = out};
+    eng_utf8_init(&to.u);
     if (root && tok) {
         for (int i = 0; i < n_prompt; i++) /* BOS is a marker, not text */
             if (prompt[i] != eng_tokenizer_bos(tok))
-                fputs(eng_tokenizer_decode(tok, i ? prompt[i - 1] : -1, prompt[i]), out);
-        fflush(out);
+                text_put(&to, eng_tokenizer_decode(tok, i ? prompt[i - 1] : -1, prompt[i]));
+        if (text_sync(&to, 0)) {
+            st = eng_fail(ENG_ERR_IO, err, sizeof(err), "writing the text: %s", strerror(to.err));
+            goto fail;
+        }
     }
     /* The last row of the prefill logits (all_logits keeps every row). */
     const float *last = logits ? logits + (sp.all_logits ? (size_t)((n_prompt - 1) % sp.max_batch) *
@@ -360,15 +411,29 @@ int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *e
     t0 = now_s();
     for (int i = 0; i < a.n; i++) {
         int32_t next = root ? eng_sampler_sample(smp, last) : 0;
-        if (comm->size > 1 && (st = comm->broadcast_i32(comm->ctx, &next, 1, 0)) != ENG_OK) {
+        if (next < 0) {
+            /* Rank 0 alone knows; its failure aborts the communicator for the others. */
+            st = eng_fail(ENG_ERR_RANGE, err, sizeof(err),
+                          "token %d of the generation (position %d): the logits hold NaN or "
+                          "infinity; the model's weights or activations overflowed",
+                          i, n_prompt + i);
+            free(gen);
+            goto fail;
+        }
+        if (comm->size > 1 && (st = comm->broadcast(comm->ctx, &next, 1, ENG_ELEM_I32, 0)) != ENG_OK) {
             eng_fail(st, err, sizeof(err), "broadcast of token %d failed", i);
             free(gen);
             goto fail;
         }
         gen[i] = next;
         if (root && tok) {
-            fputs(eng_tokenizer_decode(tok, prev, next), out);
-            fflush(out);
+            text_put(&to, eng_tokenizer_decode(tok, prev, next));
+            if (text_sync(&to, 0)) {
+                st = eng_fail(ENG_ERR_IO, err, sizeof(err), "writing the text: %s",
+                              strerror(to.err));
+                free(gen);
+                goto fail;
+            }
         }
         prev = next;
         if (i + 1 == a.n) break;
@@ -382,12 +447,26 @@ int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *e
     }
     double t_decode = now_s() - t0;
     if (root) {
-        if (tok) fputc('\n', out);
-        if (a.print_ids) {
-            for (int i = 0; i < a.n; i++) fprintf(out, "%s%d", i ? " " : "", gen[i]);
-            fputc('\n', out);
+        if (tok) {
+            text_sync(&to, 1);
+            text_write(&to, "\n", 1);
         }
-        fflush(out);
+        if (a.print_ids) {
+            for (int i = 0; i < a.n && !to.err; i++) {
+                char id[16];
+                text_write(&to, id, (size_t)snprintf(id, sizeof(id), "%s%d", i ? " " : "", gen[i]));
+            }
+            text_write(&to, "\n", 1);
+        }
+        if (text_sync(&to, 0)) {
+            st = eng_fail(ENG_ERR_IO, err, sizeof(err), "writing the output: %s",
+                          strerror(to.err));
+            free(gen);
+            goto fail;
+        }
+        if (!tok && !a.print_ids)
+            fprintf(errf, "ringinfer: no text: this model has no tokenizer (a llama2.c model "
+                          "needs --tokenizer FILE); --print-ids prints the generated ids\n");
         fprintf(errf,
                 "ringinfer: prefill %d tokens in %.3f s (%.1f tok/s); decode %d steps in %.3f s "
                 "(%.1f tok/s); all-reduce %.3f s in %ld calls (%.1f%% of prefill+decode), "

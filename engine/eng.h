@@ -1,11 +1,13 @@
-/* libeng: tensor-parallel transformer inference on the CPU (Llama, Mistral, Qwen2, Qwen3).
+/* libeng: tensor-parallel transformer inference (Llama, Mistral, Qwen2, Qwen3) on the CPU or
+ * on one NVIDIA GPU per rank (CUDA + cuBLAS, when built --with-cuda).
  *
  * Layout follows llama2.c: a model is config + the weights of one tensor-parallel shard
  * (read-only after load), a run state holds every activation buffer and the KV cache, and
- * eng_forward() only reads the former and writes the latter; it allocates nothing.
+ * eng_forward() only reads the former and writes the latter; it allocates nothing. Where
+ * the weights and the run state live is the model's backend (eng_load_params.device).
  *
  * Tensor parallelism: the row-parallel layers (attention output, FFN down) leave partial
- * sums that the caller's reducer adds up over the ranks (an all-reduce). The engine never
+ * sums that the caller's collective adds up over the ranks (an all-reduce). The engine never
  * talks to the network itself, so the same code runs one process, N processes over libcoll,
  * or N shards in one process (tests).
  *
@@ -81,12 +83,22 @@ typedef struct eng_shard_info {
 
 typedef void (*eng_log_fn)(void *ctx, const char *line);
 
+/* Where a model's weights and its run states live and compute. */
+typedef enum {
+    ENG_DEVICE_CPU,  /* host memory, the CPU kernels (the default) */
+    ENG_DEVICE_CUDA, /* one NVIDIA GPU; ENG_ERR_UNSUPPORTED when not built with CUDA or none
+                        is visible (CUDA_VISIBLE_DEVICES is respected) */
+    ENG_DEVICE_AUTO, /* CUDA when built with it and a GPU is visible, else the CPU */
+} eng_device;
+
 typedef struct eng_load_params {
     size_t struct_size; /* sizeof(eng_load_params) */
     int tp_rank;        /* 0 */
     int tp_size;        /* 1 */
     eng_log_fn log;     /* NULL: silent; gets one line per call, no newline */
     void *log_ctx;
+    eng_device device;  /* ENG_DEVICE_CPU */
+    int gpu;            /* CUDA device ordinal among the visible ones; 0 */
 } eng_load_params;
 
 void eng_load_params_init(eng_load_params *p);
@@ -106,15 +118,32 @@ eng_status eng_model_open(const char *path, const eng_load_params *params, eng_m
 void eng_model_close(eng_model *m);
 const eng_config *eng_model_config(const eng_model *m);
 const eng_shard_info *eng_model_shard(const eng_model *m);
-/* Bytes of weights this rank owns (converted/copied) and maps without copying. */
+/* Bytes of weights this rank owns (converted/copied; on a GPU: device memory) and maps
+ * without copying. */
 void eng_model_memory(const eng_model *m, size_t *owned_bytes, size_t *mapped_bytes);
+/* The backend ("cpu", "cuda") and one line describing it (kernels, threads or the GPU). */
+const char *eng_model_backend(const eng_model *m);
+void eng_model_describe(const eng_model *m, char *buf, size_t len);
+/* One line per backend built in: its name and what it would run on here (GPUs seen). */
+void eng_backends_print(FILE *out);
 
-/* Sums buf[0..count) over all ranks, in place. Called twice per layer by every rank in the
- * same order. NULL reducer: a single rank. */
-typedef struct eng_reducer {
-    eng_status (*allreduce)(void *ctx, float *buf, size_t count);
+/* The collective seam: how the ranks of one tensor-parallel group talk. A NULL eng_coll (or
+ * size 1) is a single rank. Every rank makes the same calls in the same order. */
+typedef enum { ENG_ELEM_F32, ENG_ELEM_F16, ENG_ELEM_BF16, ENG_ELEM_I32 } eng_elem;
+typedef enum { ENG_MEM_HOST, ENG_MEM_DEVICE } eng_mem;
+
+typedef struct eng_coll {
+    int rank, size;
+    /* Sums buf[0..count) of type et over all ranks, in place. mem: where buf lives; stream:
+     * the cudaStream_t ordering the work on a device buffer (NULL on the host). Only asked
+     * for ENG_MEM_DEVICE when device_buffers is set (else the engine stages through the host). */
+    eng_status (*allreduce)(void *ctx, void *buf, size_t count, eng_elem et, eng_mem mem,
+                            void *stream);
+    /* buf[0..count) of rank root to every rank (host memory). */
+    eng_status (*broadcast)(void *ctx, void *buf, size_t count, eng_elem et, int root);
+    int device_buffers;
     void *ctx;
-} eng_reducer;
+} eng_coll;
 
 typedef struct eng_state eng_state;
 
@@ -141,31 +170,35 @@ void eng_state_free(eng_state *s);
 /* Runs n tokens at positions pos..pos+n-1 (n <= max_batch, pos+n <= ctx_len), filling the
  * KV cache. want_logits: compute the classifier (rank 0 needs it; others may skip).
  * *logits (may be NULL) gets the logits: [n, vocab] if all_logits, else [1, vocab] for the
- * last token; the buffer belongs to the state. */
+ * last token; the buffer belongs to the state and is in host memory whatever the backend.
+ * coll: the collective of the tensor-parallel group (NULL: one rank). */
 eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
-                       int want_logits, const eng_reducer *red, const float **logits);
+                       int want_logits, const eng_coll *coll, const float **logits);
 
 /* Sampling: temperature 0 is greedy (lowest id wins ties); else softmax(logits / T), cut to
- * the top-p nucleus when 0 < top_p < 1, drawn with a xorshift generator seeded by seed.
+ * the top-p nucleus when top_p < 1 (top_p 0 keeps only the most likely token, as in
+ * transformers; top_p outside [0, 1] is refused), drawn with a xorshift generator seeded by seed.
  * Not thread-safe per sampler. */
 typedef struct eng_sampler eng_sampler;
 eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_t seed,
                               eng_sampler **out);
-int eng_sampler_sample(eng_sampler *s, const float *logits); /* [vocab] -> token id */
+/* logits [vocab] -> token id; -1 when a logit is NaN or infinite (nothing can be sampled). */
+int eng_sampler_sample(eng_sampler *s, const float *logits);
 void eng_sampler_free(eng_sampler *s);
 
-/* The ringinfer command line ("run -m MODEL ..."), over any communicator: one process
+/* eng_forward of one rank (coll NULL or size 1), then the next token picked from the last
+ * position's logits by smp, on the backend: on a GPU only the token id comes back, and the
+ * decode step (n == 1) is replayed as one CUDA graph. The CPU gives exactly
+ * eng_forward + eng_sampler_sample; the GPU samples greedy identically and temperature/top-p
+ * with the same random draws but its own summation order (see engine/cuda/sample.cu). */
+eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n,
+                              int pos, eng_sampler *smp, int *next);
+
+/* The ringinfer command line ("run -m MODEL ..."), over any collective: one process
  * (comm NULL), N processes over libcoll (ringinfer.c), or test harnesses. Rank 0 samples,
  * broadcasts each token and alone writes to out; diagnostics go to errf. Returns the exit
  * code (0 ok, 1 failure, 2 bad usage). */
-typedef struct eng_comm {
-    int rank, size;
-    eng_status (*allreduce)(void *ctx, float *buf, size_t count);      /* sum, in place */
-    eng_status (*broadcast_i32)(void *ctx, int32_t *buf, size_t count, int root);
-    void *ctx;
-} eng_comm;
-
-int eng_cli_main(int argc, char **argv, const eng_comm *comm, FILE *out, FILE *errf);
+int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *errf);
 
 /* Kernel variant picked at run time ("avx2-fma" or "scalar"). */
 const char *eng_kernel_name(void);

@@ -1,13 +1,17 @@
-/* Private to libeng: tensor sources, weights, run state, kernels. */
+/* Private to libeng: errors, knobs, files, tensor sources, the model and run state every
+ * backend shares (backend.h: the backends; cpu/, cuda/: their weights and buffers). */
 #ifndef ENG_INTERNAL_H
 #define ENG_INTERNAL_H
 
 #include "eng.h"
 
+#include "common/half.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------ errors */
 /* One-line error into err; returns st. */
@@ -31,19 +35,6 @@ const eng_knob *eng_knobs(void); /* [ENG_KNOB_COUNT], then a NULL name */
 void eng_knobs_print(FILE *out); /* name, value (or default), help; one line each */
 /* The knob as an integer in [lo, hi] (its default when unset); a bad value is an error. */
 eng_status eng_knob_int(eng_knob_id k, long lo, long hi, long *out, char *err, size_t errlen);
-
-/* ------------------------------------------------------------------ worker pool (pool.c) */
-/* Part `part` of nparts of a job; every part runs exactly once per eng_pool_run. */
-typedef void (*eng_pool_fn)(void *ctx, int part, int nparts);
-typedef struct eng_pool eng_pool;
-
-/* n_threads - 1 workers (none for 1). Not thread-safe: one caller posts jobs. */
-eng_status eng_pool_create(int n_threads, int spin_us, eng_pool **out, char *err, size_t errlen);
-void eng_pool_free(eng_pool *p);
-int eng_pool_size(const eng_pool *p); /* 1 for NULL */
-/* Runs fn(ctx, i, n) for every i in [0, n) (the caller takes part 0) and returns when all
- * are done; their writes are then visible to the caller. p NULL: fn(ctx, 0, 1). */
-void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------ files */
 typedef struct eng_mapping {
@@ -105,78 +96,43 @@ void eng_source_free(eng_source *src); /* frees arrays; unmaps unless maps were 
 eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t errlen);
 eng_status eng_load_hf(const char *dir, eng_source *src, char *err, size_t errlen);
 
-/* ------------------------------------------------------------------ kernels */
-typedef struct eng_kernels {
-    const char *name;
-    /* out[t, i] = sum_k x[t, k] * w[i, k] for i in [i0, i1)   out [T, n], x [T, d], w [n, d].
-     * Rows are taken in blocks of 4 counted from i0, so splitting [0, n) at multiples of 4
-     * gives bitwise the same out as one call (the worker threads rely on it). */
-    void (*matmul)(float *out, const float *x, const float *w, int T, int n, int d, int i0,
-                   int i1);
-    /* sum_k a[k] * b[k] */
-    float (*dot)(const float *a, const float *b, int n);
-    /* y[k] += a * x[k] */
-    void (*axpy)(float *y, float a, const float *x, int n);
-} eng_kernels;
+/* f16/bf16 storage to f32 (exact): common/half.h's, the one implementation. */
+static inline float eng_bf16_to_f32(uint16_t h) { return rc_bf16_to_f32(h); }
+static inline float eng_f16_to_f32(uint16_t h) { return rc_f16_to_f32(h); }
+static inline size_t eng_dt_size(eng_dtype dt) { return dt == ENG_DT_F32 ? 4 : 2; }
 
-extern const eng_kernels eng_kernels_scalar;
-extern const eng_kernels eng_kernels_avx2;
-const eng_kernels *eng_kernels_pick(void);
+/* Shape check of a tensor reference: "tensor NAME missing (what)" or "has shape ...". */
+eng_status eng_tref_expect(const eng_tref *t, int64_t rows, int64_t cols, const char *what,
+                           char *err, size_t errlen);
+/* Copies the block rows [r0, r0+nr) x cols [c0, c0+nc) of t into dst, in its stored type. */
+void eng_tref_copy(const eng_tref *t, int64_t r0, int64_t nr, int64_t c0, int64_t nc, void *dst);
 
-/* ------------------------------------------------------------------ weights of one shard */
-typedef struct eng_layer_w {
-    const float *att_norm; /* [dim] */
-    const float *wq;       /* [nq*hd, dim] */
-    const float *wk;       /* [nkv*hd, dim] */
-    const float *wv;       /* [nkv*hd, dim] */
-    const float *bq;       /* [nq*hd] or NULL */
-    const float *bk;       /* [nkv*hd] or NULL */
-    const float *bv;       /* [nkv*hd] or NULL */
-    const float *q_norm;   /* [hd] or NULL */
-    const float *k_norm;   /* [hd] or NULL */
-    const float *wo;       /* [dim, nq*hd]: our columns of o_proj */
-    const float *bo;       /* [dim] or NULL, added once after the all-reduce */
-    const float *ffn_norm; /* [dim] */
-    const float *w1;       /* [ffn, dim] gate */
-    const float *w3;       /* [ffn, dim] up */
-    const float *b1;       /* [ffn] or NULL */
-    const float *b3;       /* [ffn] or NULL */
-    const float *w2;       /* [dim, ffn]: our columns of down_proj */
-    const float *b2;       /* [dim] or NULL, added once after the all-reduce */
-} eng_layer_w;
+/* ------------------------------------------------------------------ sampler internals */
+void eng_sampler_settings(const eng_sampler *s, float *temperature, float *top_p);
+float eng_sampler_draw(eng_sampler *s); /* the next uniform draw in [0, 1) */
+
+/* ------------------------------------------------------------------ model and run state */
+struct eng_backend;
 
 struct eng_model {
     eng_config cfg;
     eng_shard_info sh;
-    const eng_kernels *k;
-    const float *embed;      /* [vocab, dim] */
-    const float *final_norm; /* [dim] */
-    const float *cls;        /* [vocab, dim] (== embed when tied) */
-    eng_layer_w *layers;     /* [n_layers] */
+    const struct eng_backend *b;
+    void *bw;                 /* the backend's weights (cpu_weights, cuda_weights) */
     float rope_inv_freq[512]; /* [head_dim/2] */
-    void **owned;            /* converted or copied tensors */
-    int n_owned, cap_owned;
     size_t owned_bytes, mapped_bytes;
     eng_mapping *maps;
     int n_maps;
 };
 
-/* ------------------------------------------------------------------ run state */
+/* What every backend's run state shares; the backend keeps its buffers behind bs. */
 struct eng_state {
+    const struct eng_backend *b;
     int max_batch, ctx_len, all_logits;
-    float *x;      /* [B, dim] residual stream */
-    float *xb;     /* [B, dim] normed input; also partial sums of row-parallel layers */
-    float *q;      /* [B, nq*hd] */
-    float *k;      /* [B, nkv*hd] */
-    float *v;      /* [B, nkv*hd] */
-    float *att_out; /* [B, nq*hd] */
-    float *att;    /* [nq, ctx] scores */
-    float *hb;     /* [B, ffn] */
-    float *hb2;    /* [B, ffn] */
-    float *key_cache;   /* [L, ctx, nkv*hd] */
-    float *value_cache; /* [L, ctx, nkv*hd] */
-    float *logits; /* [all_logits ? B : 1, vocab] */
-    eng_pool *pool; /* NULL: one thread */
+    const int *tokens; /* [n] the current call's tokens (host) */
+    int n, pos;        /* the current call: n tokens at positions pos.. */
+    float draw;        /* the current call's sampling draw */
+    void *bs;          /* the backend's run state */
 };
 
 #endif

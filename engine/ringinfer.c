@@ -4,23 +4,43 @@
 #include "../libcoll/coll.h"
 #include "eng.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
-static eng_status allreduce(void *ctx, float *buf, size_t count)
+static coll_dtype dtype(eng_elem et)
 {
-    return coll_allreduce(ctx, buf, buf, count, COLL_F32, COLL_SUM, NULL) == COLL_OK ? ENG_OK
-                                                                                      : ENG_ERR_COLL;
+    switch (et) {
+    case ENG_ELEM_F16: return COLL_F16;
+    case ENG_ELEM_BF16: return COLL_BF16;
+    case ENG_ELEM_I32: return COLL_I32;
+    default: return COLL_F32;
+    }
 }
 
-static eng_status broadcast_i32(void *ctx, int32_t *buf, size_t count, int root)
+/* Host or device buffers alike: libcoll picks the provider from where buf lives. */
+static eng_status allreduce(void *ctx, void *buf, size_t count, eng_elem et, eng_mem mem,
+                            void *stream)
 {
-    return coll_broadcast(ctx, buf, buf, count, COLL_I32, root, NULL) == COLL_OK ? ENG_OK
-                                                                                  : ENG_ERR_COLL;
+    (void)mem;
+    return coll_allreduce(ctx, buf, buf, count, dtype(et), COLL_SUM, stream) == COLL_OK
+               ? ENG_OK
+               : ENG_ERR_COLL;
+}
+
+static eng_status broadcast(void *ctx, void *buf, size_t count, eng_elem et, int root)
+{
+    return coll_broadcast(ctx, buf, buf, count, dtype(et), root, NULL) == COLL_OK ? ENG_OK
+                                                                                   : ENG_ERR_COLL;
 }
 
 int main(int argc, char **argv)
 {
+    /* A closed stdout would lose the text, and a file opened later could take its descriptor. */
+    if (fcntl(1, F_GETFD) < 0) {
+        fprintf(stderr, "ringinfer: standard output is closed; nowhere to write the text\n");
+        return 1;
+    }
     /* Help and a missing command need no communicator (and must not wait for peers). */
     int local = argc < 2 || strcmp(argv[1], "run") != 0;
     for (int i = 2; i < argc && !local; i++) local = !strcmp(argv[i], "--help");
@@ -32,10 +52,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringinfer: communicator: %s: %s\n", coll_status_str(cs), err);
         return 1;
     }
-    eng_comm ec = {.rank = coll_comm_rank(comm),
+    eng_coll ec = {.rank = coll_comm_rank(comm),
                    .size = coll_comm_size(comm),
                    .allreduce = allreduce,
-                   .broadcast_i32 = broadcast_i32,
+                   .broadcast = broadcast,
+                   .device_buffers = 0, /* the next issue hands device buffers to NCCL */
                    .ctx = comm};
     int rc = eng_cli_main(argc, argv, &ec, stdout, stderr);
     if (rc != 0)

@@ -20,7 +20,9 @@ eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_
                               eng_sampler **out)
 {
     *out = NULL;
-    if (vocab <= 0 || !(temperature >= 0.0f) || !(top_p >= 0.0f)) return ENG_ERR_INVALID_ARG;
+    if (vocab <= 0 || !(temperature >= 0.0f) || !isfinite(temperature) || !(top_p >= 0.0f) ||
+        !(top_p <= 1.0f))
+        return ENG_ERR_INVALID_ARG;
     eng_sampler *s = calloc(1, sizeof(*s));
     if (!s) return ENG_ERR_NOMEM;
     s->cand = malloc((size_t)vocab * sizeof(prob_id));
@@ -71,6 +73,10 @@ static int by_p_desc(const void *a, const void *b)
 int eng_sampler_sample(eng_sampler *s, const float *logits)
 {
     int V = s->vocab;
+    /* NaN compares false and inf - inf is NaN: either would leave no candidate (or token 0
+     * forever under argmax), so non-finite logits are refused, not sampled. */
+    for (int i = 0; i < V; i++)
+        if (!isfinite(logits[i])) return -1;
     if (s->temperature == 0.0f) return argmax(logits, V);
     float mx = logits[argmax(logits, V)], sum = 0.0f;
     for (int i = 0; i < V; i++) {
@@ -80,9 +86,12 @@ int eng_sampler_sample(eng_sampler *s, const float *logits)
     }
     float r = rand_f32(&s->rng);
     int n = V;
-    if (s->top_p > 0.0f && s->top_p < 1.0f) {
-        /* Tokens below (1 - top_p) / (V - 1) cannot be in the nucleus: drop them first. */
+    if (s->top_p < 1.0f) {
+        /* Tokens below (1 - top_p) / (V - 1) cannot be in the nucleus: drop them first. The most
+         * likely token (p = 1 after subtracting the max) always stays, so top_p 0 keeps only it,
+         * as transformers' TopPLogitsWarper does (min_tokens_to_keep 1). */
         float cutoff = V > 1 ? (1.0f - s->top_p) / (float)(V - 1) * sum : 0.0f;
+        if (cutoff > 1.0f) cutoff = 1.0f;
         n = 0;
         for (int i = 0; i < V; i++)
             if (s->cand[i].p >= cutoff) s->cand[n++] = s->cand[i];
@@ -104,3 +113,11 @@ int eng_sampler_sample(eng_sampler *s, const float *logits)
     }
     return s->cand[n - 1].id;
 }
+
+void eng_sampler_settings(const eng_sampler *s, float *temperature, float *top_p)
+{
+    *temperature = s->temperature;
+    *top_p = s->top_p;
+}
+
+float eng_sampler_draw(eng_sampler *s) { return rand_f32(&s->rng); }

@@ -25,6 +25,7 @@ typedef struct {
 struct group {
     const char *model;
     int tp, threads, n_prompt, n_gen, vocab;
+    eng_device device;
     const int *prompt;
     float *prompt_logits;
     float *gen_logits; /* NULL or [n_gen, vocab] */
@@ -36,9 +37,13 @@ struct group {
 };
 
 /* The in-memory all-reduce: publish, sum in rank order, copy back. */
-static eng_status reduce(void *ctx, float *buf, size_t count)
+static eng_status reduce(void *ctx, void *vbuf, size_t count, eng_elem et, eng_mem mem,
+                         void *stream)
 {
     member *me = ctx;
+    float *buf = vbuf;
+    (void)stream;
+    if (et != ENG_ELEM_F32 || mem != ENG_MEM_HOST) return ENG_ERR_UNSUPPORTED;
     group *g = me->g;
     g->bufs[me->rank] = buf;
     pthread_barrier_wait(&g->bar);
@@ -67,6 +72,7 @@ static void *run_rank(void *arg)
     eng_load_params_init(&lp);
     lp.tp_rank = me->rank;
     lp.tp_size = g->tp;
+    lp.device = g->device;
     eng_model *m = NULL;
     eng_state *s = NULL;
     eng_status st = eng_model_open(g->model, &lp, &m, me->err, sizeof(me->err));
@@ -86,8 +92,8 @@ static void *run_rank(void *arg)
     if (st != ENG_OK) g->failed = 1;
     pthread_barrier_wait(&g->bar);
     if (g->failed) goto out;
-    eng_reducer red = {reduce, me};
-    const eng_reducer *rp = g->tp > 1 ? &red : NULL;
+    eng_coll red = {.rank = me->rank, .size = g->tp, .allreduce = reduce, .ctx = me};
+    const eng_coll *rp = g->tp > 1 ? &red : NULL;
     const float *lg;
     st = eng_forward(m, s, g->prompt, g->n_prompt, 0, 1, rp, &lg);
     if (st != ENG_OK) goto fail;
@@ -140,9 +146,17 @@ int eng_h_generate_threads(const char *model, int tp, int threads, const int *pr
                            int n_prompt, int n_gen, float *prompt_logits, float *gen_logits,
                            int *gen, char *err, size_t errlen)
 {
+    return eng_h_generate_on(ENG_DEVICE_CPU, model, tp, threads, prompt, n_prompt, n_gen,
+                             prompt_logits, gen_logits, gen, err, errlen);
+}
+
+int eng_h_generate_on(eng_device device, const char *model, int tp, int threads,
+                      const int *prompt, int n_prompt, int n_gen, float *prompt_logits,
+                      float *gen_logits, int *gen, char *err, size_t errlen)
+{
     group g = {.model = model, .tp = tp, .threads = threads, .n_prompt = n_prompt,
                .n_gen = n_gen, .prompt = prompt, .prompt_logits = prompt_logits,
-               .gen_logits = gen_logits, .gen = gen};
+               .gen_logits = gen_logits, .gen = gen, .device = device};
     member *ms = calloc((size_t)tp, sizeof(member));
     pthread_t *th = calloc((size_t)tp, sizeof(pthread_t));
     g.bufs = calloc((size_t)tp, sizeof(float *));
@@ -209,9 +223,13 @@ typedef struct {
     int rank, tp;
 } shm_ctx;
 
-static eng_status shm_allreduce(void *ctx, float *buf, size_t count)
+static eng_status shm_allreduce(void *ctx, void *vbuf, size_t count, eng_elem et, eng_mem mem,
+                                void *stream)
 {
     shm_ctx *c = ctx;
+    float *buf = vbuf;
+    (void)stream;
+    if (et != ENG_ELEM_F32 || mem != ENG_MEM_HOST) return ENG_ERR_UNSUPPORTED;
     if (count > SHM_SLOT) return ENG_ERR_COLL;
     memcpy(c->a->slots + (size_t)c->rank * SHM_SLOT, buf, count * sizeof(float));
     pthread_barrier_wait(&c->a->bar);
@@ -222,9 +240,10 @@ static eng_status shm_allreduce(void *ctx, float *buf, size_t count)
     return ENG_OK;
 }
 
-static eng_status shm_bcast(void *ctx, int32_t *buf, size_t count, int root)
+static eng_status shm_bcast(void *ctx, void *buf, size_t count, eng_elem et, int root)
 {
     shm_ctx *c = ctx;
+    if (et != ENG_ELEM_I32) return ENG_ERR_UNSUPPORTED;
     if (count > 64) return ENG_ERR_COLL;
     if (c->rank == root) memcpy(c->a->bcast, buf, count * sizeof(int32_t));
     pthread_barrier_wait(&c->a->bar);
@@ -254,7 +273,11 @@ int eng_h_cli(int tp, int argc, char **argv, const char *dir, int *rcs)
             FILE *errf = fopen(p, "w");
             if (!out || !errf) _exit(99);
             shm_ctx c = {a, r, tp};
-            eng_comm comm = {r, tp, shm_allreduce, shm_bcast, &c};
+            eng_coll comm = {.rank = r,
+                             .size = tp,
+                             .allreduce = shm_allreduce,
+                             .broadcast = shm_bcast,
+                             .ctx = &c};
             int rc = eng_cli_main(argc, argv, tp > 1 ? &comm : NULL, out, errf);
             fclose(out);
             fclose(errf);

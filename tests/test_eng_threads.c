@@ -3,7 +3,7 @@
  * threads, at TP=1 and TP=2, for prefill and decode; ringinfer's --threads / ENG_THREADS
  * give the same ids and refuse bad values with one line. */
 #include "../engine/tools/genmodel.h"
-#include "eng_internal.h"
+#include "cpu/cpu.h"
 #include "test_eng_harness.h"
 
 #include <stdatomic.h>

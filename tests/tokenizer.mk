@@ -7,8 +7,8 @@ check_PROGRAMS += test_eng_tokenizer
 TESTS += test_eng_tokenizer
 endif
 test_eng_tokenizer_SOURCES = test_eng_tokenizer.c \
-	../engine/tok_common.c ../engine/tok_merge.c ../engine/tok_unicode.c \
-	../engine/tok_pretok.c ../engine/tok_llama2.c ../engine/tok_bpe.c ../engine/tok_hf_load.c
-test_eng_tokenizer_CPPFLAGS = -I$(top_srcdir)/engine $(CJSON_CFLAGS) $(CMOCKA_CFLAGS) \
+	../engine/tokenizer/tok_common.c ../engine/tokenizer/tok_merge.c ../engine/tokenizer/tok_unicode.c \
+	../engine/tokenizer/tok_pretok.c ../engine/tokenizer/tok_llama2.c ../engine/tokenizer/tok_bpe.c ../engine/tokenizer/tok_hf_load.c
+test_eng_tokenizer_CPPFLAGS = -I$(top_srcdir)/engine -I$(top_srcdir)/engine/tokenizer $(CJSON_CFLAGS) $(CMOCKA_CFLAGS) \
 	-DSHARED_DIR=\"$(abs_top_srcdir)/../shared\"
 test_eng_tokenizer_LDADD = $(CJSON_LIBS) $(CMOCKA_LIBS)

@@ -1,7 +1,7 @@
 /* AVX2/FMA kernels, compiled for that target only and picked at run time.
  * matmul: one weight row is loaded once and used against up to 4 input rows (prefill);
  * decode (T = 1) runs 4 weight rows at once against one x to keep 4 FMA chains busy. */
-#include "eng_internal.h"
+#include "cpu.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>

@@ -1,5 +1,5 @@
 /* Plain-C reference kernels (also the fallback without AVX2/FMA) and the run-time pick. */
-#include "eng_internal.h"
+#include "cpu.h"
 
 static void matmul_scalar(float *out, const float *x, const float *w, int T, int n, int d, int i0,
                           int i1)

@@ -5,7 +5,7 @@
  * (100 ms) and re-checked, so a lost wake-up costs time, never a hang.
  * Ordering: the job is written before the seq_cst bump of `gen` and read after an acquire
  * load of it; the last worker's seq_cst store of `done` publishes every part's output. */
-#include "eng_internal.h"
+#include "cpu.h"
 
 #include <errno.h>
 #include <limits.h>

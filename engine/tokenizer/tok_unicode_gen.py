@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes engine/tok_unicode_tab.h: code point ranges of the Unicode general categories L* and N*
+"""Writes engine/tokenizer/tok_unicode_tab.h: code point ranges of the Unicode general categories L* and N*
 (the regex classes \\p{L} and \\p{N}) from Python's unicodedata. Run: python3 tok_unicode_gen.py > tok_unicode_tab.h"""
 import sys
 import unicodedata

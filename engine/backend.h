@@ -1,0 +1,71 @@
+/* The backend seam: where weights and activations live and how one layer runs. forward.c
+ * walks the layers and calls these; a backend is a static const table of them. Every op
+ * returns ENG_OK or a status with the one-line reason in the state's or caller's err.
+ *
+ * Lifecycle: model_init, upload_globals, upload_layer for every layer (in order), then any
+ * number of state_create / forward calls / state_free, then model_free. A forward call is
+ * set_inputs, embed, layer for l = 0..L-1, then logits (+ get_logits or sample). */
+#ifndef ENG_BACKEND_H
+#define ENG_BACKEND_H
+
+#include "eng_internal.h"
+
+typedef struct eng_backend {
+    const char *name;
+    /* Whether this backend can run here (built in, a device visible); err says why not. */
+    eng_status (*available)(const eng_load_params *p, char *err, size_t errlen);
+
+    /* ---- weights (the model's shard, uploaded/converted once at load) */
+    eng_status (*model_init)(eng_model *m, const eng_load_params *p, char *err, size_t errlen);
+    /* Token embedding, final norm and classifier. */
+    eng_status (*upload_globals)(eng_model *m, const eng_source *src, char *err, size_t errlen);
+    /* Layer l from tr[ENG_T_LAYER_COUNT] (this rank's rows/columns taken from m->sh). */
+    eng_status (*upload_layer)(eng_model *m, int l, const eng_tref *tr, char *err, size_t errlen);
+    void (*model_free)(eng_model *m); /* also after a failed init or upload */
+    void (*describe)(const eng_model *m, char *buf, size_t len);
+
+    /* ---- run state: activations, KV cache, scratch, allocated once */
+    eng_status (*state_create)(const eng_model *m, eng_state *s, const eng_state_params *p,
+                               char *err, size_t errlen);
+    void (*state_free)(eng_state *s);
+
+    /* ---- one forward call; s->tokens, n, pos, draw are already set */
+    eng_status (*set_inputs)(const eng_model *m, eng_state *s); /* to the device, if any */
+    eng_status (*embed)(const eng_model *m, eng_state *s);
+    /* Layer l over s->n tokens at s->pos; the two row-parallel partial sums go through coll
+     * (NULL: one rank). */
+    eng_status (*layer)(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
+    /* Final norm + classifier: every row (all_logits) or the last. */
+    eng_status (*logits)(const eng_model *m, eng_state *s);
+    /* The logits of the last logits call in host memory ([rows, vocab]). */
+    eng_status (*get_logits)(const eng_model *m, eng_state *s, const float **host);
+    /* Optional (NULL: sample on the host from get_logits): picks the next token from the last
+     * row with the sampler's settings and s->draw, leaving it on the backend; get_token reads it.
+     */
+    eng_status (*sample)(const eng_model *m, eng_state *s, float temperature, float top_p);
+    eng_status (*get_token)(const eng_model *m, eng_state *s, int *token);
+
+    /* ---- activations across device boundaries: the residual stream x [n, dim] (f32) */
+    eng_status (*get_act)(const eng_model *m, eng_state *s, float *host);
+    eng_status (*put_act)(const eng_model *m, eng_state *s, const float *host);
+    eng_status (*sync)(const eng_model *m, eng_state *s);
+
+    /* ---- optional (NULL: none): the decode step (n = 1, one rank, set_inputs to sample) as a
+     * graph. replay returns ENG_ERR_UNSUPPORTED until one was captured for this state. */
+    eng_status (*capture_begin)(const eng_model *m, eng_state *s);
+    eng_status (*capture_end)(const eng_model *m, eng_state *s);
+    eng_status (*replay)(const eng_model *m, eng_state *s);
+
+    /* The last failure's one-line reason (a CUDA error mid-run), or "" */
+    const char *(*last_error)(const eng_state *s);
+} eng_backend;
+
+extern const eng_backend eng_backend_cpu;
+#ifdef ENG_WITH_CUDA
+extern const eng_backend eng_backend_cuda;
+#endif
+
+/* The backend for a device (AUTO resolved); NULL with err when it cannot run here. */
+const eng_backend *eng_backend_pick(const eng_load_params *p, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,104 @@
+/* The CPU backend's private parts: kernels (plain C + AVX2 picked at run time), the worker
+ * pool, f32 weights of one shard and the run state's buffers. */
+#ifndef ENG_CPU_H
+#define ENG_CPU_H
+
+#include "backend.h"
+
+/* ------------------------------------------------------------------ worker pool (pool.c) */
+/* Part `part` of nparts of a job; every part runs exactly once per eng_pool_run. */
+typedef void (*eng_pool_fn)(void *ctx, int part, int nparts);
+typedef struct eng_pool eng_pool;
+
+/* n_threads - 1 workers (none for 1). Not thread-safe: one caller posts jobs. */
+eng_status eng_pool_create(int n_threads, int spin_us, eng_pool **out, char *err, size_t errlen);
+void eng_pool_free(eng_pool *p);
+int eng_pool_size(const eng_pool *p); /* 1 for NULL */
+/* Runs fn(ctx, i, n) for every i in [0, n) (the caller takes part 0) and returns when all
+ * are done; their writes are then visible to the caller. p NULL: fn(ctx, 0, 1). */
+void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------ kernels */
+typedef struct eng_kernels {
+    const char *name;
+    /* out[t, i] = sum_k x[t, k] * w[i, k] for i in [i0, i1)   out [T, n], x [T, d], w [n, d].
+     * Rows are taken in blocks of 4 counted from i0, so splitting [0, n) at multiples of 4
+     * gives bitwise the same out as one call (the worker threads rely on it). */
+    void (*matmul)(float *out, const float *x, const float *w, int T, int n, int d, int i0, int i1);
+    /* sum_k a[k] * b[k] */
+    float (*dot)(const float *a, const float *b, int n);
+    /* y[k] += a * x[k] */
+    void (*axpy)(float *y, float a, const float *x, int n);
+} eng_kernels;
+
+extern const eng_kernels eng_kernels_scalar;
+extern const eng_kernels eng_kernels_avx2;
+const eng_kernels *eng_kernels_pick(void);
+
+/* ------------------------------------------------------------------ weights of one shard */
+typedef struct eng_layer_w {
+    const float *att_norm; /* [dim] */
+    const float *wq;       /* [nq*hd, dim] */
+    const float *wk;       /* [nkv*hd, dim] */
+    const float *wv;       /* [nkv*hd, dim] */
+    const float *bq;       /* [nq*hd] or NULL */
+    const float *bk;       /* [nkv*hd] or NULL */
+    const float *bv;       /* [nkv*hd] or NULL */
+    const float *q_norm;   /* [hd] or NULL */
+    const float *k_norm;   /* [hd] or NULL */
+    const float *wo;       /* [dim, nq*hd]: our columns of o_proj */
+    const float *bo;       /* [dim] or NULL, added once after the all-reduce */
+    const float *ffn_norm; /* [dim] */
+    const float *w1;       /* [ffn, dim] gate */
+    const float *w3;       /* [ffn, dim] up */
+    const float *b1;       /* [ffn] or NULL */
+    const float *b3;       /* [ffn] or NULL */
+    const float *w2;       /* [dim, ffn]: our columns of down_proj */
+    const float *b2;       /* [dim] or NULL, added once after the all-reduce */
+} eng_layer_w;
+
+/* f32 tensors whose shard is one contiguous block stay in the mapping (zero copy); others
+ * (f16/bf16, or column slices of the row-parallel o/down projections) are converted once. */
+typedef struct cpu_weights {
+    const eng_kernels *k;
+    const float *embed;      /* [vocab, dim] */
+    const float *final_norm; /* [dim] */
+    const float *cls;        /* [vocab, dim] (== embed when tied) */
+    eng_layer_w *layers;     /* [n_layers] */
+    void **owned;            /* converted or copied tensors */
+    int n_owned, cap_owned;
+} cpu_weights;
+
+/* ------------------------------------------------------------------ run state */
+typedef struct cpu_state {
+    float *x;           /* [B, dim] residual stream */
+    float *xb;          /* [B, dim] normed input; also partial sums of row-parallel layers */
+    float *q;           /* [B, nq*hd] */
+    float *k;           /* [B, nkv*hd] */
+    float *v;           /* [B, nkv*hd] */
+    float *att_out;     /* [B, nq*hd] */
+    float *att;         /* [nq, ctx] scores */
+    float *hb;          /* [B, ffn] */
+    float *hb2;         /* [B, ffn] */
+    float *key_cache;   /* [L, ctx, nkv*hd] */
+    float *value_cache; /* [L, ctx, nkv*hd] */
+    float *logits;      /* [all_logits ? B : 1, vocab] */
+    int logit_rows;     /* rows the last logits call wrote */
+    eng_pool *pool;     /* NULL: one thread */
+} cpu_state;
+
+/* cpu_weights.c */
+eng_status cpu_model_init(eng_model *m, const eng_load_params *p, char *err, size_t errlen);
+eng_status cpu_upload_globals(eng_model *m, const eng_source *src, char *err, size_t errlen);
+eng_status cpu_upload_layer(eng_model *m, int l, const eng_tref *tr, char *err, size_t errlen);
+void cpu_model_free(eng_model *m);
+/* cpu_state.c */
+eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_params *p, char *err,
+                            size_t errlen);
+void cpu_state_free(eng_state *s);
+/* cpu_layer.c */
+eng_status cpu_embed(const eng_model *m, eng_state *s);
+eng_status cpu_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
+eng_status cpu_logits(const eng_model *m, eng_state *s);
+
+#endif

@@ -1,0 +1,226 @@
+/* The CPU backend's forward pass: embedding, one transformer layer over a batch of
+ * consecutive positions, final norm + classifier. */
+#include "cpu.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = w[i] * (r * x[i]);
+}
+
+static void add_bias(float *x, const float *b, int T, int n)
+{
+    if (!b) return;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++)
+            x[(size_t)t * n + i] += b[i];
+}
+
+/* Rotates each head of v [n_heads, hd] for position pos. */
+static void rope(const eng_model *m, float *v, int n_heads, int pos)
+{
+    int hd = m->cfg.head_dim, half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        float a = (float)pos * m->rope_inv_freq[i];
+        float cr = cosf(a), ci = sinf(a);
+        for (int h = 0; h < n_heads; h++) {
+            float *p = v + (size_t)h * hd;
+            int i0 = m->cfg.rope_style == ENG_ROPE_INTERLEAVED ? 2 * i : i;
+            int i1 = m->cfg.rope_style == ENG_ROPE_INTERLEAVED ? 2 * i + 1 : i + half;
+            float x0 = p[i0], x1 = p[i1];
+            p[i0] = x0 * cr - x1 * ci;
+            p[i1] = x0 * ci + x1 * cr;
+        }
+    }
+}
+
+/* Up to 3 independent matmuls (q/k/v, gate/up) as one pool job, i.e. one barrier: every
+ * thread takes the same share of each one's output rows, cut at multiples of 4 so each
+ * element is computed exactly as by one thread. Small jobs stay on the caller. */
+#define MM_MAX 3
+#define MM_MIN_PAR_WORK 16384 /* multiply-adds below which a wake-up costs more than it saves */
+
+typedef struct mm_op {
+    float *out;         /* [T, n] */
+    const float *x, *w; /* [T, d], [n, d] */
+    int T, n, d;
+} mm_op;
+
+typedef struct mm_job {
+    const eng_kernels *K;
+    int count;
+    mm_op op[MM_MAX];
+} mm_job;
+
+static void mm_part(void *ctx, int part, int nparts)
+{
+    const mm_job *j = ctx;
+    for (int k = 0; k < j->count; k++) {
+        const mm_op *o = &j->op[k];
+        long blocks = (o->n + 3) / 4;
+        int i0 = (int)(blocks * part / nparts) * 4, i1 = (int)(blocks * (part + 1) / nparts) * 4;
+        if (i1 > o->n) i1 = o->n;
+        if (i0 < i1) j->K->matmul(o->out, o->x, o->w, o->T, o->n, o->d, i0, i1);
+    }
+}
+
+static void mm_run(cpu_state *s, mm_job *j)
+{
+    double work = 0;
+    for (int k = 0; k < j->count; k++)
+        work += (double)j->op[k].T * j->op[k].n * j->op[k].d;
+    if (!s->pool || work < MM_MIN_PAR_WORK)
+        mm_part(j, 0, 1);
+    else
+        eng_pool_run(s->pool, mm_part, j);
+}
+
+static void matmul1(const eng_kernels *K, cpu_state *s, float *out, const float *x, const float *w,
+                    int T, int n, int d)
+{
+    mm_job j = {.K = K, .count = 1, .op = {{out, x, w, T, n, d}}};
+    mm_run(s, &j);
+}
+
+static eng_status reduce(const eng_coll *coll, float *buf, size_t n)
+{
+    if (!coll || coll->size <= 1 || !coll->allreduce) return ENG_OK;
+    return coll->allreduce(coll->ctx, buf, n, ENG_ELEM_F32, ENG_MEM_HOST, NULL);
+}
+
+/* Causal attention of token t (position pos) against the cache of layer l. */
+static void attend(const eng_model *m, const eng_state *es, cpu_state *s, int l, int t, int pos)
+{
+    const eng_config *c = &m->cfg;
+    const eng_shard_info *sh = &m->sh;
+    const eng_kernels *K = ((const cpu_weights *)m->bw)->k;
+    int hd = c->head_dim, nq = sh->n_heads, nkv = sh->n_kv_heads, group = nq / nkv;
+    size_t kvdim = (size_t)nkv * hd;
+    const float *kc = s->key_cache + (size_t)l * es->ctx_len * kvdim;
+    const float *vc = s->value_cache + (size_t)l * es->ctx_len * kvdim;
+    int start = 0;
+    if (c->sliding_window > 0 && pos - c->sliding_window + 1 > 0)
+        start = pos - c->sliding_window + 1;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < nq; h++) {
+        const float *q = s->q + ((size_t)t * nq + h) * hd;
+        float *att = s->att + (size_t)h * es->ctx_len;
+        int kvh = h / group;
+        float mx = -INFINITY;
+        for (int p = start; p <= pos; p++) {
+            float a = K->dot(q, kc + (size_t)p * kvdim + (size_t)kvh * hd, hd) * scale;
+            att[p] = a;
+            if (a > mx) mx = a;
+        }
+        float sum = 0.0f;
+        for (int p = start; p <= pos; p++) {
+            att[p] = expf(att[p] - mx);
+            sum += att[p];
+        }
+        float *o = s->att_out + ((size_t)t * nq + h) * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        float inv = 1.0f / sum;
+        for (int p = start; p <= pos; p++)
+            K->axpy(o, att[p] * inv, vc + (size_t)p * kvdim + (size_t)kvh * hd, hd);
+    }
+}
+
+eng_status cpu_embed(const eng_model *m, eng_state *es)
+{
+    const cpu_weights *w = m->bw;
+    cpu_state *s = es->bs;
+    int D = m->cfg.dim;
+    for (int t = 0; t < es->n; t++)
+        memcpy(s->x + (size_t)t * D, w->embed + (size_t)es->tokens[t] * D,
+               (size_t)D * sizeof(float));
+    return ENG_OK;
+}
+
+eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *coll)
+{
+    const eng_config *c = &m->cfg;
+    const eng_shard_info *sh = &m->sh;
+    const eng_kernels *K = ((const cpu_weights *)m->bw)->k;
+    const eng_layer_w *w = &((const cpu_weights *)m->bw)->layers[l];
+    cpu_state *s = es->bs;
+    int n = es->n, pos = es->pos;
+    int D = c->dim, hd = c->head_dim, F = sh->ffn;
+    int nq = sh->n_heads * hd, nkv = sh->n_kv_heads * hd;
+    eng_status st;
+
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->att_norm, D, c->norm_eps);
+    mm_job qkv = {.K = K,
+                  .count = 3,
+                  .op = {{s->q, s->xb, w->wq, n, nq, D},
+                         {s->k, s->xb, w->wk, n, nkv, D},
+                         {s->v, s->xb, w->wv, n, nkv, D}}};
+    mm_run(s, &qkv);
+    add_bias(s->q, w->bq, n, nq);
+    add_bias(s->k, w->bk, n, nkv);
+    add_bias(s->v, w->bv, n, nkv);
+    float *kc = s->key_cache + (size_t)l * es->ctx_len * nkv;
+    float *vc = s->value_cache + (size_t)l * es->ctx_len * nkv;
+    for (int t = 0; t < n; t++) {
+        float *q = s->q + (size_t)t * nq, *k = s->k + (size_t)t * nkv;
+        if (w->q_norm) {
+            for (int h = 0; h < sh->n_heads; h++)
+                rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, w->q_norm, hd, c->norm_eps);
+            for (int h = 0; h < sh->n_kv_heads; h++)
+                rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, w->k_norm, hd, c->norm_eps);
+        }
+        rope(m, q, sh->n_heads, pos + t);
+        rope(m, k, sh->n_kv_heads, pos + t);
+        memcpy(kc + (size_t)(pos + t) * nkv, k, (size_t)nkv * sizeof(float));
+        memcpy(vc + (size_t)(pos + t) * nkv, s->v + (size_t)t * nkv, (size_t)nkv * sizeof(float));
+    }
+    /* All of the batch's keys are cached first: token t then attends to 0..pos+t. */
+    for (int t = 0; t < n; t++)
+        attend(m, es, s, l, t, pos + t);
+    /* Row-parallel o_proj: partial sums, all-reduced, then the bias once. */
+    matmul1(K, s, s->xb, s->att_out, w->wo, n, D, nq);
+    if ((st = reduce(coll, s->xb, (size_t)n * D)) != ENG_OK) return st;
+    add_bias(s->xb, w->bo, n, D);
+    for (size_t i = 0; i < (size_t)n * D; i++)
+        s->x[i] += s->xb[i];
+
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->ffn_norm, D, c->norm_eps);
+    mm_job gate_up = {.K = K,
+                      .count = 2,
+                      .op = {{s->hb, s->xb, w->w1, n, F, D}, {s->hb2, s->xb, w->w3, n, F, D}}};
+    mm_run(s, &gate_up);
+    add_bias(s->hb, w->b1, n, F);
+    add_bias(s->hb2, w->b3, n, F);
+    for (size_t i = 0; i < (size_t)n * F; i++) {
+        float g = s->hb[i];
+        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+    }
+    matmul1(K, s, s->xb, s->hb, w->w2, n, D, F);
+    if ((st = reduce(coll, s->xb, (size_t)n * D)) != ENG_OK) return st;
+    add_bias(s->xb, w->b2, n, D);
+    for (size_t i = 0; i < (size_t)n * D; i++)
+        s->x[i] += s->xb[i];
+    return ENG_OK;
+}
+
+eng_status cpu_logits(const eng_model *m, eng_state *es)
+{
+    const cpu_weights *w = m->bw;
+    cpu_state *s = es->bs;
+    int n = es->n, D = m->cfg.dim;
+    int first = es->all_logits ? 0 : n - 1;
+    for (int t = first; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->final_norm, D, m->cfg.norm_eps);
+    matmul1(w->k, s, s->logits, s->xb + (size_t)first * D, w->cls, n - first, m->cfg.vocab_size, D);
+    s->logit_rows = n - first;
+    return ENG_OK;
+}

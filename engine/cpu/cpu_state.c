@@ -1,0 +1,59 @@
+/* The CPU backend's run state: activation buffers, KV cache and the worker pool. */
+#include "cpu.h"
+
+#include <stdlib.h>
+
+eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_params *p, char *err,
+                            size_t errlen)
+{
+    const eng_config *c = &m->cfg;
+    const eng_shard_info *sh = &m->sh;
+    cpu_state *cs = calloc(1, sizeof(*cs));
+    if (!cs) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory for the run state");
+    s->bs = cs;
+    int ctx = s->ctx_len;
+    size_t B = (size_t)s->max_batch, D = (size_t)c->dim, hd = (size_t)c->head_dim;
+    size_t nq = (size_t)sh->n_heads * hd, nkv = (size_t)sh->n_kv_heads * hd;
+    size_t F = (size_t)sh->ffn;
+    cs->x = eng_alloc_aligned(B * D * 4);
+    cs->xb = eng_alloc_aligned(B * D * 4);
+    cs->q = eng_alloc_aligned(B * nq * 4);
+    cs->k = eng_alloc_aligned(B * nkv * 4);
+    cs->v = eng_alloc_aligned(B * nkv * 4);
+    cs->att_out = eng_alloc_aligned(B * nq * 4);
+    cs->att = eng_alloc_aligned((size_t)sh->n_heads * (size_t)ctx * 4);
+    cs->hb = eng_alloc_aligned(B * F * 4);
+    cs->hb2 = eng_alloc_aligned(B * F * 4);
+    size_t cache = (size_t)c->n_layers * (size_t)ctx * nkv * 4;
+    cs->key_cache = eng_alloc_aligned(cache);
+    cs->value_cache = eng_alloc_aligned(cache);
+    cs->logits = eng_alloc_aligned((p->all_logits ? B : 1) * (size_t)c->vocab_size * 4);
+    if (!cs->x || !cs->xb || !cs->q || !cs->k || !cs->v || !cs->att_out || !cs->att || !cs->hb ||
+        !cs->hb2 || !cs->key_cache || !cs->value_cache || !cs->logits)
+        return eng_fail(ENG_ERR_NOMEM, err, errlen,
+                        "out of memory for the run state (KV cache %zu MiB for %d positions)",
+                        2 * cache >> 20, ctx);
+    if (p->n_threads > 1) return eng_pool_create(p->n_threads, p->spin_us, &cs->pool, err, errlen);
+    return ENG_OK;
+}
+
+void cpu_state_free(eng_state *s)
+{
+    cpu_state *cs = s->bs;
+    if (!cs) return;
+    eng_pool_free(cs->pool);
+    free(cs->x);
+    free(cs->xb);
+    free(cs->q);
+    free(cs->k);
+    free(cs->v);
+    free(cs->att_out);
+    free(cs->att);
+    free(cs->hb);
+    free(cs->hb2);
+    free(cs->key_cache);
+    free(cs->value_cache);
+    free(cs->logits);
+    free(cs);
+    s->bs = NULL;
+}
