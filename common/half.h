@@ -106,8 +106,14 @@ static inline uint16_t rc_f32_to_f16(float f)
     return h;
 }
 #else
-static inline float rc_f16_to_f32(uint16_t h) { return rc_f16_to_f32_bits(h); }
-static inline uint16_t rc_f32_to_f16(float f) { return rc_f32_to_f16_bits(f); }
+static inline float rc_f16_to_f32(uint16_t h)
+{
+    return rc_f16_to_f32_bits(h);
+}
+static inline uint16_t rc_f32_to_f16(float f)
+{
+    return rc_f32_to_f16_bits(f);
+}
 #endif
 
 #endif
