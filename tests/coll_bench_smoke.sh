@@ -4,7 +4,9 @@
 set -u
 for n in 2 4; do
     for coll in allreduce reducescatter allgather broadcast; do
-        out=$("$RINGRUN" -n $n --timeout 120 -- "$COLL_BENCH" --coll $coll -b 1K -e 1M -f 32 -n 3 -w 1 -c 1 \
+        # --timeout only catches a hang (each collective has its own deadline); generous,
+        # as every type and op on 4 ranks takes minutes on a loaded 2-core machine.
+        out=$("$RINGRUN" -n $n --timeout 900 -- "$COLL_BENCH" --coll $coll -b 1K -e 1M -f 32 -n 3 -w 1 -c 1 \
               -d all -o all -r $((n - 1)) 2>&1)
         rc=$?
         if [ $rc -ne 0 ] || ! echo "$out" | grep -q "Out of bounds values : 0 OK"; then
