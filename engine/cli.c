@@ -1,6 +1,7 @@
 /* `ringinfer run`: argument parsing, prefill in one batched pass, decode loop with rank 0
  * sampling and broadcasting each token, text/ids/logits output and timing. */
 #include "eng_internal.h"
+#include "template/jinja.h"
 #include "tokenizer.h"
 #include "utf8.h"
 
@@ -32,6 +33,7 @@ static void usage(FILE *f)
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
             "                     [--dump-logits FILE] [--threads N]\n"
+            "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
             "       ringinfer --print-config\n"
             "  MODEL: a llama2.c .bin (--tokenizer names its tokenizer .bin) or a Hugging Face\n"
             "  folder (config.json, model.safetensors[.index.json], tokenizer.json).\n"
@@ -254,6 +256,7 @@ static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tok
 
 int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *errf)
 {
+    if (argc >= 2 && !strcmp(argv[1], "template")) return eng_tmpl_cli(argc, argv, out, errf);
     cli_args a;
     int r = parse_args(argc, argv, &a, errf);
     if (r) return r > 0 ? 0 : 2;

@@ -3,6 +3,9 @@
  * Providers: "nccl" (CUDA devices, when built with NCCL), "ring" (libring, host and
  * device buffers), "local" (world size 1). coll_comm_create() picks one by the
  * selection flow of docs/SELECTION.md (the mistral.rs rules) unless params name one.
+ * With nccl or the ring, ranks of one machine also get "p2p": a one-shot all-reduce of
+ * small device buffers over CUDA IPC (up to COLL_P2P_MAX_BYTES); larger ones and other
+ * collectives go to the mode's provider.
  *
  * Thread safety: a communicator is used by one thread at a time; different
  * communicators may be used concurrently. coll_comm_abort() may be called from
@@ -81,6 +84,7 @@ typedef struct coll_params {
     int op_timeout_ms;         /* 0: the default */
     /* Fields below were added after the first version; struct_size tells them apart. */
     coll_memtype memtype;      /* AUTO: ask CUDA per call; HOST/DEVICE: trust the caller */
+    long p2p_max_bytes;        /* one-shot all-reduce limit: -1: COLL_P2P_MAX_BYTES; 0: off */
 } coll_params;
 
 COLL_API void coll_params_init(coll_params *p);
@@ -97,6 +101,8 @@ COLL_API int coll_comm_local_rank(const coll_comm *comm);
 COLL_API int coll_comm_device(const coll_comm *comm); /* CUDA ordinal, -1 for host only */
 COLL_API const char *coll_comm_provider(const coll_comm *comm);
 COLL_API const char *coll_comm_last_error(const coll_comm *comm);
+/* The largest all-reduce (bytes) the one-shot "p2p" provider serves; 0 when it is off. */
+COLL_API size_t coll_comm_p2p_max_bytes(const coll_comm *comm);
 
 /* stream: a cudaStream_t for device buffers (stream-ordered), or NULL. */
 COLL_API coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
@@ -121,6 +127,24 @@ typedef struct coll_knob {
     const char *help;
 } coll_knob;
 COLL_API const coll_knob *coll_knobs(void);
+
+/* What coll_comm_create() would choose (docs/SELECTION.md), creating nothing: for a
+ * program that places its work by it (the engine's device selection). `built` is the set
+ * of features to assume: coll_built() for this build; tests pass others. */
+enum { COLL_BUILT_NCCL = 1, COLL_BUILT_RING = 2, COLL_BUILT_CUDA = 4 };
+COLL_API unsigned coll_built(void);
+
+typedef struct coll_plan {
+    const char *provider; /* "local", "nccl" or "ring" */
+    int multi_node;       /* 1: NCCL over nodes (MISTRALRS_MN_*) */
+    int world_size;       /* ranks; the ring's from RING_CONFIG (-1 if it does not load) */
+    int local_size;       /* ranks on this node */
+    int visible;          /* GPUs counted (or params.visible_devices) */
+    char warning[512];    /* "" or what coll_comm_create() would log as a warning */
+} coll_plan;
+
+COLL_API coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out,
+                             char *err, size_t errlen);
 
 /* Print the provider that would be chosen, the layout and every knob with its value. */
 COLL_API void coll_print_config(FILE *out, const coll_params *params);

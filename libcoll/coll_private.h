@@ -42,6 +42,8 @@ coll_status coll_fail(char *err, size_t errlen, coll_status st, const char *fmt,
       "ring on device buffers: bytes per pipelined piece of pinned host staging")                  \
     X(KNOB_DEVICE_REDUCE, "COLL_RING_DEVICE_REDUCE", "cpu",                                        \
       "ring on device buffers: reduce on the cpu (inside libring) or the gpu (kernels/)")          \
+    X(KNOB_P2P_MAX_BYTES, "COLL_P2P_MAX_BYTES", "1048576",                                        \
+      "one-shot all-reduce over CUDA IPC (ranks of one machine): largest message; 0: off")         \
     X(KNOB_NCCL_BLOCKING, "COLL_NCCL_BLOCKING", "1",                                              \
       "1: data path on a blocking communicator split from the non-blocking init; 0: all non-blocking") \
     X(KNOB_NO_NCCL, "MISTRALRS_NO_NCCL", "", "1: never use NCCL (the ring or local instead)")       \
@@ -97,7 +99,6 @@ void coll_child_env_free(char **envp);
 
 typedef enum { COLL_MODE_LOCAL, COLL_MODE_NCCL, COLL_MODE_NCCL_MN, COLL_MODE_RING } coll_mode;
 
-enum { COLL_BUILT_NCCL = 1, COLL_BUILT_RING = 2, COLL_BUILT_CUDA = 4 };
 
 /* What the selection flow decided for this process. */
 typedef struct coll_layout {
@@ -216,12 +217,16 @@ typedef struct coll_provider {
     coll_status (*sync)(void *state, void *stream, char *err, size_t errlen);
     void (*abort)(void *state);
     void (*destroy)(void *state);
+    /* 1: created after the chain's other providers (and destroyed before them), so that its
+     * create and destroy can exchange data through them (coll_comm_exchange). */
+    int late;
 } coll_provider;
 
 extern const coll_provider coll_provider_local;
 extern const coll_provider coll_provider_ring;      /* host buffers */
 extern const coll_provider coll_provider_ring_cuda; /* device buffers via pinned staging */
 extern const coll_provider coll_provider_nccl;
+extern const coll_provider coll_provider_p2p; /* one-shot all-reduce over CUDA IPC */
 
 #define COLL_MAX_CHAIN 4
 
@@ -237,12 +242,22 @@ struct coll_comm {
     int nprov;
     const coll_provider *prov[COLL_MAX_CHAIN];
     void *state[COLL_MAX_CHAIN];
+    int ncreated;
+    int order[COLL_MAX_CHAIN];        /* chain indices in creation order (destroyed reversed) */
+    unsigned char created[COLL_MAX_CHAIN];
+    long p2p_max_bytes;               /* coll_params.p2p_max_bytes: -1 means the knob */
     void *shared; /* state the providers of one chain share (e.g. the ring communicator) */
     int failed;
     char peers[256]; /* for the start-up log line */
     coll_spawn spawn;
     char last_error[512];
 };
+
+/* For a `late` provider's create and destroy: an allgather of `bytes` bytes per rank
+ * (all = world size x bytes) through the providers created so far, on host or device
+ * memory (device: on `stream`, complete on return). Every rank must call it. */
+coll_status coll_comm_exchange(coll_comm *c, const void *mine, void *all, size_t bytes,
+                               coll_memtype mem, void *stream, char *err, size_t errlen);
 
 /* Build a communicator over an explicit provider chain (tests inject fakes). */
 coll_status coll_comm_create_chain(const coll_params *params, const coll_layout *layout,

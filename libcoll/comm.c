@@ -61,15 +61,21 @@ coll_status coll_comm_create_chain(const coll_params *params, const coll_layout 
     /* No CUDA device here (or no CUDA at all): every pointer is host memory. */
     if (c->memtype == COLL_MEM_AUTO && coll_cuda_device_count() == 0) c->memtype = COLL_MEM_HOST;
 
-    for (int i = 0; i < n; i++) {
-        c->prov[i] = chain[i];
-        if ((st = chain[i]->create(c, &c->state[i], err, errlen))) {
-            coll_log(&c->log, COLL_LOG_ERROR, "provider %s: %s", chain[i]->name, err);
-            c->nprov = i;
-            goto destroy_providers;
+    c->p2p_max_bytes = p.p2p_max_bytes;
+    c->nprov = n;
+    for (int i = 0; i < n; i++) c->prov[i] = chain[i];
+    /* Two passes: the late providers last, so they can talk through the others. */
+    for (int late = 0; late < 2; late++)
+        for (int i = 0; i < n; i++) {
+            if (!chain[i]->late != !late) continue;
+            c->log.rank = c->layout.rank; /* known once the ring has read its config */
+            if ((st = chain[i]->create(c, &c->state[i], err, errlen))) {
+                coll_log(&c->log, COLL_LOG_ERROR, "provider %s: %s", chain[i]->name, err);
+                goto destroy_providers;
+            }
+            c->created[i] = 1;
+            c->order[c->ncreated++] = i;
         }
-        c->nprov = i + 1;
-    }
     c->log.rank = c->layout.rank;
     *out = c;
     return COLL_OK;
@@ -114,11 +120,16 @@ coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *e
     switch (layout.mode) {
     case COLL_MODE_LOCAL: chain[n++] = &coll_provider_local; break;
     case COLL_MODE_RING:
+        /* Device all-reduces up to the one-shot limit before the staged ring. */
         chain[n++] = &coll_provider_ring;
+        chain[n++] = &coll_provider_p2p;
         chain[n++] = &coll_provider_ring_cuda;
         break;
     case COLL_MODE_NCCL:
-    case COLL_MODE_NCCL_MN: chain[n++] = &coll_provider_nccl; break;
+    case COLL_MODE_NCCL_MN:
+        chain[n++] = &coll_provider_p2p;
+        chain[n++] = &coll_provider_nccl;
+        break;
     }
     if ((st = coll_comm_create_chain(&p, &layout, chain, n, out, err, errlen))) return st;
     const coll_layout *L = &(*out)->layout;
@@ -134,8 +145,11 @@ coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *e
 void coll_comm_destroy(coll_comm *c)
 {
     if (!c) return;
-    for (int i = c->nprov - 1; i >= 0; i--)
+    for (int k = c->ncreated - 1; k >= 0; k--) {
+        int i = c->order[k];
+        c->created[i] = 0; /* a late provider's destroy may exchange through the others */
         if (c->prov[i]->destroy) c->prov[i]->destroy(c->state[i]);
+    }
     if (c->spawn.n) {
         /* The children run the same program: give them the op deadline to finish. */
         char err[256];
@@ -149,7 +163,24 @@ void coll_comm_abort(coll_comm *c)
     if (!c) return;
     __atomic_store_n(&c->failed, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; i < c->nprov; i++)
-        if (c->prov[i]->abort) c->prov[i]->abort(c->state[i]);
+        if (c->created[i] && c->prov[i]->abort) c->prov[i]->abort(c->state[i]);
+}
+
+coll_status coll_comm_exchange(coll_comm *c, const void *mine, void *all, size_t bytes,
+                               coll_memtype mem, void *stream, char *err, size_t errlen)
+{
+    if (__atomic_load_n(&c->failed, __ATOMIC_SEQ_CST))
+        return coll_fail(err, errlen, COLL_ERR_FAILED, "communicator was aborted");
+    coll_call call = {.kind = COLL_OP_ALLGATHER, .sendbuf = mine, .recvbuf = all,
+                      .count = bytes, .type = COLL_U8, .stream = stream, .mem = mem};
+    coll_status st = coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "no provider to exchange with");
+    for (int i = 0; i < c->nprov && st == COLL_ERR_UNSUPPORTED; i++)
+        if (c->created[i]) st = c->prov[i]->call(c->state[i], &call, err, errlen);
+    if (st == COLL_OK && mem == COLL_MEM_DEVICE)
+        for (int i = 0; i < c->nprov && st == COLL_OK; i++)
+            if (c->created[i] && c->prov[i]->sync)
+                st = c->prov[i]->sync(c->state[i], stream, err, errlen);
+    return st;
 }
 
 int coll_comm_rank(const coll_comm *c) { return c ? c->layout.rank : -1; }
@@ -214,6 +245,7 @@ static coll_status dispatch(coll_comm *c, coll_call *call)
     char err[sizeof(c->last_error)];
     err[0] = '\0';
     for (int i = 0; i < c->nprov; i++) {
+        if (!c->created[i]) continue;
         st = c->prov[i]->call(c->state[i], call, err, sizeof(err));
         if (st != COLL_ERR_UNSUPPORTED) break;
         coll_log(&c->log, COLL_LOG_DEBUG, "provider %s does not serve %s of %s on %s memory (%s)%s%s",
@@ -283,7 +315,8 @@ coll_status coll_sync(coll_comm *c, void *stream)
     char err[sizeof(c->last_error)] = "";
     coll_status st = COLL_OK;
     for (int i = 0; i < c->nprov && !st; i++)
-        if (c->prov[i]->sync) st = c->prov[i]->sync(c->state[i], stream, err, sizeof(err));
+        if (c->created[i] && c->prov[i]->sync)
+            st = c->prov[i]->sync(c->state[i], stream, err, sizeof(err));
     if (st) {
         snprintf(c->last_error, sizeof(c->last_error), "%s", err);
         if (is_fatal(st)) __atomic_store_n(&c->failed, 1, __ATOMIC_SEQ_CST);

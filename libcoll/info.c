@@ -6,6 +6,42 @@
 #include "ring.h"
 #endif
 
+unsigned coll_built(void) { return coll_built_features(); }
+
+coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out,
+                             char *err, size_t errlen)
+{
+    coll_params p;
+    coll_params_init(&p);
+    if (params && params->struct_size >= sizeof(size_t) && params->struct_size <= sizeof(p))
+        memcpy(&p, params, params->struct_size);
+    if (!out) return coll_fail(err, errlen, COLL_ERR_INVALID_ARG, "coll_plan_select: out is NULL");
+    memset(out, 0, sizeof(*out));
+    coll_env env;
+    coll_env_read(&env, p.getenv_fn, p.getenv_ctx);
+    int visible = p.visible_devices >= 0 ? p.visible_devices : coll_cuda_device_count();
+    const char *forced = p.provider ? p.provider : coll_env_get(&env, KNOB_PROVIDER);
+    coll_layout L;
+    coll_status st = coll_select(&env, forced, visible, built, &L, err, errlen);
+    if (st) return st;
+    out->provider = L.provider;
+    out->multi_node = L.mode == COLL_MODE_NCCL_MN;
+    out->world_size = L.world_size;
+    out->local_size = L.local_size;
+    out->visible = L.visible;
+    snprintf(out->warning, sizeof(out->warning), "%s", L.warning);
+#ifdef HAVE_RING
+    if (L.mode == COLL_MODE_RING) {
+        ring_config rc;
+        char rerr[256];
+        if (ring_config_load(coll_env_get(&env, KNOB_RING_CONFIG), &rc, rerr, sizeof(rerr)) ==
+            RING_OK)
+            out->world_size = rc.world_size;
+    }
+#endif
+    return COLL_OK;
+}
+
 void coll_print_config(FILE *out, const coll_params *params)
 {
     coll_params p;

@@ -39,6 +39,7 @@ void coll_params_init(coll_params *p)
     p->struct_size = sizeof(*p);
     p->visible_devices = -1;
     p->memtype = COLL_MEM_AUTO;
+    p->p2p_max_bytes = -1;
 }
 
 coll_status coll_fail(char *err, size_t errlen, coll_status st, const char *fmt, ...)

@@ -39,8 +39,15 @@ TESTS += coll_ring.sh
 test_coll_ring_SOURCES = test_coll_ring.c coll_test.h
 test_coll_ring_CPPFLAGS = $(COLL_TEST_CPPFLAGS)
 test_coll_ring_LDADD = $(COLL_TEST_LIBS)
+# The one-shot all-reduce between two processes on one GPU (skips without one).
+check_PROGRAMS += test_coll_p2p
+TESTS += coll_p2p.sh
+test_coll_p2p_SOURCES = test_coll_p2p.c coll_test.h
+test_coll_p2p_CPPFLAGS = $(COLL_TEST_CPPFLAGS) $(CUDA_CFLAGS)
+test_coll_p2p_LDADD = $(COLL_TEST_LIBS) $(CUDA_LIBS)
+test_coll_p2p_LDFLAGS = -no-install
 endif
-EXTRA_DIST += coll_ring.sh gpu/run-gpu.sh
+EXTRA_DIST += coll_ring.sh coll_p2p.sh gpu/run-gpu.sh gpu/run-multi-gpu.sh
 
 if HAVE_CUDA
 # The GPU benchmark and correctness driver that tests/gpu/run-gpu.sh runs.

@@ -42,3 +42,26 @@ TESTS += test_eng_threads
 test_eng_threads_SOURCES = test_eng_threads.c $(ENG_HARNESS)
 test_eng_threads_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_threads_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la
+
+# --device-layers and the automatic split by free memory: pure, every case and error.
+check_PROGRAMS += test_eng_devmap
+TESTS += test_eng_devmap
+test_eng_devmap_SOURCES = test_eng_devmap.c
+test_eng_devmap_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_devmap_LDADD = $(ENG_TEST_LDADD)
+
+# The engine's device selection with fake GPU counts, builds and environments.
+check_PROGRAMS += test_eng_devsel
+TESTS += test_eng_devsel
+test_eng_devsel_SOURCES = test_eng_devsel.c
+test_eng_devsel_CPPFLAGS = $(ENG_TEST_CPPFLAGS) -I$(top_builddir)
+test_eng_devsel_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/libcoll/libcoll.la
+
+# Chat templates: the Jinja language against jinja2's output, errors, limits, the command, and
+# (when ../shared is there) the golden renders of fixtures/chat-templates.
+check_PROGRAMS += test_eng_template
+TESTS += test_eng_template
+test_eng_template_SOURCES = test_eng_template.c eng_template_cases.h
+test_eng_template_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
+test_eng_template_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
+EXTRA_DIST += template_cases.py template/basics.txt template/semantics.txt template/whitespace.txt

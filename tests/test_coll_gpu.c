@@ -54,6 +54,105 @@ static void check_kernels(void)
             }
 }
 
+/* The one-shot kernels with n ranks faked in this process: each rank's buffer, epoch and
+ * stream its own, all on this GPU. Three epochs per case (both halves and a reuse), every
+ * rank's result equal to the reference bit for bit. */
+static void check_p2p_kernel(void)
+{
+    static const int types[] = {COLL_KERN_F32, COLL_KERN_F16, COLL_KERN_BF16};
+    static const size_t counts[] = {1, 3, 8, 255, 4096, 8191, 65536};
+    const size_t maxb = 65536 * 4;
+    int *herr = NULL, *herr_dev = NULL;
+    CHECK(cudaHostAlloc((void **)&herr, sizeof(int), cudaHostAllocMapped) == cudaSuccess);
+    CHECK(cudaHostGetDevicePointer((void **)&herr_dev, herr, 0) == cudaSuccess);
+    *herr = 0;
+    for (int n = 2; n <= COLL_P2P_MAX_RANKS; n *= 2) {
+        void *buf[COLL_P2P_MAX_RANKS], *in[COLL_P2P_MAX_RANKS], *out[COLL_P2P_MAX_RANKS];
+        unsigned long long *st[COLL_P2P_MAX_RANKS];
+        cudaStream_t stream[COLL_P2P_MAX_RANKS];
+        coll_p2p_args a[COLL_P2P_MAX_RANKS];
+        memset(a, 0, sizeof(a));
+        for (int r = 0; r < n; r++) {
+            CHECK(cudaMalloc(&buf[r], coll_p2p_buffer_bytes(maxb)) == cudaSuccess);
+            CHECK(cudaMemset(buf[r], 0, coll_p2p_buffer_bytes(maxb)) == cudaSuccess);
+            CHECK(cudaMalloc(&in[r], maxb) == cudaSuccess);
+            CHECK(cudaMalloc(&out[r], maxb) == cudaSuccess);
+            CHECK(cudaMalloc((void **)&st[r], 16) == cudaSuccess);
+            CHECK(cudaMemset(st[r], 0, 16) == cudaSuccess);
+            CHECK(cudaStreamCreateWithFlags(&stream[r], cudaStreamNonBlocking) == cudaSuccess);
+        }
+        for (int r = 0; r < n; r++) {
+            for (int p = 0; p < n; p++) a[r].peer[p] = buf[p];
+            a[r].epoch = st[r];
+            a[r].arrive = (unsigned int *)(st[r] + 1);
+            a[r].error = herr_dev;
+            a[r].max_bytes = maxb;
+            a[r].timeout_ns = 10ull * 1000 * 1000 * 1000;
+            a[r].nranks = n;
+            a[r].rank = r;
+        }
+        unsigned char *host = malloc(maxb * (size_t)n), *want = malloc(maxb), *got = malloc(maxb);
+        for (int ti = 0; ti < 3; ti++)
+            for (int op = COLL_KERN_SUM; op <= COLL_KERN_AVG; op++)
+                for (size_t ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++)
+                    for (int rep = 0; rep < 3; rep++) {
+                        int t = types[ti];
+                        size_t es = t == COLL_KERN_F32 ? 4 : 2, count = counts[ci];
+                        const void *rows[COLL_P2P_MAX_RANKS];
+                        for (int r = 0; r < n; r++) {
+                            unsigned char *h = host + (size_t)r * maxb;
+                            for (size_t i = 0; i < count; i++) {
+                                float v = frand();
+                                if (t == COLL_KERN_F32)
+                                    ((float *)h)[i] = v;
+                                else
+                                    ((uint16_t *)h)[i] = t == COLL_KERN_F16 ? coll_float_to_half(v)
+                                                                            : coll_float_to_bf16(v);
+                            }
+                            rows[r] = h;
+                            CHECK(cudaMemcpy(in[r], h, count * es, cudaMemcpyHostToDevice) ==
+                                  cudaSuccess);
+                        }
+                        coll_kern_p2p_reduce_ref(want, rows, n, count, t, op);
+                        /* rep 1 runs in place: dst == src. */
+                        for (int r = 0; r < n; r++)
+                            CHECK(coll_kern_p2p_allreduce(&a[r], rep == 1 ? in[r] : out[r], in[r],
+                                                          count, t, op, stream[r]) == 0);
+                        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+                        CHECK(*herr == 0);
+                        for (int r = 0; r < n; r++) {
+                            CHECK(cudaMemcpy(got, rep == 1 ? in[r] : out[r], count * es,
+                                             cudaMemcpyDeviceToHost) == cudaSuccess);
+                            if (memcmp(want, got, count * es)) {
+                                fprintf(stderr,
+                                        "p2p kernel differs from reference: %d ranks, rank %d, "
+                                        "type %d op %d count %zu rep %d\n",
+                                        n, r, t, op, count, rep);
+                                coll_test_failures++;
+                            }
+                        }
+                    }
+        /* A missing peer: the wait gives up at its deadline and names the rank. */
+        a[0].timeout_ns = 20ull * 1000 * 1000;
+        CHECK(coll_kern_p2p_allreduce(&a[0], out[0], in[0], 16, COLL_KERN_F32, COLL_KERN_SUM,
+                                      stream[0]) == 0);
+        CHECK(cudaDeviceSynchronize() == cudaSuccess);
+        CHECK(*herr == 2); /* 1 + rank 1, the first rank not at the new epoch */
+        *herr = 0;
+        free(host);
+        free(want);
+        free(got);
+        for (int r = 0; r < n; r++) {
+            cudaFree(buf[r]);
+            cudaFree(in[r]);
+            cudaFree(out[r]);
+            cudaFree(st[r]);
+            cudaStreamDestroy(stream[r]);
+        }
+    }
+    cudaFreeHost(herr);
+}
+
 static void check_local_device(void)
 {
     coll_params p;
@@ -88,6 +187,7 @@ int main(void)
         return 77;
     }
     check_kernels();
+    check_p2p_kernel();
     check_local_device();
     TEST_DONE();
 }

@@ -81,10 +81,45 @@ static void test_reduce(void)
     CHECK(!coll_kern_supports(COLL_KERN_F32, 7));
 }
 
+/* The one-shot reference over per-rank pointers equals the block reference over the same
+ * data laid out contiguously, for every type and op, and keeps rank order. */
+static void test_p2p_ref(void)
+{
+    static const int types[] = {COLL_KERN_F32, COLL_KERN_F16, COLL_KERN_BF16};
+    enum { N = 4, COUNT = 37 };
+    uint32_t rng = 7;
+    for (int ti = 0; ti < 3; ti++)
+        for (int op = COLL_KERN_SUM; op <= COLL_KERN_AVG; op++) {
+            int t = types[ti];
+            size_t es = t == COLL_KERN_F32 ? 4 : 2;
+            unsigned char flat[N * COUNT * 4], want[COUNT * 4], got[COUNT * 4];
+            for (size_t i = 0; i < (size_t)N * COUNT; i++) {
+                rng = rng * 1664525u + 1013904223u;
+                float v = (float)((rng >> 8) & 0xffff) / 512.0f - 64.0f;
+                if (t == COLL_KERN_F32)
+                    ((float *)flat)[i] = v;
+                else
+                    ((uint16_t *)flat)[i] =
+                        t == COLL_KERN_F16 ? coll_float_to_half(v) : coll_float_to_bf16(v);
+            }
+            const void *rows[N];
+            for (int r = 0; r < N; r++) rows[r] = flat + (size_t)r * COUNT * es;
+            coll_kern_reduce_ref(want, flat, N, COUNT, t, op);
+            coll_kern_p2p_reduce_ref(got, rows, N, COUNT, t, op);
+            CHECK(memcmp(want, got, COUNT * es) == 0);
+        }
+    float a = 1e8f, b = 1, c = -1e8f, d;
+    const void *ord[3] = {&a, &b, &c};
+    coll_kern_p2p_reduce_ref(&d, ord, 3, 1, COLL_KERN_F32, COLL_KERN_SUM);
+    CHECK(d == 0.0f); /* (1e8 + 1) + -1e8 in rank order */
+    CHECK(coll_p2p_buffer_bytes(1024) == COLL_P2P_DATA_OFF + 2048);
+}
+
 int main(void)
 {
     test_half();
     test_bf16();
     test_reduce();
+    test_p2p_ref();
     TEST_DONE();
 }

@@ -166,9 +166,79 @@ static void test_chain(void)
     coll_comm_destroy(c);
 }
 
+/* A `late` provider: created after the others (so it can exchange through them) and
+ * destroyed before them, whatever its place in the chain. */
+static char events[16];
+static void note(char e)
+{
+    events[strlen(events)] = e;
+}
+static coll_status early_create(coll_comm *comm, void **state, char *err, size_t errlen)
+{
+    note('E');
+    return fake_create(comm, state, err, errlen);
+}
+static void early_destroy(void *s)
+{
+    (void)s;
+    note('e');
+}
+static coll_status late_create(coll_comm *comm, void **state, char *err, size_t errlen)
+{
+    note('L');
+    *state = NULL;
+    char got[3] = "";
+    coll_status st = coll_comm_exchange(comm, "ok", got, 2, COLL_MEM_HOST, NULL, err, errlen);
+    CHECK(st == COLL_OK && !memcmp(got, "ok", 2));
+    return st;
+}
+static void late_destroy(void *s)
+{
+    (void)s;
+    note('l');
+}
+static const coll_provider fake_early = {.name = "fake-early",
+                                         .create = early_create,
+                                         .call = unsup_call,
+                                         .abort = fake_nop,
+                                         .destroy = early_destroy};
+static const coll_provider fake_late = {.name = "fake-late",
+                                        .create = late_create,
+                                        .call = unsup_call,
+                                        .abort = fake_nop,
+                                        .destroy = late_destroy,
+                                        .late = 1};
+
+static void test_late(void)
+{
+    coll_params p;
+    coll_params_init(&p);
+    coll_layout L = {.mode = COLL_MODE_LOCAL,
+                     .provider = "local",
+                     .world_size = 1,
+                     .rank = 0,
+                     .local_size = 1,
+                     .nodes = 1,
+                     .device = -1};
+    coll_comm *c = NULL;
+    char err[256];
+    const coll_provider *chain[] = {&fake_late, &fake_early, &coll_provider_local};
+    CHECK(coll_comm_create_chain(&p, &L, chain, 3, &c, err, sizeof(err)) == COLL_OK);
+    CHECK(!strcmp(events, "EL"));
+    /* Calls still go in chain order: the late one first, then on. */
+    float a[1] = {2}, b[1] = {0};
+    int before = fake_calls[0];
+    CHECK(coll_allreduce(c, a, b, 1, COLL_F32, COLL_SUM, NULL) == COLL_OK && b[0] == 2);
+    CHECK(fake_calls[0] == before + 2);
+    CHECK(coll_comm_p2p_max_bytes(c) == 0); /* no p2p in this chain */
+    coll_comm_destroy(c);
+    CHECK(!strcmp(events, "ELle"));
+}
+
 int main(void)
 {
     test_copies();
     test_chain();
+    test_late();
     TEST_DONE();
 }

@@ -149,7 +149,12 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
 {
     coll_params p;
     coll_params_init(&p);
-    if (strcmp(provider, "auto") == 0)
+    /* p2p: the selection flow with the one-shot all-reduce on (it needs device buffers);
+     * auto: libcoll's defaults; a named provider is timed alone, the one-shot off. */
+    int p2p = strcmp(provider, "p2p") == 0;
+    p.p2p_max_bytes = p2p || strcmp(provider, "auto") == 0 ? -1 : 0;
+    if (p2p) device = 1;
+    if (strcmp(provider, "auto") == 0 || p2p)
         p.provider = NULL;
     else if (strcmp(provider, "coll-ring") == 0 || strcmp(provider, "ring") == 0)
         p.provider = "ring";
@@ -173,6 +178,13 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
         return -1;
     }
     if (coll_comm_create(&p, &x->comm, err, errlen) != COLL_OK) {
+        free(b);
+        free(x);
+        return -1;
+    }
+    if (p2p && coll_comm_p2p_max_bytes(x->comm) == 0) {
+        snprintf(err, errlen, "provider p2p: the one-shot all-reduce is off here (its log line says why)");
+        coll_comm_destroy(x->comm);
         free(b);
         free(x);
         return -1;
@@ -201,7 +213,7 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
         b->ops = &device_ops;
     }
 #endif
-    b->name = coll_comm_provider(x->comm);
+    b->name = p2p ? "p2p" : coll_comm_provider(x->comm);
     b->rank = coll_comm_rank(x->comm);
     b->size = coll_comm_size(x->comm);
     b->impl = x;
@@ -216,7 +228,8 @@ int bench_print_config(FILE *out, const char *provider)
     fprintf(out, "\nlibcoll:\n");
     coll_params p;
     coll_params_init(&p);
-    if (provider && strcmp(provider, "auto") && strcmp(provider, "ring")) p.provider = provider;
+    if (provider && strcmp(provider, "auto") && strcmp(provider, "ring") && strcmp(provider, "p2p"))
+        p.provider = provider;
     coll_print_config(out, &p);
     return 0;
 }

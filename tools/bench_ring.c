@@ -111,5 +111,5 @@ int bench_backend_open(const char *provider, int timeout_s, int device, bench_ba
 
 const char *bench_backend_names(void)
 {
-    return "ring (libring directly, the default), auto (libcoll's selection), coll-ring, nccl, local";
+    return "ring (libring directly, the default), auto (libcoll's selection), coll-ring, nccl, local, p2p (one-shot CUDA IPC all-reduce up to COLL_P2P_MAX_BYTES, then the selected provider)";
 }
