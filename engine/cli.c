@@ -25,6 +25,7 @@ typedef struct {
     unsigned long long seed;
     int print_ids;
     int threads; /* 0: ENG_THREADS */
+    eng_device device;
 } cli_args;
 
 static void usage(FILE *f)
@@ -32,7 +33,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
-            "                     [--dump-logits FILE] [--threads N]\n"
+            "                     [--dump-logits FILE] [--threads N] [--device cuda|cpu]\n"
             "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
             "       ringinfer --print-config\n"
             "  MODEL: a llama2.c .bin (--tokenizer names its tokenizer .bin) or a Hugging Face\n"
@@ -42,6 +43,8 @@ static void usage(FILE *f)
             "  in transformers). --print-ids prints the generated ids; --dump-logits writes the\n"
             "  logits of every prompt position (float32 little-endian, [positions, vocab]).\n"
             "  --threads N: threads per rank for the matmuls (default: ENG_THREADS).\n"
+            "  --device: where the model runs (default: cuda when built with CUDA and a GPU is\n"
+            "  visible, else cpu; CUDA_VISIBLE_DEVICES picks the GPU).\n"
             "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n"
             "Environment (--print-config shows the values in effect):\n");
     for (const eng_knob *k = eng_knobs(); k->name; k++)
@@ -74,6 +77,7 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
     a->n = -1;
     a->temperature = 0.8f;
     a->top_p = 0.9f;
+    a->device = ENG_DEVICE_AUTO;
     if (argc < 2 || strcmp(argv[1], "run")) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             usage(stdout);
@@ -81,17 +85,19 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
         }
         if (argc == 2 && !strcmp(argv[1], "--print-config")) {
             eng_knobs_print(stdout);
+            eng_backends_print(stdout);
             return 1;
         }
         fprintf(e, "ringinfer: expected the command 'run' (ringinfer run --help)\n");
         return -1;
     }
-    enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP, O_THREADS };
+    enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP, O_THREADS, O_DEV };
     static const struct option opts[] = {
         {"model", 1, 0, 'm'},        {"prompt", 1, 0, 'p'},    {"tokenizer", 1, 0, O_TOK},
         {"prompt-ids", 1, 0, O_IDS}, {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP},
         {"seed", 1, 0, O_SEED},      {"print-ids", 0, 0, O_PRINT}, {"dump-logits", 1, 0, O_DUMP},
-        {"help", 0, 0, O_HELP},      {"threads", 1, 0, O_THREADS}, {0, 0, 0, 0}};
+        {"help", 0, 0, O_HELP},      {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEV},
+        {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -136,6 +142,16 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
                 return -1;
             }
             a->threads = (int)th;
+            break;
+        case O_DEV:
+            if (!strcmp(optarg, "cuda"))
+                a->device = ENG_DEVICE_CUDA;
+            else if (!strcmp(optarg, "cpu"))
+                a->device = ENG_DEVICE_CPU;
+            else {
+                fprintf(e, "ringinfer: --device: '%s' is not cuda or cpu\n", optarg);
+                return -1;
+            }
             break;
         case O_HELP: usage(stdout); return 1;
         case ':': fprintf(e, "ringinfer: option %s needs a value\n", argv[optind]); return -1;
@@ -278,6 +294,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     lp.tp_size = comm->size;
     lp.log = root ? log_line : NULL;
     lp.log_ctx = errf;
+    lp.device = a.device;
     double t_load = now_s();
     if ((st = eng_model_open(a.model, &lp, &m, err, sizeof(err))) != ENG_OK) goto fail;
     t_load = now_s() - t_load;
@@ -366,12 +383,21 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     red.ctx = &tc;
     const eng_coll *rp = comm->size > 1 ? &red : NULL;
     const float *logits = NULL;
+    /* One rank samples on the backend (on a GPU only the id comes back; the CPU gives the
+     * same ids as sampling here): `pending` is the next token, picked with the forward. */
+    int fused = comm->size == 1 && !dump;
+    int32_t pending = 0;
     /* Prefill: one batched pass (chunks of PREFILL_CHUNK for longer prompts). */
     double t0 = now_s();
     for (int off = 0; off < n_prompt; off += sp.max_batch) {
         int cnt = n_prompt - off < sp.max_batch ? n_prompt - off : sp.max_batch;
-        if ((st = eng_forward(m, s, prompt + off, cnt, off, root, rp, &logits)) != ENG_OK) {
-            eng_fail(st, err, sizeof(err), "prefill: %s", eng_status_str(st));
+        if (fused && off + cnt == n_prompt)
+            st = eng_forward_sample(m, s, prompt + off, cnt, off, smp, &pending);
+        else
+            st = eng_forward(m, s, prompt + off, cnt, off, root, rp, &logits);
+        if (st != ENG_OK) {
+            eng_fail(st, err, sizeof(err), "prefill: %s%s%s", eng_status_str(st),
+                     *eng_state_error(s) ? ": " : "", eng_state_error(s));
             goto fail;
         }
         if (dump && fwrite(logits, sizeof(float), (size_t)cnt * c->vocab_size, dump) !=
@@ -413,7 +439,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     int prev = prompt[n_prompt - 1], n_decode = 0;
     t0 = now_s();
     for (int i = 0; i < a.n; i++) {
-        int32_t next = root ? eng_sampler_sample(smp, last) : 0;
+        int32_t next = fused ? pending : root ? eng_sampler_sample(smp, last) : 0;
         if (next < 0) {
             /* Rank 0 alone knows; its failure aborts the communicator for the others. */
             st = eng_fail(ENG_ERR_RANGE, err, sizeof(err),
@@ -440,8 +466,13 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
         }
         prev = next;
         if (i + 1 == a.n) break;
-        if ((st = eng_forward(m, s, &gen[i], 1, n_prompt + i, root, rp, &logits)) != ENG_OK) {
-            eng_fail(st, err, sizeof(err), "decode step %d: %s", i, eng_status_str(st));
+        if (fused)
+            st = eng_forward_sample(m, s, &gen[i], 1, n_prompt + i, smp, &pending);
+        else
+            st = eng_forward(m, s, &gen[i], 1, n_prompt + i, root, rp, &logits);
+        if (st != ENG_OK) {
+            eng_fail(st, err, sizeof(err), "decode step %d: %s%s%s", i, eng_status_str(st),
+                     *eng_state_error(s) ? ": " : "", eng_state_error(s));
             free(gen);
             goto fail;
         }

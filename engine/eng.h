@@ -35,7 +35,8 @@ extern "C" {
     X(ENG_ERR_NOMEM, "out of memory")                                                              \
     X(ENG_ERR_COLL, "collective operation failed")                                                 \
     X(ENG_ERR_LAYOUT, "model does not split over this tensor-parallel size")                       \
-    X(ENG_ERR_RANGE, "position or token out of range")
+    X(ENG_ERR_RANGE, "position or token out of range")                                              \
+    X(ENG_ERR_DEVICE, "GPU error")
 
 #define ENG_STATUS_ENUM_(name, msg) name,
 typedef enum { ENG_STATUS_LIST(ENG_STATUS_ENUM_) ENG_STATUS_COUNT } eng_status;
@@ -166,6 +167,9 @@ void eng_state_params_init(eng_state_params *p);
 eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_state **out,
                             char *err, size_t errlen);
 void eng_state_free(eng_state *s);
+/* The last forward call's failure in one line (a CUDA or cuBLAS error names the call and the
+ * runtime's message), or "" when the status says it all. */
+const char *eng_state_error(const eng_state *s);
 
 /* Runs n tokens at positions pos..pos+n-1 (n <= max_batch, pos+n <= ctx_len), filling the
  * KV cache. want_logits: compute the classifier (rank 0 needs it; others may skip).

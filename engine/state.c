@@ -54,3 +54,8 @@ void eng_state_free(eng_state *s)
     s->b->state_free(s);
     free(s);
 }
+
+const char *eng_state_error(const eng_state *s)
+{
+    return s->b->last_error(s);
+}

@@ -65,3 +65,16 @@ test_eng_template_SOURCES = test_eng_template.c eng_template_cases.h
 test_eng_template_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
 test_eng_template_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
 EXTRA_DIST += template_cases.py template/basics.txt template/semantics.txt template/whitespace.txt
+
+# The engine on a GPU (skip without one): kernels against their plain-C references, and the
+# whole engine against llama2.c, transformers and the CPU backend.
+if HAVE_CUDA
+check_PROGRAMS += test_cuda_kernels test_eng_cuda
+TESTS += test_cuda_kernels test_eng_cuda
+test_cuda_kernels_SOURCES = test_cuda_kernels.c
+test_cuda_kernels_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CUDA_CFLAGS)
+test_cuda_kernels_LDADD = $(ENG_TEST_LDADD) $(CUDA_LIBS)
+test_eng_cuda_SOURCES = test_eng_cuda.c $(ENG_HARNESS)
+test_eng_cuda_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
+test_eng_cuda_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la $(CJSON_LIBS)
+endif

@@ -1,0 +1,109 @@
+/* The CUDA backend's private parts (host side): device weights of one shard, the run state's
+ * device buffers, error helpers. Kernels: cuda_kernels.h. */
+#ifndef ENG_CUDA_H
+#define ENG_CUDA_H
+
+#include "../backend.h"
+#include "cuda_kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+/* A matrix on the device in its stored type, row-major [rows, cols]. */
+typedef struct dmat {
+    void *p;
+    int dt; /* eng_dtype */
+    int rows, cols;
+} dmat;
+
+typedef struct cu_layer {
+    float *att_norm;        /* [D] */
+    dmat wqkv;              /* [(nq+2nkv)*hd, D]: q, k, v rows merged */
+    float *bqkv;            /* [(nq+2nkv)*hd] or NULL */
+    float *q_norm, *k_norm; /* [hd] or NULL */
+    dmat wo;                /* [D, nq*hd] */
+    float *bo;              /* [D] or NULL */
+    float *ffn_norm;        /* [D] */
+    dmat w13;               /* [2F, D]: gate rows, then up rows */
+    float *b13;             /* [2F] or NULL */
+    dmat w2;                /* [D, F] */
+    float *b2;              /* [D] or NULL */
+} cu_layer;
+
+typedef struct cuda_weights {
+    int dev;
+    struct cudaDeviceProp prop;
+    char *arena; /* every weight, one allocation */
+    size_t arena_size, arena_used;
+    dmat embed, cls;   /* [V, D] each (cls == embed when tied) */
+    float *final_norm; /* [D] */
+    float *inv_freq;   /* [hd/2] */
+    cu_layer *layers;  /* [L] */
+    void *staging[2];  /* pinned, STAGING bytes each: double-buffered uploads */
+    cudaEvent_t staged[2];
+    int next_buf;
+    /* progress */
+    eng_log_fn log;
+    void *log_ctx;
+    double t0;
+    size_t uploaded, logged;
+} cuda_weights;
+
+typedef struct cuda_state {
+    cudaStream_t st;
+    cublasHandle_t blas;
+    char *arena; /* every buffer below, one allocation */
+    size_t arena_size;
+    float *x;        /* [B, D] residual stream */
+    float *xb;       /* [B, D] normed */
+    float *qkv;      /* [B, (nq+2nkv)*hd] */
+    float *q;        /* [B, nq*hd] after RoPE */
+    float *att;      /* [B, nq*hd] attention output */
+    float *h13;      /* [B, 2F] gate | up */
+    float *hb;       /* [B, F] */
+    float *delta;    /* [B, D] row-parallel output, added to x by the next norm */
+    void *act16;     /* [B, max(D, nq*hd, F)] activations in the weights' type for cuBLAS */
+    float *kc, *vc;  /* [L, ctx, nkv*hd] */
+    float *logits;   /* [rows, V] */
+    float *part;     /* [nsplit, nq, hd+2] flash-decoding partials */
+    int *in_d;       /* [B + 2]: tokens, then the position, then the draw (float bits) */
+    int *next_d;     /* [1] sampled token */
+    int *in_h;       /* pinned mirror of in_d */
+    float *logits_h; /* pinned [rows, V] */
+    int *next_h;     /* pinned [1] */
+    float *host_red; /* [B, D] host staging for a collective without device buffers */
+    int nsplit, chunk;
+    int pending; /* delta (+ pending_bias) not yet added to x */
+    const float *pending_bias;
+    int logit_rows;
+    cudaGraphExec_t graph; /* the decode step, once captured */
+    char err[512];
+} cuda_state;
+
+/* Records a failed CUDA call in err ("what: message") and returns ENG_ERR_DEVICE. */
+eng_status cu_fail(char *err, size_t errlen, const char *what, int code);
+#define CU_CHECK(call, err, errlen)                                                                \
+    do {                                                                                           \
+        int e_ = (int)(call);                                                                      \
+        if (e_ != 0) return cu_fail(err, errlen, #call, e_);                                       \
+    } while (0)
+
+/* cuda_weights.c */
+eng_status cuda_model_init(eng_model *m, const eng_load_params *p, char *err, size_t errlen);
+eng_status cuda_upload_globals(eng_model *m, const eng_source *src, char *err, size_t errlen);
+eng_status cuda_upload_layer(eng_model *m, int l, const eng_tref *tr, char *err, size_t errlen);
+void cuda_model_free(eng_model *m);
+/* cuda_state.c */
+eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_params *p, char *err,
+                             size_t errlen);
+void cuda_state_free(eng_state *s);
+eng_status cuda_wait(cuda_state *cs); /* the stream's work done, with a deadline */
+/* cuda_layer.c */
+eng_status cuda_set_inputs(const eng_model *m, eng_state *s);
+eng_status cuda_embed(const eng_model *m, eng_state *s);
+eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
+eng_status cuda_logits(const eng_model *m, eng_state *s);
+eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p);
+eng_status cuda_flush(const eng_model *m, eng_state *s); /* adds a pending delta to x */
+
+#endif

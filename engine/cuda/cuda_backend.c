@@ -1,0 +1,168 @@
+/* The CUDA backend's ops table: device discovery, host copies of outputs, the decode step
+ * captured as a CUDA graph (inputs in device memory, so the same graph serves every step). */
+#include "cuda.h"
+
+#include <stdio.h>
+
+#define K(call)                                                                                    \
+    do {                                                                                           \
+        int e_ = (int)(call);                                                                      \
+        if (e_) return cu_fail(cs->err, sizeof(cs->err), #call, e_);                               \
+    } while (0)
+
+static eng_status cuda_available(const eng_load_params *p, char *err, size_t errlen)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "--device cuda: no CUDA GPU visible (%s)",
+                        cudaGetErrorString(e));
+    }
+    if (n == 0)
+        return eng_fail(
+            ENG_ERR_UNSUPPORTED, err, errlen,
+            "--device cuda: no CUDA GPU visible (CUDA_VISIBLE_DEVICES hides them all?)");
+    if (p->gpu < 0 || p->gpu >= n)
+        return eng_fail(ENG_ERR_INVALID_ARG, err, errlen, "GPU %d asked for, %d visible", p->gpu,
+                        n);
+    return ENG_OK;
+}
+
+void eng_cuda_print_devices(FILE *out)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        fprintf(out, "%-12s = built, no GPU visible (%s)\n", "backend cuda",
+                e != cudaSuccess ? cudaGetErrorString(e) : "none listed");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct cudaDeviceProp pr;
+        if (cudaGetDeviceProperties(&pr, i) != cudaSuccess) continue;
+        fprintf(out, "%-12s = GPU %d: %s, sm_%d%d, %d SMs, %.1f GiB%s\n", "backend cuda", i,
+                pr.name, pr.major, pr.minor, pr.multiProcessorCount,
+                (double)pr.totalGlobalMem / 1073741824.0,
+                i == 0 ? " (default: --device cuda)" : "");
+    }
+}
+
+static void cuda_describe(const eng_model *m, char *buf, size_t len)
+{
+    const cuda_weights *w = m->bw;
+    static const char *dts[] = {"f32", "f16", "bf16"};
+    snprintf(buf, len, "cuda (GPU %d: %s, sm_%d%d, %d SMs; weights %.2f GiB %s)", w->dev,
+             w->prop.name, w->prop.major, w->prop.minor, w->prop.multiProcessorCount,
+             (double)w->arena_size / 1073741824.0, dts[w->layers[0].wqkv.dt]);
+}
+
+static eng_status cuda_get_logits(const eng_model *m, eng_state *s, const float **host)
+{
+    cuda_state *cs = s->bs;
+    K(cudaMemcpyAsync(cs->logits_h, cs->logits, (size_t)cs->logit_rows * m->cfg.vocab_size * 4,
+                      cudaMemcpyDeviceToHost, cs->st));
+    eng_status st = cuda_wait(cs);
+    if (st != ENG_OK) return st;
+    *host = cs->logits_h;
+    return ENG_OK;
+}
+
+static eng_status cuda_get_token(const eng_model *m, eng_state *s, int *token)
+{
+    (void)m;
+    cuda_state *cs = s->bs;
+    K(cudaMemcpyAsync(cs->next_h, cs->next_d, 4, cudaMemcpyDeviceToHost, cs->st));
+    eng_status st = cuda_wait(cs);
+    if (st != ENG_OK) return st;
+    *token = *cs->next_h;
+    return ENG_OK;
+}
+
+static eng_status cuda_get_act(const eng_model *m, eng_state *s, float *host)
+{
+    cuda_state *cs = s->bs;
+    eng_status st = cuda_flush(m, s);
+    if (st != ENG_OK) return st;
+    K(cudaMemcpyAsync(host, cs->x, (size_t)s->n * m->cfg.dim * 4, cudaMemcpyDeviceToHost, cs->st));
+    return cuda_wait(cs);
+}
+
+static eng_status cuda_put_act(const eng_model *m, eng_state *s, const float *host)
+{
+    cuda_state *cs = s->bs;
+    K(cudaMemcpyAsync(cs->x, host, (size_t)s->n * m->cfg.dim * 4, cudaMemcpyHostToDevice, cs->st));
+    cs->pending = 0;
+    return cuda_wait(cs);
+}
+
+static eng_status cuda_sync(const eng_model *m, eng_state *s)
+{
+    (void)m;
+    return cuda_wait(s->bs);
+}
+
+static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)
+{
+    (void)m;
+    cuda_state *cs = s->bs;
+    K(cudaStreamBeginCapture(cs->st, cudaStreamCaptureModeThreadLocal));
+    return ENG_OK;
+}
+
+static eng_status cuda_capture_end(const eng_model *m, eng_state *s)
+{
+    (void)m;
+    cuda_state *cs = s->bs;
+    cudaGraph_t g = NULL;
+    K(cudaStreamEndCapture(cs->st, &g));
+    cudaError_t e = cudaGraphInstantiate(&cs->graph, g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+        cs->graph = NULL;
+        return cu_fail(cs->err, sizeof(cs->err), "cudaGraphInstantiate", e);
+    }
+    return ENG_OK;
+}
+
+static eng_status cuda_replay(const eng_model *m, eng_state *s)
+{
+    (void)m;
+    cuda_state *cs = s->bs;
+    if (!cs->graph) return ENG_ERR_UNSUPPORTED;
+    K(cudaGraphLaunch(cs->graph, cs->st));
+    return ENG_OK;
+}
+
+static const char *cuda_last_error(const eng_state *s)
+{
+    const cuda_state *cs = s->bs;
+    return cs ? cs->err : "";
+}
+
+const eng_backend eng_backend_cuda = {
+    .name = "cuda",
+    .available = cuda_available,
+    .model_init = cuda_model_init,
+    .upload_globals = cuda_upload_globals,
+    .upload_layer = cuda_upload_layer,
+    .model_free = cuda_model_free,
+    .describe = cuda_describe,
+    .state_create = cuda_state_create,
+    .state_free = cuda_state_free,
+    .set_inputs = cuda_set_inputs,
+    .embed = cuda_embed,
+    .layer = cuda_layer,
+    .logits = cuda_logits,
+    .get_logits = cuda_get_logits,
+    .sample = cuda_sample,
+    .get_token = cuda_get_token,
+    .get_act = cuda_get_act,
+    .put_act = cuda_put_act,
+    .sync = cuda_sync,
+    .capture_begin = cuda_capture_begin,
+    .capture_end = cuda_capture_end,
+    .replay = cuda_replay,
+    .last_error = cuda_last_error,
+};

@@ -1,0 +1,93 @@
+/* The CUDA backend's kernels (one .cu file per family) and their plain-C references
+ * (ref.c), which the GPU unit tests compare them with. Launchers return the launch error
+ * (cudaGetLastError) as an int, 0 on success; they never synchronize. Element types are
+ * eng_dtype (ENG_DT_F32, ENG_DT_F16, ENG_DT_BF16); activations are always f32.
+ * Host- and device-side C: no C++ in this header. */
+#ifndef ENG_CUDA_KERNELS_H
+#define ENG_CUDA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *eng_stream; /* == cudaStream_t */
+
+#define ENG_CUDA_MAX_HD 256 /* head_dim limit of the attention and RoPE kernels */
+
+/* embed.cu: x[t, :] = table[tokens[t], :] as f32.   x [n, D], table [V, D] of dt. */
+int eng_cu_embed(float *x, const void *table, int dt, const int *tokens, int n, int D,
+                 eng_stream st);
+void eng_ref_embed(float *x, const void *table, int dt, const int *tokens, int n, int D);
+
+/* norm.cu: per row t: if delta, x[t] += delta[t] (+ bias); then
+ * out[t] = w * x[t] / sqrt(mean(x[t]^2) + eps); out16 (NULL: none) gets out in type dt16.
+ * x [n, D], delta [n, D] or NULL, bias [D] or NULL, w [D], out [n, D], out16 [n, D]. */
+int eng_cu_add_rmsnorm(float *x, const float *delta, const float *bias, const float *w, float eps,
+                       float *out, void *out16, int dt16, int n, int D, eng_stream st);
+void eng_ref_add_rmsnorm(float *x, const float *delta, const float *bias, const float *w, float eps,
+                         float *out, void *out16, int dt16, int n, int D);
+
+/* rope.cu: the merged q/k/v projection of n tokens at positions *pos.. to attention inputs:
+ * + bias (Qwen2), per-head RMSNorm of q and k (Qwen3), RoPE (interleaved or half), q out,
+ * k and v written into the layer's cache at their positions.
+ * qkv [n, (nq+2nkv)*hd], bias [(nq+2nkv)*hd] or NULL, q_norm/k_norm [hd] or NULL,
+ * inv_freq [hd/2], q [n, nq*hd], kc/vc [ctx, nkv*hd] (the layer's cache). */
+typedef struct eng_rope_args {
+    const float *qkv, *bias, *q_norm, *k_norm, *inv_freq;
+    float *q, *kc, *vc;
+    const int *pos; /* device: the first token's position */
+    int n, nq, nkv, hd, interleaved;
+    float eps;
+} eng_rope_args;
+int eng_cu_rope_qkv(const eng_rope_args *a, eng_stream st);
+void eng_ref_rope_qkv(const eng_rope_args *a); /* a->pos is a host pointer here */
+
+/* swiglu.cu: out[t, i] = silu(h[t, i] + b[i]) * (h[t, F + i] + b[F + i]).
+ * h [n, 2F] (gate | up), b [2F] or NULL, out [n, F], out16 [n, F] of dt16 or NULL. */
+int eng_cu_swiglu(const float *h, const float *b, float *out, void *out16, int dt16, int n, int F,
+                  eng_stream st);
+void eng_ref_swiglu(const float *h, const float *b, float *out, void *out16, int dt16, int n,
+                    int F);
+
+/* matvec.cu: y[i] = sum_k w[i, k] * x[k] for one input row (decode).   w [rows, d] of dt,
+ * x [d], y [rows]. 16-byte weight loads when a row is a multiple of 16 bytes. */
+int eng_cu_matvec(float *y, const void *w, int dt, const float *x, int rows, int d, eng_stream st);
+void eng_ref_matvec(float *y, const void *w, int dt, const float *x, int rows, int d);
+
+/* gemm.cu: x f32 -> dt (the weights' type, for cuBLAS). x [n], out [n]. */
+int eng_cu_convert(void *out, int dt, const float *x, size_t n, eng_stream st);
+
+/* attention.cu: causal attention of n query tokens at positions *pos.. (keys 0..pos+t,
+ * or the last `window`) against the layer's cache, GQA (query head h reads KV head
+ * h / (nq / nkv)). The KV range of each row is cut into nsplit chunks of `chunk` positions
+ * (flash-decoding), each block keeping a running max and sum; a second kernel combines them.
+ * q [n, nq*hd], kc/vc [ctx, nkv*hd], out [n, nq*hd],
+ * part [nsplit, n*nq, hd + 2] scratch (NULL when nsplit == 1). */
+typedef struct eng_attn_args {
+    const float *q, *kc, *vc;
+    float *out, *part;
+    const int *pos; /* device (host for the reference) */
+    int n, nq, nkv, hd, window, nsplit, chunk;
+    float scale;
+} eng_attn_args;
+int eng_cu_attention(const eng_attn_args *a, eng_stream st);
+void eng_ref_attention(const eng_attn_args *a);
+/* Dynamic shared memory the attention kernel needs for n query tokens. */
+size_t eng_cu_attention_smem(int n, int group, int hd);
+int eng_cu_attention_init(size_t max_smem); /* raises the kernel's limit once */
+
+/* sample.cu: the next token from logits [V] (one block): greedy (temperature 0: the lowest
+ * id of the maximum) or softmax(logits / T) cut to the top-p nucleus (found by bisection on
+ * the probability threshold) and drawn at *draw of its mass in id order.
+ * Writes *next (device). */
+int eng_cu_sample(const float *logits, int V, float temperature, float top_p, const float *draw,
+                  int *next, eng_stream st);
+int eng_ref_sample(const float *logits, int V, float temperature, float top_p, float draw);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,176 @@
+/* The CUDA backend's forward pass. Decode (one token) runs matrix-vector kernels; batches
+ * of 2 and more (prefill) run cuBLAS on activations converted to the weights' type. The
+ * residual add of each row-parallel output is deferred into the next RMSNorm. */
+#include "cuda.h"
+
+#include <math.h>
+
+#define ST(cs) ((eng_stream)(cs)->st)
+#define K(call)                                                                                    \
+    do {                                                                                           \
+        int e_ = (call);                                                                           \
+        if (e_) return cu_fail(cs->err, sizeof(cs->err), #call, e_);                               \
+    } while (0)
+
+static cudaDataType cu_type(int dt)
+{
+    return dt == ENG_DT_BF16 ? CUDA_R_16BF : dt == ENG_DT_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+/* out[T, w.rows] = x[T, w.cols] . w^T */
+static eng_status proj(cuda_state *cs, float *out, const dmat *w, const float *x, int T)
+{
+    if (T == 1) {
+        K(eng_cu_matvec(out, w->p, w->dt, x, w->rows, w->cols, ST(cs)));
+        return ENG_OK;
+    }
+    const void *in = x;
+    if (w->dt != ENG_DT_F32) {
+        K(eng_cu_convert(cs->act16, w->dt, x, (size_t)T * w->cols, ST(cs)));
+        in = cs->act16;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    /* Column-major view: out^T [rows, T] = W [rows, cols] (stored as cols x rows) x x^T. */
+    cublasStatus_t b =
+        cublasGemmEx(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, T, w->cols, &one, w->p,
+                     cu_type(w->dt), w->cols, in, cu_type(w->dt), w->cols, &zero, out, CUDA_R_32F,
+                     w->rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (b != CUBLAS_STATUS_SUCCESS)
+        return eng_fail(ENG_ERR_DEVICE, cs->err, sizeof(cs->err),
+                        "cuBLAS: cublasGemmEx [%d x %d] x [%d x %d] failed: %s (%d)", T, w->cols,
+                        w->cols, w->rows, cublasGetStatusString(b), (int)b);
+    return ENG_OK;
+}
+
+/* The row-parallel partial sums of all ranks, added (device buffers or through the host). */
+static eng_status reduce(const eng_model *m, cuda_state *cs, const eng_coll *coll, int n)
+{
+    if (!coll || coll->size <= 1 || !coll->allreduce) return ENG_OK;
+    size_t count = (size_t)n * m->cfg.dim;
+    eng_status st;
+    if (coll->device_buffers)
+        return coll->allreduce(coll->ctx, cs->delta, count, ENG_ELEM_F32, ENG_MEM_DEVICE, cs->st);
+    K(cudaMemcpyAsync(cs->host_red, cs->delta, count * 4, cudaMemcpyDeviceToHost, cs->st));
+    if ((st = cuda_wait(cs)) != ENG_OK) return st;
+    if ((st = coll->allreduce(coll->ctx, cs->host_red, count, ENG_ELEM_F32, ENG_MEM_HOST, NULL)) !=
+        ENG_OK)
+        return st;
+    K(cudaMemcpyAsync(cs->delta, cs->host_red, count * 4, cudaMemcpyHostToDevice, cs->st));
+    return ENG_OK;
+}
+
+eng_status cuda_set_inputs(const eng_model *m, eng_state *s)
+{
+    cuda_state *cs = s->bs;
+    cs->err[0] = 0;
+    K(cudaSetDevice(((const cuda_weights *)m->bw)->dev));
+    /* The previous step's copies out of in_h are done: every call ends with a wait. */
+    memcpy(cs->in_h, s->tokens, (size_t)s->n * sizeof(int));
+    cs->in_h[s->max_batch] = s->pos;
+    memcpy(&cs->in_h[s->max_batch + 1], &s->draw, 4);
+    K(cudaMemcpyAsync(cs->in_d, cs->in_h, (size_t)(s->max_batch + 2) * 4, cudaMemcpyHostToDevice,
+                      cs->st));
+    return ENG_OK;
+}
+
+eng_status cuda_embed(const eng_model *m, eng_state *s)
+{
+    const cuda_weights *w = m->bw;
+    cuda_state *cs = s->bs;
+    K(eng_cu_embed(cs->x, w->embed.p, w->embed.dt, cs->in_d, s->n, m->cfg.dim, ST(cs)));
+    cs->pending = 0;
+    return ENG_OK;
+}
+
+eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll)
+{
+    const eng_config *c = &m->cfg;
+    const eng_shard_info *sh = &m->sh;
+    const cuda_weights *w = m->bw;
+    const cu_layer *L = &w->layers[l];
+    cuda_state *cs = s->bs;
+    int n = s->n, D = c->dim, hd = c->head_dim, nq = sh->n_heads, nkv = sh->n_kv_heads;
+    size_t cache_layer = (size_t)s->ctx_len * nkv * hd;
+    const int *pos_d = cs->in_d + s->max_batch;
+    eng_status st;
+
+    K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, L->att_norm,
+                         c->norm_eps, cs->xb, NULL, 0, n, D, ST(cs)));
+    if ((st = proj(cs, cs->qkv, &L->wqkv, cs->xb, n)) != ENG_OK) return st;
+    eng_rope_args ra = {.qkv = cs->qkv,
+                        .bias = L->bqkv,
+                        .q_norm = L->q_norm,
+                        .k_norm = L->k_norm,
+                        .inv_freq = w->inv_freq,
+                        .q = cs->q,
+                        .kc = cs->kc + (size_t)l * cache_layer,
+                        .vc = cs->vc + (size_t)l * cache_layer,
+                        .pos = pos_d,
+                        .n = n,
+                        .nq = nq,
+                        .nkv = nkv,
+                        .hd = hd,
+                        .interleaved = c->rope_style == ENG_ROPE_INTERLEAVED,
+                        .eps = c->norm_eps};
+    K(eng_cu_rope_qkv(&ra, ST(cs)));
+    eng_attn_args aa = {.q = cs->q,
+                        .kc = ra.kc,
+                        .vc = ra.vc,
+                        .out = cs->att,
+                        .part = cs->part,
+                        .pos = pos_d,
+                        .n = n,
+                        .nq = nq,
+                        .nkv = nkv,
+                        .hd = hd,
+                        .window = c->sliding_window,
+                        .nsplit = n == 1 ? cs->nsplit : 1,
+                        .chunk = cs->chunk,
+                        .scale = 1.0f / sqrtf((float)hd)};
+    K(eng_cu_attention(&aa, ST(cs)));
+    if ((st = proj(cs, cs->delta, &L->wo, cs->att, n)) != ENG_OK) return st;
+    if ((st = reduce(m, cs, coll, n)) != ENG_OK) return st;
+    K(eng_cu_add_rmsnorm(cs->x, cs->delta, L->bo, L->ffn_norm, c->norm_eps, cs->xb, NULL, 0, n, D,
+                         ST(cs)));
+    if ((st = proj(cs, cs->h13, &L->w13, cs->xb, n)) != ENG_OK) return st;
+    K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, NULL, 0, n, sh->ffn, ST(cs)));
+    if ((st = proj(cs, cs->delta, &L->w2, cs->hb, n)) != ENG_OK) return st;
+    if ((st = reduce(m, cs, coll, n)) != ENG_OK) return st;
+    cs->pending = 1;
+    cs->pending_bias = L->b2;
+    return ENG_OK;
+}
+
+eng_status cuda_flush(const eng_model *m, eng_state *s)
+{
+    cuda_state *cs = s->bs;
+    if (!cs->pending) return ENG_OK;
+    /* The norm's output is scratch here: only the add into x matters. */
+    const cuda_weights *w = m->bw;
+    K(eng_cu_add_rmsnorm(cs->x, cs->delta, cs->pending_bias, w->final_norm, m->cfg.norm_eps, cs->xb,
+                         NULL, 0, s->n, m->cfg.dim, ST(cs)));
+    cs->pending = 0;
+    return ENG_OK;
+}
+
+eng_status cuda_logits(const eng_model *m, eng_state *s)
+{
+    const cuda_weights *w = m->bw;
+    cuda_state *cs = s->bs;
+    int n = s->n, D = m->cfg.dim, first = s->all_logits ? 0 : n - 1, rows = n - first;
+    size_t off = (size_t)first * D;
+    K(eng_cu_add_rmsnorm(cs->x + off, cs->pending ? cs->delta + off : NULL, cs->pending_bias,
+                         w->final_norm, m->cfg.norm_eps, cs->xb + off, NULL, 0, rows, D, ST(cs)));
+    cs->pending = 0; /* rows before `first` are not needed again */
+    cs->logit_rows = rows;
+    return proj(cs, cs->logits, &w->cls, cs->xb + off, rows);
+}
+
+eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p)
+{
+    cuda_state *cs = s->bs;
+    const float *last = cs->logits + (size_t)(cs->logit_rows - 1) * m->cfg.vocab_size;
+    const float *draw = (const float *)(cs->in_d + s->max_batch + 1);
+    K(eng_cu_sample(last, m->cfg.vocab_size, temperature, top_p, draw, cs->next_d, ST(cs)));
+    return ENG_OK;
+}

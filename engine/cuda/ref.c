@@ -1,0 +1,226 @@
+/* Plain-C references of the CUDA kernels (cuda_kernels.h): the same function, written the
+ * obvious way, for the GPU unit tests to compare with. Compiled without CUDA as well. */
+#include "../eng_internal.h"
+#include "cuda_kernels.h"
+
+#include <math.h>
+
+static float ld(const void *p, int dt, size_t i)
+{
+    uint16_t h;
+    if (dt == ENG_DT_F32) return ((const float *)p)[i];
+    memcpy(&h, (const char *)p + 2 * i, 2);
+    return dt == ENG_DT_BF16 ? eng_bf16_to_f32(h) : eng_f16_to_f32(h);
+}
+
+/* f32 to bf16/f16, round to nearest even (finite inputs). */
+static uint16_t to_bf16(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+static uint16_t to_f16(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    uint32_t sign = (b >> 16) & 0x8000u;
+    int e = (int)((b >> 23) & 0xff) - 127 + 15;
+    uint32_t man = b & 0x7fffffu;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) { /* subnormal */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000u;
+        int shift = 14 - e;
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+static void st(void *p, int dt, size_t i, float v)
+{
+    if (dt == ENG_DT_F32) {
+        ((float *)p)[i] = v;
+        return;
+    }
+    uint16_t h = dt == ENG_DT_BF16 ? to_bf16(v) : to_f16(v);
+    memcpy((char *)p + 2 * i, &h, 2);
+}
+
+void eng_ref_embed(float *x, const void *table, int dt, const int *tokens, int n, int D)
+{
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < D; i++)
+            x[(size_t)t * D + i] = ld(table, dt, (size_t)tokens[t] * D + i);
+}
+
+void eng_ref_add_rmsnorm(float *x, const float *delta, const float *bias, const float *w, float eps,
+                         float *out, void *out16, int dt16, int n, int D)
+{
+    for (int t = 0; t < n; t++) {
+        float *r = x + (size_t)t * D;
+        double ss = 0;
+        for (int i = 0; i < D; i++) {
+            if (delta) r[i] += delta[(size_t)t * D + i] + (bias ? bias[i] : 0.0f);
+            ss += (double)r[i] * r[i];
+        }
+        float inv = (float)(1.0 / sqrt(ss / D + eps));
+        for (int i = 0; i < D; i++) {
+            float o = w[i] * (inv * r[i]);
+            out[(size_t)t * D + i] = o;
+            if (out16) st(out16, dt16, (size_t)t * D + i, o);
+        }
+    }
+}
+
+void eng_ref_rope_qkv(const eng_rope_args *a)
+{
+    int hd = a->hd, half = hd / 2, slots = a->nq + 2 * a->nkv;
+    float v[ENG_CUDA_MAX_HD];
+    for (int t = 0; t < a->n; t++) {
+        int p = *a->pos + t;
+        for (int s = 0; s < slots; s++) {
+            int is_q = s < a->nq, is_k = !is_q && s < a->nq + a->nkv;
+            const float *src = a->qkv + (size_t)t * slots * hd + (size_t)s * hd;
+            for (int d = 0; d < hd; d++)
+                v[d] = src[d] + (a->bias ? a->bias[(size_t)s * hd + d] : 0.0f);
+            const float *nw = is_q ? a->q_norm : is_k ? a->k_norm : NULL;
+            if (nw) {
+                double ss = 0;
+                for (int d = 0; d < hd; d++)
+                    ss += (double)v[d] * v[d];
+                float inv = (float)(1.0 / sqrt(ss / hd + a->eps));
+                for (int d = 0; d < hd; d++)
+                    v[d] = nw[d] * (inv * v[d]);
+            }
+            float *dst = is_q ? a->q + (size_t)t * a->nq * hd + (size_t)s * hd
+                         : is_k
+                             ? a->kc + (size_t)p * a->nkv * hd + (size_t)(s - a->nq) * hd
+                             : a->vc + (size_t)p * a->nkv * hd + (size_t)(s - a->nq - a->nkv) * hd;
+            if (!is_q && !is_k) {
+                memcpy(dst, v, (size_t)hd * sizeof(float));
+                continue;
+            }
+            for (int i = 0; i < half; i++) {
+                int i0 = a->interleaved ? 2 * i : i, i1 = a->interleaved ? 2 * i + 1 : i + half;
+                float ang = (float)p * a->inv_freq[i], c = cosf(ang), sn = sinf(ang);
+                dst[i0] = v[i0] * c - v[i1] * sn;
+                dst[i1] = v[i0] * sn + v[i1] * c;
+            }
+        }
+    }
+}
+
+void eng_ref_swiglu(const float *h, const float *b, float *out, void *out16, int dt16, int n, int F)
+{
+    for (int t = 0; t < n; t++)
+        for (int c = 0; c < F; c++) {
+            float g = h[(size_t)t * 2 * F + c], u = h[(size_t)t * 2 * F + F + c];
+            if (b) {
+                g += b[c];
+                u += b[F + c];
+            }
+            float o = g / (1.0f + expf(-g)) * u;
+            out[(size_t)t * F + c] = o;
+            if (out16) st(out16, dt16, (size_t)t * F + c, o);
+        }
+}
+
+void eng_ref_matvec(float *y, const void *w, int dt, const float *x, int rows, int d)
+{
+    for (int i = 0; i < rows; i++) {
+        double s = 0;
+        for (int k = 0; k < d; k++)
+            s += (double)ld(w, dt, (size_t)i * d + k) * x[k];
+        y[i] = (float)s;
+    }
+}
+
+void eng_ref_attention(const eng_attn_args *a)
+{
+    int hd = a->hd, group = a->nq / a->nkv;
+    size_t kvw = (size_t)a->nkv * hd;
+    for (int t = 0; t < a->n; t++) {
+        int end = *a->pos + t,
+            start = a->window > 0 && end - a->window + 1 > 0 ? end - a->window + 1 : 0;
+        for (int h = 0; h < a->nq; h++) {
+            const float *q = a->q + ((size_t)t * a->nq + h) * hd;
+            size_t off = (size_t)(h / group) * hd;
+            double mx = -INFINITY, sum = 0, o[ENG_CUDA_MAX_HD] = {0};
+            for (int p = start; p <= end; p++) {
+                double s = 0;
+                for (int d = 0; d < hd; d++)
+                    s += (double)q[d] * a->kc[(size_t)p * kvw + off + d];
+                s *= a->scale;
+                if (s > mx) mx = s;
+            }
+            for (int p = start; p <= end; p++) {
+                double s = 0;
+                for (int d = 0; d < hd; d++)
+                    s += (double)q[d] * a->kc[(size_t)p * kvw + off + d];
+                double e = exp(s * a->scale - mx);
+                sum += e;
+                for (int d = 0; d < hd; d++)
+                    o[d] += e * a->vc[(size_t)p * kvw + off + d];
+            }
+            for (int d = 0; d < hd; d++)
+                a->out[((size_t)t * a->nq + h) * hd + d] = (float)(o[d] / sum);
+        }
+    }
+}
+
+int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)
+{
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (lg[i] > lg[best]) best = i;
+    if (T == 0.0f) return best;
+    float mx = lg[best];
+    double total = 0;
+    for (int i = 0; i < V; i++)
+        total += expf((lg[i] - mx) / T);
+    float tau = 0.0f;
+    if (top_p > 0.0f && top_p < 1.0f) {
+        double limit = top_p * total, at1 = 0;
+        for (int i = 0; i < V; i++)
+            if (expf((lg[i] - mx) / T) >= 1.0f) at1 += 1.0;
+        if (at1 > limit) {
+            tau = 1.0f;
+        } else {
+            float lo = 0.0f, hi = 1.0f;
+            for (int it = 0; it < 30; it++) {
+                float mid = 0.5f * (lo + hi);
+                double s = 0;
+                for (int i = 0; i < V; i++) {
+                    float p = expf((lg[i] - mx) / T);
+                    if (p >= mid) s += p;
+                }
+                if (s > limit)
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            tau = lo;
+        }
+    }
+    double mass = 0;
+    for (int i = 0; i < V; i++) {
+        float p = expf((lg[i] - mx) / T);
+        if (p >= tau) mass += p;
+    }
+    double target = draw * mass, run = 0;
+    int last = best;
+    for (int i = 0; i < V; i++) {
+        float p = expf((lg[i] - mx) / T);
+        if (p < tau) continue;
+        last = i;
+        run += p;
+        if (target < run) return i;
+    }
+    return last;
+}

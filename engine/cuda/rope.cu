@@ -1,0 +1,65 @@
+/* From the merged q/k/v projection to the attention inputs, in one pass per head: bias
+ * (Qwen2), per-head RMSNorm (Qwen3 q/k), RoPE in either layout, then q to its buffer and
+ * k/v straight into the layer's KV cache. One warp per (head, token); the head's values sit
+ * in shared memory because RoPE pairs lanes (i, i+1) or (i, i+hd/2). */
+#include "cu_common.cuh"
+
+__global__ void rope_qkv_kernel(eng_rope_args a)
+{
+    __shared__ float v[ENG_CUDA_MAX_HD];
+    int slot = blockIdx.x, t = blockIdx.y, lane = threadIdx.x, hd = a.hd;
+    int width = (a.nq + 2 * a.nkv) * hd;
+    int p = *a.pos + t;
+    const float *src = a.qkv + (size_t)t * width + (size_t)slot * hd;
+    int is_q = slot < a.nq, is_k = !is_q && slot < a.nq + a.nkv;
+    float ss = 0.0f;
+    for (int d = lane; d < hd; d += 32) {
+        float x = src[d] + (a.bias ? a.bias[(size_t)slot * hd + d] : 0.0f);
+        v[d] = x;
+        ss += x * x;
+    }
+    const float *nw = is_q ? a.q_norm : is_k ? a.k_norm : NULL;
+    if (nw) {
+        ss = warp_sum(ss);
+        float inv = rsqrtf(ss / (float)hd + a.eps);
+        for (int d = lane; d < hd; d += 32)
+            v[d] = nw[d] * (inv * v[d]);
+    }
+    __syncwarp();
+    float *dst;
+    if (is_q)
+        dst = a.q + (size_t)t * a.nq * hd + (size_t)slot * hd;
+    else if (is_k)
+        dst = a.kc + (size_t)p * a.nkv * hd + (size_t)(slot - a.nq) * hd;
+    else
+        dst = a.vc + (size_t)p * a.nkv * hd + (size_t)(slot - a.nq - a.nkv) * hd;
+    int half = hd / 2;
+    for (int d = lane; d < hd; d += 32) {
+        float o = v[d];
+        if (is_q || is_k) {
+            int i, first;
+            float x0, x1;
+            if (a.interleaved) {
+                i = d / 2;
+                first = !(d & 1);
+                x0 = v[2 * i];
+                x1 = v[2 * i + 1];
+            } else {
+                i = d < half ? d : d - half;
+                first = d < half;
+                x0 = v[i];
+                x1 = v[i + half];
+            }
+            float ang = (float)p * a.inv_freq[i], c = cosf(ang), s = sinf(ang);
+            o = first ? x0 * c - x1 * s : x0 * s + x1 * c;
+        }
+        dst[d] = o;
+    }
+}
+
+extern "C" int eng_cu_rope_qkv(const eng_rope_args *a, eng_stream st)
+{
+    dim3 grid(a->nq + 2 * a->nkv, a->n);
+    rope_qkv_kernel<<<grid, 32, 0, st>>>(*a);
+    return eng_cu_err();
+}

@@ -1,0 +1,113 @@
+#!/bin/bash
+# The engine on one GPU: kernel tests, end-to-end correctness, and (BENCH=1) decode speed.
+#   tests/gpu/run-engine-gpu.sh BUILD_DIR [SHARED_DIR]
+# BUILD_DIR: a tree built on the CPU machine with `configure --with-cuda`, then `make` and
+# `make -C tests test_cuda_kernels test_eng_cuda`; BUILD_DIR/gpu-libs may hold libraries the
+# GPU host lacks (libcjson.so.1, ...). SHARED_DIR (default: ../shared beside the sources):
+# models/, fixtures/hf/, bench/. Results: $OUT/engine-gpu.txt, one line per check, and logs.
+#   BENCH=1       also time decode on random bf16 models in the Llama-3.2-1B shape
+#   BENCH_8B=1    and the Llama-3-8B shape (16 GB generated here first)
+#   PEER=1        and run bench/gptfast_peer.py (PyTorch, compiled) on the same shapes
+set -u
+B=$(cd "${1:?usage: run-engine-gpu.sh BUILD_DIR [SHARED_DIR]}" && pwd) || exit 1
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+RES="$OUT/engine-gpu.txt"
+: > "$RES"
+export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+bin() { if [ -x "$B/$1/.libs/$2" ]; then echo "$B/$1/.libs/$2"; else echo "$B/$1/$2"; fi; }
+RI=$(bin engine ringinfer)
+GEN=$(bin engine eng-genmodel)
+KT=$(bin tests test_cuda_kernels)
+ET=$(bin tests test_eng_cuda)
+SH=${2:-}
+line() { echo "$*" | tee -a "$RES"; }
+
+if ! nvidia-smi -L > "$OUT/gpus.txt" 2>&1 || ! grep -q '^GPU' "$OUT/gpus.txt"; then
+    echo "SKIP: no GPU (nvidia-smi lists none)"
+    exit 77
+fi
+line "== $(date -u +%F' '%T) $(head -1 "$OUT/gpus.txt")"
+# The 16 GB model is written while the checks and the small model run (one core each).
+if [ "${BENCH:-0}" = 1 ] && [ "${BENCH_8B:-0}" = 1 ] && [ ! -d /tmp/eng-bench-llama3-8b ]; then
+    ( t0=$(date +%s.%N); "$GEN" --out /tmp/eng-bench-llama3-8b --format hf --arch llama --dtype bf16 \
+        --dim 4096 --hidden 14336 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --vocab 128256 \
+        --seq-len 4096 --std 0.02 > /dev/null 2>&1; awk "BEGIN{print $(date +%s.%N) - $t0}" > /tmp/eng-bench-llama3-8b.time ) &
+    echo $! > /tmp/eng-bench-llama3-8b.pid
+fi
+fail=0
+# step NAME CMD...: run with a deadline, log to $OUT/NAME.log, record the status.
+step() {
+    local name=$1; shift
+    timeout 400 "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    line "$name: rc=$rc"
+    [ $rc -eq 0 ] || { fail=1; tail -15 "$OUT/$name.log"; }
+    return $rc
+}
+step kernels "$KT" --bench
+grep -cE "^ok" "$OUT/kernels.log" | sed 's/^/kernel checks passed: /' | tee -a "$RES"
+grep -E "^(FAIL|bench)" "$OUT/kernels.log" | tee -a "$RES"
+step engine "$ET"
+grep -E "^(ok|FAIL|SKIP)" "$OUT/engine.log" | tee -a "$RES"
+"$RI" --print-config | grep backend | tee -a "$RES"
+
+if [ -n "$SH" ]; then
+    st="$SH/models/stories260K.bin"; tk="$SH/models/tok512.bin"
+    rm -f "$OUT/gpus.txt"
+    g=$("$RI" run -m "$st" --tokenizer "$tk" --prompt-ids 1 -n 32 --temperature 0 --print-ids --device cuda 2> "$OUT/cli-cuda.err" | tail -1)
+    c=$("$RI" run -m "$st" --tokenizer "$tk" --prompt-ids 1 -n 32 --temperature 0 --print-ids --device cpu 2> "$OUT/cli-cpu.err" | tail -1)
+    [ -n "$g" ] && [ "$g" = "$c" ] && line "cli stories260K ids cuda == cpu: ok ($g)" || { line "cli stories260K ids cuda != cpu: FAIL ($g vs $c)"; fail=1; }
+    grep -h "holds\|decode" "$OUT/cli-cuda.err" | tee -a "$RES"
+    rm -f "$OUT/cli-cuda.err" "$OUT/cli-cpu.err"
+    # the engine's own diagnostics (libcoll may add an INFO line of its own)
+    e=$(CUDA_VISIBLE_DEVICES= "$RI" run -m "$st" --prompt-ids 1 -n 4 --device cuda 2>&1 | grep '^ringinfer'); rc=$?
+    line "no visible GPU: $e"
+    [ $(echo "$e" | wc -l) -eq 1 ] && echo "$e" | grep -q "no CUDA GPU visible" || fail=1
+fi
+
+prompt=$(seq -s, 1000 1031) # 32 ids
+bench_shape() { # NAME genmodel-args...
+    local name=$1; shift
+    local dir=/tmp/eng-bench-$name
+    # a model generated in the background (BENCH_8B): wait for it
+    [ -f "$dir.pid" ] && { wait "$(cat "$dir.pid")"; line "genmodel $name (background): $(cat "$dir.time") s, $(du -sh "$dir" | cut -f1)"; rm -f "$dir.pid"; }
+    if [ ! -d "$dir" ]; then
+        local t0=$(date +%s.%N)
+        "$GEN" --out "$dir" --format hf --arch llama --dtype bf16 "$@" --std 0.02 > /dev/null 2>&1 || { line "genmodel $name failed"; fail=1; return; }
+        line "genmodel $name: $(awk "BEGIN{print $(date +%s.%N) - $t0}") s, $(du -sh "$dir" | cut -f1)"
+    fi
+    local log="$OUT/bench-$name.log"
+    : > "$log"
+    for i in 1 2 3 4 5; do
+        timeout 300 "$RI" run -m "$dir" --prompt-ids "$prompt" -n 128 --temperature 0 --device cuda > /dev/null 2> "$OUT/run.err"
+        local rc=$?
+        cat "$OUT/run.err" >> "$log"
+        [ $rc -eq 0 ] || { fail=1; line "$name run $i: rc=$rc: $(tail -2 "$OUT/run.err")"; }
+        grep -h "decode" "$OUT/run.err" | sed "s/^/$name run $i: /" | tee -a "$RES"
+        [ $i = 1 ] && grep -h "weights on GPU\|holds" "$OUT/run.err" | tee -a "$RES"
+    done
+    # prefill of a 2048-token prompt (the CLI prefills in one pass up to 512 tokens at a time)
+    local long=$(seq -s, 100 2147)
+    timeout 300 "$RI" run -m "$dir" --prompt-ids "$long" -n 1 --temperature 0 --device cuda > /dev/null 2> "$OUT/run.err"
+    cat "$OUT/run.err" >> "$log"
+    grep -h "prefill\|rank 0:" "$OUT/run.err" | sed "s/^/$name 2048-token prompt: /" | tee -a "$RES"
+    rm -f "$OUT/run.err"
+}
+L1B="--dim 2048 --hidden 8192 --layers 16 --heads 32 --kv-heads 8 --head-dim 64 --vocab 128256 --seq-len 4096 --tied"
+L8B="--dim 4096 --hidden 14336 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --vocab 128256 --seq-len 4096"
+# The peer runs while the 16 GB model is still being written (it needs the GPU, the writer one core).
+peer() {
+    local shapes=llama3.2-1b; [ "${BENCH_8B:-0}" = 1 ] && shapes="$shapes llama3-8b"
+    timeout 400 python3 "$SH/bench/gptfast_peer.py" $shapes > "$OUT/peer.log" 2>&1
+    grep -iE "tok_s|error" "$OUT/peer.log" | sed 's/^/peer: /' | tee -a "$RES"
+}
+if [ "${BENCH:-0}" = 1 ]; then
+    bench_shape llama3.2-1b $L1B
+    [ "${PEER:-0}" = 1 ] && [ -n "$SH" ] && peer
+    [ "${BENCH_8B:-0}" = 1 ] && bench_shape llama3-8b $L8B
+elif [ "${PEER:-0}" = 1 ] && [ -n "$SH" ]; then
+    peer
+fi
+line "engine-gpu: $([ $fail = 0 ] && echo PASS || echo FAIL)"
+exit $fail

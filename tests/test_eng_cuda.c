@@ -1,0 +1,265 @@
+/* The engine on a GPU, end to end: stories260K greedy ids against llama2.c's reference, the
+ * Hugging Face fixtures' logits against transformers and their greedy ids against the CPU
+ * backend's, random models (long prompts, flash-decoding splits, sliding window, q/k/v
+ * biases) against the CPU backend, and the sampled decode step (CUDA graph) against plain
+ * forward calls. Skips (77) without a visible GPU or without ../shared. */
+#include "../engine/tools/genmodel.h"
+#include "test_eng_harness.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fails;
+
+static void report(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(int ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s ", ok ? "ok  " : "FAIL");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (!ok) fails++;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+static int ints(const cJSON *a, int *out, int max)
+{
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) if (n < max) out[n++] = e->valueint;
+    return n;
+}
+
+static int first_diff(const int *a, const int *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (a[i] != b[i]) return i;
+    return -1;
+}
+
+/* Greedy ids through eng_forward_sample (the CUDA graph from the second step on). */
+static int sampled_ids(const char *model, const int *prompt, int np, int ng, float temp,
+                       uint64_t seed, int *ids, char *err, size_t errlen)
+{
+    eng_load_params lp;
+    eng_load_params_init(&lp);
+    lp.device = ENG_DEVICE_CUDA;
+    eng_model *m = NULL;
+    eng_state *s = NULL;
+    eng_sampler *smp = NULL;
+    int rc = -1;
+    if (eng_model_open(model, &lp, &m, err, errlen) != ENG_OK) return -1;
+    eng_state_params sp;
+    eng_state_params_init(&sp);
+    sp.max_batch = np;
+    sp.ctx_len = np + ng;
+    if (eng_state_create(m, &sp, &s, err, errlen) != ENG_OK) goto out;
+    if (eng_sampler_create(eng_model_config(m)->vocab_size, temp, 0.9f, seed, &smp) != ENG_OK)
+        goto out;
+    eng_status st = eng_forward_sample(m, s, prompt, np, 0, smp, &ids[0]);
+    for (int i = 1; i < ng && st == ENG_OK; i++)
+        st = eng_forward_sample(m, s, &ids[i - 1], 1, np + i - 1, smp, &ids[i]);
+    if (st != ENG_OK) {
+        snprintf(err, errlen, "eng_forward_sample: %s: %s", eng_status_str(st), eng_state_error(s));
+        goto out;
+    }
+    rc = 0;
+out:
+    eng_sampler_free(smp);
+    eng_state_free(s);
+    eng_model_close(m);
+    return rc;
+}
+
+static void stories(void)
+{
+    static const int ref[32] = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315,
+                                421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
+                                419, 292, 411, 322, 265, 282, 295, 433, 426, 385};
+    static const float ref_logits[5] = {-6.222911f, 8.404342f, -6.223737f, -6.222542f, -6.221951f};
+    char path[4200], err[512];
+    snprintf(path, sizeof(path), "%s/models/stories260K.bin", eng_h_shared());
+    eng_h_need(path);
+    int bos = 1, ids[32];
+    float logits[512];
+    if (eng_h_generate_on(ENG_DEVICE_CUDA, path, 1, 1, &bos, 1, 32, logits, NULL, ids, err,
+                          sizeof(err))) {
+        report(0, "stories260K on the GPU: %s", err);
+        return;
+    }
+    float md = 0;
+    for (int i = 0; i < 5; i++) {
+        float d = logits[i] - ref_logits[i];
+        if (d < 0) d = -d;
+        if (d > md) md = d;
+    }
+    report(md < 1e-4f, "stories260K logits at position 0: max abs diff %.2e (limit 1e-4)", md);
+    int bad = first_diff(ids, ref, 32);
+    report(bad < 0, "stories260K 32 greedy ids vs llama2.c (forward + host argmax)%s",
+           bad < 0 ? "" : ": DIFFER");
+    if (sampled_ids(path, &bos, 1, 32, 0.0f, 1, ids, err, sizeof(err))) {
+        report(0, "stories260K sampled on the GPU: %s", err);
+        return;
+    }
+    bad = first_diff(ids, ref, 32);
+    report(bad < 0, "stories260K 32 greedy ids sampled on the GPU (CUDA graph)%s",
+           bad < 0 ? "" : ": DIFFER");
+    /* temperature: two runs with one seed agree, and every id is in range */
+    int a[64], b[64], ok = 1;
+    if (sampled_ids(path, &bos, 1, 64, 0.8f, 42, a, err, sizeof(err)) ||
+        sampled_ids(path, &bos, 1, 64, 0.8f, 42, b, err, sizeof(err))) {
+        report(0, "stories260K temperature sampling: %s", err);
+        return;
+    }
+    for (int i = 0; i < 64; i++)
+        ok &= a[i] >= 0 && a[i] < 512;
+    report(ok && first_diff(a, b, 64) < 0,
+           "stories260K T=0.8 top-p 0.9: ids in range, same seed same ids");
+}
+
+static void fixture(const char *name, double tol)
+{
+    char dir[4096], path[4200], err[512];
+    snprintf(dir, sizeof(dir), "%s/fixtures/hf/%s", eng_h_shared(), name);
+    eng_h_need(dir);
+    snprintf(path, sizeof(path), "%s/reference.json", dir);
+    char *txt = slurp(path, NULL);
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    if (!j) {
+        report(0, "%s: cannot read %s", name, path);
+        return;
+    }
+    int prompt[64], greedy[64];
+    int np = ints(cJSON_GetObjectItem(j, "prompt_ids"), prompt, 64);
+    int ng = ints(cJSON_GetObjectItem(j, "greedy_ids"), greedy, 64);
+    cJSON_Delete(j);
+    snprintf(path, sizeof(path), "%s/ref_logits.f32", dir);
+    size_t len;
+    float *ref = (float *)slurp(path, &len);
+    int vocab = (int)(len / 4 / (size_t)np);
+    float *got = malloc(len);
+    int ids[64], cpu_ids[64];
+    if (eng_h_generate_on(ENG_DEVICE_CUDA, dir, 1, 1, prompt, np, ng, got, NULL, ids, err,
+                          sizeof(err)) ||
+        eng_h_generate_on(ENG_DEVICE_CPU, dir, 1, 1, prompt, np, ng, NULL, NULL, cpu_ids, err,
+                          sizeof(err))) {
+        report(0, "%s: %s", name, err);
+    } else {
+        double rel = eng_h_rel_err(got, ref, (size_t)np * vocab);
+        report(rel <= tol, "%s: prompt logits vs transformers rel err %.2e (limit %.0e)", name, rel,
+               tol);
+        report(first_diff(ids, greedy, ng) < 0, "%s: %d greedy ids vs transformers", name, ng);
+        report(first_diff(ids, cpu_ids, ng) < 0, "%s: greedy ids equal to the CPU backend's", name);
+        int sids[64];
+        if (sampled_ids(dir, prompt, np, ng, 0.0f, 1, sids, err, sizeof(err)))
+            report(0, "%s sampled: %s", name, err);
+        else
+            report(first_diff(sids, greedy, ng) < 0, "%s: greedy ids sampled on the GPU (graph)",
+                   name);
+    }
+    free(got);
+    free(ref);
+}
+
+/* A random model against the CPU backend: every prompt logit and the decode logits. */
+/* need_ids: f32 models must pick the same ids; a bf16 model's prefill runs on bf16
+ * activations (cuBLAS) where the CPU keeps f32, so a near-tie may flip: logits only. */
+static void random_model(const char *label, gen_spec *g, int np, int ng, double tol, int need_ids)
+{
+    char dir[] = "/tmp/test_eng_cuda_XXXXXX", path[4200], err[512];
+    if (!mkdtemp(dir)) {
+        report(0, "mkdtemp");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, label);
+    if (gen_write(g, path, err, sizeof(err))) {
+        report(0, "%s: %s", label, err);
+        return;
+    }
+    int *prompt = malloc((size_t)np * sizeof(int)), gi[512], ci[512];
+    for (int i = 0; i < np; i++)
+        prompt[i] = (i * 7919 + 13) % g->vocab_size;
+    size_t pn = (size_t)np * g->vocab_size, gn = (size_t)ng * g->vocab_size;
+    float *gp = malloc(pn * 4), *cp = malloc(pn * 4), *gg = malloc(gn * 4), *cg = malloc(gn * 4);
+    if (eng_h_generate_on(ENG_DEVICE_CUDA, path, 1, 1, prompt, np, ng, gp, gg, gi, err,
+                          sizeof(err)) ||
+        eng_h_generate_on(ENG_DEVICE_CPU, path, 1, 1, prompt, np, ng, cp, cg, ci, err,
+                          sizeof(err))) {
+        report(0, "%s: %s", label, err);
+    } else {
+        double rp = eng_h_rel_err(gp, cp, pn), rg = eng_h_rel_err(gg, cg, gn);
+        report(
+            rp <= tol && rg <= tol && (!need_ids || first_diff(gi, ci, ng) < 0),
+            "%s: %d prompt + %d decode positions vs CPU: rel err %.2e / %.2e (limit %.0e), ids %s",
+            label, np, ng, rp, rg, tol, first_diff(gi, ci, ng) < 0 ? "equal" : "DIFFER");
+    }
+    free(prompt), free(gp), free(cp), free(gg), free(cg);
+    char cmd[4300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+int main(void)
+{
+    /* A model open on the GPU tells whether one is there. */
+    char path[4200], err[512];
+    snprintf(path, sizeof(path), "%s/models/stories260K.bin", eng_h_shared());
+    eng_h_need(path);
+    eng_load_params lp;
+    eng_load_params_init(&lp);
+    lp.device = ENG_DEVICE_CUDA;
+    eng_model *m = NULL;
+    eng_status st = eng_model_open(path, &lp, &m, err, sizeof(err));
+    if (st == ENG_ERR_UNSUPPORTED) {
+        printf("SKIP: %s; the GPU tests run on a GPU machine (tests/gpu/run-engine-gpu.sh)\n", err);
+        return 77;
+    }
+    if (st != ENG_OK) {
+        printf("FAIL: open on the GPU: %s\n", err);
+        return 1;
+    }
+    eng_model_close(m);
+    stories();
+    fixture("tiny-llama-f32", 1e-4);
+    fixture("tiny-qwen3-bf16", 2e-2);
+    fixture("tiny-mistral-f16", 2e-2);
+    gen_spec g;
+    gen_spec_init(&g);
+    g.format = GEN_HF;
+    g.arch = GEN_LLAMA;
+    g.dim = 512, g.hidden_dim = 1024, g.n_layers = 2, g.n_heads = 4, g.n_kv_heads = 1;
+    g.head_dim = 128, g.vocab_size = 700, g.seq_len = 1024;
+    random_model("llama-f32-hd128", &g, 300, 40, 1e-4, 1);
+    g.arch = GEN_MISTRAL, g.sliding_window = 48, g.n_heads = 8, g.n_kv_heads = 2, g.head_dim = 64;
+    random_model("mistral-f32-window48", &g, 100, 60, 1e-4, 1);
+    g.arch = GEN_QWEN2, g.sliding_window = 0, g.tied = 1;
+    random_model("qwen2-f32-bias-tied", &g, 64, 20, 1e-4, 1);
+    g.arch = GEN_QWEN3, g.tied = 0, g.dtype = GEN_BF16;
+    random_model("qwen3-bf16", &g, 64, 20, 2e-2, 0);
+    printf("%s: %d failure(s)\n", fails ? "FAIL" : "PASS", fails);
+    return fails ? 1 : 0;
+}
