@@ -5,6 +5,8 @@
 
 #include "eng.h"
 
+#include "common/half.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,15 +96,9 @@ void eng_source_free(eng_source *src); /* frees arrays; unmaps unless maps were 
 eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t errlen);
 eng_status eng_load_hf(const char *dir, eng_source *src, char *err, size_t errlen);
 
-/* f16/bf16 storage to f32 (exact). */
-static inline float eng_bf16_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-float eng_f16_to_f32(uint16_t h);
+/* f16/bf16 storage to f32 (exact): common/half.h's, the one implementation. */
+static inline float eng_bf16_to_f32(uint16_t h) { return rc_bf16_to_f32(h); }
+static inline float eng_f16_to_f32(uint16_t h) { return rc_f16_to_f32(h); }
 static inline size_t eng_dt_size(eng_dtype dt) { return dt == ENG_DT_F32 ? 4 : 2; }
 
 /* Shape check of a tensor reference: "tensor NAME missing (what)" or "has shape ...". */

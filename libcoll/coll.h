@@ -22,6 +22,14 @@
 extern "C" {
 #endif
 
+/* Marks the public API: libcoll is built with -fvisibility=hidden, so only what carries
+ * COLL_API is exported (tests/exports.sh checks the list against this header). */
+#if defined(__GNUC__)
+#define COLL_API __attribute__((visibility("default")))
+#else
+#define COLL_API
+#endif
+
 #define COLL_STATUS_LIST(X)                                                                        \
     X(COLL_OK, "success")                                                                          \
     X(COLL_ERR_INVALID_ARG, "invalid argument")                                                    \
@@ -43,9 +51,9 @@ extern "C" {
 typedef enum { COLL_STATUS_LIST(COLL_STATUS_ENUM_) COLL_STATUS_COUNT } coll_status;
 #undef COLL_STATUS_ENUM_
 
-const char *coll_status_str(coll_status s);
+COLL_API const char *coll_status_str(coll_status s);
 /* The enumerator's name ("COLL_ERR_TIMEOUT"). */
-const char *coll_status_name(coll_status s);
+COLL_API const char *coll_status_name(coll_status s);
 
 /* Same order and meaning as libring's types and ops. */
 typedef enum {
@@ -60,7 +68,7 @@ typedef enum {
 } coll_dtype;
 typedef enum { COLL_SUM, COLL_PROD, COLL_MIN, COLL_MAX, COLL_AVG, COLL_OP_COUNT } coll_op;
 
-size_t coll_dtype_size(coll_dtype t);
+COLL_API size_t coll_dtype_size(coll_dtype t);
 
 typedef enum { COLL_MEM_AUTO, COLL_MEM_HOST, COLL_MEM_DEVICE } coll_memtype;
 
@@ -79,37 +87,37 @@ typedef struct coll_params {
     long p2p_max_bytes;        /* one-shot all-reduce limit: -1: COLL_P2P_MAX_BYTES; 0: off */
 } coll_params;
 
-void coll_params_init(coll_params *p);
+COLL_API void coll_params_init(coll_params *p);
 
 typedef struct coll_comm coll_comm;
 
-coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *err, size_t errlen);
-void coll_comm_destroy(coll_comm *comm);
-void coll_comm_abort(coll_comm *comm);
+COLL_API coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *err, size_t errlen);
+COLL_API void coll_comm_destroy(coll_comm *comm);
+COLL_API void coll_comm_abort(coll_comm *comm);
 
-int coll_comm_rank(const coll_comm *comm);
-int coll_comm_size(const coll_comm *comm);
-int coll_comm_local_rank(const coll_comm *comm);
-int coll_comm_device(const coll_comm *comm); /* CUDA ordinal, -1 for host only */
-const char *coll_comm_provider(const coll_comm *comm);
-const char *coll_comm_last_error(const coll_comm *comm);
+COLL_API int coll_comm_rank(const coll_comm *comm);
+COLL_API int coll_comm_size(const coll_comm *comm);
+COLL_API int coll_comm_local_rank(const coll_comm *comm);
+COLL_API int coll_comm_device(const coll_comm *comm); /* CUDA ordinal, -1 for host only */
+COLL_API const char *coll_comm_provider(const coll_comm *comm);
+COLL_API const char *coll_comm_last_error(const coll_comm *comm);
 /* The largest all-reduce (bytes) the one-shot "p2p" provider serves; 0 when it is off. */
-size_t coll_comm_p2p_max_bytes(const coll_comm *comm);
+COLL_API size_t coll_comm_p2p_max_bytes(const coll_comm *comm);
 
 /* stream: a cudaStream_t for device buffers (stream-ordered), or NULL. */
-coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
+COLL_API coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            coll_dtype type, coll_op op, void *stream);
-coll_status coll_reduce_scatter(coll_comm *comm, const void *sendbuf, void *recvbuf,
+COLL_API coll_status coll_reduce_scatter(coll_comm *comm, const void *sendbuf, void *recvbuf,
                                 size_t recvcount, coll_dtype type, coll_op op, void *stream);
-coll_status coll_allgather(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
+COLL_API coll_status coll_allgather(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
                            coll_dtype type, void *stream);
-coll_status coll_broadcast(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
+COLL_API coll_status coll_broadcast(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            coll_dtype type, int root, void *stream);
-coll_status coll_barrier(coll_comm *comm);
+COLL_API coll_status coll_barrier(coll_comm *comm);
 
 /* Wait until the collectives enqueued on `stream` (NULL: the provider's own) are done,
  * polling for asynchronous provider errors; aborts the communicator at the op deadline. */
-coll_status coll_sync(coll_comm *comm, void *stream);
+COLL_API coll_status coll_sync(coll_comm *comm, void *stream);
 
 /* Every environment variable libcoll reads, declared in one table that ends with a NULL
  * name. The selection flow reads only these. */
@@ -118,13 +126,13 @@ typedef struct coll_knob {
     const char *default_value; /* as text; "" for unset */
     const char *help;
 } coll_knob;
-const coll_knob *coll_knobs(void);
+COLL_API const coll_knob *coll_knobs(void);
 
 /* What coll_comm_create() would choose (docs/SELECTION.md), creating nothing: for a
  * program that places its work by it (the engine's device selection). `built` is the set
  * of features to assume: coll_built() for this build; tests pass others. */
 enum { COLL_BUILT_NCCL = 1, COLL_BUILT_RING = 2, COLL_BUILT_CUDA = 4 };
-unsigned coll_built(void);
+COLL_API unsigned coll_built(void);
 
 typedef struct coll_plan {
     const char *provider; /* "local", "nccl" or "ring" */
@@ -135,11 +143,11 @@ typedef struct coll_plan {
     char warning[512];    /* "" or what coll_comm_create() would log as a warning */
 } coll_plan;
 
-coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out,
+COLL_API coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out,
                              char *err, size_t errlen);
 
 /* Print the provider that would be chosen, the layout and every knob with its value. */
-void coll_print_config(FILE *out, const coll_params *params);
+COLL_API void coll_print_config(FILE *out, const coll_params *params);
 
 #ifdef __cplusplus
 }

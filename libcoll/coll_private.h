@@ -236,6 +236,8 @@ struct coll_comm {
     coll_logger log;
     int op_timeout_ms;
     int rdv_timeout_ms;
+    /* Set by the caller or COLL_*: passed down to the ring; a default is not (README, knobs). */
+    int op_timeout_explicit, rdv_timeout_explicit;
     coll_memtype memtype;
     int nprov;
     const coll_provider *prov[COLL_MAX_CHAIN];

@@ -52,9 +52,11 @@ coll_status coll_comm_create_chain(const coll_params *params, const coll_layout 
     if ((st = coll_env_int(&c->env, KNOB_OP_TIMEOUT, 1, 86400000, 60000, &v, err, errlen)))
         goto free_comm;
     c->op_timeout_ms = p.op_timeout_ms > 0 ? p.op_timeout_ms : (int)v;
+    c->op_timeout_explicit = p.op_timeout_ms > 0 || coll_env_isset(&c->env, KNOB_OP_TIMEOUT);
     if ((st = coll_env_int(&c->env, KNOB_RDV_TIMEOUT, 1, 86400000, 120000, &v, err, errlen)))
         goto free_comm;
     c->rdv_timeout_ms = (int)v;
+    c->rdv_timeout_explicit = coll_env_isset(&c->env, KNOB_RDV_TIMEOUT);
     c->memtype = p.memtype;
     /* No CUDA device here (or no CUDA at all): every pointer is host memory. */
     if (c->memtype == COLL_MEM_AUTO && coll_cuda_device_count() == 0) c->memtype = COLL_MEM_HOST;

@@ -4,8 +4,6 @@
  * (split from it, see nccl_create); every wait polls ncclCommGetAsyncError and the spawned
  * workers against a deadline, and ends in ncclCommAbort on failure. */
 #include "coll_private.h"
-
-#ifdef HAVE_NCCL
 #include "coll_cuda.h"
 
 #include <nccl.h>
@@ -341,12 +339,3 @@ const coll_provider coll_provider_nccl = {
     .abort = nccl_abort_,
     .destroy = nccl_destroy,
 };
-#else
-static coll_status nccl_absent(coll_comm *comm, void **state, char *err, size_t errlen)
-{
-    (void)comm;
-    (void)state;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "built without NCCL");
-}
-const coll_provider coll_provider_nccl = {.name = "nccl", .create = nccl_absent};
-#endif

@@ -1,7 +1,5 @@
 /* The ring provider on host buffers: libring, with coll's types and ops mapped 1:1. */
 #include "coll_private.h"
-
-#ifdef HAVE_RING
 #include "ring.h"
 #include "provider_ring.h"
 
@@ -62,8 +60,10 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     ring_params rp;
     ring_params_init(&rp);
     rp.config = &cfg;
-    rp.connect_timeout_ms = comm->rdv_timeout_ms;
-    rp.op_timeout_ms = comm->op_timeout_ms;
+    /* Only what was set for libcoll goes down; libcoll's defaults would hide RING_*_TIMEOUT_MS
+     * (order of precedence: README, "Configuration"). */
+    if (comm->rdv_timeout_explicit) rp.connect_timeout_ms = comm->rdv_timeout_ms;
+    if (comm->op_timeout_explicit) rp.op_timeout_ms = comm->op_timeout_ms;
     ring_comm *rc = NULL;
     rs = ring_comm_create(&rp, &rc, rerr, sizeof(rerr));
     if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.480s", rerr);
@@ -99,12 +99,3 @@ const coll_provider coll_provider_ring = {
     .abort = ring_abort_,
     .destroy = ring_destroy_,
 };
-#else
-static coll_status ring_absent(coll_comm *comm, void **state, char *err, size_t errlen)
-{
-    (void)comm;
-    (void)state;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "built without the ring (--without-ring)");
-}
-const coll_provider coll_provider_ring = {.name = "ring", .create = ring_absent};
-#endif

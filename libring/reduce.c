@@ -4,6 +4,8 @@
  * not a Haswell, newer ones included: perf showed f32_sum.default on an AVX-512 machine.) */
 #include "reduce.h"
 
+#include "common/half.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -21,42 +23,10 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
-static inline float bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline uint16_t f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
-
-static inline float f16_to_f32(uint16_t h)
-{
-    _Float16 x;
-    memcpy(&x, &h, 2);
-    return (float)x;
-}
-
-static inline uint16_t f32_to_f16(float f)
-{
-    _Float16 x = (_Float16)f; /* IEEE conversion: round to nearest even */
-    uint16_t h;
-    memcpy(&h, &x, 2);
-    return h;
-}
-
-float ring_bf16_to_f32(uint16_t h) { return bf16_to_f32(h); }
-uint16_t ring_f32_to_bf16(float f) { return f32_to_bf16(f); }
-float ring_f16_to_f32(uint16_t h) { return f16_to_f32(h); }
-uint16_t ring_f32_to_f16(float f) { return f32_to_f16(f); }
+float ring_bf16_to_f32(uint16_t h) { return rc_bf16_to_f32(h); }
+uint16_t ring_f32_to_bf16(float f) { return rc_f32_to_bf16(f); }
+float ring_f16_to_f32(uint16_t h) { return rc_f16_to_f32(h); }
+uint16_t ring_f32_to_f16(float f) { return rc_f32_to_f16(f); }
 
 #define OP_SUM(x, y) ((x) + (y))
 #define OP_PROD(x, y) ((x) * (y))
@@ -104,14 +74,14 @@ FOUR(f64, double, double)
 FOUR(i32, int32_t, uint32_t)
 FOUR(i64, int64_t, uint64_t)
 FOUR(u8, uint8_t, uint32_t)
-LOOP_HALF(f16_sum, f16_to_f32, f32_to_f16, OP_SUM)
-LOOP_HALF(f16_prod, f16_to_f32, f32_to_f16, OP_PROD)
-LOOP_HALF(f16_min, f16_to_f32, f32_to_f16, OP_MIN)
-LOOP_HALF(f16_max, f16_to_f32, f32_to_f16, OP_MAX)
-LOOP_HALF(bf16_sum, bf16_to_f32, f32_to_bf16, OP_SUM)
-LOOP_HALF(bf16_prod, bf16_to_f32, f32_to_bf16, OP_PROD)
-LOOP_HALF(bf16_min, bf16_to_f32, f32_to_bf16, OP_MIN)
-LOOP_HALF(bf16_max, bf16_to_f32, f32_to_bf16, OP_MAX)
+LOOP_HALF(f16_sum, rc_f16_to_f32, rc_f32_to_f16, OP_SUM)
+LOOP_HALF(f16_prod, rc_f16_to_f32, rc_f32_to_f16, OP_PROD)
+LOOP_HALF(f16_min, rc_f16_to_f32, rc_f32_to_f16, OP_MIN)
+LOOP_HALF(f16_max, rc_f16_to_f32, rc_f32_to_f16, OP_MAX)
+LOOP_HALF(bf16_sum, rc_bf16_to_f32, rc_f32_to_bf16, OP_SUM)
+LOOP_HALF(bf16_prod, rc_bf16_to_f32, rc_f32_to_bf16, OP_PROD)
+LOOP_HALF(bf16_min, rc_bf16_to_f32, rc_f32_to_bf16, OP_MIN)
+LOOP_HALF(bf16_max, rc_bf16_to_f32, rc_f32_to_bf16, OP_MAX)
 
 typedef void (*reduce_fn)(void *, const void *, const void *, size_t);
 
@@ -166,11 +136,11 @@ void ring_reduce_scale(void *buf, size_t count, ring_dtype t, int n)
         break;
     case RING_F16:
         for (size_t i = 0; i < count; i++)
-            ((uint16_t *)buf)[i] = f32_to_f16(f16_to_f32(((uint16_t *)buf)[i]) / (float)n);
+            ((uint16_t *)buf)[i] = rc_f32_to_f16(rc_f16_to_f32(((uint16_t *)buf)[i]) / (float)n);
         break;
     case RING_BF16:
         for (size_t i = 0; i < count; i++)
-            ((uint16_t *)buf)[i] = f32_to_bf16(bf16_to_f32(((uint16_t *)buf)[i]) / (float)n);
+            ((uint16_t *)buf)[i] = rc_f32_to_bf16(rc_bf16_to_f32(((uint16_t *)buf)[i]) / (float)n);
         break;
     default: break;
     }

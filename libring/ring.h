@@ -37,6 +37,14 @@
 extern "C" {
 #endif
 
+/* Marks the public API: libring is built with -fvisibility=hidden, so only what carries
+ * RING_API is exported (tests/exports.sh checks the list against this header). */
+#if defined(__GNUC__)
+#define RING_API __attribute__((visibility("default")))
+#else
+#define RING_API
+#endif
+
 /* X(name, message): the one list the status enum and its strings come from. */
 #define RING_STATUS_LIST(X)                                                                        \
     X(RING_OK, "success")                                                                          \
@@ -58,9 +66,9 @@ typedef enum { RING_STATUS_LIST(RING_STATUS_ENUM_) RING_STATUS_COUNT } ring_stat
 #undef RING_STATUS_ENUM_
 
 /* Short fixed text for a status ("timed out"). */
-const char *ring_status_str(ring_status s);
+RING_API const char *ring_status_str(ring_status s);
 /* The enumerator's name ("RING_ERR_TIMEOUT"). */
-const char *ring_status_name(ring_status s);
+RING_API const char *ring_status_name(ring_status s);
 
 #define RING_DTYPE_LIST(X)                                                                         \
     X(RING_F32, "f32", 4)                                                                          \
@@ -86,20 +94,20 @@ typedef enum { RING_DTYPE_LIST(RING_DTYPE_ENUM_) RING_DTYPE_COUNT } ring_dtype;
 typedef enum { RING_OP_LIST(RING_OP_ENUM_) RING_OP_COUNT } ring_op;
 #undef RING_OP_ENUM_
 
-size_t ring_dtype_size(ring_dtype t);       /* 0 for an invalid type */
-const char *ring_dtype_name(ring_dtype t);  /* "f32"; NULL if invalid */
-const char *ring_op_name(ring_op op);       /* "sum"; NULL if invalid */
+RING_API size_t ring_dtype_size(ring_dtype t);       /* 0 for an invalid type */
+RING_API const char *ring_dtype_name(ring_dtype t);  /* "f32"; NULL if invalid */
+RING_API const char *ring_op_name(ring_op op);       /* "sum"; NULL if invalid */
 /* Parse "f32"/"float"/"bf16"... and "sum"/"max"...; return 0 on success, -1 if unknown. */
-int ring_dtype_parse(const char *s, ring_dtype *out);
-int ring_op_parse(const char *s, ring_op *out);
+RING_API int ring_dtype_parse(const char *s, ring_dtype *out);
+RING_API int ring_op_parse(const char *s, ring_op *out);
 /* avg is defined for floating types only. */
-int ring_op_valid_for(ring_op op, ring_dtype t);
+RING_API int ring_op_valid_for(ring_op op, ring_dtype t);
 
 /* Half-precision conversions as the reductions do them (round to nearest even). */
-float ring_f16_to_f32(uint16_t h);
-uint16_t ring_f32_to_f16(float f);
-float ring_bf16_to_f32(uint16_t h);
-uint16_t ring_f32_to_bf16(float f);
+RING_API float ring_f16_to_f32(uint16_t h);
+RING_API uint16_t ring_f32_to_f16(float f);
+RING_API float ring_bf16_to_f32(uint16_t h);
+RING_API uint16_t ring_f32_to_bf16(float f);
 
 /* ------------------------------------------------------------------ RING_CONFIG */
 
@@ -127,16 +135,16 @@ typedef struct ring_config {
 } ring_config;
 
 /* Fill defaults (master_ip/right_ip "0.0.0.0", transport tcp, everything else 0). */
-void ring_config_init(ring_config *cfg);
+RING_API void ring_config_init(ring_config *cfg);
 
 /* Parse the JSON text of a RING_CONFIG file. `origin` names it in messages.
  * On failure writes one line to err ("<origin>: field 'port': must be ... , got 70000"). */
-ring_status ring_config_parse(const char *json, const char *origin, ring_config *cfg, char *err,
+RING_API ring_status ring_config_parse(const char *json, const char *origin, ring_config *cfg, char *err,
                               size_t errlen);
 /* Read and parse the file at `path`. */
-ring_status ring_config_load(const char *path, ring_config *cfg, char *err, size_t errlen);
+RING_API ring_status ring_config_load(const char *path, ring_config *cfg, char *err, size_t errlen);
 /* Write cfg as a RING_CONFIG JSON file (used by ringrun). */
-ring_status ring_config_write(const char *path, const ring_config *cfg, char *err, size_t errlen);
+RING_API ring_status ring_config_write(const char *path, const ring_config *cfg, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ environment knobs */
 
@@ -148,9 +156,9 @@ typedef struct ring_knob {
 } ring_knob;
 
 /* The table, terminated by an entry whose name is NULL. */
-const ring_knob *ring_knobs(void);
+RING_API const ring_knob *ring_knobs(void);
 /* Print each knob: name, the value in effect (a refused environment value is marked), help. */
-void ring_knobs_print(FILE *out);
+RING_API void ring_knobs_print(FILE *out);
 
 /* ------------------------------------------------------------------ communicator */
 
@@ -167,26 +175,26 @@ typedef struct ring_params {
 } ring_params;
 
 /* Zero the struct and set struct_size. */
-void ring_params_init(ring_params *p);
+RING_API void ring_params_init(ring_params *p);
 
 /* Build the ring: listen, connect right, accept left, check in with the master.
  * Blocks until every rank is connected or the connect deadline passes. */
-ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *err,
+RING_API ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *err,
                              size_t errlen);
 /* Read the file named by RING_CONFIG and create. params may be NULL; its config field
  * is ignored, its other fields apply as in ring_comm_create(). */
-ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out, char *err,
+RING_API ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out, char *err,
                                       size_t errlen);
-void ring_comm_destroy(ring_comm *comm);
+RING_API void ring_comm_destroy(ring_comm *comm);
 
-int ring_comm_rank(const ring_comm *comm);
-int ring_comm_size(const ring_comm *comm);
+RING_API int ring_comm_rank(const ring_comm *comm);
+RING_API int ring_comm_size(const ring_comm *comm);
 /* The message of the last failure on this communicator ("" if none). */
-const char *ring_comm_last_error(const ring_comm *comm);
+RING_API const char *ring_comm_last_error(const ring_comm *comm);
 /* Make every current and future call on comm fail with RING_ERR_ABORTED, at once;
  * the other ranks' calls fail with RING_ERR_ABORTED too. Safe from any thread and
  * async-signal-safe (an atomic store and a write to an eventfd). */
-void ring_comm_abort(ring_comm *comm);
+RING_API void ring_comm_abort(ring_comm *comm);
 
 /* ------------------------------------------------------------------ collectives
  * Host memory. sendbuf == recvbuf means in place (for reduce-scatter and all-gather,
@@ -195,26 +203,26 @@ void ring_comm_abort(ring_comm *comm);
  * in the same order with the same count, type, op and root. */
 
 /* recvbuf[i] = op over ranks of sendbuf[i], for i < count. */
-ring_status ring_allreduce(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
+RING_API ring_status ring_allreduce(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            ring_dtype type, ring_op op);
 /* sendbuf holds size*recvcount elements; rank r gets the reduction of block r. */
-ring_status ring_reduce_scatter(ring_comm *comm, const void *sendbuf, void *recvbuf,
+RING_API ring_status ring_reduce_scatter(ring_comm *comm, const void *sendbuf, void *recvbuf,
                                 size_t recvcount, ring_dtype type, ring_op op);
 /* recvbuf holds size*sendcount elements; block r comes from rank r. */
-ring_status ring_allgather(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
+RING_API ring_status ring_allgather(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
                            ring_dtype type);
 /* Copy root's buffer to every rank (sendbuf is read on root only). */
-ring_status ring_broadcast(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
+RING_API ring_status ring_broadcast(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            ring_dtype type, int root);
-ring_status ring_barrier(ring_comm *comm);
+RING_API ring_status ring_barrier(ring_comm *comm);
 
 /* ------------------------------------------------------------------ logging */
 
 typedef enum { RING_LOG_ERROR, RING_LOG_WARN, RING_LOG_INFO, RING_LOG_DEBUG } ring_log_level;
 /* Logs go to stderr, "[ring <rank>] LEVEL message". Level from RING_LOG_LEVEL. */
-void ring_log(ring_log_level level, int rank, const char *fmt, ...)
+RING_API void ring_log(ring_log_level level, int rank, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-ring_log_level ring_log_level_get(void);
+RING_API ring_log_level ring_log_level_get(void);
 
 #ifdef __cplusplus
 }

@@ -29,11 +29,14 @@ run_config() {
     cd "$top"
     return $rc
 }
-run_config ring --without-cuda --without-nccl --without-verbs --enable-sanitizers || status=1
-run_config full || status=1
-pass=$(cat build-*/tests/*.trs 2>/dev/null | grep -c '^:test-result: PASS')
-fail=$(cat build-*/tests/*.trs 2>/dev/null | grep -cE '^:test-result: (FAIL|ERROR|XPASS)')
-skip=$(cat build-*/tests/*.trs 2>/dev/null | grep -c '^:test-result: SKIP')
+# --enable-werror: warnings are errors here, and so in CI.
+run_config ring --without-cuda --without-nccl --without-verbs --enable-sanitizers --enable-werror || status=1
+run_config full --enable-werror || status=1
+# Every .trs at any depth (tests/fuzz/smoke.trs is one folder down).
+results=$(find build-ring build-full -name '*.trs' -exec cat {} + 2>/dev/null)
+pass=$(printf '%s\n' "$results" | grep -c '^:test-result: PASS')
+fail=$(printf '%s\n' "$results" | grep -cE '^:test-result: (FAIL|ERROR|XPASS)')
+skip=$(printf '%s\n' "$results" | grep -c '^:test-result: SKIP')
 echo "test: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] || status=1
 exit $status

@@ -2,7 +2,8 @@
 # noinst_PROGRAMS, EXTRA_DIST and CLEANFILES with `=` first). Plain C, no cmocka: the
 # GPU programs must run on a machine without it.
 COLL_TEST_CPPFLAGS = -I$(top_srcdir)/libcoll -I$(top_srcdir)/kernels -I$(top_builddir)
-COLL_TEST_LIBS = $(top_builddir)/libcoll/libcoll.la $(top_builddir)/kernels/libcollkern.la
+# libcoll_internal.la: the tests reach internals (selection, rendezvous, providers).
+COLL_TEST_LIBS = $(top_builddir)/libcoll/libcoll_internal.la $(top_builddir)/kernels/libcollkern.la
 
 COLL_CHECKS = test_coll_select test_coll_local test_coll_rdv test_coll_spawn test_coll_kernels \
 	test_coll_gpu

@@ -19,26 +19,16 @@ import os
 import select
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from free_ports import free_ports  # noqa: E402  (ports below the ephemeral range)
+
 CHAOS = os.environ.get("RING_CHAOS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "ring-chaos")
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def write_configs(d, n, extra=None):

@@ -44,7 +44,8 @@ start_ring() {
     pids=()
     for r in 0 1 2 3; do
         local cfg=${CFG_OVERRIDE[$r]:-$d/cfg/rank-$r.json}
-        ip netns exec ${tag}n$((r + 1)) env RING_CONFIG="$cfg" RING_LOG_LEVEL=error RING_OP_TIMEOUT_MS=${OPMS:-5000} \
+        # timeout: a case that goes wrong fails in bounded time instead of hanging the suite.
+        ip netns exec ${tag}n$((r + 1)) timeout -s KILL 300 env RING_CONFIG="$cfg" RING_LOG_LEVEL=error RING_OP_TIMEOUT_MS=${OPMS:-5000} \
             RING_CONNECT_TIMEOUT_MS=${CONNMS:-20000} "${ENV[@]}" "$RING_CHAOS" "$@" >"$d/$label.$r" 2>&1 &
         pids+=($!)
     done
@@ -113,7 +114,11 @@ ENV=(RING_CHECKSUM=1)
 t0=$(now_ms)
 start_ring corrupt --iters 40 --count 300000
 wait_ring
-fault_case_check corrupt "RING_ERR_PROTOCOL" 10000 "$t0" || fail=1
+# The deadline runs from the flipped bit (the relay logs when), not from the start, which
+# includes forming the ring and the data before it (long on a loaded machine).
+flip=$(sed -n 's/^flipped a bit at \([0-9]*\) ms$/\1/p' "$d/relay.log")
+[ -n "$flip" ] || { echo "FAIL corrupt: the relay flipped no bit"; cat "$d/relay.log"; fail=1; flip=$t0; }
+fault_case_check corrupt "RING_ERR_PROTOCOL" 10000 "$flip" || fail=1
 ENV=()
 CFG_OVERRIDE=()
 kill $relay 2>/dev/null; wait $relay 2>/dev/null
@@ -123,10 +128,17 @@ OPMS=1000 start_ring sskill --count 300000
 sleep 1.5
 t0=$(now_ms)
 ns 3 ss -K dst 10.99.0.4 dport = 29504 >/dev/null 2>&1
-wait_ring
-fault_case_check sskill "RING_ERR_PEER_CLOSED|RING_ERR_SYSTEM" 2000 "$t0" || fail=1
-kinds=$(grep -h '^STATUS' "$d"/sskill.* | awk '{print $3}' | sort -u | wc -l)
-[ "$kinds" = 1 ] || { echo "FAIL sskill: ranks disagree on the failure kind"; fail=1; }
+if ns 3 ss -Htn state established dst 10.99.0.4 dport = 29504 | grep -q .; then
+    # The kernel kept the socket: it cannot destroy sockets (CONFIG_INET_DIAG_DESTROY).
+    echo "  case not run: this kernel cannot kill a socket from outside (ss -K needs CONFIG_INET_DIAG_DESTROY)"
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait_ring
+else
+    wait_ring
+    fault_case_check sskill "RING_ERR_PEER_CLOSED|RING_ERR_SYSTEM" 2000 "$t0" || fail=1
+    kinds=$(grep -h '^STATUS' "$d"/sskill.* | awk '{print $3}' | sort -u | wc -l)
+    [ "$kinds" = 1 ] || { echo "FAIL sskill: ranks disagree on the failure kind"; fail=1; }
+fi
 
 echo "host 4 refuses the ring port with a TCP reset (want TIMEOUT at creation, connect deadline 3 s):"
 ns 4 nft add table inet fault

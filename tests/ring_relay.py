@@ -28,6 +28,8 @@ def pump(src, dst, lo, hi, chunk, corrupt_at):
                 b = bytearray(data)
                 b[corrupt_at - seen] ^= 0x10
                 data = bytes(b)
+                # When, on the ranks' clock: the time to error is measured from here.
+                print("flipped a bit at %d ms" % int(time.time() * 1000), flush=True)
             seen += len(data)
             if hi > 0:
                 time.sleep(random.uniform(lo, hi) / 1000.0)

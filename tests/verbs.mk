@@ -15,6 +15,6 @@ check_PROGRAMS += test_verbs_select
 TESTS += test_verbs_select
 test_verbs_select_SOURCES = test_verbs_select.c
 test_verbs_select_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(VERBS_CFLAGS)
-test_verbs_select_LDADD = $(top_builddir)/libring/libring.la $(CMOCKA_LIBS) $(VERBS_LIBS)
+test_verbs_select_LDADD = $(top_builddir)/libring/libring_internal.la $(CMOCKA_LIBS) $(VERBS_LIBS)
 endif
 endif

@@ -63,7 +63,8 @@ static void usage(FILE *f)
             "  -n, --iters N           timed iterations (default 20)\n"
             "  -w, --warmup_iters N    untimed iterations first (default 5)\n"
             "  -c, --check 0|1         check results (default 1)\n"
-            "  -d, --datatype T        f32 f64 f16 bf16 i32 i64 u8 (nccl-tests names too) or all\n"
+            "  -d, --datatype T        float double half bfloat16 int32 int64 uint8 (nccl-tests' names,\n"
+            "                          as the table prints them; f32 f64 f16 bf16 i32 i64 u8 too) or all\n"
             "  -o, --op OP             sum prod min max avg, or all\n"
             "  -r, --root R            root for broadcast (default 0)\n"
             "  -a, --average 0|1|2|3   combine ranks' times: rank 0, average, min, max (default 1)\n"
@@ -424,6 +425,16 @@ static void print_header(const opts *o, const bench_backend *be)
            "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(us)");
 }
 
+/* nccl-tests' type names, so that scripts reading its output read ours. */
+static const char *nccl_type_name(ring_dtype t)
+{
+    static const char *const names[RING_DTYPE_COUNT] = {
+        [RING_F32] = "float", [RING_F64] = "double", [RING_F16] = "half", [RING_BF16] = "bfloat16",
+        [RING_I32] = "int32", [RING_I64] = "int64",  [RING_U8] = "uint8",
+    };
+    return (unsigned)t < RING_DTYPE_COUNT ? names[t] : "?";
+}
+
 static void print_row(const opts *o, coll_kind k, size_t bytes, size_t count, ring_dtype t, ring_op op,
                       const result *oop, const result *ip)
 {
@@ -435,11 +446,11 @@ static void print_row(const opts *o, coll_kind k, size_t bytes, size_t count, ri
             printf("{\"coll\":\"%s\",\"size\":%zu,\"count\":%zu,\"type\":\"%s\",\"redop\":\"%s\",\"root\":%d,"
                    "\"inplace\":%d,\"time_us\":%.3f,\"algbw\":%.4f,\"busbw\":%.4f,\"wrong\":%lld,"
                    "\"p50_us\":%.3f,\"p99_us\":%.3f}\n",
-                   coll_kind_names[k], bytes, count, ring_dtype_name(t), redop, root, j, rs[j]->time_us,
+                   coll_kind_names[k], bytes, count, nccl_type_name(t), redop, root, j, rs[j]->time_us,
                    rs[j]->algbw, rs[j]->busbw, rs[j]->wrong, rs[j]->p50, rs[j]->p99);
     } else {
         printf("  %10zu %12zu %8s %6s %6d %9.2f %8.3f %8.3f %6lld %9.2f %8.3f %8.3f %6lld %10.2f %10.2f\n",
-               bytes, count, ring_dtype_name(t), redop, root, oop->time_us, oop->algbw, oop->busbw,
+               bytes, count, nccl_type_name(t), redop, root, oop->time_us, oop->algbw, oop->busbw,
                oop->wrong, ip->time_us, ip->algbw, ip->busbw, ip->wrong, oop->p50, oop->p99);
     }
     fflush(stdout);

@@ -88,28 +88,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Ask the kernel for n free ports (a small race remains until the ranks bind them). */
-static int free_ports(int n, int *ports)
-{
-    int fds[MAX_RANKS + 1];
-    int ok = 1;
-    for (int i = 0; i < n; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof a;
-        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) < 0 ||
-            getsockname(fds[i], (struct sockaddr *)&a, &len) < 0) {
-            ok = 0;
-            ports[i] = 0;
-        } else {
-            ports[i] = ntohs(a.sin_port);
-        }
-    }
-    for (int i = 0; i < n; i++)
-        if (fds[i] >= 0) close(fds[i]);
-    return ok ? 0 : -1;
-}
-
 static uint64_t random_job_id(void)
 {
     uint64_t id = 0;
@@ -120,6 +98,46 @@ static uint64_t random_job_id(void)
     }
     if (!id) id = ((uint64_t)getpid() << 32) ^ (uint64_t)now_ms();
     return id;
+}
+
+/* The lowest port of the kernel's ephemeral range, where connect() draws local ports. */
+static int ephemeral_low(void)
+{
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &lo) != 1) lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
+/* n free loopback ports, at random below the ephemeral range: a port the kernel chose
+ * (bind to 0) and we released could go to any client socket before a rank binds it;
+ * below that range only another launcher choosing at random can take it. */
+static int free_ports(int n, int *ports)
+{
+    int fds[MAX_RANKS + 1];
+    int got = 0, lo = 10000, hi = ephemeral_low();
+    uint64_t x = random_job_id();
+    for (int tries = 0; got < n && tries < 1000 && hi > lo; tries++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        int port = lo + (int)(x % (uint64_t)(hi - lo));
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (fd < 0) break;
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) { /* taken, or ours already */
+            close(fd);
+            continue;
+        }
+        fds[got] = fd;
+        ports[got++] = port;
+    }
+    for (int i = 0; i < got; i++) close(fds[i]);
+    if (got < n) errno = EADDRINUSE;
+    return got == n ? 0 : -1;
 }
 
 static int parse_int(const char *s, const char *what, int lo, int hi, int *out)

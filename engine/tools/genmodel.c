@@ -1,6 +1,8 @@
 /* Writes random models. Weights ~ N(0, std); norm weights ~ 1 + N(0, std). */
 #include "genmodel.h"
 
+#include "common/half.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,35 +51,6 @@ static float gauss(rng *r)
     r->spare = (float)(m * sin(2 * M_PI * v));
     r->have = 1;
     return (float)(m * cos(2 * M_PI * v));
-}
-
-static uint16_t to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000;
-    int32_t e = (int32_t)((x >> 23) & 0xff) - 127 + 15;
-    uint32_t man = x & 0x7fffff;
-    if (e >= 31) return (uint16_t)(sign | 0x7c00);
-    if (e <= 0) {
-        if (e < -10) return (uint16_t)sign;
-        man |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - e), h = man >> shift, rem = man & ((1u << shift) - 1),
-                 half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into the exponent: fine */
-    return (uint16_t)(sign | h);
-}
-
-static uint16_t to_bf16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    x += 0x7fff + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
 }
 
 /* ------------------------------------------------------------------ tensor list */
@@ -143,7 +116,7 @@ static int write_random(FILE *f, rng *r, const tdesc *t, gen_dtype dt, float std
         if (dt == GEN_F32) {
             w = fwrite(buf, 4, (size_t)n, f);
         } else {
-            for (int i = 0; i < n; i++) h[i] = dt == GEN_F16 ? to_f16(buf[i]) : to_bf16(buf[i]);
+            for (int i = 0; i < n; i++) h[i] = dt == GEN_F16 ? rc_f32_to_f16(buf[i]) : rc_f32_to_bf16(buf[i]);
             w = fwrite(h, 2, (size_t)n, f);
         }
         if (w != (size_t)n) return -1;
