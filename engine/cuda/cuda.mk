@@ -16,7 +16,7 @@ ENG_CUDA_KERNEL_OBJECTS = $(ENG_CUDA_KERNEL_SOURCES:.cu=.lo)
 libeng_la_LIBADD += $(ENG_CUDA_KERNEL_OBJECTS) $(CUDA_LIBS) -lstdc++
 libeng_la_DEPENDENCIES = $(ENG_CUDA_KERNEL_OBJECTS)
 NVCC_FLAGS = -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -Wall -Xcompiler -Wextra \
-	-Xcompiler -Werror $(NVCC_ARCH_FLAGS) -I$(srcdir) -I$(srcdir)/cuda
+	-Xcompiler -Werror $(NVCC_ARCH_FLAGS) -I$(top_srcdir) -I$(srcdir) -I$(srcdir)/cuda
 AM_V_NVCC = $(am__v_NVCC_@AM_V@)
 am__v_NVCC_ = $(am__v_NVCC_@AM_DEFAULT_V@)
 am__v_NVCC_0 = @echo "  NVCC    " $@;
