@@ -10,7 +10,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -275,14 +274,9 @@ static void log_line(void *ctx, const char *line) { fprintf((FILE *)ctx, "ringin
 static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tokenizer **tok,
                                  char *err, size_t errlen)
 {
-    *tok = NULL;
-    if (a->tokenizer)
-        return eng_tokenizer_load_llama2(a->tokenizer, c->vocab_size, tok, err, errlen);
-    struct stat sb;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/tokenizer.json", a->model);
-    if (stat(a->model, &sb) == 0 && S_ISDIR(sb.st_mode) && stat(path, &sb) == 0)
-        return eng_tokenizer_load_hf(path, tok, err, errlen);
+    eng_status st =
+        eng_tokenizer_load_for_model(a->model, a->tokenizer, c->vocab_size, tok, err, errlen);
+    if (st != ENG_OK || *tok) return st;
     if (a->text)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "-p TEXT needs a tokenizer: --tokenizer FILE for a llama2.c model, or "

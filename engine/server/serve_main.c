@@ -14,7 +14,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #define HEARTBEAT_S 0.2
@@ -181,19 +180,6 @@ static char *read_key(const char *path, char *err, size_t errlen)
     return strdup(line);
 }
 
-static eng_status load_tokenizer(const srv_opts *o, const eng_config *c, eng_tokenizer **tok,
-                                 char *err, size_t errlen)
-{
-    *tok = NULL;
-    if (o->tokenizer)
-        return eng_tokenizer_load_llama2(o->tokenizer, c->vocab_size, tok, err, errlen);
-    struct stat sb;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/tokenizer.json", o->model);
-    if (stat(o->model, &sb) == 0 && S_ISDIR(sb.st_mode) && stat(path, &sb) == 0)
-        return eng_tokenizer_load_hf(path, tok, err, errlen);
-    return ENG_OK; /* token ids only */
-}
 
 static void log_line(void *ctx, const char *line)
 {
@@ -418,7 +404,9 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
     }
 
     eng_tokenizer *tok = NULL;
-    if ((st = load_tokenizer(&o, c, &tok, err, sizeof(err))) != ENG_OK) goto fail;
+    /* No tokenizer: the server works in token ids only. */
+    st = eng_tokenizer_load_for_model(o.model, o.tokenizer, c->vocab_size, &tok, err, sizeof(err));
+    if (st != ENG_OK) goto fail;
     if (tok && eng_tokenizer_vocab_size(tok) > c->vocab_size) {
         st = ENG_ERR_FORMAT;
         snprintf(err, sizeof(err), "tokenizer has %d tokens but the model's vocabulary is %d",

@@ -104,3 +104,18 @@ void eng_tokenizer_free(eng_tokenizer *t)
 {
     if (t) t->ops->destroy(t);
 }
+
+eng_status eng_tokenizer_load_for_model(const char *model, const char *tokenizer_file,
+                                        int vocab_size, eng_tokenizer **out, char *err,
+                                        size_t errlen)
+{
+    *out = NULL;
+    if (tokenizer_file)
+        return eng_tokenizer_load_llama2(tokenizer_file, vocab_size, out, err, errlen);
+    struct stat sb;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/tokenizer.json", model);
+    if (stat(model, &sb) == 0 && S_ISDIR(sb.st_mode) && stat(path, &sb) == 0)
+        return eng_tokenizer_load_hf(path, out, err, errlen);
+    return ENG_OK;
+}

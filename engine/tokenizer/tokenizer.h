@@ -27,6 +27,13 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
 eng_status eng_tokenizer_load_hf(const char *tokenizer_json_path, eng_tokenizer **out, char *err,
                                  size_t errlen);
 
+/* The tokenizer a model comes with: the llama2.c .bin named by tokenizer_file when given, else
+ * MODEL/tokenizer.json when the model is a folder holding one. ENG_OK with *out NULL when there
+ * is none (the caller works in token ids). */
+eng_status eng_tokenizer_load_for_model(const char *model, const char *tokenizer_file,
+                                        int vocab_size, eng_tokenizer **out, char *err,
+                                        size_t errlen);
+
 /* Encodes the NUL-terminated UTF-8 text (add_bos: prepend BOS when the tokenizer has one). Writes
  * at most max_ids ids and sets *n_ids to the number the text needs; if that is more than max_ids
  * it returns ENG_ERR_INVALID_ARG (ids may be NULL with max_ids 0 to ask for the count). */
