@@ -35,6 +35,9 @@ double eng_h_rel_err(const float *a, const float *b, size_t n);
 /* Directory of the shared test data (../shared from the source tree) or NULL. */
 const char *eng_h_shared(void);
 
+/* The whole file, NUL-terminated (malloc'd; *len, when given, its size); NULL when unreadable. */
+char *eng_h_slurp(const char *path, size_t *len);
+
 #endif
 
 /* Runs eng_cli_main(argc, argv) as tp forked processes joined by shared memory (sum in rank

@@ -7,24 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static int ints(const cJSON *a, int *out, int max)
 {
     int n = 0;
@@ -39,7 +21,7 @@ static int check(const char *name, double tol, const int *tps, int ntp)
     snprintf(dir, sizeof(dir), "%s/fixtures/hf/%s", eng_h_shared(), name);
     eng_h_need(dir);
     snprintf(path, sizeof(path), "%s/reference.json", dir);
-    char *txt = slurp(path, NULL);
+    char *txt = eng_h_slurp(path, NULL);
     cJSON *j = txt ? cJSON_Parse(txt) : NULL;
     free(txt);
     if (!j) {
@@ -52,7 +34,7 @@ static int check(const char *name, double tol, const int *tps, int ntp)
     cJSON_Delete(j);
     snprintf(path, sizeof(path), "%s/ref_logits.f32", dir);
     size_t len;
-    float *ref = (float *)slurp(path, &len);
+    float *ref = (float *)eng_h_slurp(path, &len);
     int vocab = (int)(len / 4 / (size_t)np);
     float *got = malloc(len);
     int fails = 0;
