@@ -50,19 +50,27 @@ typedef struct eng_backend {
     eng_status (*put_act)(const eng_model *m, eng_state *s, const float *host);
     eng_status (*sync)(const eng_model *m, eng_state *s);
 
-    /* ---- optional (NULL: none): the decode step (n = 1, one rank, set_inputs to sample) as a
-     * graph. replay returns ENG_ERR_UNSUPPORTED until one was captured for this state. */
+    /* ---- optional (NULL: none): the decode step (n = 1, set_inputs to sample) as CUDA graphs.
+     * The step is one piece when its all-reduces can be captured too (one rank, NCCL, p2p),
+     * else the pieces between them: piece k ends before the step's all-reduce k
+     * (0..ENG_MAX_PIECES(L)-1). capture_end(piece < 0) ends a capture and drops it (error
+     * paths). replay returns ENG_ERR_UNSUPPORTED until that piece was captured for this
+     * state. */
     eng_status (*capture_begin)(const eng_model *m, eng_state *s);
-    eng_status (*capture_end)(const eng_model *m, eng_state *s);
-    eng_status (*replay)(const eng_model *m, eng_state *s);
+    eng_status (*capture_end)(const eng_model *m, eng_state *s, int piece);
+    eng_status (*replay)(const eng_model *m, eng_state *s, int piece);
 
     /* The last failure's one-line reason (a CUDA error mid-run), or "" */
     const char *(*last_error)(const eng_state *s);
 } eng_backend;
 
+/* Pieces of a decode step captured between its all-reduces: two per layer, one after. */
+#define ENG_MAX_PIECES(n_layers) (2 * (n_layers) + 1)
+
 extern const eng_backend eng_backend_cpu;
 #ifdef ENG_WITH_CUDA
 extern const eng_backend eng_backend_cuda;
+int eng_cuda_visible(void); /* GPUs CUDA lists (after CUDA_VISIBLE_DEVICES); 0 on error */
 #endif
 
 /* The backend for a device (AUTO resolved); NULL with err when it cannot run here. */

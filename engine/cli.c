@@ -1,5 +1,6 @@
 /* `ringinfer run`: argument parsing, prefill in one batched pass, decode loop with rank 0
  * sampling and broadcasting each token, text/ids/logits output and timing. */
+#include "devmap.h"
 #include "eng_internal.h"
 #include "template/jinja.h"
 #include "tokenizer.h"
@@ -27,6 +28,7 @@ typedef struct {
     int print_ids;
     int threads; /* 0: ENG_THREADS */
     eng_device device;
+    const char *device_layers; /* --device-layers, NULL when not given */
 } cli_args;
 
 static void usage(FILE *f)
@@ -35,6 +37,7 @@ static void usage(FILE *f)
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
             "                     [--dump-logits FILE] [--threads N] [--device cuda|cpu]\n"
+            "                     [--device-layers \"ORD:NUM;...\"]\n"
             "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
             "       ringinfer serve -m MODEL ...         (ringinfer serve --help)\n"
             "       ringinfer --print-config\n"
@@ -46,7 +49,10 @@ static void usage(FILE *f)
             "  logits of every prompt position (float32 little-endian, [positions, vocab]).\n"
             "  --threads N: threads per rank for the matmuls (default: ENG_THREADS).\n"
             "  --device: where the model runs (default: cuda when built with CUDA and a GPU is\n"
-            "  visible, else cpu; CUDA_VISIBLE_DEVICES picks the GPU).\n"
+            "  visible, else cpu; CUDA_VISIBLE_DEVICES picks the GPUs). The layout (NCCL or ring\n"
+            "  tensor parallelism, one GPU, layer mapping, the CPU) follows mistral.rs: see\n"
+            "  docs/SELECTION.md; --device-layers maps layers to visible GPUs (a bare N: GPU 0\n"
+            "  gets N layers), the rest run on the CPU (mistral.rs's -n; here -n is the count).\n"
             "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n"
             "Environment (--print-config shows the values in effect):\n");
     for (const eng_knob *k = eng_knobs(); k->name; k++)
@@ -94,13 +100,33 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             e, "ringinfer: expected the command 'run', 'serve' or 'template' (ringinfer --help)\n");
         return -1;
     }
-    enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP, O_THREADS, O_DEV };
-    static const struct option opts[] = {
-        {"model", 1, 0, 'm'},        {"prompt", 1, 0, 'p'},    {"tokenizer", 1, 0, O_TOK},
-        {"prompt-ids", 1, 0, O_IDS}, {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP},
-        {"seed", 1, 0, O_SEED},      {"print-ids", 0, 0, O_PRINT}, {"dump-logits", 1, 0, O_DUMP},
-        {"help", 0, 0, O_HELP},      {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEV},
-        {0, 0, 0, 0}};
+    enum {
+        O_TOK = 256,
+        O_IDS,
+        O_TEMP,
+        O_TOPP,
+        O_SEED,
+        O_PRINT,
+        O_DUMP,
+        O_HELP,
+        O_THREADS,
+        O_DEV,
+        O_LAYERS
+    };
+    static const struct option opts[] = {{"model", 1, 0, 'm'},
+                                         {"prompt", 1, 0, 'p'},
+                                         {"tokenizer", 1, 0, O_TOK},
+                                         {"prompt-ids", 1, 0, O_IDS},
+                                         {"temperature", 1, 0, O_TEMP},
+                                         {"top-p", 1, 0, O_TOPP},
+                                         {"seed", 1, 0, O_SEED},
+                                         {"print-ids", 0, 0, O_PRINT},
+                                         {"dump-logits", 1, 0, O_DUMP},
+                                         {"help", 0, 0, O_HELP},
+                                         {"threads", 1, 0, O_THREADS},
+                                         {"device", 1, 0, O_DEV},
+                                         {"device-layers", 1, 0, O_LAYERS},
+                                         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -155,6 +181,9 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
                 fprintf(e, "ringinfer: --device: '%s' is not cuda or cpu\n", optarg);
                 return -1;
             }
+            break;
+        case O_LAYERS:
+            a->device_layers = optarg;
             break;
         case O_HELP: usage(stdout); return 1;
         case ':': fprintf(e, "ringinfer: option %s needs a value\n", argv[optind]); return -1;
@@ -212,6 +241,12 @@ static eng_status timed_allreduce(void *ctx, void *buf, size_t count, eng_elem e
     t->seconds += now_s() - t0;
     t->calls++;
     return st;
+}
+
+static eng_status timed_broadcast(void *ctx, void *buf, size_t count, eng_elem et, int root)
+{
+    timed_comm *t = ctx;
+    return t->comm->broadcast(t->comm->ctx, buf, count, et, root);
 }
 
 /* Generated text on its way to out: token pieces are raw bytes (a piece may end inside a UTF-8
@@ -308,7 +343,10 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     lp.tp_size = comm->size;
     lp.log = root ? log_line : NULL;
     lp.log_ctx = errf;
-    lp.device = a.device;
+    char layout[512];
+    if ((st = eng_place_setup(a.model, a.device, a.device_layers, comm, &lp, layout, sizeof(layout),
+                              err, sizeof(err))) != ENG_OK)
+        goto fail;
     double t_load = now_s();
     if ((st = eng_model_open(a.model, &lp, &m, err, sizeof(err))) != ENG_OK) goto fail;
     t_load = now_s() - t_load;
@@ -378,6 +416,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
         char backend[256];
         eng_model_memory(m, &owned, &mapped);
         eng_model_describe(m, backend, sizeof(backend));
+        fprintf(errf, "ringinfer: %s\n", layout);
         fprintf(errf,
                 "ringinfer: %s: dim %d, %d layers, %d/%d heads, FFN %d, vocab %d; rank 0 of %d "
                 "holds %.1f MiB converted/uploaded + %.1f MiB mapped; %s, %d thread%s; "
@@ -390,19 +429,21 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     timed_comm tc = {.comm = comm};
     eng_coll red = *comm;
     red.allreduce = timed_allreduce;
+    red.broadcast = timed_broadcast;
     red.ctx = &tc;
     const eng_coll *rp = comm->size > 1 ? &red : NULL;
     const float *logits = NULL;
-    /* One rank samples on the backend (on a GPU only the id comes back; the CPU gives the
-     * same ids as sampling here): `pending` is the next token, picked with the forward. */
-    int fused = comm->size == 1 && !dump;
+    /* Rank 0 samples on the backend (on a GPU only the id comes back; the CPU gives the same
+     * ids as sampling here) and eng_forward_sample hands the id to every rank: `pending` is
+     * the next token, picked with the forward. --dump-logits needs the logits themselves. */
+    int fused = !dump;
     int32_t pending = 0;
     /* Prefill: one batched pass (chunks of PREFILL_CHUNK for longer prompts). */
     double t0 = now_s();
     for (int off = 0; off < n_prompt; off += sp.max_batch) {
         int cnt = n_prompt - off < sp.max_batch ? n_prompt - off : sp.max_batch;
         if (fused && off + cnt == n_prompt)
-            st = eng_forward_sample(m, s, prompt + off, cnt, off, smp, &pending);
+            st = eng_forward_sample(m, s, prompt + off, cnt, off, rp, smp, &pending);
         else
             st = eng_forward(m, s, prompt + off, cnt, off, root, rp, &logits);
         if (st != ENG_OK) {
@@ -451,7 +492,8 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     for (int i = 0; i < a.n; i++) {
         int32_t next = fused ? pending : root ? eng_sampler_sample(smp, last) : 0;
         if (next < 0) {
-            /* Rank 0 alone knows; its failure aborts the communicator for the others. */
+            /* Sampled on rank 0: the fused path gave every rank the -1; otherwise rank 0
+             * alone knows, and its failure aborts the communicator for the others. */
             st = eng_fail(ENG_ERR_RANGE, err, sizeof(err),
                           "token %d of the generation (position %d): the logits hold NaN or "
                           "infinity; the model's weights or activations overflowed",
@@ -459,7 +501,8 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
             free(gen);
             goto fail;
         }
-        if (comm->size > 1 && (st = comm->broadcast(comm->ctx, &next, 1, ENG_ELEM_I32, 0)) != ENG_OK) {
+        if (!fused && comm->size > 1 &&
+            (st = comm->broadcast(comm->ctx, &next, 1, ENG_ELEM_I32, 0)) != ENG_OK) {
             eng_fail(st, err, sizeof(err), "broadcast of token %d failed", i);
             free(gen);
             goto fail;
@@ -477,7 +520,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
         prev = next;
         if (i + 1 == a.n) break;
         if (fused)
-            st = eng_forward_sample(m, s, &gen[i], 1, n_prompt + i, smp, &pending);
+            st = eng_forward_sample(m, s, &gen[i], 1, n_prompt + i, rp, smp, &pending);
         else
             st = eng_forward(m, s, &gen[i], 1, n_prompt + i, root, rp, &logits);
         if (st != ENG_OK) {

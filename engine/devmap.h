@@ -77,4 +77,19 @@ typedef struct eng_place {
  * parallelism (the message names the variable or flag to change). */
 eng_status eng_place_select(const eng_place_facts *f, eng_place *out, char *err, size_t errlen);
 
+/* The selection applied to a communicator (comm NULL: one rank): checks that libcoll made
+ * the same choice (comm->provider set) or, for a caller's own group (provider NULL, size > 1),
+ * that no layers are mapped; fills lp's device, gpu (comm->gpu), device_layers and
+ * auto_split; line gets the layout for the start-up log. Pure: tests pass fake facts. */
+eng_status eng_place_apply(const eng_place_facts *f, const eng_coll *comm, eng_load_params *lp,
+                           eng_place *pl, char *line, size_t linelen, char *err, size_t errlen);
+
+/* ringinfer run and serve: the facts of this process (the model's heads, the visible GPUs,
+ * this build, the environment), then eng_place_apply; layout gets the line rank 0 logs
+ * once the model is loaded (so that a failed load stays one line). Errors are one line
+ * naming the flag or variable to change. */
+eng_status eng_place_setup(const char *model, eng_device device, const char *device_layers,
+                           const eng_coll *comm, eng_load_params *lp, char *layout,
+                           size_t layoutlen, char *err, size_t errlen);
+
 #endif

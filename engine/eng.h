@@ -100,6 +100,8 @@ typedef struct eng_load_params {
     void *log_ctx;
     eng_device device;  /* ENG_DEVICE_CPU */
     int gpu;            /* CUDA device ordinal among the visible ones; 0 */
+    const char *device_layers; /* --device-layers spec (devmap.h grammar); NULL: all on device */
+    int auto_split;            /* 1: split the layers over the visible GPUs by free memory */
 } eng_load_params;
 
 void eng_load_params_init(eng_load_params *p);
@@ -144,6 +146,12 @@ typedef struct eng_coll {
     eng_status (*broadcast)(void *ctx, void *buf, size_t count, eng_elem et, int root);
     int device_buffers;
     void *ctx;
+    /* Fields below were added later; zero keeps the first version's behaviour. */
+    int gpu;              /* this rank's CUDA ordinal as the collective placed it (libcoll's
+                             coll_comm_device); -1: none (host only) */
+    const char *provider; /* the collective's name ("local", "nccl", "ring"); NULL: a harness */
+    size_t graph_bytes;   /* device all-reduces up to this size are stream-ordered without a
+                             host wait, so a CUDA graph may capture them (0: none) */
 } eng_coll;
 
 typedef struct eng_state eng_state;
@@ -190,14 +198,19 @@ eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_
 int eng_sampler_sample(eng_sampler *s, const float *logits);
 void eng_sampler_free(eng_sampler *s);
 
-/* eng_forward of one rank (coll NULL or size 1), then the next token picked from the last
- * position's logits by smp, on the backend: on a GPU only the token id comes back, and the
- * decode step (n == 1) is replayed as one CUDA graph. The CPU gives exactly
- * eng_forward + eng_sampler_sample; the GPU samples greedy identically and temperature/top-p
- * with the same random draws but its own summation order (see engine/cuda/sample.cu).
+/* eng_forward, then the next token picked from the last position's logits by smp, on the
+ * backend: on a GPU only the token id comes back. coll: the tensor-parallel group (NULL:
+ * one rank); rank 0 alone computes the classifier and samples (the others may pass smp
+ * NULL), then broadcasts the id, so *next is the same on every rank. On a GPU the decode
+ * step (n == 1) is replayed as one CUDA graph when every all-reduce of the step can be
+ * captured (one rank, or coll->device_buffers with dim floats <= coll->graph_bytes: NCCL,
+ * the one-shot p2p); otherwise (the host-staged ring) as graphs of the pieces between the
+ * all-reduces, the all-reduces called between them. The CPU gives exactly eng_forward +
+ * eng_sampler_sample; the GPU samples greedy identically and temperature/top-p with the
+ * same random draws but its own summation order (see engine/cuda/sample.cu).
  * *next is -1 when the logits hold NaN or infinity (as eng_sampler_sample). */
-eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n,
-                              int pos, eng_sampler *smp, int *next);
+eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
+                              const eng_coll *coll, eng_sampler *smp, int *next);
 
 /* The ringinfer command line ("run -m MODEL ..."), over any collective: one process
  * (comm NULL), N processes over libcoll (ringinfer.c), or test harnesses. Rank 0 samples,

@@ -133,6 +133,14 @@ struct eng_state {
     int n, pos;        /* the current call: n tokens at positions pos.. */
     float draw;        /* the current call's sampling draw */
     void *bs;          /* the backend's run state */
+    /* The decode step as graphs (forward.c): how it was captured (0: not yet, 1: whole,
+     * 2: in pieces) and, for pieces, the all-reduce called between them (the same buffer,
+     * size and stream every time: the backend's row-parallel output). */
+    int graph_mode;
+    void *piece_buf;
+    size_t piece_count;
+    eng_elem piece_et;
+    void *piece_stream;
 };
 
 #endif

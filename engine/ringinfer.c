@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,6 +56,17 @@ static int command(int argc, char **argv, const eng_coll *comm)
 #endif
 }
 
+/* --device cpu among run's or serve's options (parsed for real later). */
+static int wants_cpu(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strcmp(argv[i], "--device=cpu")) return 1;
+        if (!strcmp(argv[i], "--device") && i + 1 < argc && !strcmp(argv[i + 1], "cpu")) return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* A closed stdout would lose the text, and a file opened later could take its descriptor. */
@@ -75,17 +87,31 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "serve")) pthread_sigmask(SIG_BLOCK, &term, NULL);
     char err[512];
     coll_comm *comm = NULL;
-    coll_status cs = coll_comm_create(NULL, &comm, err, sizeof(err));
+    coll_params cp;
+    coll_params_init(&cp);
+    /* The engine's selection counts no GPU for --device cpu: libcoll must not pick NCCL. */
+    if (wants_cpu(argc, argv)) cp.visible_devices = 0;
+    coll_status cs = coll_comm_create(&cp, &comm, err, sizeof(err));
     if (cs != COLL_OK) {
         fprintf(stderr, "ringinfer: communicator: %s: %s\n", coll_status_str(cs), err);
         return 1;
     }
+    /* libcoll takes the engine's device buffers (a model on a GPU sums its partials there on
+     * the compute stream: p2p up to its limit, then NCCL or the staged ring); NCCL and p2p
+     * are stream-ordered without a host wait, so a CUDA graph may hold them. */
+    const char *prov = coll_comm_provider(comm);
+    int gpu = coll_comm_device(comm);
     eng_coll ec = {.rank = coll_comm_rank(comm),
                    .size = coll_comm_size(comm),
                    .allreduce = allreduce,
                    .broadcast = broadcast,
-                   .device_buffers = 0, /* the next issue hands device buffers to NCCL */
-                   .ctx = comm};
+                   .device_buffers = gpu >= 0,
+                   .ctx = comm,
+                   .gpu = gpu,
+                   .provider = prov,
+                   .graph_bytes = !strcmp(prov, "nccl")    ? SIZE_MAX
+                                  : !strcmp(prov, "local") ? SIZE_MAX
+                                                           : coll_comm_p2p_max_bytes(comm)};
     int rc = command(argc, argv, &ec);
     if (rc != 0)
         coll_comm_abort(comm); /* peers blocked in a collective fail fast instead of timing out */

@@ -13,12 +13,16 @@
 
 _Static_assert(NCCL_UNIQUE_ID_BYTES == COLL_RDV_BLOB, "NCCL id size");
 
+/* Host buffers (the engine's token and step-record broadcasts: a few bytes to a few KiB)
+ * pass through this much device memory per round. */
+#define NCCL_STAGE (64 * 1024)
+
 typedef struct nccl_state {
     coll_comm *comm;
     ncclComm_t nc;     /* the data path's communicator */
     ncclComm_t parent; /* the non-blocking one it was split from, or NULL */
     cudaStream_t stream;
-    int *dscratch; /* one int for the barrier */
+    int *dscratch; /* [NCCL_STAGE bytes]: the barrier's int; host-buffer calls staged here */
     int aborted;   /* set by coll_comm_abort (any thread); waits notice it */
     int dead;      /* ncclCommAbort done */
 } nccl_state;
@@ -181,7 +185,7 @@ static coll_status nccl_create(coll_comm *comm, void **state, char *err, size_t 
      * stream, it runs after the caller's earlier work there (a pageable cudaMemcpy may
      * return before its copy has landed). */
     CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamDefault), free_state);
-    CUDA_CHECK(cudaMalloc((void **)&s->dscratch, sizeof(int)), destroy_stream);
+    CUDA_CHECK(cudaMalloc((void **)&s->dscratch, NCCL_STAGE), destroy_stream);
     /* Init is non-blocking so that it is bounded and can be aborted. A non-blocking
      * communicator makes every call return ncclInProgress and hands the enqueue to a
      * thread (about 37 us per call on an H200 pair), so by default the data path runs on
@@ -238,6 +242,44 @@ static ncclRedOp_t nccl_op(coll_op op)
     return map[op];
 }
 
+/* NCCL reads device memory only: all-reduce and broadcast of host buffers go through the
+ * staging buffer, a round at a time, each waited for (deadline, async errors). */
+static coll_status nccl_host(nccl_state *s, const coll_call *c, char *err, size_t errlen)
+{
+    coll_status st = COLL_OK;
+    ncclResult_t r = ncclSuccess;
+    if (c->kind != COLL_OP_ALLREDUCE && c->kind != COLL_OP_BROADCAST)
+        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED,
+                         "nccl: host buffers (NCCL reads device memory only; all-reduce and "
+                         "broadcast are staged)");
+    size_t es = coll_dtype_size(c->type), per = NCCL_STAGE / es;
+    const char *src = c->sendbuf ? c->sendbuf : c->recvbuf;
+    char *dst = c->recvbuf;
+    for (size_t off = 0; off < c->count; off += per) {
+        size_t n = c->count - off < per ? c->count - off : per;
+        CUDA_CHECK(
+            cudaMemcpyAsync(s->dscratch, src + off * es, n * es, cudaMemcpyHostToDevice, s->stream),
+            fail);
+        if (c->kind == COLL_OP_ALLREDUCE)
+            r = ncclAllReduce(s->dscratch, s->dscratch, n, nccl_type(c->type), nccl_op(c->op),
+                              s->nc, s->stream);
+        else
+            r = ncclBroadcast(s->dscratch, s->dscratch, n, nccl_type(c->type), c->root, s->nc,
+                              s->stream);
+        NCCL_CHECK(s, r, fail);
+        CUDA_CHECK(
+            cudaMemcpyAsync(dst + off * es, s->dscratch, n * es, cudaMemcpyDeviceToHost, s->stream),
+            fail);
+        if ((st = nccl_wait(s, s->stream, s->comm->op_timeout_ms, "staged host collective", err,
+                            errlen)))
+            return st;
+    }
+    return COLL_OK;
+fail:
+    kill_comm(s);
+    return st;
+}
+
 static coll_status nccl_call(void *state, const coll_call *c, char *err, size_t errlen)
 {
     nccl_state *s = state;
@@ -248,9 +290,7 @@ static coll_status nccl_call(void *state, const coll_call *c, char *err, size_t 
         NCCL_CHECK(s, r, fail);
         return nccl_wait(s, s->stream, s->comm->op_timeout_ms, "barrier", err, errlen);
     }
-    if (c->mem != COLL_MEM_DEVICE)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED,
-                         "nccl: host buffers (NCCL reads device memory only)");
+    if (c->mem != COLL_MEM_DEVICE) return nccl_host(s, c, err, errlen);
     cudaStream_t stream = c->stream ? (cudaStream_t)c->stream : s->stream;
     switch (c->kind) {
     case COLL_OP_ALLREDUCE:

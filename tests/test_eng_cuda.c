@@ -61,9 +61,9 @@ static int sampled_ids(const char *model, const int *prompt, int np, int ng, flo
     if (eng_state_create(m, &sp, &s, err, errlen) != ENG_OK) goto out;
     if (eng_sampler_create(eng_model_config(m)->vocab_size, temp, 0.9f, seed, &smp) != ENG_OK)
         goto out;
-    eng_status st = eng_forward_sample(m, s, prompt, np, 0, smp, &ids[0]);
+    eng_status st = eng_forward_sample(m, s, prompt, np, 0, NULL, smp, &ids[0]);
     for (int i = 1; i < ng && st == ENG_OK; i++)
-        st = eng_forward_sample(m, s, &ids[i - 1], 1, np + i - 1, smp, &ids[i]);
+        st = eng_forward_sample(m, s, &ids[i - 1], 1, np + i - 1, NULL, smp, &ids[i]);
     if (st != ENG_OK) {
         snprintf(err, errlen, "eng_forward_sample: %s: %s", eng_status_str(st), eng_state_error(s));
         goto out;

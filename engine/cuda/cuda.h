@@ -76,7 +76,9 @@ typedef struct cuda_state {
     int pending; /* delta (+ pending_bias) not yet added to x */
     const float *pending_bias;
     int logit_rows;
-    cudaGraphExec_t graph; /* the decode step, once captured */
+    cudaGraphExec_t *graphs; /* [ENG_MAX_PIECES(L)] the decode step's pieces, once captured */
+    unsigned char *captured; /* [ENG_MAX_PIECES(L)] 1: piece captured (an empty one has no graph) */
+    int n_graphs;
     char err[512];
 } cuda_state;
 

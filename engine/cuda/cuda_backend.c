@@ -29,6 +29,16 @@ static eng_status cuda_available(const eng_load_params *p, char *err, size_t err
     return ENG_OK;
 }
 
+int eng_cuda_visible(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
 void eng_cuda_print_devices(FILE *out)
 {
     int n = 0;
@@ -111,27 +121,42 @@ static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)
     return ENG_OK;
 }
 
-static eng_status cuda_capture_end(const eng_model *m, eng_state *s)
+static eng_status cuda_capture_end(const eng_model *m, eng_state *s, int piece)
 {
     (void)m;
     cuda_state *cs = s->bs;
     cudaGraph_t g = NULL;
-    K(cudaStreamEndCapture(cs->st, &g));
-    cudaError_t e = cudaGraphInstantiate(&cs->graph, g, 0);
+    cudaError_t e = cudaStreamEndCapture(cs->st, &g);
+    if (piece < 0 || piece >= cs->n_graphs || e != cudaSuccess) {
+        if (g) cudaGraphDestroy(g);
+        cudaGetLastError(); /* a failed capture leaves nothing behind for the next call */
+        if (e != cudaSuccess) return cu_fail(cs->err, sizeof(cs->err), "cudaStreamEndCapture", e);
+        return piece < 0 ? ENG_OK
+                         : eng_fail(ENG_ERR_INVALID_ARG, cs->err, sizeof(cs->err),
+                                    "graph piece %d not in 0..%d", piece, cs->n_graphs - 1);
+    }
+    if (cs->graphs[piece]) { /* a capture that failed half-way left this one behind */
+        cudaGraphExecDestroy(cs->graphs[piece]);
+        cs->graphs[piece] = NULL;
+    }
+    size_t nodes = 0;
+    e = cudaGraphGetNodes(g, NULL, &nodes);
+    if (e == cudaSuccess && nodes > 0) e = cudaGraphInstantiate(&cs->graphs[piece], g, 0);
     cudaGraphDestroy(g);
     if (e != cudaSuccess) {
-        cs->graph = NULL;
+        cs->graphs[piece] = NULL;
         return cu_fail(cs->err, sizeof(cs->err), "cudaGraphInstantiate", e);
     }
+    cs->captured[piece] = 1; /* with no nodes (a piece of host bookkeeping only): no graph */
     return ENG_OK;
 }
 
-static eng_status cuda_replay(const eng_model *m, eng_state *s)
+static eng_status cuda_replay(const eng_model *m, eng_state *s, int piece)
 {
     (void)m;
     cuda_state *cs = s->bs;
-    if (!cs->graph) return ENG_ERR_UNSUPPORTED;
-    K(cudaGraphLaunch(cs->graph, cs->st));
+    if (piece < 0 || piece >= cs->n_graphs || !cs->captured[piece]) return ENG_ERR_UNSUPPORTED;
+    if (cs->graphs[piece]) K(cudaGraphLaunch(cs->graphs[piece], cs->st));
     return ENG_OK;
 }
 

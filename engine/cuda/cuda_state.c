@@ -100,6 +100,11 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     CU_CHECK(cudaMallocHost((void **)&cs->in_h, (B + 2) * 4), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->logits_h, rows * V * 4), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->next_h, 4), err, errlen);
+    cs->n_graphs = ENG_MAX_PIECES(c->n_layers);
+    cs->graphs = calloc((size_t)cs->n_graphs, sizeof(*cs->graphs));
+    cs->captured = calloc((size_t)cs->n_graphs, 1);
+    if (!cs->graphs || !cs->captured)
+        return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory for the run state");
     if (sh->tp_size > 1) {
         cs->host_red = malloc(B * D * 4);
         if (!cs->host_red) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
@@ -117,7 +122,10 @@ void cuda_state_free(eng_state *s)
     cuda_state *cs = s->bs;
     if (!cs) return;
     if (cs->st) cudaStreamSynchronize(cs->st);
-    if (cs->graph) cudaGraphExecDestroy(cs->graph);
+    for (int i = 0; cs->graphs && i < cs->n_graphs; i++)
+        if (cs->graphs[i]) cudaGraphExecDestroy(cs->graphs[i]);
+    free(cs->graphs);
+    free(cs->captured);
     if (cs->blas) cublasDestroy(cs->blas);
     if (cs->st) cudaStreamDestroy(cs->st);
     if (cs->arena) cudaFree(cs->arena);

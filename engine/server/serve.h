@@ -44,6 +44,8 @@ typedef struct srv_opts {
     int port, parallel, max_queue, threads, ctx_size, chunk;
     double drain_timeout_s;
     size_t max_body; /* bytes of a request body */
+    eng_device device;         /* --device (default: auto) */
+    const char *device_layers; /* --device-layers / -n, NULL when not given */
 } srv_opts;
 
 /* ------------------------------------------------------------------ one request */

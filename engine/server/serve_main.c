@@ -9,6 +9,8 @@
  * lost rank is noticed while nothing runs. */
 #include "serve.h"
 
+#include "devmap.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -25,13 +27,15 @@ static void usage(FILE *f)
             "                       [--parallel N] [--max-queue Q] [--api-key-file F]\n"
             "                       [--chat-template FILE] [--alias NAME] [--drain-timeout S]\n"
             "                       [--ctx-size N] [--chunk N] [--threads N] [--max-body BYTES]\n"
+            "                       [--device cuda|cpu] [-n|--device-layers \"ORD:NUM;...\"]\n"
             "  An OpenAI-compatible server: start it on every rank like `ringinfer run`; rank 0\n"
             "  listens. --port 0 lets the kernel pick; the bound address is printed on stdout.\n"
             "  --parallel N sequences at once (default 4), --max-queue Q waiting requests\n"
             "  (default 64; more get 503), --ctx-size KV positions per sequence (default: the\n"
             "  model's), --chunk prompt tokens per prefill step (default 64), --drain-timeout S\n"
             "  seconds SIGTERM waits for running requests (default 30), --threads per rank\n"
-            "  for the matmuls of each slot (default 1).\n"
+            "  for the matmuls of each slot (default 1). --device and --device-layers as for\n"
+            "  `ringinfer run` (the layout follows mistral.rs, docs/SELECTION.md).\n"
             "  Endpoints: /v1/chat/completions /v1/completions /v1/models /health /metrics\n"
             "  /tokenize /detokenize /apply-template (docs/SERVER.md).\n");
 }
@@ -60,6 +64,7 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
     o->chunk = 64;
     o->drain_timeout_s = 30;
     o->max_body = 4 << 20;
+    o->device = ENG_DEVICE_AUTO;
     enum {
         O_TOK = 256,
         O_HOST,
@@ -74,7 +79,8 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         O_CHUNK,
         O_THREADS,
         O_BODY,
-        O_HELP
+        O_HELP,
+        O_DEV
     };
     static const struct option opts[] = {
         {"model", 1, 0, 'm'},          {"tokenizer", 1, 0, O_TOK},
@@ -84,12 +90,13 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         {"alias", 1, 0, O_ALIAS},      {"drain-timeout", 1, 0, O_DRAIN},
         {"ctx-size", 1, 0, O_CTX},     {"chunk", 1, 0, O_CHUNK},
         {"threads", 1, 0, O_THREADS},  {"max-body", 1, 0, O_BODY},
-        {"help", 0, 0, O_HELP},        {0, 0, 0, 0}};
+        {"help", 0, 0, O_HELP},        {"device", 1, 0, O_DEV},
+        {"device-layers", 1, 0, 'n'},  {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
     long v;
-    while ((c = getopt_long(argc - 1, argv + 1, ":m:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, ":m:n:", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             o->model = optarg;
@@ -140,6 +147,19 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         case O_BODY:
             if (parse_long("--max-body", optarg, 1024, 1L << 30, &v, e)) return -1;
             o->max_body = (size_t)v;
+            break;
+        case O_DEV:
+            if (!strcmp(optarg, "cuda")) {
+                o->device = ENG_DEVICE_CUDA;
+            } else if (!strcmp(optarg, "cpu")) {
+                o->device = ENG_DEVICE_CPU;
+            } else {
+                fprintf(e, "ringinfer serve: --device: '%s' is not cuda or cpu\n", optarg);
+                return -1;
+            }
+            break;
+        case 'n':
+            o->device_layers = optarg;
             break;
         case O_HELP:
             usage(stdout);
@@ -378,6 +398,10 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
     lp.tp_size = comm->size;
     lp.log = root ? log_line : NULL;
     lp.log_ctx = errf;
+    char layout[512];
+    if ((st = eng_place_setup(o.model, o.device, o.device_layers, comm, &lp, layout, sizeof(layout),
+                              err, sizeof(err))) != ENG_OK)
+        goto fail;
     if ((st = eng_model_open(o.model, &lp, &m, err, sizeof(err))) != ENG_OK) goto fail;
     const eng_config *c = eng_model_config(m);
     int ctx_len = o.ctx_size ? (o.ctx_size < c->seq_len ? o.ctx_size : c->seq_len) : c->seq_len;
@@ -426,6 +450,7 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
+    fprintf(errf, "ringinfer: %s\n", layout);
     fprintf(errf,
             "ringinfer: serve: %s: %d slot%s of %d positions, prefill chunk %d, %d rank%s, "
             "kernels %s\n",
