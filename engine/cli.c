@@ -406,6 +406,8 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     if ((st = eng_knob_int(ENG_KNOB_SPIN_US, 0, 100000, &knob, err, sizeof(err))) != ENG_OK)
         goto fail;
     sp.spin_us = (int)knob;
+    if ((st = eng_knob_int(ENG_KNOB_GRAPHS, 0, 1, &knob, err, sizeof(err))) != ENG_OK) goto fail;
+    sp.no_graphs = knob == 0;
     if ((st = eng_state_create(m, &sp, &s, err, sizeof(err))) != ENG_OK) goto fail;
     if ((st = eng_sampler_create(c->vocab_size, a.temperature, a.top_p, a.seed, &smp)) != ENG_OK) {
         eng_fail(st, err, sizeof(err), "sampler: %s", eng_status_str(st));
@@ -556,12 +558,15 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
                           "needs --tokenizer FILE); --print-ids prints the generated ids\n");
         fprintf(errf,
                 "ringinfer: prefill %d tokens in %.3f s (%.1f tok/s); decode %d steps in %.3f s "
-                "(%.1f tok/s); all-reduce %.3f s in %ld calls (%.1f%% of prefill+decode), "
-                "tp %d\n",
+                "(%.1f tok/s); all-reduce %.3f s in %ld host calls (%.1f%% of prefill+decode), "
+                "tp %d; decode graphs: %s\n",
                 n_prompt, t_prefill, n_prompt / (t_prefill > 0 ? t_prefill : 1e-9), n_decode,
                 t_decode, n_decode / (t_decode > 0 ? t_decode : 1e-9), tc.seconds, tc.calls,
                 100.0 * tc.seconds / (t_prefill + t_decode > 0 ? t_prefill + t_decode : 1e-9),
-                comm->size);
+                comm->size,
+                s->graph_mode == 1   ? "the whole step (all-reduces inside)"
+                : s->graph_mode == 2 ? "pieces between the host-staged all-reduces"
+                                     : "none");
     }
     free(gen);
     rc = 0;

@@ -165,6 +165,7 @@ typedef struct eng_state_params {
                            owned by the state); default ENG_DEFAULT_THREADS; 1..ENG_MAX_THREADS */
     int spin_us;        /* how long a waiting thread busy-polls before it sleeps; default
                            ENG_DEFAULT_SPIN_US */
+    int no_graphs;      /* 1: eng_forward_sample launches every kernel (no CUDA graphs); 0 */
 } eng_state_params;
 
 #define ENG_DEFAULT_THREADS 1

@@ -25,7 +25,7 @@ eng_status eng_fail(eng_status st, char *err, size_t errlen, const char *fmt, ..
     } while (0)
 
 /* ------------------------------------------------------------------ knobs (knobs.c) */
-typedef enum { ENG_KNOB_THREADS, ENG_KNOB_SPIN_US, ENG_KNOB_COUNT } eng_knob_id;
+typedef enum { ENG_KNOB_THREADS, ENG_KNOB_SPIN_US, ENG_KNOB_GRAPHS, ENG_KNOB_COUNT } eng_knob_id;
 
 typedef struct eng_knob {
     const char *name, *default_value, *help;
@@ -128,7 +128,7 @@ struct eng_model {
 /* What every backend's run state shares; the backend keeps its buffers behind bs. */
 struct eng_state {
     const struct eng_backend *b;
-    int max_batch, ctx_len, all_logits;
+    int max_batch, ctx_len, all_logits, no_graphs;
     const int *tokens; /* [n] the current call's tokens (host) */
     int n, pos;        /* the current call: n tokens at positions pos.. */
     float draw;        /* the current call's sampling draw */

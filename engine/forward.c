@@ -160,7 +160,7 @@ eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *token
         }
         /* 1: every all-reduce of the step can sit in a graph; 2: they wait on the host. */
         int mode = 0;
-        if (n == 1 && b->replay && !s->all_logits) {
+        if (n == 1 && b->replay && !s->all_logits && !s->no_graphs) {
             if (!coll ||
                 (coll->device_buffers && (size_t)m->cfg.dim * sizeof(float) <= coll->graph_bytes))
                 mode = 1;

@@ -37,6 +37,7 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
     st->ctx_len = ctx;
     st->max_batch = p->max_batch < ctx ? p->max_batch : ctx;
     st->all_logits = p->all_logits;
+    st->no_graphs = p->no_graphs;
     eng_status s = m->b->state_create(m, st, p, err, errlen);
     if (s != ENG_OK) {
         m->b->state_free(st);

@@ -33,8 +33,8 @@ test_eng_cli_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_cli_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.la $(CJSON_LIBS)
 
 # Multi-process over the ring (ringrun + ringinfer); skips until both are built.
-TESTS += eng_ringrun.sh
-dist_check_SCRIPTS = eng_ringrun.sh
+TESTS += eng_ringrun.sh eng_place.sh
+dist_check_SCRIPTS = eng_ringrun.sh eng_place.sh
 
 # Worker threads within a rank: bitwise-identical logits at 1, 2, 3 threads (TP 1 and 2).
 check_PROGRAMS += test_eng_threads

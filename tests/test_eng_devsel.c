@@ -73,6 +73,41 @@ static void want_err(const char *what, const eng_place_facts *f, eng_status want
     }
 }
 
+/* eng_place_apply: the selection against a communicator, the load parameters and the line. */
+static void want_apply(const char *what, const eng_place_facts *f, const eng_coll *comm,
+                       eng_device dev, int gpu, int auto_split, const char *line_has)
+{
+    eng_load_params lp;
+    eng_load_params_init(&lp);
+    eng_place pl;
+    char line[512] = "", err[512] = "";
+    eng_status st = eng_place_apply(f, comm, &lp, &pl, line, sizeof(line), err, sizeof(err));
+    if (st != ENG_OK || lp.device != dev || lp.gpu != gpu || lp.auto_split != auto_split ||
+        (f->device_layers && pl.mode == ENG_PLACE_LAYERS && lp.device_layers != f->device_layers) ||
+        !strstr(line, line_has) || strchr(line, '\n')) {
+        printf("FAIL apply %s: %s%s device %d gpu %d auto %d line '%s'; expected device %d gpu %d "
+               "auto %d, line with '%s'\n",
+               what, eng_status_str(st), err, (int)lp.device, lp.gpu, lp.auto_split, line, (int)dev,
+               gpu, auto_split, line_has);
+        fails++;
+    }
+}
+
+static void want_apply_err(const char *what, const eng_place_facts *f, const eng_coll *comm,
+                           eng_status want, const char *a)
+{
+    eng_load_params lp;
+    eng_load_params_init(&lp);
+    eng_place pl;
+    char line[512], err[512] = "";
+    eng_status st = eng_place_apply(f, comm, &lp, &pl, line, sizeof(line), err, sizeof(err));
+    if (st != want || !strstr(err, a) || strchr(err, '\n')) {
+        printf("FAIL apply %s: %s '%s'; expected %s with '%s'\n", what, eng_status_str(st), err,
+               eng_status_str(want), a);
+        fails++;
+    }
+}
+
 int main(void)
 {
     char cfg2[] = "/tmp/eng-devsel-XXXXXX", cfg8[] = "/tmp/eng-devsel-XXXXXX";
@@ -203,6 +238,57 @@ int main(void)
     f = facts(0, FULL, &none);
     f.device_layers = "2";
     want_err("--device-layers without a GPU", &f, ENG_ERR_INVALID_ARG, "none is visible", NULL);
+
+    /* Applied to the communicator ringinfer made (provider set) or a harness's (NULL). */
+    eng_coll local0 = {.rank = 0, .size = 1, .gpu = 0, .provider = "local"};
+    eng_coll host = {.rank = 0, .size = 1, .gpu = -1, .provider = "local"};
+    f = facts(1, FULL, &none);
+    want_apply("one GPU", &f, &local0, ENG_DEVICE_CUDA, 0, 0,
+               "layout: one GPU; provider local, tensor parallel 1, rank 0 on GPU 0");
+    f = facts(0, FULL, &none);
+    want_apply("no GPU", &f, &host, ENG_DEVICE_CPU, 0, 0, "rank 0 on the CPU");
+    want_apply("no communicator", &f, NULL, ENG_DEVICE_CPU, 0, 0, "tensor parallel 1");
+    f = facts(4, FULL, &no_nccl);
+    want_apply("4 GPUs, no NCCL: split", &f, &local0, ENG_DEVICE_CUDA, 0, 1,
+               "layers split by free memory over 4 GPUs");
+    f = facts(1, FULL, &none);
+    f.device_layers = "3";
+    want_apply("-n 3 on one GPU", &f, &local0, ENG_DEVICE_CUDA, 0, 0,
+               "--device-layers \"3\" over 1 visible GPU");
+    eng_coll nccl3 = {.rank = 3, .size = 4, .gpu = 3, .provider = "nccl"};
+    f = facts(4, FULL, &none);
+    want_apply("NCCL rank 3", &f, &nccl3, ENG_DEVICE_CUDA, 3, 0,
+               "NCCL tensor parallelism, one process per visible GPU; provider nccl, tensor "
+               "parallel 4, rank 3 on GPU 3");
+    eng_coll nccl2 = {.rank = 0, .size = 2, .gpu = 0, .provider = "nccl"};
+    want_apply_err("NCCL of 2, 4 GPUs seen", &f, &nccl2, ENG_ERR_COLL,
+                   "the communicator is nccl over 2 ranks, but the device selection gives nccl "
+                   "over 4");
+    eng_coll harness = {.rank = 1, .size = 2};
+    f = facts(0, FULL, &none);
+    want_apply("a harness of 2 on the CPU", &f, &harness, ENG_DEVICE_CPU, 0, 0,
+               "tensor parallel 2, rank 1 on the CPU");
+    f = facts(1, FULL, &none);
+    f.device_layers = "2";
+    want_apply_err("a harness of 2 with --device-layers", &f, &harness, ENG_ERR_INVALID_ARG,
+                   "this run is tensor parallel over 2 ranks: drop --device-layers");
+#ifdef HAVE_RING
+    eng_coll ring1 = {.rank = 1, .size = 2, .gpu = 0, .provider = "ring"};
+    f = facts(1, FULL, &ring2);
+    want_apply("ring rank 1, both on GPU 0", &f, &ring1, ENG_DEVICE_CUDA, 0, 0,
+               "ring tensor parallelism (RING_CONFIG); provider ring, tensor parallel 2, rank 1 "
+               "on GPU 0");
+    eng_coll ring1g1 = {.rank = 1, .size = 2, .gpu = 1, .provider = "ring"};
+    f = facts(2, FULL, &ring2);
+    want_apply("ring rank 1 on GPU 1", &f, &ring1g1, ENG_DEVICE_CUDA, 1, 0, "rank 1 on GPU 1");
+    f = facts(2, FULL, &ring2);
+    f.device = ENG_DEVICE_CPU;
+    want_apply("ring, --device cpu", &f, &ring1g1, ENG_DEVICE_CPU, 0, 0, "rank 1 on the CPU");
+    eng_coll local_ring = {.rank = 0, .size = 1, .gpu = 0, .provider = "local"};
+    f = facts(1, FULL, &ring2);
+    want_apply_err("local communicator, RING_CONFIG in the selection", &f, &local_ring,
+                   ENG_ERR_COLL, "the communicator is local over 1 ranks");
+#endif
 
     unlink(cfg2);
     unlink(cfg8);
