@@ -8,9 +8,20 @@
 # that many (NCCL mode: one process per GPU, libcoll spawns them), and with a single GPU
 # two processes on it (the ring only: NCCL refuses two ranks on one GPU).
 # Knobs: SIZES (coll-bench -b/-e, default "4K 1M"), ITERS (200), DTYPE (bf16).
-# Results: $OUT/multi-gpu-results.txt, raw logs beside it. Exit 0 when every step passed.
+# With SHARED_DIR (a copy of ../shared: models/, fixtures/hf/) the engine too:
+#   tests/gpu/run-multi-gpu.sh BUILD_DIR SHARED_DIR
+# ringinfer's greedy ids at TP 2, 4, 8 (as many GPUs as there are; with one GPU, 2 ring
+# ranks on it) equal to TP 1 on stories260K and the HF fixtures, on NCCL (p2p off and on),
+# the ring on device buffers (p2p off and on) and multi-node NCCL as two "nodes" split by
+# CUDA_VISIBLE_DEVICES (MISTRALRS_MN_*); then (several GPUs, or BENCH_8B=1) decode speed of
+# the Llama-3-8B shape (bf16, 16 GB written by eng-genmodel) at TP 1/2/4/8 with the share
+# of each step in all-reduce. Build also engine/ (ringinfer, eng-genmodel) and tools/ringrun.
+# Results: $OUT/multi-gpu-results.txt (and engine-results.txt), raw logs beside them. Exit 0
+# when every step passed.
 set -u
 B=$(cd "${1:-build}" && pwd) || { echo "FAIL: no build folder ${1:-build}"; exit 1; }
+SH=""
+[ -n "${2:-}" ] && { SH=$(cd "$2" && pwd) || { echo "FAIL: no shared folder $2"; exit 1; }; }
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -119,5 +130,6 @@ done
            }
          }' "$RAW"
 } | tee "$OUT/multi-gpu-results.txt"
+[ -n "$SH" ] && . "$(dirname "$0")/multi-gpu-engine.sh"
 echo "failed steps: $fails"
 [ $fails -eq 0 ]
