@@ -69,6 +69,15 @@ typedef enum {
 typedef enum { COLL_SUM, COLL_PROD, COLL_MIN, COLL_MAX, COLL_AVG, COLL_OP_COUNT } coll_op;
 
 COLL_API size_t coll_dtype_size(coll_dtype t);
+/* Names: "f32", "bf16", ...; "sum", "avg", ...; NULL when out of range. */
+COLL_API const char *coll_dtype_name(coll_dtype t);
+COLL_API const char *coll_op_name(coll_op op);
+/* Parse a name (case-insensitive; nccl-tests' spellings such as "float", "half", "bfloat16",
+ * "int32" are accepted too); 0 on success, -1 when unknown. */
+COLL_API int coll_dtype_parse(const char *s, coll_dtype *out);
+COLL_API int coll_op_parse(const char *s, coll_op *out);
+/* 1 when op applies to t (avg only to the floating-point types). */
+COLL_API int coll_op_valid_for(coll_op op, coll_dtype t);
 
 typedef enum { COLL_MEM_AUTO, COLL_MEM_HOST, COLL_MEM_DEVICE } coll_memtype;
 
