@@ -63,7 +63,8 @@ coll_status coll_comm_create_chain(const coll_params *params, const coll_layout 
 
     c->p2p_max_bytes = p.p2p_max_bytes;
     c->nprov = n;
-    for (int i = 0; i < n; i++) c->prov[i] = chain[i];
+    for (int i = 0; i < n; i++)
+        c->prov[i] = chain[i];
     /* Two passes: the late providers last, so they can talk through the others. */
     for (int late = 0; late < 2; late++)
         for (int i = 0; i < n; i++) {
@@ -118,7 +119,9 @@ coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *e
     const coll_provider *chain[COLL_MAX_CHAIN];
     int n = 0;
     switch (layout.mode) {
-    case COLL_MODE_LOCAL: chain[n++] = &coll_provider_local; break;
+    case COLL_MODE_LOCAL:
+        chain[n++] = &coll_provider_local;
+        break;
     case COLL_MODE_RING:
         /* Device all-reduces up to the one-shot limit before the staged ring. */
         chain[n++] = &coll_provider_ring;
@@ -171,8 +174,13 @@ coll_status coll_comm_exchange(coll_comm *c, const void *mine, void *all, size_t
 {
     if (__atomic_load_n(&c->failed, __ATOMIC_SEQ_CST))
         return coll_fail(err, errlen, COLL_ERR_FAILED, "communicator was aborted");
-    coll_call call = {.kind = COLL_OP_ALLGATHER, .sendbuf = mine, .recvbuf = all,
-                      .count = bytes, .type = COLL_U8, .stream = stream, .mem = mem};
+    coll_call call = {.kind = COLL_OP_ALLGATHER,
+                      .sendbuf = mine,
+                      .recvbuf = all,
+                      .count = bytes,
+                      .type = COLL_U8,
+                      .stream = stream,
+                      .mem = mem};
     coll_status st = coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "no provider to exchange with");
     for (int i = 0; i < c->nprov && st == COLL_ERR_UNSUPPORTED; i++)
         if (c->created[i]) st = c->prov[i]->call(c->state[i], &call, err, errlen);
@@ -183,12 +191,30 @@ coll_status coll_comm_exchange(coll_comm *c, const void *mine, void *all, size_t
     return st;
 }
 
-int coll_comm_rank(const coll_comm *c) { return c ? c->layout.rank : -1; }
-int coll_comm_size(const coll_comm *c) { return c ? c->layout.world_size : -1; }
-int coll_comm_local_rank(const coll_comm *c) { return c ? c->layout.local_rank : -1; }
-int coll_comm_device(const coll_comm *c) { return c ? c->layout.device : -1; }
-const char *coll_comm_provider(const coll_comm *c) { return c ? c->layout.provider : NULL; }
-const char *coll_comm_last_error(const coll_comm *c) { return c ? c->last_error : ""; }
+int coll_comm_rank(const coll_comm *c)
+{
+    return c ? c->layout.rank : -1;
+}
+int coll_comm_size(const coll_comm *c)
+{
+    return c ? c->layout.world_size : -1;
+}
+int coll_comm_local_rank(const coll_comm *c)
+{
+    return c ? c->layout.local_rank : -1;
+}
+int coll_comm_device(const coll_comm *c)
+{
+    return c ? c->layout.device : -1;
+}
+const char *coll_comm_provider(const coll_comm *c)
+{
+    return c ? c->layout.provider : NULL;
+}
+const char *coll_comm_last_error(const coll_comm *c)
+{
+    return c ? c->last_error : "";
+}
 
 static coll_status check_call(coll_comm *c, coll_call *call)
 {
@@ -209,13 +235,11 @@ static coll_status check_call(coll_comm *c, coll_call *call)
         call->type != COLL_F16 && call->type != COLL_BF16)
         return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: avg needs a floating type, got %s",
                          opkind_name[call->kind], dtype_name[call->type]);
-    if (call->kind == COLL_OP_BROADCAST &&
-        (call->root < 0 || call->root >= c->layout.world_size))
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "broadcast: root %d not in 0..%d",
-                         call->root, c->layout.world_size - 1);
+    if (call->kind == COLL_OP_BROADCAST && (call->root < 0 || call->root >= c->layout.world_size))
+        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "broadcast: root %d not in 0..%d", call->root,
+                         c->layout.world_size - 1);
     if (call->count && (!call->recvbuf || (!call->sendbuf && call->kind != COLL_OP_BROADCAST)))
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: NULL buffer",
-                         opkind_name[call->kind]);
+        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: NULL buffer", opkind_name[call->kind]);
     if (call->count > SIZE_MAX / 8 / (size_t)(c->layout.world_size > 0 ? c->layout.world_size : 1))
         return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: count %zu is too large",
                          opkind_name[call->kind], call->count);
@@ -248,8 +272,9 @@ static coll_status dispatch(coll_comm *c, coll_call *call)
         if (!c->created[i]) continue;
         st = c->prov[i]->call(c->state[i], call, err, sizeof(err));
         if (st != COLL_ERR_UNSUPPORTED) break;
-        coll_log(&c->log, COLL_LOG_DEBUG, "provider %s does not serve %s of %s on %s memory (%s)%s%s",
-                 c->prov[i]->name, opkind_name[call->kind], dtype_name[call->type],
+        coll_log(&c->log, COLL_LOG_DEBUG,
+                 "provider %s does not serve %s of %s on %s memory (%s)%s%s", c->prov[i]->name,
+                 opkind_name[call->kind], dtype_name[call->type],
                  call->mem == COLL_MEM_DEVICE ? "device" : "host", err,
                  i + 1 < c->nprov ? "; trying " : "", i + 1 < c->nprov ? c->prov[i + 1]->name : "");
     }
@@ -273,32 +298,51 @@ static coll_status dispatch(coll_comm *c, coll_call *call)
 coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            coll_dtype type, coll_op op, void *stream)
 {
-    coll_call c = {.kind = COLL_OP_ALLREDUCE, .sendbuf = sendbuf, .recvbuf = recvbuf,
-                   .count = count, .type = type, .op = op, .stream = stream};
+    coll_call c = {.kind = COLL_OP_ALLREDUCE,
+                   .sendbuf = sendbuf,
+                   .recvbuf = recvbuf,
+                   .count = count,
+                   .type = type,
+                   .op = op,
+                   .stream = stream};
     return dispatch(comm, &c);
 }
 
 coll_status coll_reduce_scatter(coll_comm *comm, const void *sendbuf, void *recvbuf,
                                 size_t recvcount, coll_dtype type, coll_op op, void *stream)
 {
-    coll_call c = {.kind = COLL_OP_REDUCE_SCATTER, .sendbuf = sendbuf, .recvbuf = recvbuf,
-                   .count = recvcount, .type = type, .op = op, .stream = stream};
+    coll_call c = {.kind = COLL_OP_REDUCE_SCATTER,
+                   .sendbuf = sendbuf,
+                   .recvbuf = recvbuf,
+                   .count = recvcount,
+                   .type = type,
+                   .op = op,
+                   .stream = stream};
     return dispatch(comm, &c);
 }
 
 coll_status coll_allgather(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
                            coll_dtype type, void *stream)
 {
-    coll_call c = {.kind = COLL_OP_ALLGATHER, .sendbuf = sendbuf, .recvbuf = recvbuf,
-                   .count = sendcount, .type = type, .stream = stream};
+    coll_call c = {.kind = COLL_OP_ALLGATHER,
+                   .sendbuf = sendbuf,
+                   .recvbuf = recvbuf,
+                   .count = sendcount,
+                   .type = type,
+                   .stream = stream};
     return dispatch(comm, &c);
 }
 
 coll_status coll_broadcast(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            coll_dtype type, int root, void *stream)
 {
-    coll_call c = {.kind = COLL_OP_BROADCAST, .sendbuf = sendbuf, .recvbuf = recvbuf,
-                   .count = count, .type = type, .root = root, .stream = stream};
+    coll_call c = {.kind = COLL_OP_BROADCAST,
+                   .sendbuf = sendbuf,
+                   .recvbuf = recvbuf,
+                   .count = count,
+                   .type = type,
+                   .root = root,
+                   .stream = stream};
     return dispatch(comm, &c);
 }
 

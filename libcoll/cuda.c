@@ -38,5 +38,8 @@ coll_memtype coll_cuda_memtype(const void *p)
     return COLL_MEM_HOST;
 }
 
-int coll_cuda_device_count(void) { return 0; }
+int coll_cuda_device_count(void)
+{
+    return 0;
+}
 #endif

@@ -6,10 +6,13 @@
 #include "ring.h"
 #endif
 
-unsigned coll_built(void) { return coll_built_features(); }
+unsigned coll_built(void)
+{
+    return coll_built_features();
+}
 
-coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out,
-                             char *err, size_t errlen)
+coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out, char *err,
+                             size_t errlen)
 {
     coll_params p;
     coll_params_init(&p);

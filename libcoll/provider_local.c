@@ -55,7 +55,10 @@ fail:
 #endif
 }
 
-static void local_nop(void *state) { (void)state; }
+static void local_nop(void *state)
+{
+    (void)state;
+}
 
 const coll_provider coll_provider_local = {
     .name = "local",

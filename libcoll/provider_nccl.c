@@ -43,7 +43,7 @@ static coll_status nccl_status(nccl_state *s, ncclResult_t r, const char *what, 
 
 #define NCCL_CHECK(s, call, label)                                                                 \
     do {                                                                                           \
-        if ((st = nccl_status((s), (call), #call, err, errlen)) != COLL_OK) goto label;           \
+        if ((st = nccl_status((s), (call), #call, err, errlen)) != COLL_OK) goto label;            \
     } while (0)
 
 static void kill_comm(nccl_state *s)
@@ -87,7 +87,8 @@ static coll_status nccl_wait(nccl_state *s, cudaStream_t stream, int timeout_ms,
             st = coll_fail(err, errlen, COLL_ERR_ABORTED, "nccl: %s: aborted", what);
             break;
         }
-        if ((spins & 1023) == 0 && s->comm->spawn.n && coll_spawn_check(&s->comm->spawn, err, errlen)) {
+        if ((spins & 1023) == 0 && s->comm->spawn.n &&
+            coll_spawn_check(&s->comm->spawn, err, errlen)) {
             st = COLL_ERR_PEER_CLOSED;
             break;
         }
@@ -117,8 +118,10 @@ static coll_status get_id(coll_comm *comm, nccl_state *s, ncclUniqueId *id, char
         return coll_spawn_join(&comm->env, L->local_rank, L->local_size, (uint32_t)L->world_size,
                                blob, comm->rdv_timeout_ms, &comm->log, err, errlen);
     if (L->mode == COLL_MODE_NCCL_MN && !L->is_mn_head) {
-        coll_rdv_hello me = {.token = 0, .global_ws = (uint32_t)L->world_size,
-                             .local_ws = (uint32_t)L->local_size, .nodes = (uint32_t)L->nodes,
+        coll_rdv_hello me = {.token = 0,
+                             .global_ws = (uint32_t)L->world_size,
+                             .local_ws = (uint32_t)L->local_size,
+                             .nodes = (uint32_t)L->nodes,
                              .worker_id = L->worker_id};
         if ((st = coll_rdv_join(L->head_host, L->head_port, &me, blob, comm->rdv_timeout_ms,
                                 &comm->log, err, errlen)))
@@ -130,9 +133,10 @@ static coll_status get_id(coll_comm *comm, nccl_state *s, ncclUniqueId *id, char
             int fd, port;
             if ((st = coll_rdv_listen(NULL, L->head_port, &fd, &port, err, errlen))) return st;
             coll_log(&comm->log, COLL_LOG_INFO,
-                     "multi-node head: waiting on port %d for %d workers (deadline %d ms)",
-                     port, L->num_workers, comm->rdv_timeout_ms);
-            coll_rdv_hello ex = {.token = 0, .global_ws = (uint32_t)L->world_size,
+                     "multi-node head: waiting on port %d for %d workers (deadline %d ms)", port,
+                     L->num_workers, comm->rdv_timeout_ms);
+            coll_rdv_hello ex = {.token = 0,
+                                 .global_ws = (uint32_t)L->world_size,
                                  .local_ws = (uint32_t)L->local_size,
                                  .nodes = (uint32_t)L->nodes};
             if ((st = coll_rdv_serve(fd, &ex, blob, comm->rdv_timeout_ms, NULL, NULL, &comm->log,
@@ -148,9 +152,9 @@ static coll_status get_id(coll_comm *comm, nccl_state *s, ncclUniqueId *id, char
         return st;
     if (comm->spawn.n) {
         size_t off = strlen(comm->peers);
-        off += (size_t)snprintf(comm->peers + off, sizeof(comm->peers) - off,
-                                "%slocal ranks 1..%d spawned as pids", off ? "; " : "",
-                                comm->spawn.n);
+        off +=
+            (size_t)snprintf(comm->peers + off, sizeof(comm->peers) - off,
+                             "%slocal ranks 1..%d spawned as pids", off ? "; " : "", comm->spawn.n);
         for (int i = 0; i < comm->spawn.n && off < sizeof(comm->peers) - 12; i++)
             off += (size_t)snprintf(comm->peers + off, sizeof(comm->peers) - off, " %d",
                                     (int)comm->spawn.pid[i]);
@@ -201,7 +205,8 @@ static coll_status nccl_create(coll_comm *comm, void **state, char *err, size_t 
         if ((st = nccl_wait(s, NULL, comm->rdv_timeout_ms, "ncclCommSplit", err, errlen)))
             goto free_scratch;
         if (!child) {
-            st = coll_fail(err, errlen, COLL_ERR_NCCL, "NCCL ncclCommSplit returned no communicator");
+            st = coll_fail(err, errlen, COLL_ERR_NCCL,
+                           "NCCL ncclCommSplit returned no communicator");
             goto free_scratch;
         }
         s->parent = s->nc;
@@ -222,8 +227,8 @@ free_state:
 static ncclDataType_t nccl_type(coll_dtype t)
 {
     static const ncclDataType_t map[COLL_DTYPE_COUNT] = {
-        [COLL_F32] = ncclFloat32, [COLL_F64] = ncclFloat64, [COLL_F16] = ncclFloat16,
-        [COLL_BF16] = ncclBfloat16, [COLL_I32] = ncclInt32, [COLL_I64] = ncclInt64,
+        [COLL_F32] = ncclFloat32,   [COLL_F64] = ncclFloat64, [COLL_F16] = ncclFloat16,
+        [COLL_BF16] = ncclBfloat16, [COLL_I32] = ncclInt32,   [COLL_I64] = ncclInt64,
         [COLL_U8] = ncclUint8,
     };
     return map[t];
@@ -258,8 +263,8 @@ static coll_status nccl_call(void *state, const coll_call *c, char *err, size_t 
                           s->nc, stream);
         break;
     case COLL_OP_REDUCE_SCATTER:
-        r = ncclReduceScatter(c->sendbuf, c->recvbuf, c->count, nccl_type(c->type),
-                              nccl_op(c->op), s->nc, stream);
+        r = ncclReduceScatter(c->sendbuf, c->recvbuf, c->count, nccl_type(c->type), nccl_op(c->op),
+                              s->nc, stream);
         break;
     case COLL_OP_ALLGATHER:
         r = ncclAllGather(c->sendbuf, c->recvbuf, c->count, nccl_type(c->type), s->nc, stream);
@@ -268,7 +273,8 @@ static coll_status nccl_call(void *state, const coll_call *c, char *err, size_t 
         r = ncclBroadcast(c->sendbuf, c->recvbuf, c->count, nccl_type(c->type), c->root, s->nc,
                           stream);
         break;
-    case COLL_OP_BARRIER: break;
+    case COLL_OP_BARRIER:
+        break;
     }
     NCCL_CHECK(s, r, fail);
     /* Non-blocking comms may still be enqueuing; without a caller stream, wait here. */

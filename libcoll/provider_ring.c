@@ -38,13 +38,21 @@ coll_status coll_ring_op(ring_comm *rc, const coll_call *c, const void *send, vo
     ring_status rs = RING_OK;
     ring_dtype t = (ring_dtype)c->type;
     switch (c->kind) {
-    case COLL_OP_ALLREDUCE: rs = ring_allreduce(rc, send, recv, count, t, (ring_op)c->op); break;
+    case COLL_OP_ALLREDUCE:
+        rs = ring_allreduce(rc, send, recv, count, t, (ring_op)c->op);
+        break;
     case COLL_OP_REDUCE_SCATTER:
         rs = ring_reduce_scatter(rc, send, recv, count, t, (ring_op)c->op);
         break;
-    case COLL_OP_ALLGATHER: rs = ring_allgather(rc, send, recv, count, t); break;
-    case COLL_OP_BROADCAST: rs = ring_broadcast(rc, send, recv, count, t, c->root); break;
-    case COLL_OP_BARRIER: rs = ring_barrier(rc); break;
+    case COLL_OP_ALLGATHER:
+        rs = ring_allgather(rc, send, recv, count, t);
+        break;
+    case COLL_OP_BROADCAST:
+        rs = ring_broadcast(rc, send, recv, count, t, c->root);
+        break;
+    case COLL_OP_BARRIER:
+        rs = ring_barrier(rc);
+        break;
     }
     if (rs == RING_OK) return COLL_OK;
     return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.400s", ring_comm_last_error(rc));
@@ -74,8 +82,8 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     L->local_size = 1;
     /* Ranks of one host share its GPUs round-robin. */
     L->device = L->visible > 0 ? L->rank % L->visible : -1;
-    snprintf(comm->peers, sizeof(comm->peers), "right %.60s:%d, master %.60s:%d (%.100s)", cfg.right_ip,
-             cfg.right_port, cfg.master_ip, cfg.master_port, path);
+    snprintf(comm->peers, sizeof(comm->peers), "right %.60s:%d, master %.60s:%d (%.100s)",
+             cfg.right_ip, cfg.right_port, cfg.master_ip, cfg.master_port, path);
     comm->shared = rc;
     *state = rc;
     return COLL_OK;
@@ -88,8 +96,14 @@ static coll_status ring_call(void *state, const coll_call *c, char *err, size_t 
     return coll_ring_op(state, c, c->sendbuf, c->recvbuf, c->count, err, errlen);
 }
 
-static void ring_abort_(void *state) { ring_comm_abort(state); }
-static void ring_destroy_(void *state) { ring_comm_destroy(state); }
+static void ring_abort_(void *state)
+{
+    ring_comm_abort(state);
+}
+static void ring_destroy_(void *state)
+{
+    ring_comm_destroy(state);
+}
 
 const coll_provider coll_provider_ring = {
     .name = "ring",

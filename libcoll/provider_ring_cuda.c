@@ -43,8 +43,7 @@ static int64_t now_ms(void)
 }
 
 /* Wait for an event with the op deadline; short naps leave the cores to the ring. */
-static coll_status wait_event(rcuda *r, cudaEvent_t ev, int64_t deadline, char *err,
-                              size_t errlen)
+static coll_status wait_event(rcuda *r, cudaEvent_t ev, int64_t deadline, char *err, size_t errlen)
 {
     for (int spins = 0;; spins++) {
         cudaError_t e = cudaEventQuery(ev);
@@ -112,10 +111,8 @@ static coll_status rcuda_create(coll_comm *comm, void **state, char *err, size_t
         CUDA_CHECK(cudaHostAlloc(&r->s[i].hin, r->piece, cudaHostAllocDefault), free_cuda);
         CUDA_CHECK(cudaHostAlloc(&r->s[i].hout, r->piece, cudaHostAllocDefault), free_cuda);
         if (r->reduce_gpu) CUDA_CHECK(cudaMalloc(&r->s[i].dgather, r->piece), free_cuda);
-        CUDA_CHECK(cudaEventCreateWithFlags(&r->s[i].d2h_done, cudaEventDisableTiming),
-                   free_cuda);
-        CUDA_CHECK(cudaEventCreateWithFlags(&r->s[i].h2d_done, cudaEventDisableTiming),
-                   free_cuda);
+        CUDA_CHECK(cudaEventCreateWithFlags(&r->s[i].d2h_done, cudaEventDisableTiming), free_cuda);
+        CUDA_CHECK(cudaEventCreateWithFlags(&r->s[i].h2d_done, cudaEventDisableTiming), free_cuda);
     }
     r->ready = 1;
     return COLL_OK;
@@ -150,8 +147,7 @@ static coll_status issue_d2h(rcuda *r, const plan *p, size_t k, char *err, size_
         if (r->rank != p->c->root) break;
         /* fall through */
     default:
-        CUDA_CHECK(cudaMemcpyAsync(s->hin, src, cnt * p->es, cudaMemcpyDeviceToHost, r->d2h),
-                   fail);
+        CUDA_CHECK(cudaMemcpyAsync(s->hin, src, cnt * p->es, cudaMemcpyDeviceToHost, r->d2h), fail);
     }
     CUDA_CHECK(cudaEventRecord(s->d2h_done, r->d2h), fail);
 fail:
@@ -203,7 +199,8 @@ static coll_status issue_h2d(rcuda *r, const plan *p, size_t k, char *err, size_
                                      (size_t)r->n, cudaMemcpyHostToDevice, r->h2d),
                    fail);
         break;
-    case COLL_OP_BARRIER: break;
+    case COLL_OP_BARRIER:
+        break;
     }
     CUDA_CHECK(cudaEventRecord(s->h2d_done, r->h2d), fail);
 fail:
@@ -216,8 +213,7 @@ static coll_status rcuda_call(void *state, const coll_call *c, char *err, size_t
     coll_status st = COLL_OK;
     if (c->mem != COLL_MEM_DEVICE)
         return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring-cuda: host memory");
-    if (!r->ready)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring-cuda: no CUDA device");
+    if (!r->ready) return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring-cuda: no CUDA device");
     plan p = {.c = c, .es = coll_dtype_size(c->type), .total = c->count};
     p.gpu = c->kind == COLL_OP_ALLREDUCE && r->reduce_gpu &&
             coll_kern_supports((int)c->type, (int)c->op);
@@ -317,7 +313,10 @@ static coll_status rcuda_unsupported(void *state, const coll_call *c, char *err,
     (void)c;
     return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring-cuda: built without CUDA");
 }
-static void rcuda_nop(void *state) { (void)state; }
+static void rcuda_nop(void *state)
+{
+    (void)state;
+}
 const coll_provider coll_provider_ring_cuda = {
     .name = "ring-cuda",
     .create = rcuda_none,

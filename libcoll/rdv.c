@@ -36,7 +36,8 @@ static int64_t now_ms(void)
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
 }
 static uint32_t get32(const uint8_t *p)
 {
@@ -57,8 +58,8 @@ static coll_status xfer(int fd, void *buf, size_t len, int writing, int64_t dead
         if (r == 0) return COLL_ERR_TIMEOUT;
         ssize_t n = writing ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
         if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        if (n < 0) return (errno == ECONNRESET || errno == EPIPE) ? COLL_ERR_PEER_CLOSED
-                                                                  : COLL_ERR_SYSTEM;
+        if (n < 0)
+            return (errno == ECONNRESET || errno == EPIPE) ? COLL_ERR_PEER_CLOSED : COLL_ERR_SYSTEM;
         if (n == 0) return COLL_ERR_PEER_CLOSED;
         p += n;
         len -= (size_t)n;
@@ -125,16 +126,16 @@ coll_status coll_parse_hostport(const char *s, const char *what, char *host, siz
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (!close || close[1] != ':')
-            return coll_fail(err, errlen, COLL_ERR_CONFIG,
-                             "%s: expected [ipv6]:port, got '%s'", what, s);
+            return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: expected [ipv6]:port, got '%s'",
+                             what, s);
         h = s + 1;
         hl = (size_t)(close - h);
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
         if (!colon || colon == s)
-            return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: expected host:port, got '%s'",
-                             what, s);
+            return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: expected host:port, got '%s'", what,
+                             s);
         hl = (size_t)(colon - s);
     }
     if (hl >= hostlen)
@@ -154,7 +155,8 @@ coll_status coll_parse_hostport(const char *s, const char *what, char *host, siz
 coll_status coll_rdv_listen(const char *host, int port, int *fd_out, int *bound_port, char *err,
                             size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char ps[16];
@@ -206,9 +208,9 @@ static void reject_all(int *fds, int n, coll_status st, const char *msg, int64_t
         }
 }
 
-coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blob,
-                           int timeout_ms, coll_rdv_check_fn check, void *check_ctx,
-                           const coll_logger *lg, char *err, size_t errlen)
+coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blob, int timeout_ms,
+                           coll_rdv_check_fn check, void *check_ctx, const coll_logger *lg,
+                           char *err, size_t errlen)
 {
     int nw = (int)ex->nodes - 1;
     int64_t deadline = now_ms() + timeout_ms;
@@ -218,7 +220,8 @@ coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blo
         close(lfd);
         return coll_fail(err, errlen, COLL_ERR_NOMEM, "rendezvous: out of memory");
     }
-    for (int i = 0; i < nw; i++) fds[i] = -1;
+    for (int i = 0; i < nw; i++)
+        fds[i] = -1;
     int got = 0;
     char msg[RDV_MSG_BYTES];
 
@@ -290,14 +293,14 @@ coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blo
         }
         fds[h.worker_id] = cfd;
         got++;
-        coll_log(lg, COLL_LOG_DEBUG, "rendezvous: worker %d joined from %s (%d of %d)",
-                 h.worker_id, who, got, nw);
+        coll_log(lg, COLL_LOG_DEBUG, "rendezvous: worker %d joined from %s (%d of %d)", h.worker_id,
+                 who, got, nw);
     }
     for (int i = 0; i < nw; i++) {
         coll_status s = send_reply(fds[i], COLL_OK, "", blob, deadline);
         if (s && !st)
-            st = coll_fail(err, errlen, s, "rendezvous: could not send the id to worker %d: %s",
-                           i, coll_status_str(s));
+            st = coll_fail(err, errlen, s, "rendezvous: could not send the id to worker %d: %s", i,
+                           coll_status_str(s));
         close(fds[i]);
     }
     free(fds);
@@ -314,15 +317,15 @@ reject:
 static coll_status connect_retry(const char *host, int port, int64_t deadline, int *fd_out,
                                  char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     int rc = getaddrinfo(host, ps, &hints, &res);
     if (rc)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "rendezvous: cannot resolve '%s': %s",
-                         host, gai_strerror(rc));
+        return coll_fail(err, errlen, COLL_ERR_CONFIG, "rendezvous: cannot resolve '%s': %s", host,
+                         gai_strerror(rc));
     int last_errno = 0;
     while (now_ms() < deadline) {
         int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -353,8 +356,8 @@ static coll_status connect_retry(const char *host, int port, int64_t deadline, i
     }
     freeaddrinfo(res);
     return coll_fail(err, errlen, COLL_ERR_TIMEOUT,
-                     "rendezvous: could not reach the head at %s:%d before the deadline (%s)",
-                     host, port, last_errno ? strerror(last_errno) : "no attempt");
+                     "rendezvous: could not reach the head at %s:%d before the deadline (%s)", host,
+                     port, last_errno ? strerror(last_errno) : "no attempt");
 }
 
 coll_status coll_rdv_join(const char *host, int port, const coll_rdv_hello *me, uint8_t *blob,
@@ -371,8 +374,8 @@ coll_status coll_rdv_join(const char *host, int port, const coll_rdv_hello *me, 
         (st = xfer(fd, rb, sizeof(rb), 0, deadline))) {
         if (st == COLL_ERR_TIMEOUT)
             coll_fail(err, errlen, st,
-                      "rendezvous: timed out after %d ms waiting for the id from %s:%d",
-                      timeout_ms, host, port);
+                      "rendezvous: timed out after %d ms waiting for the id from %s:%d", timeout_ms,
+                      host, port);
         else
             coll_fail(err, errlen, st,
                       "rendezvous: the head at %s:%d closed the connection before sending the "

@@ -10,10 +10,14 @@
 const char *coll_mode_name(coll_mode m)
 {
     switch (m) {
-    case COLL_MODE_LOCAL: return "local (one rank; layers mapped over the visible GPUs)";
-    case COLL_MODE_NCCL: return "nccl (one node, one process per visible GPU)";
-    case COLL_MODE_NCCL_MN: return "nccl multi-node (MISTRALRS_MN_*)";
-    case COLL_MODE_RING: return "ring (RING_CONFIG)";
+    case COLL_MODE_LOCAL:
+        return "local (one rank; layers mapped over the visible GPUs)";
+    case COLL_MODE_NCCL:
+        return "nccl (one node, one process per visible GPU)";
+    case COLL_MODE_NCCL_MN:
+        return "nccl multi-node (MISTRALRS_MN_*)";
+    case COLL_MODE_RING:
+        return "ring (RING_CONFIG)";
     }
     return "?";
 }
@@ -49,10 +53,10 @@ static coll_status select_mn(const coll_env *env, int local_rank, int visible, c
     int head = coll_env_isset(env, KNOB_MN_HEAD_WORKERS) || coll_env_isset(env, KNOB_MN_HEAD_PORT);
     int worker = coll_env_isset(env, KNOB_MN_WORKER_ADDR) || coll_env_isset(env, KNOB_MN_WORKER_ID);
     if (head && worker) {
-        coll_knob_id h = coll_env_isset(env, KNOB_MN_HEAD_WORKERS) ? KNOB_MN_HEAD_WORKERS
-                                                                   : KNOB_MN_HEAD_PORT;
-        coll_knob_id w = coll_env_isset(env, KNOB_MN_WORKER_ADDR) ? KNOB_MN_WORKER_ADDR
-                                                                  : KNOB_MN_WORKER_ID;
+        coll_knob_id h =
+            coll_env_isset(env, KNOB_MN_HEAD_WORKERS) ? KNOB_MN_HEAD_WORKERS : KNOB_MN_HEAD_PORT;
+        coll_knob_id w =
+            coll_env_isset(env, KNOB_MN_WORKER_ADDR) ? KNOB_MN_WORKER_ADDR : KNOB_MN_WORKER_ID;
         return coll_fail(err, errlen, COLL_ERR_CONFIG,
                          "head variable %s and worker variable %s are both set: a node is "
                          "either the head (MISTRALRS_MN_HEAD_*) or a worker "
@@ -63,9 +67,8 @@ static coll_status select_mn(const coll_env *env, int local_rank, int visible, c
         return coll_fail(err, errlen, COLL_ERR_CONFIG,
                          "%s is set but neither the head's (%s, %s) nor a worker's (%s, %s) "
                          "variables are",
-                         NAME(KNOB_MN_GLOBAL), NAME(KNOB_MN_HEAD_WORKERS),
-                         NAME(KNOB_MN_HEAD_PORT), NAME(KNOB_MN_WORKER_ADDR),
-                         NAME(KNOB_MN_WORKER_ID));
+                         NAME(KNOB_MN_GLOBAL), NAME(KNOB_MN_HEAD_WORKERS), NAME(KNOB_MN_HEAD_PORT),
+                         NAME(KNOB_MN_WORKER_ADDR), NAME(KNOB_MN_WORKER_ID));
     coll_knob_id need[2] = {head ? KNOB_MN_HEAD_WORKERS : KNOB_MN_WORKER_ADDR,
                             head ? KNOB_MN_HEAD_PORT : KNOB_MN_WORKER_ID};
     for (int i = 0; i < 2; i++)
@@ -77,8 +80,7 @@ static coll_status select_mn(const coll_env *env, int local_rank, int visible, c
         long workers, port;
         if ((st = coll_env_int(env, KNOB_MN_HEAD_WORKERS, 1, 4096, 0, &workers, err, errlen)))
             return st;
-        if ((st = coll_env_int(env, KNOB_MN_HEAD_PORT, 1, 65535, 0, &port, err, errlen)))
-            return st;
+        if ((st = coll_env_int(env, KNOB_MN_HEAD_PORT, 1, 65535, 0, &port, err, errlen))) return st;
         o->nodes = (int)workers + 1;
         o->num_workers = (int)workers;
         o->head_port = (int)port;
@@ -92,14 +94,13 @@ static coll_status select_mn(const coll_env *env, int local_rank, int visible, c
     } else {
         long id;
         if ((st = coll_parse_hostport(coll_env_get(env, KNOB_MN_WORKER_ADDR),
-                                      NAME(KNOB_MN_WORKER_ADDR), o->head_host,
-                                      sizeof(o->head_host), &o->head_port, err, errlen)))
+                                      NAME(KNOB_MN_WORKER_ADDR), o->head_host, sizeof(o->head_host),
+                                      &o->head_port, err, errlen)))
             return st;
         if ((st = coll_env_int(env, KNOB_MN_WORKER_ID, 0, 4095, 0, &id, err, errlen))) return st;
         if (global % local != 0)
-            return coll_fail(err, errlen, COLL_ERR_CONFIG,
-                             "%s=%ld is not a multiple of %s=%ld", NAME(KNOB_MN_GLOBAL), global,
-                             NAME(KNOB_MN_LOCAL), local);
+            return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s=%ld is not a multiple of %s=%ld",
+                             NAME(KNOB_MN_GLOBAL), global, NAME(KNOB_MN_LOCAL), local);
         o->nodes = (int)(global / local);
         if (o->nodes < 2)
             return coll_fail(err, errlen, COLL_ERR_CONFIG,
@@ -108,8 +109,8 @@ static coll_status select_mn(const coll_env *env, int local_rank, int visible, c
         if (id >= o->nodes - 1)
             return coll_fail(err, errlen, COLL_ERR_CONFIG,
                              "%s=%ld but %s / %s = %d nodes leave worker ids 0..%d",
-                             NAME(KNOB_MN_WORKER_ID), id, NAME(KNOB_MN_GLOBAL),
-                             NAME(KNOB_MN_LOCAL), o->nodes, o->nodes - 2);
+                             NAME(KNOB_MN_WORKER_ID), id, NAME(KNOB_MN_GLOBAL), NAME(KNOB_MN_LOCAL),
+                             o->nodes, o->nodes - 2);
         o->worker_id = (int)id;
         o->node = (int)id + 1;
     }
@@ -117,8 +118,8 @@ static coll_status select_mn(const coll_env *env, int local_rank, int visible, c
         return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s=%ld but only %d GPUs are visible",
                          NAME(KNOB_MN_LOCAL), local, visible);
     if (local_rank >= local)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s=%d but %s=%ld",
-                         NAME(KNOB_LOCAL_RANK), local_rank, NAME(KNOB_MN_LOCAL), local);
+        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s=%d but %s=%ld", NAME(KNOB_LOCAL_RANK),
+                         local_rank, NAME(KNOB_MN_LOCAL), local);
     o->mode = COLL_MODE_NCCL_MN;
     o->provider = "nccl";
     o->local_size = (int)local;
@@ -181,9 +182,8 @@ coll_status coll_select(const coll_env *env, const char *forced, int visible, un
     int mn = coll_env_isset(env, KNOB_MN_GLOBAL);
 
     if (!mn) {
-        static const coll_knob_id stray[] = {KNOB_MN_LOCAL, KNOB_MN_HEAD_WORKERS,
-                                             KNOB_MN_HEAD_PORT, KNOB_MN_WORKER_ADDR,
-                                             KNOB_MN_WORKER_ID};
+        static const coll_knob_id stray[] = {KNOB_MN_LOCAL, KNOB_MN_HEAD_WORKERS, KNOB_MN_HEAD_PORT,
+                                             KNOB_MN_WORKER_ADDR, KNOB_MN_WORKER_ID};
         for (size_t i = 0; i < sizeof(stray) / sizeof(stray[0]); i++)
             if (coll_env_isset(env, stray[i]))
                 return coll_fail(err, errlen, COLL_ERR_CONFIG,
@@ -221,8 +221,8 @@ coll_status coll_select(const coll_env *env, const char *forced, int visible, un
                              NAME(KNOB_MN_GLOBAL), NAME(KNOB_NO_NCCL));
         if (forced && strcmp(forced, "nccl"))
             return coll_fail(err, errlen, COLL_ERR_CONFIG,
-                             "provider '%s' was asked for, but %s asks for multi-node NCCL",
-                             forced, NAME(KNOB_MN_GLOBAL));
+                             "provider '%s' was asked for, but %s asks for multi-node NCCL", forced,
+                             NAME(KNOB_MN_GLOBAL));
         if (!(built & COLL_BUILT_NCCL))
             return coll_fail(err, errlen, COLL_ERR_CONFIG,
                              "%s asks for multi-node NCCL, but libcoll was built without NCCL",

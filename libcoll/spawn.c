@@ -38,7 +38,8 @@ static char **self_argv(void)
     if (!buf) return NULL;
     buf[len] = '\0';
     size_t argc = 0;
-    for (size_t i = 0; i < len; i++) argc += buf[i] == '\0';
+    for (size_t i = 0; i < len; i++)
+        argc += buf[i] == '\0';
     /* One block: the pointer array, then the strings. */
     char **argv = malloc((argc + 1) * sizeof(char *) + len + 1);
     if (argv) {
@@ -107,8 +108,8 @@ static coll_status handoff_check(void *ctx, char *err, size_t errlen)
 }
 
 coll_status coll_spawn_local(coll_spawn *sp, int local_size, uint32_t global_ws,
-                             const uint8_t *blob, int timeout_ms, const coll_logger *lg,
-                             char *err, size_t errlen)
+                             const uint8_t *blob, int timeout_ms, const coll_logger *lg, char *err,
+                             size_t errlen)
 {
     memset(sp, 0, sizeof(*sp));
     if (local_size < 1 || local_size > COLL_MAX_LOCAL)
@@ -179,22 +180,25 @@ coll_status coll_spawn_local(coll_spawn *sp, int local_size, uint32_t global_ws,
         coll_spawn_reap(sp, 0, lg, NULL, 0);
         return st;
     }
-    coll_rdv_hello ex = {.token = token, .global_ws = global_ws, .local_ws = (uint32_t)local_size,
-                         .nodes = (uint32_t)local_size, .worker_id = 0};
+    coll_rdv_hello ex = {.token = token,
+                         .global_ws = global_ws,
+                         .local_ws = (uint32_t)local_size,
+                         .nodes = (uint32_t)local_size,
+                         .worker_id = 0};
     st = coll_rdv_serve(lfd, &ex, blob, timeout_ms, handoff_check, sp, lg, err, errlen);
     if (st) coll_spawn_reap(sp, 0, lg, NULL, 0);
     return st;
 }
 
-coll_status coll_spawn_join(const coll_env *env, int local_rank, int local_size,
-                            uint32_t global_ws, uint8_t *blob, int timeout_ms,
-                            const coll_logger *lg, char *err, size_t errlen)
+coll_status coll_spawn_join(const coll_env *env, int local_rank, int local_size, uint32_t global_ws,
+                            uint8_t *blob, int timeout_ms, const coll_logger *lg, char *err,
+                            size_t errlen)
 {
     char host[64];
     int port;
-    coll_status st = coll_parse_hostport(coll_env_get(env, KNOB_LOCAL_RDV),
-                                         coll_knob_name(KNOB_LOCAL_RDV), host, sizeof(host),
-                                         &port, err, errlen);
+    coll_status st =
+        coll_parse_hostport(coll_env_get(env, KNOB_LOCAL_RDV), coll_knob_name(KNOB_LOCAL_RDV), host,
+                            sizeof(host), &port, err, errlen);
     if (st) return st;
     const char *ts = coll_env_get(env, KNOB_LOCAL_TOKEN);
     char *end;
@@ -203,8 +207,11 @@ coll_status coll_spawn_join(const coll_env *env, int local_rank, int local_size,
     if (errno || end == ts || *end || token == 0)
         return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: not a token: '%s'",
                          coll_knob_name(KNOB_LOCAL_TOKEN), ts);
-    coll_rdv_hello me = {.token = token, .global_ws = global_ws, .local_ws = (uint32_t)local_size,
-                         .nodes = (uint32_t)local_size, .worker_id = local_rank - 1};
+    coll_rdv_hello me = {.token = token,
+                         .global_ws = global_ws,
+                         .local_ws = (uint32_t)local_size,
+                         .nodes = (uint32_t)local_size,
+                         .worker_id = local_rank - 1};
     return coll_rdv_join(host, port, &me, blob, timeout_ms, lg, err, errlen);
 }
 
@@ -254,9 +261,8 @@ coll_status coll_spawn_reap(coll_spawn *sp, int timeout_ms, const coll_logger *l
         coll_log(lg, COLL_LOG_ERROR, "spawned worker local rank %d (pid %d) %s", i + 1,
                  (int)sp->pid[i], how);
         if (!st)
-            st = coll_fail(err, errlen, COLL_ERR_FAILED,
-                           "spawned worker local rank %d (pid %d) %s", i + 1, (int)sp->pid[i],
-                           how);
+            st = coll_fail(err, errlen, COLL_ERR_FAILED, "spawned worker local rank %d (pid %d) %s",
+                           i + 1, (int)sp->pid[i], how);
     }
     sp->n = 0;
     return st;

@@ -47,7 +47,10 @@ const char *coll_dtype_name(coll_dtype t)
 {
     return (unsigned)t < COLL_DTYPE_COUNT ? dtype_names[t] : NULL;
 }
-const char *coll_op_name(coll_op op) { return (unsigned)op < COLL_OP_COUNT ? op_names[op] : NULL; }
+const char *coll_op_name(coll_op op)
+{
+    return (unsigned)op < COLL_OP_COUNT ? op_names[op] : NULL;
+}
 
 int coll_dtype_parse(const char *s, coll_dtype *out)
 {
@@ -56,9 +59,9 @@ int coll_dtype_parse(const char *s, coll_dtype *out)
         const char *alias;
         coll_dtype t;
     } aliases[] = {
-        {"float", COLL_F32},   {"float32", COLL_F32}, {"double", COLL_F64}, {"float64", COLL_F64},
-        {"half", COLL_F16},    {"float16", COLL_F16}, {"bfloat16", COLL_BF16},
-        {"int32", COLL_I32},   {"int", COLL_I32},     {"int64", COLL_I64},  {"uint8", COLL_U8},
+        {"float", COLL_F32}, {"float32", COLL_F32}, {"double", COLL_F64},    {"float64", COLL_F64},
+        {"half", COLL_F16},  {"float16", COLL_F16}, {"bfloat16", COLL_BF16}, {"int32", COLL_I32},
+        {"int", COLL_I32},   {"int64", COLL_I64},   {"uint8", COLL_U8},
     };
     if (!s || !out) return -1;
     for (int t = 0; t < COLL_DTYPE_COUNT; t++)

@@ -10,11 +10,13 @@
 typedef struct bench_backend bench_backend;
 
 typedef struct bench_ops {
-    coll_status (*allreduce)(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t, coll_op op);
+    coll_status (*allreduce)(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t,
+                             coll_op op);
     coll_status (*reduce_scatter)(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t,
                                   coll_op op);
     coll_status (*allgather)(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t);
-    coll_status (*broadcast)(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t, int root);
+    coll_status (*broadcast)(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t,
+                             int root);
     coll_status (*barrier)(bench_backend *b);
     const char *(*last_error)(bench_backend *b);
     void (*close)(bench_backend *b);
@@ -45,8 +47,8 @@ struct bench_backend {
 };
 
 /* provider NULL or "ring": libring directly, from RING_CONFIG. Others go through libcoll. */
-int bench_backend_open(const char *provider, int timeout_s, int device, bench_backend **out, char *err,
-                       size_t errlen);
+int bench_backend_open(const char *provider, int timeout_s, int device, bench_backend **out,
+                       char *err, size_t errlen);
 int bench_ring_open(int timeout_s, bench_backend **out, char *err, size_t errlen);
 int bench_coll_open(const char *provider, int timeout_s, int device, bench_backend **out, char *err,
                     size_t errlen);

@@ -13,18 +13,22 @@
 
 typedef struct coll_impl {
     coll_comm *comm;
-    void *stream;  /* cudaStream_t for device buffers, else NULL */
+    void *stream;    /* cudaStream_t for device buffers, else NULL */
     double *dscalar; /* device buffers: one double for reduce_scalar */
 } coll_impl;
 
-static coll_impl *impl_of(bench_backend *b) { return b->impl; }
+static coll_impl *impl_of(bench_backend *b)
+{
+    return b->impl;
+}
 
-static coll_status c_allreduce(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t, coll_op op)
+static coll_status c_allreduce(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t,
+                               coll_op op)
 {
     return coll_allreduce(impl_of(b)->comm, s, r, n, t, op, impl_of(b)->stream);
 }
-static coll_status c_reduce_scatter(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t,
-                                    coll_op op)
+static coll_status c_reduce_scatter(bench_backend *b, const void *s, void *r, size_t n,
+                                    coll_dtype t, coll_op op)
 {
     return coll_reduce_scatter(impl_of(b)->comm, s, r, n, t, op, impl_of(b)->stream);
 }
@@ -32,13 +36,23 @@ static coll_status c_allgather(bench_backend *b, const void *s, void *r, size_t 
 {
     return coll_allgather(impl_of(b)->comm, s, r, n, t, impl_of(b)->stream);
 }
-static coll_status c_broadcast(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t, int root)
+static coll_status c_broadcast(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t,
+                               int root)
 {
     return coll_broadcast(impl_of(b)->comm, s, r, n, t, root, impl_of(b)->stream);
 }
-static coll_status c_barrier(bench_backend *b) { return coll_barrier(impl_of(b)->comm); }
-static const char *c_last_error(bench_backend *b) { return coll_comm_last_error(impl_of(b)->comm); }
-static coll_status c_sync(bench_backend *b) { return coll_sync(impl_of(b)->comm, impl_of(b)->stream); }
+static coll_status c_barrier(bench_backend *b)
+{
+    return coll_barrier(impl_of(b)->comm);
+}
+static const char *c_last_error(bench_backend *b)
+{
+    return coll_comm_last_error(impl_of(b)->comm);
+}
+static coll_status c_sync(bench_backend *b)
+{
+    return coll_sync(impl_of(b)->comm, impl_of(b)->stream);
+}
 
 static void c_close(bench_backend *b)
 {
@@ -162,7 +176,8 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
         return -1;
     }
     if (p2p && coll_comm_p2p_max_bytes(x->comm) == 0) {
-        snprintf(err, errlen, "provider p2p: the one-shot all-reduce is off here (its log line says why)");
+        snprintf(err, errlen,
+                 "provider p2p: the one-shot all-reduce is off here (its log line says why)");
         coll_comm_destroy(x->comm);
         free(b);
         free(x);
@@ -173,8 +188,10 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
     if (device) {
         int dev = coll_comm_device(x->comm);
         cudaStream_t s;
-        if (dev < 0 || cudaSetDevice(dev) != cudaSuccess || cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
-            snprintf(err, errlen, "provider %s: no usable CUDA device (device %d)", coll_comm_provider(x->comm), dev);
+        if (dev < 0 || cudaSetDevice(dev) != cudaSuccess ||
+            cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
+            snprintf(err, errlen, "provider %s: no usable CUDA device (device %d)",
+                     coll_comm_provider(x->comm), dev);
             coll_comm_destroy(x->comm);
             free(b);
             free(x);

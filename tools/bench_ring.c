@@ -6,30 +6,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ring_comm *comm_of(bench_backend *b) { return b->impl; }
+static ring_comm *comm_of(bench_backend *b)
+{
+    return b->impl;
+}
 
 /* Both libraries list types and ops in the same order (coll.h says so); statuses differ. */
 _Static_assert((int)COLL_U8 == (int)RING_U8 && (int)COLL_AVG == (int)RING_AVG,
                "coll.h and ring.h list types and ops in the same order");
-static ring_dtype rt(coll_dtype t) { return (ring_dtype)t; }
-static ring_op rop(coll_op op) { return (ring_op)op; }
+static ring_dtype rt(coll_dtype t)
+{
+    return (ring_dtype)t;
+}
+static ring_op rop(coll_op op)
+{
+    return (ring_op)op;
+}
 
 static coll_status to_coll(ring_status s)
 {
     switch (s) {
-    case RING_OK: return COLL_OK;
-    case RING_ERR_INVALID_ARG: return COLL_ERR_INVALID_ARG;
-    case RING_ERR_CONFIG: return COLL_ERR_CONFIG;
-    case RING_ERR_NOMEM: return COLL_ERR_NOMEM;
-    case RING_ERR_TIMEOUT: return COLL_ERR_TIMEOUT;
-    case RING_ERR_PEER_CLOSED: return COLL_ERR_PEER_CLOSED;
-    case RING_ERR_PROTOCOL: return COLL_ERR_PROTOCOL;
-    case RING_ERR_INVALID_USAGE: return COLL_ERR_INVALID_USAGE;
-    case RING_ERR_AUTH: return COLL_ERR_AUTH;
-    case RING_ERR_UNSUPPORTED: return COLL_ERR_UNSUPPORTED;
-    case RING_ERR_ABORTED: return COLL_ERR_ABORTED;
-    case RING_ERR_FAILED: return COLL_ERR_FAILED;
-    default: return COLL_ERR_SYSTEM;
+    case RING_OK:
+        return COLL_OK;
+    case RING_ERR_INVALID_ARG:
+        return COLL_ERR_INVALID_ARG;
+    case RING_ERR_CONFIG:
+        return COLL_ERR_CONFIG;
+    case RING_ERR_NOMEM:
+        return COLL_ERR_NOMEM;
+    case RING_ERR_TIMEOUT:
+        return COLL_ERR_TIMEOUT;
+    case RING_ERR_PEER_CLOSED:
+        return COLL_ERR_PEER_CLOSED;
+    case RING_ERR_PROTOCOL:
+        return COLL_ERR_PROTOCOL;
+    case RING_ERR_INVALID_USAGE:
+        return COLL_ERR_INVALID_USAGE;
+    case RING_ERR_AUTH:
+        return COLL_ERR_AUTH;
+    case RING_ERR_UNSUPPORTED:
+        return COLL_ERR_UNSUPPORTED;
+    case RING_ERR_ABORTED:
+        return COLL_ERR_ABORTED;
+    case RING_ERR_FAILED:
+        return COLL_ERR_FAILED;
+    default:
+        return COLL_ERR_SYSTEM;
     }
 }
 
@@ -52,8 +74,14 @@ static coll_status r_broadcast(bench_backend *b, const void *s, void *r, size_t 
 {
     return to_coll(ring_broadcast(comm_of(b), s, r, n, rt(t), root));
 }
-static coll_status r_barrier(bench_backend *b) { return to_coll(ring_barrier(comm_of(b))); }
-static const char *r_last_error(bench_backend *b) { return ring_comm_last_error(comm_of(b)); }
+static coll_status r_barrier(bench_backend *b)
+{
+    return to_coll(ring_barrier(comm_of(b)));
+}
+static const char *r_last_error(bench_backend *b)
+{
+    return ring_comm_last_error(comm_of(b));
+}
 static void r_close(bench_backend *b)
 {
     ring_comm_destroy(comm_of(b));
@@ -125,27 +153,34 @@ int bench_ring_open(int timeout_s, bench_backend **out, char *err, size_t errlen
         free(b);
         return -1;
     }
-    *b = (bench_backend){.ops = &ring_ops, .name = "ring", .rank = ring_comm_rank(c),
-                         .size = ring_comm_size(c), .impl = c};
+    *b = (bench_backend){.ops = &ring_ops,
+                         .name = "ring",
+                         .rank = ring_comm_rank(c),
+                         .size = ring_comm_size(c),
+                         .impl = c};
     *out = b;
     return 0;
 }
 
-int bench_backend_open(const char *provider, int timeout_s, int device, bench_backend **out, char *err,
-                       size_t errlen)
+int bench_backend_open(const char *provider, int timeout_s, int device, bench_backend **out,
+                       char *err, size_t errlen)
 {
-    if ((!provider || strcmp(provider, "ring") == 0) && !device) return bench_ring_open(timeout_s, out, err, errlen);
+    if ((!provider || strcmp(provider, "ring") == 0) && !device)
+        return bench_ring_open(timeout_s, out, err, errlen);
     return bench_coll_open(provider ? provider : "ring", timeout_s, device, out, err, errlen);
 }
 
 const char *bench_backend_names(void)
 {
-    return "ring (libring directly, the default), auto (libcoll's selection), coll-ring, nccl, local, p2p (one-shot CUDA IPC all-reduce up to COLL_P2P_MAX_BYTES, then the selected provider)";
+    return "ring (libring directly, the default), auto (libcoll's selection), coll-ring, nccl, "
+           "local, p2p (one-shot CUDA IPC all-reduce up to COLL_P2P_MAX_BYTES, then the selected "
+           "provider)";
 }
 
 int bench_print_config(FILE *out, const char *provider)
 {
-    fprintf(out, "coll-bench provider: %s\n\nlibring knobs:\n", provider ? provider : "ring (libring directly)");
+    fprintf(out, "coll-bench provider: %s\n\nlibring knobs:\n",
+            provider ? provider : "ring (libring directly)");
     ring_knobs_print(out);
     fprintf(out, "\nlibcoll:\n");
     coll_params p;
