@@ -24,7 +24,7 @@ void coll_log(const coll_logger *lg, coll_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* snprintf into err (errlen may be 0); returns st so callers can `return coll_fail(...)`. */
-coll_status coll_fail(char *err, size_t errlen, coll_status st, const char *fmt, ...)
+coll_status coll_fail(coll_status st, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* ------------------------------------------------------------------ knobs (knobs.c) */

@@ -23,7 +23,7 @@ static coll_status read_params(const coll_params *in, coll_params *p, char *err,
     coll_params_init(p);
     if (!in) return COLL_OK;
     if (in->struct_size < offsetof(coll_params, memtype) || in->struct_size > sizeof(*p))
-        return coll_fail(err, errlen, COLL_ERR_INVALID_ARG,
+        return coll_fail(COLL_ERR_INVALID_ARG, err, errlen,
                          "coll_params.struct_size is %zu: call coll_params_init() first",
                          in->struct_size);
     memcpy(p, in, in->struct_size);
@@ -38,11 +38,11 @@ coll_status coll_comm_create_chain(const coll_params *params, const coll_layout 
     coll_params p;
     coll_status st;
     if (!out || n < 1 || n > COLL_MAX_CHAIN)
-        return coll_fail(err, errlen, COLL_ERR_INVALID_ARG, "coll_comm_create: bad arguments");
+        return coll_fail(COLL_ERR_INVALID_ARG, err, errlen, "coll_comm_create: bad arguments");
     *out = NULL;
     if ((st = read_params(params, &p, err, errlen))) return st;
     coll_comm *c = calloc(1, sizeof(*c));
-    if (!c) return coll_fail(err, errlen, COLL_ERR_NOMEM, "coll_comm_create: out of memory");
+    if (!c) return coll_fail(COLL_ERR_NOMEM, err, errlen, "coll_comm_create: out of memory");
     coll_env_read(&c->env, p.getenv_fn, p.getenv_ctx);
     c->layout = *layout;
     c->log.level = COLL_LOG_INFO;
@@ -99,7 +99,7 @@ coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *e
         errlen = sizeof(dummy);
     }
     err[0] = '\0';
-    if (!out) return coll_fail(err, errlen, COLL_ERR_INVALID_ARG, "coll_comm_create: out is NULL");
+    if (!out) return coll_fail(COLL_ERR_INVALID_ARG, err, errlen, "coll_comm_create: out is NULL");
     *out = NULL;
     if ((st = read_params(params, &p, err, errlen))) return st;
     coll_env_read(&env, p.getenv_fn, p.getenv_ctx);
@@ -173,7 +173,7 @@ coll_status coll_comm_exchange(coll_comm *c, const void *mine, void *all, size_t
                                coll_memtype mem, void *stream, char *err, size_t errlen)
 {
     if (__atomic_load_n(&c->failed, __ATOMIC_SEQ_CST))
-        return coll_fail(err, errlen, COLL_ERR_FAILED, "communicator was aborted");
+        return coll_fail(COLL_ERR_FAILED, err, errlen, "communicator was aborted");
     coll_call call = {.kind = COLL_OP_ALLGATHER,
                       .sendbuf = mine,
                       .recvbuf = all,
@@ -181,7 +181,7 @@ coll_status coll_comm_exchange(coll_comm *c, const void *mine, void *all, size_t
                       .type = COLL_U8,
                       .stream = stream,
                       .mem = mem};
-    coll_status st = coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "no provider to exchange with");
+    coll_status st = coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "no provider to exchange with");
     for (int i = 0; i < c->nprov && st == COLL_ERR_UNSUPPORTED; i++)
         if (c->created[i]) st = c->prov[i]->call(c->state[i], &call, err, errlen);
     if (st == COLL_OK && mem == COLL_MEM_DEVICE)
@@ -225,23 +225,23 @@ static coll_status check_call(coll_comm *c, coll_call *call)
         return COLL_OK;
     }
     if ((unsigned)call->type >= COLL_DTYPE_COUNT)
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: data type %d is not valid",
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: data type %d is not valid",
                          opkind_name[call->kind], (int)call->type);
     int reduces = call->kind == COLL_OP_ALLREDUCE || call->kind == COLL_OP_REDUCE_SCATTER;
     if (reduces && (unsigned)call->op >= COLL_OP_COUNT)
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: op %d is not valid",
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: op %d is not valid",
                          opkind_name[call->kind], (int)call->op);
     if (reduces && call->op == COLL_AVG && call->type != COLL_F32 && call->type != COLL_F64 &&
         call->type != COLL_F16 && call->type != COLL_BF16)
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: avg needs a floating type, got %s",
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: avg needs a floating type, got %s",
                          opkind_name[call->kind], dtype_name[call->type]);
     if (call->kind == COLL_OP_BROADCAST && (call->root < 0 || call->root >= c->layout.world_size))
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "broadcast: root %d not in 0..%d", call->root,
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "broadcast: root %d not in 0..%d", call->root,
                          c->layout.world_size - 1);
     if (call->count && (!call->recvbuf || (!call->sendbuf && call->kind != COLL_OP_BROADCAST)))
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: NULL buffer", opkind_name[call->kind]);
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: NULL buffer", opkind_name[call->kind]);
     if (call->count > SIZE_MAX / 8 / (size_t)(c->layout.world_size > 0 ? c->layout.world_size : 1))
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: count %zu is too large",
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: count %zu is too large",
                          opkind_name[call->kind], call->count);
     if (c->memtype != COLL_MEM_AUTO) {
         call->mem = c->memtype;
@@ -249,7 +249,7 @@ static coll_status check_call(coll_comm *c, coll_call *call)
         call->mem = coll_cuda_memtype(call->recvbuf);
         const void *s = call->sendbuf ? call->sendbuf : call->recvbuf;
         if (coll_cuda_memtype(s) != call->mem)
-            return coll_fail(e, el, COLL_ERR_INVALID_ARG,
+            return coll_fail(COLL_ERR_INVALID_ARG, e, el,
                              "%s: sendbuf and recvbuf must both be host or both device memory",
                              opkind_name[call->kind]);
     }

@@ -63,10 +63,10 @@ coll_status coll_env_int(const coll_env *env, coll_knob_id id, long lo, long hi,
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end != '\0')
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: not an integer: '%s'",
+        return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: not an integer: '%s'",
                          knob_table[id].name, s);
     if (v < lo || v > hi)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: must be in %ld..%ld, got %ld",
+        return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: must be in %ld..%ld, got %ld",
                          knob_table[id].name, lo, hi, v);
     *out = v;
     return COLL_OK;
@@ -81,7 +81,7 @@ coll_status coll_env_log_level(const coll_env *env, coll_log_level *out, char *e
             *out = (coll_log_level)i;
             return COLL_OK;
         }
-    return coll_fail(err, errlen, COLL_ERR_CONFIG,
+    return coll_fail(COLL_ERR_CONFIG, err, errlen,
                      "COLL_LOG_LEVEL: expected error, warn, info or debug, got '%s'", s);
 }
 

@@ -4,6 +4,7 @@
  * (split from it, see nccl_create); every wait polls ncclCommGetAsyncError and the spawned
  * workers against a deadline, and ends in ncclCommAbort on failure. */
 #include "coll_private.h"
+#include "common/clock.h"
 #include "coll_cuda.h"
 
 #include <nccl.h>
@@ -23,20 +24,13 @@ typedef struct nccl_state {
     int dead;      /* ncclCommAbort done */
 } nccl_state;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The one translation of NCCL results. */
 static coll_status nccl_status(nccl_state *s, ncclResult_t r, const char *what, char *err,
                                size_t errlen)
 {
     if (r == ncclSuccess || r == ncclInProgress) return COLL_OK;
     const char *last = s && s->nc ? ncclGetLastError(s->nc) : ncclGetLastError(NULL);
-    return coll_fail(err, errlen, r == ncclInvalidArgument ? COLL_ERR_INVALID_ARG : COLL_ERR_NCCL,
+    return coll_fail(r == ncclInvalidArgument ? COLL_ERR_INVALID_ARG : COLL_ERR_NCCL, err, errlen,
                      "NCCL %s: %s%s%s", what, ncclGetErrorString(r), last && *last ? ": " : "",
                      last ? last : "");
 }
@@ -62,7 +56,7 @@ static coll_status nccl_wait(nccl_state *s, cudaStream_t stream, int timeout_ms,
                              char *err, size_t errlen)
 {
     coll_status st = COLL_OK;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = rc_now_ms() + timeout_ms;
     for (long spins = 0;; spins++) {
         ncclResult_t ae = ncclSuccess;
         ncclResult_t r = ncclCommGetAsyncError(s->nc, &ae);
@@ -84,7 +78,7 @@ static coll_status nccl_wait(nccl_state *s, cudaStream_t stream, int timeout_ms,
             return COLL_OK;
         }
         if (__atomic_load_n(&s->aborted, __ATOMIC_SEQ_CST)) {
-            st = coll_fail(err, errlen, COLL_ERR_ABORTED, "nccl: %s: aborted", what);
+            st = coll_fail(COLL_ERR_ABORTED, err, errlen, "nccl: %s: aborted", what);
             break;
         }
         if ((spins & 1023) == 0 && s->comm->spawn.n &&
@@ -92,8 +86,8 @@ static coll_status nccl_wait(nccl_state *s, cudaStream_t stream, int timeout_ms,
             st = COLL_ERR_PEER_CLOSED;
             break;
         }
-        if (now_ms() > deadline) {
-            st = coll_fail(err, errlen, COLL_ERR_TIMEOUT,
+        if (rc_now_ms() > deadline) {
+            st = coll_fail(COLL_ERR_TIMEOUT, err, errlen,
                            "nccl: %s not done after %d ms; communicator aborted", what, timeout_ms);
             break;
         }
@@ -168,10 +162,10 @@ static coll_status nccl_create(coll_comm *comm, void **state, char *err, size_t 
     coll_status st = COLL_OK;
     coll_layout *L = &comm->layout;
     nccl_state *s = calloc(1, sizeof(*s));
-    if (!s) return coll_fail(err, errlen, COLL_ERR_NOMEM, "nccl: out of memory");
+    if (!s) return coll_fail(COLL_ERR_NOMEM, err, errlen, "nccl: out of memory");
     s->comm = comm;
     if (L->device < 0 || L->device >= coll_cuda_device_count()) {
-        st = coll_fail(err, errlen, COLL_ERR_CONFIG,
+        st = coll_fail(COLL_ERR_CONFIG, err, errlen,
                        "nccl: device %d is not one of the %d GPUs CUDA sees", L->device,
                        coll_cuda_device_count());
         goto free_state;
@@ -205,7 +199,7 @@ static coll_status nccl_create(coll_comm *comm, void **state, char *err, size_t 
         if ((st = nccl_wait(s, NULL, comm->rdv_timeout_ms, "ncclCommSplit", err, errlen)))
             goto free_scratch;
         if (!child) {
-            st = coll_fail(err, errlen, COLL_ERR_NCCL,
+            st = coll_fail(COLL_ERR_NCCL, err, errlen,
                            "NCCL ncclCommSplit returned no communicator");
             goto free_scratch;
         }
@@ -254,7 +248,7 @@ static coll_status nccl_call(void *state, const coll_call *c, char *err, size_t 
         return nccl_wait(s, s->stream, s->comm->op_timeout_ms, "barrier", err, errlen);
     }
     if (c->mem != COLL_MEM_DEVICE)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED,
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen,
                          "nccl: host buffers (NCCL reads device memory only)");
     cudaStream_t stream = c->stream ? (cudaStream_t)c->stream : s->stream;
     switch (c->kind) {

@@ -55,7 +55,7 @@ coll_status coll_ring_op(ring_comm *rc, const coll_call *c, const void *send, vo
         break;
     }
     if (rs == RING_OK) return COLL_OK;
-    return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.400s", ring_comm_last_error(rc));
+    return coll_fail(coll_ring_status(rs), err, errlen, "ring: %.400s", ring_comm_last_error(rc));
 }
 
 static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t errlen)
@@ -64,7 +64,7 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     ring_config cfg;
     char rerr[512];
     ring_status rs = ring_config_load(path, &cfg, rerr, sizeof(rerr));
-    if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "RING_CONFIG: %.480s", rerr);
+    if (rs) return coll_fail(coll_ring_status(rs), err, errlen, "RING_CONFIG: %.480s", rerr);
     ring_params rp;
     ring_params_init(&rp);
     rp.config = &cfg;
@@ -74,7 +74,7 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     if (comm->op_timeout_explicit) rp.op_timeout_ms = comm->op_timeout_ms;
     ring_comm *rc = NULL;
     rs = ring_comm_create(&rp, &rc, rerr, sizeof(rerr));
-    if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.480s", rerr);
+    if (rs) return coll_fail(coll_ring_status(rs), err, errlen, "ring: %.480s", rerr);
     coll_layout *L = &comm->layout;
     L->world_size = ring_comm_size(rc);
     L->rank = ring_comm_rank(rc);
@@ -92,7 +92,7 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
 static coll_status ring_call(void *state, const coll_call *c, char *err, size_t errlen)
 {
     if (c->mem != COLL_MEM_HOST)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring: device memory needs staging");
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "ring: device memory needs staging");
     return coll_ring_op(state, c, c->sendbuf, c->recvbuf, c->count, err, errlen);
 }
 

@@ -1,5 +1,6 @@
 /* Status strings, data type sizes and names, params defaults, logging helpers. */
 #include "coll_private.h"
+#include "common/errline.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -95,14 +96,12 @@ void coll_params_init(coll_params *p)
     p->p2p_max_bytes = -1;
 }
 
-coll_status coll_fail(char *err, size_t errlen, coll_status st, const char *fmt, ...)
+coll_status coll_fail(coll_status st, char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rc_errline_v(err, errlen, fmt, ap);
+    va_end(ap);
     return st;
 }
 

@@ -80,14 +80,14 @@ static coll_status unsup_call(void *s, const coll_call *c, char *err, size_t err
     (void)s;
     (void)c;
     fake_calls[0]++;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "fake: not this one");
+    return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "fake: not this one");
 }
 static coll_status timeout_call(void *s, const coll_call *c, char *err, size_t errlen)
 {
     (void)s;
     (void)c;
     fake_calls[1]++;
-    return coll_fail(err, errlen, COLL_ERR_TIMEOUT, "fake: peer 3 silent for 10 ms");
+    return coll_fail(COLL_ERR_TIMEOUT, err, errlen, "fake: peer 3 silent for 10 ms");
 }
 static void fake_nop(void *s)
 {

@@ -1,6 +1,7 @@
 /* coll-bench: collectives benchmark with the flags and table of nccl-tests.
  * One process per rank: run it under ringrun, or with RING_CONFIG set by hand. */
 #include "bench_backend.h"
+#include "common/clock.h"
 #include "common/half.h"
 
 #include <errno.h>
@@ -33,13 +34,6 @@ typedef struct opts {
     bench_kind coll;
     const char *provider;
 } opts;
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -496,18 +490,18 @@ static coll_status measure(bench_backend *be, const opts *o, bench_kind k, unsig
         if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != COLL_OK) return st;
     if ((st = be->ops->sync(be)) != COLL_OK || (st = be->ops->barrier(be)) != COLL_OK) return st;
     /* Throughput: back-to-back calls, as nccl-tests times them. */
-    double t0 = now_us();
+    double t0 = rc_now_us();
     for (int i = 0; i < o->iters; i++)
         if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != COLL_OK) return st;
     if ((st = be->ops->sync(be)) != COLL_OK) return st;
-    double per_iter = (now_us() - t0) / o->iters;
+    double per_iter = (rc_now_us() - t0) / o->iters;
     /* Latency percentiles: each call on its own, waited for. */
     for (int i = 0; i < o->iters; i++) {
-        double a = now_us();
+        double a = rc_now_us();
         if ((st = call(be, k, sb, rb, s.per_rank, t, op, o->root)) != COLL_OK ||
             (st = be->ops->sync(be)) != COLL_OK)
             return st;
-        lat[i] = now_us() - a;
+        lat[i] = rc_now_us() - a;
     }
     qsort(lat, (size_t)o->iters, sizeof *lat, cmp_double);
     double p50 = lat[(o->iters - 1) / 2], p99 = lat[(size_t)ceil(0.99 * o->iters) - 1];

@@ -10,6 +10,7 @@
  *   ringrun --print-configs --hosts h0,h1,... [--base-port P] [--out DIR]
  */
 #include "ring.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,13 +83,6 @@ static void usage(FILE *f)
         "  --print-configs  write rank-R.json for a multi-host ring (one rank per host entry)\n");
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t random_job_id(void)
 {
     uint64_t id = 0;
@@ -97,7 +91,7 @@ static uint64_t random_job_id(void)
         if (read(fd, &id, sizeof id) != (ssize_t)sizeof id) id = 0;
         close(fd);
     }
-    if (!id) id = ((uint64_t)getpid() << 32) ^ (uint64_t)now_ms();
+    if (!id) id = ((uint64_t)getpid() << 32) ^ (uint64_t)rc_now_ms();
     return id;
 }
 
@@ -266,7 +260,7 @@ static void watchdog(int fd, const char *dir, int n, int keep)
     int alive = 0;
     for (int i = 0; i < ng; i++)
         alive += kill(-groups[i], SIGTERM) == 0;
-    for (int64_t end = now_ms() + GRACE_MS; alive && now_ms() < end;) {
+    for (int64_t end = rc_now_ms() + GRACE_MS; alive && rc_now_ms() < end;) {
         struct timespec ts = {0, 50 * 1000 * 1000}; /* no child to wait for: poll the groups */
         nanosleep(&ts, NULL);
         alive = 0;
@@ -388,7 +382,7 @@ static int spawn(launcher *L, int r, char **argv, pid_t parent)
 static int supervise(launcher *L, int timeout_s)
 {
     int alive = L->n, first_fail = -1, code = 0;
-    int64_t deadline = timeout_s > 0 ? now_ms() + (int64_t)timeout_s * 1000 : -1;
+    int64_t deadline = timeout_s > 0 ? rc_now_ms() + (int64_t)timeout_s * 1000 : -1;
     int64_t kill_at = -1;
     struct pollfd *pf = calloc((size_t)(2 * L->n + 1), sizeof *pf);
     if (!pf) return 1;
@@ -405,7 +399,7 @@ static int supervise(launcher *L, int timeout_s)
         }
         if (alive == 0 && open_streams == 0) break;
         int wait_ms = 200;
-        int64_t t = now_ms();
+        int64_t t = rc_now_ms();
         if (deadline >= 0 && kill_at < 0) {
             if (t >= deadline) {
                 fprintf(stderr, "ringrun: timeout after %d s: stopping every rank\n", timeout_s);
@@ -434,7 +428,7 @@ static int supervise(launcher *L, int timeout_s)
                 if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
                     fprintf(stderr, "ringrun: got signal %d: forwarding to every rank\n", sig);
                     signal_all(L, sig);
-                    if (kill_at < 0) kill_at = now_ms() + GRACE_MS;
+                    if (kill_at < 0) kill_at = rc_now_ms() + GRACE_MS;
                     if (!code) code = 128 + sig;
                 }
             }
@@ -450,7 +444,7 @@ static int supervise(launcher *L, int timeout_s)
             fprintf(stderr, "ringrun: cannot write the ranks' output (%s): stopping every rank\n",
                     strerror(L->out_lost));
             signal_all(L, SIGTERM);
-            if (kill_at < 0) kill_at = now_ms() + GRACE_MS;
+            if (kill_at < 0) kill_at = rc_now_ms() + GRACE_MS;
             if (!code) code = L->out_lost == EPIPE ? 128 + SIGPIPE : 1;
         }
         pid_t pid;
@@ -462,7 +456,7 @@ static int supervise(launcher *L, int timeout_s)
                 L->ranks[r].status = status;
                 alive--;
                 /* The rank is over: what it started goes with it. */
-                if (kill(-pid, SIGTERM) == 0) L->ranks[r].kill_at = now_ms() + GRACE_MS;
+                if (kill(-pid, SIGTERM) == 0) L->ranks[r].kill_at = rc_now_ms() + GRACE_MS;
                 if (exit_code_of(status) != 0 && first_fail < 0 && code == 0) {
                     first_fail = r;
                     code = exit_code_of(status);
@@ -470,7 +464,7 @@ static int supervise(launcher *L, int timeout_s)
                     if (alive > 0) {
                         fprintf(stderr, "ringrun: stopping the other ranks\n");
                         signal_all(L, SIGTERM);
-                        kill_at = now_ms() + GRACE_MS;
+                        kill_at = rc_now_ms() + GRACE_MS;
                     }
                 }
             }
