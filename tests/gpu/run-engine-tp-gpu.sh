@@ -5,6 +5,8 @@
 #    the HF fixtures, twice: with the one-shot p2p on (the default; the decode step is one
 #    CUDA graph, all-reduces inside) and off (COLL_P2P_MAX_BYTES=0: ring-cuda, host-staged;
 #    the step runs as graphs of the pieces between its all-reduces).
+#    Then `ringinfer serve` at TP 1, 2 and 4 (tests/serve_http.py tp, SERVE_PY to point
+#    elsewhere): the same tokens.
 # 2. BENCH=1: decode tok/s in the Llama-3.2-1B shape (bf16, generated here by eng-genmodel)
 #    at TP 1 and TP 2 on both paths, and without graphs (ENG_CUDA_GRAPHS=0) beside them.
 # The ranks use the GPUs in TP_GPUS (CUDA_VISIBLE_DEVICES, default 0; ring rank r takes GPU
@@ -100,6 +102,22 @@ for name in tiny-llama-f32 tiny-qwen3-bf16 tiny-mistral-f16; do
     [ "$t1" = "$greedy" ] && line "$name-tp1: ids equal to transformers'" || { line "$name-tp1: FAIL: '$t1' vs '$greedy'"; fail=1; }
     for p in "${PATHS[@]}"; do check "$name-tp2-${p%%:*}" "$t1" 2 "${p#*:}" "${a[@]}"; done
 done
+
+# ringinfer serve on the GPU: TP 2 and 4 (ring, device buffers) answer TP 1's tokens, greedy
+# and seeded (tests/serve_http.py tp, with this build's binaries).
+SPY=${SERVE_PY:-$(cd "$(dirname "$0")/.." && pwd)/serve_http.py}
+if [ -f "$SPY" ] && "$RI" serve --help > /dev/null 2>&1; then
+    T=$(mktemp -d)
+    mkdir -p "$T/engine" "$T/tools" && ln -s "$RI" "$T/engine/ringinfer" && ln -s "$RR" "$T/tools/ringrun"
+    if abs_top_builddir="$T" SHARED_DIR="$SH" timeout 300 python3 "$SPY" tp > "$OUT/serve-tp.log" 2>&1; then
+        line "serve TP 1/2/4 on the GPU: same tokens, greedy and seeded; clean SIGTERM"
+    else
+        line "serve TP 1/2/4 on the GPU: FAIL"; tail -5 "$OUT/serve-tp.log"; fail=1
+    fi
+    rm -rf "$T"
+else
+    line "serve: skipped (no serve_http.py at $SPY, or ringinfer without HTTP support)"
+fi
 
 # 2. Decode speed.
 if [ "${BENCH:-0}" = 1 ]; then
