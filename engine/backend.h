@@ -53,8 +53,8 @@ typedef struct eng_backend {
     /* ---- optional (NULL: none): the decode step (n = 1, set_inputs to sample) as CUDA graphs.
      * The step is one piece when its all-reduces can be captured too (one rank, NCCL, p2p),
      * else the pieces between them: piece k ends before the step's all-reduce k
-     * (0..ENG_MAX_PIECES(L)-1). capture_end(piece < 0) ends a capture and drops it (error
-     * paths). replay returns ENG_ERR_UNSUPPORTED until that piece was captured for this
+     * (0..ENG_MAX_PIECES(L)-1). capture_end(piece < 0) ends a capture if one is open and drops
+     * it, keeping the first error (error paths). replay returns ENG_ERR_UNSUPPORTED until that piece was captured for this
      * state. */
     eng_status (*capture_begin)(const eng_model *m, eng_state *s);
     eng_status (*capture_end)(const eng_model *m, eng_state *s, int piece);

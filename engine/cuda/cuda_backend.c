@@ -126,14 +126,21 @@ static eng_status cuda_capture_end(const eng_model *m, eng_state *s, int piece)
     (void)m;
     cuda_state *cs = s->bs;
     cudaGraph_t g = NULL;
+    if (piece < 0) { /* an error path: end the capture if one is open, keep the first error */
+        cudaStreamCaptureStatus cst = cudaStreamCaptureStatusNone;
+        if (cudaStreamIsCapturing(cs->st, &cst) == cudaSuccess && cst != cudaStreamCaptureStatusNone &&
+            cudaStreamEndCapture(cs->st, &g) == cudaSuccess && g)
+            cudaGraphDestroy(g);
+        cudaGetLastError();
+        return ENG_OK;
+    }
     cudaError_t e = cudaStreamEndCapture(cs->st, &g);
-    if (piece < 0 || piece >= cs->n_graphs || e != cudaSuccess) {
+    if (piece >= cs->n_graphs || e != cudaSuccess) {
         if (g) cudaGraphDestroy(g);
         cudaGetLastError(); /* a failed capture leaves nothing behind for the next call */
         if (e != cudaSuccess) return cu_fail(cs->err, sizeof(cs->err), "cudaStreamEndCapture", e);
-        return piece < 0 ? ENG_OK
-                         : eng_fail(ENG_ERR_INVALID_ARG, cs->err, sizeof(cs->err),
-                                    "graph piece %d not in 0..%d", piece, cs->n_graphs - 1);
+        return eng_fail(ENG_ERR_INVALID_ARG, cs->err, sizeof(cs->err),
+                        "graph piece %d not in 0..%d", piece, cs->n_graphs - 1);
     }
     if (cs->graphs[piece]) { /* a capture that failed half-way left this one behind */
         cudaGraphExecDestroy(cs->graphs[piece]);
