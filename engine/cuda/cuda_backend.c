@@ -127,7 +127,7 @@ static eng_status cuda_capture_end(const eng_model *m, eng_state *s, int piece)
     cuda_state *cs = s->bs;
     cudaGraph_t g = NULL;
     if (piece < 0) { /* an error path: end the capture if one is open, keep the first error */
-        cudaStreamCaptureStatus cst = cudaStreamCaptureStatusNone;
+        enum cudaStreamCaptureStatus cst = cudaStreamCaptureStatusNone;
         if (cudaStreamIsCapturing(cs->st, &cst) == cudaSuccess && cst != cudaStreamCaptureStatusNone &&
             cudaStreamEndCapture(cs->st, &g) == cudaSuccess && g)
             cudaGraphDestroy(g);
