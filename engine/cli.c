@@ -173,11 +173,7 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             a->threads = (int)th;
             break;
         case O_DEV:
-            if (!strcmp(optarg, "cuda"))
-                a->device = ENG_DEVICE_CUDA;
-            else if (!strcmp(optarg, "cpu"))
-                a->device = ENG_DEVICE_CPU;
-            else {
+            if (eng_device_parse(optarg, &a->device)) {
                 fprintf(e, "ringinfer: --device: '%s' is not cuda or cpu\n", optarg);
                 return -1;
             }

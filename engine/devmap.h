@@ -77,6 +77,9 @@ typedef struct eng_place {
  * parallelism (the message names the variable or flag to change). */
 eng_status eng_place_select(const eng_place_facts *f, eng_place *out, char *err, size_t errlen);
 
+/* --device: "cuda" or "cpu" into *out (0); anything else -1, *out untouched. */
+int eng_device_parse(const char *text, eng_device *out);
+
 /* The selection applied to a communicator (comm NULL: one rank): checks that libcoll made
  * the same choice (comm->provider set) or, for a caller's own group (provider NULL, size > 1),
  * that no layers are mapped; fills lp's device, gpu (comm->gpu), device_layers and

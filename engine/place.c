@@ -55,6 +55,17 @@ eng_status eng_place_apply(const eng_place_facts *f, const eng_coll *comm, eng_l
     return ENG_OK;
 }
 
+int eng_device_parse(const char *text, eng_device *out)
+{
+    if (!strcmp(text, "cuda"))
+        *out = ENG_DEVICE_CUDA;
+    else if (!strcmp(text, "cpu"))
+        *out = ENG_DEVICE_CPU;
+    else
+        return -1;
+    return 0;
+}
+
 /* The model's heads without loading it: the loader maps the file(s) and reads the header. */
 static eng_status peek_config(const char *path, eng_config *cfg, char *err, size_t errlen)
 {

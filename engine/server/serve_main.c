@@ -149,11 +149,7 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
             o->max_body = (size_t)v;
             break;
         case O_DEV:
-            if (!strcmp(optarg, "cuda")) {
-                o->device = ENG_DEVICE_CUDA;
-            } else if (!strcmp(optarg, "cpu")) {
-                o->device = ENG_DEVICE_CPU;
-            } else {
+            if (eng_device_parse(optarg, &o->device)) {
                 fprintf(e, "ringinfer serve: --device: '%s' is not cuda or cpu\n", optarg);
                 return -1;
             }
