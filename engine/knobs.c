@@ -15,10 +15,16 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
     [ENG_KNOB_SPIN_US] = {"ENG_SPIN_US", ENG_STR(ENG_DEFAULT_SPIN_US),
                           "microseconds a waiting thread busy-polls for the next matmul (or "
                           "its end) before sleeping (0..100000)"},
+    [ENG_KNOB_CUDA_PROFILE] = {"ENG_CUDA_PROFILE", "0",
+                               "1: time the CUDA decode step's stages with events (the step then "
+                               "runs without its graph) and log the split per token at the end"},
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 
-const eng_knob *eng_knobs(void) { return knob_table; }
+const eng_knob *eng_knobs(void)
+{
+    return knob_table;
+}
 
 static const char *knob_value(eng_knob_id k)
 {
@@ -44,8 +50,8 @@ eng_status eng_knob_int(eng_knob_id k, long lo, long hi, long *out, char *err, s
     long x = strtol(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
-                        "environment %s='%s': expected an integer in %ld..%ld",
-                        knob_table[k].name, v, lo, hi);
+                        "environment %s='%s': expected an integer in %ld..%ld", knob_table[k].name,
+                        v, lo, hi);
     *out = x;
     return ENG_OK;
 }

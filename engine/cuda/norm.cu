@@ -5,6 +5,8 @@
 __global__ void add_rmsnorm_kernel(float *x, const float *delta, const float *bias, const float *w,
                                    float eps, float *out, void *out16, int dt16, int D)
 {
+    pdl_wait();
+    pdl_launch();
     size_t r = (size_t)blockIdx.x * D;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
@@ -28,6 +30,6 @@ extern "C" int eng_cu_add_rmsnorm(float *x, const float *delta, const float *bia
                                   float eps, float *out, void *out16, int dt16, int n, int D,
                                   eng_stream st)
 {
-    add_rmsnorm_kernel<<<n, 1024, 0, st>>>(x, delta, bias, w, eps, out, out16, dt16, D);
+    eng_launch(add_rmsnorm_kernel, n, 1024, 0, st, x, delta, bias, w, eps, out, out16, dt16, D);
     return eng_cu_err();
 }
