@@ -127,9 +127,9 @@ static void t_embed(int dt)
     free(tab), free(ref), free(got), cudaFree(dtab), cudaFree(dtok), cudaFree(dx);
 }
 
-static void t_norm(int with_delta)
+static void t_norm(int with_delta, int D)
 {
-    int n = 3, D = 1000;
+    int n = 3;
     float *x = rnd((size_t)n * D, 2), *delta = rnd((size_t)n * D, 1), *b = rnd(D, 1),
           *w = rnd(D, 1);
     float *dxv = dev(x, (size_t)n * D * 4), *dd = dev(delta, (size_t)n * D * 4),
@@ -148,8 +148,10 @@ static void t_norm(int with_delta)
         f16a[i] = eng_bf16_to_f32(g16[i]);
         f16b[i] = eng_bf16_to_f32(ref16[i]);
     }
-    report(with_delta ? "add_rmsnorm (residual + bias)" : "rmsnorm", rel(got, ref, (size_t)n * D),
-           1e-5);
+    char wn[64];
+    snprintf(wn, sizeof(wn), "%s D=%d", with_delta ? "add_rmsnorm (residual + bias)" : "rmsnorm",
+             D);
+    report(wn, rel(got, ref, (size_t)n * D), 1e-5);
     report(with_delta ? "add_rmsnorm residual stream" : "rmsnorm input untouched",
            rel(gx, x, (size_t)n * D), 1e-6);
     report("add_rmsnorm bf16 copy", rel(f16a, f16b, (size_t)n * D), 1e-2);
@@ -486,8 +488,10 @@ int main(int argc, char **argv)
     }
     for (int dt = 0; dt < 3; dt++)
         t_embed(dt);
-    t_norm(0);
-    t_norm(1);
+    t_norm(0, 1000);
+    t_norm(1, 1000);
+    t_norm(1, 4096);
+    t_norm(1, 9000); /* past the kernel's registers */
     t_rope(1, 0, 0);
     t_rope(0, 0, 0);
     t_rope(0, 1, 0);
@@ -499,9 +503,9 @@ int main(int argc, char **argv)
     t_matvec(ENG_DT_F32, 515, 1024);
     t_matvec(ENG_DT_F32, 37, 172);      /* 688-byte rows: 16-byte loads */
     t_matvec(ENG_DT_BF16, 41, 100);     /* 200-byte rows: the scalar path */
-    t_matvec(ENG_DT_BF16, 3000, 2056);  /* 2 warps a row, rows not whole 4-load rounds */
+    t_matvec(ENG_DT_BF16, 300, 8200);   /* 4 warps a row, a partial block, a partial round */
     t_matvec(ENG_DT_BF16, 9001, 4104);  /* 1 warp a row, a partial last round */
-    t_matvec(ENG_DT_F16, 1500, 8200);   /* 4 warps a row, a partial block of rows */
+    t_matvec(ENG_DT_F16, 500, 2056);    /* 2 warps a row, a partial round */
     t_matvec(ENG_DT_BF16, 20000, 1024); /* one round per lane */
     t_convert(ENG_DT_BF16);
     t_convert(ENG_DT_F16);

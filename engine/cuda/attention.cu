@@ -14,6 +14,7 @@
 #define KT 32 /* keys per shared-memory tile: one per lane */
 #define MAX_WARPS 8
 #define DPL (ENG_CUDA_MAX_HD / 32) /* dims per lane */
+#define TL 8                       /* K/V tile loads in flight per thread */
 
 /* The split plan: chunk length and the key where split 0 starts; *used: splits with keys. */
 __device__ __forceinline__ int split_chunk(const eng_attn_args &a, int pos0, int *base, int *used)
@@ -34,8 +35,8 @@ __device__ __forceinline__ int split_chunk(const eng_attn_args &a, int pos0, int
 __global__ void attn_kernel(eng_attn_args a)
 {
     extern __shared__ float sm[];
-    pdl_wait();
     pdl_launch();
+    pdl_wait();
     int hd = a.hd, ld = hd + 1, group = a.nq / a.nkv, g = blockIdx.y, z = blockIdx.z;
     int nw = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int rows = a.n * group, rfirst = blockIdx.x * nw, r = rfirst + warp;
@@ -64,26 +65,48 @@ __global__ void attn_kernel(eng_attn_args a)
         acc[i] = 0.0f;
     for (int k0 = lo; k0 <= hi; k0 += KT) {
         __syncthreads(); /* the previous tile is no longer read */
-        for (int idx = threadIdx.x; idx < KT * hd; idx += blockDim.x) {
-            int j = idx / hd, d = idx - j * hd, key = k0 + j;
-            float kv = 0.0f, vv = 0.0f;
-            if (key <= hi) {
-                size_t off = (size_t)key * kvw + (size_t)g * hd + d;
-                kv = a.kc[off];
-                vv = a.vc[off];
+        /* TL loads of K and V per thread in flight before the first store: a tile costs a
+         * few memory latencies, not one per element. */
+        for (int i0 = threadIdx.x; i0 < KT * hd; i0 += TL * blockDim.x) {
+            float kv[TL], vv[TL];
+#pragma unroll
+            for (int u = 0; u < TL; u++) {
+                int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd, key = k0 + j;
+                kv[u] = vv[u] = 0.0f;
+                if (idx < KT * hd && key <= hi) {
+                    size_t off = (size_t)key * kvw + (size_t)g * hd + d;
+                    kv[u] = a.kc[off];
+                    vv[u] = a.vc[off];
+                }
             }
-            Ks[j * ld + d] = kv;
-            Vs[j * ld + d] = vv;
+#pragma unroll
+            for (int u = 0; u < TL; u++) {
+                int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd;
+                if (idx < KT * hd) {
+                    Ks[j * ld + d] = kv[u];
+                    Vs[j * ld + d] = vv[u];
+                }
+            }
         }
         __syncthreads();
         if (!active) continue;
         int key = k0 + lane;
         float s = -INFINITY;
         if (key <= hi && key >= kstart && key <= kend) {
-            float dot = 0.0f;
-            for (int d = 0; d < hd; d++)
-                dot += Qs[d] * Ks[lane * ld + d];
-            s = dot * a.scale;
+            /* four partial sums: four independent chains instead of one of hd steps */
+            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+            const float *kr = Ks + lane * ld;
+            int d = 0;
+#pragma unroll 2
+            for (; d + 3 < hd; d += 4) {
+                d0 += Qs[d] * kr[d];
+                d1 += Qs[d + 1] * kr[d + 1];
+                d2 += Qs[d + 2] * kr[d + 2];
+                d3 += Qs[d + 3] * kr[d + 3];
+            }
+            for (; d < hd; d++)
+                d0 += Qs[d] * kr[d];
+            s = ((d0 + d1) + (d2 + d3)) * a.scale;
         }
         float mn = fmaxf(m, warp_max(s));
         if (mn == -INFINITY) continue; /* no key of this tile is visible to this row */
@@ -127,16 +150,18 @@ __global__ void attn_kernel(eng_attn_args a)
 /* One block per (token, query head) row: the splits' partial softmaxes merged. */
 __global__ void combine_kernel(eng_attn_args a)
 {
-    pdl_wait();
     pdl_launch();
+    pdl_wait();
     size_t row = blockIdx.x, rows = (size_t)a.n * a.nq;
     int hd = a.hd, base, used;
     split_chunk(a, *a.pos, &base, &used);
     float M = -INFINITY;
+#pragma unroll 4
     for (int z = 0; z < used; z++)
         M = fmaxf(M, a.part[((size_t)z * rows + row) * (hd + 2) + hd]);
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float L = 0.0f, o = 0.0f;
+#pragma unroll 4
         for (int z = 0; z < used; z++) {
             const float *pp = a.part + ((size_t)z * rows + row) * (hd + 2);
             if (pp[hd] == -INFINITY) continue;

@@ -62,8 +62,12 @@ static inline int eng_cu_err(void)
 /* Programmatic dependent launch (sm_90+): a kernel launched with eng_launch() may start while
  * the kernel before it still runs. It must call pdl_wait() before it reads anything an earlier
  * kernel of the stream writes and before it writes anything at all; only reads of data no
- * kernel writes (weights) may come first. pdl_launch() lets the next kernel start launching.
- * Both are no-ops when the kernel was launched the ordinary way. */
+ * kernel writes (weights) may come first. pdl_wait() returns once the kernel before has
+ * finished, and that one's own pdl_wait() made it wait for the one before it, so the order of
+ * the stream holds however early each kernel starts. The engine's kernels call pdl_launch()
+ * on entry: the next kernel's blocks then take free SMs at once and a matrix-vector product
+ * streams its first weights while the small kernels before it run. Both are no-ops when the
+ * kernel was launched the ordinary way. */
 __device__ __forceinline__ void pdl_wait()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -55,8 +55,8 @@ template <> __device__ __forceinline__ float dot16<ENG_DT_F32>(uint4 w, const fl
  * flight across the GPU; a block of 8 warps covers 8 / WPR rows. Lane l of the row's warp s
  * reads chunks s*32 + l, then every 32*WPR chunks. Each lane keeps four 16-byte loads in
  * flight and issues the next four before using the current ones. The first four are issued
- * before pdl_wait(): weights do not depend on the kernel before, so inside the decode graph
- * they stream while that kernel finishes. */
+ * before pdl_wait(): weights do not depend on the kernels before, so inside the decode graph
+ * they stream while those finish. */
 #define WLD(k, b)                                                                                  \
     ((b) + lane + (k)*step < nv ? __ldcs(wr + (b) + lane + (k)*step) : make_uint4(0, 0, 0, 0))
 #define WDOT(v, k, b)                                                                              \
@@ -74,8 +74,8 @@ __global__ void __launch_bounds__(256)
     const uint4 *wr = (const uint4 *)w + (size_t)(row < rows ? row : 0) * nv;
     int b = sub * 32;
     uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b);
-    pdl_wait();
     pdl_launch();
+    pdl_wait();
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     for (; b < nv; b += 4 * step) {
         int bn = b + 4 * step;
@@ -133,10 +133,12 @@ extern "C" int eng_cu_matvec(float *y, const void *w, int dt, const float *x, in
         matvec_scalar<<<blocks, 256, 0, st>>>(y, w, dt, x, rows, d);
         return eng_cu_err();
     }
-    /* Split rows over 2 or 4 warps until about 8192 warps run (62 per SM of an H200), as long
-     * as each lane still has four or more loads of its own. */
+    /* Split rows over 2 or 4 warps only for matrices of under 1024 rows (fewer than 8 per SM of
+     * an H200), as long as each lane still has four or more loads of its own: on an H200 the
+     * split made the 1B and 8B shapes' matrices of 2048-6144 rows slower, 7.7 us against 6.2
+     * for [3072 x 2048] and 17.6 against 15.2 for [6144 x 4096] (2026-12-02). */
     int nv = (int)((size_t)d * es / 16), wpr = 1;
-    while (wpr < 4 && (size_t)rows * wpr < 8192 && nv >= 256 * wpr)
+    while (wpr < 4 && (size_t)rows * wpr < 1024 && nv >= 256 * wpr)
         wpr *= 2;
     if (dt == ENG_DT_BF16)
         matvec_launch<ENG_DT_BF16>(y, w, x, rows, d, wpr, st);

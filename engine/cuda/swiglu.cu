@@ -4,8 +4,8 @@
 __global__ void swiglu_kernel(const float *h, const float *b, float *out, void *out16, int dt16,
                               int F, size_t total)
 {
-    pdl_wait();
     pdl_launch();
+    pdl_wait();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x) {
         size_t t = i / F;

@@ -9,9 +9,10 @@
 #   BENCH_8B=1    and the Llama-3-8B shape (16 GB generated here first)
 #   PEER=1        and run bench/gptfast_peer.py (PyTorch, compiled) on the same shapes
 #   RUNS=N        decode runs per shape (default 5; the median goes to docs/BENCHMARKS.md)
+#   RUNS_8B=N     decode runs of the 8B shape (default RUNS; each loads 15 GB)
 #   HF=0          skip the comparison with transformers of random models in real shapes
 #   COLD=1        (with BENCH_8B) also time the 8B load with the page cache dropped first
-# With BENCH, one run per shape sets ENG_CUDA_PROFILE=1: the decode step's time per stage.
+# With BENCH, one more run per shape sets ENG_CUDA_PROFILE=1: the decode step's time per stage.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 B=$(cd "${1:?usage: run-engine-gpu.sh BUILD_DIR [SHARED_DIR]}" && pwd) || exit 1
@@ -72,8 +73,8 @@ if [ -n "$SH" ]; then
 fi
 
 prompt=$(seq -s, 1000 1031) # 32 ids
-bench_shape() { # NAME genmodel-args...
-    local name=$1; shift
+bench_shape() { # NAME RUNS genmodel-args...
+    local name=$1 runs=$2; shift 2
     local dir=/tmp/eng-bench-$name
     # a model generated in the background (BENCH_8B): wait for it
     [ -f "$dir.pid" ] && { wait "$(cat "$dir.pid")"; line "genmodel $name (background): $(cat "$dir.time") s, $(du -sh "$dir" | cut -f1)"; rm -f "$dir.pid"; }
@@ -84,7 +85,7 @@ bench_shape() { # NAME genmodel-args...
     fi
     local log="$OUT/bench-$name.log"
     : > "$log"
-    for i in $(seq 1 "${RUNS:-5}"); do
+    for i in $(seq 1 "$runs"); do
         timeout 300 "$RI" run -m "$dir" --prompt-ids "$prompt" -n 128 --temperature 0 --device cuda > /dev/null 2> "$OUT/run.err"
         local rc=$?
         cat "$OUT/run.err" >> "$log"
@@ -138,9 +139,9 @@ if [ "${HF:-1}" = 1 ]; then
     hf_check qwen3-0.6b 600 $Q06B
 fi
 if [ "${BENCH:-0}" = 1 ]; then
-    bench_shape llama3.2-1b $L1B
+    bench_shape llama3.2-1b "${RUNS:-5}" $L1B
     [ "${PEER:-0}" = 1 ] && [ -n "$SH" ] && peer
-    [ "${BENCH_8B:-0}" = 1 ] && bench_shape llama3-8b $L8B
+    [ "${BENCH_8B:-0}" = 1 ] && bench_shape llama3-8b "${RUNS_8B:-${RUNS:-5}}" $L8B
 elif [ "${PEER:-0}" = 1 ] && [ -n "$SH" ]; then
     peer
 fi
