@@ -53,14 +53,20 @@ template <> __device__ __forceinline__ float dot16<ENG_DT_F32>(uint4 w, const fl
 
 /* WPR warps share a row (split-K) when the matrix has too few rows to keep enough loads in
  * flight across the GPU; a block of 8 warps covers 8 / WPR rows. Lane l of the row's warp s
- * reads chunks s*32 + l, then every 32*WPR chunks. Each lane issues four 16-byte loads, uses
- * them, then issues the next four (keeping eight in flight took 58 registers: fewer blocks per
- * SM, and a [6144 x 4096] matrix took 19.0 us instead of 15.2). The first four are issued
+ * reads chunks s*32 + l, then every 32*WPR chunks. Each lane keeps four 16-byte loads in
+ * flight and issues the next four before using the current ones. The first four are issued
  * before pdl_wait(): weights do not depend on the kernels before, so inside the decode graph
- * they stream while those finish. 40 registers (the launch bound's 6 blocks of 256 per SM) keep
- * the 768 blocks of an 8B q/k/v product in one wave on 132 SMs. */
+ * they stream while those finish. Alone this takes more registers than four loads in flight
+ * (58 against 40) and a [6144 x 4096] product took 19.0 us against 15.9, yet inside the
+ * decode graph it was the faster: 833 against 745 tok/s (1B shape), 188 against 180 (8B),
+ * H200, 2026-12-02. */
+#define WLD(k, b)                                                                                  \
+    ((b) + lane + (k)*step < nv ? __ldcs(wr + (b) + lane + (k)*step) : make_uint4(0, 0, 0, 0))
+#define WDOT(v, k, b)                                                                              \
+    ((b) + lane + (k)*step < nv ? dot16<DT>(v, x + (size_t)((b) + lane + (k)*step) * EPV) : 0.0f)
+
 template <int DT, int WPR>
-__global__ void __launch_bounds__(256, 6)
+__global__ void __launch_bounds__(256)
     matvec_vec(float *y, const void *w, const float *x, int rows, int d)
 {
     const int EPV = vec_traits<DT>::EPV, step = 32 * WPR;
@@ -69,28 +75,20 @@ __global__ void __launch_bounds__(256, 6)
     int row = blockIdx.x * (8 / WPR) + warp / WPR, sub = warp % WPR;
     int nv = d / EPV; /* 16-byte chunks in the row */
     const uint4 *wr = (const uint4 *)w + (size_t)(row < rows ? row : 0) * nv;
-    int i = sub * 32 + lane;
-    uint4 v0, v1, v2, v3;
-    if (i + 3 * step < nv)
-        v0 = __ldcs(wr + i), v1 = __ldcs(wr + i + step), v2 = __ldcs(wr + i + 2 * step),
-        v3 = __ldcs(wr + i + 3 * step);
+    int b = sub * 32;
+    uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b);
     pdl_launch();
     pdl_wait();
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-#pragma unroll 1
-    for (; i + 3 * step < nv; i += 4 * step) {
-        a0 += dot16<DT>(v0, x + (size_t)i * EPV);
-        a1 += dot16<DT>(v1, x + (size_t)(i + step) * EPV);
-        a2 += dot16<DT>(v2, x + (size_t)(i + 2 * step) * EPV);
-        a3 += dot16<DT>(v3, x + (size_t)(i + 3 * step) * EPV);
-        int j = i + 4 * step;
-        if (j + 3 * step < nv)
-            v0 = __ldcs(wr + j), v1 = __ldcs(wr + j + step), v2 = __ldcs(wr + j + 2 * step),
-            v3 = __ldcs(wr + j + 3 * step);
+    for (; b < nv; b += 4 * step) {
+        int bn = b + 4 * step;
+        uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);
+        a0 += WDOT(c0, 0, b);
+        a1 += WDOT(c1, 1, b);
+        a2 += WDOT(c2, 2, b);
+        a3 += WDOT(c3, 3, b);
+        c0 = n0, c1 = n1, c2 = n2, c3 = n3;
     }
-#pragma unroll 1
-    for (; i < nv; i += step) /* the row's last chunks, fewer than four rounds' worth */
-        a0 += dot16<DT>(__ldcs(wr + i), x + (size_t)i * EPV);
     float acc = warp_sum((a0 + a1) + (a2 + a3));
     if (WPR > 1) {
         if (lane == 0) part[warp] = acc;
