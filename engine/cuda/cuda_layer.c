@@ -112,9 +112,11 @@ eng_status cuda_warmup(const eng_model *m, eng_state *s)
      * zeroed scratch; the outputs are overwritten before they are read. */
     const cuda_weights *w = m->bw;
     cuda_state *cs = s->bs;
-    int T = s->max_batch;
-    if (T < 2 || m->cfg.n_layers < 1) return ENG_OK;
-    const cu_layer *L = &w->layers[0];
+    int T = s->max_batch, l = 0;
+    while (l < m->cfg.n_layers && !w->layers[l].wqkv.p) /* a device may hold only some layers */
+        l++;
+    if (T < 2 || l == m->cfg.n_layers) return ENG_OK;
+    const cu_layer *L = &w->layers[l];
     eng_status st;
     if ((st = gemm(cs, cs->qkv, &L->wqkv, cs->act16, T)) != ENG_OK ||
         (st = gemm(cs, cs->delta, &L->wo, cs->act16, T)) != ENG_OK ||
