@@ -50,6 +50,7 @@ typedef struct cuda_weights {
 } cuda_weights;
 
 typedef struct cuda_state {
+    int dev; /* the GPU of the weights: every entry point makes it current */
     cudaStream_t st;
     cublasHandle_t blas;
     char *arena; /* every buffer below, one allocation */
@@ -77,6 +78,7 @@ typedef struct cuda_state {
     const float *pending_bias;
     int logit_rows;
     cudaGraphExec_t graph; /* the decode step, once captured */
+    cudaEvent_t mark;      /* wait_for: where this stream's queue stood */
     char err[512];
 } cuda_state;
 
@@ -86,6 +88,15 @@ eng_status cu_fail(char *err, size_t errlen, const char *what, int code);
     do {                                                                                           \
         int e_ = (int)(call);                                                                      \
         if (e_ != 0) return cu_fail(err, errlen, #call, e_);                                       \
+    } while (0)
+
+/* Makes cs's GPU current (several instances, one per GPU, share a thread; a no-op when it
+ * already is, as inside a graph capture); returns from the caller on failure. */
+eng_status cu_bind(int dev, char *err, size_t errlen);
+#define CU_BIND(cs)                                                                                \
+    do {                                                                                           \
+        eng_status b_ = cu_bind((cs)->dev, (cs)->err, sizeof((cs)->err));                          \
+        if (b_ != ENG_OK) return b_;                                                               \
     } while (0)
 
 /* cuda_weights.c */
@@ -105,5 +116,13 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
 eng_status cuda_logits(const eng_model *m, eng_state *s);
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p);
 eng_status cuda_flush(const eng_model *m, eng_state *s); /* adds a pending delta to x */
+/* cuda_link.c: boundaries between segments (layer mapping) */
+eng_status cuda_link_model(const eng_model *a, const eng_model *b, int no_p2p, eng_link_mode *mode,
+                           char *warn, size_t warnlen, char *err, size_t errlen);
+eng_status cuda_link_create(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                            eng_link_mode mode, void **link, char *err, size_t errlen);
+eng_status cuda_cross(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                      void *link);
+void cuda_link_free(void *link);
 
 #endif
