@@ -147,9 +147,9 @@ static eng_status build_segments(eng_model *m, const eng_source *src, const eng_
     }
     long no_p2p;
     if ((st = eng_knob_int(ENG_KNOB_NO_P2P, 0, 1, &no_p2p, err, errlen)) != ENG_OK) return st;
-    static const char *how[] = {[ENG_LINK_HOST] = "through host memory",
-                                [ENG_LINK_SAME] = "device copy",
-                                [ENG_LINK_PEER] = "peer copy",
+    static const char *how[] = {[ENG_LINK_HOST] = "copied through host memory",
+                                [ENG_LINK_SAME] = "a device copy",
+                                [ENG_LINK_PEER] = "a peer copy",
                                 [ENG_LINK_STAGED] = "staged through pinned host memory"};
     for (int i = 0; i + 1 < n_seg; i++) {
         const eng_model *a = m->seg[i], *b = m->seg[i + 1];
@@ -162,7 +162,7 @@ static eng_status build_segments(eng_model *m, const eng_source *src, const eng_
         char da[16] = "", db[16] = "";
         if (seg_dev[i] != ENG_DEV_CPU) snprintf(da, sizeof(da), " %d", seg_dev[i]);
         if (seg_dev[i + 1] != ENG_DEV_CPU) snprintf(db, sizeof(db), " %d", seg_dev[i + 1]);
-        logf_(p, "layers %d -> %d: %s%s -> %s%s, activations by %s", b->layer0 - 1, b->layer0,
+        logf_(p, "layers %d -> %d: %s%s -> %s%s, activations: %s", b->layer0 - 1, b->layer0,
               dev_kind(seg_dev[i]), da, dev_kind(seg_dev[i + 1]), db, how[m->link[i]]);
         if (warn[0]) logf_(p, "warning: %s", warn);
     }
