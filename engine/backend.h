@@ -76,9 +76,8 @@ typedef struct eng_backend {
     eng_status (*link_model)(const eng_model *a, const eng_model *b, int no_p2p,
                              eng_link_mode *mode, char *warn, size_t warnlen, char *err,
                              size_t errlen);
-    eng_status (*link_create)(const eng_model *a, eng_state *sa, const eng_model *b,
-                              eng_state *sb, eng_link_mode mode, void **link, char *err,
-                              size_t errlen);
+    eng_status (*link_create)(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                              eng_link_mode mode, void **link, char *err, size_t errlen);
     eng_status (*cross)(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
                         void *link);
     void (*link_free)(void *link);

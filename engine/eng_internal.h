@@ -138,13 +138,13 @@ struct eng_model {
     size_t owned_bytes, mapped_bytes;
     eng_mapping *maps;
     int n_maps;
-    int layer0;     /* a segment's first layer in the whole model (messages) */
-    unsigned parts; /* ENG_PART_*: which globals this model or segment holds */
-    int n_seg;      /* segments (a segment itself: 0) */
-    struct eng_model **seg;  /* [n_seg] */
-    int *seg_dev;            /* [n_seg] a visible GPU ordinal or -1 (the CPU) */
-    eng_link_mode *link;     /* [n_seg - 1] boundary i: segment i to i + 1 */
-    char name[32];           /* the backends' names, "cuda+cpu" */
+    int layer0;             /* a segment's first layer in the whole model (messages) */
+    unsigned parts;         /* ENG_PART_*: which globals this model or segment holds */
+    int n_seg;              /* segments (a segment itself: 0) */
+    struct eng_model **seg; /* [n_seg] */
+    int *seg_dev;           /* [n_seg] a visible GPU ordinal or -1 (the CPU) */
+    eng_link_mode *link;    /* [n_seg - 1] boundary i: segment i to i + 1 */
+    char name[32];          /* the backends' names, "cuda+cpu" */
 };
 
 /* What every backend's run state shares; the backend keeps its buffers behind bs. A layer

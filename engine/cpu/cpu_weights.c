@@ -119,7 +119,7 @@ eng_status cpu_upload_layer(eng_model *m, int l, const eng_tref *tr, char *err, 
     eng_status st = ENG_OK;
 #define GET(kind, opt, rows, cols, r0, nr, c0, nc, dst)                                            \
     do {                                                                                           \
-        snprintf(what, sizeof(what), "layer %d %s", m->layer0 + l, #kind + 6);                                 \
+        snprintf(what, sizeof(what), "layer %d %s", m->layer0 + l, #kind + 6);                     \
         st = get(m, &tr[kind], opt, what, rows, cols, r0, nr, c0, nc, &w->dst, err, errlen);       \
         if (st != ENG_OK) return st;                                                               \
     } while (0)

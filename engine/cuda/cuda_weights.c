@@ -220,8 +220,8 @@ eng_status cuda_upload_globals(eng_model *m, const eng_source *src, char *err, s
     if ((m->parts & ENG_PART_EMBED) || (head && c->tied_embeddings)) {
         w->embed = (dmat){.rows = (int)V, .cols = (int)D, .dt = src->embed.dt};
         w->embed.p = take(w, (size_t)(V * D) * eng_dt_size(src->embed.dt));
-        st = put_mat(w, &w->embed, 0, &src->embed, V, D, 0, V, 0, D, "token embedding", err,
-                     errlen);
+        st =
+            put_mat(w, &w->embed, 0, &src->embed, V, D, 0, V, 0, D, "token embedding", err, errlen);
         if (st != ENG_OK) return st;
     }
     if (head && c->tied_embeddings) {
