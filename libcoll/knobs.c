@@ -1,8 +1,8 @@
 /* The one configuration module: every variable libcoll reads is in COLL_KNOB_LIST, and
  * this file is the only one that looks at the environment. */
 #include "coll_private.h"
+#include "common/knob.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,16 +59,7 @@ coll_status coll_env_int(const coll_env *env, coll_knob_id id, long lo, long hi,
         *out = dflt;
         return COLL_OK;
     }
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0')
-        return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: not an integer: '%s'",
-                         knob_table[id].name, s);
-    if (v < lo || v > hi)
-        return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: must be in %ld..%ld, got %ld",
-                         knob_table[id].name, lo, hi, v);
-    *out = v;
+    if (rc_knob_long(knob_table[id].name, s, lo, hi, out, err, errlen)) return COLL_ERR_CONFIG;
     return COLL_OK;
 }
 
