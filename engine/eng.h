@@ -100,6 +100,8 @@ typedef struct eng_load_params {
     void *log_ctx;
     eng_device device;  /* ENG_DEVICE_CPU */
     int gpu;            /* CUDA device ordinal among the visible ones; 0 */
+    const char *device_layers; /* --device-layers spec (devmap.h grammar); NULL: all on device */
+    int auto_split;            /* 1: split the layers over the visible GPUs by free memory */
 } eng_load_params;
 
 void eng_load_params_init(eng_load_params *p);
@@ -113,7 +115,12 @@ eng_status eng_tp_shard(const eng_config *cfg, int tp_rank, int tp_size, eng_sha
 typedef struct eng_model eng_model;
 
 /* path: a llama2.c checkpoint file (.bin, "v0") or a Hugging Face folder (config.json,
- * model.safetensors[.index.json]). The file is mmapped; only this rank's shard is read. */
+ * model.safetensors[.index.json]). The file is mmapped; only this rank's shard is read.
+ * Layer mapping (device_layers or auto_split; one rank only): the layers are cut into
+ * segments of consecutive layers, each on one GPU or on the CPU (CPU offload), the
+ * embedding on the first, the final norm and classifier on the last; the device of every
+ * layer is logged. Activations cross GPU boundaries by peer copy where the GPUs allow it
+ * (ENG_NO_P2P=1: never), else through pinned host memory (logged as a warning). */
 eng_status eng_model_open(const char *path, const eng_load_params *params, eng_model **out,
                           char *err, size_t errlen);
 void eng_model_close(eng_model *m);

@@ -66,6 +66,7 @@ enum {
 };
 
 typedef struct cuda_state {
+    int dev; /* the GPU of the weights: every entry point makes it current */
     cudaStream_t st;
     cublasHandle_t blas;
     char *arena; /* every buffer below, one allocation */
@@ -103,6 +104,7 @@ typedef struct cuda_state {
     long prof_steps;
     eng_log_fn log;
     void *log_ctx;
+    cudaEvent_t mark;      /* wait_for: where this stream's queue stood */
     char err[512];
 } cuda_state;
 
@@ -112,6 +114,15 @@ eng_status cu_fail(char *err, size_t errlen, const char *what, int code);
     do {                                                                                           \
         int e_ = (int)(call);                                                                      \
         if (e_ != 0) return cu_fail(err, errlen, #call, e_);                                       \
+    } while (0)
+
+/* Makes cs's GPU current (several instances, one per GPU, share a thread; a no-op when it
+ * already is, as inside a graph capture); returns from the caller on failure. */
+eng_status cu_bind(int dev, char *err, size_t errlen);
+#define CU_BIND(cs)                                                                                \
+    do {                                                                                           \
+        eng_status b_ = cu_bind((cs)->dev, (cs)->err, sizeof((cs)->err));                          \
+        if (b_ != ENG_OK) return b_;                                                               \
     } while (0)
 
 /* cuda_weights.c */
@@ -134,5 +145,13 @@ eng_status cuda_logits(const eng_model *m, eng_state *s);
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p);
 eng_status cuda_flush(const eng_model *m, eng_state *s);  /* adds a pending delta to x */
 eng_status cuda_warmup(const eng_model *m, eng_state *s); /* cuBLAS kernels loaded up front */
+/* cuda_link.c: boundaries between segments (layer mapping) */
+eng_status cuda_link_model(const eng_model *a, const eng_model *b, int no_p2p, eng_link_mode *mode,
+                           char *warn, size_t warnlen, char *err, size_t errlen);
+eng_status cuda_link_create(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                            eng_link_mode mode, void **link, char *err, size_t errlen);
+eng_status cuda_cross(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                      void *link);
+void cuda_link_free(void *link);
 
 #endif

@@ -149,9 +149,10 @@ static eng_status reduce(const eng_model *m, cuda_state *cs, const eng_coll *col
 
 eng_status cuda_set_inputs(const eng_model *m, eng_state *s)
 {
+    (void)m;
     cuda_state *cs = s->bs;
     cs->err[0] = 0;
-    K(cudaSetDevice(((const cuda_weights *)m->bw)->dev));
+    CU_BIND(cs);
     /* The previous step's copies out of in_h are done: every call ends with a wait. */
     memcpy(cs->in_h, s->tokens, (size_t)s->n * sizeof(int));
     cs->in_h[s->max_batch] = s->pos;
@@ -165,6 +166,7 @@ eng_status cuda_embed(const eng_model *m, eng_state *s)
 {
     const cuda_weights *w = m->bw;
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     K(eng_cu_embed(cs->x, w->embed.p, w->embed.dt, cs->in_d, s->n, m->cfg.dim, ST(cs)));
     cuda_mark(cs, CUDA_ST_EMBED);
     cs->pending = 0;
@@ -179,6 +181,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     const cu_layer *L = &w->layers[l];
     cuda_state *cs = s->bs;
     int n = s->n, D = c->dim, hd = c->head_dim, nq = sh->n_heads, nkv = sh->n_kv_heads;
+    CU_BIND(cs);
     size_t cache_layer = (size_t)s->ctx_len * nkv * hd;
     const int *pos_d = cs->in_d + s->max_batch;
     eng_status st;
@@ -267,6 +270,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
 eng_status cuda_flush(const eng_model *m, eng_state *s)
 {
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     if (!cs->pending) return ENG_OK;
     /* The norm's output is scratch here: only the add into x matters. */
     const cuda_weights *w = m->bw;
@@ -280,6 +284,7 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
 {
     const cuda_weights *w = m->bw;
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     int n = s->n, D = m->cfg.dim, first = s->all_logits ? 0 : n - 1, rows = n - first;
     size_t off = (size_t)first * D;
     K(eng_cu_add_rmsnorm(cs->x + off, cs->pending ? cs->delta + off : NULL, cs->pending_bias,
@@ -295,6 +300,7 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p)
 {
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     const float *last = cs->logits + (size_t)(cs->logit_rows - 1) * m->cfg.vocab_size;
     const float *draw = (const float *)(cs->in_d + s->max_batch + 1);
     K(eng_cu_sample(last, m->cfg.vocab_size, temperature, top_p, draw, cs->next_d, ST(cs)));

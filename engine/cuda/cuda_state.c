@@ -44,14 +44,18 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     cuda_state *cs = calloc(1, sizeof(*cs));
     if (!cs) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory for the run state");
     s->bs = cs;
+    cs->dev = w->dev;
     CU_CHECK(cudaSetDevice(w->dev), err, errlen);
     CU_CHECK(cudaStreamCreateWithFlags(&cs->st, cudaStreamNonBlocking), err, errlen);
+    CU_CHECK(cudaEventCreateWithFlags(&cs->mark, cudaEventDisableTiming), err, errlen);
     CU_CHECK(cublasCreate(&cs->blas), err, errlen);
     CU_CHECK(cublasSetStream(cs->blas, cs->st), err, errlen);
     size_t B = (size_t)s->max_batch, D = (size_t)c->dim, hd = (size_t)c->head_dim;
     size_t nq = (size_t)sh->n_heads * hd, nk = (size_t)sh->n_kv_heads * hd, F = (size_t)sh->ffn;
     size_t V = (size_t)c->vocab_size, L = (size_t)c->n_layers, ctx = (size_t)s->ctx_len;
-    size_t rows = p->all_logits ? B : 1, wide = D > nq ? D : nq;
+    /* only the segment with the classifier has logits */
+    size_t rows = !(m->parts & ENG_PART_HEAD) ? 0 : p->all_logits ? B : 1;
+    size_t wide = D > nq ? D : nq;
     if (F > wide) wide = F;
     /* Flash-decoding: enough splits to give about two blocks per SM, chunks of >= 64 keys. */
     int by_len = (int)((ctx + 63) / 64),
@@ -105,7 +109,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     /* Never read before written, but a forward step that went wrong must not see old NaNs. */
     CU_CHECK(cudaMemsetAsync(cs->arena, 0, total, cs->st), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->in_h, (B + 2) * 4), err, errlen);
-    CU_CHECK(cudaMallocHost((void **)&cs->logits_h, rows * V * 4), err, errlen);
+    if (rows) CU_CHECK(cudaMallocHost((void **)&cs->logits_h, rows * V * 4), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->next_h, 4), err, errlen);
     if (sh->tp_size > 1) {
         cs->host_red = malloc(B * D * 4);
@@ -183,6 +187,7 @@ void cuda_state_free(eng_state *s)
 {
     cuda_state *cs = s->bs;
     if (!cs) return;
+    cudaSetDevice(cs->dev);
     if (cs->st) cudaStreamSynchronize(cs->st);
     if (cs->prof && cs->prof_steps > 0 && cs->log) prof_report(cs);
     for (int i = 0; cs->prof_ev && i < cs->prof_cap; i++)
@@ -190,6 +195,7 @@ void cuda_state_free(eng_state *s)
     free(cs->prof_ev);
     free(cs->prof_stage);
     if (cs->graph) cudaGraphExecDestroy(cs->graph);
+    if (cs->mark) cudaEventDestroy(cs->mark);
     if (cs->blas) cublasDestroy(cs->blas);
     if (cs->st) cudaStreamDestroy(cs->st);
     if (cs->arena) cudaFree(cs->arena);

@@ -44,6 +44,7 @@ typedef struct srv_opts {
     int port, parallel, max_queue, threads, ctx_size, chunk;
     double drain_timeout_s;
     size_t max_body; /* bytes of a request body */
+    const char *device_layers; /* --device-layers (layer mapping), NULL: none */
 } srv_opts;
 
 /* ------------------------------------------------------------------ one request */

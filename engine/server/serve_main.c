@@ -25,13 +25,15 @@ static void usage(FILE *f)
             "                       [--parallel N] [--max-queue Q] [--api-key-file F]\n"
             "                       [--chat-template FILE] [--alias NAME] [--drain-timeout S]\n"
             "                       [--ctx-size N] [--chunk N] [--threads N] [--max-body BYTES]\n"
+            "                       [--device-layers \"ORD:NUM;...\"]\n"
             "  An OpenAI-compatible server: start it on every rank like `ringinfer run`; rank 0\n"
             "  listens. --port 0 lets the kernel pick; the bound address is printed on stdout.\n"
             "  --parallel N sequences at once (default 4), --max-queue Q waiting requests\n"
             "  (default 64; more get 503), --ctx-size KV positions per sequence (default: the\n"
             "  model's), --chunk prompt tokens per prefill step (default 64), --drain-timeout S\n"
             "  seconds SIGTERM waits for running requests (default 30), --threads per rank\n"
-            "  for the matmuls of each slot (default 1).\n"
+            "  for the matmuls of each slot (default 1). --device-layers maps layers to GPUs\n"
+            "  (mistral.rs's -n, long form only; docs/SELECTION.md), the rest on the CPU.\n"
             "  Endpoints: /v1/chat/completions /v1/completions /v1/models /health /metrics\n"
             "  /tokenize /detokenize /apply-template (docs/SERVER.md).\n");
 }
@@ -74,7 +76,8 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         O_CHUNK,
         O_THREADS,
         O_BODY,
-        O_HELP
+        O_HELP,
+        O_DEVLAYERS
     };
     static const struct option opts[] = {
         {"model", 1, 0, 'm'},          {"tokenizer", 1, 0, O_TOK},
@@ -84,7 +87,8 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         {"alias", 1, 0, O_ALIAS},      {"drain-timeout", 1, 0, O_DRAIN},
         {"ctx-size", 1, 0, O_CTX},     {"chunk", 1, 0, O_CHUNK},
         {"threads", 1, 0, O_THREADS},  {"max-body", 1, 0, O_BODY},
-        {"help", 0, 0, O_HELP},        {0, 0, 0, 0}};
+        {"help", 0, 0, O_HELP},        {"device-layers", 1, 0, O_DEVLAYERS},
+        {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -140,6 +144,9 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         case O_BODY:
             if (parse_long("--max-body", optarg, 1024, 1L << 30, &v, e)) return -1;
             o->max_body = (size_t)v;
+            break;
+        case O_DEVLAYERS:
+            o->device_layers = optarg;
             break;
         case O_HELP:
             usage(stdout);
@@ -378,6 +385,7 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
     lp.tp_size = comm->size;
     lp.log = root ? log_line : NULL;
     lp.log_ctx = errf;
+    lp.device_layers = o.device_layers;
     if ((st = eng_model_open(o.model, &lp, &m, err, sizeof(err))) != ENG_OK) goto fail;
     const eng_config *c = eng_model_config(m);
     int ctx_len = o.ctx_size ? (o.ctx_size < c->seq_len ? o.ctx_size : c->seq_len) : c->seq_len;
