@@ -28,7 +28,7 @@ typedef struct {
     int print_ids;
     int threads; /* 0: ENG_THREADS */
     eng_device device;
-    const char *device_layers; /* --device-layers, NULL when not given */
+    const char *device_layers; /* --device-layers (layer mapping), NULL: none */
 } cli_args;
 
 static void usage(FILE *f)
@@ -37,7 +37,7 @@ static void usage(FILE *f)
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
             "                     [--dump-logits FILE] [--threads N] [--device cuda|cpu]\n"
-            "                     [--device-layers \"ORD:NUM;...\"]\n"
+            "                     [--device-layers \"ORD:NUM;...\" | --device-layers N]\n"
             "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
             "       ringinfer serve -m MODEL ...         (ringinfer serve --help)\n"
             "       ringinfer --print-config\n"
@@ -51,8 +51,10 @@ static void usage(FILE *f)
             "  --device: where the model runs (default: cuda when built with CUDA and a GPU is\n"
             "  visible, else cpu; CUDA_VISIBLE_DEVICES picks the GPUs). The layout (NCCL or ring\n"
             "  tensor parallelism, one GPU, layer mapping, the CPU) follows mistral.rs: see\n"
-            "  docs/SELECTION.md; --device-layers maps layers to visible GPUs (a bare N: GPU 0\n"
-            "  gets N layers), the rest run on the CPU (mistral.rs's -n; here -n is the count).\n"
+            "  docs/SELECTION.md.\n"
+            "  --device-layers: layer mapping (mistral.rs's -n/--device-layers; here the long\n"
+            "  form only, -n is the token count): ORD:NUM;... gives NUM layers to visible GPU\n"
+            "  ORD in order, a bare N gives GPU 0 N layers; the other layers run on the CPU.\n"
             "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n"
             "Environment (--print-config shows the values in effect):\n");
     for (const eng_knob *k = eng_knobs(); k->name; k++)
@@ -111,7 +113,7 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
         O_HELP,
         O_THREADS,
         O_DEV,
-        O_LAYERS
+        O_DEVLAYERS
     };
     static const struct option opts[] = {{"model", 1, 0, 'm'},
                                          {"prompt", 1, 0, 'p'},
@@ -125,7 +127,7 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
                                          {"help", 0, 0, O_HELP},
                                          {"threads", 1, 0, O_THREADS},
                                          {"device", 1, 0, O_DEV},
-                                         {"device-layers", 1, 0, O_LAYERS},
+                                         {"device-layers", 1, 0, O_DEVLAYERS},
                                          {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -178,7 +180,7 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
                 return -1;
             }
             break;
-        case O_LAYERS:
+        case O_DEVLAYERS:
             a->device_layers = optarg;
             break;
         case O_HELP: usage(stdout); return 1;
@@ -194,6 +196,10 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
     if (!a->text == !a->ids)
         return fprintf(e, "ringinfer: give exactly one of -p TEXT and --prompt-ids\n"), -1;
     if (a->n < 0) return fprintf(e, "ringinfer: -n N is required\n"), -1;
+    if (a->device_layers && a->device == ENG_DEVICE_CPU)
+        return fprintf(e, "ringinfer: --device-layers puts layers on GPUs: it cannot go with "
+                          "--device cpu\n"),
+               -1;
     return 0;
 }
 
@@ -402,8 +408,6 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     if ((st = eng_knob_int(ENG_KNOB_SPIN_US, 0, 100000, &knob, err, sizeof(err))) != ENG_OK)
         goto fail;
     sp.spin_us = (int)knob;
-    if ((st = eng_knob_int(ENG_KNOB_GRAPHS, 0, 1, &knob, err, sizeof(err))) != ENG_OK) goto fail;
-    sp.no_graphs = knob == 0;
     if ((st = eng_state_create(m, &sp, &s, err, sizeof(err))) != ENG_OK) goto fail;
     if ((st = eng_sampler_create(c->vocab_size, a.temperature, a.top_p, a.seed, &smp)) != ENG_OK) {
         eng_fail(st, err, sizeof(err), "sampler: %s", eng_status_str(st));
@@ -559,10 +563,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
                 n_prompt, t_prefill, n_prompt / (t_prefill > 0 ? t_prefill : 1e-9), n_decode,
                 t_decode, n_decode / (t_decode > 0 ? t_decode : 1e-9), tc.seconds, tc.calls,
                 100.0 * tc.seconds / (t_prefill + t_decode > 0 ? t_prefill + t_decode : 1e-9),
-                comm->size,
-                s->graph_mode == 1   ? "the whole step (all-reduces inside)"
-                : s->graph_mode == 2 ? "pieces between the host-staged all-reduces"
-                                     : "none");
+                comm->size, s->graph == 1 ? "one per step" : "none");
     }
     free(gen);
     rc = 0;

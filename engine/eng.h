@@ -115,7 +115,12 @@ eng_status eng_tp_shard(const eng_config *cfg, int tp_rank, int tp_size, eng_sha
 typedef struct eng_model eng_model;
 
 /* path: a llama2.c checkpoint file (.bin, "v0") or a Hugging Face folder (config.json,
- * model.safetensors[.index.json]). The file is mmapped; only this rank's shard is read. */
+ * model.safetensors[.index.json]). The file is mmapped; only this rank's shard is read.
+ * Layer mapping (device_layers or auto_split; one rank only): the layers are cut into
+ * segments of consecutive layers, each on one GPU or on the CPU (CPU offload), the
+ * embedding on the first, the final norm and classifier on the last; the device of every
+ * layer is logged. Activations cross GPU boundaries by peer copy where the GPUs allow it
+ * (ENG_NO_P2P=1: never), else through pinned host memory (logged as a warning). */
 eng_status eng_model_open(const char *path, const eng_load_params *params, eng_model **out,
                           char *err, size_t errlen);
 void eng_model_close(eng_model *m);
@@ -165,7 +170,6 @@ typedef struct eng_state_params {
                            owned by the state); default ENG_DEFAULT_THREADS; 1..ENG_MAX_THREADS */
     int spin_us;        /* how long a waiting thread busy-polls before it sleeps; default
                            ENG_DEFAULT_SPIN_US */
-    int no_graphs;      /* 1: eng_forward_sample launches every kernel (no CUDA graphs); 0 */
 } eng_state_params;
 
 #define ENG_DEFAULT_THREADS 1
@@ -205,11 +209,11 @@ void eng_sampler_free(eng_sampler *s);
  * NULL), then broadcasts the id, so *next is the same on every rank. On a GPU the decode
  * step (n == 1) is replayed as one CUDA graph when every all-reduce of the step can be
  * captured (one rank, or coll->device_buffers with dim floats <= coll->graph_bytes: NCCL,
- * the one-shot p2p); otherwise (the host-staged ring) as graphs of the pieces between the
- * all-reduces, the all-reduces called between them. The CPU gives exactly eng_forward +
- * eng_sampler_sample; the GPU samples greedy identically and temperature/top-p with the
- * same random draws but its own summation order (see engine/cuda/sample.cu).
- * *next is -1 when the logits hold NaN or infinity (as eng_sampler_sample). */
+ * the one-shot p2p); with the host-staged ring it walks the layers each step. The CPU
+ * gives exactly eng_forward + eng_sampler_sample; the GPU samples greedy identically and
+ * temperature/top-p with the same random draws but its own summation order (see
+ * engine/cuda/sample.cu). *next is -1 when the logits hold NaN or infinity (as
+ * eng_sampler_sample). */
 eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
                               const eng_coll *coll, eng_sampler *smp, int *next);
 

@@ -1,4 +1,6 @@
-/* The forward pass: a walk over the layers, each run by the model's backend. */
+/* The forward pass: a walk over the segments (one, or several with layer mapping) and their
+ * layers, each run by its segment's backend; the residual stream crosses from one segment to
+ * the next at each boundary. */
 #include "backend.h"
 
 static eng_status check_call(const eng_model *m, const eng_state *s, const int *tokens, int n,
@@ -10,15 +12,46 @@ static eng_status check_call(const eng_model *m, const eng_state *s, const int *
     return ENG_OK;
 }
 
-/* set_inputs, embed, every layer, then the classifier when asked. */
+/* The call (tokens, n, pos, draw) in every segment's state. */
+static void set_call(eng_state *s, const int *tokens, int n, int pos, float draw)
+{
+    for (int i = 0; i < s->n_seg; i++) {
+        eng_state *ss = s->seg[i];
+        ss->tokens = tokens;
+        ss->n = n;
+        ss->pos = pos;
+        ss->draw = draw;
+    }
+}
+
+/* x of segment i into segment i + 1: the backend's own link (device or peer copy, ordered by
+ * events, no host wait) or through the host buffer. */
+static eng_status cross(const eng_model *m, eng_state *s, int i)
+{
+    const eng_model *a = m->seg[i], *b = m->seg[i + 1];
+    eng_state *sa = s->seg[i], *sb = s->seg[i + 1];
+    if (s->link[i]) return a->b->cross(a, sa, b, sb, s->link[i]);
+    eng_status st = a->b->get_act(a, sa, s->act_h);
+    if (st == ENG_OK) st = b->b->put_act(b, sb, s->act_h);
+    return st;
+}
+
+/* Per segment: set_inputs, the embedding (first) or the crossing, its layers; then the
+ * classifier on the last when asked. */
 static eng_status walk(const eng_model *m, eng_state *s, const eng_coll *coll, int want_logits)
 {
-    const eng_backend *b = m->b;
-    eng_status st = b->set_inputs(m, s);
-    if (st == ENG_OK) st = b->embed(m, s);
-    for (int l = 0; l < m->cfg.n_layers && st == ENG_OK; l++)
-        st = b->layer(m, s, l, coll);
-    if (st == ENG_OK && want_logits) st = b->logits(m, s);
+    eng_status st = ENG_OK;
+    for (int i = 0; i < m->n_seg && st == ENG_OK; i++) {
+        const eng_model *sm = m->seg[i];
+        eng_state *ss = s->seg[i];
+        const eng_backend *b = sm->b;
+        st = b->set_inputs(sm, ss);
+        if (st == ENG_OK) st = i == 0 ? b->embed(sm, ss) : cross(m, s, i - 1);
+        for (int l = 0; l < sm->cfg.n_layers && st == ENG_OK; l++)
+            st = b->layer(sm, ss, l, coll);
+    }
+    const eng_model *last = m->seg[m->n_seg - 1];
+    if (st == ENG_OK && want_logits) st = last->b->logits(last, s->seg[m->n_seg - 1]);
     return st;
 }
 
@@ -28,52 +61,20 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
     if (logits) *logits = NULL;
     eng_status st = check_call(m, s, tokens, n, pos);
     if (st != ENG_OK) return st;
-    s->tokens = tokens;
-    s->n = n;
-    s->pos = pos;
-    s->draw = 0.0f;
+    set_call(s, tokens, n, pos, 0.0f);
     if ((st = walk(m, s, coll, want_logits)) != ENG_OK) return st;
-    if (!want_logits) return m->b->sync(m, s);
+    /* The last segment's stream waited for every earlier one (events or host copies): its
+     * end is the call's end. */
+    const eng_model *last = m->seg[m->n_seg - 1];
+    eng_state *sl = s->seg[m->n_seg - 1];
+    if (!want_logits) return last->b->sync(last, sl);
     const float *host;
-    if ((st = m->b->get_logits(m, s, &host)) != ENG_OK) return st;
+    if ((st = last->b->get_logits(last, sl, &host)) != ENG_OK) return st;
     if (logits) *logits = host;
     return ENG_OK;
 }
 
-/* The decode step captured in pieces: the all-reduces the layers ask for end the piece so
- * far, replay it, run for real, and begin the next piece. */
-typedef struct piece_ctx {
-    const eng_model *m;
-    eng_state *s;
-    const eng_coll *real;
-    int piece;
-} piece_ctx;
-
-static eng_status piece_allreduce(void *ctx, void *buf, size_t count, eng_elem et, eng_mem mem,
-                                  void *stream)
-{
-    piece_ctx *p = ctx;
-    const eng_backend *b = p->m->b;
-    eng_state *s = p->s;
-    if (p->piece == 0) {
-        s->piece_buf = buf;
-        s->piece_count = count;
-        s->piece_et = et;
-        s->piece_stream = stream;
-    } else if (buf != s->piece_buf || count != s->piece_count || et != s->piece_et ||
-               stream != s->piece_stream) {
-        b->capture_end(p->m, s, -1);
-        return ENG_ERR_UNSUPPORTED; /* the backend changed its buffers: not replayable */
-    }
-    eng_status st = b->capture_end(p->m, s, p->piece);
-    if (st == ENG_OK) st = b->replay(p->m, s, p->piece);
-    if (st != ENG_OK) return st;
-    p->piece++;
-    if ((st = p->real->allreduce(p->real->ctx, buf, count, et, mem, stream)) != ENG_OK) return st;
-    return b->capture_begin(p->m, s);
-}
-
-/* The classifier and the sampler, on rank 0 only. */
+/* The classifier and the sampler of the last segment, on rank 0 only. */
 static eng_status head(const eng_model *m, eng_state *s, int root, float temperature, float top_p)
 {
     eng_status st = ENG_OK;
@@ -81,72 +82,101 @@ static eng_status head(const eng_model *m, eng_state *s, int root, float tempera
     return st;
 }
 
-/* The decode step (n == 1) as graphs: captured on first use, replayed after. mode 1: the
- * whole step, its all-reduces inside; mode 2: pieces, the all-reduces called between. */
-static eng_status decode_graphs(const eng_model *m, eng_state *s, const eng_coll *coll, int mode,
-                                int root, float temperature, float top_p)
+/* The decode step of one segment as a graph: captured on first use, replayed after. With
+ * tensor parallelism the all-reduces are captured too (coll->graph_bytes said they can be),
+ * and rank 0 alone adds the classifier and the sampler. */
+static eng_status decode_graph(const eng_model *m, eng_state *s, const eng_coll *coll, int root,
+                               float temperature, float top_p)
 {
     const eng_backend *b = m->b;
     eng_status st = b->set_inputs(m, s);
     if (st != ENG_OK) return st;
-    if (s->graph_mode == mode) {
-        if (mode == 1) return b->replay(m, s, 0);
-        int pieces = ENG_MAX_PIECES(m->cfg.n_layers);
-        for (int k = 0; k < pieces && st == ENG_OK; k++) {
-            st = b->replay(m, s, k);
-            if (st == ENG_OK && k + 1 < pieces)
-                st = coll->allreduce(coll->ctx, s->piece_buf, s->piece_count, s->piece_et,
-                                     ENG_MEM_DEVICE, s->piece_stream);
-        }
-        return st;
-    }
-    piece_ctx pc = {.m = m, .s = s, .real = coll};
-    eng_coll pieces;
-    const eng_coll *lc = coll;
-    if (mode == 2) {
-        pieces = *coll;
-        pieces.allreduce = piece_allreduce;
-        pieces.ctx = &pc;
-        lc = &pieces;
-    }
+    st = b->replay(m, s);
+    if (st != ENG_ERR_UNSUPPORTED) return st;
     if ((st = b->capture_begin(m, s)) != ENG_OK) return st;
     st = b->embed(m, s);
     for (int l = 0; l < m->cfg.n_layers && st == ENG_OK; l++)
-        st = b->layer(m, s, l, lc);
+        st = b->layer(m, s, l, coll);
     if (st == ENG_OK) st = head(m, s, root, temperature, top_p);
-    if (st != ENG_OK) {
-        b->capture_end(m, s, -1);
-        return st;
+    eng_status ce = b->capture_end(m, s);
+    if (st == ENG_OK) st = ce;
+    if (st == ENG_OK) s->graph = 1;
+    return st == ENG_OK ? b->replay(m, s) : st;
+}
+
+/* Layer mapping: whether one graph can span every segment (one backend with graphs, its own
+ * links at every boundary: GPUs only). */
+static int graph_spans(const eng_model *m, const eng_state *s)
+{
+    const eng_backend *b = m->seg[0]->b;
+    if (!b->replay || !b->wait_for || !b->sample) return 0;
+    for (int i = 1; i < m->n_seg; i++)
+        if (m->seg[i]->b != b || !s->link[i - 1]) return 0;
+    return 1;
+}
+
+/* The decode step over every segment as one graph, captured and launched on the first
+ * segment's stream: the others join it through the links' events and rejoin it at the end.
+ * Each segment's inputs are copied on its own stream first, so the launch waits for them;
+ * the last segment's stream waits for the launch before its token is read. *in_capture: the
+ * failure (if any) came from capturing (the caller then walks instead). */
+static eng_status decode_graph_spanning(const eng_model *m, eng_state *s, float temperature,
+                                        float top_p, int *in_capture)
+{
+    int L = m->n_seg - 1;
+    const eng_model *m0 = m->seg[0], *ml = m->seg[L];
+    eng_state *s0 = s->seg[0], *sl = s->seg[L];
+    const eng_backend *b = m0->b;
+    eng_status st = ENG_OK;
+    for (int i = 0; i <= L && st == ENG_OK; i++)
+        st = b->set_inputs(m->seg[i], s->seg[i]);
+    for (int i = 1; i <= L && st == ENG_OK; i++)
+        st = b->wait_for(m0, s0, m->seg[i], s->seg[i]);
+    if (st != ENG_OK) return st;
+    st = b->replay(m0, s0);
+    if (st == ENG_ERR_UNSUPPORTED) {
+        *in_capture = 1;
+        if ((st = b->capture_begin(m0, s0)) != ENG_OK) return st;
+        st = b->embed(m0, s0);
+        for (int i = 0; i <= L && st == ENG_OK; i++) {
+            const eng_model *sm = m->seg[i];
+            if (i) st = cross(m, s, i - 1);
+            for (int l = 0; l < sm->cfg.n_layers && st == ENG_OK; l++)
+                st = b->layer(sm, s->seg[i], l, NULL);
+        }
+        if (st == ENG_OK) st = b->logits(ml, sl);
+        if (st == ENG_OK) st = b->sample(ml, sl, temperature, top_p);
+        for (int i = 1; i <= L && st == ENG_OK; i++) /* every stream rejoins the first */
+            st = b->wait_for(m0, s0, m->seg[i], s->seg[i]);
+        eng_status ce = b->capture_end(m0, s0);
+        if (st == ENG_OK) st = ce;
+        if (st != ENG_OK) return st;
+        *in_capture = 0;
+        s->graph = 1;
+        st = b->replay(m0, s0);
     }
-    if (mode == 2 && pc.piece != ENG_MAX_PIECES(m->cfg.n_layers) - 1) {
-        b->capture_end(m, s, -1);
-        return ENG_ERR_UNSUPPORTED; /* not two all-reduces per layer: no pieces to replay */
-    }
-    int last = mode == 1 ? 0 : pc.piece;
-    if ((st = b->capture_end(m, s, last)) == ENG_OK) st = b->replay(m, s, last);
-    if (st == ENG_OK) s->graph_mode = mode;
+    if (st == ENG_OK) st = b->wait_for(ml, sl, m0, s0);
     return st;
 }
 
 eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
                               const eng_coll *coll, eng_sampler *smp, int *next)
 {
-    const eng_backend *b = m->b;
+    const eng_model *last = m->seg[m->n_seg - 1];
+    eng_state *sl = s->seg[m->n_seg - 1];
+    const eng_backend *b = last->b;
     if (coll && coll->size <= 1) coll = NULL;
     int root = !coll || coll->rank == 0;
     eng_status st = check_call(m, s, tokens, n, pos);
     if (st != ENG_OK) return st;
     if (root && !smp) return ENG_ERR_INVALID_ARG;
-    s->tokens = tokens;
-    s->n = n;
-    s->pos = pos;
-    s->draw = 0.0f;
+    set_call(s, tokens, n, pos, 0.0f);
     int32_t token = 0;
     if (!b->sample) {
         if ((st = walk(m, s, coll, root)) != ENG_OK) return st;
         if (root) {
             const float *host;
-            if ((st = b->get_logits(m, s, &host)) != ENG_OK) return st;
+            if ((st = b->get_logits(last, sl, &host)) != ENG_OK) return st;
             /* all_logits keeps every row: the last one is sampled */
             token = eng_sampler_sample(smp, host + (size_t)(s->all_logits ? n - 1 : 0) *
                                                        (size_t)m->cfg.vocab_size);
@@ -156,24 +186,29 @@ eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *token
         if (root) {
             eng_sampler_settings(smp, &temperature, &top_p);
             /* The host sampler draws only when it samples (temperature > 0): the same here. */
-            if (temperature != 0.0f) s->draw = eng_sampler_draw(smp);
+            if (temperature != 0.0f) set_call(s, tokens, n, pos, eng_sampler_draw(smp));
         }
-        /* 1: every all-reduce of the step can sit in a graph; 2: they wait on the host. */
-        int mode = 0;
-        if (n == 1 && b->replay && !s->all_logits && !s->no_graphs) {
-            if (!coll ||
-                (coll->device_buffers && (size_t)m->cfg.dim * sizeof(float) <= coll->graph_bytes))
-                mode = 1;
-            else if (coll->device_buffers)
-                mode = 2;
-            if (s->graph_mode && s->graph_mode != mode) mode = 0; /* captured for another coll */
+        /* Tensor parallel: one graph only when every all-reduce of the step can be captured
+         * (NCCL, p2p); the host-staged ring waits on the host, so that step walks. */
+        int graphable = !coll || (coll->device_buffers &&
+                                  (size_t)m->cfg.dim * sizeof(float) <= coll->graph_bytes);
+        if (n == 1 && m->n_seg == 1 && b->replay && !s->all_logits && graphable) {
+            st = decode_graph(m, s, coll, root, temperature, top_p);
+        } else if (!coll && n == 1 && !s->all_logits && s->graph >= 0 && graph_spans(m, s)) {
+            int in_capture = 0;
+            st = decode_graph_spanning(m, s, temperature, top_p, &in_capture);
+            if (st != ENG_OK && in_capture) {
+                /* This backend could not capture across its segments: walk from now on. */
+                s->graph = -1;
+                st = walk(m, s, NULL, 1);
+                if (st == ENG_OK) st = b->sample(last, sl, temperature, top_p);
+            }
+        } else {
+            st = walk(m, s, coll, 0);
+            if (st == ENG_OK) st = head(last, sl, root, temperature, top_p);
         }
-        if (mode)
-            st = decode_graphs(m, s, coll, mode, root, temperature, top_p);
-        else if ((st = walk(m, s, coll, 0)) == ENG_OK)
-            st = head(m, s, root, temperature, top_p);
         if (st != ENG_OK) return st;
-        st = root ? b->get_token(m, s, &token) : b->sync(m, s);
+        st = root ? b->get_token(last, sl, &token) : b->sync(last, sl);
         if (st != ENG_OK) return st;
     }
     /* Rank 0's id (or its -1 for NaN logits) to every rank. */

@@ -6,6 +6,7 @@
 #include "devmap.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -96,8 +97,17 @@ eng_status eng_place_setup(const char *model, eng_device device, const char *dev
                          .n_kv_heads = cfg.n_kv_heads};
 #ifdef ENG_WITH_CUDA
     f.cuda_backend = 1;
-    f.visible = eng_cuda_visible();
+    f.visible = eng_backend_cuda.device_count ? eng_backend_cuda.device_count() : 0;
 #endif
+    /* The spec's own errors (grammar, ordinals, layer count) first, as eng_model_open
+     * words them; --device cpu with a spec is the selection's to refuse. */
+    if (device_layers && device != ENG_DEVICE_CPU) {
+        int *layer_dev = malloc((size_t)cfg.n_layers * sizeof(int));
+        if (!layer_dev) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        st = eng_devmap_parse(device_layers, f.visible, cfg.n_layers, layer_dev, err, errlen);
+        free(layer_dev);
+        if (st != ENG_OK) return st;
+    }
     eng_place pl;
     return eng_place_apply(&f, comm, lp, &pl, layout, layoutlen, err, errlen);
 }

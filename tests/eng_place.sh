@@ -34,14 +34,16 @@ err() {
     fi
 }
 run="$ri run -m $st --prompt-ids 1 -n 2 --temperature 0"
-err "--device-layers, no GPU" 2 '--device-layers "3": layer mapping needs a GPU' $run --device-layers 3
-err "--device-layers, --device cpu" 2 '"0:2": layer mapping needs a GPU, and --device cpu was given' \
+err "--device-layers, no GPU" 2 '--device-layers "3": ordinal 0 is unknown: no GPU is visible' $run --device-layers 3
+err "--device-layers, --device cpu" 2 '--device-layers puts layers on GPUs: it cannot go with --device cpu' \
     $run --device cpu --device-layers "0:2"
 # 1: no CUDA backend in this build; 2: a CUDA build that sees no GPU
 err "--device cuda, no GPU" "[12]" "--device cuda: " $run --device cuda
 if "$ri" serve --help > /dev/null 2>&1; then
-    err "serve --device-layers" 2 '--device-layers "2": layer mapping needs a GPU' \
+    err "serve --device-layers" 2 '--device-layers "2": ordinal 0 is unknown: no GPU is visible' \
         "$ri" serve -m "$st" --port 0 -n 2
+    err "serve --device cpu --device-layers" 2 '"2": layer mapping needs a GPU, and --device cpu was given' \
+        "$ri" serve -m "$st" --port 0 --device cpu -n 2
     err "serve --device gpu" 2 "--device: 'gpu' is not cuda or cpu" "$ri" serve -m "$st" --device gpu
 else
     echo "serve not built (no libmicrohttpd): its checks skipped"

@@ -50,6 +50,14 @@ test_eng_devmap_SOURCES = test_eng_devmap.c
 test_eng_devmap_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_devmap_LDADD = $(ENG_TEST_LDADD)
 
+# Layer mapping: segments of the CPU backend bitwise equal to one (CI), --device-layers errors,
+# and on a GPU (when one is visible) GPU|GPU and GPU+CPU equal to the whole model on the GPU.
+check_PROGRAMS += test_eng_lmap
+TESTS += test_eng_lmap
+test_eng_lmap_SOURCES = test_eng_lmap.c $(ENG_HARNESS)
+test_eng_lmap_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_lmap_LDADD = $(ENG_TEST_LDADD)
+
 # The engine's device selection with fake GPU counts, builds and environments.
 check_PROGRAMS += test_eng_devsel
 TESTS += test_eng_devsel

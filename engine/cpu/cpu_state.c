@@ -27,9 +27,11 @@ eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_pa
     size_t cache = (size_t)c->n_layers * (size_t)ctx * nkv * 4;
     cs->key_cache = eng_alloc_aligned(cache);
     cs->value_cache = eng_alloc_aligned(cache);
-    cs->logits = eng_alloc_aligned((p->all_logits ? B : 1) * (size_t)c->vocab_size * 4);
+    /* only the segment with the classifier has logits */
+    size_t rows = !(m->parts & ENG_PART_HEAD) ? 0 : p->all_logits ? B : 1;
+    cs->logits = rows ? eng_alloc_aligned(rows * (size_t)c->vocab_size * 4) : NULL;
     if (!cs->x || !cs->xb || !cs->q || !cs->k || !cs->v || !cs->att_out || !cs->att || !cs->hb ||
-        !cs->hb2 || !cs->key_cache || !cs->value_cache || !cs->logits)
+        !cs->hb2 || !cs->key_cache || !cs->value_cache || (rows && !cs->logits))
         return eng_fail(ENG_ERR_NOMEM, err, errlen,
                         "out of memory for the run state (KV cache %zu MiB for %d positions)",
                         2 * cache >> 20, ctx);

@@ -10,7 +10,7 @@ libeng_la_SOURCES += cuda/ref.c cuda/cuda_kernels.h
 
 if HAVE_CUDA
 libeng_la_SOURCES += cuda/cuda.h cuda/cuda_backend.c cuda/cuda_weights.c cuda/cuda_state.c \
-	cuda/cuda_layer.c
+	cuda/cuda_layer.c cuda/cuda_link.c
 libeng_la_CPPFLAGS += -DENG_WITH_CUDA $(CUDA_CFLAGS)
 ENG_CUDA_KERNEL_OBJECTS = $(ENG_CUDA_KERNEL_SOURCES:.cu=.lo)
 libeng_la_LIBADD += $(ENG_CUDA_KERNEL_OBJECTS) $(CUDA_LIBS) -lstdc++

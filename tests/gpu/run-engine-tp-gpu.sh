@@ -4,11 +4,11 @@
 # 1. Greedy ids of TP 2 (and 4 on stories260K) equal to TP 1 on the GPU, on stories260K and
 #    the HF fixtures, twice: with the one-shot p2p on (the default; the decode step is one
 #    CUDA graph, all-reduces inside) and off (COLL_P2P_MAX_BYTES=0: ring-cuda, host-staged;
-#    the step runs as graphs of the pieces between its all-reduces).
+#    the step walks its layers).
 #    Then `ringinfer serve` at TP 1, 2 and 4 (tests/serve_http.py tp, SERVE_PY to point
 #    elsewhere): the same tokens.
 # 2. BENCH=1: decode tok/s in the Llama-3.2-1B shape (bf16, generated here by eng-genmodel)
-#    at TP 1 and TP 2 on both paths, and without graphs (ENG_CUDA_GRAPHS=0) beside them.
+#    at TP 1 and TP 2 on both paths.
 # The ranks use the GPUs in TP_GPUS (CUDA_VISIBLE_DEVICES, default 0; ring rank r takes GPU
 # r mod visible). On one GPU every rank shares it: two CUDA contexts that the GPU
 # time-slices, so the speeds there show the path's overheads, not scaling (several GPUs:
@@ -141,7 +141,6 @@ if [ "${BENCH:-0}" = 1 ]; then
         R=${RUNS:-3}
         bench tp1 1 "" 128 "$R"
         bench tp2-ring-cuda 2 "COLL_P2P_MAX_BYTES=0" 128 "$R"
-        bench tp2-ring-cuda-nographs 2 "COLL_P2P_MAX_BYTES=0 ENG_CUDA_GRAPHS=0" 128 "$R"
         # one GPU: each p2p all-reduce waits for the peer's time slice (about 2.3 ms)
         bench tp2-p2p 2 "" 32 "$R"
     else

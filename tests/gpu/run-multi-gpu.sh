@@ -16,12 +16,14 @@
 # CUDA_VISIBLE_DEVICES (MISTRALRS_MN_*); then (several GPUs, or BENCH_8B=1) decode speed of
 # the Llama-3-8B shape (bf16, 16 GB written by eng-genmodel) at TP 1/2/4/8 with the share
 # of each step in all-reduce. Build also engine/ (ringinfer, eng-genmodel) and tools/ringrun.
+# Then layer mapping over two GPUs (the section at the end; LMAP=0 skips it).
 # Results: $OUT/multi-gpu-results.txt (and engine-results.txt), raw logs beside them. Exit 0
 # when every step passed.
 set -u
 B=$(cd "${1:-build}" && pwd) || { echo "FAIL: no build folder ${1:-build}"; exit 1; }
 SH=""
 [ -n "${2:-}" ] && { SH=$(cd "$2" && pwd) || { echo "FAIL: no shared folder $2"; exit 1; }; }
+[ -n "$SH" ] && SHARED_DIR=${SHARED_DIR:-$SH} # the layer-mapping section's name for it
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -130,6 +132,27 @@ done
            }
          }' "$RAW"
 } | tee "$OUT/multi-gpu-results.txt"
+
+# ---- layer mapping (issue 11, --device-layers; owner: the lmap branch) ----------------------
+# Over two GPUs: greedy ids of "0:A;1:B" maps equal to one GPU (stories260K, tiny-llama-f32,
+# peer copies and ENG_NO_P2P=1 staging), then decode tok/s of the Llama-3-8B shape mapped
+# "0:16;1:16" with peer copies and with staging forced, beside the plain one-GPU run.
+# tests/gpu/run-lmap-gpu.sh does it (one GPU too); LMAP=0 skips it, SHARED_DIR names ../shared.
+lmap_rows() {
+    [ "${LMAP:-1}" = 1 ] && [ "$ngpu" -ge 2 ] || return 0
+    local here
+    here=$(cd "$(dirname "$0")" && pwd)
+    echo "== layer mapping: SHAPE=8b $here/run-lmap-gpu.sh $B" | tee -a "$RAW"
+    OUT="$OUT/lmap" SHAPE=8b "$here/run-lmap-gpu.sh" "$B" ${SHARED_DIR:+"$SHARED_DIR"}
+    local rc=$?
+    echo "lmap rc=$rc" >> "$STATUS"
+    { echo; echo "# layer mapping (run-lmap-gpu.sh, SHAPE=8b)"; cat "$OUT/lmap/lmap-gpu.txt"; } \
+        >> "$OUT/multi-gpu-results.txt"
+    [ $rc -eq 0 ] || fails=$((fails + 1))
+}
+lmap_rows
+# ---- end of layer mapping --------------------------------------------------------------------
+
 [ -n "$SH" ] && . "$(dirname "$0")/multi-gpu-engine.sh"
 echo "failed steps: $fails"
 [ $fails -eq 0 ]
