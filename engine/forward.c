@@ -32,8 +32,53 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
     s->n = n;
     s->pos = pos;
     s->draw = 0.0f;
+    s->tok_pos = s->tok_seq = s->out_row = NULL;
+    s->n_out = 0;
     if ((st = walk(m, s, coll, want_logits)) != ENG_OK) return st;
     if (!want_logits) return m->b->sync(m, s);
+    const float *host;
+    if ((st = m->b->get_logits(m, s, &host)) != ENG_OK) return st;
+    if (logits) *logits = host;
+    return ENG_OK;
+}
+
+/* Range checks of a batch, and the flagged rows into s->out_row (s->scratch). */
+static eng_status check_batch(const eng_model *m, eng_state *s, const eng_batch *b)
+{
+    if (!b || b->n <= 0 || b->n > s->max_batch || !b->tokens || !b->pos || !b->seq)
+        return ENG_ERR_RANGE;
+    int *rows = s->scratch, *next = s->scratch + s->max_batch; /* next[seq]: its next position */
+    for (int q = 0; q < s->n_seqs; q++)
+        next[q] = -1;
+    int n_out = 0;
+    for (int t = 0; t < b->n; t++) {
+        int q = b->seq[t], p = b->pos[t];
+        if (b->tokens[t] < 0 || b->tokens[t] >= m->cfg.vocab_size || q < 0 || q >= s->n_seqs ||
+            p < 0 || p >= s->ctx_len || (next[q] >= 0 && p != next[q]))
+            return ENG_ERR_RANGE;
+        next[q] = p + 1;
+        if (b->logits && b->logits[t]) rows[n_out++] = t;
+    }
+    s->out_row = rows;
+    s->n_out = n_out;
+    return ENG_OK;
+}
+
+eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
+                             const eng_coll *coll, const float **logits)
+{
+    if (logits) *logits = NULL;
+    eng_status st = check_batch(m, s, b);
+    if (st != ENG_OK) return st;
+    s->tokens = b->tokens;
+    s->n = b->n;
+    s->pos = b->pos[0];
+    s->draw = 0.0f;
+    s->tok_pos = b->pos;
+    s->tok_seq = b->seq;
+    int want = s->n_out > 0;
+    if ((st = walk(m, s, coll, want)) != ENG_OK) return st;
+    if (!want) return m->b->sync(m, s);
     const float *host;
     if ((st = m->b->get_logits(m, s, &host)) != ENG_OK) return st;
     if (logits) *logits = host;
@@ -50,6 +95,8 @@ eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *token
     s->n = n;
     s->pos = pos;
     s->draw = 0.0f;
+    s->tok_pos = s->tok_seq = s->out_row = NULL;
+    s->n_out = 0;
     if (!b->sample) {
         if ((st = walk(m, s, NULL, 1)) != ENG_OK) return st;
         const float *host;
