@@ -9,7 +9,7 @@
 #                                             PARALLEL=16 SERVE_ARGS=... RUN_ARGS=...)
 # MODEL: stories (stories260K + tok512), tiny (fixtures/hf/tiny-llama-f32), gen15m (random
 # weights in the stories15M shape, written by eng-genmodel), or path:FILE_OR_DIR (any model).
-# gen15m and path: get a generated llama2.c tokenizer of the model's vocabulary (token i is
+# gen15m and path: get a generated llama2.c tokenizer of the model's vocabulary (token i > 258 is
 # the text " tI"): random weights have no tokenizer, and the clients time text chunks.
 set -eu
 build=$(cd "$1" && pwd); model=${2:-stories}
@@ -27,7 +27,9 @@ if os.path.isdir(m):
     vocab = json.load(open(os.path.join(m, "config.json")))["vocab_size"]
 else:
     vocab = abs(struct.unpack("<7i", open(m, "rb").read(28))[5])
-pieces = [b"<unk>", b"<s>", b"</s>"] + [b" t%d" % i for i in range(3, vocab)]
+# llama2.c's layout: 3..258 are the byte tokens <0x00>..<0xFF>
+pieces = [b"<unk>", b"<s>", b"</s>"] + [b"<0x%02X>" % b for b in range(256)]
+pieces += [b" t%d" % i for i in range(len(pieces), vocab)]
 with open(out, "wb") as f:
     f.write(struct.pack("<i", max(len(p) for p in pieces)))
     for p in pieces:
@@ -55,10 +57,14 @@ fi
 # shellcheck disable=SC2086
 "$ri" serve $margs --port 0 --parallel "${PARALLEL:-16}" --max-queue 256 ${SERVE_ARGS:-} >"$tmp/out" 2>"$tmp/err" &
 pid=$!
-for _ in $(seq 1 3000); do grep -q "listening on" "$tmp/out" && break; sleep 0.1; done
+for _ in $(seq 1 3000); do grep -q "listening on" "$tmp/out" && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$tmp/out")
 [ -n "$url" ] || { cat "$tmp/err"; exit 1; }
-for _ in $(seq 1 3000); do python3 -c "import urllib.request as u;u.urlopen('$url/health')" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 3000); do
+    python3 -c "import urllib.request as u;u.urlopen('$url/health')" 2>/dev/null && break
+    kill -0 $pid 2>/dev/null || { cat "$tmp/err"; exit 1; }
+    sleep 0.1
+done
 sed -n 's/^ringinfer: serve: /# server: /p' "$tmp/err"
 out=${OUTPUT_LEN:-128}; inl=${INPUT_LEN:-32}
 echo "# $(date -u +%F' '%T) $(uname -m) $(nproc) cores, model $model, input $inl, output $out tokens"

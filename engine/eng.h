@@ -187,7 +187,7 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
  * consecutive, increasing positions in the order they appear, and the positions before the
  * first must be cached by earlier calls: each token attends to its own slot up to its own
  * position. logits[t] nonzero asks for token t's logits (NULL: none, e.g. ranks that do not
- * sample). n <= max_batch. */
+ * sample; more than one row needs n_seqs > 1 or all_logits). n <= max_batch. */
 typedef struct eng_batch {
     int n;
     const int *tokens; /* [n] */

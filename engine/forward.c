@@ -59,6 +59,8 @@ static eng_status check_batch(const eng_model *m, eng_state *s, const eng_batch 
         next[q] = p + 1;
         if (b->logits && b->logits[t]) rows[n_out++] = t;
     }
+    /* One sequence without all_logits keeps a single logits row (state.c's backends). */
+    if (n_out > 1 && !s->all_logits && s->n_seqs == 1) return ENG_ERR_RANGE;
     s->out_row = rows;
     s->n_out = n_out;
     return ENG_OK;

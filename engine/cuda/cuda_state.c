@@ -8,6 +8,7 @@
 
 #define WAIT_LIMIT_S 120.0 /* a kernel that runs longer than this is taken as hung */
 #define ALIGN 256
+#define BATCH_SPLIT_MAX 8 /* key-range splits of a batched step's attention */
 
 static size_t up(size_t b)
 {
@@ -47,7 +48,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     size_t B = (size_t)s->max_batch, D = (size_t)c->dim, hd = (size_t)c->head_dim;
     size_t nq = (size_t)sh->n_heads * hd, nk = (size_t)sh->n_kv_heads * hd, F = (size_t)sh->ffn;
     size_t V = (size_t)c->vocab_size, L = (size_t)c->n_layers, ctx = (size_t)s->ctx_len;
-    size_t rows = p->all_logits ? B : 1, wide = D > nq ? D : nq;
+    size_t rows = p->all_logits || s->n_seqs > 1 ? B : 1, wide = D > nq ? D : nq;
     if (F > wide) wide = F;
     /* Flash-decoding: enough splits to give about two blocks per SM, chunks of >= 64 keys. */
     int by_len = (int)((ctx + 63) / 64),
@@ -55,7 +56,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     cs->nsplit = by_len < by_sm ? by_len : by_sm;
     if (cs->nsplit < 1) cs->nsplit = 1;
     cs->chunk = (int)((ctx + (size_t)cs->nsplit - 1) / (size_t)cs->nsplit);
-    size_t cache = L * ctx * nk * 4;
+    size_t cache = (size_t)s->n_seqs * L * ctx * nk * 4;
     size_t sz[] = {B * D * 4,
                    B * D * 4,
                    B * (nq + 2 * nk) * 4,
@@ -104,6 +105,15 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
         cs->host_red = malloc(B * D * 4);
         if (!cs->host_red) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     }
+    /* eng_forward_batch's inputs and attention partials (a batch may also use one slot) */
+    cs->bsplit_max = BATCH_SPLIT_MAX;
+    size_t part = (size_t)cs->bsplit_max * B * nq / hd * (hd + 2) * 4;
+    CU_CHECK(cudaMalloc((void **)&cs->bin_d, 3 * B * 4), err, errlen);
+    CU_CHECK(cudaMallocHost((void **)&cs->bin_h, 3 * B * 4), err, errlen);
+    CU_CHECK(cudaMalloc((void **)&cs->bpart, part), err, errlen);
+    CU_CHECK(eng_cu_attention_batch_init(
+                 eng_cu_attention_batch_smem(sh->n_heads / sh->n_kv_heads, (int)hd)),
+             err, errlen);
     CU_CHECK(eng_cu_attention_init(
                  eng_cu_attention_smem(s->max_batch, sh->n_heads / sh->n_kv_heads, (int)hd)),
              err, errlen);
@@ -124,6 +134,9 @@ void cuda_state_free(eng_state *s)
     if (cs->in_h) cudaFreeHost(cs->in_h);
     if (cs->logits_h) cudaFreeHost(cs->logits_h);
     if (cs->next_h) cudaFreeHost(cs->next_h);
+    if (cs->bin_d) cudaFree(cs->bin_d);
+    if (cs->bin_h) cudaFreeHost(cs->bin_h);
+    if (cs->bpart) cudaFree(cs->bpart);
     cudaGetLastError();
     free(cs->host_red);
     free(cs);
