@@ -7,7 +7,7 @@
 coll_status coll_cuda_status(cudaError_t e, const char *what, char *err, size_t errlen)
 {
     if (e == cudaSuccess) return COLL_OK;
-    return coll_fail(err, errlen, COLL_ERR_CUDA, "CUDA %s: %s (%s)", what, cudaGetErrorString(e),
+    return coll_fail(COLL_ERR_CUDA, err, errlen, "CUDA %s: %s (%s)", what, cudaGetErrorString(e),
                      cudaGetErrorName(e));
 }
 
@@ -38,5 +38,8 @@ coll_memtype coll_cuda_memtype(const void *p)
     return COLL_MEM_HOST;
 }
 
-int coll_cuda_device_count(void) { return 0; }
+int coll_cuda_device_count(void)
+{
+    return 0;
+}
 #endif
