@@ -25,7 +25,12 @@ eng_status eng_fail(eng_status st, char *err, size_t errlen, const char *fmt, ..
     } while (0)
 
 /* ------------------------------------------------------------------ knobs (knobs.c) */
-typedef enum { ENG_KNOB_THREADS, ENG_KNOB_SPIN_US, ENG_KNOB_COUNT } eng_knob_id;
+typedef enum {
+    ENG_KNOB_THREADS,
+    ENG_KNOB_SPIN_US,
+    ENG_KNOB_CUDA_PROFILE,
+    ENG_KNOB_COUNT
+} eng_knob_id;
 
 typedef struct eng_knob {
     const char *name, *default_value, *help;

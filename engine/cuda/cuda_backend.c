@@ -1,5 +1,7 @@
 /* The CUDA backend's ops table: device discovery, host copies of outputs, the decode step
- * captured as a CUDA graph (inputs in device memory, so the same graph serves every step). */
+ * captured as a CUDA graph (inputs in device memory, so the same graph serves every step).
+ * With ENG_CUDA_PROFILE=1 no graph is made: each step runs eagerly through the capture hooks,
+ * with an event after each stage (cuda_mark), read back when the token is. */
 #include "cuda.h"
 
 #include <stdio.h>
@@ -76,6 +78,7 @@ static eng_status cuda_get_token(const eng_model *m, eng_state *s, int *token)
     K(cudaMemcpyAsync(cs->next_h, cs->next_d, 4, cudaMemcpyDeviceToHost, cs->st));
     eng_status st = cuda_wait(cs);
     if (st != ENG_OK) return st;
+    cuda_prof_collect(cs);
     *token = *cs->next_h;
     return ENG_OK;
 }
@@ -107,6 +110,12 @@ static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)
 {
     (void)m;
     cuda_state *cs = s->bs;
+    if (cs->prof) { /* profiling: the "capture" runs the step at once, with events */
+        cs->prof_on = 1;
+        cs->prof_n = 0;
+        cuda_mark(cs, 0);
+        return ENG_OK;
+    }
     K(cudaStreamBeginCapture(cs->st, cudaStreamCaptureModeThreadLocal));
     return ENG_OK;
 }
@@ -115,6 +124,10 @@ static eng_status cuda_capture_end(const eng_model *m, eng_state *s)
 {
     (void)m;
     cuda_state *cs = s->bs;
+    if (cs->prof) {
+        cs->prof_ran = 1; /* the next replay is this step, already run */
+        return ENG_OK;
+    }
     cudaGraph_t g = NULL;
     K(cudaStreamEndCapture(cs->st, &g));
     cudaError_t e = cudaGraphInstantiate(&cs->graph, g, 0);
@@ -130,6 +143,11 @@ static eng_status cuda_replay(const eng_model *m, eng_state *s)
 {
     (void)m;
     cuda_state *cs = s->bs;
+    if (cs->prof) { /* never a graph: every step goes through capture_begin/end */
+        int ran = cs->prof_ran;
+        cs->prof_ran = 0;
+        return ran ? ENG_OK : ENG_ERR_UNSUPPORTED;
+    }
     if (!cs->graph) return ENG_ERR_UNSUPPORTED;
     K(cudaGraphLaunch(cs->graph, cs->st));
     return ENG_OK;
