@@ -158,16 +158,33 @@ struct eng_model {
 struct eng_state {
     const struct eng_backend *b;
     int max_batch, ctx_len, all_logits;
+    int n_seqs;        /* KV-cache slots; the cache is [n_seqs, L, ctx_len, kv] */
     const int *tokens; /* [n] the current call's tokens (host) */
-    int n, pos;        /* the current call: n tokens at positions pos.. */
+    int n, pos;        /* the current call: n tokens at positions pos.. (one sequence, slot 0) */
     float draw;        /* the current call's sampling draw */
     void *bs;          /* the backend's run state */
+    /* A batched call (eng_forward_batch) sets these; NULL for eng_forward. */
+    const int *tok_pos; /* [n] each token's position */
+    const int *tok_seq; /* [n] each token's KV slot */
+    const int *out_row; /* [n_out] the tokens whose logits are wanted, increasing */
+    int n_out;
+    int *scratch;       /* [max_batch + n_seqs] host scratch of eng_forward_batch */
     int n_seg;
     struct eng_state **seg; /* [n_seg] */
     void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */
     float *act_h;           /* [max_batch, dim] host copy of x at ENG_LINK_HOST boundaries */
     int graph; /* the decode step as a graph: 0 not yet, 1 captured, -1 capture failed (walks) */
 };
+
+/* Token t's position and KV slot in the current call. */
+static inline int eng_tok_pos(const struct eng_state *s, int t)
+{
+    return s->tok_pos ? s->tok_pos[t] : s->pos + t;
+}
+static inline int eng_tok_seq(const struct eng_state *s, int t)
+{
+    return s->tok_seq ? s->tok_seq[t] : 0;
+}
 
 /* Test hook (layer mapping): eng_model_open with the segments given directly: segment i
  * holds seg_layers[i] (>= 1) consecutive layers on seg_dev[i], a visible GPU ordinal or -1

@@ -12,8 +12,10 @@ static eng_status check_call(const eng_model *m, const eng_state *s, const int *
     return ENG_OK;
 }
 
-/* The call (tokens, n, pos, draw) in every segment's state. */
-static void set_call(eng_state *s, const int *tokens, int n, int pos, float draw)
+/* The call (tokens, n, pos, draw; a batch's positions, slots and logits rows, NULL for one
+ * sequence) in every segment's state. */
+static void set_call_batch(eng_state *s, const int *tokens, int n, int pos, float draw,
+                           const int *tok_pos, const int *tok_seq, const int *out_row, int n_out)
 {
     for (int i = 0; i < s->n_seg; i++) {
         eng_state *ss = s->seg[i];
@@ -21,7 +23,16 @@ static void set_call(eng_state *s, const int *tokens, int n, int pos, float draw
         ss->n = n;
         ss->pos = pos;
         ss->draw = draw;
+        ss->tok_pos = tok_pos;
+        ss->tok_seq = tok_seq;
+        ss->out_row = out_row;
+        ss->n_out = n_out;
     }
+}
+
+static void set_call(eng_state *s, const int *tokens, int n, int pos, float draw)
+{
+    set_call_batch(s, tokens, n, pos, draw, NULL, NULL, NULL, 0);
 }
 
 /* x of segment i into segment i + 1: the backend's own link (device or peer copy, ordered by
@@ -68,6 +79,48 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
     const eng_model *last = m->seg[m->n_seg - 1];
     eng_state *sl = s->seg[m->n_seg - 1];
     if (!want_logits) return last->b->sync(last, sl);
+    const float *host;
+    if ((st = last->b->get_logits(last, sl, &host)) != ENG_OK) return st;
+    if (logits) *logits = host;
+    return ENG_OK;
+}
+
+/* Range checks of a batch, and the flagged rows into s->scratch ([n_out] rows). */
+static eng_status check_batch(const eng_model *m, eng_state *s, const eng_batch *b, int *n_out)
+{
+    if (!b || b->n <= 0 || b->n > s->max_batch || !b->tokens || !b->pos || !b->seq)
+        return ENG_ERR_RANGE;
+    int *rows = s->scratch, *next = s->scratch + s->max_batch; /* next[seq]: its next position */
+    for (int q = 0; q < s->n_seqs; q++)
+        next[q] = -1;
+    int k = 0;
+    for (int t = 0; t < b->n; t++) {
+        int q = b->seq[t], p = b->pos[t];
+        if (b->tokens[t] < 0 || b->tokens[t] >= m->cfg.vocab_size || q < 0 || q >= s->n_seqs ||
+            p < 0 || p >= s->ctx_len || (next[q] >= 0 && p != next[q]))
+            return ENG_ERR_RANGE;
+        next[q] = p + 1;
+        if (b->logits && b->logits[t]) rows[k++] = t;
+    }
+    /* One sequence without all_logits keeps a single logits row (state.c's backends). */
+    if (k > 1 && !s->all_logits && s->n_seqs == 1) return ENG_ERR_RANGE;
+    *n_out = k;
+    return ENG_OK;
+}
+
+eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
+                             const eng_coll *coll, const float **logits)
+{
+    if (logits) *logits = NULL;
+    int n_out = 0;
+    eng_status st = check_batch(m, s, b, &n_out);
+    if (st != ENG_OK) return st;
+    set_call_batch(s, b->tokens, b->n, b->pos[0], 0.0f, b->pos, b->seq, s->scratch, n_out);
+    int want = n_out > 0;
+    if ((st = walk(m, s, coll, want)) != ENG_OK) return st;
+    const eng_model *last = m->seg[m->n_seg - 1];
+    eng_state *sl = s->seg[m->n_seg - 1];
+    if (!want) return last->b->sync(last, sl);
     const float *host;
     if ((st = last->b->get_logits(last, sl, &host)) != ENG_OK) return st;
     if (logits) *logits = host;

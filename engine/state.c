@@ -1,6 +1,8 @@
 /* The run state's lifetime: parameters, their checks, and the backend's buffers. */
 #include "backend.h"
 
+#include <stddef.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +13,7 @@ void eng_state_params_init(eng_state_params *p)
     p->max_batch = 64;
     p->n_threads = ENG_DEFAULT_THREADS;
     p->spin_us = ENG_DEFAULT_SPIN_US;
+    p->n_seqs = 1;
 }
 
 /* One run state per segment (the state itself with one), then the boundaries' own state
@@ -31,6 +34,7 @@ static eng_status create_segments(const eng_model *m, eng_state *st, const eng_s
         ss->ctx_len = st->ctx_len;
         ss->max_batch = st->max_batch;
         ss->all_logits = st->all_logits;
+        ss->n_seqs = st->n_seqs;
         ss->b = sm->b; /* state_free is safe on a partly created state */
         if ((s = sm->b->state_create(sm, ss, p, err, errlen)) != ENG_OK) return s;
     }
@@ -57,9 +61,15 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
         eng_state_params_init(&def);
         p = &def;
     }
-    if (p->struct_size < sizeof(eng_state_params) || p->max_batch <= 0 || p->ctx_len < 0)
+    /* A caller built before n_seqs existed passes the shorter struct: one sequence. */
+    size_t old_size = offsetof(eng_state_params, n_seqs);
+    int n_seqs = p->struct_size >= sizeof(eng_state_params) ? p->n_seqs : 1;
+    if (p->struct_size < old_size || p->max_batch <= 0 || p->ctx_len < 0)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "eng_state_params: bad struct_size, max_batch or ctx_len");
+    if (n_seqs < 1 || n_seqs > ENG_MAX_SEQS)
+        return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+                        "eng_state_params: n_seqs %d not in 1..%d", n_seqs, ENG_MAX_SEQS);
     if (p->n_threads < 1 || p->n_threads > ENG_MAX_THREADS || p->spin_us < 0)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "eng_state_params: n_threads %d not in 1..%d or spin_us %d < 0",
@@ -70,8 +80,16 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
     int ctx = p->ctx_len ? p->ctx_len : c->seq_len;
     if (ctx > c->seq_len) ctx = c->seq_len;
     st->ctx_len = ctx;
-    st->max_batch = p->max_batch < ctx ? p->max_batch : ctx;
+    /* One sequence never needs more than its context; several may fill all their slots. */
+    long cap = (long)ctx * n_seqs;
+    st->max_batch = p->max_batch < cap ? p->max_batch : (int)cap;
     st->all_logits = p->all_logits;
+    st->n_seqs = n_seqs;
+    st->scratch = malloc(((size_t)st->max_batch + (size_t)n_seqs) * sizeof(int));
+    if (!st->scratch) {
+        free(st);
+        return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory for the run state");
+    }
     eng_status s = create_segments(m, st, p, err, errlen);
     if (s != ENG_OK) {
         eng_state_free(st);
@@ -95,6 +113,7 @@ void eng_state_free(eng_state *s)
     free(s->seg);
     free(s->link);
     free(s->act_h);
+    free(s->scratch);
     free(s);
 }
 

@@ -17,6 +17,13 @@ test_eng_hf_SOURCES = test_eng_hf.c $(ENG_HARNESS)
 test_eng_hf_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
 test_eng_hf_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
 
+# Continuous batching: sequences in a batch get the logits they get alone (bitwise).
+check_PROGRAMS += test_eng_batch
+TESTS += test_eng_batch
+test_eng_batch_SOURCES = test_eng_batch.c $(ENG_HARNESS)
+test_eng_batch_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_batch_LDADD = $(ENG_TEST_LDADD)
+
 check_PROGRAMS += test_eng_layout test_eng_tp
 TESTS += test_eng_layout test_eng_tp
 test_eng_layout_SOURCES = test_eng_layout.c

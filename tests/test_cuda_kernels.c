@@ -311,6 +311,92 @@ static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv,
     cudaFree(d.part), cudaFree((void *)d.pos);
 }
 
+/* The batched step's kernels: n tokens of `slots` sequences, each at its own position (some
+ * sharing a slot at consecutive positions, as a prefill chunk beside decode tokens). */
+static void t_batch(int n, int slots, int nsplit, int window, int nq, int nkv, int hd)
+{
+    int ctx = 300, W = (nq + 2 * nkv) * hd, L = 2, layer = 1;
+    size_t layer_sz = (size_t)ctx * nkv * hd, stride = (size_t)L * layer_sz;
+    size_t cache = (size_t)slots * stride, qn = (size_t)n * nq * hd;
+    int *pos = malloc((size_t)n * 4), *seq = malloc((size_t)n * 4), *rows = malloc((size_t)n * 4);
+    for (int t = 0; t < n; t++) { /* the last tokens form a chunk of slot 0 at 200.. */
+        int chunk = t >= n - 3;
+        seq[t] = chunk ? 0 : 1 + t % (slots - 1);
+        pos[t] = chunk ? 200 + t - (n - 3) : 17 * t + 3 * seq[t];
+        rows[t] = n - 1 - t;
+    }
+    float *qkv = rnd((size_t)n * W, 1), *kc = rnd(cache, 1), *vc = rnd(cache, 1);
+    float *q = calloc(qn, 4), *ref = malloc(qn * 4), *gref = malloc(qn * 4);
+    float inv[ENG_CUDA_MAX_HD / 2];
+    for (int i = 0; i < hd / 2; i++)
+        inv[i] = powf(10000.0f, -(float)(2 * i) / (float)hd);
+    eng_rope_args ra = {.qkv = qkv,
+                        .inv_freq = inv,
+                        .q = q,
+                        .kc = kc + layer * layer_sz,
+                        .vc = vc + layer * layer_sz,
+                        .n = n,
+                        .nq = nq,
+                        .nkv = nkv,
+                        .hd = hd,
+                        .eps = 1e-6f};
+    eng_batch_args b = {.pos = pos, .seq = seq, .slot_stride = stride};
+    float *dkc = dev(kc, cache * 4), *dvc = dev(vc, cache * 4);
+    eng_ref_rope_qkv_batch(&ra, &b);
+    eng_attn_args aa = {.q = q,
+                        .kc = ra.kc,
+                        .vc = ra.vc,
+                        .out = ref,
+                        .n = n,
+                        .nq = nq,
+                        .nkv = nkv,
+                        .hd = hd,
+                        .window = window,
+                        .nsplit = nsplit,
+                        .chunk = (ctx + nsplit - 1) / nsplit,
+                        .scale = 1.0f / sqrtf((float)hd)};
+    eng_ref_attention_batch(&aa, &b);
+
+    eng_batch_args db = {
+        .pos = dev(pos, (size_t)n * 4), .seq = dev(seq, (size_t)n * 4), .slot_stride = stride};
+    eng_rope_args dr = ra;
+    dr.qkv = dev(qkv, (size_t)n * W * 4);
+    dr.inv_freq = dev(inv, sizeof(inv));
+    dr.q = dev(NULL, qn * 4);
+    dr.kc = dkc + layer * layer_sz;
+    dr.vc = dvc + layer * layer_sz;
+    KL(eng_cu_rope_qkv_batch(&dr, &db, NULL));
+    eng_attn_args da = aa;
+    da.q = dr.q;
+    da.kc = dr.kc;
+    da.vc = dr.vc;
+    da.out = dev(NULL, qn * 4);
+    da.part = nsplit > 1 ? dev(NULL, (size_t)nsplit * n * nq * (hd + 2) * 4) : NULL;
+    if (eng_cu_attention_batch_init(eng_cu_attention_batch_smem(nq / nkv, hd))) {
+        printf("FAIL attention_batch init\n");
+        fails++;
+    }
+    KL(eng_cu_attention_batch(&da, &db, NULL));
+    int *drows = dev(rows, (size_t)n * 4);
+    float *dg = dev(NULL, qn * 4);
+    KL(eng_cu_gather_rows(dg, da.out, drows, n, nq * hd, NULL));
+    float *gq = back(dr.q, qn * 4), *gk = back(dkc, cache * 4), *gv = back(dvc, cache * 4),
+          *go = back(da.out, qn * 4), *gg = back(dg, qn * 4);
+    char w[112];
+    snprintf(w, sizeof(w), "batch n=%d slots=%d split=%d win=%d %d/%d hd=%d: q", n, slots, nsplit,
+             window, nq, nkv, hd);
+    report(w, rel(gq, q, qn), 1e-5);
+    report("batch: k/v caches of every slot", rel(gk, kc, cache) + rel(gv, vc, cache), 1e-5);
+    report("batch: attention", rel(go, ref, qn), 1e-5);
+    eng_ref_gather_rows(gref, go, rows, n, nq * hd); /* of the GPU's own attention: exact */
+    report("batch: gather rows", rel(gg, gref, qn), 0);
+    free(pos), free(seq), free(rows), free(qkv), free(kc), free(vc), free(q), free(ref);
+    free(gref), free(gq), free(gk), free(gv), free(go), free(gg);
+    cudaFree((void *)db.pos), cudaFree((void *)db.seq), cudaFree((void *)dr.qkv);
+    cudaFree((void *)dr.inv_freq), cudaFree(dr.q), cudaFree(dkc), cudaFree(dvc);
+    cudaFree(da.out), cudaFree(da.part), cudaFree(drows), cudaFree(dg);
+}
+
 static void t_softmax(int nh, int pos0, int window)
 {
     int n = 23, kv = pos0 + n;
@@ -509,6 +595,10 @@ int main(int argc, char **argv)
     t_matvec(ENG_DT_BF16, 20000, 1024); /* one round per lane */
     t_convert(ENG_DT_BF16);
     t_convert(ENG_DT_F16);
+    t_batch(16, 5, 1, 0, 8, 2, 64);            /* decode tokens of 4 slots + a chunk of a fifth */
+    t_batch(16, 17, 4, 0, 32, 8, 128);         /* 8B-like heads, flash-decoding splits */
+    t_batch(9, 3, 3, 40, 16, 4, 256);          /* sliding window with splits, the largest head */
+    t_batch(5, 4, 1, 0, 24, 2, 32);            /* a GQA group larger than a block's warps */
     t_attention(1, 250, 0, 4, 8, 2, 64, 0);    /* decode, flash-decoding splits */
     t_attention(1, 250, 0, 1, 32, 8, 128, 0);  /* decode, one split, 8B-like heads */
     t_attention(1, 0, 0, 3, 4, 4, 8, 0);       /* first position: splits with nothing to do */

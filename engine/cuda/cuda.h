@@ -80,8 +80,8 @@ typedef struct cuda_state {
     float *hb;       /* [B, F] */
     float *delta;    /* [B, D] row-parallel output, added to x by the next norm */
     void *act16;     /* [B, max(D, nq*hd, F)] activations in the weights' type for cuBLAS */
-    float *kc, *vc;  /* [L, ctx, nkv*hd] */
-    float *logits;   /* [rows, V] */
+    float *kc, *vc;  /* [n_seqs, L, ctx, nkv*hd] (slot 0 first: one sequence uses only it) */
+    float *logits;   /* [rows, V]: rows = B with all_logits or several sequences, else 1 */
     float *part;     /* [nsplit, nq, hd+2] flash-decoding partials */
     int *in_d;       /* [B + 2]: tokens, then the position, then the draw (float bits) */
     int *next_d;     /* [1] sampled token */
@@ -96,6 +96,11 @@ typedef struct cuda_state {
     float *scores;         /* [nq, B, score_keys] long-prompt attention scores, or NULL */
     int score_keys;        /* the most keys a batched attention call may have */
     cudaGraphExec_t graph; /* the decode step, once captured */
+    /* A batch of several sequences (eng_forward_batch): its own inputs and scratch. */
+    int *bin_d;   /* [3B]: each token's position, slot, then the rows whose logits are wanted */
+    int *bin_h;   /* pinned mirror of bin_d */
+    float *bpart; /* [bsplit_max, B*nq, hd+2] flash-decoding partials of the batch */
+    int bsplit_max;
     /* ENG_CUDA_PROFILE: the decode step runs eagerly with an event at each stage's end */
     int prof, prof_on, prof_ran, prof_n, prof_cap;
     cudaEvent_t *prof_ev; /* [prof_cap]: prof_ev[0] the step's start */

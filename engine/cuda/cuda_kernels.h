@@ -83,6 +83,26 @@ void eng_ref_attention(const eng_attn_args *a);
 size_t eng_cu_attention_smem(int n, int group, int hd);
 int eng_cu_attention_init(size_t max_smem); /* raises the kernel's limit once */
 
+/* batch.cu: a step over tokens of several sequences (continuous batching). Token t sits at
+ * position pos[t] of KV slot seq[t]; a layer's cache of slot s starts s * slot_stride floats
+ * after slot 0's (the cache is [slots, L, ctx, nkv*hd], kc/vc point at slot 0's layer). */
+typedef struct eng_batch_args {
+    const int *pos, *seq; /* [n] device (host for the references) */
+    size_t slot_stride;
+} eng_batch_args;
+/* eng_cu_rope_qkv with per-token positions and slots (a->pos unused). */
+int eng_cu_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b, eng_stream st);
+void eng_ref_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b);
+/* Attention of each token against its own slot, keys 0..pos[t] (or the last `window`); the
+ * key range cut into nsplit chunks of `chunk` positions (part as in eng_cu_attention). a->pos
+ * unused. */
+int eng_cu_attention_batch(const eng_attn_args *a, const eng_batch_args *b, eng_stream st);
+void eng_ref_attention_batch(const eng_attn_args *a, const eng_batch_args *b);
+size_t eng_cu_attention_batch_smem(int group, int hd);
+int eng_cu_attention_batch_init(size_t max_smem); /* raises the kernel's limit once */
+/* out[j, :] = in[rows[j], :].   in [*, D], rows [n] (device), out [n, D]. */
+int eng_cu_gather_rows(float *out, const float *in, const int *rows, int n, int D, eng_stream st);
+void eng_ref_gather_rows(float *out, const float *in, const int *rows, int n, int D);
 /* The softmax step of long-prompt attention done as two batched matrix products: s holds
  * the scaled scores of nh heads x n query tokens (at positions pos0..) x kv keys; per row
  * (h, t) the keys start..pos0+t (start: 0, or the last `window`) get their softmax, the

@@ -1,8 +1,10 @@
 /* The CUDA backend's forward pass. Decode (one token) runs matrix-vector kernels; batches
- * of 2 and more (prefill) run cuBLAS on activations in the weights' type (the norms and
- * SwiGLU write that copy themselves), and long prompts run attention as two batched cuBLAS
- * products around a causal softmax. The residual add of each row-parallel output is
- * deferred into the next RMSNorm. */
+ * of 2 and more (prefill, or tokens of several sequences) run cuBLAS on activations in the
+ * weights' type (the norms and SwiGLU write that copy themselves), and long prompts run
+ * attention as two batched cuBLAS products around a causal softmax. The residual add of each
+ * row-parallel output is deferred into the next RMSNorm. A batch of several sequences
+ * (s->tok_pos set) takes batch.cu's RoPE and attention, each token at its own position in
+ * its own KV slot. */
 #include "cuda.h"
 
 #include <math.h>
@@ -159,6 +161,44 @@ eng_status cuda_set_inputs(const eng_model *m, eng_state *s)
     memcpy(&cs->in_h[s->max_batch + 1], &s->draw, 4);
     K(cudaMemcpyAsync(cs->in_d, cs->in_h, (size_t)(s->max_batch + 2) * 4, cudaMemcpyHostToDevice,
                       cs->st));
+    if (!s->tok_pos) return ENG_OK;
+    /* A batch of several sequences: positions, slots and the wanted rows, in one copy. */
+    int B = s->max_batch;
+    memcpy(cs->bin_h, s->tok_pos, (size_t)s->n * sizeof(int));
+    memcpy(cs->bin_h + B, s->tok_seq, (size_t)s->n * sizeof(int));
+    memcpy(cs->bin_h + 2 * B, s->out_row, (size_t)s->n_out * sizeof(int));
+    K(cudaMemcpyAsync(cs->bin_d, cs->bin_h, (size_t)3 * B * 4, cudaMemcpyHostToDevice, cs->st));
+    return ENG_OK;
+}
+
+/* RoPE, cache writes and attention of a batch of several sequences (each token at its own
+ * position in its own slot), layer l. */
+static eng_status batch_attention(const eng_model *m, eng_state *s, int l, eng_rope_args *ra,
+                                  eng_attn_args *aa)
+{
+    cuda_state *cs = s->bs;
+    size_t layer = (size_t)s->ctx_len * m->sh.n_kv_heads * m->cfg.head_dim;
+    eng_batch_args b = {.pos = cs->bin_d,
+                        .seq = cs->bin_d + s->max_batch,
+                        .slot_stride = (size_t)m->cfg.n_layers * layer};
+    K(eng_cu_rope_qkv_batch(ra, &b, ST(cs)));
+    /* Split the key range when the batch alone would not fill the GPU twice over. */
+    int maxpos = 0;
+    for (int t = 0; t < s->n; t++)
+        maxpos = s->tok_pos[t] > maxpos ? s->tok_pos[t] : maxpos;
+    int group = m->sh.n_heads / m->sh.n_kv_heads, per_block = group < 8 ? group : 8;
+    long blocks = (long)s->n * m->sh.n_kv_heads * ((group + per_block - 1) / per_block);
+    long want =
+        (2L * ((const cuda_weights *)m->bw)->prop.multiProcessorCount + blocks - 1) / blocks;
+    int by_len = (maxpos + 1 + 255) / 256; /* at least 256 keys a split */
+    int nsplit = (int)(want < by_len ? want : by_len);
+    if (nsplit > cs->bsplit_max) nsplit = cs->bsplit_max;
+    if (nsplit < 1) nsplit = 1;
+    aa->nsplit = nsplit;
+    aa->chunk = (maxpos + 1 + nsplit - 1) / nsplit;
+    aa->part = cs->bpart;
+    (void)l;
+    K(eng_cu_attention_batch(aa, &b, ST(cs)));
     return ENG_OK;
 }
 
@@ -188,7 +228,9 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
 
     int batched = n > 1;
     /* long prompts: attention as batched products (scores fit, keys up to score_keys) */
-    int agemm = batched && cs->scores && n >= GEMM_ATTENTION_MIN && s->pos + n <= cs->score_keys;
+    /* Long prompts of one sequence only: a batch of several has no common position. */
+    int agemm = batched && !s->tok_pos && cs->scores && n >= GEMM_ATTENTION_MIN &&
+                s->pos + n <= cs->score_keys;
     K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, L->att_norm,
                          c->norm_eps, cs->xb, batched ? in16(cs, &L->wqkv) : NULL, L->wqkv.dt, n, D,
                          ST(cs)));
@@ -215,7 +257,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
                         .interleaved = c->rope_style == ENG_ROPE_INTERLEAVED,
                         .eps = c->norm_eps,
                         .heads_first = agemm};
-    K(eng_cu_rope_qkv(&ra, ST(cs)));
+    if (!s->tok_pos) K(eng_cu_rope_qkv(&ra, ST(cs)));
     cuda_mark(cs, CUDA_ST_ROPE);
     if (agemm) {
         void *rows;
@@ -237,7 +279,11 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
                             .nsplit = n == 1 ? cs->nsplit : 1,
                             .chunk = cs->chunk,
                             .scale = 1.0f / sqrtf((float)hd)};
-        K(eng_cu_attention(&aa, ST(cs)));
+        if (s->tok_pos) {
+            if ((st = batch_attention(m, s, l, &ra, &aa)) != ENG_OK) return st;
+        } else {
+            K(eng_cu_attention(&aa, ST(cs)));
+        }
         cuda_mark(cs, CUDA_ST_ATTN);
         if ((st = proj(cs, cs->delta, &L->wo, cs->att, n)) != ENG_OK) return st;
         cuda_mark(cs, CUDA_ST_WO);
@@ -285,6 +331,15 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
     const cuda_weights *w = m->bw;
     cuda_state *cs = s->bs;
     CU_BIND(cs);
+    if (s->out_row) { /* a batch: the flagged rows, normed, packed into delta, classified */
+        K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, w->final_norm,
+                             m->cfg.norm_eps, cs->xb, NULL, 0, s->n, m->cfg.dim, ST(cs)));
+        cs->pending = 0;
+        K(eng_cu_gather_rows(cs->delta, cs->xb, cs->bin_d + 2 * s->max_batch, s->n_out, m->cfg.dim,
+                             ST(cs)));
+        cs->logit_rows = s->n_out;
+        return proj(cs, cs->logits, &w->cls, cs->delta, s->n_out);
+    }
     int n = s->n, D = m->cfg.dim, first = s->all_logits ? 0 : n - 1, rows = n - first;
     size_t off = (size_t)first * D;
     K(eng_cu_add_rmsnorm(cs->x + off, cs->pending ? cs->delta + off : NULL, cs->pending_bias,

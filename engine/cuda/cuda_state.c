@@ -8,6 +8,7 @@
 
 #define WAIT_LIMIT_S 120.0 /* a kernel that runs longer than this is taken as hung */
 #define ALIGN 256
+#define BATCH_SPLIT_MAX 8 /* key-range splits of a batched step's attention */
 /* Long-prompt attention keeps [heads, batch, keys] scores: up to this many keys (longer
  * contexts fall back to the attention kernel past it). */
 #define SCORE_KEYS_MAX 8192
@@ -53,8 +54,8 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     size_t B = (size_t)s->max_batch, D = (size_t)c->dim, hd = (size_t)c->head_dim;
     size_t nq = (size_t)sh->n_heads * hd, nk = (size_t)sh->n_kv_heads * hd, F = (size_t)sh->ffn;
     size_t V = (size_t)c->vocab_size, L = (size_t)c->n_layers, ctx = (size_t)s->ctx_len;
-    /* only the segment with the classifier has logits */
-    size_t rows = !(m->parts & ENG_PART_HEAD) ? 0 : p->all_logits ? B : 1;
+    /* Only the segment with the classifier has logits; several sequences: a row per token. */
+    size_t rows = !(m->parts & ENG_PART_HEAD) ? 0 : p->all_logits || s->n_seqs > 1 ? B : 1;
     size_t wide = D > nq ? D : nq;
     if (F > wide) wide = F;
     /* Flash-decoding: enough splits to give about two blocks per SM, chunks of >= 64 keys. */
@@ -63,7 +64,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     cs->nsplit = by_len < by_sm ? by_len : by_sm;
     if (cs->nsplit < 1) cs->nsplit = 1;
     cs->chunk = 0; /* sized from the position at run time (attention.cu) */
-    size_t cache = L * ctx * nk * 4;
+    size_t cache = (size_t)s->n_seqs * L * ctx * nk * 4;
     cs->score_keys = B >= SCORE_BATCH_MIN ? (int)(ctx < SCORE_KEYS_MAX ? ctx : SCORE_KEYS_MAX) : 0;
     size_t scores = (size_t)sh->n_heads * B * (size_t)cs->score_keys * 4;
     size_t sz[] = {B * D * 4,
@@ -115,6 +116,15 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
         cs->host_red = malloc(B * D * 4);
         if (!cs->host_red) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     }
+    /* eng_forward_batch's inputs and attention partials (a batch may also use one slot) */
+    cs->bsplit_max = BATCH_SPLIT_MAX;
+    size_t part = (size_t)cs->bsplit_max * B * nq / hd * (hd + 2) * 4;
+    CU_CHECK(cudaMalloc((void **)&cs->bin_d, 3 * B * 4), err, errlen);
+    CU_CHECK(cudaMallocHost((void **)&cs->bin_h, 3 * B * 4), err, errlen);
+    CU_CHECK(cudaMalloc((void **)&cs->bpart, part), err, errlen);
+    CU_CHECK(eng_cu_attention_batch_init(
+                 eng_cu_attention_batch_smem(sh->n_heads / sh->n_kv_heads, (int)hd)),
+             err, errlen);
     CU_CHECK(eng_cu_attention_init(
                  eng_cu_attention_smem(s->max_batch, sh->n_heads / sh->n_kv_heads, (int)hd)),
              err, errlen);
@@ -202,6 +212,9 @@ void cuda_state_free(eng_state *s)
     if (cs->in_h) cudaFreeHost(cs->in_h);
     if (cs->logits_h) cudaFreeHost(cs->logits_h);
     if (cs->next_h) cudaFreeHost(cs->next_h);
+    if (cs->bin_d) cudaFree(cs->bin_d);
+    if (cs->bin_h) cudaFreeHost(cs->bin_h);
+    if (cs->bpart) cudaFree(cs->bpart);
     cudaGetLastError();
     free(cs->host_red);
     free(cs);

@@ -175,6 +175,45 @@ void eng_ref_attention(const eng_attn_args *a)
     }
 }
 
+void eng_ref_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b)
+{
+    /* Token by token: the one-sequence reference at that token's position, in its slot. */
+    int width = (a->nq + 2 * a->nkv) * a->hd;
+    for (int t = 0; t < a->n; t++) {
+        eng_rope_args one = *a;
+        size_t slot = (size_t)b->seq[t] * b->slot_stride;
+        one.qkv = a->qkv + (size_t)t * width;
+        one.q = a->q + (size_t)t * a->nq * a->hd;
+        one.kc = a->kc + slot;
+        one.vc = a->vc + slot;
+        one.pos = &b->pos[t];
+        one.n = 1;
+        eng_ref_rope_qkv(&one);
+    }
+}
+
+void eng_ref_attention_batch(const eng_attn_args *a, const eng_batch_args *b)
+{
+    size_t row = (size_t)a->nq * a->hd;
+    for (int t = 0; t < a->n; t++) {
+        eng_attn_args one = *a;
+        size_t slot = (size_t)b->seq[t] * b->slot_stride;
+        one.q = a->q + (size_t)t * row;
+        one.out = a->out + (size_t)t * row;
+        one.kc = a->kc + slot;
+        one.vc = a->vc + slot;
+        one.pos = &b->pos[t];
+        one.n = 1;
+        eng_ref_attention(&one);
+    }
+}
+
+void eng_ref_gather_rows(float *out, const float *in, const int *rows, int n, int D)
+{
+    for (int j = 0; j < n; j++)
+        memcpy(out + (size_t)j * D, in + (size_t)rows[j] * D, (size_t)D * sizeof(float));
+}
+
 void eng_ref_causal_softmax(float *s, int pos0, int nh, int n, int kv, int window)
 {
     for (int h = 0; h < nh; h++)

@@ -110,6 +110,7 @@ typedef struct srv_server {
     const eng_model *model;
     const eng_config *cfg;
     int ctx_len; /* KV positions per slot */
+    int slots;   /* --parallel, once the model (and so its default) is known */
 
     eng_tokenizer *tok; /* may be NULL: ids only */
     pthread_mutex_t tok_lock;
