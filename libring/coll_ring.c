@@ -408,6 +408,17 @@ static ring_status run_steps(ring_comm *c, step *steps, int nsteps, ring_dtype t
         if (u > R.maxseg) R.maxseg = u;
         if (v > R.maxseg) R.maxseg = v;
     }
+    /* The largest chunk of any step: the same on every rank (a rank's sends and receives
+     * together cover every chunk), so both ends of a connection pick the same mode. */
+    size_t chunk = 0;
+    for (int t = 0; t < nsteps; t++) {
+        if (steps[t].sbytes > chunk) chunk = steps[t].sbytes;
+        if (steps[t].rbytes > chunk) chunk = steps[t].rbytes;
+    }
+    if (c->tp->begin) {
+        c->tp->begin(c->right, chunk);
+        c->tp->begin(c->left, chunk);
+    }
     cur_init(&R, &R.rpost, 1);
     cur_init(&R, &R.rdone, 1);
     cur_init(&R, &R.spost, 0);

@@ -63,6 +63,7 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
         goto free_comm;
     ring_settings_resolve(&p, &c->set);
     c->tpo.spin_us = c->set.spin_us;
+    c->tpo.threads_min_bytes = c->set.threads_min_bytes;
     if ((st = ring_transport_streams(c->cfg.tcp_streams, c->rank, &c->tp, &c->set.tcp_streams, err, errlen)) !=
         RING_OK)
         goto free_comm;

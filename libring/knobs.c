@@ -24,6 +24,7 @@ enum {
     K_IB_GID_INDEX,
     K_TCP_STREAMS,
     K_TCP_THREADS,
+    K_TCP_THREADS_MIN,
     K_COUNT
 };
 
@@ -53,9 +54,13 @@ static const ring_knob knob_table[K_COUNT + 1] = {
     [K_TCP_STREAMS] = {"RING_TCP_STREAMS", "1",
                        "TCP streams per neighbour connection, 1..16, each moved by its own threads; "
                        "every rank must use the same (overrides \"tcp_streams\")"},
-    [K_TCP_THREADS] = {"RING_TCP_THREADS", "0",
+    [K_TCP_THREADS] = {"RING_TCP_THREADS", "1",
                        "1: a send and a receive worker thread move even one TCP stream (the caller's "
-                       "thread only reduces); more than one stream always uses workers"},
+                       "thread only reduces) for large collectives; 0: the caller's thread moves "
+                       "everything; more than one stream always uses workers"},
+    [K_TCP_THREADS_MIN] = {"RING_TCP_THREADS_MIN_BYTES", "262144",
+                           "with worker threads, collectives whose largest step chunk is smaller "
+                           "move on the caller's thread (lower latency); 0: workers for every size"},
     [K_COUNT] = {NULL, NULL, NULL},
 };
 
@@ -144,7 +149,7 @@ static long long knob_int(int k, long long def, long long lo, long long hi)
 
 const char *ring_knob_transport(void) { return knob_value(K_TRANSPORT); }
 const char *ring_knob_tcp_streams(void) { return knob_value(K_TCP_STREAMS); }
-int ring_knob_tcp_threads(void) { return (int)knob_int(K_TCP_THREADS, 0, 0, 1); }
+int ring_knob_tcp_threads(void) { return (int)knob_int(K_TCP_THREADS, 1, 0, 1); }
 const char *ring_knob_ib_device(void) { return knob_value(K_IB_DEVICE); }
 int ring_knob_ib_port(void) { return (int)knob_int(K_IB_PORT, 0, 1, 255); }
 int ring_knob_ib_gid_index(void) { return (int)knob_int(K_IB_GID_INDEX, -1, 0, 65535); }
@@ -172,6 +177,7 @@ void ring_settings_resolve(const ring_params *p, ring_settings *s)
                    : (int)knob_int(K_DEPTH, RING_DEFAULT_DEPTH, 1, RING_MAX_DEPTH);
     if (s->depth > RING_MAX_DEPTH) s->depth = RING_MAX_DEPTH;
     s->step_group = (int)knob_int(K_STEP_GROUP, RING_DEFAULT_STEP_GROUP, 1, RING_MAX_DEPTH - 1);
+    s->threads_min_bytes = (size_t)knob_int(K_TCP_THREADS_MIN, RING_DEFAULT_THREADS_MIN_BYTES, 0, 1LL << 40);
     s->checksum = (int)knob_int(K_CHECKSUM, 0, 0, 1) || (p && p->config && p->config->checksum);
     /* Segments hold whole elements of any type. */
     s->segment_bytes &= ~(size_t)7;

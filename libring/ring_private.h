@@ -19,6 +19,7 @@
 #define RING_DEFAULT_SPIN_US 100
 #define RING_DEFAULT_DEPTH 16
 #define RING_DEFAULT_STEP_GROUP 8
+#define RING_DEFAULT_THREADS_MIN_BYTES (256u * 1024u)
 #define RING_MAX_DEPTH 64
 #define RING_MAX_TCP_STREAMS 16
 
@@ -33,7 +34,8 @@ typedef struct ring_settings {
     int depth; /* staging slots and sends in flight */
     int step_group; /* segments of one step sent back to back (clamped below depth) */
     int checksum; /* CRC32C of every data segment */
-    int tcp_streams; /* TCP connections per neighbour (1: one, moved by the caller's thread) */
+    int tcp_streams; /* TCP connections per neighbour */
+    size_t threads_min_bytes; /* worker threads move collectives of chunks at least this large */
 } ring_settings;
 
 /* The control plane (ctrl.c): a thread per communicator watches the master
@@ -91,8 +93,8 @@ const char *ring_knob_secret_file(void);
 const char *ring_knob_transport(void);
 /* RING_TCP_STREAMS's text, or NULL if unset (transport_select.c checks it). */
 const char *ring_knob_tcp_streams(void);
-/* RING_TCP_THREADS: 1 moves even one TCP stream with worker threads (0, the default: the
- * caller's thread moves it). */
+/* RING_TCP_THREADS: 1 (the default) moves even one TCP stream with worker threads (for
+ * collectives of chunks from RING_TCP_THREADS_MIN_BYTES up); 0: the caller's thread moves it. */
 int ring_knob_tcp_threads(void);
 const char *ring_knob_ib_device(void);
 int ring_knob_ib_port(void);

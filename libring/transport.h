@@ -23,6 +23,7 @@ typedef struct ring_tp_opts {
     int ib_gid_index;   /* verbs: GID table index; RoCE needs one, InfiniBand uses the LID */
     int ib_roce;        /* verbs: 1 when the port's link layer is Ethernet (a GRH is required) */
     int spin_us;        /* tcp: poll the sockets this long before sleeping in poll() */
+    size_t threads_min_bytes; /* tcp with workers: smaller chunks move on the caller's thread */
 } ring_tp_opts;
 
 typedef struct ring_transport {
@@ -46,6 +47,12 @@ typedef struct ring_transport {
      * *sends and *recvs get the number of operations completed by this call. */
     ring_status (*progress)(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,
                             int *sends, int *recvs, char *err, size_t errlen);
+    /* A collective starts, nothing is pending on c, and `chunk` is the largest message one of
+     * its steps moves (the same on every rank for the same call). A transport with worker
+     * threads moves a collective of small chunks on the caller's thread instead: a worker
+     * costs two thread wake-ups per message, more than a small message's whole transfer.
+     * NULL: nothing to choose. */
+    void (*begin)(ring_conn *c, size_t chunk);
     /* Operations queued and not yet completed. */
     int (*pending_sends)(const ring_conn *c);
     int (*pending_recvs)(const ring_conn *c);
@@ -54,7 +61,8 @@ typedef struct ring_transport {
 
 extern const ring_transport ring_transport_tcp;
 /* TCP striped over RING_TCP_STREAMS sockets per neighbour, each moved by its own thread
- * (tcp_streams.c). Chosen instead of ring_transport_tcp when more than one stream. */
+ * (tcp_streams.c); collectives of chunks below RING_TCP_THREADS_MIN_BYTES move on the
+ * caller's thread. The default; ring_transport_tcp with RING_TCP_THREADS=0. */
 extern const ring_transport ring_transport_tcp_streams;
 /* Defined only where configure found libibverbs (HAVE_VERBS). */
 extern const ring_transport ring_transport_verbs;
