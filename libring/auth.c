@@ -24,10 +24,11 @@ struct ring_auth {
     unsigned char key[RING_AUTH_SECRET_MAX];
 };
 
-ring_status ring_auth_load(const char *path, ring_auth **out, char *err, size_t errlen)
+ring_status ring_auth_load(const char *path, const ring_logger *lg, ring_auth **out, char *err, size_t errlen)
 {
 #ifndef HAVE_CRYPTO
     (void)out;
+    (void)lg;
     return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
                      "secret file %s given, but this libring was built without libcrypto", path);
 #else
@@ -41,7 +42,7 @@ ring_status ring_auth_load(const char *path, ring_auth **out, char *err, size_t 
         goto close_file;
     }
     if (sb.st_mode & 077)
-        ring_log(RING_LOG_WARN, -1, "secret file %s can be read by other users (chmod 600 it)", path);
+        ring_logf(lg, RING_LOG_WARN, -1, "secret file %s can be read by other users (chmod 600 it)", path);
     ring_auth *a = calloc(1, sizeof *a);
     if (!a) {
         st = ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");

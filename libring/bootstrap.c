@@ -246,7 +246,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 ssize_t n = recv(p[i].fd, p[i].buf + p[i].got, p[i].need - p[i].got, 0);
                 if (n > 0) p[i].got += (size_t)n;
                 if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                    ring_log(RING_LOG_WARN, c->rank, "%s: connection from %s closed during handshake",
+                    ring_clog(c, RING_LOG_WARN, "%s: connection from %s closed during handshake",
                              spec->what, p[i].name);
                     drop(p, &np, i);
                     continue;
@@ -265,7 +265,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                     }
                     if (!reason && c->auth) {
                         if (send_challenge(c, &p[i], why, sizeof why) != RING_OK) {
-                            ring_log(RING_LOG_WARN, c->rank, "%s from %s vanished before our challenge: %s",
+                            ring_clog(c, RING_LOG_WARN, "%s from %s vanished before our challenge: %s",
                                      spec->what, p[i].name, why);
                             drop(p, &np, i);
                             continue;
@@ -286,7 +286,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 }
                 ring_hello h = p[i].h;
                 if (reason) {
-                    ring_log(RING_LOG_WARN, c->rank, "refused %s connection from %s: %s", spec->what,
+                    ring_clog(c, RING_LOG_WARN, "refused %s connection from %s: %s", spec->what,
                              p[i].name, why);
                     if (RING_REJECT_CODE(reason) == RING_REJECT_DUPLICATE) {
                         int seen = 0;
@@ -308,12 +308,12 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 unsigned char b[RING_HELLO_BYTES];
                 ring_hello_encode(&ack, b);
                 if (ring_sock_write_all(p[i].fd, b, sizeof b, deadline, c->abort_fd, why, sizeof why) != RING_OK) {
-                    ring_log(RING_LOG_WARN, c->rank, "%s from %s vanished before our ACK: %s",
+                    ring_clog(c, RING_LOG_WARN, "%s from %s vanished before our ACK: %s",
                              spec->what, p[i].name, why);
                     drop(p, &np, i);
                     continue;
                 }
-                ring_log(RING_LOG_DEBUG, c->rank, "accepted %s rank %u from %s%s", spec->what, h.rank,
+                ring_clog(c, RING_LOG_DEBUG, "accepted %s rank %u from %s%s", spec->what, h.rank,
                          p[i].name, c->auth ? " (authenticated)" : "");
                 if (spec->stream_fds)
                     spec->stream_fds[ring_hello_stream_index(h.reason)] = p[i].fd;
@@ -324,7 +324,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 continue;
             }
             if (now >= p[i].deadline_ns) {
-                ring_log(RING_LOG_WARN, c->rank, "dropped silent %s connection from %s", spec->what,
+                ring_clog(c, RING_LOG_WARN, "dropped silent %s connection from %s", spec->what,
                          p[i].name);
                 drop(p, &np, i);
             }
@@ -334,13 +334,13 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
             if (fd < 0) continue;
             char tmp[RING_IP_MAX];
             if (ring_sock_tune(fd, tmp, sizeof tmp) != RING_OK) {
-                ring_log(RING_LOG_WARN, c->rank, "dropped a connection: %s", tmp);
+                ring_clog(c, RING_LOG_WARN, "dropped a connection: %s", tmp);
                 close(fd);
                 continue;
             }
             if (np == MAX_PENDING) {
                 int v = stalest(p, np);
-                ring_log(RING_LOG_DEBUG, c->rank,
+                ring_clog(c, RING_LOG_DEBUG,
                          "%s: %d handshakes pending: dropped the stalest, from %s (%s)", spec->what,
                          np, p[v].name, p[v].got ? "mid-handshake" : "silent");
                 drop(p, &np, v);
@@ -353,7 +353,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
     }
 close_pending:
     if (np > 0)
-        ring_log(RING_LOG_WARN, c->rank, "dropped %d unfinished %s handshake%s (strangers?) as we stop listening",
+        ring_clog(c, RING_LOG_WARN, "dropped %d unfinished %s handshake%s (strangers?) as we stop listening",
                  np, spec->what, np > 1 ? "s" : "");
     while (np > 0) drop(p, &np, np - 1);
     return st;
@@ -449,7 +449,7 @@ static ring_status join(ring_comm *c, const char *host, int port, uint16_t kind,
         close(fd);
         int left = ring_ms_left(deadline);
         if (st != RING_ERR_PEER_CLOSED || left == 0) return st;
-        ring_log(RING_LOG_DEBUG, c->rank, "%s closed our handshake (%s): connecting again", peer, err);
+        ring_clog(c, RING_LOG_DEBUG, "%s closed our handshake (%s): connecting again", peer, err);
         struct pollfd p = {.fd = wfd, .events = POLLIN};
         if (poll(&p, wfd >= 0 ? 1 : 0, backoff_ms < left ? backoff_ms : left) > 0)
             return ring_errf(err, errlen, RING_ERR_ABORTED, "%s: aborted", peer);
@@ -600,7 +600,7 @@ ring_status ring_bootstrap(ring_comm *c)
                         &c->master_fd, err, sizeof err), fail);
         RING_CHECK(read_answer(c, c->master_fd, RING_MSG_GO, master, deadline, c->abort_fd, err, sizeof err), fail);
     }
-    ring_log(RING_LOG_INFO, c->rank, "ring of %d formed in %.1f ms (left rank %d, right rank %d)%s", c->size,
+    ring_clog(c, RING_LOG_INFO, "ring of %d formed in %.1f ms (left rank %d, right rank %d)%s", c->size,
              (double)(ring_now_ns() - t0) / 1e6, left_rank, right_rank, c->auth ? ", every connection authenticated" : "");
     goto close_listeners;
 

@@ -2,6 +2,7 @@
 #include "ring_private.h"
 
 #include <cJSON.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,12 +13,43 @@
 
 #define CONFIG_MAX_BYTES (1 << 20)
 
-void ring_config_init(ring_config *cfg)
+/* The smallest caller's struct accepted: through world_size, mistral.rs's fields. */
+#define CONFIG_MIN_SIZE (offsetof(ring_config, world_size) + sizeof(int))
+
+static void config_defaults(ring_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->struct_size = sizeof *cfg;
     strcpy(cfg->master_ip, "0.0.0.0");
     strcpy(cfg->right_ip, "0.0.0.0");
     cfg->transport = RING_TRANSPORT_TCP;
+}
+
+/* Write the part of a whole config that a caller's struct of `size` bytes holds. */
+static void config_copy_out(ring_config *dst, const ring_config *src, size_t size)
+{
+    memcpy(dst, src, size < sizeof *src ? size : sizeof *src);
+    dst->struct_size = size;
+}
+
+ring_status ring_config_copy_in(ring_config *dst, const ring_config *src, char *err, size_t errlen)
+{
+    config_defaults(dst);
+    size_t size = src->struct_size;
+    if (size < CONFIG_MIN_SIZE)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+                         "ring_config.struct_size is %zu: set it with ring_config_init()", size);
+    memcpy(dst, src, size < sizeof *dst ? size : sizeof *dst);
+    dst->struct_size = sizeof *dst;
+    return RING_OK;
+}
+
+void ring_config_init_sized(ring_config *cfg, size_t size)
+{
+    if (!cfg || size < CONFIG_MIN_SIZE) return;
+    ring_config full;
+    config_defaults(&full);
+    config_copy_out(cfg, &full, size);
 }
 
 /* User text quoted in a message: control bytes escaped, long text cut, so the message
@@ -109,12 +141,12 @@ static void line_col(const char *text, size_t off, int *line, int *col)
     }
 }
 
-ring_status ring_config_parse(const char *json, const char *origin, ring_config *cfg, char *err,
-                              size_t errlen)
+static ring_status config_parse(const char *json, const char *origin, ring_config *cfg,
+                                const ring_logger *lg, char *err, size_t errlen)
 {
     ring_status st = RING_OK;
-    if (!json || !cfg) return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no text", origin);
-    ring_config_init(cfg);
+    config_defaults(cfg);
+    if (!json) return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no text", origin);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
     if (!root) {
@@ -231,7 +263,7 @@ ring_status ring_config_parse(const char *json, const char *origin, ring_config 
         for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
             known |= it->string && strcmp(it->string, known_keys[i]) == 0;
         if (!known)
-            ring_log(RING_LOG_WARN, cfg->rank, "%s: unknown field '%s' ignored", origin,
+            ring_logf(lg, RING_LOG_WARN, cfg->rank, "%s: unknown field '%s' ignored", origin,
                      printable(it->string ? it->string : "?", shown, sizeof shown));
     }
 
@@ -240,9 +272,36 @@ free_json:
     return st;
 }
 
-ring_status ring_config_load(const char *path, ring_config *cfg, char *err, size_t errlen)
+ring_status ring_config_parse_sized(const char *json, const char *origin, ring_config *cfg,
+                                    size_t size, char *err, size_t errlen)
+{
+    if (!cfg || size < CONFIG_MIN_SIZE)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no ring_config to fill", origin);
+    ring_config full;
+    ring_logger lg = ring_logger_from_env();
+    ring_status st = config_parse(json, origin, &full, &lg, err, errlen);
+    config_copy_out(cfg, &full, size);
+    return st;
+}
+
+ring_status ring_config_load_sized(const char *path, ring_config *cfg, size_t size, char *err,
+                                   size_t errlen)
+{
+    if (!cfg || size < CONFIG_MIN_SIZE)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no ring_config to fill",
+                         path ? path : "RING_CONFIG");
+    ring_config full;
+    ring_logger lg = ring_logger_from_env();
+    ring_status st = ring_config_load_full(path, &full, &lg, err, errlen);
+    config_copy_out(cfg, &full, size);
+    return st;
+}
+
+ring_status ring_config_load_full(const char *path, ring_config *cfg, const ring_logger *lg, char *err,
+                                  size_t errlen)
 {
     ring_status st = RING_OK;
+    config_defaults(cfg);
     if (!path || !*path)
         return ring_errf(err, errlen, RING_ERR_CONFIG,
                          "RING_CONFIG is not set: point it at this rank's JSON config file");
@@ -280,7 +339,7 @@ ring_status ring_config_load(const char *path, ring_config *cfg, char *err, size
         goto free_text;
     }
     text[n] = 0;
-    st = ring_config_parse(text, path, cfg, err, errlen);
+    st = config_parse(text, path, cfg, lg, err, errlen);
 free_text:
     free(text);
 close_file:
@@ -288,10 +347,16 @@ close_file:
     return st;
 }
 
-ring_status ring_config_write(const char *path, const ring_config *cfg, char *err, size_t errlen)
+ring_status ring_config_write(const char *path, const ring_config *given, char *err, size_t errlen)
 {
     static const char *const transports[] = {"tcp", "verbs", "auto"};
-    ring_status st = RING_OK;
+    if (!given) return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no config", path);
+    ring_config whole, *cfg = &whole;
+    ring_status st = ring_config_copy_in(&whole, given, err, errlen);
+    if (st != RING_OK) return st;
+    if ((unsigned)cfg->transport > RING_TRANSPORT_AUTO)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: transport %d is not valid", path,
+                         (int)cfg->transport);
     /* cJSON writes the strings, so that any host name or path comes out escaped. */
     cJSON *o = cJSON_CreateObject();
     char job[24];

@@ -91,6 +91,6 @@ ring_status ring_fail(ring_comm *comm, ring_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(comm->err, sizeof comm->err, fmt, ap);
     va_end(ap);
-    ring_log(RING_LOG_ERROR, comm->rank, "%s (%s)", comm->err, ring_status_name(st));
+    ring_clog(comm, RING_LOG_ERROR, "%s (%s)", comm->err, ring_status_name(st));
     return st;
 }

@@ -72,14 +72,14 @@ extern const ring_transport ring_transport_verbs;
 ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gid_index,
                              ring_tp_opts *out, char *err, size_t errlen);
 
-/* Pick the transport of a communicator from its config and the RING_TRANSPORT knob;
- * logs the choice at INFO (rank is for the log line). */
-ring_status ring_transport_select(ring_transport_kind asked, int rank, const ring_transport **tp,
-                                  ring_tp_opts *opts, char *err, size_t errlen);
-/* TCP streams per neighbour: RING_TCP_STREAMS, else the config's "tcp_streams", else 1.
- * With more than one and *tp TCP, *tp becomes the striped transport; other transports
- * keep one (logged). A bad knob value is a RING_ERR_CONFIG naming it. */
-ring_status ring_transport_streams(int configured, int rank, const ring_transport **tp, int *streams,
-                                   char *err, size_t errlen);
+/* Pick the transport of a communicator from its config and its settings (RING_TRANSPORT,
+ * RING_IB_*); logs the choice at INFO. */
+ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_tp_opts *opts, char *err,
+                                  size_t errlen);
+/* TCP streams per neighbour (into c->set.tcp_streams): RING_TCP_STREAMS, else the config's
+ * "tcp_streams", else 1. With more than one, or worker threads (RING_TCP_THREADS, the
+ * default), and *tp TCP, *tp becomes the striped transport; other transports keep one
+ * connection (logged). */
+ring_status ring_transport_streams(ring_comm *c, const ring_transport **tp, char *err, size_t errlen);
 
 #endif
