@@ -21,7 +21,8 @@ static uint64_t derive_job_id(const ring_config *cfg)
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     int fields[2] = {cfg->master_port, cfg->world_size};
     const unsigned char *b = (const unsigned char *)fields;
-    for (size_t i = 0; i < sizeof fields; i++) h = (h ^ b[i]) * 1099511628211ull;
+    for (size_t i = 0; i < sizeof fields; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
 
@@ -29,9 +30,11 @@ static ring_status check_config(const ring_config *cfg, char *err, size_t errlen
 {
     int ws = cfg->world_size;
     if (ws < 1 || (ws & (ws - 1)))
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "world_size must be a power of 2, got %d", ws);
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "world_size must be a power of 2, got %d",
+                         ws);
     if (cfg->rank < 0 || cfg->rank >= ws)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "rank %d is outside 0..%d", cfg->rank, ws - 1);
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "rank %d is outside 0..%d", cfg->rank,
+                         ws - 1);
     if (ws > 1 && (cfg->port < 1 || cfg->port > 65535 || cfg->right_port < 1 ||
                    cfg->right_port > 65535 || cfg->master_port < 1 || cfg->master_port > 65535))
         return ring_errf(err, errlen, RING_ERR_CONFIG, "ports must be in 1..65535");
@@ -39,21 +42,23 @@ static ring_status check_config(const ring_config *cfg, char *err, size_t errlen
 }
 
 /* Fields past what the caller's params struct holds are taken as zero. */
-static ring_status params_copy_in(const ring_params *params, ring_params *p, char *err, size_t errlen)
+static ring_status params_copy_in(const ring_params *params, ring_params *p, char *err,
+                                  size_t errlen)
 {
     ring_params_init(p);
     if (!params) return RING_OK;
     if (params->struct_size < offsetof(ring_params, config) + sizeof(void *))
         return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
-                         "ring_params.struct_size is %zu: set it with ring_params_init()", params->struct_size);
+                         "ring_params.struct_size is %zu: set it with ring_params_init()",
+                         params->struct_size);
     memcpy(p, params, params->struct_size < sizeof *p ? params->struct_size : sizeof *p);
     p->struct_size = sizeof *p;
     return RING_OK;
 }
 
 /* Create from whole params and the settings resolved from them (once). */
-static ring_status create(const ring_params *p, const ring_settings *set, ring_comm **out, char *err,
-                          size_t errlen)
+static ring_status create(const ring_params *p, const ring_settings *set, ring_comm **out,
+                          char *err, size_t errlen)
 {
     ring_status st;
     ring_comm *c = calloc(1, sizeof *c);
@@ -76,7 +81,8 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
         goto free_comm;
     }
     const char *secret = c->set.secret_file[0] ? c->set.secret_file : c->cfg.secret_file;
-    if (secret[0] && c->size > 1 && (st = ring_auth_load(secret, &c->set.log, &c->auth, err, errlen)) != RING_OK)
+    if (secret[0] && c->size > 1 &&
+        (st = ring_auth_load(secret, &c->set.log, &c->auth, err, errlen)) != RING_OK)
         goto close_abort_fd;
     if (c->size > 1) {
         c->slots = malloc((size_t)c->set.depth * c->set.segment_bytes);
@@ -90,14 +96,17 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
     if (c->set.tcp_streams > 1)
         snprintf(streams, sizeof streams, " (%d streams)", c->set.tcp_streams);
     else if (c->tp == &ring_transport_tcp_streams)
-        snprintf(streams, sizeof streams, " (worker threads from %zu B chunks)", c->set.threads_min_bytes);
-    ring_clog(c, RING_LOG_INFO,
-              "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s%s, job 0x%016llx, "
-              "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms, checksum %s",
-              c->rank, c->size, c->cfg.port, c->cfg.right_ip, c->cfg.right_port, c->cfg.master_ip,
-              c->cfg.master_port, c->tp->name, streams, (unsigned long long)c->job_id, c->set.segment_bytes,
-              c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms, c->set.op_timeout_ms,
-              c->set.checksum ? "crc32c" : "off");
+        snprintf(streams, sizeof streams, " (worker threads from %zu B chunks)",
+                 c->set.threads_min_bytes);
+    ring_clog(
+        c, RING_LOG_INFO,
+        "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s%s, job "
+        "0x%016llx, "
+        "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms, checksum %s",
+        c->rank, c->size, c->cfg.port, c->cfg.right_ip, c->cfg.right_port, c->cfg.master_ip,
+        c->cfg.master_port, c->tp->name, streams, (unsigned long long)c->job_id,
+        c->set.segment_bytes, c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms,
+        c->set.op_timeout_ms, c->set.checksum ? "crc32c" : "off");
     if (c->size > 1 && (st = ring_bootstrap(c)) != RING_OK) {
         ring_errf(err, errlen, st, "%s", c->err);
         goto close_bootstrap;
@@ -123,14 +132,17 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
 {
     ring_status st;
     if (!params || !out)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "ring_comm_create: params and config are required");
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+                         "ring_comm_create: params and config are required");
     ring_params p;
     if ((st = params_copy_in(params, &p, err, errlen)) != RING_OK) return st;
     if (!p.config)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "ring_comm_create: params and config are required");
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+                         "ring_comm_create: params and config are required");
     ring_settings *set = malloc(sizeof *set);
     if (!set) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
-    if ((st = ring_settings_resolve(&p, set, err, errlen)) == RING_OK) st = create(&p, set, out, err, errlen);
+    if ((st = ring_settings_resolve(&p, set, err, errlen)) == RING_OK)
+        st = create(&p, set, out, err, errlen);
     free(set);
     return st;
 }
@@ -139,7 +151,9 @@ ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out
                                       size_t errlen)
 {
     ring_status st;
-    if (!out) return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "ring_comm_create_from_env: out is required");
+    if (!out)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+                         "ring_comm_create_from_env: out is required");
     ring_params p;
     if ((st = params_copy_in(params, &p, err, errlen)) != RING_OK) return st;
     p.config = NULL;
@@ -150,7 +164,8 @@ ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out
         goto free_all;
     }
     if ((st = ring_settings_resolve(&p, set, err, errlen)) != RING_OK) goto free_all;
-    if ((st = ring_config_load_full(set->config_path, cfg, &set->log, err, errlen)) != RING_OK) goto free_all;
+    if ((st = ring_config_load_full(set->config_path, cfg, &set->log, err, errlen)) != RING_OK)
+        goto free_all;
     p.config = cfg;
     st = create(&p, set, out, err, errlen);
 free_all:
@@ -189,6 +204,15 @@ void ring_comm_abort(ring_comm *c)
     }
 }
 
-int ring_comm_rank(const ring_comm *c) { return c ? c->rank : -1; }
-int ring_comm_size(const ring_comm *c) { return c ? c->size : -1; }
-const char *ring_comm_last_error(const ring_comm *c) { return c ? c->err : "no communicator"; }
+int ring_comm_rank(const ring_comm *c)
+{
+    return c ? c->rank : -1;
+}
+int ring_comm_size(const ring_comm *c)
+{
+    return c ? c->size : -1;
+}
+const char *ring_comm_last_error(const ring_comm *c)
+{
+    return c ? c->err : "no communicator";
+}

@@ -19,19 +19,26 @@
       "deadline for forming the ring (connect, accept, check-in)")                                 \
     X(K_OP_TIMEOUT, "RING_OP_TIMEOUT_MS", "30000", 1, DAY_MS,                                      \
       "a collective fails when no byte moves for this long")                                       \
-    X(K_SEGMENT, "RING_SEGMENT_BYTES", "131072", 4096, 1 << 26, "pipeline segment size on the wire") \
+    X(K_SEGMENT, "RING_SEGMENT_BYTES", "131072", 4096, 1 << 26,                                    \
+      "pipeline segment size on the wire")                                                         \
     X(K_SMALL, "RING_SMALL_BYTES", "32768", 0, 1 << 24,                                            \
       "all-reduce at or below this size takes the latency path")                                   \
-    X(K_SPIN, "RING_SPIN_US", "100", 0, 1000000, "poll the sockets this many microseconds before sleeping") \
-    X(K_DEPTH, "RING_PIPELINE_DEPTH", "16", 1, RING_MAX_DEPTH, "segments in flight per direction (1..64)") \
+    X(K_SPIN, "RING_SPIN_US", "100", 0, 1000000,                                                   \
+      "poll the sockets this many microseconds before sleeping")                                   \
+    X(K_DEPTH, "RING_PIPELINE_DEPTH", "16", 1, RING_MAX_DEPTH,                                     \
+      "segments in flight per direction (1..64)")                                                  \
     X(K_STEP_GROUP, "RING_STEP_GROUP", "8", 1, RING_MAX_DEPTH - 1,                                 \
-      "segments of one ring step sent back to back before the next step's (1..63, below the depth)") \
+      "segments of one ring step sent back to back before the next step's (1..63, below the "      \
+      "depth)")                                                                                    \
     X(K_CHECKSUM, "RING_CHECKSUM", "0", 0, 1,                                                      \
-      "1: CRC32C of every data segment, checked by the receiver (also \"checksum\" in RING_CONFIG)") \
+      "1: CRC32C of every data segment, checked by the receiver (also \"checksum\" in "            \
+      "RING_CONFIG)")                                                                              \
     X(K_SECRET_FILE, "RING_SECRET_FILE", "", 0, 0,                                                 \
-      "file holding the shared secret for HMAC authentication (overrides \"secret_file\")")       \
-    X(K_TRANSPORT, "RING_TRANSPORT", "", 0, 0, "tcp, verbs or auto: overrides the config's \"transport\"") \
-    X(K_IB_DEVICE, "RING_IB_DEVICE", "", 0, 0, "verbs device to use (default: the first usable one)") \
+      "file holding the shared secret for HMAC authentication (overrides \"secret_file\")")        \
+    X(K_TRANSPORT, "RING_TRANSPORT", "", 0, 0,                                                     \
+      "tcp, verbs or auto: overrides the config's \"transport\"")                                  \
+    X(K_IB_DEVICE, "RING_IB_DEVICE", "", 0, 0,                                                     \
+      "verbs device to use (default: the first usable one)")                                       \
     X(K_IB_PORT, "RING_IB_PORT", "", 1, 255, "verbs port number (default: the first active port)") \
     X(K_IB_GID_INDEX, "RING_IB_GID_INDEX", "", 0, 65535,                                           \
       "GID index for RoCE (default: a RoCE v2 GID, IPv4-mapped first)")                            \
@@ -51,14 +58,18 @@ enum { KNOB_LIST(KNOB_ENUM_) K_COUNT };
 #undef KNOB_ENUM_
 
 #define KNOB_ENTRY_(id, name, def, lo, hi, help) [id] = {name, def, help},
-static const ring_knob knob_table[K_COUNT + 1] = {KNOB_LIST(KNOB_ENTRY_)[K_COUNT] = {NULL, NULL, NULL}};
+static const ring_knob knob_table[K_COUNT + 1] = {
+    KNOB_LIST(KNOB_ENTRY_)[K_COUNT] = {NULL, NULL, NULL}};
 #undef KNOB_ENTRY_
 
 #define KNOB_RANGE_(id, name, def, lo, hi, help) [id] = {lo, hi},
 static const long long knob_range[K_COUNT][2] = {KNOB_LIST(KNOB_RANGE_)};
 #undef KNOB_RANGE_
 
-const ring_knob *ring_knobs(void) { return knob_table; }
+const ring_knob *ring_knobs(void)
+{
+    return knob_table;
+}
 
 /* Every knob's text as read once: the environment's value, or NULL when unset or empty. */
 typedef struct knob_env {
@@ -133,7 +144,8 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     v = knob_int(e, n, K_OP_TIMEOUT, 0);
     s->op_timeout_ms = p && p->op_timeout_ms > 0 ? p->op_timeout_ms : (int)v;
     s->handshake_timeout_ms = RING_HANDSHAKE_TIMEOUT_MS;
-    if (s->handshake_timeout_ms > s->connect_timeout_ms) s->handshake_timeout_ms = s->connect_timeout_ms;
+    if (s->handshake_timeout_ms > s->connect_timeout_ms)
+        s->handshake_timeout_ms = s->connect_timeout_ms;
     v = knob_int(e, n, K_SEGMENT, 0);
     s->segment_bytes = p && p->segment_bytes ? p->segment_bytes : (size_t)v;
     v = knob_int(e, n, K_SMALL, 0);
@@ -170,14 +182,14 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     s->ib_port = (int)knob_int(e, n, K_IB_PORT, 0);
     s->ib_gid_index = (int)knob_int(e, n, K_IB_GID_INDEX, -1);
     if (strlen(e->v[K_CONFIG] ? e->v[K_CONFIG] : "") >= sizeof s->config_path)
-        snprintf(n->why[K_CONFIG], sizeof n->why[K_CONFIG], "RING_CONFIG: path longer than %d bytes",
-                 RING_PATH_MAX - 1);
+        snprintf(n->why[K_CONFIG], sizeof n->why[K_CONFIG],
+                 "RING_CONFIG: path longer than %d bytes", RING_PATH_MAX - 1);
     if (strlen(e->v[K_SECRET_FILE] ? e->v[K_SECRET_FILE] : "") >= sizeof s->secret_file)
         snprintf(n->why[K_SECRET_FILE], sizeof n->why[K_SECRET_FILE],
                  "RING_SECRET_FILE: path longer than %d bytes", RING_PATH_MAX - 1);
     if (strlen(e->v[K_IB_DEVICE] ? e->v[K_IB_DEVICE] : "") >= sizeof s->ib_device)
-        snprintf(n->why[K_IB_DEVICE], sizeof n->why[K_IB_DEVICE], "RING_IB_DEVICE: name longer than %zu bytes",
-                 sizeof s->ib_device - 1);
+        snprintf(n->why[K_IB_DEVICE], sizeof n->why[K_IB_DEVICE],
+                 "RING_IB_DEVICE: name longer than %zu bytes", sizeof s->ib_device - 1);
 }
 
 ring_status ring_settings_resolve(const ring_params *p, ring_settings *s, char *err, size_t errlen)
@@ -198,7 +210,8 @@ ring_logger ring_logger_from_env(void)
 {
     const char *v = getenv(knob_table[K_LOG_LEVEL].name);
     int level = v && *v ? parse_level(v) : -1;
-    return (ring_logger){.fn = ring_log_stderr, .ctx = NULL,
+    return (ring_logger){.fn = ring_log_stderr,
+                         .ctx = NULL,
                          .level = level < 0 ? RING_LOG_INFO : (ring_log_level)level};
 }
 
@@ -231,9 +244,10 @@ void ring_knobs_print(FILE *out)
         snprintf(shown, sizeof shown, "%s", v && !n->why[k][0] ? v : knob_table[k].default_value);
         if (numeric[k]) snprintf(shown, sizeof shown, "%lld", eff[k]);
         if (k == K_LOG_LEVEL) snprintf(shown, sizeof shown, "%s", level_names[s->log.level]);
-        if (n->why[k][0]) snprintf(note, sizeof note, "(%s=%.40s not valid) ", knob_table[k].name, v);
-        fprintf(out, "%-26s = %-12s %s%s%s\n", knob_table[k].name, shown, v ? "" : "(default) ", note,
-                knob_table[k].help);
+        if (n->why[k][0])
+            snprintf(note, sizeof note, "(%s=%.40s not valid) ", knob_table[k].name, v);
+        fprintf(out, "%-26s = %-12s %s%s%s\n", knob_table[k].name, shown, v ? "" : "(default) ",
+                note, knob_table[k].help);
     }
 free_all:
     free(s);

@@ -94,9 +94,9 @@ typedef enum { RING_DTYPE_LIST(RING_DTYPE_ENUM_) RING_DTYPE_COUNT } ring_dtype;
 typedef enum { RING_OP_LIST(RING_OP_ENUM_) RING_OP_COUNT } ring_op;
 #undef RING_OP_ENUM_
 
-RING_API size_t ring_dtype_size(ring_dtype t);       /* 0 for an invalid type */
-RING_API const char *ring_dtype_name(ring_dtype t);  /* "f32"; NULL if invalid */
-RING_API const char *ring_op_name(ring_op op);       /* "sum"; NULL if invalid */
+RING_API size_t ring_dtype_size(ring_dtype t);      /* 0 for an invalid type */
+RING_API const char *ring_dtype_name(ring_dtype t); /* "f32"; NULL if invalid */
+RING_API const char *ring_op_name(ring_op op);      /* "sum"; NULL if invalid */
 /* Parse "f32"/"float"/"bf16"... and "sum"/"max"...; return 0 on success, -1 if unknown. */
 RING_API int ring_dtype_parse(const char *s, ring_dtype *out);
 RING_API int ring_op_parse(const char *s, ring_op *out);
@@ -139,9 +139,9 @@ typedef struct ring_config {
     char right_ip[RING_IP_MAX]; /* default "0.0.0.0" */
     int right_port;
     int rank;
-    int world_size;             /* a power of 2 */
+    int world_size; /* a power of 2 */
     /* Optional fields beyond mistral.rs's. */
-    uint64_t job_id;            /* 0: derived from master address and world size */
+    uint64_t job_id; /* 0: derived from master address and world size */
     int has_job_id;
     char secret_file[RING_PATH_MAX]; /* "" if none: shared-secret authentication */
     ring_transport_kind transport;   /* default TCP */
@@ -162,12 +162,13 @@ RING_API ring_status ring_config_parse_sized(const char *json, const char *origi
 #define ring_config_parse(json, origin, cfg, err, errlen)                                          \
     ring_config_parse_sized((json), (origin), (cfg), sizeof *(cfg), (err), (errlen))
 /* Read and parse the file at `path`. */
-RING_API ring_status ring_config_load_sized(const char *path, ring_config *cfg, size_t size, char *err,
-                                            size_t errlen);
+RING_API ring_status ring_config_load_sized(const char *path, ring_config *cfg, size_t size,
+                                            char *err, size_t errlen);
 #define ring_config_load(path, cfg, err, errlen)                                                   \
     ring_config_load_sized((path), (cfg), sizeof *(cfg), (err), (errlen))
 /* Write cfg as a RING_CONFIG JSON file (used by ringrun). cfg->struct_size must be set. */
-RING_API ring_status ring_config_write(const char *path, const ring_config *cfg, char *err, size_t errlen);
+RING_API ring_status ring_config_write(const char *path, const ring_config *cfg, char *err,
+                                       size_t errlen);
 
 /* ------------------------------------------------------------------ environment knobs */
 
@@ -207,11 +208,11 @@ RING_API void ring_params_init(ring_params *p);
  * resolved here, once: params, then the environment (RING_* knobs), then the defaults; a
  * knob with a value that is not valid is a RING_ERR_CONFIG naming it. */
 RING_API ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *err,
-                             size_t errlen);
+                                      size_t errlen);
 /* Read the file named by RING_CONFIG and create. params may be NULL; its config field
  * is ignored, its other fields apply as in ring_comm_create(). */
-RING_API ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out, char *err,
-                                      size_t errlen);
+RING_API ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out,
+                                               char *err, size_t errlen);
 RING_API void ring_comm_destroy(ring_comm *comm);
 
 RING_API int ring_comm_rank(const ring_comm *comm);
@@ -230,17 +231,17 @@ RING_API void ring_comm_abort(ring_comm *comm);
  * in the same order with the same count, type, op and root. */
 
 /* recvbuf[i] = op over ranks of sendbuf[i], for i < count. */
-RING_API ring_status ring_allreduce(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
-                           ring_dtype type, ring_op op);
+RING_API ring_status ring_allreduce(ring_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t count, ring_dtype type, ring_op op);
 /* sendbuf holds size*recvcount elements; rank r gets the reduction of block r. */
 RING_API ring_status ring_reduce_scatter(ring_comm *comm, const void *sendbuf, void *recvbuf,
-                                size_t recvcount, ring_dtype type, ring_op op);
+                                         size_t recvcount, ring_dtype type, ring_op op);
 /* recvbuf holds size*sendcount elements; block r comes from rank r. */
-RING_API ring_status ring_allgather(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
-                           ring_dtype type);
+RING_API ring_status ring_allgather(ring_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t sendcount, ring_dtype type);
 /* Copy root's buffer to every rank (sendbuf is read on root only). */
-RING_API ring_status ring_broadcast(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
-                           ring_dtype type, int root);
+RING_API ring_status ring_broadcast(ring_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t count, ring_dtype type, int root);
 RING_API ring_status ring_barrier(ring_comm *comm);
 
 #ifdef __cplusplus

@@ -33,12 +33,12 @@ typedef struct ring_settings {
     size_t segment_bytes;
     size_t small_bytes;
     int spin_us;
-    int depth; /* staging slots and sends in flight */
-    int step_group; /* segments of one step sent back to back (clamped below depth) */
-    int checksum; /* CRC32C of every data segment */
+    int depth;            /* staging slots and sends in flight */
+    int step_group;       /* segments of one step sent back to back (clamped below depth) */
+    int checksum;         /* CRC32C of every data segment */
     int tcp_streams_knob; /* RING_TCP_STREAMS, 0: unset */
-    int tcp_streams; /* TCP connections per neighbour, as resolved by ring_transport_streams */
-    int tcp_threads; /* RING_TCP_THREADS: worker threads move even one stream */
+    int tcp_streams;      /* TCP connections per neighbour, as resolved by ring_transport_streams */
+    int tcp_threads;      /* RING_TCP_THREADS: worker threads move even one stream */
     size_t threads_min_bytes; /* worker threads move collectives of chunks at least this large */
     char config_path[RING_PATH_MAX]; /* RING_CONFIG, "" unset */
     char secret_file[RING_PATH_MAX]; /* RING_SECRET_FILE, "" unset */
@@ -54,12 +54,12 @@ typedef struct ring_settings {
 typedef struct ring_ctrl {
     pthread_t thread;
     int running;
-    int wake_fd;            /* eventfd: main thread -> control thread (report, stop) */
+    int wake_fd; /* eventfd: main thread -> control thread (report, stop) */
     atomic_int stop;
-    atomic_int report;      /* a local failure to tell the others (status, 0 = none) */
-    atomic_int claimed;     /* the first verdict wins */
-    atomic_int verdict;     /* status of the first failure anywhere, 0 = none */
-    char verdict_msg[256];  /* written before verdict is stored (release) */
+    atomic_int report;     /* a local failure to tell the others (status, 0 = none) */
+    atomic_int claimed;    /* the first verdict wins */
+    atomic_int verdict;    /* status of the first failure anywhere, 0 = none */
+    char verdict_msg[256]; /* written before verdict is stored (release) */
 } ring_ctrl;
 
 struct ring_comm {
@@ -75,8 +75,8 @@ struct ring_comm {
     int *worker_fds;  /* rank 0: size entries, [0] unused */
     int abort_fd;     /* eventfd: written by ring_comm_abort() */
     atomic_int aborted;
-    ring_status failed; /* RING_OK until a fatal error */
-    uint64_t seq;       /* collective sequence number */
+    ring_status failed;    /* RING_OK until a fatal error */
+    uint64_t seq;          /* collective sequence number */
     unsigned char *slots;  /* depth * segment_bytes staging for received segments */
     unsigned char *gather; /* size * small_bytes for the latency path */
     char err[512];
@@ -93,7 +93,8 @@ ring_status ring_errf(char *err, size_t errlen, ring_status st, const char *fmt,
 
 /* Read the environment once and resolve params against it and the defaults. A refused
  * value is a RING_ERR_CONFIG naming the variable ("RING_PIPELINE_DEPTH=0: expected ..."). */
-ring_status ring_settings_resolve(const ring_params *p, ring_settings *out, char *err, size_t errlen);
+ring_status ring_settings_resolve(const ring_params *p, ring_settings *out, char *err,
+                                  size_t errlen);
 /* For what runs without a communicator (ring_config_parse's warnings): stderr, at the level
  * of RING_LOG_LEVEL as it is now (info when unset or not valid). */
 ring_logger ring_logger_from_env(void);
@@ -104,14 +105,17 @@ void ring_logf(const ring_logger *lg, ring_log_level level, int rank, const char
  * lacks at their defaults; RING_ERR_INVALID_ARG when struct_size was never set. */
 ring_status ring_config_copy_in(ring_config *dst, const ring_config *src, char *err, size_t errlen);
 /* ring_config_load into a whole struct, warnings to lg. */
-ring_status ring_config_load_full(const char *path, ring_config *cfg, const ring_logger *lg, char *err,
-                                  size_t errlen);
+ring_status ring_config_load_full(const char *path, ring_config *cfg, const ring_logger *lg,
+                                  char *err, size_t errlen);
 /* A communicator's log line. */
 #define ring_clog(comm, level, ...) ring_logf(&(comm)->set.log, (level), (comm)->rank, __VA_ARGS__)
 
 /* Monotonic clock in nanoseconds, and a deadline helper. */
 int64_t ring_now_ns(void);
-static inline int64_t ring_deadline_in(int ms) { return ring_now_ns() + (int64_t)ms * 1000000; }
+static inline int64_t ring_deadline_in(int ms)
+{
+    return ring_now_ns() + (int64_t)ms * 1000000;
+}
 /* Milliseconds left until deadline, clamped to [0, INT_MAX]. */
 int ring_ms_left(int64_t deadline_ns);
 

@@ -31,14 +31,20 @@ static ring_status tcp_post_recv(ring_conn *c, void *buf, size_t len)
 {
     return ring_tcp_queue_post(&c->io.rx, buf, len);
 }
-static int tcp_pending_sends(const ring_conn *c) { return ring_tcp_queue_pending(&c->io.tx); }
-static int tcp_pending_recvs(const ring_conn *c) { return ring_tcp_queue_pending(&c->io.rx); }
+static int tcp_pending_sends(const ring_conn *c)
+{
+    return ring_tcp_queue_pending(&c->io.tx);
+}
+static int tcp_pending_recvs(const ring_conn *c)
+{
+    return ring_tcp_queue_pending(&c->io.rx);
+}
 
 static ring_status tcp_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,
                                 int *sends, int *recvs, char *err, size_t errlen)
 {
-    return ring_tcp_io_progress(tx ? &tx->io : NULL, rx ? &rx->io : NULL, abort_fd, deadline_ns, sends,
-                                recvs, err, errlen);
+    return ring_tcp_io_progress(tx ? &tx->io : NULL, rx ? &rx->io : NULL, abort_fd, deadline_ns,
+                                sends, recvs, err, errlen);
 }
 
 static void tcp_close(ring_conn *c)

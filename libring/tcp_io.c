@@ -16,7 +16,8 @@
 ring_status ring_tcp_queue_post(ring_tcp_queue *q, const void *buf, size_t len)
 {
     if (q->tail - q->head == RING_TCP_QUEUE) return RING_ERR_INVALID_ARG;
-    q->ops[q->tail % RING_TCP_QUEUE] = (ring_tcp_op){.buf = (unsigned char *)buf, .len = len, .done = 0};
+    q->ops[q->tail % RING_TCP_QUEUE] =
+        (ring_tcp_op){.buf = (unsigned char *)buf, .len = len, .done = 0};
     q->tail++;
     return RING_OK;
 }
@@ -113,8 +114,9 @@ static ring_status spin(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd, int *sen
     return RING_OK;
 }
 
-ring_status ring_tcp_io_progress(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd, int64_t deadline_ns,
-                                 int *sends, int *recvs, char *err, size_t errlen)
+ring_status ring_tcp_io_progress(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd,
+                                 int64_t deadline_ns, int *sends, int *recvs, char *err,
+                                 size_t errlen)
 {
     ring_status st;
     *sends = *recvs = 0;
@@ -139,8 +141,10 @@ ring_status ring_tcp_io_progress(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd,
         if (want_tx) p[n++] = (struct pollfd){.fd = tx->fd, .events = POLLOUT};
         if (want_rx) p[n++] = (struct pollfd){.fd = rx->fd, .events = POLLIN};
         if ((st = ring_sock_poll_progress(p, n, deadline_ns, want_rx ? rx->peer : tx->peer,
-                                          want_rx ? " (receiving)" : want_tx ? " (sending)" : "", err,
-                                          errlen)) != RING_OK)
+                                          want_rx   ? " (receiving)"
+                                          : want_tx ? " (sending)"
+                                                    : "",
+                                          err, errlen)) != RING_OK)
             return st;
     }
 }

@@ -28,10 +28,14 @@ typedef struct ring_tcp_io {
 
 /* Queue an operation (RING_ERR_INVALID_ARG when RING_TCP_QUEUE are pending). */
 ring_status ring_tcp_queue_post(ring_tcp_queue *q, const void *buf, size_t len);
-static inline int ring_tcp_queue_pending(const ring_tcp_queue *q) { return (int)(q->tail - q->head); }
+static inline int ring_tcp_queue_pending(const ring_tcp_queue *q)
+{
+    return (int)(q->tail - q->head);
+}
 /* Move tx's sends and rx's receives (either may be NULL) until at least one completes, the
  * abort fd is readable or the deadline passes (the transport table's progress). */
-ring_status ring_tcp_io_progress(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd, int64_t deadline_ns,
-                                 int *sends, int *recvs, char *err, size_t errlen);
+ring_status ring_tcp_io_progress(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd,
+                                 int64_t deadline_ns, int *sends, int *recvs, char *err,
+                                 size_t errlen);
 
 #endif

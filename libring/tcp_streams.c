@@ -104,7 +104,7 @@ struct ring_conn {
     atomic_int failed;  /* its status (0: none), stored after why is written */
     char why[200];
     ts_dir tx, rx;
-    ts_stream *s; /* k of them */
+    ts_stream *s;     /* k of them */
     size_t min_bytes; /* collectives of smaller chunks move on the caller's thread */
     int direct;       /* 1: this collective moves on the caller's thread, through io */
     ring_tcp_io io;   /* stream 0's socket, for direct mode */
@@ -415,11 +415,12 @@ static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
 {
     ring_status st;
     *sends = *recvs = 0;
-    if ((st = ts_failed(tx, err, errlen)) != RING_OK || (st = ts_failed(rx, err, errlen)) != RING_OK)
+    if ((st = ts_failed(tx, err, errlen)) != RING_OK ||
+        (st = ts_failed(rx, err, errlen)) != RING_OK)
         return st;
     if ((!tx || tx->direct) && (!rx || rx->direct))
-        return ring_tcp_io_progress(tx ? &tx->io : NULL, rx ? &rx->io : NULL, abort_fd, deadline_ns, sends,
-                                    recvs, err, errlen);
+        return ring_tcp_io_progress(tx ? &tx->io : NULL, rx ? &rx->io : NULL, abort_fd, deadline_ns,
+                                    sends, recvs, err, errlen);
     for (int armed = 0;;) {
         if ((st = ts_failed(tx, err, errlen)) != RING_OK ||
             (st = ts_failed(rx, err, errlen)) != RING_OK)
@@ -444,8 +445,10 @@ static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
         if (tx) p[n++] = (struct pollfd){.fd = tx->done_fd, .events = POLLIN};
         if (rx && rx != tx) p[n++] = (struct pollfd){.fd = rx->done_fd, .events = POLLIN};
         if ((st = ring_sock_poll_progress(p, n, deadline_ns, want_rx ? rx->peer : tx->peer,
-                                          want_rx ? " (receiving)" : want_tx ? " (sending)" : "", err,
-                                          errlen)) != RING_OK)
+                                          want_rx   ? " (receiving)"
+                                          : want_tx ? " (sending)"
+                                                    : "",
+                                          err, errlen)) != RING_OK)
             return st;
         for (int i = 1; i < n; i++)
             if (p[i].revents & POLLIN) ts_drain(p[i].fd);

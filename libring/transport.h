@@ -38,7 +38,8 @@ typedef struct ring_transport {
                                 ring_conn **out, char *err, size_t errlen);
     /* Finish setting up once both of a rank's connections are open (NULL: nothing to do).
      * May exchange messages with the peer on the socket; waits at most until the deadline. */
-    ring_status (*connect)(ring_conn *c, int abort_fd, int64_t deadline_ns, char *err, size_t errlen);
+    ring_status (*connect)(ring_conn *c, int abort_fd, int64_t deadline_ns, char *err,
+                           size_t errlen);
     /* Queue a send or receive of len bytes; buf must stay valid until it completes. */
     ring_status (*post_send)(ring_conn *c, const void *buf, size_t len);
     ring_status (*post_recv)(ring_conn *c, void *buf, size_t len);
@@ -74,12 +75,13 @@ ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gi
 
 /* Pick the transport of a communicator from its config and its settings (RING_TRANSPORT,
  * RING_IB_*); logs the choice at INFO. */
-ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_tp_opts *opts, char *err,
-                                  size_t errlen);
+ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_tp_opts *opts,
+                                  char *err, size_t errlen);
 /* TCP streams per neighbour (into c->set.tcp_streams): RING_TCP_STREAMS, else the config's
  * "tcp_streams", else 1. With more than one, or worker threads (RING_TCP_THREADS, the
  * default), and *tp TCP, *tp becomes the striped transport; other transports keep one
  * connection (logged). */
-ring_status ring_transport_streams(ring_comm *c, const ring_transport **tp, char *err, size_t errlen);
+ring_status ring_transport_streams(ring_comm *c, const ring_transport **tp, char *err,
+                                   size_t errlen);
 
 #endif

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_tp_opts *opts, char *err,
-                                  size_t errlen)
+ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_tp_opts *opts,
+                                  char *err, size_t errlen)
 {
     ring_transport_kind asked = c->cfg.transport;
     const char *from = "the config's \"transport\"";
@@ -28,8 +28,8 @@ ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_
     if (st == RING_OK) {
         *tp = &ring_transport_verbs;
         ring_clog(c, RING_LOG_INFO, "transport %s: verbs on %s port %d (%s, GID index %d)",
-                 asked == RING_TRANSPORT_AUTO ? "auto" : "verbs", opts->ib_device, opts->ib_port,
-                 opts->ib_roce ? "RoCE" : "InfiniBand", opts->ib_gid_index);
+                  asked == RING_TRANSPORT_AUTO ? "auto" : "verbs", opts->ib_device, opts->ib_port,
+                  opts->ib_roce ? "RoCE" : "InfiniBand", opts->ib_gid_index);
         return RING_OK;
     }
     memset(opts, 0, sizeof *opts);
@@ -48,16 +48,20 @@ ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_
 #endif
 }
 
-ring_status ring_transport_streams(ring_comm *c, const ring_transport **tp, char *err, size_t errlen)
+ring_status ring_transport_streams(ring_comm *c, const ring_transport **tp, char *err,
+                                   size_t errlen)
 {
     (void)err;
     (void)errlen;
-    int k = c->set.tcp_streams_knob > 0 ? c->set.tcp_streams_knob : c->cfg.tcp_streams > 0 ? c->cfg.tcp_streams : 1;
+    int k = c->set.tcp_streams_knob > 0 ? c->set.tcp_streams_knob
+            : c->cfg.tcp_streams > 0    ? c->cfg.tcp_streams
+                                        : 1;
     c->set.tcp_streams = 1;
     if (k == 1 && !c->set.tcp_threads) return RING_OK;
     if (*tp != &ring_transport_tcp) {
         if (k == 1) return RING_OK;
-        ring_clog(c, RING_LOG_INFO, "%d TCP streams asked for, but the transport is %s: one connection per neighbour",
+        ring_clog(c, RING_LOG_INFO,
+                  "%d TCP streams asked for, but the transport is %s: one connection per neighbour",
                   k, (*tp)->name);
         return RING_OK;
     }

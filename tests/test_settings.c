@@ -135,10 +135,12 @@ static void test_config_growth(void **state)
     assert_int_equal(old->world_size, 0);
 
     char err[256];
-    const char *json = "{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 0, "
-                       "\"world_size\": 1, \"tcp_streams\": 2}";
-    assert_int_equal(ring_config_parse_sized(json, "old.json", (ring_config *)old, sizeof *old, err, sizeof err),
-                     RING_OK);
+    const char *json =
+        "{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 0, "
+        "\"world_size\": 1, \"tcp_streams\": 2}";
+    assert_int_equal(
+        ring_config_parse_sized(json, "old.json", (ring_config *)old, sizeof *old, err, sizeof err),
+        RING_OK);
     assert_int_equal(old->struct_size, sizeof *old);
     assert_int_equal(old->master_port, 29500);
     assert_int_equal(old->world_size, 1);
