@@ -114,8 +114,9 @@ RING_API uint16_t ring_f32_to_bf16(float f);
 /* Lines above RING_LOG_LEVEL (read at communicator creation; default info) are dropped. */
 typedef enum { RING_LOG_ERROR, RING_LOG_WARN, RING_LOG_INFO, RING_LOG_DEBUG } ring_log_level;
 /* Where a communicator's log lines go (ring_params.log_fn): one call per line, without a
- * newline; rank is -1 where none applies. Called from the thread that made the libring call
- * (and from the communicator's control thread); it must not call back into the communicator. */
+ * newline; rank is -1 where none applies. Called only from the thread inside a libring call
+ * on that communicator (never from libring's own threads), so it needs no lock of its own
+ * for one communicator; it must not call back into the communicator. */
 typedef void (*ring_log_fn)(void *ctx, ring_log_level level, int rank, const char *line);
 /* The default: "[ring <rank>] LEVEL line" on stderr, one write per line. */
 RING_API void ring_log_stderr(void *ctx, ring_log_level level, int rank, const char *line);
