@@ -155,7 +155,9 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     s->depth = p && p->pipeline_depth > 0 ? p->pipeline_depth : (int)v;
     if (s->depth > RING_MAX_DEPTH) s->depth = RING_MAX_DEPTH;
     s->step_group = (int)knob_int(e, n, K_STEP_GROUP, 0);
-    s->checksum = (int)knob_int(e, n, K_CHECKSUM, 0) || (p && p->config && p->config->checksum);
+    /* The config's "checksum" is or-ed in at creation, from the whole copy of the config
+     * (the caller's struct may be older and smaller: never read it here). */
+    s->checksum = (int)knob_int(e, n, K_CHECKSUM, 0);
     s->tcp_threads = (int)knob_int(e, n, K_TCP_THREADS, 0);
     s->threads_min_bytes = (size_t)knob_int(e, n, K_TCP_THREADS_MIN, 0);
     s->tcp_streams_knob = e->v[K_TCP_STREAMS] ? (int)knob_int(e, n, K_TCP_STREAMS, 0) : 0;
