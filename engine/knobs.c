@@ -1,8 +1,8 @@
 /* The one place libeng reads the environment: a declared table of knobs (name, default,
  * help) that `ringinfer --print-config` prints. Command-line flags win over these. */
 #include "eng_internal.h"
+#include "common/knob.h"
 
-#include <errno.h>
 #include <stdlib.h>
 
 #define ENG_STR_(x) #x
@@ -18,7 +18,10 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 
-const eng_knob *eng_knobs(void) { return knob_table; }
+const eng_knob *eng_knobs(void)
+{
+    return knob_table;
+}
 
 static const char *knob_value(eng_knob_id k)
 {
@@ -39,13 +42,6 @@ eng_status eng_knob_int(eng_knob_id k, long lo, long hi, long *out, char *err, s
 {
     const char *v = knob_value(k);
     if (!v) v = knob_table[k].default_value;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
-                        "environment %s='%s': expected an integer in %ld..%ld",
-                        knob_table[k].name, v, lo, hi);
-    *out = x;
+    if (rc_knob_long(knob_table[k].name, v, lo, hi, out, err, errlen)) return ENG_ERR_INVALID_ARG;
     return ENG_OK;
 }

@@ -1,5 +1,6 @@
 /* Small helpers: one-line errors, file mapping, aligned allocation. */
 #include "eng_internal.h"
+#include "common/errline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,12 +13,10 @@
 
 eng_status eng_fail(eng_status st, char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rc_errline_v(err, errlen, fmt, ap);
+    va_end(ap);
     return st;
 }
 

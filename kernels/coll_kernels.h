@@ -21,8 +21,7 @@ int coll_kern_supports(int dtype, int op);
 
 /* dst[i] = op over b of src[b * count + i], for i < count (src: nblocks x count elements).
  * Plain C. */
-void coll_kern_reduce_ref(void *dst, const void *src, int nblocks, size_t count, int dtype,
-                          int op);
+void coll_kern_reduce_ref(void *dst, const void *src, int nblocks, size_t count, int dtype, int op);
 
 /* The same on the GPU, enqueued on `stream` (a cudaStream_t). dst and src are device
  * pointers. Returns a cudaError_t (0 = success). */

@@ -5,16 +5,29 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-namespace {
+namespace
+{
 
-__device__ __forceinline__ float load(const float *p, size_t i) { return p[i]; }
-__device__ __forceinline__ float load(const __half *p, size_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ float load(const float *p, size_t i)
+{
+    return p[i];
+}
+__device__ __forceinline__ float load(const __half *p, size_t i)
+{
+    return __half2float(p[i]);
+}
 __device__ __forceinline__ float load(const __nv_bfloat16 *p, size_t i)
 {
     return __bfloat162float(p[i]);
 }
-__device__ __forceinline__ void store(float *p, size_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void store(__half *p, size_t i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ void store(float *p, size_t i, float v)
+{
+    p[i] = v;
+}
+__device__ __forceinline__ void store(__half *p, size_t i, float v)
+{
+    p[i] = __float2half_rn(v);
+}
 __device__ __forceinline__ void store(__nv_bfloat16 *p, size_t i, float v)
 {
     p[i] = __float2bfloat16_rn(v);
@@ -48,12 +61,23 @@ cudaError_t launch(void *dst, const void *src, int nblocks, size_t count, int op
     T *d = static_cast<T *>(dst);
     const T *x = static_cast<const T *>(src);
     switch (op) {
-    case COLL_KERN_SUM: reduce_blocks<T, COLL_KERN_SUM><<<blocks, threads, 0, s>>>(d, x, nblocks, count); break;
-    case COLL_KERN_PROD: reduce_blocks<T, COLL_KERN_PROD><<<blocks, threads, 0, s>>>(d, x, nblocks, count); break;
-    case COLL_KERN_MIN: reduce_blocks<T, COLL_KERN_MIN><<<blocks, threads, 0, s>>>(d, x, nblocks, count); break;
-    case COLL_KERN_MAX: reduce_blocks<T, COLL_KERN_MAX><<<blocks, threads, 0, s>>>(d, x, nblocks, count); break;
-    case COLL_KERN_AVG: reduce_blocks<T, COLL_KERN_AVG><<<blocks, threads, 0, s>>>(d, x, nblocks, count); break;
-    default: return cudaErrorInvalidValue;
+    case COLL_KERN_SUM:
+        reduce_blocks<T, COLL_KERN_SUM><<<blocks, threads, 0, s>>>(d, x, nblocks, count);
+        break;
+    case COLL_KERN_PROD:
+        reduce_blocks<T, COLL_KERN_PROD><<<blocks, threads, 0, s>>>(d, x, nblocks, count);
+        break;
+    case COLL_KERN_MIN:
+        reduce_blocks<T, COLL_KERN_MIN><<<blocks, threads, 0, s>>>(d, x, nblocks, count);
+        break;
+    case COLL_KERN_MAX:
+        reduce_blocks<T, COLL_KERN_MAX><<<blocks, threads, 0, s>>>(d, x, nblocks, count);
+        break;
+    case COLL_KERN_AVG:
+        reduce_blocks<T, COLL_KERN_AVG><<<blocks, threads, 0, s>>>(d, x, nblocks, count);
+        break;
+    default:
+        return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
 }
@@ -67,9 +91,12 @@ extern "C" int coll_kern_reduce(void *dst, const void *src, int nblocks, size_t 
     if (count == 0) return 0;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (dtype) {
-    case COLL_KERN_F32: return (int)launch<float>(dst, src, nblocks, count, op, s);
-    case COLL_KERN_F16: return (int)launch<__half>(dst, src, nblocks, count, op, s);
-    case COLL_KERN_BF16: return (int)launch<__nv_bfloat16>(dst, src, nblocks, count, op, s);
+    case COLL_KERN_F32:
+        return (int)launch<float>(dst, src, nblocks, count, op, s);
+    case COLL_KERN_F16:
+        return (int)launch<__half>(dst, src, nblocks, count, op, s);
+    case COLL_KERN_BF16:
+        return (int)launch<__nv_bfloat16>(dst, src, nblocks, count, op, s);
     }
     return (int)cudaErrorInvalidValue;
 }

@@ -6,10 +6,22 @@
 #include <string.h>
 
 /* The conversions are common/half.h's, shared with libring and the engine. */
-float coll_half_to_float(uint16_t h) { return rc_f16_to_f32(h); }
-uint16_t coll_float_to_half(float f) { return rc_f32_to_f16(f); }
-float coll_bf16_to_float(uint16_t b) { return rc_bf16_to_f32(b); }
-uint16_t coll_float_to_bf16(float f) { return rc_f32_to_bf16(f); }
+float coll_half_to_float(uint16_t h)
+{
+    return rc_f16_to_f32(h);
+}
+uint16_t coll_float_to_half(float f)
+{
+    return rc_f32_to_f16(f);
+}
+float coll_bf16_to_float(uint16_t b)
+{
+    return rc_bf16_to_f32(b);
+}
+uint16_t coll_float_to_bf16(float f)
+{
+    return rc_f32_to_bf16(f);
+}
 
 int coll_kern_supports(int dtype, int op)
 {
@@ -40,10 +52,18 @@ void coll_kern_reduce_ref(void *dst, const void *src, int nblocks, size_t count,
             float v = load(src, (size_t)b * count + i, dtype);
             switch (op) {
             case COLL_KERN_SUM:
-            case COLL_KERN_AVG: acc = acc + v; break;
-            case COLL_KERN_PROD: acc = acc * v; break;
-            case COLL_KERN_MIN: acc = v < acc ? v : acc; break;
-            case COLL_KERN_MAX: acc = acc < v ? v : acc; break;
+            case COLL_KERN_AVG:
+                acc = acc + v;
+                break;
+            case COLL_KERN_PROD:
+                acc = acc * v;
+                break;
+            case COLL_KERN_MIN:
+                acc = v < acc ? v : acc;
+                break;
+            case COLL_KERN_MAX:
+                acc = acc < v ? v : acc;
+                break;
             }
         }
         if (op == COLL_KERN_AVG) acc = acc / (float)nblocks;

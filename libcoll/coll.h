@@ -69,6 +69,15 @@ typedef enum {
 typedef enum { COLL_SUM, COLL_PROD, COLL_MIN, COLL_MAX, COLL_AVG, COLL_OP_COUNT } coll_op;
 
 COLL_API size_t coll_dtype_size(coll_dtype t);
+/* Names: "f32", "bf16", ...; "sum", "avg", ...; NULL when out of range. */
+COLL_API const char *coll_dtype_name(coll_dtype t);
+COLL_API const char *coll_op_name(coll_op op);
+/* Parse a name (case-insensitive; nccl-tests' spellings such as "float", "half", "bfloat16",
+ * "int32" are accepted too); 0 on success, -1 when unknown. */
+COLL_API int coll_dtype_parse(const char *s, coll_dtype *out);
+COLL_API int coll_op_parse(const char *s, coll_op *out);
+/* 1 when op applies to t (avg only to the floating-point types). */
+COLL_API int coll_op_valid_for(coll_op op, coll_dtype t);
 
 typedef enum { COLL_MEM_AUTO, COLL_MEM_HOST, COLL_MEM_DEVICE } coll_memtype;
 
@@ -76,22 +85,23 @@ typedef enum { COLL_MEM_AUTO, COLL_MEM_HOST, COLL_MEM_DEVICE } coll_memtype;
 typedef const char *(*coll_getenv_fn)(const char *name, void *ctx);
 
 typedef struct coll_params {
-    size_t struct_size;        /* sizeof(coll_params) */
-    const char *provider;      /* NULL: the selection flow; else "ring", "nccl" or "local" */
-    coll_getenv_fn getenv_fn;  /* NULL: the process environment */
+    size_t struct_size;       /* sizeof(coll_params) */
+    const char *provider;     /* NULL: the selection flow; else "ring", "nccl" or "local" */
+    coll_getenv_fn getenv_fn; /* NULL: the process environment */
     void *getenv_ctx;
-    int visible_devices;       /* -1: ask CUDA; tests set it to fake a GPU count */
-    int op_timeout_ms;         /* 0: the default */
+    int visible_devices; /* -1: ask CUDA; tests set it to fake a GPU count */
+    int op_timeout_ms;   /* 0: the default */
     /* Fields below were added after the first version; struct_size tells them apart. */
-    coll_memtype memtype;      /* AUTO: ask CUDA per call; HOST/DEVICE: trust the caller */
-    long p2p_max_bytes;        /* one-shot all-reduce limit: -1: COLL_P2P_MAX_BYTES; 0: off */
+    coll_memtype memtype; /* AUTO: ask CUDA per call; HOST/DEVICE: trust the caller */
+    long p2p_max_bytes;   /* one-shot all-reduce limit: -1: COLL_P2P_MAX_BYTES; 0: off */
 } coll_params;
 
 COLL_API void coll_params_init(coll_params *p);
 
 typedef struct coll_comm coll_comm;
 
-COLL_API coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *err, size_t errlen);
+COLL_API coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *err,
+                                      size_t errlen);
 COLL_API void coll_comm_destroy(coll_comm *comm);
 COLL_API void coll_comm_abort(coll_comm *comm);
 
@@ -105,14 +115,15 @@ COLL_API const char *coll_comm_last_error(const coll_comm *comm);
 COLL_API size_t coll_comm_p2p_max_bytes(const coll_comm *comm);
 
 /* stream: a cudaStream_t for device buffers (stream-ordered), or NULL. */
-COLL_API coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
-                           coll_dtype type, coll_op op, void *stream);
+COLL_API coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t count, coll_dtype type, coll_op op, void *stream);
 COLL_API coll_status coll_reduce_scatter(coll_comm *comm, const void *sendbuf, void *recvbuf,
-                                size_t recvcount, coll_dtype type, coll_op op, void *stream);
-COLL_API coll_status coll_allgather(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
-                           coll_dtype type, void *stream);
-COLL_API coll_status coll_broadcast(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
-                           coll_dtype type, int root, void *stream);
+                                         size_t recvcount, coll_dtype type, coll_op op,
+                                         void *stream);
+COLL_API coll_status coll_allgather(coll_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t sendcount, coll_dtype type, void *stream);
+COLL_API coll_status coll_broadcast(coll_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t count, coll_dtype type, int root, void *stream);
 COLL_API coll_status coll_barrier(coll_comm *comm);
 
 /* Wait until the collectives enqueued on `stream` (NULL: the provider's own) are done,
@@ -144,7 +155,7 @@ typedef struct coll_plan {
 } coll_plan;
 
 COLL_API coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out,
-                             char *err, size_t errlen);
+                                      char *err, size_t errlen);
 
 /* Print the provider that would be chosen, the layout and every knob with its value. */
 COLL_API void coll_print_config(FILE *out, const coll_params *params);

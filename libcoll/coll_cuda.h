@@ -9,9 +9,9 @@
 coll_status coll_cuda_status(cudaError_t e, const char *what, char *err, size_t errlen);
 
 /* Inside a function with `err`, `errlen`, `st` and the named cleanup label. */
-#define CUDA_CHECK(call, label)                                                                   \
+#define CUDA_CHECK(call, label)                                                                    \
     do {                                                                                           \
-        if ((st = coll_cuda_status((call), #call, err, errlen)) != COLL_OK) goto label;           \
+        if ((st = coll_cuda_status((call), #call, err, errlen)) != COLL_OK) goto label;            \
     } while (0)
 #endif
 #endif

@@ -24,7 +24,7 @@ void coll_log(const coll_logger *lg, coll_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* snprintf into err (errlen may be 0); returns st so callers can `return coll_fail(...)`. */
-coll_status coll_fail(char *err, size_t errlen, coll_status st, const char *fmt, ...)
+coll_status coll_fail(coll_status st, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* ------------------------------------------------------------------ knobs (knobs.c) */
@@ -42,11 +42,12 @@ coll_status coll_fail(char *err, size_t errlen, coll_status st, const char *fmt,
       "ring on device buffers: bytes per pipelined piece of pinned host staging")                  \
     X(KNOB_DEVICE_REDUCE, "COLL_RING_DEVICE_REDUCE", "cpu",                                        \
       "ring on device buffers: reduce on the cpu (inside libring) or the gpu (kernels/)")          \
-    X(KNOB_P2P_MAX_BYTES, "COLL_P2P_MAX_BYTES", "1048576",                                        \
+    X(KNOB_P2P_MAX_BYTES, "COLL_P2P_MAX_BYTES", "1048576",                                         \
       "one-shot all-reduce over CUDA IPC (ranks of one machine): largest message; 0: off")         \
-    X(KNOB_NCCL_BLOCKING, "COLL_NCCL_BLOCKING", "1",                                              \
-      "1: data path on a blocking communicator split from the non-blocking init; 0: all non-blocking") \
-    X(KNOB_NO_NCCL, "MISTRALRS_NO_NCCL", "", "1: never use NCCL (the ring or local instead)")       \
+    X(KNOB_NCCL_BLOCKING, "COLL_NCCL_BLOCKING", "1",                                               \
+      "1: data path on a blocking communicator split from the non-blocking init; 0: all "          \
+      "non-blocking")                                                                              \
+    X(KNOB_NO_NCCL, "MISTRALRS_NO_NCCL", "", "1: never use NCCL (the ring or local instead)")      \
     X(KNOB_MN_GLOBAL, "MISTRALRS_MN_GLOBAL_WORLD_SIZE", "",                                        \
       "multi-node NCCL: ranks over all nodes; its presence turns the mode on")                     \
     X(KNOB_MN_LOCAL, "MISTRALRS_MN_LOCAL_WORLD_SIZE", "",                                          \
@@ -99,7 +100,6 @@ void coll_child_env_free(char **envp);
 
 typedef enum { COLL_MODE_LOCAL, COLL_MODE_NCCL, COLL_MODE_NCCL_MN, COLL_MODE_RING } coll_mode;
 
-
 /* What the selection flow decided for this process. */
 typedef struct coll_layout {
     coll_mode mode;
@@ -108,7 +108,7 @@ typedef struct coll_layout {
     int rank;             /* -1 until known */
     int local_rank;
     int local_size;
-    int node;        /* multi-node: 0 = head, worker k = k + 1 */
+    int node; /* multi-node: 0 = head, worker k = k + 1 */
     int nodes;
     int device;      /* CUDA ordinal among the visible ones, -1 for none */
     int visible;     /* visible GPUs as counted */
@@ -117,7 +117,7 @@ typedef struct coll_layout {
     int head_port;   /* head: MISTRALRS_MN_HEAD_PORT */
     int num_workers; /* head: MISTRALRS_MN_HEAD_NUM_WORKERS */
     char head_host[256];
-    int worker_id;   /* worker: MISTRALRS_MN_WORKER_ID, else -1 */
+    int worker_id;     /* worker: MISTRALRS_MN_WORKER_ID, else -1 */
     char warning[512]; /* "" or a warning to log at start-up */
 } coll_layout;
 
@@ -133,11 +133,11 @@ const char *coll_mode_name(coll_mode m);
 
 /* What a worker announces and what the head expects. */
 typedef struct coll_rdv_hello {
-    uint64_t token;      /* 0 for multi-node; random for local spawn */
-    uint32_t global_ws;  /* all ranks */
-    uint32_t local_ws;   /* ranks per node (1 for local spawn: one rank per process) */
-    uint32_t nodes;      /* participants: head + workers */
-    int32_t worker_id;   /* 0..nodes-2 */
+    uint64_t token;     /* 0 for multi-node; random for local spawn */
+    uint32_t global_ws; /* all ranks */
+    uint32_t local_ws;  /* ranks per node (1 for local spawn: one rank per process) */
+    uint32_t nodes;     /* participants: head + workers */
+    int32_t worker_id;  /* 0..nodes-2 */
 } coll_rdv_hello;
 
 /* Checks a worker sends before it waits: returns nonzero to stop with that message. */
@@ -167,7 +167,7 @@ coll_status coll_parse_hostport(const char *s, const char *what, char *host, siz
 
 /* The children a local leader spawned: one process per further local rank. */
 typedef struct coll_spawn {
-    int n;                      /* children: local ranks 1..n */
+    int n; /* children: local ranks 1..n */
     pid_t pid[COLL_MAX_LOCAL];
     int reaped[COLL_MAX_LOCAL]; /* 1 once waited for */
     int status[COLL_MAX_LOCAL];
@@ -177,12 +177,12 @@ typedef struct coll_spawn {
  * knobs added), hand each the blob over a loopback rendezvous, and return. Children that
  * die before the hand-off are reported by local rank, pid and exit status. */
 coll_status coll_spawn_local(coll_spawn *sp, int local_size, uint32_t global_ws,
-                             const uint8_t *blob, int timeout_ms, const coll_logger *lg,
-                             char *err, size_t errlen);
+                             const uint8_t *blob, int timeout_ms, const coll_logger *lg, char *err,
+                             size_t errlen);
 /* Spawned child: get the blob from the leader named by the COLL_LOCAL_* knobs. */
-coll_status coll_spawn_join(const coll_env *env, int local_rank, int local_size,
-                            uint32_t global_ws, uint8_t *blob, int timeout_ms,
-                            const coll_logger *lg, char *err, size_t errlen);
+coll_status coll_spawn_join(const coll_env *env, int local_rank, int local_size, uint32_t global_ws,
+                            uint8_t *blob, int timeout_ms, const coll_logger *lg, char *err,
+                            size_t errlen);
 /* Nonzero (and a message) if a child has exited with failure or a signal, without
  * blocking. A child that exited 0 is fine. */
 int coll_spawn_check(coll_spawn *sp, char *err, size_t errlen);
@@ -193,8 +193,13 @@ coll_status coll_spawn_reap(coll_spawn *sp, int timeout_ms, const coll_logger *l
 /* ------------------------------------------------------------------ providers */
 
 /* One call, as the dispatcher hands it to each provider in turn. */
-typedef enum { COLL_OP_ALLREDUCE, COLL_OP_REDUCE_SCATTER, COLL_OP_ALLGATHER, COLL_OP_BROADCAST,
-               COLL_OP_BARRIER } coll_opkind;
+typedef enum {
+    COLL_OP_ALLREDUCE,
+    COLL_OP_REDUCE_SCATTER,
+    COLL_OP_ALLGATHER,
+    COLL_OP_BROADCAST,
+    COLL_OP_BARRIER
+} coll_opkind;
 
 typedef struct coll_call {
     coll_opkind kind;
@@ -243,10 +248,10 @@ struct coll_comm {
     const coll_provider *prov[COLL_MAX_CHAIN];
     void *state[COLL_MAX_CHAIN];
     int ncreated;
-    int order[COLL_MAX_CHAIN];        /* chain indices in creation order (destroyed reversed) */
+    int order[COLL_MAX_CHAIN]; /* chain indices in creation order (destroyed reversed) */
     unsigned char created[COLL_MAX_CHAIN];
-    long p2p_max_bytes;               /* coll_params.p2p_max_bytes: -1 means the knob */
-    void *shared; /* state the providers of one chain share (e.g. the ring communicator) */
+    long p2p_max_bytes; /* coll_params.p2p_max_bytes: -1 means the knob */
+    void *shared;       /* state the providers of one chain share (e.g. the ring communicator) */
     int failed;
     char peers[256]; /* for the start-up log line */
     coll_spawn spawn;

@@ -23,7 +23,7 @@ static coll_status read_params(const coll_params *in, coll_params *p, char *err,
     coll_params_init(p);
     if (!in) return COLL_OK;
     if (in->struct_size < offsetof(coll_params, memtype) || in->struct_size > sizeof(*p))
-        return coll_fail(err, errlen, COLL_ERR_INVALID_ARG,
+        return coll_fail(COLL_ERR_INVALID_ARG, err, errlen,
                          "coll_params.struct_size is %zu: call coll_params_init() first",
                          in->struct_size);
     memcpy(p, in, in->struct_size);
@@ -38,11 +38,11 @@ coll_status coll_comm_create_chain(const coll_params *params, const coll_layout 
     coll_params p;
     coll_status st;
     if (!out || n < 1 || n > COLL_MAX_CHAIN)
-        return coll_fail(err, errlen, COLL_ERR_INVALID_ARG, "coll_comm_create: bad arguments");
+        return coll_fail(COLL_ERR_INVALID_ARG, err, errlen, "coll_comm_create: bad arguments");
     *out = NULL;
     if ((st = read_params(params, &p, err, errlen))) return st;
     coll_comm *c = calloc(1, sizeof(*c));
-    if (!c) return coll_fail(err, errlen, COLL_ERR_NOMEM, "coll_comm_create: out of memory");
+    if (!c) return coll_fail(COLL_ERR_NOMEM, err, errlen, "coll_comm_create: out of memory");
     coll_env_read(&c->env, p.getenv_fn, p.getenv_ctx);
     c->layout = *layout;
     c->log.level = COLL_LOG_INFO;
@@ -63,7 +63,8 @@ coll_status coll_comm_create_chain(const coll_params *params, const coll_layout 
 
     c->p2p_max_bytes = p.p2p_max_bytes;
     c->nprov = n;
-    for (int i = 0; i < n; i++) c->prov[i] = chain[i];
+    for (int i = 0; i < n; i++)
+        c->prov[i] = chain[i];
     /* Two passes: the late providers last, so they can talk through the others. */
     for (int late = 0; late < 2; late++)
         for (int i = 0; i < n; i++) {
@@ -98,7 +99,7 @@ coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *e
         errlen = sizeof(dummy);
     }
     err[0] = '\0';
-    if (!out) return coll_fail(err, errlen, COLL_ERR_INVALID_ARG, "coll_comm_create: out is NULL");
+    if (!out) return coll_fail(COLL_ERR_INVALID_ARG, err, errlen, "coll_comm_create: out is NULL");
     *out = NULL;
     if ((st = read_params(params, &p, err, errlen))) return st;
     coll_env_read(&env, p.getenv_fn, p.getenv_ctx);
@@ -118,7 +119,9 @@ coll_status coll_comm_create(const coll_params *params, coll_comm **out, char *e
     const coll_provider *chain[COLL_MAX_CHAIN];
     int n = 0;
     switch (layout.mode) {
-    case COLL_MODE_LOCAL: chain[n++] = &coll_provider_local; break;
+    case COLL_MODE_LOCAL:
+        chain[n++] = &coll_provider_local;
+        break;
     case COLL_MODE_RING:
         /* Device all-reduces up to the one-shot limit before the staged ring. */
         chain[n++] = &coll_provider_ring;
@@ -170,10 +173,15 @@ coll_status coll_comm_exchange(coll_comm *c, const void *mine, void *all, size_t
                                coll_memtype mem, void *stream, char *err, size_t errlen)
 {
     if (__atomic_load_n(&c->failed, __ATOMIC_SEQ_CST))
-        return coll_fail(err, errlen, COLL_ERR_FAILED, "communicator was aborted");
-    coll_call call = {.kind = COLL_OP_ALLGATHER, .sendbuf = mine, .recvbuf = all,
-                      .count = bytes, .type = COLL_U8, .stream = stream, .mem = mem};
-    coll_status st = coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "no provider to exchange with");
+        return coll_fail(COLL_ERR_FAILED, err, errlen, "communicator was aborted");
+    coll_call call = {.kind = COLL_OP_ALLGATHER,
+                      .sendbuf = mine,
+                      .recvbuf = all,
+                      .count = bytes,
+                      .type = COLL_U8,
+                      .stream = stream,
+                      .mem = mem};
+    coll_status st = coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "no provider to exchange with");
     for (int i = 0; i < c->nprov && st == COLL_ERR_UNSUPPORTED; i++)
         if (c->created[i]) st = c->prov[i]->call(c->state[i], &call, err, errlen);
     if (st == COLL_OK && mem == COLL_MEM_DEVICE)
@@ -183,12 +191,30 @@ coll_status coll_comm_exchange(coll_comm *c, const void *mine, void *all, size_t
     return st;
 }
 
-int coll_comm_rank(const coll_comm *c) { return c ? c->layout.rank : -1; }
-int coll_comm_size(const coll_comm *c) { return c ? c->layout.world_size : -1; }
-int coll_comm_local_rank(const coll_comm *c) { return c ? c->layout.local_rank : -1; }
-int coll_comm_device(const coll_comm *c) { return c ? c->layout.device : -1; }
-const char *coll_comm_provider(const coll_comm *c) { return c ? c->layout.provider : NULL; }
-const char *coll_comm_last_error(const coll_comm *c) { return c ? c->last_error : ""; }
+int coll_comm_rank(const coll_comm *c)
+{
+    return c ? c->layout.rank : -1;
+}
+int coll_comm_size(const coll_comm *c)
+{
+    return c ? c->layout.world_size : -1;
+}
+int coll_comm_local_rank(const coll_comm *c)
+{
+    return c ? c->layout.local_rank : -1;
+}
+int coll_comm_device(const coll_comm *c)
+{
+    return c ? c->layout.device : -1;
+}
+const char *coll_comm_provider(const coll_comm *c)
+{
+    return c ? c->layout.provider : NULL;
+}
+const char *coll_comm_last_error(const coll_comm *c)
+{
+    return c ? c->last_error : "";
+}
 
 static coll_status check_call(coll_comm *c, coll_call *call)
 {
@@ -199,25 +225,23 @@ static coll_status check_call(coll_comm *c, coll_call *call)
         return COLL_OK;
     }
     if ((unsigned)call->type >= COLL_DTYPE_COUNT)
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: data type %d is not valid",
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: data type %d is not valid",
                          opkind_name[call->kind], (int)call->type);
     int reduces = call->kind == COLL_OP_ALLREDUCE || call->kind == COLL_OP_REDUCE_SCATTER;
     if (reduces && (unsigned)call->op >= COLL_OP_COUNT)
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: op %d is not valid",
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: op %d is not valid",
                          opkind_name[call->kind], (int)call->op);
     if (reduces && call->op == COLL_AVG && call->type != COLL_F32 && call->type != COLL_F64 &&
         call->type != COLL_F16 && call->type != COLL_BF16)
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: avg needs a floating type, got %s",
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: avg needs a floating type, got %s",
                          opkind_name[call->kind], dtype_name[call->type]);
-    if (call->kind == COLL_OP_BROADCAST &&
-        (call->root < 0 || call->root >= c->layout.world_size))
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "broadcast: root %d not in 0..%d",
-                         call->root, c->layout.world_size - 1);
+    if (call->kind == COLL_OP_BROADCAST && (call->root < 0 || call->root >= c->layout.world_size))
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "broadcast: root %d not in 0..%d", call->root,
+                         c->layout.world_size - 1);
     if (call->count && (!call->recvbuf || (!call->sendbuf && call->kind != COLL_OP_BROADCAST)))
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: NULL buffer",
-                         opkind_name[call->kind]);
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: NULL buffer", opkind_name[call->kind]);
     if (call->count > SIZE_MAX / 8 / (size_t)(c->layout.world_size > 0 ? c->layout.world_size : 1))
-        return coll_fail(e, el, COLL_ERR_INVALID_ARG, "%s: count %zu is too large",
+        return coll_fail(COLL_ERR_INVALID_ARG, e, el, "%s: count %zu is too large",
                          opkind_name[call->kind], call->count);
     if (c->memtype != COLL_MEM_AUTO) {
         call->mem = c->memtype;
@@ -225,7 +249,7 @@ static coll_status check_call(coll_comm *c, coll_call *call)
         call->mem = coll_cuda_memtype(call->recvbuf);
         const void *s = call->sendbuf ? call->sendbuf : call->recvbuf;
         if (coll_cuda_memtype(s) != call->mem)
-            return coll_fail(e, el, COLL_ERR_INVALID_ARG,
+            return coll_fail(COLL_ERR_INVALID_ARG, e, el,
                              "%s: sendbuf and recvbuf must both be host or both device memory",
                              opkind_name[call->kind]);
     }
@@ -248,8 +272,9 @@ static coll_status dispatch(coll_comm *c, coll_call *call)
         if (!c->created[i]) continue;
         st = c->prov[i]->call(c->state[i], call, err, sizeof(err));
         if (st != COLL_ERR_UNSUPPORTED) break;
-        coll_log(&c->log, COLL_LOG_DEBUG, "provider %s does not serve %s of %s on %s memory (%s)%s%s",
-                 c->prov[i]->name, opkind_name[call->kind], dtype_name[call->type],
+        coll_log(&c->log, COLL_LOG_DEBUG,
+                 "provider %s does not serve %s of %s on %s memory (%s)%s%s", c->prov[i]->name,
+                 opkind_name[call->kind], dtype_name[call->type],
                  call->mem == COLL_MEM_DEVICE ? "device" : "host", err,
                  i + 1 < c->nprov ? "; trying " : "", i + 1 < c->nprov ? c->prov[i + 1]->name : "");
     }
@@ -273,32 +298,51 @@ static coll_status dispatch(coll_comm *c, coll_call *call)
 coll_status coll_allreduce(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            coll_dtype type, coll_op op, void *stream)
 {
-    coll_call c = {.kind = COLL_OP_ALLREDUCE, .sendbuf = sendbuf, .recvbuf = recvbuf,
-                   .count = count, .type = type, .op = op, .stream = stream};
+    coll_call c = {.kind = COLL_OP_ALLREDUCE,
+                   .sendbuf = sendbuf,
+                   .recvbuf = recvbuf,
+                   .count = count,
+                   .type = type,
+                   .op = op,
+                   .stream = stream};
     return dispatch(comm, &c);
 }
 
 coll_status coll_reduce_scatter(coll_comm *comm, const void *sendbuf, void *recvbuf,
                                 size_t recvcount, coll_dtype type, coll_op op, void *stream)
 {
-    coll_call c = {.kind = COLL_OP_REDUCE_SCATTER, .sendbuf = sendbuf, .recvbuf = recvbuf,
-                   .count = recvcount, .type = type, .op = op, .stream = stream};
+    coll_call c = {.kind = COLL_OP_REDUCE_SCATTER,
+                   .sendbuf = sendbuf,
+                   .recvbuf = recvbuf,
+                   .count = recvcount,
+                   .type = type,
+                   .op = op,
+                   .stream = stream};
     return dispatch(comm, &c);
 }
 
 coll_status coll_allgather(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
                            coll_dtype type, void *stream)
 {
-    coll_call c = {.kind = COLL_OP_ALLGATHER, .sendbuf = sendbuf, .recvbuf = recvbuf,
-                   .count = sendcount, .type = type, .stream = stream};
+    coll_call c = {.kind = COLL_OP_ALLGATHER,
+                   .sendbuf = sendbuf,
+                   .recvbuf = recvbuf,
+                   .count = sendcount,
+                   .type = type,
+                   .stream = stream};
     return dispatch(comm, &c);
 }
 
 coll_status coll_broadcast(coll_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
                            coll_dtype type, int root, void *stream)
 {
-    coll_call c = {.kind = COLL_OP_BROADCAST, .sendbuf = sendbuf, .recvbuf = recvbuf,
-                   .count = count, .type = type, .root = root, .stream = stream};
+    coll_call c = {.kind = COLL_OP_BROADCAST,
+                   .sendbuf = sendbuf,
+                   .recvbuf = recvbuf,
+                   .count = count,
+                   .type = type,
+                   .root = root,
+                   .stream = stream};
     return dispatch(comm, &c);
 }
 

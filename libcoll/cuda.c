@@ -1,13 +1,12 @@
-/* CUDA helpers: pointer kinds, device count, error translation. Without CUDA every
- * pointer is host memory and no device is visible. */
+/* CUDA helpers: pointer kinds, device count, error translation (cuda_none.c: the same
+ * without CUDA). */
 #include "coll_private.h"
 #include "coll_cuda.h"
 
-#ifdef HAVE_CUDA
 coll_status coll_cuda_status(cudaError_t e, const char *what, char *err, size_t errlen)
 {
     if (e == cudaSuccess) return COLL_OK;
-    return coll_fail(err, errlen, COLL_ERR_CUDA, "CUDA %s: %s (%s)", what, cudaGetErrorString(e),
+    return coll_fail(COLL_ERR_CUDA, err, errlen, "CUDA %s: %s (%s)", what, cudaGetErrorString(e),
                      cudaGetErrorName(e));
 }
 
@@ -31,12 +30,3 @@ int coll_cuda_device_count(void)
     }
     return n;
 }
-#else
-coll_memtype coll_cuda_memtype(const void *p)
-{
-    (void)p;
-    return COLL_MEM_HOST;
-}
-
-int coll_cuda_device_count(void) { return 0; }
-#endif

@@ -6,16 +6,19 @@
 #include "ring.h"
 #endif
 
-unsigned coll_built(void) { return coll_built_features(); }
+unsigned coll_built(void)
+{
+    return coll_built_features();
+}
 
-coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out,
-                             char *err, size_t errlen)
+coll_status coll_plan_select(const coll_params *params, unsigned built, coll_plan *out, char *err,
+                             size_t errlen)
 {
     coll_params p;
     coll_params_init(&p);
     if (params && params->struct_size >= sizeof(size_t) && params->struct_size <= sizeof(p))
         memcpy(&p, params, params->struct_size);
-    if (!out) return coll_fail(err, errlen, COLL_ERR_INVALID_ARG, "coll_plan_select: out is NULL");
+    if (!out) return coll_fail(COLL_ERR_INVALID_ARG, err, errlen, "coll_plan_select: out is NULL");
     memset(out, 0, sizeof(*out));
     coll_env env;
     coll_env_read(&env, p.getenv_fn, p.getenv_ctx);

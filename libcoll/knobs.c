@@ -1,8 +1,8 @@
 /* The one configuration module: every variable libcoll reads is in COLL_KNOB_LIST, and
  * this file is the only one that looks at the environment. */
 #include "coll_private.h"
+#include "common/knob.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +11,19 @@
 extern char **environ;
 
 #define COLL_KNOB_ENTRY_(id, name, def, help) [id] = {name, def, help},
-static const coll_knob knob_table[KNOB_COUNT + 1] = {COLL_KNOB_LIST(COLL_KNOB_ENTRY_)[KNOB_COUNT] =
-                                                         {NULL, NULL, NULL}};
+static const coll_knob knob_table[KNOB_COUNT + 1] = {
+    COLL_KNOB_LIST(COLL_KNOB_ENTRY_)[KNOB_COUNT] = {NULL, NULL, NULL}};
 #undef COLL_KNOB_ENTRY_
 
-const coll_knob *coll_knobs(void) { return knob_table; }
+const coll_knob *coll_knobs(void)
+{
+    return knob_table;
+}
 
-const char *coll_knob_name(coll_knob_id id) { return knob_table[id].name; }
+const char *coll_knob_name(coll_knob_id id)
+{
+    return knob_table[id].name;
+}
 
 static const char *process_getenv(const char *name, void *ctx)
 {
@@ -35,7 +41,10 @@ void coll_env_read(coll_env *env, coll_getenv_fn fn, void *ctx)
     }
 }
 
-int coll_env_isset(const coll_env *env, coll_knob_id id) { return env->value[id] != NULL; }
+int coll_env_isset(const coll_env *env, coll_knob_id id)
+{
+    return env->value[id] != NULL;
+}
 
 const char *coll_env_get(const coll_env *env, coll_knob_id id)
 {
@@ -50,16 +59,7 @@ coll_status coll_env_int(const coll_env *env, coll_knob_id id, long lo, long hi,
         *out = dflt;
         return COLL_OK;
     }
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0')
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: not an integer: '%s'",
-                         knob_table[id].name, s);
-    if (v < lo || v > hi)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: must be in %ld..%ld, got %ld",
-                         knob_table[id].name, lo, hi, v);
-    *out = v;
+    if (rc_knob_long(knob_table[id].name, s, lo, hi, out, err, errlen)) return COLL_ERR_CONFIG;
     return COLL_OK;
 }
 
@@ -72,7 +72,7 @@ coll_status coll_env_log_level(const coll_env *env, coll_log_level *out, char *e
             *out = (coll_log_level)i;
             return COLL_OK;
         }
-    return coll_fail(err, errlen, COLL_ERR_CONFIG,
+    return coll_fail(COLL_ERR_CONFIG, err, errlen,
                      "COLL_LOG_LEVEL: expected error, warn, info or debug, got '%s'", s);
 }
 
@@ -98,7 +98,8 @@ static int is_local_knob(const char *entry)
 char **coll_child_env(int local_rank, const char *rdv_addr, const char *token)
 {
     size_t n = 0;
-    while (environ && environ[n]) n++;
+    while (environ && environ[n])
+        n++;
     char **envp = calloc(n + 4, sizeof(char *));
     if (!envp) return NULL;
     size_t k = 0;
@@ -120,6 +121,7 @@ free_envp:
 void coll_child_env_free(char **envp)
 {
     if (!envp) return;
-    for (size_t i = 0; envp[i]; i++) free(envp[i]);
+    for (size_t i = 0; envp[i]; i++)
+        free(envp[i]);
     free(envp);
 }

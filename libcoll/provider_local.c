@@ -34,7 +34,7 @@ static coll_status local_call(void *state, const coll_call *c, char *err, size_t
 fail:
     return st;
 #else
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "local: device memory without CUDA");
+    return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "local: device memory without CUDA");
 #endif
 }
 
@@ -55,7 +55,10 @@ fail:
 #endif
 }
 
-static void local_nop(void *state) { (void)state; }
+static void local_nop(void *state)
+{
+    (void)state;
+}
 
 const coll_provider coll_provider_local = {
     .name = "local",

@@ -4,6 +4,7 @@
  * (split from it, see nccl_create); every wait polls ncclCommGetAsyncError and the spawned
  * workers against a deadline, and ends in ncclCommAbort on failure. */
 #include "coll_private.h"
+#include "common/clock.h"
 #include "coll_cuda.h"
 
 #include <nccl.h>
@@ -23,27 +24,20 @@ typedef struct nccl_state {
     int dead;      /* ncclCommAbort done */
 } nccl_state;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The one translation of NCCL results. */
 static coll_status nccl_status(nccl_state *s, ncclResult_t r, const char *what, char *err,
                                size_t errlen)
 {
     if (r == ncclSuccess || r == ncclInProgress) return COLL_OK;
     const char *last = s && s->nc ? ncclGetLastError(s->nc) : ncclGetLastError(NULL);
-    return coll_fail(err, errlen, r == ncclInvalidArgument ? COLL_ERR_INVALID_ARG : COLL_ERR_NCCL,
+    return coll_fail(r == ncclInvalidArgument ? COLL_ERR_INVALID_ARG : COLL_ERR_NCCL, err, errlen,
                      "NCCL %s: %s%s%s", what, ncclGetErrorString(r), last && *last ? ": " : "",
                      last ? last : "");
 }
 
 #define NCCL_CHECK(s, call, label)                                                                 \
     do {                                                                                           \
-        if ((st = nccl_status((s), (call), #call, err, errlen)) != COLL_OK) goto label;           \
+        if ((st = nccl_status((s), (call), #call, err, errlen)) != COLL_OK) goto label;            \
     } while (0)
 
 static void kill_comm(nccl_state *s)
@@ -62,7 +56,7 @@ static coll_status nccl_wait(nccl_state *s, cudaStream_t stream, int timeout_ms,
                              char *err, size_t errlen)
 {
     coll_status st = COLL_OK;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = rc_now_ms() + timeout_ms;
     for (long spins = 0;; spins++) {
         ncclResult_t ae = ncclSuccess;
         ncclResult_t r = ncclCommGetAsyncError(s->nc, &ae);
@@ -84,15 +78,16 @@ static coll_status nccl_wait(nccl_state *s, cudaStream_t stream, int timeout_ms,
             return COLL_OK;
         }
         if (__atomic_load_n(&s->aborted, __ATOMIC_SEQ_CST)) {
-            st = coll_fail(err, errlen, COLL_ERR_ABORTED, "nccl: %s: aborted", what);
+            st = coll_fail(COLL_ERR_ABORTED, err, errlen, "nccl: %s: aborted", what);
             break;
         }
-        if ((spins & 1023) == 0 && s->comm->spawn.n && coll_spawn_check(&s->comm->spawn, err, errlen)) {
+        if ((spins & 1023) == 0 && s->comm->spawn.n &&
+            coll_spawn_check(&s->comm->spawn, err, errlen)) {
             st = COLL_ERR_PEER_CLOSED;
             break;
         }
-        if (now_ms() > deadline) {
-            st = coll_fail(err, errlen, COLL_ERR_TIMEOUT,
+        if (rc_now_ms() > deadline) {
+            st = coll_fail(COLL_ERR_TIMEOUT, err, errlen,
                            "nccl: %s not done after %d ms; communicator aborted", what, timeout_ms);
             break;
         }
@@ -117,8 +112,10 @@ static coll_status get_id(coll_comm *comm, nccl_state *s, ncclUniqueId *id, char
         return coll_spawn_join(&comm->env, L->local_rank, L->local_size, (uint32_t)L->world_size,
                                blob, comm->rdv_timeout_ms, &comm->log, err, errlen);
     if (L->mode == COLL_MODE_NCCL_MN && !L->is_mn_head) {
-        coll_rdv_hello me = {.token = 0, .global_ws = (uint32_t)L->world_size,
-                             .local_ws = (uint32_t)L->local_size, .nodes = (uint32_t)L->nodes,
+        coll_rdv_hello me = {.token = 0,
+                             .global_ws = (uint32_t)L->world_size,
+                             .local_ws = (uint32_t)L->local_size,
+                             .nodes = (uint32_t)L->nodes,
                              .worker_id = L->worker_id};
         if ((st = coll_rdv_join(L->head_host, L->head_port, &me, blob, comm->rdv_timeout_ms,
                                 &comm->log, err, errlen)))
@@ -130,9 +127,10 @@ static coll_status get_id(coll_comm *comm, nccl_state *s, ncclUniqueId *id, char
             int fd, port;
             if ((st = coll_rdv_listen(NULL, L->head_port, &fd, &port, err, errlen))) return st;
             coll_log(&comm->log, COLL_LOG_INFO,
-                     "multi-node head: waiting on port %d for %d workers (deadline %d ms)",
-                     port, L->num_workers, comm->rdv_timeout_ms);
-            coll_rdv_hello ex = {.token = 0, .global_ws = (uint32_t)L->world_size,
+                     "multi-node head: waiting on port %d for %d workers (deadline %d ms)", port,
+                     L->num_workers, comm->rdv_timeout_ms);
+            coll_rdv_hello ex = {.token = 0,
+                                 .global_ws = (uint32_t)L->world_size,
                                  .local_ws = (uint32_t)L->local_size,
                                  .nodes = (uint32_t)L->nodes};
             if ((st = coll_rdv_serve(fd, &ex, blob, comm->rdv_timeout_ms, NULL, NULL, &comm->log,
@@ -148,9 +146,9 @@ static coll_status get_id(coll_comm *comm, nccl_state *s, ncclUniqueId *id, char
         return st;
     if (comm->spawn.n) {
         size_t off = strlen(comm->peers);
-        off += (size_t)snprintf(comm->peers + off, sizeof(comm->peers) - off,
-                                "%slocal ranks 1..%d spawned as pids", off ? "; " : "",
-                                comm->spawn.n);
+        off +=
+            (size_t)snprintf(comm->peers + off, sizeof(comm->peers) - off,
+                             "%slocal ranks 1..%d spawned as pids", off ? "; " : "", comm->spawn.n);
         for (int i = 0; i < comm->spawn.n && off < sizeof(comm->peers) - 12; i++)
             off += (size_t)snprintf(comm->peers + off, sizeof(comm->peers) - off, " %d",
                                     (int)comm->spawn.pid[i]);
@@ -164,10 +162,10 @@ static coll_status nccl_create(coll_comm *comm, void **state, char *err, size_t 
     coll_status st = COLL_OK;
     coll_layout *L = &comm->layout;
     nccl_state *s = calloc(1, sizeof(*s));
-    if (!s) return coll_fail(err, errlen, COLL_ERR_NOMEM, "nccl: out of memory");
+    if (!s) return coll_fail(COLL_ERR_NOMEM, err, errlen, "nccl: out of memory");
     s->comm = comm;
     if (L->device < 0 || L->device >= coll_cuda_device_count()) {
-        st = coll_fail(err, errlen, COLL_ERR_CONFIG,
+        st = coll_fail(COLL_ERR_CONFIG, err, errlen,
                        "nccl: device %d is not one of the %d GPUs CUDA sees", L->device,
                        coll_cuda_device_count());
         goto free_state;
@@ -201,7 +199,8 @@ static coll_status nccl_create(coll_comm *comm, void **state, char *err, size_t 
         if ((st = nccl_wait(s, NULL, comm->rdv_timeout_ms, "ncclCommSplit", err, errlen)))
             goto free_scratch;
         if (!child) {
-            st = coll_fail(err, errlen, COLL_ERR_NCCL, "NCCL ncclCommSplit returned no communicator");
+            st = coll_fail(COLL_ERR_NCCL, err, errlen,
+                           "NCCL ncclCommSplit returned no communicator");
             goto free_scratch;
         }
         s->parent = s->nc;
@@ -222,8 +221,8 @@ free_state:
 static ncclDataType_t nccl_type(coll_dtype t)
 {
     static const ncclDataType_t map[COLL_DTYPE_COUNT] = {
-        [COLL_F32] = ncclFloat32, [COLL_F64] = ncclFloat64, [COLL_F16] = ncclFloat16,
-        [COLL_BF16] = ncclBfloat16, [COLL_I32] = ncclInt32, [COLL_I64] = ncclInt64,
+        [COLL_F32] = ncclFloat32,   [COLL_F64] = ncclFloat64, [COLL_F16] = ncclFloat16,
+        [COLL_BF16] = ncclBfloat16, [COLL_I32] = ncclInt32,   [COLL_I64] = ncclInt64,
         [COLL_U8] = ncclUint8,
     };
     return map[t];
@@ -249,7 +248,7 @@ static coll_status nccl_call(void *state, const coll_call *c, char *err, size_t 
         return nccl_wait(s, s->stream, s->comm->op_timeout_ms, "barrier", err, errlen);
     }
     if (c->mem != COLL_MEM_DEVICE)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED,
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen,
                          "nccl: host buffers (NCCL reads device memory only)");
     cudaStream_t stream = c->stream ? (cudaStream_t)c->stream : s->stream;
     switch (c->kind) {
@@ -258,8 +257,8 @@ static coll_status nccl_call(void *state, const coll_call *c, char *err, size_t 
                           s->nc, stream);
         break;
     case COLL_OP_REDUCE_SCATTER:
-        r = ncclReduceScatter(c->sendbuf, c->recvbuf, c->count, nccl_type(c->type),
-                              nccl_op(c->op), s->nc, stream);
+        r = ncclReduceScatter(c->sendbuf, c->recvbuf, c->count, nccl_type(c->type), nccl_op(c->op),
+                              s->nc, stream);
         break;
     case COLL_OP_ALLGATHER:
         r = ncclAllGather(c->sendbuf, c->recvbuf, c->count, nccl_type(c->type), s->nc, stream);
@@ -268,7 +267,8 @@ static coll_status nccl_call(void *state, const coll_call *c, char *err, size_t 
         r = ncclBroadcast(c->sendbuf, c->recvbuf, c->count, nccl_type(c->type), c->root, s->nc,
                           stream);
         break;
-    case COLL_OP_BARRIER: break;
+    case COLL_OP_BARRIER:
+        break;
     }
     NCCL_CHECK(s, r, fail);
     /* Non-blocking comms may still be enqueuing; without a caller stream, wait here. */

@@ -6,7 +6,7 @@ static coll_status nccl_none(coll_comm *comm, void **state, char *err, size_t er
 {
     (void)comm;
     (void)state;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "built without NCCL");
+    return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "built without NCCL");
 }
 
 const coll_provider coll_provider_nccl = {.name = "nccl", .create = nccl_none};

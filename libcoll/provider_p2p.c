@@ -6,8 +6,8 @@
  * decode step that contains it can be one CUDA graph. It serves all-reduce of f32/f16/bf16
  * device buffers up to its limit; anything else is "not supported" (the next provider). */
 #include "coll_private.h"
+#include "common/clock.h"
 
-#ifdef HAVE_CUDA
 #include "coll_cuda.h"
 #include "coll_kernels.h"
 
@@ -39,13 +39,6 @@ typedef struct p2p {
     coll_p2p_args args;
     int aborted, told_big, told_first;
 } p2p;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void read_boot_id(char *out, size_t len)
 {
@@ -162,7 +155,7 @@ static coll_status p2p_create(coll_comm *comm, void **state, char *err, size_t e
 {
     coll_status st = COLL_OK;
     p2p *s = calloc(1, sizeof(*s));
-    if (!s) return coll_fail(err, errlen, COLL_ERR_NOMEM, "p2p: out of memory");
+    if (!s) return coll_fail(COLL_ERR_NOMEM, err, errlen, "p2p: out of memory");
     *state = s;
     s->comm = comm;
     s->n = comm->layout.world_size;
@@ -220,8 +213,8 @@ static coll_status check_error_word(p2p *s, char *err, size_t errlen)
 {
     int e = __atomic_load_n(s->herr, __ATOMIC_SEQ_CST);
     if (e == 0) return COLL_OK;
-    if (e < 0) return coll_fail(err, errlen, COLL_ERR_ABORTED, "p2p: aborted");
-    return coll_fail(err, errlen, COLL_ERR_TIMEOUT,
+    if (e < 0) return coll_fail(COLL_ERR_ABORTED, err, errlen, "p2p: aborted");
+    return coll_fail(COLL_ERR_TIMEOUT, err, errlen,
                      "p2p: rank %d waited more than %d ms for rank %d's data", s->rank,
                      s->comm->op_timeout_ms, e - 1);
 }
@@ -229,16 +222,16 @@ static coll_status check_error_word(p2p *s, char *err, size_t errlen)
 /* Wait for `done` with the op deadline, watching the kernels' error word. */
 static coll_status wait_done(p2p *s, char *err, size_t errlen)
 {
-    int64_t deadline = now_ms() + s->comm->op_timeout_ms;
+    int64_t deadline = rc_now_ms() + s->comm->op_timeout_ms;
     for (long spins = 0;; spins++) {
         cudaError_t q = cudaEventQuery(s->done);
         if (q == cudaSuccess) return check_error_word(s, err, errlen);
         if (q != cudaErrorNotReady) return coll_cuda_status(q, "cudaEventQuery", err, errlen);
         if (__atomic_load_n(&s->aborted, __ATOMIC_SEQ_CST))
-            return coll_fail(err, errlen, COLL_ERR_ABORTED, "p2p: aborted");
+            return coll_fail(COLL_ERR_ABORTED, err, errlen, "p2p: aborted");
         /* A little past the kernels' own deadline: they give up first and say why. */
-        if (now_ms() > deadline + 1000)
-            return coll_fail(err, errlen, COLL_ERR_TIMEOUT, "p2p: not done after %d ms",
+        if (rc_now_ms() > deadline + 1000)
+            return coll_fail(COLL_ERR_TIMEOUT, err, errlen, "p2p: not done after %d ms",
                              s->comm->op_timeout_ms);
         if (spins > 2000) {
             struct timespec nap = {0, 20000};
@@ -251,13 +244,13 @@ static coll_status p2p_call(void *state, const coll_call *c, char *err, size_t e
 {
     p2p *s = state;
     coll_status st = COLL_OK;
-    if (!s || !s->limit) return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "p2p: off");
+    if (!s || !s->limit) return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "p2p: off");
     if (c->kind != COLL_OP_ALLREDUCE)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "p2p: all-reduce only");
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "p2p: all-reduce only");
     if (c->mem != COLL_MEM_DEVICE)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "p2p: host memory");
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "p2p: host memory");
     if (!coll_kern_supports((int)c->type, (int)c->op))
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "p2p: f32, f16 and bf16 only");
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "p2p: f32, f16 and bf16 only");
     size_t bytes = c->count * coll_dtype_size(c->type);
     if (bytes > s->limit) {
         if (!s->told_big) {
@@ -266,7 +259,7 @@ static coll_status p2p_call(void *state, const coll_call *c, char *err, size_t e
                      "p2p: all-reduces above %zu bytes go to the next provider (first: %zu)",
                      s->limit, bytes);
         }
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "p2p: %zu bytes is above %s=%zu", bytes,
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "p2p: %zu bytes is above %s=%zu", bytes,
                          coll_knob_name(KNOB_P2P_MAX_BYTES), s->limit);
     }
     if ((st = check_error_word(s, err, errlen))) return st;
@@ -345,31 +338,3 @@ const coll_provider coll_provider_p2p = {
     .destroy = p2p_destroy,
     .late = 1,
 };
-#else
-/* Without CUDA there are no device buffers: this provider never has work. */
-static coll_status p2p_none(coll_comm *comm, void **state, char *err, size_t errlen)
-{
-    (void)comm;
-    (void)err;
-    (void)errlen;
-    *state = NULL;
-    return COLL_OK;
-}
-static coll_status p2p_unsupported(void *state, const coll_call *c, char *err, size_t errlen)
-{
-    (void)state;
-    (void)c;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "p2p: built without CUDA");
-}
-size_t coll_comm_p2p_max_bytes(const coll_comm *c)
-{
-    (void)c;
-    return 0;
-}
-const coll_provider coll_provider_p2p = {
-    .name = "p2p",
-    .create = p2p_none,
-    .call = p2p_unsupported,
-    .late = 1,
-};
-#endif

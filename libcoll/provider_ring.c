@@ -38,16 +38,24 @@ coll_status coll_ring_op(ring_comm *rc, const coll_call *c, const void *send, vo
     ring_status rs = RING_OK;
     ring_dtype t = (ring_dtype)c->type;
     switch (c->kind) {
-    case COLL_OP_ALLREDUCE: rs = ring_allreduce(rc, send, recv, count, t, (ring_op)c->op); break;
+    case COLL_OP_ALLREDUCE:
+        rs = ring_allreduce(rc, send, recv, count, t, (ring_op)c->op);
+        break;
     case COLL_OP_REDUCE_SCATTER:
         rs = ring_reduce_scatter(rc, send, recv, count, t, (ring_op)c->op);
         break;
-    case COLL_OP_ALLGATHER: rs = ring_allgather(rc, send, recv, count, t); break;
-    case COLL_OP_BROADCAST: rs = ring_broadcast(rc, send, recv, count, t, c->root); break;
-    case COLL_OP_BARRIER: rs = ring_barrier(rc); break;
+    case COLL_OP_ALLGATHER:
+        rs = ring_allgather(rc, send, recv, count, t);
+        break;
+    case COLL_OP_BROADCAST:
+        rs = ring_broadcast(rc, send, recv, count, t, c->root);
+        break;
+    case COLL_OP_BARRIER:
+        rs = ring_barrier(rc);
+        break;
     }
     if (rs == RING_OK) return COLL_OK;
-    return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.400s", ring_comm_last_error(rc));
+    return coll_fail(coll_ring_status(rs), err, errlen, "ring: %.400s", ring_comm_last_error(rc));
 }
 
 static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t errlen)
@@ -56,7 +64,7 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     ring_config cfg;
     char rerr[512];
     ring_status rs = ring_config_load(path, &cfg, rerr, sizeof(rerr));
-    if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "RING_CONFIG: %.480s", rerr);
+    if (rs) return coll_fail(coll_ring_status(rs), err, errlen, "RING_CONFIG: %.480s", rerr);
     ring_params rp;
     ring_params_init(&rp);
     rp.config = &cfg;
@@ -66,7 +74,7 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     if (comm->op_timeout_explicit) rp.op_timeout_ms = comm->op_timeout_ms;
     ring_comm *rc = NULL;
     rs = ring_comm_create(&rp, &rc, rerr, sizeof(rerr));
-    if (rs) return coll_fail(err, errlen, coll_ring_status(rs), "ring: %.480s", rerr);
+    if (rs) return coll_fail(coll_ring_status(rs), err, errlen, "ring: %.480s", rerr);
     coll_layout *L = &comm->layout;
     L->world_size = ring_comm_size(rc);
     L->rank = ring_comm_rank(rc);
@@ -74,8 +82,8 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
     L->local_size = 1;
     /* Ranks of one host share its GPUs round-robin. */
     L->device = L->visible > 0 ? L->rank % L->visible : -1;
-    snprintf(comm->peers, sizeof(comm->peers), "right %.60s:%d, master %.60s:%d (%.100s)", cfg.right_ip,
-             cfg.right_port, cfg.master_ip, cfg.master_port, path);
+    snprintf(comm->peers, sizeof(comm->peers), "right %.60s:%d, master %.60s:%d (%.100s)",
+             cfg.right_ip, cfg.right_port, cfg.master_ip, cfg.master_port, path);
     comm->shared = rc;
     *state = rc;
     return COLL_OK;
@@ -84,12 +92,18 @@ static coll_status ring_create(coll_comm *comm, void **state, char *err, size_t 
 static coll_status ring_call(void *state, const coll_call *c, char *err, size_t errlen)
 {
     if (c->mem != COLL_MEM_HOST)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring: device memory needs staging");
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "ring: device memory needs staging");
     return coll_ring_op(state, c, c->sendbuf, c->recvbuf, c->count, err, errlen);
 }
 
-static void ring_abort_(void *state) { ring_comm_abort(state); }
-static void ring_destroy_(void *state) { ring_comm_destroy(state); }
+static void ring_abort_(void *state)
+{
+    ring_comm_abort(state);
+}
+static void ring_destroy_(void *state)
+{
+    ring_comm_destroy(state);
+}
 
 const coll_provider coll_provider_ring = {
     .name = "ring",

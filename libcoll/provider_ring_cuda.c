@@ -5,6 +5,7 @@
  * and kernels/ reduces them on the GPU in rank order. Staging is allocated once, at
  * create; calls allocate nothing. */
 #include "coll_private.h"
+#include "common/clock.h"
 
 #if defined(HAVE_RING) && defined(HAVE_CUDA)
 #include "coll_cuda.h"
@@ -35,25 +36,17 @@ typedef struct rcuda {
     int aborted;
 } rcuda;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for an event with the op deadline; short naps leave the cores to the ring. */
-static coll_status wait_event(rcuda *r, cudaEvent_t ev, int64_t deadline, char *err,
-                              size_t errlen)
+static coll_status wait_event(rcuda *r, cudaEvent_t ev, int64_t deadline, char *err, size_t errlen)
 {
     for (int spins = 0;; spins++) {
         cudaError_t e = cudaEventQuery(ev);
         if (e == cudaSuccess) return COLL_OK;
         if (e != cudaErrorNotReady) return coll_cuda_status(e, "cudaEventQuery", err, errlen);
         if (__atomic_load_n(&r->aborted, __ATOMIC_SEQ_CST))
-            return coll_fail(err, errlen, COLL_ERR_ABORTED, "ring-cuda: aborted");
-        if (now_ms() > deadline)
-            return coll_fail(err, errlen, COLL_ERR_TIMEOUT,
+            return coll_fail(COLL_ERR_ABORTED, err, errlen, "ring-cuda: aborted");
+        if (rc_now_ms() > deadline)
+            return coll_fail(COLL_ERR_TIMEOUT, err, errlen,
                              "ring-cuda: staging copy not done after %d ms",
                              r->comm->op_timeout_ms);
         if (spins > 200) {
@@ -82,7 +75,7 @@ static coll_status rcuda_create(coll_comm *comm, void **state, char *err, size_t
 {
     coll_status st = COLL_OK;
     rcuda *r = calloc(1, sizeof(*r));
-    if (!r) return coll_fail(err, errlen, COLL_ERR_NOMEM, "ring-cuda: out of memory");
+    if (!r) return coll_fail(COLL_ERR_NOMEM, err, errlen, "ring-cuda: out of memory");
     r->comm = comm;
     r->rc = comm->shared;
     r->n = comm->layout.world_size;
@@ -96,7 +89,7 @@ static coll_status rcuda_create(coll_comm *comm, void **state, char *err, size_t
     r->piece = (size_t)piece & ~(size_t)63; /* whole elements of every type, per block too */
     const char *red = coll_env_get(&comm->env, KNOB_DEVICE_REDUCE);
     if (strcmp(red, "cpu") && strcmp(red, "gpu")) {
-        st = coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: expected cpu or gpu, got '%s'",
+        st = coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: expected cpu or gpu, got '%s'",
                        coll_knob_name(KNOB_DEVICE_REDUCE), red);
         goto free_state;
     }
@@ -112,10 +105,8 @@ static coll_status rcuda_create(coll_comm *comm, void **state, char *err, size_t
         CUDA_CHECK(cudaHostAlloc(&r->s[i].hin, r->piece, cudaHostAllocDefault), free_cuda);
         CUDA_CHECK(cudaHostAlloc(&r->s[i].hout, r->piece, cudaHostAllocDefault), free_cuda);
         if (r->reduce_gpu) CUDA_CHECK(cudaMalloc(&r->s[i].dgather, r->piece), free_cuda);
-        CUDA_CHECK(cudaEventCreateWithFlags(&r->s[i].d2h_done, cudaEventDisableTiming),
-                   free_cuda);
-        CUDA_CHECK(cudaEventCreateWithFlags(&r->s[i].h2d_done, cudaEventDisableTiming),
-                   free_cuda);
+        CUDA_CHECK(cudaEventCreateWithFlags(&r->s[i].d2h_done, cudaEventDisableTiming), free_cuda);
+        CUDA_CHECK(cudaEventCreateWithFlags(&r->s[i].h2d_done, cudaEventDisableTiming), free_cuda);
     }
     r->ready = 1;
     return COLL_OK;
@@ -150,8 +141,7 @@ static coll_status issue_d2h(rcuda *r, const plan *p, size_t k, char *err, size_
         if (r->rank != p->c->root) break;
         /* fall through */
     default:
-        CUDA_CHECK(cudaMemcpyAsync(s->hin, src, cnt * p->es, cudaMemcpyDeviceToHost, r->d2h),
-                   fail);
+        CUDA_CHECK(cudaMemcpyAsync(s->hin, src, cnt * p->es, cudaMemcpyDeviceToHost, r->d2h), fail);
     }
     CUDA_CHECK(cudaEventRecord(s->d2h_done, r->d2h), fail);
 fail:
@@ -203,7 +193,8 @@ static coll_status issue_h2d(rcuda *r, const plan *p, size_t k, char *err, size_
                                      (size_t)r->n, cudaMemcpyHostToDevice, r->h2d),
                    fail);
         break;
-    case COLL_OP_BARRIER: break;
+    case COLL_OP_BARRIER:
+        break;
     }
     CUDA_CHECK(cudaEventRecord(s->h2d_done, r->h2d), fail);
 fail:
@@ -215,20 +206,19 @@ static coll_status rcuda_call(void *state, const coll_call *c, char *err, size_t
     rcuda *r = state;
     coll_status st = COLL_OK;
     if (c->mem != COLL_MEM_DEVICE)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring-cuda: host memory");
-    if (!r->ready)
-        return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring-cuda: no CUDA device");
+        return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "ring-cuda: host memory");
+    if (!r->ready) return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "ring-cuda: no CUDA device");
     plan p = {.c = c, .es = coll_dtype_size(c->type), .total = c->count};
     p.gpu = c->kind == COLL_OP_ALLREDUCE && r->reduce_gpu &&
             coll_kern_supports((int)c->type, (int)c->op);
     int blocked = c->kind == COLL_OP_REDUCE_SCATTER || c->kind == COLL_OP_ALLGATHER || p.gpu;
     p.per = r->piece / p.es / (blocked ? (size_t)r->n : 1);
     if (p.per == 0)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s too small for %d ranks",
+        return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s too small for %d ranks",
                          coll_knob_name(KNOB_STAGING_BYTES), r->n);
     if (p.total == 0) return COLL_OK;
     size_t pieces = (p.total + p.per - 1) / p.per;
-    int64_t deadline = now_ms() + r->comm->op_timeout_ms;
+    int64_t deadline = rc_now_ms() + r->comm->op_timeout_ms;
     cudaStream_t user = (cudaStream_t)c->stream;
 
     CUDA_CHECK(cudaSetDevice(r->device), fail);
@@ -264,7 +254,7 @@ static coll_status rcuda_sync(void *state, void *stream, char *err, size_t errle
     rcuda *r = state;
     if (!r->ready) return COLL_OK;
     coll_status st = COLL_OK;
-    int64_t deadline = now_ms() + r->comm->op_timeout_ms;
+    int64_t deadline = rc_now_ms() + r->comm->op_timeout_ms;
     if (stream) {
         CUDA_CHECK(cudaEventRecord(r->done, (cudaStream_t)stream), fail);
     } else {
@@ -315,9 +305,12 @@ static coll_status rcuda_unsupported(void *state, const coll_call *c, char *err,
 {
     (void)state;
     (void)c;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "ring-cuda: built without CUDA");
+    return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "ring-cuda: built without CUDA");
 }
-static void rcuda_nop(void *state) { (void)state; }
+static void rcuda_nop(void *state)
+{
+    (void)state;
+}
 const coll_provider coll_provider_ring_cuda = {
     .name = "ring-cuda",
     .create = rcuda_none,

@@ -6,7 +6,7 @@ static coll_status ring_none(coll_comm *comm, void **state, char *err, size_t er
 {
     (void)comm;
     (void)state;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "built without the ring (--without-ring)");
+    return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "built without the ring (--without-ring)");
 }
 
 const coll_provider coll_provider_ring = {.name = "ring", .create = ring_none};

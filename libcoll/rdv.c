@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* accept4 */
 #endif
 #include "coll_private.h"
+#include "common/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,16 +28,10 @@
 #define RDV_MSG_BYTES 200
 #define RDV_REPLY_BYTES (8 + RDV_MSG_BYTES + COLL_RDV_BLOB)
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
 }
 static uint32_t get32(const uint8_t *p)
 {
@@ -48,7 +43,7 @@ static coll_status xfer(int fd, void *buf, size_t len, int writing, int64_t dead
 {
     uint8_t *p = buf;
     while (len) {
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - rc_now_ms());
         if (left <= 0) return COLL_ERR_TIMEOUT;
         struct pollfd pfd = {.fd = fd, .events = writing ? POLLOUT : POLLIN};
         int r = poll(&pfd, 1, left);
@@ -57,8 +52,8 @@ static coll_status xfer(int fd, void *buf, size_t len, int writing, int64_t dead
         if (r == 0) return COLL_ERR_TIMEOUT;
         ssize_t n = writing ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
         if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        if (n < 0) return (errno == ECONNRESET || errno == EPIPE) ? COLL_ERR_PEER_CLOSED
-                                                                  : COLL_ERR_SYSTEM;
+        if (n < 0)
+            return (errno == ECONNRESET || errno == EPIPE) ? COLL_ERR_PEER_CLOSED : COLL_ERR_SYSTEM;
         if (n == 0) return COLL_ERR_PEER_CLOSED;
         p += n;
         len -= (size_t)n;
@@ -125,25 +120,25 @@ coll_status coll_parse_hostport(const char *s, const char *what, char *host, siz
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (!close || close[1] != ':')
-            return coll_fail(err, errlen, COLL_ERR_CONFIG,
-                             "%s: expected [ipv6]:port, got '%s'", what, s);
+            return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: expected [ipv6]:port, got '%s'",
+                             what, s);
         h = s + 1;
         hl = (size_t)(close - h);
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
         if (!colon || colon == s)
-            return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: expected host:port, got '%s'",
-                             what, s);
+            return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: expected host:port, got '%s'", what,
+                             s);
         hl = (size_t)(colon - s);
     }
     if (hl >= hostlen)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: host name too long in '%s'", what, s);
+        return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: host name too long in '%s'", what, s);
     char *end;
     errno = 0;
     long p = strtol(colon + 1, &end, 10);
     if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG,
+        return coll_fail(COLL_ERR_CONFIG, err, errlen,
                          "%s: port must be 1..65535, got '%s' in '%s'", what, colon + 1, s);
     memcpy(host, h, hl);
     host[hl] = '\0';
@@ -154,30 +149,31 @@ coll_status coll_parse_hostport(const char *s, const char *what, char *host, siz
 coll_status coll_rdv_listen(const char *host, int port, int *fd_out, int *bound_port, char *err,
                             size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     int rc = getaddrinfo(host, ps, &hints, &res);
     if (rc)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "rendezvous: cannot resolve '%s': %s",
+        return coll_fail(COLL_ERR_CONFIG, err, errlen, "rendezvous: cannot resolve '%s': %s",
                          host ? host : "*", gai_strerror(rc));
     coll_status st = COLL_ERR_SYSTEM;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        st = coll_fail(err, errlen, COLL_ERR_SYSTEM, "rendezvous: socket: %s", strerror(errno));
+        st = coll_fail(COLL_ERR_SYSTEM, err, errlen, "rendezvous: socket: %s", strerror(errno));
         goto free_addr;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-        st = coll_fail(err, errlen, COLL_ERR_SYSTEM, "rendezvous: cannot bind %s:%d: %s",
+        st = coll_fail(COLL_ERR_SYSTEM, err, errlen, "rendezvous: cannot bind %s:%d: %s",
                        host ? host : "*", port, strerror(errno));
         goto close_socket;
     }
     if (listen(fd, 64) < 0) {
-        st = coll_fail(err, errlen, COLL_ERR_SYSTEM, "rendezvous: listen: %s", strerror(errno));
+        st = coll_fail(COLL_ERR_SYSTEM, err, errlen, "rendezvous: listen: %s", strerror(errno));
         goto close_socket;
     }
     struct sockaddr_storage ss;
@@ -206,24 +202,25 @@ static void reject_all(int *fds, int n, coll_status st, const char *msg, int64_t
         }
 }
 
-coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blob,
-                           int timeout_ms, coll_rdv_check_fn check, void *check_ctx,
-                           const coll_logger *lg, char *err, size_t errlen)
+coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blob, int timeout_ms,
+                           coll_rdv_check_fn check, void *check_ctx, const coll_logger *lg,
+                           char *err, size_t errlen)
 {
     int nw = (int)ex->nodes - 1;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = rc_now_ms() + timeout_ms;
     coll_status st = COLL_OK;
     int *fds = malloc(sizeof(int) * (size_t)(nw > 0 ? nw : 1));
     if (!fds) {
         close(lfd);
-        return coll_fail(err, errlen, COLL_ERR_NOMEM, "rendezvous: out of memory");
+        return coll_fail(COLL_ERR_NOMEM, err, errlen, "rendezvous: out of memory");
     }
-    for (int i = 0; i < nw; i++) fds[i] = -1;
+    for (int i = 0; i < nw; i++)
+        fds[i] = -1;
     int got = 0;
     char msg[RDV_MSG_BYTES];
 
     while (got < nw) {
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - rc_now_ms());
         if (left <= 0) {
             char missing[128] = "";
             size_t off = 0;
@@ -235,11 +232,11 @@ coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blo
                      "rendezvous: timed out after %d ms with %d of %d workers; missing worker "
                      "ids: %s",
                      timeout_ms, got, nw, missing);
-            st = coll_fail(err, errlen, COLL_ERR_TIMEOUT, "%s", msg);
+            st = coll_fail(COLL_ERR_TIMEOUT, err, errlen, "%s", msg);
             goto reject;
         }
         if (check && (st = check(check_ctx, msg, sizeof(msg)))) {
-            coll_fail(err, errlen, st, "%s", msg);
+            coll_fail(st, err, errlen, "%s", msg);
             goto reject;
         }
         struct pollfd pfd = {.fd = lfd, .events = POLLIN};
@@ -254,7 +251,7 @@ coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blo
         uint8_t hb[RDV_HELLO_BYTES];
         coll_rdv_hello h;
         /* A stranger gets a few seconds to speak, not the whole deadline. */
-        int64_t hello_deadline = now_ms() + 5000 < deadline ? now_ms() + 5000 : deadline;
+        int64_t hello_deadline = rc_now_ms() + 5000 < deadline ? rc_now_ms() + 5000 : deadline;
         if (xfer(cfd, hb, sizeof(hb), 0, hello_deadline) != COLL_OK || decode_hello(hb, &h) ||
             h.token != ex->token) {
             coll_log(lg, COLL_LOG_WARN,
@@ -285,26 +282,26 @@ coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blo
         if (st) {
             send_reply(cfd, st, msg, NULL, deadline);
             close(cfd);
-            coll_fail(err, errlen, st, "%s", msg);
+            coll_fail(st, err, errlen, "%s", msg);
             goto reject;
         }
         fds[h.worker_id] = cfd;
         got++;
-        coll_log(lg, COLL_LOG_DEBUG, "rendezvous: worker %d joined from %s (%d of %d)",
-                 h.worker_id, who, got, nw);
+        coll_log(lg, COLL_LOG_DEBUG, "rendezvous: worker %d joined from %s (%d of %d)", h.worker_id,
+                 who, got, nw);
     }
     for (int i = 0; i < nw; i++) {
         coll_status s = send_reply(fds[i], COLL_OK, "", blob, deadline);
         if (s && !st)
-            st = coll_fail(err, errlen, s, "rendezvous: could not send the id to worker %d: %s",
-                           i, coll_status_str(s));
+            st = coll_fail(s, err, errlen, "rendezvous: could not send the id to worker %d: %s", i,
+                           coll_status_str(s));
         close(fds[i]);
     }
     free(fds);
     close(lfd);
     return st;
 reject:
-    reject_all(fds, nw, st, msg, now_ms() + 1000);
+    reject_all(fds, nw, st, msg, rc_now_ms() + 1000);
     free(fds);
     close(lfd);
     return st;
@@ -314,23 +311,23 @@ reject:
 static coll_status connect_retry(const char *host, int port, int64_t deadline, int *fd_out,
                                  char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     int rc = getaddrinfo(host, ps, &hints, &res);
     if (rc)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "rendezvous: cannot resolve '%s': %s",
-                         host, gai_strerror(rc));
+        return coll_fail(COLL_ERR_CONFIG, err, errlen, "rendezvous: cannot resolve '%s': %s", host,
+                         gai_strerror(rc));
     int last_errno = 0;
-    while (now_ms() < deadline) {
+    while (rc_now_ms() < deadline) {
         int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) break;
         int r = connect(fd, res->ai_addr, res->ai_addrlen);
         if (r < 0 && errno == EINPROGRESS) {
             struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            int left = (int)(deadline - now_ms());
+            int left = (int)(deadline - rc_now_ms());
             if (left > 0 && poll(&pfd, 1, left) == 1) {
                 int e = 0;
                 socklen_t el = sizeof(e);
@@ -352,15 +349,15 @@ static coll_status connect_retry(const char *host, int port, int64_t deadline, i
         nanosleep(&ts, NULL);
     }
     freeaddrinfo(res);
-    return coll_fail(err, errlen, COLL_ERR_TIMEOUT,
-                     "rendezvous: could not reach the head at %s:%d before the deadline (%s)",
-                     host, port, last_errno ? strerror(last_errno) : "no attempt");
+    return coll_fail(COLL_ERR_TIMEOUT, err, errlen,
+                     "rendezvous: could not reach the head at %s:%d before the deadline (%s)", host,
+                     port, last_errno ? strerror(last_errno) : "no attempt");
 }
 
 coll_status coll_rdv_join(const char *host, int port, const coll_rdv_hello *me, uint8_t *blob,
                           int timeout_ms, const coll_logger *lg, char *err, size_t errlen)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = rc_now_ms() + timeout_ms;
     int fd = -1;
     coll_status st = connect_retry(host, port, deadline, &fd, err, errlen);
     if (st) return st;
@@ -370,18 +367,18 @@ coll_status coll_rdv_join(const char *host, int port, const coll_rdv_hello *me, 
     if ((st = xfer(fd, hb, sizeof(hb), 1, deadline)) ||
         (st = xfer(fd, rb, sizeof(rb), 0, deadline))) {
         if (st == COLL_ERR_TIMEOUT)
-            coll_fail(err, errlen, st,
-                      "rendezvous: timed out after %d ms waiting for the id from %s:%d",
-                      timeout_ms, host, port);
+            coll_fail(st, err, errlen,
+                      "rendezvous: timed out after %d ms waiting for the id from %s:%d", timeout_ms,
+                      host, port);
         else
-            coll_fail(err, errlen, st,
+            coll_fail(st, err, errlen,
                       "rendezvous: the head at %s:%d closed the connection before sending the "
                       "id",
                       host, port);
         goto close_socket;
     }
     if (get32(rb) != RDV_REPLY_MAGIC) {
-        st = coll_fail(err, errlen, COLL_ERR_PROTOCOL,
+        st = coll_fail(COLL_ERR_PROTOCOL, err, errlen,
                        "rendezvous: %s:%d is not a libcoll head (bad reply)", host, port);
         goto close_socket;
     }
@@ -390,7 +387,7 @@ coll_status coll_rdv_join(const char *host, int port, const coll_rdv_hello *me, 
         char msg[RDV_MSG_BYTES + 1];
         memcpy(msg, rb + 8, RDV_MSG_BYTES);
         msg[RDV_MSG_BYTES] = '\0';
-        st = coll_fail(err, errlen, rs < COLL_STATUS_COUNT ? (coll_status)rs : COLL_ERR_PROTOCOL,
+        st = coll_fail(rs < COLL_STATUS_COUNT ? (coll_status)rs : COLL_ERR_PROTOCOL, err, errlen,
                        "rendezvous: the head at %s:%d refused: %s", host, port, msg);
         goto close_socket;
     }

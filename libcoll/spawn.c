@@ -3,6 +3,7 @@
  * loopback rendezvous guarded by a random token. Children inherit stdout and stderr, so
  * nothing they print is lost, and die with their leader (PR_SET_PDEATHSIG). */
 #include "coll_private.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,8 @@ static char **self_argv(void)
     if (!buf) return NULL;
     buf[len] = '\0';
     size_t argc = 0;
-    for (size_t i = 0; i < len; i++) argc += buf[i] == '\0';
+    for (size_t i = 0; i < len; i++)
+        argc += buf[i] == '\0';
     /* One block: the pointer array, then the strings. */
     char **argv = malloc((argc + 1) * sizeof(char *) + len + 1);
     if (argv) {
@@ -107,18 +109,18 @@ static coll_status handoff_check(void *ctx, char *err, size_t errlen)
 }
 
 coll_status coll_spawn_local(coll_spawn *sp, int local_size, uint32_t global_ws,
-                             const uint8_t *blob, int timeout_ms, const coll_logger *lg,
-                             char *err, size_t errlen)
+                             const uint8_t *blob, int timeout_ms, const coll_logger *lg, char *err,
+                             size_t errlen)
 {
     memset(sp, 0, sizeof(*sp));
     if (local_size < 1 || local_size > COLL_MAX_LOCAL)
-        return coll_fail(err, errlen, COLL_ERR_INVALID_ARG, "spawn: local size %d not in 1..%d",
+        return coll_fail(COLL_ERR_INVALID_ARG, err, errlen, "spawn: local size %d not in 1..%d",
                          local_size, COLL_MAX_LOCAL);
     if (local_size == 1) return COLL_OK;
 
     uint64_t token;
     if (getrandom(&token, sizeof(token), 0) != (ssize_t)sizeof(token))
-        return coll_fail(err, errlen, COLL_ERR_SYSTEM, "spawn: getrandom: %s", strerror(errno));
+        return coll_fail(COLL_ERR_SYSTEM, err, errlen, "spawn: getrandom: %s", strerror(errno));
     token |= 1; /* 0 means "no token" */
     int lfd, port;
     coll_status st = coll_rdv_listen("127.0.0.1", 0, &lfd, &port, err, errlen);
@@ -130,13 +132,13 @@ coll_status coll_spawn_local(coll_spawn *sp, int local_size, uint32_t global_ws,
     char **argv = self_argv();
     if (!argv) {
         close(lfd);
-        return coll_fail(err, errlen, COLL_ERR_SYSTEM, "spawn: cannot read /proc/self/cmdline");
+        return coll_fail(COLL_ERR_SYSTEM, err, errlen, "spawn: cannot read /proc/self/cmdline");
     }
     pid_t leader = getpid();
     for (int k = 1; k < local_size; k++) {
         char **envp = coll_child_env(k, addr, tok);
         if (!envp) {
-            st = coll_fail(err, errlen, COLL_ERR_NOMEM, "spawn: out of memory");
+            st = coll_fail(COLL_ERR_NOMEM, err, errlen, "spawn: out of memory");
             break;
         }
         /* Signals blocked across fork: the host program's handlers (one calling
@@ -166,7 +168,7 @@ coll_status coll_spawn_local(coll_spawn *sp, int local_size, uint32_t global_ws,
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         coll_child_env_free(envp);
         if (pid < 0) {
-            st = coll_fail(err, errlen, COLL_ERR_SYSTEM, "spawn: fork for local rank %d: %s", k,
+            st = coll_fail(COLL_ERR_SYSTEM, err, errlen, "spawn: fork for local rank %d: %s", k,
                            strerror(errno));
             break;
         }
@@ -179,40 +181,45 @@ coll_status coll_spawn_local(coll_spawn *sp, int local_size, uint32_t global_ws,
         coll_spawn_reap(sp, 0, lg, NULL, 0);
         return st;
     }
-    coll_rdv_hello ex = {.token = token, .global_ws = global_ws, .local_ws = (uint32_t)local_size,
-                         .nodes = (uint32_t)local_size, .worker_id = 0};
+    coll_rdv_hello ex = {.token = token,
+                         .global_ws = global_ws,
+                         .local_ws = (uint32_t)local_size,
+                         .nodes = (uint32_t)local_size,
+                         .worker_id = 0};
     st = coll_rdv_serve(lfd, &ex, blob, timeout_ms, handoff_check, sp, lg, err, errlen);
     if (st) coll_spawn_reap(sp, 0, lg, NULL, 0);
     return st;
 }
 
-coll_status coll_spawn_join(const coll_env *env, int local_rank, int local_size,
-                            uint32_t global_ws, uint8_t *blob, int timeout_ms,
-                            const coll_logger *lg, char *err, size_t errlen)
+coll_status coll_spawn_join(const coll_env *env, int local_rank, int local_size, uint32_t global_ws,
+                            uint8_t *blob, int timeout_ms, const coll_logger *lg, char *err,
+                            size_t errlen)
 {
     char host[64];
     int port;
-    coll_status st = coll_parse_hostport(coll_env_get(env, KNOB_LOCAL_RDV),
-                                         coll_knob_name(KNOB_LOCAL_RDV), host, sizeof(host),
-                                         &port, err, errlen);
+    coll_status st =
+        coll_parse_hostport(coll_env_get(env, KNOB_LOCAL_RDV), coll_knob_name(KNOB_LOCAL_RDV), host,
+                            sizeof(host), &port, err, errlen);
     if (st) return st;
     const char *ts = coll_env_get(env, KNOB_LOCAL_TOKEN);
     char *end;
     errno = 0;
     uint64_t token = strtoull(ts, &end, 16);
     if (errno || end == ts || *end || token == 0)
-        return coll_fail(err, errlen, COLL_ERR_CONFIG, "%s: not a token: '%s'",
+        return coll_fail(COLL_ERR_CONFIG, err, errlen, "%s: not a token: '%s'",
                          coll_knob_name(KNOB_LOCAL_TOKEN), ts);
-    coll_rdv_hello me = {.token = token, .global_ws = global_ws, .local_ws = (uint32_t)local_size,
-                         .nodes = (uint32_t)local_size, .worker_id = local_rank - 1};
+    coll_rdv_hello me = {.token = token,
+                         .global_ws = global_ws,
+                         .local_ws = (uint32_t)local_size,
+                         .nodes = (uint32_t)local_size,
+                         .worker_id = local_rank - 1};
     return coll_rdv_join(host, port, &me, blob, timeout_ms, lg, err, errlen);
 }
 
 coll_status coll_spawn_reap(coll_spawn *sp, int timeout_ms, const coll_logger *lg, char *err,
                             size_t errlen)
 {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = rc_now_ms();
     int killed = 0;
     for (;;) {
         int left = 0;
@@ -227,8 +234,7 @@ coll_status coll_spawn_reap(coll_spawn *sp, int timeout_ms, const coll_logger *l
             }
         }
         if (!left) break;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        int64_t ms = rc_now_ms() - t0;
         if (ms >= timeout_ms + (killed ? 3000 : 0)) {
             if (killed >= 2) break;
             for (int i = 0; i < sp->n; i++)
@@ -254,9 +260,8 @@ coll_status coll_spawn_reap(coll_spawn *sp, int timeout_ms, const coll_logger *l
         coll_log(lg, COLL_LOG_ERROR, "spawned worker local rank %d (pid %d) %s", i + 1,
                  (int)sp->pid[i], how);
         if (!st)
-            st = coll_fail(err, errlen, COLL_ERR_FAILED,
-                           "spawned worker local rank %d (pid %d) %s", i + 1, (int)sp->pid[i],
-                           how);
+            st = coll_fail(COLL_ERR_FAILED, err, errlen, "spawned worker local rank %d (pid %d) %s",
+                           i + 1, (int)sp->pid[i], how);
     }
     sp->n = 0;
     return st;

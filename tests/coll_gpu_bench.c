@@ -28,8 +28,7 @@
 #define CO(comm, x)                                                                                \
     do {                                                                                           \
         coll_status s_ = (x);                                                                      \
-        if (s_ != COLL_OK)                                                                         \
-            DIE("%s: %s: %s", #x, coll_status_str(s_), coll_comm_last_error(comm));                \
+        if (s_ != COLL_OK) DIE("%s: %s: %s", #x, coll_status_str(s_), coll_comm_last_error(comm)); \
     } while (0)
 
 static double now_s(void)
@@ -40,17 +39,27 @@ static double now_s(void)
 }
 
 /* Exact small values per rank and element, so every op has an exact expected result. */
-static double val(int rank, size_t i) { return (double)((int)((i * 7 + (size_t)rank * 3) % 13) - 6); }
+static double val(int rank, size_t i)
+{
+    return (double)((int)((i * 7 + (size_t)rank * 3) % 13) - 6);
+}
 
 static void fill(void *h, coll_dtype t, size_t n, int rank)
 {
     for (size_t i = 0; i < n; i++) {
         double v = val(rank, i);
         switch (t) {
-        case COLL_F32: ((float *)h)[i] = (float)v; break;
-        case COLL_F64: ((double *)h)[i] = v; break;
-        case COLL_I32: ((int32_t *)h)[i] = (int32_t)v; break;
-        default: break;
+        case COLL_F32:
+            ((float *)h)[i] = (float)v;
+            break;
+        case COLL_F64:
+            ((double *)h)[i] = v;
+            break;
+        case COLL_I32:
+            ((int32_t *)h)[i] = (int32_t)v;
+            break;
+        default:
+            break;
         }
     }
 }
@@ -58,10 +67,14 @@ static void fill(void *h, coll_dtype t, size_t n, int rank)
 static double get(const void *h, coll_dtype t, size_t i)
 {
     switch (t) {
-    case COLL_F32: return ((const float *)h)[i];
-    case COLL_F64: return ((const double *)h)[i];
-    case COLL_I32: return ((const int32_t *)h)[i];
-    default: return NAN;
+    case COLL_F32:
+        return ((const float *)h)[i];
+    case COLL_F64:
+        return ((const double *)h)[i];
+    case COLL_I32:
+        return ((const int32_t *)h)[i];
+    default:
+        return NAN;
     }
 }
 
@@ -107,7 +120,8 @@ static int check(coll_comm *c)
                 for (size_t i = 0; i < n; i++)
                     if (fabs(get(h, t, i) - expect(op, size, i)) > 1e-6 * (op == COLL_AVG)) {
                         if (errors < 5)
-                            fprintf(stderr, "rank %d: allreduce type %d op %d n %zu [%zu]: %g != %g\n",
+                            fprintf(stderr,
+                                    "rank %d: allreduce type %d op %d n %zu [%zu]: %g != %g\n",
                                     rank, t, op, n, i, get(h, t, i), expect(op, size, i));
                         errors++;
                         break;
@@ -187,8 +201,16 @@ static void report(int rank, int size, const char *label, const char *variant, s
 static double median3(const double *t)
 {
     double a = t[0], b = t[1], c = t[2];
-    if (a > b) { double x = a; a = b; b = x; }
-    if (b > c) { double x = b; b = c; c = x; }
+    if (a > b) {
+        double x = a;
+        a = b;
+        b = x;
+    }
+    if (b > c) {
+        double x = b;
+        b = c;
+        c = x;
+    }
     return a > b ? a : b;
 }
 
@@ -219,7 +241,8 @@ static int bench(coll_comm *c, const char *label, size_t minb, size_t maxb, int 
         double t_raw[3] = {0}, t_coll[3] = {0}; /* the median of 3 rounds is reported */
         for (int round = 0; round < 3; round++) {
             if (raw) {
-                for (int w = 0; w < 3; w++) ncclAllReduce(d, d, n, ncclFloat32, ncclSum, nc, s);
+                for (int w = 0; w < 3; w++)
+                    ncclAllReduce(d, d, n, ncclFloat32, ncclSum, nc, s);
                 CU(cudaStreamSynchronize(s));
                 CO(c, coll_barrier(c));
                 double t0 = now_s();
@@ -229,11 +252,13 @@ static int bench(coll_comm *c, const char *label, size_t minb, size_t maxb, int 
                 CU(cudaStreamSynchronize(s));
                 t_raw[round] = (now_s() - t0) / it;
             }
-            for (int w = 0; w < 3; w++) CO(c, coll_allreduce(c, d, d, n, COLL_F32, COLL_SUM, s));
+            for (int w = 0; w < 3; w++)
+                CO(c, coll_allreduce(c, d, d, n, COLL_F32, COLL_SUM, s));
             CO(c, coll_sync(c, s));
             CO(c, coll_barrier(c));
             double t0 = now_s();
-            for (int i = 0; i < it; i++) CO(c, coll_allreduce(c, d, d, n, COLL_F32, COLL_SUM, s));
+            for (int i = 0; i < it; i++)
+                CO(c, coll_allreduce(c, d, d, n, COLL_F32, COLL_SUM, s));
             CO(c, coll_sync(c, s));
             t_coll[round] = (now_s() - t0) / it;
         }

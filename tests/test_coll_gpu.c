@@ -31,8 +31,8 @@ static void check_kernels(void)
                     if (t == COLL_KERN_F32)
                         ((float *)src)[i] = v;
                     else
-                        ((uint16_t *)src)[i] = t == COLL_KERN_F16 ? coll_float_to_half(v)
-                                                                  : coll_float_to_bf16(v);
+                        ((uint16_t *)src)[i] =
+                            t == COLL_KERN_F16 ? coll_float_to_half(v) : coll_float_to_bf16(v);
                 }
                 coll_kern_reduce_ref(want, src, nb, count, t, op);
                 void *dsrc, *ddst;
@@ -42,8 +42,8 @@ static void check_kernels(void)
                 CHECK(coll_kern_reduce(ddst, dsrc, nb, count, t, op, NULL) == 0);
                 CHECK(cudaMemcpy(got, ddst, count * es, cudaMemcpyDeviceToHost) == cudaSuccess);
                 if (memcmp(want, got, count * es)) {
-                    fprintf(stderr, "kernel differs from reference: type %d op %d blocks %d\n",
-                            t, op, nb);
+                    fprintf(stderr, "kernel differs from reference: type %d op %d blocks %d\n", t,
+                            op, nb);
                     coll_test_failures++;
                 }
                 cudaFree(dsrc);
@@ -82,7 +82,8 @@ static void check_p2p_kernel(void)
             CHECK(cudaStreamCreateWithFlags(&stream[r], cudaStreamNonBlocking) == cudaSuccess);
         }
         for (int r = 0; r < n; r++) {
-            for (int p = 0; p < n; p++) a[r].peer[p] = buf[p];
+            for (int p = 0; p < n; p++)
+                a[r].peer[p] = buf[p];
             a[r].epoch = st[r];
             a[r].arrive = (unsigned int *)(st[r] + 1);
             a[r].error = herr_dev;
@@ -163,7 +164,8 @@ static void check_local_device(void)
     CHECK(coll_comm_create(&p, &c, err, sizeof(err)) == COLL_OK);
     if (!c) return;
     float h[256], back[256];
-    for (int i = 0; i < 256; i++) h[i] = (float)i;
+    for (int i = 0; i < 256; i++)
+        h[i] = (float)i;
     float *a, *b;
     CHECK(cudaMalloc((void **)&a, sizeof(h)) == cudaSuccess);
     CHECK(cudaMalloc((void **)&b, sizeof(h)) == cudaSuccess);

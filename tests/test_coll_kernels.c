@@ -9,11 +9,11 @@ static void test_half(void)
     CHECK(coll_float_to_half(1.0f) == 0x3c00);
     CHECK(coll_float_to_half(-2.0f) == 0xc000);
     CHECK(coll_float_to_half(65504.0f) == 0x7bff);
-    CHECK(coll_float_to_half(65520.0f) == 0x7c00);         /* rounds up to inf */
+    CHECK(coll_float_to_half(65520.0f) == 0x7c00); /* rounds up to inf */
     CHECK(coll_float_to_half(65519.0f) == 0x7bff);
-    CHECK(coll_float_to_half(ldexpf(1, -24)) == 0x0001);   /* smallest subnormal */
-    CHECK(coll_float_to_half(ldexpf(1, -25)) == 0x0000);   /* tie to even: 0 */
-    CHECK(coll_float_to_half(ldexpf(3, -25)) == 0x0002);   /* tie to even: 2 */
+    CHECK(coll_float_to_half(ldexpf(1, -24)) == 0x0001);        /* smallest subnormal */
+    CHECK(coll_float_to_half(ldexpf(1, -25)) == 0x0000);        /* tie to even: 0 */
+    CHECK(coll_float_to_half(ldexpf(3, -25)) == 0x0002);        /* tie to even: 2 */
     CHECK(coll_float_to_half(1.0f + ldexpf(1, -11)) == 0x3c00); /* tie: stays even */
     CHECK(coll_float_to_half(1.0f + ldexpf(3, -11)) == 0x3c02); /* tie: up to even */
     CHECK(coll_float_to_half(INFINITY) == 0x7c00);
@@ -103,7 +103,8 @@ static void test_p2p_ref(void)
                         t == COLL_KERN_F16 ? coll_float_to_half(v) : coll_float_to_bf16(v);
             }
             const void *rows[N];
-            for (int r = 0; r < N; r++) rows[r] = flat + (size_t)r * COUNT * es;
+            for (int r = 0; r < N; r++)
+                rows[r] = flat + (size_t)r * COUNT * es;
             coll_kern_reduce_ref(want, flat, N, COUNT, t, op);
             coll_kern_p2p_reduce_ref(got, rows, N, COUNT, t, op);
             CHECK(memcmp(want, got, COUNT * es) == 0);

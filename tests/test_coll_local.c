@@ -27,7 +27,8 @@ static void test_copies(void)
     CHECK(!strcmp(coll_comm_provider(c), "local") && coll_comm_device(c) == -1);
     for (int t = 0; t < COLL_DTYPE_COUNT; t++) {
         unsigned char src[64], dst[64];
-        for (int i = 0; i < 64; i++) src[i] = (unsigned char)(i * 7 + t), dst[i] = 0;
+        for (int i = 0; i < 64; i++)
+            src[i] = (unsigned char)(i * 7 + t), dst[i] = 0;
         size_t n = 64 / coll_dtype_size((coll_dtype)t);
         CHECK(coll_allreduce(c, src, dst, n, (coll_dtype)t, COLL_MAX, NULL) == COLL_OK);
         CHECK(!memcmp(src, dst, 64));
@@ -79,21 +80,28 @@ static coll_status unsup_call(void *s, const coll_call *c, char *err, size_t err
     (void)s;
     (void)c;
     fake_calls[0]++;
-    return coll_fail(err, errlen, COLL_ERR_UNSUPPORTED, "fake: not this one");
+    return coll_fail(COLL_ERR_UNSUPPORTED, err, errlen, "fake: not this one");
 }
 static coll_status timeout_call(void *s, const coll_call *c, char *err, size_t errlen)
 {
     (void)s;
     (void)c;
     fake_calls[1]++;
-    return coll_fail(err, errlen, COLL_ERR_TIMEOUT, "fake: peer 3 silent for 10 ms");
+    return coll_fail(COLL_ERR_TIMEOUT, err, errlen, "fake: peer 3 silent for 10 ms");
 }
-static void fake_nop(void *s) { (void)s; }
-static const coll_provider fake_unsup = {.name = "fake-unsup", .create = fake_create,
-                                         .call = unsup_call, .abort = fake_nop,
+static void fake_nop(void *s)
+{
+    (void)s;
+}
+static const coll_provider fake_unsup = {.name = "fake-unsup",
+                                         .create = fake_create,
+                                         .call = unsup_call,
+                                         .abort = fake_nop,
                                          .destroy = fake_nop};
-static const coll_provider fake_timeout = {.name = "fake-timeout", .create = fake_create,
-                                           .call = timeout_call, .abort = fake_nop,
+static const coll_provider fake_timeout = {.name = "fake-timeout",
+                                           .create = fake_create,
+                                           .call = timeout_call,
+                                           .abort = fake_nop,
                                            .destroy = fake_nop};
 
 /* Run f with stderr captured into buf. */
@@ -130,8 +138,13 @@ static void test_chain(void)
     coll_params_init(&p);
     p.getenv_fn = fake_getenv;
     p.getenv_ctx = &dbg;
-    coll_layout L = {.mode = COLL_MODE_LOCAL, .provider = "local", .world_size = 1, .rank = 0,
-                     .local_size = 1, .nodes = 1, .device = -1};
+    coll_layout L = {.mode = COLL_MODE_LOCAL,
+                     .provider = "local",
+                     .world_size = 1,
+                     .rank = 0,
+                     .local_size = 1,
+                     .nodes = 1,
+                     .device = -1};
     coll_comm *c = NULL;
     char err[256];
     const coll_provider *chain1[] = {&fake_unsup, &coll_provider_local};

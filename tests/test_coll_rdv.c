@@ -30,8 +30,8 @@ static worker start_worker(int port, coll_rdv_hello h, int timeout_ms)
     if (w.pid == 0) {
         close(p[0]);
         result r = {0};
-        r.st = coll_rdv_join("127.0.0.1", port, &h, r.blob, timeout_ms, &quiet, r.err,
-                             sizeof(r.err));
+        r.st =
+            coll_rdv_join("127.0.0.1", port, &h, r.blob, timeout_ms, &quiet, r.err, sizeof(r.err));
         if (write(p[1], &r, sizeof(r)) != (ssize_t)sizeof(r)) _exit(2);
         _exit(0);
     }
@@ -44,7 +44,8 @@ static result finish_worker(worker w)
     result r;
     memset(&r, 0, sizeof(r));
     r.st = COLL_ERR_SYSTEM;
-    if (read(w.fd, &r, sizeof(r)) != (ssize_t)sizeof(r)) snprintf(r.err, sizeof(r.err), "no result");
+    if (read(w.fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+        snprintf(r.err, sizeof(r.err), "no result");
     close(w.fd);
     int status;
     waitpid(w.pid, &status, 0);
@@ -58,8 +59,8 @@ static coll_layout layout_of(fake_env e)
     coll_env_read(&env, fake_getenv, &e);
     coll_layout L;
     char err[256];
-    coll_status st = coll_select(&env, NULL, 8, COLL_BUILT_NCCL | COLL_BUILT_CUDA, &L, err,
-                                 sizeof(err));
+    coll_status st =
+        coll_select(&env, NULL, 8, COLL_BUILT_NCCL | COLL_BUILT_CUDA, &L, err, sizeof(err));
     if (st) fprintf(stderr, "selection: %s\n", err);
     CHECK(st == COLL_OK);
     return L;
@@ -67,26 +68,26 @@ static coll_layout layout_of(fake_env e)
 
 static coll_rdv_hello hello_of(const coll_layout *L)
 {
-    coll_rdv_hello h = {.token = 0, .global_ws = (uint32_t)L->world_size,
-                        .local_ws = (uint32_t)L->local_size, .nodes = (uint32_t)L->nodes,
+    coll_rdv_hello h = {.token = 0,
+                        .global_ws = (uint32_t)L->world_size,
+                        .local_ws = (uint32_t)L->local_size,
+                        .nodes = (uint32_t)L->nodes,
                         .worker_id = L->worker_id};
     return h;
 }
 
 static coll_layout worker_layout(const char *global, const char *local, const char *id)
 {
-    return layout_of((fake_env){{"MISTRALRS_MN_GLOBAL_WORLD_SIZE", global,
-                                 "MISTRALRS_MN_LOCAL_WORLD_SIZE", local,
-                                 "MISTRALRS_MN_WORKER_SERVER_ADDR", "127.0.0.1:1",
-                                 "MISTRALRS_MN_WORKER_ID", id, NULL}});
+    return layout_of((fake_env){
+        {"MISTRALRS_MN_GLOBAL_WORLD_SIZE", global, "MISTRALRS_MN_LOCAL_WORLD_SIZE", local,
+         "MISTRALRS_MN_WORKER_SERVER_ADDR", "127.0.0.1:1", "MISTRALRS_MN_WORKER_ID", id, NULL}});
 }
 
 static coll_layout head_layout(const char *global, const char *local, const char *workers)
 {
-    return layout_of((fake_env){{"MISTRALRS_MN_GLOBAL_WORLD_SIZE", global,
-                                 "MISTRALRS_MN_LOCAL_WORLD_SIZE", local,
-                                 "MISTRALRS_MN_HEAD_NUM_WORKERS", workers,
-                                 "MISTRALRS_MN_HEAD_PORT", "1", NULL}});
+    return layout_of((fake_env){
+        {"MISTRALRS_MN_GLOBAL_WORLD_SIZE", global, "MISTRALRS_MN_LOCAL_WORLD_SIZE", local,
+         "MISTRALRS_MN_HEAD_NUM_WORKERS", workers, "MISTRALRS_MN_HEAD_PORT", "1", NULL}});
 }
 
 /* Run a head for `head` against workers with the given hellos; return the head's status. */
@@ -97,7 +98,8 @@ static coll_status run(const coll_layout *head, const coll_rdv_hello *hellos, in
     int fd, port;
     CHECK(coll_rdv_listen("127.0.0.1", 0, &fd, &port, err, el) == COLL_OK);
     worker w[8];
-    for (int i = 0; i < nw; i++) w[i] = start_worker(port, hellos[i], worker_timeout);
+    for (int i = 0; i < nw; i++)
+        w[i] = start_worker(port, hellos[i], worker_timeout);
     if (stray) {
         /* A stranger that connects and sends junk must not disturb the job. */
         int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -111,7 +113,8 @@ static coll_status run(const coll_layout *head, const coll_rdv_hello *hellos, in
         close(s);
     }
     uint8_t blob[COLL_RDV_BLOB];
-    for (int i = 0; i < COLL_RDV_BLOB; i++) blob[i] = (uint8_t)(i * 13 + 5);
+    for (int i = 0; i < COLL_RDV_BLOB; i++)
+        blob[i] = (uint8_t)(i * 13 + 5);
     coll_rdv_hello ex = hello_of(head);
     coll_status st = coll_rdv_serve(fd, &ex, blob, head_timeout, NULL, NULL, &quiet, err, el);
     for (int i = 0; i < nw; i++) {
@@ -137,7 +140,8 @@ int main(void)
         ok[i] = hello_of(&wl);
     }
     CHECK(run(&head, ok, 3, 10000, 10000, res, err, sizeof(err), 1) == COLL_OK);
-    for (int i = 0; i < 3; i++) CHECK(res[i].st == COLL_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK(res[i].st == COLL_OK);
 
     /* Wrong sizes: the worker believes in 3 nodes of 2 (global 6). */
     coll_rdv_hello wrong[2] = {ok[2], hello_of(&(coll_layout){0})};

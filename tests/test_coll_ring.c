@@ -4,7 +4,10 @@
 #include "coll.h"
 #include "coll_test.h"
 
-static float v(int rank, size_t i) { return (float)((int)((i * 5 + (size_t)rank) % 11) - 5); }
+static float v(int rank, size_t i)
+{
+    return (float)((int)((i * 5 + (size_t)rank) % 11) - 5);
+}
 
 int main(void)
 {
@@ -20,12 +23,15 @@ int main(void)
     CHECK(!strcmp(coll_comm_provider(c), "ring"));
     int rank = coll_comm_rank(c), size = coll_comm_size(c);
     size_t n = 300007;
-    float *a = malloc(n * sizeof(float) * (size_t)size), *b = malloc(n * sizeof(float) * (size_t)size);
-    for (size_t i = 0; i < n; i++) a[i] = v(rank, i);
+    float *a = malloc(n * sizeof(float) * (size_t)size),
+          *b = malloc(n * sizeof(float) * (size_t)size);
+    for (size_t i = 0; i < n; i++)
+        a[i] = v(rank, i);
     CHECK(coll_allreduce(c, a, b, n, COLL_F32, COLL_SUM, NULL) == COLL_OK);
     for (size_t i = 0; i < n; i++) {
         float want = 0;
-        for (int r = 0; r < size; r++) want += v(r, i);
+        for (int r = 0; r < size; r++)
+            want += v(r, i);
         if (b[i] != want) {
             CHECK(b[i] == want);
             break;
@@ -34,23 +40,27 @@ int main(void)
     CHECK(coll_allreduce(c, a, a, n, COLL_F32, COLL_MAX, NULL) == COLL_OK);
     for (size_t i = 0; i < n; i++) {
         float want = v(0, i);
-        for (int r = 1; r < size; r++) want = v(r, i) > want ? v(r, i) : want;
+        for (int r = 1; r < size; r++)
+            want = v(r, i) > want ? v(r, i) : want;
         if (a[i] != want) {
             CHECK(a[i] == want);
             break;
         }
     }
-    for (size_t i = 0; i < n * (size_t)size; i++) a[i] = v(rank, i);
+    for (size_t i = 0; i < n * (size_t)size; i++)
+        a[i] = v(rank, i);
     CHECK(coll_reduce_scatter(c, a, b, n, COLL_F32, COLL_SUM, NULL) == COLL_OK);
     for (size_t i = 0; i < n; i++) {
         float want = 0;
-        for (int r = 0; r < size; r++) want += v(r, (size_t)rank * n + i);
+        for (int r = 0; r < size; r++)
+            want += v(r, (size_t)rank * n + i);
         if (b[i] != want) {
             CHECK(b[i] == want);
             break;
         }
     }
-    for (size_t i = 0; i < n; i++) a[i] = v(rank, i);
+    for (size_t i = 0; i < n; i++)
+        a[i] = v(rank, i);
     CHECK(coll_allgather(c, a, b, n, COLL_F32, NULL) == COLL_OK);
     for (int r = 0; r < size; r++)
         for (size_t i = 0; i < n; i++)

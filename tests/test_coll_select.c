@@ -35,15 +35,15 @@ static void test_local(void)
 static void test_nccl_single(void)
 {
     /* Rule 2. */
-    CHECK(sel(NULL, 2, ALL, NOENV) == COLL_OK && L.mode == COLL_MODE_NCCL &&
-          L.world_size == 2 && L.rank == 0 && L.device == 0 && !L.warning[0]);
+    CHECK(sel(NULL, 2, ALL, NOENV) == COLL_OK && L.mode == COLL_MODE_NCCL && L.world_size == 2 &&
+          L.rank == 0 && L.device == 0 && !L.warning[0]);
     CHECK(sel(NULL, 3, ALL, NOENV) == COLL_OK && L.world_size == 3); /* not only powers of 2 */
     /* Only "1" disables NCCL: other values warn and keep it. */
     CHECK(sel(NULL, 2, ALL, ENV("MISTRALRS_NO_NCCL", "true")) == COLL_OK &&
           L.mode == COLL_MODE_NCCL);
     CHECK_STR(L.warning, "is not 1");
-    CHECK(sel(NULL, 2, ALL, ENV("MISTRALRS_NO_NCCL", "0")) == COLL_OK &&
-          L.mode == COLL_MODE_NCCL && !L.warning[0]);
+    CHECK(sel(NULL, 2, ALL, ENV("MISTRALRS_NO_NCCL", "0")) == COLL_OK && L.mode == COLL_MODE_NCCL &&
+          !L.warning[0]);
     /* A spawned process takes its local rank. */
     CHECK(sel(NULL, 4, ALL,
               ENV("COLL_LOCAL_RANK", "3", "COLL_LOCAL_RDV", "127.0.0.1:5", "COLL_LOCAL_TOKEN",
@@ -99,17 +99,17 @@ static void test_multinode(void)
     /* Even with one visible GPU and NO_NCCL unset, and not only powers of 2. */
     CHECK(sel(NULL, 1, ALL, head_env("3", "1", "2")) == COLL_OK && L.nodes == 3);
     /* Worker 1 of 3 nodes x 2, local rank 1: rank = node x local + local rank = 2*2+1. */
-    fake_env w = ENV("MISTRALRS_MN_GLOBAL_WORLD_SIZE", "6", "MISTRALRS_MN_LOCAL_WORLD_SIZE", "2",
-                     "MISTRALRS_MN_WORKER_SERVER_ADDR", "10.0.0.1:29500",
-                     "MISTRALRS_MN_WORKER_ID", "1", "COLL_LOCAL_RANK", "1", "COLL_LOCAL_RDV",
-                     "127.0.0.1:4000", "COLL_LOCAL_TOKEN", "1f");
+    fake_env w =
+        ENV("MISTRALRS_MN_GLOBAL_WORLD_SIZE", "6", "MISTRALRS_MN_LOCAL_WORLD_SIZE", "2",
+            "MISTRALRS_MN_WORKER_SERVER_ADDR", "10.0.0.1:29500", "MISTRALRS_MN_WORKER_ID", "1",
+            "COLL_LOCAL_RANK", "1", "COLL_LOCAL_RDV", "127.0.0.1:4000", "COLL_LOCAL_TOKEN", "1f");
     CHECK(sel(NULL, 2, ALL, w) == COLL_OK && L.node == 2 && L.rank == 5 && L.device == 1 &&
           !L.is_mn_head && !strcmp(L.head_host, "10.0.0.1") && L.worker_id == 1);
     /* Head-node local rank 1 does not bind the head port. */
-    fake_env h1 = ENV("MISTRALRS_MN_GLOBAL_WORLD_SIZE", "4", "MISTRALRS_MN_LOCAL_WORLD_SIZE", "2",
-                      "MISTRALRS_MN_HEAD_NUM_WORKERS", "1", "MISTRALRS_MN_HEAD_PORT", "29500",
-                      "COLL_LOCAL_RANK", "1", "COLL_LOCAL_RDV", "127.0.0.1:4000",
-                      "COLL_LOCAL_TOKEN", "1f");
+    fake_env h1 =
+        ENV("MISTRALRS_MN_GLOBAL_WORLD_SIZE", "4", "MISTRALRS_MN_LOCAL_WORLD_SIZE", "2",
+            "MISTRALRS_MN_HEAD_NUM_WORKERS", "1", "MISTRALRS_MN_HEAD_PORT", "29500",
+            "COLL_LOCAL_RANK", "1", "COLL_LOCAL_RDV", "127.0.0.1:4000", "COLL_LOCAL_TOKEN", "1f");
     CHECK(sel(NULL, 2, ALL, h1) == COLL_OK && L.rank == 1 && !L.is_mn_head);
 
     /* Rule 5: contradictions. */
@@ -219,7 +219,8 @@ static void test_create_and_print(void)
     fclose(f);
     const coll_knob *k = coll_knobs();
     int n = 0;
-    for (; k[n].name; n++) CHECK_STR(buf, k[n].name);
+    for (; k[n].name; n++)
+        CHECK_STR(buf, k[n].name);
     CHECK(n == KNOB_COUNT);
     if (coll_built_features() & COLL_BUILT_RING)
         CHECK_STR(buf, "provider: ring");

@@ -22,8 +22,8 @@ int main(int argc, char **argv)
             return 3;
         }
         uint8_t blob[COLL_RDV_BLOB];
-        coll_status st = coll_spawn_join(&env, (int)rank, 3, 3, blob, 10000, &quiet, err,
-                                         sizeof(err));
+        coll_status st =
+            coll_spawn_join(&env, (int)rank, 3, 3, blob, 10000, &quiet, err, sizeof(err));
         if (st) {
             fprintf(stderr, "child %ld: %s\n", rank, err);
             return 11;
@@ -33,7 +33,8 @@ int main(int argc, char **argv)
         return 0;
     }
     uint8_t blob[COLL_RDV_BLOB];
-    for (int i = 0; i < COLL_RDV_BLOB; i++) blob[i] = (uint8_t)(i ^ 0x5a);
+    for (int i = 0; i < COLL_RDV_BLOB; i++)
+        blob[i] = (uint8_t)(i ^ 0x5a);
     coll_spawn sp;
     coll_status st = coll_spawn_local(&sp, 3, 3, blob, 10000, &quiet, err, sizeof(err));
     if (!strcmp(mode, "ok")) {

@@ -13,53 +13,46 @@
 
 typedef struct coll_impl {
     coll_comm *comm;
-    void *stream;  /* cudaStream_t for device buffers, else NULL */
+    void *stream;    /* cudaStream_t for device buffers, else NULL */
     double *dscalar; /* device buffers: one double for reduce_scalar */
 } coll_impl;
 
-static coll_impl *impl_of(bench_backend *b) { return b->impl; }
-
-/* libcoll's statuses have the same meaning as libring's, plus CUDA and NCCL failures. */
-static ring_status to_ring(coll_status s)
+static coll_impl *impl_of(bench_backend *b)
 {
-    switch (s) {
-    case COLL_OK: return RING_OK;
-    case COLL_ERR_INVALID_ARG: return RING_ERR_INVALID_ARG;
-    case COLL_ERR_CONFIG: return RING_ERR_CONFIG;
-    case COLL_ERR_NOMEM: return RING_ERR_NOMEM;
-    case COLL_ERR_TIMEOUT: return RING_ERR_TIMEOUT;
-    case COLL_ERR_PEER_CLOSED: return RING_ERR_PEER_CLOSED;
-    case COLL_ERR_PROTOCOL: return RING_ERR_PROTOCOL;
-    case COLL_ERR_INVALID_USAGE: return RING_ERR_INVALID_USAGE;
-    case COLL_ERR_AUTH: return RING_ERR_AUTH;
-    case COLL_ERR_UNSUPPORTED: return RING_ERR_UNSUPPORTED;
-    case COLL_ERR_ABORTED: return RING_ERR_ABORTED;
-    case COLL_ERR_FAILED: return RING_ERR_FAILED;
-    default: return RING_ERR_SYSTEM;
-    }
+    return b->impl;
 }
 
-static ring_status c_allreduce(bench_backend *b, const void *s, void *r, size_t n, ring_dtype t, ring_op op)
+static coll_status c_allreduce(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t,
+                               coll_op op)
 {
-    return to_ring(coll_allreduce(impl_of(b)->comm, s, r, n, (coll_dtype)t, (coll_op)op, impl_of(b)->stream));
+    return coll_allreduce(impl_of(b)->comm, s, r, n, t, op, impl_of(b)->stream);
 }
-static ring_status c_reduce_scatter(bench_backend *b, const void *s, void *r, size_t n, ring_dtype t,
-                                    ring_op op)
+static coll_status c_reduce_scatter(bench_backend *b, const void *s, void *r, size_t n,
+                                    coll_dtype t, coll_op op)
 {
-    return to_ring(
-        coll_reduce_scatter(impl_of(b)->comm, s, r, n, (coll_dtype)t, (coll_op)op, impl_of(b)->stream));
+    return coll_reduce_scatter(impl_of(b)->comm, s, r, n, t, op, impl_of(b)->stream);
 }
-static ring_status c_allgather(bench_backend *b, const void *s, void *r, size_t n, ring_dtype t)
+static coll_status c_allgather(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t)
 {
-    return to_ring(coll_allgather(impl_of(b)->comm, s, r, n, (coll_dtype)t, impl_of(b)->stream));
+    return coll_allgather(impl_of(b)->comm, s, r, n, t, impl_of(b)->stream);
 }
-static ring_status c_broadcast(bench_backend *b, const void *s, void *r, size_t n, ring_dtype t, int root)
+static coll_status c_broadcast(bench_backend *b, const void *s, void *r, size_t n, coll_dtype t,
+                               int root)
 {
-    return to_ring(coll_broadcast(impl_of(b)->comm, s, r, n, (coll_dtype)t, root, impl_of(b)->stream));
+    return coll_broadcast(impl_of(b)->comm, s, r, n, t, root, impl_of(b)->stream);
 }
-static ring_status c_barrier(bench_backend *b) { return to_ring(coll_barrier(impl_of(b)->comm)); }
-static const char *c_last_error(bench_backend *b) { return coll_comm_last_error(impl_of(b)->comm); }
-static ring_status c_sync(bench_backend *b) { return to_ring(coll_sync(impl_of(b)->comm, impl_of(b)->stream)); }
+static coll_status c_barrier(bench_backend *b)
+{
+    return coll_barrier(impl_of(b)->comm);
+}
+static const char *c_last_error(bench_backend *b)
+{
+    return coll_comm_last_error(impl_of(b)->comm);
+}
+static coll_status c_sync(bench_backend *b)
+{
+    return coll_sync(impl_of(b)->comm, impl_of(b)->stream);
+}
 
 static void c_close(bench_backend *b)
 {
@@ -113,17 +106,17 @@ static int d_upload(bench_backend *b, void *dst, const void *host, size_t bytes)
 }
 static int d_download(bench_backend *b, void *host, const void *src, size_t bytes)
 {
-    ring_status st = c_sync(b);
-    if (st != RING_OK) return -1;
+    coll_status st = c_sync(b);
+    if (st != COLL_OK) return -1;
     return cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost) == cudaSuccess ? 0 : -1;
 }
 
-static ring_status d_reduce_scalar(bench_backend *b, double *v, ring_op op)
+static coll_status d_reduce_scalar(bench_backend *b, double *v, coll_op op)
 {
     coll_impl *x = impl_of(b);
-    if (d_upload(b, x->dscalar, v, sizeof *v)) return RING_ERR_SYSTEM;
-    ring_status st = c_allreduce(b, x->dscalar, x->dscalar, 1, RING_F64, op);
-    if (st == RING_OK && d_download(b, v, x->dscalar, sizeof *v)) st = RING_ERR_SYSTEM;
+    if (d_upload(b, x->dscalar, v, sizeof *v)) return COLL_ERR_SYSTEM;
+    coll_status st = c_allreduce(b, x->dscalar, x->dscalar, 1, COLL_F64, op);
+    if (st == COLL_OK && d_download(b, v, x->dscalar, sizeof *v)) st = COLL_ERR_SYSTEM;
     return st;
 }
 
@@ -183,7 +176,8 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
         return -1;
     }
     if (p2p && coll_comm_p2p_max_bytes(x->comm) == 0) {
-        snprintf(err, errlen, "provider p2p: the one-shot all-reduce is off here (its log line says why)");
+        snprintf(err, errlen,
+                 "provider p2p: the one-shot all-reduce is off here (its log line says why)");
         coll_comm_destroy(x->comm);
         free(b);
         free(x);
@@ -194,8 +188,10 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
     if (device) {
         int dev = coll_comm_device(x->comm);
         cudaStream_t s;
-        if (dev < 0 || cudaSetDevice(dev) != cudaSuccess || cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
-            snprintf(err, errlen, "provider %s: no usable CUDA device (device %d)", coll_comm_provider(x->comm), dev);
+        if (dev < 0 || cudaSetDevice(dev) != cudaSuccess ||
+            cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
+            snprintf(err, errlen, "provider %s: no usable CUDA device (device %d)",
+                     coll_comm_provider(x->comm), dev);
             coll_comm_destroy(x->comm);
             free(b);
             free(x);
@@ -218,18 +214,5 @@ int bench_coll_open(const char *provider, int timeout_s, int device, bench_backe
     b->size = coll_comm_size(x->comm);
     b->impl = x;
     *out = b;
-    return 0;
-}
-
-int bench_print_config(FILE *out, const char *provider)
-{
-    fprintf(out, "coll-bench provider: %s\n\nlibring knobs:\n", provider ? provider : "ring (libring directly)");
-    ring_knobs_print(out);
-    fprintf(out, "\nlibcoll:\n");
-    coll_params p;
-    coll_params_init(&p);
-    if (provider && strcmp(provider, "auto") && strcmp(provider, "ring") && strcmp(provider, "p2p"))
-        p.provider = provider;
-    coll_print_config(out, &p);
     return 0;
 }

@@ -10,6 +10,7 @@
  *   ringrun --print-configs --hosts h0,h1,... [--base-port P] [--out DIR]
  */
 #include "ring.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,8 +33,8 @@
 #define GRACE_MS 5000
 
 typedef struct stream {
-    int fd;       /* read end of the child's pipe; -1 when closed */
-    FILE *to;     /* our stdout or stderr */
+    int fd;   /* read end of the child's pipe; -1 when closed */
+    FILE *to; /* our stdout or stderr */
     size_t used;
     char buf[LINE_MAX_BYTES];
 } stream;
@@ -70,22 +71,16 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ringrun -n N [--base-port P] [--timeout S] [--keep-configs] -- CMD ARGS...\n"
-            "       ringrun --print-configs --hosts h0,h1,... [--base-port P] [--out DIR]\n"
-            "Starts N ranks on this host over loopback, each with RING_CONFIG naming its own file.\n"
-            "  -n N             number of ranks (a power of 2)\n"
-            "  --base-port P    master port P, rank r listens on P+1+r (default: free ports)\n"
-            "  --timeout S      stop every rank after S seconds (exit 124)\n"
-            "  --keep-configs   keep the per-rank files (their folder is printed)\n"
-            "  --print-configs  write rank-R.json for a multi-host ring (one rank per host entry)\n");
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    fprintf(
+        f,
+        "usage: ringrun -n N [--base-port P] [--timeout S] [--keep-configs] -- CMD ARGS...\n"
+        "       ringrun --print-configs --hosts h0,h1,... [--base-port P] [--out DIR]\n"
+        "Starts N ranks on this host over loopback, each with RING_CONFIG naming its own file.\n"
+        "  -n N             number of ranks (a power of 2)\n"
+        "  --base-port P    master port P, rank r listens on P+1+r (default: free ports)\n"
+        "  --timeout S      stop every rank after S seconds (exit 124)\n"
+        "  --keep-configs   keep the per-rank files (their folder is printed)\n"
+        "  --print-configs  write rank-R.json for a multi-host ring (one rank per host entry)\n");
 }
 
 static uint64_t random_job_id(void)
@@ -96,7 +91,7 @@ static uint64_t random_job_id(void)
         if (read(fd, &id, sizeof id) != (ssize_t)sizeof id) id = 0;
         close(fd);
     }
-    if (!id) id = ((uint64_t)getpid() << 32) ^ (uint64_t)now_ms();
+    if (!id) id = ((uint64_t)getpid() << 32) ^ (uint64_t)rc_now_ms();
     return id;
 }
 
@@ -135,7 +130,8 @@ static int free_ports(int n, int *ports)
         fds[got] = fd;
         ports[got++] = port;
     }
-    for (int i = 0; i < got; i++) close(fds[i]);
+    for (int i = 0; i < got; i++)
+        close(fds[i]);
     if (got < n) errno = EADDRINUSE;
     return got == n ? 0 : -1;
 }
@@ -202,15 +198,13 @@ static void drain(launcher *L, stream *s, int rank, int final)
         }
         /* A line longer than the buffer, or the tail at EOF, goes out as it is. */
         if (start == 0 && (s->used == sizeof s->buf || (s->fd < 0 && s->used))) {
-            if (!L->out_lost)
-                fprintf(s->to, "[%d] %.*s\n", rank, (int)s->used, s->buf);
+            if (!L->out_lost) fprintf(s->to, "[%d] %.*s\n", rank, (int)s->used, s->buf);
             start = s->used;
         }
         memmove(s->buf, s->buf + start, s->used - start);
         s->used -= start;
         if (!L->out_lost && (fflush(s->to) != 0 || ferror(s->to))) {
-            if (!L->out_lost)
-                L->out_lost = errno == EPIPE ? EPIPE : errno ? errno : EIO;
+            if (!L->out_lost) L->out_lost = errno == EPIPE ? EPIPE : errno ? errno : EIO;
             clearerr(s->to);
         }
         if (s->fd < 0 || final || s->used < sizeof s->buf) return;
@@ -264,14 +258,17 @@ static void watchdog(int fd, const char *dir, int n, int keep)
     }
     if (clean) _exit(0);
     int alive = 0;
-    for (int i = 0; i < ng; i++) alive += kill(-groups[i], SIGTERM) == 0;
-    for (int64_t end = now_ms() + GRACE_MS; alive && now_ms() < end;) {
+    for (int i = 0; i < ng; i++)
+        alive += kill(-groups[i], SIGTERM) == 0;
+    for (int64_t end = rc_now_ms() + GRACE_MS; alive && rc_now_ms() < end;) {
         struct timespec ts = {0, 50 * 1000 * 1000}; /* no child to wait for: poll the groups */
         nanosleep(&ts, NULL);
         alive = 0;
-        for (int i = 0; i < ng; i++) alive += kill(-groups[i], 0) == 0;
+        for (int i = 0; i < ng; i++)
+            alive += kill(-groups[i], 0) == 0;
     }
-    for (int i = 0; i < ng; i++) kill(-groups[i], SIGKILL);
+    for (int i = 0; i < ng; i++)
+        kill(-groups[i], SIGKILL);
     if (!keep) {
         char path[128];
         for (int r = 0; r < n; r++) {
@@ -374,7 +371,9 @@ static int spawn(launcher *L, int r, char **argv, pid_t parent)
     close(pe[1]);
     fcntl(po[0], F_SETFL, O_NONBLOCK);
     fcntl(pe[0], F_SETFL, O_NONBLOCK);
-    L->ranks[r] = (rank_proc){.pid = pid, .kill_at = -1, .out = {.fd = po[0], .to = stdout},
+    L->ranks[r] = (rank_proc){.pid = pid,
+                              .kill_at = -1,
+                              .out = {.fd = po[0], .to = stdout},
                               .err = {.fd = pe[0], .to = stderr}};
     return 0;
 }
@@ -383,7 +382,7 @@ static int spawn(launcher *L, int r, char **argv, pid_t parent)
 static int supervise(launcher *L, int timeout_s)
 {
     int alive = L->n, first_fail = -1, code = 0;
-    int64_t deadline = timeout_s > 0 ? now_ms() + (int64_t)timeout_s * 1000 : -1;
+    int64_t deadline = timeout_s > 0 ? rc_now_ms() + (int64_t)timeout_s * 1000 : -1;
     int64_t kill_at = -1;
     struct pollfd *pf = calloc((size_t)(2 * L->n + 1), sizeof *pf);
     if (!pf) return 1;
@@ -400,7 +399,7 @@ static int supervise(launcher *L, int timeout_s)
         }
         if (alive == 0 && open_streams == 0) break;
         int wait_ms = 200;
-        int64_t t = now_ms();
+        int64_t t = rc_now_ms();
         if (deadline >= 0 && kill_at < 0) {
             if (t >= deadline) {
                 fprintf(stderr, "ringrun: timeout after %d s: stopping every rank\n", timeout_s);
@@ -429,7 +428,7 @@ static int supervise(launcher *L, int timeout_s)
                 if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
                     fprintf(stderr, "ringrun: got signal %d: forwarding to every rank\n", sig);
                     signal_all(L, sig);
-                    if (kill_at < 0) kill_at = now_ms() + GRACE_MS;
+                    if (kill_at < 0) kill_at = rc_now_ms() + GRACE_MS;
                     if (!code) code = 128 + sig;
                 }
             }
@@ -445,7 +444,7 @@ static int supervise(launcher *L, int timeout_s)
             fprintf(stderr, "ringrun: cannot write the ranks' output (%s): stopping every rank\n",
                     strerror(L->out_lost));
             signal_all(L, SIGTERM);
-            if (kill_at < 0) kill_at = now_ms() + GRACE_MS;
+            if (kill_at < 0) kill_at = rc_now_ms() + GRACE_MS;
             if (!code) code = L->out_lost == EPIPE ? 128 + SIGPIPE : 1;
         }
         pid_t pid;
@@ -457,7 +456,7 @@ static int supervise(launcher *L, int timeout_s)
                 L->ranks[r].status = status;
                 alive--;
                 /* The rank is over: what it started goes with it. */
-                if (kill(-pid, SIGTERM) == 0) L->ranks[r].kill_at = now_ms() + GRACE_MS;
+                if (kill(-pid, SIGTERM) == 0) L->ranks[r].kill_at = rc_now_ms() + GRACE_MS;
                 if (exit_code_of(status) != 0 && first_fail < 0 && code == 0) {
                     first_fail = r;
                     code = exit_code_of(status);
@@ -465,7 +464,7 @@ static int supervise(launcher *L, int timeout_s)
                     if (alive > 0) {
                         fprintf(stderr, "ringrun: stopping the other ranks\n");
                         signal_all(L, SIGTERM);
-                        kill_at = now_ms() + GRACE_MS;
+                        kill_at = rc_now_ms() + GRACE_MS;
                     }
                 }
             }
@@ -498,8 +497,10 @@ static int split_hosts(char *list, char **hosts, int cap)
         char *end = strchr(h, ',');
         if (end) *end = 0;
         if (!*h) {
-            fprintf(stderr, "ringrun: --hosts: entry %d is empty (one host per rank, comma "
-                            "separated)\n", n);
+            fprintf(stderr,
+                    "ringrun: --hosts: entry %d is empty (one host per rank, comma "
+                    "separated)\n",
+                    n);
             return -1;
         }
         if (n == cap) {
@@ -518,12 +519,15 @@ int main(int argc, char **argv)
     char *hosts_arg = NULL;
     const char *out_dir = ".";
     enum { O_BASE = 1000, O_TIMEOUT, O_KEEP, O_PRINT, O_HOSTS, O_OUT };
-    static const struct option opts[] = {
-        {"np", required_argument, 0, 'n'},          {"base-port", required_argument, 0, O_BASE},
-        {"timeout", required_argument, 0, O_TIMEOUT}, {"keep-configs", no_argument, 0, O_KEEP},
-        {"print-configs", no_argument, 0, O_PRINT},   {"hosts", required_argument, 0, O_HOSTS},
-        {"out", required_argument, 0, O_OUT},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"np", required_argument, 0, 'n'},
+                                         {"base-port", required_argument, 0, O_BASE},
+                                         {"timeout", required_argument, 0, O_TIMEOUT},
+                                         {"keep-configs", no_argument, 0, O_KEEP},
+                                         {"print-configs", no_argument, 0, O_PRINT},
+                                         {"hosts", required_argument, 0, O_HOSTS},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "+n:h", opts, NULL)) != -1) {
         switch (c) {
@@ -536,12 +540,24 @@ int main(int argc, char **argv)
         case O_TIMEOUT:
             if (parse_int(optarg, "--timeout", 1, 86400 * 7, &timeout_s)) return 2;
             break;
-        case O_KEEP: keep = 1; break;
-        case O_PRINT: print_configs = 1; break;
-        case O_HOSTS: hosts_arg = optarg; break;
-        case O_OUT: out_dir = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case O_KEEP:
+            keep = 1;
+            break;
+        case O_PRINT:
+            print_configs = 1;
+            break;
+        case O_HOSTS:
+            hosts_arg = optarg;
+            break;
+        case O_OUT:
+            out_dir = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
 
@@ -550,7 +566,8 @@ int main(int argc, char **argv)
         int nh = hosts_arg ? split_hosts(hosts_arg, hosts, MAX_RANKS) : 0;
         if (nh < 0) return 2;
         if (nh == 0) {
-            fprintf(stderr, "ringrun: --print-configs needs --hosts h0,h1,... (one entry per rank)\n");
+            fprintf(stderr,
+                    "ringrun: --print-configs needs --hosts h0,h1,... (one entry per rank)\n");
             return 2;
         }
         if (n && n != nh) {
@@ -567,7 +584,8 @@ int main(int argc, char **argv)
             return 2;
         }
         int ports[MAX_RANKS + 1];
-        for (int i = 0; i <= nh; i++) ports[i] = base_port + i;
+        for (int i = 0; i <= nh; i++)
+            ports[i] = base_port + i;
         if (mkdir(out_dir, 0755) < 0 && errno != EEXIST) {
             fprintf(stderr, "ringrun: cannot create %s: %s\n", out_dir, strerror(errno));
             return 1;
@@ -598,7 +616,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "ringrun: --base-port %d leaves no room for %d ranks\n", base_port, n);
             return 2;
         }
-        for (int i = 0; i <= n; i++) ports[i] = base_port + i;
+        for (int i = 0; i <= n; i++)
+            ports[i] = base_port + i;
     } else if (free_ports(n + 1, ports) < 0) {
         fprintf(stderr, "ringrun: cannot find free loopback ports: %s\n", strerror(errno));
         return 1;
@@ -611,7 +630,8 @@ int main(int argc, char **argv)
         return 1;
     }
     char *hosts[MAX_RANKS];
-    for (int r = 0; r < n; r++) hosts[r] = "127.0.0.1";
+    for (int r = 0; r < n; r++)
+        hosts[r] = "127.0.0.1";
     if (write_configs(L.dir, hosts, n, ports, random_job_id(), 1)) return 1;
     if (keep) fprintf(stderr, "ringrun: configs in %s\n", L.dir);
 

@@ -9,15 +9,14 @@
 #include <unistd.h>
 
 #include "tok_impl.h"
+#include "common/errline.h"
 
-eng_status tok_fail(char *err, size_t errlen, eng_status st, const char *fmt, ...)
+eng_status tok_fail(eng_status st, char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rc_errline_v(err, errlen, fmt, ap);
+    va_end(ap);
     return st;
 }
 
@@ -27,36 +26,37 @@ eng_status tok_read_file(const char *path, char **buf, size_t *len, char *err, s
     *len = 0;
     /* O_NONBLOCK: a FIFO is refused below (not a regular file) instead of blocking open(). */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return tok_fail(err, errlen, ENG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0)
+        return tok_fail(ENG_ERR_IO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
     FILE *f = fdopen(fd, "rb");
     if (!f) {
         close(fd);
-        return tok_fail(err, errlen, ENG_ERR_NOMEM, "%s: out of memory", path);
+        return tok_fail(ENG_ERR_NOMEM, err, errlen, "%s: out of memory", path);
     }
     eng_status st = ENG_OK;
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0) {
-        st = tok_fail(err, errlen, ENG_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        st = tok_fail(ENG_ERR_IO, err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         goto close_file;
     }
     if (!S_ISREG(sb.st_mode)) {
-        st = tok_fail(err, errlen, ENG_ERR_IO, "%s: not a regular file", path);
+        st = tok_fail(ENG_ERR_IO, err, errlen, "%s: not a regular file", path);
         goto close_file;
     }
     /* Tokenizer files are megabytes at most; refuse absurd sizes before allocating. */
     if (sb.st_size > (off_t)1 << 30) {
-        st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: %lld bytes is too large for a tokenizer",
+        st = tok_fail(ENG_ERR_FORMAT, err, errlen, "%s: %lld bytes is too large for a tokenizer",
                       path, (long long)sb.st_size);
         goto close_file;
     }
     size_t n = (size_t)sb.st_size;
     char *b = malloc(n + 1);
     if (!b) {
-        st = tok_fail(err, errlen, ENG_ERR_NOMEM, "%s: out of memory for %zu bytes", path, n);
+        st = tok_fail(ENG_ERR_NOMEM, err, errlen, "%s: out of memory for %zu bytes", path, n);
         goto close_file;
     }
     if (fread(b, 1, n, f) != n) {
-        st = tok_fail(err, errlen, ENG_ERR_IO, "%s: read failed", path);
+        st = tok_fail(ENG_ERR_IO, err, errlen, "%s: read failed", path);
         free(b);
         goto close_file;
     }

@@ -18,7 +18,7 @@ typedef struct {
     size_t errlen;
 } load_ctx;
 
-#define FAIL(c, st, ...) tok_fail((c)->err, (c)->errlen, (st), __VA_ARGS__)
+#define FAIL(c, st, ...) tok_fail((st), (c)->err, (c)->errlen, __VA_ARGS__)
 
 static eng_status parse_json_file(const char *path, cJSON **root, char *err, size_t errlen)
 {
@@ -33,12 +33,12 @@ static eng_status parse_json_file(const char *path, cJSON **root, char *err, siz
         size_t at = end ? (size_t)(end - buf) : 0, line = 1, col = 1;
         for (size_t i = 0; i < at && i < len; i++, col++)
             if (buf[i] == '\n') line++, col = 0;
-        st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: bad JSON at line %zu column %zu (byte %zu)",
+        st = tok_fail(ENG_ERR_FORMAT, err, errlen, "%s: bad JSON at line %zu column %zu (byte %zu)",
                       path, line, col, at);
     } else if (!cJSON_IsObject(*root)) {
         cJSON_Delete(*root);
         *root = NULL;
-        st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: the top level is not a JSON object", path);
+        st = tok_fail(ENG_ERR_FORMAT, err, errlen, "%s: the top level is not a JSON object", path);
     }
     free(buf);
     return st;
@@ -451,13 +451,13 @@ eng_status eng_tokenizer_load_hf(const char *path, eng_tokenizer **out, char *er
 {
     if (out) *out = NULL;
     if (!path || !out)
-        return tok_fail(err, errlen, ENG_ERR_INVALID_ARG, "tokenizer: no path or output given");
+        return tok_fail(ENG_ERR_INVALID_ARG, err, errlen, "tokenizer: no path or output given");
     cJSON *root;
     eng_status st = parse_json_file(path, &root, err, errlen);
     if (st != ENG_OK) return st;
     bpe_tok *t = calloc(1, sizeof *t);
     if (!t) {
-        st = tok_fail(err, errlen, ENG_ERR_NOMEM, "%s: out of memory", path);
+        st = tok_fail(ENG_ERR_NOMEM, err, errlen, "%s: out of memory", path);
         goto free_json;
     }
     t->base.ops = &bpe_ops;

@@ -35,7 +35,7 @@ struct eng_tokenizer {
 };
 
 /* printf into err (if not NULL) and return st. */
-eng_status tok_fail(char *err, size_t errlen, eng_status st, const char *fmt, ...)
+eng_status tok_fail(eng_status st, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Reads a whole file into a malloc'd buffer with a NUL after it. */

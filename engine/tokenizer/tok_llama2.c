@@ -179,9 +179,9 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
 {
     if (out) *out = NULL;
     if (!path || !out)
-        return tok_fail(err, errlen, ENG_ERR_INVALID_ARG, "tokenizer: no path or output given");
+        return tok_fail(ENG_ERR_INVALID_ARG, err, errlen, "tokenizer: no path or output given");
     if (vocab_size < L2_BYTE_BASE + 256)
-        return tok_fail(err, errlen, ENG_ERR_INVALID_ARG,
+        return tok_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "%s: vocab_size %d is too small (llama2.c tokenizers have byte tokens at "
                         "ids 3..258)",
                         path, vocab_size);
@@ -193,7 +193,7 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
     l2_tok *t = calloc(1, sizeof *t);
     size_t V = (size_t)vocab_size;
     if (!t) {
-        st = tok_fail(err, errlen, ENG_ERR_NOMEM, "%s: out of memory", path);
+        st = tok_fail(ENG_ERR_NOMEM, err, errlen, "%s: out of memory", path);
         goto free_file;
     }
     t->base.ops = &l2_ops;
@@ -207,32 +207,32 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
     /* Strings are at most the file's size in total, plus a NUL each. */
     t->blob = malloc(flen + V);
     if (!t->piece || !t->len || !t->score || !t->sorted || !t->blob) {
-        st = tok_fail(err, errlen, ENG_ERR_NOMEM, "%s: out of memory for %d tokens", path,
+        st = tok_fail(ENG_ERR_NOMEM, err, errlen, "%s: out of memory for %d tokens", path,
                       vocab_size);
         goto free_tok;
     }
     if (flen < 4) {
-        st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: truncated: %zu bytes, no header", path,
+        st = tok_fail(ENG_ERR_FORMAT, err, errlen, "%s: truncated: %zu bytes, no header", path,
                       flen);
         goto free_tok;
     }
     int32_t max_token_length = rd_i32(d);
     if (flen > 0 && file[0] == '{') {
-        st = tok_fail(err, errlen, ENG_ERR_FORMAT,
+        st = tok_fail(ENG_ERR_FORMAT, err, errlen,
                       "%s: a JSON file, not a llama2.c tokenizer .bin: a tokenizer.json belongs in "
                       "the model's folder (--tokenizer is for llama2.c models)",
                       path);
         goto free_tok;
     }
     if (max_token_length <= 0 || (size_t)max_token_length > flen) {
-        st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: bad max_token_length %d in the header",
+        st = tok_fail(ENG_ERR_FORMAT, err, errlen, "%s: bad max_token_length %d in the header",
                       path, (int)max_token_length);
         goto free_tok;
     }
     size_t off = 4, boff = 0;
     for (size_t i = 0; i < V; i++) {
         if (flen - off < 8) {
-            st = tok_fail(err, errlen, ENG_ERR_FORMAT,
+            st = tok_fail(ENG_ERR_FORMAT, err, errlen,
                           "%s: truncated at token %zu of %zu (offset %zu of %zu bytes)", path, i, V,
                           off, flen);
             goto free_tok;
@@ -240,12 +240,12 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
         float score = rd_f32(d + off);
         int32_t len = rd_i32(d + off + 4);
         if (isnan(score)) {
-            st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: token %zu has a NaN score (offset %zu)",
+            st = tok_fail(ENG_ERR_FORMAT, err, errlen, "%s: token %zu has a NaN score (offset %zu)",
                           path, i, off);
             goto free_tok;
         }
         if (len < 0 || len > max_token_length) {
-            st = tok_fail(err, errlen, ENG_ERR_FORMAT,
+            st = tok_fail(ENG_ERR_FORMAT, err, errlen,
                           "%s: token %zu has length %d, outside 0..max_token_length %d "
                           "(offset %zu)",
                           path, i, (int)len, (int)max_token_length, off + 4);
@@ -253,7 +253,7 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
         }
         off += 8;
         if (flen - off < (size_t)len) {
-            st = tok_fail(err, errlen, ENG_ERR_FORMAT,
+            st = tok_fail(ENG_ERR_FORMAT, err, errlen,
                           "%s: truncated inside token %zu of %zu (offset %zu of %zu bytes)", path,
                           i, V, off, flen);
             goto free_tok;
@@ -269,7 +269,7 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
         if (len > t->max_len) t->max_len = len;
     }
     if (off != flen) {
-        st = tok_fail(err, errlen, ENG_ERR_FORMAT,
+        st = tok_fail(ENG_ERR_FORMAT, err, errlen,
                       "%s: %zu bytes left after %zu tokens: the file holds more tokens than the "
                       "model's vocab_size",
                       path, flen - off, V);
@@ -277,7 +277,7 @@ eng_status eng_tokenizer_load_llama2(const char *path, int vocab_size, eng_token
     }
     for (int b = 0; b < 256; b++) {
         if (byte_token(t->piece[L2_BYTE_BASE + b], t->len[L2_BYTE_BASE + b]) != b) {
-            st = tok_fail(err, errlen, ENG_ERR_FORMAT, "%s: token %d is '%.16s', expected <0x%02X>",
+            st = tok_fail(ENG_ERR_FORMAT, err, errlen, "%s: token %d is '%.16s', expected <0x%02X>",
                           path, L2_BYTE_BASE + b, t->piece[L2_BYTE_BASE + b], b);
             goto free_tok;
         }
