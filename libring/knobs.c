@@ -1,6 +1,7 @@
 /* The one place libring reads the environment: a declared list of knobs, read once into a
  * communicator's settings when it is created. Every default is written once, as text in
  * the list (what --print-config shows is what the code uses). */
+#include "common/knob.h"
 #include "ring_private.h"
 
 #include <errno.h>
@@ -107,14 +108,11 @@ static long long knob_int(const knob_env *e, knob_notes *n, int k, long long uns
     long long def = *d ? strtoll(d, NULL, 10) : unset;
     const char *v = e->v[k];
     if (!v) return def;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < knob_range[k][0] || x > knob_range[k][1]) {
-        snprintf(n->why[k], sizeof n->why[k], "%s=%.40s: expected an integer in %lld..%lld",
-                 knob_table[k].name, v, knob_range[k][0], knob_range[k][1]);
+    long x;
+    /* The wording all three libraries share (common/knob.h). */
+    if (rc_knob_long(knob_table[k].name, v, (long)knob_range[k][0], (long)knob_range[k][1], &x,
+                     n->why[k], sizeof n->why[k]) != 0)
         return def;
-    }
     return x;
 }
 
@@ -131,7 +129,8 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     int level = RING_LOG_INFO;
     if (e->v[K_LOG_LEVEL] && (level = parse_level(e->v[K_LOG_LEVEL])) < 0) {
         snprintf(n->why[K_LOG_LEVEL], sizeof n->why[K_LOG_LEVEL],
-                 "RING_LOG_LEVEL=%.40s: expected error, warn, info or debug", e->v[K_LOG_LEVEL]);
+                 "RING_LOG_LEVEL: expected error, warn, info or debug, got '%.40s'",
+                 e->v[K_LOG_LEVEL]);
         level = parse_level(knob_table[K_LOG_LEVEL].default_value);
     }
     s->log.level = (ring_log_level)level;
@@ -178,7 +177,7 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
             s->transport_knob = RING_TRANSPORT_AUTO;
         else
             snprintf(n->why[K_TRANSPORT], sizeof n->why[K_TRANSPORT],
-                     "RING_TRANSPORT=%.40s: expected tcp, verbs or auto", t);
+                     "RING_TRANSPORT: expected tcp, verbs or auto, got '%.40s'", t);
     }
     copy_text(s->ib_device, sizeof s->ib_device, e->v[K_IB_DEVICE]);
     s->ib_port = (int)knob_int(e, n, K_IB_PORT, 0);

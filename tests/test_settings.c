@@ -39,14 +39,16 @@ static void test_bad_values(void **state)
     static const struct {
         const char *name, *value, *message;
     } bad[] = {
-        {"RING_PIPELINE_DEPTH", "0", "RING_PIPELINE_DEPTH=0: expected an integer in 1..64"},
-        {"RING_OP_TIMEOUT_MS", "soon", "RING_OP_TIMEOUT_MS=soon: expected an integer"},
-        {"RING_SEGMENT_BYTES", "12k", "RING_SEGMENT_BYTES=12k: expected an integer"},
-        {"RING_TCP_THREADS", "2", "RING_TCP_THREADS=2: expected an integer in 0..1"},
-        {"RING_TCP_THREADS_MIN_BYTES", "-1", "RING_TCP_THREADS_MIN_BYTES=-1: expected an integer"},
-        {"RING_TCP_STREAMS", "17", "RING_TCP_STREAMS=17: expected an integer in 1..16"},
-        {"RING_TRANSPORT", "udp", "RING_TRANSPORT=udp: expected tcp, verbs or auto"},
-        {"RING_LOG_LEVEL", "loud", "RING_LOG_LEVEL=loud: expected error, warn, info or debug"},
+        {"RING_PIPELINE_DEPTH", "0", "RING_PIPELINE_DEPTH: must be in 1..64, got 0"},
+        {"RING_OP_TIMEOUT_MS", "soon", "RING_OP_TIMEOUT_MS: not an integer: 'soon'"},
+        {"RING_SEGMENT_BYTES", "12k", "RING_SEGMENT_BYTES: not an integer: '12k'"},
+        {"RING_TCP_THREADS", "2", "RING_TCP_THREADS: must be in 0..1, got 2"},
+        {"RING_TCP_THREADS_MIN_BYTES", "-1",
+         "RING_TCP_THREADS_MIN_BYTES: must be in 0..1099511627776, got -1"},
+        {"RING_TCP_STREAMS", "17", "RING_TCP_STREAMS: must be in 1..16, got 17"},
+        {"RING_TRANSPORT", "udp", "RING_TRANSPORT: expected tcp, verbs or auto, got 'udp'"},
+        {"RING_LOG_LEVEL", "loud",
+         "RING_LOG_LEVEL: expected error, warn, info or debug, got 'loud'"},
     };
     ring_config cfg;
     one_rank(&cfg);
