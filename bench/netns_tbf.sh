@@ -29,36 +29,25 @@ while [ $# -gt 0 ]; do
     *) echo "netns_tbf.sh: unknown argument '$1' (see the header of this script)" >&2; exit 2 ;;
     esac
 done
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces"
-for t in ip tc python3; do command -v $t >/dev/null || skip "needs '$t' (apt-get install iproute2 python3)"; done
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/netns_lib.sh"
+skip() { netns_skip "$@"; }
+for t in tc python3; do command -v $t >/dev/null || skip "needs '$t' (apt-get install iproute2 python3)"; done
 [ -x "$bin" ] || { echo "netns_tbf.sh: no coll-bench at $bin (--coll-bench PATH)" >&2; exit 2; }
 [ -x "$rr" ] || { echo "netns_tbf.sh: no ringrun at $rr (--ringrun PATH)" >&2; exit 2; }
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 tag=tb$$
-ip netns add ${tag}probe 2>/dev/null || skip "cannot create network namespaces here"
-ip netns del ${tag}probe
+netns_probe $tag
 
 d=$(mktemp -d /tmp/ringtbf.XXXXXX)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    for i in 1 2 3 4; do ip link del ${tag}v$i 2>/dev/null; ip netns del ${tag}n$i 2>/dev/null; done
-    ip link del ${tag}br 2>/dev/null
+    netns_cleanup $tag
     rm -rf "$d"
 }
 trap cleanup EXIT INT TERM
-ip link add ${tag}br type bridge && ip link set ${tag}br up || skip "cannot create a bridge"
-for i in 1 2 3 4; do
-    ip netns add ${tag}n$i
-    ip link add ${tag}v$i type veth peer name eth0 netns ${tag}n$i
-    ip link set ${tag}v$i master ${tag}br && ip link set ${tag}v$i up
-    ip -n ${tag}n$i addr add 10.99.0.$i/24 dev eth0
-    ip -n ${tag}n$i link set eth0 up && ip -n ${tag}n$i link set lo up
-    # Each host's one outgoing link. burst: a few ms at the rate (the timer's granularity).
-    ip netns exec ${tag}n$i tc qdisc add dev eth0 root tbf rate "$rate" burst 1mb latency 20ms ||
-        skip "tc tbf is not available here"
-done
+netns_hosts $tag "$rate"
 rate_bps=$(tc -n ${tag}n1 -j qdisc show dev eth0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["options"]["rate"])')
 link_gbs=$(python3 -c "print(f'{$rate_bps/1e9:.4f}')")
 "$rr" --print-configs --hosts 10.99.0.1,10.99.0.2,10.99.0.3,10.99.0.4 --base-port 29500 --out "$d/cfg" >/dev/null || exit 1

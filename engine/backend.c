@@ -27,6 +27,15 @@ const eng_backend *eng_backend_pick(const eng_load_params *p, char *err, size_t 
     return NULL;
 }
 
+const eng_backend *eng_backend_gpu(void)
+{
+#ifdef ENG_WITH_CUDA
+    return &eng_backend_cuda;
+#else
+    return NULL;
+#endif
+}
+
 #ifdef ENG_WITH_CUDA
 void eng_cuda_print_devices(FILE *out); /* cuda/cuda_backend.c */
 #endif

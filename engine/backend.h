@@ -4,7 +4,11 @@
  *
  * Lifecycle: model_init, upload_globals, upload_layer for every layer (in order), then any
  * number of state_create / forward calls / state_free, then model_free. A forward call is
- * set_inputs, embed, layer for l = 0..L-1, then logits (+ get_logits or sample). */
+ * set_inputs, embed, layer for l = 0..L-1, then logits (+ get_logits or sample).
+ *
+ * Layer mapping: a backend may run a segment (eng_internal.h): m->cfg.n_layers is then its
+ * own layer count (l counts from its first layer), m->parts says whether it holds the
+ * embedding and the classifier, and several instances (GPUs) live in one process. */
 #ifndef ENG_BACKEND_H
 #define ENG_BACKEND_H
 
@@ -55,9 +59,33 @@ typedef struct eng_backend {
     eng_status (*capture_begin)(const eng_model *m, eng_state *s);
     eng_status (*capture_end)(const eng_model *m, eng_state *s);
     eng_status (*replay)(const eng_model *m, eng_state *s);
+    /* Optional with them: s's stream waits for the work queued so far on src's (both this
+     * backend's; no host wait). Layer mapping orders its segments around one decode graph
+     * that spans them all (captured on the first segment's stream). */
+    eng_status (*wait_for)(const eng_model *m, eng_state *s, const eng_model *src_m,
+                           eng_state *src);
 
     /* The last failure's one-line reason (a CUDA error mid-run), or "" */
     const char *(*last_error)(const eng_state *s);
+
+    /* ---- optional (NULL: ENG_LINK_HOST, through get_act/put_act): a boundary from segment
+     * a to segment b, both of this backend. link_model, once at load: picks the mode (and
+     * enables peer access), a warning for the log in warn ("" if none); no_p2p: never peer.
+     * link_create, per run state (events, staging); cross moves x [n, dim] from a to b
+     * without waiting for it on the host; link_free undoes link_create. */
+    eng_status (*link_model)(const eng_model *a, const eng_model *b, int no_p2p,
+                             eng_link_mode *mode, char *warn, size_t warnlen, char *err,
+                             size_t errlen);
+    eng_status (*link_create)(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                              eng_link_mode mode, void **link, char *err, size_t errlen);
+    eng_status (*cross)(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                        void *link);
+    void (*link_free)(void *link);
+
+    /* ---- optional (NULL: none): the devices this backend sees (after CUDA_VISIBLE_DEVICES)
+     * and one's free memory, for --device-layers and the split by free memory. */
+    int (*device_count)(void);
+    eng_status (*device_free)(int dev, size_t *free_bytes, char *err, size_t errlen);
 } eng_backend;
 
 extern const eng_backend eng_backend_cpu;
@@ -67,5 +95,8 @@ extern const eng_backend eng_backend_cuda;
 
 /* The backend for a device (AUTO resolved); NULL with err when it cannot run here. */
 const eng_backend *eng_backend_pick(const eng_load_params *p, char *err, size_t errlen);
+
+/* The GPU backend built in (NULL: none), for layer mapping. */
+const eng_backend *eng_backend_gpu(void);
 
 #endif

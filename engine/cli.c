@@ -27,6 +27,7 @@ typedef struct {
     int print_ids;
     int threads; /* 0: ENG_THREADS */
     eng_device device;
+    const char *device_layers; /* --device-layers (layer mapping), NULL: none */
 } cli_args;
 
 static void usage(FILE *f)
@@ -35,6 +36,7 @@ static void usage(FILE *f)
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
             "                     [--dump-logits FILE] [--threads N] [--device cuda|cpu]\n"
+            "                     [--device-layers \"ORD:NUM;...\" | --device-layers N]\n"
             "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
             "       ringinfer serve -m MODEL ...         (ringinfer serve --help)\n"
             "       ringinfer --print-config\n"
@@ -47,6 +49,9 @@ static void usage(FILE *f)
             "  --threads N: threads per rank for the matmuls (default: ENG_THREADS).\n"
             "  --device: where the model runs (default: cuda when built with CUDA and a GPU is\n"
             "  visible, else cpu; CUDA_VISIBLE_DEVICES picks the GPU).\n"
+            "  --device-layers: layer mapping (mistral.rs's -n/--device-layers; here the long\n"
+            "  form only, -n is the token count): ORD:NUM;... gives NUM layers to visible GPU\n"
+            "  ORD in order, a bare N gives GPU 0 N layers; the other layers run on the CPU.\n"
             "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n"
             "Environment (--print-config shows the values in effect):\n");
     for (const eng_knob *k = eng_knobs(); k->name; k++)
@@ -94,13 +99,25 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             e, "ringinfer: expected the command 'run', 'serve' or 'template' (ringinfer --help)\n");
         return -1;
     }
-    enum { O_TOK = 256, O_IDS, O_TEMP, O_TOPP, O_SEED, O_PRINT, O_DUMP, O_HELP, O_THREADS, O_DEV };
+    enum {
+        O_TOK = 256,
+        O_IDS,
+        O_TEMP,
+        O_TOPP,
+        O_SEED,
+        O_PRINT,
+        O_DUMP,
+        O_HELP,
+        O_THREADS,
+        O_DEV,
+        O_DEVLAYERS
+    };
     static const struct option opts[] = {
         {"model", 1, 0, 'm'},        {"prompt", 1, 0, 'p'},    {"tokenizer", 1, 0, O_TOK},
         {"prompt-ids", 1, 0, O_IDS}, {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP},
         {"seed", 1, 0, O_SEED},      {"print-ids", 0, 0, O_PRINT}, {"dump-logits", 1, 0, O_DUMP},
         {"help", 0, 0, O_HELP},      {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEV},
-        {0, 0, 0, 0}};
+        {"device-layers", 1, 0, O_DEVLAYERS}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -156,6 +173,7 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
                 return -1;
             }
             break;
+        case O_DEVLAYERS: a->device_layers = optarg; break;
         case O_HELP: usage(stdout); return 1;
         case ':': fprintf(e, "ringinfer: option %s needs a value\n", argv[optind]); return -1;
         default: fprintf(e, "ringinfer: unknown option %s\n", argv[optind]); return -1;
@@ -169,6 +187,10 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
     if (!a->text == !a->ids)
         return fprintf(e, "ringinfer: give exactly one of -p TEXT and --prompt-ids\n"), -1;
     if (a->n < 0) return fprintf(e, "ringinfer: -n N is required\n"), -1;
+    if (a->device_layers && a->device == ENG_DEVICE_CPU)
+        return fprintf(e, "ringinfer: --device-layers puts layers on GPUs: it cannot go with "
+                          "--device cpu\n"),
+               -1;
     return 0;
 }
 
@@ -309,6 +331,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     lp.log = root ? log_line : NULL;
     lp.log_ctx = errf;
     lp.device = a.device;
+    lp.device_layers = a.device_layers;
     double t_load = now_s();
     if ((st = eng_model_open(a.model, &lp, &m, err, sizeof(err))) != ENG_OK) goto fail;
     t_load = now_s() - t_load;

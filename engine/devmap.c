@@ -77,6 +77,10 @@ eng_status eng_devmap_parse(const char *spec, int visible, int n_layers, int *la
             if (seen[i] == ord)
                 return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                                 "--device-layers \"%s\": ordinal %ld appears twice", spec, ord);
+        if (ord >= visible && visible == 0)
+            return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+                            "--device-layers \"%s\": ordinal %ld is unknown: no GPU is visible",
+                            spec, ord);
         if (ord >= visible)
             return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                             "--device-layers \"%s\": ordinal %ld is unknown: %d GPU%s visible "

@@ -100,6 +100,8 @@ typedef struct eng_load_params {
     void *log_ctx;
     eng_device device;  /* ENG_DEVICE_CPU */
     int gpu;            /* CUDA device ordinal among the visible ones; 0 */
+    const char *device_layers; /* --device-layers spec (devmap.h grammar); NULL: all on device */
+    int auto_split;            /* 1: split the layers over the visible GPUs by free memory */
 } eng_load_params;
 
 void eng_load_params_init(eng_load_params *p);
@@ -113,7 +115,12 @@ eng_status eng_tp_shard(const eng_config *cfg, int tp_rank, int tp_size, eng_sha
 typedef struct eng_model eng_model;
 
 /* path: a llama2.c checkpoint file (.bin, "v0") or a Hugging Face folder (config.json,
- * model.safetensors[.index.json]). The file is mmapped; only this rank's shard is read. */
+ * model.safetensors[.index.json]). The file is mmapped; only this rank's shard is read.
+ * Layer mapping (device_layers or auto_split; one rank only): the layers are cut into
+ * segments of consecutive layers, each on one GPU or on the CPU (CPU offload), the
+ * embedding on the first, the final norm and classifier on the last; the device of every
+ * layer is logged. Activations cross GPU boundaries by peer copy where the GPUs allow it
+ * (ENG_NO_P2P=1: never), else through pinned host memory (logged as a warning). */
 eng_status eng_model_open(const char *path, const eng_load_params *params, eng_model **out,
                           char *err, size_t errlen);
 void eng_model_close(eng_model *m);
@@ -157,11 +164,14 @@ typedef struct eng_state_params {
                            owned by the state); default ENG_DEFAULT_THREADS; 1..ENG_MAX_THREADS */
     int spin_us;        /* how long a waiting thread busy-polls before it sleeps; default
                            ENG_DEFAULT_SPIN_US */
+    int n_seqs;         /* KV-cache slots (sequences decoded together by eng_forward_batch);
+                           default 1; each holds ctx_len positions */
 } eng_state_params;
 
 #define ENG_DEFAULT_THREADS 1
 #define ENG_DEFAULT_SPIN_US 0 /* measured: spinning hurts on shared/oversubscribed cores */
 #define ENG_MAX_THREADS 256
+#define ENG_MAX_SEQS 1024
 
 void eng_state_params_init(eng_state_params *p);
 eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_state **out,
@@ -178,6 +188,28 @@ const char *eng_state_error(const eng_state *s);
  * coll: the collective of the tensor-parallel group (NULL: one rank). */
 eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
                        int want_logits, const eng_coll *coll, const float **logits);
+
+/* A batch over several sequences (continuous batching): token t sits at position pos[t] of
+ * the sequence in KV-cache slot seq[t] (0..n_seqs-1). The tokens of one slot must have
+ * consecutive, increasing positions in the order they appear, and the positions before the
+ * first must be cached by earlier calls: each token attends to its own slot up to its own
+ * position. logits[t] nonzero asks for token t's logits (NULL: none, e.g. ranks that do not
+ * sample; more than one row needs n_seqs > 1 or all_logits). n <= max_batch. */
+typedef struct eng_batch {
+    int n;
+    const int *tokens; /* [n] */
+    const int *pos;    /* [n] */
+    const int *seq;    /* [n] */
+    const int *logits; /* [n] or NULL */
+} eng_batch;
+
+/* One forward pass over a batch of sequences; *logits (may be NULL) gets one row per flagged
+ * token, in token order ([flagged, vocab], host memory, owned by the state). Each row is the
+ * same as the sequence would get alone: bitwise on the CPU; on a GPU up to the kernels'
+ * summation order (cuBLAS may pick a different algorithm for another batch size).
+ * eng_forward is the special case of one sequence in slot 0. */
+eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
+                             const eng_coll *coll, const float **logits);
 
 /* Sampling: temperature 0 is greedy (lowest id wins ties); else softmax(logits / T), cut to
  * the top-p nucleus when top_p < 1 (top_p 0 keeps only the most likely token, as in

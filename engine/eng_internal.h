@@ -25,7 +25,13 @@ eng_status eng_fail(eng_status st, char *err, size_t errlen, const char *fmt, ..
     } while (0)
 
 /* ------------------------------------------------------------------ knobs (knobs.c) */
-typedef enum { ENG_KNOB_THREADS, ENG_KNOB_SPIN_US, ENG_KNOB_COUNT } eng_knob_id;
+typedef enum {
+    ENG_KNOB_THREADS,
+    ENG_KNOB_SPIN_US,
+    ENG_KNOB_CUDA_PROFILE,
+    ENG_KNOB_NO_P2P,
+    ENG_KNOB_COUNT
+} eng_knob_id;
 
 typedef struct eng_knob {
     const char *name, *default_value, *help;
@@ -114,6 +120,21 @@ float eng_sampler_draw(eng_sampler *s); /* the next uniform draw in [0, 1) */
 /* ------------------------------------------------------------------ model and run state */
 struct eng_backend;
 
+/* The globals a model (or a segment of one) holds besides its layers. */
+enum { ENG_PART_EMBED = 1, ENG_PART_HEAD = 2 /* final norm + classifier */ };
+
+/* A boundary between two segments: how the residual stream crosses it. */
+typedef enum {
+    ENG_LINK_HOST,   /* get_act into host memory, put_act out of it (a CPU side) */
+    ENG_LINK_SAME,   /* one GPU twice: a device copy */
+    ENG_LINK_PEER,   /* GPU to GPU: an asynchronous peer copy */
+    ENG_LINK_STAGED, /* GPU to GPU without peer access: through pinned host memory */
+} eng_link_mode;
+
+/* A model is one or more segments. A segment is itself an eng_model: cfg.n_layers its own
+ * layer count, b/bw its backend and weights. With one segment the model is its own segment
+ * (seg[0] == the model); with several (layer mapping) the model's b and bw are NULL and
+ * forward.c walks seg[]. */
 struct eng_model {
     eng_config cfg;
     eng_shard_info sh;
@@ -123,16 +144,54 @@ struct eng_model {
     size_t owned_bytes, mapped_bytes;
     eng_mapping *maps;
     int n_maps;
+    int layer0;             /* a segment's first layer in the whole model (messages) */
+    unsigned parts;         /* ENG_PART_*: which globals this model or segment holds */
+    int n_seg;              /* segments (a segment itself: 0) */
+    struct eng_model **seg; /* [n_seg] */
+    int *seg_dev;           /* [n_seg] a visible GPU ordinal or -1 (the CPU) */
+    eng_link_mode *link;    /* [n_seg - 1] boundary i: segment i to i + 1 */
+    char name[32];          /* the backends' names, "cuda+cpu" */
 };
 
-/* What every backend's run state shares; the backend keeps its buffers behind bs. */
+/* What every backend's run state shares; the backend keeps its buffers behind bs. A layer
+ * mapped model's state is one state per segment (seg[0] == the state with one). */
 struct eng_state {
     const struct eng_backend *b;
     int max_batch, ctx_len, all_logits;
+    int n_seqs;        /* KV-cache slots; the cache is [n_seqs, L, ctx_len, kv] */
     const int *tokens; /* [n] the current call's tokens (host) */
-    int n, pos;        /* the current call: n tokens at positions pos.. */
+    int n, pos;        /* the current call: n tokens at positions pos.. (one sequence, slot 0) */
     float draw;        /* the current call's sampling draw */
     void *bs;          /* the backend's run state */
+    /* A batched call (eng_forward_batch) sets these; NULL for eng_forward. */
+    const int *tok_pos; /* [n] each token's position */
+    const int *tok_seq; /* [n] each token's KV slot */
+    const int *out_row; /* [n_out] the tokens whose logits are wanted, increasing */
+    int n_out;
+    int *scratch;       /* [max_batch + n_seqs] host scratch of eng_forward_batch */
+    int n_seg;
+    struct eng_state **seg; /* [n_seg] */
+    void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */
+    float *act_h;           /* [max_batch, dim] host copy of x at ENG_LINK_HOST boundaries */
+    int graph; /* the decode step as a graph: 0 not yet, 1 captured, -1 capture failed (walks) */
 };
+
+/* Token t's position and KV slot in the current call. */
+static inline int eng_tok_pos(const struct eng_state *s, int t)
+{
+    return s->tok_pos ? s->tok_pos[t] : s->pos + t;
+}
+static inline int eng_tok_seq(const struct eng_state *s, int t)
+{
+    return s->tok_seq ? s->tok_seq[t] : 0;
+}
+
+/* Test hook (layer mapping): eng_model_open with the segments given directly: segment i
+ * holds seg_layers[i] (>= 1) consecutive layers on seg_dev[i], a visible GPU ordinal or -1
+ * for the CPU. Unlike --device-layers this puts the CPU anywhere and a device in several
+ * segments: CI splits the CPU backend, one GPU tests its own boundary. tp_size 1 only. */
+eng_status eng_model_open_segments(const char *path, const eng_load_params *p, int n_seg,
+                                   const int *seg_layers, const int *seg_dev, eng_model **out,
+                                   char *err, size_t errlen);
 
 #endif

@@ -1,4 +1,6 @@
-/* The forward pass: a walk over the layers, each run by the model's backend. */
+/* The forward pass: a walk over the segments (one, or several with layer mapping) and their
+ * layers, each run by its segment's backend; the residual stream crosses from one segment to
+ * the next at each boundary. */
 #include "backend.h"
 
 static eng_status check_call(const eng_model *m, const eng_state *s, const int *tokens, int n,
@@ -10,15 +12,57 @@ static eng_status check_call(const eng_model *m, const eng_state *s, const int *
     return ENG_OK;
 }
 
-/* set_inputs, embed, every layer, then the classifier when asked. */
+/* The call (tokens, n, pos, draw; a batch's positions, slots and logits rows, NULL for one
+ * sequence) in every segment's state. */
+static void set_call_batch(eng_state *s, const int *tokens, int n, int pos, float draw,
+                           const int *tok_pos, const int *tok_seq, const int *out_row, int n_out)
+{
+    for (int i = 0; i < s->n_seg; i++) {
+        eng_state *ss = s->seg[i];
+        ss->tokens = tokens;
+        ss->n = n;
+        ss->pos = pos;
+        ss->draw = draw;
+        ss->tok_pos = tok_pos;
+        ss->tok_seq = tok_seq;
+        ss->out_row = out_row;
+        ss->n_out = n_out;
+    }
+}
+
+static void set_call(eng_state *s, const int *tokens, int n, int pos, float draw)
+{
+    set_call_batch(s, tokens, n, pos, draw, NULL, NULL, NULL, 0);
+}
+
+/* x of segment i into segment i + 1: the backend's own link (device or peer copy, ordered by
+ * events, no host wait) or through the host buffer. */
+static eng_status cross(const eng_model *m, eng_state *s, int i)
+{
+    const eng_model *a = m->seg[i], *b = m->seg[i + 1];
+    eng_state *sa = s->seg[i], *sb = s->seg[i + 1];
+    if (s->link[i]) return a->b->cross(a, sa, b, sb, s->link[i]);
+    eng_status st = a->b->get_act(a, sa, s->act_h);
+    if (st == ENG_OK) st = b->b->put_act(b, sb, s->act_h);
+    return st;
+}
+
+/* Per segment: set_inputs, the embedding (first) or the crossing, its layers; then the
+ * classifier on the last when asked. */
 static eng_status walk(const eng_model *m, eng_state *s, const eng_coll *coll, int want_logits)
 {
-    const eng_backend *b = m->b;
-    eng_status st = b->set_inputs(m, s);
-    if (st == ENG_OK) st = b->embed(m, s);
-    for (int l = 0; l < m->cfg.n_layers && st == ENG_OK; l++)
-        st = b->layer(m, s, l, coll);
-    if (st == ENG_OK && want_logits) st = b->logits(m, s);
+    eng_status st = ENG_OK;
+    for (int i = 0; i < m->n_seg && st == ENG_OK; i++) {
+        const eng_model *sm = m->seg[i];
+        eng_state *ss = s->seg[i];
+        const eng_backend *b = sm->b;
+        st = b->set_inputs(sm, ss);
+        if (st == ENG_OK) st = i == 0 ? b->embed(sm, ss) : cross(m, s, i - 1);
+        for (int l = 0; l < sm->cfg.n_layers && st == ENG_OK; l++)
+            st = b->layer(sm, ss, l, coll);
+    }
+    const eng_model *last = m->seg[m->n_seg - 1];
+    if (st == ENG_OK && want_logits) st = last->b->logits(last, s->seg[m->n_seg - 1]);
     return st;
 }
 
@@ -28,32 +72,149 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
     if (logits) *logits = NULL;
     eng_status st = check_call(m, s, tokens, n, pos);
     if (st != ENG_OK) return st;
-    s->tokens = tokens;
-    s->n = n;
-    s->pos = pos;
-    s->draw = 0.0f;
+    set_call(s, tokens, n, pos, 0.0f);
     if ((st = walk(m, s, coll, want_logits)) != ENG_OK) return st;
-    if (!want_logits) return m->b->sync(m, s);
+    /* The last segment's stream waited for every earlier one (events or host copies): its
+     * end is the call's end. */
+    const eng_model *last = m->seg[m->n_seg - 1];
+    eng_state *sl = s->seg[m->n_seg - 1];
+    if (!want_logits) return last->b->sync(last, sl);
     const float *host;
-    if ((st = m->b->get_logits(m, s, &host)) != ENG_OK) return st;
+    if ((st = last->b->get_logits(last, sl, &host)) != ENG_OK) return st;
     if (logits) *logits = host;
     return ENG_OK;
+}
+
+/* Range checks of a batch, and the flagged rows into s->scratch ([n_out] rows). */
+static eng_status check_batch(const eng_model *m, eng_state *s, const eng_batch *b, int *n_out)
+{
+    if (!b || b->n <= 0 || b->n > s->max_batch || !b->tokens || !b->pos || !b->seq)
+        return ENG_ERR_RANGE;
+    int *rows = s->scratch, *next = s->scratch + s->max_batch; /* next[seq]: its next position */
+    for (int q = 0; q < s->n_seqs; q++)
+        next[q] = -1;
+    int k = 0;
+    for (int t = 0; t < b->n; t++) {
+        int q = b->seq[t], p = b->pos[t];
+        if (b->tokens[t] < 0 || b->tokens[t] >= m->cfg.vocab_size || q < 0 || q >= s->n_seqs ||
+            p < 0 || p >= s->ctx_len || (next[q] >= 0 && p != next[q]))
+            return ENG_ERR_RANGE;
+        next[q] = p + 1;
+        if (b->logits && b->logits[t]) rows[k++] = t;
+    }
+    /* One sequence without all_logits keeps a single logits row (state.c's backends). */
+    if (k > 1 && !s->all_logits && s->n_seqs == 1) return ENG_ERR_RANGE;
+    *n_out = k;
+    return ENG_OK;
+}
+
+eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
+                             const eng_coll *coll, const float **logits)
+{
+    if (logits) *logits = NULL;
+    int n_out = 0;
+    eng_status st = check_batch(m, s, b, &n_out);
+    if (st != ENG_OK) return st;
+    set_call_batch(s, b->tokens, b->n, b->pos[0], 0.0f, b->pos, b->seq, s->scratch, n_out);
+    int want = n_out > 0;
+    if ((st = walk(m, s, coll, want)) != ENG_OK) return st;
+    const eng_model *last = m->seg[m->n_seg - 1];
+    eng_state *sl = s->seg[m->n_seg - 1];
+    if (!want) return last->b->sync(last, sl);
+    const float *host;
+    if ((st = last->b->get_logits(last, sl, &host)) != ENG_OK) return st;
+    if (logits) *logits = host;
+    return ENG_OK;
+}
+
+/* The decode step of one segment as a graph: captured on first use, replayed after. */
+static eng_status decode_graph(const eng_model *m, eng_state *s, float temperature, float top_p)
+{
+    const eng_backend *b = m->b;
+    eng_status st = b->set_inputs(m, s);
+    if (st != ENG_OK) return st;
+    st = b->replay(m, s);
+    if (st != ENG_ERR_UNSUPPORTED) return st;
+    if ((st = b->capture_begin(m, s)) != ENG_OK) return st;
+    st = b->embed(m, s);
+    for (int l = 0; l < m->cfg.n_layers && st == ENG_OK; l++)
+        st = b->layer(m, s, l, NULL);
+    if (st == ENG_OK) st = b->logits(m, s);
+    if (st == ENG_OK) st = b->sample(m, s, temperature, top_p);
+    eng_status ce = b->capture_end(m, s);
+    if (st == ENG_OK) st = ce;
+    if (st == ENG_OK) s->graph = 1;
+    return st == ENG_OK ? b->replay(m, s) : st;
+}
+
+/* Layer mapping: whether one graph can span every segment (one backend with graphs, its own
+ * links at every boundary: GPUs only). */
+static int graph_spans(const eng_model *m, const eng_state *s)
+{
+    const eng_backend *b = m->seg[0]->b;
+    if (!b->replay || !b->wait_for || !b->sample) return 0;
+    for (int i = 1; i < m->n_seg; i++)
+        if (m->seg[i]->b != b || !s->link[i - 1]) return 0;
+    return 1;
+}
+
+/* The decode step over every segment as one graph, captured and launched on the first
+ * segment's stream: the others join it through the links' events and rejoin it at the end.
+ * Each segment's inputs are copied on its own stream first, so the launch waits for them;
+ * the last segment's stream waits for the launch before its token is read. *in_capture: the
+ * failure (if any) came from capturing (the caller then walks instead). */
+static eng_status decode_graph_spanning(const eng_model *m, eng_state *s, float temperature,
+                                        float top_p, int *in_capture)
+{
+    int L = m->n_seg - 1;
+    const eng_model *m0 = m->seg[0], *ml = m->seg[L];
+    eng_state *s0 = s->seg[0], *sl = s->seg[L];
+    const eng_backend *b = m0->b;
+    eng_status st = ENG_OK;
+    for (int i = 0; i <= L && st == ENG_OK; i++)
+        st = b->set_inputs(m->seg[i], s->seg[i]);
+    for (int i = 1; i <= L && st == ENG_OK; i++)
+        st = b->wait_for(m0, s0, m->seg[i], s->seg[i]);
+    if (st != ENG_OK) return st;
+    st = b->replay(m0, s0);
+    if (st == ENG_ERR_UNSUPPORTED) {
+        *in_capture = 1;
+        if ((st = b->capture_begin(m0, s0)) != ENG_OK) return st;
+        st = b->embed(m0, s0);
+        for (int i = 0; i <= L && st == ENG_OK; i++) {
+            const eng_model *sm = m->seg[i];
+            if (i) st = cross(m, s, i - 1);
+            for (int l = 0; l < sm->cfg.n_layers && st == ENG_OK; l++)
+                st = b->layer(sm, s->seg[i], l, NULL);
+        }
+        if (st == ENG_OK) st = b->logits(ml, sl);
+        if (st == ENG_OK) st = b->sample(ml, sl, temperature, top_p);
+        for (int i = 1; i <= L && st == ENG_OK; i++) /* every stream rejoins the first */
+            st = b->wait_for(m0, s0, m->seg[i], s->seg[i]);
+        eng_status ce = b->capture_end(m0, s0);
+        if (st == ENG_OK) st = ce;
+        if (st != ENG_OK) return st;
+        *in_capture = 0;
+        s->graph = 1;
+        st = b->replay(m0, s0);
+    }
+    if (st == ENG_OK) st = b->wait_for(ml, sl, m0, s0);
+    return st;
 }
 
 eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
                               eng_sampler *smp, int *next)
 {
-    const eng_backend *b = m->b;
+    const eng_model *last = m->seg[m->n_seg - 1];
+    eng_state *sl = s->seg[m->n_seg - 1];
+    const eng_backend *b = last->b;
     eng_status st = check_call(m, s, tokens, n, pos);
     if (st != ENG_OK) return st;
-    s->tokens = tokens;
-    s->n = n;
-    s->pos = pos;
-    s->draw = 0.0f;
+    set_call(s, tokens, n, pos, 0.0f);
     if (!b->sample) {
         if ((st = walk(m, s, NULL, 1)) != ENG_OK) return st;
         const float *host;
-        if ((st = b->get_logits(m, s, &host)) != ENG_OK) return st;
+        if ((st = b->get_logits(last, sl, &host)) != ENG_OK) return st;
         /* all_logits keeps every row: the last one is sampled */
         *next = eng_sampler_sample(smp, host + (size_t)(s->all_logits ? n - 1 : 0) *
                                                    (size_t)m->cfg.vocab_size);
@@ -62,26 +223,22 @@ eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *token
     float temperature, top_p;
     eng_sampler_settings(smp, &temperature, &top_p);
     /* The host sampler draws only when it samples (temperature > 0): the same here. */
-    if (temperature != 0.0f) s->draw = eng_sampler_draw(smp);
-    if (n == 1 && b->replay && !s->all_logits) {
-        /* The decode step as a graph: captured on first use, replayed after. */
-        if ((st = b->set_inputs(m, s)) != ENG_OK) return st;
-        st = b->replay(m, s);
-        if (st == ENG_ERR_UNSUPPORTED) {
-            if ((st = b->capture_begin(m, s)) != ENG_OK) return st;
-            st = b->embed(m, s);
-            for (int l = 0; l < m->cfg.n_layers && st == ENG_OK; l++)
-                st = b->layer(m, s, l, NULL);
-            if (st == ENG_OK) st = b->logits(m, s);
-            if (st == ENG_OK) st = b->sample(m, s, temperature, top_p);
-            eng_status ce = b->capture_end(m, s);
-            if (st == ENG_OK) st = ce;
-            if (st == ENG_OK) st = b->replay(m, s);
+    if (temperature != 0.0f) set_call(s, tokens, n, pos, eng_sampler_draw(smp));
+    if (n == 1 && m->n_seg == 1 && b->replay && !s->all_logits) {
+        st = decode_graph(m, s, temperature, top_p);
+    } else if (n == 1 && !s->all_logits && s->graph >= 0 && graph_spans(m, s)) {
+        int in_capture = 0;
+        st = decode_graph_spanning(m, s, temperature, top_p, &in_capture);
+        if (st != ENG_OK && in_capture) {
+            /* This backend could not capture across its segments: walk from now on. */
+            s->graph = -1;
+            st = walk(m, s, NULL, 1);
+            if (st == ENG_OK) st = b->sample(last, sl, temperature, top_p);
         }
     } else {
         st = walk(m, s, NULL, 1);
-        if (st == ENG_OK) st = b->sample(m, s, temperature, top_p);
+        if (st == ENG_OK) st = b->sample(last, sl, temperature, top_p);
     }
     if (st != ENG_OK) return st;
-    return b->get_token(m, s, next);
+    return b->get_token(last, sl, next);
 }

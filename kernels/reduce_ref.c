@@ -1,4 +1,5 @@
-/* Plain-C reference of the reduction kernels (see coll_kernels.h for the semantics). */
+/* Plain-C references of the reduction kernels and of the one-shot all-reduce's reduce step
+ * (see coll_kernels.h for the semantics). */
 #include "coll_kernels.h"
 
 #include "common/half.h"
@@ -44,29 +45,49 @@ static void store(void *p, size_t i, int dtype, float v)
         ((uint16_t *)p)[i] = dtype == COLL_KERN_F16 ? coll_float_to_half(v) : coll_float_to_bf16(v);
 }
 
+/* Element i of the reduction of n inputs, input k's element at src(k)[i], in input order
+ * (the order the kernels use, so results are bitwise comparable). */
+static float reduce_at(const void *const *rows, size_t stride, int n, size_t i, int dtype, int op)
+{
+    float acc = load(rows[0], i, dtype);
+    for (int k = 1; k < n; k++) {
+        float v = load(rows[stride ? 0 : k], stride * (size_t)k + i, dtype);
+        switch (op) {
+        case COLL_KERN_SUM:
+        case COLL_KERN_AVG:
+            acc = acc + v;
+            break;
+        case COLL_KERN_PROD:
+            acc = acc * v;
+            break;
+        case COLL_KERN_MIN:
+            acc = v < acc ? v : acc;
+            break;
+        case COLL_KERN_MAX:
+            acc = acc < v ? v : acc;
+            break;
+        }
+    }
+    return op == COLL_KERN_AVG ? acc / (float)n : acc;
+}
+
+/* nblocks blocks of count elements, one after the other in src. */
 void coll_kern_reduce_ref(void *dst, const void *src, int nblocks, size_t count, int dtype, int op)
 {
-    for (size_t i = 0; i < count; i++) {
-        float acc = load(src, i, dtype);
-        for (int b = 1; b < nblocks; b++) {
-            float v = load(src, (size_t)b * count + i, dtype);
-            switch (op) {
-            case COLL_KERN_SUM:
-            case COLL_KERN_AVG:
-                acc = acc + v;
-                break;
-            case COLL_KERN_PROD:
-                acc = acc * v;
-                break;
-            case COLL_KERN_MIN:
-                acc = v < acc ? v : acc;
-                break;
-            case COLL_KERN_MAX:
-                acc = acc < v ? v : acc;
-                break;
-            }
-        }
-        if (op == COLL_KERN_AVG) acc = acc / (float)nblocks;
-        store(dst, i, dtype, acc);
-    }
+    const void *rows[1] = {src};
+    for (size_t i = 0; i < count; i++)
+        store(dst, i, dtype, reduce_at(rows, count, nblocks, i, dtype, op));
+}
+
+/* The one-shot all-reduce's reduce step: nranks separate buffers. */
+void coll_kern_p2p_reduce_ref(void *dst, const void *const *data, int nranks, size_t count,
+                              int dtype, int op)
+{
+    for (size_t i = 0; i < count; i++)
+        store(dst, i, dtype, reduce_at(data, 0, nranks, i, dtype, op));
+}
+
+size_t coll_p2p_buffer_bytes(size_t max_bytes)
+{
+    return COLL_P2P_DATA_OFF + 2 * max_bytes;
 }

@@ -6,6 +6,7 @@
 #endif
 #include "coll_private.h"
 #include "common/clock.h"
+#include "common/sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,27 +39,14 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Move len bytes before the deadline; COLL_ERR_PEER_CLOSED on EOF. */
+/* Move len bytes before the deadline (ms); COLL_ERR_PEER_CLOSED on EOF. */
 static coll_status xfer(int fd, void *buf, size_t len, int writing, int64_t deadline)
 {
-    uint8_t *p = buf;
-    while (len) {
-        int left = (int)(deadline - rc_now_ms());
-        if (left <= 0) return COLL_ERR_TIMEOUT;
-        struct pollfd pfd = {.fd = fd, .events = writing ? POLLOUT : POLLIN};
-        int r = poll(&pfd, 1, left);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return COLL_ERR_SYSTEM;
-        if (r == 0) return COLL_ERR_TIMEOUT;
-        ssize_t n = writing ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        if (n < 0)
-            return (errno == ECONNRESET || errno == EPIPE) ? COLL_ERR_PEER_CLOSED : COLL_ERR_SYSTEM;
-        if (n == 0) return COLL_ERR_PEER_CLOSED;
-        p += n;
-        len -= (size_t)n;
-    }
-    return COLL_OK;
+    int r = rc_sock_io_all(fd, buf, len, writing, deadline * 1000000, -1);
+    return r == 0            ? COLL_OK
+           : r == -ETIMEDOUT ? COLL_ERR_TIMEOUT
+           : r == -EPIPE     ? COLL_ERR_PEER_CLOSED
+                             : COLL_ERR_SYSTEM;
 }
 
 static void encode_hello(uint8_t *b, const coll_rdv_hello *h)
@@ -93,22 +81,6 @@ static coll_status send_reply(int fd, coll_status st, const char *msg, const uin
     snprintf((char *)b + 8, RDV_MSG_BYTES, "%s", msg ? msg : "");
     if (blob) memcpy(b + 8 + RDV_MSG_BYTES, blob, COLL_RDV_BLOB);
     return xfer(fd, b, sizeof(b), 1, deadline);
-}
-
-static void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const void *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        port = ntohs(a->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const void *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        port = ntohs(a->sin6_port);
-    }
-    snprintf(out, len, "%s:%d", host, port);
 }
 
 coll_status coll_parse_hostport(const char *s, const char *what, char *host, size_t hostlen,
@@ -247,7 +219,7 @@ coll_status coll_rdv_serve(int lfd, const coll_rdv_hello *ex, const uint8_t *blo
         int cfd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
         if (cfd < 0) continue;
         char who[80];
-        peer_name(&ss, who, sizeof(who));
+        rc_sockaddr_name((const struct sockaddr *)&ss, sizeof(ss), who, sizeof(who));
         uint8_t hb[RDV_HELLO_BYTES];
         coll_rdv_hello h;
         /* A stranger gets a few seconds to speak, not the whole deadline. */
@@ -311,47 +283,15 @@ reject:
 static coll_status connect_retry(const char *host, int port, int64_t deadline, int *fd_out,
                                  char *err, size_t errlen)
 {
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char ps[16];
-    snprintf(ps, sizeof(ps), "%d", port);
-    int rc = getaddrinfo(host, ps, &hints, &res);
-    if (rc)
+    char why[256];
+    int r = rc_sock_connect(host, port, deadline * 1000000, -1, fd_out, why, sizeof(why));
+    if (r == 0) return COLL_OK;
+    if (r == -ENOENT)
         return coll_fail(COLL_ERR_CONFIG, err, errlen, "rendezvous: cannot resolve '%s': %s", host,
-                         gai_strerror(rc));
-    int last_errno = 0;
-    while (rc_now_ms() < deadline) {
-        int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0) break;
-        int r = connect(fd, res->ai_addr, res->ai_addrlen);
-        if (r < 0 && errno == EINPROGRESS) {
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            int left = (int)(deadline - rc_now_ms());
-            if (left > 0 && poll(&pfd, 1, left) == 1) {
-                int e = 0;
-                socklen_t el = sizeof(e);
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
-                errno = e;
-                r = e ? -1 : 0;
-            } else {
-                errno = ETIMEDOUT;
-            }
-        }
-        if (r == 0) {
-            freeaddrinfo(res);
-            *fd_out = fd;
-            return COLL_OK;
-        }
-        last_errno = errno;
-        close(fd);
-        struct timespec ts = {0, 100 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    freeaddrinfo(res);
+                         why);
     return coll_fail(COLL_ERR_TIMEOUT, err, errlen,
                      "rendezvous: could not reach the head at %s:%d before the deadline (%s)", host,
-                     port, last_errno ? strerror(last_errno) : "no attempt");
+                     port, why[0] ? why : "no attempt");
 }
 
 coll_status coll_rdv_join(const char *host, int port, const coll_rdv_hello *me, uint8_t *blob,

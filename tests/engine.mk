@@ -17,6 +17,13 @@ test_eng_hf_SOURCES = test_eng_hf.c $(ENG_HARNESS)
 test_eng_hf_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
 test_eng_hf_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
 
+# Continuous batching: sequences in a batch get the logits they get alone (bitwise).
+check_PROGRAMS += test_eng_batch
+TESTS += test_eng_batch
+test_eng_batch_SOURCES = test_eng_batch.c $(ENG_HARNESS)
+test_eng_batch_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_batch_LDADD = $(ENG_TEST_LDADD)
+
 check_PROGRAMS += test_eng_layout test_eng_tp
 TESTS += test_eng_layout test_eng_tp
 test_eng_layout_SOURCES = test_eng_layout.c
@@ -49,6 +56,14 @@ TESTS += test_eng_devmap
 test_eng_devmap_SOURCES = test_eng_devmap.c
 test_eng_devmap_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
 test_eng_devmap_LDADD = $(ENG_TEST_LDADD)
+
+# Layer mapping: segments of the CPU backend bitwise equal to one (CI), --device-layers errors,
+# and on a GPU (when one is visible) GPU|GPU and GPU+CPU equal to the whole model on the GPU.
+check_PROGRAMS += test_eng_lmap
+TESTS += test_eng_lmap
+test_eng_lmap_SOURCES = test_eng_lmap.c $(ENG_HARNESS)
+test_eng_lmap_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+test_eng_lmap_LDADD = $(ENG_TEST_LDADD)
 
 # The engine's device selection with fake GPU counts, builds and environments.
 check_PROGRAMS += test_eng_devsel

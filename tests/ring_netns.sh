@@ -11,29 +11,20 @@ RINGRUN_BIN=${RINGRUN_BIN:-../tools/ringrun}
 RING_CHAOS=${RING_CHAOS:-./ring-chaos}
 here=$(cd "$(dirname "$0")" && pwd)
 tag=rc$$
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces"
-for t in ip tc nft ss python3; do command -v $t >/dev/null || skip "needs '$t' (apt-get install iproute2 nftables)"; done
-ip netns add ${tag}probe 2>/dev/null || skip "cannot create network namespaces here"
-ip netns del ${tag}probe
+. "${abs_top_srcdir:-$here/..}/bench/netns_lib.sh"
+skip() { netns_skip "$@"; }
+for t in tc nft ss python3; do command -v $t >/dev/null || skip "needs '$t' (apt-get install iproute2 nftables)"; done
+netns_probe $tag
 
 d=$(mktemp -d /tmp/ringnetns.XXXXXX)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    for i in 1 2 3 4; do ip link del ${tag}v$i 2>/dev/null; ip netns del ${tag}n$i 2>/dev/null; done
-    ip link del ${tag}br 2>/dev/null
+    netns_cleanup $tag
     rm -rf "$d"
 }
 trap cleanup EXIT INT TERM
-ip link add ${tag}br type bridge && ip link set ${tag}br up || skip "cannot create a bridge"
-for i in 1 2 3 4; do
-    ip netns add ${tag}n$i
-    ip link add ${tag}v$i type veth peer name eth0 netns ${tag}n$i
-    ip link set ${tag}v$i master ${tag}br && ip link set ${tag}v$i up
-    ip -n ${tag}n$i addr add 10.99.0.$i/24 dev eth0
-    ip -n ${tag}n$i link set eth0 up && ip -n ${tag}n$i link set lo up
-done
+netns_hosts $tag
 ns() { local i=$1; shift; ip netns exec ${tag}n$i "$@"; }
 "$RINGRUN_BIN" --print-configs --hosts 10.99.0.1,10.99.0.2,10.99.0.3,10.99.0.4 --base-port 29500 --out "$d/cfg" >/dev/null || exit 1
 

@@ -127,9 +127,9 @@ static void t_embed(int dt)
     free(tab), free(ref), free(got), cudaFree(dtab), cudaFree(dtok), cudaFree(dx);
 }
 
-static void t_norm(int with_delta)
+static void t_norm(int with_delta, int D)
 {
-    int n = 3, D = 1000;
+    int n = 3;
     float *x = rnd((size_t)n * D, 2), *delta = rnd((size_t)n * D, 1), *b = rnd(D, 1),
           *w = rnd(D, 1);
     float *dxv = dev(x, (size_t)n * D * 4), *dd = dev(delta, (size_t)n * D * 4),
@@ -148,8 +148,10 @@ static void t_norm(int with_delta)
         f16a[i] = eng_bf16_to_f32(g16[i]);
         f16b[i] = eng_bf16_to_f32(ref16[i]);
     }
-    report(with_delta ? "add_rmsnorm (residual + bias)" : "rmsnorm", rel(got, ref, (size_t)n * D),
-           1e-5);
+    char wn[64];
+    snprintf(wn, sizeof(wn), "%s D=%d", with_delta ? "add_rmsnorm (residual + bias)" : "rmsnorm",
+             D);
+    report(wn, rel(got, ref, (size_t)n * D), 1e-5);
     report(with_delta ? "add_rmsnorm residual stream" : "rmsnorm input untouched",
            rel(gx, x, (size_t)n * D), 1e-6);
     report("add_rmsnorm bf16 copy", rel(f16a, f16b, (size_t)n * D), 1e-2);
@@ -158,7 +160,7 @@ static void t_norm(int with_delta)
     cudaFree(dxv), cudaFree(dd), cudaFree(db), cudaFree(dw), cudaFree(dout), cudaFree(d16);
 }
 
-static void t_rope(int interleaved, int extras)
+static void t_rope(int interleaved, int extras, int heads_first)
 {
     int n = 3, nq = 4, nkv = 2, hd = 64, ctx = 64, pos = 37, W = (nq + 2 * nkv) * hd;
     float *qkv = rnd((size_t)n * W, 1), *bias = rnd(W, 0.5f), *qn = rnd(hd, 1), *kn = rnd(hd, 1);
@@ -181,7 +183,8 @@ static void t_rope(int interleaved, int extras)
                        .nkv = nkv,
                        .hd = hd,
                        .interleaved = interleaved,
-                       .eps = 1e-6f};
+                       .eps = 1e-6f,
+                       .heads_first = heads_first};
     eng_ref_rope_qkv(&a);
     eng_rope_args d = a;
     d.qkv = dev(qkv, (size_t)n * W * 4);
@@ -197,8 +200,8 @@ static void t_rope(int interleaved, int extras)
     float *gq = back(d.q, (size_t)n * nq * hd * 4), *gk = back(d.kc, cache * 4),
           *gv = back(d.vc, cache * 4);
     char w[80];
-    snprintf(w, sizeof(w), "rope %s%s: q", interleaved ? "interleaved" : "half",
-             extras ? " + bias + q/k norm" : "");
+    snprintf(w, sizeof(w), "rope %s%s: q%s", interleaved ? "interleaved" : "half",
+             extras ? " + bias + q/k norm" : "", heads_first ? " head-major" : "");
     report(w, rel(gq, q, (size_t)n * nq * hd), 1e-5);
     snprintf(w, sizeof(w), "rope %s%s: k cache", interleaved ? "interleaved" : "half",
              extras ? " + ..." : "");
@@ -263,13 +266,14 @@ static void t_convert(int dt)
     free(x), free(g), free(r), cudaFree(dx), cudaFree(d16);
 }
 
-static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv, int hd)
+/* dyn: chunk 0, the split sized from the position at run time (the decode graph's). */
+static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv, int hd, int dyn)
 {
     int ctx = pos + n + 5;
     size_t cache = (size_t)ctx * nkv * hd;
     float *q = rnd((size_t)n * nq * hd, 1), *kc = rnd(cache, 1), *vc = rnd(cache, 1);
     float *ref = malloc((size_t)n * nq * hd * 4);
-    int chunk = (ctx + nsplit - 1) / nsplit;
+    int chunk = dyn ? 0 : (ctx + nsplit - 1) / nsplit;
     eng_attn_args a = {.q = q,
                        .kc = kc,
                        .vc = vc,
@@ -299,12 +303,185 @@ static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv,
     KL(eng_cu_attention(&d, NULL));
     float *got = back(d.out, (size_t)n * nq * hd * 4);
     char w[96];
-    snprintf(w, sizeof(w), "attention n=%d pos=%d win=%d split=%d %d/%d hd=%d", n, pos, window,
-             nsplit, nq, nkv, hd);
+    snprintf(w, sizeof(w), "attention n=%d pos=%d win=%d split=%d%s %d/%d hd=%d", n, pos, window,
+             nsplit, dyn ? " (sized at run time)" : "", nq, nkv, hd);
     report(w, rel(got, ref, (size_t)n * nq * hd), 1e-5);
     free(q), free(kc), free(vc), free(ref), free(got);
     cudaFree((void *)d.q), cudaFree((void *)d.kc), cudaFree((void *)d.vc), cudaFree(d.out);
     cudaFree(d.part), cudaFree((void *)d.pos);
+}
+
+/* The batched step's kernels: n tokens of `slots` sequences, each at its own position (some
+ * sharing a slot at consecutive positions, as a prefill chunk beside decode tokens). */
+static void t_batch(int n, int slots, int nsplit, int window, int nq, int nkv, int hd)
+{
+    int ctx = 300, W = (nq + 2 * nkv) * hd, L = 2, layer = 1;
+    size_t layer_sz = (size_t)ctx * nkv * hd, stride = (size_t)L * layer_sz;
+    size_t cache = (size_t)slots * stride, qn = (size_t)n * nq * hd;
+    int *pos = malloc((size_t)n * 4), *seq = malloc((size_t)n * 4), *rows = malloc((size_t)n * 4);
+    for (int t = 0; t < n; t++) { /* the last tokens form a chunk of slot 0 at 200.. */
+        int chunk = t >= n - 3;
+        seq[t] = chunk ? 0 : 1 + t % (slots - 1);
+        pos[t] = chunk ? 200 + t - (n - 3) : 17 * t + 3 * seq[t];
+        rows[t] = n - 1 - t;
+    }
+    float *qkv = rnd((size_t)n * W, 1), *kc = rnd(cache, 1), *vc = rnd(cache, 1);
+    float *q = calloc(qn, 4), *ref = malloc(qn * 4), *gref = malloc(qn * 4);
+    float inv[ENG_CUDA_MAX_HD / 2];
+    for (int i = 0; i < hd / 2; i++)
+        inv[i] = powf(10000.0f, -(float)(2 * i) / (float)hd);
+    eng_rope_args ra = {.qkv = qkv,
+                        .inv_freq = inv,
+                        .q = q,
+                        .kc = kc + layer * layer_sz,
+                        .vc = vc + layer * layer_sz,
+                        .n = n,
+                        .nq = nq,
+                        .nkv = nkv,
+                        .hd = hd,
+                        .eps = 1e-6f};
+    eng_batch_args b = {.pos = pos, .seq = seq, .slot_stride = stride};
+    float *dkc = dev(kc, cache * 4), *dvc = dev(vc, cache * 4);
+    eng_ref_rope_qkv_batch(&ra, &b);
+    eng_attn_args aa = {.q = q,
+                        .kc = ra.kc,
+                        .vc = ra.vc,
+                        .out = ref,
+                        .n = n,
+                        .nq = nq,
+                        .nkv = nkv,
+                        .hd = hd,
+                        .window = window,
+                        .nsplit = nsplit,
+                        .chunk = (ctx + nsplit - 1) / nsplit,
+                        .scale = 1.0f / sqrtf((float)hd)};
+    eng_ref_attention_batch(&aa, &b);
+
+    eng_batch_args db = {
+        .pos = dev(pos, (size_t)n * 4), .seq = dev(seq, (size_t)n * 4), .slot_stride = stride};
+    eng_rope_args dr = ra;
+    dr.qkv = dev(qkv, (size_t)n * W * 4);
+    dr.inv_freq = dev(inv, sizeof(inv));
+    dr.q = dev(NULL, qn * 4);
+    dr.kc = dkc + layer * layer_sz;
+    dr.vc = dvc + layer * layer_sz;
+    KL(eng_cu_rope_qkv_batch(&dr, &db, NULL));
+    eng_attn_args da = aa;
+    da.q = dr.q;
+    da.kc = dr.kc;
+    da.vc = dr.vc;
+    da.out = dev(NULL, qn * 4);
+    da.part = nsplit > 1 ? dev(NULL, (size_t)nsplit * n * nq * (hd + 2) * 4) : NULL;
+    if (eng_cu_attention_batch_init(eng_cu_attention_batch_smem(nq / nkv, hd))) {
+        printf("FAIL attention_batch init\n");
+        fails++;
+    }
+    KL(eng_cu_attention_batch(&da, &db, NULL));
+    int *drows = dev(rows, (size_t)n * 4);
+    float *dg = dev(NULL, qn * 4);
+    KL(eng_cu_gather_rows(dg, da.out, drows, n, nq * hd, NULL));
+    float *gq = back(dr.q, qn * 4), *gk = back(dkc, cache * 4), *gv = back(dvc, cache * 4),
+          *go = back(da.out, qn * 4), *gg = back(dg, qn * 4);
+    char w[112];
+    snprintf(w, sizeof(w), "batch n=%d slots=%d split=%d win=%d %d/%d hd=%d: q", n, slots, nsplit,
+             window, nq, nkv, hd);
+    report(w, rel(gq, q, qn), 1e-5);
+    report("batch: k/v caches of every slot", rel(gk, kc, cache) + rel(gv, vc, cache), 1e-5);
+    report("batch: attention", rel(go, ref, qn), 1e-5);
+    eng_ref_gather_rows(gref, go, rows, n, nq * hd); /* of the GPU's own attention: exact */
+    report("batch: gather rows", rel(gg, gref, qn), 0);
+    free(pos), free(seq), free(rows), free(qkv), free(kc), free(vc), free(q), free(ref);
+    free(gref), free(gq), free(gk), free(gv), free(go), free(gg);
+    cudaFree((void *)db.pos), cudaFree((void *)db.seq), cudaFree((void *)dr.qkv);
+    cudaFree((void *)dr.inv_freq), cudaFree(dr.q), cudaFree(dkc), cudaFree(dvc);
+    cudaFree(da.out), cudaFree(da.part), cudaFree(drows), cudaFree(dg);
+}
+
+static void t_softmax(int nh, int pos0, int window)
+{
+    int n = 23, kv = pos0 + n;
+    size_t sz = (size_t)nh * n * kv;
+    float *s = rnd(sz, 6), *ref = malloc(sz * 4);
+    memcpy(ref, s, sz * 4);
+    float *ds = dev(s, sz * 4);
+    KL(eng_cu_causal_softmax(ds, pos0, nh, n, kv, window, NULL));
+    eng_ref_causal_softmax(ref, pos0, nh, n, kv, window);
+    float *got = back(ds, sz * 4);
+    char w[80];
+    snprintf(w, sizeof(w), "causal softmax %d heads pos0=%d window=%d", nh, pos0, window);
+    report(w, rel(got, ref, sz), 1e-6);
+    free(s), free(ref), free(got), cudaFree(ds);
+}
+
+static void t_heads_to_rows(int dt)
+{
+    int nh = 6, n = 37, hd = 40;
+    size_t sz = (size_t)nh * n * hd, es = dt == ENG_DT_F32 ? 4 : 2;
+    float *o = rnd(sz, 2);
+    float *d_o = dev(o, sz * 4);
+    void *d_out = dev(NULL, sz * es), *ref = malloc(sz * es);
+    KL(eng_cu_heads_to_rows(d_out, dt, d_o, nh, n, hd, NULL));
+    eng_ref_heads_to_rows(ref, dt, o, nh, n, hd);
+    void *got = back(d_out, sz * es);
+    char w[64];
+    snprintf(w, sizeof(w), "heads to rows -> %s (bytes differing)", dtn(dt));
+    report(w, memcmp(got, ref, sz * es) ? 1.0 : 0.0, 0);
+    free(o), free(ref), free(got), cudaFree(d_o), cudaFree(d_out);
+}
+
+/* The decode step's launches inside a graph capture, where kernels start early (programmatic
+ * dependent launch on sm_90): norm -> matvec -> swiglu -> matvec, each reading the one
+ * before; replayed twice with new inputs in between. */
+static void t_pdl_graph(void)
+{
+    int D = 1024, F = 1536;
+    float *x = rnd(D, 2), *w = rnd(D, 1);
+    void *w13 = rnd_typed((size_t)2 * F * D, ENG_DT_BF16),
+         *w2 = rnd_typed((size_t)D * F, ENG_DT_BF16);
+    float *dx = dev(x, D * 4), *dw = dev(w, D * 4), *dxb = dev(NULL, D * 4),
+          *dh = dev(NULL, (size_t)2 * F * 4), *dhb = dev(NULL, F * 4), *dy = dev(NULL, D * 4);
+    void *dw13 = dev(w13, (size_t)2 * F * D * 2), *dw2 = dev(w2, (size_t)D * F * 2);
+    cudaStream_t st;
+    CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    int e = eng_cu_add_rmsnorm(dx, NULL, NULL, dw, 1e-5f, dxb, NULL, 0, 1, D, st);
+    e = e ? e : eng_cu_matvec(dh, dw13, ENG_DT_BF16, dxb, 2 * F, D, st);
+    e = e ? e : eng_cu_swiglu(dh, NULL, dhb, NULL, 0, 1, F, st);
+    e = e ? e : eng_cu_matvec(dy, dw2, ENG_DT_BF16, dhb, D, F, st);
+    CU(cudaStreamEndCapture(st, &g));
+    if (e) {
+        printf("FAIL launch in capture: %s\n", cudaGetErrorString((cudaError_t)e));
+        exit(1);
+    }
+    CU(cudaGraphInstantiate(&ge, g, 0));
+    float *xb = malloc(D * 4), *h = malloc((size_t)2 * F * 4), *hb = malloc(F * 4),
+          *ref = malloc(D * 4);
+    double worst = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        if (rep) {
+            free(x);
+            x = rnd(D, 3);
+            CU(cudaMemcpy(dx, x, D * 4, cudaMemcpyHostToDevice));
+        }
+        CU(cudaMemset(dy, 0xff, D * 4));
+        CU(cudaGraphLaunch(ge, st));
+        CU(cudaStreamSynchronize(st));
+        eng_ref_add_rmsnorm(x, NULL, NULL, w, 1e-5f, xb, NULL, 0, 1, D);
+        eng_ref_matvec(h, w13, ENG_DT_BF16, xb, 2 * F, D);
+        eng_ref_swiglu(h, NULL, hb, NULL, 0, 1, F);
+        eng_ref_matvec(ref, w2, ENG_DT_BF16, hb, D, F);
+        float *got = back(dy, D * 4);
+        double r = rel(got, ref, D);
+        if (r > worst || !(r == r)) worst = r;
+        free(got);
+    }
+    report("graph with early launches: norm, matvec, swiglu, matvec", worst, 1e-5);
+    cudaGraphExecDestroy(ge), cudaGraphDestroy(g), cudaStreamDestroy(st);
+    free(x), free(w), free(w13), free(w2), free(xb), free(h), free(hb), free(ref);
+    cudaFree(dx), cudaFree(dw), cudaFree(dxb), cudaFree(dh), cudaFree(dhb), cudaFree(dy);
+    cudaFree(dw13), cudaFree(dw2);
 }
 
 static void t_sample(int V, float T, float top_p, int draws)
@@ -397,26 +574,47 @@ int main(int argc, char **argv)
     }
     for (int dt = 0; dt < 3; dt++)
         t_embed(dt);
-    t_norm(0);
-    t_norm(1);
-    t_rope(1, 0);
-    t_rope(0, 0);
-    t_rope(0, 1);
-    t_rope(1, 1);
+    t_norm(0, 1000);
+    t_norm(1, 1000);
+    t_norm(1, 4096);
+    t_norm(1, 9000); /* past the kernel's registers */
+    t_rope(1, 0, 0);
+    t_rope(0, 0, 0);
+    t_rope(0, 1, 0);
+    t_rope(1, 1, 0);
+    t_rope(0, 1, 1);
     t_swiglu();
     t_matvec(ENG_DT_BF16, 1000, 4096);
     t_matvec(ENG_DT_F16, 333, 2048);
     t_matvec(ENG_DT_F32, 515, 1024);
-    t_matvec(ENG_DT_F32, 37, 172);  /* 688-byte rows: 16-byte loads */
-    t_matvec(ENG_DT_BF16, 41, 100); /* 200-byte rows: the scalar path */
+    t_matvec(ENG_DT_F32, 37, 172);      /* 688-byte rows: 16-byte loads */
+    t_matvec(ENG_DT_BF16, 41, 100);     /* 200-byte rows: the scalar path */
+    t_matvec(ENG_DT_BF16, 300, 8200);   /* 4 warps a row, a partial block, a partial round */
+    t_matvec(ENG_DT_BF16, 9001, 4104);  /* 1 warp a row, a partial last round */
+    t_matvec(ENG_DT_F16, 500, 2056);    /* 2 warps a row, a partial round */
+    t_matvec(ENG_DT_BF16, 20000, 1024); /* one round per lane */
     t_convert(ENG_DT_BF16);
     t_convert(ENG_DT_F16);
-    t_attention(1, 250, 0, 4, 8, 2, 64);    /* decode, flash-decoding splits */
-    t_attention(1, 250, 0, 1, 32, 8, 128);  /* decode, one split, 8B-like heads */
-    t_attention(1, 0, 0, 3, 4, 4, 8);       /* first position: splits with nothing to do */
-    t_attention(20, 10, 0, 1, 8, 2, 32);    /* prefill after a cached prefix */
-    t_attention(7, 100, 16, 1, 16, 4, 256); /* sliding window, the largest head */
-    t_attention(1, 300, 40, 5, 8, 8, 64);   /* window with splits */
+    t_batch(16, 5, 1, 0, 8, 2, 64);            /* decode tokens of 4 slots + a chunk of a fifth */
+    t_batch(16, 17, 4, 0, 32, 8, 128);         /* 8B-like heads, flash-decoding splits */
+    t_batch(9, 3, 3, 40, 16, 4, 256);          /* sliding window with splits, the largest head */
+    t_batch(5, 4, 1, 0, 24, 2, 32);            /* a GQA group larger than a block's warps */
+    t_attention(1, 250, 0, 4, 8, 2, 64, 0);    /* decode, flash-decoding splits */
+    t_attention(1, 250, 0, 1, 32, 8, 128, 0);  /* decode, one split, 8B-like heads */
+    t_attention(1, 0, 0, 3, 4, 4, 8, 0);       /* first position: splits with nothing to do */
+    t_attention(20, 10, 0, 1, 8, 2, 32, 0);    /* prefill after a cached prefix */
+    t_attention(7, 100, 16, 1, 16, 4, 256, 0); /* sliding window, the largest head */
+    t_attention(1, 300, 40, 5, 8, 8, 64, 0);   /* window with splits */
+    t_attention(1, 160, 0, 33, 32, 8, 128, 1); /* decode as the 8B graph: 6 of 33 splits used */
+    t_attention(1, 3000, 0, 33, 32, 8, 64, 1); /* every split used, chunks of 96 keys */
+    t_attention(1, 0, 0, 33, 32, 8, 64, 1);    /* first position: one split */
+    t_attention(1, 700, 100, 16, 8, 2, 64, 1); /* window: splits over its keys only */
+    t_softmax(1, 37, 0);                       /* long-prompt attention's pieces */
+    t_softmax(3, 0, 0);
+    t_softmax(2, 20, 9);
+    t_heads_to_rows(ENG_DT_BF16);
+    t_heads_to_rows(ENG_DT_F32);
+    t_pdl_graph();
     t_sample(1000, 0.0f, 0.9f, 1);
     t_sample(128256, 0.0f, 0.0f, 1);
     t_sample(1000, 0.8f, 0.9f, 200);
@@ -427,10 +625,14 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
         bench_matvec(ENG_DT_BF16, 6144, 4096);   /* 8B q/k/v */
         bench_matvec(ENG_DT_BF16, 28672, 4096);  /* 8B gate/up */
+        bench_matvec(ENG_DT_BF16, 4096, 4096);   /* 8B o_proj */
         bench_matvec(ENG_DT_BF16, 4096, 14336);  /* 8B down */
         bench_matvec(ENG_DT_BF16, 128256, 4096); /* 8B classifier */
         bench_matvec(ENG_DT_BF16, 3072, 2048);   /* 1B q/k/v */
+        bench_matvec(ENG_DT_BF16, 2048, 2048);   /* 1B o_proj */
         bench_matvec(ENG_DT_BF16, 16384, 2048);  /* 1B gate/up */
+        bench_matvec(ENG_DT_BF16, 2048, 8192);   /* 1B down */
+        bench_matvec(ENG_DT_BF16, 128256, 2048); /* 1B classifier (tied) */
         bench_matvec(ENG_DT_F32, 8192, 4096);
     }
     printf("%s: %d failure(s)\n", fails ? "FAIL" : "PASS", fails);

@@ -183,6 +183,22 @@ int main(void)
         expect_fail("no -n", a, 2, "-n N is required");
     }
     {
+        /* Layer mapping: -n stays the token count; --device-layers is the long form only. */
+        char *a[] = {"ringinfer", "run", "-m",       bin,   "--prompt-ids",    "1",
+                     "-n",        "2",   "--device", "cpu", "--device-layers", "1",
+                     NULL};
+        expect_fail("--device-layers with --device cpu", a, 2, "cannot go with --device cpu");
+        char *b[] = {"ringinfer",       "run", "-m", bin, "--prompt-ids", "1", "-n", "2",
+                     "--device-layers", "1",   NULL};
+        setenv("CUDA_VISIBLE_DEVICES", "", 1); /* read by the forked rank's CUDA runtime */
+        expect_fail("--device-layers without a GPU", b, 2,
+                    "--device-layers \"1\": ordinal 0 is unknown: no GPU is visible");
+        unsetenv("CUDA_VISIBLE_DEVICES");
+        char *c[] = {"ringinfer",       "run",   "-m", bin, "--prompt-ids", "1", "-n", "2",
+                     "--device-layers", "x;0:1", NULL};
+        expect_fail("--device-layers bad item", c, 2, "item 1 (\"x\") is not ORD:NUM");
+    }
+    {
         char *a[] = {"ringinfer", "run", "-m", bin, "--prompt-ids", "1", "-n", "500", NULL};
         expect_fail("too long", a, 1, "exceeds the context length 128");
     }

@@ -102,6 +102,7 @@ int main(void)
     map_err("2:1", 2, 5, "ordinal 2 is unknown: 2 GPUs are visible (ordinals 0..1");
     map_err("1:1", 1, 5, "ordinal 1 is unknown: 1 GPU is visible");
     map_err("3", 0, 5, "ordinal 0 is unknown: no GPU is visible");
+    map_err("0:2;1:3", 0, 5, "ordinal 0 is unknown: no GPU is visible");
     map_err("6", 1, 5, "6 layers, but the model has 5");
     map_err("0:3;1:3", 2, 5, "6 layers or more, but the model has 5");
     map_err("99999999999", 1, 5, "not an integer");

@@ -80,9 +80,9 @@ typedef struct cpu_state {
     float *att;         /* [nq, ctx] scores */
     float *hb;          /* [B, ffn] */
     float *hb2;         /* [B, ffn] */
-    float *key_cache;   /* [L, ctx, nkv*hd] */
-    float *value_cache; /* [L, ctx, nkv*hd] */
-    float *logits;      /* [all_logits ? B : 1, vocab] */
+    float *key_cache;   /* [n_seqs, L, ctx, nkv*hd] */
+    float *value_cache; /* [n_seqs, L, ctx, nkv*hd] */
+    float *logits;      /* [all_logits or n_seqs > 1 ? B : 1, vocab] */
     int logit_rows;     /* rows the last logits call wrote */
     eng_pool *pool;     /* NULL: one thread */
 } cpu_state;

@@ -1,5 +1,8 @@
-/* The CPU backend's forward pass: embedding, one transformer layer over a batch of
- * consecutive positions, final norm + classifier. */
+/* The CPU backend's forward pass: embedding, one transformer layer over a batch of tokens
+ * (consecutive positions of one sequence, or tokens of several sequences each with its own
+ * position and KV slot), final norm + classifier. Every step works row by row or through
+ * matmuls whose rows do not depend on each other, so a row's result is the same bits
+ * whatever else is in the batch. */
 #include "cpu.h"
 
 #include <math.h>
@@ -96,16 +99,23 @@ static eng_status reduce(const eng_coll *coll, float *buf, size_t n)
     return coll->allreduce(coll->ctx, buf, n, ENG_ELEM_F32, ENG_MEM_HOST, NULL);
 }
 
-/* Causal attention of token t (position pos) against the cache of layer l. */
-static void attend(const eng_model *m, const eng_state *es, cpu_state *s, int l, int t, int pos)
+/* Offset of layer l of KV slot seq in a cache [n_seqs, L, ctx, kvdim]. */
+static size_t cache_at(const eng_model *m, const eng_state *es, int seq, int l, size_t kvdim)
+{
+    return ((size_t)seq * (size_t)m->cfg.n_layers + (size_t)l) * (size_t)es->ctx_len * kvdim;
+}
+
+/* Causal attention of token t (position pos of KV slot seq) against the cache of layer l. */
+static void attend(const eng_model *m, const eng_state *es, cpu_state *s, int l, int t, int pos,
+                   int seq)
 {
     const eng_config *c = &m->cfg;
     const eng_shard_info *sh = &m->sh;
     const eng_kernels *K = ((const cpu_weights *)m->bw)->k;
     int hd = c->head_dim, nq = sh->n_heads, nkv = sh->n_kv_heads, group = nq / nkv;
     size_t kvdim = (size_t)nkv * hd;
-    const float *kc = s->key_cache + (size_t)l * es->ctx_len * kvdim;
-    const float *vc = s->value_cache + (size_t)l * es->ctx_len * kvdim;
+    const float *kc = s->key_cache + cache_at(m, es, seq, l, kvdim);
+    const float *vc = s->value_cache + cache_at(m, es, seq, l, kvdim);
     int start = 0;
     if (c->sliding_window > 0 && pos - c->sliding_window + 1 > 0)
         start = pos - c->sliding_window + 1;
@@ -151,7 +161,7 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
     const eng_kernels *K = ((const cpu_weights *)m->bw)->k;
     const eng_layer_w *w = &((const cpu_weights *)m->bw)->layers[l];
     cpu_state *s = es->bs;
-    int n = es->n, pos = es->pos;
+    int n = es->n;
     int D = c->dim, hd = c->head_dim, F = sh->ffn;
     int nq = sh->n_heads * hd, nkv = sh->n_kv_heads * hd;
     eng_status st;
@@ -167,9 +177,10 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
     add_bias(s->q, w->bq, n, nq);
     add_bias(s->k, w->bk, n, nkv);
     add_bias(s->v, w->bv, n, nkv);
-    float *kc = s->key_cache + (size_t)l * es->ctx_len * nkv;
-    float *vc = s->value_cache + (size_t)l * es->ctx_len * nkv;
     for (int t = 0; t < n; t++) {
+        int pos = eng_tok_pos(es, t);
+        float *kc = s->key_cache + cache_at(m, es, eng_tok_seq(es, t), l, (size_t)nkv);
+        float *vc = s->value_cache + cache_at(m, es, eng_tok_seq(es, t), l, (size_t)nkv);
         float *q = s->q + (size_t)t * nq, *k = s->k + (size_t)t * nkv;
         if (w->q_norm) {
             for (int h = 0; h < sh->n_heads; h++)
@@ -177,14 +188,15 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
             for (int h = 0; h < sh->n_kv_heads; h++)
                 rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, w->k_norm, hd, c->norm_eps);
         }
-        rope(m, q, sh->n_heads, pos + t);
-        rope(m, k, sh->n_kv_heads, pos + t);
-        memcpy(kc + (size_t)(pos + t) * nkv, k, (size_t)nkv * sizeof(float));
-        memcpy(vc + (size_t)(pos + t) * nkv, s->v + (size_t)t * nkv, (size_t)nkv * sizeof(float));
+        rope(m, q, sh->n_heads, pos);
+        rope(m, k, sh->n_kv_heads, pos);
+        memcpy(kc + (size_t)pos * nkv, k, (size_t)nkv * sizeof(float));
+        memcpy(vc + (size_t)pos * nkv, s->v + (size_t)t * nkv, (size_t)nkv * sizeof(float));
     }
-    /* All of the batch's keys are cached first: token t then attends to 0..pos+t. */
+    /* All of the batch's keys are cached first: each token then attends to its own slot up to
+     * its own position (a prefill chunk's later tokens see the earlier ones). */
     for (int t = 0; t < n; t++)
-        attend(m, es, s, l, t, pos + t);
+        attend(m, es, s, l, t, eng_tok_pos(es, t), eng_tok_seq(es, t));
     /* Row-parallel o_proj: partial sums, all-reduced, then the bias once. */
     matmul1(K, s, s->xb, s->att_out, w->wo, n, D, nq);
     if ((st = reduce(coll, s->xb, (size_t)n * D)) != ENG_OK) return st;
@@ -217,6 +229,14 @@ eng_status cpu_logits(const eng_model *m, eng_state *es)
     const cpu_weights *w = m->bw;
     cpu_state *s = es->bs;
     int n = es->n, D = m->cfg.dim;
+    if (es->out_row) { /* a batch: the flagged rows, packed in order (row j <= token t) */
+        for (int j = 0; j < es->n_out; j++)
+            rmsnorm(s->xb + (size_t)j * D, s->x + (size_t)es->out_row[j] * D, w->final_norm, D,
+                    m->cfg.norm_eps);
+        matmul1(w->k, s, s->logits, s->xb, w->cls, es->n_out, m->cfg.vocab_size, D);
+        s->logit_rows = es->n_out;
+        return ENG_OK;
+    }
     int first = es->all_logits ? 0 : n - 1;
     for (int t = first; t < n; t++)
         rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->final_norm, D, m->cfg.norm_eps);

@@ -24,15 +24,19 @@ eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_pa
     cs->att = eng_alloc_aligned((size_t)sh->n_heads * (size_t)ctx * 4);
     cs->hb = eng_alloc_aligned(B * F * 4);
     cs->hb2 = eng_alloc_aligned(B * F * 4);
-    size_t cache = (size_t)c->n_layers * (size_t)ctx * nkv * 4;
+    size_t cache = (size_t)s->n_seqs * (size_t)c->n_layers * (size_t)ctx * nkv * 4;
     cs->key_cache = eng_alloc_aligned(cache);
     cs->value_cache = eng_alloc_aligned(cache);
-    cs->logits = eng_alloc_aligned((p->all_logits ? B : 1) * (size_t)c->vocab_size * 4);
+    /* Only the segment with the classifier has logits; several sequences: a batch may ask
+     * for a row per token. */
+    size_t rows = !(m->parts & ENG_PART_HEAD) ? 0 : p->all_logits || s->n_seqs > 1 ? B : 1;
+    cs->logits = rows ? eng_alloc_aligned(rows * (size_t)c->vocab_size * 4) : NULL;
     if (!cs->x || !cs->xb || !cs->q || !cs->k || !cs->v || !cs->att_out || !cs->att || !cs->hb ||
-        !cs->hb2 || !cs->key_cache || !cs->value_cache || !cs->logits)
+        !cs->hb2 || !cs->key_cache || !cs->value_cache || (rows && !cs->logits))
         return eng_fail(ENG_ERR_NOMEM, err, errlen,
-                        "out of memory for the run state (KV cache %zu MiB for %d positions)",
-                        2 * cache >> 20, ctx);
+                        "out of memory for the run state (KV cache %zu MiB for %d positions x "
+                        "%d sequences)",
+                        2 * cache >> 20, ctx, s->n_seqs);
     if (p->n_threads > 1) return eng_pool_create(p->n_threads, p->spin_us, &cs->pool, err, errlen);
     return ENG_OK;
 }

@@ -90,9 +90,12 @@ eng_status cpu_upload_globals(eng_model *m, const eng_source *src, char *err, si
     cpu_weights *w = m->bw;
     const eng_config *c = &m->cfg;
     int64_t V = c->vocab_size, D = c->dim;
-    eng_status st =
-        get(m, &src->embed, 0, "token embedding", V, D, 0, V, 0, D, &w->embed, err, errlen);
-    if (st != ENG_OK) return st;
+    /* A segment of a layer-mapped model holds the embedding (first) or the head (last). */
+    int embed = (m->parts & ENG_PART_EMBED) || ((m->parts & ENG_PART_HEAD) && c->tied_embeddings);
+    eng_status st = ENG_OK;
+    if (embed)
+        st = get(m, &src->embed, 0, "token embedding", V, D, 0, V, 0, D, &w->embed, err, errlen);
+    if (st != ENG_OK || !(m->parts & ENG_PART_HEAD)) return st;
     st = get(m, &src->final_norm, 0, "final norm", 1, D, 0, 1, 0, D, &w->final_norm, err, errlen);
     if (st != ENG_OK) return st;
     if (c->tied_embeddings) {
@@ -116,7 +119,7 @@ eng_status cpu_upload_layer(eng_model *m, int l, const eng_tref *tr, char *err, 
     eng_status st = ENG_OK;
 #define GET(kind, opt, rows, cols, r0, nr, c0, nc, dst)                                            \
     do {                                                                                           \
-        snprintf(what, sizeof(what), "layer %d %s", l, #kind + 6);                                 \
+        snprintf(what, sizeof(what), "layer %d %s", m->layer0 + l, #kind + 6);                     \
         st = get(m, &tr[kind], opt, what, rows, cols, r0, nr, c0, nc, &w->dst, err, errlen);       \
         if (st != ENG_OK) return st;                                                               \
     } while (0)

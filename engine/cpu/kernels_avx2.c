@@ -1,6 +1,7 @@
 /* AVX2/FMA kernels, compiled for that target only and picked at run time.
- * matmul: one weight row is loaded once and used against up to 4 input rows (prefill);
- * decode (T = 1) runs 4 weight rows at once against one x to keep 4 FMA chains busy. */
+ * matmul: one weight row is loaded once and used against up to 16 input rows (prefill, a
+ * batch of decode tokens); a single row runs 4 weight rows at once against one x to keep 4
+ * FMA chains busy. Every output element is one dot4 lane, so its bits do not depend on T. */
 #include "cpu.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -28,7 +29,8 @@ AVX2 static float dot_avx2(const float *a, const float *b, int n)
     for (; k + 8 <= n; k += 8)
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
     float s = hsum(_mm256_add_ps(s0, s1));
-    for (; k < n; k++) s += a[k] * b[k];
+    for (; k < n; k++)
+        s += a[k] * b[k];
     return s;
 }
 
@@ -37,8 +39,10 @@ AVX2 static void axpy_avx2(float *y, float a, const float *x, int n)
     __m256 va = _mm256_set1_ps(a);
     int k = 0;
     for (; k + 8 <= n; k += 8)
-        _mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
-    for (; k < n; k++) y[k] += a * x[k];
+        _mm256_storeu_ps(y + k,
+                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+    for (; k < n; k++)
+        y[k] += a * x[k];
 }
 
 /* Four dot products of d floats: rows v, v + vstride, v + 2 vstride, v + 3 vstride, each with
@@ -77,22 +81,35 @@ AVX2 static void dot4(float *out, size_t ostride, const float *v, size_t vstride
     out[3 * ostride] = o[3];
 }
 
+/* Input rows taken together against each weight row: 16 rows of x stay in L1/L2 while the
+ * weights stream past once per tile (a batch of decode tokens reads the weights once). */
+#define MM_TILE 16
+
 AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, int n, int d,
                              int i0, int i1)
 {
-    int t = 0;
-    /* Prefill: blocks of 4 input rows share each weight row load. */
-    for (; t + 4 <= T; t += 4) {
-        const float *xt = x + (size_t)t * d;
-        float *ot = out + (size_t)t * n;
-        for (int i = i0; i < i1; i++) dot4(ot + i, (size_t)n, xt, (size_t)d, w + (size_t)i * d, d);
+    int T4 = T / 4 * 4;
+    /* Blocks of 4 input rows share each weight row load. */
+    for (int t0 = 0; t0 < T4; t0 += MM_TILE) {
+        int t1 = t0 + MM_TILE < T4 ? t0 + MM_TILE : T4;
+        for (int i = i0; i < i1; i++) {
+            const float *wi = w + (size_t)i * d;
+            for (int t = t0; t < t1; t += 4)
+                dot4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, (size_t)d, wi, d);
+        }
     }
-    for (; t < T; t++) {
+    /* The rest (decode: T = 1) runs 4 weight rows against one input row. A last group of
+     * fewer than 4 weight rows goes through dot4 too (one row four times), so every element
+     * has dot4's summation order whatever the batch size: a row's result does not depend on
+     * how many other rows came with it. */
+    for (int t = T4; t < T; t++) {
         const float *xt = x + (size_t)t * d;
         float *ot = out + (size_t)t * n;
         int i = i0;
-        for (; i + 4 <= i1; i += 4) dot4(ot + i, 1, w + (size_t)i * d, (size_t)d, xt, d);
-        for (; i < i1; i++) ot[i] = dot_avx2(w + (size_t)i * d, xt, d);
+        for (; i + 4 <= i1; i += 4)
+            dot4(ot + i, 1, w + (size_t)i * d, (size_t)d, xt, d);
+        for (; i < i1; i++)
+            dot4(ot + i, 0, w + (size_t)i * d, 0, xt, d);
     }
 }
 

@@ -4,16 +4,39 @@
  * keeps an online softmax (running max m, sum l, accumulator over its lanes' dims).
  * Decode has a single token: the KV range is cut into nsplit chunks (grid.z), each block
  * writes (acc, m, l) and combine_kernel merges them (flash-decoding), so a long context
- * still spreads over the GPU. */
+ * still spreads over the GPU. With chunk 0 the chunks are sized at run time from the
+ * position (the graph's grid is fixed, the context grows): a short context uses few splits
+ * of at least one tile each, the rest exit at once, and combine reads only those used.
+ * Long prompts take another path: causal_softmax_kernel between two batched cuBLAS products
+ * (cuda_layer.c), then permute_kernel back to token-major rows. */
 #include "cu_common.cuh"
 
 #define KT 32 /* keys per shared-memory tile: one per lane */
 #define MAX_WARPS 8
 #define DPL (ENG_CUDA_MAX_HD / 32) /* dims per lane */
+#define TL 8                       /* K/V tile loads in flight per thread */
+
+/* The split plan: chunk length and the key where split 0 starts; *used: splits with keys. */
+__device__ __forceinline__ int split_chunk(const eng_attn_args &a, int pos0, int *base, int *used)
+{
+    if (a.chunk > 0) {
+        *base = 0;
+        *used = a.nsplit;
+        return a.chunk;
+    }
+    int hi = pos0 + a.n - 1, lo = a.window > 0 ? max(0, pos0 - a.window + 1) : 0;
+    int span = hi - lo + 1, per = (span + a.nsplit - 1) / a.nsplit;
+    int chunk = max(KT, (per + KT - 1) / KT * KT);
+    *base = lo;
+    *used = min(a.nsplit, (span + chunk - 1) / chunk);
+    return chunk;
+}
 
 __global__ void attn_kernel(eng_attn_args a)
 {
     extern __shared__ float sm[];
+    pdl_launch();
+    pdl_wait();
     int hd = a.hd, ld = hd + 1, group = a.nq / a.nkv, g = blockIdx.y, z = blockIdx.z;
     int nw = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int rows = a.n * group, rfirst = blockIdx.x * nw, r = rfirst + warp;
@@ -27,8 +50,10 @@ __global__ void attn_kernel(eng_attn_args a)
     int bhi = pos0 + rlast / group;
     int lo = blo, hi = bhi;
     if (a.nsplit > 1) {
-        lo = max(lo, z * a.chunk);
-        hi = min(hi, (z + 1) * a.chunk - 1);
+        int base, used, chunk = split_chunk(a, pos0, &base, &used);
+        if (z >= used) return; /* combine does not read this split */
+        lo = max(lo, base + z * chunk);
+        hi = min(hi, base + (z + 1) * chunk - 1);
     }
     size_t kvw = (size_t)a.nkv * hd;
     if (active)
@@ -40,26 +65,48 @@ __global__ void attn_kernel(eng_attn_args a)
         acc[i] = 0.0f;
     for (int k0 = lo; k0 <= hi; k0 += KT) {
         __syncthreads(); /* the previous tile is no longer read */
-        for (int idx = threadIdx.x; idx < KT * hd; idx += blockDim.x) {
-            int j = idx / hd, d = idx - j * hd, key = k0 + j;
-            float kv = 0.0f, vv = 0.0f;
-            if (key <= hi) {
-                size_t off = (size_t)key * kvw + (size_t)g * hd + d;
-                kv = a.kc[off];
-                vv = a.vc[off];
+        /* TL loads of K and V per thread in flight before the first store: a tile costs a
+         * few memory latencies, not one per element. */
+        for (int i0 = threadIdx.x; i0 < KT * hd; i0 += TL * blockDim.x) {
+            float kv[TL], vv[TL];
+#pragma unroll
+            for (int u = 0; u < TL; u++) {
+                int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd, key = k0 + j;
+                kv[u] = vv[u] = 0.0f;
+                if (idx < KT * hd && key <= hi) {
+                    size_t off = (size_t)key * kvw + (size_t)g * hd + d;
+                    kv[u] = a.kc[off];
+                    vv[u] = a.vc[off];
+                }
             }
-            Ks[j * ld + d] = kv;
-            Vs[j * ld + d] = vv;
+#pragma unroll
+            for (int u = 0; u < TL; u++) {
+                int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd;
+                if (idx < KT * hd) {
+                    Ks[j * ld + d] = kv[u];
+                    Vs[j * ld + d] = vv[u];
+                }
+            }
         }
         __syncthreads();
         if (!active) continue;
         int key = k0 + lane;
         float s = -INFINITY;
         if (key <= hi && key >= kstart && key <= kend) {
-            float dot = 0.0f;
-            for (int d = 0; d < hd; d++)
-                dot += Qs[d] * Ks[lane * ld + d];
-            s = dot * a.scale;
+            /* four partial sums: four independent chains instead of one of hd steps */
+            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+            const float *kr = Ks + lane * ld;
+            int d = 0;
+#pragma unroll 2
+            for (; d + 3 < hd; d += 4) {
+                d0 += Qs[d] * kr[d];
+                d1 += Qs[d + 1] * kr[d + 1];
+                d2 += Qs[d + 2] * kr[d + 2];
+                d3 += Qs[d + 3] * kr[d + 3];
+            }
+            for (; d < hd; d++)
+                d0 += Qs[d] * kr[d];
+            s = ((d0 + d1) + (d2 + d3)) * a.scale;
         }
         float mn = fmaxf(m, warp_max(s));
         if (mn == -INFINITY) continue; /* no key of this tile is visible to this row */
@@ -103,14 +150,19 @@ __global__ void attn_kernel(eng_attn_args a)
 /* One block per (token, query head) row: the splits' partial softmaxes merged. */
 __global__ void combine_kernel(eng_attn_args a)
 {
+    pdl_launch();
+    pdl_wait();
     size_t row = blockIdx.x, rows = (size_t)a.n * a.nq;
-    int hd = a.hd;
+    int hd = a.hd, base, used;
+    split_chunk(a, *a.pos, &base, &used);
     float M = -INFINITY;
-    for (int z = 0; z < a.nsplit; z++)
+#pragma unroll 4
+    for (int z = 0; z < used; z++)
         M = fmaxf(M, a.part[((size_t)z * rows + row) * (hd + 2) + hd]);
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float L = 0.0f, o = 0.0f;
-        for (int z = 0; z < a.nsplit; z++) {
+#pragma unroll 4
+        for (int z = 0; z < used; z++) {
             const float *pp = a.part + ((size_t)z * rows + row) * (hd + 2);
             if (pp[hd] == -INFINITY) continue;
             float w = expf(pp[hd] - M);
@@ -142,10 +194,70 @@ extern "C" int eng_cu_attention(const eng_attn_args *a, eng_stream st)
 {
     int group = a->nq / a->nkv, nw = warps_for(a->n, group);
     dim3 grid((a->n * group + nw - 1) / nw, a->nkv, a->nsplit);
-    attn_kernel<<<grid, nw * 32, eng_cu_attention_smem(a->n, group, a->hd), st>>>(*a);
+    eng_launch(attn_kernel, grid, nw * 32, eng_cu_attention_smem(a->n, group, a->hd), st, *a);
     int e = eng_cu_err();
     if (e || a->nsplit == 1) return e;
     int threads = a->hd < 128 ? 32 * ((a->hd + 31) / 32) : 128;
-    combine_kernel<<<a->n * a->nq, threads, 0, st>>>(*a);
+    eng_launch(combine_kernel, a->n * a->nq, threads, 0, st, *a);
+    return eng_cu_err();
+}
+
+__device__ __forceinline__ float block_max(float v)
+{
+    __shared__ float red[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) red[w] = v;
+    __syncthreads();
+    v = lane < nw ? red[lane] : -INFINITY;
+    return warp_max(v);
+}
+
+/* One block per row (h, t) of s [nh, n, kv]: keys start..pos0+t kept, the rest zeroed. */
+__global__ void causal_softmax_kernel(float *s, int pos0, int n, int kv, int window)
+{
+    size_t r = blockIdx.x;
+    int t = (int)(r % (size_t)n), end = pos0 + t;
+    int start = window > 0 ? max(0, end - window + 1) : 0;
+    float *row = s + r * (size_t)kv;
+    float mx = -INFINITY;
+    for (int j = start + threadIdx.x; j <= end; j += blockDim.x)
+        mx = fmaxf(mx, row[j]);
+    mx = block_max(mx);
+    float sum = 0.0f;
+    for (int j = start + threadIdx.x; j <= end; j += blockDim.x)
+        sum += expf(row[j] - mx);
+    float inv = 1.0f / block_sum(sum);
+    for (int j = threadIdx.x; j < kv; j += blockDim.x)
+        row[j] = j >= start && j <= end ? expf(row[j] - mx) * inv : 0.0f;
+}
+
+extern "C" int eng_cu_causal_softmax(float *s, int pos0, int nh, int n, int kv, int window,
+                                     eng_stream st)
+{
+    causal_softmax_kernel<<<nh * n, 256, 0, st>>>(s, pos0, n, kv, window);
+    return eng_cu_err();
+}
+
+/* o [nh, n, hd] -> out [n, nh*hd] in type dt. */
+__global__ void permute_kernel(void *out, int dt, const float *o, int nh, int n, int hd)
+{
+    size_t total = (size_t)nh * n * hd;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t t = i / ((size_t)nh * hd), rem = i - t * nh * hd, h = rem / hd, d = rem - h * hd;
+        eng_st(out, dt, i, o[(h * n + t) * hd + d]);
+    }
+}
+
+extern "C" int eng_cu_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int hd,
+                                    eng_stream st)
+{
+    size_t total = (size_t)nh * n * hd;
+    int blocks = (int)((total + 255) / 256);
+    if (blocks > 8192) blocks = 8192;
+    if (blocks < 1) blocks = 1;
+    permute_kernel<<<blocks, 256, 0, st>>>(out, dt, o, nh, n, hd);
     return eng_cu_err();
 }

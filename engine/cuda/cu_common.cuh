@@ -59,4 +59,61 @@ static inline int eng_cu_err(void)
     return (int)cudaGetLastError();
 }
 
+/* Programmatic dependent launch (sm_90+): a kernel launched with eng_launch() may start while
+ * the kernel before it still runs. It must call pdl_wait() before it reads anything an earlier
+ * kernel of the stream writes and before it writes anything at all; only reads of data no
+ * kernel writes (weights) may come first. pdl_wait() returns once the kernel before has
+ * finished, and that one's own pdl_wait() made it wait for the one before it, so the order of
+ * the stream holds however early each kernel starts. The engine's kernels call pdl_launch()
+ * on entry: the next kernel's blocks then take free SMs at once and a matrix-vector product
+ * streams its first weights while the small kernels before it run. Both are no-ops when the
+ * kernel was launched the ordinary way. */
+__device__ __forceinline__ void pdl_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* Early launch only inside a graph capture (the decode step) on sm_90+: there the launch gaps
+ * between the step's small kernels are what it saves. */
+static inline int eng_cu_pdl(cudaStream_t st)
+{
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    if (!st || cudaStreamIsCapturing(st, &cap) != cudaSuccess ||
+        cap != cudaStreamCaptureStatusActive)
+        return 0;
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+        return 0;
+    return major >= 9;
+}
+
+/* kernel<<<grid, block, smem, st>>>(args...), with programmatic dependent launch where
+ * eng_cu_pdl() allows it. The kernel must follow pdl_wait()'s rule. */
+template <typename... KArgs, typename... Args>
+static inline void eng_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                              cudaStream_t st, Args... args)
+{
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cfg.attrs = at;
+    cfg.numAttrs = eng_cu_pdl(st) ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+}
+
 #endif

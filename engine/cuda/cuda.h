@@ -49,7 +49,24 @@ typedef struct cuda_weights {
     size_t uploaded, logged;
 } cuda_weights;
 
+/* Stages of the decode step, for ENG_CUDA_PROFILE. */
+enum {
+    CUDA_ST_EMBED,
+    CUDA_ST_NORM,
+    CUDA_ST_QKV,
+    CUDA_ST_ROPE,
+    CUDA_ST_ATTN,
+    CUDA_ST_WO,
+    CUDA_ST_W13,
+    CUDA_ST_SWIGLU,
+    CUDA_ST_W2,
+    CUDA_ST_CLS,
+    CUDA_ST_SAMPLE,
+    CUDA_STAGES
+};
+
 typedef struct cuda_state {
+    int dev; /* the GPU of the weights: every entry point makes it current */
     cudaStream_t st;
     cublasHandle_t blas;
     char *arena; /* every buffer below, one allocation */
@@ -63,8 +80,8 @@ typedef struct cuda_state {
     float *hb;       /* [B, F] */
     float *delta;    /* [B, D] row-parallel output, added to x by the next norm */
     void *act16;     /* [B, max(D, nq*hd, F)] activations in the weights' type for cuBLAS */
-    float *kc, *vc;  /* [L, ctx, nkv*hd] */
-    float *logits;   /* [rows, V] */
+    float *kc, *vc;  /* [n_seqs, L, ctx, nkv*hd] (slot 0 first: one sequence uses only it) */
+    float *logits;   /* [rows, V]: rows = B with all_logits or several sequences, else 1 */
     float *part;     /* [nsplit, nq, hd+2] flash-decoding partials */
     int *in_d;       /* [B + 2]: tokens, then the position, then the draw (float bits) */
     int *next_d;     /* [1] sampled token */
@@ -76,7 +93,23 @@ typedef struct cuda_state {
     int pending; /* delta (+ pending_bias) not yet added to x */
     const float *pending_bias;
     int logit_rows;
+    float *scores;         /* [nq, B, score_keys] long-prompt attention scores, or NULL */
+    int score_keys;        /* the most keys a batched attention call may have */
     cudaGraphExec_t graph; /* the decode step, once captured */
+    /* A batch of several sequences (eng_forward_batch): its own inputs and scratch. */
+    int *bin_d;   /* [3B]: each token's position, slot, then the rows whose logits are wanted */
+    int *bin_h;   /* pinned mirror of bin_d */
+    float *bpart; /* [bsplit_max, B*nq, hd+2] flash-decoding partials of the batch */
+    int bsplit_max;
+    /* ENG_CUDA_PROFILE: the decode step runs eagerly with an event at each stage's end */
+    int prof, prof_on, prof_ran, prof_n, prof_cap;
+    cudaEvent_t *prof_ev; /* [prof_cap]: prof_ev[0] the step's start */
+    int *prof_stage;      /* [prof_cap]: the stage that ends at each event */
+    double prof_ms[CUDA_STAGES];
+    long prof_steps;
+    eng_log_fn log;
+    void *log_ctx;
+    cudaEvent_t mark;      /* wait_for: where this stream's queue stood */
     char err[512];
 } cuda_state;
 
@@ -88,6 +121,15 @@ eng_status cu_fail(char *err, size_t errlen, const char *what, int code);
         if (e_ != 0) return cu_fail(err, errlen, #call, e_);                                       \
     } while (0)
 
+/* Makes cs's GPU current (several instances, one per GPU, share a thread; a no-op when it
+ * already is, as inside a graph capture); returns from the caller on failure. */
+eng_status cu_bind(int dev, char *err, size_t errlen);
+#define CU_BIND(cs)                                                                                \
+    do {                                                                                           \
+        eng_status b_ = cu_bind((cs)->dev, (cs)->err, sizeof((cs)->err));                          \
+        if (b_ != ENG_OK) return b_;                                                               \
+    } while (0)
+
 /* cuda_weights.c */
 eng_status cuda_model_init(eng_model *m, const eng_load_params *p, char *err, size_t errlen);
 eng_status cuda_upload_globals(eng_model *m, const eng_source *src, char *err, size_t errlen);
@@ -97,13 +139,24 @@ void cuda_model_free(eng_model *m);
 eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_params *p, char *err,
                              size_t errlen);
 void cuda_state_free(eng_state *s);
-eng_status cuda_wait(cuda_state *cs); /* the stream's work done, with a deadline */
+eng_status cuda_wait(cuda_state *cs);      /* the stream's work done, with a deadline */
+void cuda_mark(cuda_state *cs, int stage); /* profiling: `stage` ends here (no-op when off) */
+void cuda_prof_collect(cuda_state *cs);    /* profiling: the step's events read, after a wait */
 /* cuda_layer.c */
 eng_status cuda_set_inputs(const eng_model *m, eng_state *s);
 eng_status cuda_embed(const eng_model *m, eng_state *s);
 eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
 eng_status cuda_logits(const eng_model *m, eng_state *s);
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p);
-eng_status cuda_flush(const eng_model *m, eng_state *s); /* adds a pending delta to x */
+eng_status cuda_flush(const eng_model *m, eng_state *s);  /* adds a pending delta to x */
+eng_status cuda_warmup(const eng_model *m, eng_state *s); /* cuBLAS kernels loaded up front */
+/* cuda_link.c: boundaries between segments (layer mapping) */
+eng_status cuda_link_model(const eng_model *a, const eng_model *b, int no_p2p, eng_link_mode *mode,
+                           char *warn, size_t warnlen, char *err, size_t errlen);
+eng_status cuda_link_create(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                            eng_link_mode mode, void **link, char *err, size_t errlen);
+eng_status cuda_cross(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
+                      void *link);
+void cuda_link_free(void *link);
 
 #endif

@@ -3,14 +3,14 @@
 # architectures come from configure (--with-cuda-arch). Without CUDA only the kernels'
 # plain-C references are built (tests use them).
 ENG_CUDA_KERNEL_SOURCES = cuda/embed.cu cuda/norm.cu cuda/rope.cu cuda/swiglu.cu cuda/matvec.cu \
-	cuda/gemm.cu cuda/attention.cu cuda/sample.cu
+	cuda/gemm.cu cuda/attention.cu cuda/sample.cu cuda/batch.cu
 ENG_CUDA_HDRS = cuda/cuda.h cuda/cuda_kernels.h cuda/cu_common.cuh
 EXTRA_DIST += $(ENG_CUDA_KERNEL_SOURCES) $(ENG_CUDA_HDRS) cuda/cuda.mk
 libeng_la_SOURCES += cuda/ref.c cuda/cuda_kernels.h
 
 if HAVE_CUDA
 libeng_la_SOURCES += cuda/cuda.h cuda/cuda_backend.c cuda/cuda_weights.c cuda/cuda_state.c \
-	cuda/cuda_layer.c
+	cuda/cuda_layer.c cuda/cuda_link.c
 libeng_la_CPPFLAGS += -DENG_WITH_CUDA $(CUDA_CFLAGS)
 ENG_CUDA_KERNEL_OBJECTS = $(ENG_CUDA_KERNEL_SOURCES:.cu=.lo)
 libeng_la_LIBADD += $(ENG_CUDA_KERNEL_OBJECTS) $(CUDA_LIBS) -lstdc++

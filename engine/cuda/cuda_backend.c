@@ -1,5 +1,7 @@
 /* The CUDA backend's ops table: device discovery, host copies of outputs, the decode step
- * captured as a CUDA graph (inputs in device memory, so the same graph serves every step). */
+ * captured as a CUDA graph (inputs in device memory, so the same graph serves every step).
+ * With ENG_CUDA_PROFILE=1 no graph is made: each step runs eagerly through the capture hooks,
+ * with an event after each stage (cuda_mark), read back when the token is. */
 #include "cuda.h"
 
 #include <stdio.h>
@@ -61,6 +63,7 @@ static void cuda_describe(const eng_model *m, char *buf, size_t len)
 static eng_status cuda_get_logits(const eng_model *m, eng_state *s, const float **host)
 {
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     K(cudaMemcpyAsync(cs->logits_h, cs->logits, (size_t)cs->logit_rows * m->cfg.vocab_size * 4,
                       cudaMemcpyDeviceToHost, cs->st));
     eng_status st = cuda_wait(cs);
@@ -73,9 +76,11 @@ static eng_status cuda_get_token(const eng_model *m, eng_state *s, int *token)
 {
     (void)m;
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     K(cudaMemcpyAsync(cs->next_h, cs->next_d, 4, cudaMemcpyDeviceToHost, cs->st));
     eng_status st = cuda_wait(cs);
     if (st != ENG_OK) return st;
+    cuda_prof_collect(cs);
     *token = *cs->next_h;
     return ENG_OK;
 }
@@ -83,6 +88,7 @@ static eng_status cuda_get_token(const eng_model *m, eng_state *s, int *token)
 static eng_status cuda_get_act(const eng_model *m, eng_state *s, float *host)
 {
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     eng_status st = cuda_flush(m, s);
     if (st != ENG_OK) return st;
     K(cudaMemcpyAsync(host, cs->x, (size_t)s->n * m->cfg.dim * 4, cudaMemcpyDeviceToHost, cs->st));
@@ -92,6 +98,7 @@ static eng_status cuda_get_act(const eng_model *m, eng_state *s, float *host)
 static eng_status cuda_put_act(const eng_model *m, eng_state *s, const float *host)
 {
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     K(cudaMemcpyAsync(cs->x, host, (size_t)s->n * m->cfg.dim * 4, cudaMemcpyHostToDevice, cs->st));
     cs->pending = 0;
     return cuda_wait(cs);
@@ -107,6 +114,13 @@ static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)
 {
     (void)m;
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    if (cs->prof) { /* profiling: the "capture" runs the step at once, with events */
+        cs->prof_on = 1;
+        cs->prof_n = 0;
+        cuda_mark(cs, 0);
+        return ENG_OK;
+    }
     K(cudaStreamBeginCapture(cs->st, cudaStreamCaptureModeThreadLocal));
     return ENG_OK;
 }
@@ -115,13 +129,21 @@ static eng_status cuda_capture_end(const eng_model *m, eng_state *s)
 {
     (void)m;
     cuda_state *cs = s->bs;
+    if (cs->prof) {
+        cs->prof_ran = 1; /* the next replay is this step, already run */
+        return ENG_OK;
+    }
     cudaGraph_t g = NULL;
-    K(cudaStreamEndCapture(cs->st, &g));
-    cudaError_t e = cudaGraphInstantiate(&cs->graph, g, 0);
-    cudaGraphDestroy(g);
+    cudaError_t e = cudaStreamEndCapture(cs->st, &g);
+    if (e == cudaSuccess) {
+        e = cudaGraphInstantiate(&cs->graph, g, 0);
+        cudaGraphDestroy(g);
+    }
     if (e != cudaSuccess) {
         cs->graph = NULL;
-        return cu_fail(cs->err, sizeof(cs->err), "cudaGraphInstantiate", e);
+        cudaGetLastError(); /* a failed capture is not sticky: no later check may see it */
+        return cu_fail(cs->err, sizeof(cs->err),
+                       g ? "cudaGraphInstantiate" : "cudaStreamEndCapture", e);
     }
     return ENG_OK;
 }
@@ -130,8 +152,44 @@ static eng_status cuda_replay(const eng_model *m, eng_state *s)
 {
     (void)m;
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    if (cs->prof) { /* never a graph: every step goes through capture_begin/end */
+        int ran = cs->prof_ran;
+        cs->prof_ran = 0;
+        return ran ? ENG_OK : ENG_ERR_UNSUPPORTED;
+    }
     if (!cs->graph) return ENG_ERR_UNSUPPORTED;
     K(cudaGraphLaunch(cs->graph, cs->st));
+    return ENG_OK;
+}
+
+static int cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+static eng_status cuda_device_free(int dev, size_t *free_bytes, char *err, size_t errlen)
+{
+    size_t total = 0;
+    CU_CHECK(cudaSetDevice(dev), err, errlen);
+    CU_CHECK(cudaMemGetInfo(free_bytes, &total), err, errlen);
+    return ENG_OK;
+}
+
+static eng_status cuda_wait_for(const eng_model *m, eng_state *s, const eng_model *src_m,
+                                eng_state *src)
+{
+    (void)m;
+    (void)src_m;
+    cuda_state *cs = s->bs, *cf = src->bs;
+    CU_BIND(cf);
+    K(cudaEventRecord(cf->mark, cf->st));
+    K(cudaStreamWaitEvent(cs->st, cf->mark, 0));
     return ENG_OK;
 }
 
@@ -164,5 +222,12 @@ const eng_backend eng_backend_cuda = {
     .capture_begin = cuda_capture_begin,
     .capture_end = cuda_capture_end,
     .replay = cuda_replay,
+    .wait_for = cuda_wait_for,
     .last_error = cuda_last_error,
+    .link_model = cuda_link_model,
+    .link_create = cuda_link_create,
+    .cross = cuda_cross,
+    .link_free = cuda_link_free,
+    .device_count = cuda_device_count,
+    .device_free = cuda_device_free,
 };

@@ -34,13 +34,15 @@ void eng_ref_add_rmsnorm(float *x, const float *delta, const float *bias, const 
  * + bias (Qwen2), per-head RMSNorm of q and k (Qwen3), RoPE (interleaved or half), q out,
  * k and v written into the layer's cache at their positions.
  * qkv [n, (nq+2nkv)*hd], bias [(nq+2nkv)*hd] or NULL, q_norm/k_norm [hd] or NULL,
- * inv_freq [hd/2], q [n, nq*hd], kc/vc [ctx, nkv*hd] (the layer's cache). */
+ * inv_freq [hd/2], q [n, nq*hd] (heads_first: [nq, n, hd]), kc/vc [ctx, nkv*hd] (the
+ * layer's cache). */
 typedef struct eng_rope_args {
     const float *qkv, *bias, *q_norm, *k_norm, *inv_freq;
     float *q, *kc, *vc;
     const int *pos; /* device: the first token's position */
     int n, nq, nkv, hd, interleaved;
     float eps;
+    int heads_first; /* q head-major, for the batched products of long prompts */
 } eng_rope_args;
 int eng_cu_rope_qkv(const eng_rope_args *a, eng_stream st);
 void eng_ref_rope_qkv(const eng_rope_args *a); /* a->pos is a host pointer here */
@@ -63,7 +65,9 @@ int eng_cu_convert(void *out, int dt, const float *x, size_t n, eng_stream st);
 /* attention.cu: causal attention of n query tokens at positions *pos.. (keys 0..pos+t,
  * or the last `window`) against the layer's cache, GQA (query head h reads KV head
  * h / (nq / nkv)). The KV range of each row is cut into nsplit chunks of `chunk` positions
- * (flash-decoding), each block keeping a running max and sum; a second kernel combines them.
+ * (flash-decoding; chunk 0: sized from *pos at run time, at least 32 keys each, so that a
+ * graph captured once serves every position), each block keeping a running max and sum; a
+ * second kernel combines them.
  * q [n, nq*hd], kc/vc [ctx, nkv*hd], out [n, nq*hd],
  * part [nsplit, n*nq, hd + 2] scratch (NULL when nsplit == 1). */
 typedef struct eng_attn_args {
@@ -78,6 +82,37 @@ void eng_ref_attention(const eng_attn_args *a);
 /* Dynamic shared memory the attention kernel needs for n query tokens. */
 size_t eng_cu_attention_smem(int n, int group, int hd);
 int eng_cu_attention_init(size_t max_smem); /* raises the kernel's limit once */
+
+/* batch.cu: a step over tokens of several sequences (continuous batching). Token t sits at
+ * position pos[t] of KV slot seq[t]; a layer's cache of slot s starts s * slot_stride floats
+ * after slot 0's (the cache is [slots, L, ctx, nkv*hd], kc/vc point at slot 0's layer). */
+typedef struct eng_batch_args {
+    const int *pos, *seq; /* [n] device (host for the references) */
+    size_t slot_stride;
+} eng_batch_args;
+/* eng_cu_rope_qkv with per-token positions and slots (a->pos unused). */
+int eng_cu_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b, eng_stream st);
+void eng_ref_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b);
+/* Attention of each token against its own slot, keys 0..pos[t] (or the last `window`); the
+ * key range cut into nsplit chunks of `chunk` positions (part as in eng_cu_attention). a->pos
+ * unused. */
+int eng_cu_attention_batch(const eng_attn_args *a, const eng_batch_args *b, eng_stream st);
+void eng_ref_attention_batch(const eng_attn_args *a, const eng_batch_args *b);
+size_t eng_cu_attention_batch_smem(int group, int hd);
+int eng_cu_attention_batch_init(size_t max_smem); /* raises the kernel's limit once */
+/* out[j, :] = in[rows[j], :].   in [*, D], rows [n] (device), out [n, D]. */
+int eng_cu_gather_rows(float *out, const float *in, const int *rows, int n, int D, eng_stream st);
+void eng_ref_gather_rows(float *out, const float *in, const int *rows, int n, int D);
+/* The softmax step of long-prompt attention done as two batched matrix products: s holds
+ * the scaled scores of nh heads x n query tokens (at positions pos0..) x kv keys; per row
+ * (h, t) the keys start..pos0+t (start: 0, or the last `window`) get their softmax, the
+ * others 0.   s [nh, n, kv]. */
+int eng_cu_causal_softmax(float *s, int pos0, int nh, int n, int kv, int window, eng_stream st);
+void eng_ref_causal_softmax(float *s, int pos0, int nh, int n, int kv, int window);
+/* Head-major attention output back to token rows, in type dt (the next product's input).
+ * o [nh, n, hd], out [n, nh*hd] of dt. */
+int eng_cu_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int hd, eng_stream st);
+void eng_ref_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int hd);
 
 /* sample.cu: the next token from logits [V] (one block): greedy (temperature 0: the lowest
  * id of the maximum) or softmax(logits / T) cut to the top-p nucleus (found by bisection on

@@ -1,6 +1,10 @@
 /* The CUDA backend's forward pass. Decode (one token) runs matrix-vector kernels; batches
- * of 2 and more (prefill) run cuBLAS on activations converted to the weights' type. The
- * residual add of each row-parallel output is deferred into the next RMSNorm. */
+ * of 2 and more (prefill, or tokens of several sequences) run cuBLAS on activations in the
+ * weights' type (the norms and SwiGLU write that copy themselves), and long prompts run
+ * attention as two batched cuBLAS products around a causal softmax. The residual add of each
+ * row-parallel output is deferred into the next RMSNorm. A batch of several sequences
+ * (s->tok_pos set) takes batch.cu's RoPE and attention, each token at its own position in
+ * its own KV slot. */
 #include "cuda.h"
 
 #include <math.h>
@@ -17,6 +21,22 @@ static cudaDataType cu_type(int dt)
     return dt == ENG_DT_BF16 ? CUDA_R_16BF : dt == ENG_DT_F16 ? CUDA_R_16F : CUDA_R_32F;
 }
 
+/* out[T, w.rows] = in[T, w.cols] . w^T, in already in the weights' type. */
+static eng_status gemm(cuda_state *cs, float *out, const dmat *w, const void *in, int T)
+{
+    const float one = 1.0f, zero = 0.0f;
+    /* Column-major view: out^T [rows, T] = W [rows, cols] (stored as cols x rows) x x^T. */
+    cublasStatus_t b =
+        cublasGemmEx(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, T, w->cols, &one, w->p,
+                     cu_type(w->dt), w->cols, in, cu_type(w->dt), w->cols, &zero, out, CUDA_R_32F,
+                     w->rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (b != CUBLAS_STATUS_SUCCESS)
+        return eng_fail(ENG_ERR_DEVICE, cs->err, sizeof(cs->err),
+                        "cuBLAS: cublasGemmEx [%d x %d] x [%d x %d] failed: %s (%d)", T, w->cols,
+                        w->cols, w->rows, cublasGetStatusString(b), (int)b);
+    return ENG_OK;
+}
+
 /* out[T, w.rows] = x[T, w.cols] . w^T */
 static eng_status proj(cuda_state *cs, float *out, const dmat *w, const float *x, int T)
 {
@@ -29,17 +49,87 @@ static eng_status proj(cuda_state *cs, float *out, const dmat *w, const float *x
         K(eng_cu_convert(cs->act16, w->dt, x, (size_t)T * w->cols, ST(cs)));
         in = cs->act16;
     }
-    const float one = 1.0f, zero = 0.0f;
-    /* Column-major view: out^T [rows, T] = W [rows, cols] (stored as cols x rows) x x^T. */
-    cublasStatus_t b =
-        cublasGemmEx(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, T, w->cols, &one, w->p,
-                     cu_type(w->dt), w->cols, in, cu_type(w->dt), w->cols, &zero, out, CUDA_R_32F,
-                     w->rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    if (b != CUBLAS_STATUS_SUCCESS)
-        return eng_fail(ENG_ERR_DEVICE, cs->err, sizeof(cs->err),
-                        "cuBLAS: cublasGemmEx [%d x %d] x [%d x %d] failed: %s (%d)", T, w->cols,
-                        w->cols, w->rows, cublasGetStatusString(b), (int)b);
+    return gemm(cs, out, w, in, T);
+}
+
+/* Where a kernel before a product of T > 1 rows writes the product's input copy: act16 in
+ * the weights' type, or nothing (f32 weights read the f32 output). */
+static void *in16(cuda_state *cs, const dmat *w)
+{
+    return w->dt == ENG_DT_F32 ? NULL : cs->act16;
+}
+
+static eng_status blas_check(cuda_state *cs, cublasStatus_t b, const char *what)
+{
+    if (b == CUBLAS_STATUS_SUCCESS) return ENG_OK;
+    return eng_fail(ENG_ERR_DEVICE, cs->err, sizeof(cs->err), "cuBLAS: %s failed: %s (%d)", what,
+                    cublasGetStatusString(b), (int)b);
+}
+
+/* Attention of n >= 2 query tokens at host position pos0 as two batched products per KV head
+ * (the query heads of its group side by side), with scores [nq, n, kv] in cs->scores:
+ * S = scale K Q^T, causal softmax, O = P V into [nq, n, hd] (cs->qkv, free by now), then back
+ * to token rows in the output projection's input type. q is head-major ([nq, n, hd]). Models
+ * in f32 keep f32 products; bf16/f16 models use TF32 tensor cores, whose rounding is below
+ * the bf16 weights' own. */
+static eng_status attention_gemm(const eng_model *m, cuda_state *cs, const float *kc,
+                                 const float *vc, const dmat *wo, int n, int pos0, void **rows_out)
+{
+    const eng_config *c = &m->cfg;
+    int hd = c->head_dim, nq = m->sh.n_heads, nkv = m->sh.n_kv_heads, group = nq / nkv;
+    int kv = pos0 + n, cols = group * n;
+    cublasComputeType_t ct =
+        wo->dt == ENG_DT_F32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+    const float scale = 1.0f / sqrtf((float)hd), one = 1.0f, zero = 0.0f;
+    eng_status st =
+        blas_check(cs,
+                   cublasGemmStridedBatchedEx(
+                       cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, kv, cols, hd, &scale, kc, CUDA_R_32F,
+                       nkv * hd, hd, cs->q, CUDA_R_32F, hd, (long long)cols * hd, &zero, cs->scores,
+                       CUDA_R_32F, kv, (long long)cols * kv, nkv, ct, CUBLAS_GEMM_DEFAULT),
+                   "attention scores (batched K Q^T)");
+    if (st != ENG_OK) return st;
+    K(eng_cu_causal_softmax(cs->scores, pos0, nq, n, kv, c->sliding_window, ST(cs)));
+    st = blas_check(cs,
+                    cublasGemmStridedBatchedEx(cs->blas, CUBLAS_OP_N, CUBLAS_OP_N, hd, cols, kv,
+                                               &one, vc, CUDA_R_32F, nkv * hd, hd, cs->scores,
+                                               CUDA_R_32F, kv, (long long)cols * kv, &zero, cs->qkv,
+                                               CUDA_R_32F, hd, (long long)cols * hd, nkv, ct,
+                                               CUBLAS_GEMM_DEFAULT),
+                    "attention output (batched P V)");
+    if (st != ENG_OK) return st;
+    void *dst = wo->dt == ENG_DT_F32 ? (void *)cs->att : cs->act16;
+    K(eng_cu_heads_to_rows(dst, wo->dt, cs->qkv, nq, n, hd, ST(cs)));
+    *rows_out = dst;
     return ENG_OK;
+}
+
+/* Batched products for long prompts only: below this the attention kernel is as fast. */
+#define GEMM_ATTENTION_MIN 64
+
+eng_status cuda_warmup(const eng_model *m, eng_state *s)
+{
+    /* The first cuBLAS products of a process load their kernels (tens of ms): do that here,
+     * at the prefill's batch size, rather than inside the first prompt. The inputs are the
+     * zeroed scratch; the outputs are overwritten before they are read. */
+    const cuda_weights *w = m->bw;
+    cuda_state *cs = s->bs;
+    int T = s->max_batch, l = 0;
+    while (l < m->cfg.n_layers && !w->layers[l].wqkv.p) /* a device may hold only some layers */
+        l++;
+    if (T < 2 || l == m->cfg.n_layers) return ENG_OK;
+    const cu_layer *L = &w->layers[l];
+    eng_status st;
+    if ((st = gemm(cs, cs->qkv, &L->wqkv, cs->act16, T)) != ENG_OK ||
+        (st = gemm(cs, cs->delta, &L->wo, cs->act16, T)) != ENG_OK ||
+        (st = gemm(cs, cs->h13, &L->w13, cs->act16, T)) != ENG_OK ||
+        (st = gemm(cs, cs->delta, &L->w2, cs->act16, T)) != ENG_OK)
+        return st;
+    if (cs->scores && T >= GEMM_ATTENTION_MIN && T <= cs->score_keys) {
+        void *rows;
+        if ((st = attention_gemm(m, cs, cs->kc, cs->vc, &L->wo, T, 0, &rows)) != ENG_OK) return st;
+    }
+    return cuda_wait(cs);
 }
 
 /* The row-parallel partial sums of all ranks, added (device buffers or through the host). */
@@ -61,15 +151,54 @@ static eng_status reduce(const eng_model *m, cuda_state *cs, const eng_coll *col
 
 eng_status cuda_set_inputs(const eng_model *m, eng_state *s)
 {
+    (void)m;
     cuda_state *cs = s->bs;
     cs->err[0] = 0;
-    K(cudaSetDevice(((const cuda_weights *)m->bw)->dev));
+    CU_BIND(cs);
     /* The previous step's copies out of in_h are done: every call ends with a wait. */
     memcpy(cs->in_h, s->tokens, (size_t)s->n * sizeof(int));
     cs->in_h[s->max_batch] = s->pos;
     memcpy(&cs->in_h[s->max_batch + 1], &s->draw, 4);
     K(cudaMemcpyAsync(cs->in_d, cs->in_h, (size_t)(s->max_batch + 2) * 4, cudaMemcpyHostToDevice,
                       cs->st));
+    if (!s->tok_pos) return ENG_OK;
+    /* A batch of several sequences: positions, slots and the wanted rows, in one copy. */
+    int B = s->max_batch;
+    memcpy(cs->bin_h, s->tok_pos, (size_t)s->n * sizeof(int));
+    memcpy(cs->bin_h + B, s->tok_seq, (size_t)s->n * sizeof(int));
+    memcpy(cs->bin_h + 2 * B, s->out_row, (size_t)s->n_out * sizeof(int));
+    K(cudaMemcpyAsync(cs->bin_d, cs->bin_h, (size_t)3 * B * 4, cudaMemcpyHostToDevice, cs->st));
+    return ENG_OK;
+}
+
+/* RoPE, cache writes and attention of a batch of several sequences (each token at its own
+ * position in its own slot), layer l. */
+static eng_status batch_attention(const eng_model *m, eng_state *s, int l, eng_rope_args *ra,
+                                  eng_attn_args *aa)
+{
+    cuda_state *cs = s->bs;
+    size_t layer = (size_t)s->ctx_len * m->sh.n_kv_heads * m->cfg.head_dim;
+    eng_batch_args b = {.pos = cs->bin_d,
+                        .seq = cs->bin_d + s->max_batch,
+                        .slot_stride = (size_t)m->cfg.n_layers * layer};
+    K(eng_cu_rope_qkv_batch(ra, &b, ST(cs)));
+    /* Split the key range when the batch alone would not fill the GPU twice over. */
+    int maxpos = 0;
+    for (int t = 0; t < s->n; t++)
+        maxpos = s->tok_pos[t] > maxpos ? s->tok_pos[t] : maxpos;
+    int group = m->sh.n_heads / m->sh.n_kv_heads, per_block = group < 8 ? group : 8;
+    long blocks = (long)s->n * m->sh.n_kv_heads * ((group + per_block - 1) / per_block);
+    long want =
+        (2L * ((const cuda_weights *)m->bw)->prop.multiProcessorCount + blocks - 1) / blocks;
+    int by_len = (maxpos + 1 + 255) / 256; /* at least 256 keys a split */
+    int nsplit = (int)(want < by_len ? want : by_len);
+    if (nsplit > cs->bsplit_max) nsplit = cs->bsplit_max;
+    if (nsplit < 1) nsplit = 1;
+    aa->nsplit = nsplit;
+    aa->chunk = (maxpos + 1 + nsplit - 1) / nsplit;
+    aa->part = cs->bpart;
+    (void)l;
+    K(eng_cu_attention_batch(aa, &b, ST(cs)));
     return ENG_OK;
 }
 
@@ -77,7 +206,9 @@ eng_status cuda_embed(const eng_model *m, eng_state *s)
 {
     const cuda_weights *w = m->bw;
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     K(eng_cu_embed(cs->x, w->embed.p, w->embed.dt, cs->in_d, s->n, m->cfg.dim, ST(cs)));
+    cuda_mark(cs, CUDA_ST_EMBED);
     cs->pending = 0;
     return ENG_OK;
 }
@@ -90,13 +221,26 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     const cu_layer *L = &w->layers[l];
     cuda_state *cs = s->bs;
     int n = s->n, D = c->dim, hd = c->head_dim, nq = sh->n_heads, nkv = sh->n_kv_heads;
+    CU_BIND(cs);
     size_t cache_layer = (size_t)s->ctx_len * nkv * hd;
     const int *pos_d = cs->in_d + s->max_batch;
     eng_status st;
 
+    int batched = n > 1;
+    /* long prompts: attention as batched products (scores fit, keys up to score_keys) */
+    /* Long prompts of one sequence only: a batch of several has no common position. */
+    int agemm = batched && !s->tok_pos && cs->scores && n >= GEMM_ATTENTION_MIN &&
+                s->pos + n <= cs->score_keys;
     K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, L->att_norm,
-                         c->norm_eps, cs->xb, NULL, 0, n, D, ST(cs)));
-    if ((st = proj(cs, cs->qkv, &L->wqkv, cs->xb, n)) != ENG_OK) return st;
+                         c->norm_eps, cs->xb, batched ? in16(cs, &L->wqkv) : NULL, L->wqkv.dt, n, D,
+                         ST(cs)));
+    cuda_mark(cs, CUDA_ST_NORM);
+    if (batched)
+        st = gemm(cs, cs->qkv, &L->wqkv, in16(cs, &L->wqkv) ? cs->act16 : (void *)cs->xb, n);
+    else
+        st = proj(cs, cs->qkv, &L->wqkv, cs->xb, n);
+    if (st != ENG_OK) return st;
+    cuda_mark(cs, CUDA_ST_QKV);
     eng_rope_args ra = {.qkv = cs->qkv,
                         .bias = L->bqkv,
                         .q_norm = L->q_norm,
@@ -111,30 +255,58 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
                         .nkv = nkv,
                         .hd = hd,
                         .interleaved = c->rope_style == ENG_ROPE_INTERLEAVED,
-                        .eps = c->norm_eps};
-    K(eng_cu_rope_qkv(&ra, ST(cs)));
-    eng_attn_args aa = {.q = cs->q,
-                        .kc = ra.kc,
-                        .vc = ra.vc,
-                        .out = cs->att,
-                        .part = cs->part,
-                        .pos = pos_d,
-                        .n = n,
-                        .nq = nq,
-                        .nkv = nkv,
-                        .hd = hd,
-                        .window = c->sliding_window,
-                        .nsplit = n == 1 ? cs->nsplit : 1,
-                        .chunk = cs->chunk,
-                        .scale = 1.0f / sqrtf((float)hd)};
-    K(eng_cu_attention(&aa, ST(cs)));
-    if ((st = proj(cs, cs->delta, &L->wo, cs->att, n)) != ENG_OK) return st;
+                        .eps = c->norm_eps,
+                        .heads_first = agemm};
+    if (!s->tok_pos) K(eng_cu_rope_qkv(&ra, ST(cs)));
+    cuda_mark(cs, CUDA_ST_ROPE);
+    if (agemm) {
+        void *rows;
+        if ((st = attention_gemm(m, cs, ra.kc, ra.vc, &L->wo, n, s->pos, &rows)) != ENG_OK ||
+            (st = gemm(cs, cs->delta, &L->wo, rows, n)) != ENG_OK)
+            return st;
+    } else {
+        eng_attn_args aa = {.q = cs->q,
+                            .kc = ra.kc,
+                            .vc = ra.vc,
+                            .out = cs->att,
+                            .part = cs->part,
+                            .pos = pos_d,
+                            .n = n,
+                            .nq = nq,
+                            .nkv = nkv,
+                            .hd = hd,
+                            .window = c->sliding_window,
+                            .nsplit = n == 1 ? cs->nsplit : 1,
+                            .chunk = cs->chunk,
+                            .scale = 1.0f / sqrtf((float)hd)};
+        if (s->tok_pos) {
+            if ((st = batch_attention(m, s, l, &ra, &aa)) != ENG_OK) return st;
+        } else {
+            K(eng_cu_attention(&aa, ST(cs)));
+        }
+        cuda_mark(cs, CUDA_ST_ATTN);
+        if ((st = proj(cs, cs->delta, &L->wo, cs->att, n)) != ENG_OK) return st;
+        cuda_mark(cs, CUDA_ST_WO);
+    }
     if ((st = reduce(m, cs, coll, n)) != ENG_OK) return st;
-    K(eng_cu_add_rmsnorm(cs->x, cs->delta, L->bo, L->ffn_norm, c->norm_eps, cs->xb, NULL, 0, n, D,
-                         ST(cs)));
-    if ((st = proj(cs, cs->h13, &L->w13, cs->xb, n)) != ENG_OK) return st;
-    K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, NULL, 0, n, sh->ffn, ST(cs)));
-    if ((st = proj(cs, cs->delta, &L->w2, cs->hb, n)) != ENG_OK) return st;
+    K(eng_cu_add_rmsnorm(cs->x, cs->delta, L->bo, L->ffn_norm, c->norm_eps, cs->xb,
+                         batched ? in16(cs, &L->w13) : NULL, L->w13.dt, n, D, ST(cs)));
+    cuda_mark(cs, CUDA_ST_NORM);
+    if (batched)
+        st = gemm(cs, cs->h13, &L->w13, in16(cs, &L->w13) ? cs->act16 : (void *)cs->xb, n);
+    else
+        st = proj(cs, cs->h13, &L->w13, cs->xb, n);
+    if (st != ENG_OK) return st;
+    cuda_mark(cs, CUDA_ST_W13);
+    K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, batched ? in16(cs, &L->w2) : NULL, L->w2.dt, n,
+                    sh->ffn, ST(cs)));
+    cuda_mark(cs, CUDA_ST_SWIGLU);
+    if (batched)
+        st = gemm(cs, cs->delta, &L->w2, in16(cs, &L->w2) ? cs->act16 : (void *)cs->hb, n);
+    else
+        st = proj(cs, cs->delta, &L->w2, cs->hb, n);
+    if (st != ENG_OK) return st;
+    cuda_mark(cs, CUDA_ST_W2);
     if ((st = reduce(m, cs, coll, n)) != ENG_OK) return st;
     cs->pending = 1;
     cs->pending_bias = L->b2;
@@ -144,6 +316,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
 eng_status cuda_flush(const eng_model *m, eng_state *s)
 {
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     if (!cs->pending) return ENG_OK;
     /* The norm's output is scratch here: only the add into x matters. */
     const cuda_weights *w = m->bw;
@@ -157,20 +330,35 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
 {
     const cuda_weights *w = m->bw;
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    if (s->out_row) { /* a batch: the flagged rows, normed, packed into delta, classified */
+        K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, w->final_norm,
+                             m->cfg.norm_eps, cs->xb, NULL, 0, s->n, m->cfg.dim, ST(cs)));
+        cs->pending = 0;
+        K(eng_cu_gather_rows(cs->delta, cs->xb, cs->bin_d + 2 * s->max_batch, s->n_out, m->cfg.dim,
+                             ST(cs)));
+        cs->logit_rows = s->n_out;
+        return proj(cs, cs->logits, &w->cls, cs->delta, s->n_out);
+    }
     int n = s->n, D = m->cfg.dim, first = s->all_logits ? 0 : n - 1, rows = n - first;
     size_t off = (size_t)first * D;
     K(eng_cu_add_rmsnorm(cs->x + off, cs->pending ? cs->delta + off : NULL, cs->pending_bias,
                          w->final_norm, m->cfg.norm_eps, cs->xb + off, NULL, 0, rows, D, ST(cs)));
     cs->pending = 0; /* rows before `first` are not needed again */
     cs->logit_rows = rows;
-    return proj(cs, cs->logits, &w->cls, cs->xb + off, rows);
+    cuda_mark(cs, CUDA_ST_NORM);
+    eng_status st = proj(cs, cs->logits, &w->cls, cs->xb + off, rows);
+    cuda_mark(cs, CUDA_ST_CLS);
+    return st;
 }
 
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p)
 {
     cuda_state *cs = s->bs;
+    CU_BIND(cs);
     const float *last = cs->logits + (size_t)(cs->logit_rows - 1) * m->cfg.vocab_size;
     const float *draw = (const float *)(cs->in_d + s->max_batch + 1);
     K(eng_cu_sample(last, m->cfg.vocab_size, temperature, top_p, draw, cs->next_d, ST(cs)));
+    cuda_mark(cs, CUDA_ST_SAMPLE);
     return ENG_OK;
 }

@@ -8,6 +8,11 @@
 
 #define WAIT_LIMIT_S 120.0 /* a kernel that runs longer than this is taken as hung */
 #define ALIGN 256
+#define BATCH_SPLIT_MAX 8 /* key-range splits of a batched step's attention */
+/* Long-prompt attention keeps [heads, batch, keys] scores: up to this many keys (longer
+ * contexts fall back to the attention kernel past it). */
+#define SCORE_KEYS_MAX 8192
+#define SCORE_BATCH_MIN 64 /* smaller batches never take the batched-product path */
 
 static size_t up(size_t b)
 {
@@ -40,22 +45,28 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     cuda_state *cs = calloc(1, sizeof(*cs));
     if (!cs) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory for the run state");
     s->bs = cs;
+    cs->dev = w->dev;
     CU_CHECK(cudaSetDevice(w->dev), err, errlen);
     CU_CHECK(cudaStreamCreateWithFlags(&cs->st, cudaStreamNonBlocking), err, errlen);
+    CU_CHECK(cudaEventCreateWithFlags(&cs->mark, cudaEventDisableTiming), err, errlen);
     CU_CHECK(cublasCreate(&cs->blas), err, errlen);
     CU_CHECK(cublasSetStream(cs->blas, cs->st), err, errlen);
     size_t B = (size_t)s->max_batch, D = (size_t)c->dim, hd = (size_t)c->head_dim;
     size_t nq = (size_t)sh->n_heads * hd, nk = (size_t)sh->n_kv_heads * hd, F = (size_t)sh->ffn;
     size_t V = (size_t)c->vocab_size, L = (size_t)c->n_layers, ctx = (size_t)s->ctx_len;
-    size_t rows = p->all_logits ? B : 1, wide = D > nq ? D : nq;
+    /* Only the segment with the classifier has logits; several sequences: a row per token. */
+    size_t rows = !(m->parts & ENG_PART_HEAD) ? 0 : p->all_logits || s->n_seqs > 1 ? B : 1;
+    size_t wide = D > nq ? D : nq;
     if (F > wide) wide = F;
     /* Flash-decoding: enough splits to give about two blocks per SM, chunks of >= 64 keys. */
     int by_len = (int)((ctx + 63) / 64),
         by_sm = (2 * w->prop.multiProcessorCount + sh->n_kv_heads - 1) / sh->n_kv_heads;
     cs->nsplit = by_len < by_sm ? by_len : by_sm;
     if (cs->nsplit < 1) cs->nsplit = 1;
-    cs->chunk = (int)((ctx + (size_t)cs->nsplit - 1) / (size_t)cs->nsplit);
-    size_t cache = L * ctx * nk * 4;
+    cs->chunk = 0; /* sized from the position at run time (attention.cu) */
+    size_t cache = (size_t)s->n_seqs * L * ctx * nk * 4;
+    cs->score_keys = B >= SCORE_BATCH_MIN ? (int)(ctx < SCORE_KEYS_MAX ? ctx : SCORE_KEYS_MAX) : 0;
+    size_t scores = (size_t)sh->n_heads * B * (size_t)cs->score_keys * 4;
     size_t sz[] = {B * D * 4,
                    B * D * 4,
                    B * (nq + 2 * nk) * 4,
@@ -70,7 +81,8 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
                    rows * V * 4,
                    (size_t)cs->nsplit * (size_t)sh->n_heads * (hd + 2) * 4,
                    (B + 2) * 4,
-                   4};
+                   4,
+                   scores};
     size_t total = 0;
     for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++)
         total += up(sz[i]);
@@ -86,11 +98,11 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     }
     cs->arena_size = total;
     char *a = cs->arena;
-    void **dst[] = {(void **)&cs->x,    (void **)&cs->xb,    (void **)&cs->qkv,
-                    (void **)&cs->q,    (void **)&cs->att,   (void **)&cs->h13,
-                    (void **)&cs->hb,   (void **)&cs->delta, (void **)&cs->act16,
-                    (void **)&cs->kc,   (void **)&cs->vc,    (void **)&cs->logits,
-                    (void **)&cs->part, (void **)&cs->in_d,  (void **)&cs->next_d};
+    void **dst[] = {
+        (void **)&cs->x,     (void **)&cs->xb,   (void **)&cs->qkv,    (void **)&cs->q,
+        (void **)&cs->att,   (void **)&cs->h13,  (void **)&cs->hb,     (void **)&cs->delta,
+        (void **)&cs->act16, (void **)&cs->kc,   (void **)&cs->vc,     (void **)&cs->logits,
+        (void **)&cs->part,  (void **)&cs->in_d, (void **)&cs->next_d, (void **)&cs->scores};
     for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++) {
         *dst[i] = a;
         a += up(sz[i]);
@@ -98,32 +110,111 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     /* Never read before written, but a forward step that went wrong must not see old NaNs. */
     CU_CHECK(cudaMemsetAsync(cs->arena, 0, total, cs->st), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->in_h, (B + 2) * 4), err, errlen);
-    CU_CHECK(cudaMallocHost((void **)&cs->logits_h, rows * V * 4), err, errlen);
+    if (rows) CU_CHECK(cudaMallocHost((void **)&cs->logits_h, rows * V * 4), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->next_h, 4), err, errlen);
     if (sh->tp_size > 1) {
         cs->host_red = malloc(B * D * 4);
         if (!cs->host_red) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     }
+    /* eng_forward_batch's inputs and attention partials (a batch may also use one slot) */
+    cs->bsplit_max = BATCH_SPLIT_MAX;
+    size_t part = (size_t)cs->bsplit_max * B * nq / hd * (hd + 2) * 4;
+    CU_CHECK(cudaMalloc((void **)&cs->bin_d, 3 * B * 4), err, errlen);
+    CU_CHECK(cudaMallocHost((void **)&cs->bin_h, 3 * B * 4), err, errlen);
+    CU_CHECK(cudaMalloc((void **)&cs->bpart, part), err, errlen);
+    CU_CHECK(eng_cu_attention_batch_init(
+                 eng_cu_attention_batch_smem(sh->n_heads / sh->n_kv_heads, (int)hd)),
+             err, errlen);
     CU_CHECK(eng_cu_attention_init(
                  eng_cu_attention_smem(s->max_batch, sh->n_heads / sh->n_kv_heads, (int)hd)),
              err, errlen);
-    eng_status st = cuda_wait(cs);
+    if (!scores) cs->scores = NULL;
+    cs->log = w->log;
+    cs->log_ctx = w->log_ctx;
+    long prof = 0;
+    eng_status st = eng_knob_int(ENG_KNOB_CUDA_PROFILE, 0, 1, &prof, err, errlen);
+    if (st != ENG_OK) return st;
+    if (prof) {
+        cs->prof = 1;
+        cs->prof_cap = c->n_layers * 12 + 8;
+        cs->prof_ev = calloc((size_t)cs->prof_cap, sizeof(*cs->prof_ev));
+        cs->prof_stage = calloc((size_t)cs->prof_cap, sizeof(int));
+        if (!cs->prof_ev || !cs->prof_stage)
+            return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        for (int i = 0; i < cs->prof_cap; i++)
+            CU_CHECK(cudaEventCreate(&cs->prof_ev[i]), err, errlen);
+    }
+    st = cuda_wait(cs);
+    if (st == ENG_OK) st = cuda_warmup(m, s);
     if (st != ENG_OK) return eng_fail(st, err, errlen, "%s", cs->err);
     return ENG_OK;
+}
+
+void cuda_mark(cuda_state *cs, int stage)
+{
+    if (!cs->prof_on || cs->prof_n >= cs->prof_cap) return;
+    if (cudaEventRecord(cs->prof_ev[cs->prof_n], cs->st) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    cs->prof_stage[cs->prof_n++] = stage;
+}
+
+void cuda_prof_collect(cuda_state *cs)
+{
+    if (!cs->prof_on) return;
+    for (int i = 1; i < cs->prof_n; i++) {
+        float ms = 0.0f;
+        if (cudaEventElapsedTime(&ms, cs->prof_ev[i - 1], cs->prof_ev[i]) == cudaSuccess)
+            cs->prof_ms[cs->prof_stage[i]] += ms;
+        else
+            cudaGetLastError();
+    }
+    cs->prof_steps++;
+    cs->prof_on = 0;
+}
+
+/* The profile as one log line: microseconds per decode step in each stage. */
+static void prof_report(const cuda_state *cs)
+{
+    static const char *names[CUDA_STAGES] = {"embed", "norm",   "qkv", "rope", "attn",  "wo",
+                                             "w13",   "swiglu", "w2",  "cls",  "sample"};
+    char line[1024];
+    double total = 0;
+    for (int k = 0; k < CUDA_STAGES; k++)
+        total += cs->prof_ms[k];
+    double per = 1000.0 / (double)cs->prof_steps;
+    int o = snprintf(line, sizeof(line),
+                     "CUDA decode profile (%ld steps, eager launches with events): %.1f us/step:",
+                     cs->prof_steps, total * per);
+    for (int k = 0; k < CUDA_STAGES && o < (int)sizeof(line); k++)
+        o += snprintf(line + o, sizeof(line) - (size_t)o, " %s %.1f (%.1f%%)", names[k],
+                      cs->prof_ms[k] * per, total > 0 ? 100.0 * cs->prof_ms[k] / total : 0.0);
+    cs->log(cs->log_ctx, line);
 }
 
 void cuda_state_free(eng_state *s)
 {
     cuda_state *cs = s->bs;
     if (!cs) return;
+    cudaSetDevice(cs->dev);
     if (cs->st) cudaStreamSynchronize(cs->st);
+    if (cs->prof && cs->prof_steps > 0 && cs->log) prof_report(cs);
+    for (int i = 0; cs->prof_ev && i < cs->prof_cap; i++)
+        if (cs->prof_ev[i]) cudaEventDestroy(cs->prof_ev[i]);
+    free(cs->prof_ev);
+    free(cs->prof_stage);
     if (cs->graph) cudaGraphExecDestroy(cs->graph);
+    if (cs->mark) cudaEventDestroy(cs->mark);
     if (cs->blas) cublasDestroy(cs->blas);
     if (cs->st) cudaStreamDestroy(cs->st);
     if (cs->arena) cudaFree(cs->arena);
     if (cs->in_h) cudaFreeHost(cs->in_h);
     if (cs->logits_h) cudaFreeHost(cs->logits_h);
     if (cs->next_h) cudaFreeHost(cs->next_h);
+    if (cs->bin_d) cudaFree(cs->bin_d);
+    if (cs->bin_h) cudaFreeHost(cs->bin_h);
+    if (cs->bpart) cudaFree(cs->bpart);
     cudaGetLastError();
     free(cs->host_red);
     free(cs);

@@ -20,6 +20,15 @@ eng_status cu_fail(char *err, size_t errlen, const char *what, int code)
     return eng_fail(ENG_ERR_DEVICE, err, errlen, "CUDA: %s failed: %s (%d)", what, msg, code);
 }
 
+eng_status cu_bind(int dev, char *err, size_t errlen)
+{
+    int cur = -1;
+    int e = (int)cudaGetDevice(&cur);
+    if (e == 0 && cur == dev) return ENG_OK;
+    e = (int)cudaSetDevice(dev);
+    return e ? cu_fail(err, errlen, "cudaSetDevice", e) : ENG_OK;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -90,8 +99,11 @@ static size_t plan(const eng_model *m, const eng_source *src)
     const eng_shard_info *s = &m->sh;
     size_t D = (size_t)c->dim, hd = (size_t)c->head_dim, nq = (size_t)s->n_heads * hd,
            nk = (size_t)s->n_kv_heads * hd, F = (size_t)s->ffn;
-    size_t total = msize(c->vocab_size, c->dim, src->embed.dt) + up(D * 4) + up(hd * 2);
-    if (!c->tied_embeddings) total += msize(c->vocab_size, c->dim, src->cls.dt);
+    size_t total = up(D * 4) + up(hd * 2);
+    int head = m->parts & ENG_PART_HEAD;
+    if ((m->parts & ENG_PART_EMBED) || (head && c->tied_embeddings))
+        total += msize(c->vocab_size, c->dim, src->embed.dt);
+    if (head && !c->tied_embeddings) total += msize(c->vocab_size, c->dim, src->cls.dt);
     for (int l = 0; l < c->n_layers; l++) {
         const eng_tref *t = src->layers + (size_t)l * ENG_T_LAYER_COUNT;
         total += msize((int64_t)(nq + 2 * nk), c->dim, t[ENG_T_WQ].dt);
@@ -188,6 +200,7 @@ eng_status cuda_upload_globals(eng_model *m, const eng_source *src, char *err, s
     cuda_weights *w = m->bw;
     const eng_config *c = &m->cfg;
     eng_status st;
+    CU_CHECK(cudaSetDevice(w->dev), err, errlen);
     w->arena_size = plan(m, src);
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
@@ -202,18 +215,24 @@ eng_status cuda_upload_globals(eng_model *m, const eng_source *src, char *err, s
     m->owned_bytes = w->arena_size;
     w->t0 = now_s();
     int64_t V = c->vocab_size, D = c->dim;
-    w->embed = (dmat){.rows = (int)V, .cols = (int)D, .dt = src->embed.dt};
-    w->embed.p = take(w, (size_t)(V * D) * eng_dt_size(src->embed.dt));
-    st = put_mat(w, &w->embed, 0, &src->embed, V, D, 0, V, 0, D, "token embedding", err, errlen);
-    if (st != ENG_OK) return st;
-    if (c->tied_embeddings) {
+    /* A segment of a layer-mapped model holds the embedding (first) or the head (last). */
+    int head = m->parts & ENG_PART_HEAD;
+    if ((m->parts & ENG_PART_EMBED) || (head && c->tied_embeddings)) {
+        w->embed = (dmat){.rows = (int)V, .cols = (int)D, .dt = src->embed.dt};
+        w->embed.p = take(w, (size_t)(V * D) * eng_dt_size(src->embed.dt));
+        st =
+            put_mat(w, &w->embed, 0, &src->embed, V, D, 0, V, 0, D, "token embedding", err, errlen);
+        if (st != ENG_OK) return st;
+    }
+    if (head && c->tied_embeddings) {
         w->cls = w->embed;
-    } else {
+    } else if (head) {
         w->cls = (dmat){.rows = (int)V, .cols = (int)D, .dt = src->cls.dt};
         w->cls.p = take(w, (size_t)(V * D) * eng_dt_size(src->cls.dt));
         st = put_mat(w, &w->cls, 0, &src->cls, V, D, 0, V, 0, D, "lm_head", err, errlen);
         if (st != ENG_OK) return st;
     }
+    /* The final norm everywhere: cuda_flush's add into x runs a norm (output unused). */
     st = put_vec(w, &w->final_norm, &src->final_norm, 0, D, 0, D, "final norm", err, errlen);
     if (st != ENG_OK) return st;
     int half = c->head_dim / 2;
@@ -229,6 +248,7 @@ eng_status cuda_upload_layer(eng_model *m, int l, const eng_tref *tr, char *err,
     const eng_config *c = &m->cfg;
     const eng_shard_info *s = &m->sh;
     cu_layer *L = &w->layers[l];
+    CU_CHECK(cudaSetDevice(w->dev), err, errlen);
     int64_t D = c->dim, hd = c->head_dim, Q = (int64_t)c->n_heads * hd,
             KVd = (int64_t)c->n_kv_heads * hd, F = c->hidden_dim;
     int64_t q0 = s->head0 * hd, nq = s->n_heads * hd, k0 = s->kv_head0 * hd,
@@ -236,7 +256,7 @@ eng_status cuda_upload_layer(eng_model *m, int l, const eng_tref *tr, char *err,
     int qb = !c->has_qkv_bias, ob = !c->has_o_bias, fb = !c->has_mlp_bias;
     char what[64];
     eng_status st;
-#define NAME(kind) (snprintf(what, sizeof(what), "layer %d %s", l, #kind + 6), what)
+#define NAME(kind) (snprintf(what, sizeof(what), "layer %d %s", m->layer0 + l, #kind + 6), what)
 #define TRY(x)                                                                                     \
     do {                                                                                           \
         if ((st = (x)) != ENG_OK) return st;                                                       \
@@ -313,6 +333,7 @@ void cuda_model_free(eng_model *m)
 {
     cuda_weights *w = m->bw;
     if (!w) return;
+    cudaSetDevice(w->dev);
     cudaDeviceSynchronize();
     for (int i = 0; i < 2; i++) {
         if (w->staging[i]) cudaFreeHost(w->staging[i]);

@@ -1,23 +1,68 @@
-/* RMSNorm fused with the residual add that precedes it: one block per row; the row stays
- * in registers/L1 between the add, the sum of squares and the scaling. */
+/* RMSNorm fused with the residual add that precedes it: one block per row. Rows of up to
+ * NV * 1024 elements stay in registers between the add, the sum of squares and the scaling,
+ * with every thread's loads issued before their first use (a decode step runs this on one
+ * row, where its latency is all that counts); longer rows take a second pass over x. */
 #include "cu_common.cuh"
 
-__global__ void add_rmsnorm_kernel(float *x, const float *delta, const float *bias, const float *w,
-                                   float eps, float *out, void *out16, int dt16, int D)
+#define NT 1024
+#define NV 8 /* elements a thread keeps in registers */
+
+__global__ void __launch_bounds__(NT)
+    add_rmsnorm_kernel(float *x, const float *delta, const float *bias, const float *w, float eps,
+                       float *out, void *out16, int dt16, int D)
 {
+    pdl_launch();
+    pdl_wait();
     size_t r = (size_t)blockIdx.x * D;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < D; i += blockDim.x) {
-        float v = x[r + i];
-        if (delta) {
-            v += delta[r + i] + (bias ? bias[i] : 0.0f);
-            x[r + i] = v;
+    float v[NV], ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < NV; k++) {
+        int i = threadIdx.x + k * NT;
+        v[k] = i < D ? x[r + i] : 0.0f;
+    }
+    if (delta) {
+        float dv[NV];
+#pragma unroll
+        for (int k = 0; k < NV; k++) {
+            int i = threadIdx.x + k * NT;
+            dv[k] = i < D ? delta[r + i] + (bias ? bias[i] : 0.0f) : 0.0f;
         }
-        ss += v * v;
+#pragma unroll
+        for (int k = 0; k < NV; k++) {
+            int i = threadIdx.x + k * NT;
+            v[k] += dv[k];
+            if (i < D) x[r + i] = v[k];
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < NV; k++)
+        ss += v[k] * v[k];
+    for (int i = threadIdx.x + NV * NT; i < D; i += NT) { /* past the registers */
+        float e = x[r + i];
+        if (delta) {
+            e += delta[r + i] + (bias ? bias[i] : 0.0f);
+            x[r + i] = e;
+        }
+        ss += e * e;
+    }
+    float wv[NV]; /* loaded before the reduction's wait, and before any store to out */
+#pragma unroll
+    for (int k = 0; k < NV; k++) {
+        int i = threadIdx.x + k * NT;
+        wv[k] = i < D ? w[i] : 0.0f;
     }
     ss = block_sum(ss);
     float inv = rsqrtf(ss / (float)D + eps);
-    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+#pragma unroll
+    for (int k = 0; k < NV; k++) {
+        int i = threadIdx.x + k * NT;
+        if (i < D) {
+            float o = wv[k] * (inv * v[k]);
+            out[r + i] = o;
+            if (out16) eng_st(out16, dt16, r + i, o);
+        }
+    }
+    for (int i = threadIdx.x + NV * NT; i < D; i += NT) {
         float o = w[i] * (inv * x[r + i]);
         out[r + i] = o;
         if (out16) eng_st(out16, dt16, r + i, o);
@@ -28,6 +73,6 @@ extern "C" int eng_cu_add_rmsnorm(float *x, const float *delta, const float *bia
                                   float eps, float *out, void *out16, int dt16, int n, int D,
                                   eng_stream st)
 {
-    add_rmsnorm_kernel<<<n, 1024, 0, st>>>(x, delta, bias, w, eps, out, out16, dt16, D);
+    eng_launch(add_rmsnorm_kernel, n, NT, 0, st, x, delta, bias, w, eps, out, out16, dt16, D);
     return eng_cu_err();
 }

@@ -98,7 +98,8 @@ void eng_ref_rope_qkv(const eng_rope_args *a)
                 for (int d = 0; d < hd; d++)
                     v[d] = nw[d] * (inv * v[d]);
             }
-            float *dst = is_q ? a->q + (size_t)t * a->nq * hd + (size_t)s * hd
+            float *dst = is_q && a->heads_first ? a->q + ((size_t)s * a->n + t) * hd
+                         : is_q                 ? a->q + (size_t)t * a->nq * hd + (size_t)s * hd
                          : is_k
                              ? a->kc + (size_t)p * a->nkv * hd + (size_t)(s - a->nq) * hd
                              : a->vc + (size_t)p * a->nkv * hd + (size_t)(s - a->nq - a->nkv) * hd;
@@ -172,6 +173,69 @@ void eng_ref_attention(const eng_attn_args *a)
                 a->out[((size_t)t * a->nq + h) * hd + d] = (float)(o[d] / sum);
         }
     }
+}
+
+void eng_ref_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b)
+{
+    /* Token by token: the one-sequence reference at that token's position, in its slot. */
+    int width = (a->nq + 2 * a->nkv) * a->hd;
+    for (int t = 0; t < a->n; t++) {
+        eng_rope_args one = *a;
+        size_t slot = (size_t)b->seq[t] * b->slot_stride;
+        one.qkv = a->qkv + (size_t)t * width;
+        one.q = a->q + (size_t)t * a->nq * a->hd;
+        one.kc = a->kc + slot;
+        one.vc = a->vc + slot;
+        one.pos = &b->pos[t];
+        one.n = 1;
+        eng_ref_rope_qkv(&one);
+    }
+}
+
+void eng_ref_attention_batch(const eng_attn_args *a, const eng_batch_args *b)
+{
+    size_t row = (size_t)a->nq * a->hd;
+    for (int t = 0; t < a->n; t++) {
+        eng_attn_args one = *a;
+        size_t slot = (size_t)b->seq[t] * b->slot_stride;
+        one.q = a->q + (size_t)t * row;
+        one.out = a->out + (size_t)t * row;
+        one.kc = a->kc + slot;
+        one.vc = a->vc + slot;
+        one.pos = &b->pos[t];
+        one.n = 1;
+        eng_ref_attention(&one);
+    }
+}
+
+void eng_ref_gather_rows(float *out, const float *in, const int *rows, int n, int D)
+{
+    for (int j = 0; j < n; j++)
+        memcpy(out + (size_t)j * D, in + (size_t)rows[j] * D, (size_t)D * sizeof(float));
+}
+
+void eng_ref_causal_softmax(float *s, int pos0, int nh, int n, int kv, int window)
+{
+    for (int h = 0; h < nh; h++)
+        for (int t = 0; t < n; t++) {
+            float *row = s + ((size_t)h * n + t) * kv;
+            int end = pos0 + t, start = window > 0 && end - window + 1 > 0 ? end - window + 1 : 0;
+            double mx = -INFINITY, sum = 0;
+            for (int j = start; j <= end; j++)
+                if (row[j] > mx) mx = row[j];
+            for (int j = start; j <= end; j++)
+                sum += exp(row[j] - mx);
+            for (int j = 0; j < kv; j++)
+                row[j] = j >= start && j <= end ? (float)(exp(row[j] - mx) / sum) : 0.0f;
+        }
+}
+
+void eng_ref_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int hd)
+{
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < nh; h++)
+            for (int d = 0; d < hd; d++)
+                st(out, dt, ((size_t)t * nh + h) * hd + d, o[((size_t)h * n + t) * hd + d]);
 }
 
 int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)

@@ -9,10 +9,13 @@ __global__ void rope_qkv_kernel(eng_rope_args a)
     __shared__ float v[ENG_CUDA_MAX_HD];
     int slot = blockIdx.x, t = blockIdx.y, lane = threadIdx.x, hd = a.hd;
     int width = (a.nq + 2 * a.nkv) * hd;
+    pdl_launch();
+    pdl_wait();
     int p = *a.pos + t;
     const float *src = a.qkv + (size_t)t * width + (size_t)slot * hd;
     int is_q = slot < a.nq, is_k = !is_q && slot < a.nq + a.nkv;
     float ss = 0.0f;
+#pragma unroll 8
     for (int d = lane; d < hd; d += 32) {
         float x = src[d] + (a.bias ? a.bias[(size_t)slot * hd + d] : 0.0f);
         v[d] = x;
@@ -28,12 +31,14 @@ __global__ void rope_qkv_kernel(eng_rope_args a)
     __syncwarp();
     float *dst;
     if (is_q)
-        dst = a.q + (size_t)t * a.nq * hd + (size_t)slot * hd;
+        dst = a.heads_first ? a.q + ((size_t)slot * a.n + t) * hd
+                            : a.q + (size_t)t * a.nq * hd + (size_t)slot * hd;
     else if (is_k)
         dst = a.kc + (size_t)p * a.nkv * hd + (size_t)(slot - a.nq) * hd;
     else
         dst = a.vc + (size_t)p * a.nkv * hd + (size_t)(slot - a.nq - a.nkv) * hd;
     int half = hd / 2;
+#pragma unroll 8
     for (int d = lane; d < hd; d += 32) {
         float o = v[d];
         if (is_q || is_k) {
@@ -60,6 +65,6 @@ __global__ void rope_qkv_kernel(eng_rope_args a)
 extern "C" int eng_cu_rope_qkv(const eng_rope_args *a, eng_stream st)
 {
     dim3 grid(a->nq + 2 * a->nkv, a->n);
-    rope_qkv_kernel<<<grid, 32, 0, st>>>(*a);
+    eng_launch(rope_qkv_kernel, grid, 32, 0, st, *a);
     return eng_cu_err();
 }

@@ -36,6 +36,7 @@ __global__ void __launch_bounds__(ST)
     float bv = -INFINITY;
     int bi = 0x7fffffff;
     int bad = 0;
+#pragma unroll 4
     for (int i = tid; i < V; i += ST) {
         float v = lg[i];
         bad |= !isfinite(v);

@@ -4,6 +4,8 @@
 __global__ void swiglu_kernel(const float *h, const float *b, float *out, void *out16, int dt16,
                               int F, size_t total)
 {
+    pdl_launch();
+    pdl_wait();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x) {
         size_t t = i / F;
@@ -25,6 +27,6 @@ extern "C" int eng_cu_swiglu(const float *h, const float *b, float *out, void *o
     size_t total = (size_t)n * F;
     int blocks = (int)((total + 255) / 256);
     if (blocks > 4096) blocks = 4096;
-    swiglu_kernel<<<blocks, 256, 0, st>>>(h, b, out, out16, dt16, F, total);
+    eng_launch(swiglu_kernel, blocks, 256, 0, st, h, b, out, out16, dt16, F, total);
     return eng_cu_err();
 }

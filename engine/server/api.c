@@ -551,7 +551,7 @@ char *srv_api_metrics(srv_server *s)
     pthread_mutex_lock(&s->lock);
     srv_stats st = s->st;
     int running = s->running, queued = s->queued, ready = s->ready && !s->lost && !s->draining;
-    int lost = s->lost;
+    int lost = s->lost, slots = s->slots;
     pthread_mutex_unlock(&s->lock);
     srv_buf_str(&b, "# HELP ringinfer_http_requests_total HTTP requests answered, by status.\n"
                     "# TYPE ringinfer_http_requests_total counter\n");
@@ -577,7 +577,7 @@ char *srv_api_metrics(srv_server *s)
     METRIC("ringinfer_steps_total", "counter", "Engine steps run by every rank.", "%lu", st.steps);
     METRIC("ringinfer_requests_running", "gauge", "Slots holding a sequence.", "%d", running);
     METRIC("ringinfer_requests_waiting", "gauge", "Requests queued for a slot.", "%d", queued);
-    METRIC("ringinfer_slots_total", "gauge", "Slots (--parallel).", "%d", s->o->parallel);
+    METRIC("ringinfer_slots_total", "gauge", "Slots (--parallel).", "%d", slots);
     METRIC("ringinfer_ranks", "gauge", "Tensor-parallel ranks.", "%d", s->comm->size);
     METRIC("ringinfer_ready", "gauge", "1 when the server takes requests.", "%d", ready);
     METRIC("ringinfer_rank_lost", "gauge", "1 once a collective failed.", "%d", lost);

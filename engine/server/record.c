@@ -2,6 +2,7 @@
  * runs exactly what it says. Fixed size (it depends only on --parallel and the prefill chunk,
  * which every rank gets on its command line), so one int32 broadcast per step carries new
  * prompts (chunk by chunk), the tokens sampled at the last step, freed slots and shutdown.
+ * Every rank runs a record's RUN slots as one batched forward pass, in slot order.
  *
  * Layout, int32 words:
  *   [0] SRV_MAGIC  [1] step number (checks that no rank skipped one)  [2] flags
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SRV_MAGIC 0x52535631 /* "RSV1" */
+#define SRV_MAGIC 0x52535632 /* "RSV2": one batched step */
 #define HDR 5
 #define SLOT_HDR 4
 #define FLAG_SHUTDOWN 1
@@ -76,6 +77,7 @@ int srv_record_check(const srv_record *r, uint32_t step, int *shutdown, char *er
                  (unsigned)(step & 0x7fffffff));
         return -1;
     }
+    long total = 0;
     for (int i = 0; i < r->parallel; i++) {
         srv_slot_cmd c = srv_record_slot(r, i);
         if (c.op < SRV_OP_IDLE || c.op > SRV_OP_FREE ||
@@ -84,6 +86,13 @@ int srv_record_check(const srv_record *r, uint32_t step, int *shutdown, char *er
                      c.op, c.n, c.pos);
             return -1;
         }
+        if (c.op == SRV_OP_RUN) total += c.n;
+    }
+    /* One step is one batch: a decode token per slot and one prefill chunk at most. */
+    if (total > (long)r->parallel + r->chunk) {
+        snprintf(err, errlen, "command record: %ld tokens in one step, at most %d", total,
+                 r->parallel + r->chunk);
+        return -1;
     }
     *shutdown = (w[2] & FLAG_SHUTDOWN) != 0;
     return 0;

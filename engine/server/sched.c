@@ -1,10 +1,12 @@
-/* Rank 0's scheduler: up to --parallel slots, each a sequence with its own run state (KV
- * cache). Each step every busy slot runs either its next prompt chunk (prefill, chunk tokens
- * at a time, so long prompts do not stall the running streams) or the token sampled at the
- * previous step (decode). After the step the slots that asked for logits sample their next
- * token; its text goes through the UTF-8 hold-back and the stop-string hold-back before it
- * reaches the client. Only this thread touches a running request's generation fields; the
- * output buffer and flags are shared with the HTTP thread under srv_server.lock. */
+/* Rank 0's scheduler: up to --parallel slots, each a sequence with its own KV slot in the one
+ * run state. Each step is one batched forward pass: every decoding slot feeds the token it
+ * sampled at the previous step, and waiting prompts get one chunk of prompt tokens between
+ * them (oldest first), so long prompts do not stall the running streams. After the step the
+ * slots that asked for logits sample their next token with their own sampler (seeded per
+ * request: the draws do not depend on what else runs); its text goes through the UTF-8
+ * hold-back and the stop-string hold-back before it reaches the client. Only this thread
+ * touches a running request's generation fields; the output buffer and flags are shared
+ * with the HTTP thread under srv_server.lock. */
 #include "serve.h"
 
 #include <math.h>
@@ -14,15 +16,17 @@
 
 typedef struct slot {
     srv_req *r;
-    int off;     /* prompt tokens already fed */
-    int pending; /* the token to feed next (decode) */
-    int freed;   /* tell the other ranks at the next step */
+    int off;           /* prompt tokens already fed */
+    int pending;       /* the token to feed next (decode) */
+    int freed;         /* tell the other ranks at the next step */
+    unsigned long seq; /* admission order: the oldest prompt is prefilled first */
 } slot;
 
 struct srv_sched {
     srv_server *s;
     slot slots[SRV_MAX_PARALLEL];
-    float *probs; /* [vocab] scratch for logprobs */
+    unsigned long admitted; /* requests given a slot so far */
+    float *probs;           /* [vocab] scratch for logprobs */
 };
 
 /* The chunk/usage/body writers live in api.c. */
@@ -176,6 +180,7 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
             }
             sl->r = r;
             sl->off = 0;
+            sl->seq = q->admitted++;
             r->prev =
                 r->prompt[r->n_prompt - 1]; /* the piece of a token depends on the one before */
             r->slot = i;
@@ -184,6 +189,7 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         }
     }
     pthread_mutex_unlock(&s->lock);
+    /* Every decoding slot feeds the token it sampled last step. */
     for (int i = 0; i < s->o->parallel; i++) {
         slot *sl = &q->slots[i];
         srv_req *r = sl->r;
@@ -194,14 +200,27 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         }
         sl->freed = 0;
         busy++;
-        if (sl->off < r->n_prompt) {
-            int n = r->n_prompt - sl->off < rec->chunk ? r->n_prompt - sl->off : rec->chunk;
-            srv_record_set(rec, i, SRV_OP_RUN, sl->off, r->prompt + sl->off, n,
-                           sl->off + n == r->n_prompt);
-            sl->off += n;
-        } else {
+        if (sl->off == r->n_prompt)
             srv_record_set(rec, i, SRV_OP_RUN, r->n_prompt + r->n_gen - 1, &sl->pending, 1, 1);
+    }
+    /* Then one chunk of prompt tokens, oldest prompt first (several short prompts may share
+     * it), so a long prompt never holds up the running streams for more than a chunk. */
+    for (int budget = rec->chunk; budget > 0;) {
+        int best = -1;
+        for (int i = 0; i < s->o->parallel; i++) {
+            slot *sl = &q->slots[i];
+            if (sl->r && sl->off < sl->r->n_prompt && srv_record_slot(rec, i).op != SRV_OP_RUN &&
+                (best < 0 || sl->seq < q->slots[best].seq))
+                best = i;
         }
+        if (best < 0) break;
+        slot *sl = &q->slots[best];
+        srv_req *r = sl->r;
+        int n = r->n_prompt - sl->off < budget ? r->n_prompt - sl->off : budget;
+        srv_record_set(rec, best, SRV_OP_RUN, sl->off, r->prompt + sl->off, n,
+                       sl->off + n == r->n_prompt);
+        sl->off += n;
+        budget -= n;
     }
     return busy;
 }

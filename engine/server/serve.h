@@ -44,6 +44,7 @@ typedef struct srv_opts {
     int port, parallel, max_queue, threads, ctx_size, chunk;
     double drain_timeout_s;
     size_t max_body; /* bytes of a request body */
+    const char *device_layers; /* --device-layers (layer mapping), NULL: none */
 } srv_opts;
 
 /* ------------------------------------------------------------------ one request */
@@ -108,6 +109,7 @@ typedef struct srv_server {
     const eng_model *model;
     const eng_config *cfg;
     int ctx_len; /* KV positions per slot */
+    int slots;   /* --parallel, once the model (and so its default) is known */
 
     eng_tokenizer *tok; /* may be NULL: ids only */
     pthread_mutex_t tok_lock;

@@ -1,12 +1,12 @@
 /* `ringinfer serve`: options, loading on every rank, and the step loop.
  *
- * Every rank loads its shard and one run state per slot (the engine's forward has no batch
- * dimension yet, so each slot is its own eng_state with its own KV cache and the slots of a
- * step run one after the other). Rank 0 also starts the HTTP server. Then, each step, rank 0
- * plans the step (srv_sched_plan), broadcasts the command record, every rank runs the slots
- * the record names, and rank 0 samples (srv_sched_after). When idle, rank 0 still sends an
- * empty record every HEARTBEAT_S so the others' broadcast never reaches its deadline and a
- * lost rank is noticed while nothing runs. */
+ * Every rank loads its shard and one run state with a KV slot per server slot. Rank 0 also
+ * starts the HTTP server. Then, each step, rank 0 plans the step (srv_sched_plan: a decode
+ * token for every running sequence and at most one prefill chunk of waiting prompts),
+ * broadcasts the command record, every rank runs it as one batched forward pass
+ * (eng_forward_batch), and rank 0 samples (srv_sched_after). When idle, rank 0 still sends
+ * an empty record every HEARTBEAT_S so the others' broadcast never reaches its deadline and
+ * a lost rank is noticed while nothing runs. */
 #include "serve.h"
 
 #include <errno.h>
@@ -25,13 +25,16 @@ static void usage(FILE *f)
             "                       [--parallel N] [--max-queue Q] [--api-key-file F]\n"
             "                       [--chat-template FILE] [--alias NAME] [--drain-timeout S]\n"
             "                       [--ctx-size N] [--chunk N] [--threads N] [--max-body BYTES]\n"
+            "                       [--device-layers \"ORD:NUM;...\"]\n"
             "  An OpenAI-compatible server: start it on every rank like `ringinfer run`; rank 0\n"
             "  listens. --port 0 lets the kernel pick; the bound address is printed on stdout.\n"
-            "  --parallel N sequences at once (default 4), --max-queue Q waiting requests\n"
+            "  --parallel N sequences decoded together (default 4 on the CPU, 16 on a GPU),\n"
+            "  --max-queue Q waiting requests\n"
             "  (default 64; more get 503), --ctx-size KV positions per sequence (default: the\n"
             "  model's), --chunk prompt tokens per prefill step (default 64), --drain-timeout S\n"
             "  seconds SIGTERM waits for running requests (default 30), --threads per rank\n"
-            "  for the matmuls of each slot (default 1).\n"
+            "  for the matmuls (default 1). --device-layers maps layers to GPUs (mistral.rs's -n,\n"
+            "  long form only; docs/SELECTION.md), the rest on the CPU.\n"
             "  Endpoints: /v1/chat/completions /v1/completions /v1/models /health /metrics\n"
             "  /tokenize /detokenize /apply-template (docs/SERVER.md).\n");
 }
@@ -55,7 +58,7 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
     memset(o, 0, sizeof(*o));
     o->host = "127.0.0.1";
     o->port = 8080;
-    o->parallel = 4;
+    o->parallel = 0; /* 0: 4 on the CPU, 16 on a GPU (known once the model is loaded) */
     o->max_queue = 64;
     o->chunk = 64;
     o->drain_timeout_s = 30;
@@ -74,7 +77,8 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         O_CHUNK,
         O_THREADS,
         O_BODY,
-        O_HELP
+        O_HELP,
+        O_DEVLAYERS
     };
     static const struct option opts[] = {
         {"model", 1, 0, 'm'},          {"tokenizer", 1, 0, O_TOK},
@@ -84,7 +88,8 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         {"alias", 1, 0, O_ALIAS},      {"drain-timeout", 1, 0, O_DRAIN},
         {"ctx-size", 1, 0, O_CTX},     {"chunk", 1, 0, O_CHUNK},
         {"threads", 1, 0, O_THREADS},  {"max-body", 1, 0, O_BODY},
-        {"help", 0, 0, O_HELP},        {0, 0, 0, 0}};
+        {"help", 0, 0, O_HELP},        {"device-layers", 1, 0, O_DEVLAYERS},
+        {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -141,6 +146,9 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
             if (parse_long("--max-body", optarg, 1024, 1L << 30, &v, e)) return -1;
             o->max_body = (size_t)v;
             break;
+        case O_DEVLAYERS:
+            o->device_layers = optarg;
+            break;
         case O_HELP:
             usage(stdout);
             return 1;
@@ -180,7 +188,6 @@ static char *read_key(const char *path, char *err, size_t errlen)
     return strdup(line);
 }
 
-
 static void log_line(void *ctx, const char *line)
 {
     fprintf((FILE *)ctx, "ringinfer: %s\n", line);
@@ -188,26 +195,46 @@ static void log_line(void *ctx, const char *line)
 
 typedef struct engine {
     const eng_model *m;
-    eng_state *states[SRV_MAX_PARALLEL];
+    eng_state *state; /* one KV slot per server slot */
     const float *logits[SRV_MAX_PARALLEL];
     const eng_coll *coll; /* NULL: one rank */
     int root;
+    /* The step's batch, built from the record: [parallel + chunk] each. */
+    int *tokens, *pos, *seq, *flag;
 } engine;
 
-/* Runs the slots a record names; rank 0 keeps the logits of the slots that sample. */
+/* Runs the step a record names as one batched forward pass over the slots (decode tokens
+ * and prompt chunks together); rank 0 keeps the logits of the slots that sample. */
 static eng_status run_step(engine *en, const srv_record *rec, char *err, size_t errlen)
 {
+    int n = 0;
     for (int i = 0; i < rec->parallel; i++) {
         srv_slot_cmd c = srv_record_slot(rec, i);
         en->logits[i] = NULL;
         if (c.op != SRV_OP_RUN) continue;
-        eng_status st = eng_forward(en->m, en->states[i], c.tokens, c.n, c.pos,
-                                    en->root && c.logits, en->coll, &en->logits[i]);
-        if (st != ENG_OK) {
-            snprintf(err, errlen, "slot %d, %d tokens at position %d: %s", i, c.n, c.pos,
-                     eng_status_str(st));
-            return st;
+        for (int t = 0; t < c.n; t++, n++) {
+            en->tokens[n] = c.tokens[t];
+            en->pos[n] = c.pos + t;
+            en->seq[n] = i;
+            en->flag[n] = en->root && c.logits && t == c.n - 1;
         }
+    }
+    if (n == 0) return ENG_OK;
+    eng_batch b = {
+        .n = n, .tokens = en->tokens, .pos = en->pos, .seq = en->seq, .logits = en->flag};
+    const float *lg = NULL;
+    eng_status st = eng_forward_batch(en->m, en->state, &b, en->coll, &lg);
+    if (st != ENG_OK) {
+        const char *why = eng_state_error(en->state);
+        snprintf(err, errlen, "batch of %d tokens: %s%s%s", n, eng_status_str(st),
+                 why[0] ? ": " : "", why);
+        return st;
+    }
+    /* The flagged rows come back in token order, i.e. slot order. */
+    size_t V = (size_t)eng_model_config(en->m)->vocab_size, row = 0;
+    for (int i = 0; i < rec->parallel && lg; i++) {
+        srv_slot_cmd c = srv_record_slot(rec, i);
+        if (c.op == SRV_OP_RUN && en->root && c.logits) en->logits[i] = lg + V * row++;
     }
     return ENG_OK;
 }
@@ -378,17 +405,32 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
     lp.tp_size = comm->size;
     lp.log = root ? log_line : NULL;
     lp.log_ctx = errf;
+    lp.device_layers = o.device_layers;
+    lp.device = ENG_DEVICE_AUTO; /* a GPU when built with CUDA and one is visible */
     if ((st = eng_model_open(o.model, &lp, &m, err, sizeof(err))) != ENG_OK) goto fail;
     const eng_config *c = eng_model_config(m);
     int ctx_len = o.ctx_size ? (o.ctx_size < c->seq_len ? o.ctx_size : c->seq_len) : c->seq_len;
 
+    /* One run state for all slots: a step is one batched forward pass of at most a decode
+     * token per slot plus one prefill chunk. */
+    if (!o.parallel) o.parallel = strcmp(eng_model_backend(m), "cpu") ? 16 : 4;
     eng_state_params sp;
     eng_state_params_init(&sp);
-    sp.max_batch = o.chunk;
+    sp.max_batch = o.parallel + o.chunk;
     sp.ctx_len = ctx_len;
+    sp.n_seqs = o.parallel;
     if (o.threads) sp.n_threads = o.threads;
-    for (int i = 0; i < o.parallel; i++)
-        if ((st = eng_state_create(m, &sp, &en.states[i], err, sizeof(err))) != ENG_OK) goto fail;
+    if ((st = eng_state_create(m, &sp, &en.state, err, sizeof(err))) != ENG_OK) goto fail;
+    size_t nb = (size_t)(o.parallel + o.chunk);
+    en.tokens = malloc(nb * sizeof(int));
+    en.pos = malloc(nb * sizeof(int));
+    en.seq = malloc(nb * sizeof(int));
+    en.flag = malloc(nb * sizeof(int));
+    if (!en.tokens || !en.pos || !en.seq || !en.flag) {
+        st = ENG_ERR_NOMEM;
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
     en.m = m;
     en.root = root;
     en.coll = comm->size > 1 ? comm : NULL;
@@ -419,6 +461,7 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
     s.model = m;
     s.cfg = c;
     s.ctx_len = ctx_len;
+    s.slots = o.parallel;
     s.tok = tok;
     pthread_mutex_unlock(&s.lock);
     if (srv_sched_create(&s, &q)) {
@@ -458,8 +501,11 @@ cleanup:
     free(s.api_key);
     eng_tokenizer_free(s.tok);
     srv_record_free(&rec);
-    for (int i = 0; i < SRV_MAX_PARALLEL; i++)
-        eng_state_free(en.states[i]);
+    eng_state_free(en.state);
+    free(en.tokens);
+    free(en.pos);
+    free(en.seq);
+    free(en.flag);
     eng_model_close(m);
     return rc;
 }

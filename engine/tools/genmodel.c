@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void gen_spec_init(gen_spec *s)
 {
@@ -25,33 +27,13 @@ void gen_spec_init(gen_spec *s)
     s->seed = 1;
 }
 
+/* The values are N(0, 1) by Box-Muller over splitmix64 in sequence: each pair of outputs
+ * gives m cos, then m sin (kept as the spare for the next value). */
 typedef struct {
-    uint64_t s;
-    int have;
+    uint64_t s; /* splitmix64 state */
+    int have;   /* the spare is the next value */
     float spare;
 } rng;
-
-static uint64_t next(rng *r)
-{
-    /* splitmix64 */
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static float gauss(rng *r)
-{
-    if (r->have) {
-        r->have = 0;
-        return r->spare;
-    }
-    double u = ((next(r) >> 11) + 1.0) / 9007199254740993.0, v = (next(r) >> 11) / 9007199254740992.0;
-    double m = sqrt(-2.0 * log(u));
-    r->spare = (float)(m * sin(2 * M_PI * v));
-    r->have = 1;
-    return (float)(m * cos(2 * M_PI * v));
-}
 
 /* ------------------------------------------------------------------ tensor list */
 typedef struct {
@@ -103,26 +85,128 @@ static int list_tensors(const gen_spec *s, tdesc *t, int max)
 
 static int64_t numel(const tdesc *t) { return (t->rows ? t->rows : 1) * t->cols; }
 
-/* Streams numel random values of one tensor to f in the given element type. */
+/* splitmix64 is a counter: output k after state s is mix(s + k * golden). So value q after
+ * state s (with no spare) is pair q / 2's cosine or sine, and threads can fill any range of a
+ * tensor independently, value for value what the sequence gives. */
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+#define GEN_BLOCK ((int64_t)1 << 24) /* values written per parallel round */
+#define GEN_THREADS 32
+
+static uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Pair p after state s: Box-Muller's radius m and angle. */
+static void pair_at(uint64_t s, int64_t p, double *m, double *ang)
+{
+    uint64_t z1 = mix(s + (uint64_t)(2 * p + 1) * GOLDEN),
+             z2 = mix(s + (uint64_t)(2 * p + 2) * GOLDEN);
+    double u = ((z1 >> 11) + 1.0) / 9007199254740993.0, v = (z2 >> 11) / 9007199254740992.0;
+    *m = sqrt(-2.0 * log(u));
+    *ang = 2 * M_PI * v;
+}
+
+typedef struct {
+    uint64_t s; /* stream state at the tensor's first pair */
+    int spare;  /* 1: element 0 is the spare value sv */
+    float sv, base, std;
+    gen_dtype dt;
+    int64_t e0, e1, block; /* this thread's elements [e0, e1); the round's first element */
+    float *f32;            /* the round's values (f32) */
+    uint16_t *h;           /* or their 16-bit form */
+} fill_job;
+
+static void *fill(void *arg)
+{
+    fill_job *j = arg;
+    for (int64_t e = j->e0; e < j->e1;) {
+        float g[2];
+        int k = 0, cnt;
+        if (e == 0 && j->spare) {
+            g[0] = j->sv;
+            cnt = 1;
+        } else {
+            int64_t q = e - j->spare;
+            double m, ang;
+            pair_at(j->s, q >> 1, &m, &ang);
+            if (q & 1) {
+                g[0] = (float)(m * sin(ang));
+                cnt = 1;
+            } else {
+                g[0] = (float)(m * cos(ang));
+                g[1] = (float)(m * sin(ang));
+                cnt = e + 1 < j->e1 ? 2 : 1;
+            }
+        }
+        for (; k < cnt; k++, e++) {
+            float x = j->base + j->std * g[k];
+            size_t i = (size_t)(e - j->block);
+            if (j->dt == GEN_F32)
+                j->f32[i] = x;
+            else
+                j->h[i] = j->dt == GEN_F16 ? rc_f32_to_f16(x) : rc_f32_to_bf16(x);
+        }
+    }
+    return NULL;
+}
+
+/* Streams numel random values of one tensor to f in the given element type: the values of
+ * sequence, computed by up to GEN_THREADS threads a round. */
 static int write_random(FILE *f, rng *r, const tdesc *t, gen_dtype dt, float std)
 {
-    float buf[4096];
-    uint16_t h[4096];
-    int64_t left = numel(t);
-    while (left > 0) {
-        int n = left < 4096 ? (int)left : 4096;
-        for (int i = 0; i < n; i++) buf[i] = (t->norm ? 1.0f : 0.0f) + std * gauss(r);
-        size_t w;
-        if (dt == GEN_F32) {
-            w = fwrite(buf, 4, (size_t)n, f);
-        } else {
-            for (int i = 0; i < n; i++) h[i] = dt == GEN_F16 ? rc_f32_to_f16(buf[i]) : rc_f32_to_bf16(buf[i]);
-            w = fwrite(h, 2, (size_t)n, f);
+    int64_t n = numel(t);
+    size_t es = dt == GEN_F32 ? 4 : 2;
+    int64_t cap = n < GEN_BLOCK ? n : GEN_BLOCK;
+    void *buf = malloc((size_t)(cap > 0 ? cap : 1) * es);
+    if (!buf) return -1;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = ncpu < 1 ? 1 : ncpu > GEN_THREADS ? GEN_THREADS : (int)ncpu;
+    fill_job job = {.s = r->s,
+                    .spare = r->have,
+                    .sv = r->spare,
+                    .base = t->norm ? 1.0f : 0.0f,
+                    .std = std,
+                    .dt = dt,
+                    .f32 = buf,
+                    .h = buf};
+    int rc = 0;
+    for (int64_t b = 0; b < n && rc == 0; b += cap) {
+        int64_t len = n - b < cap ? n - b : cap;
+        int use = len < 65536 ? 1 : nt; /* small tensors: not worth a thread */
+        fill_job jobs[GEN_THREADS];
+        pthread_t th[GEN_THREADS];
+        int started[GEN_THREADS] = {0};
+        for (int i = 0; i < use; i++) {
+            jobs[i] = job;
+            jobs[i].block = b;
+            /* even boundaries keep each pair in one thread */
+            jobs[i].e0 = b + (len * i / use & ~(int64_t)1);
+            jobs[i].e1 = i + 1 == use ? b + len : b + (len * (i + 1) / use & ~(int64_t)1);
+            if (i > 0) started[i] = pthread_create(&th[i], NULL, fill, &jobs[i]) == 0;
+            if (i > 0 && !started[i]) fill(&jobs[i]);
         }
-        if (w != (size_t)n) return -1;
-        left -= n;
+        fill(&jobs[0]);
+        for (int i = 1; i < use; i++)
+            if (started[i]) pthread_join(th[i], NULL);
+        if (fwrite(buf, es, (size_t)len, f) != (size_t)len) rc = -1;
     }
-    return 0;
+    free(buf);
+    /* the stream after this tensor, as drawing its values in sequence leaves it */
+    int64_t q = n - r->have;
+    if (n > 0 && q >= 0) {
+        int64_t pairs = (q + 1) / 2;
+        if (q & 1) {
+            double m, ang;
+            pair_at(r->s, pairs - 1, &m, &ang);
+            r->spare = (float)(m * sin(ang));
+        }
+        r->have = (int)(q & 1);
+        r->s += (uint64_t)(2 * pairs) * GOLDEN;
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------ llama2.c .bin */

@@ -8,7 +8,13 @@
 #   BENCH=1       also time decode on random bf16 models in the Llama-3.2-1B shape
 #   BENCH_8B=1    and the Llama-3-8B shape (16 GB generated here first)
 #   PEER=1        and run bench/gptfast_peer.py (PyTorch, compiled) on the same shapes
+#   RUNS=N        decode runs per shape (default 5; the median goes to docs/BENCHMARKS.md)
+#   RUNS_8B=N     decode runs of the 8B shape (default RUNS; each loads 15 GB)
+#   HF=0          skip the comparison with transformers of random models in real shapes
+#   COLD=1        (with BENCH_8B) also time the 8B load with the page cache dropped first
+# With BENCH, one more run per shape sets ENG_CUDA_PROFILE=1: the decode step's time per stage.
 set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=$(cd "${1:?usage: run-engine-gpu.sh BUILD_DIR [SHARED_DIR]}" && pwd) || exit 1
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
@@ -67,8 +73,8 @@ if [ -n "$SH" ]; then
 fi
 
 prompt=$(seq -s, 1000 1031) # 32 ids
-bench_shape() { # NAME genmodel-args...
-    local name=$1; shift
+bench_shape() { # NAME RUNS genmodel-args...
+    local name=$1 runs=$2; shift 2
     local dir=/tmp/eng-bench-$name
     # a model generated in the background (BENCH_8B): wait for it
     [ -f "$dir.pid" ] && { wait "$(cat "$dir.pid")"; line "genmodel $name (background): $(cat "$dir.time") s, $(du -sh "$dir" | cut -f1)"; rm -f "$dir.pid"; }
@@ -79,7 +85,7 @@ bench_shape() { # NAME genmodel-args...
     fi
     local log="$OUT/bench-$name.log"
     : > "$log"
-    for i in 1 2 3 4 5; do
+    for i in $(seq 1 "$runs"); do
         timeout 300 "$RI" run -m "$dir" --prompt-ids "$prompt" -n 128 --temperature 0 --device cuda > /dev/null 2> "$OUT/run.err"
         local rc=$?
         cat "$OUT/run.err" >> "$log"
@@ -92,9 +98,34 @@ bench_shape() { # NAME genmodel-args...
     timeout 300 "$RI" run -m "$dir" --prompt-ids "$long" -n 1 --temperature 0 --device cuda > /dev/null 2> "$OUT/run.err"
     cat "$OUT/run.err" >> "$log"
     grep -h "prefill\|rank 0:" "$OUT/run.err" | sed "s/^/$name 2048-token prompt: /" | tee -a "$RES"
+    # the decode step split into stages (eager launches with events; the timed runs use the graph)
+    ENG_CUDA_PROFILE=1 timeout 300 "$RI" run -m "$dir" --prompt-ids "$prompt" -n 128 --temperature 0 \
+        --device cuda > /dev/null 2> "$OUT/run.err"
+    cat "$OUT/run.err" >> "$log"
+    grep -h "profile\|decode\|rank 0:" "$OUT/run.err" | sed "s/^/$name profiled: /" | tee -a "$RES"
+    if [ "${COLD:-0}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then
+        sync; echo 3 > /proc/sys/vm/drop_caches
+        timeout 300 "$RI" run -m "$dir" --prompt-ids 1 -n 1 --temperature 0 --device cuda \
+            > /dev/null 2> "$OUT/run.err"
+        grep -h "loaded in\|weights on GPU\|rank 0:" "$OUT/run.err" | sed "s/^/$name load from disk (page cache dropped): /" | tee -a "$RES"
+    fi
     rm -f "$OUT/run.err"
 }
+# hf_check NAME POSITIONS genmodel-args...: logits against transformers (tests/gpu/hf_compare.py)
+hf_check() {
+    local name=$1 npos=$2; shift 2
+    local dir=/tmp/eng-bench-$name
+    if [ ! -d "$dir" ]; then
+        "$GEN" --out "$dir" --format hf --dtype bf16 "$@" --std 0.02 > /dev/null 2>&1 || { line "genmodel $name failed"; fail=1; return; }
+    fi
+    timeout 600 python3 "$HERE/hf_compare.py" "$RI" "$dir" --positions "$npos" > "$OUT/hf-$name.log" 2>&1
+    local rc=$?
+    [ $rc -eq 77 ] && { line "hf $name: $(tail -1 "$OUT/hf-$name.log")"; return; }
+    [ $rc -eq 0 ] || fail=1
+    line "hf $name: $(tail -1 "$OUT/hf-$name.log")"
+}
 L1B="--dim 2048 --hidden 8192 --layers 16 --heads 32 --kv-heads 8 --head-dim 64 --vocab 128256 --seq-len 4096 --tied"
+Q06B="--arch qwen3 --dim 1024 --hidden 3072 --layers 28 --heads 16 --kv-heads 8 --head-dim 128 --vocab 151936 --seq-len 4096 --tied"
 L8B="--dim 4096 --hidden 14336 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --vocab 128256 --seq-len 4096"
 # The peer runs while the 16 GB model is still being written (it needs the GPU, the writer one core).
 peer() {
@@ -102,10 +133,15 @@ peer() {
     timeout 400 python3 "$SH/bench/gptfast_peer.py" $shapes > "$OUT/peer.log" 2>&1
     grep -iE "tok_s|error" "$OUT/peer.log" | sed 's/^/peer: /' | tee -a "$RES"
 }
+if [ "${HF:-1}" = 1 ]; then
+    # 600 positions: the CLI prefills 512, then 88 after that cached prefix
+    hf_check llama3.2-1b 600 --arch llama $L1B
+    hf_check qwen3-0.6b 600 $Q06B
+fi
 if [ "${BENCH:-0}" = 1 ]; then
-    bench_shape llama3.2-1b $L1B
+    bench_shape llama3.2-1b "${RUNS:-5}" $L1B
     [ "${PEER:-0}" = 1 ] && [ -n "$SH" ] && peer
-    [ "${BENCH_8B:-0}" = 1 ] && bench_shape llama3-8b $L8B
+    [ "${BENCH_8B:-0}" = 1 ] && bench_shape llama3-8b "${RUNS_8B:-${RUNS:-5}}" $L8B
 elif [ "${PEER:-0}" = 1 ] && [ -n "$SH" ]; then
     peer
 fi

@@ -9,6 +9,7 @@
 # two processes on it (the ring only: NCCL refuses two ranks on one GPU).
 # Knobs: SIZES (coll-bench -b/-e, default "4K 1M"), ITERS (200), DTYPE (bf16).
 # Results: $OUT/multi-gpu-results.txt, raw logs beside it. Exit 0 when every step passed.
+# Then layer mapping over two GPUs (the section at the end; LMAP=0 skips it).
 set -u
 B=$(cd "${1:-build}" && pwd) || { echo "FAIL: no build folder ${1:-build}"; exit 1; }
 OUT=${OUT:-$(mktemp -d)}
@@ -119,5 +120,26 @@ done
            }
          }' "$RAW"
 } | tee "$OUT/multi-gpu-results.txt"
+
+# ---- layer mapping (issue 11, --device-layers; owner: the lmap branch) ----------------------
+# Over two GPUs: greedy ids of "0:A;1:B" maps equal to one GPU (stories260K, tiny-llama-f32,
+# peer copies and ENG_NO_P2P=1 staging), then decode tok/s of the Llama-3-8B shape mapped
+# "0:16;1:16" with peer copies and with staging forced, beside the plain one-GPU run.
+# tests/gpu/run-lmap-gpu.sh does it (one GPU too); LMAP=0 skips it, SHARED_DIR names ../shared.
+lmap_rows() {
+    [ "${LMAP:-1}" = 1 ] && [ "$ngpu" -ge 2 ] || return 0
+    local here
+    here=$(cd "$(dirname "$0")" && pwd)
+    echo "== layer mapping: SHAPE=8b $here/run-lmap-gpu.sh $B" | tee -a "$RAW"
+    OUT="$OUT/lmap" SHAPE=8b "$here/run-lmap-gpu.sh" "$B" ${SHARED_DIR:+"$SHARED_DIR"}
+    local rc=$?
+    echo "lmap rc=$rc" >> "$STATUS"
+    { echo; echo "# layer mapping (run-lmap-gpu.sh, SHAPE=8b)"; cat "$OUT/lmap/lmap-gpu.txt"; } \
+        >> "$OUT/multi-gpu-results.txt"
+    [ $rc -eq 0 ] || fails=$((fails + 1))
+}
+lmap_rows
+# ---- end of layer mapping --------------------------------------------------------------------
+
 echo "failed steps: $fails"
 [ $fails -eq 0 ]
