@@ -43,8 +43,8 @@ eng_status eng_tp_shard(const eng_config *cfg, int tp_rank, int tp_size, eng_sha
     if (st != ENG_OK) return st;
     if (cfg->hidden_dim < tp_size)
         return eng_fail(ENG_ERR_LAYOUT, err, errlen,
-                        "FFN width (%d) is smaller than tensor parallel size (%d)",
-                        cfg->hidden_dim, tp_size);
+                        "FFN width (%d) is smaller than tensor parallel size (%d)", cfg->hidden_dim,
+                        tp_size);
     eng_shard_info s = {0};
     s.tp_rank = tp_rank;
     s.tp_size = tp_size;

@@ -120,4 +120,7 @@ void eng_sampler_settings(const eng_sampler *s, float *temperature, float *top_p
     *top_p = s->top_p;
 }
 
-float eng_sampler_draw(eng_sampler *s) { return rand_f32(&s->rng); }
+float eng_sampler_draw(eng_sampler *s)
+{
+    return rand_f32(&s->rng);
+}

@@ -72,7 +72,8 @@ void *eng_alloc_aligned(size_t bytes)
 
 void eng_source_free(eng_source *src)
 {
-    for (int i = 0; i < src->n_maps; i++) eng_unmap(&src->maps[i]);
+    for (int i = 0; i < src->n_maps; i++)
+        eng_unmap(&src->maps[i]);
     free(src->maps);
     free(src->layers);
     free(src->names);

@@ -75,8 +75,10 @@ int main(int argc, char **argv)
                    sscanf(argv[i + 1], "%d:%15s", &mm_rank, mm_what) == 2) {
             i++;
         } else {
-            fprintf(stderr, "usage: ring-chaos [--iters N] [--count C] [--mismatch RANK:count|type|op|coll] "
-                            "[--sleep-ms M] [--abort-at-start R]\n");
+            fprintf(
+                stderr,
+                "usage: ring-chaos [--iters N] [--count C] [--mismatch RANK:count|type|op|coll] "
+                "[--sleep-ms M] [--abort-at-start R]\n");
             return 2;
         }
     }
@@ -107,7 +109,8 @@ int main(int argc, char **argv)
     int rc = 0;
     for (long it = 0; !iters || it < iters; it++) {
         size_t m = it % 2 ? count : count / 64 + 1;
-        for (size_t i = 0; i < m; i++) a[i] = (float)((rank + 1) * (int)((i + (size_t)it) % 7));
+        for (size_t i = 0; i < m; i++)
+            a[i] = (float)((rank + 1) * (int)((i + (size_t)it) % 7));
         ring_dtype t = RING_F32;
         ring_op op = RING_SUM;
         int coll_bcast = 0;
@@ -125,7 +128,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < m; i++) {
             float want = (float)(n * (n + 1) / 2 * (int)((i + (size_t)it) % 7));
             if (b[i] != want) {
-                printf("WRONG %d iteration %ld element %zu: %g, expected %g\n", rank, it, i, b[i], want);
+                printf("WRONG %d iteration %ld element %zu: %g, expected %g\n", rank, it, i, b[i],
+                       want);
                 rc = 1;
                 break;
             }

@@ -37,14 +37,29 @@ static double reduce_all(ring_dtype t, int op, int n, size_t i)
 static void put(void *b, size_t i, ring_dtype t, double v)
 {
     switch (t) {
-    case RING_F32: ((float *)b)[i] = (float)v; break;
-    case RING_F64: ((double *)b)[i] = v; break;
-    case RING_F16: ((uint16_t *)b)[i] = ring_f32_to_f16((float)v); break;
-    case RING_BF16: ((uint16_t *)b)[i] = ring_f32_to_bf16((float)v); break;
-    case RING_I32: ((int32_t *)b)[i] = (int32_t)v; break;
-    case RING_I64: ((int64_t *)b)[i] = (int64_t)v; break;
-    case RING_U8: ((uint8_t *)b)[i] = (uint8_t)(int64_t)fmod(fmod(v, 256) + 256, 256); break;
-    default: break;
+    case RING_F32:
+        ((float *)b)[i] = (float)v;
+        break;
+    case RING_F64:
+        ((double *)b)[i] = v;
+        break;
+    case RING_F16:
+        ((uint16_t *)b)[i] = ring_f32_to_f16((float)v);
+        break;
+    case RING_BF16:
+        ((uint16_t *)b)[i] = ring_f32_to_bf16((float)v);
+        break;
+    case RING_I32:
+        ((int32_t *)b)[i] = (int32_t)v;
+        break;
+    case RING_I64:
+        ((int64_t *)b)[i] = (int64_t)v;
+        break;
+    case RING_U8:
+        ((uint8_t *)b)[i] = (uint8_t)(int64_t)fmod(fmod(v, 256) + 256, 256);
+        break;
+    default:
+        break;
     }
 }
 
@@ -65,8 +80,9 @@ typedef struct ctx {
 
 static int fail(ctx *x, const char *what, ring_dtype t, int op, size_t count, int inplace, size_t i)
 {
-    fprintf(stderr, "ring-test: rank %d: %s %s %s count %zu %s: wrong at element %zu\n", x->rank, what,
-            ring_dtype_name(t), ring_op_name((ring_op)op), count, inplace ? "in-place" : "out-of-place", i);
+    fprintf(stderr, "ring-test: rank %d: %s %s %s count %zu %s: wrong at element %zu\n", x->rank,
+            what, ring_dtype_name(t), ring_op_name((ring_op)op), count,
+            inplace ? "in-place" : "out-of-place", i);
     return 1;
 }
 
@@ -79,13 +95,15 @@ static int status_fail(ctx *x, const char *what, ring_status st)
 
 static int test_allreduce(ctx *x, ring_dtype t, int op, size_t count, int inplace)
 {
-    for (size_t i = 0; i < count; i++) put(x->a, i, t, value(t, op, x->rank, i));
+    for (size_t i = 0; i < count; i++)
+        put(x->a, i, t, value(t, op, x->rank, i));
     memset(x->b, 0xEE, count * ring_dtype_size(t));
     void *out = inplace ? x->a : x->b;
     ring_status st = ring_allreduce(x->c, x->a, out, count, t, (ring_op)op);
     if (st != RING_OK) return status_fail(x, "allreduce", st);
     for (size_t i = 0; i < count; i++)
-        if (!same(out, i, t, reduce_all(t, op, x->n, i))) return fail(x, "allreduce", t, op, count, inplace, i);
+        if (!same(out, i, t, reduce_all(t, op, x->n, i)))
+            return fail(x, "allreduce", t, op, count, inplace, i);
     x->checks++;
     return 0;
 }
@@ -93,7 +111,8 @@ static int test_allreduce(ctx *x, ring_dtype t, int op, size_t count, int inplac
 static int test_reduce_scatter(ctx *x, ring_dtype t, int op, size_t count, int inplace)
 {
     size_t es = ring_dtype_size(t), total = count * (size_t)x->n;
-    for (size_t i = 0; i < total; i++) put(x->a, i, t, value(t, op, x->rank, i));
+    for (size_t i = 0; i < total; i++)
+        put(x->a, i, t, value(t, op, x->rank, i));
     memset(x->b, 0xEE, count * es);
     void *out = inplace ? x->a + (size_t)x->rank * count * es : x->b;
     ring_status st = ring_reduce_scatter(x->c, x->a, out, count, t, (ring_op)op);
@@ -110,7 +129,8 @@ static int test_allgather(ctx *x, ring_dtype t, size_t count, int inplace)
     size_t es = ring_dtype_size(t), total = count * (size_t)x->n;
     memset(x->b, 0xEE, total * es);
     unsigned char *mine = inplace ? x->b + (size_t)x->rank * count * es : x->a;
-    for (size_t i = 0; i < count; i++) put(mine, i, t, value(t, RING_SUM, x->rank, (size_t)x->rank * count + i));
+    for (size_t i = 0; i < count; i++)
+        put(mine, i, t, value(t, RING_SUM, x->rank, (size_t)x->rank * count + i));
     ring_status st = ring_allgather(x->c, mine, x->b, count, t);
     if (st != RING_OK) return status_fail(x, "allgather", st);
     for (size_t i = 0; i < total; i++)
@@ -122,13 +142,15 @@ static int test_allgather(ctx *x, ring_dtype t, size_t count, int inplace)
 
 static int test_broadcast(ctx *x, ring_dtype t, size_t count, int inplace, int root)
 {
-    for (size_t i = 0; i < count; i++) put(x->a, i, t, value(t, RING_SUM, x->rank == root ? 0 : 1 + x->rank, i));
+    for (size_t i = 0; i < count; i++)
+        put(x->a, i, t, value(t, RING_SUM, x->rank == root ? 0 : 1 + x->rank, i));
     memset(x->b, 0xEE, count * ring_dtype_size(t));
     void *out = inplace ? x->a : x->b;
     ring_status st = ring_broadcast(x->c, x->a, out, count, t, root);
     if (st != RING_OK) return status_fail(x, "broadcast", st);
     for (size_t i = 0; i < count; i++)
-        if (!same(out, i, t, value(t, RING_SUM, 0, i))) return fail(x, "broadcast", t, RING_SUM, count, inplace, i);
+        if (!same(out, i, t, value(t, RING_SUM, 0, i)))
+            return fail(x, "broadcast", t, RING_SUM, count, inplace, i);
     x->checks++;
     return 0;
 }
@@ -180,7 +202,8 @@ int main(int argc, char **argv)
     x.rank = ring_comm_rank(x.c);
     x.n = ring_comm_size(x.c);
     size_t maxc = big;
-    for (int i = 0; i < ncounts; i++) maxc = counts[i] > maxc ? counts[i] : maxc;
+    for (int i = 0; i < ncounts; i++)
+        maxc = counts[i] > maxc ? counts[i] : maxc;
     size_t bytes = (maxc ? maxc : 1) * (size_t)x.n * 8;
     x.a = malloc(bytes);
     x.b = malloc(bytes);
@@ -189,7 +212,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = 0;
-    for (int i = 0; i < ncounts && !rc; i++) rc = run_count(&x, counts[i], 1);
+    for (int i = 0; i < ncounts && !rc; i++)
+        rc = run_count(&x, counts[i], 1);
     if (!rc && big) rc = run_count(&x, big, 0);
     if (!rc) printf("ring-test: rank %d of %d: %ld checks passed\n", x.rank, x.n, x.checks);
     free(x.a);

@@ -12,8 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define GOOD1 "\"master_ip\": \"10.0.0.1\", \"master_port\": 29500, \"port\": 29501, " \
-              "\"right_ip\": \"10.0.0.2\", \"right_port\": 29502"
+#define GOOD1                                                                                      \
+    "\"master_ip\": \"10.0.0.1\", \"master_port\": 29500, \"port\": 29501, "                       \
+    "\"right_ip\": \"10.0.0.2\", \"right_port\": 29502"
 
 typedef struct bad_case {
     const char *json;
@@ -23,33 +24,48 @@ typedef struct bad_case {
 static const bad_case bad_cases[] = {
     {"{" GOOD1 ", \"rank\": 1", "invalid JSON at line 1, column"},
     {"[1, 2]", "expected a JSON object, got an array"},
-    {"{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 0}", "missing field 'world_size'"},
-    {"{\"master_port\": 29500, \"right_port\": 29502, \"rank\": 0, \"world_size\": 2}", "missing field 'port'"},
-    {"{\"master_port\": 29500, \"port\": 29501, \"rank\": 0, \"world_size\": 2}", "missing field 'right_port'"},
-    {"{\"port\": 29501, \"right_port\": 29502, \"rank\": 0, \"world_size\": 2}", "missing field 'master_port'"},
-    {"{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"world_size\": 2}", "missing field 'rank'"},
-    {"{" GOOD1 ", \"rank\": \"1\", \"world_size\": 2}", "field 'rank' must be an integer, got a string"},
+    {"{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 0}",
+     "missing field 'world_size'"},
+    {"{\"master_port\": 29500, \"right_port\": 29502, \"rank\": 0, \"world_size\": 2}",
+     "missing field 'port'"},
+    {"{\"master_port\": 29500, \"port\": 29501, \"rank\": 0, \"world_size\": 2}",
+     "missing field 'right_port'"},
+    {"{\"port\": 29501, \"right_port\": 29502, \"rank\": 0, \"world_size\": 2}",
+     "missing field 'master_port'"},
+    {"{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"world_size\": 2}",
+     "missing field 'rank'"},
+    {"{" GOOD1 ", \"rank\": \"1\", \"world_size\": 2}",
+     "field 'rank' must be an integer, got a string"},
     {"{" GOOD1 ", \"rank\": 1.5, \"world_size\": 2}", "field 'rank' must be an integer, got 1.5"},
-    {"{\"master_ip\": 10, \"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 1, \"world_size\": 2}",
+    {"{\"master_ip\": 10, \"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, "
+     "\"rank\": 1, \"world_size\": 2}",
      "field 'master_ip' must be a string, got a number"},
-    {"{\"master_port\": 29500, \"port\": 70000, \"right_port\": 29502, \"rank\": 0, \"world_size\": 2}",
+    {"{\"master_port\": 29500, \"port\": 70000, \"right_port\": 29502, \"rank\": 0, "
+     "\"world_size\": 2}",
      "field 'port' must be in 1..65535, got 70000"},
     {"{\"master_port\": 0, \"port\": 29501, \"right_port\": 29502, \"rank\": 0, \"world_size\": 2}",
      "field 'master_port' must be in 1..65535, got 0"},
-    {"{\"master_port\": 29500, \"port\": 29501, \"right_port\": -3, \"rank\": 0, \"world_size\": 2}",
+    {"{\"master_port\": 29500, \"port\": 29501, \"right_port\": -3, \"rank\": 0, \"world_size\": "
+     "2}",
      "field 'right_port' must be in 1..65535, got -3"},
-    {"{" GOOD1 ", \"rank\": 4, \"world_size\": 4}", "field 'rank' (4) must be less than world_size (4)"},
-    {"{" GOOD1 ", \"rank\": 0, \"world_size\": 0}", "field 'world_size' must be in 1..1048576, got 0"},
+    {"{" GOOD1 ", \"rank\": 4, \"world_size\": 4}",
+     "field 'rank' (4) must be less than world_size (4)"},
+    {"{" GOOD1 ", \"rank\": 0, \"world_size\": 0}",
+     "field 'world_size' must be in 1..1048576, got 0"},
     {"{" GOOD1 ", \"rank\": 0, \"world_size\": 3}", "world_size must be a power of 2, got 3"},
     {"{" GOOD1 ", \"rank\": -1, \"world_size\": 2}", "field 'rank' must be in 0..1048576, got -1"},
-    {"{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 1, \"world_size\": 2}",
+    {"{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 1, "
+     "\"world_size\": 2}",
      "field 'master_ip' is required when rank != 0 (this is rank 1)"},
-    {"{\"master_port\": 29500, \"port\": 29500, \"right_port\": 29502, \"rank\": 0, \"world_size\": 2}",
+    {"{\"master_port\": 29500, \"port\": 29500, \"right_port\": 29502, \"rank\": 0, "
+     "\"world_size\": 2}",
      "rank 0 serves master_port and listens on port: they must differ, both are 29500"},
     {"{" GOOD1 ", \"rank\": 0, \"world_size\": 2, \"transport\": \"udp\"}",
      "field 'transport' must be \"tcp\", \"verbs\" or \"auto\", got \"udp\""},
-    {"{" GOOD1 ", \"rank\": 0, \"world_size\": 2, \"job_id\": \"xyz\"}", "field 'job_id' must be an unsigned integer"},
-    {"{\"master_ip\": \"\", \"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 1, \"world_size\": 2}",
+    {"{" GOOD1 ", \"rank\": 0, \"world_size\": 2, \"job_id\": \"xyz\"}",
+     "field 'job_id' must be an unsigned integer"},
+    {"{\"master_ip\": \"\", \"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, "
+     "\"rank\": 1, \"world_size\": 2}",
      "field 'master_ip' must not be empty"},
 };
 
@@ -60,10 +76,10 @@ static void test_bad_configs(void **state)
         ring_config cfg;
         char err[512] = "";
         ring_status st = ring_config_parse(bad_cases[i].json, "cfg.json", &cfg, err, sizeof err);
-        if (st != RING_ERR_CONFIG || !strstr(err, bad_cases[i].message) || strncmp(err, "cfg.json: ", 10) ||
-            strchr(err, '\n')) {
-            print_error("case %zu: status %s, message '%s', expected '%s'\n", i, ring_status_name(st), err,
-                        bad_cases[i].message);
+        if (st != RING_ERR_CONFIG || !strstr(err, bad_cases[i].message) ||
+            strncmp(err, "cfg.json: ", 10) || strchr(err, '\n')) {
+            print_error("case %zu: status %s, message '%s', expected '%s'\n", i,
+                        ring_status_name(st), err, bad_cases[i].message);
             fail();
         }
     }
@@ -74,8 +90,9 @@ static void test_good_config_and_defaults(void **state)
     (void)state;
     ring_config cfg;
     char err[256] = "";
-    const char *json = "{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 0, "
-                       "\"world_size\": 4}";
+    const char *json =
+        "{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 0, "
+        "\"world_size\": 4}";
     assert_int_equal(ring_config_parse(json, "x", &cfg, err, sizeof err), RING_OK);
     assert_string_equal(cfg.master_ip, "0.0.0.0");
     assert_string_equal(cfg.right_ip, "0.0.0.0");
@@ -85,7 +102,8 @@ static void test_good_config_and_defaults(void **state)
     assert_int_equal(cfg.transport, RING_TRANSPORT_TCP);
     assert_int_equal(cfg.has_job_id, 0);
 
-    json = "{" GOOD1 ", \"rank\": 3, \"world_size\": 8, \"job_id\": \"0x10\", \"transport\": \"auto\"}";
+    json = "{" GOOD1
+           ", \"rank\": 3, \"world_size\": 8, \"job_id\": \"0x10\", \"transport\": \"auto\"}";
     assert_int_equal(ring_config_parse(json, "x", &cfg, err, sizeof err), RING_OK);
     assert_string_equal(cfg.master_ip, "10.0.0.1");
     assert_string_equal(cfg.right_ip, "10.0.0.2");
@@ -99,8 +117,9 @@ static void test_world_size_one(void **state)
     ring_config cfg;
     char err[256] = "";
     /* One rank: port may equal master_port, nothing is ever bound twice. */
-    const char *json = "{\"master_port\": 29500, \"port\": 29500, \"right_port\": 29500, \"rank\": 0, "
-                       "\"world_size\": 1}";
+    const char *json =
+        "{\"master_port\": 29500, \"port\": 29500, \"right_port\": 29500, \"rank\": 0, "
+        "\"world_size\": 1}";
     assert_int_equal(ring_config_parse(json, "x", &cfg, err, sizeof err), RING_OK);
 }
 
@@ -111,7 +130,8 @@ static void test_files(void **state)
     char err[512] = "";
     assert_int_equal(ring_config_load(NULL, &cfg, err, sizeof err), RING_ERR_CONFIG);
     assert_non_null(strstr(err, "RING_CONFIG is not set"));
-    assert_int_equal(ring_config_load("/nonexistent/ring.json", &cfg, err, sizeof err), RING_ERR_CONFIG);
+    assert_int_equal(ring_config_load("/nonexistent/ring.json", &cfg, err, sizeof err),
+                     RING_ERR_CONFIG);
     assert_string_equal(err, "/nonexistent/ring.json: cannot open: No such file or directory");
 
     char path[] = "/tmp/test_config_XXXXXX";
@@ -165,8 +185,8 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_configs),      cmocka_unit_test(test_good_config_and_defaults),
-        cmocka_unit_test(test_world_size_one),   cmocka_unit_test(test_files),
+        cmocka_unit_test(test_bad_configs),    cmocka_unit_test(test_good_config_and_defaults),
+        cmocka_unit_test(test_world_size_one), cmocka_unit_test(test_files),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,7 +31,8 @@ static char *slurp(const char *name, size_t *len)
 static int cli(int tp, char **argv)
 {
     int argc = 0, rcs[8];
-    while (argv[argc]) argc++;
+    while (argv[argc])
+        argc++;
     if (eng_h_cli(tp, argc, argv, dir, rcs) != 0) return -1;
     for (int r = 1; r < tp; r++)
         if (rcs[r] != rcs[0]) {
@@ -46,7 +47,8 @@ static void expect_fail(const char *label, char **argv, int rc_want, const char 
     int rc = cli(1, argv);
     char *e = slurp("err0", NULL);
     int lines = 0;
-    for (char *p = e; p && *p; p++) lines += *p == '\n';
+    for (char *p = e; p && *p; p++)
+        lines += *p == '\n';
     int ok = rc == rc_want && e && strstr(e, needle) && lines == 1;
     printf("%s: exit %d, %s", label, rc, e ? e : "(no stderr)\n");
     if (!ok) {
@@ -70,8 +72,9 @@ static void stories(const char *shared)
                                  "338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 "
                                  "426 385\n";
     for (int tp = 1; tp <= 4; tp *= 2) {
-        char *argv[] = {"ringinfer", "run", "-m", model, "--prompt-ids", "1", "-n", "32",
-                        "--temperature", "0", "--print-ids", "--dump-logits", dump, NULL};
+        char *argv[] = {
+            "ringinfer", "run",           "-m", model,         "--prompt-ids",  "1",  "-n",
+            "32",        "--temperature", "0",  "--print-ids", "--dump-logits", dump, NULL};
         int rc = cli(tp, argv);
         char *out = slurp("out0", NULL), *out1 = tp > 1 ? slurp("out1", NULL) : NULL;
         size_t dl = 0;
@@ -87,8 +90,8 @@ static void stories(const char *shared)
     }
     char *first = NULL;
     for (int tp = 1; tp <= 2; tp++) {
-        char *argv[] = {"ringinfer", "run",           "-m", model, "--tokenizer", tok, "-p",
-                        "Once upon a time", "-n", "40", "--temperature", "0", NULL};
+        char *argv[] = {"ringinfer",        "run", "-m", model,           "--tokenizer", tok, "-p",
+                        "Once upon a time", "-n",  "40", "--temperature", "0",           NULL};
         int rc = cli(tp, argv);
         char *out = slurp("out0", NULL);
         printf("stories260K -p tp=%d: exit %d: %s", tp, rc, out ? out : "(none)\n");
@@ -104,9 +107,9 @@ static void stories(const char *shared)
     /* Sampling: runs, gives n ids in range, same seed same ids. */
     char *ids1 = NULL;
     for (int i = 0; i < 2; i++) {
-        char *argv[] = {"ringinfer", "run", "-m", model, "--prompt-ids", "1,403", "-n", "20",
-                        "--temperature", "1.0", "--top-p", "0.9", "--seed", "42", "--print-ids",
-                        NULL};
+        char *argv[] = {
+            "ringinfer",     "run", "-m",      model, "--prompt-ids", "1,403", "-n",          "20",
+            "--temperature", "1.0", "--top-p", "0.9", "--seed",       "42",    "--print-ids", NULL};
         int rc = cli(1, argv);
         char *out = slurp("out0", NULL);
         int n = 0, bad = 0;
@@ -163,7 +166,7 @@ int main(void)
     if (system(cmd)) return 99;
     {
         char *a[] = {"ringinfer", "run", "-m", "/nonexistent/model.bin", "--prompt-ids", "1",
-                     "-n", "2", NULL};
+                     "-n",        "2",   NULL};
         expect_fail("missing model", a, 1, "/nonexistent/model.bin");
     }
     {
@@ -207,8 +210,8 @@ int main(void)
         expect_fail("-p without tokenizer", a, 2, "needs a tokenizer");
     }
     {
-        char *a[] = {"ringinfer", "run", "-m", bin, "--prompt-ids", "1", "-n", "2",
-                     "--temperature", "-1", NULL};
+        char *a[] = {"ringinfer", "run",           "-m", bin, "--prompt-ids", "1", "-n",
+                     "2",         "--temperature", "-1", NULL};
         expect_fail("bad temperature", a, 2, "--temperature");
     }
     snprintf(cmd, sizeof(cmd), "sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/' %s/config.json", hf);
@@ -227,8 +230,10 @@ int main(void)
         expect_fail("config does not fit file", a, 1,
                     "model.layers.0.mlp.gate_proj.weight has shape [172, 64], expected [180, 64]");
     }
-    snprintf(cmd, sizeof(cmd), "sed -i 's/\"intermediate_size\": 180/\"intermediate_size\": 172/' "
-                               "%s/config.json && mv %s/model.safetensors %s/x", hf, hf, hf);
+    snprintf(cmd, sizeof(cmd),
+             "sed -i 's/\"intermediate_size\": 180/\"intermediate_size\": 172/' "
+             "%s/config.json && mv %s/model.safetensors %s/x",
+             hf, hf, hf);
     if (system(cmd)) return 99;
     {
         char *a[] = {"ringinfer", "run", "-m", hf, "--prompt-ids", "1", "-n", "2", NULL};

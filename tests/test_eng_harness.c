@@ -31,8 +31,8 @@ struct group {
     float *gen_logits; /* NULL or [n_gen, vocab] */
     int *gen;
     pthread_barrier_t bar;
-    float **bufs; /* [tp]: each rank's buffer in the current reduce */
-    int token;    /* rank 0's pick, read by all after a barrier */
+    float **bufs;       /* [tp]: each rank's buffer in the current reduce */
+    int token;          /* rank 0's pick, read by all after a barrier */
     _Atomic int failed; /* set by any rank that could not start */
 };
 
@@ -49,7 +49,8 @@ static eng_status reduce(void *ctx, void *vbuf, size_t count, eng_elem et, eng_m
     pthread_barrier_wait(&g->bar);
     memcpy(me->scratch, g->bufs[0], count * sizeof(float));
     for (int r = 1; r < g->tp; r++)
-        for (size_t i = 0; i < count; i++) me->scratch[i] += g->bufs[r][i];
+        for (size_t i = 0; i < count; i++)
+            me->scratch[i] += g->bufs[r][i];
     pthread_barrier_wait(&g->bar);
     memcpy(buf, me->scratch, count * sizeof(float));
     return ENG_OK;
@@ -142,21 +143,28 @@ int eng_h_generate(const char *model, int tp, const int *prompt, int n_prompt, i
                                   err, errlen);
 }
 
-int eng_h_generate_threads(const char *model, int tp, int threads, const int *prompt,
-                           int n_prompt, int n_gen, float *prompt_logits, float *gen_logits,
-                           int *gen, char *err, size_t errlen)
+int eng_h_generate_threads(const char *model, int tp, int threads, const int *prompt, int n_prompt,
+                           int n_gen, float *prompt_logits, float *gen_logits, int *gen, char *err,
+                           size_t errlen)
 {
     return eng_h_generate_on(ENG_DEVICE_CPU, model, tp, threads, prompt, n_prompt, n_gen,
                              prompt_logits, gen_logits, gen, err, errlen);
 }
 
-int eng_h_generate_on(eng_device device, const char *model, int tp, int threads,
-                      const int *prompt, int n_prompt, int n_gen, float *prompt_logits,
-                      float *gen_logits, int *gen, char *err, size_t errlen)
+int eng_h_generate_on(eng_device device, const char *model, int tp, int threads, const int *prompt,
+                      int n_prompt, int n_gen, float *prompt_logits, float *gen_logits, int *gen,
+                      char *err, size_t errlen)
 {
-    group g = {.model = model, .tp = tp, .threads = threads, .n_prompt = n_prompt,
-               .n_gen = n_gen, .prompt = prompt, .prompt_logits = prompt_logits,
-               .gen_logits = gen_logits, .gen = gen, .device = device};
+    group g = {.model = model,
+               .tp = tp,
+               .threads = threads,
+               .n_prompt = n_prompt,
+               .n_gen = n_gen,
+               .prompt = prompt,
+               .prompt_logits = prompt_logits,
+               .gen_logits = gen_logits,
+               .gen = gen,
+               .device = device};
     member *ms = calloc((size_t)tp, sizeof(member));
     pthread_t *th = calloc((size_t)tp, sizeof(pthread_t));
     g.bufs = calloc((size_t)tp, sizeof(float *));
@@ -167,7 +175,8 @@ int eng_h_generate_on(eng_device device, const char *model, int tp, int threads,
         pthread_create(&th[r], NULL, run_rank, &ms[r]);
     }
     int rc = 0;
-    for (int r = 0; r < tp; r++) pthread_join(th[r], NULL);
+    for (int r = 0; r < tp; r++)
+        pthread_join(th[r], NULL);
     for (int r = 0; r < tp; r++)
         if (ms[r].status != 0 && rc == 0) {
             snprintf(err, errlen, "rank %d: %s", r, ms[r].err[0] ? ms[r].err : "failed");
@@ -201,7 +210,10 @@ double eng_h_rel_err(const float *a, const float *b, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-const char *eng_h_shared(void) { return ENG_TEST_SHARED; }
+const char *eng_h_shared(void)
+{
+    return ENG_TEST_SHARED;
+}
 
 /* ------------------------------------------------------------------ multi-process CLI */
 #include <signal.h>
@@ -235,7 +247,8 @@ static eng_status shm_allreduce(void *ctx, void *vbuf, size_t count, eng_elem et
     pthread_barrier_wait(&c->a->bar);
     memcpy(buf, c->a->slots, count * sizeof(float));
     for (int r = 1; r < c->tp; r++)
-        for (size_t i = 0; i < count; i++) buf[i] += c->a->slots[(size_t)r * SHM_SLOT + i];
+        for (size_t i = 0; i < count; i++)
+            buf[i] += c->a->slots[(size_t)r * SHM_SLOT + i];
     pthread_barrier_wait(&c->a->bar);
     return ENG_OK;
 }
@@ -290,7 +303,8 @@ int eng_h_cli(int tp, int argc, char **argv, const char *dir, int *rcs)
         int status;
         while (waitpid(pids[r], &status, WNOHANG) == 0) {
             if (time(NULL) > deadline) {
-                for (int k = 0; k < tp; k++) kill(pids[k], SIGKILL);
+                for (int k = 0; k < tp; k++)
+                    kill(pids[k], SIGKILL);
                 waitpid(pids[r], &status, 0);
                 ok = -1;
                 break;

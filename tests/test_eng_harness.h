@@ -17,14 +17,14 @@ int eng_h_generate(const char *model, int tp, const int *prompt, int n_prompt, i
 
 /* The same with `threads` matmul threads per rank; gen_logits: NULL or [n_gen, vocab], the
  * logits each generated token was picked from (row 0: the last prompt position). */
-int eng_h_generate_threads(const char *model, int tp, int threads, const int *prompt,
-                           int n_prompt, int n_gen, float *prompt_logits, float *gen_logits,
-                           int *gen, char *err, size_t errlen);
+int eng_h_generate_threads(const char *model, int tp, int threads, const int *prompt, int n_prompt,
+                           int n_gen, float *prompt_logits, float *gen_logits, int *gen, char *err,
+                           size_t errlen);
 
 /* The same on a device (ENG_DEVICE_CUDA for the GPU tests). */
-int eng_h_generate_on(eng_device device, const char *model, int tp, int threads,
-                      const int *prompt, int n_prompt, int n_gen, float *prompt_logits,
-                      float *gen_logits, int *gen, char *err, size_t errlen);
+int eng_h_generate_on(eng_device device, const char *model, int tp, int threads, const int *prompt,
+                      int n_prompt, int n_gen, float *prompt_logits, float *gen_logits, int *gen,
+                      char *err, size_t errlen);
 
 /* Skip (exit 77) with a message when path does not exist. */
 void eng_h_need(const char *path);

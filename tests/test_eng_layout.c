@@ -45,8 +45,8 @@ static void shards(int q, int kv, int hid, int ws)
         for (int h = s.head0; h < s.head0 + s.n_heads; h++) {
             int want = h / group, local = (h - s.head0) / (s.n_heads / s.n_kv_heads);
             if (s.kv_head0 + local != want) {
-                printf("FAIL (%d,%d,%d) rank %d: head %d would use KV head %d, not %d\n", q, kv,
-                       ws, r, h, s.kv_head0 + local, want);
+                printf("FAIL (%d,%d,%d) rank %d: head %d would use KV head %d, not %d\n", q, kv, ws,
+                       r, h, s.kv_head0 + local, want);
                 fails++;
             }
         }

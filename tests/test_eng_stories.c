@@ -27,7 +27,8 @@ int main(void)
             continue;
         }
         double worst = 0;
-        for (int k = 0; k < 5; k++) worst = fmax(worst, fabs(logits[k] - ref_logits[k]));
+        for (int k = 0; k < 5; k++)
+            worst = fmax(worst, fabs(logits[k] - ref_logits[k]));
         int bad_id = -1;
         for (int k = 0; k < 32 && bad_id < 0; k++)
             if (ids[k] != ref_ids[k]) bad_id = k;

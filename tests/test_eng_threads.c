@@ -21,7 +21,7 @@ static char dir[] = "/tmp/eng_threads_XXXXXX";
 
 typedef struct {
     int job;
-    int runs[MAXP];   /* plain ints: each part writes only its own slot, TSan checks that */
+    int runs[MAXP]; /* plain ints: each part writes only its own slot, TSan checks that */
     int nparts[MAXP];
     atomic_int total; /* parts run over all jobs */
 } pool_probe;
@@ -54,8 +54,8 @@ static void pool_case(int threads, int spin_us)
         if (p.job % 500 == 0) usleep(2000); /* let the workers fall asleep on the futex */
     }
     int total = atomic_load(&p.total);
-    printf("pool %d threads, spin %d us: %d jobs, %d parts run (want %d), %d bad checks\n",
-           threads, spin_us, JOBS, total, JOBS * threads, bad);
+    printf("pool %d threads, spin %d us: %d jobs, %d parts run (want %d), %d bad checks\n", threads,
+           spin_us, JOBS, total, JOBS * threads, bad);
     if (bad || total != JOBS * threads || eng_pool_size(pool) != threads) fails++;
     eng_pool_free(pool);
 }
@@ -84,7 +84,8 @@ static void model_case(const char *label, gen_spec *s)
         return;
     }
     int prompt[NP];
-    for (int i = 0; i < NP; i++) prompt[i] = (i * 53 + 11) % s->vocab_size;
+    for (int i = 0; i < NP; i++)
+        prompt[i] = (i * 53 + 11) % s->vocab_size;
     size_t np = (size_t)NP * s->vocab_size, ng = (size_t)NG * s->vocab_size;
     float *ref_p = malloc(np * 4), *ref_g = malloc(ng * 4), *p = malloc(np * 4),
           *g = malloc(ng * 4);
@@ -102,16 +103,16 @@ static void model_case(const char *label, gen_spec *s)
             int th = ths[b];
             memset(p, 0, np * 4);
             memset(g, 0, ng * 4);
-            if (eng_h_generate_threads(path, tp, th, prompt, NP, NG, p, g, ids, err,
-                                       sizeof(err)) != 0) {
+            if (eng_h_generate_threads(path, tp, th, prompt, NP, NG, p, g, ids, err, sizeof(err)) !=
+                0) {
                 printf("FAIL %s tp=%d threads=%d: %s\n", label, tp, th, err);
                 fails++;
                 continue;
             }
             int same_p = !memcmp(p, ref_p, np * 4), same_g = !memcmp(g, ref_g, ng * 4),
                 same_ids = !memcmp(ids, ref_ids, sizeof(ids));
-            printf("%s tp=%d threads=%d vs 1: prefill logits %s, decode logits %s, ids %s\n",
-                   label, tp, th, same_p ? "identical" : "DIFFER", same_g ? "identical" : "DIFFER",
+            printf("%s tp=%d threads=%d vs 1: prefill logits %s, decode logits %s, ids %s\n", label,
+                   tp, th, same_p ? "identical" : "DIFFER", same_g ? "identical" : "DIFFER",
                    same_ids ? "identical" : "DIFFER");
             if (!same_p || !same_g || !same_ids) fails++;
         }
@@ -140,7 +141,8 @@ static char *slurp(const char *name)
 static int cli(int tp, char **argv, char **out, char **errs)
 {
     int argc = 0, rcs[4];
-    while (argv[argc]) argc++;
+    while (argv[argc])
+        argc++;
     if (eng_h_cli(tp, argc, argv, dir, rcs) != 0) return -1;
     *out = slurp("out0");
     *errs = slurp("err0");
@@ -151,8 +153,9 @@ static void cli_cases(void)
 {
     char model[600];
     snprintf(model, sizeof(model), "%s/llama-bin.bin", dir);
-    char *run[] = {"ringinfer", "run",   "-m",          model, "--prompt-ids", "1,7,9", "-n",
-                   "8",         "--temperature", "0", "--print-ids", "--threads", "1", NULL};
+    char *run[] = {
+        "ringinfer", "run",           "-m", model,         "--prompt-ids", "1,7,9", "-n",
+        "8",         "--temperature", "0",  "--print-ids", "--threads",    "1",     NULL};
     char *ref = NULL, *e = NULL, *got = NULL;
     int rc = cli(1, run, &ref, &e);
     free(e);
@@ -184,14 +187,15 @@ static void cli_cases(void)
     }
     free(got);
     free(e);
-    static const char *bad[][2] = {{"ENG_THREADS", "two"}, {"ENG_THREADS", "0"},
-                                   {"ENG_SPIN_US", "-5"}};
+    static const char *bad[][2] = {
+        {"ENG_THREADS", "two"}, {"ENG_THREADS", "0"}, {"ENG_SPIN_US", "-5"}};
     for (int i = 0; i < 3; i++) {
         setenv("ENG_THREADS", "1", 1);
         setenv(bad[i][0], bad[i][1], 1);
         rc = cli(1, run, &got, &e);
         int lines = 0;
-        for (char *q = e; q && *q; q++) lines += *q == '\n';
+        for (char *q = e; q && *q; q++)
+            lines += *q == '\n';
         printf("cli %s=%s: exit %d, %s", bad[i][0], bad[i][1], rc, e ? e : "(no stderr)\n");
         if (rc != 2 || !e || !strstr(e, bad[i][0]) || lines != 1) fails++;
         free(got);

@@ -23,7 +23,8 @@ static void run_case(const char *label, gen_spec *s, const int *tps, int ntp, in
     }
     enum { NP = 9, NG = 12 };
     int prompt[NP];
-    for (int i = 0; i < NP; i++) prompt[i] = (i * 37 + 5) % s->vocab_size;
+    for (int i = 0; i < NP; i++)
+        prompt[i] = (i * 37 + 5) % s->vocab_size;
     size_t nl = (size_t)NP * s->vocab_size;
     float *ref = malloc(nl * sizeof(float)), *got = malloc(nl * sizeof(float));
     int ref_ids[NG], ids[NG];

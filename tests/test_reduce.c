@@ -51,39 +51,68 @@ static void test_f16_rounding(void **state)
 static double ref(ring_op op, double a, double b)
 {
     switch (op) {
-    case RING_SUM: case RING_AVG: return a + b;
-    case RING_PROD: return a * b;
-    case RING_MIN: return a < b ? a : b;
-    case RING_MAX: return a > b ? a : b;
-    default: return NAN;
+    case RING_SUM:
+    case RING_AVG:
+        return a + b;
+    case RING_PROD:
+        return a * b;
+    case RING_MIN:
+        return a < b ? a : b;
+    case RING_MAX:
+        return a > b ? a : b;
+    default:
+        return NAN;
     }
 }
 
 static double get(const void *p, size_t i, ring_dtype t)
 {
     switch (t) {
-    case RING_F32: return ((const float *)p)[i];
-    case RING_F64: return ((const double *)p)[i];
-    case RING_F16: return ring_f16_to_f32(((const uint16_t *)p)[i]);
-    case RING_BF16: return ring_bf16_to_f32(((const uint16_t *)p)[i]);
-    case RING_I32: return ((const int32_t *)p)[i];
-    case RING_I64: return (double)((const int64_t *)p)[i];
-    case RING_U8: return ((const uint8_t *)p)[i];
-    default: return NAN;
+    case RING_F32:
+        return ((const float *)p)[i];
+    case RING_F64:
+        return ((const double *)p)[i];
+    case RING_F16:
+        return ring_f16_to_f32(((const uint16_t *)p)[i]);
+    case RING_BF16:
+        return ring_bf16_to_f32(((const uint16_t *)p)[i]);
+    case RING_I32:
+        return ((const int32_t *)p)[i];
+    case RING_I64:
+        return (double)((const int64_t *)p)[i];
+    case RING_U8:
+        return ((const uint8_t *)p)[i];
+    default:
+        return NAN;
     }
 }
 
 static void set(void *p, size_t i, ring_dtype t, double v)
 {
     switch (t) {
-    case RING_F32: ((float *)p)[i] = (float)v; break;
-    case RING_F64: ((double *)p)[i] = v; break;
-    case RING_F16: ((uint16_t *)p)[i] = ring_f32_to_f16((float)v); break;
-    case RING_BF16: ((uint16_t *)p)[i] = ring_f32_to_bf16((float)v); break;
-    case RING_I32: ((int32_t *)p)[i] = (int32_t)v; break;
-    case RING_I64: ((int64_t *)p)[i] = (int64_t)v; break;
-    case RING_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    default: break;
+    case RING_F32:
+        ((float *)p)[i] = (float)v;
+        break;
+    case RING_F64:
+        ((double *)p)[i] = v;
+        break;
+    case RING_F16:
+        ((uint16_t *)p)[i] = ring_f32_to_f16((float)v);
+        break;
+    case RING_BF16:
+        ((uint16_t *)p)[i] = ring_f32_to_bf16((float)v);
+        break;
+    case RING_I32:
+        ((int32_t *)p)[i] = (int32_t)v;
+        break;
+    case RING_I64:
+        ((int64_t *)p)[i] = (int64_t)v;
+        break;
+    case RING_U8:
+        ((uint8_t *)p)[i] = (uint8_t)v;
+        break;
+    default:
+        break;
     }
 }
 
@@ -147,8 +176,10 @@ static void test_scale(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bf16_rounding),         cmocka_unit_test(test_f16_rounding),
-        cmocka_unit_test(test_all_types_and_ops),     cmocka_unit_test(test_integer_overflow_wraps),
+        cmocka_unit_test(test_bf16_rounding),
+        cmocka_unit_test(test_f16_rounding),
+        cmocka_unit_test(test_all_types_and_ops),
+        cmocka_unit_test(test_integer_overflow_wraps),
         cmocka_unit_test(test_scale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,8 +11,13 @@
 
 static ring_hello sample(void)
 {
-    return (ring_hello){.magic = RING_WIRE_MAGIC, .version = RING_WIRE_VERSION, .kind = RING_MSG_HELLO,
-                        .world_size = 8, .rank = 5, .job_id = 0x0123456789abcdefull, .reason = 0};
+    return (ring_hello){.magic = RING_WIRE_MAGIC,
+                        .version = RING_WIRE_VERSION,
+                        .kind = RING_MSG_HELLO,
+                        .world_size = 8,
+                        .rank = 5,
+                        .job_id = 0x0123456789abcdefull,
+                        .reason = 0};
 }
 
 static void test_hello_round_trip(void **state)
@@ -56,8 +61,14 @@ static void test_hello_rejections(void **state)
 static void test_op_header(void **state)
 {
     (void)state;
-    ring_op_header h = {.magic = RING_WIRE_MAGIC, .coll = 2, .dtype = RING_BF16, .op = RING_MAX, .flags = 0,
-                        .seq = 1ull << 40, .count = 1048579, .root = 3},
+    ring_op_header h = {.magic = RING_WIRE_MAGIC,
+                        .coll = 2,
+                        .dtype = RING_BF16,
+                        .op = RING_MAX,
+                        .flags = 0,
+                        .seq = 1ull << 40,
+                        .count = 1048579,
+                        .root = 3},
                    g;
     unsigned char b[RING_OP_HEADER_BYTES];
     ring_op_header_encode(&h, b);

@@ -9,7 +9,8 @@ static void matmul_scalar(float *out, const float *x, const float *w, int T, int
         for (int i = i0; i < i1; i++) {
             const float *wi = w + (size_t)i * d;
             float s = 0.0f;
-            for (int k = 0; k < d; k++) s += wi[k] * xt[k];
+            for (int k = 0; k < d; k++)
+                s += wi[k] * xt[k];
             out[(size_t)t * n + i] = s;
         }
     }
@@ -18,13 +19,15 @@ static void matmul_scalar(float *out, const float *x, const float *w, int T, int
 static float dot_scalar(const float *a, const float *b, int n)
 {
     float s = 0.0f;
-    for (int k = 0; k < n; k++) s += a[k] * b[k];
+    for (int k = 0; k < n; k++)
+        s += a[k] * b[k];
     return s;
 }
 
 static void axpy_scalar(float *y, float a, const float *x, int n)
 {
-    for (int k = 0; k < n; k++) y[k] += a * x[k];
+    for (int k = 0; k < n; k++)
+        y[k] += a * x[k];
 }
 
 const eng_kernels eng_kernels_scalar = {
@@ -43,4 +46,7 @@ const eng_kernels *eng_kernels_pick(void)
     return &eng_kernels_scalar;
 }
 
-const char *eng_kernel_name(void) { return eng_kernels_pick()->name; }
+const char *eng_kernel_name(void)
+{
+    return eng_kernels_pick()->name;
+}

@@ -29,14 +29,14 @@ typedef struct worker {
 } worker;
 
 struct eng_pool {
-    int n;       /* parts: the caller + n-1 workers */
+    int n; /* parts: the caller + n-1 workers */
     int spin_us;
-    int started; /* workers running */
+    int started;    /* workers running */
     eng_pool_fn fn; /* the current job, valid from its gen bump until its done */
     void *ctx;
-    _Atomic uint32_t gen;      /* bumped per job (and at shutdown) */
-    _Atomic uint32_t pending;  /* workers still running the current job */
-    _Atomic uint32_t done;     /* == gen once every worker finished the job */
+    _Atomic uint32_t gen;     /* bumped per job (and at shutdown) */
+    _Atomic uint32_t pending; /* workers still running the current job */
+    _Atomic uint32_t done;    /* == gen once every worker finished the job */
     _Atomic int stop;
     _Atomic int gen_sleepers;  /* workers asleep, or about to be, on gen */
     _Atomic int done_sleepers; /* the caller, asleep on done */
@@ -129,7 +129,8 @@ static void stop_workers(eng_pool *p)
 {
     atomic_store(&p->stop, 1);
     publish(&p->gen, atomic_load(&p->gen) + 1, &p->gen_sleepers);
-    for (int i = 0; i < p->started; i++) pthread_join(p->tid[i], NULL);
+    for (int i = 0; i < p->started; i++)
+        pthread_join(p->tid[i], NULL);
     p->started = 0;
 }
 
@@ -181,7 +182,10 @@ void eng_pool_free(eng_pool *p)
     free(p);
 }
 
-int eng_pool_size(const eng_pool *p) { return p ? p->n : 1; }
+int eng_pool_size(const eng_pool *p)
+{
+    return p ? p->n : 1;
+}
 
 void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx)
 {
@@ -196,5 +200,6 @@ void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx)
     publish(&p->gen, g, &p->gen_sleepers);
     fn(ctx, 0, p->n);
     uint32_t d = atomic_load_explicit(&p->done, memory_order_acquire);
-    while (d != g) d = wait_change(&p->done, d, p->spin_us, &p->done_sleepers);
+    while (d != g)
+        d = wait_change(&p->done, d, p->spin_us, &p->done_sleepers);
 }

@@ -50,7 +50,8 @@ __global__ void rope_qkv_batch_kernel(eng_rope_args a, eng_batch_args b)
         if (is_q || is_k) {
             int i = a.interleaved ? d / 2 : (d < half ? d : d - half);
             int first = a.interleaved ? !(d & 1) : d < half;
-            float x0 = a.interleaved ? v[2 * i] : v[i], x1 = a.interleaved ? v[2 * i + 1] : v[i + half];
+            float x0 = a.interleaved ? v[2 * i] : v[i],
+                  x1 = a.interleaved ? v[2 * i + 1] : v[i + half];
             float ang = (float)p * a.inv_freq[i], c = cosf(ang), s = sinf(ang);
             o = first ? x0 * c - x1 * s : x0 * s + x1 * c;
         }
@@ -58,8 +59,7 @@ __global__ void rope_qkv_batch_kernel(eng_rope_args a, eng_batch_args b)
     }
 }
 
-extern "C" int eng_cu_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b,
-                                     eng_stream st)
+extern "C" int eng_cu_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b, eng_stream st)
 {
     dim3 grid(a->nq + 2 * a->nkv, a->n);
     rope_qkv_batch_kernel<<<grid, 32, 0, st>>>(*a, *b);

@@ -27,8 +27,7 @@ static eng_status get_int(const cJSON *o, const char *key, int def, int *out, co
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) {
-        if (def < 0)
-            return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: \"%s\" missing", path, key);
+        if (def < 0) return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: \"%s\" missing", path, key);
         *out = def;
         return ENG_OK;
     }
@@ -57,8 +56,8 @@ static eng_status get_pos(const cJSON *o, const char *key, double def, double *o
     }
     if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble) ||
         !((float)v->valuedouble > 0))
-        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: \"%s\" must be a positive number",
-                        path, key);
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: \"%s\" must be a positive number", path,
+                        key);
     *out = v->valuedouble;
     return ENG_OK;
 }
@@ -89,13 +88,17 @@ static eng_status parse_config(const char *path, const cJSON *j, eng_config *c, 
     const char *type = get_str(j, "model_type");
     int id = -1;
     for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
-        if ((arch && !strcmp(arch, archs[i].arch)) || (!arch && type && !strcmp(type, archs[i].type)))
+        if ((arch && !strcmp(arch, archs[i].arch)) ||
+            (!arch && type && !strcmp(type, archs[i].type)))
             id = archs[i].id;
     if (id < 0)
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen,
                         "%s: unsupported architecture '%s' (supported: LlamaForCausalLM, "
                         "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
-                        path, arch ? arch : type ? type : "(none given)");
+                        path,
+                        arch   ? arch
+                        : type ? type
+                               : "(none given)");
     memset(c, 0, sizeof(*c));
 #define INT(key, def, dst)                                                                         \
     if ((st = get_int(j, key, def, &c->dst, path, err, errlen)) != ENG_OK) return st
@@ -106,7 +109,8 @@ static eng_status parse_config(const char *path, const cJSON *j, eng_config *c, 
     INT("num_key_value_heads", c->n_heads, n_kv_heads);
     INT("vocab_size", -1, vocab_size);
     INT("max_position_embeddings", 2048, seq_len);
-    if (c->n_heads <= 0 || c->dim <= 0) return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: zero hidden_size or heads", path);
+    if (c->n_heads <= 0 || c->dim <= 0)
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: zero hidden_size or heads", path);
     INT("head_dim", c->dim / c->n_heads, head_dim);
 #undef INT
     if (c->n_layers <= 0 || c->hidden_dim <= 0 || c->vocab_size <= 0 || c->seq_len <= 0 ||
@@ -115,8 +119,8 @@ static eng_status parse_config(const char *path, const cJSON *j, eng_config *c, 
         return eng_fail(ENG_ERR_FORMAT, err, errlen,
                         "%s: inconsistent sizes (layers %d, FFN %d, vocab %d, heads %d, KV "
                         "heads %d, head_dim %d)",
-                        path, c->n_layers, c->hidden_dim, c->vocab_size, c->n_heads,
-                        c->n_kv_heads, c->head_dim);
+                        path, c->n_layers, c->hidden_dim, c->vocab_size, c->n_heads, c->n_kv_heads,
+                        c->head_dim);
     if (c->head_dim > 1024)
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: head_dim %d > 1024", path,
                         c->head_dim);
@@ -136,7 +140,8 @@ static eng_status parse_config(const char *path, const cJSON *j, eng_config *c, 
     c->rope_theta = (float)theta;
     const char *rtype = cJSON_IsObject(rp) ? get_str(rp, "rope_type") : NULL;
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
-    if (cJSON_IsObject(rs) && !rtype) rtype = get_str(rs, "rope_type") ? get_str(rs, "rope_type") : get_str(rs, "type");
+    if (cJSON_IsObject(rs) && !rtype)
+        rtype = get_str(rs, "rope_type") ? get_str(rs, "rope_type") : get_str(rs, "type");
     if (rtype && strcmp(rtype, "default"))
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen,
                         "%s: rope scaling '%s' unsupported (only default RoPE)", path, rtype);
@@ -193,21 +198,21 @@ static eng_status open_weights(const char *dir, eng_st_index *ix, char *err, siz
         }
         snprintf(path, sizeof(path), "%s/%s", dir, e->valuestring);
         int seen = 0;
-        for (int i = 0; i < ix->n_maps && !seen; i++) seen = !strcmp(ix->files[i], path);
+        for (int i = 0; i < ix->n_maps && !seen; i++)
+            seen = !strcmp(ix->files[i], path);
         if (seen) continue;
         if ((st = eng_st_add_file(ix, path, err, errlen)) != ENG_OK) break;
     }
     /* Every tensor where the index says: a tensor missing from its shard, or found in another
      * one, means the index and the files disagree. */
-    if (st == ENG_OK)
-        cJSON_ArrayForEach(e, wm)
+    if (st == ENG_OK) cJSON_ArrayForEach(e, wm)
         {
             snprintf(path, sizeof(path), "%s/%s", dir, e->valuestring);
             const eng_st_tensor *t = eng_st_find(ix, e->string);
             if (!t || strcmp(t->file, path) != 0) {
                 st = t ? eng_fail(ENG_ERR_FORMAT, err, errlen,
-                                  "%s: puts tensor %s in %s, but it is in %s", idx_path,
-                                  e->string, e->valuestring, t->file)
+                                  "%s: puts tensor %s in %s, but it is in %s", idx_path, e->string,
+                                  e->valuestring, t->file)
                        : eng_fail(ENG_ERR_FORMAT, err, errlen,
                                   "%s: puts tensor %s in %s, which does not hold it", idx_path,
                                   e->string, e->valuestring);
@@ -233,8 +238,10 @@ static eng_status ref(const eng_st_index *ix, char *arena, size_t *used, const c
                         "%s: tensor %s has dtype %s (supported: F32, F16, BF16)", t->file, name,
                         t->dtname);
     if (t->ndim < 1 || t->ndim > 2)
-        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s has %d dimensions, expected "
-                        "1 or 2", t->file, name, t->ndim);
+        return eng_fail(ENG_ERR_FORMAT, err, errlen,
+                        "%s: tensor %s has %d dimensions, expected "
+                        "1 or 2",
+                        t->file, name, t->ndim);
     r->data = t->data;
     r->dt = (eng_dtype)t->dt;
     r->rows = t->ndim == 2 ? t->shape[0] : 1;

@@ -61,8 +61,8 @@ eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t 
     /* Expected size in floats, computed in 64 bits to catch lying headers. */
     int64_t need = (int64_t)V * dim + (int64_t)L * dim +
                    (int64_t)L * dim * ((int64_t)H * hd + 2 * (int64_t)KV * hd) +
-                   (int64_t)L * H * hd * dim + (int64_t)L * dim + 3 * (int64_t)L * hid * dim +
-                   dim + (int64_t)S * hd + (shared ? 0 : (int64_t)V * dim);
+                   (int64_t)L * H * hd * dim + (int64_t)L * dim + 3 * (int64_t)L * hid * dim + dim +
+                   (int64_t)S * hd + (shared ? 0 : (int64_t)V * dim);
     int64_t have = (int64_t)(mp->len - sizeof(h)) / 4;
     if (have != need) {
         st = eng_fail(ENG_ERR_FORMAT, err, errlen,
@@ -98,20 +98,39 @@ eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t 
     static const struct {
         int kind;
         const char *name;
-    } order[] = {{ENG_T_ATT_NORM, "rms_att_weight"}, {ENG_T_WQ, "wq"}, {ENG_T_WK, "wk"},
-                 {ENG_T_WV, "wv"}, {ENG_T_WO, "wo"}, {ENG_T_FFN_NORM, "rms_ffn_weight"},
-                 {ENG_T_W1, "w1"}, {ENG_T_W2, "w2"}, {ENG_T_W3, "w3"}};
+    } order[] = {{ENG_T_ATT_NORM, "rms_att_weight"},
+                 {ENG_T_WQ, "wq"},
+                 {ENG_T_WK, "wk"},
+                 {ENG_T_WV, "wv"},
+                 {ENG_T_WO, "wo"},
+                 {ENG_T_FFN_NORM, "rms_ffn_weight"},
+                 {ENG_T_W1, "w1"},
+                 {ENG_T_W2, "w2"},
+                 {ENG_T_W3, "w3"}};
     for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
         int64_t rows = 1, cols = dim;
         switch (order[o].kind) {
-        case ENG_T_WQ: rows = (int64_t)H * hd; break;
+        case ENG_T_WQ:
+            rows = (int64_t)H * hd;
+            break;
         case ENG_T_WK:
-        case ENG_T_WV: rows = (int64_t)KV * hd; break;
-        case ENG_T_WO: rows = dim; cols = (int64_t)H * hd; break;
+        case ENG_T_WV:
+            rows = (int64_t)KV * hd;
+            break;
+        case ENG_T_WO:
+            rows = dim;
+            cols = (int64_t)H * hd;
+            break;
         case ENG_T_W1:
-        case ENG_T_W3: rows = hid; break;
-        case ENG_T_W2: rows = dim; cols = hid; break;
-        default: break;
+        case ENG_T_W3:
+            rows = hid;
+            break;
+        case ENG_T_W2:
+            rows = dim;
+            cols = hid;
+            break;
+        default:
+            break;
         }
         for (int l = 0; l < L; l++)
             take(&src->layers[(size_t)l * ENG_T_LAYER_COUNT + order[o].kind], &p, rows, cols,

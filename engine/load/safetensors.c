@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
-                             const char *data, uint64_t data_len, char *err, size_t errlen)
+static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path, const char *data,
+                             uint64_t data_len, char *err, size_t errlen)
 {
     const char *name = e->string;
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
@@ -48,12 +48,11 @@ static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
     snprintf(t->dtname, sizeof(t->dtname), "%s", dt->valuestring);
     t->ndim = cJSON_GetArraySize(shape);
     if (t->ndim > 4)
-        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s has %d dimensions", path,
-                        name, t->ndim);
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s has %d dimensions", path, name,
+                        t->ndim);
     if (eng_st_find(ix, name))
-        return eng_fail(ENG_ERR_FORMAT, err, errlen,
-                        "%s: tensor %s appears twice (in %s and here)", path, name,
-                        eng_st_find(ix, name)->file);
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s appears twice (in %s and here)",
+                        path, name, eng_st_find(ix, name)->file);
     uint64_t count = 1, bytes;
     for (int i = 0; i < t->ndim; i++) {
         const cJSON *d = cJSON_GetArrayItem(shape, i);
@@ -63,8 +62,8 @@ static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
         t->shape[i] = (int64_t)d->valuedouble;
         if (__builtin_mul_overflow(count, (uint64_t)t->shape[i], &count))
             return eng_fail(ENG_ERR_FORMAT, err, errlen,
-                            "%s: tensor %s: the element count of its shape overflows 64 bits",
-                            path, name);
+                            "%s: tensor %s: the element count of its shape overflows 64 bits", path,
+                            name);
     }
     if (__builtin_mul_overflow(count, (uint64_t)size, &bytes))
         return eng_fail(ENG_ERR_FORMAT, err, errlen,
@@ -73,8 +72,7 @@ static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
     const cJSON *b = cJSON_GetArrayItem(offs, 0), *en = cJSON_GetArrayItem(offs, 1);
     if (!cJSON_IsNumber(b) || !cJSON_IsNumber(en) || b->valuedouble < 0 ||
         en->valuedouble < b->valuedouble)
-        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s: bad data_offsets", path,
-                        name);
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s: bad data_offsets", path, name);
     /* Compared as doubles first: a value beyond 2^64 must not be converted. */
     if (en->valuedouble > (double)data_len)
         return eng_fail(ENG_ERR_FORMAT, err, errlen,
@@ -92,10 +90,9 @@ static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
                         "(truncated?)",
                         path, name, (unsigned long long)end, (unsigned long long)data_len);
     if (end - begin != bytes)
-        return eng_fail(ENG_ERR_FORMAT, err, errlen,
-                        "%s: tensor %s: %llu bytes for %llu elements of %s", path, name,
-                        (unsigned long long)(end - begin), (unsigned long long)count,
-                        dt->valuestring);
+        return eng_fail(
+            ENG_ERR_FORMAT, err, errlen, "%s: tensor %s: %llu bytes for %llu elements of %s", path,
+            name, (unsigned long long)(end - begin), (unsigned long long)count, dt->valuestring);
     t->nbytes = bytes;
     t->name = strdup(name);
     if (!t->name) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
@@ -107,7 +104,8 @@ static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
 
 static int by_data(const void *a, const void *b)
 {
-    const eng_st_tensor *x = *(const eng_st_tensor *const *)a, *y = *(const eng_st_tensor *const *)b;
+    const eng_st_tensor *x = *(const eng_st_tensor *const *)a,
+                        *y = *(const eng_st_tensor *const *)b;
     return (x->data > y->data) - (x->data < y->data);
 }
 
@@ -120,7 +118,8 @@ static eng_status check_layout(eng_st_tensor *t, int n, const char *path, const 
     if (n == 0) return ENG_OK;
     const eng_st_tensor **o = malloc((size_t)n * sizeof(*o));
     if (!o) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
-    for (int i = 0; i < n; i++) o[i] = &t[i];
+    for (int i = 0; i < n; i++)
+        o[i] = &t[i];
     qsort(o, (size_t)n, sizeof(*o), by_data);
     eng_status st = ENG_OK;
     uint64_t at = 0;
@@ -166,7 +165,8 @@ eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t
     ix->files[ix->n_maps] = fname;
     ix->n_maps++;
     uint64_t n;
-    if (mp.len < 8) return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: truncated (%zu bytes)", path, mp.len);
+    if (mp.len < 8)
+        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: truncated (%zu bytes)", path, mp.len);
     memcpy(&n, mp.addr, 8);
     if (n < 2 || n > mp.len - 8 || n > (100u << 20))
         return eng_fail(ENG_ERR_FORMAT, err, errlen,
@@ -194,8 +194,8 @@ eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t
     {
         if (!strcmp(e->string, "__metadata__")) continue;
         if (!cJSON_IsObject(e)) {
-            st = eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: header entry %s is not an object",
-                          path, e->string);
+            st = eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: header entry %s is not an object", path,
+                          e->string);
             break;
         }
         st = add_tensor(ix, e, fname, hdr + n, mp.len - 8 - n, err, errlen);
@@ -203,8 +203,8 @@ eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t
     }
     cJSON_Delete(root);
     if (st == ENG_OK)
-        st = check_layout(ix->t + first, ix->n - first, fname, hdr + n, mp.len - 8 - n, err,
-                          errlen);
+        st =
+            check_layout(ix->t + first, ix->n - first, fname, hdr + n, mp.len - 8 - n, err, errlen);
     return st;
 }
 
@@ -217,7 +217,8 @@ const eng_st_tensor *eng_st_find(const eng_st_index *ix, const char *name)
 
 void eng_st_free(eng_st_index *ix, int keep_maps)
 {
-    for (int i = 0; i < ix->n; i++) free(ix->t[i].name);
+    for (int i = 0; i < ix->n; i++)
+        free(ix->t[i].name);
     free(ix->t);
     for (int i = 0; i < ix->n_maps; i++) {
         if (!keep_maps) eng_unmap(&ix->maps[i]);

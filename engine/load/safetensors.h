@@ -6,8 +6,8 @@
 
 typedef struct eng_st_tensor {
     char *name;
-    int dt;           /* eng_dtype, or -1 for a type the engine cannot read */
-    char dtname[8];   /* as written in the file, for messages */
+    int dt;         /* eng_dtype, or -1 for a type the engine cannot read */
+    char dtname[8]; /* as written in the file, for messages */
     int ndim;
     int64_t shape[4]; /* ndim <= 4 kept; more is a format error */
     const void *data;

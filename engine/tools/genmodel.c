@@ -83,7 +83,10 @@ static int list_tensors(const gen_spec *s, tdesc *t, int max)
     return n;
 }
 
-static int64_t numel(const tdesc *t) { return (t->rows ? t->rows : 1) * t->cols; }
+static int64_t numel(const tdesc *t)
+{
+    return (t->rows ? t->rows : 1) * t->cols;
+}
 
 /* splitmix64 is a counter: output k after state s is mix(s + k * golden). So value q after
  * state s (with no spare) is pair q / 2's cosine or sine, and threads can fill any range of a
@@ -223,8 +226,9 @@ static int write_bin(const gen_spec *s, const char *out, char *err, size_t errle
     }
     rng r = {.s = s->seed};
     int D = s->dim, hd = s->dim / s->n_heads, L = s->n_layers;
-    int32_t hdr[7] = {D, s->hidden_dim, L, s->n_heads, s->n_kv_heads,
-                      s->tied ? s->vocab_size : -s->vocab_size, s->seq_len};
+    int32_t hdr[7] = {D,          s->hidden_dim, L,
+                      s->n_heads, s->n_kv_heads, s->tied ? s->vocab_size : -s->vocab_size,
+                      s->seq_len};
     int bad = fwrite(hdr, sizeof(hdr), 1, f) != 1;
     tdesc t = {.rows = s->vocab_size, .cols = D};
     bad |= write_random(f, &r, &t, GEN_F32, s->std);
@@ -293,14 +297,15 @@ static int write_config(const gen_spec *s, const char *dir, char *err, size_t er
             "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": 1e-06,\n"
             "  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s,\n"
             "  \"dtype\": \"%s\",\n",
-            arch_name(s->arch), arch_type(s->arch), s->dim, s->hidden_dim, s->n_layers,
-            s->n_heads, s->n_kv_heads, hd, s->vocab_size, s->seq_len,
-            s->tied ? "true" : "false", dts[s->dtype]);
+            arch_name(s->arch), arch_type(s->arch), s->dim, s->hidden_dim, s->n_layers, s->n_heads,
+            s->n_kv_heads, hd, s->vocab_size, s->seq_len, s->tied ? "true" : "false",
+            dts[s->dtype]);
     /* Both spellings of the RoPE base occur in the wild; write the older one for Qwen. */
     if (s->arch == GEN_QWEN2 || s->arch == GEN_QWEN3)
         fprintf(f, "  \"rope_theta\": 10000.0,\n  \"use_sliding_window\": false,\n");
     else
-        fprintf(f, "  \"rope_parameters\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"},\n");
+        fprintf(f,
+                "  \"rope_parameters\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"},\n");
     if (s->arch == GEN_MISTRAL && s->sliding_window)
         fprintf(f, "  \"sliding_window\": %d,\n", s->sliding_window);
     fprintf(f, "  \"bos_token_id\": 1,\n  \"eos_token_id\": 2\n}\n");
@@ -341,7 +346,8 @@ static int write_safetensors(const gen_spec *s, const char *path, const tdesc *t
         off += bytes;
     }
     len += (size_t)snprintf(hdr + len, cap - len, "}");
-    while (len % 8) hdr[len++] = ' '; /* keep the data 8-byte aligned, as safetensors does */
+    while (len % 8)
+        hdr[len++] = ' '; /* keep the data 8-byte aligned, as safetensors does */
     FILE *f = fopen(path, "wb");
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -351,7 +357,8 @@ static int write_safetensors(const gen_spec *s, const char *path, const tdesc *t
     uint64_t hl = len;
     int bad = fwrite(&hl, 8, 1, f) != 1 || fwrite(hdr, 1, len, f) != len;
     free(hdr);
-    for (int i = 0; i < n && !bad; i++) bad = write_random(f, r, &t[i], s->dtype, s->std) != 0;
+    for (int i = 0; i < n && !bad; i++)
+        bad = write_random(f, r, &t[i], s->dtype, s->std) != 0;
     bad |= fclose(f) != 0;
     if (bad) snprintf(err, errlen, "%s: write failed", path);
     return bad ? -1 : 0;

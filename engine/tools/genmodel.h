@@ -12,13 +12,13 @@ typedef enum { GEN_F32, GEN_F16, GEN_BF16 } gen_dtype;
 
 typedef struct gen_spec {
     gen_format format;
-    gen_arch arch;     /* HF only */
-    gen_dtype dtype;   /* HF only; .bin is always f32 */
+    gen_arch arch;   /* HF only */
+    gen_dtype dtype; /* HF only; .bin is always f32 */
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size, seq_len;
-    int tied;          /* shared classifier */
+    int tied;           /* shared classifier */
     int sliding_window; /* mistral; 0: none */
-    int shards;        /* HF: >1 writes model-0000i-of-0000n.safetensors + index */
-    float std;         /* weight standard deviation */
+    int shards;         /* HF: >1 writes model-0000i-of-0000n.safetensors + index */
+    float std;          /* weight standard deviation */
     uint64_t seed;
 } gen_spec;
 
