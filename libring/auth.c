@@ -24,38 +24,44 @@ struct ring_auth {
     unsigned char key[RING_AUTH_SECRET_MAX];
 };
 
-ring_status ring_auth_load(const char *path, ring_auth **out, char *err, size_t errlen)
+ring_status ring_auth_load(const char *path, const ring_logger *lg, ring_auth **out, char *err,
+                           size_t errlen)
 {
 #ifndef HAVE_CRYPTO
     (void)out;
+    (void)lg;
     return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
                      "secret file %s given, but this libring was built without libcrypto", path);
 #else
     ring_status st;
     /* O_NONBLOCK: a FIFO would block open() past every deadline; fstat refuses it below. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s: %s", path, strerror(errno));
+    if (fd < 0)
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
         st = ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s: not a regular file", path);
         goto close_file;
     }
     if (sb.st_mode & 077)
-        ring_log(RING_LOG_WARN, -1, "secret file %s can be read by other users (chmod 600 it)", path);
+        ring_logf(lg, RING_LOG_WARN, -1, "secret file %s can be read by other users (chmod 600 it)",
+                  path);
     ring_auth *a = calloc(1, sizeof *a);
     if (!a) {
         st = ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
         goto close_file;
     }
     ssize_t n;
-    while ((n = read(fd, a->key + a->len, sizeof a->key - a->len)) > 0) a->len += (size_t)n;
+    while ((n = read(fd, a->key + a->len, sizeof a->key - a->len)) > 0)
+        a->len += (size_t)n;
     unsigned char extra;
     if (n < 0 || (a->len == sizeof a->key && read(fd, &extra, 1) > 0)) {
         st = ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s: %s", path,
                        n < 0 ? strerror(errno) : "longer than 4096 bytes");
         goto free_auth;
     }
-    while (a->len && (a->key[a->len - 1] == '\n' || a->key[a->len - 1] == '\r')) a->len--;
+    while (a->len && (a->key[a->len - 1] == '\n' || a->key[a->len - 1] == '\r'))
+        a->len--;
     if (a->len == 0) {
         st = ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s is empty", path);
         goto free_auth;
@@ -90,7 +96,8 @@ ring_status ring_auth_nonce(unsigned char out[RING_NONCE_BYTES], char *err, size
     return ring_errf(err, errlen, RING_ERR_SYSTEM, "no random bytes for a nonce");
 }
 
-void ring_auth_mac(const ring_auth *a, int server, const unsigned char hello[RING_HELLO_BYTES + RING_NONCE_BYTES],
+void ring_auth_mac(const ring_auth *a, int server,
+                   const unsigned char hello[RING_HELLO_BYTES + RING_NONCE_BYTES],
                    const unsigned char ns[RING_NONCE_BYTES], unsigned char out[RING_MAC_BYTES])
 {
 #ifdef HAVE_CRYPTO
@@ -99,7 +106,8 @@ void ring_auth_mac(const ring_auth *a, int server, const unsigned char hello[RIN
     memcpy(msg + 16, hello, RING_HELLO_BYTES + RING_NONCE_BYTES);
     memcpy(msg + 16 + RING_HELLO_BYTES + RING_NONCE_BYTES, ns, RING_NONCE_BYTES);
     unsigned int len = RING_MAC_BYTES;
-    if (!HMAC(EVP_sha256(), a->key, (int)a->len, msg, sizeof msg, out, &len)) memset(out, 0, RING_MAC_BYTES);
+    if (!HMAC(EVP_sha256(), a->key, (int)a->len, msg, sizeof msg, out, &len))
+        memset(out, 0, RING_MAC_BYTES);
 #else
     (void)a, (void)server, (void)hello, (void)ns;
     memset(out, 0, RING_MAC_BYTES);
@@ -109,6 +117,7 @@ void ring_auth_mac(const ring_auth *a, int server, const unsigned char hello[RIN
 int ring_auth_equal(const unsigned char *a, const unsigned char *b, size_t n)
 {
     unsigned char d = 0;
-    for (size_t i = 0; i < n; i++) d |= a[i] ^ b[i];
+    for (size_t i = 0; i < n; i++)
+        d |= a[i] ^ b[i];
     return d == 0;
 }

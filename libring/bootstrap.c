@@ -43,11 +43,11 @@ typedef struct pending {
 
 /* What an accept loop expects: the message kind and which ranks may come. */
 typedef struct accept_spec {
-    const char *what;    /* "left neighbour" or "check-in" */
-    uint16_t kind;       /* RING_MSG_HELLO or RING_MSG_CHECKIN */
-    int only_rank;       /* >= 0: exactly this rank; -1: any of 1..size-1 */
-    int expected;        /* connections to collect */
-    int *stream_fds;     /* HELLO: the neighbour's streams land here by index (expected of them) */
+    const char *what; /* "left neighbour" or "check-in" */
+    uint16_t kind;    /* RING_MSG_HELLO or RING_MSG_CHECKIN */
+    int only_rank;    /* >= 0: exactly this rank; -1: any of 1..size-1 */
+    int expected;     /* connections to collect */
+    int *stream_fds;  /* HELLO: the neighbour's streams land here by index (expected of them) */
     /* Readable when this rank failed on its right side: keep serving the left only until
      * it has been told of a stream-count mismatch, or a handshake timeout passed, so that
      * both neighbours name the mismatch (-1: none). */
@@ -106,8 +106,9 @@ static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_he
         return RING_REJECT_KIND;
     }
     if (!(h->reason & RING_HELLO_FLAG_AUTH) != !c->auth) {
-        snprintf(why, cap, "authentication failed: %s", c->auth ? "the client offers no shared secret"
-                                                              : "the client wants a shared secret, we have none");
+        snprintf(why, cap, "authentication failed: %s",
+                 c->auth ? "the client offers no shared secret"
+                         : "the client wants a shared secret, we have none");
         return RING_REJECT_AUTH;
     }
     /* World size first: without a job_id in the configs it is part of the derived job id, and
@@ -122,14 +123,16 @@ static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_he
         return RING_REJECT_JOB;
     }
     if (spec->only_rank >= 0 && (int)h->rank == c->rank && c->size > 1) {
-        snprintf(why, cap, "the connection is from this rank itself (right_ip:right_port name our "
-                           "own port)");
+        snprintf(why, cap,
+                 "the connection is from this rank itself (right_ip:right_port name our "
+                 "own port)");
         return RING_REJECT_SELF;
     }
     if (spec->only_rank >= 0 ? (int)h->rank != spec->only_rank
                              : (h->rank < 1 || (int)h->rank >= c->size)) {
         snprintf(why, cap, "claims rank %u, expected %s %d", h->rank,
-                 spec->only_rank >= 0 ? "rank" : "a rank in 1 ..", spec->only_rank >= 0 ? spec->only_rank : c->size - 1);
+                 spec->only_rank >= 0 ? "rank" : "a rank in 1 ..",
+                 spec->only_rank >= 0 ? spec->only_rank : c->size - 1);
         return RING_REJECT_RANK;
     }
     if (spec->only_rank < 0 && fds[h->rank] >= 0) {
@@ -139,9 +142,11 @@ static uint32_t judge(const ring_comm *c, const accept_spec *spec, const ring_he
     if (spec->stream_fds && final) {
         int theirs = ring_hello_streams(h->reason), j = ring_hello_stream_index(h->reason);
         if (theirs != c->set.tcp_streams) {
-            snprintf(why, cap, "rank %u uses %d TCP stream%s per neighbour, this rank %d: set RING_TCP_STREAMS "
-                     "(or \"tcp_streams\") alike on every rank", h->rank, theirs, theirs > 1 ? "s" : "",
-                     c->set.tcp_streams);
+            snprintf(
+                why, cap,
+                "rank %u uses %d TCP stream%s per neighbour, this rank %d: set RING_TCP_STREAMS "
+                "(or \"tcp_streams\") alike on every rank",
+                h->rank, theirs, theirs > 1 ? "s" : "", c->set.tcp_streams);
             return RING_REJECT_STREAMS;
         }
         if (j >= theirs) {
@@ -193,7 +198,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
     pending p[MAX_PENDING];
     int np = 0, have = 0;
     ring_status st = RING_OK;
-    char refused[240] = ""; /* the last refusal, told if the deadline passes */
+    char refused[240] = "";             /* the last refusal, told if the deadline passes */
     int doubled_rank[16], ndoubled = 0; /* ranks refused as duplicates, told at the deadline */
     int giving_up = 0, told = 0;
     while (have < spec->expected) {
@@ -218,11 +223,12 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
             for (int d = 0, len = 0; d < ndoubled; d++)
                 len += snprintf(doubled + len, sizeof doubled - (size_t)len, "%s%d", d ? ", " : "",
                                 doubled_rank[d]);
-            st = ring_errf(err, errlen, RING_ERR_TIMEOUT,
-                           "waited for %s: only %d of %d arrived before the connect deadline%s%s%s%s%s%s%s",
-                           spec->what, have, spec->expected, missing[0] ? "; missing rank " : "",
-                           missing, doubled[0] ? "; came twice (two processes with one rank?): rank " : "", doubled,
-                           refused[0] ? " (last refused " : "", refused, refused[0] ? ")" : "");
+            st = ring_errf(
+                err, errlen, RING_ERR_TIMEOUT,
+                "waited for %s: only %d of %d arrived before the connect deadline%s%s%s%s%s%s%s",
+                spec->what, have, spec->expected, missing[0] ? "; missing rank " : "", missing,
+                doubled[0] ? "; came twice (two processes with one rank?): rank " : "", doubled,
+                refused[0] ? " (last refused " : "", refused, refused[0] ? ")" : "");
             goto close_pending;
         }
         int r = poll(pf, (nfds_t)(np + 3), ms);
@@ -231,7 +237,8 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
             goto close_pending;
         }
         if (pf[0].revents & POLLIN) {
-            st = ring_errf(err, errlen, RING_ERR_ABORTED, "aborted while waiting for %s", spec->what);
+            st = ring_errf(err, errlen, RING_ERR_ABORTED, "aborted while waiting for %s",
+                           spec->what);
             goto close_pending;
         }
         if (pf[np + 2].revents & POLLIN) {
@@ -246,8 +253,8 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 ssize_t n = recv(p[i].fd, p[i].buf + p[i].got, p[i].need - p[i].got, 0);
                 if (n > 0) p[i].got += (size_t)n;
                 if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                    ring_log(RING_LOG_WARN, c->rank, "%s: connection from %s closed during handshake",
-                             spec->what, p[i].name);
+                    ring_clog(c, RING_LOG_WARN, "%s: connection from %s closed during handshake",
+                              spec->what, p[i].name);
                     drop(p, &np, i);
                     continue;
                 }
@@ -257,7 +264,8 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 uint32_t reason = 0;
                 if (!p[i].challenged) {
                     reason = RING_REJECT_KIND;
-                    if (ring_hello_decode(p[i].buf, RING_HELLO_BYTES, &p[i].h, why, sizeof why) == RING_OK)
+                    if (ring_hello_decode(p[i].buf, RING_HELLO_BYTES, &p[i].h, why, sizeof why) ==
+                        RING_OK)
                         reason = judge(c, spec, &p[i].h, fds, !c->auth, why, sizeof why);
                     if (!reason && c->auth && p[i].need == RING_HELLO_BYTES) {
                         p[i].need = HS_HELLO_NONCE; /* the client's nonce follows */
@@ -265,8 +273,9 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                     }
                     if (!reason && c->auth) {
                         if (send_challenge(c, &p[i], why, sizeof why) != RING_OK) {
-                            ring_log(RING_LOG_WARN, c->rank, "%s from %s vanished before our challenge: %s",
-                                     spec->what, p[i].name, why);
+                            ring_clog(c, RING_LOG_WARN,
+                                      "%s from %s vanished before our challenge: %s", spec->what,
+                                      p[i].name, why);
                             drop(p, &np, i);
                             continue;
                         }
@@ -278,19 +287,23 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                     unsigned char mac[RING_MAC_BYTES];
                     ring_auth_mac(c->auth, 0, p[i].buf, p[i].ns, mac);
                     if (!ring_auth_equal(mac, p[i].buf + HS_HELLO_NONCE, RING_MAC_BYTES)) {
-                        snprintf(why, sizeof why, "authentication failed: wrong proof (different secret or a replay)");
+                        snprintf(
+                            why, sizeof why,
+                            "authentication failed: wrong proof (different secret or a replay)");
                         reason = RING_REJECT_AUTH;
                     } else {
-                        reason = judge(c, spec, &p[i].h, fds, 1, why, sizeof why); /* a duplicate meanwhile? */
+                        reason = judge(c, spec, &p[i].h, fds, 1, why,
+                                       sizeof why); /* a duplicate meanwhile? */
                     }
                 }
                 ring_hello h = p[i].h;
                 if (reason) {
-                    ring_log(RING_LOG_WARN, c->rank, "refused %s connection from %s: %s", spec->what,
-                             p[i].name, why);
+                    ring_clog(c, RING_LOG_WARN, "refused %s connection from %s: %s", spec->what,
+                              p[i].name, why);
                     if (RING_REJECT_CODE(reason) == RING_REJECT_DUPLICATE) {
                         int seen = 0;
-                        for (int d = 0; d < ndoubled; d++) seen |= doubled_rank[d] == (int)p[i].h.rank;
+                        for (int d = 0; d < ndoubled; d++)
+                            seen |= doubled_rank[d] == (int)p[i].h.rank;
                         if (!seen && ndoubled < 16) doubled_rank[ndoubled++] = (int)p[i].h.rank;
                     }
                     snprintf(refused, sizeof refused, "%s: %s", p[i].name, why);
@@ -307,14 +320,15 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 ring_hello ack = make_hello(c, RING_MSG_ACK, 0);
                 unsigned char b[RING_HELLO_BYTES];
                 ring_hello_encode(&ack, b);
-                if (ring_sock_write_all(p[i].fd, b, sizeof b, deadline, c->abort_fd, why, sizeof why) != RING_OK) {
-                    ring_log(RING_LOG_WARN, c->rank, "%s from %s vanished before our ACK: %s",
-                             spec->what, p[i].name, why);
+                if (ring_sock_write_all(p[i].fd, b, sizeof b, deadline, c->abort_fd, why,
+                                        sizeof why) != RING_OK) {
+                    ring_clog(c, RING_LOG_WARN, "%s from %s vanished before our ACK: %s",
+                              spec->what, p[i].name, why);
                     drop(p, &np, i);
                     continue;
                 }
-                ring_log(RING_LOG_DEBUG, c->rank, "accepted %s rank %u from %s%s", spec->what, h.rank,
-                         p[i].name, c->auth ? " (authenticated)" : "");
+                ring_clog(c, RING_LOG_DEBUG, "accepted %s rank %u from %s%s", spec->what, h.rank,
+                          p[i].name, c->auth ? " (authenticated)" : "");
                 if (spec->stream_fds)
                     spec->stream_fds[ring_hello_stream_index(h.reason)] = p[i].fd;
                 else
@@ -324,8 +338,8 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
                 continue;
             }
             if (now >= p[i].deadline_ns) {
-                ring_log(RING_LOG_WARN, c->rank, "dropped silent %s connection from %s", spec->what,
-                         p[i].name);
+                ring_clog(c, RING_LOG_WARN, "dropped silent %s connection from %s", spec->what,
+                          p[i].name);
                 drop(p, &np, i);
             }
         }
@@ -334,18 +348,19 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
             if (fd < 0) continue;
             char tmp[RING_IP_MAX];
             if (ring_sock_tune(fd, tmp, sizeof tmp) != RING_OK) {
-                ring_log(RING_LOG_WARN, c->rank, "dropped a connection: %s", tmp);
+                ring_clog(c, RING_LOG_WARN, "dropped a connection: %s", tmp);
                 close(fd);
                 continue;
             }
             if (np == MAX_PENDING) {
                 int v = stalest(p, np);
-                ring_log(RING_LOG_DEBUG, c->rank,
-                         "%s: %d handshakes pending: dropped the stalest, from %s (%s)", spec->what,
-                         np, p[v].name, p[v].got ? "mid-handshake" : "silent");
+                ring_clog(c, RING_LOG_DEBUG,
+                          "%s: %d handshakes pending: dropped the stalest, from %s (%s)",
+                          spec->what, np, p[v].name, p[v].got ? "mid-handshake" : "silent");
                 drop(p, &np, v);
             }
-            p[np] = (pending){.fd = fd, .need = RING_HELLO_BYTES,
+            p[np] = (pending){.fd = fd,
+                              .need = RING_HELLO_BYTES,
                               .deadline_ns = now + (int64_t)c->set.handshake_timeout_ms * 1000000};
             ring_sock_peer_name(fd, p[np].name, sizeof p[np].name);
             np++;
@@ -353,16 +368,18 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
     }
 close_pending:
     if (np > 0)
-        ring_log(RING_LOG_WARN, c->rank, "dropped %d unfinished %s handshake%s (strangers?) as we stop listening",
-                 np, spec->what, np > 1 ? "s" : "");
-    while (np > 0) drop(p, &np, np - 1);
+        ring_clog(c, RING_LOG_WARN,
+                  "dropped %d unfinished %s handshake%s (strangers?) as we stop listening", np,
+                  spec->what, np > 1 ? "s" : "");
+    while (np > 0)
+        drop(p, &np, np - 1);
     return st;
 }
 
 /* Read the answer to our handshake: ACK (or GO, CHALLENGE) or a REJECT with its reason.
  * wfd: the descriptor whose readability cancels the wait (the abort fd, or a set of it). */
-static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *peer, int64_t deadline,
-                               int wfd, char *err, size_t errlen)
+static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *peer,
+                               int64_t deadline, int wfd, char *err, size_t errlen)
 {
     unsigned char b[RING_HELLO_BYTES];
     char why[160];
@@ -373,28 +390,34 @@ static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *
         return ring_errf(err, errlen, st, "%s: %s", peer, why);
     if (h.kind == RING_MSG_REJECT && RING_REJECT_CODE(h.reason) == RING_REJECT_STREAMS)
         return ring_errf(err, errlen, RING_ERR_CONFIG,
-                         "%s refused us: it uses %d TCP stream%s per neighbour, this rank %d: set RING_TCP_STREAMS "
+                         "%s refused us: it uses %d TCP stream%s per neighbour, this rank %d: set "
+                         "RING_TCP_STREAMS "
                          "(or \"tcp_streams\") alike on every rank",
-                         peer, ring_hello_streams(h.reason), ring_hello_streams(h.reason) > 1 ? "s" : "",
-                         c->set.tcp_streams);
+                         peer, ring_hello_streams(h.reason),
+                         ring_hello_streams(h.reason) > 1 ? "s" : "", c->set.tcp_streams);
     if (h.kind == RING_MSG_REJECT)
-        return ring_errf(err, errlen, RING_REJECT_CODE(h.reason) == RING_REJECT_AUTH ? RING_ERR_AUTH : RING_ERR_CONFIG,
+        return ring_errf(err, errlen,
+                         RING_REJECT_CODE(h.reason) == RING_REJECT_AUTH ? RING_ERR_AUTH
+                                                                        : RING_ERR_CONFIG,
                          "%s refused us: %s", peer, ring_reject_str(h.reason));
     if (h.kind != want)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "%s: answered message %u, expected %u", peer,
-                         h.kind, want);
+        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "%s: answered message %u, expected %u",
+                         peer, h.kind, want);
     if ((int)h.world_size != c->size)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s belongs to another ring: its world size is %u, ours %d",
-                         peer, h.world_size, c->size);
+        return ring_errf(err, errlen, RING_ERR_CONFIG,
+                         "%s belongs to another ring: its world size is %u, ours %d", peer,
+                         h.world_size, c->size);
     if (h.job_id != c->job_id)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s belongs to another ring (its job id differs)", peer);
+        return ring_errf(err, errlen, RING_ERR_CONFIG,
+                         "%s belongs to another ring (its job id differs)", peer);
     return RING_OK;
 }
 
 /* Client side of a handshake: HELLO or CHECKIN, the challenge-response with a secret, ACK.
  * flags: more bits for the hello's reason field (which stream this is). */
-static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, uint32_t flags, const char *peer,
-                                    int64_t deadline, int wfd, char *err, size_t errlen)
+static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, uint32_t flags,
+                                    const char *peer, int64_t deadline, int wfd, char *err,
+                                    size_t errlen)
 {
     unsigned char hello[HS_FULL];
     ring_hello h = make_hello(c, kind, (c->auth ? RING_HELLO_FLAG_AUTH : 0) | flags);
@@ -405,19 +428,24 @@ static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, uint32_
         if ((st = ring_auth_nonce(hello + RING_HELLO_BYTES, err, errlen)) != RING_OK) return st;
         len = HS_HELLO_NONCE;
     }
-    if ((st = ring_sock_write_all(fd, hello, len, deadline, wfd, err, errlen)) != RING_OK) return st;
+    if ((st = ring_sock_write_all(fd, hello, len, deadline, wfd, err, errlen)) != RING_OK)
+        return st;
     if (c->auth) {
         unsigned char b[RING_NONCE_BYTES + RING_MAC_BYTES], mac[RING_MAC_BYTES];
         char why[160];
-        if ((st = read_answer(c, fd, RING_MSG_CHALLENGE, peer, deadline, wfd, err, errlen)) != RING_OK) return st;
+        if ((st = read_answer(c, fd, RING_MSG_CHALLENGE, peer, deadline, wfd, err, errlen)) !=
+            RING_OK)
+            return st;
         if ((st = ring_sock_read_all(fd, b, sizeof b, deadline, wfd, why, sizeof why)) != RING_OK)
             return ring_errf(err, errlen, st, "%s: %s", peer, why);
         ring_auth_mac(c->auth, 1, hello, b, mac);
         if (!ring_auth_equal(mac, b + RING_NONCE_BYTES, RING_MAC_BYTES))
             return ring_errf(err, errlen, RING_ERR_AUTH,
-                             "%s: authentication failed: it does not prove our shared secret", peer);
+                             "%s: authentication failed: it does not prove our shared secret",
+                             peer);
         ring_auth_mac(c->auth, 0, hello, b, hello + HS_HELLO_NONCE);
-        if ((st = ring_sock_write_all(fd, hello + HS_HELLO_NONCE, RING_MAC_BYTES, deadline, wfd, err, errlen)) != RING_OK)
+        if ((st = ring_sock_write_all(fd, hello + HS_HELLO_NONCE, RING_MAC_BYTES, deadline, wfd,
+                                      err, errlen)) != RING_OK)
             return st;
     }
     return read_answer(c, fd, RING_MSG_ACK, peer, deadline, wfd, err, errlen);
@@ -427,7 +455,8 @@ static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, uint32_
  * server busy with strangers may have given our pending handshake up for a newer connection.
  * A REJECT, the deadline or an abort (wfd readable) ends it. */
 static ring_status join(ring_comm *c, const char *host, int port, uint16_t kind, uint32_t flags,
-                        const char *peer, int64_t deadline, int wfd, int *out, char *err, size_t errlen)
+                        const char *peer, int64_t deadline, int wfd, int *out, char *err,
+                        size_t errlen)
 {
     int backoff_ms = 10;
     for (;;) {
@@ -449,7 +478,7 @@ static ring_status join(ring_comm *c, const char *host, int port, uint16_t kind,
         close(fd);
         int left = ring_ms_left(deadline);
         if (st != RING_ERR_PEER_CLOSED || left == 0) return st;
-        ring_log(RING_LOG_DEBUG, c->rank, "%s closed our handshake (%s): connecting again", peer, err);
+        ring_clog(c, RING_LOG_DEBUG, "%s closed our handshake (%s): connecting again", peer, err);
         struct pollfd p = {.fd = wfd, .events = POLLIN};
         if (poll(&p, wfd >= 0 ? 1 : 0, backoff_ms < left ? backoff_ms : left) > 0)
             return ring_errf(err, errlen, RING_ERR_ABORTED, "%s: aborted", peer);
@@ -463,7 +492,7 @@ static ring_status join(ring_comm *c, const char *host, int port, uint16_t kind,
 typedef struct right_job {
     ring_comm *c;
     int64_t deadline;
-    int wfd; /* epoll set of the abort fd and cancel */
+    int wfd;       /* epoll set of the abort fd and cancel */
     int failed_fd; /* eventfd written when the right side failed: the left accept gives up */
     int fds[RING_MAX_TCP_STREAMS]; /* one per stream, each through its own handshake */
     ring_status st;
@@ -478,8 +507,9 @@ static void *connect_right(void *arg)
     int k = c->set.tcp_streams;
     j->st = RING_OK;
     for (int s = 0; s < k && j->st == RING_OK; s++)
-        j->st = join(c, c->cfg.right_ip, c->cfg.right_port, RING_MSG_HELLO, ring_hello_streams_bits(k, s),
-                     j->peer, j->deadline, j->wfd, &j->fds[s], j->err, sizeof j->err);
+        j->st = join(c, c->cfg.right_ip, c->cfg.right_port, RING_MSG_HELLO,
+                     ring_hello_streams_bits(k, s), j->peer, j->deadline, j->wfd, &j->fds[s],
+                     j->err, sizeof j->err);
     if (j->st != RING_OK) {
         for (int s = 0; s < k; s++)
             if (j->fds[s] >= 0) {
@@ -519,13 +549,15 @@ static void close_fds(int *fds, int n)
 }
 
 /* Hand a neighbour's sockets (one per stream) to the transport; they are its own on success. */
-static ring_status open_conn(ring_comm *c, int *fds, int peer, ring_conn **out, char *err, size_t errlen)
+static ring_status open_conn(ring_comm *c, int *fds, int peer, ring_conn **out, char *err,
+                             size_t errlen)
 {
     int k = c->set.tcp_streams;
     ring_status st = k > 1 ? c->tp->open_streams(&c->tpo, fds, k, peer, out, err, errlen)
                            : c->tp->open(&c->tpo, fds[0], peer, out, err, errlen);
     if (st == RING_OK)
-        for (int i = 0; i < k; i++) fds[i] = -1;
+        for (int i = 0; i < k; i++)
+            fds[i] = -1;
     return st;
 }
 
@@ -541,15 +573,18 @@ ring_status ring_bootstrap(ring_comm *c)
     int64_t t0 = ring_now_ns();
     pthread_t thr;
     right_job job = {.c = c, .deadline = deadline};
-    for (int i = 0; i < RING_MAX_TCP_STREAMS; i++) job.fds[i] = left[i] = -1;
+    for (int i = 0; i < RING_MAX_TCP_STREAMS; i++)
+        job.fds[i] = left[i] = -1;
     int *fds = calloc((size_t)c->size, sizeof *fds);
     if (!fds) return ring_fail(c, RING_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < c->size; i++) fds[i] = -1;
+    for (int i = 0; i < c->size; i++)
+        fds[i] = -1;
 
     RING_CHECK(ring_sock_listen(cfg->port, &lfd, err, sizeof err), fail);
     if (c->rank == 0) RING_CHECK(ring_sock_listen(cfg->master_port, &mfd, err, sizeof err), fail);
 
-    snprintf(job.peer, sizeof job.peer, "right neighbour (rank %d at %s:%d)", right_rank, cfg->right_ip, cfg->right_port);
+    snprintf(job.peer, sizeof job.peer, "right neighbour (rank %d at %s:%d)", right_rank,
+             cfg->right_ip, cfg->right_port);
     cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rfail = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     job.wfd = wset = cancel >= 0 ? either_fd(c->abort_fd, cancel) : -1;
@@ -567,8 +602,12 @@ ring_status ring_bootstrap(ring_comm *c)
     started = 1;
 
     /* A right side refused (say for a different stream count) ends the wait for the left. */
-    accept_spec left_spec = {.what = "left neighbour", .kind = RING_MSG_HELLO, .only_rank = left_rank,
-                             .expected = k, .stream_fds = left, .give_up_fd = lset};
+    accept_spec left_spec = {.what = "left neighbour",
+                             .kind = RING_MSG_HELLO,
+                             .only_rank = left_rank,
+                             .expected = k,
+                             .stream_fds = left,
+                             .give_up_fd = lset};
     st = accept_peers(c, lfd, &left_spec, fds, deadline, err, sizeof err);
     if (st != RING_OK && ring_sock_wait(rfail, POLLIN, -1, 0) != RING_OK) goto fail;
     pthread_join(thr, NULL);
@@ -586,7 +625,10 @@ ring_status ring_bootstrap(ring_comm *c)
 
     /* Rendezvous with the master: every rank checks in, then the master says GO. */
     if (c->rank == 0) {
-        accept_spec ck = {.what = "check-in", .kind = RING_MSG_CHECKIN, .only_rank = -1, .expected = c->size - 1,
+        accept_spec ck = {.what = "check-in",
+                          .kind = RING_MSG_CHECKIN,
+                          .only_rank = -1,
+                          .expected = c->size - 1,
                           .give_up_fd = -1};
         RING_CHECK(accept_peers(c, mfd, &ck, fds, deadline, err, sizeof err), fail);
         for (int r = 1; r < c->size; r++)
@@ -596,12 +638,16 @@ ring_status ring_bootstrap(ring_comm *c)
     } else {
         char master[RING_IP_MAX + 32];
         snprintf(master, sizeof master, "master at %s:%d", cfg->master_ip, cfg->master_port);
-        RING_CHECK(join(c, cfg->master_ip, cfg->master_port, RING_MSG_CHECKIN, 0, master, deadline, c->abort_fd,
-                        &c->master_fd, err, sizeof err), fail);
-        RING_CHECK(read_answer(c, c->master_fd, RING_MSG_GO, master, deadline, c->abort_fd, err, sizeof err), fail);
+        RING_CHECK(join(c, cfg->master_ip, cfg->master_port, RING_MSG_CHECKIN, 0, master, deadline,
+                        c->abort_fd, &c->master_fd, err, sizeof err),
+                   fail);
+        RING_CHECK(read_answer(c, c->master_fd, RING_MSG_GO, master, deadline, c->abort_fd, err,
+                               sizeof err),
+                   fail);
     }
-    ring_log(RING_LOG_INFO, c->rank, "ring of %d formed in %.1f ms (left rank %d, right rank %d)%s", c->size,
-             (double)(ring_now_ns() - t0) / 1e6, left_rank, right_rank, c->auth ? ", every connection authenticated" : "");
+    ring_clog(c, RING_LOG_INFO, "ring of %d formed in %.1f ms (left rank %d, right rank %d)%s",
+              c->size, (double)(ring_now_ns() - t0) / 1e6, left_rank, right_rank,
+              c->auth ? ", every connection authenticated" : "");
     goto close_listeners;
 
 fail:

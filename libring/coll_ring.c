@@ -18,17 +18,17 @@ enum { SRC_NONE, SRC_OWN, SRC_SLOT, SRC_OUT };
 enum { DST_NONE, DST_SLOT, DST_FINAL, DST_DIRECT };
 enum { COLL_ALLREDUCE = 1, COLL_REDUCE_SCATTER, COLL_ALLGATHER, COLL_BROADCAST, COLL_BARRIER };
 
-static const char *const coll_names[] = {"?", "allreduce", "reduce_scatter", "allgather", "broadcast",
-                                         "barrier"};
+static const char *const coll_names[] = {"?",         "allreduce", "reduce_scatter",
+                                         "allgather", "broadcast", "barrier"};
 
 typedef struct step {
-    int src;                  /* SRC_*: where the sent chunk lives */
-    const unsigned char *sp;  /* SRC_OWN, SRC_OUT: the chunk */
+    int src;                 /* SRC_*: where the sent chunk lives */
+    const unsigned char *sp; /* SRC_OWN, SRC_OUT: the chunk */
     size_t sbytes;
-    int dep;                  /* receive step that must finish a segment before we send it; -1 none */
-    int dst;                  /* DST_* */
-    unsigned char *rp;        /* DST_FINAL, DST_DIRECT: where the chunk ends */
-    const unsigned char *lp;  /* DST_SLOT, DST_FINAL: our own operand */
+    int dep;           /* receive step that must finish a segment before we send it; -1 none */
+    int dst;           /* DST_* */
+    unsigned char *rp; /* DST_FINAL, DST_DIRECT: where the chunk ends */
+    const unsigned char *lp; /* DST_SLOT, DST_FINAL: our own operand */
     size_t rbytes;
 } step;
 
@@ -54,7 +54,7 @@ typedef struct run {
     ring_dtype type;
     ring_op op;
     size_t esz, seg, maxseg;
-    size_t group; /* segments of one step sent back to back (1 .. depth-1) */
+    size_t group;    /* segments of one step sent back to back (1 .. depth-1) */
     int scale_final; /* RING_AVG: divide the finished chunk by size */
     cursor rpost, rdone, spost, sdone;
     /* Staging slots. free_slots is a stack; the others are FIFOs. */
@@ -76,7 +76,10 @@ typedef struct run {
 
 #define FIFO_N (RING_MAX_DEPTH * 2)
 
-static size_t nseg(size_t bytes, size_t seg) { return (bytes + seg - 1) / seg; }
+static size_t nseg(size_t bytes, size_t seg)
+{
+    return (bytes + seg - 1) / seg;
+}
 
 static size_t step_units(const run *R, int t, int recv)
 {
@@ -128,7 +131,10 @@ static int recv_done(const run *R, int t, size_t k)
     return d->k > k;
 }
 
-static unsigned char *slot_ptr(const run *R, int slot) { return R->c->slots + (size_t)slot * R->seg; }
+static unsigned char *slot_ptr(const run *R, int slot)
+{
+    return R->c->slots + (size_t)slot * R->seg;
+}
 
 static size_t seg_len(const run *R, size_t bytes, size_t k)
 {
@@ -137,13 +143,19 @@ static size_t seg_len(const run *R, size_t bytes, size_t k)
 }
 
 /* The header of segment k of step t as this rank sends it (with its CRC32C if enabled). */
-static void ring_seg_encode_for(const run *R, int t, size_t k, const unsigned char *payload, size_t len,
-                                unsigned char *out)
+static void ring_seg_encode_for(const run *R, int t, size_t k, const unsigned char *payload,
+                                size_t len, unsigned char *out)
 {
     const ring_op_header *h = R->hdr;
-    ring_seg_header sh = {.coll = h->coll, .dtype = h->dtype, .op = h->op,
-                          .flags = R->c->set.checksum ? RING_SEG_FLAG_CRC : 0, .seq = (uint32_t)h->seq,
-                          .step = (uint16_t)t, .count = h->count, .offset = k * R->seg, .len = (uint32_t)len};
+    ring_seg_header sh = {.coll = h->coll,
+                          .dtype = h->dtype,
+                          .op = h->op,
+                          .flags = R->c->set.checksum ? RING_SEG_FLAG_CRC : 0,
+                          .seq = (uint32_t)h->seq,
+                          .step = (uint16_t)t,
+                          .count = h->count,
+                          .offset = k * R->seg,
+                          .len = (uint32_t)len};
     if (R->c->set.checksum) sh.crc = ring_crc32c(0, payload, len);
     ring_seg_encode(&sh, out);
 }
@@ -163,7 +175,8 @@ static ring_status post_recvs(run *R)
             slot = R->free_slots[--R->nfree];
             buf = slot_ptr(R, slot);
         }
-        ring_status st = c->tp->post_recv(c->left, R->rhdr[R->rslot_tail % FIFO_N], RING_SEG_HEADER_BYTES);
+        ring_status st =
+            c->tp->post_recv(c->left, R->rhdr[R->rslot_tail % FIFO_N], RING_SEG_HEADER_BYTES);
         if (st == RING_OK) st = c->tp->post_recv(c->left, buf, seg_len(R, s->rbytes, k));
         if (st != RING_OK) return st;
         R->rslot[R->rslot_tail++ % FIFO_N] = slot;
@@ -206,20 +219,27 @@ static ring_status check_seg(run *R, char *why, size_t cap)
     const ring_op_header *m = R->hdr;
     size_t k = R->rdone.k, len = seg_len(R, s->rbytes, k);
     ring_seg_header h;
-    ring_status st = ring_seg_decode(R->rhdr[R->rslot_head % FIFO_N], RING_SEG_HEADER_BYTES, &h, why, cap);
+    ring_status st =
+        ring_seg_decode(R->rhdr[R->rslot_head % FIFO_N], RING_SEG_HEADER_BYTES, &h, why, cap);
     if (st != RING_OK) return st;
     if (h.seq != (uint32_t)m->seq || h.coll != m->coll || h.dtype != m->dtype || h.op != m->op ||
-        h.count != m->count || h.step != (uint16_t)R->rdone.t || h.offset != k * R->seg || h.len != len) {
+        h.count != m->count || h.step != (uint16_t)R->rdone.t || h.offset != k * R->seg ||
+        h.len != len) {
         snprintf(why, cap,
-                 "segment out of step: left neighbour sent #%u coll %u step %u offset %llu len %u count %llu, "
+                 "segment out of step: left neighbour sent #%u coll %u step %u offset %llu len %u "
+                 "count %llu, "
                  "expected #%u coll %u step %d offset %zu len %zu count %llu",
-                 h.seq, h.coll, h.step, (unsigned long long)h.offset, h.len, (unsigned long long)h.count,
-                 (uint32_t)m->seq, m->coll, R->rdone.t, k * R->seg, len, (unsigned long long)m->count);
+                 h.seq, h.coll, h.step, (unsigned long long)h.offset, h.len,
+                 (unsigned long long)h.count, (uint32_t)m->seq, m->coll, R->rdone.t, k * R->seg,
+                 len, (unsigned long long)m->count);
         return RING_ERR_INVALID_USAGE;
     }
     if ((h.flags & RING_SEG_FLAG_CRC) != (R->c->set.checksum ? RING_SEG_FLAG_CRC : 0)) {
-        snprintf(why, cap, "left neighbour %s checksums and this rank %s (set RING_CHECKSUM alike on every rank)",
-                 h.flags & RING_SEG_FLAG_CRC ? "sends" : "does not send", R->c->set.checksum ? "expects them" : "does not");
+        snprintf(
+            why, cap,
+            "left neighbour %s checksums and this rank %s (set RING_CHECKSUM alike on every rank)",
+            h.flags & RING_SEG_FLAG_CRC ? "sends" : "does not send",
+            R->c->set.checksum ? "expects them" : "does not");
         return RING_ERR_INVALID_USAGE;
     }
     R->seg_crc = h.crc;
@@ -236,8 +256,11 @@ static ring_status check_payload(run *R, char *why, size_t cap)
     const unsigned char *p = s->dst == DST_DIRECT ? s->rp + k * R->seg : slot_ptr(R, slot);
     uint32_t crc = ring_crc32c(0, p, len);
     if (crc == R->seg_crc) return RING_OK;
-    snprintf(why, cap, "corrupted segment from the left neighbour: step %d offset %zu len %zu, CRC32C 0x%08x, "
-             "sent 0x%08x", R->rdone.t, k * R->seg, len, crc, R->seg_crc);
+    snprintf(
+        why, cap,
+        "corrupted segment from the left neighbour: step %d offset %zu len %zu, CRC32C 0x%08x, "
+        "sent 0x%08x",
+        R->rdone.t, k * R->seg, len, crc, R->seg_crc);
     return RING_ERR_PROTOCOL;
 }
 
@@ -296,12 +319,13 @@ static ring_status check_header(ring_comm *c, const unsigned char *b, const ring
         h.count != mine->count || h.root != mine->root) {
         const char *ln = h.coll < sizeof coll_names / sizeof *coll_names ? coll_names[h.coll] : "?";
         const char *lt = ring_dtype_name((ring_dtype)h.dtype), *lo = ring_op_name((ring_op)h.op);
-        snprintf(why, sizeof why,
-                 "ranks disagree: left neighbour called %s #%llu count %llu %s %s root %d; this rank "
-                 "called count %llu %s %s root %d",
-                 ln, (unsigned long long)h.seq, (unsigned long long)h.count, lt ? lt : "?", lo ? lo : "?",
-                 h.root, (unsigned long long)mine->count, ring_dtype_name((ring_dtype)mine->dtype),
-                 ring_op_name((ring_op)mine->op), mine->root);
+        snprintf(
+            why, sizeof why,
+            "ranks disagree: left neighbour called %s #%llu count %llu %s %s root %d; this rank "
+            "called count %llu %s %s root %d",
+            ln, (unsigned long long)h.seq, (unsigned long long)h.count, lt ? lt : "?",
+            lo ? lo : "?", h.root, (unsigned long long)mine->count,
+            ring_dtype_name((ring_dtype)mine->dtype), ring_op_name((ring_op)mine->op), mine->root);
         return fatal(c, RING_ERR_INVALID_USAGE, why, mine);
     }
     return RING_OK;
@@ -315,7 +339,8 @@ static ring_status execute(run *R, const ring_op_header *hdr)
     unsigned char hout[RING_OP_HEADER_BYTES], hin[RING_OP_HEADER_BYTES];
     ring_op_header_encode(hdr, hout);
     R->nfree = 0;
-    for (int i = c->set.depth - 1; i >= 0; i--) R->free_slots[R->nfree++] = i;
+    for (int i = c->set.depth - 1; i >= 0; i--)
+        R->free_slots[R->nfree++] = i;
     if ((st = c->tp->post_send(c->right, hout, sizeof hout)) != RING_OK ||
         (st = c->tp->post_recv(c->left, hin, sizeof hin)) != RING_OK)
         return fatal(c, st, "cannot queue the header", hdr);
@@ -326,8 +351,7 @@ static ring_status execute(run *R, const ring_op_header *hdr)
         /* Data receives queue behind the header, so only post them once it is checked. */
         if (hdr_in && (st = post_recvs(R)) != RING_OK)
             return fatal(c, st, "cannot queue a receive", hdr);
-        if ((st = post_sends(R)) != RING_OK)
-            return fatal(c, st, "cannot queue a send", hdr);
+        if ((st = post_sends(R)) != RING_OK) return fatal(c, st, "cannot queue a send", hdr);
         int ns = 0, nr = 0;
         char why[256];
         st = c->tp->progress(c->right, c->left, c->abort_fd, deadline, &ns, &nr, why, sizeof why);
@@ -342,7 +366,8 @@ static ring_status execute(run *R, const ring_op_header *hdr)
                 if ((st = check_seg(R, why, sizeof why)) != RING_OK) return fatal(c, st, why, hdr);
             } else {
                 R->rhalf = 0;
-                if ((st = check_payload(R, why, sizeof why)) != RING_OK) return fatal(c, st, why, hdr);
+                if ((st = check_payload(R, why, sizeof why)) != RING_OK)
+                    return fatal(c, st, why, hdr);
                 finish_recv(R);
             }
         }
@@ -382,16 +407,26 @@ static ring_status begin(ring_comm *c, int coll, size_t count, ring_dtype type, 
         return ring_fail(c, remote, "%s: %s; destroy the communicator and rebuild it on every rank",
                          coll_names[coll], why);
     }
-    if (!ring_dtype_size(type)) return ring_fail(c, RING_ERR_INVALID_ARG, "%s: invalid data type %d", coll_names[coll], (int)type);
+    if (!ring_dtype_size(type))
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: invalid data type %d", coll_names[coll],
+                         (int)type);
     if (!ring_op_valid_for(op, type))
-        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: op %s is not defined for %s", coll_names[coll],
-                         ring_op_name(op) ? ring_op_name(op) : "?", ring_dtype_name(type));
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: op %s is not defined for %s",
+                         coll_names[coll], ring_op_name(op) ? ring_op_name(op) : "?",
+                         ring_dtype_name(type));
     if (root < 0 || root >= c->size)
-        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: root %d is outside 0..%d", coll_names[coll], root, c->size - 1);
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: root %d is outside 0..%d", coll_names[coll],
+                         root, c->size - 1);
     if (count > ((size_t)1 << 62) / ring_dtype_size(type))
-        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: count %zu is too large", coll_names[coll], count);
-    *h = (ring_op_header){.magic = RING_WIRE_MAGIC, .coll = (uint8_t)coll, .dtype = (uint8_t)type,
-                          .op = (uint8_t)op, .seq = ++c->seq, .count = count, .root = root};
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: count %zu is too large", coll_names[coll],
+                         count);
+    *h = (ring_op_header){.magic = RING_WIRE_MAGIC,
+                          .coll = (uint8_t)coll,
+                          .dtype = (uint8_t)type,
+                          .op = (uint8_t)op,
+                          .seq = ++c->seq,
+                          .count = count,
+                          .root = root};
     return RING_OK;
 }
 
@@ -399,14 +434,31 @@ static ring_status begin(ring_comm *c, int coll, size_t count, ring_dtype type, 
 static ring_status run_steps(ring_comm *c, step *steps, int nsteps, ring_dtype type, ring_op op,
                              int scale_final, const ring_op_header *h)
 {
-    run R = {.c = c, .steps = steps, .nsteps = nsteps, .type = type, .op = op,
-             .esz = ring_dtype_size(type), .seg = c->set.segment_bytes, .scale_final = scale_final,
+    run R = {.c = c,
+             .steps = steps,
+             .nsteps = nsteps,
+             .type = type,
+             .op = op,
+             .esz = ring_dtype_size(type),
+             .seg = c->set.segment_bytes,
+             .scale_final = scale_final,
              .group = c->set.step_group > 0 ? (size_t)c->set.step_group : 1};
     if (R.group >= (size_t)c->set.depth) R.group = c->set.depth > 1 ? (size_t)c->set.depth - 1 : 1;
     for (int t = 0; t < nsteps; t++) {
         size_t u = step_units(&R, t, 0), v = step_units(&R, t, 1);
         if (u > R.maxseg) R.maxseg = u;
         if (v > R.maxseg) R.maxseg = v;
+    }
+    /* The largest chunk of any step: the same on every rank (a rank's sends and receives
+     * together cover every chunk), so both ends of a connection pick the same mode. */
+    size_t chunk = 0;
+    for (int t = 0; t < nsteps; t++) {
+        if (steps[t].sbytes > chunk) chunk = steps[t].sbytes;
+        if (steps[t].rbytes > chunk) chunk = steps[t].rbytes;
+    }
+    if (c->tp->begin) {
+        c->tp->begin(c->right, chunk);
+        c->tp->begin(c->left, chunk);
     }
     cur_init(&R, &R.rpost, 1);
     cur_init(&R, &R.rdone, 1);
@@ -424,7 +476,10 @@ static void chunk(size_t count, int n, int c, size_t esz, size_t *off, size_t *l
     *len = (base + (uc < rem)) * esz;
 }
 
-static int mod(int a, int n) { return ((a % n) + n) % n; }
+static int mod(int a, int n)
+{
+    return ((a % n) + n) % n;
+}
 
 static step *alloc_steps(ring_comm *c, int n, step *local, int cap)
 {
@@ -446,15 +501,20 @@ static ring_status allreduce_small(ring_comm *c, const void *sendbuf, void *recv
     step local[MAX_STEPS], *s = alloc_steps(c, n - 1, local, MAX_STEPS);
     if (!s) return RING_ERR_NOMEM;
     for (int t = 0; t < n - 1; t++) {
-        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_OUT, .sp = g + (size_t)mod(r - t, n) * bytes,
-                      .sbytes = bytes, .dep = t - 1, .dst = DST_DIRECT,
-                      .rp = g + (size_t)mod(r - t - 1, n) * bytes, .rbytes = bytes};
+        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_OUT,
+                      .sp = g + (size_t)mod(r - t, n) * bytes,
+                      .sbytes = bytes,
+                      .dep = t - 1,
+                      .dst = DST_DIRECT,
+                      .rp = g + (size_t)mod(r - t - 1, n) * bytes,
+                      .rbytes = bytes};
     }
     ring_status st = run_steps(c, s, n - 1, type, op, 0, h);
     if (s != local) free(s);
     if (st != RING_OK) return st;
     ring_reduce(recvbuf, g, g + bytes, count, type, op);
-    for (int j = 2; j < n; j++) ring_reduce(recvbuf, recvbuf, g + (size_t)j * bytes, count, type, op);
+    for (int j = 2; j < n; j++)
+        ring_reduce(recvbuf, recvbuf, g + (size_t)j * bytes, count, type, op);
     if (op == RING_AVG) ring_reduce_scale(recvbuf, count, type, n);
     return RING_OK;
 }
@@ -466,13 +526,15 @@ ring_status ring_allreduce(ring_comm *c, const void *sendbuf, void *recvbuf, siz
     ring_status st = begin(c, COLL_ALLREDUCE, count, type, op, 0, &h);
     if (st != RING_OK) return st;
     size_t esz = ring_dtype_size(type), bytes = count * esz;
-    if (count && (!sendbuf || !recvbuf)) return ring_fail(c, RING_ERR_INVALID_ARG, "allreduce: NULL buffer");
+    if (count && (!sendbuf || !recvbuf))
+        return ring_fail(c, RING_ERR_INVALID_ARG, "allreduce: NULL buffer");
     int n = c->size, r = c->rank;
     if (n == 1) {
         if (sendbuf != recvbuf && bytes) memmove(recvbuf, sendbuf, bytes);
         return RING_OK;
     }
-    if (bytes <= c->set.small_bytes) return allreduce_small(c, sendbuf, recvbuf, count, type, op, &h);
+    if (bytes <= c->set.small_bytes)
+        return allreduce_small(c, sendbuf, recvbuf, count, type, op, &h);
 
     const unsigned char *sb = sendbuf;
     unsigned char *rb = recvbuf;
@@ -482,15 +544,26 @@ ring_status ring_allreduce(ring_comm *c, const void *sendbuf, void *recvbuf, siz
         size_t so, sl, ro, rl;
         chunk(count, n, mod(r - t - 1, n), esz, &so, &sl);
         chunk(count, n, mod(r - t - 2, n), esz, &ro, &rl);
-        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_SLOT, .sp = sb + so, .sbytes = sl, .dep = t - 1,
-                      .dst = t == n - 2 ? DST_FINAL : DST_SLOT, .rp = rb + ro, .lp = sb + ro, .rbytes = rl};
+        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_SLOT,
+                      .sp = sb + so,
+                      .sbytes = sl,
+                      .dep = t - 1,
+                      .dst = t == n - 2 ? DST_FINAL : DST_SLOT,
+                      .rp = rb + ro,
+                      .lp = sb + ro,
+                      .rbytes = rl};
     }
     for (int u = 0; u < n - 1; u++) { /* all-gather of the finished chunks */
         size_t so, sl, ro, rl;
         chunk(count, n, mod(r - u, n), esz, &so, &sl);
         chunk(count, n, mod(r - u - 1, n), esz, &ro, &rl);
-        s[n - 1 + u] = (step){.src = SRC_OUT, .sp = rb + so, .sbytes = sl, .dep = n - 2 + u,
-                              .dst = DST_DIRECT, .rp = rb + ro, .rbytes = rl};
+        s[n - 1 + u] = (step){.src = SRC_OUT,
+                              .sp = rb + so,
+                              .sbytes = sl,
+                              .dep = n - 2 + u,
+                              .dst = DST_DIRECT,
+                              .rp = rb + ro,
+                              .rbytes = rl};
     }
     st = run_steps(c, s, 2 * (n - 1), type, op, op == RING_AVG, &h);
     if (s != local) free(s);
@@ -504,7 +577,8 @@ ring_status ring_reduce_scatter(ring_comm *c, const void *sendbuf, void *recvbuf
     ring_status st = begin(c, COLL_REDUCE_SCATTER, recvcount, type, op, 0, &h);
     if (st != RING_OK) return st;
     size_t esz = ring_dtype_size(type), bytes = recvcount * esz;
-    if (recvcount && (!sendbuf || !recvbuf)) return ring_fail(c, RING_ERR_INVALID_ARG, "reduce_scatter: NULL buffer");
+    if (recvcount && (!sendbuf || !recvbuf))
+        return ring_fail(c, RING_ERR_INVALID_ARG, "reduce_scatter: NULL buffer");
     int n = c->size, r = c->rank;
     const unsigned char *sb = sendbuf;
     if (n == 1) {
@@ -516,8 +590,14 @@ ring_status ring_reduce_scatter(ring_comm *c, const void *sendbuf, void *recvbuf
     for (int t = 0; t < n - 1; t++) {
         const unsigned char *sp = sb + (size_t)mod(r - t - 1, n) * bytes;
         const unsigned char *lp = sb + (size_t)mod(r - t - 2, n) * bytes;
-        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_SLOT, .sp = sp, .sbytes = bytes, .dep = t - 1,
-                      .dst = t == n - 2 ? DST_FINAL : DST_SLOT, .rp = recvbuf, .lp = lp, .rbytes = bytes};
+        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_SLOT,
+                      .sp = sp,
+                      .sbytes = bytes,
+                      .dep = t - 1,
+                      .dst = t == n - 2 ? DST_FINAL : DST_SLOT,
+                      .rp = recvbuf,
+                      .lp = lp,
+                      .rbytes = bytes};
     }
     st = run_steps(c, s, n - 1, type, op, op == RING_AVG, &h);
     if (s != local) free(s);
@@ -531,7 +611,8 @@ ring_status ring_allgather(ring_comm *c, const void *sendbuf, void *recvbuf, siz
     ring_status st = begin(c, COLL_ALLGATHER, sendcount, type, RING_SUM, 0, &h);
     if (st != RING_OK) return st;
     size_t bytes = sendcount * ring_dtype_size(type);
-    if (sendcount && (!sendbuf || !recvbuf)) return ring_fail(c, RING_ERR_INVALID_ARG, "allgather: NULL buffer");
+    if (sendcount && (!sendbuf || !recvbuf))
+        return ring_fail(c, RING_ERR_INVALID_ARG, "allgather: NULL buffer");
     int n = c->size, r = c->rank;
     unsigned char *rb = recvbuf;
     if (bytes && sendbuf != rb + (size_t)r * bytes) memmove(rb + (size_t)r * bytes, sendbuf, bytes);
@@ -539,9 +620,13 @@ ring_status ring_allgather(ring_comm *c, const void *sendbuf, void *recvbuf, siz
     step local[MAX_STEPS], *s = alloc_steps(c, n - 1, local, MAX_STEPS);
     if (!s) return RING_ERR_NOMEM;
     for (int t = 0; t < n - 1; t++)
-        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_OUT, .sp = rb + (size_t)mod(r - t, n) * bytes,
-                      .sbytes = bytes, .dep = t - 1, .dst = DST_DIRECT,
-                      .rp = rb + (size_t)mod(r - t - 1, n) * bytes, .rbytes = bytes};
+        s[t] = (step){.src = t == 0 ? SRC_OWN : SRC_OUT,
+                      .sp = rb + (size_t)mod(r - t, n) * bytes,
+                      .sbytes = bytes,
+                      .dep = t - 1,
+                      .dst = DST_DIRECT,
+                      .rp = rb + (size_t)mod(r - t - 1, n) * bytes,
+                      .rbytes = bytes};
     st = run_steps(c, s, n - 1, type, RING_SUM, 0, &h);
     if (s != local) free(s);
     return st;
@@ -560,9 +645,13 @@ ring_status ring_broadcast(ring_comm *c, const void *sendbuf, void *recvbuf, siz
     if (pos == 0 && bytes && sendbuf != recvbuf) memmove(recvbuf, sendbuf, bytes);
     if (n == 1) return RING_OK;
     /* A pipelined chain root -> root+1 -> ... -> root-1: each rank forwards what it got. */
-    step s = {.src = pos == n - 1 ? SRC_NONE : SRC_OUT, .sp = recvbuf,
-              .sbytes = pos == n - 1 ? 0 : bytes, .dep = pos == 0 ? -1 : 0,
-              .dst = pos == 0 ? DST_NONE : DST_DIRECT, .rp = recvbuf, .rbytes = pos == 0 ? 0 : bytes};
+    step s = {.src = pos == n - 1 ? SRC_NONE : SRC_OUT,
+              .sp = recvbuf,
+              .sbytes = pos == n - 1 ? 0 : bytes,
+              .dep = pos == 0 ? -1 : 0,
+              .dst = pos == 0 ? DST_NONE : DST_DIRECT,
+              .rp = recvbuf,
+              .rbytes = pos == 0 ? 0 : bytes};
     return run_steps(c, &s, 1, type, RING_SUM, 0, &h);
 }
 

@@ -21,7 +21,8 @@ static uint64_t derive_job_id(const ring_config *cfg)
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     int fields[2] = {cfg->master_port, cfg->world_size};
     const unsigned char *b = (const unsigned char *)fields;
-    for (size_t i = 0; i < sizeof fields; i++) h = (h ^ b[i]) * 1099511628211ull;
+    for (size_t i = 0; i < sizeof fields; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
 
@@ -29,51 +30,59 @@ static ring_status check_config(const ring_config *cfg, char *err, size_t errlen
 {
     int ws = cfg->world_size;
     if (ws < 1 || (ws & (ws - 1)))
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "world_size must be a power of 2, got %d", ws);
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "world_size must be a power of 2, got %d",
+                         ws);
     if (cfg->rank < 0 || cfg->rank >= ws)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "rank %d is outside 0..%d", cfg->rank, ws - 1);
+        return ring_errf(err, errlen, RING_ERR_CONFIG, "rank %d is outside 0..%d", cfg->rank,
+                         ws - 1);
     if (ws > 1 && (cfg->port < 1 || cfg->port > 65535 || cfg->right_port < 1 ||
                    cfg->right_port > 65535 || cfg->master_port < 1 || cfg->master_port > 65535))
         return ring_errf(err, errlen, RING_ERR_CONFIG, "ports must be in 1..65535");
     return RING_OK;
 }
 
-ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *err, size_t errlen)
+/* Fields past what the caller's params struct holds are taken as zero. */
+static ring_status params_copy_in(const ring_params *params, ring_params *p, char *err,
+                                  size_t errlen)
+{
+    ring_params_init(p);
+    if (!params) return RING_OK;
+    if (params->struct_size < offsetof(ring_params, config) + sizeof(void *))
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+                         "ring_params.struct_size is %zu: set it with ring_params_init()",
+                         params->struct_size);
+    memcpy(p, params, params->struct_size < sizeof *p ? params->struct_size : sizeof *p);
+    p->struct_size = sizeof *p;
+    return RING_OK;
+}
+
+/* Create from whole params and the settings resolved from them (once). */
+static ring_status create(const ring_params *p, const ring_settings *set, ring_comm **out,
+                          char *err, size_t errlen)
 {
     ring_status st;
-    if (!params || !out || params->struct_size < offsetof(ring_params, config) + sizeof(void *) ||
-        !params->config)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "ring_comm_create: params and config are required");
-    /* Fields past what the caller's struct holds are taken as zero. */
-    ring_params p;
-    ring_params_init(&p);
-    memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
-    p.struct_size = sizeof p;
-    if ((st = check_config(p.config, err, errlen)) != RING_OK) return st;
-    if ((st = ring_knobs_check(err, errlen)) != RING_OK) return st;
-
     ring_comm *c = calloc(1, sizeof *c);
     if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
-    c->cfg = *p.config;
+    if ((st = ring_config_copy_in(&c->cfg, p->config, err, errlen)) != RING_OK) goto free_comm;
+    if ((st = check_config(&c->cfg, err, errlen)) != RING_OK) goto free_comm;
+    c->set = *set;
+    c->set.checksum = c->set.checksum || c->cfg.checksum;
     c->rank = c->cfg.rank;
     c->size = c->cfg.world_size;
     c->master_fd = -1;
     c->job_id = derive_job_id(&c->cfg);
-    if ((st = ring_transport_select(c->cfg.transport, c->rank, &c->tp, &c->tpo, err, errlen)) != RING_OK)
-        goto free_comm;
-    ring_settings_resolve(&p, &c->set);
+    if ((st = ring_transport_select(c, &c->tp, &c->tpo, err, errlen)) != RING_OK) goto free_comm;
     c->tpo.spin_us = c->set.spin_us;
-    if ((st = ring_transport_streams(c->cfg.tcp_streams, c->rank, &c->tp, &c->set.tcp_streams, err, errlen)) !=
-        RING_OK)
-        goto free_comm;
+    c->tpo.threads_min_bytes = c->set.threads_min_bytes;
+    if ((st = ring_transport_streams(c, &c->tp, err, errlen)) != RING_OK) goto free_comm;
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {
         st = ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd failed");
         goto free_comm;
     }
-    const char *secret = ring_knob_secret_file();
-    if (!secret && c->cfg.secret_file[0]) secret = c->cfg.secret_file;
-    if (secret && c->size > 1 && (st = ring_auth_load(secret, &c->auth, err, errlen)) != RING_OK)
+    const char *secret = c->set.secret_file[0] ? c->set.secret_file : c->cfg.secret_file;
+    if (secret[0] && c->size > 1 &&
+        (st = ring_auth_load(secret, &c->set.log, &c->auth, err, errlen)) != RING_OK)
         goto close_abort_fd;
     if (c->size > 1) {
         c->slots = malloc((size_t)c->set.depth * c->set.segment_bytes);
@@ -83,15 +92,21 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
             goto free_buffers;
         }
     }
-    char streams[32] = "";
-    if (c->set.tcp_streams > 1) snprintf(streams, sizeof streams, " (%d streams)", c->set.tcp_streams);
-    ring_log(RING_LOG_INFO, c->rank,
-             "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s%s, job 0x%016llx, "
-             "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms, checksum %s",
-             c->rank, c->size, c->cfg.port, c->cfg.right_ip, c->cfg.right_port, c->cfg.master_ip,
-             c->cfg.master_port, c->tp->name, streams, (unsigned long long)c->job_id, c->set.segment_bytes,
-             c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms, c->set.op_timeout_ms,
-             c->set.checksum ? "crc32c" : "off");
+    char streams[64] = "";
+    if (c->set.tcp_streams > 1)
+        snprintf(streams, sizeof streams, " (%d streams)", c->set.tcp_streams);
+    else if (c->tp == &ring_transport_tcp_streams)
+        snprintf(streams, sizeof streams, " (worker threads from %zu B chunks)",
+                 c->set.threads_min_bytes);
+    ring_clog(
+        c, RING_LOG_INFO,
+        "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s%s, job "
+        "0x%016llx, "
+        "segment %zu B x %d, latency path <= %zu B, timeouts connect %d ms / op %d ms, checksum %s",
+        c->rank, c->size, c->cfg.port, c->cfg.right_ip, c->cfg.right_port, c->cfg.master_ip,
+        c->cfg.master_port, c->tp->name, streams, (unsigned long long)c->job_id,
+        c->set.segment_bytes, c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms,
+        c->set.op_timeout_ms, c->set.checksum ? "crc32c" : "off");
     if (c->size > 1 && (st = ring_bootstrap(c)) != RING_OK) {
         ring_errf(err, errlen, st, "%s", c->err);
         goto close_bootstrap;
@@ -113,18 +128,50 @@ free_comm:
     return st;
 }
 
+ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *err, size_t errlen)
+{
+    ring_status st;
+    if (!params || !out)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+                         "ring_comm_create: params and config are required");
+    ring_params p;
+    if ((st = params_copy_in(params, &p, err, errlen)) != RING_OK) return st;
+    if (!p.config)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+                         "ring_comm_create: params and config are required");
+    ring_settings *set = malloc(sizeof *set);
+    if (!set) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
+    if ((st = ring_settings_resolve(&p, set, err, errlen)) == RING_OK)
+        st = create(&p, set, out, err, errlen);
+    free(set);
+    return st;
+}
+
 ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out, char *err,
                                       size_t errlen)
 {
-    ring_config cfg;
-    ring_status st = ring_config_load(ring_knob_config_path(), &cfg, err, errlen);
-    if (st != RING_OK) return st;
+    ring_status st;
+    if (!out)
+        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+                         "ring_comm_create_from_env: out is required");
     ring_params p;
-    ring_params_init(&p);
-    if (params) memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
-    p.struct_size = sizeof p;
-    p.config = &cfg;
-    return ring_comm_create(&p, out, err, errlen);
+    if ((st = params_copy_in(params, &p, err, errlen)) != RING_OK) return st;
+    p.config = NULL;
+    ring_settings *set = malloc(sizeof *set);
+    ring_config *cfg = malloc(sizeof *cfg);
+    if (!set || !cfg) {
+        st = ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
+        goto free_all;
+    }
+    if ((st = ring_settings_resolve(&p, set, err, errlen)) != RING_OK) goto free_all;
+    if ((st = ring_config_load_full(set->config_path, cfg, &set->log, err, errlen)) != RING_OK)
+        goto free_all;
+    p.config = cfg;
+    st = create(&p, set, out, err, errlen);
+free_all:
+    free(set);
+    free(cfg);
+    return st;
 }
 
 void ring_comm_destroy(ring_comm *c)
@@ -157,6 +204,15 @@ void ring_comm_abort(ring_comm *c)
     }
 }
 
-int ring_comm_rank(const ring_comm *c) { return c ? c->rank : -1; }
-int ring_comm_size(const ring_comm *c) { return c ? c->size : -1; }
-const char *ring_comm_last_error(const ring_comm *c) { return c ? c->err : "no communicator"; }
+int ring_comm_rank(const ring_comm *c)
+{
+    return c ? c->rank : -1;
+}
+int ring_comm_size(const ring_comm *c)
+{
+    return c ? c->size : -1;
+}
+const char *ring_comm_last_error(const ring_comm *c)
+{
+    return c ? c->err : "no communicator";
+}

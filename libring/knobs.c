@@ -1,4 +1,7 @@
-/* The one place libring reads the environment: a declared table of knobs. */
+/* The one place libring reads the environment: a declared list of knobs, read once into a
+ * communicator's settings when it is created. Every default is written once, as text in
+ * the list (what --print-config shows is what the code uses). */
+#include "common/knob.h"
 #include "ring_private.h"
 
 #include <errno.h>
@@ -6,65 +9,80 @@
 #include <string.h>
 #include <strings.h>
 
-enum {
-    K_CONFIG,
-    K_LOG_LEVEL,
-    K_CONNECT_TIMEOUT,
-    K_OP_TIMEOUT,
-    K_SEGMENT,
-    K_SMALL,
-    K_SPIN,
-    K_DEPTH,
-    K_STEP_GROUP,
-    K_CHECKSUM,
-    K_SECRET_FILE,
-    K_TRANSPORT,
-    K_IB_DEVICE,
-    K_IB_PORT,
-    K_IB_GID_INDEX,
-    K_TCP_STREAMS,
-    K_TCP_THREADS,
-    K_COUNT
-};
+#define DAY_MS 86400000LL
 
+/* X(id, name, default as text ("": unset), lo, hi, help). lo..hi bound the integer knobs;
+ * for the others both are 0. */
+#define KNOB_LIST(X)                                                                               \
+    X(K_CONFIG, "RING_CONFIG", "", 0, 0, "path of this rank's RING_CONFIG JSON file")              \
+    X(K_LOG_LEVEL, "RING_LOG_LEVEL", "info", 0, 0, "error, warn, info or debug")                   \
+    X(K_CONNECT_TIMEOUT, "RING_CONNECT_TIMEOUT_MS", "60000", 1, DAY_MS,                            \
+      "deadline for forming the ring (connect, accept, check-in)")                                 \
+    X(K_OP_TIMEOUT, "RING_OP_TIMEOUT_MS", "30000", 1, DAY_MS,                                      \
+      "a collective fails when no byte moves for this long")                                       \
+    X(K_SEGMENT, "RING_SEGMENT_BYTES", "131072", 4096, 1 << 26,                                    \
+      "pipeline segment size on the wire")                                                         \
+    X(K_SMALL, "RING_SMALL_BYTES", "32768", 0, 1 << 24,                                            \
+      "all-reduce at or below this size takes the latency path")                                   \
+    X(K_SPIN, "RING_SPIN_US", "100", 0, 1000000,                                                   \
+      "poll the sockets this many microseconds before sleeping")                                   \
+    X(K_DEPTH, "RING_PIPELINE_DEPTH", "16", 1, RING_MAX_DEPTH,                                     \
+      "segments in flight per direction (1..64)")                                                  \
+    X(K_STEP_GROUP, "RING_STEP_GROUP", "8", 1, RING_MAX_DEPTH - 1,                                 \
+      "segments of one ring step sent back to back before the next step's (1..63, below the "      \
+      "depth)")                                                                                    \
+    X(K_CHECKSUM, "RING_CHECKSUM", "0", 0, 1,                                                      \
+      "1: CRC32C of every data segment, checked by the receiver (also \"checksum\" in "            \
+      "RING_CONFIG)")                                                                              \
+    X(K_SECRET_FILE, "RING_SECRET_FILE", "", 0, 0,                                                 \
+      "file holding the shared secret for HMAC authentication (overrides \"secret_file\")")        \
+    X(K_TRANSPORT, "RING_TRANSPORT", "", 0, 0,                                                     \
+      "tcp, verbs or auto: overrides the config's \"transport\"")                                  \
+    X(K_IB_DEVICE, "RING_IB_DEVICE", "", 0, 0,                                                     \
+      "verbs device to use (default: the first usable one)")                                       \
+    X(K_IB_PORT, "RING_IB_PORT", "", 1, 255, "verbs port number (default: the first active port)") \
+    X(K_IB_GID_INDEX, "RING_IB_GID_INDEX", "", 0, 65535,                                           \
+      "GID index for RoCE (default: a RoCE v2 GID, IPv4-mapped first)")                            \
+    X(K_TCP_STREAMS, "RING_TCP_STREAMS", "1", 1, RING_MAX_TCP_STREAMS,                             \
+      "TCP streams per neighbour connection, 1..16, each moved by its own threads; every rank "    \
+      "must use the same (overrides \"tcp_streams\")")                                             \
+    X(K_TCP_THREADS, "RING_TCP_THREADS", "1", 0, 1,                                                \
+      "1: a send and a receive worker thread move even one TCP stream for large collectives (the " \
+      "caller's thread only reduces); 0: the caller's thread moves everything; more than one "     \
+      "stream always uses workers")                                                                \
+    X(K_TCP_THREADS_MIN, "RING_TCP_THREADS_MIN_BYTES", "262144", 0, 1LL << 40,                     \
+      "with worker threads, collectives whose largest step chunk is smaller move on the caller's " \
+      "thread (lower latency); 0: workers for every size")
+
+#define KNOB_ENUM_(id, name, def, lo, hi, help) id,
+enum { KNOB_LIST(KNOB_ENUM_) K_COUNT };
+#undef KNOB_ENUM_
+
+#define KNOB_ENTRY_(id, name, def, lo, hi, help) [id] = {name, def, help},
 static const ring_knob knob_table[K_COUNT + 1] = {
-    [K_CONFIG] = {"RING_CONFIG", "", "path of this rank's RING_CONFIG JSON file"},
-    [K_LOG_LEVEL] = {"RING_LOG_LEVEL", "info", "error, warn, info or debug"},
-    [K_CONNECT_TIMEOUT] = {"RING_CONNECT_TIMEOUT_MS", "60000",
-                           "deadline for forming the ring (connect, accept, check-in)"},
-    [K_OP_TIMEOUT] = {"RING_OP_TIMEOUT_MS", "30000",
-                      "a collective fails when no byte moves for this long"},
-    [K_SEGMENT] = {"RING_SEGMENT_BYTES", "131072", "pipeline segment size on the wire"},
-    [K_SMALL] = {"RING_SMALL_BYTES", "32768",
-                 "all-reduce at or below this size takes the latency path"},
-    [K_SPIN] = {"RING_SPIN_US", "100", "poll the sockets this many microseconds before sleeping"},
-    [K_DEPTH] = {"RING_PIPELINE_DEPTH", "16", "segments in flight per direction (1..64)"},
-    [K_STEP_GROUP] = {"RING_STEP_GROUP", "8",
-                      "segments of one ring step sent back to back before the next step's (1..63, below the depth)"},
-    [K_CHECKSUM] = {"RING_CHECKSUM", "0",
-                    "1: CRC32C of every data segment, checked by the receiver (also \"checksum\" in RING_CONFIG)"},
-    [K_SECRET_FILE] = {"RING_SECRET_FILE", "",
-                       "file holding the shared secret for HMAC authentication (overrides \"secret_file\")"},
-    [K_TRANSPORT] = {"RING_TRANSPORT", "", "tcp, verbs or auto: overrides the config's \"transport\""},
-    [K_IB_DEVICE] = {"RING_IB_DEVICE", "", "verbs device to use (default: the first usable one)"},
-    [K_IB_PORT] = {"RING_IB_PORT", "", "verbs port number (default: the first active port)"},
-    [K_IB_GID_INDEX] = {"RING_IB_GID_INDEX", "",
-                        "GID index for RoCE (default: a RoCE v2 GID, IPv4-mapped first)"},
-    [K_TCP_STREAMS] = {"RING_TCP_STREAMS", "1",
-                       "TCP streams per neighbour connection, 1..16, each moved by its own threads; "
-                       "every rank must use the same (overrides \"tcp_streams\")"},
-    [K_TCP_THREADS] = {"RING_TCP_THREADS", "0",
-                       "1: a send and a receive worker thread move even one TCP stream (the caller's "
-                       "thread only reduces); more than one stream always uses workers"},
-    [K_COUNT] = {NULL, NULL, NULL},
-};
+    KNOB_LIST(KNOB_ENTRY_)[K_COUNT] = {NULL, NULL, NULL}};
+#undef KNOB_ENTRY_
 
-const ring_knob *ring_knobs(void) { return knob_table; }
+#define KNOB_RANGE_(id, name, def, lo, hi, help) [id] = {lo, hi},
+static const long long knob_range[K_COUNT][2] = {KNOB_LIST(KNOB_RANGE_)};
+#undef KNOB_RANGE_
 
-static const char *knob_value(int k)
+const ring_knob *ring_knobs(void)
 {
-    const char *v = getenv(knob_table[k].name);
-    return (v && *v) ? v : NULL;
+    return knob_table;
+}
+
+/* Every knob's text as read once: the environment's value, or NULL when unset or empty. */
+typedef struct knob_env {
+    const char *v[K_COUNT];
+} knob_env;
+
+static void knob_env_read(knob_env *e)
+{
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *v = getenv(knob_table[k].name);
+        e->v[k] = v && *v ? v : NULL;
+    }
 }
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -77,103 +95,162 @@ static int parse_level(const char *v)
     return strcasecmp(v, "warning") == 0 ? RING_LOG_WARN : -1;
 }
 
-/* The values in effect (what a communicator created without params would use), each marked as
- * the default, taken from the environment, or the environment's value refused. */
-void ring_knobs_print(FILE *out)
-{
-    ring_settings s;
-    ring_settings_resolve(NULL, &s);
-    long long eff[K_COUNT];
-    int numeric[K_COUNT] = {0};
-    eff[K_CONNECT_TIMEOUT] = s.connect_timeout_ms, eff[K_OP_TIMEOUT] = s.op_timeout_ms;
-    eff[K_SEGMENT] = (long long)s.segment_bytes, eff[K_SMALL] = (long long)s.small_bytes;
-    eff[K_SPIN] = s.spin_us, eff[K_DEPTH] = s.depth, eff[K_CHECKSUM] = s.checksum;
-    numeric[K_CONNECT_TIMEOUT] = numeric[K_OP_TIMEOUT] = numeric[K_SEGMENT] = numeric[K_SMALL] =
-        numeric[K_SPIN] = numeric[K_DEPTH] = numeric[K_CHECKSUM] = 1;
-    for (int k = 0; k < K_COUNT; k++) {
-        const char *v = knob_value(k);
-        char shown[32], note[96] = "";
-        snprintf(shown, sizeof shown, "%s", v ? v : knob_table[k].default_value);
-        if (numeric[k]) {
-            snprintf(shown, sizeof shown, "%lld", eff[k]);
-            char *end;
-            long long x = v ? strtoll(v, &end, 10) : 0;
-            if (v && (*end || x != eff[k])) snprintf(note, sizeof note, "(%s=%s not valid) ", knob_table[k].name, v);
-        } else if (k == K_LOG_LEVEL && v && parse_level(v) < 0) {
-            snprintf(shown, sizeof shown, "info");
-            snprintf(note, sizeof note, "(%s=%s not valid) ", knob_table[k].name, v);
-        }
-        fprintf(out, "%-26s = %-12s %s%s%s\n", knob_table[k].name, shown, v ? "" : "(default) ", note,
-                knob_table[k].help);
-    }
-}
+/* Why the environment's value of each knob was refused ("" when it was not). */
+typedef struct knob_notes {
+    char why[K_COUNT][160];
+} knob_notes;
 
-ring_status ring_knobs_check(char *err, size_t errlen)
+/* An integer knob: the environment's value if valid, else the list's default (`unset` when
+ * the default is ""), noting the refusal. */
+static long long knob_int(const knob_env *e, knob_notes *n, int k, long long unset)
 {
-    const char *v = knob_value(K_LOG_LEVEL);
-    if (v && parse_level(v) < 0)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "RING_LOG_LEVEL=%s: expected error, warn, info or debug", v);
-    return RING_OK;
-}
-
-const char *ring_knob_config_path(void) { return knob_value(K_CONFIG); }
-const char *ring_knob_secret_file(void) { return knob_value(K_SECRET_FILE); }
-
-ring_log_level ring_log_level_get(void)
-{
-    const char *v = knob_value(K_LOG_LEVEL);
-    int l = v ? parse_level(v) : -1;
-    return l < 0 ? RING_LOG_INFO : (ring_log_level)l;
-}
-
-/* A positive integer knob within [lo, hi]; a bad value is reported once per read and ignored. */
-static long long knob_int(int k, long long def, long long lo, long long hi)
-{
-    const char *v = knob_value(k);
+    const char *d = knob_table[k].default_value;
+    long long def = *d ? strtoll(d, NULL, 10) : unset;
+    const char *v = e->v[k];
     if (!v) return def;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || x < lo || x > hi) {
-        ring_log(RING_LOG_WARN, -1, "%s=%s ignored: expected an integer in %lld..%lld",
-                 knob_table[k].name, v, lo, hi);
+    long x;
+    /* The wording all three libraries share (common/knob.h). */
+    if (rc_knob_long(knob_table[k].name, v, (long)knob_range[k][0], (long)knob_range[k][1], &x,
+                     n->why[k], sizeof n->why[k]) != 0)
         return def;
-    }
     return x;
 }
 
-const char *ring_knob_transport(void) { return knob_value(K_TRANSPORT); }
-const char *ring_knob_tcp_streams(void) { return knob_value(K_TCP_STREAMS); }
-int ring_knob_tcp_threads(void) { return (int)knob_int(K_TCP_THREADS, 0, 0, 1); }
-const char *ring_knob_ib_device(void) { return knob_value(K_IB_DEVICE); }
-int ring_knob_ib_port(void) { return (int)knob_int(K_IB_PORT, 0, 1, 255); }
-int ring_knob_ib_gid_index(void) { return (int)knob_int(K_IB_GID_INDEX, -1, 0, 65535); }
-
-void ring_settings_resolve(const ring_params *p, ring_settings *s)
+static void copy_text(char *dst, size_t cap, const char *v)
 {
-    const int day_ms = 86400000;
-    s->connect_timeout_ms = p && p->connect_timeout_ms > 0
-                                ? p->connect_timeout_ms
-                                : (int)knob_int(K_CONNECT_TIMEOUT, RING_DEFAULT_CONNECT_TIMEOUT_MS, 1, day_ms);
-    s->op_timeout_ms = p && p->op_timeout_ms > 0
-                           ? p->op_timeout_ms
-                           : (int)knob_int(K_OP_TIMEOUT, RING_DEFAULT_OP_TIMEOUT_MS, 1, day_ms);
-    s->handshake_timeout_ms = RING_DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    if (s->handshake_timeout_ms > s->connect_timeout_ms) s->handshake_timeout_ms = s->connect_timeout_ms;
-    s->segment_bytes = p && p->segment_bytes
-                           ? p->segment_bytes
-                           : (size_t)knob_int(K_SEGMENT, RING_DEFAULT_SEGMENT_BYTES, 4096, 1 << 26);
-    s->small_bytes = p && p->small_bytes
-                         ? p->small_bytes
-                         : (size_t)knob_int(K_SMALL, RING_DEFAULT_SMALL_BYTES, 0, 1 << 24);
-    s->spin_us = (int)knob_int(K_SPIN, RING_DEFAULT_SPIN_US, 0, 1000000);
-    s->depth = p && p->pipeline_depth > 0
-                   ? p->pipeline_depth
-                   : (int)knob_int(K_DEPTH, RING_DEFAULT_DEPTH, 1, RING_MAX_DEPTH);
+    snprintf(dst, cap, "%s", v ? v : "");
+}
+
+/* Resolve everything; refused values fall back to their defaults and are noted. */
+static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, knob_notes *n)
+{
+    memset(s, 0, sizeof *s);
+    memset(n, 0, sizeof *n);
+    int level = RING_LOG_INFO;
+    if (e->v[K_LOG_LEVEL] && (level = parse_level(e->v[K_LOG_LEVEL])) < 0) {
+        snprintf(n->why[K_LOG_LEVEL], sizeof n->why[K_LOG_LEVEL],
+                 "RING_LOG_LEVEL: expected error, warn, info or debug, got '%.40s'",
+                 e->v[K_LOG_LEVEL]);
+        level = parse_level(knob_table[K_LOG_LEVEL].default_value);
+    }
+    s->log.level = (ring_log_level)level;
+    s->log.fn = p && p->log_fn ? p->log_fn : ring_log_stderr;
+    s->log.ctx = p && p->log_fn ? p->log_ctx : NULL;
+
+    /* Params beat the environment, which beats the defaults. */
+    long long v = knob_int(e, n, K_CONNECT_TIMEOUT, 0);
+    s->connect_timeout_ms = p && p->connect_timeout_ms > 0 ? p->connect_timeout_ms : (int)v;
+    v = knob_int(e, n, K_OP_TIMEOUT, 0);
+    s->op_timeout_ms = p && p->op_timeout_ms > 0 ? p->op_timeout_ms : (int)v;
+    s->handshake_timeout_ms = RING_HANDSHAKE_TIMEOUT_MS;
+    if (s->handshake_timeout_ms > s->connect_timeout_ms)
+        s->handshake_timeout_ms = s->connect_timeout_ms;
+    v = knob_int(e, n, K_SEGMENT, 0);
+    s->segment_bytes = p && p->segment_bytes ? p->segment_bytes : (size_t)v;
+    v = knob_int(e, n, K_SMALL, 0);
+    s->small_bytes = p && p->small_bytes ? p->small_bytes : (size_t)v;
+    s->spin_us = (int)knob_int(e, n, K_SPIN, 0);
+    v = knob_int(e, n, K_DEPTH, 0);
+    s->depth = p && p->pipeline_depth > 0 ? p->pipeline_depth : (int)v;
     if (s->depth > RING_MAX_DEPTH) s->depth = RING_MAX_DEPTH;
-    s->step_group = (int)knob_int(K_STEP_GROUP, RING_DEFAULT_STEP_GROUP, 1, RING_MAX_DEPTH - 1);
-    s->checksum = (int)knob_int(K_CHECKSUM, 0, 0, 1) || (p && p->config && p->config->checksum);
+    s->step_group = (int)knob_int(e, n, K_STEP_GROUP, 0);
+    /* The config's "checksum" is or-ed in at creation, from the whole copy of the config
+     * (the caller's struct may be older and smaller: never read it here). */
+    s->checksum = (int)knob_int(e, n, K_CHECKSUM, 0);
+    s->tcp_threads = (int)knob_int(e, n, K_TCP_THREADS, 0);
+    s->threads_min_bytes = (size_t)knob_int(e, n, K_TCP_THREADS_MIN, 0);
+    s->tcp_streams_knob = e->v[K_TCP_STREAMS] ? (int)knob_int(e, n, K_TCP_STREAMS, 0) : 0;
     /* Segments hold whole elements of any type. */
     s->segment_bytes &= ~(size_t)7;
     if (s->segment_bytes < 4096) s->segment_bytes = 4096;
+
+    copy_text(s->config_path, sizeof s->config_path, e->v[K_CONFIG]);
+    copy_text(s->secret_file, sizeof s->secret_file, e->v[K_SECRET_FILE]);
+    s->transport_knob = -1;
+    if (e->v[K_TRANSPORT]) {
+        const char *t = e->v[K_TRANSPORT];
+        if (strcasecmp(t, "tcp") == 0)
+            s->transport_knob = RING_TRANSPORT_TCP;
+        else if (strcasecmp(t, "verbs") == 0)
+            s->transport_knob = RING_TRANSPORT_VERBS;
+        else if (strcasecmp(t, "auto") == 0)
+            s->transport_knob = RING_TRANSPORT_AUTO;
+        else
+            snprintf(n->why[K_TRANSPORT], sizeof n->why[K_TRANSPORT],
+                     "RING_TRANSPORT: expected tcp, verbs or auto, got '%.40s'", t);
+    }
+    copy_text(s->ib_device, sizeof s->ib_device, e->v[K_IB_DEVICE]);
+    s->ib_port = (int)knob_int(e, n, K_IB_PORT, 0);
+    s->ib_gid_index = (int)knob_int(e, n, K_IB_GID_INDEX, -1);
+    if (strlen(e->v[K_CONFIG] ? e->v[K_CONFIG] : "") >= sizeof s->config_path)
+        snprintf(n->why[K_CONFIG], sizeof n->why[K_CONFIG],
+                 "RING_CONFIG: path longer than %d bytes", RING_PATH_MAX - 1);
+    if (strlen(e->v[K_SECRET_FILE] ? e->v[K_SECRET_FILE] : "") >= sizeof s->secret_file)
+        snprintf(n->why[K_SECRET_FILE], sizeof n->why[K_SECRET_FILE],
+                 "RING_SECRET_FILE: path longer than %d bytes", RING_PATH_MAX - 1);
+    if (strlen(e->v[K_IB_DEVICE] ? e->v[K_IB_DEVICE] : "") >= sizeof s->ib_device)
+        snprintf(n->why[K_IB_DEVICE], sizeof n->why[K_IB_DEVICE],
+                 "RING_IB_DEVICE: name longer than %zu bytes", sizeof s->ib_device - 1);
+}
+
+ring_status ring_settings_resolve(const ring_params *p, ring_settings *s, char *err, size_t errlen)
+{
+    knob_env e;
+    knob_env_read(&e);
+    knob_notes *n = malloc(sizeof *n);
+    if (!n) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for the settings");
+    resolve(&e, p, s, n);
+    ring_status st = RING_OK;
+    for (int k = 0; k < K_COUNT && st == RING_OK; k++)
+        if (n->why[k][0]) st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s", n->why[k]);
+    free(n);
+    return st;
+}
+
+ring_logger ring_logger_from_env(void)
+{
+    const char *v = getenv(knob_table[K_LOG_LEVEL].name);
+    int level = v && *v ? parse_level(v) : -1;
+    return (ring_logger){.fn = ring_log_stderr,
+                         .ctx = NULL,
+                         .level = level < 0 ? RING_LOG_INFO : (ring_log_level)level};
+}
+
+/* The values a communicator created without params would use, each marked as the default,
+ * taken from the environment, or the environment's value refused (creation would fail). */
+void ring_knobs_print(FILE *out)
+{
+    knob_env e;
+    knob_env_read(&e);
+    ring_settings *s = malloc(sizeof *s);
+    knob_notes *n = malloc(sizeof *n);
+    if (!s || !n) {
+        fprintf(out, "(out of memory)\n");
+        goto free_all;
+    }
+    resolve(&e, NULL, s, n);
+    long long eff[K_COUNT];
+    int numeric[K_COUNT] = {0};
+    eff[K_CONNECT_TIMEOUT] = s->connect_timeout_ms, eff[K_OP_TIMEOUT] = s->op_timeout_ms;
+    eff[K_SEGMENT] = (long long)s->segment_bytes, eff[K_SMALL] = (long long)s->small_bytes;
+    eff[K_SPIN] = s->spin_us, eff[K_DEPTH] = s->depth, eff[K_CHECKSUM] = s->checksum;
+    eff[K_STEP_GROUP] = s->step_group, eff[K_TCP_THREADS] = s->tcp_threads;
+    eff[K_TCP_THREADS_MIN] = (long long)s->threads_min_bytes;
+    numeric[K_CONNECT_TIMEOUT] = numeric[K_OP_TIMEOUT] = numeric[K_SEGMENT] = numeric[K_SMALL] =
+        numeric[K_SPIN] = numeric[K_DEPTH] = numeric[K_CHECKSUM] = numeric[K_STEP_GROUP] =
+            numeric[K_TCP_THREADS] = numeric[K_TCP_THREADS_MIN] = 1;
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *v = e.v[k];
+        char shown[32], note[200] = "";
+        snprintf(shown, sizeof shown, "%s", v && !n->why[k][0] ? v : knob_table[k].default_value);
+        if (numeric[k]) snprintf(shown, sizeof shown, "%lld", eff[k]);
+        if (k == K_LOG_LEVEL) snprintf(shown, sizeof shown, "%s", level_names[s->log.level]);
+        if (n->why[k][0])
+            snprintf(note, sizeof note, "(%s=%.40s not valid) ", knob_table[k].name, v);
+        fprintf(out, "%-26s = %-12s %s%s%s\n", knob_table[k].name, shown, v ? "" : "(default) ",
+                note, knob_table[k].help);
+    }
+free_all:
+    free(s);
+    free(n);
 }

@@ -1,4 +1,5 @@
-/* The one logging module: "[ring R] LEVEL message" lines on stderr. */
+/* The one logging module: lines go to the communicator's callback, by default
+ * "[ring R] LEVEL message" on stderr. */
 #include "ring_private.h"
 
 #include <stdarg.h>
@@ -22,17 +23,24 @@ int ring_ms_left(int64_t deadline_ns)
     return left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
 
-void ring_log(ring_log_level level, int rank, const char *fmt, ...)
+void ring_log_stderr(void *ctx, ring_log_level level, int rank, const char *line)
 {
-    if (level > ring_log_level_get()) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
+    (void)ctx;
+    if ((unsigned)level > RING_LOG_DEBUG) level = RING_LOG_ERROR;
     /* One fprintf per line keeps lines whole when ranks share a terminal. */
     if (rank >= 0)
         fprintf(stderr, "[ring %d] %s %s\n", rank, level_names[level], line);
     else
         fprintf(stderr, "[ring] %s %s\n", level_names[level], line);
+}
+
+void ring_logf(const ring_logger *lg, ring_log_level level, int rank, const char *fmt, ...)
+{
+    if (level > lg->level) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    lg->fn(lg->ctx, level, rank, line);
 }

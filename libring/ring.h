@@ -94,9 +94,9 @@ typedef enum { RING_DTYPE_LIST(RING_DTYPE_ENUM_) RING_DTYPE_COUNT } ring_dtype;
 typedef enum { RING_OP_LIST(RING_OP_ENUM_) RING_OP_COUNT } ring_op;
 #undef RING_OP_ENUM_
 
-RING_API size_t ring_dtype_size(ring_dtype t);       /* 0 for an invalid type */
-RING_API const char *ring_dtype_name(ring_dtype t);  /* "f32"; NULL if invalid */
-RING_API const char *ring_op_name(ring_op op);       /* "sum"; NULL if invalid */
+RING_API size_t ring_dtype_size(ring_dtype t);      /* 0 for an invalid type */
+RING_API const char *ring_dtype_name(ring_dtype t); /* "f32"; NULL if invalid */
+RING_API const char *ring_op_name(ring_op op);      /* "sum"; NULL if invalid */
 /* Parse "f32"/"float"/"bf16"... and "sum"/"max"...; return 0 on success, -1 if unknown. */
 RING_API int ring_dtype_parse(const char *s, ring_dtype *out);
 RING_API int ring_op_parse(const char *s, ring_op *out);
@@ -109,6 +109,18 @@ RING_API uint16_t ring_f32_to_f16(float f);
 RING_API float ring_bf16_to_f32(uint16_t h);
 RING_API uint16_t ring_f32_to_bf16(float f);
 
+/* ------------------------------------------------------------------ logging */
+
+/* Lines above RING_LOG_LEVEL (read at communicator creation; default info) are dropped. */
+typedef enum { RING_LOG_ERROR, RING_LOG_WARN, RING_LOG_INFO, RING_LOG_DEBUG } ring_log_level;
+/* Where a communicator's log lines go (ring_params.log_fn): one call per line, without a
+ * newline; rank is -1 where none applies. Called only from the thread inside a libring call
+ * on that communicator (never from libring's own threads), so it needs no lock of its own
+ * for one communicator; it must not call back into the communicator. */
+typedef void (*ring_log_fn)(void *ctx, ring_log_level level, int rank, const char *line);
+/* The default: "[ring <rank>] LEVEL line" on stderr, one write per line. */
+RING_API void ring_log_stderr(void *ctx, ring_log_level level, int rank, const char *line);
+
 /* ------------------------------------------------------------------ RING_CONFIG */
 
 #define RING_IP_MAX 256
@@ -116,17 +128,21 @@ RING_API uint16_t ring_f32_to_bf16(float f);
 
 typedef enum { RING_TRANSPORT_TCP, RING_TRANSPORT_VERBS, RING_TRANSPORT_AUTO } ring_transport_kind;
 
-/* One rank's view of the ring, as read from its RING_CONFIG file. */
+/* One rank's view of the ring, as read from its RING_CONFIG file. The struct grows at its
+ * end: struct_size (set by ring_config_init to the caller's sizeof) tells libring how much
+ * of it the caller's build has, so a program built against an older ring.h keeps working
+ * (fields it lacks take their defaults). The macros below pass sizeof for you. */
 typedef struct ring_config {
+    size_t struct_size;
     char master_ip[RING_IP_MAX]; /* default "0.0.0.0"; required when rank != 0 */
     int master_port;
     int port;                   /* where this rank listens for its left neighbour */
     char right_ip[RING_IP_MAX]; /* default "0.0.0.0" */
     int right_port;
     int rank;
-    int world_size;             /* a power of 2 */
+    int world_size; /* a power of 2 */
     /* Optional fields beyond mistral.rs's. */
-    uint64_t job_id;            /* 0: derived from master address and world size */
+    uint64_t job_id; /* 0: derived from master address and world size */
     int has_job_id;
     char secret_file[RING_PATH_MAX]; /* "" if none: shared-secret authentication */
     ring_transport_kind transport;   /* default TCP */
@@ -134,17 +150,26 @@ typedef struct ring_config {
     int tcp_streams;                 /* "tcp_streams": 1..16 TCP streams per neighbour; 0 unset */
 } ring_config;
 
-/* Fill defaults (master_ip/right_ip "0.0.0.0", transport tcp, everything else 0). */
-RING_API void ring_config_init(ring_config *cfg);
+/* Fill defaults (master_ip/right_ip "0.0.0.0", transport tcp, everything else 0) and set
+ * struct_size = size (the caller's sizeof(ring_config)). */
+RING_API void ring_config_init_sized(ring_config *cfg, size_t size);
+#define ring_config_init(cfg) ring_config_init_sized((cfg), sizeof *(cfg))
 
-/* Parse the JSON text of a RING_CONFIG file. `origin` names it in messages.
- * On failure writes one line to err ("<origin>: field 'port': must be ... , got 70000"). */
-RING_API ring_status ring_config_parse(const char *json, const char *origin, ring_config *cfg, char *err,
-                              size_t errlen);
+/* Parse the JSON text of a RING_CONFIG file into cfg (size: the caller's sizeof). `origin`
+ * names it in messages. On failure writes one line to err ("<origin>: field 'port': must be
+ * ... , got 70000"). Unknown fields are ignored with a warning on stderr (RING_LOG_LEVEL). */
+RING_API ring_status ring_config_parse_sized(const char *json, const char *origin, ring_config *cfg,
+                                             size_t size, char *err, size_t errlen);
+#define ring_config_parse(json, origin, cfg, err, errlen)                                          \
+    ring_config_parse_sized((json), (origin), (cfg), sizeof *(cfg), (err), (errlen))
 /* Read and parse the file at `path`. */
-RING_API ring_status ring_config_load(const char *path, ring_config *cfg, char *err, size_t errlen);
-/* Write cfg as a RING_CONFIG JSON file (used by ringrun). */
-RING_API ring_status ring_config_write(const char *path, const ring_config *cfg, char *err, size_t errlen);
+RING_API ring_status ring_config_load_sized(const char *path, ring_config *cfg, size_t size,
+                                            char *err, size_t errlen);
+#define ring_config_load(path, cfg, err, errlen)                                                   \
+    ring_config_load_sized((path), (cfg), sizeof *(cfg), (err), (errlen))
+/* Write cfg as a RING_CONFIG JSON file (used by ringrun). cfg->struct_size must be set. */
+RING_API ring_status ring_config_write(const char *path, const ring_config *cfg, char *err,
+                                       size_t errlen);
 
 /* ------------------------------------------------------------------ environment knobs */
 
@@ -172,19 +197,23 @@ typedef struct ring_params {
     size_t segment_bytes;      /* 0: RING_SEGMENT_BYTES or built-in default */
     size_t small_bytes;        /* 0: RING_SMALL_BYTES or built-in default; latency path below it */
     int pipeline_depth;        /* 0: RING_PIPELINE_DEPTH or built-in default */
+    ring_log_fn log_fn;        /* NULL: ring_log_stderr */
+    void *log_ctx;             /* passed to log_fn */
 } ring_params;
 
 /* Zero the struct and set struct_size. */
 RING_API void ring_params_init(ring_params *p);
 
 /* Build the ring: listen, connect right, accept left, check in with the master.
- * Blocks until every rank is connected or the connect deadline passes. */
+ * Blocks until every rank is connected or the connect deadline passes. Settings are
+ * resolved here, once: params, then the environment (RING_* knobs), then the defaults; a
+ * knob with a value that is not valid is a RING_ERR_CONFIG naming it. */
 RING_API ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *err,
-                             size_t errlen);
+                                      size_t errlen);
 /* Read the file named by RING_CONFIG and create. params may be NULL; its config field
  * is ignored, its other fields apply as in ring_comm_create(). */
-RING_API ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out, char *err,
-                                      size_t errlen);
+RING_API ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out,
+                                               char *err, size_t errlen);
 RING_API void ring_comm_destroy(ring_comm *comm);
 
 RING_API int ring_comm_rank(const ring_comm *comm);
@@ -203,26 +232,18 @@ RING_API void ring_comm_abort(ring_comm *comm);
  * in the same order with the same count, type, op and root. */
 
 /* recvbuf[i] = op over ranks of sendbuf[i], for i < count. */
-RING_API ring_status ring_allreduce(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
-                           ring_dtype type, ring_op op);
+RING_API ring_status ring_allreduce(ring_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t count, ring_dtype type, ring_op op);
 /* sendbuf holds size*recvcount elements; rank r gets the reduction of block r. */
 RING_API ring_status ring_reduce_scatter(ring_comm *comm, const void *sendbuf, void *recvbuf,
-                                size_t recvcount, ring_dtype type, ring_op op);
+                                         size_t recvcount, ring_dtype type, ring_op op);
 /* recvbuf holds size*sendcount elements; block r comes from rank r. */
-RING_API ring_status ring_allgather(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t sendcount,
-                           ring_dtype type);
+RING_API ring_status ring_allgather(ring_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t sendcount, ring_dtype type);
 /* Copy root's buffer to every rank (sendbuf is read on root only). */
-RING_API ring_status ring_broadcast(ring_comm *comm, const void *sendbuf, void *recvbuf, size_t count,
-                           ring_dtype type, int root);
+RING_API ring_status ring_broadcast(ring_comm *comm, const void *sendbuf, void *recvbuf,
+                                    size_t count, ring_dtype type, int root);
 RING_API ring_status ring_barrier(ring_comm *comm);
-
-/* ------------------------------------------------------------------ logging */
-
-typedef enum { RING_LOG_ERROR, RING_LOG_WARN, RING_LOG_INFO, RING_LOG_DEBUG } ring_log_level;
-/* Logs go to stderr, "[ring <rank>] LEVEL message". Level from RING_LOG_LEVEL. */
-RING_API void ring_log(ring_log_level level, int rank, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-RING_API ring_log_level ring_log_level_get(void);
 
 #ifdef __cplusplus
 }

@@ -10,30 +10,42 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Built-in defaults; knobs.c lets the environment override them. */
-#define RING_DEFAULT_CONNECT_TIMEOUT_MS 60000
-#define RING_DEFAULT_OP_TIMEOUT_MS 30000
-#define RING_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
-#define RING_DEFAULT_SEGMENT_BYTES (128u * 1024u)
-#define RING_DEFAULT_SMALL_BYTES (32u * 1024u)
-#define RING_DEFAULT_SPIN_US 100
-#define RING_DEFAULT_DEPTH 16
-#define RING_DEFAULT_STEP_GROUP 8
+/* Limits (the defaults live in knobs.c's list, once). */
+#define RING_HANDSHAKE_TIMEOUT_MS 5000 /* one handshake, within the connect deadline */
 #define RING_MAX_DEPTH 64
 #define RING_MAX_TCP_STREAMS 16
 
-/* Settings resolved from params, environment and defaults. */
+/* Where log lines go: the params' callback (default ring_log_stderr), lines above `level`
+ * dropped. Read once, at communicator creation. */
+typedef struct ring_logger {
+    ring_log_fn fn;
+    void *ctx;
+    ring_log_level level;
+} ring_logger;
+
+/* Settings resolved once, at communicator creation, from params, the environment (knobs.c)
+ * and the defaults, in that order of precedence. */
 typedef struct ring_settings {
+    ring_logger log;
     int connect_timeout_ms;
     int op_timeout_ms;
     int handshake_timeout_ms;
     size_t segment_bytes;
     size_t small_bytes;
     int spin_us;
-    int depth; /* staging slots and sends in flight */
-    int step_group; /* segments of one step sent back to back (clamped below depth) */
-    int checksum; /* CRC32C of every data segment */
-    int tcp_streams; /* TCP connections per neighbour (1: one, moved by the caller's thread) */
+    int depth;            /* staging slots and sends in flight */
+    int step_group;       /* segments of one step sent back to back (clamped below depth) */
+    int checksum;         /* CRC32C of every data segment */
+    int tcp_streams_knob; /* RING_TCP_STREAMS, 0: unset */
+    int tcp_streams;      /* TCP connections per neighbour, as resolved by ring_transport_streams */
+    int tcp_threads;      /* RING_TCP_THREADS: worker threads move even one stream */
+    size_t threads_min_bytes; /* worker threads move collectives of chunks at least this large */
+    char config_path[RING_PATH_MAX]; /* RING_CONFIG, "" unset */
+    char secret_file[RING_PATH_MAX]; /* RING_SECRET_FILE, "" unset */
+    int transport_knob;              /* RING_TRANSPORT as a ring_transport_kind, -1 unset */
+    char ib_device[64];              /* RING_IB_DEVICE, "" unset */
+    int ib_port;                     /* RING_IB_PORT, 0 unset */
+    int ib_gid_index;                /* RING_IB_GID_INDEX, -1 unset */
 } ring_settings;
 
 /* The control plane (ctrl.c): a thread per communicator watches the master
@@ -42,12 +54,12 @@ typedef struct ring_settings {
 typedef struct ring_ctrl {
     pthread_t thread;
     int running;
-    int wake_fd;            /* eventfd: main thread -> control thread (report, stop) */
+    int wake_fd; /* eventfd: main thread -> control thread (report, stop) */
     atomic_int stop;
-    atomic_int report;      /* a local failure to tell the others (status, 0 = none) */
-    atomic_int claimed;     /* the first verdict wins */
-    atomic_int verdict;     /* status of the first failure anywhere, 0 = none */
-    char verdict_msg[256];  /* written before verdict is stored (release) */
+    atomic_int report;     /* a local failure to tell the others (status, 0 = none) */
+    atomic_int claimed;    /* the first verdict wins */
+    atomic_int verdict;    /* status of the first failure anywhere, 0 = none */
+    char verdict_msg[256]; /* written before verdict is stored (release) */
 } ring_ctrl;
 
 struct ring_comm {
@@ -63,8 +75,8 @@ struct ring_comm {
     int *worker_fds;  /* rank 0: size entries, [0] unused */
     int abort_fd;     /* eventfd: written by ring_comm_abort() */
     atomic_int aborted;
-    ring_status failed; /* RING_OK until a fatal error */
-    uint64_t seq;       /* collective sequence number */
+    ring_status failed;    /* RING_OK until a fatal error */
+    uint64_t seq;          /* collective sequence number */
     unsigned char *slots;  /* depth * segment_bytes staging for received segments */
     unsigned char *gather; /* size * small_bytes for the latency path */
     char err[512];
@@ -79,28 +91,31 @@ ring_status ring_fail(ring_comm *comm, ring_status st, const char *fmt, ...)
 ring_status ring_errf(char *err, size_t errlen, ring_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Resolve params against knobs and defaults. */
-void ring_settings_resolve(const ring_params *p, ring_settings *out);
-/* Knobs that are errors when wrong (RING_LOG_LEVEL), rather than ignored with a warning. */
-ring_status ring_knobs_check(char *err, size_t errlen);
-/* RING_CONFIG's value, or NULL if unset. */
-const char *ring_knob_config_path(void);
-/* RING_SECRET_FILE's value, or NULL if unset. */
-const char *ring_knob_secret_file(void);
-/* RING_TRANSPORT and the RING_IB_* knobs: NULL / 0 / -1 when unset (port, GID index). */
-const char *ring_knob_transport(void);
-/* RING_TCP_STREAMS's text, or NULL if unset (transport_select.c checks it). */
-const char *ring_knob_tcp_streams(void);
-/* RING_TCP_THREADS: 1 moves even one TCP stream with worker threads (0, the default: the
- * caller's thread moves it). */
-int ring_knob_tcp_threads(void);
-const char *ring_knob_ib_device(void);
-int ring_knob_ib_port(void);
-int ring_knob_ib_gid_index(void);
+/* Read the environment once and resolve params against it and the defaults. A refused
+ * value is a RING_ERR_CONFIG naming the variable ("RING_PIPELINE_DEPTH=0: expected ..."). */
+ring_status ring_settings_resolve(const ring_params *p, ring_settings *out, char *err,
+                                  size_t errlen);
+/* For what runs without a communicator (ring_config_parse's warnings): stderr, at the level
+ * of RING_LOG_LEVEL as it is now (info when unset or not valid). */
+ring_logger ring_logger_from_env(void);
+/* Format a line and hand it to lg if its level passes (rank -1: none). */
+void ring_logf(const ring_logger *lg, ring_log_level level, int rank, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A caller's ring_config (of its struct_size) as a whole one of this build, the fields it
+ * lacks at their defaults; RING_ERR_INVALID_ARG when struct_size was never set. */
+ring_status ring_config_copy_in(ring_config *dst, const ring_config *src, char *err, size_t errlen);
+/* ring_config_load into a whole struct, warnings to lg. */
+ring_status ring_config_load_full(const char *path, ring_config *cfg, const ring_logger *lg,
+                                  char *err, size_t errlen);
+/* A communicator's log line. */
+#define ring_clog(comm, level, ...) ring_logf(&(comm)->set.log, (level), (comm)->rank, __VA_ARGS__)
 
 /* Monotonic clock in nanoseconds, and a deadline helper. */
 int64_t ring_now_ns(void);
-static inline int64_t ring_deadline_in(int ms) { return ring_now_ns() + (int64_t)ms * 1000000; }
+static inline int64_t ring_deadline_in(int ms)
+{
+    return ring_now_ns() + (int64_t)ms * 1000000;
+}
 /* Milliseconds left until deadline, clamped to [0, INT_MAX]. */
 int ring_ms_left(int64_t deadline_ns);
 

@@ -32,21 +32,27 @@ static const unsigned char dtype_sizes[] = {RING_DTYPE_LIST(DT_SIZE_)};
 static const char *const op_names[] = {RING_OP_LIST(OP_NAME_)};
 #undef OP_NAME_
 
-size_t ring_dtype_size(ring_dtype t) { return (unsigned)t < RING_DTYPE_COUNT ? dtype_sizes[t] : 0; }
+size_t ring_dtype_size(ring_dtype t)
+{
+    return (unsigned)t < RING_DTYPE_COUNT ? dtype_sizes[t] : 0;
+}
 const char *ring_dtype_name(ring_dtype t)
 {
     return (unsigned)t < RING_DTYPE_COUNT ? dtype_names[t] : NULL;
 }
-const char *ring_op_name(ring_op op) { return (unsigned)op < RING_OP_COUNT ? op_names[op] : NULL; }
+const char *ring_op_name(ring_op op)
+{
+    return (unsigned)op < RING_OP_COUNT ? op_names[op] : NULL;
+}
 
 /* nccl-tests spellings are accepted too. */
 static const struct {
     const char *alias;
     ring_dtype t;
 } dtype_aliases[] = {
-    {"float", RING_F32},   {"float32", RING_F32}, {"double", RING_F64}, {"float64", RING_F64},
-    {"half", RING_F16},    {"float16", RING_F16}, {"bfloat16", RING_BF16},
-    {"int32", RING_I32},   {"int", RING_I32},     {"int64", RING_I64},  {"uint8", RING_U8},
+    {"float", RING_F32}, {"float32", RING_F32}, {"double", RING_F64},    {"float64", RING_F64},
+    {"half", RING_F16},  {"float16", RING_F16}, {"bfloat16", RING_BF16}, {"int32", RING_I32},
+    {"int", RING_I32},   {"int64", RING_I64},   {"uint8", RING_U8},
 };
 
 int ring_dtype_parse(const char *s, ring_dtype *out)
@@ -91,6 +97,6 @@ ring_status ring_fail(ring_comm *comm, ring_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(comm->err, sizeof comm->err, fmt, ap);
     va_end(ap);
-    ring_log(RING_LOG_ERROR, comm->rank, "%s (%s)", comm->err, ring_status_name(st));
+    ring_clog(comm, RING_LOG_ERROR, "%s (%s)", comm->err, ring_status_name(st));
     return st;
 }

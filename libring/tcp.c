@@ -1,35 +1,14 @@
-/* The TCP transport: FIFO queues of posted sends and receives on a non-blocking
- * socket, moved with sendmsg/readv in batches, waiting in poll() with the abort fd. */
-#include "sock.h"
+/* The TCP transport: one non-blocking socket per neighbour, moved by the caller's thread
+ * (tcp_io.c). Chosen with RING_TCP_THREADS=0; the default is the striped transport, whose
+ * worker threads move large collectives (tcp_streams.c). */
+#include "tcp_io.h"
 #include "transport.h"
 
-#include <errno.h>
-#include <poll.h>
-#include <sched.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
-#define TCP_QUEUE 256 /* a power of 2 */
-#define TCP_IOV 64
-
-typedef struct tcp_op {
-    unsigned char *buf;
-    size_t len, done;
-} tcp_op;
-
-typedef struct tcp_queue {
-    tcp_op ops[TCP_QUEUE];
-    unsigned head, tail; /* head: oldest pending; tail: next free */
-} tcp_queue;
-
 struct ring_conn {
-    int fd;
-    int peer;
-    int spin_us;
-    tcp_queue tx, rx;
+    ring_tcp_io io;
 };
 
 static ring_status tcp_open(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out,
@@ -37,159 +16,41 @@ static ring_status tcp_open(const ring_tp_opts *opts, int fd, int peer_rank, rin
 {
     ring_conn *c = calloc(1, sizeof *c);
     if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for a connection");
-    c->fd = fd;
-    c->spin_us = opts ? opts->spin_us : 0;
-    c->peer = peer_rank;
+    c->io.fd = fd;
+    c->io.spin_us = opts ? opts->spin_us : 0;
+    c->io.peer = peer_rank;
     *out = c;
-    return RING_OK;
-}
-
-static ring_status enqueue(tcp_queue *q, const void *buf, size_t len)
-{
-    if (q->tail - q->head == TCP_QUEUE) return RING_ERR_INVALID_ARG;
-    q->ops[q->tail % TCP_QUEUE] = (tcp_op){.buf = (unsigned char *)buf, .len = len, .done = 0};
-    q->tail++;
     return RING_OK;
 }
 
 static ring_status tcp_post_send(ring_conn *c, const void *buf, size_t len)
 {
-    return enqueue(&c->tx, buf, len);
+    return ring_tcp_queue_post(&c->io.tx, buf, len);
 }
 static ring_status tcp_post_recv(ring_conn *c, void *buf, size_t len)
 {
-    return enqueue(&c->rx, buf, len);
+    return ring_tcp_queue_post(&c->io.rx, buf, len);
 }
-static int tcp_pending_sends(const ring_conn *c) { return (int)(c->tx.tail - c->tx.head); }
-static int tcp_pending_recvs(const ring_conn *c) { return (int)(c->rx.tail - c->rx.head); }
-
-/* Gather the pending operations into an iovec, starting at the head's progress. */
-static int fill_iov(tcp_queue *q, struct iovec *iov)
+static int tcp_pending_sends(const ring_conn *c)
 {
-    int n = 0;
-    for (unsigned i = q->head; i != q->tail && n < TCP_IOV; i++) {
-        tcp_op *op = &q->ops[i % TCP_QUEUE];
-        iov[n].iov_base = op->buf + op->done;
-        iov[n].iov_len = op->len - op->done;
-        n++;
-    }
-    return n;
+    return ring_tcp_queue_pending(&c->io.tx);
 }
-
-/* Account n moved bytes against the queue; returns the operations completed. */
-static int advance(tcp_queue *q, size_t n)
+static int tcp_pending_recvs(const ring_conn *c)
 {
-    int completed = 0;
-    while (q->head != q->tail) {
-        tcp_op *op = &q->ops[q->head % TCP_QUEUE];
-        size_t take = op->len - op->done < n ? op->len - op->done : n;
-        op->done += take;
-        n -= take;
-        if (op->done < op->len) break;
-        q->head++;
-        completed++;
-    }
-    return completed;
-}
-
-/* Move what the socket takes now. Returns RING_OK, or an error for a broken connection. */
-static ring_status push(ring_conn *c, int *completed, char *err, size_t errlen)
-{
-    struct iovec iov[TCP_IOV];
-    while (c->tx.head != c->tx.tail) {
-        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)fill_iov(&c->tx, iov)};
-        ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            *completed += advance(&c->tx, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        int e = errno;
-        return ring_errf(err, errlen,
-                         e == EPIPE || e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM,
-                         "send to rank %d: %s", c->peer, strerror(e));
-    }
-    return RING_OK;
-}
-
-static ring_status pull(ring_conn *c, int *completed, char *err, size_t errlen)
-{
-    struct iovec iov[TCP_IOV];
-    while (c->rx.head != c->rx.tail) {
-        ssize_t n = readv(c->fd, iov, fill_iov(&c->rx, iov));
-        if (n > 0) {
-            *completed += advance(&c->rx, (size_t)n);
-            continue;
-        }
-        if (n == 0)
-            return ring_errf(err, errlen, RING_ERR_PEER_CLOSED,
-                             "rank %d closed the connection mid-collective", c->peer);
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        int e = errno;
-        return ring_errf(err, errlen, e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM,
-                         "receive from rank %d: %s", c->peer, strerror(e));
-    }
-    return RING_OK;
-}
-
-/* Retry the sockets for up to spin_us before sleeping: a small message's reply often comes
- * within microseconds, and a sleep in poll() costs a wake-up of several. sched_yield() keeps
- * a spinning rank from starving another rank that shares its core. */
-static ring_status spin(ring_conn *tx, ring_conn *rx, int abort_fd, int *sends, int *recvs, char *err,
-                        size_t errlen)
-{
-    int us = (tx ? tx->spin_us : 0) > (rx ? rx->spin_us : 0) ? tx->spin_us : (rx ? rx->spin_us : 0);
-    if (us <= 0) return RING_OK;
-    int64_t until = ring_now_ns() + (int64_t)us * 1000;
-    ring_status st;
-    do {
-        sched_yield();
-        if (tx && (st = push(tx, sends, err, errlen)) != RING_OK) return st;
-        if (rx && (st = pull(rx, recvs, err, errlen)) != RING_OK) return st;
-        if (*sends || *recvs) return RING_OK;
-        struct pollfd a = {.fd = abort_fd, .events = POLLIN};
-        if (poll(&a, 1, 0) > 0) return RING_OK; /* the caller's poll() reports it */
-    } while (ring_now_ns() < until);
-    return RING_OK;
+    return ring_tcp_queue_pending(&c->io.rx);
 }
 
 static ring_status tcp_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,
                                 int *sends, int *recvs, char *err, size_t errlen)
 {
-    ring_status st;
-    *sends = *recvs = 0;
-    int spun = 0;
-    for (;;) {
-        if (tx && (st = push(tx, sends, err, errlen)) != RING_OK) return st;
-        if (rx && (st = pull(rx, recvs, err, errlen)) != RING_OK) return st;
-        if (*sends || *recvs) return RING_OK;
-        int want_tx = tx && tx->tx.head != tx->tx.tail;
-        int want_rx = rx && rx->rx.head != rx->rx.tail;
-        if (!want_tx && !want_rx) return RING_OK;
-        if (!spun) {
-            spun = 1;
-            if ((st = spin(want_tx ? tx : NULL, want_rx ? rx : NULL, abort_fd, sends, recvs, err, errlen)) != RING_OK)
-                return st;
-            if (*sends || *recvs) return RING_OK;
-        }
-        struct pollfd p[3];
-        int n = 0;
-        p[n++] = (struct pollfd){.fd = abort_fd, .events = POLLIN};
-        if (want_tx) p[n++] = (struct pollfd){.fd = tx->fd, .events = POLLOUT};
-        if (want_rx) p[n++] = (struct pollfd){.fd = rx->fd, .events = POLLIN};
-        if ((st = ring_sock_poll_progress(p, n, deadline_ns, want_rx ? rx->peer : tx->peer,
-                                          want_rx ? " (receiving)" : want_tx ? " (sending)" : "", err,
-                                          errlen)) != RING_OK)
-            return st;
-    }
+    return ring_tcp_io_progress(tx ? &tx->io : NULL, rx ? &rx->io : NULL, abort_fd, deadline_ns,
+                                sends, recvs, err, errlen);
 }
 
 static void tcp_close(ring_conn *c)
 {
     if (!c) return;
-    if (c->fd >= 0) close(c->fd);
+    if (c->io.fd >= 0) close(c->io.fd);
     free(c);
 }
 

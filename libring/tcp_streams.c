@@ -1,6 +1,17 @@
 /* TCP striped over K sockets per neighbour, each moved by its own worker thread, so that
- * the kernel's copies of one connection run on K cores. With K=1 (RING_TCP_THREADS=1) the
- * rank's send and receive connections each get a worker and the caller only reduces.
+ * the kernel's copies of one connection run on K cores. With K=1 (the default,
+ * RING_TCP_THREADS=1) the rank's send and receive connections each get a worker and the
+ * caller only reduces.
+ *
+ * Small collectives skip the workers: a worker costs two thread wake-ups per message (the
+ * post wakes it, its completion wakes the caller), more than a 4 KiB message's whole trip.
+ * begin() picks per collective: when its largest chunk is below threads_min_bytes the
+ * caller moves every operation itself on stream 0 (tcp_io.c, the plain transport's loop)
+ * while the workers sleep. Nothing is pending at a collective's start, a worker touches its
+ * socket only while its lanes hold parts, and both modes put the same bytes on the wire:
+ * with one stream trivially, with K > 1 because direct mode is then taken only for chunks
+ * shorter than two TS_MIN_PART, which the workers too would send whole on stream 0 (so the
+ * ends of a connection need not agree on the threshold).
  *
  * Every posted operation is cut into parts by its length alone (ts_cut), the same way on
  * both ends: short ones go whole on stream 0 (latency), long ones in K contiguous parts,
@@ -15,6 +26,7 @@
  * Threads: post_*, progress, pending_* and close run on the communicator's thread; the
  * workers touch only their lanes, the part counters, the error record and the eventfds. */
 #include "sock.h"
+#include "tcp_io.h"
 #include "transport.h"
 
 #include <errno.h>
@@ -92,7 +104,10 @@ struct ring_conn {
     atomic_int failed;  /* its status (0: none), stored after why is written */
     char why[200];
     ts_dir tx, rx;
-    ts_stream *s; /* k of them */
+    ts_stream *s;     /* k of them */
+    size_t min_bytes; /* collectives of smaller chunks move on the caller's thread */
+    int direct;       /* 1: this collective moves on the caller's thread, through io */
+    ring_tcp_io io;   /* stream 0's socket, for direct mode */
 };
 
 /* Where part j of n of a len-byte operation starts (j == n: the end). */
@@ -275,7 +290,6 @@ static void ts_close(ring_conn *c)
 static ring_status ts_open(const ring_tp_opts *opts, const int *fds, int nfds, int peer_rank,
                            ring_conn **out, char *err, size_t errlen)
 {
-    (void)opts;
     ring_status st = RING_OK;
     ring_conn *c = calloc(1, sizeof *c);
     /* The lanes are cache-line aligned: so must their array be. */
@@ -290,6 +304,8 @@ static ring_status ts_open(const ring_tp_opts *opts, const int *fds, int nfds, i
     c->peer = peer_rank;
     c->k = nfds;
     c->s = s;
+    c->min_bytes = opts ? opts->threads_min_bytes : 0;
+    c->io = (ring_tcp_io){.fd = fds[0], .peer = peer_rank, .spin_us = opts ? opts->spin_us : 0};
     c->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     for (int j = 0; j < nfds; j++) {
         s[j].conn = c;
@@ -321,8 +337,8 @@ free_conn:
     return st;
 }
 
-/* One stream moved by worker threads (RING_TCP_THREADS=1): the send and the receive
- * connection of a rank each get a worker, so the caller's thread only reduces. */
+/* One stream moved by worker threads (RING_TCP_THREADS=1, the default): the send and the
+ * receive connection of a rank each get a worker, so the caller's thread only reduces. */
 static ring_status ts_open1(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out,
                             char *err, size_t errlen)
 {
@@ -351,19 +367,28 @@ static ring_status ts_post(ring_conn *c, ts_dir *d, int sending, const void *buf
 
 static ring_status ts_post_send(ring_conn *c, const void *buf, size_t len)
 {
+    if (c->direct) return ring_tcp_queue_post(&c->io.tx, buf, len);
     return ts_post(c, &c->tx, 1, buf, len);
 }
 static ring_status ts_post_recv(ring_conn *c, void *buf, size_t len)
 {
+    if (c->direct) return ring_tcp_queue_post(&c->io.rx, buf, len);
     return ts_post(c, &c->rx, 0, buf, len);
 }
 static int ts_pending_sends(const ring_conn *c)
 {
-    return (int)(c->tx.tail - c->tx.head);
+    return (int)(c->tx.tail - c->tx.head) + ring_tcp_queue_pending(&c->io.tx);
 }
 static int ts_pending_recvs(const ring_conn *c)
 {
-    return (int)(c->rx.tail - c->rx.head);
+    return (int)(c->rx.tail - c->rx.head) + ring_tcp_queue_pending(&c->io.rx);
+}
+
+/* Only between collectives: with nothing pending, no worker touches the socket. */
+static void ts_begin(ring_conn *c, size_t chunk)
+{
+    if (ts_pending_sends(c) || ts_pending_recvs(c)) return; /* keep the mode (cannot happen) */
+    c->direct = chunk < c->min_bytes && (c->k == 1 || chunk < 2 * TS_MIN_PART);
 }
 
 /* Operations finished in FIFO order since the last call. */
@@ -390,6 +415,12 @@ static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
 {
     ring_status st;
     *sends = *recvs = 0;
+    if ((st = ts_failed(tx, err, errlen)) != RING_OK ||
+        (st = ts_failed(rx, err, errlen)) != RING_OK)
+        return st;
+    if ((!tx || tx->direct) && (!rx || rx->direct))
+        return ring_tcp_io_progress(tx ? &tx->io : NULL, rx ? &rx->io : NULL, abort_fd, deadline_ns,
+                                    sends, recvs, err, errlen);
     for (int armed = 0;;) {
         if ((st = ts_failed(tx, err, errlen)) != RING_OK ||
             (st = ts_failed(rx, err, errlen)) != RING_OK)
@@ -414,8 +445,10 @@ static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
         if (tx) p[n++] = (struct pollfd){.fd = tx->done_fd, .events = POLLIN};
         if (rx && rx != tx) p[n++] = (struct pollfd){.fd = rx->done_fd, .events = POLLIN};
         if ((st = ring_sock_poll_progress(p, n, deadline_ns, want_rx ? rx->peer : tx->peer,
-                                          want_rx ? " (receiving)" : want_tx ? " (sending)" : "", err,
-                                          errlen)) != RING_OK)
+                                          want_rx   ? " (receiving)"
+                                          : want_tx ? " (sending)"
+                                                    : "",
+                                          err, errlen)) != RING_OK)
             return st;
         for (int i = 1; i < n; i++)
             if (p[i].revents & POLLIN) ts_drain(p[i].fd);
@@ -430,6 +463,7 @@ const ring_transport ring_transport_tcp_streams = {
     .post_send = ts_post_send,
     .post_recv = ts_post_recv,
     .progress = ts_progress,
+    .begin = ts_begin,
     .pending_sends = ts_pending_sends,
     .pending_recvs = ts_pending_recvs,
     .close = ts_close,

@@ -23,6 +23,7 @@ typedef struct ring_tp_opts {
     int ib_gid_index;   /* verbs: GID table index; RoCE needs one, InfiniBand uses the LID */
     int ib_roce;        /* verbs: 1 when the port's link layer is Ethernet (a GRH is required) */
     int spin_us;        /* tcp: poll the sockets this long before sleeping in poll() */
+    size_t threads_min_bytes; /* tcp with workers: smaller chunks move on the caller's thread */
 } ring_tp_opts;
 
 typedef struct ring_transport {
@@ -37,7 +38,8 @@ typedef struct ring_transport {
                                 ring_conn **out, char *err, size_t errlen);
     /* Finish setting up once both of a rank's connections are open (NULL: nothing to do).
      * May exchange messages with the peer on the socket; waits at most until the deadline. */
-    ring_status (*connect)(ring_conn *c, int abort_fd, int64_t deadline_ns, char *err, size_t errlen);
+    ring_status (*connect)(ring_conn *c, int abort_fd, int64_t deadline_ns, char *err,
+                           size_t errlen);
     /* Queue a send or receive of len bytes; buf must stay valid until it completes. */
     ring_status (*post_send)(ring_conn *c, const void *buf, size_t len);
     ring_status (*post_recv)(ring_conn *c, void *buf, size_t len);
@@ -46,6 +48,12 @@ typedef struct ring_transport {
      * *sends and *recvs get the number of operations completed by this call. */
     ring_status (*progress)(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,
                             int *sends, int *recvs, char *err, size_t errlen);
+    /* A collective starts, nothing is pending on c, and `chunk` is the largest message one of
+     * its steps moves (the same on every rank for the same call). A transport with worker
+     * threads moves a collective of small chunks on the caller's thread instead: a worker
+     * costs two thread wake-ups per message, more than a small message's whole transfer.
+     * NULL: nothing to choose. */
+    void (*begin)(ring_conn *c, size_t chunk);
     /* Operations queued and not yet completed. */
     int (*pending_sends)(const ring_conn *c);
     int (*pending_recvs)(const ring_conn *c);
@@ -54,7 +62,8 @@ typedef struct ring_transport {
 
 extern const ring_transport ring_transport_tcp;
 /* TCP striped over RING_TCP_STREAMS sockets per neighbour, each moved by its own thread
- * (tcp_streams.c). Chosen instead of ring_transport_tcp when more than one stream. */
+ * (tcp_streams.c); collectives of chunks below RING_TCP_THREADS_MIN_BYTES move on the
+ * caller's thread. The default; ring_transport_tcp with RING_TCP_THREADS=0. */
 extern const ring_transport ring_transport_tcp_streams;
 /* Defined only where configure found libibverbs (HAVE_VERBS). */
 extern const ring_transport ring_transport_verbs;
@@ -64,14 +73,15 @@ extern const ring_transport ring_transport_verbs;
 ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gid_index,
                              ring_tp_opts *out, char *err, size_t errlen);
 
-/* Pick the transport of a communicator from its config and the RING_TRANSPORT knob;
- * logs the choice at INFO (rank is for the log line). */
-ring_status ring_transport_select(ring_transport_kind asked, int rank, const ring_transport **tp,
-                                  ring_tp_opts *opts, char *err, size_t errlen);
-/* TCP streams per neighbour: RING_TCP_STREAMS, else the config's "tcp_streams", else 1.
- * With more than one and *tp TCP, *tp becomes the striped transport; other transports
- * keep one (logged). A bad knob value is a RING_ERR_CONFIG naming it. */
-ring_status ring_transport_streams(int configured, int rank, const ring_transport **tp, int *streams,
-                                   char *err, size_t errlen);
+/* Pick the transport of a communicator from its config and its settings (RING_TRANSPORT,
+ * RING_IB_*); logs the choice at INFO. */
+ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_tp_opts *opts,
+                                  char *err, size_t errlen);
+/* TCP streams per neighbour (into c->set.tcp_streams): RING_TCP_STREAMS, else the config's
+ * "tcp_streams", else 1. With more than one, or worker threads (RING_TCP_THREADS, the
+ * default), and *tp TCP, *tp becomes the striped transport; other transports keep one
+ * connection (logged). */
+ring_status ring_transport_streams(ring_comm *c, const ring_transport **tp, char *err,
+                                   size_t errlen);
 
 #endif

@@ -12,6 +12,6 @@ echo "$line" | grep -Eq "= 16 .*RING_PIPELINE_DEPTH=100000 not valid" && echo "o
 line=$(echo "$out" | grep "^RING_LOG_LEVEL")
 echo "$line" | grep -Eq "= info .*RING_LOG_LEVEL=bogus not valid" && echo "ok: $line" || bad "log level: $line"
 out=$(RING_LOG_LEVEL=bogus timeout -s KILL 60 "$RINGRUN" -n 2 -- "$RING_TEST" 2>&1); rc=$?
-[ $rc -ne 0 ] && echo "$out" | grep -q "RING_LOG_LEVEL=bogus: expected error, warn, info or debug" \
+[ $rc -ne 0 ] && echo "$out" | grep -q "RING_LOG_LEVEL: expected error, warn, info or debug, got .bogus." \
     && echo "ok: RING_LOG_LEVEL=bogus refused (exit $rc)" || bad "RING_LOG_LEVEL=bogus: exit $rc: $out"
 exit $fails

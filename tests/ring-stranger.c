@@ -69,7 +69,8 @@ int main(int argc, char **argv)
     }
     char err[300];
     ring_auth *key = NULL;
-    if (secret && ring_auth_load(secret, &key, err, sizeof err) != RING_OK) {
+    ring_logger lg = ring_logger_from_env();
+    if (secret && ring_auth_load(secret, &lg, &key, err, sizeof err) != RING_OK) {
         fprintf(stderr, "ring-stranger: %s\n", err);
         return 2;
     }
@@ -135,7 +136,7 @@ int main(int argc, char **argv)
                 ring_auth *wrong = NULL;
                 char tmp[] = "/tmp/ring-stranger-key.XXXXXX";
                 int tf = mkstemp(tmp);
-                if (tf >= 0 && write(tf, "not the secret\n", 15) == 15) ring_auth_load(tmp, &wrong, err, sizeof err);
+                if (tf >= 0 && write(tf, "not the secret\n", 15) == 15) ring_auth_load(tmp, &lg, &wrong, err, sizeof err);
                 if (tf >= 0) close(tf);
                 unlink(tmp);
                 if (wrong) ring_auth_mac(wrong, 0, out, ch, mac);

@@ -116,7 +116,13 @@ kill $relay 2>/dev/null; wait $relay 2>/dev/null
 
 echo "ss -K on the live connection 2->3 (want one failure kind on every rank):"
 OPMS=1000 start_ring sskill --count 300000
-sleep 1.5
+started=$(now_ms)
+# Wait for the connection itself (the ring formed), not a fixed time: forming the ring
+# takes seconds on a loaded machine, and killing nothing would leave the ring running.
+until ns 3 ss -Htn state established dst 10.99.0.4 dport = 29504 | grep -q .; do
+    [ $(($(now_ms) - started)) -lt 60000 ] || break
+    sleep 0.05
+done
 t0=$(now_ms)
 ns 3 ss -K dst 10.99.0.4 dport = 29504 >/dev/null 2>&1
 if ns 3 ss -Htn state established dst 10.99.0.4 dport = 29504 | grep -q .; then

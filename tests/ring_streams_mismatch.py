@@ -116,9 +116,9 @@ def main():
         return 1
     if not check("4 ranks, rank 2 on 1 stream", out, {3: (1, 4)}, want_status="RING_ERR_TIMEOUT"):
         return 1
-    if not bad_value("RING_TCP_STREAMS=abc", ["abc", "abc"], [None, None], 'RING_TCP_STREAMS must be an integer in 1..16, got "abc"'):
+    if not bad_value("RING_TCP_STREAMS=abc", ["abc", "abc"], [None, None], "RING_TCP_STREAMS: not an integer: 'abc'"):
         return 1
-    if not bad_value("RING_TCP_STREAMS=17", ["17", "17"], [None, None], "RING_TCP_STREAMS must be an integer in 1..16"):
+    if not bad_value("RING_TCP_STREAMS=17", ["17", "17"], [None, None], "RING_TCP_STREAMS: must be in 1..16, got 17"):
         return 1
     if not bad_value("tcp_streams 0", [None, None], [0, 0], "field 'tcp_streams' must be in 1..16, got 0"):
         return 1

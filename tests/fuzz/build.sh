@@ -11,7 +11,7 @@ if ! command -v "$CC" >/dev/null 2>&1 || ! echo 'int LLVMFuzzerTestOneInput(cons
     echo "SKIP: $CC with libFuzzer not available (apt-get install clang libclang-rt-14-dev)"
     exit 77
 fi
-flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$src/libring $(pkg-config --cflags libcjson)"
+flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$src/libring -I$src $(pkg-config --cflags libcjson)"
 lib="$src/libring/status.c $src/libring/log.c $src/libring/knobs.c $src/libring/wire.c"
 "$CC" $flags -o "$out/fuzz_config" "$src/tests/fuzz/fuzz_config.c" $lib "$src/libring/config.c" $(pkg-config --libs libcjson) -lm
 "$CC" $flags -o "$out/fuzz_wire" "$src/tests/fuzz/fuzz_wire.c" $lib
