@@ -69,7 +69,7 @@ if [ -n "$SH" ]; then
     # the engine's own diagnostics (libcoll may add an INFO line of its own)
     e=$(CUDA_VISIBLE_DEVICES= "$RI" run -m "$st" --prompt-ids 1 -n 4 --device cuda 2>&1 | grep '^ringinfer'); rc=$?
     line "no visible GPU: $e"
-    [ $(echo "$e" | wc -l) -eq 1 ] && echo "$e" | grep -q "no CUDA GPU visible" || fail=1
+    [ $(echo "$e" | wc -l) -eq 1 ] && echo "$e" | grep -qE "no (CUDA )?GPU (is )?visible" || fail=1
 fi
 
 prompt=$(seq -s, 1000 1031) # 32 ids
