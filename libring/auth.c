@@ -30,17 +30,17 @@ ring_status ring_auth_load(const char *path, const ring_logger *lg, ring_auth **
 #ifndef HAVE_CRYPTO
     (void)out;
     (void)lg;
-    return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+    return ring_errf(RING_ERR_UNSUPPORTED, err, errlen,
                      "secret file %s given, but this libring was built without libcrypto", path);
 #else
     ring_status st;
     /* O_NONBLOCK: a FIFO would block open() past every deadline; fstat refuses it below. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s: %s", path, strerror(errno));
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "secret file %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s: not a regular file", path);
+        st = ring_errf(RING_ERR_CONFIG, err, errlen, "secret file %s: not a regular file", path);
         goto close_file;
     }
     if (sb.st_mode & 077)
@@ -48,7 +48,7 @@ ring_status ring_auth_load(const char *path, const ring_logger *lg, ring_auth **
                   path);
     ring_auth *a = calloc(1, sizeof *a);
     if (!a) {
-        st = ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
+        st = ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory");
         goto close_file;
     }
     ssize_t n;
@@ -56,14 +56,14 @@ ring_status ring_auth_load(const char *path, const ring_logger *lg, ring_auth **
         a->len += (size_t)n;
     unsigned char extra;
     if (n < 0 || (a->len == sizeof a->key && read(fd, &extra, 1) > 0)) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s: %s", path,
+        st = ring_errf(RING_ERR_CONFIG, err, errlen, "secret file %s: %s", path,
                        n < 0 ? strerror(errno) : "longer than 4096 bytes");
         goto free_auth;
     }
     while (a->len && (a->key[a->len - 1] == '\n' || a->key[a->len - 1] == '\r'))
         a->len--;
     if (a->len == 0) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG, "secret file %s is empty", path);
+        st = ring_errf(RING_ERR_CONFIG, err, errlen, "secret file %s is empty", path);
         goto free_auth;
     }
     close(fd);
@@ -93,7 +93,7 @@ ring_status ring_auth_nonce(unsigned char out[RING_NONCE_BYTES], char *err, size
 #else
     (void)out;
 #endif
-    return ring_errf(err, errlen, RING_ERR_SYSTEM, "no random bytes for a nonce");
+    return ring_errf(RING_ERR_SYSTEM, err, errlen, "no random bytes for a nonce");
 }
 
 void ring_auth_mac(const ring_auth *a, int server,

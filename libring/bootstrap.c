@@ -213,18 +213,17 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
             if (p[i].deadline_ns < wake) wake = p[i].deadline_ns;
         }
         if (giving_up && told) {
-            st = ring_errf(err, errlen, RING_ERR_ABORTED, "gave up waiting for %s", spec->what);
+            st = ring_errf(RING_ERR_ABORTED, err, errlen, "gave up waiting for %s", spec->what);
             goto close_pending;
         }
-        int ms = ring_ms_left(wake);
-        if (ring_ms_left(deadline) == 0) {
+        int ms = rc_ms_left(wake);
+        if (rc_ms_left(deadline) == 0) {
             char missing[160] = "", doubled[120] = "";
             if (spec->only_rank < 0) missing_ranks(fds, c->size, missing, sizeof missing);
             for (int d = 0, len = 0; d < ndoubled; d++)
                 len += snprintf(doubled + len, sizeof doubled - (size_t)len, "%s%d", d ? ", " : "",
                                 doubled_rank[d]);
-            st = ring_errf(
-                err, errlen, RING_ERR_TIMEOUT,
+            st = ring_errf(RING_ERR_TIMEOUT, err, errlen,
                 "waited for %s: only %d of %d arrived before the connect deadline%s%s%s%s%s%s%s",
                 spec->what, have, spec->expected, missing[0] ? "; missing rank " : "", missing,
                 doubled[0] ? "; came twice (two processes with one rank?): rank " : "", doubled,
@@ -233,11 +232,11 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
         }
         int r = poll(pf, (nfds_t)(np + 3), ms);
         if (r < 0 && errno != EINTR) {
-            st = ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
+            st = ring_errf(RING_ERR_SYSTEM, err, errlen, "poll: %s", strerror(errno));
             goto close_pending;
         }
         if (pf[0].revents & POLLIN) {
-            st = ring_errf(err, errlen, RING_ERR_ABORTED, "aborted while waiting for %s",
+            st = ring_errf(RING_ERR_ABORTED, err, errlen, "aborted while waiting for %s",
                            spec->what);
             goto close_pending;
         }
@@ -247,7 +246,7 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
             if (grace < deadline) deadline = grace;
         }
         /* Serve the pending handshakes (from the back: drop() moves the last entry). */
-        int64_t now = ring_now_ns();
+        int64_t now = rc_now_ns();
         for (int i = np - 1; i >= 0; i--) {
             if (pf[i + 2].revents) {
                 ssize_t n = recv(p[i].fd, p[i].buf + p[i].got, p[i].need - p[i].got, 0);
@@ -384,31 +383,30 @@ static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *
     unsigned char b[RING_HELLO_BYTES];
     char why[160];
     ring_status st = ring_sock_read_all(fd, b, sizeof b, deadline, wfd, why, sizeof why);
-    if (st != RING_OK) return ring_errf(err, errlen, st, "%s: %s", peer, why);
+    if (st != RING_OK) return ring_errf(st, err, errlen, "%s: %s", peer, why);
     ring_hello h;
     if ((st = ring_hello_decode(b, sizeof b, &h, why, sizeof why)) != RING_OK)
-        return ring_errf(err, errlen, st, "%s: %s", peer, why);
+        return ring_errf(st, err, errlen, "%s: %s", peer, why);
     if (h.kind == RING_MSG_REJECT && RING_REJECT_CODE(h.reason) == RING_REJECT_STREAMS)
-        return ring_errf(err, errlen, RING_ERR_CONFIG,
+        return ring_errf(RING_ERR_CONFIG, err, errlen,
                          "%s refused us: it uses %d TCP stream%s per neighbour, this rank %d: set "
                          "RING_TCP_STREAMS "
                          "(or \"tcp_streams\") alike on every rank",
                          peer, ring_hello_streams(h.reason),
                          ring_hello_streams(h.reason) > 1 ? "s" : "", c->set.tcp_streams);
     if (h.kind == RING_MSG_REJECT)
-        return ring_errf(err, errlen,
-                         RING_REJECT_CODE(h.reason) == RING_REJECT_AUTH ? RING_ERR_AUTH
-                                                                        : RING_ERR_CONFIG,
+        return ring_errf(RING_REJECT_CODE(h.reason) == RING_REJECT_AUTH ? RING_ERR_AUTH
+                                                                        : RING_ERR_CONFIG, err, errlen,
                          "%s refused us: %s", peer, ring_reject_str(h.reason));
     if (h.kind != want)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "%s: answered message %u, expected %u",
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "%s: answered message %u, expected %u",
                          peer, h.kind, want);
     if ((int)h.world_size != c->size)
-        return ring_errf(err, errlen, RING_ERR_CONFIG,
+        return ring_errf(RING_ERR_CONFIG, err, errlen,
                          "%s belongs to another ring: its world size is %u, ours %d", peer,
                          h.world_size, c->size);
     if (h.job_id != c->job_id)
-        return ring_errf(err, errlen, RING_ERR_CONFIG,
+        return ring_errf(RING_ERR_CONFIG, err, errlen,
                          "%s belongs to another ring (its job id differs)", peer);
     return RING_OK;
 }
@@ -437,10 +435,10 @@ static ring_status client_handshake(ring_comm *c, int fd, uint16_t kind, uint32_
             RING_OK)
             return st;
         if ((st = ring_sock_read_all(fd, b, sizeof b, deadline, wfd, why, sizeof why)) != RING_OK)
-            return ring_errf(err, errlen, st, "%s: %s", peer, why);
+            return ring_errf(st, err, errlen, "%s: %s", peer, why);
         ring_auth_mac(c->auth, 1, hello, b, mac);
         if (!ring_auth_equal(mac, b + RING_NONCE_BYTES, RING_MAC_BYTES))
-            return ring_errf(err, errlen, RING_ERR_AUTH,
+            return ring_errf(RING_ERR_AUTH, err, errlen,
                              "%s: authentication failed: it does not prove our shared secret",
                              peer);
         ring_auth_mac(c->auth, 0, hello, b, hello + HS_HELLO_NONCE);
@@ -465,7 +463,7 @@ static ring_status join(ring_comm *c, const char *host, int port, uint16_t kind,
         if (st != RING_OK) return st;
         if (kind == RING_MSG_HELLO && c->size > 1 && ring_sock_is_self(fd, c->cfg.port)) {
             close(fd);
-            return ring_errf(err, errlen, RING_ERR_CONFIG,
+            return ring_errf(RING_ERR_CONFIG, err, errlen,
                              "%s is this rank itself: right_ip:right_port name this rank's own "
                              "port %d, not its right neighbour's",
                              peer, c->cfg.port);
@@ -476,12 +474,12 @@ static ring_status join(ring_comm *c, const char *host, int port, uint16_t kind,
             return st;
         }
         close(fd);
-        int left = ring_ms_left(deadline);
+        int left = rc_ms_left(deadline);
         if (st != RING_ERR_PEER_CLOSED || left == 0) return st;
         ring_clog(c, RING_LOG_DEBUG, "%s closed our handshake (%s): connecting again", peer, err);
         struct pollfd p = {.fd = wfd, .events = POLLIN};
         if (poll(&p, wfd >= 0 ? 1 : 0, backoff_ms < left ? backoff_ms : left) > 0)
-            return ring_errf(err, errlen, RING_ERR_ABORTED, "%s: aborted", peer);
+            return ring_errf(RING_ERR_ABORTED, err, errlen, "%s: aborted", peer);
         backoff_ms = backoff_ms * 2 > 500 ? 500 : backoff_ms * 2;
     }
 }
@@ -570,7 +568,7 @@ ring_status ring_bootstrap(ring_comm *c)
     const ring_config *cfg = &c->cfg;
     int left_rank = (c->rank + c->size - 1) % c->size, right_rank = (c->rank + 1) % c->size;
     int64_t deadline = ring_deadline_in(c->set.connect_timeout_ms);
-    int64_t t0 = ring_now_ns();
+    int64_t t0 = rc_now_ns();
     pthread_t thr;
     right_job job = {.c = c, .deadline = deadline};
     for (int i = 0; i < RING_MAX_TCP_STREAMS; i++)
@@ -591,12 +589,12 @@ ring_status ring_bootstrap(ring_comm *c)
     job.failed_fd = rfail;
     lset = rfail >= 0 ? either_fd(c->abort_fd, rfail) : -1;
     if (wset < 0 || lset < 0) {
-        st = ring_errf(err, sizeof err, RING_ERR_SYSTEM, "eventfd/epoll: %s", strerror(errno));
+        st = ring_errf(RING_ERR_SYSTEM, err, sizeof err, "eventfd/epoll: %s", strerror(errno));
         goto fail;
     }
     int e = pthread_create(&thr, NULL, connect_right, &job);
     if (e) {
-        st = ring_errf(err, sizeof err, RING_ERR_SYSTEM, "cannot start a thread: %s", strerror(e));
+        st = ring_errf(RING_ERR_SYSTEM, err, sizeof err, "cannot start a thread: %s", strerror(e));
         goto fail;
     }
     started = 1;
@@ -646,7 +644,7 @@ ring_status ring_bootstrap(ring_comm *c)
                    fail);
     }
     ring_clog(c, RING_LOG_INFO, "ring of %d formed in %.1f ms (left rank %d, right rank %d)%s",
-              c->size, (double)(ring_now_ns() - t0) / 1e6, left_rank, right_rank,
+              c->size, (double)(rc_now_ns() - t0) / 1e6, left_rank, right_rank,
               c->auth ? ", every connection authenticated" : "");
     goto close_listeners;
 

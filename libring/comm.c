@@ -30,14 +30,14 @@ static ring_status check_config(const ring_config *cfg, char *err, size_t errlen
 {
     int ws = cfg->world_size;
     if (ws < 1 || (ws & (ws - 1)))
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "world_size must be a power of 2, got %d",
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "world_size must be a power of 2, got %d",
                          ws);
     if (cfg->rank < 0 || cfg->rank >= ws)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "rank %d is outside 0..%d", cfg->rank,
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "rank %d is outside 0..%d", cfg->rank,
                          ws - 1);
     if (ws > 1 && (cfg->port < 1 || cfg->port > 65535 || cfg->right_port < 1 ||
                    cfg->right_port > 65535 || cfg->master_port < 1 || cfg->master_port > 65535))
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "ports must be in 1..65535");
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "ports must be in 1..65535");
     return RING_OK;
 }
 
@@ -48,7 +48,7 @@ static ring_status params_copy_in(const ring_params *params, ring_params *p, cha
     ring_params_init(p);
     if (!params) return RING_OK;
     if (params->struct_size < offsetof(ring_params, config) + sizeof(void *))
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+        return ring_errf(RING_ERR_INVALID_ARG, err, errlen,
                          "ring_params.struct_size is %zu: set it with ring_params_init()",
                          params->struct_size);
     memcpy(p, params, params->struct_size < sizeof *p ? params->struct_size : sizeof *p);
@@ -62,7 +62,7 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
 {
     ring_status st;
     ring_comm *c = calloc(1, sizeof *c);
-    if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
+    if (!c) return ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory");
     if ((st = ring_config_copy_in(&c->cfg, p->config, err, errlen)) != RING_OK) goto free_comm;
     if ((st = check_config(&c->cfg, err, errlen)) != RING_OK) goto free_comm;
     c->set = *set;
@@ -77,7 +77,7 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
     if ((st = ring_transport_streams(c, &c->tp, err, errlen)) != RING_OK) goto free_comm;
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {
-        st = ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd failed");
+        st = ring_errf(RING_ERR_SYSTEM, err, errlen, "eventfd failed");
         goto free_comm;
     }
     const char *secret = c->set.secret_file[0] ? c->set.secret_file : c->cfg.secret_file;
@@ -88,7 +88,7 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
         c->slots = malloc((size_t)c->set.depth * c->set.segment_bytes);
         c->gather = malloc((size_t)c->size * (c->set.small_bytes ? c->set.small_bytes : 1));
         if (!c->slots || !c->gather) {
-            st = ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for staging buffers");
+            st = ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory for staging buffers");
             goto free_buffers;
         }
     }
@@ -108,7 +108,7 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
         c->set.segment_bytes, c->set.depth, c->set.small_bytes, c->set.connect_timeout_ms,
         c->set.op_timeout_ms, c->set.checksum ? "crc32c" : "off");
     if (c->size > 1 && (st = ring_bootstrap(c)) != RING_OK) {
-        ring_errf(err, errlen, st, "%s", c->err);
+        ring_errf(st, err, errlen, "%s", c->err);
         goto close_bootstrap;
     }
     if (c->size > 1 && (st = ring_ctrl_start(c, err, errlen)) != RING_OK) goto close_bootstrap;
@@ -132,15 +132,15 @@ ring_status ring_comm_create(const ring_params *params, ring_comm **out, char *e
 {
     ring_status st;
     if (!params || !out)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+        return ring_errf(RING_ERR_INVALID_ARG, err, errlen,
                          "ring_comm_create: params and config are required");
     ring_params p;
     if ((st = params_copy_in(params, &p, err, errlen)) != RING_OK) return st;
     if (!p.config)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+        return ring_errf(RING_ERR_INVALID_ARG, err, errlen,
                          "ring_comm_create: params and config are required");
     ring_settings *set = malloc(sizeof *set);
-    if (!set) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
+    if (!set) return ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory");
     if ((st = ring_settings_resolve(&p, set, err, errlen)) == RING_OK)
         st = create(&p, set, out, err, errlen);
     free(set);
@@ -152,7 +152,7 @@ ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out
 {
     ring_status st;
     if (!out)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+        return ring_errf(RING_ERR_INVALID_ARG, err, errlen,
                          "ring_comm_create_from_env: out is required");
     ring_params p;
     if ((st = params_copy_in(params, &p, err, errlen)) != RING_OK) return st;
@@ -160,7 +160,7 @@ ring_status ring_comm_create_from_env(const ring_params *params, ring_comm **out
     ring_settings *set = malloc(sizeof *set);
     ring_config *cfg = malloc(sizeof *cfg);
     if (!set || !cfg) {
-        st = ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory");
+        st = ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory");
         goto free_all;
     }
     if ((st = ring_settings_resolve(&p, set, err, errlen)) != RING_OK) goto free_all;

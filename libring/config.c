@@ -37,7 +37,7 @@ ring_status ring_config_copy_in(ring_config *dst, const ring_config *src, char *
     config_defaults(dst);
     size_t size = src->struct_size;
     if (size < CONFIG_MIN_SIZE)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG,
+        return ring_errf(RING_ERR_INVALID_ARG, err, errlen,
                          "ring_config.struct_size is %zu: set it with ring_config_init()", size);
     memcpy(dst, src, size < sizeof *dst ? size : sizeof *dst);
     dst->struct_size = sizeof *dst;
@@ -86,17 +86,17 @@ static ring_status get_int(const cJSON *root, const char *origin, const char *ke
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!it) {
         if (!required) return RING_OK;
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: missing field '%s'", origin, key);
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "%s: missing field '%s'", origin, key);
     }
     if (!cJSON_IsNumber(it))
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must be an integer, got %s",
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "%s: field '%s' must be an integer, got %s",
                          origin, key, json_type_name(it));
     double v = it->valuedouble;
     if (v != floor(v) || !isfinite(v))
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must be an integer, got %g",
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "%s: field '%s' must be an integer, got %g",
                          origin, key, v);
     if (v < (double)lo || v > (double)hi)
-        return ring_errf(err, errlen, RING_ERR_CONFIG,
+        return ring_errf(RING_ERR_CONFIG, err, errlen,
                          "%s: field '%s' must be in %lld..%lld, got %.0f", origin, key, lo, hi, v);
     *out = (int)v;
     return RING_OK;
@@ -109,14 +109,14 @@ static ring_status get_str(const cJSON *root, const char *origin, const char *ke
     *present = 0;
     if (!it) return RING_OK;
     if (!cJSON_IsString(it))
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must be a string, got %s",
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "%s: field '%s' must be a string, got %s",
                          origin, key, json_type_name(it));
     size_t n = strlen(it->valuestring);
     if (n == 0)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: field '%s' must not be empty", origin,
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "%s: field '%s' must not be empty", origin,
                          key);
     if (n >= cap)
-        return ring_errf(err, errlen, RING_ERR_CONFIG,
+        return ring_errf(RING_ERR_CONFIG, err, errlen,
                          "%s: field '%s' is too long (%zu bytes, at most %zu)", origin, key, n,
                          cap - 1);
     memcpy(out, it->valuestring, n + 1);
@@ -148,18 +148,18 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
 {
     ring_status st = RING_OK;
     config_defaults(cfg);
-    if (!json) return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no text", origin);
+    if (!json) return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: no text", origin);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
     if (!root) {
         size_t off = end ? (size_t)(end - json) : 0;
         int line, col;
         line_col(json, off, &line, &col);
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: invalid JSON at line %d, column %d",
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "%s: invalid JSON at line %d, column %d",
                          origin, line, col);
     }
     if (!cJSON_IsObject(root)) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: expected a JSON object, got %s", origin,
+        st = ring_errf(RING_ERR_CONFIG, err, errlen, "%s: expected a JSON object, got %s", origin,
                        json_type_name(root));
         goto free_json;
     }
@@ -182,25 +182,24 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
 
     int ws = cfg->world_size;
     if (ws & (ws - 1)) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: world_size must be a power of 2, got %d",
+        st = ring_errf(RING_ERR_CONFIG, err, errlen, "%s: world_size must be a power of 2, got %d",
                        origin, ws);
         goto free_json;
     }
     if (cfg->rank >= ws) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+        st = ring_errf(RING_ERR_CONFIG, err, errlen,
                        "%s: field 'rank' (%d) must be less than world_size (%d)", origin, cfg->rank,
                        ws);
         goto free_json;
     }
     if (cfg->rank != 0 && !has_master_ip) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+        st = ring_errf(RING_ERR_CONFIG, err, errlen,
                        "%s: field 'master_ip' is required when rank != 0 (this is rank %d)", origin,
                        cfg->rank);
         goto free_json;
     }
     if (cfg->rank == 0 && ws > 1 && cfg->port == cfg->master_port) {
-        st = ring_errf(
-            err, errlen, RING_ERR_CONFIG,
+        st = ring_errf(RING_ERR_CONFIG, err, errlen,
             "%s: rank 0 serves master_port and listens on port: they must differ, both are %d",
             origin, cfg->port);
         goto free_json;
@@ -215,8 +214,7 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
             errno = 0;
             unsigned long long v = strtoull(job->valuestring, &e, 0);
             if (errno || *e || !*job->valuestring) {
-                st = ring_errf(
-                    err, errlen, RING_ERR_CONFIG,
+                st = ring_errf(RING_ERR_CONFIG, err, errlen,
                     "%s: field 'job_id' must be an unsigned integer (text or number), got \"%s\"",
                     origin, printable(job->valuestring, shown, sizeof shown));
                 goto free_json;
@@ -226,7 +224,7 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
                    job->valuedouble == floor(job->valuedouble)) {
             /* A JSON number is a double: exact only up to 2^53 (and larger casts are undefined). */
             if (job->valuedouble > 9007199254740992.0) {
-                st = ring_errf(err, errlen, RING_ERR_CONFIG,
+                st = ring_errf(RING_ERR_CONFIG, err, errlen,
                                "%s: field 'job_id' %.0f is too large for a JSON number (above "
                                "2^53): write it as text, "
                                "e.g. \"0x...\"",
@@ -236,7 +234,7 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
             cfg->job_id = (uint64_t)job->valuedouble;
         } else {
             st =
-                ring_errf(err, errlen, RING_ERR_CONFIG,
+                ring_errf(RING_ERR_CONFIG, err, errlen,
                           "%s: field 'job_id' must be an unsigned integer (text or number), got %s",
                           origin, json_type_name(job));
             goto free_json;
@@ -248,7 +246,7 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
                free_json);
     const cJSON *ck = cJSON_GetObjectItemCaseSensitive(root, "checksum");
     if (ck && !cJSON_IsBool(ck)) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+        st = ring_errf(RING_ERR_CONFIG, err, errlen,
                        "%s: field 'checksum' must be true or false, got %s", origin,
                        json_type_name(ck));
         goto free_json;
@@ -268,7 +266,7 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
     } else if (strcmp(transport, "auto") == 0) {
         cfg->transport = RING_TRANSPORT_AUTO;
     } else {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+        st = ring_errf(RING_ERR_CONFIG, err, errlen,
                        "%s: field 'transport' must be \"tcp\", \"verbs\" or \"auto\", got \"%s\"",
                        origin, printable(transport, shown, sizeof shown));
         goto free_json;
@@ -293,7 +291,7 @@ ring_status ring_config_parse_sized(const char *json, const char *origin, ring_c
                                     size_t size, char *err, size_t errlen)
 {
     if (!cfg || size < CONFIG_MIN_SIZE)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no ring_config to fill", origin);
+        return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: no ring_config to fill", origin);
     ring_config full;
     ring_logger lg = ring_logger_from_env();
     ring_status st = config_parse(json, origin, &full, &lg, err, errlen);
@@ -305,7 +303,7 @@ ring_status ring_config_load_sized(const char *path, ring_config *cfg, size_t si
                                    size_t errlen)
 {
     if (!cfg || size < CONFIG_MIN_SIZE)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no ring_config to fill",
+        return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: no ring_config to fill",
                          path ? path : "RING_CONFIG");
     ring_config full;
     ring_logger lg = ring_logger_from_env();
@@ -320,40 +318,40 @@ ring_status ring_config_load_full(const char *path, ring_config *cfg, const ring
     ring_status st = RING_OK;
     config_defaults(cfg);
     if (!path || !*path)
-        return ring_errf(err, errlen, RING_ERR_CONFIG,
+        return ring_errf(RING_ERR_CONFIG, err, errlen,
                          "RING_CONFIG is not set: point it at this rank's JSON config file");
     /* O_NONBLOCK: a FIFO must be refused, not block open() past every deadline. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: cannot open: %s", path,
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "%s: cannot open: %s", path,
                          strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return ring_errf(err, errlen, RING_ERR_CONFIG, "%s: not a regular file", path);
+        return ring_errf(RING_ERR_CONFIG, err, errlen, "%s: not a regular file", path);
     }
     FILE *f = fdopen(fd, "rb");
     if (!f) {
         close(fd);
-        return ring_errf(err, errlen, RING_ERR_NOMEM, "%s: out of memory", path);
+        return ring_errf(RING_ERR_NOMEM, err, errlen, "%s: out of memory", path);
     }
     char *text = malloc(CONFIG_MAX_BYTES + 1);
     if (!text) {
-        st = ring_errf(err, errlen, RING_ERR_NOMEM, "%s: out of memory", path);
+        st = ring_errf(RING_ERR_NOMEM, err, errlen, "%s: out of memory", path);
         goto close_file;
     }
     size_t n = fread(text, 1, CONFIG_MAX_BYTES + 1, f);
     if (ferror(f)) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: cannot read: %s", path, strerror(errno));
+        st = ring_errf(RING_ERR_CONFIG, err, errlen, "%s: cannot read: %s", path, strerror(errno));
         goto free_text;
     }
     if (n > CONFIG_MAX_BYTES) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG,
+        st = ring_errf(RING_ERR_CONFIG, err, errlen,
                        "%s: larger than %d bytes: not a RING_CONFIG file", path, CONFIG_MAX_BYTES);
         goto free_text;
     }
     if (memchr(text, 0, n)) {
-        st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s: contains a NUL byte: not a JSON file",
+        st = ring_errf(RING_ERR_CONFIG, err, errlen, "%s: contains a NUL byte: not a JSON file",
                        path);
         goto free_text;
     }
@@ -369,12 +367,12 @@ close_file:
 ring_status ring_config_write(const char *path, const ring_config *given, char *err, size_t errlen)
 {
     static const char *const transports[] = {"tcp", "verbs", "auto"};
-    if (!given) return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: no config", path);
+    if (!given) return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: no config", path);
     ring_config whole, *cfg = &whole;
     ring_status st = ring_config_copy_in(&whole, given, err, errlen);
     if (st != RING_OK) return st;
     if ((unsigned)cfg->transport > RING_TRANSPORT_AUTO)
-        return ring_errf(err, errlen, RING_ERR_INVALID_ARG, "%s: transport %d is not valid", path,
+        return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: transport %d is not valid", path,
                          (int)cfg->transport);
     /* cJSON writes the strings, so that any host name or path comes out escaped. */
     cJSON *o = cJSON_CreateObject();
@@ -396,7 +394,7 @@ ring_status ring_config_write(const char *path, const ring_config *given, char *
          cJSON_AddStringToObject(o, "transport", transports[cfg->transport]));
     char *text = ok ? cJSON_Print(o) : NULL;
     if (!text) {
-        st = ring_errf(err, errlen, RING_ERR_NOMEM, "%s: out of memory", path);
+        st = ring_errf(RING_ERR_NOMEM, err, errlen, "%s: out of memory", path);
         goto free_json;
     }
     /* O_NONBLOCK: a FIFO in the way fails at once (ENXIO or not regular) instead of blocking. */
@@ -409,14 +407,14 @@ ring_status ring_config_write(const char *path, const ring_config *given, char *
     }
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
-        st = ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot create: %s", path,
+        st = ring_errf(RING_ERR_SYSTEM, err, errlen, "%s: cannot create: %s", path,
                        errno == EINVAL || errno == ENXIO ? "not a regular file" : strerror(errno));
         if (fd >= 0) close(fd);
         goto free_text;
     }
     int bad = fprintf(f, "%s\n", text) < 0;
     if (fclose(f) != 0 || bad)
-        st = ring_errf(err, errlen, RING_ERR_SYSTEM, "%s: cannot write: %s", path, strerror(errno));
+        st = ring_errf(RING_ERR_SYSTEM, err, errlen, "%s: cannot write: %s", path, strerror(errno));
 free_text:
     cJSON_free(text);
 free_json:

@@ -118,7 +118,7 @@ static void serve(ring_comm *c, peer *p, int np, int i)
     for (;;) {
         ssize_t n = recv(p[i].fd, p[i].buf + p[i].got, sizeof p[i].buf - p[i].got, MSG_DONTWAIT);
         if (n > 0) {
-            p[i].last_heard = ring_now_ns();
+            p[i].last_heard = rc_now_ns();
             p[i].got += (size_t)n;
             if (p[i].got == sizeof p[i].buf) {
                 p[i].got = 0;
@@ -142,7 +142,7 @@ static void *ctrl_main(void *arg)
     ring_comm *c = arg;
     int np = c->rank == 0 ? c->size - 1 : 1;
     peer p[np > 0 ? np : 1];
-    int64_t now = ring_now_ns(), hb = (int64_t)hb_ms(c) * 1000000;
+    int64_t now = rc_now_ns(), hb = (int64_t)hb_ms(c) * 1000000;
     int64_t silence = (int64_t)c->set.op_timeout_ms * 1000000, last_ping = 0;
     for (int i = 0; i < np; i++)
         p[i] = (peer){.fd = c->rank == 0 ? c->worker_fds[i + 1] : c->master_fd,
@@ -178,7 +178,7 @@ static void *ctrl_main(void *arg)
         }
         for (int i = 0; i < np; i++)
             if (p[i].fd >= 0 && pf[i + 1].revents) serve(c, p, np, i);
-        now = ring_now_ns();
+        now = rc_now_ns();
         if (now - last_ping >= hb) {
             for (int i = 0; i < np; i++) send_msg(c, p[i].fd, RING_MSG_PING, 0);
             last_ping = now;
@@ -206,12 +206,12 @@ static void *ctrl_main(void *arg)
 ring_status ring_ctrl_start(ring_comm *c, char *err, size_t errlen)
 {
     c->ctrl.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (c->ctrl.wake_fd < 0) return ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd: %s", strerror(errno));
+    if (c->ctrl.wake_fd < 0) return ring_errf(RING_ERR_SYSTEM, err, errlen, "eventfd: %s", strerror(errno));
     int e = pthread_create(&c->ctrl.thread, NULL, ctrl_main, c);
     if (e) {
         close(c->ctrl.wake_fd);
         c->ctrl.wake_fd = -1;
-        return ring_errf(err, errlen, RING_ERR_SYSTEM, "cannot start the control thread: %s", strerror(e));
+        return ring_errf(RING_ERR_SYSTEM, err, errlen, "cannot start the control thread: %s", strerror(e));
     }
     c->ctrl.running = 1;
     return RING_OK;
@@ -254,8 +254,8 @@ ring_status ring_ctrl_settle(ring_comm *c, ring_status st, char *why, size_t cap
     if (st == RING_ERR_PEER_CLOSED && !ring_ctrl_verdict(c, NULL, 0)) {
         int64_t until = ring_deadline_in(c->set.op_timeout_ms / 2);
         struct pollfd p = {.fd = c->abort_fd, .events = POLLIN};
-        while (!ring_ctrl_verdict(c, NULL, 0) && !atomic_load(&c->aborted) && ring_ms_left(until) > 0)
-            poll(&p, 1, ring_ms_left(until) < 20 ? ring_ms_left(until) : 20);
+        while (!ring_ctrl_verdict(c, NULL, 0) && !atomic_load(&c->aborted) && rc_ms_left(until) > 0)
+            poll(&p, 1, rc_ms_left(until) < 20 ? rc_ms_left(until) : 20);
     }
     ring_status remote = ring_ctrl_verdict(c, why, cap);
     int local_abort = atomic_load(&c->aborted);

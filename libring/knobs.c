@@ -198,11 +198,11 @@ ring_status ring_settings_resolve(const ring_params *p, ring_settings *s, char *
     knob_env e;
     knob_env_read(&e);
     knob_notes *n = malloc(sizeof *n);
-    if (!n) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for the settings");
+    if (!n) return ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory for the settings");
     resolve(&e, p, s, n);
     ring_status st = RING_OK;
     for (int k = 0; k < K_COUNT && st == RING_OK; k++)
-        if (n->why[k][0]) st = ring_errf(err, errlen, RING_ERR_CONFIG, "%s", n->why[k]);
+        if (n->why[k][0]) st = ring_errf(RING_ERR_CONFIG, err, errlen, "%s", n->why[k]);
     free(n);
     return st;
 }

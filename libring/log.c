@@ -8,21 +8,6 @@
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
-int64_t ring_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int ring_ms_left(int64_t deadline_ns)
-{
-    int64_t left = deadline_ns - ring_now_ns();
-    if (left <= 0) return 0;
-    left = (left + 999999) / 1000000;
-    return left > 0x7fffffff ? 0x7fffffff : (int)left;
-}
-
 void ring_log_stderr(void *ctx, ring_log_level level, int rank, const char *line)
 {
     (void)ctx;

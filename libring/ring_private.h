@@ -2,6 +2,8 @@
 #ifndef RING_PRIVATE_H
 #define RING_PRIVATE_H
 
+#include "common/clock.h"
+#include "common/sock.h"
 #include "ring.h"
 #include "transport.h"
 
@@ -88,7 +90,7 @@ struct ring_comm {
 ring_status ring_fail(ring_comm *comm, ring_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Write a one-line message into a caller's buffer; returns st. */
-ring_status ring_errf(char *err, size_t errlen, ring_status st, const char *fmt, ...)
+ring_status ring_errf(ring_status st, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Read the environment once and resolve params against it and the defaults. A refused
@@ -110,14 +112,12 @@ ring_status ring_config_load_full(const char *path, ring_config *cfg, const ring
 /* A communicator's log line. */
 #define ring_clog(comm, level, ...) ring_logf(&(comm)->set.log, (level), (comm)->rank, __VA_ARGS__)
 
-/* Monotonic clock in nanoseconds, and a deadline helper. */
-int64_t ring_now_ns(void);
+/* Deadlines: common/clock.h's monotonic nanoseconds; rc_ms_left (common/sock.h) gives the
+ * milliseconds left for poll(). */
 static inline int64_t ring_deadline_in(int ms)
 {
-    return ring_now_ns() + (int64_t)ms * 1000000;
+    return rc_now_ns() + (int64_t)ms * 1000000;
 }
-/* Milliseconds left until deadline, clamped to [0, INT_MAX]. */
-int ring_ms_left(int64_t deadline_ns);
 
 /* Bootstrap: form the ring and check in with the master. */
 ring_status ring_bootstrap(ring_comm *comm);

@@ -1,5 +1,6 @@
 /* Names and messages of statuses, data types and ops, all generated from ring.h's lists. */
 #include "ring_private.h"
+#include "common/errline.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -80,14 +81,12 @@ int ring_op_valid_for(ring_op op, ring_dtype t)
     return 1;
 }
 
-ring_status ring_errf(char *err, size_t errlen, ring_status st, const char *fmt, ...)
+ring_status ring_errf(ring_status st, char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rc_errline_v(err, errlen, fmt, ap);
+    va_end(ap);
     return st;
 }
 

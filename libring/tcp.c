@@ -15,7 +15,7 @@ static ring_status tcp_open(const ring_tp_opts *opts, int fd, int peer_rank, rin
                             char *err, size_t errlen)
 {
     ring_conn *c = calloc(1, sizeof *c);
-    if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for a connection");
+    if (!c) return ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory for a connection");
     c->io.fd = fd;
     c->io.spin_us = opts ? opts->spin_us : 0;
     c->io.peer = peer_rank;

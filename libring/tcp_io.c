@@ -65,8 +65,7 @@ static ring_status push(ring_tcp_io *c, int *completed, char *err, size_t errlen
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         int e = errno;
-        return ring_errf(err, errlen,
-                         e == EPIPE || e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM,
+        return ring_errf(e == EPIPE || e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM, err, errlen,
                          "send to rank %d: %s", c->peer, strerror(e));
     }
     return RING_OK;
@@ -82,12 +81,12 @@ static ring_status pull(ring_tcp_io *c, int *completed, char *err, size_t errlen
             continue;
         }
         if (n == 0)
-            return ring_errf(err, errlen, RING_ERR_PEER_CLOSED,
+            return ring_errf(RING_ERR_PEER_CLOSED, err, errlen,
                              "rank %d closed the connection mid-collective", c->peer);
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         int e = errno;
-        return ring_errf(err, errlen, e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM,
+        return ring_errf(e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM, err, errlen,
                          "receive from rank %d: %s", c->peer, strerror(e));
     }
     return RING_OK;
@@ -101,7 +100,7 @@ static ring_status spin(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd, int *sen
 {
     int us = (tx ? tx->spin_us : 0) > (rx ? rx->spin_us : 0) ? tx->spin_us : (rx ? rx->spin_us : 0);
     if (us <= 0) return RING_OK;
-    int64_t until = ring_now_ns() + (int64_t)us * 1000;
+    int64_t until = rc_now_ns() + (int64_t)us * 1000;
     ring_status st;
     do {
         sched_yield();
@@ -110,7 +109,7 @@ static ring_status spin(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd, int *sen
         if (*sends || *recvs) return RING_OK;
         struct pollfd a = {.fd = abort_fd, .events = POLLIN};
         if (poll(&a, 1, 0) > 0) return RING_OK; /* the caller's poll() reports it */
-    } while (ring_now_ns() < until);
+    } while (rc_now_ns() < until);
     return RING_OK;
 }
 

@@ -298,7 +298,7 @@ static ring_status ts_open(const ring_tp_opts *opts, const int *fds, int nfds, i
     if (!c || !s) {
         free(c);
         free(s);
-        return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for a connection");
+        return ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory for a connection");
     }
     memset(s, 0, bytes);
     c->peer = peer_rank;
@@ -315,13 +315,13 @@ static ring_status ts_open(const ring_tp_opts *opts, const int *fds, int nfds, i
     }
     for (int j = 0; j < nfds; j++)
         if (c->done_fd < 0 || s[j].wake < 0) {
-            st = ring_errf(err, errlen, RING_ERR_SYSTEM, "eventfd: %s", strerror(errno));
+            st = ring_errf(RING_ERR_SYSTEM, err, errlen, "eventfd: %s", strerror(errno));
             goto free_conn;
         }
     for (int j = 0; j < nfds; j++) {
         int e = pthread_create(&s[j].thread, NULL, ts_worker, &s[j]);
         if (e) {
-            st = ring_errf(err, errlen, RING_ERR_SYSTEM, "cannot start a stream thread: %s",
+            st = ring_errf(RING_ERR_SYSTEM, err, errlen, "cannot start a stream thread: %s",
                            strerror(e));
             goto stop_workers;
         }
@@ -407,7 +407,7 @@ static ring_status ts_failed(ring_conn *c, char *err, size_t errlen)
 {
     int st = c ? atomic_load_explicit(&c->failed, memory_order_acquire) : 0;
     if (!st) return RING_OK;
-    return ring_errf(err, errlen, (ring_status)st, "%s", c->why);
+    return ring_errf((ring_status)st, err, errlen, "%s", c->why);
 }
 
 static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64_t deadline_ns,

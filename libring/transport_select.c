@@ -34,12 +34,12 @@ ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_
     }
     memset(opts, 0, sizeof *opts);
     if (asked == RING_TRANSPORT_VERBS)
-        return ring_errf(err, errlen, st, "transport \"verbs\" asked for by %s, but %s", from, why);
+        return ring_errf(st, err, errlen, "transport \"verbs\" asked for by %s, but %s", from, why);
     ring_clog(c, RING_LOG_INFO, "transport auto: tcp (%s)", why);
     return RING_OK;
 #else
     if (asked == RING_TRANSPORT_VERBS)
-        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+        return ring_errf(RING_ERR_UNSUPPORTED, err, errlen,
                          "transport \"verbs\" asked for by %s, but this libring was built without "
                          "verbs (configure --with-verbs needs libibverbs-dev)",
                          from);

@@ -119,7 +119,7 @@ static ring_status post_recv_wr(ring_conn *c)
 #define VB_TRY(cond, st_, ...)                                                                     \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            st = ring_errf(err, errlen, st_, __VA_ARGS__);                                         \
+            st = ring_errf(st_, err, errlen, __VA_ARGS__);                                         \
             goto release_conn;                                                                     \
         }                                                                                          \
     } while (0)
@@ -129,7 +129,7 @@ static ring_status vb_open(const ring_tp_opts *o, int fd, int peer_rank, ring_co
 {
     ring_status st = RING_OK;
     ring_conn *c = calloc(1, sizeof *c);
-    if (!c) return ring_errf(err, errlen, RING_ERR_NOMEM, "out of memory for a connection");
+    if (!c) return ring_errf(RING_ERR_NOMEM, err, errlen, "out of memory for a connection");
     c->fd = -1; /* the caller keeps the socket until we succeed */
     c->peer = peer_rank;
     c->o = *o;
@@ -185,7 +185,7 @@ static ring_status vb_open(const ring_tp_opts *o, int fd, int peer_rank, ring_co
     VB_TRY(ibv_query_port(c->ctx, (uint8_t)o->ib_port, &pa) == 0, RING_ERR_SYSTEM,
            "verbs: cannot query %s port %d", o->ib_device, o->ib_port);
     c->me = (vb_local){.qpn = c->qp->qp_num,
-                       .psn = (uint32_t)(ring_now_ns() ^ c->qp->qp_num) & 0xffffff,
+                       .psn = (uint32_t)(rc_now_ns() ^ c->qp->qp_num) & 0xffffff,
                        .lid = pa.lid,
                        .mtu = (uint8_t)pa.active_mtu,
                        .roce = (uint8_t)o->ib_roce,
@@ -222,23 +222,22 @@ static ring_status vb_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, c
     ring_status st =
         ring_sock_read_all(c->fd, msg, sizeof msg, deadline_ns, abort_fd, why, sizeof why);
     if (st != RING_OK)
-        return ring_errf(err, errlen, st,
+        return ring_errf(st, err, errlen,
                          "verbs: reading rank %d's queue pair details: %s (does it use the verbs "
                          "transport too?)",
                          c->peer, why);
     if (vb_wire_decode(msg, &c->them, why, sizeof why) != 0)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL,
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen,
                          "verbs: rank %d sent bad queue pair details: %s", c->peer, why);
     const vb_local *t = &c->them;
     if (t->slots != VB_SLOTS || t->slot_bytes != VB_SLOT_BYTES || t->roce != c->me.roce)
-        return ring_errf(
-            err, errlen, RING_ERR_CONFIG,
+        return ring_errf(RING_ERR_CONFIG, err, errlen,
             "verbs: rank %d runs %u slots of %u B on %s, this rank %u of %u B on %s (mixed builds "
             "or link layers)",
             c->peer, t->slots, t->slot_bytes, t->roce ? "RoCE" : "InfiniBand", VB_SLOTS,
             VB_SLOT_BYTES, c->me.roce ? "RoCE" : "InfiniBand");
     if (!t->roce && t->lid == 0)
-        return ring_errf(err, errlen, RING_ERR_CONFIG,
+        return ring_errf(RING_ERR_CONFIG, err, errlen,
                          "verbs: rank %d's InfiniBand port has no LID", c->peer);
     struct ibv_qp_attr a = {
         .qp_state = IBV_QPS_RTR,
@@ -258,7 +257,7 @@ static ring_status vb_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, c
     if (ibv_modify_qp(c->qp, &a,
                       IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
                           IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER) != 0)
-        return ring_errf(err, errlen, RING_ERR_SYSTEM,
+        return ring_errf(RING_ERR_SYSTEM, err, errlen,
                          "verbs: queue pair to rank %d: RTR failed: %s", c->peer, strerror(errno));
     /* timeout 14: 4.096 us << 14 = 67 ms per try, 7 retries: a dead peer is noticed in ~0.5 s.
      * rnr_retry stays finite: credits make receiver-not-ready impossible, so one is a failure. */
@@ -271,7 +270,7 @@ static ring_status vb_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, c
     if (ibv_modify_qp(c->qp, &r,
                       IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
                           IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC) != 0)
-        return ring_errf(err, errlen, RING_ERR_SYSTEM,
+        return ring_errf(RING_ERR_SYSTEM, err, errlen,
                          "verbs: queue pair to rank %d: RTS failed: %s", c->peer, strerror(errno));
     return RING_OK;
 }
@@ -306,7 +305,7 @@ static ring_status wc_status(const ring_conn *c, const struct ibv_wc *wc, char *
         what = "failed an RDMA operation";
         break;
     }
-    return ring_errf(err, errlen, st, "rank %d %s: %s (%s)", c->peer, what,
+    return ring_errf(st, err, errlen, "rank %d %s: %s (%s)", c->peer, what,
                      ibv_wc_status_str(wc->status),
                      wc->wr_id == WR_DATA     ? "data write"
                      : wc->wr_id == WR_CREDIT ? "credit"
@@ -320,7 +319,7 @@ static ring_status drain(ring_conn *c, char *err, size_t errlen)
     struct ibv_wc wc[32];
     for (;;) {
         int n = ibv_poll_cq(c->cq, 32, wc);
-        if (n < 0) return ring_errf(err, errlen, RING_ERR_SYSTEM, "verbs: ibv_poll_cq failed");
+        if (n < 0) return ring_errf(RING_ERR_SYSTEM, err, errlen, "verbs: ibv_poll_cq failed");
         if (n == 0) return RING_OK;
         for (int i = 0; i < n; i++) {
             const struct ibv_wc *w = &wc[i];
@@ -336,19 +335,19 @@ static ring_status drain(ring_conn *c, char *err, size_t errlen)
             } else {
                 uint32_t imm = ntohl(w->imm_data);
                 if (!(w->wc_flags & IBV_WC_WITH_IMM))
-                    return ring_errf(err, errlen, RING_ERR_PROTOCOL,
+                    return ring_errf(RING_ERR_PROTOCOL, err, errlen,
                                      "rank %d sent a message without immediate data", c->peer);
                 if (imm & VB_CREDIT) {
                     uint64_t n_cred = imm & ~VB_CREDIT;
                     if (c->credits + n_cred > c->sent)
-                        return ring_errf(err, errlen, RING_ERR_PROTOCOL,
+                        return ring_errf(RING_ERR_PROTOCOL, err, errlen,
                                          "rank %d returned %llu credits for %llu outstanding slots",
                                          c->peer, (unsigned long long)n_cred,
                                          (unsigned long long)(c->sent - c->credits));
                     c->credits += n_cred;
                 } else {
                     if (imm == 0 || imm > VB_SLOT_BYTES || c->arrived - c->consumed >= VB_SLOTS)
-                        return ring_errf(err, errlen, RING_ERR_PROTOCOL,
+                        return ring_errf(RING_ERR_PROTOCOL, err, errlen,
                                          "rank %d wrote %u bytes with %llu slots unread (overrun)",
                                          c->peer, imm,
                                          (unsigned long long)(c->arrived - c->consumed));
@@ -356,7 +355,7 @@ static ring_status drain(ring_conn *c, char *err, size_t errlen)
                     c->arrived++;
                 }
                 if (post_recv_wr(c) != RING_OK && !c->lost) /* a QP in error: reported on need */
-                    c->lost = ring_errf(c->lost_why, sizeof c->lost_why, RING_ERR_PEER_CLOSED,
+                    c->lost = ring_errf(RING_ERR_PEER_CLOSED, c->lost_why, sizeof c->lost_why,
                                         "verbs: re-posting a receive for rank %d failed", c->peer);
             }
         }
@@ -424,7 +423,7 @@ static ring_status push(ring_conn *c, int *completed, char *err, size_t errlen)
         wr.wr.rdma.rkey = c->them.rkey;
         int e = ibv_post_send(c->qp, &wr, &bad);
         if (e)
-            return ring_errf(err, errlen, RING_ERR_SYSTEM,
+            return ring_errf(RING_ERR_SYSTEM, err, errlen,
                              "verbs: posting a write to rank %d failed: %s", c->peer, strerror(e));
         c->sent++;
     }
@@ -473,7 +472,7 @@ static void give_credits(ring_conn *c)
         int e = ibv_post_send(c->qp, &wr, &bad);
         if (e) {
             c->lost =
-                ring_errf(c->lost_why, sizeof c->lost_why, RING_ERR_SYSTEM,
+                ring_errf(RING_ERR_SYSTEM, c->lost_why, sizeof c->lost_why,
                           "verbs: posting credits to rank %d failed: %s", c->peer, strerror(e));
             return;
         }
@@ -488,7 +487,7 @@ static ring_status check_socket(ring_conn *c, char *err, size_t errlen)
     char b;
     ssize_t n = recv(c->fd, &b, 1, MSG_DONTWAIT);
     if (n > 0)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL,
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen,
                          "rank %d sent bytes on its idle bootstrap connection", c->peer);
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) c->peer_gone = 1;
     return RING_OK;
@@ -497,9 +496,9 @@ static ring_status check_socket(ring_conn *c, char *err, size_t errlen)
 /* The error of a connection that has work waiting and cannot make progress, if any. */
 static ring_status stuck(const ring_conn *c, char *err, size_t errlen)
 {
-    if (c->lost) return ring_errf(err, errlen, c->lost, "%s", c->lost_why);
+    if (c->lost) return ring_errf(c->lost, err, errlen, "%s", c->lost_why);
     if (c->peer_gone)
-        return ring_errf(err, errlen, RING_ERR_PEER_CLOSED,
+        return ring_errf(RING_ERR_PEER_CLOSED, err, errlen,
                          "rank %d closed its connection mid-collective", c->peer);
     return RING_OK;
 }
@@ -534,14 +533,14 @@ static ring_status vb_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
         for (int i = 0; i < nc; i++) {
             if (cs[i]->armed) continue;
             if (ibv_req_notify_cq(cs[i]->cq, 0) != 0)
-                return ring_errf(err, errlen, RING_ERR_SYSTEM, "verbs: ibv_req_notify_cq failed");
+                return ring_errf(RING_ERR_SYSTEM, err, errlen, "verbs: ibv_req_notify_cq failed");
             cs[i]->armed = requested = 1;
         }
         if (requested) continue;
 
-        int ms = ring_ms_left(deadline_ns);
+        int ms = rc_ms_left(deadline_ns);
         if (ms == 0)
-            return ring_errf(err, errlen, RING_ERR_TIMEOUT, "no progress from rank %d%s%s",
+            return ring_errf(RING_ERR_TIMEOUT, err, errlen, "no progress from rank %d%s%s",
                              want_rx ? rx->peer : tx->peer, want_rx ? " (receiving)" : "",
                              want_tx && !want_rx ? " (sending)" : "");
         struct pollfd p[5];
@@ -554,9 +553,9 @@ static ring_status vb_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
         }
         int r = poll(p, (nfds_t)np, ms);
         if (r < 0 && errno != EINTR)
-            return ring_errf(err, errlen, RING_ERR_SYSTEM, "poll: %s", strerror(errno));
+            return ring_errf(RING_ERR_SYSTEM, err, errlen, "poll: %s", strerror(errno));
         if (r <= 0) continue;
-        if (p[0].revents & POLLIN) return ring_errf(err, errlen, RING_ERR_ABORTED, "aborted");
+        if (p[0].revents & POLLIN) return ring_errf(RING_ERR_ABORTED, err, errlen, "aborted");
         for (int i = 0; i < nc; i++) {
             ring_conn *c = cs[i];
             if (p[1 + 2 * i].revents & POLLIN) {
@@ -585,7 +584,7 @@ static void settle(ring_conn *c)
             c->armed = 1;
             continue;
         }
-        int ms = ring_ms_left(deadline);
+        int ms = rc_ms_left(deadline);
         if (ms == 0) return;
         struct pollfd p = {.fd = c->ch->fd, .events = POLLIN};
         if (poll(&p, 1, ms) > 0) {

@@ -105,10 +105,10 @@ ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gi
                           : e == ENOSYS ? "; this kernel has no RDMA support"
                                         : "; cannot list devices";
         if (want_device)
-            return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+            return ring_errf(RING_ERR_UNSUPPORTED, err, errlen,
                              "RING_IB_DEVICE=%s not found (devices seen: none%s)", want_device,
                              why);
-        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+        return ring_errf(RING_ERR_UNSUPPORTED, err, errlen,
                          "no RDMA device found (devices seen: none%s)", why);
     }
     char seen[256] = "", notes[512] = "";
@@ -140,8 +140,8 @@ ring_status ring_verbs_probe(const char *want_device, int want_port, int want_gi
     ibv_free_device_list(list);
     if (ok) return RING_OK;
     if (want_device && !found_wanted)
-        return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+        return ring_errf(RING_ERR_UNSUPPORTED, err, errlen,
                          "RING_IB_DEVICE=%s not found (devices seen: %s)", want_device, seen);
-    return ring_errf(err, errlen, RING_ERR_UNSUPPORTED,
+    return ring_errf(RING_ERR_UNSUPPORTED, err, errlen,
                      "no usable RDMA port (devices seen: %s; %s)", seen, notes);
 }

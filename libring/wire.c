@@ -40,7 +40,7 @@ ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h
                               size_t errlen)
 {
     if (len < RING_HELLO_BYTES)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "handshake too short (%zu bytes)", len);
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "handshake too short (%zu bytes)", len);
     h->magic = get32(in);
     h->version = (uint16_t)(in[4] | in[5] << 8);
     h->kind = (uint16_t)(in[6] | in[7] << 8);
@@ -49,12 +49,12 @@ ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h
     h->job_id = get64(in + 16);
     h->reason = get32(in + 24);
     if (h->magic != RING_WIRE_MAGIC)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "not a ring peer (magic 0x%08x)", h->magic);
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "not a ring peer (magic 0x%08x)", h->magic);
     if (h->version != RING_WIRE_VERSION)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "protocol version %u, we speak %u",
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "protocol version %u, we speak %u",
                          h->version, RING_WIRE_VERSION);
     if (h->kind < RING_MSG_HELLO || h->kind > RING_MSG_CHALLENGE)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "unknown handshake message %u", h->kind);
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "unknown handshake message %u", h->kind);
     return RING_OK;
 }
 
@@ -120,12 +120,12 @@ ring_status ring_seg_decode(const unsigned char *in, size_t len, ring_seg_header
                             size_t errlen)
 {
     if (len < RING_SEG_HEADER_BYTES)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "segment header too short (%zu bytes)", len);
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "segment header too short (%zu bytes)", len);
     uint32_t magic = get32(in);
     if (magic != RING_SEG_MAGIC)
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "not a segment header (magic 0x%08x)", magic);
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "not a segment header (magic 0x%08x)", magic);
     if (in[14] || in[15] || (in[7] & ~RING_SEG_FLAG_CRC))
-        return ring_errf(err, errlen, RING_ERR_PROTOCOL, "segment header with unknown flags or reserved bits set");
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "segment header with unknown flags or reserved bits set");
     h->coll = in[4];
     h->dtype = in[5];
     h->op = in[6];

@@ -16,7 +16,7 @@ TESTS += test_crc32c
 # A misbehaving client (links libring's private wire and auth code).
 check_PROGRAMS += ring-stranger
 ring_stranger_SOURCES = ring-stranger.c
-ring_stranger_CPPFLAGS = -I$(top_srcdir)/libring
+ring_stranger_CPPFLAGS = -I$(top_srcdir) -I$(top_srcdir)/libring
 ring_stranger_LDADD = $(top_builddir)/libring/libring_internal.la
 TESTS += ring_strangers.sh fuzz/smoke.sh ring_netns.sh
 EXTRA_DIST += ring_strangers.sh fuzz ring_netns.sh ring_relay.py free_ports.py

@@ -16,10 +16,10 @@
 
 enum { SRC_NONE, SRC_OWN, SRC_SLOT, SRC_OUT };
 enum { DST_NONE, DST_SLOT, DST_FINAL, DST_DIRECT };
-enum { COLL_ALLREDUCE = 1, COLL_REDUCE_SCATTER, COLL_ALLGATHER, COLL_BROADCAST, COLL_BARRIER };
+enum { KIND_ALLREDUCE = 1, KIND_REDUCE_SCATTER, KIND_ALLGATHER, KIND_BROADCAST, KIND_BARRIER };
 
-static const char *const coll_names[] = {"?",         "allreduce", "reduce_scatter",
-                                         "allgather", "broadcast", "barrier"};
+static const char *const collective_names[] = {"?",         "allreduce", "reduce_scatter",
+                                               "allgather", "broadcast", "barrier"};
 
 typedef struct step {
     int src;                 /* SRC_*: where the sent chunk lives */
@@ -298,7 +298,7 @@ static ring_status fatal(ring_comm *c, ring_status st, const char *detail, const
     snprintf(why, sizeof why, "%s", detail);
     st = ring_ctrl_settle(c, st, why, sizeof why); /* the root cause, from whichever rank */
     ring_fail(c, st, "%s #%llu: %s; destroy the communicator and rebuild it on every rank",
-              coll_names[h->coll], (unsigned long long)h->seq, why);
+              collective_names[h->coll], (unsigned long long)h->seq, why);
     c->failed = st;
     if (c->right) c->tp->close(c->right);
     if (c->left) c->tp->close(c->left);
@@ -317,7 +317,9 @@ static ring_status check_header(ring_comm *c, const unsigned char *b, const ring
     }
     if (h.seq != mine->seq || h.coll != mine->coll || h.dtype != mine->dtype || h.op != mine->op ||
         h.count != mine->count || h.root != mine->root) {
-        const char *ln = h.coll < sizeof coll_names / sizeof *coll_names ? coll_names[h.coll] : "?";
+        const char *ln = h.coll < sizeof collective_names / sizeof *collective_names
+                             ? collective_names[h.coll]
+                             : "?";
         const char *lt = ring_dtype_name((ring_dtype)h.dtype), *lo = ring_op_name((ring_op)h.op);
         snprintf(
             why, sizeof why,
@@ -398,28 +400,28 @@ static ring_status begin(ring_comm *c, int coll, size_t count, ring_dtype type, 
     }
     if (atomic_load(&c->aborted)) {
         c->failed = RING_ERR_ABORTED;
-        return ring_fail(c, RING_ERR_ABORTED, "%s: communicator aborted", coll_names[coll]);
+        return ring_fail(c, RING_ERR_ABORTED, "%s: communicator aborted", collective_names[coll]);
     }
     char why[256];
     ring_status remote = ring_ctrl_verdict(c, why, sizeof why);
     if (remote) {
         c->failed = remote; /* another rank failed since our last call */
         return ring_fail(c, remote, "%s: %s; destroy the communicator and rebuild it on every rank",
-                         coll_names[coll], why);
+                         collective_names[coll], why);
     }
     if (!ring_dtype_size(type))
-        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: invalid data type %d", coll_names[coll],
-                         (int)type);
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: invalid data type %d",
+                         collective_names[coll], (int)type);
     if (!ring_op_valid_for(op, type))
         return ring_fail(c, RING_ERR_INVALID_ARG, "%s: op %s is not defined for %s",
-                         coll_names[coll], ring_op_name(op) ? ring_op_name(op) : "?",
+                         collective_names[coll], ring_op_name(op) ? ring_op_name(op) : "?",
                          ring_dtype_name(type));
     if (root < 0 || root >= c->size)
-        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: root %d is outside 0..%d", coll_names[coll],
-                         root, c->size - 1);
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: root %d is outside 0..%d",
+                         collective_names[coll], root, c->size - 1);
     if (count > ((size_t)1 << 62) / ring_dtype_size(type))
-        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: count %zu is too large", coll_names[coll],
-                         count);
+        return ring_fail(c, RING_ERR_INVALID_ARG, "%s: count %zu is too large",
+                         collective_names[coll], count);
     *h = (ring_op_header){.magic = RING_WIRE_MAGIC,
                           .coll = (uint8_t)coll,
                           .dtype = (uint8_t)type,
@@ -523,7 +525,7 @@ ring_status ring_allreduce(ring_comm *c, const void *sendbuf, void *recvbuf, siz
                            ring_dtype type, ring_op op)
 {
     ring_op_header h;
-    ring_status st = begin(c, COLL_ALLREDUCE, count, type, op, 0, &h);
+    ring_status st = begin(c, KIND_ALLREDUCE, count, type, op, 0, &h);
     if (st != RING_OK) return st;
     size_t esz = ring_dtype_size(type), bytes = count * esz;
     if (count && (!sendbuf || !recvbuf))
@@ -574,7 +576,7 @@ ring_status ring_reduce_scatter(ring_comm *c, const void *sendbuf, void *recvbuf
                                 ring_dtype type, ring_op op)
 {
     ring_op_header h;
-    ring_status st = begin(c, COLL_REDUCE_SCATTER, recvcount, type, op, 0, &h);
+    ring_status st = begin(c, KIND_REDUCE_SCATTER, recvcount, type, op, 0, &h);
     if (st != RING_OK) return st;
     size_t esz = ring_dtype_size(type), bytes = recvcount * esz;
     if (recvcount && (!sendbuf || !recvbuf))
@@ -608,7 +610,7 @@ ring_status ring_allgather(ring_comm *c, const void *sendbuf, void *recvbuf, siz
                            ring_dtype type)
 {
     ring_op_header h;
-    ring_status st = begin(c, COLL_ALLGATHER, sendcount, type, RING_SUM, 0, &h);
+    ring_status st = begin(c, KIND_ALLGATHER, sendcount, type, RING_SUM, 0, &h);
     if (st != RING_OK) return st;
     size_t bytes = sendcount * ring_dtype_size(type);
     if (sendcount && (!sendbuf || !recvbuf))
@@ -636,7 +638,7 @@ ring_status ring_broadcast(ring_comm *c, const void *sendbuf, void *recvbuf, siz
                            ring_dtype type, int root)
 {
     ring_op_header h;
-    ring_status st = begin(c, COLL_BROADCAST, count, type, RING_SUM, root, &h);
+    ring_status st = begin(c, KIND_BROADCAST, count, type, RING_SUM, root, &h);
     if (st != RING_OK) return st;
     size_t bytes = count * ring_dtype_size(type);
     int n = c->size, pos = mod(c->rank - root, n);
@@ -658,7 +660,7 @@ ring_status ring_broadcast(ring_comm *c, const void *sendbuf, void *recvbuf, siz
 ring_status ring_barrier(ring_comm *c)
 {
     ring_op_header h;
-    ring_status st = begin(c, COLL_BARRIER, 1, RING_U8, RING_MAX, 0, &h);
+    ring_status st = begin(c, KIND_BARRIER, 1, RING_U8, RING_MAX, 0, &h);
     if (st != RING_OK || c->size == 1) return st;
     uint8_t in = 1, out = 0;
     /* Every rank's byte must travel around the whole ring before anyone returns. */
