@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Peer harness: Gloo all-reduce (float32 sum) over Gloo's TCP transport on "lo".
 // One process per rank, started by peers.sh; ranks meet through a FileStore in a
 // directory all of them share. --algo picks the algorithm:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared driver of the peer harnesses (mpi_allreduce, gloo_allreduce).
  *
  * Each harness supplies a small table of operations (one all-reduce of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Peer harness: MPI_Allreduce (float32 sum, out of place) over whatever transport
  * mpirun selects (peers.sh forces Open MPI's TCP BTL on lo). Run under mpirun. */
 #include "harness.h"
@@ -39,7 +40,10 @@ static int mpi_run(void *p)
     return err == MPI_SUCCESS ? 0 : mpi_fail("MPI_Allreduce", err);
 }
 
-static void mpi_teardown(void *p) { (void)p; }
+static void mpi_teardown(void *p)
+{
+    (void)p;
+}
 
 static int mpi_combine(void *p, double *v, int n, enum hb_combine how)
 {
@@ -49,7 +53,10 @@ static int mpi_combine(void *p, double *v, int n, enum hb_combine how)
     return err == MPI_SUCCESS ? 0 : mpi_fail("MPI_Allreduce (combine)", err);
 }
 
-static double mpi_now(void) { return MPI_Wtime(); }
+static double mpi_now(void)
+{
+    return MPI_Wtime();
+}
 
 int main(int argc, char **argv)
 {
@@ -60,9 +67,13 @@ int main(int argc, char **argv)
     /* Errors come back as codes so that each is reported once, with its call. */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     struct mpi_ctx ctx = {0};
-    struct hb_ops ops = {.impl = "mpi", .ctx = &ctx, .setup = mpi_setup,
-                         .allreduce = mpi_run, .teardown = mpi_teardown,
-                         .combine = mpi_combine, .now = mpi_now};
+    struct hb_ops ops = {.impl = "mpi",
+                         .ctx = &ctx,
+                         .setup = mpi_setup,
+                         .allreduce = mpi_run,
+                         .teardown = mpi_teardown,
+                         .combine = mpi_combine,
+                         .now = mpi_now};
     MPI_Comm_rank(MPI_COMM_WORLD, &ops.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ops.nranks);
     struct hb_opts o;

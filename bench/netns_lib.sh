@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Four "hosts" for the ring's namespace runs (sourced by bench/netns_tbf.sh and
 # tests/ring_netns.sh): network namespaces ${tag}n1..4 joined by veth pairs on the bridge
 # ${tag}br, addresses 10.99.0.1-4/24 on each one's eth0. Needs root and ip (bash).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The ring across 4 "hosts" (network namespaces on a bridge, 10.99.0.1-4), every host's
 # egress capped with tbf: all-reduce busbw at 4 ranks against the link rate. On real
 # links each rank sends busbw bytes per second on its one outgoing link, so busbw near the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # peers.sh: our coll-bench beside its peers, same sizes and ranks, over loopback.
 #
 # Builds bench/build/{mpi_allreduce,gloo_allreduce} (our harnesses against Debian's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Load generator for `ringinfer serve` with the official openai client, reporting in the
 // format of vLLM's serving benchmark (benchmarks/benchmark_serving.py): time to first token,
 // time per output token (excluding the first), inter-token latency, throughput.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Lean load generator for `ringinfer serve`: the same requests and report as serve_bench.mjs
 (vLLM's serving-benchmark format), over python's http.client, one thread per concurrent client,
 each request written in one send. It shows the server's own latencies; serve_bench.mjs shows

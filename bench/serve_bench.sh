@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The serving benchmark: starts `ringinfer serve` (--parallel 16) on a model, runs the load
 # generators (vLLM's report format) at concurrency 1, 4 and 16, REPEAT times each, with two
 # clients (CLIENTS="python openai": serve_bench.py over http.client, the server's own

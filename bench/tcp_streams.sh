@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # RING_TCP_STREAMS comparison on this host: all-reduce f32 over loopback, K = 1, 2, 4
 # (and optionally a baseline build's K=1), interleaved round by round, median busbw
 # (out-of-place, GB/s) and p50 latency per size over the rounds. See docs/TCP-STREAMS.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The monotonic clock in the units each caller wants: deadlines (ms, ns) and timings (s, us).
  * Internal (not installed); header-only. Thread-safe. */
 #ifndef RC_CLOCK_H

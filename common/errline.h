@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one-line error every library hands back: printf-formatted into the caller's buffer,
  * which may be NULL or empty. Each library wraps it in its own status-returning
  * function with one argument order, status first: ring_errf, coll_fail, eng_fail.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* IEEE binary16 (f16) and bfloat16 (bf16) conversions to and from f32: the one
  * implementation libring, the kernels' reference, the engine and its model generator use.
  * Internal (not installed); header-only so the reduction loops inline and vectorise it.

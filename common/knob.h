@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the three libraries' knob tables share: parsing a variable's integer value with the
  * one error wording ("NAME: not an integer: 'x'", "NAME: must be in LO..HI, got V"), so a bad
  * value reads the same whichever library refuses it. Each library keeps its own table and is

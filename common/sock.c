@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Socket helpers with deadlines (see sock.h). */
 #include "common/sock.h"
 #include "common/clock.h"

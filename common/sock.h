@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Socket helpers shared by libring (the ring's connections) and libcoll (the NCCL id
  * rendezvous): waits, whole-buffer I/O and connecting, all with a deadline and an optional
  * abort descriptor (readable = give up). Compiled into each library, hidden (rc_ prefix);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Which backend runs a model: the one asked for, or for ENG_DEVICE_AUTO the first that can
  * run here (a GPU, then the CPU). */
 #include "backend.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The backend seam: where weights and activations live and how one layer runs. forward.c
  * walks the layers and calls these; a backend is a static const table of them. Every op
  * returns ENG_OK or a status with the one-line reason in the state's or caller's err.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `ringinfer run`: argument parsing, prefill in one batched pass, decode loop with rank 0
  * sampling and broadcasting each token, text/ids/logits output and timing. */
 #include "devmap.h"
@@ -135,8 +136,12 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
     char *end;
     while ((c = getopt_long(argc - 1, argv + 1, ":m:p:n:", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': a->model = optarg; break;
-        case 'p': a->text = optarg; break;
+        case 'm':
+            a->model = optarg;
+            break;
+        case 'p':
+            a->text = optarg;
+            break;
         case 'n':
             errno = 0;
             long n = strtol(optarg, &end, 10);
@@ -146,8 +151,12 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             }
             a->n = (int)n;
             break;
-        case O_TOK: a->tokenizer = optarg; break;
-        case O_IDS: a->ids = optarg; break;
+        case O_TOK:
+            a->tokenizer = optarg;
+            break;
+        case O_IDS:
+            a->ids = optarg;
+            break;
         case O_TEMP:
             if (parse_float("--temperature", optarg, 0.0f, 100.0f, &a->temperature, e)) return -1;
             break;
@@ -162,8 +171,12 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
                 return -1;
             }
             break;
-        case O_PRINT: a->print_ids = 1; break;
-        case O_DUMP: a->dump = optarg; break;
+        case O_PRINT:
+            a->print_ids = 1;
+            break;
+        case O_DUMP:
+            a->dump = optarg;
+            break;
         case O_THREADS:
             errno = 0;
             long th = strtol(optarg, &end, 10);
@@ -183,9 +196,15 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
         case O_DEVLAYERS:
             a->device_layers = optarg;
             break;
-        case O_HELP: usage(stdout); return 1;
-        case ':': fprintf(e, "ringinfer: option %s needs a value\n", argv[optind]); return -1;
-        default: fprintf(e, "ringinfer: unknown option %s\n", argv[optind]); return -1;
+        case O_HELP:
+            usage(stdout);
+            return 1;
+        case ':':
+            fprintf(e, "ringinfer: option %s needs a value\n", argv[optind]);
+            return -1;
+        default:
+            fprintf(e, "ringinfer: unknown option %s\n", argv[optind]);
+            return -1;
         }
     }
     if (optind + 1 != argc) {
@@ -306,7 +325,10 @@ static eng_status open_dump(const char *path, FILE **out, char *err, size_t errl
     return ENG_OK;
 }
 
-static void log_line(void *ctx, const char *line) { fprintf((FILE *)ctx, "ringinfer: %s\n", line); }
+static void log_line(void *ctx, const char *line)
+{
+    fprintf((FILE *)ctx, "ringinfer: %s\n", line);
+}
 
 static eng_status load_tokenizer(const cli_args *a, const eng_config *c, eng_tokenizer **tok,
                                  char *err, size_t errlen)
@@ -480,10 +502,10 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
         }
     }
     /* The last row of the prefill logits (all_logits keeps every row). */
-    const float *last = logits ? logits + (sp.all_logits ? (size_t)((n_prompt - 1) % sp.max_batch) *
-                                                               c->vocab_size
-                                                         : 0)
-                               : NULL;
+    const float *last =
+        logits
+            ? logits + (sp.all_logits ? (size_t)((n_prompt - 1) % sp.max_batch) * c->vocab_size : 0)
+            : NULL;
     int *gen = malloc((size_t)(a.n ? a.n : 1) * sizeof(int));
     if (!gen) {
         st = eng_fail(ENG_ERR_NOMEM, err, sizeof(err), "out of memory");
@@ -548,8 +570,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
             text_write(&to, "\n", 1);
         }
         if (text_sync(&to, 0)) {
-            st = eng_fail(ENG_ERR_IO, err, sizeof(err), "writing the output: %s",
-                          strerror(to.err));
+            st = eng_fail(ENG_ERR_IO, err, sizeof(err), "writing the output: %s", strerror(to.err));
             free(gen);
             goto fail;
         }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* --device-layers and the automatic split by free memory (see devmap.h). */
 #include "devmap.h"
 #include "eng_internal.h"

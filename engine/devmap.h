@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer mapping: which device runs each layer (mistral.rs's -n/--device-layers, and the
  * automatic split by free memory), and the engine's device selection (devsel.c). Pure
  * functions of their arguments: no CUDA, no environment, so CI tests every case.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's device selection (devmap.h): libcoll decides the collective (NCCL, the
  * ring, or one rank); this adds what the engine knows (--device, --device-layers, its CUDA
  * backend, the heads) and picks one of the mistral.rs modes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libeng: tensor-parallel transformer inference (Llama, Mistral, Qwen2, Qwen3) on the CPU or
  * on one NVIDIA GPU per rank (CUDA + cuBLAS, when built --with-cuda).
  *
@@ -35,7 +36,7 @@ extern "C" {
     X(ENG_ERR_NOMEM, "out of memory")                                                              \
     X(ENG_ERR_COLL, "collective operation failed")                                                 \
     X(ENG_ERR_LAYOUT, "model does not split over this tensor-parallel size")                       \
-    X(ENG_ERR_RANGE, "position or token out of range")                                              \
+    X(ENG_ERR_RANGE, "position or token out of range")                                             \
     X(ENG_ERR_DEVICE, "GPU error")
 
 #define ENG_STATUS_ENUM_(name, msg) name,
@@ -51,14 +52,14 @@ typedef enum {
 
 /* The whole (unsharded) model's hyper-parameters. */
 typedef struct eng_config {
-    int dim;          /* hidden size */
-    int hidden_dim;   /* FFN width */
+    int dim;        /* hidden size */
+    int hidden_dim; /* FFN width */
     int n_layers;
-    int n_heads;      /* query heads */
+    int n_heads; /* query heads */
     int n_kv_heads;
     int head_dim;
     int vocab_size;
-    int seq_len;      /* context length */
+    int seq_len;        /* context length */
     int sliding_window; /* 0: none */
     float norm_eps;
     float rope_theta;
@@ -73,13 +74,13 @@ typedef struct eng_config {
 /* What one rank holds. */
 typedef struct eng_shard_info {
     int tp_rank, tp_size;
-    int n_heads;      /* local query heads */
-    int head0;        /* first global query head */
-    int n_kv_heads;   /* local KV heads */
-    int kv_head0;     /* first global KV head */
+    int n_heads;       /* local query heads */
+    int head0;         /* first global query head */
+    int n_kv_heads;    /* local KV heads */
+    int kv_head0;      /* first global KV head */
     int kv_replicated; /* tp_size > n_kv_heads: several ranks share one KV head */
-    int ffn;          /* local FFN width */
-    int ffn0;         /* first global FFN column */
+    int ffn;           /* local FFN width */
+    int ffn0;          /* first global FFN column */
 } eng_shard_info;
 
 typedef void (*eng_log_fn)(void *ctx, const char *line);
@@ -98,8 +99,8 @@ typedef struct eng_load_params {
     int tp_size;        /* 1 */
     eng_log_fn log;     /* NULL: silent; gets one line per call, no newline */
     void *log_ctx;
-    eng_device device;  /* ENG_DEVICE_CPU */
-    int gpu;            /* CUDA device ordinal among the visible ones; 0 */
+    eng_device device;         /* ENG_DEVICE_CPU */
+    int gpu;                   /* CUDA device ordinal among the visible ones; 0 */
     const char *device_layers; /* --device-layers spec (devmap.h grammar); NULL: all on device */
     int auto_split;            /* 1: split the layers over the visible GPUs by free memory */
 } eng_load_params;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to libeng: errors, knobs, files, tensor sources, the model and run state every
  * backend shares (backend.h: the backends; cpu/, cuda/: their weights and buffers). */
 #ifndef ENG_INTERNAL_H
@@ -94,7 +95,7 @@ typedef struct eng_source {
     eng_tref *layers;    /* [n_layers][ENG_T_LAYER_COUNT] */
     eng_mapping *maps;   /* files kept mapped while the model lives */
     int n_maps;
-    char *names;         /* storage for tref names (loader-owned) */
+    char *names; /* storage for tref names (loader-owned) */
 } eng_source;
 
 void eng_source_free(eng_source *src); /* frees arrays; unmaps unless maps were moved out */
@@ -103,9 +104,18 @@ eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t 
 eng_status eng_load_hf(const char *dir, eng_source *src, char *err, size_t errlen);
 
 /* f16/bf16 storage to f32 (exact): common/half.h's, the one implementation. */
-static inline float eng_bf16_to_f32(uint16_t h) { return rc_bf16_to_f32(h); }
-static inline float eng_f16_to_f32(uint16_t h) { return rc_f16_to_f32(h); }
-static inline size_t eng_dt_size(eng_dtype dt) { return dt == ENG_DT_F32 ? 4 : 2; }
+static inline float eng_bf16_to_f32(uint16_t h)
+{
+    return rc_bf16_to_f32(h);
+}
+static inline float eng_f16_to_f32(uint16_t h)
+{
+    return rc_f16_to_f32(h);
+}
+static inline size_t eng_dt_size(eng_dtype dt)
+{
+    return dt == ENG_DT_F32 ? 4 : 2;
+}
 
 /* Shape check of a tensor reference: "tensor NAME missing (what)" or "has shape ...". */
 eng_status eng_tref_expect(const eng_tref *t, int64_t rows, int64_t cols, const char *what,
@@ -168,7 +178,7 @@ struct eng_state {
     const int *tok_seq; /* [n] each token's KV slot */
     const int *out_row; /* [n_out] the tokens whose logits are wanted, increasing */
     int n_out;
-    int *scratch;       /* [max_batch + n_seqs] host scratch of eng_forward_batch */
+    int *scratch; /* [max_batch + n_seqs] host scratch of eng_forward_batch */
     int n_seg;
     struct eng_state **seg; /* [n_seg] */
     void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The forward pass: a walk over the segments (one, or several with layer mapping) and their
  * layers, each run by its segment's backend; the residual stream crosses from one segment to
  * the next at each boundary. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one place libeng reads the environment: a declared table of knobs (name, default,
  * help) that `ringinfer --print-config` prints. Command-line flags win over these. */
 #include "eng_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tensor-parallel layout: which heads and FFN columns a rank holds (mistral.rs rules). */
 #include "eng_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Opens a model: runs the right loader, picks this rank's shard and hands its tensors to the
  * backend (which converts or uploads them). */
 #include "backend.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Where `ringinfer run` and `serve` put the model: the engine's device selection
  * (devsel.c) applied to the communicator the program already has, turned into load
  * parameters and one INFO line. One helper for both commands. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ringinfer: the engine's command line over libcoll. Every rank runs the same command; the
  * communicator (provider, rank, size) comes from the environment (RING_CONFIG per rank,
  * see docs/SELECTION.md), or a single local rank when nothing is configured. */
@@ -19,10 +20,14 @@
 static coll_dtype dtype(eng_elem et)
 {
     switch (et) {
-    case ENG_ELEM_F16: return COLL_F16;
-    case ENG_ELEM_BF16: return COLL_BF16;
-    case ENG_ELEM_I32: return COLL_I32;
-    default: return COLL_F32;
+    case ENG_ELEM_F16:
+        return COLL_F16;
+    case ENG_ELEM_BF16:
+        return COLL_BF16;
+    case ENG_ELEM_I32:
+        return COLL_I32;
+    default:
+        return COLL_F32;
     }
 }
 
@@ -39,7 +44,7 @@ static eng_status allreduce(void *ctx, void *buf, size_t count, eng_elem et, eng
 static eng_status broadcast(void *ctx, void *buf, size_t count, eng_elem et, int root)
 {
     return coll_broadcast(ctx, buf, buf, count, dtype(et), root, NULL) == COLL_OK ? ENG_OK
-                                                                                   : ENG_ERR_COLL;
+                                                                                  : ENG_ERR_COLL;
 }
 
 /* run or serve: same communicator, different command. */

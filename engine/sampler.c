@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Token sampling: greedy, or temperature + top-p (nucleus). */
 #include "eng_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The run state's lifetime: parameters, their checks, and the backend's buffers. */
 #include "backend.h"
 

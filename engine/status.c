@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Status strings, generated from ENG_STATUS_LIST. */
 #include "eng.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streaming UTF-8 sanitiser (see utf8.h). Well-formed sequences follow Unicode table 3-7. */
 #include "utf8.h"
 

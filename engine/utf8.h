@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streaming UTF-8 sanitiser for generated text: byte-level BPE pieces may split a character
  * across tokens or be invalid on their own; what reaches a user must be valid UTF-8. */
 #ifndef ENG_UTF8_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers: one-line errors, file mapping, aligned allocation. */
 #include "eng_internal.h"
 #include "common/errline.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reduction kernels for libcoll's device paths, and the plain-C reference each is tested
  * against. Semantics (both sides, bit for bit): blocks are combined in block order
  * 0, 1, ..., nblocks-1; f16 and bf16 are widened to f32, combined in f32 and rounded to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // One-shot all-reduce over CUDA IPC buffers (protocol in coll_kernels.h); p2p_ref.c is
 // the reference of its reduce step, bit for bit.
 #include "coll_kernels.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // GPU reduction kernels; reduce_ref.c is the reference they must match bit for bit.
 #include "coll_kernels.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Plain-C references of the reduction kernels and of the one-shot all-reduce's reduce step
  * (see coll_kernels.h for the semantics). */
 #include "coll_kernels.h"

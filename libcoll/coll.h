@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcoll: the collectives the engine calls, over pluggable providers.
  *
  * Providers: "nccl" (CUDA devices, when built with NCCL), "ring" (libring, host and

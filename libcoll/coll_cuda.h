@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CUDA and NCCL error translation: the one place their codes become coll_status. */
 #ifndef COLL_CUDA_H
 #define COLL_CUDA_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcoll internals shared by its modules (not installed). */
 #ifndef COLL_PRIVATE_H
 #define COLL_PRIVATE_H

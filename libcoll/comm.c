@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The communicator: selection, the provider chain, dispatch with "not supported"
  * fallback, failure latching. */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CUDA helpers: pointer kinds, device count, error translation (cuda_none.c: the same
  * without CUDA). */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA helpers of a build without CUDA: every pointer is host memory and no device is
  * visible. */
 #include "coll_private.h"

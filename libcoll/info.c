@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* coll_print_config(): what coll_comm_create() would choose here, and every knob. */
 #include "coll_private.h"
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one configuration module: every variable libcoll reads is in COLL_KNOB_LIST, and
  * this file is the only one that looks at the environment. */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The local provider: world size 1, so every collective is a copy (or nothing in place). */
 #include "coll_private.h"
 #include "coll_cuda.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The NCCL provider: one process per GPU. The local leader (local rank 0) spawns the
  * other local ranks (spawn.c); in multi-node mode the head's leader sends the id to each
  * worker node's leader first (rdv.c). Init is non-blocking and the data path blocking

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The NCCL provider of a build without NCCL (libcoll/Makefile.am picks this file instead of
  * provider_nccl.c): it refuses, so the chain tries the next provider. */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one-shot all-reduce for ranks of one machine ("p2p"). At create every rank allocates
  * one device buffer, exports it with CUDA IPC and opens the others' (the handles travel
  * through the chain's other provider: the ring on host memory, NCCL on device memory).

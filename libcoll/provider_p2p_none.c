@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The "p2p" provider of a build without CUDA: there are no device buffers, so it never has
  * work; every call passes to the next provider. */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ring provider on host buffers: libring, with coll's types and ops mapped 1:1. */
 #include "coll_private.h"
 #include "ring.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the ring providers (host and device buffers). */
 #ifndef COLL_PROVIDER_RING_H
 #define COLL_PROVIDER_RING_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ring on CUDA device buffers: pinned host staging in pieces, three slots in flight.
  * Piece k+1 is copied device-to-host while the ring runs on piece k and piece k-1 is
  * copied back, on two streams. The reduction runs inside libring on the CPU, or (with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ring provider of a build without libring (configure --without-ring; libcoll/Makefile.am
  * picks this file instead of provider_ring.c): it refuses, so the chain tries the next one. */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The NCCL id hand-off over TCP: a head accepts a known set of workers, checks what each
  * says about the job, then sends every one the same 128-byte blob. Used by multi-node
  * mode (MISTRALRS_MN_*) and by the local leader for the processes it spawns. */

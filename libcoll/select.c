@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The selection flow (docs/SELECTION.md): which provider, and this process's place in it.
  * Pure: the environment arrives as a coll_env, the GPU count and the build as arguments. */
 #include "coll_private.h"

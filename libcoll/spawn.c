@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Local launcher: the process that comes up first on a node (local rank 0) spawns one
  * copy of its own program per further local GPU and hands each the NCCL id over a
  * loopback rendezvous guarded by a random token. Children inherit stdout and stderr, so

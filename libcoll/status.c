@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Status strings, data type sizes and names, params defaults, logging helpers. */
 #include "coll_private.h"
 #include "common/errline.h"

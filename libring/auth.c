@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared-secret authentication with OpenSSL's libcrypto (see auth.h for the exchange). */
 #include "auth.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private: shared-secret authentication (HMAC-SHA256 challenge-response).
  *
  * Client (the connecting side)        Server (the accepting side)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Forming the ring: listen, connect right, accept left, check in with the master.
  *
  * Order matters for progress without deadlock: every rank binds its ports first,
@@ -223,7 +224,8 @@ static ring_status accept_peers(ring_comm *c, int lfd, const accept_spec *spec, 
             for (int d = 0, len = 0; d < ndoubled; d++)
                 len += snprintf(doubled + len, sizeof doubled - (size_t)len, "%s%d", d ? ", " : "",
                                 doubled_rank[d]);
-            st = ring_errf(RING_ERR_TIMEOUT, err, errlen,
+            st = ring_errf(
+                RING_ERR_TIMEOUT, err, errlen,
                 "waited for %s: only %d of %d arrived before the connect deadline%s%s%s%s%s%s%s",
                 spec->what, have, spec->expected, missing[0] ? "; missing rank " : "", missing,
                 doubled[0] ? "; came twice (two processes with one rank?): rank " : "", doubled,
@@ -396,8 +398,8 @@ static ring_status read_answer(ring_comm *c, int fd, uint16_t want, const char *
                          ring_hello_streams(h.reason) > 1 ? "s" : "", c->set.tcp_streams);
     if (h.kind == RING_MSG_REJECT)
         return ring_errf(RING_REJECT_CODE(h.reason) == RING_REJECT_AUTH ? RING_ERR_AUTH
-                                                                        : RING_ERR_CONFIG, err, errlen,
-                         "%s refused us: %s", peer, ring_reject_str(h.reason));
+                                                                        : RING_ERR_CONFIG,
+                         err, errlen, "%s refused us: %s", peer, ring_reject_str(h.reason));
     if (h.kind != want)
         return ring_errf(RING_ERR_PROTOCOL, err, errlen, "%s: answered message %u, expected %u",
                          peer, h.kind, want);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Ring collectives as schedules of steps, run by one pipelined engine.
  *
  * A collective is a list of steps. In each step a rank sends one chunk to its right

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Communicator life cycle: create (settings, buffers, bootstrap), abort, destroy. */
 #include "auth.h"
 #include "ring_private.h"

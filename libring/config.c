@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RING_CONFIG: parse, validate and write the per-rank JSON file. */
 #include "ring_private.h"
 
@@ -199,7 +200,8 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
         goto free_json;
     }
     if (cfg->rank == 0 && ws > 1 && cfg->port == cfg->master_port) {
-        st = ring_errf(RING_ERR_CONFIG, err, errlen,
+        st = ring_errf(
+            RING_ERR_CONFIG, err, errlen,
             "%s: rank 0 serves master_port and listens on port: they must differ, both are %d",
             origin, cfg->port);
         goto free_json;
@@ -214,7 +216,8 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
             errno = 0;
             unsigned long long v = strtoull(job->valuestring, &e, 0);
             if (errno || *e || !*job->valuestring) {
-                st = ring_errf(RING_ERR_CONFIG, err, errlen,
+                st = ring_errf(
+                    RING_ERR_CONFIG, err, errlen,
                     "%s: field 'job_id' must be an unsigned integer (text or number), got \"%s\"",
                     origin, printable(job->valuestring, shown, sizeof shown));
                 goto free_json;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as iSCSI and ext4 use it.
  * The SSE4.2 crc32 instruction does 8 bytes per instruction; CPUs without it (or other
  * architectures) use a 256-entry table built at first use. Both give identical results
@@ -16,7 +17,8 @@ static void build_table(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ POLY : c >> 1;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ POLY : c >> 1;
         table[i] = c;
     }
 }
@@ -24,7 +26,8 @@ static void build_table(void)
 static uint32_t crc_table(uint32_t crc, const unsigned char *p, size_t len)
 {
     pthread_once(&table_once, build_table);
-    while (len--) crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    while (len--)
+        crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return crc;
 }
 
@@ -44,7 +47,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const 
         memcpy(&w, p, 8);
         c = _mm_crc32_u64(c, w);
     }
-    while (len--) c = _mm_crc32_u8((uint32_t)c, *p++);
+    while (len--)
+        c = _mm_crc32_u8((uint32_t)c, *p++);
     return (uint32_t)c;
 }
 

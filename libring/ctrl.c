@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control plane: after the ring forms, every worker keeps its check-in connection
  * to rank 0 open, and a thread per communicator watches it.
  *
@@ -54,8 +55,12 @@ static void set_verdict(ring_comm *c, ring_status st, const char *msg)
 static void send_from(const ring_comm *c, int fd, uint16_t kind, uint32_t reason, int from)
 {
     if (fd < 0) return;
-    ring_hello h = {.magic = RING_WIRE_MAGIC, .version = RING_WIRE_VERSION, .kind = kind,
-                    .world_size = (uint32_t)c->size, .rank = (uint32_t)from, .job_id = c->job_id,
+    ring_hello h = {.magic = RING_WIRE_MAGIC,
+                    .version = RING_WIRE_VERSION,
+                    .kind = kind,
+                    .world_size = (uint32_t)c->size,
+                    .rank = (uint32_t)from,
+                    .job_id = c->job_id,
                     .reason = reason};
     unsigned char b[RING_HELLO_BYTES];
     ring_hello_encode(&h, b);
@@ -68,7 +73,10 @@ static void send_msg(const ring_comm *c, int fd, uint16_t kind, uint32_t reason)
     send_from(c, fd, kind, reason, c->rank);
 }
 
-static uint32_t fail_reason(ring_status st, int suspect) { return (uint32_t)st | (uint32_t)(suspect + 1) << 16; }
+static uint32_t fail_reason(ring_status st, int suspect)
+{
+    return (uint32_t)st | (uint32_t)(suspect + 1) << 16;
+}
 
 /* Rank 0 tells every worker but `except` (the reporter, who knows), in the name of the rank
  * that failed first, so that every rank's error names it. */
@@ -76,7 +84,8 @@ static void relay(ring_comm *c, peer *p, int np, int except, ring_status st, int
 {
     int from = except >= 0 ? except : c->rank;
     for (int i = 0; i < np; i++)
-        if (p[i].rank != except) send_from(c, p[i].fd, RING_MSG_FAIL, fail_reason(st, suspect), from);
+        if (p[i].rank != except)
+            send_from(c, p[i].fd, RING_MSG_FAIL, fail_reason(st, suspect), from);
 }
 
 static void lose(ring_comm *c, peer *p, int np, int i, ring_status st, const char *msg)
@@ -105,10 +114,12 @@ static void on_message(ring_comm *c, peer *p, int np, int i)
         int suspect = (int)(h.reason >> 16) - 1;
         if (st <= RING_OK || st >= RING_STATUS_COUNT) st = RING_ERR_PROTOCOL;
         if (suspect >= 0)
-            snprintf(msg, sizeof msg, "rank %d lost (%s), reported by rank %u", suspect, ring_status_str(st), h.rank);
+            snprintf(msg, sizeof msg, "rank %d lost (%s), reported by rank %u", suspect,
+                     ring_status_str(st), h.rank);
         else
             snprintf(msg, sizeof msg, "rank %u failed first: %s", h.rank, ring_status_str(st));
-        if (c->rank == 0 && !atomic_load(&c->ctrl.claimed)) relay(c, p, np, (int)h.rank, st, suspect);
+        if (c->rank == 0 && !atomic_load(&c->ctrl.claimed))
+            relay(c, p, np, (int)h.rank, st, suspect);
         set_verdict(c, st, msg);
     }
 }
@@ -146,7 +157,8 @@ static void *ctrl_main(void *arg)
     int64_t silence = (int64_t)c->set.op_timeout_ms * 1000000, last_ping = 0;
     for (int i = 0; i < np; i++)
         p[i] = (peer){.fd = c->rank == 0 ? c->worker_fds[i + 1] : c->master_fd,
-                      .rank = c->rank == 0 ? i + 1 : 0, .last_heard = now};
+                      .rank = c->rank == 0 ? i + 1 : 0,
+                      .last_heard = now};
     struct pollfd *pf = calloc((size_t)np + 1, sizeof *pf);
     if (!pf) {
         set_verdict(c, RING_ERR_NOMEM, "control thread: out of memory");
@@ -154,7 +166,8 @@ static void *ctrl_main(void *arg)
     }
     for (;;) {
         pf[0] = (struct pollfd){.fd = c->ctrl.wake_fd, .events = POLLIN};
-        for (int i = 0; i < np; i++) pf[i + 1] = (struct pollfd){.fd = p[i].fd, .events = POLLIN};
+        for (int i = 0; i < np; i++)
+            pf[i + 1] = (struct pollfd){.fd = p[i].fd, .events = POLLIN};
         int r = poll(pf, (nfds_t)np + 1, hb_ms(c));
         if (r < 0 && errno != EINTR) {
             set_verdict(c, RING_ERR_SYSTEM, "control thread: poll failed");
@@ -169,10 +182,12 @@ static void *ctrl_main(void *arg)
                 /* Our own failure: the first one anywhere becomes everyone's verdict. */
                 int expect = 0;
                 if (atomic_compare_exchange_strong(&c->ctrl.claimed, &expect, 1))
-                    for (int i = 0; i < np; i++) send_msg(c, p[i].fd, RING_MSG_FAIL, fail_reason(st, -1));
+                    for (int i = 0; i < np; i++)
+                        send_msg(c, p[i].fd, RING_MSG_FAIL, fail_reason(st, -1));
             }
             if (atomic_load(&c->ctrl.stop)) {
-                for (int i = 0; i < np; i++) send_msg(c, p[i].fd, RING_MSG_BYE, 0);
+                for (int i = 0; i < np; i++)
+                    send_msg(c, p[i].fd, RING_MSG_BYE, 0);
                 break;
             }
         }
@@ -180,14 +195,16 @@ static void *ctrl_main(void *arg)
             if (p[i].fd >= 0 && pf[i + 1].revents) serve(c, p, np, i);
         now = rc_now_ns();
         if (now - last_ping >= hb) {
-            for (int i = 0; i < np; i++) send_msg(c, p[i].fd, RING_MSG_PING, 0);
+            for (int i = 0; i < np; i++)
+                send_msg(c, p[i].fd, RING_MSG_PING, 0);
             last_ping = now;
         }
         for (int i = 0; i < np; i++) {
             if (p[i].fd < 0 || now - p[i].last_heard < silence) continue;
             char msg[200];
-            snprintf(msg, sizeof msg, "rank %d is silent: no heartbeat for %lld ms (stopped or cut off)",
-                     p[i].rank, (long long)((now - p[i].last_heard) / 1000000));
+            snprintf(msg, sizeof msg,
+                     "rank %d is silent: no heartbeat for %lld ms (stopped or cut off)", p[i].rank,
+                     (long long)((now - p[i].last_heard) / 1000000));
             lose(c, p, np, i, RING_ERR_TIMEOUT, msg);
         }
     }
@@ -206,12 +223,14 @@ static void *ctrl_main(void *arg)
 ring_status ring_ctrl_start(ring_comm *c, char *err, size_t errlen)
 {
     c->ctrl.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (c->ctrl.wake_fd < 0) return ring_errf(RING_ERR_SYSTEM, err, errlen, "eventfd: %s", strerror(errno));
+    if (c->ctrl.wake_fd < 0)
+        return ring_errf(RING_ERR_SYSTEM, err, errlen, "eventfd: %s", strerror(errno));
     int e = pthread_create(&c->ctrl.thread, NULL, ctrl_main, c);
     if (e) {
         close(c->ctrl.wake_fd);
         c->ctrl.wake_fd = -1;
-        return ring_errf(RING_ERR_SYSTEM, err, errlen, "cannot start the control thread: %s", strerror(e));
+        return ring_errf(RING_ERR_SYSTEM, err, errlen, "cannot start the control thread: %s",
+                         strerror(e));
     }
     c->ctrl.running = 1;
     return RING_OK;
@@ -264,7 +283,8 @@ ring_status ring_ctrl_settle(ring_comm *c, ring_status st, char *why, size_t cap
         st = RING_ERR_ABORTED;
         snprintf(why, cap, "aborted by ring_comm_abort()");
     }
-    if (remote && !local_abort && (st == RING_ERR_PEER_CLOSED || st == RING_ERR_ABORTED || st == remote))
+    if (remote && !local_abort &&
+        (st == RING_ERR_PEER_CLOSED || st == RING_ERR_ABORTED || st == remote))
         return remote;
     if (st == RING_ERR_ABORTED && !local_abort && !remote) st = RING_ERR_SYSTEM; /* cannot happen */
     atomic_store(&c->ctrl.report, (int)st);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one place libring reads the environment: a declared list of knobs, read once into a
  * communicator's settings when it is created. Every default is written once, as text in
  * the list (what --print-config shows is what the code uses). */

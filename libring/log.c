@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one logging module: lines go to the communicator's callback, by default
  * "[ring R] LEVEL message" on stderr. */
 #include "ring_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Element-wise reductions. Each loop is a plain C loop that the compiler vectorises, built
  * twice: for the baseline ISA and for AVX2 with FMA and F16C, picked per call from the CPU's
  * feature bits. (target_clones("arch=haswell") picked the baseline copy on every CPU that is
@@ -23,10 +24,22 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
-float ring_bf16_to_f32(uint16_t h) { return rc_bf16_to_f32(h); }
-uint16_t ring_f32_to_bf16(float f) { return rc_f32_to_bf16(f); }
-float ring_f16_to_f32(uint16_t h) { return rc_f16_to_f32(h); }
-uint16_t ring_f32_to_f16(float f) { return rc_f32_to_f16(f); }
+float ring_bf16_to_f32(uint16_t h)
+{
+    return rc_bf16_to_f32(h);
+}
+uint16_t ring_f32_to_bf16(float f)
+{
+    return rc_f32_to_bf16(f);
+}
+float ring_f16_to_f32(uint16_t h)
+{
+    return rc_f16_to_f32(h);
+}
+uint16_t ring_f32_to_f16(float f)
+{
+    return rc_f32_to_f16(f);
+}
 
 #define OP_SUM(x, y) ((x) + (y))
 #define OP_PROD(x, y) ((x) * (y))
@@ -37,19 +50,22 @@ uint16_t ring_f32_to_f16(float f) { return rc_f32_to_f16(f); }
 #define LOOP_(name, ATTR, T, U, OP)                                                                \
     ATTR static void name(T *d, const T *a, const T *b, size_t n)                                  \
     {                                                                                              \
-        for (size_t i = 0; i < n; i++) d[i] = (T)OP((U)a[i], (U)b[i]);                             \
+        for (size_t i = 0; i < n; i++)                                                             \
+            d[i] = (T)OP((U)a[i], (U)b[i]);                                                        \
     }
 /* Signed min/max must compare as signed. */
 #define LOOP_CMP_(name, ATTR, T, OP)                                                               \
     ATTR static void name(T *d, const T *a, const T *b, size_t n)                                  \
     {                                                                                              \
-        for (size_t i = 0; i < n; i++) d[i] = OP(a[i], b[i]);                                      \
+        for (size_t i = 0; i < n; i++)                                                             \
+            d[i] = OP(a[i], b[i]);                                                                 \
     }
 /* Half types through f32. */
 #define LOOP_HALF_(name, ATTR, TO32, FROM32, OP)                                                   \
     ATTR static void name(uint16_t *d, const uint16_t *a, const uint16_t *b, size_t n)             \
     {                                                                                              \
-        for (size_t i = 0; i < n; i++) d[i] = FROM32(OP(TO32(a[i]), TO32(b[i])));                  \
+        for (size_t i = 0; i < n; i++)                                                             \
+            d[i] = FROM32(OP(TO32(a[i]), TO32(b[i])));                                             \
     }
 
 #ifdef RING_REDUCE_AVX2
@@ -86,12 +102,16 @@ LOOP_HALF(bf16_max, rc_bf16_to_f32, rc_f32_to_bf16, OP_MAX)
 typedef void (*reduce_fn)(void *, const void *, const void *, size_t);
 
 #define ROW(prefix, sfx)                                                                           \
-    {(reduce_fn)prefix##_sum##sfx, (reduce_fn)prefix##_prod##sfx, (reduce_fn)prefix##_min##sfx,    \
-     (reduce_fn)prefix##_max##sfx, (reduce_fn)prefix##_sum##sfx}
+    {                                                                                              \
+        (reduce_fn) prefix##_sum##sfx, (reduce_fn)prefix##_prod##sfx,                              \
+            (reduce_fn)prefix##_min##sfx, (reduce_fn)prefix##_max##sfx,                            \
+            (reduce_fn)prefix##_sum##sfx                                                           \
+    }
 /* [type][op]; avg reduces as a sum. */
 static const reduce_fn table[RING_DTYPE_COUNT][RING_OP_COUNT] = {
-    [RING_F32] = ROW(f32, ), [RING_F64] = ROW(f64, ), [RING_F16] = ROW(f16, ), [RING_BF16] = ROW(bf16, ),
-    [RING_I32] = ROW(i32, ), [RING_I64] = ROW(i64, ), [RING_U8] = ROW(u8, ),
+    [RING_F32] = ROW(f32, ),   [RING_F64] = ROW(f64, ), [RING_F16] = ROW(f16, ),
+    [RING_BF16] = ROW(bf16, ), [RING_I32] = ROW(i32, ), [RING_I64] = ROW(i64, ),
+    [RING_U8] = ROW(u8, ),
 };
 #ifdef RING_REDUCE_AVX2
 static const reduce_fn table_avx2[RING_DTYPE_COUNT][RING_OP_COUNT] = {
@@ -105,7 +125,8 @@ static const reduce_fn table_avx2[RING_DTYPE_COUNT][RING_OP_COUNT] = {
 static int have_avx2(void)
 {
 #ifdef RING_REDUCE_AVX2
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
 #else
     return 0;
 #endif
@@ -124,15 +145,19 @@ void ring_reduce(void *dst, const void *a, const void *b, size_t count, ring_dty
 
 VEC static void scale_f32(float *d, size_t n, float divisor)
 {
-    for (size_t i = 0; i < n; i++) d[i] = d[i] / divisor;
+    for (size_t i = 0; i < n; i++)
+        d[i] = d[i] / divisor;
 }
 
 void ring_reduce_scale(void *buf, size_t count, ring_dtype t, int n)
 {
     switch (t) {
-    case RING_F32: scale_f32(buf, count, (float)n); break;
+    case RING_F32:
+        scale_f32(buf, count, (float)n);
+        break;
     case RING_F64:
-        for (size_t i = 0; i < count; i++) ((double *)buf)[i] /= (double)n;
+        for (size_t i = 0; i < count; i++)
+            ((double *)buf)[i] /= (double)n;
         break;
     case RING_F16:
         for (size_t i = 0; i < count; i++)
@@ -142,6 +167,7 @@ void ring_reduce_scale(void *buf, size_t count, ring_dtype t, int n)
         for (size_t i = 0; i < count; i++)
             ((uint16_t *)buf)[i] = rc_f32_to_bf16(rc_bf16_to_f32(((uint16_t *)buf)[i]) / (float)n);
         break;
-    default: break;
+    default:
+        break;
     }
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private: element-wise reductions on host memory. */
 #ifndef RING_REDUCE_H
 #define RING_REDUCE_H
@@ -10,6 +11,5 @@
 void ring_reduce(void *dst, const void *a, const void *b, size_t count, ring_dtype t, ring_op op);
 /* buf[i] /= n, for the floating types (the end of RING_AVG). */
 void ring_reduce_scale(void *buf, size_t count, ring_dtype t, int n);
-
 
 #endif

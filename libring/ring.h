@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libring: ring collectives over TCP (and RDMA verbs) between processes.
  *
  * One communicator per process. Each rank listens on its `port` for its left

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to libring: the communicator, error helpers and CHECK macros. */
 #ifndef RING_PRIVATE_H
 #define RING_PRIVATE_H

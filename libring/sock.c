@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Socket helpers for the bootstrap: listen, connect with backoff, whole reads and
  * writes under a deadline. Every socket is non-blocking; every wait is a poll(). */
 #include "sock.h"

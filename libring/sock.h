@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private: socket helpers used by the bootstrap and the TCP transport. */
 #ifndef RING_SOCK_H
 #define RING_SOCK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Names and messages of statuses, data types and ops, all generated from ring.h's lists. */
 #include "ring_private.h"
 #include "common/errline.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The TCP transport: one non-blocking socket per neighbour, moved by the caller's thread
  * (tcp_io.c). Chosen with RING_TCP_THREADS=0; the default is the striped transport, whose
  * worker threads move large collectives (tcp_streams.c). */

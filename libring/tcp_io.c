@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* FIFO queues of sends and receives on one non-blocking TCP socket, moved by the caller's
  * thread: sendmsg/readv in batches of up to TCP_IOV operations, a short spin, then poll()
  * with the abort fd and the caller's deadline (tcp_io.h). */
@@ -65,8 +66,8 @@ static ring_status push(ring_tcp_io *c, int *completed, char *err, size_t errlen
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         int e = errno;
-        return ring_errf(e == EPIPE || e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM, err, errlen,
-                         "send to rank %d: %s", c->peer, strerror(e));
+        return ring_errf(e == EPIPE || e == ECONNRESET ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM,
+                         err, errlen, "send to rank %d: %s", c->peer, strerror(e));
     }
     return RING_OK;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private: FIFO queues of sends and receives on one non-blocking TCP socket, moved by the
  * caller's thread (sendmsg/readv in batches, a short spin, then poll() with the abort fd).
  * The whole of the plain TCP transport (tcp.c); the striped transport (tcp_streams.c) moves

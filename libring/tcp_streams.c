@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TCP striped over K sockets per neighbour, each moved by its own worker thread, so that
  * the kernel's copies of one connection run on K cores. With K=1 (the default,
  * RING_TCP_THREADS=1) the rank's send and receive connections each get a worker and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The transport table: how the ring moves bytes between neighbours.
  *
  * Connections are set up over TCP by the bootstrap (handshake, authentication);

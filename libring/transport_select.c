@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Choosing a communicator's transport: the config's "transport", overridden by the
  * RING_TRANSPORT knob; "auto" takes verbs when a usable device and port exist. Then
  * how many TCP streams per neighbour (RING_TCP_STREAMS over "tcp_streams"). */

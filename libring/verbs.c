@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The RDMA verbs transport: one reliable-connected queue pair per ring connection.
  *
  * Bytes move through registered bounce rings, never through user memory: a connection
@@ -231,7 +232,8 @@ static ring_status vb_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, c
                          "verbs: rank %d sent bad queue pair details: %s", c->peer, why);
     const vb_local *t = &c->them;
     if (t->slots != VB_SLOTS || t->slot_bytes != VB_SLOT_BYTES || t->roce != c->me.roce)
-        return ring_errf(RING_ERR_CONFIG, err, errlen,
+        return ring_errf(
+            RING_ERR_CONFIG, err, errlen,
             "verbs: rank %d runs %u slots of %u B on %s, this rank %u of %u B on %s (mixed builds "
             "or link layers)",
             c->peer, t->slots, t->slot_bytes, t->roce ? "RoCE" : "InfiniBand", VB_SLOTS,

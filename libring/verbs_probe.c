@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Finding a usable verbs device, port and GID: an active port, and on RoCE a GID of the
  * right type (a GRH is mandatory there), on InfiniBand a LID from the subnet manager. */
 #include "ring_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Encoding of the verbs transport's set-up message. */
 #include "verbs_wire.h"
 

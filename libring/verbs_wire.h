@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to the verbs transport: its constants and the queue pair details each side
  * sends over the bootstrap socket (fixed layout, little-endian). */
 #ifndef RING_VERBS_WIRE_H

@@ -1,25 +1,30 @@
+/* SPDX-License-Identifier: MIT */
 /* Encoding and decoding of handshake and per-collective headers. */
 #include "wire.h"
 #include "ring_private.h"
 
 static void put32(unsigned char *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static void put64(unsigned char *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static uint32_t get32(const unsigned char *p)
 {
     uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
     return v;
 }
 static uint64_t get64(const unsigned char *p)
 {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -49,7 +54,8 @@ ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h
     h->job_id = get64(in + 16);
     h->reason = get32(in + 24);
     if (h->magic != RING_WIRE_MAGIC)
-        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "not a ring peer (magic 0x%08x)", h->magic);
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "not a ring peer (magic 0x%08x)",
+                         h->magic);
     if (h->version != RING_WIRE_VERSION)
         return ring_errf(RING_ERR_PROTOCOL, err, errlen, "protocol version %u, we speak %u",
                          h->version, RING_WIRE_VERSION);
@@ -61,17 +67,26 @@ ring_status ring_hello_decode(const unsigned char *in, size_t len, ring_hello *h
 const char *ring_reject_str(uint32_t reason)
 {
     switch (RING_REJECT_CODE(reason)) {
-    case RING_REJECT_JOB: return "job identity differs (a process of another ring?)";
-    case RING_REJECT_WORLD: return "world size differs";
-    case RING_REJECT_RANK: return "not the rank expected on this port";
-    case RING_REJECT_DUPLICATE: return "this rank already checked in";
-    case RING_REJECT_KIND: return "unexpected handshake message";
-    case RING_REJECT_AUTH: return "authentication failed (shared secret missing or different)";
-    case RING_REJECT_STREAMS: return "TCP streams per connection differ (RING_TCP_STREAMS)";
+    case RING_REJECT_JOB:
+        return "job identity differs (a process of another ring?)";
+    case RING_REJECT_WORLD:
+        return "world size differs";
+    case RING_REJECT_RANK:
+        return "not the rank expected on this port";
+    case RING_REJECT_DUPLICATE:
+        return "this rank already checked in";
+    case RING_REJECT_KIND:
+        return "unexpected handshake message";
+    case RING_REJECT_AUTH:
+        return "authentication failed (shared secret missing or different)";
+    case RING_REJECT_STREAMS:
+        return "TCP streams per connection differ (RING_TCP_STREAMS)";
     case RING_REJECT_SELF:
-        return "it is this rank itself: right_ip:right_port name this rank's own port, not its right "
+        return "it is this rank itself: right_ip:right_port name this rank's own port, not its "
+               "right "
                "neighbour's";
-    default: return "refused";
+    default:
+        return "refused";
     }
 }
 
@@ -120,12 +135,15 @@ ring_status ring_seg_decode(const unsigned char *in, size_t len, ring_seg_header
                             size_t errlen)
 {
     if (len < RING_SEG_HEADER_BYTES)
-        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "segment header too short (%zu bytes)", len);
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "segment header too short (%zu bytes)",
+                         len);
     uint32_t magic = get32(in);
     if (magic != RING_SEG_MAGIC)
-        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "not a segment header (magic 0x%08x)", magic);
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "not a segment header (magic 0x%08x)",
+                         magic);
     if (in[14] || in[15] || (in[7] & ~RING_SEG_FLAG_CRC))
-        return ring_errf(RING_ERR_PROTOCOL, err, errlen, "segment header with unknown flags or reserved bits set");
+        return ring_errf(RING_ERR_PROTOCOL, err, errlen,
+                         "segment header with unknown flags or reserved bits set");
     h->coll = in[4];
     h->dtype = in[5];
     h->op = in[6];

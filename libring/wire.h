@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private: what goes on the wire, encoded little-endian byte by byte (no struct casts). */
 #ifndef RING_WIRE_H
 #define RING_WIRE_H
@@ -17,9 +18,9 @@ typedef enum {
     RING_MSG_REJECT = 4,
     RING_MSG_GO = 5, /* master: everyone is here */
     /* Control messages on the master connections once the ring is up (ctrl.c). */
-    RING_MSG_PING = 6, /* heartbeat: "I am alive" */
-    RING_MSG_FAIL = 7, /* rank = reporter, reason = status | (suspect + 1) << 16 */
-    RING_MSG_BYE = 8,  /* orderly destroy: my silence from now on is not a failure */
+    RING_MSG_PING = 6,      /* heartbeat: "I am alive" */
+    RING_MSG_FAIL = 7,      /* rank = reporter, reason = status | (suspect + 1) << 16 */
+    RING_MSG_BYE = 8,       /* orderly destroy: my silence from now on is not a failure */
     RING_MSG_CHALLENGE = 9, /* server's nonce and proof follow (auth.h) */
 } ring_msg_kind;
 
@@ -33,9 +34,15 @@ static inline uint32_t ring_hello_streams_bits(int streams, int index)
 {
     return (uint32_t)(streams - 1) << 8 | (uint32_t)index << 16;
 }
-static inline int ring_hello_streams(uint32_t reason) { return (int)((reason >> 8) & 0xff) + 1; }
-static inline int ring_hello_stream_index(uint32_t reason) { return (int)((reason >> 16) & 0xff); }
-#define RING_REJECT_CODE(reason) ((reason) & 0xffu)
+static inline int ring_hello_streams(uint32_t reason)
+{
+    return (int)((reason >> 8) & 0xff) + 1;
+}
+static inline int ring_hello_stream_index(uint32_t reason)
+{
+    return (int)((reason >> 16) & 0xff);
+}
+#define RING_REJECT_CODE(reason) ((reason)&0xffu)
 
 typedef enum {
     RING_REJECT_NONE = 0,
@@ -44,7 +51,7 @@ typedef enum {
     RING_REJECT_RANK = 3,  /* not the rank expected on this port */
     RING_REJECT_DUPLICATE = 4,
     RING_REJECT_KIND = 5,
-    RING_REJECT_AUTH = 6, /* secret missing on one side, or proof wrong */
+    RING_REJECT_AUTH = 6,    /* secret missing on one side, or proof wrong */
     RING_REJECT_STREAMS = 7, /* TCP streams per connection differ (or a bad stream index) */
     RING_REJECT_SELF = 8,    /* the rank reached its own port (right_ip:right_port names itself) */
 } ring_reject_reason;
@@ -84,17 +91,17 @@ void ring_op_header_decode(const unsigned char in[RING_OP_HEADER_BYTES], ring_op
 /* Ahead of every data segment: what the sender thinks it sends. The receiver checks it
  * against what it expects at that point of the stream (wire integrity). */
 #define RING_SEG_MAGIC 0x47455352u /* "RSEG" */
-#define RING_SEG_FLAG_CRC 1u        /* crc holds the CRC32C of the payload */
+#define RING_SEG_FLAG_CRC 1u       /* crc holds the CRC32C of the payload */
 #define RING_SEG_HEADER_BYTES 40
 
 typedef struct ring_seg_header {
     uint8_t coll, dtype, op, flags;
-    uint32_t seq;     /* low 32 bits of the collective's sequence number */
-    uint16_t step;    /* schedule step */
-    uint64_t count;   /* the collective's count */
-    uint64_t offset;  /* byte offset of the segment within the step's chunk */
-    uint32_t len;     /* payload bytes that follow */
-    uint32_t crc;     /* CRC32C of the payload when RING_SEG_FLAG_CRC */
+    uint32_t seq;    /* low 32 bits of the collective's sequence number */
+    uint16_t step;   /* schedule step */
+    uint64_t count;  /* the collective's count */
+    uint64_t offset; /* byte offset of the segment within the step's chunk */
+    uint32_t len;    /* payload bytes that follow */
+    uint32_t crc;    /* CRC32C of the payload when RING_SEG_FLAG_CRC */
 } ring_seg_header;
 
 void ring_seg_encode(const ring_seg_header *h, unsigned char out[RING_SEG_HEADER_BYTES]);

@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 # RC_CHECK_CJSON: cJSON, required (RING_CONFIG files, the engine's model metadata).
 # Sets CJSON_CFLAGS / CJSON_LIBS through pkg-config libcjson.
 AC_DEFUN([RC_CHECK_CJSON], [

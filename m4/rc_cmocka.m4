@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 # RC_CHECK_CMOCKA: cmocka, optional (the unit tests written with it are left out without it).
 # Sets CMOCKA_CFLAGS / CMOCKA_LIBS, the automake conditional HAVE_CMOCKA and have_cmocka.
 AC_DEFUN([RC_CHECK_CMOCKA], [

@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 # RC_CHECK_CUDA: the CUDA toolkit (headers, libcudart, libcublas, nvcc) and the GPU
 # architectures to build for.
 #   --with-cuda[=DIR]       yes: required; check (default): used when found under DIR

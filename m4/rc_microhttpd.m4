@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 # RC_CHECK_MICROHTTPD: GNU libmicrohttpd for `ringinfer serve`.
 #   --with-microhttpd (default check): "check" turns the server off when the library is
 #   missing; "yes" makes that an error; "no" skips it.

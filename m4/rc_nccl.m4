@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 # RC_CHECK_NCCL: the NCCL provider of libcoll. Expand after the CUDA check, which sets
 # have_cuda and cuda_dir; configure.ac declares --with-nccl before that check, since
 # asking for NCCL asks for CUDA.

@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 # RC_CHECK_OPENSSL: OpenSSL's libcrypto, optional: HMAC-SHA256 authentication of the ring's
 # handshakes (without it a configured secret is refused with a clear error).
 # Sets CRYPTO_CFLAGS / CRYPTO_LIBS, defines HAVE_CRYPTO, the automake conditional

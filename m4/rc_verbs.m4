@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 # RC_CHECK_VERBS: libibverbs for the ring's RDMA transport.
 #   --with-verbs (default check): "check" leaves the transport out when the library is
 #   missing; "yes" makes that an error; "no" skips it.

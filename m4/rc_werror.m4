@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 # RC_ENABLE_WERROR: --enable-werror turns compiler warnings into errors (scripts/test.sh,
 # and so CI, passes it); without it warnings stay warnings. Appends to WARN_CFLAGS.
 AC_DEFUN([RC_ENABLE_WERROR], [

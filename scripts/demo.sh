@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The main job: install what is missing, build, and run a 4-rank all-reduce benchmark over loopback.
 set -eu
 cd "$(dirname "$0")/.."

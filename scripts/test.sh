@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The test suite: install what is missing, then build and run `make check` twice:
 #   1. ring only, with AddressSanitizer and UndefinedBehaviorSanitizer;
 #   2. everything this machine has (CUDA, NCCL, verbs when found), as users build it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # libcoll tests (included from tests/Makefile.am, which defines check_PROGRAMS, TESTS,
 # noinst_PROGRAMS, EXTRA_DIST and CLEANFILES with `=` first). Plain C, no cmocka: the
 # GPU programs must run on a machine without it.

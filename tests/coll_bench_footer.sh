@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # coll-bench says OK only for a run that measured something and did not fail (issue 15): an op
 # not defined for the type is refused up front, a run whose peer leaves mid-sweep ends FAILED,
 # and a too large count is called too large.

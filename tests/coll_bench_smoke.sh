@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # coll-bench smoke run: every collective with checking on small sizes, 2 and 4 ranks;
 # a wrong value or an error would make it exit non-zero.
 set -u

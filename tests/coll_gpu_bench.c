@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* GPU driver for tests/gpu/run-gpu.sh: correctness of coll_* on device buffers with the
  * provider the environment selects, and an all-reduce benchmark (f32 sum, in place) of
  * coll_allreduce against a raw ncclAllReduce loop on its own communicator.

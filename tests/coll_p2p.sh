@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The one-shot "p2p" all-reduce between two real processes on one GPU (CUDA IPC within a
 # device): two ring ranks over loopback started by ringrun (free ports), both on GPU 0
 # (MISTRALRS_NO_NCCL=1: NCCL refuses two ranks on one GPU). Exit 77 when test_coll_p2p

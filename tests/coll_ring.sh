@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # libcoll selecting the ring from RING_CONFIG and running every collective on host
 # buffers, 2 and 4 ranks over loopback. MISTRALRS_NO_NCCL=1 keeps NCCL out on GPU hosts.
 # Also the order of precedence of the deadlines (README, "Environment variables"): with

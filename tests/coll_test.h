@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Minimal checks for libcoll's tests (no cmocka: some run on the GPU machine). */
 #ifndef COLL_TEST_H
 #define COLL_TEST_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Model files that used to run with exit 0 (issue 15): each must fail with one line naming the
 cause. Models come from eng-genmodel (random weights in the real formats) and are then edited:
 overlapping data_offsets, a duplicate tensor name, bytes after the header's JSON, a tensor in two

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # ringinfer's output (issue 15): sampled text of the HF fixtures is valid UTF-8 (byte-level BPE
 # pieces split characters), a write error on stdout (/dev/full, a closed stdout) is an error
 # with a message, and a run that cannot show text says why. Skips (77) when ringinfer is not

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The device selection as ringinfer applies it for run and serve (engine/place.c): the layout
 # line at start-up and the selection's errors, one line each, before any model is loaded.
 # Without a GPU (CI): the --device/--device-layers errors, ring tensor parallelism on the CPU,

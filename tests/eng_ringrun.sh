@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # ringinfer over the real ring on loopback: stories260K greedy ids and position-0 logits at
 # TP 1, 2, 4, and the HF fixtures' greedy ids at every TP size their heads allow.
 # Skips (77) when ringinfer/ringrun are not built or ../shared is absent. ringrun prefixes

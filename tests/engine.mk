@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Engine tests; included from tests/Makefile.am after `check_PROGRAMS =` and `TESTS =`.
 # Tests that need ../shared (beside the source tree) skip with exit 77 when it is absent.
 ENG_TEST_CPPFLAGS = -I$(top_srcdir) -I$(top_srcdir)/engine -DENG_TEST_SHARED='"$(abs_top_srcdir)/../shared"'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prints the README's table of environment variables from the three libraries' knob tables
  * (libring, libcoll, the engine), so the table cannot drift from the code: readme_env.sh
  * compares it with the README. `env_table` alone prints it (paste between the README's

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The shared libraries export their public API and nothing else: the functions that
 # `nm -D --defined-only` lists for libring.so and libcoll.so must be exactly those that
 # ring.h and coll.h declare with RING_API / COLL_API (internals are built hidden).

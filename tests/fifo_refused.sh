@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # FIFOs and other non-regular files are refused at once (issue 15): RING_CONFIG, the secret
 # file, a config file ringrun writes, a model, its config.json, its safetensors, a tokenizer
 # and --dump-logits without a reader used to block in open() past every deadline. Each run is

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Loopback ports for test rings that cannot collide with client sockets.
 
    free_ports.py N     print a base port P such that P..P+N-1 are free on 127.0.0.1

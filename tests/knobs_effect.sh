@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # --print-config shows the values in effect, not the raw environment (issue 15): an out-of-range
 # RING_PIPELINE_DEPTH shows the depth used and is marked not valid; RING_LOG_LEVEL=bogus is an
 # error at communicator creation, not silently "info".

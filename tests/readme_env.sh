@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The README's table of environment variables is the one tests/env_table prints from the
 # libraries' knob tables (between the env-table markers): a knob added, renamed or given a
 # new default without the README fails here with the difference.

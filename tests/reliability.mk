@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Reliability tests (issue 5), for tests/Makefile.am inside `if WITH_RING`, after
 # check_PROGRAMS, TESTS and EXTRA_DIST are defined: `include $(srcdir)/reliability.mk`.
 check_PROGRAMS += ring-chaos

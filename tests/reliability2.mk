@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Reliability round 2 (issue 15), for tests/Makefile.am after check_PROGRAMS, TESTS and
 # EXTRA_DIST are defined: `include $(srcdir)/reliability2.mk`.
 check_PROGRAMS += test_eng_utf8

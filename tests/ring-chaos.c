@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring-chaos: one rank of the failure tests (tests/ring_kill.py and friends).
  *
  * Creates the communicator from RING_CONFIG, prints "READY <rank>", then runs checked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring-loop: one rank of a failure test. Runs all-reduces in a loop until one fails,
  * then says how (status name and message) and exits 3. Used by the kill tests: one rank
  * is killed mid-loop and the survivors must fail, not hang.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring-stranger: a process that is not part of the ring connects to a ring port and
  * misbehaves; it checks that the ring drops it within the handshake deadline.
  *
@@ -51,8 +52,9 @@ static size_t read_some(int fd, unsigned char *b, size_t n, long long until)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: ring-stranger silent|random|magic|job|nosecret|wrongkey|replay HOST PORT "
-                        "[--secret FILE] [--job ID] [--limit-ms MS]\n");
+        fprintf(stderr,
+                "usage: ring-stranger silent|random|magic|job|nosecret|wrongkey|replay HOST PORT "
+                "[--secret FILE] [--job ID] [--limit-ms MS]\n");
         return 2;
     }
     const char *mode = argv[1], *secret = NULL;
@@ -61,7 +63,8 @@ int main(int argc, char **argv)
     int claim = 0, kind = RING_MSG_HELLO, world = 4;
     for (int i = 4; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--rank")) claim = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "--checkin")) kind = atoi(argv[i + 1]) ? RING_MSG_CHECKIN : RING_MSG_HELLO;
+        if (!strcmp(argv[i], "--checkin"))
+            kind = atoi(argv[i + 1]) ? RING_MSG_CHECKIN : RING_MSG_HELLO;
         if (!strcmp(argv[i], "--world")) world = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--secret")) secret = argv[i + 1];
         if (!strcmp(argv[i], "--job")) job = strtoull(argv[i + 1], NULL, 0);
@@ -91,8 +94,13 @@ int main(int argc, char **argv)
     }
     long long t0 = now_ms();
     unsigned char out[256], in[256];
-    ring_hello h = {.magic = RING_WIRE_MAGIC, .version = RING_WIRE_VERSION, .kind = (uint16_t)kind,
-                    .world_size = (uint32_t)world, .rank = (uint32_t)claim, .job_id = job, .reason = 0};
+    ring_hello h = {.magic = RING_WIRE_MAGIC,
+                    .version = RING_WIRE_VERSION,
+                    .kind = (uint16_t)kind,
+                    .world_size = (uint32_t)world,
+                    .rank = (uint32_t)claim,
+                    .job_id = job,
+                    .reason = 0};
     size_t len = 0;
     if (!strcmp(mode, "random")) {
         int r = open("/dev/urandom", O_RDONLY);
@@ -136,16 +144,20 @@ int main(int argc, char **argv)
                 ring_auth *wrong = NULL;
                 char tmp[] = "/tmp/ring-stranger-key.XXXXXX";
                 int tf = mkstemp(tmp);
-                if (tf >= 0 && write(tf, "not the secret\n", 15) == 15) ring_auth_load(tmp, &lg, &wrong, err, sizeof err);
+                if (tf >= 0 && write(tf, "not the secret\n", 15) == 15)
+                    ring_auth_load(tmp, &lg, &wrong, err, sizeof err);
                 if (tf >= 0) close(tf);
                 unlink(tmp);
-                if (wrong) ring_auth_mac(wrong, 0, out, ch, mac);
-                else memset(mac, 0, sizeof mac);
+                if (wrong)
+                    ring_auth_mac(wrong, 0, out, ch, mac);
+                else
+                    memset(mac, 0, sizeof mac);
                 ring_auth_free(wrong);
             }
             send(fd, mac, sizeof mac, MSG_NOSIGNAL);
             got = read_some(fd, in, RING_HELLO_BYTES, t0 + limit + 1000);
-            if (got == RING_HELLO_BYTES && ring_hello_decode(in, got, &ans, err, sizeof err) == RING_OK &&
+            if (got == RING_HELLO_BYTES &&
+                ring_hello_decode(in, got, &ans, err, sizeof err) == RING_OK &&
                 ans.kind == RING_MSG_ACK)
                 verdict = 1;
         } else if (ans.kind == RING_MSG_ACK) {
@@ -165,7 +177,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (dt > limit) {
-        printf("FAIL stranger %s on port %s: kept for %lld ms (limit %lld)\n", mode, argv[3], dt, limit);
+        printf("FAIL stranger %s on port %s: kept for %lld ms (limit %lld)\n", mode, argv[3], dt,
+               limit);
         return 1;
     }
     printf("stranger %-8s port %s: dropped after %lld ms (%s)\n", mode, argv[3], dt, how);

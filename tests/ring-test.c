@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ring-test: one rank of a multi-process check of every collective, data type, op,
  * count and placement on the ring. Run under ringrun; every rank checks its own
  * results bitwise against values computed independently, and exits non-zero on the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # An abort before the first collective (a rank failing at start-up) reaches every other rank
 # as RING_ERR_ABORTED at once, naming the rank, instead of a PEER_CLOSED after the operation
 # deadline (issue 15).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Every collective, type, op, count and placement over loopback, for 1, 2, 4 and 8 ranks.
 # RING_TEST_BIG overrides the large count (default 1048579, the odd count of the spec).
 set -u

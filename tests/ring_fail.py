@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Failure tests of the ring contract, driving ring-chaos ranks on loopback.
 
   ring_fail.py kill  --ranks 2,4,8 --trials 20   SIGKILL one rank mid-loop

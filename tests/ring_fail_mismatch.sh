@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Ranks that disagree on count, type, op or collective all get INVALID_USAGE; SIGTERM
 # (ring_comm_abort from the handler) gives ABORTED on every rank at once.
 d=$(dirname "$0")

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Forming the ring against hostile or mistaken set-ups (issue 15), with ring-chaos ranks:
 
 - 40 idle connections on the master port while a ring of 4 forms: it must still form (the

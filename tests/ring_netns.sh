@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A ring of 4 "hosts": network namespaces joined by veth pairs and a bridge (10.99.0.1-4,
 # addresses only inside them), one rank each with its own RING_CONFIG from
 # `ringrun --print-configs`. Cases: clean; 3% random loss (nft); a 200 Mbit/s tbf cap; a

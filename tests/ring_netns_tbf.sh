@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Smoke run of bench/netns_tbf.sh: a ring of 4 network namespaces, every host's egress
 # capped with tbf at 2 Gbit/s; the all-reduce must be right (coll-bench -c 1) at 1 MiB and
 # 16 MiB. Prints busbw against the link rate; never asserts it (timed tests do not judge

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A delaying TCP relay for network tests (this kernel has no netem).
 
   ring_relay.py LISTEN_HOST:PORT TARGET_HOST:PORT [--delay-ms LO-HI] [--chunk N]

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Segment order (RING_STEP_GROUP: G segments of one step back to back, then the next
 # step's) and the ways one TCP stream is moved: the default (worker threads for collectives
 # of chunks >= RING_TCP_THREADS_MIN_BYTES, the caller's loop below, so one communicator

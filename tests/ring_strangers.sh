@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Strangers on the ring's ports while a real ring of 4 forms and runs checked all-reduces:
 # without a secret (silent, random bytes, wrong magic, another job) and with a shared
 # secret (also: no secret, a wrong secret, a replayed proof). Every stranger must be

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Striped TCP (RING_TCP_STREAMS): every collective, type, op, count and placement on 2 and
 # 4 ranks with 2 and 4 streams: default segments (256 KiB: cut in K parts), 96 KiB + 8
 # segments (3 parts: fewer than K streams carry data) and 4 KiB segments with the latency

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Striped TCP under failure, with 4 streams per neighbour (RING_OP_TIMEOUT_MS=1000): a
 # SIGKILLed rank gives every survivor PEER_CLOSED within 2 s, a SIGSTOPped one TIMEOUT,
 # ranks that disagree on the call INVALID_USAGE, SIGTERM ABORTED; ranks that disagree on

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Ranks that disagree on the TCP streams per neighbour (RING_TCP_STREAMS, or
 "tcp_streams" in RING_CONFIG) must fail to form the ring with a configuration error
 naming both counts, and no rank may hang; bad values are refused by name.

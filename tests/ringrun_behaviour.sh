@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # ringrun: argument checks, output prefixes, first failure stops the rest, timeout,
 # signal forwarding, multi-host config files. Every wait here is bounded.
 set -u

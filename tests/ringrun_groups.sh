@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # ringrun and the processes its ranks start (issue 15): each rank is a process group signalled
 # as a whole, nothing outlives ringrun (not even after kill -9 of ringrun, whose config folder
 # goes too), a signal between fork and exec never runs ringrun's handler in a child, and a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ringinfer serve (engine/server, docs/SERVER.md), for tests/Makefile.am after check_PROGRAMS,
 # TESTS and EXTRA_DIST: raw HTTP (python3), the ring (ringrun, killed rank), the openai npm
 # client (installed into tests/serve-node). Each skips (77) without libmicrohttpd, ../shared,

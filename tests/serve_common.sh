@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sourced by the serve_*.sh tests: skip (77) unless ringinfer has `serve` and ../shared exists.
 top=${abs_top_builddir:-$(cd "$(dirname "$0")/.." && pwd)}
 src=${abs_top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Raw HTTP checks of `ringinfer serve` on loopback (python's http.client and sockets, no
 OpenAI client): exact SSE framing, every error status, stop strings, seeds, concurrency,
 aborts, idle connections and a slow client, SIGTERM drain; `tp`: TP=2 under ringrun gives

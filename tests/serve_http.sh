@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # ringinfer serve over raw HTTP on loopback: SSE bytes, errors, stop strings, seeds, queue,
 # continuous batching (alone == together), aborts, idle connections, a slow client, SIGTERM drain, the chat-template fixtures through /apply-template (serve_http.py).
 . "$(dirname "$0")/serve_common.sh"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The official `openai` npm client against `ringinfer serve` on loopback: chat and completions,
 // plain and streamed, usage, stop strings, an abort mid-stream (the slot is freed: /metrics),
 // 8 requests at once. Starts the server itself (--port 0, the port from its "listening on"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # ringinfer serve against the official `openai` npm client (serve_openai.mjs). The client is
 # installed here into the build tree (tests/serve-node) from the npm registry; without node,
 # npm or the registry the test skips (77).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # ringinfer serve over the ring: TP=2 and 4 under ringrun answer the tokens of TP=1; a killed
 # worker rank gives error events and 503, not a hang (serve_http.py tp, kill).
 . "$(dirname "$0")/serve_common.sh"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Data path tests (striped TCP streams, step groups, worker threads, rate-capped links),
 # for tests/Makefile.am inside
 # `if WITH_RING`, after reliability.mk (needs ring-test and ring-chaos):

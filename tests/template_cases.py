@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes tests/eng_template_cases.h: language cases for test_eng_template with the
 output Python's jinja2 gives under transformers' chat-template settings (sandboxed,
 trim_blocks, lstrip_blocks, loopcontrols, tojson without ASCII escaping). Run by hand after

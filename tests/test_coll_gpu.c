@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* On a GPU: the reduction kernels against their plain-C reference, bit for bit, and the
  * local provider on device memory. Without CUDA or a GPU: skipped (exit 77). */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The plain-C reference of the reduction kernels: conversions and reductions. */
 #include "coll_kernels.h"
 #include "coll_test.h"

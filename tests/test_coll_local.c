@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The local provider's copies, argument checks, and the dispatcher's provider chain:
  * "not supported" goes to the next provider (logged at debug), failures latch. */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one-shot "p2p" all-reduce between real processes: run as every rank of a ring
  * (RING_CONFIG, MISTRALRS_NO_NCCL=1) on one machine; coll_p2p.sh starts two on GPU 0.
  * Every size up to the limit that matters (all counts to 1100 elements, powers of two and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The multi-node rendezvous on loopback: processes play the head and the workers, with
  * hellos built from the real selection of fake MISTRALRS_MN_* environments; no NCCL. */
 #include "coll_private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcoll over the ring, host buffers: run as every rank of a ring (coll_ring.sh starts
  * them with RING_CONFIG). The selection flow must pick the ring (no GPU here, or
  * MISTRALRS_NO_NCCL=1), and every collective must give the exact result. */

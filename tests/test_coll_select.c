@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every branch of the selection table (docs/SELECTION.md), with fake environments. */
 #include "coll_private.h"
 #include "coll_test.h"

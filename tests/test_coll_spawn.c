@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The local launcher on CPU: the leader spawns copies of this program, hands each the
  * blob over loopback, and reports a child that dies (by local rank, pid and status). */
 #include "coll_private.h"

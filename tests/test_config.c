@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RING_CONFIG rules: every rule rejects with one line that names the file and the field. */
 #include <setjmp.h>
 #include <stdarg.h>

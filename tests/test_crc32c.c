@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CRC32C: the standard check value, both implementations agree on every length and
  * alignment, incremental use, and the segment-header codec round trip and rejections.
  * Prints the hardware path's speed (informational, never asserted). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* On a GPU: every CUDA kernel family of the engine against its plain-C reference
  * (engine/cuda/ref.c), on random inputs, with outputs poisoned before each run. Skips (77)
  * without a visible GPU. `test_cuda_kernels --bench` also times the matrix-vector kernel

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Continuous batching (eng_forward_batch): sequences decoded together, each in its own KV
  * slot at its own position, with prompts prefilled in chunks between decode steps and slots
  * reused, give exactly (bitwise, on the CPU) the logits and greedy ids each sequence gets

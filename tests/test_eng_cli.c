@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ringinfer command line (eng_cli_main) as 1, 2 and 4 processes joined by shared memory:
  * reference ids and logits through --print-ids / --dump-logits, text through -p, only rank 0
  * printing, and one-line errors with the right exit codes for bad input. */

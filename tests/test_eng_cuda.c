@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine on a GPU, end to end: stories260K greedy ids against llama2.c's reference, the
  * Hugging Face fixtures' logits against transformers and their greedy ids against the CPU
  * backend's, random models (long prompts, flash-decoding splits, sliding window, q/k/v

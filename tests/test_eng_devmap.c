@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* --device-layers (mistral.rs's grammar) and the automatic split by free memory: every
  * mapping and every error, with made-up GPU counts and free bytes. */
 #include "devmap.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's device selection with fake GPU counts, builds and environments: every mode
  * of the mistral.rs page and every error, each error one line naming what to change. */
 #include <config.h>

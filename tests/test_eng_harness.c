@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "test_eng_harness.h"
 
 #include <math.h>

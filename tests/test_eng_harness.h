@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test harness: runs N tensor-parallel shards of one model as N threads of this process.
  * The row-parallel partial sums are added in the test (an in-memory all-reduce, in rank
  * order) and rank 0's greedy token is handed to the others, as ringinfer does over the

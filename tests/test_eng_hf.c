@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Hugging Face fixtures (transformers reference, float32): prompt logits within the
  * README's relative error and the 16 greedy ids exactly, at every TP size the heads allow. */
 #include "test_eng_harness.h"

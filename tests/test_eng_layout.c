@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Head-layout rules (mistral.rs messages, word for word) and the shard arithmetic. */
 #include "eng.h"
 

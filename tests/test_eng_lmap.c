@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer mapping: a model cut into segments gives what one segment gives.
  * CPU (CI): stories260K and the Hugging Face fixtures split into several CPU segments
  * (eng_model_open_segments, the test hook) give bitwise the same logits and greedy ids as one

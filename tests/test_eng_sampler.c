@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sampler on hostile logits (issue 15): NaN or infinity is refused (-1) under greedy, plain
  * and top-p sampling instead of reading before its buffer or emitting token 0 forever; top-p 0
  * keeps only the most likely token (transformers' meaning); top-p outside [0, 1] is refused. */

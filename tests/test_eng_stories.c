@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stories260K (a real trained llama2.c checkpoint): position-0 logits and the first 32
  * greedy ids of its README, at tensor-parallel sizes 1, 2 and 4 (in-process shards). */
 #include "test_eng_harness.h"

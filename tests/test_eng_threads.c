@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Worker threads inside a rank: the pool runs every part of every job exactly once (with
  * and without its spin phase), and the engine's logits are bitwise the same at 1, 2 and 3
  * threads, at TP=1 and TP=2, for prefill and decode; ringinfer's --threads / ENG_THREADS

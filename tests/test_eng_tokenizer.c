@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tokenizer tests: llama2.c tok512.bin (README facts and an independent naive encoder), every
  * tokenizer_samples entry of the Hugging Face fixtures, hand-made tokenizer.json files for the
  * pre-tokenizer patterns and added tokens, and bad inputs with their error lines.

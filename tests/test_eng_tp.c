@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TP=N equals TP=1 on random models from eng-genmodel's writer, in both file formats:
  * uneven FFN splits, replicated KV heads, biases, q/k norms, f16/bf16, tied classifier,
  * sharded safetensors, a sliding window. Also that a layout the rules forbid is refused. */

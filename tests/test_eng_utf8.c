@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The streaming UTF-8 sanitiser (engine/utf8.h): valid text passes unchanged however it is split,
  * incomplete sequences are held back until completed, and each maximal ill-formed subpart becomes
  * one U+FFFD, as Python's bytes.decode(errors="replace") and Rust's from_utf8_lossy give. */

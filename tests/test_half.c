@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* common/half.h: the f16/bf16 conversions on every special value (signed zeros,
  * subnormals, the largest finite, overflow, inf, quiet and signalling NaNs, rounding ties
  * both ways), every f16 and bf16 value there and back, the f16 pair's _Float16 path

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reductions: every type and op against a scalar reference, aliasing, and the
  * half-precision conversions' rounding (nearest even). */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libring's settings (issue 14): knobs read once at communicator creation, a value that is
  * not valid refused with the variable's name, log lines through the params' callback, and a
  * ring_config from an older, smaller ring.h still accepted. One-rank communicators: no

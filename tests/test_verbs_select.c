@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transport selection: RING_TRANSPORT and the config's "transport", and the errors when
  * verbs is asked for and no usable device exists. Runs on any host: where RDMA devices
  * exist, only the cases that cannot find one are checked against their messages. */

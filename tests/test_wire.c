@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Handshake and op-header encoding: round trips and every rejection. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tokenizer tests, for tests/Makefile.am: define check_PROGRAMS and TESTS (possibly empty) first,
 # then `include $(srcdir)/tokenizer.mk`. The program links the engine library (the tokenizer is
 # part of it). It finds ../shared beside the source tree and exits 77 (SKIP) with a message when

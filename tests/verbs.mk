@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Verbs transport tests, for tests/Makefile.am (after check_PROGRAMS, TESTS and EXTRA_DIST):
 #   ring-loop         all-reduce in a loop until a call fails (kill tests, any transport)
 #   test_verbs_select transport selection and its errors without a usable device (cmocka)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The verbs transport on a real verbs device: boots a QEMU guest with Soft-RoCE
 # (verbs/rxe-vm.sh) and runs verbs/vm-checks.sh inside it: ring-test over verbs on 2 and
 # 4 ranks (every collective, type and op), transport selection, and kill/stop tests.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* coll-bench's view of a provider: the five collectives, typed on libcoll's coll.h whether
  * the calls go to libcoll or straight to libring (bench_ring.c translates). */
 #ifndef BENCH_BACKEND_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* coll-bench backend: libcoll, with any of its providers, on host or CUDA device buffers. */
 #include "config.h"
 

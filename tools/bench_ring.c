@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* coll-bench backend: libring directly, from RING_CONFIG; coll.h's types and statuses
  * translated to and from libring's here, in one place. */
 #include "bench_backend.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* coll-bench: collectives benchmark with the flags and table of nccl-tests.
  * One process per rank: run it under ringrun, or with RING_CONFIG set by hand. */
 #include "bench_backend.h"

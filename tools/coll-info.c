@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* coll-info: print the provider libcoll would choose in this environment, the layout,
  * and every knob (environment variable) with its value, default and meaning. */
 #include "coll.h"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # coll-info: what libcoll would choose here, the layout and every knob with its value.
 bin_PROGRAMS += coll-info
 coll_info_SOURCES = coll-info.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ringrun: start N local ranks, each with its own RING_CONFIG, prefix their output
  * with the rank, forward signals, and stop everyone when one rank fails.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CPU backend's private parts: kernels (plain C + AVX2 picked at run time), the worker
  * pool, f32 weights of one shard and the run state's buffers. */
 #ifndef ENG_CPU_H

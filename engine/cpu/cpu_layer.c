@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CPU backend's forward pass: embedding, one transformer layer over a batch of tokens
  * (consecutive positions of one sequence, or tokens of several sequences each with its own
  * position and KV slot), final norm + classifier. Every step works row by row or through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CPU backend's run state: activation buffers, KV cache and the worker pool. */
 #include "cpu.h"
 

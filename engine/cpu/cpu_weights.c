@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CPU backend's weights: this rank's shard as f32. f32 tensors whose shard is one
  * contiguous block stay in the mapping (zero copy); others (f16/bf16, or column slices of the
  * row-parallel o/down projections) are converted to f32 once here, so the forward pass only

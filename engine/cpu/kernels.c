@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Plain-C reference kernels (also the fallback without AVX2/FMA) and the run-time pick. */
 #include "cpu.h"
 

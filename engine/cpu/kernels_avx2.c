@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* AVX2/FMA kernels, compiled for that target only and picked at run time.
  * matmul: one weight row is loaded once and used against up to 16 input rows (prefill, a
  * batch of decode tokens); a single row runs 4 weight rows at once against one x to keep 4

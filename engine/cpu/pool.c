@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The worker pool of one run state: n-1 threads started once, at state creation. The caller
  * posts a job by bumping a generation word, runs part 0 itself, and waits until the workers
  * have run parts 1..n-1 (a barrier per job). A waiting thread busy-polls for spin_us (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Causal attention against the KV cache, decode and prefill alike. A block serves one KV
  * head and up to 8 query rows that read it (the GQA group of each of its tokens), so every
  * K/V tile loaded into shared memory is used by all of them. Each warp owns one row and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The kernels of a batched step over several sequences (continuous batching): token t sits at
  * position pos[t] of KV slot seq[t], so RoPE, the cache write and the attention range are per
  * token, not "first position + t" as in rope.cu and attention.cu.

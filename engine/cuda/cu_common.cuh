@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Device helpers shared by the kernel files: stored types to f32 and back, warp and block
  * reductions. */
 #ifndef ENG_CU_COMMON_CUH

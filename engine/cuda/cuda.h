@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA backend's private parts (host side): device weights of one shard, the run state's
  * device buffers, error helpers. Kernels: cuda_kernels.h. */
 #ifndef ENG_CUDA_H

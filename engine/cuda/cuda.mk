@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The CUDA backend, for engine/Makefile.am (`include $(srcdir)/cuda/cuda.mk` after libeng's
 # sources). One suffix rule compiles every .cu file with nvcc into a libtool object; the
 # architectures come from configure (--with-cuda-arch). Without CUDA only the kernels'

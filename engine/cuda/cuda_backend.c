@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA backend's ops table: device discovery, host copies of outputs, the decode step
  * captured as a CUDA graph (inputs in device memory, so the same graph serves every step).
  * With ENG_CUDA_PROFILE=1 no graph is made: each step runs eagerly through the capture hooks,

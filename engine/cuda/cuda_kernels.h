@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA backend's kernels (one .cu file per family) and their plain-C references
  * (ref.c), which the GPU unit tests compare them with. Launchers return the launch error
  * (cudaGetLastError) as an int, 0 on success; they never synchronize. Element types are

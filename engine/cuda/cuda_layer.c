@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA backend's forward pass. Decode (one token) runs matrix-vector kernels; batches
  * of 2 and more (prefill, or tokens of several sequences) run cuBLAS on activations in the
  * weights' type (the norms and SwiGLU write that copy themselves), and long prompts run

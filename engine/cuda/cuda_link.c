@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layer mapping: the residual stream x [n, dim] (f32) from one CUDA segment to the next.
  * Peer copy where the GPUs can reach each other (peer access enabled once, at load), a
  * device copy on one GPU, else staged through pinned host memory, as mistral.rs does. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA backend's run state: one device allocation for activations, KV cache and
  * scratch, pinned host mirrors of the inputs and outputs, the stream and cuBLAS handle. */
 #include "cuda.h"

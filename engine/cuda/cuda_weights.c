@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA backend's weights: this rank's shard uploaded once into one device allocation,
  * matrices in their stored type (bf16/f16/f32), q/k/v and gate/up merged into one matrix
  * each; norms and biases as f32. Uploads go through two pinned buffers so that reading the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Embedding gather: one block per token, the row converted to f32. */
 #include "cu_common.cuh"
 

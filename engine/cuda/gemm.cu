@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Batches of 2 and more (prefill) go to cuBLAS (cuda_backend.c); this file holds what feeds
  * it: the f32 activations converted to the weights' stored type. */
 #include "cu_common.cuh"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Batch-1 matrix-vector product, the decode step's bottleneck: every weight byte is read
  * once, so the kernel only has to stream the matrix at full bandwidth. One to four warps per
  * row, each lane loading 16 bytes at a time with eight loads in flight (streaming,

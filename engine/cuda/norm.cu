@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RMSNorm fused with the residual add that precedes it: one block per row. Rows of up to
  * NV * 1024 elements stay in registers between the add, the sum of squares and the scaling,
  * with every thread's loads issued before their first use (a decode step runs this on one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Plain-C references of the CUDA kernels (cuda_kernels.h): the same function, written the
  * obvious way, for the GPU unit tests to compare with. Compiled without CUDA as well. */
 #include "../eng_internal.h"

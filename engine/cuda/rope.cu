@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* From the merged q/k/v projection to the attention inputs, in one pass per head: bias
  * (Qwen2), per-head RMSNorm (Qwen3 q/k), RoPE in either layout, then q to its buffer and
  * k/v straight into the layer's KV cache. One warp per (head, token); the head's values sit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sampling on the GPU, so that only the token id crosses to the host. One block of 1024
  * threads; thread i owns the contiguous ids [i*C, (i+1)*C).
  * Greedy: the lowest id of the maximum (as the host sampler); -1 when a logit is not finite.

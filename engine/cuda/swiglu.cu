@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SwiGLU over the merged gate|up projection: silu(gate + b) * (up + b). */
 #include "cu_common.cuh"
 

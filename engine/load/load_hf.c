@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hugging Face checkpoints: config.json + model.safetensors or a sharded set named by
  * model.safetensors.index.json. Architectures: Llama, Mistral, Qwen2, Qwen3. */
 #include "safetensors.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* llama2.c "v0" checkpoints: 7 int32 header, then float32 tensors stacked over layers. */
 #include "eng_internal.h"
 

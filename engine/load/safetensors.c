@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* safetensors: u64 little-endian header length N, N bytes of JSON
  * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data;
  * offsets are relative to the end of the header. */

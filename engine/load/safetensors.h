@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* safetensors files: header parsing and tensor lookup over one or more mapped files. */
 #ifndef ENG_SAFETENSORS_H
 #define ENG_SAFETENSORS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The OpenAI-compatible API: request bodies -> validated srv_req (prompt tokens, sampling,
  * stop strings), and the JSON of answers, stream chunks, errors, /tokenize, /detokenize,
  * /apply-template, /v1/models and /metrics. Runs on the HTTP thread, except the chunk and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP layer over GNU libmicrohttpd: one internal epoll thread for every connection
  * (idle keep-alive connections cost a socket, not a thread), routing, authentication, body
  * limits, and suspend/resume to wait for the engine thread: a completion request is queued

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lock-step command record: rank 0 fills one each step and broadcasts it; every rank then
  * runs exactly what it says. Fixed size (it depends only on --parallel and the prefill chunk,
  * which every rank gets on its command line), so one int32 broadcast per step carries new

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rank 0's scheduler: up to --parallel slots, each a sequence with its own KV slot in the one
  * run state. Each step is one batched forward pass: every decoding slot feeds the token it
  * sampled at the previous step, and waiting prompts get one chunk of prompt tokens between

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `ringinfer serve`: an OpenAI-compatible HTTP server on rank 0, the other ranks in lock-step.
  *
  * Pieces (one file each): serve_main.c (options, loading, the step loop of every rank),
@@ -43,7 +44,7 @@ typedef struct srv_opts {
     const char *model, *tokenizer, *host, *api_key_file, *chat_template, *alias;
     int port, parallel, max_queue, threads, ctx_size, chunk;
     double drain_timeout_s;
-    size_t max_body; /* bytes of a request body */
+    size_t max_body;           /* bytes of a request body */
     eng_device device;         /* --device (default: auto) */
     const char *device_layers; /* --device-layers / -n, NULL when not given */
 } srv_opts;

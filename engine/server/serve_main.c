@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `ringinfer serve`: options, loading on every rank, and the step loop.
  *
  * Every rank loads its shard and one run state with a KV slot per server slot. Rank 0 also

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The chat template: --chat-template FILE or the model folder's tokenizer_config.json
  * (chat_template, bos_token, eos_token), parsed once at start-up (a template the renderer
  * cannot handle stops the server with the renderer's message), rendered per request with the

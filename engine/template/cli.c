@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `ringinfer template FILE VARS.json`: renders a chat template to stdout. */
 #include "jinja.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Evaluator: expressions to values and statements to text, with jinja2's scoping (a fresh
  * scope per loop iteration, macro and with block; namespaces for state that must escape). */
 #include "jt.h"

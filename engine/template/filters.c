@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The filters of jinja2 (with transformers' tojson), one table of name -> function. */
 #include "jt.h"
 

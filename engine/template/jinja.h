@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Chat-template renderer: the Jinja language as Hugging Face transformers renders chat
  * templates (sandboxed, trim_blocks, lstrip_blocks, loop controls, raise_exception,
  * tojson without ASCII escaping, strftime_now). docs/TEMPLATES.md lists what is supported.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Template values from cJSON, and `tojson` as Python's json.dumps writes it. */
 #include "jt.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals of the template renderer: values, tokens, syntax tree, evaluation context. */
 #ifndef ENG_TEMPLATE_JT_H
 #define ENG_TEMPLATE_JT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Lexer: template text into tokens with line numbers. Whitespace control as jinja2 with
  * trim_blocks and lstrip_blocks: `{%-`/`-%}` strip all whitespace on that side, a block or
  * comment tag drops the newline after it, and spaces/tabs before a block or comment tag that

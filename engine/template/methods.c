@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Python methods of strings, dicts, lists and `loop`, and the global functions (range,
  * namespace, dict, strftime_now). Mutating methods are refused, as jinja2's immutable
  * sandbox does. Case mapping and whitespace are ASCII. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Parser: tokens into a syntax tree, with jinja2's grammar and operator precedence.
  * Unknown filters, tests and statements are errors here, before any render. */
 #include "jt.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The renderer's entry points: parse once, render many times with cJSON variables. */
 #include "jt.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The `is` tests of jinja2 (defined, string, mapping, divisibleby, ...). */
 #include "jt.h"
 

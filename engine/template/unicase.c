@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Simple (one to one) Unicode case mapping for the scripts chat templates meet most: ASCII,
  * Latin-1, Latin Extended-A, Greek and Cyrillic. Other characters keep their case, and the
  * mappings that change length (ß to SS) or depend on context (final sigma) are left out. */

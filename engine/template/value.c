@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Template values: reference-counted strings, lists and dicts with Python's semantics for
  * truthiness, equality, ordering, str() and repr(). */
 #include "jt.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Byte-level BPE (GPT-2, Llama-3, Qwen2): added tokens split out first, then the pre-tokenizer
  * regex, the byte to character mapping and ranked merges (lowest rank first, leftmost on ties). */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to the byte-level BPE tokenizer: its state, shared by loading (tok_hf_load.c) and
  * encoding (tok_bpe.c). */
 #ifndef ENG_TOK_BPE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tokenizer entry points shared by the formats, error lines and file reading. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Loading a Hugging Face tokenizer.json (model BPE with a byte-level pre-tokenizer) with cJSON.
  * Every refusal names the file and the JSON path of what is wrong. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to the tokenizers: the handle, the per-format operations and shared helpers. */
 #ifndef ENG_TOK_IMPL_H
 #define ENG_TOK_IMPL_H

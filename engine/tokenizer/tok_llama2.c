@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The llama2.c tokenizer format: int32 max_token_length, then per entry float32 score, int32 len,
  * len bytes. Encoding: dummy prefix space, UTF-8 code points looked up (else byte tokens 3+byte),
  * then greedy merging of the adjacent pair whose concatenation has the highest score. */

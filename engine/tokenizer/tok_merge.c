@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Greedy pair merging with a binary heap: O(n log n) per word instead of rescanning all pairs
  * after each merge. Stale heap entries are dropped when popped (their symbols changed). */
 #include "tok_impl.h"

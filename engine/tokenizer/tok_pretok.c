@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pre-tokenizer regexes of GPT-2, Llama-3 and Qwen2, matched by hand with the semantics of a
  * backtracking engine (ordered alternatives, greedy quantifiers, the (?!\S) look-ahead).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* UTF-8 and the few Unicode classes the pre-tokenizer regexes use. */
 #include <stddef.h>
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes engine/tokenizer/tok_unicode_tab.h: code point ranges of the Unicode general categories L* and N*
 (the regex classes \\p{L} and \\p{N}) from Python's unicodedata. Run: python3 tok_unicode_gen.py > tok_unicode_tab.h"""
 import sys

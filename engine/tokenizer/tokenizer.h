@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tokenizers of the engine: the llama2.c format and Hugging Face tokenizer.json byte-level BPE.
  *
  * Thread safety: a tokenizer is used by one thread at a time (different tokenizers may be used by

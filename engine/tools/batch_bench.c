@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* eng-batch-bench: the engine's own decode rate with several sequences in one forward pass
  * (eng_forward_batch), without the server, its HTTP clients or sampling: for each batch size
  * B, B sequences each get a prompt of --prompt tokens, then --steps decode steps of B tokens

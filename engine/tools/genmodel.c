@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Writes random models. Weights ~ N(0, std); norm weights ~ 1 + N(0, std). */
 #include "genmodel.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Random models in the real file formats (llama2.c v0 .bin, Hugging Face safetensors +
  * config.json), for tests and benchmarks. */
 #ifndef ENG_GENMODEL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* eng-genmodel: writes a random model in llama2.c or Hugging Face format. */
 #include "genmodel.h"
 

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Build the libFuzzer targets into $1 (default ./fuzz-build) with clang, ASan and UBSan,
 # straight from libring's sources. Exit 77 when clang or its fuzzer runtime is missing.
 set -eu

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: RING_CONFIG text -> ring_config_parse. It must return a status and a
  * one-line message for any input, never crash, and a parsed config must write and reload
  * to the same values. */

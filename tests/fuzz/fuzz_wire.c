@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: bytes from the network -> the handshake decoder and the segment
  * header decoder. Whatever decodes must encode back to the same bytes. */
 #include "wire.h"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Outside CI: run each fuzz target for $1 seconds (default 600) at nice 19, then merge what
 # it found into the kept corpus (minimised). Logs and any crash land in $2 (default
 # /tmp/ringfuzz-long).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # CI smoke run of the fuzz targets: build them, then 5 s each over the kept corpus
 # (new inputs go to a scratch folder, so the tree stays clean). SKIP (77) without clang.
 set -u

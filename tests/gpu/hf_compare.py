@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """ringinfer's prompt logits against Hugging Face transformers on the same GPU.
 
 usage: hf_compare.py RINGINFER MODEL_DIR [--positions N] [--seed S]

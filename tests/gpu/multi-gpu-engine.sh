@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ringinfer on the GPUs of one host, sourced by run-multi-gpu.sh when it is given SHARED_DIR
 # (it sets B, SH, OUT, ngpu and counts failed steps in fails). Two parts, one table each:
 # 1. Greedy ids at TP n (n = 2, 4, 8 up to the GPU count; with one GPU, 2 ring ranks on it)

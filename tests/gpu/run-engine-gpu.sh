@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The engine on one GPU: kernel tests, end-to-end correctness, and (BENCH=1) decode speed.
 #   tests/gpu/run-engine-gpu.sh BUILD_DIR [SHARED_DIR]
 # BUILD_DIR: a tree built on the CPU machine with `configure --with-cuda`, then `make` and

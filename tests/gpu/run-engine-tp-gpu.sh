@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # ringinfer's tensor parallelism on GPUs over the ring on device buffers (issue 11):
 #   tests/gpu/run-engine-tp-gpu.sh BUILD_DIR SHARED_DIR
 # 1. Greedy ids of TP 2 (and 4 on stories260K) equal to TP 1 on the GPU, on stories260K and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # libcoll on a GPU host with 2 GPUs: correctness and all-reduce benchmarks, one table.
 #   tests/gpu/run-gpu.sh [BUILD_DIR]      (default: build; run from the repository root)
 # The binaries are built on the CPU machine (configure --with-cuda --with-nccl, then

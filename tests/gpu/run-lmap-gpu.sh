@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Layer mapping (--device-layers, issue 11) on one host's GPUs: greedy ids of mapped runs
 # against the whole model on GPU 0, the errors, then decode speed of mapped runs against the
 # plain one-GPU run (what a boundary costs). One command, results in one file.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The one-shot "p2p" all-reduce against NCCL and the ring on one host's GPUs: correctness
 # between processes, then coll-bench -G latencies at decode sizes, one table.
 #   tests/gpu/run-multi-gpu.sh [BUILD_DIR]    (default: build; run from the repository root)

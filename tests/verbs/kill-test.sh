@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # kill-test.sh N TRANSPORT OP_TIMEOUT_MS [SIGNAL]: start N ranks of ring-loop (RING_LOOP)
 # with "transport" set in their RING_CONFIG files, send SIGNAL (default KILL) to rank 1
 # mid-loop, and check that every other rank fails with an error (exit 3) within

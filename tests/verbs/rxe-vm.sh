@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # rxe-vm.sh CMD [ARG...]: run CMD inside a small throwaway QEMU guest that has a real verbs
 # device (Soft-RoCE, rxe0 over a dummy Ethernet interface) and exit with CMD's status.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # vm-checks.sh: the verbs checks, run inside the Soft-RoCE guest by rxe-vm.sh.
 # Needs RINGRUN, RING_TEST and RING_LOOP (set by the automake test environment).
 # RING_TEST_BIG: the large, odd count that makes collectives span many slots (default 300007).
