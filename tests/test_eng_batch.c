@@ -224,6 +224,7 @@ static void *run_rank(void *arg)
 /* Runs one configuration; rank 0's job (gen, logits) is returned in *out. */
 static int run(const char *model, int tp, int batched, const int *const *prompts, job *out)
 {
+    if (tp < 1 || tp > MAX_TP) return 1;
     group g = {.tp = tp};
     job jobs[MAX_TP];
     pthread_t th[MAX_TP];
