@@ -120,7 +120,7 @@ static void bad_knob_is_rejected(void **state)
     char err[512];
     setenv("RING_TRANSPORT", "infiniband", 1);
     assert_int_equal(create(RING_TRANSPORT_TCP, err, sizeof err), RING_ERR_CONFIG);
-    assert_string_equal(err, "RING_TRANSPORT must be tcp, verbs or auto, got \"infiniband\"");
+    assert_string_equal(err, "RING_TRANSPORT: expected tcp, verbs or auto, got 'infiniband'");
 }
 
 static void knobs_are_declared(void **state)
