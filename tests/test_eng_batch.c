@@ -49,30 +49,15 @@ static eng_status reduce(void *ctx, void *vbuf, size_t count, eng_elem et, eng_m
     group *g = j->g;
     (void)stream;
     if (et != ENG_ELEM_F32 || mem != ENG_MEM_HOST) return ENG_ERR_UNSUPPORTED;
-    g->bufs[j->rank] = vbuf;
-    pthread_barrier_wait(&g->bar);
-    memcpy(j->red, g->bufs[0], count * sizeof(float));
-    for (int r = 1; r < g->tp; r++)
-        for (size_t i = 0; i < count; i++)
-            j->red[i] += g->bufs[r][i];
-    pthread_barrier_wait(&g->bar);
-    memcpy(vbuf, j->red, count * sizeof(float));
+    eng_h_reduce_f32(g->bufs, g->tp, j->rank, &g->bar, j->red, vbuf, count);
     return ENG_OK;
-}
-
-static int argmax(const float *v, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[b]) b = i;
-    return b;
 }
 
 static void keep(job *j, int q, int k, const float *row)
 {
     memcpy(j->logits + ((size_t)q * N_GEN + (size_t)k) * (size_t)j->vocab, row,
            (size_t)j->vocab * sizeof(float));
-    j->gen[q * N_GEN + k] = argmax(row, j->vocab);
+    j->gen[q * N_GEN + k] = eng_h_argmax(row, j->vocab);
 }
 
 /* Each sequence alone: the whole prompt in one eng_forward, then one token per call. */

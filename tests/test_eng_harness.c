@@ -45,19 +45,24 @@ static eng_status reduce(void *ctx, void *vbuf, size_t count, eng_elem et, eng_m
     float *buf = vbuf;
     (void)stream;
     if (et != ENG_ELEM_F32 || mem != ENG_MEM_HOST) return ENG_ERR_UNSUPPORTED;
-    group *g = me->g;
-    g->bufs[me->rank] = buf;
-    pthread_barrier_wait(&g->bar);
-    memcpy(me->scratch, g->bufs[0], count * sizeof(float));
-    for (int r = 1; r < g->tp; r++)
-        for (size_t i = 0; i < count; i++)
-            me->scratch[i] += g->bufs[r][i];
-    pthread_barrier_wait(&g->bar);
-    memcpy(buf, me->scratch, count * sizeof(float));
+    eng_h_reduce_f32(me->g->bufs, me->g->tp, me->rank, &me->g->bar, me->scratch, buf, count);
     return ENG_OK;
 }
 
-static int argmax(const float *v, int n)
+void eng_h_reduce_f32(float **bufs, int tp, int rank, pthread_barrier_t *bar, float *scratch,
+                      float *buf, size_t count)
+{
+    bufs[rank] = buf;
+    pthread_barrier_wait(bar);
+    memcpy(scratch, bufs[0], count * sizeof(float));
+    for (int r = 1; r < tp; r++)
+        for (size_t i = 0; i < count; i++)
+            scratch[i] += bufs[r][i];
+    pthread_barrier_wait(bar);
+    memcpy(buf, scratch, count * sizeof(float));
+}
+
+int eng_h_argmax(const float *v, int n)
 {
     int b = 0;
     for (int i = 1; i < n; i++)
@@ -105,7 +110,7 @@ static void *run_rank(void *arg)
         const float *last = lg + (size_t)(g->n_prompt - 1) * g->vocab;
         if (g->gen_logits && g->n_gen > 0)
             memcpy(g->gen_logits, last, (size_t)g->vocab * sizeof(float));
-        g->token = argmax(last, g->vocab);
+        g->token = eng_h_argmax(last, g->vocab);
     }
     for (int i = 0; i < g->n_gen; i++) {
         pthread_barrier_wait(&g->bar); /* the token is published */
@@ -119,7 +124,7 @@ static void *run_rank(void *arg)
             if (g->gen_logits)
                 memcpy(g->gen_logits + (size_t)(i + 1) * g->vocab, lg,
                        (size_t)g->vocab * sizeof(float));
-            g->token = argmax(lg, g->vocab);
+            g->token = eng_h_argmax(lg, g->vocab);
         }
     }
     goto out;

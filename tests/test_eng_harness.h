@@ -8,6 +8,8 @@
 
 #include "eng.h"
 
+#include <pthread.h>
+
 #include <stddef.h>
 
 /* Feeds prompt[0..n_prompt) in one batched pass, then greedily generates n_gen tokens.
@@ -38,6 +40,14 @@ const char *eng_h_shared(void);
 
 /* The whole file, NUL-terminated (malloc'd; *len, when given, its size); NULL when unreadable. */
 char *eng_h_slurp(const char *path, size_t *len);
+
+/* One rank's part of an in-memory all-reduce over tp threads sharing bar and bufs[tp]: buf is
+ * published in bufs[rank], all ranks' buffers are summed in rank order into scratch[count]
+ * and copied back, so every rank gets the same bits. */
+void eng_h_reduce_f32(float **bufs, int tp, int rank, pthread_barrier_t *bar, float *scratch,
+                      float *buf, size_t count);
+/* The lowest index of the largest value (greedy pick). */
+int eng_h_argmax(const float *v, int n);
 
 #endif
 
