@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Four "hosts" for the ring's namespace runs (sourced by bench/netns_tbf.sh and
-# tests/ring_netns.sh): network namespaces ${tag}n1..4 joined by veth pairs on the bridge
+# tests/ring/ring_netns.sh): network namespaces ${tag}n1..4 joined by veth pairs on the bridge
 # ${tag}br, addresses 10.99.0.1-4/24 on each one's eth0. Needs root and ip (bash).
 #   netns_probe TAG             exits 77 (SKIP) when namespaces cannot be made here
 #   netns_hosts TAG [TBF_RATE]  makes the four hosts; with a rate, every host's egress is

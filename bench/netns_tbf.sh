@@ -11,7 +11,7 @@
 #
 # Prints one line per size: busbw median of REPS runs (GB/s), min..max, the link rate and
 # the ratio; exits non-zero when a run fails or a result is wrong (coll-bench -c 1). -q: a
-# smoke run (what tests/ring_netns_tbf.sh uses). Needs root, ip, tc (tbf) and python3;
+# smoke run (what tests/ring/ring_netns_tbf.sh uses). Needs root, ip, tc (tbf) and python3;
 # exits 77 when network namespaces cannot be made here.
 set -u
 reps=3 rate=2gbit sizes="16M 64M 256M" iters=5 warmup=2 quick=0
