@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # ringinfer on the GPUs of one host, sourced by run-multi-gpu.sh when it is given SHARED_DIR
-# (it sets B, SH, OUT, ngpu and counts failed steps in fails). Two parts, one table each:
+# (it sets B, SH, OUT, ngpu and the helpers of common.sh, and counts failed steps in fails). Two parts, one table each:
 # 1. Greedy ids at TP n (n = 2, 4, 8 up to the GPU count; with one GPU, 2 ring ranks on it)
 #    equal to TP 1 on one GPU, for stories260K and the HF fixtures, on every path:
 #      nccl       NCCL, one process per GPU, COLL_P2P_MAX_BYTES=0 (NCCL alone)
@@ -15,16 +15,14 @@
 #    all-reduces on the host (the CLI's figure); inside a graph they cannot be timed, so for
 #    nccl+p2p the share is estimated as 2 x layers x t(all-reduce of dim f32, coll-bench -G,
 #    same chain, same GPUs) / step time.
-bin2() { if [ -x "$B/$1/.libs/$2" ]; then echo "$B/$1/.libs/$2"; else echo "$B/$1/$2"; fi; }
-RI=$(bin2 engine ringinfer)
-RR=$(bin2 tools ringrun)
-GEN=$(bin2 engine eng-genmodel)
+RI=$(bin engine ringinfer)
+RR=$(bin tools ringrun)
+GEN=$(bin engine eng-genmodel)
 ERES="$OUT/engine-results.txt"
 : > "$ERES"
 for f in "$RI" "$RR" "$GEN"; do
     [ -x "$f" ] || { echo "FAIL: $f is missing: build engine/ and tools/"; fails=$((fails + 1)); return; }
 done
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # eng NAME PATH N ARGS...: `ringinfer run ARGS` on PATH with N ranks (N 1: one process on
 # GPU 0); rank 0's last stdout line on stdout, its stderr in $OUT/eng-NAME.err.

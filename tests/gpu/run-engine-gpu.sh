@@ -3,7 +3,7 @@
 # The engine on one GPU: kernel tests, end-to-end correctness, and (BENCH=1) decode speed.
 #   tests/gpu/run-engine-gpu.sh BUILD_DIR [SHARED_DIR]
 # BUILD_DIR: a tree built on the CPU machine with `configure --with-cuda`, then `make` and
-# `make -C tests test_cuda_kernels test_eng_cuda`; BUILD_DIR/gpu-libs may hold libraries the
+# `make -C tests engine/test_cuda_kernels engine/test_eng_cuda`; BUILD_DIR/gpu-libs may hold libraries the
 # GPU host lacks (libcjson.so.1, ...). SHARED_DIR (default: ../shared beside the sources):
 # models/, fixtures/hf/, bench/. Results: $OUT/engine-gpu.txt, one line per check, and logs.
 #   BENCH=1       also time decode on random bf16 models in the Llama-3.2-1B shape
@@ -15,25 +15,14 @@
 #   COLD=1        (with BENCH_8B) also time the 8B load with the page cache dropped first
 # With BENCH, one more run per shape sets ENG_CUDA_PROFILE=1: the decode step's time per stage.
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-B=$(cd "${1:?usage: run-engine-gpu.sh BUILD_DIR [SHARED_DIR]}" && pwd) || exit 1
-OUT=${OUT:-$(mktemp -d)}
-mkdir -p "$OUT"
-RES="$OUT/engine-gpu.txt"
-: > "$RES"
-export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-bin() { if [ -x "$B/$1/.libs/$2" ]; then echo "$B/$1/.libs/$2"; else echo "$B/$1/$2"; fi; }
+GPU_USAGE="run-engine-gpu.sh BUILD_DIR [SHARED_DIR]" GPU_SHARED=optional GPU_RESULTS=engine-gpu.txt
+. "$(dirname "$0")/common.sh"
 RI=$(bin engine ringinfer)
 GEN=$(bin engine eng-genmodel)
-KT=$(bin tests test_cuda_kernels)
-ET=$(bin tests test_eng_cuda)
-SH=${2:-}
-line() { echo "$*" | tee -a "$RES"; }
+KT=$(bin tests/engine test_cuda_kernels)
+ET=$(bin tests/engine test_eng_cuda)
 
-if ! nvidia-smi -L > "$OUT/gpus.txt" 2>&1 || ! grep -q '^GPU' "$OUT/gpus.txt"; then
-    echo "SKIP: no GPU (nvidia-smi lists none)"
-    exit 77
-fi
+need_gpus 1
 line "== $(date -u +%F' '%T) $(head -1 "$OUT/gpus.txt")"
 # The 16 GB model is written while the checks and the small model run (one core each).
 if [ "${BENCH:-0}" = 1 ] && [ "${BENCH_8B:-0}" = 1 ] && [ ! -d /tmp/eng-bench-llama3-8b ]; then

@@ -6,7 +6,7 @@
 #    the HF fixtures, twice: with the one-shot p2p on (the default; the decode step is one
 #    CUDA graph, all-reduces inside) and off (COLL_P2P_MAX_BYTES=0: ring-cuda, host-staged;
 #    the step walks its layers).
-#    Then `ringinfer serve` at TP 1, 2 and 4 (tests/serve_http.py tp, SERVE_PY to point
+#    Then `ringinfer serve` at TP 1, 2 and 4 (tests/engine/serve_http.py tp, SERVE_PY to point
 #    elsewhere): the same tokens.
 # 2. BENCH=1: decode tok/s in the Llama-3.2-1B shape (bf16, generated here by eng-genmodel)
 #    at TP 1 and TP 2 on both paths.
@@ -17,30 +17,17 @@
 # --with-nccl; make); BUILD_DIR/gpu-libs may hold libraries the GPU host lacks.
 # Results: $OUT/engine-tp-gpu.txt, one line per check, logs beside it.
 set -u
-usage="usage: run-engine-tp-gpu.sh BUILD_DIR SHARED_DIR"
-B=$(cd "${1:?$usage}" && pwd) || exit 1
-SH=$(cd "${2:?$usage}" && pwd) || exit 1
-OUT=${OUT:-$(mktemp -d)}
-mkdir -p "$OUT"
-RES="$OUT/engine-tp-gpu.txt"
-: > "$RES"
-export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+GPU_USAGE="run-engine-tp-gpu.sh BUILD_DIR SHARED_DIR" GPU_SHARED=required GPU_RESULTS=engine-tp-gpu.txt
+. "$(dirname "$0")/common.sh"
 # The ring, not NCCL, even where several GPUs are visible; NVLink multicast stays off.
 export CUDA_VISIBLE_DEVICES=${TP_GPUS:-0} MISTRALRS_NO_NCCL=1 NCCL_NVLS_ENABLE=0
 export COLL_OP_TIMEOUT_MS=${COLL_OP_TIMEOUT_MS:-60000}
-bin() { if [ -x "$B/$1/.libs/$2" ]; then echo "$B/$1/.libs/$2"; else echo "$B/$1/$2"; fi; }
 RI=$(bin engine ringinfer)
 RR=$(bin tools ringrun)
 GEN=$(bin engine eng-genmodel)
-line() { echo "$*" | tee -a "$RES"; }
 
-if ! nvidia-smi -L > "$OUT/gpus.txt" 2>&1 || ! grep -q '^GPU' "$OUT/gpus.txt"; then
-    echo "SKIP: no GPU (nvidia-smi lists none)"
-    exit 77
-fi
-for f in "$RI" "$RR" "$GEN"; do
-    [ -x "$f" ] || { echo "FAIL: $f is missing: build it first"; exit 1; }
-done
+need_gpus 1
+need_bins "$RI" "$RR" "$GEN"
 line "== $(date -u +%F' '%T) UTC, $(head -1 "$OUT/gpus.txt"), CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"
 L1B="--dim 2048 --hidden 8192 --layers 16 --heads 32 --kv-heads 8 --head-dim 64 --vocab 128256 --seq-len 4096 --tied"
 M1B=/tmp/eng-bench-llama3.2-1b
@@ -105,8 +92,8 @@ for name in tiny-llama-f32 tiny-qwen3-bf16 tiny-mistral-f16; do
 done
 
 # ringinfer serve on the GPU: TP 2 and 4 (ring, device buffers) answer TP 1's tokens, greedy
-# and seeded (tests/serve_http.py tp, with this build's binaries).
-SPY=${SERVE_PY:-$(cd "$(dirname "$0")/.." && pwd)/serve_http.py}
+# and seeded (tests/engine/serve_http.py tp, with this build's binaries).
+SPY=${SERVE_PY:-$SRC/tests/engine/serve_http.py}
 if [ -f "$SPY" ] && "$RI" serve --help > /dev/null 2>&1; then
     T=$(mktemp -d)
     mkdir -p "$T/engine" "$T/tools" && ln -s "$RI" "$T/engine/ringinfer" && ln -s "$RR" "$T/tools/ringrun"

@@ -3,30 +3,22 @@
 # libcoll on a GPU host with 2 GPUs: correctness and all-reduce benchmarks, one table.
 #   tests/gpu/run-gpu.sh [BUILD_DIR]      (default: build; run from the repository root)
 # The binaries are built on the CPU machine (configure --with-cuda --with-nccl, then
-# `make` and `make -C tests coll_gpu_bench test_coll_gpu`); BUILD_DIR/gpu-libs holds
+# `make` and `make -C tests coll/coll_gpu_bench coll/test_coll_gpu`); BUILD_DIR/gpu-libs holds
 # libcjson.so.1 for hosts without cJSON. Results: $OUT/gpu-results.txt (and raw logs).
 set -u
-B=$(cd "${1:-build}" && pwd) || { echo "FAIL: no build folder ${1:-build}"; exit 1; }
-OUT=${OUT:-$(mktemp -d)}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+GPU_USAGE="run-gpu.sh [BUILD_DIR]" GPU_BUILD_DEFAULT=build
+. "$(dirname "$0")/common.sh"
 export NCCL_NVLS_ENABLE=0
 export COLL_OP_TIMEOUT_MS=${COLL_OP_TIMEOUT_MS:-120000} COLL_RDV_TIMEOUT_MS=${COLL_RDV_TIMEOUT_MS:-60000}
-BENCH="$B/tests/coll_gpu_bench"
+BENCH="$B/tests/coll/coll_gpu_bench"
 MAXB=${MAXB:-1073741824}
 RAW="$OUT/raw.txt"
 STATUS="$OUT/status.txt"
 : > "$RAW"; : > "$STATUS"
 
-ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
-if [ "${ngpu:-0}" -lt 2 ]; then
-    echo "SKIP: needs 2 GPUs, nvidia-smi lists ${ngpu:-0}"
-    exit 77
-fi
-for f in "$BENCH" "$B/tests/test_coll_gpu"; do
-    [ -x "$f" ] || { echo "FAIL: $f is missing: build it first (see the header)"; exit 1; }
-done
-nvidia-smi -L | tee "$OUT/gpus.txt"
+need_gpus 2
+need_bins "$BENCH" "$B/tests/coll/test_coll_gpu"
+cat "$OUT/gpus.txt"
 
 # step NAME CMD...: run with a deadline, keep stdout and stderr, record the status.
 step() {
@@ -62,7 +54,7 @@ pair() {
 }
 
 fails=0
-step kernels "$B/tests/test_coll_gpu" || fails=$((fails + 1))
+step kernels "$B/tests/coll/test_coll_gpu" || fails=$((fails + 1))
 
 # 1. NCCL, one node: the program starts once, libcoll spawns the second rank.
 step nccl-check "$BENCH" check || fails=$((fails + 1))
@@ -70,7 +62,7 @@ grep -h "layout" "$OUT/nccl-check.err" | head -2 >> "$RAW"
 step nccl-bench "$BENCH" bench nvlink 4096 "$MAXB" raw || fails=$((fails + 1))
 
 # 2. Multi-node NCCL: 2 "nodes" x 1 GPU split by CUDA_VISIBLE_DEVICES.
-port=$((30000 + RANDOM % 20000))
+port=$(free_base 2) || exit 1
 MN="MISTRALRS_MN_GLOBAL_WORLD_SIZE=2 MISTRALRS_MN_LOCAL_WORLD_SIZE=1"
 HEAD="CUDA_VISIBLE_DEVICES=0 $MN MISTRALRS_MN_HEAD_NUM_WORKERS=1 MISTRALRS_MN_HEAD_PORT=$port"
 WORK="CUDA_VISIBLE_DEVICES=1 $MN MISTRALRS_MN_WORKER_SERVER_ADDR=127.0.0.1:$port MISTRALRS_MN_WORKER_ID=0"
@@ -89,7 +81,8 @@ step nccl-socket env $SOCK "$BENCH" bench socket 4096 "$MAXB" raw || fails=$((fa
 cfg="$OUT/ring"; mkdir -p "$cfg"
 ring_pair() { # name reduce staging_bytes mode args...
     local name=$1 red=$2 stg=$3; shift 3
-    local base=$((30000 + RANDOM % 20000))
+    local base
+    base=$(free_base 3) || return 1
     for r in 0 1; do
         cat > "$cfg/r$r.json" <<JSON
 {"master_ip": "127.0.0.1", "master_port": $base, "port": $((base + 1 + r)),

@@ -5,7 +5,7 @@
 # plain one-GPU run (what a boundary costs). One command, results in one file.
 #   tests/gpu/run-lmap-gpu.sh BUILD_DIR [SHARED_DIR]
 # BUILD_DIR: built on the CPU machine with configure --with-cuda [--with-nccl], `make`, then
-# `make -C tests test_eng_lmap`; BUILD_DIR/gpu-libs may hold libraries the GPU host lacks.
+# `make -C tests engine/test_eng_lmap`; BUILD_DIR/gpu-libs may hold libraries the GPU host lacks.
 # SHARED_DIR (default: ../shared beside the sources): models/stories260K.bin, fixtures/hf/.
 # One GPU: the test hook's two segments on GPU 0 (device copy; with ENG_NO_P2P=1 staged
 # through pinned host memory) and GPU + CPU. Two or more: also "0:A;1:B" against one GPU,
@@ -14,27 +14,15 @@
 # BENCH=0 to skip the speed rows, N (decode tokens, 128), RUNS (3).
 # Results: $OUT/lmap-gpu.txt (one line per check, then the speed table), logs beside it.
 set -u
-B=$(cd "${1:?usage: run-lmap-gpu.sh BUILD_DIR [SHARED_DIR]}" && pwd) || exit 1
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-SH=${2:-$SRC/../shared}
-OUT=${OUT:-$(mktemp -d)}
-mkdir -p "$OUT"
-RES="$OUT/lmap-gpu.txt"
-: > "$RES"
-export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-bin() { if [ -x "$B/$1/.libs/$2" ]; then echo "$B/$1/.libs/$2"; else echo "$B/$1/$2"; fi; }
+GPU_USAGE="run-lmap-gpu.sh BUILD_DIR [SHARED_DIR]" GPU_SHARED=default GPU_RESULTS=lmap-gpu.txt
+. "$(dirname "$0")/common.sh"
 RI=$(bin engine ringinfer)
 GEN=$(bin engine eng-genmodel)
-LT=$(bin tests test_eng_lmap)
+LT=$(bin tests/engine test_eng_lmap)
 N=${N:-128}
 RUNS=${RUNS:-3}
-line() { echo "$*" | tee -a "$RES"; }
 
-ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
-if [ "${ngpu:-0}" -lt 1 ]; then
-    echo "SKIP: no GPU (nvidia-smi lists none)"
-    exit 77
-fi
+need_gpus 1
 [ -d "$SH/models" ] || { echo "SKIP: no shared data at $SH"; exit 77; }
 line "== $(date -u +%F' '%T) UTC, $ngpu GPU(s): $(nvidia-smi -L | head -1 | cut -c1-40)"
 fail=0
@@ -44,8 +32,8 @@ check() { # NAME OK(0/1) DETAIL
 }
 
 # 1. The engine checks (test hook segments, fixtures), default links and staged ones.
-# test_eng_lmap reads the shared data where configure put it (the source tree's ../shared):
-# on a GPU host recreate that path (a link) or the checks skip (77, reported as SKIP).
+# test_eng_lmap reads the shared data from SHARED_DIR (the preamble exports SH); without it
+# the checks skip (77, reported as SKIP).
 for env in "" "ENG_NO_P2P=1"; do
     log="$OUT/test_eng_lmap${env:+-staged}.log"
     env $env timeout 300 "$LT" > "$log" 2>&1

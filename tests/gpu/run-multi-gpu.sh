@@ -4,7 +4,7 @@
 # between processes, then coll-bench -G latencies at decode sizes, one table.
 #   tests/gpu/run-multi-gpu.sh [BUILD_DIR]    (default: build; run from the repository root)
 # Build on the CPU machine: configure --with-cuda --with-nccl, `make`, then
-# `make -C tests test_coll_p2p`; BUILD_DIR/gpu-libs may hold libcjson.so.1 and other
+# `make -C tests coll/test_coll_p2p`; BUILD_DIR/gpu-libs may hold libcjson.so.1 and other
 # libraries the GPU host lacks. Uses every visible GPU: 2, 4 and 8 ranks where there are
 # that many (NCCL mode: one process per GPU, libcoll spawns them), and with a single GPU
 # two processes on it (the ring only: NCCL refuses two ranks on one GPU).
@@ -21,18 +21,13 @@
 # Results: $OUT/multi-gpu-results.txt (and engine-results.txt), raw logs beside them. Exit 0
 # when every step passed.
 set -u
-B=$(cd "${1:-build}" && pwd) || { echo "FAIL: no build folder ${1:-build}"; exit 1; }
-SH=""
-[ -n "${2:-}" ] && { SH=$(cd "$2" && pwd) || { echo "FAIL: no shared folder $2"; exit 1; }; }
-[ -n "$SH" ] && SHARED_DIR=${SHARED_DIR:-$SH} # the layer-mapping section's name for it
-OUT=${OUT:-$(mktemp -d)}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$B/libcoll/.libs:$B/libring/.libs:$B/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+GPU_USAGE="run-multi-gpu.sh [BUILD_DIR [SHARED_DIR]]" GPU_BUILD_DEFAULT=build GPU_SHARED=optional
+. "$(dirname "$0")/common.sh"
 export NCCL_NVLS_ENABLE=0 MISTRALRS_NO_NCCL=${MISTRALRS_NO_NCCL:-}
 export COLL_OP_TIMEOUT_MS=${COLL_OP_TIMEOUT_MS:-60000} COLL_RDV_TIMEOUT_MS=${COLL_RDV_TIMEOUT_MS:-60000}
 BENCH="$B/tools/.libs/coll-bench"
 [ -x "$BENCH" ] || BENCH="$B/tools/coll-bench"
-P2PTEST="$B/tests/test_coll_p2p"
+P2PTEST="$B/tests/coll/test_coll_p2p"
 read -r MINB MAXB <<< "${SIZES:-4K 1M}"
 ITERS=${ITERS:-200}
 DTYPE=${DTYPE:-bf16}
@@ -40,21 +35,16 @@ RAW="$OUT/raw.txt"
 STATUS="$OUT/status.txt"
 : > "$RAW"; : > "$STATUS"
 
-ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
-if [ "${ngpu:-0}" -lt 1 ]; then
-    echo "SKIP: no GPU (nvidia-smi lists none)"
-    exit 77
-fi
-for f in "$BENCH" "$P2PTEST"; do
-    [ -x "$f" ] || { echo "FAIL: $f is missing: build it first (see the header)"; exit 1; }
-done
-nvidia-smi -L | tee "$OUT/gpus.txt"
+need_gpus 1
+need_bins "$BENCH" "$P2PTEST"
+cat "$OUT/gpus.txt"
 fails=0
 
 # ring_ranks NAME N VISIBLE ENV CMD...: N ring ranks over loopback, rank 0's stdout kept.
 ring_ranks() {
     local name=$1 n=$2 vis=$3 envs=$4; shift 4
-    local base=$((30000 + RANDOM % 20000)) cfg="$OUT/cfg-$name" pids="" r rc bad=0
+    local base cfg="$OUT/cfg-$name" pids="" r rc bad=0
+    base=$(free_base $((n + 1))) || return 1
     mkdir -p "$cfg"
     echo "== $name: $n ring ranks, CUDA_VISIBLE_DEVICES=$vis, $envs: $*" | tee -a "$RAW"
     for ((r = 0; r < n; r++)); do
@@ -141,10 +131,8 @@ done
 # tests/gpu/run-lmap-gpu.sh does it (one GPU too); LMAP=0 skips it, SHARED_DIR names ../shared.
 lmap_rows() {
     [ "${LMAP:-1}" = 1 ] && [ "$ngpu" -ge 2 ] || return 0
-    local here
-    here=$(cd "$(dirname "$0")" && pwd)
-    echo "== layer mapping: SHAPE=8b $here/run-lmap-gpu.sh $B" | tee -a "$RAW"
-    OUT="$OUT/lmap" SHAPE=8b "$here/run-lmap-gpu.sh" "$B" ${SHARED_DIR:+"$SHARED_DIR"}
+    echo "== layer mapping: SHAPE=8b $HERE/run-lmap-gpu.sh $B" | tee -a "$RAW"
+    OUT="$OUT/lmap" SHAPE=8b "$HERE/run-lmap-gpu.sh" "$B" ${SHARED_DIR:+"$SHARED_DIR"}
     local rc=$?
     echo "lmap rc=$rc" >> "$STATUS"
     { echo; echo "# layer mapping (run-lmap-gpu.sh, SHAPE=8b)"; cat "$OUT/lmap/lmap-gpu.txt"; } \
