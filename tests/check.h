@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The C tests' checks, one style for every library (plain C, no cmocka: some run on the GPU
- * machine). A failed check prints FILE:LINE and what failed, counts, and the test goes on;
- * TEST_DONE() ends main with 1 when any failed. Also the one way to find the shared test data
- * (models, fixtures): test_shared_dir(), and test_need_shared() to skip without it. */
+ * machine). A failed check prints "FAIL FILE:LINE:" and what failed, counts, and the test goes on;
+ * REQUIRE(cond) does the same and returns from the (void) test function, for checks that
+ * what follows depends on. TEST_DONE() ends main with 1 when any failed. Also the one way to find
+ * the shared test data (models, fixtures): test_shared_dir(), and test_need_shared() to skip
+ * without it. */
 #ifndef TEST_CHECK_H
 #define TEST_CHECK_H
 #include <stdio.h>
@@ -15,7 +17,7 @@ static int test_failures __attribute__((unused));
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, "FAIL %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);          \
             test_failures++;                                                                       \
         }                                                                                          \
     } while (0)
@@ -24,7 +26,7 @@ static int test_failures __attribute__((unused));
 #define CHECK_MSG(cond, ...)                                                                       \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, "FAIL %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);          \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fputc('\n', stderr);                                                                   \
             test_failures++;                                                                       \
@@ -34,7 +36,7 @@ static int test_failures __attribute__((unused));
 #define CHECK_STR(hay, needle)                                                                     \
     do {                                                                                           \
         if (!strstr((hay), (needle))) {                                                            \
-            fprintf(stderr, "%s:%d: '%s' does not contain '%s'\n", __FILE__, __LINE__, (hay),      \
+            fprintf(stderr, "FAIL %s:%d: '%s' does not contain '%s'\n", __FILE__, __LINE__, (hay), \
                     (needle));                                                                     \
             test_failures++;                                                                       \
         }                                                                                          \
@@ -44,10 +46,27 @@ static int test_failures __attribute__((unused));
  * printed like a failed check. */
 #define TEST_FAIL(...)                                                                             \
     do {                                                                                           \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                            \
+        fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                       \
         fprintf(stderr, __VA_ARGS__);                                                              \
         fputc('\n', stderr);                                                                       \
         test_failures++;                                                                           \
+    } while (0)
+
+/* CHECK that returns from the (void) function when it fails: what follows needs cond. */
+#define REQUIRE(cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);          \
+            test_failures++;                                                                       \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* TEST_FAIL, then return from the (void) function. */
+#define TEST_FAIL_RETURN(...)                                                                      \
+    do {                                                                                           \
+        TEST_FAIL(__VA_ARGS__);                                                                    \
+        return;                                                                                    \
     } while (0)
 
 #define TEST_DONE()                                                                                \

@@ -98,14 +98,11 @@ engine_test_eng_cuda_LDADD = $(ENG_TEST_LDADD) $(top_builddir)/engine/libenggen.
 endif
 
 # The tokenizer (part of the engine library): llama2.c and HF tokenizers against their files.
-if HAVE_CMOCKA
 check_PROGRAMS += engine/test_eng_tokenizer
 TESTS += engine/test_eng_tokenizer
-endif
 engine_test_eng_tokenizer_SOURCES = engine/test_eng_tokenizer.c check.h
-engine_test_eng_tokenizer_CPPFLAGS = $(ENG_TEST_CPPFLAGS) -I$(top_srcdir)/engine/tokenizer $(CJSON_CFLAGS) \
-	$(CMOCKA_CFLAGS)
-engine_test_eng_tokenizer_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS) $(CMOCKA_LIBS)
+engine_test_eng_tokenizer_CPPFLAGS = $(ENG_TEST_CPPFLAGS) -I$(top_srcdir)/engine/tokenizer $(CJSON_CFLAGS)
+engine_test_eng_tokenizer_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
 
 # Reliability round 2 (issue 15): UTF-8 streaming, the sampler, output write errors and model
 # files that used to run with exit 0.

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int fails;
 static char dir[] = "/tmp/eng_cli_XXXXXX";
 
 static char *slurp(const char *name, size_t *len)
@@ -37,8 +36,7 @@ static int cli(int tp, char **argv)
     if (eng_h_cli(tp, argc, argv, dir, rcs) != 0) return -1;
     for (int r = 1; r < tp; r++)
         if (rcs[r] != rcs[0]) {
-            printf("FAIL: rank %d exit %d, rank 0 exit %d\n", r, rcs[r], rcs[0]);
-            fails++;
+            TEST_FAIL("rank %d exit %d, rank 0 exit %d", r, rcs[r], rcs[0]);
         }
     return rcs[0];
 }
@@ -53,8 +51,7 @@ static void expect_fail(const char *label, char **argv, int rc_want, const char 
     int ok = rc == rc_want && e && strstr(e, needle) && lines == 1;
     printf("%s: exit %d, %s", label, rc, e ? e : "(no stderr)\n");
     if (!ok) {
-        printf("FAIL %s: want exit %d and one line containing '%s'\n", label, rc_want, needle);
-        fails++;
+        TEST_FAIL("%s: want exit %d and one line containing '%s'", label, rc_want, needle);
     }
     free(e);
 }
@@ -84,7 +81,7 @@ static void stories(const char *shared)
                  fabsf(lg[1] - 8.404342f) < 1e-4f && fabsf(lg[0] + 6.222911f) < 1e-4f;
         printf("stories260K --prompt-ids 1 tp=%d: exit %d, ids %s, logits[1] %.6f\n", tp, rc,
                out && !strcmp(out, ref_ids) ? "match" : "DIFFER", dl >= 8 ? lg[1] : NAN);
-        if (!ok) fails++;
+        if (!ok) test_failures++;
         free(out);
         free(out1);
         free(lg);
@@ -98,7 +95,7 @@ static void stories(const char *shared)
         printf("stories260K -p tp=%d: exit %d: %s", tp, rc, out ? out : "(none)\n");
         if (rc != 0 || !out || strncmp(out, "Once upon a time", 16) || strlen(out) < 60 ||
             (first && strcmp(first, out)))
-            fails++;
+            test_failures++;
         if (!first)
             first = out;
         else
@@ -124,7 +121,7 @@ static void stories(const char *shared)
         }
         if (rc != 0 || n != 20 || bad || (ids1 && strcmp(ids1, out))) {
             printf("FAIL sampling: exit %d, %d ids: %s", rc, n, out ? out : "\n");
-            fails++;
+            test_failures++;
         }
         if (!ids1)
             ids1 = out;
@@ -141,7 +138,7 @@ static void stories(const char *shared)
     if (rcs[0] != 1 || !e ||
         !strstr(e, "Total number of attention heads (8) must be divisible by tensor parallel "
                    "size (3)."))
-        fails++;
+        test_failures++;
     free(e);
 }
 
@@ -242,5 +239,5 @@ int main(void)
     }
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
-    return fails ? 1 : 0;
+    TEST_DONE();
 }

@@ -2,11 +2,10 @@
 /* --device-layers (mistral.rs's grammar) and the automatic split by free memory: every
  * mapping and every error, with made-up GPU counts and free bytes. */
 #include "devmap.h"
+#include "../check.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static int fails;
 
 /* want: one char per layer, '0'..'9' a GPU ordinal, 'c' the CPU. */
 static void map_ok(const char *spec, int visible, int n_layers, const char *want)
@@ -18,9 +17,8 @@ static void map_ok(const char *spec, int visible, int n_layers, const char *want
         got[l] = dev[l] == ENG_DEV_CPU ? 'c' : (char)('0' + dev[l]);
     got[n_layers] = '\0';
     if (st != ENG_OK || strcmp(got, want)) {
-        printf("FAIL \"%s\" (%d GPUs, %d layers): %s '%s', expected '%s'\n", spec, visible,
-               n_layers, eng_status_str(st), st ? err : got, want);
-        fails++;
+        TEST_FAIL("\"%s\" (%d GPUs, %d layers): %s '%s', expected '%s'", spec, visible, n_layers,
+                  eng_status_str(st), st ? err : got, want);
     }
 }
 
@@ -33,9 +31,8 @@ static void map_err(const char *spec, int visible, int n_layers, const char *par
     snprintf(quoted, sizeof(quoted), "\"%s\"", spec);
     if (st != ENG_ERR_INVALID_ARG || !strstr(err, part) || !strstr(err, quoted) ||
         strchr(err, '\n')) {
-        printf("FAIL \"%s\": %s '%s', expected an error with '%s' naming the spec\n", spec,
-               eng_status_str(st), err, part);
-        fails++;
+        TEST_FAIL("\"%s\": %s '%s', expected an error with '%s' naming the spec", spec,
+                  eng_status_str(st), err, part);
     }
 }
 
@@ -49,9 +46,8 @@ static void split_ok(const size_t *free_b, int n_dev, size_t layer, size_t reser
         got[l] = dev[l] == ENG_DEV_CPU ? 'c' : (char)('0' + dev[l]);
     got[n_layers] = '\0';
     if (st != ENG_OK || strcmp(got, want)) {
-        printf("FAIL split of %d layers over %d GPUs: %s '%s', expected '%s'\n", n_layers, n_dev,
-               eng_status_str(st), st ? err : got, want);
-        fails++;
+        TEST_FAIL("split of %d layers over %d GPUs: %s '%s', expected '%s'", n_layers, n_dev,
+                  eng_status_str(st), st ? err : got, want);
     }
 }
 
@@ -60,14 +56,12 @@ static void describe(const char *spec, int visible, int n_layers, const char *wa
     int dev[64];
     char err[256], out[256];
     if (eng_devmap_parse(spec, visible, n_layers, dev, err, sizeof(err)) != ENG_OK) {
-        printf("FAIL describe \"%s\": %s\n", spec, err);
-        fails++;
+        TEST_FAIL("describe \"%s\": %s", spec, err);
         return;
     }
     eng_devmap_describe(dev, n_layers, out, sizeof(out));
     if (strcmp(out, want)) {
-        printf("FAIL describe \"%s\": '%s', expected '%s'\n", spec, out, want);
-        fails++;
+        TEST_FAIL("describe \"%s\": '%s', expected '%s'", spec, out, want);
     }
 }
 
@@ -127,9 +121,8 @@ int main(void)
     int dev[4];
     char err[128];
     if (eng_devmap_auto(ties, 2, 0, 0, 4, dev, err, sizeof(err)) != ENG_ERR_INVALID_ARG) {
-        printf("FAIL: a layer of 0 bytes accepted\n");
-        fails++;
+        TEST_FAIL("a layer of 0 bytes accepted");
     }
-    if (fails) printf("%d failed\n", fails);
-    return fails ? 1 : 0;
+    if (test_failures) printf("%d failed\n", test_failures);
+    TEST_DONE();
 }

@@ -5,13 +5,12 @@
 
 #include "../libcoll/coll.h"
 #include "devmap.h"
+#include "../check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int fails;
 
 typedef struct fake {
     const char *kv[16]; /* name, value, ..., NULL */
@@ -57,7 +56,7 @@ static void want_mode(const char *what, const eng_place_facts *f, eng_place_mode
                what, eng_status_str(st), st ? err : "", st ? "-" : eng_place_name(p.mode),
                p.tp_size, p.gpus, p.auto_split, p.warning, eng_place_name(mode), tp, gpus,
                auto_split);
-        fails++;
+        test_failures++;
     }
 }
 
@@ -68,9 +67,8 @@ static void want_err(const char *what, const eng_place_facts *f, eng_status want
     char err[512] = "";
     eng_status st = eng_place_select(f, &p, err, sizeof(err));
     if (st != want || !strstr(err, a) || (b && !strstr(err, b)) || strchr(err, '\n')) {
-        printf("FAIL %s: %s '%s'; expected %s with '%s'%s%s\n", what, eng_status_str(st), err,
-               eng_status_str(want), a, b ? " and " : "", b ? b : "");
-        fails++;
+        TEST_FAIL("%s: %s '%s'; expected %s with '%s'%s%s", what, eng_status_str(st), err,
+                  eng_status_str(want), a, b ? " and " : "", b ? b : "");
     }
 }
 
@@ -90,7 +88,7 @@ static void want_apply(const char *what, const eng_place_facts *f, const eng_col
                "auto %d, line with '%s'\n",
                what, eng_status_str(st), err, (int)lp.device, lp.gpu, lp.auto_split, line, (int)dev,
                gpu, auto_split, line_has);
-        fails++;
+        test_failures++;
     }
 }
 
@@ -103,9 +101,8 @@ static void want_apply_err(const char *what, const eng_place_facts *f, const eng
     char line[512], err[512] = "";
     eng_status st = eng_place_apply(f, comm, &lp, &pl, line, sizeof(line), err, sizeof(err));
     if (st != want || !strstr(err, a) || strchr(err, '\n')) {
-        printf("FAIL apply %s: %s '%s'; expected %s with '%s'\n", what, eng_status_str(st), err,
-               eng_status_str(want), a);
-        fails++;
+        TEST_FAIL("apply %s: %s '%s'; expected %s with '%s'", what, eng_status_str(st), err,
+                  eng_status_str(want), a);
     }
 }
 
@@ -293,6 +290,6 @@ int main(void)
 
     unlink(cfg2);
     unlink(cfg8);
-    if (fails) printf("%d failed\n", fails);
-    return fails ? 1 : 0;
+    if (test_failures) printf("%d failed\n", test_failures);
+    TEST_DONE();
 }

@@ -16,7 +16,7 @@ static int ints(const cJSON *a, int *out, int max)
     return n;
 }
 
-static int check(const char *name, double tol, const int *tps, int ntp)
+static void check(const char *name, double tol, const int *tps, int ntp)
 {
     char dir[4096], path[4200], err[512];
     snprintf(dir, sizeof(dir), "%s/fixtures/hf/%s", test_shared_dir(), name);
@@ -26,8 +26,8 @@ static int check(const char *name, double tol, const int *tps, int ntp)
     cJSON *j = txt ? cJSON_Parse(txt) : NULL;
     free(txt);
     if (!j) {
-        printf("FAIL %s: cannot read %s\n", name, path);
-        return 1;
+        TEST_FAIL("%s: cannot read %s", name, path);
+        return;
     }
     int prompt[64], greedy[64];
     int np = ints(cJSON_GetObjectItem(j, "prompt_ids"), prompt, 64);
@@ -38,12 +38,10 @@ static int check(const char *name, double tol, const int *tps, int ntp)
     float *ref = (float *)eng_h_slurp(path, &len);
     int vocab = (int)(len / 4 / (size_t)np);
     float *got = malloc(len);
-    int fails = 0;
     for (int i = 0; i < ntp; i++) {
         int ids[64];
         if (eng_h_generate(dir, tps[i], prompt, np, ng, got, ids, err, sizeof(err)) != 0) {
-            printf("FAIL %s tp=%d: %s\n", name, tps[i], err);
-            fails++;
+            TEST_FAIL("%s tp=%d: %s", name, tps[i], err);
             continue;
         }
         double rel = eng_h_rel_err(got, ref, (size_t)np * vocab);
@@ -52,19 +50,17 @@ static int check(const char *name, double tol, const int *tps, int ntp)
             if (ids[k] != greedy[k]) bad = k;
         printf("%s tp=%d: logits rel err %.2e (limit %.0e), greedy ids %s\n", name, tps[i], rel,
                tol, bad < 0 ? "match" : "DIFFER");
-        if (rel > tol || bad >= 0) fails++;
+        if (rel > tol || bad >= 0) test_failures++;
     }
     free(got);
     free(ref);
-    return fails;
 }
 
 int main(void)
 {
     static const int tp124[] = {1, 2, 4}, tp1248[] = {1, 2, 4, 8};
-    int fails = 0;
-    fails += check("tiny-llama-f32", 1e-4, tp124, 3);
-    fails += check("tiny-qwen3-bf16", 1e-3, tp124, 3);
-    fails += check("tiny-mistral-f16", 1e-3, tp1248, 4);
-    return fails ? 1 : 0;
+    check("tiny-llama-f32", 1e-4, tp124, 3);
+    check("tiny-qwen3-bf16", 1e-3, tp124, 3);
+    check("tiny-mistral-f16", 1e-3, tp1248, 4);
+    TEST_DONE();
 }

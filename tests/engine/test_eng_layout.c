@@ -1,19 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* Head-layout rules (mistral.rs messages, word for word) and the shard arithmetic. */
 #include "eng.h"
+#include "../check.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static int fails;
 
 static void accept(int q, int kv, int ws)
 {
     char err[256] = "";
     eng_status st = eng_tp_check_heads(q, kv, ws, err, sizeof(err));
     if (st != ENG_OK) {
-        printf("FAIL (%d,%d,%d) rejected: %s\n", q, kv, ws, err);
-        fails++;
+        TEST_FAIL("(%d,%d,%d) rejected: %s", q, kv, ws, err);
     }
 }
 
@@ -22,9 +20,8 @@ static void reject(int q, int kv, int ws, const char *msg)
     char err[256] = "";
     eng_status st = eng_tp_check_heads(q, kv, ws, err, sizeof(err));
     if (st != ENG_ERR_LAYOUT || strcmp(err, msg)) {
-        printf("FAIL (%d,%d,%d): status %s, message '%s', expected '%s'\n", q, kv, ws,
-               eng_status_str(st), err, msg);
-        fails++;
+        TEST_FAIL("(%d,%d,%d): status %s, message '%s', expected '%s'", q, kv, ws,
+                  eng_status_str(st), err, msg);
     }
 }
 
@@ -38,33 +35,29 @@ static void shards(int q, int kv, int hid, int ws)
         eng_shard_info s;
         char err[256];
         if (eng_tp_shard(&c, r, ws, &s, err, sizeof(err)) != ENG_OK) {
-            printf("FAIL shard (%d,%d,%d) rank %d: %s\n", q, kv, ws, r, err);
-            fails++;
+            TEST_FAIL("shard (%d,%d,%d) rank %d: %s", q, kv, ws, r, err);
             return;
         }
         int group = q / kv;
         for (int h = s.head0; h < s.head0 + s.n_heads; h++) {
             int want = h / group, local = (h - s.head0) / (s.n_heads / s.n_kv_heads);
             if (s.kv_head0 + local != want) {
-                printf("FAIL (%d,%d,%d) rank %d: head %d would use KV head %d, not %d\n", q, kv, ws,
-                       r, h, s.kv_head0 + local, want);
-                fails++;
+                TEST_FAIL("(%d,%d,%d) rank %d: head %d would use KV head %d, not %d", q, kv, ws, r,
+                          h, s.kv_head0 + local, want);
             }
         }
         if (s.head0 != next_head || s.ffn0 != next_col) {
-            printf("FAIL (%d,%d,%d) rank %d: shards do not tile\n", q, kv, ws, r);
-            fails++;
+            TEST_FAIL("(%d,%d,%d) rank %d: shards do not tile", q, kv, ws, r);
         }
         next_head += s.n_heads;
         next_col += s.ffn;
         if (s.ffn < lo) lo = s.ffn;
         if (s.ffn > hi) hi = s.ffn;
-        if (s.kv_replicated != (ws > kv)) fails++;
+        if (s.kv_replicated != (ws > kv)) test_failures++;
     }
     if (next_head != q || next_col != hid || hi - lo > 1) {
-        printf("FAIL (%d,%d,%d) hid %d: heads %d, columns %d, sizes %d..%d\n", q, kv, ws, hid,
-               next_head, next_col, lo, hi);
-        fails++;
+        TEST_FAIL("(%d,%d,%d) hid %d: heads %d, columns %d, sizes %d..%d", q, kv, ws, hid,
+                  next_head, next_col, lo, hi);
     }
 }
 
@@ -92,11 +85,9 @@ int main(void)
     char err[256];
     if (eng_tp_shard(&c, 7, 8, &s, err, sizeof(err)) != ENG_OK || s.ffn != 21 || s.ffn0 != 151 ||
         s.kv_head0 != 3) {
-        printf("FAIL stories260K rank 7 of 8: ffn %d at %d, KV head %d\n", s.ffn, s.ffn0,
-               s.kv_head0);
-        fails++;
+        TEST_FAIL("stories260K rank 7 of 8: ffn %d at %d, KV head %d", s.ffn, s.ffn0, s.kv_head0);
     }
-    if (eng_tp_shard(&c, 8, 8, &s, err, sizeof(err)) != ENG_ERR_INVALID_ARG) fails++;
-    printf("%s\n", fails ? "FAILED" : "all layout cases pass");
-    return fails ? 1 : 0;
+    if (eng_tp_shard(&c, 8, 8, &s, err, sizeof(err)) != ENG_ERR_INVALID_ARG) test_failures++;
+    printf("%s\n", test_failures ? "FAILED" : "all layout cases pass");
+    TEST_DONE();
 }

@@ -18,8 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-static int fails;
-
 static void report(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report(int ok, const char *fmt, ...)
 {
@@ -29,7 +27,7 @@ static void report(int ok, const char *fmt, ...)
     vprintf(fmt, ap);
     printf("\n");
     va_end(ap);
-    if (!ok) fails++;
+    if (!ok) test_failures++;
 }
 
 #define MAX_SEG 16
@@ -387,6 +385,6 @@ int main(int argc, char **argv)
         gpu_checks(stories, fixtures);
     else
         printf("gpu checks skipped: %s\n", g ? "no GPU visible" : "built without CUDA");
-    printf("%s\n", fails ? "FAIL" : "PASS");
-    return fails ? 1 : 0;
+    printf("%s\n", test_failures ? "FAIL" : "PASS");
+    TEST_DONE();
 }

@@ -3,16 +3,15 @@
  * and top-p sampling instead of reading before its buffer or emitting token 0 forever; top-p 0
  * keeps only the most likely token (transformers' meaning); top-p outside [0, 1] is refused. */
 #include "eng.h"
+#include "../check.h"
 
 #include <math.h>
 #include <stdio.h>
 
-static int fails;
-
 static void expect(const char *what, int got, int want)
 {
     printf("%s: %d%s\n", what, got, got == want ? "" : " FAIL");
-    if (got != want) fails++;
+    if (got != want) test_failures++;
 }
 
 int main(void)
@@ -62,5 +61,5 @@ int main(void)
     expect("top-p NaN refused", eng_sampler_create(V, 1.0f, NAN, 7, &s), ENG_ERR_INVALID_ARG);
     expect("temperature inf refused", eng_sampler_create(V, INFINITY, 0.9f, 7, &s),
            ENG_ERR_INVALID_ARG);
-    return fails ? 1 : 0;
+    TEST_DONE();
 }

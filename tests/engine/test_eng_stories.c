@@ -17,14 +17,12 @@ int main(void)
     char path[4096], err[512];
     snprintf(path, sizeof(path), "%s/models/stories260K.bin", test_shared_dir());
     test_need_path(path);
-    int fails = 0;
     static const int tps[] = {1, 2, 4};
     for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
         int tp = tps[i], bos = 1, ids[32];
         float logits[512];
         if (eng_h_generate(path, tp, &bos, 1, 32, logits, ids, err, sizeof(err)) != 0) {
-            printf("FAIL tp=%d: %s\n", tp, err);
-            fails++;
+            TEST_FAIL("tp=%d: %s", tp, err);
             continue;
         }
         double worst = 0;
@@ -35,12 +33,10 @@ int main(void)
             if (ids[k] != ref_ids[k]) bad_id = k;
         printf("tp=%d: max |logit - ref| = %.2e, ids %s\n", tp, worst,
                bad_id < 0 ? "match" : "DIFFER");
-        if (worst > 1e-4) fails++;
+        if (worst > 1e-4) test_failures++;
         if (bad_id >= 0) {
-            printf("FAIL tp=%d: id %d is %d, expected %d\n", tp, bad_id, ids[bad_id],
-                   ref_ids[bad_id]);
-            fails++;
+            TEST_FAIL("tp=%d: id %d is %d, expected %d", tp, bad_id, ids[bad_id], ref_ids[bad_id]);
         }
     }
-    return fails ? 1 : 0;
+    TEST_DONE();
 }

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int fails;
 static char dir[] = "/tmp/eng_threads_XXXXXX";
 
 /* ------------------------------------------------------------------ the pool alone */
@@ -40,8 +39,7 @@ static void pool_case(int threads, int spin_us)
     char err[256];
     eng_pool *pool;
     if (eng_pool_create(threads, spin_us, &pool, err, sizeof(err)) != ENG_OK) {
-        printf("FAIL pool %d threads: %s\n", threads, err);
-        fails++;
+        TEST_FAIL("pool %d threads: %s", threads, err);
         return;
     }
     pool_probe p;
@@ -57,7 +55,7 @@ static void pool_case(int threads, int spin_us)
     int total = atomic_load(&p.total);
     printf("pool %d threads, spin %d us: %d jobs, %d parts run (want %d), %d bad checks\n", threads,
            spin_us, JOBS, total, JOBS * threads, bad);
-    if (bad || total != JOBS * threads || eng_pool_size(pool) != threads) fails++;
+    if (bad || total != JOBS * threads || eng_pool_size(pool) != threads) test_failures++;
     eng_pool_free(pool);
 }
 
@@ -67,8 +65,7 @@ static void bad_params(void)
     eng_pool *pool = NULL;
     if (eng_pool_create(0, 0, &pool, err, sizeof(err)) != ENG_ERR_INVALID_ARG || pool ||
         !strstr(err, "threads must be in 1..")) {
-        printf("FAIL: a pool of 0 threads was not refused (%s)\n", err);
-        fails++;
+        TEST_FAIL("a pool of 0 threads was not refused (%s)", err);
     }
 }
 
@@ -80,8 +77,7 @@ static void model_case(const char *label, gen_spec *s)
     char path[512], err[512];
     snprintf(path, sizeof(path), "%s/%s%s", dir, label, s->format == GEN_BIN ? ".bin" : "");
     if (gen_write(s, path, err, sizeof(err)) != 0) {
-        printf("FAIL %s: generator: %s\n", label, err);
-        fails++;
+        TEST_FAIL("%s: generator: %s", label, err);
         return;
     }
     int prompt[NP];
@@ -96,8 +92,7 @@ static void model_case(const char *label, gen_spec *s)
         int tp = tps[a];
         if (eng_h_generate_threads(path, tp, 1, prompt, NP, NG, ref_p, ref_g, ref_ids, err,
                                    sizeof(err)) != 0) {
-            printf("FAIL %s tp=%d threads=1: %s\n", label, tp, err);
-            fails++;
+            TEST_FAIL("%s tp=%d threads=1: %s", label, tp, err);
             continue;
         }
         for (int b = 0; b < 2; b++) {
@@ -106,8 +101,7 @@ static void model_case(const char *label, gen_spec *s)
             memset(g, 0, ng * 4);
             if (eng_h_generate_threads(path, tp, th, prompt, NP, NG, p, g, ids, err, sizeof(err)) !=
                 0) {
-                printf("FAIL %s tp=%d threads=%d: %s\n", label, tp, th, err);
-                fails++;
+                TEST_FAIL("%s tp=%d threads=%d: %s", label, tp, th, err);
                 continue;
             }
             int same_p = !memcmp(p, ref_p, np * 4), same_g = !memcmp(g, ref_g, ng * 4),
@@ -115,7 +109,7 @@ static void model_case(const char *label, gen_spec *s)
             printf("%s tp=%d threads=%d vs 1: prefill logits %s, decode logits %s, ids %s\n", label,
                    tp, th, same_p ? "identical" : "DIFFER", same_g ? "identical" : "DIFFER",
                    same_ids ? "identical" : "DIFFER");
-            if (!same_p || !same_g || !same_ids) fails++;
+            if (!same_p || !same_g || !same_ids) test_failures++;
         }
     }
     free(ref_p);
@@ -161,8 +155,7 @@ static void cli_cases(void)
     int rc = cli(1, run, &ref, &e);
     free(e);
     if (rc != 0 || !ref || !*ref) {
-        printf("FAIL cli threads 1: exit %d\n", rc);
-        fails++;
+        TEST_FAIL("cli threads 1: exit %d", rc);
         goto out;
     }
     run[12] = "2";
@@ -173,7 +166,7 @@ static void cli_cases(void)
         if (!ok) {
             printf("FAIL cli tp=%d --threads 2: want ids %s and '2 threads per rank' in %s", tp,
                    ref, e ? e : "(no stderr)\n");
-            fails++;
+            test_failures++;
         }
         free(got);
         free(e);
@@ -184,7 +177,7 @@ static void cli_cases(void)
     rc = cli(1, run, &got, &e);
     if (rc != 0 || !got || strcmp(got, ref) || !e || !strstr(e, "3 threads per rank")) {
         printf("FAIL cli ENG_THREADS=3: exit %d, %s", rc, e ? e : "(no stderr)\n");
-        fails++;
+        test_failures++;
     }
     free(got);
     free(e);
@@ -198,7 +191,7 @@ static void cli_cases(void)
         for (char *q = e; q && *q; q++)
             lines += *q == '\n';
         printf("cli %s=%s: exit %d, %s", bad[i][0], bad[i][1], rc, e ? e : "(no stderr)\n");
-        if (rc != 2 || !e || !strstr(e, bad[i][0]) || lines != 1) fails++;
+        if (rc != 2 || !e || !strstr(e, bad[i][0]) || lines != 1) test_failures++;
         free(got);
         free(e);
         unsetenv(bad[i][0]);
@@ -208,7 +201,7 @@ static void cli_cases(void)
     run[12] = "0";
     rc = cli(1, run, &got, &e);
     printf("cli --threads 0: exit %d, %s", rc, e ? e : "(no stderr)\n");
-    if (rc != 2 || !e || !strstr(e, "--threads")) fails++;
+    if (rc != 2 || !e || !strstr(e, "--threads")) test_failures++;
     free(got);
     free(e);
 out:
@@ -259,6 +252,6 @@ int main(void)
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
-    printf("%s\n", fails ? "FAILED" : "all passed");
-    return fails ? 1 : 0;
+    printf("%s\n", test_failures ? "FAILED" : "all passed");
+    TEST_DONE();
 }

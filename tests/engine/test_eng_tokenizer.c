@@ -2,10 +2,8 @@
 /* Tokenizer tests: llama2.c tok512.bin (README facts and an independent naive encoder), every
  * tokenizer_samples entry of the Hugging Face fixtures, hand-made tokenizer.json files for the
  * pre-tokenizer patterns and added tokens, and bad inputs with their error lines.
- * Needs ../shared (SHARED_DIR, or argv[1]) for the real files; without it those tests are skipped
- * and the program exits 77 after running the others. */
-#include <setjmp.h>
-#include <stdarg.h>
+ * Needs ../shared (tests/check.h's test_shared_dir(), or argv[1]) for the real files; without it
+ * those tests are skipped and the program exits 77 after running the others. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,16 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "../check.h"
 #include <cJSON.h>
 
 #include "tokenizer.h"
 
-#ifndef SHARED_DIR
-#define SHARED_DIR "../shared"
-#endif
-
-static const char *shared_dir = SHARED_DIR;
+static const char *shared_dir;
 static char tmp_dir[] = "/tmp/test_eng_tokenizer.XXXXXX";
 
 static int have_shared(void)
@@ -37,8 +31,8 @@ static int have_shared(void)
 #define NEED_SHARED()                                                                              \
     do {                                                                                           \
         if (!have_shared()) {                                                                      \
-            print_message("SKIP: %s/models/tok512.bin absent\n", shared_dir);                      \
-            skip();                                                                                \
+            printf("SKIP: %s/models/tok512.bin absent\n", shared_dir);                             \
+            return;                                                                                \
         }                                                                                          \
     } while (0)
 
@@ -47,29 +41,34 @@ static char *path_in(const char *dir, const char *name)
     static char p[4][4096];
     static int k;
     k = (k + 1) % 4;
-    if ((size_t)snprintf(p[k], sizeof p[k], "%s/%s", dir, name) >= sizeof p[k])
-        fail_msg("path too long: %s/%s", dir, name);
+    if ((size_t)snprintf(p[k], sizeof p[k], "%s/%s", dir, name) >= sizeof p[k]) {
+        TEST_FAIL("path too long: %s/%s", dir, name);
+        exit(1);
+    }
     return p[k];
 }
 
 static void write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
+    REQUIRE(f != NULL);
+    CHECK(fwrite(data, 1, n, f) == n);
+    CHECK(fclose(f) == 0);
 }
 
 static void *read_all(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
-    assert_non_null(f);
+    if (!f) {
+        TEST_FAIL("cannot open %s", path);
+        exit(1);
+    }
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);
     fseek(f, 0, SEEK_SET);
     char *b = malloc((size_t)sz + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)sz, f), (size_t)sz);
+    if (!b) exit(1);
+    CHECK((fread(b, 1, (size_t)sz, f)) == ((size_t)sz));
     b[sz] = '\0';
     fclose(f);
     *n = (size_t)sz;
@@ -81,13 +80,13 @@ static char *decode_all(const eng_tokenizer *t, const int *ids, int from, int n)
 {
     size_t cap = 64, len = 0;
     char *s = malloc(cap);
-    assert_non_null(s);
+    if (!s) exit(1);
     for (int i = from; i < n; i++) {
         const char *p = eng_tokenizer_decode(t, i > 0 ? ids[i - 1] : -1, ids[i]);
         size_t pl = strlen(p);
         while (len + pl + 1 > cap)
             s = realloc(s, cap *= 2);
-        assert_non_null(s);
+        if (!s) exit(1);
         memcpy(s + len, p, pl);
         len += pl;
     }
@@ -103,49 +102,48 @@ static eng_tokenizer *load_tok512(void)
     eng_tokenizer *t = NULL;
     eng_status st = eng_tokenizer_load_llama2(path_in(shared_dir, "models/tok512.bin"), 512, &t,
                                               err, sizeof err);
-    if (st != ENG_OK) fail_msg("load tok512: %s", err);
+    if (st != ENG_OK) {
+        TEST_FAIL("load tok512: %s", err);
+        exit(1);
+    }
     return t;
 }
 
-static void test_l2_basics(void **state)
+static void test_l2_basics(void)
 {
-    (void)state;
     NEED_SHARED();
     eng_tokenizer *t = load_tok512();
-    assert_int_equal(eng_tokenizer_vocab_size(t), 512);
-    assert_int_equal(eng_tokenizer_bos(t), 1);
-    assert_int_equal(eng_tokenizer_eos(t), 2);
+    CHECK(eng_tokenizer_vocab_size(t) == 512);
+    CHECK(eng_tokenizer_bos(t) == 1);
+    CHECK(eng_tokenizer_eos(t) == 2);
     int ids[8], n = -1;
     /* Empty text: no dummy prefix, only BOS. */
-    assert_int_equal(eng_tokenizer_encode(t, "", 1, ids, 8, &n), ENG_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(ids[0], 1);
-    assert_int_equal(eng_tokenizer_encode(t, "", 0, ids, 8, &n), ENG_OK);
-    assert_int_equal(n, 0);
+    CHECK(eng_tokenizer_encode(t, "", 1, ids, 8, &n) == ENG_OK);
+    CHECK(n == 1);
+    CHECK(ids[0] == 1);
+    CHECK(eng_tokenizer_encode(t, "", 0, ids, 8, &n) == ENG_OK);
+    CHECK(n == 0);
     /* Byte tokens decode to their byte; ids out of range to "". */
-    assert_string_equal(eng_tokenizer_decode(t, -1, 3 + 'A'), "A");
-    assert_string_equal(eng_tokenizer_decode(t, -1, 3 + 0x0A), "\n");
-    assert_string_equal(eng_tokenizer_decode(t, -1, 512), "");
-    assert_string_equal(eng_tokenizer_decode(t, -1, -5), "");
+    CHECK(strcmp(eng_tokenizer_decode(t, -1, 3 + 'A'), "A") == 0);
+    CHECK(strcmp(eng_tokenizer_decode(t, -1, 3 + 0x0A), "\n") == 0);
+    CHECK(strcmp(eng_tokenizer_decode(t, -1, 512), "") == 0);
+    CHECK(strcmp(eng_tokenizer_decode(t, -1, -5), "") == 0);
     /* Too small an output: the count is still given. */
     int need = 0;
-    assert_int_equal(eng_tokenizer_encode(t, "Once upon a time", 1, NULL, 0, &need),
-                     ENG_ERR_INVALID_ARG);
-    assert_true(need > 2);
-    assert_int_equal(eng_tokenizer_encode(t, "Once upon a time", 1, ids, 2, &n),
-                     ENG_ERR_INVALID_ARG);
-    assert_int_equal(n, need);
-    assert_int_equal(ids[0], 1);
-    assert_int_equal(eng_tokenizer_encode(NULL, "x", 1, ids, 8, &n), ENG_ERR_INVALID_ARG);
-    assert_int_equal(eng_tokenizer_encode(t, NULL, 1, ids, 8, &n), ENG_ERR_INVALID_ARG);
+    CHECK(eng_tokenizer_encode(t, "Once upon a time", 1, NULL, 0, &need) == ENG_ERR_INVALID_ARG);
+    CHECK(need > 2);
+    CHECK(eng_tokenizer_encode(t, "Once upon a time", 1, ids, 2, &n) == ENG_ERR_INVALID_ARG);
+    CHECK(n == need);
+    CHECK(ids[0] == 1);
+    CHECK(eng_tokenizer_encode(NULL, "x", 1, ids, 8, &n) == ENG_ERR_INVALID_ARG);
+    CHECK(eng_tokenizer_encode(t, NULL, 1, ids, 8, &n) == ENG_ERR_INVALID_ARG);
     eng_tokenizer_free(t);
 }
 
 /* The README's greedy ids decode to the start of its greedy text, and that text encodes back
  * to the same ids. */
-static void test_l2_readme(void **state)
+static void test_l2_readme(void)
 {
-    (void)state;
     NEED_SHARED();
     static const int greedy[33] = {1,   403, 407, 261, 378, 432, 383, 286, 261, 376, 298,
                                    315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410,
@@ -155,12 +153,12 @@ static void test_l2_readme(void **state)
                                 "She wanted to play with it, but i";
     eng_tokenizer *t = load_tok512();
     char *text = decode_all(t, greedy, 1, 33);
-    assert_true(strlen(text) > 80);
-    assert_memory_equal(text, story, strlen(text));
+    CHECK(strlen(text) > 80);
+    CHECK(memcmp(text, story, strlen(text)) == 0);
     int ids[64], n;
-    assert_int_equal(eng_tokenizer_encode(t, text, 1, ids, 64, &n), ENG_OK);
-    assert_int_equal(n, 33);
-    assert_memory_equal(ids, greedy, sizeof greedy);
+    CHECK(eng_tokenizer_encode(t, text, 1, ids, 64, &n) == ENG_OK);
+    CHECK(n == 33);
+    CHECK(memcmp(ids, greedy, sizeof greedy) == 0);
     free(text);
     eng_tokenizer_free(t);
 }
@@ -192,7 +190,7 @@ static naive_vocab naive_load(void)
         v.len[i] = len;
         off += (size_t)len;
     }
-    assert_int_equal(off, n);
+    CHECK(off == n);
     free(d);
     return v;
 }
@@ -241,9 +239,8 @@ static int naive_encode(const naive_vocab *v, const char *text, int *ids)
     return n;
 }
 
-static void test_l2_vs_naive(void **state)
+static void test_l2_vs_naive(void)
 {
-    (void)state;
     NEED_SHARED();
     eng_tokenizer *t = load_tok512();
     naive_vocab v = naive_load();
@@ -265,24 +262,24 @@ static void test_l2_vs_naive(void **state)
         text[len] = '\0';
         seed = seed * 1103515245u + 12345u;
         int n;
-        assert_int_equal(eng_tokenizer_encode(t, text, 0, ours, 300, &n), ENG_OK);
+        CHECK(eng_tokenizer_encode(t, text, 0, ours, 300, &n) == ENG_OK);
         int rn = naive_encode(&v, text, ref);
-        assert_int_equal(n, rn);
-        assert_memory_equal(ours, ref, (size_t)n * sizeof(int));
+        CHECK(n == rn);
+        CHECK(memcmp(ours, ref, (size_t)n * sizeof(int)) == 0);
         /* Round trip through decode (with BOS first so the dummy space is dropped). */
         int wb[301];
-        assert_int_equal(eng_tokenizer_encode(t, text, 1, wb, 301, &n), ENG_OK);
+        CHECK(eng_tokenizer_encode(t, text, 1, wb, 301, &n) == ENG_OK);
         char *back = decode_all(t, wb, 1, n);
-        assert_string_equal(back, text);
+        CHECK(strcmp(back, text) == 0);
         free(back);
     }
     /* Byte fallback: a character outside the vocab gives 3 + each byte. */
     int ids[8], n;
-    assert_int_equal(eng_tokenizer_encode(t, "漢", 1, ids, 8, &n), ENG_OK);
-    assert_int_equal(n, 5);
-    assert_int_equal(ids[2], 3 + 0xE6);
-    assert_int_equal(ids[3], 3 + 0xBC);
-    assert_int_equal(ids[4], 3 + 0xA2);
+    CHECK(eng_tokenizer_encode(t, "漢", 1, ids, 8, &n) == ENG_OK);
+    CHECK(n == 5);
+    CHECK(ids[2] == (3 + 0xE6));
+    CHECK(ids[3] == (3 + 0xBC));
+    CHECK(ids[4] == (3 + 0xA2));
     for (int i = 0; i < 512; i++)
         free(v.s[i]);
     free(v.s);
@@ -296,17 +293,16 @@ static void expect_l2_error(const char *path, int vocab, eng_status want, const 
     char err[512] = "";
     eng_tokenizer *t = (eng_tokenizer *)&err; /* must be reset to NULL */
     eng_status st = eng_tokenizer_load_llama2(path, vocab, &t, err, sizeof err);
-    print_message("  -> %s\n", err);
-    assert_int_equal(st, want);
-    assert_null(t);
-    assert_non_null(strstr(err, path));
-    assert_non_null(strstr(err, needle));
-    assert_null(strchr(err, '\n'));
+    printf("  -> %s\n", err);
+    CHECK(st == want);
+    CHECK(t == NULL);
+    CHECK_STR(err, path);
+    CHECK_STR(err, needle);
+    CHECK(strchr(err, '\n') == NULL);
 }
 
-static void test_l2_bad(void **state)
+static void test_l2_bad(void)
 {
-    (void)state;
     NEED_SHARED();
     size_t n;
     unsigned char *d = read_all(path_in(shared_dir, "models/tok512.bin"), &n);
@@ -334,46 +330,46 @@ static void check_fixture(const char *name, int bos, int eos)
 {
     char dir[4096], err[512] = "";
     if ((size_t)snprintf(dir, sizeof dir, "%s/fixtures/hf/%s", shared_dir, name) >= sizeof dir)
-        fail_msg("path too long");
+        TEST_FAIL_RETURN("path too long");
     size_t n;
     char *ref = read_all(path_in(dir, "reference.json"), &n);
     cJSON *root = cJSON_Parse(ref);
-    assert_non_null(root);
+    REQUIRE(root != NULL);
     eng_tokenizer *t = NULL;
     if (eng_tokenizer_load_hf(path_in(dir, "tokenizer.json"), &t, err, sizeof err) != ENG_OK)
-        fail_msg("%s: %s", name, err);
-    assert_int_equal(eng_tokenizer_vocab_size(t), 1024);
-    assert_int_equal(eng_tokenizer_bos(t), bos);
-    assert_int_equal(eng_tokenizer_eos(t), eos);
+        TEST_FAIL_RETURN("%s: %s", name, err);
+    CHECK(eng_tokenizer_vocab_size(t) == 1024);
+    CHECK(eng_tokenizer_bos(t) == bos);
+    CHECK(eng_tokenizer_eos(t) == eos);
     const cJSON *samples = cJSON_GetObjectItem(root, "tokenizer_samples"), *s;
-    assert_true(cJSON_GetArraySize(samples) > 0);
+    CHECK(cJSON_GetArraySize(samples) > 0);
     int checked = 0;
     cJSON_ArrayForEach(s, samples)
     {
         const char *text = cJSON_GetObjectItem(s, "text")->valuestring;
         const cJSON *want = cJSON_GetObjectItem(s, "ids");
         int ids[512], got;
-        assert_int_equal(eng_tokenizer_encode(t, text, 0, ids, 512, &got), ENG_OK);
+        CHECK(eng_tokenizer_encode(t, text, 0, ids, 512, &got) == ENG_OK);
         if (got != cJSON_GetArraySize(want))
-            fail_msg("%s: \"%s\": %d ids, want %d", name, text, got, cJSON_GetArraySize(want));
+            TEST_FAIL_RETURN("%s: \"%s\": %d ids, want %d", name, text, got,
+                             cJSON_GetArraySize(want));
         for (int i = 0; i < got; i++)
             if (ids[i] != cJSON_GetArrayItem(want, i)->valueint)
-                fail_msg("%s: \"%s\": id %d is %d, want %d", name, text, i, ids[i],
-                         cJSON_GetArrayItem(want, i)->valueint);
+                TEST_FAIL_RETURN("%s: \"%s\": id %d is %d, want %d", name, text, i, ids[i],
+                                 cJSON_GetArrayItem(want, i)->valueint);
         char *back = decode_all(t, ids, 0, got);
-        assert_string_equal(back, text);
+        CHECK(strcmp(back, text) == 0);
         free(back);
         checked++;
     }
-    print_message("  %s: %d samples exact\n", name, checked);
+    printf("  %s: %d samples exact\n", name, checked);
     eng_tokenizer_free(t);
     cJSON_Delete(root);
     free(ref);
 }
 
-static void test_hf_fixtures(void **state)
+static void test_hf_fixtures(void)
 {
-    (void)state;
     NEED_SHARED();
     check_fixture("tiny-llama-f32", 1, 2);
     check_fixture("tiny-mistral-f16", 1, 2);
@@ -478,30 +474,32 @@ static eng_tokenizer *load_json_text(const char *json, const char *name)
     char *p = path_in(tmp_dir, name), err[512] = "";
     write_file(p, json, strlen(json));
     eng_tokenizer *t = NULL;
-    if (eng_tokenizer_load_hf(p, &t, err, sizeof err) != ENG_OK) fail_msg("%s", err);
+    if (eng_tokenizer_load_hf(p, &t, err, sizeof err) != ENG_OK) {
+        TEST_FAIL("%s: %s", name, err);
+        exit(1);
+    }
     return t;
 }
 
 static void expect_ids(const eng_tokenizer *t, const char *text, const int *want, int n_want)
 {
     int ids[64], n;
-    assert_int_equal(eng_tokenizer_encode(t, text, 0, ids, 64, &n), ENG_OK);
+    CHECK(eng_tokenizer_encode(t, text, 0, ids, 64, &n) == ENG_OK);
     if (n != n_want || memcmp(ids, want, (size_t)n * sizeof(int)) != 0) {
         char got[512] = "";
         for (int i = 0; i < n; i++)
             snprintf(got + strlen(got), sizeof got - strlen(got), " %d", ids[i]);
-        fail_msg("\"%s\": got%s", text, got);
+        TEST_FAIL_RETURN("\"%s\": got%s", text, got);
     }
     char *back = decode_all(t, ids, 0, n);
-    assert_string_equal(back, text);
+    CHECK(strcmp(back, text) == 0);
     free(back);
 }
 
 #define IDS(...) (const int[]){__VA_ARGS__}, (int)(sizeof((const int[]){__VA_ARGS__}) / sizeof(int))
 
-static void test_hf_patterns(void **state)
+static void test_hf_patterns(void)
 {
-    (void)state;
     int nm = (int)(sizeof merges / sizeof *merges);
     char *j;
     eng_tokenizer *t;
@@ -538,27 +536,26 @@ static void test_hf_patterns(void **state)
     free(j);
 }
 
-static void test_hf_added(void **state)
+static void test_hf_added(void)
 {
-    (void)state;
     char *j = make_bpe_json(
         gpt2_pretok, merges, (int)(sizeof merges / sizeof *merges), 0,
         "[{\"id\":300,\"content\":\"<|x|>\",\"special\":true},"
         "{\"id\":301,\"content\":\"<|x|>y\",\"special\":true},"
         "{\"id\":302,\"content\":\"<s>\",\"special\":true,\"lstrip\":true,\"rstrip\":true}]");
     eng_tokenizer *t = load_json_text(j, "added.json");
-    assert_int_equal(eng_tokenizer_vocab_size(t), 303);
+    CHECK(eng_tokenizer_vocab_size(t) == 303);
     expect_ids(t, "a<|x|>b", IDS('a', 300, 'b'));
     expect_ids(t, "<|x|>y<|x|>", IDS(301, 300)); /* the longest match wins */
     int ids[16], n;
     /* lstrip/rstrip swallow the spaces around <s>. */
-    assert_int_equal(eng_tokenizer_encode(t, "a  <s>  b", 0, ids, 16, &n), ENG_OK);
-    assert_int_equal(n, 3);
-    assert_int_equal(ids[0], 'a');
-    assert_int_equal(ids[1], 302);
-    assert_int_equal(ids[2], 'b');
-    assert_string_equal(eng_tokenizer_decode(t, -1, 302), "<s>");
-    assert_string_equal(eng_tokenizer_decode(t, -1, 290), ""); /* an id without a token */
+    CHECK(eng_tokenizer_encode(t, "a  <s>  b", 0, ids, 16, &n) == ENG_OK);
+    CHECK(n == 3);
+    CHECK(ids[0] == ('a'));
+    CHECK(ids[1] == 302);
+    CHECK(ids[2] == ('b'));
+    CHECK(strcmp(eng_tokenizer_decode(t, -1, 302), "<s>") == 0);
+    CHECK(strcmp(eng_tokenizer_decode(t, -1, 290), "") == 0); /* an id without a token */
     eng_tokenizer_free(t);
     free(j);
 }
@@ -569,17 +566,16 @@ static void expect_hf_error(const char *name, const char *json, eng_status want,
     if (json) write_file(p, json, strlen(json));
     eng_tokenizer *t = (eng_tokenizer *)&err;
     eng_status st = eng_tokenizer_load_hf(p, &t, err, sizeof err);
-    print_message("  -> %s\n", err);
-    assert_int_equal(st, want);
-    assert_null(t);
-    assert_non_null(strstr(err, p));
-    if (!strstr(err, needle)) fail_msg("error \"%s\" lacks \"%s\"", err, needle);
-    assert_null(strchr(err, '\n'));
+    printf("  -> %s\n", err);
+    CHECK(st == want);
+    CHECK(t == NULL);
+    CHECK_STR(err, p);
+    if (!strstr(err, needle)) TEST_FAIL_RETURN("error \"%s\" lacks \"%s\"", err, needle);
+    CHECK(strchr(err, '\n') == NULL);
 }
 
-static void test_hf_bad(void **state)
+static void test_hf_bad(void)
 {
-    (void)state;
     expect_hf_error("missing.json", NULL, ENG_ERR_IO, "cannot open: No such file");
     expect_hf_error("garbage.json", "{\"model\": {\n  \"type\": BPE}}", ENG_ERR_FORMAT,
                     "bad JSON at line 2 column 11");
@@ -618,35 +614,34 @@ static void test_hf_bad(void **state)
         ENG_ERR_UNSUPPORTED, "byte_fallback");
 }
 
-static int setup(void **state)
+static void cleanup(void)
 {
-    (void)state;
-    return mkdtemp(tmp_dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
     char cmd[256];
-    if ((size_t)snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir) >= sizeof cmd) return -1;
-    return system(cmd) == 0 ? 0 : -1;
+    if ((size_t)snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir) >= sizeof cmd || system(cmd) != 0)
+        TEST_FAIL("cannot remove %s", tmp_dir);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) shared_dir = argv[1];
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hf_patterns), cmocka_unit_test(test_hf_added),
-        cmocka_unit_test(test_hf_bad),      cmocka_unit_test(test_l2_basics),
-        cmocka_unit_test(test_l2_readme),   cmocka_unit_test(test_l2_vs_naive),
-        cmocka_unit_test(test_l2_bad),      cmocka_unit_test(test_hf_fixtures),
-    };
-    int failed = cmocka_run_group_tests(tests, setup, teardown);
-    if (failed == 0 && !have_shared()) {
+    shared_dir = argc > 1 ? argv[1] : test_shared_dir();
+    if (!mkdtemp(tmp_dir)) {
+        perror(tmp_dir);
+        return 1;
+    }
+    test_hf_patterns();
+    test_hf_added();
+    test_hf_bad();
+    test_l2_basics();
+    test_l2_readme();
+    test_l2_vs_naive();
+    test_l2_bad();
+    test_hf_fixtures();
+    cleanup();
+    if (test_failures == 0 && !have_shared()) {
         printf("SKIP: %s absent (models/tok512.bin, fixtures/hf): the real-file tests did not "
                "run\n",
                shared_dir);
         return 77;
     }
-    return failed;
+    TEST_DONE();
 }

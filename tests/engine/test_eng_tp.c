@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int fails;
 static char tmpdir[] = "/tmp/eng_tp_XXXXXX";
 
 static void run_case(const char *label, gen_spec *s, const int *tps, int ntp, int bad_tp)
@@ -18,8 +17,7 @@ static void run_case(const char *label, gen_spec *s, const int *tps, int ntp, in
     char path[512], err[512];
     snprintf(path, sizeof(path), "%s/%s%s", tmpdir, label, s->format == GEN_BIN ? ".bin" : "");
     if (gen_write(s, path, err, sizeof(err)) != 0) {
-        printf("FAIL %s: generator: %s\n", label, err);
-        fails++;
+        TEST_FAIL("%s: generator: %s", label, err);
         return;
     }
     enum { NP = 9, NG = 12 };
@@ -30,27 +28,24 @@ static void run_case(const char *label, gen_spec *s, const int *tps, int ntp, in
     float *ref = malloc(nl * sizeof(float)), *got = malloc(nl * sizeof(float));
     int ref_ids[NG], ids[NG];
     if (eng_h_generate(path, 1, prompt, NP, NG, ref, ref_ids, err, sizeof(err)) != 0) {
-        printf("FAIL %s tp=1: %s\n", label, err);
-        fails++;
+        TEST_FAIL("%s tp=1: %s", label, err);
         goto out;
     }
     for (int i = 0; i < ntp; i++) {
         if (eng_h_generate(path, tps[i], prompt, NP, NG, got, ids, err, sizeof(err)) != 0) {
-            printf("FAIL %s tp=%d: %s\n", label, tps[i], err);
-            fails++;
+            TEST_FAIL("%s tp=%d: %s", label, tps[i], err);
             continue;
         }
         double rel = eng_h_rel_err(got, ref, nl);
         int same = !memcmp(ids, ref_ids, sizeof(ids));
         printf("%s tp=%d: logits rel err vs tp=1 %.2e, greedy ids %s\n", label, tps[i], rel,
                same ? "match" : "DIFFER");
-        if (rel > 1e-5 || !same) fails++;
+        if (rel > 1e-5 || !same) test_failures++;
     }
     if (bad_tp) {
         if (eng_h_generate(path, bad_tp, prompt, NP, NG, got, ids, err, sizeof(err)) == 0 ||
             !strstr(err, "must be divisible")) {
-            printf("FAIL %s tp=%d accepted or wrong message: %s\n", label, bad_tp, err);
-            fails++;
+            TEST_FAIL("%s tp=%d accepted or wrong message: %s", label, bad_tp, err);
         } else {
             printf("%s tp=%d refused: %s\n", label, bad_tp, err);
         }
@@ -109,5 +104,5 @@ int main(void)
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
-    return fails ? 1 : 0;
+    TEST_DONE();
 }

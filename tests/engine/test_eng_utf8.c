@@ -3,12 +3,11 @@
  * incomplete sequences are held back until completed, and each maximal ill-formed subpart becomes
  * one U+FFFD, as Python's bytes.decode(errors="replace") and Rust's from_utf8_lossy give. */
 #include "utf8.h"
+#include "../check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fails;
 
 /* Pushes in (len bytes) split at every cut in cuts (ascending, -1 terminated), then flushes. */
 static void check_split(const char *name, const char *in, size_t len, const int *cuts,
@@ -33,7 +32,7 @@ static void check_split(const char *name, const char *in, size_t len, const int 
         for (size_t i = 0; i < wlen; i++)
             printf(" %02x", (unsigned char)want[i]);
         printf("\n");
-        fails++;
+        test_failures++;
     }
     free(out);
 }
@@ -54,43 +53,43 @@ static void check(const char *name, const char *in, size_t len, const char *want
 }
 
 #define R "\xEF\xBF\xBD" /* U+FFFD */
-#define CHECK(name, in, want) check(name, in, sizeof(in) - 1, want, sizeof(want) - 1)
+#define CASE(name, in, want) check(name, in, sizeof(in) - 1, want, sizeof(want) - 1)
 
 int main(void)
 {
-    CHECK("ascii", "Hello, world", "Hello, world");
-    CHECK("two-byte", "caf\xC3\xA9", "caf\xC3\xA9");
-    CHECK("three-byte", "\xE2\x82\xAC 5", "\xE2\x82\xAC 5");
-    CHECK("four-byte", "\xF0\x9F\x98\x80!", "\xF0\x9F\x98\x80!");
-    CHECK("max code point", "\xF4\x8F\xBF\xBF", "\xF4\x8F\xBF\xBF");
-    CHECK("lone continuation", "a\x80z", "a" R "z");
-    CHECK("two continuations", "\x80\xBF", R R);
-    CHECK("truncated then ascii", "\xE2\x82z", R "z");
-    CHECK("truncated at end", "ok\xF0\x9F\x98", "ok" R);
-    CHECK("truncated then lead", "\xC3\xE2\x82\xAC", R "\xE2\x82\xAC");
-    CHECK("overlong C0", "\xC0\xAF", R R);
-    CHECK("overlong E0", "\xE0\x80\xAF", R R R);
-    CHECK("surrogate", "\xED\xA0\x80", R R R);
-    CHECK("above U+10FFFF", "\xF4\x90\x80\x80", R R R R);
-    CHECK("F5 lead", "\xF5\x80", R R);
-    CHECK("FF", "x\xFFy", "x" R "y");
-    CHECK("NUL passes", "a\0b", "a\0b");
+    CASE("ascii", "Hello, world", "Hello, world");
+    CASE("two-byte", "caf\xC3\xA9", "caf\xC3\xA9");
+    CASE("three-byte", "\xE2\x82\xAC 5", "\xE2\x82\xAC 5");
+    CASE("four-byte", "\xF0\x9F\x98\x80!", "\xF0\x9F\x98\x80!");
+    CASE("max code point", "\xF4\x8F\xBF\xBF", "\xF4\x8F\xBF\xBF");
+    CASE("lone continuation", "a\x80z", "a" R "z");
+    CASE("two continuations", "\x80\xBF", R R);
+    CASE("truncated then ascii", "\xE2\x82z", R "z");
+    CASE("truncated at end", "ok\xF0\x9F\x98", "ok" R);
+    CASE("truncated then lead", "\xC3\xE2\x82\xAC", R "\xE2\x82\xAC");
+    CASE("overlong C0", "\xC0\xAF", R R);
+    CASE("overlong E0", "\xE0\x80\xAF", R R R);
+    CASE("surrogate", "\xED\xA0\x80", R R R);
+    CASE("above U+10FFFF", "\xF4\x90\x80\x80", R R R R);
+    CASE("F5 lead", "\xF5\x80", R R);
+    CASE("FF", "x\xFFy", "x" R "y");
+    CASE("NUL passes", "a\0b", "a\0b");
     /* An incomplete sequence produces nothing until completed or broken. */
     eng_utf8_stream s;
     eng_utf8_init(&s);
     char out[64];
     size_t w = eng_utf8_push(&s, "\xE2\x82", 2, out);
-    if (w != 0 || s.npend != 2) printf("FAIL: held back %zu bytes written\n", w), fails++;
+    if (w != 0 || s.npend != 2) TEST_FAIL("held back %zu bytes written", w);
     w = eng_utf8_push(&s, "\xAC", 1, out);
-    if (w != 3 || memcmp(out, "\xE2\x82\xAC", 3) != 0) printf("FAIL: completion\n"), fails++;
-    if (eng_utf8_flush(&s, out) != 0) printf("FAIL: flush after complete\n"), fails++;
+    if (w != 3 || memcmp(out, "\xE2\x82\xAC", 3) != 0) TEST_FAIL("completion");
+    if (eng_utf8_flush(&s, out) != 0) TEST_FAIL("flush after complete");
     /* The worst case fits the documented bound 3*(n+4). */
     eng_utf8_init(&s);
     eng_utf8_push(&s, "\xF0\x9F\x98", 3, out);
     w = eng_utf8_push(&s, "\xF0", 1, out);
     w += eng_utf8_flush(&s, out + w);
-    if (w != 6) printf("FAIL: bound case wrote %zu\n", w), fails++;
-    if (fails) return 1;
+    if (w != 6) TEST_FAIL("bound case wrote %zu", w);
+    if (test_failures) return 1;
     printf("utf8: all cases OK\n");
     return 0;
 }

@@ -16,25 +16,18 @@ ring_test_half_SOURCES = ring/test_half.c check.h
 ring_test_half_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/kernels
 ring_test_half_LDADD = $(top_builddir)/libring/libring.la $(top_builddir)/kernels/libcollkern.la -lm
 
-if HAVE_CMOCKA
-check_PROGRAMS += ring/test_config ring/test_reduce ring/test_wire
-ring_test_config_SOURCES = ring/test_config.c
-ring_test_config_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-ring_test_config_LDADD = $(top_builddir)/libring/libring_internal.la $(CMOCKA_LIBS)
-ring_test_reduce_SOURCES = ring/test_reduce.c
-ring_test_reduce_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-ring_test_reduce_LDADD = $(top_builddir)/libring/libring_internal.la $(CMOCKA_LIBS) -lm
-ring_test_wire_SOURCES = ring/test_wire.c
-ring_test_wire_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-ring_test_wire_LDADD = $(top_builddir)/libring/libring_internal.la $(CMOCKA_LIBS)
-TESTS += ring/test_config ring/test_reduce ring/test_wire
-# Settings read once at creation, refused values named, the log callback, config growth.
-check_PROGRAMS += ring/test_settings
-ring_test_settings_SOURCES = ring/test_settings.c
-ring_test_settings_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-ring_test_settings_LDADD = $(top_builddir)/libring/libring.la $(CMOCKA_LIBS)
-TESTS += ring/test_settings
-endif
+# Config parsing, the reduction kernels, the wire format, and the settings (read once at
+# creation, refused values named, the log callback, config growth).
+check_PROGRAMS += ring/test_config ring/test_reduce ring/test_wire ring/test_settings
+TESTS += ring/test_config ring/test_reduce ring/test_wire ring/test_settings
+ring_test_config_SOURCES = ring/test_config.c check.h
+ring_test_config_LDADD = $(top_builddir)/libring/libring_internal.la
+ring_test_reduce_SOURCES = ring/test_reduce.c check.h
+ring_test_reduce_LDADD = $(top_builddir)/libring/libring_internal.la -lm
+ring_test_wire_SOURCES = ring/test_wire.c check.h
+ring_test_wire_LDADD = $(top_builddir)/libring/libring_internal.la
+ring_test_settings_SOURCES = ring/test_settings.c check.h
+ring_test_settings_LDADD = $(top_builddir)/libring/libring.la
 
 # Reliability (issue 5): kills, stops, mismatches, CRC32C, strangers, network namespaces.
 check_PROGRAMS += ring/ring-chaos
@@ -67,17 +60,15 @@ TESTS += ring/ring_abort_start.sh ring/ring_join.py
 EXTRA_DIST += ring/ring_abort_start.sh ring/ring_join.py
 
 # Verbs: ring-loop (all-reduce in a loop until a call fails: kill tests, any transport),
-# transport selection and its errors without a usable device (cmocka), and the verbs checks
+# transport selection and its errors without a usable device, and the verbs checks
 # on Soft-RoCE in a QEMU guest (verbs/verbs_rxe.sh; SKIP (77) if it cannot boot).
 check_PROGRAMS += ring/ring-loop
 ring_ring_loop_SOURCES = ring/ring-loop.c
 ring_ring_loop_LDADD = $(top_builddir)/libring/libring.la
 TESTS += verbs/verbs_rxe.sh
 EXTRA_DIST += verbs/verbs_rxe.sh verbs/rxe-vm.sh verbs/vm-checks.sh verbs/kill-test.sh
-if HAVE_CMOCKA
 check_PROGRAMS += ring/test_verbs_select
 TESTS += ring/test_verbs_select
-ring_test_verbs_select_SOURCES = ring/test_verbs_select.c
-ring_test_verbs_select_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(VERBS_CFLAGS)
-ring_test_verbs_select_LDADD = $(top_builddir)/libring/libring_internal.la $(CMOCKA_LIBS) $(VERBS_LIBS)
-endif
+ring_test_verbs_select_SOURCES = ring/test_verbs_select.c check.h
+ring_test_verbs_select_CFLAGS = $(AM_CFLAGS) $(VERBS_CFLAGS)
+ring_test_verbs_select_LDADD = $(top_builddir)/libring/libring_internal.la $(VERBS_LIBS)

@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* RING_CONFIG rules: every rule rejects with one line that names the file and the field. */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "../check.h"
 
 #include "ring.h"
 
@@ -70,74 +68,68 @@ static const bad_case bad_cases[] = {
      "field 'master_ip' must not be empty"},
 };
 
-static void test_bad_configs(void **state)
+static void test_bad_configs(void)
 {
-    (void)state;
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         ring_config cfg;
         char err[512] = "";
         ring_status st = ring_config_parse(bad_cases[i].json, "cfg.json", &cfg, err, sizeof err);
         if (st != RING_ERR_CONFIG || !strstr(err, bad_cases[i].message) ||
             strncmp(err, "cfg.json: ", 10) || strchr(err, '\n')) {
-            print_error("case %zu: status %s, message '%s', expected '%s'\n", i,
-                        ring_status_name(st), err, bad_cases[i].message);
-            fail();
+            TEST_FAIL_RETURN("case %zu: status %s, message '%s', expected '%s'", i,
+                             ring_status_name(st), err, bad_cases[i].message);
         }
     }
 }
 
-static void test_good_config_and_defaults(void **state)
+static void test_good_config_and_defaults(void)
 {
-    (void)state;
     ring_config cfg;
     char err[256] = "";
     const char *json =
         "{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 0, "
         "\"world_size\": 4}";
-    assert_int_equal(ring_config_parse(json, "x", &cfg, err, sizeof err), RING_OK);
-    assert_string_equal(cfg.master_ip, "0.0.0.0");
-    assert_string_equal(cfg.right_ip, "0.0.0.0");
-    assert_int_equal(cfg.world_size, 4);
-    assert_int_equal(cfg.rank, 0);
-    assert_int_equal(cfg.port, 29501);
-    assert_int_equal(cfg.transport, RING_TRANSPORT_TCP);
-    assert_int_equal(cfg.has_job_id, 0);
+    CHECK(ring_config_parse(json, "x", &cfg, err, sizeof err) == RING_OK);
+    CHECK(strcmp(cfg.master_ip, "0.0.0.0") == 0);
+    CHECK(strcmp(cfg.right_ip, "0.0.0.0") == 0);
+    CHECK(cfg.world_size == 4);
+    CHECK(cfg.rank == 0);
+    CHECK(cfg.port == 29501);
+    CHECK(cfg.transport == RING_TRANSPORT_TCP);
+    CHECK(cfg.has_job_id == 0);
 
     json = "{" GOOD1
            ", \"rank\": 3, \"world_size\": 8, \"job_id\": \"0x10\", \"transport\": \"auto\"}";
-    assert_int_equal(ring_config_parse(json, "x", &cfg, err, sizeof err), RING_OK);
-    assert_string_equal(cfg.master_ip, "10.0.0.1");
-    assert_string_equal(cfg.right_ip, "10.0.0.2");
-    assert_int_equal(cfg.job_id, 16);
-    assert_int_equal(cfg.transport, RING_TRANSPORT_AUTO);
+    CHECK(ring_config_parse(json, "x", &cfg, err, sizeof err) == RING_OK);
+    CHECK(strcmp(cfg.master_ip, "10.0.0.1") == 0);
+    CHECK(strcmp(cfg.right_ip, "10.0.0.2") == 0);
+    CHECK(cfg.job_id == 16);
+    CHECK(cfg.transport == RING_TRANSPORT_AUTO);
 }
 
-static void test_world_size_one(void **state)
+static void test_world_size_one(void)
 {
-    (void)state;
     ring_config cfg;
     char err[256] = "";
     /* One rank: port may equal master_port, nothing is ever bound twice. */
     const char *json =
         "{\"master_port\": 29500, \"port\": 29500, \"right_port\": 29500, \"rank\": 0, "
         "\"world_size\": 1}";
-    assert_int_equal(ring_config_parse(json, "x", &cfg, err, sizeof err), RING_OK);
+    CHECK(ring_config_parse(json, "x", &cfg, err, sizeof err) == RING_OK);
 }
 
-static void test_files(void **state)
+static void test_files(void)
 {
-    (void)state;
     ring_config cfg;
     char err[512] = "";
-    assert_int_equal(ring_config_load(NULL, &cfg, err, sizeof err), RING_ERR_CONFIG);
-    assert_non_null(strstr(err, "RING_CONFIG is not set"));
-    assert_int_equal(ring_config_load("/nonexistent/ring.json", &cfg, err, sizeof err),
-                     RING_ERR_CONFIG);
-    assert_string_equal(err, "/nonexistent/ring.json: cannot open: No such file or directory");
+    CHECK(ring_config_load(NULL, &cfg, err, sizeof err) == RING_ERR_CONFIG);
+    CHECK_STR(err, "RING_CONFIG is not set");
+    CHECK(ring_config_load("/nonexistent/ring.json", &cfg, err, sizeof err) == RING_ERR_CONFIG);
+    CHECK(strcmp(err, "/nonexistent/ring.json: cannot open: No such file or directory") == 0);
 
     char path[] = "/tmp/test_config_XXXXXX";
     int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    CHECK(fd >= 0);
     close(fd);
     ring_config w;
     ring_config_init(&w);
@@ -149,46 +141,45 @@ static void test_files(void **state)
     strcpy(w.master_ip, "127.0.0.1");
     w.job_id = 0xdeadbeefcafef00dull;
     w.has_job_id = 1;
-    assert_int_equal(ring_config_write(path, &w, err, sizeof err), RING_OK);
-    assert_int_equal(ring_config_load(path, &cfg, err, sizeof err), RING_OK);
-    assert_int_equal(cfg.rank, 1);
-    assert_int_equal(cfg.right_port, 1002);
-    assert_true(cfg.job_id == 0xdeadbeefcafef00dull);
+    CHECK(ring_config_write(path, &w, err, sizeof err) == RING_OK);
+    CHECK(ring_config_load(path, &cfg, err, sizeof err) == RING_OK);
+    CHECK(cfg.rank == 1);
+    CHECK(cfg.right_port == 1002);
+    CHECK(cfg.job_id == 0xdeadbeefcafef00dull);
 
     FILE *f = fopen(path, "w");
     fputs("{\n  \"master_port\": 1,\n  oops\n}", f);
     fclose(f);
-    assert_int_equal(ring_config_load(path, &cfg, err, sizeof err), RING_ERR_CONFIG);
-    assert_non_null(strstr(err, "invalid JSON at line 3, column"));
-    assert_non_null(strstr(err, path));
+    CHECK(ring_config_load(path, &cfg, err, sizeof err) == RING_ERR_CONFIG);
+    CHECK_STR(err, "invalid JSON at line 3, column");
+    CHECK_STR(err, path);
     unlink(path);
 }
 
-static void test_names(void **state)
+static void test_names(void)
 {
-    (void)state;
     ring_dtype t;
     ring_op op;
-    assert_int_equal(ring_dtype_parse("float", &t), 0);
-    assert_int_equal(t, RING_F32);
-    assert_int_equal(ring_dtype_parse("bf16", &t), 0);
-    assert_int_equal(t, RING_BF16);
-    assert_int_equal(ring_dtype_parse("f8", &t), -1);
-    assert_int_equal(ring_op_parse("avg", &op), 0);
-    assert_int_equal(op, RING_AVG);
-    assert_false(ring_op_valid_for(RING_AVG, RING_I32));
-    assert_true(ring_op_valid_for(RING_AVG, RING_BF16));
-    assert_string_equal(ring_status_str(RING_ERR_TIMEOUT), "timed out");
-    assert_string_equal(ring_status_name(RING_ERR_TIMEOUT), "RING_ERR_TIMEOUT");
-    assert_non_null(ring_knobs()[0].name);
+    CHECK(ring_dtype_parse("float", &t) == 0);
+    CHECK(t == RING_F32);
+    CHECK(ring_dtype_parse("bf16", &t) == 0);
+    CHECK(t == RING_BF16);
+    CHECK(ring_dtype_parse("f8", &t) == -1);
+    CHECK(ring_op_parse("avg", &op) == 0);
+    CHECK(op == RING_AVG);
+    CHECK(!ring_op_valid_for(RING_AVG, RING_I32));
+    CHECK(ring_op_valid_for(RING_AVG, RING_BF16));
+    CHECK(strcmp(ring_status_str(RING_ERR_TIMEOUT), "timed out") == 0);
+    CHECK(strcmp(ring_status_name(RING_ERR_TIMEOUT), "RING_ERR_TIMEOUT") == 0);
+    REQUIRE(ring_knobs()[0].name != NULL);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_configs),    cmocka_unit_test(test_good_config_and_defaults),
-        cmocka_unit_test(test_world_size_one), cmocka_unit_test(test_files),
-        cmocka_unit_test(test_names),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    test_bad_configs();
+    test_good_config_and_defaults();
+    test_world_size_one();
+    test_files();
+    test_names();
+    TEST_DONE();
 }

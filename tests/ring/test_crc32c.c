@@ -2,6 +2,7 @@
 /* CRC32C: the standard check value, both implementations agree on every length and
  * alignment, incremental use, and the segment-header codec round trip and rejections.
  * Prints the hardware path's speed (informational, never asserted). */
+#include "../check.h"
 #include "wire.h"
 
 #include <stdio.h>
@@ -11,34 +12,23 @@
 
 uint32_t ring_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
-static int fails;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            fails++;                                                                               \
-        }                                                                                          \
-    } while (0)
-
 int main(void)
 {
-    EXPECT(ring_crc32c(0, "123456789", 9) == 0xE3069283u, "check value: 0x%08x",
-           ring_crc32c(0, "123456789", 9));
-    EXPECT(ring_crc32c_portable(0, "123456789", 9) == 0xE3069283u, "portable check value");
-    EXPECT(ring_crc32c(0, "", 0) == 0, "empty");
+    CHECK_MSG(ring_crc32c(0, "123456789", 9) == 0xE3069283u, "check value: 0x%08x",
+              ring_crc32c(0, "123456789", 9));
+    CHECK_MSG(ring_crc32c_portable(0, "123456789", 9) == 0xE3069283u, "portable check value");
+    CHECK_MSG(ring_crc32c(0, "", 0) == 0, "empty");
     unsigned char buf[4096 + 16];
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = (unsigned char)(i * 131 + 7);
     for (size_t off = 0; off < 9; off++)
         for (size_t len = 0; len < 300; len++)
-            EXPECT(ring_crc32c(0, buf + off, len) == ring_crc32c_portable(0, buf + off, len),
-                   "off %zu len %zu", off, len);
+            CHECK_MSG(ring_crc32c(0, buf + off, len) == ring_crc32c_portable(0, buf + off, len),
+                      "off %zu len %zu", off, len);
     uint32_t whole = ring_crc32c(0, buf, 4096);
-    EXPECT(ring_crc32c(ring_crc32c(0, buf, 1000), buf + 1000, 3096) == whole, "incremental");
+    CHECK_MSG(ring_crc32c(ring_crc32c(0, buf, 1000), buf + 1000, 3096) == whole, "incremental");
     buf[17] ^= 4;
-    EXPECT(ring_crc32c(0, buf, 4096) != whole, "a flipped bit changes the CRC");
+    CHECK_MSG(ring_crc32c(0, buf, 4096) != whole, "a flipped bit changes the CRC");
 
     ring_seg_header h = {.coll = 1,
                          .dtype = 2,
@@ -54,19 +44,19 @@ int main(void)
     unsigned char w[RING_SEG_HEADER_BYTES];
     char err[200];
     ring_seg_encode(&h, w);
-    EXPECT(ring_seg_decode(w, sizeof w, &g, err, sizeof err) == RING_OK, "decode: %s", err);
-    EXPECT(!memcmp(&h, &g, sizeof h) ||
-               (g.seq == 77 && g.step == 5 && g.count == 1ull << 40 && g.offset == 262144 &&
-                g.len == 4096 && g.crc == 0xdeadbeef),
-           "round trip");
-    EXPECT(ring_seg_decode(w, sizeof w - 1, &g, err, sizeof err) == RING_ERR_PROTOCOL, "short");
+    CHECK_MSG(ring_seg_decode(w, sizeof w, &g, err, sizeof err) == RING_OK, "decode: %s", err);
+    CHECK_MSG(!memcmp(&h, &g, sizeof h) ||
+                  (g.seq == 77 && g.step == 5 && g.count == 1ull << 40 && g.offset == 262144 &&
+                   g.len == 4096 && g.crc == 0xdeadbeef),
+              "round trip");
+    CHECK_MSG(ring_seg_decode(w, sizeof w - 1, &g, err, sizeof err) == RING_ERR_PROTOCOL, "short");
     w[0] ^= 1;
-    EXPECT(ring_seg_decode(w, sizeof w, &g, err, sizeof err) == RING_ERR_PROTOCOL &&
-               strstr(err, "magic"),
-           "magic");
+    CHECK_MSG(ring_seg_decode(w, sizeof w, &g, err, sizeof err) == RING_ERR_PROTOCOL &&
+                  strstr(err, "magic"),
+              "magic");
     w[0] ^= 1;
     w[7] |= 0x80;
-    EXPECT(ring_seg_decode(w, sizeof w, &g, err, sizeof err) == RING_ERR_PROTOCOL, "flags");
+    CHECK_MSG(ring_seg_decode(w, sizeof w, &g, err, sizeof err) == RING_ERR_PROTOCOL, "flags");
 
     size_t n = 64u << 20;
     unsigned char *big = malloc(n);
@@ -86,7 +76,7 @@ int main(void)
                (double)n / t / 1e9);
         free(big);
     }
-    if (fails) return 1;
+    if (test_failures) return 1;
     printf("PASS crc32c and segment header\n");
     return 0;
 }

@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Reductions: every type and op against a scalar reference, aliasing, and the
  * half-precision conversions' rounding (nearest even). */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "../check.h"
 
 #include "reduce.h"
 
@@ -13,39 +11,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void test_bf16_rounding(void **state)
+static void test_bf16_rounding(void)
 {
-    (void)state;
     float f;
     uint32_t u;
     u = 0x3F808000u; /* exactly halfway between 0x3F80 and 0x3F81: to even */
     memcpy(&f, &u, 4);
-    assert_int_equal(ring_f32_to_bf16(f), 0x3F80);
+    CHECK(ring_f32_to_bf16(f) == 0x3F80);
     u = 0x3F818000u; /* halfway between 0x3F81 and 0x3F82: to even */
     memcpy(&f, &u, 4);
-    assert_int_equal(ring_f32_to_bf16(f), 0x3F82);
+    CHECK(ring_f32_to_bf16(f) == 0x3F82);
     u = 0x3F808001u; /* just above halfway: up */
     memcpy(&f, &u, 4);
-    assert_int_equal(ring_f32_to_bf16(f), 0x3F81);
-    assert_true(isnan(ring_bf16_to_f32(ring_f32_to_bf16(NAN))));
-    assert_true(ring_bf16_to_f32(ring_f32_to_bf16(INFINITY)) == INFINITY);
-    assert_true(ring_bf16_to_f32(0x3F80) == 1.0f);
+    CHECK(ring_f32_to_bf16(f) == 0x3F81);
+    CHECK(isnan(ring_bf16_to_f32(ring_f32_to_bf16(NAN))));
+    CHECK(ring_bf16_to_f32(ring_f32_to_bf16(INFINITY)) == INFINITY);
+    CHECK(ring_bf16_to_f32(0x3F80) == 1.0f);
 }
 
-static void test_f16_rounding(void **state)
+static void test_f16_rounding(void)
 {
-    (void)state;
-    assert_int_equal(ring_f32_to_f16(1.0f), 0x3C00);
-    assert_int_equal(ring_f32_to_f16(-2.0f), 0xC000);
-    assert_int_equal(ring_f32_to_f16(65504.0f), 0x7BFF);
-    assert_int_equal(ring_f32_to_f16(1e6f), 0x7C00); /* overflow to infinity */
+    CHECK(ring_f32_to_f16(1.0f) == 0x3C00);
+    CHECK(ring_f32_to_f16(-2.0f) == 0xC000);
+    CHECK(ring_f32_to_f16(65504.0f) == 0x7BFF);
+    CHECK(ring_f32_to_f16(1e6f) == 0x7C00); /* overflow to infinity */
     /* 1 + 2^-11 is halfway between 1 and 1 + 2^-10: to even (1.0). */
-    assert_int_equal(ring_f32_to_f16(1.0f + 1.0f / 2048), 0x3C00);
+    CHECK(ring_f32_to_f16(1.0f + 1.0f / 2048) == 0x3C00);
     /* 1 + 3 * 2^-11 is halfway between 1 + 2^-10 and 1 + 2^-9: to even (1 + 2^-9). */
-    assert_int_equal(ring_f32_to_f16(1.0f + 3.0f / 2048), 0x3C02);
-    assert_true(ring_f16_to_f32(0x0001) == ldexpf(1.0f, -24)); /* smallest subnormal */
+    CHECK(ring_f32_to_f16(1.0f + 3.0f / 2048) == 0x3C02);
+    CHECK(ring_f16_to_f32(0x0001) == ldexpf(1.0f, -24)); /* smallest subnormal */
     for (uint32_t h = 0; h < 0x7C00; h++) /* every finite positive half round-trips */
-        assert_int_equal(ring_f32_to_f16(ring_f16_to_f32((uint16_t)h)), h);
+        CHECK(ring_f32_to_f16(ring_f16_to_f32((uint16_t)h)) == h);
 }
 
 /* Scalar reference in double (exact for the small values used). */
@@ -117,9 +113,8 @@ static void set(void *p, size_t i, ring_dtype t, double v)
     }
 }
 
-static void test_all_types_and_ops(void **state)
+static void test_all_types_and_ops(void)
 {
-    (void)state;
     enum { N = 1037 }; /* odd: exercises the vector loops' tails */
     unsigned char a[N * 8], b[N * 8], d[N * 8];
     srand(7);
@@ -136,9 +131,9 @@ static void test_all_types_and_ops(void **state)
                 double want = ref((ring_op)op, get(a, i, (ring_dtype)t), get(b, i, (ring_dtype)t));
                 if (t == RING_U8) want = fmod(want, 256.0);
                 if (get(d, i, (ring_dtype)t) != want) {
-                    print_error("%s %s element %zu: %g, want %g\n", ring_dtype_name((ring_dtype)t),
-                                ring_op_name((ring_op)op), i, get(d, i, (ring_dtype)t), want);
-                    fail();
+                    TEST_FAIL_RETURN("%s %s element %zu: %g, want %g",
+                                     ring_dtype_name((ring_dtype)t), ring_op_name((ring_op)op), i,
+                                     get(d, i, (ring_dtype)t), want);
                 }
             }
             /* In place: dst aliases the first operand. */
@@ -146,42 +141,38 @@ static void test_all_types_and_ops(void **state)
             ring_reduce(d, d, b, N, (ring_dtype)t, (ring_op)op);
             unsigned char e[N * 8];
             ring_reduce(e, a, b, N, (ring_dtype)t, (ring_op)op);
-            assert_memory_equal(d, e, N * ring_dtype_size((ring_dtype)t));
+            CHECK(memcmp(d, e, N * ring_dtype_size((ring_dtype)t)) == 0);
         }
     }
 }
 
-static void test_integer_overflow_wraps(void **state)
+static void test_integer_overflow_wraps(void)
 {
-    (void)state;
     int32_t a[3] = {INT32_MAX, INT32_MIN, 5}, b[3] = {1, -1, 7}, d[3];
     ring_reduce(d, a, b, 3, RING_I32, RING_SUM);
-    assert_int_equal(d[0], INT32_MIN);
-    assert_int_equal(d[1], INT32_MAX);
+    CHECK(d[0] == INT32_MIN);
+    CHECK(d[1] == INT32_MAX);
     ring_reduce(d, a, b, 3, RING_I32, RING_MIN);
-    assert_int_equal(d[1], INT32_MIN);
-    assert_int_equal(d[2], 5);
+    CHECK(d[1] == INT32_MIN);
+    CHECK(d[2] == 5);
 }
 
-static void test_scale(void **state)
+static void test_scale(void)
 {
-    (void)state;
     float f[5] = {4, 8, -12, 0, 1};
     ring_reduce_scale(f, 5, RING_F32, 4);
-    assert_true(f[0] == 1 && f[1] == 2 && f[2] == -3 && f[3] == 0 && f[4] == 0.25f);
+    CHECK(f[0] == 1 && f[1] == 2 && f[2] == -3 && f[3] == 0 && f[4] == 0.25f);
     uint16_t h[2] = {ring_f32_to_bf16(6.0f), ring_f32_to_bf16(-2.0f)};
     ring_reduce_scale(h, 2, RING_BF16, 2);
-    assert_true(ring_bf16_to_f32(h[0]) == 3.0f && ring_bf16_to_f32(h[1]) == -1.0f);
+    CHECK(ring_bf16_to_f32(h[0]) == 3.0f && ring_bf16_to_f32(h[1]) == -1.0f);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bf16_rounding),
-        cmocka_unit_test(test_f16_rounding),
-        cmocka_unit_test(test_all_types_and_ops),
-        cmocka_unit_test(test_integer_overflow_wraps),
-        cmocka_unit_test(test_scale),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    test_bf16_rounding();
+    test_f16_rounding();
+    test_all_types_and_ops();
+    test_integer_overflow_wraps();
+    test_scale();
+    TEST_DONE();
 }

@@ -3,11 +3,9 @@
  * not valid refused with the variable's name, log lines through the params' callback, and a
  * ring_config from an older, smaller ring.h still accepted. One-rank communicators: no
  * network. Uses only the public API (libring.la). */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "../check.h"
 
 #include "ring.h"
 
@@ -27,16 +25,15 @@ static ring_status create(const ring_params *p, char *err, size_t errlen)
     ring_comm *c = NULL;
     ring_status st = ring_comm_create(p, &c, err, errlen);
     if (st == RING_OK) {
-        assert_int_equal(ring_comm_size(c), 1);
+        CHECK(ring_comm_size(c) == 1);
         ring_comm_destroy(c);
     }
     return st;
 }
 
 /* Every refused value names the variable and what it expects. */
-static void test_bad_values(void **state)
+static void test_bad_values(void)
 {
-    (void)state;
     static const struct {
         const char *name, *value, *message;
     } bad[] = {
@@ -57,18 +54,18 @@ static void test_bad_values(void **state)
     ring_params_init(&p);
     p.config = &cfg;
     char err[256];
-    assert_int_equal(create(&p, err, sizeof err), RING_OK);
+    CHECK(create(&p, err, sizeof err) == RING_OK);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv(bad[i].name, bad[i].value, 1);
         err[0] = 0;
         ring_status st = create(&p, err, sizeof err);
         unsetenv(bad[i].name);
         if (st != RING_ERR_CONFIG || !strstr(err, bad[i].message))
-            fail_msg("%s=%s: status %s, message \"%s\", expected \"%s\"", bad[i].name, bad[i].value,
-                     ring_status_name(st), err, bad[i].message);
+            TEST_FAIL_RETURN("%s=%s: status %s, message \"%s\", expected \"%s\"", bad[i].name,
+                             bad[i].value, ring_status_name(st), err, bad[i].message);
     }
     /* The environment is read at creation only: once created, changing it changes nothing. */
-    assert_int_equal(create(&p, err, sizeof err), RING_OK);
+    CHECK(create(&p, err, sizeof err) == RING_OK);
 }
 
 typedef struct captured {
@@ -86,9 +83,8 @@ static void capture(void *ctx, ring_log_level level, int rank, const char *line)
 }
 
 /* A host program gets libring's lines through the callback, filtered by RING_LOG_LEVEL. */
-static void test_log_callback(void **state)
+static void test_log_callback(void)
 {
-    (void)state;
     ring_config cfg;
     one_rank(&cfg);
     ring_params p;
@@ -99,17 +95,17 @@ static void test_log_callback(void **state)
     p.log_ctx = &cap;
     char err[256];
     setenv("RING_LOG_LEVEL", "info", 1);
-    assert_int_equal(create(&p, err, sizeof err), RING_OK);
-    assert_true(cap.infos >= 1);
-    assert_int_equal(cap.rank_seen, 0);
-    assert_non_null(strstr(cap.first, "rank 0 of 1"));
-    assert_null(strchr(cap.first, '\n'));
+    CHECK(create(&p, err, sizeof err) == RING_OK);
+    CHECK(cap.infos >= 1);
+    CHECK(cap.rank_seen == 0);
+    CHECK_STR(cap.first, "rank 0 of 1");
+    CHECK(strchr(cap.first, '\n') == NULL);
 
     captured quiet = {0};
     p.log_ctx = &quiet;
     setenv("RING_LOG_LEVEL", "error", 1);
-    assert_int_equal(create(&p, err, sizeof err), RING_OK);
-    assert_int_equal(quiet.lines, 0);
+    CHECK(create(&p, err, sizeof err) == RING_OK);
+    CHECK(quiet.lines == 0);
     unsetenv("RING_LOG_LEVEL");
 }
 
@@ -125,34 +121,32 @@ typedef struct old_config {
     int world_size;
 } old_config;
 
-static void test_config_growth(void **state)
+static void test_config_growth(void)
 {
-    (void)state;
     /* Heap blocks of exactly the old size: AddressSanitizer catches any write or read past. */
     old_config *old = malloc(sizeof *old);
-    assert_non_null(old);
+    REQUIRE(old != NULL);
     memset(old, 0x5a, sizeof *old);
     ring_config_init_sized((ring_config *)old, sizeof *old);
-    assert_int_equal(old->struct_size, sizeof *old);
-    assert_string_equal(old->master_ip, "0.0.0.0");
-    assert_int_equal(old->world_size, 0);
+    CHECK(old->struct_size == (sizeof *old));
+    CHECK(strcmp(old->master_ip, "0.0.0.0") == 0);
+    CHECK(old->world_size == 0);
 
     char err[256];
     const char *json =
         "{\"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, \"rank\": 0, "
         "\"world_size\": 1, \"tcp_streams\": 2}";
-    assert_int_equal(
-        ring_config_parse_sized(json, "old.json", (ring_config *)old, sizeof *old, err, sizeof err),
-        RING_OK);
-    assert_int_equal(old->struct_size, sizeof *old);
-    assert_int_equal(old->master_port, 29500);
-    assert_int_equal(old->world_size, 1);
+    CHECK((ring_config_parse_sized(json, "old.json", (ring_config *)old, sizeof *old, err,
+                                   sizeof err)) == RING_OK);
+    CHECK(old->struct_size == (sizeof *old));
+    CHECK(old->master_port == 29500);
+    CHECK(old->world_size == 1);
 
     /* Fields the old struct lacks take their defaults in the communicator. */
     ring_params p;
     ring_params_init(&p);
     p.config = (const ring_config *)old;
-    assert_int_equal(create(&p, err, sizeof err), RING_OK);
+    CHECK(create(&p, err, sizeof err) == RING_OK);
     free(old);
 
     /* A struct_size never set is refused, not read past. */
@@ -160,29 +154,27 @@ static void test_config_growth(void **state)
     one_rank(&cfg);
     cfg.struct_size = 3;
     p.config = &cfg;
-    assert_int_equal(create(&p, err, sizeof err), RING_ERR_INVALID_ARG);
-    assert_non_null(strstr(err, "struct_size"));
+    CHECK(create(&p, err, sizeof err) == RING_ERR_INVALID_ARG);
+    CHECK_STR(err, "struct_size");
 
     /* ring_params from an older build: only struct_size and config. */
     struct {
         size_t struct_size;
         const ring_config *config;
     } *small = malloc(sizeof *small);
-    assert_non_null(small);
+    REQUIRE(small != NULL);
     one_rank(&cfg);
     small->struct_size = sizeof *small;
     small->config = &cfg;
-    assert_int_equal(create((const ring_params *)small, err, sizeof err), RING_OK);
+    CHECK((create((const ring_params *)small, err, sizeof err)) == RING_OK);
     free(small);
 }
 
 int main(void)
 {
     unsetenv("RING_LOG_LEVEL");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_log_callback),
-        cmocka_unit_test(test_config_growth),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    test_bad_values();
+    test_log_callback();
+    test_config_growth();
+    TEST_DONE();
 }

@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Handshake and op-header encoding: round trips and every rejection. */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "../check.h"
 
 #include "wire.h"
 
@@ -21,47 +19,44 @@ static ring_hello sample(void)
                         .reason = 0};
 }
 
-static void test_hello_round_trip(void **state)
+static void test_hello_round_trip(void)
 {
-    (void)state;
     ring_hello h = sample(), g;
     unsigned char b[RING_HELLO_BYTES];
     ring_hello_encode(&h, b);
-    assert_int_equal(b[0], RING_WIRE_MAGIC & 0xff); /* little-endian on the wire */
+    CHECK(b[0] == (RING_WIRE_MAGIC & 0xff)); /* little-endian on the wire */
     char err[128];
-    assert_int_equal(ring_hello_decode(b, sizeof b, &g, err, sizeof err), RING_OK);
-    assert_int_equal(g.rank, 5);
-    assert_int_equal(g.world_size, 8);
-    assert_true(g.job_id == h.job_id);
-    assert_int_equal(g.kind, RING_MSG_HELLO);
+    CHECK(ring_hello_decode(b, sizeof b, &g, err, sizeof err) == RING_OK);
+    CHECK(g.rank == 5);
+    CHECK(g.world_size == 8);
+    CHECK(g.job_id == h.job_id);
+    CHECK(g.kind == RING_MSG_HELLO);
 }
 
-static void test_hello_rejections(void **state)
+static void test_hello_rejections(void)
 {
-    (void)state;
     ring_hello h = sample(), g;
     unsigned char b[RING_HELLO_BYTES];
     char err[128];
     ring_hello_encode(&h, b);
-    assert_int_equal(ring_hello_decode(b, 10, &g, err, sizeof err), RING_ERR_PROTOCOL);
-    assert_string_equal(err, "handshake too short (10 bytes)");
+    CHECK(ring_hello_decode(b, 10, &g, err, sizeof err) == RING_ERR_PROTOCOL);
+    CHECK(strcmp(err, "handshake too short (10 bytes)") == 0);
     b[0] ^= 0xff;
-    assert_int_equal(ring_hello_decode(b, sizeof b, &g, err, sizeof err), RING_ERR_PROTOCOL);
-    assert_non_null(strstr(err, "not a ring peer"));
+    CHECK(ring_hello_decode(b, sizeof b, &g, err, sizeof err) == RING_ERR_PROTOCOL);
+    CHECK_STR(err, "not a ring peer");
     h.version = 9;
     ring_hello_encode(&h, b);
-    assert_int_equal(ring_hello_decode(b, sizeof b, &g, err, sizeof err), RING_ERR_PROTOCOL);
-    assert_non_null(strstr(err, "protocol version 9"));
+    CHECK(ring_hello_decode(b, sizeof b, &g, err, sizeof err) == RING_ERR_PROTOCOL);
+    CHECK_STR(err, "protocol version 9");
     h = sample();
     h.kind = 77;
     ring_hello_encode(&h, b);
-    assert_int_equal(ring_hello_decode(b, sizeof b, &g, err, sizeof err), RING_ERR_PROTOCOL);
-    assert_non_null(strstr(err, "unknown handshake message 77"));
+    CHECK(ring_hello_decode(b, sizeof b, &g, err, sizeof err) == RING_ERR_PROTOCOL);
+    CHECK_STR(err, "unknown handshake message 77");
 }
 
-static void test_op_header(void **state)
+static void test_op_header(void)
 {
-    (void)state;
     ring_op_header h = {.magic = RING_WIRE_MAGIC,
                         .coll = 2,
                         .dtype = RING_BF16,
@@ -74,16 +69,14 @@ static void test_op_header(void **state)
     unsigned char b[RING_OP_HEADER_BYTES];
     ring_op_header_encode(&h, b);
     ring_op_header_decode(b, &g);
-    assert_true(g.magic == h.magic && g.coll == h.coll && g.dtype == h.dtype && g.op == h.op);
-    assert_true(g.seq == h.seq && g.count == h.count && g.root == h.root && g.flags == h.flags);
+    CHECK(g.magic == h.magic && g.coll == h.coll && g.dtype == h.dtype && g.op == h.op);
+    CHECK(g.seq == h.seq && g.count == h.count && g.root == h.root && g.flags == h.flags);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hello_round_trip),
-        cmocka_unit_test(test_hello_rejections),
-        cmocka_unit_test(test_op_header),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    test_hello_round_trip();
+    test_hello_rejections();
+    test_op_header();
+    TEST_DONE();
 }
