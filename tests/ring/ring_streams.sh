@@ -15,7 +15,7 @@ for n in 2 4; do
             *) set -- RING_SEGMENT_BYTES=$v ;;
             esac
             echo "== $n ranks, $k streams, segments $v"
-            if ! env "$@" RING_TCP_STREAMS=$k "$RINGRUN" -n "$n" --timeout 300 -- "$RING_TEST" \
+            if ! env "$@" RING_TCP_STREAMS=$k "$RINGRUN" -n "$n" --timeout 900 -- "$RING_TEST" \
                 --counts 0,1,3,1000,40000 --big "$big"; then
                 echo "FAIL: ring-test on $n ranks with $k TCP streams (segments $v)"
                 exit 1
