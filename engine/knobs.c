@@ -22,6 +22,9 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
     [ENG_KNOB_NO_P2P] = {"ENG_NO_P2P", "0",
                          "1: layer mapping stages activations between GPU segments through "
                          "pinned host memory even where peer access works (0..1)"},
+    [ENG_KNOB_CUDA_FUSE] = {"ENG_CUDA_FUSE", "1",
+                            "0: the CUDA decode step runs RMSNorm, SwiGLU and the attention "
+                            "merge as kernels of their own, not inside the products (0..1)"},
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 

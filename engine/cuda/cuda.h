@@ -84,6 +84,7 @@ typedef struct cuda_state {
     float *kc, *vc;  /* [n_seqs, L, ctx, nkv*hd] (slot 0 first: one sequence uses only it) */
     float *logits;   /* [rows, V]: rows = B with all_logits or several sequences, else 1 */
     float *part;     /* [nsplit, nq, hd+2] flash-decoding partials */
+    int *att_count;  /* decode attention's split counters (eng_attn_args.count), zero */
     int *in_d;       /* [B + 2]: tokens, then the position, then the draw (float bits) */
     int *next_d;     /* [1] sampled token */
     int *in_h;       /* pinned mirror of in_d */
@@ -93,6 +94,13 @@ typedef struct cuda_state {
     int nsplit, chunk;
     int pending; /* delta (+ pending_bias) not yet added to x */
     const float *pending_bias;
+    /* Decode with the norms fused into the products (eng_mv_args): the last o_proj or down
+     * product added its output to x, wrote xb = norm_w * x for the norm of weight fused_nw
+     * and nss partial sums of squares into ssq; the next product completes that norm. */
+    const float *fused_nw; /* NULL: xb is not such an input */
+    int fuse;              /* ENG_CUDA_FUSE: fused decode products and attention merge */
+    float *ssq;            /* [D] (nss used) */
+    int nss;
     int logit_rows;
     float *scores;         /* [nq, B, score_keys] long-prompt attention scores, or NULL */
     int score_keys;        /* the most keys a batched attention call may have */
