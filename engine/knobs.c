@@ -25,9 +25,6 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
     [ENG_KNOB_CUDA_FUSE] = {"ENG_CUDA_FUSE", "1",
                             "0: the CUDA decode step runs RMSNorm, SwiGLU and the attention "
                             "merge as kernels of their own, not inside the products (0..1)"},
-    [ENG_KNOB_CUDA_PREFETCH_MB] = {"ENG_CUDA_PREFETCH_MB", "24",
-                                   "MB of each fused decode product's weights its first blocks "
-                                   "ask into L2 while the kernel before still runs (0..256)"},
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 

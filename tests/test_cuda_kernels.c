@@ -266,8 +266,7 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
                      .nd = 3000,
                      .eps = 1e-5f,
                      .bias = with_bias ? dev(bias, (size_t)rows * 4) : NULL,
-                     .out = dev(NULL, (size_t)nout * 4),
-                     .pf_blocks = 3};
+                     .out = dev(NULL, (size_t)nout * 4)};
     if (mode == ENG_MV_RESID) {
         a.res = dev(res, (size_t)rows * 4);
         a.nw_out = dev(nw, (size_t)rows * 4);

@@ -99,7 +99,6 @@ typedef struct cuda_state {
      * and nss partial sums of squares into ssq; the next product completes that norm. */
     const float *fused_nw; /* NULL: xb is not such an input */
     int fuse;              /* ENG_CUDA_FUSE: fused decode products and attention merge */
-    size_t pf_bytes;       /* ENG_CUDA_PREFETCH_MB: L2 prefetch budget of a fused product */
     float *ssq;            /* [D] (nss used) */
     int nss;
     int logit_rows;

@@ -108,18 +108,7 @@ typedef struct eng_mv_args {
     float *res;        /* RESID: the residual stream */
     const float *nw_out;
     float *ssq_out;
-    /* Blocks 0..pf_blocks-1 ask for all their rows into L2 before waiting on the kernel before
-     * (programmatic dependent launch): while a small kernel (attention) leaves the memory idle,
-     * the product's first blocks fetch their weights. 0: none. */
-    int pf_blocks;
 } eng_mv_args;
-/* pf_blocks for a budget of `bytes` of the matrix (its first rows). */
-static inline int eng_mv_pf_blocks(size_t bytes, int rows, int d, int es)
-{
-    size_t per = (size_t)(8 / eng_mv_wpr(rows, d, es)) * d * es;
-    size_t b = bytes / per;
-    return b > (size_t)rows ? rows : (int)b;
-}
 int eng_cu_matvec_fused(const eng_mv_args *a, eng_stream st);
 void eng_ref_matvec_fused(const eng_mv_args *a);
 

@@ -143,19 +143,17 @@ static int vec_ok(const dmat *w, const float *x)
 static eng_mv_args mv_args(cuda_state *cs, const eng_config *c, float *out, const dmat *w,
                            const float *x, int mode, int normed)
 {
-    return (eng_mv_args){
-        .out = out,
-        .w = w->p,
-        .dt = w->dt,
-        .rows = w->rows,
-        .d = w->cols,
-        .mode = mode,
-        .x = x,
-        .ssq_in = normed ? cs->ssq : NULL,
-        .nss = cs->nss,
-        .nd = c->dim,
-        .eps = c->norm_eps,
-        .pf_blocks = eng_mv_pf_blocks(cs->pf_bytes, w->rows, w->cols, w->dt == ENG_DT_F32 ? 4 : 2)};
+    return (eng_mv_args){.out = out,
+                         .w = w->p,
+                         .dt = w->dt,
+                         .rows = w->rows,
+                         .d = w->cols,
+                         .mode = mode,
+                         .x = x,
+                         .ssq_in = normed ? cs->ssq : NULL,
+                         .nss = cs->nss,
+                         .nd = c->dim,
+                         .eps = c->norm_eps};
 }
 
 /* The RMSNorm of weight nw before the product w over n rows. Decode: when the last product

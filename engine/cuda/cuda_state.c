@@ -135,14 +135,11 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     if (!scores) cs->scores = NULL;
     cs->log = w->log;
     cs->log_ctx = w->log_ctx;
-    long prof = 0, fuse = 1, pf_mb = 0;
+    long prof = 0, fuse = 1;
     eng_status st = eng_knob_int(ENG_KNOB_CUDA_PROFILE, 0, 1, &prof, err, errlen);
     if (st != ENG_OK) return st;
     if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 1, &fuse, err, errlen)) != ENG_OK) return st;
     cs->fuse = (int)fuse;
-    st = eng_knob_int(ENG_KNOB_CUDA_PREFETCH_MB, 0, 256, &pf_mb, err, errlen);
-    if (st != ENG_OK) return st;
-    cs->pf_bytes = (size_t)pf_mb << 20;
     if (prof) {
         cs->prof = 1;
         cs->prof_cap = c->n_layers * 12 + 8;

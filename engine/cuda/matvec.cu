@@ -173,12 +173,6 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
     int b = sub * 32;
     uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b);
     pdl_launch();
-    if ((int)blockIdx.x < a.pf_blocks && valid) {
-        /* the rest of the row into L2, one request per 128-byte line, no registers held */
-        const char *rb = (const char *)wr;
-        for (int o = 64 * step + (sub * 32 + lane) * 128; o < nv * 16; o += step * 128)
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(rb + o));
-    }
     pdl_wait();
     /* The input norm's partials: loaded now, summed after the loop (their latency hidden). */
     float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
