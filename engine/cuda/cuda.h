@@ -50,6 +50,9 @@ typedef struct cuda_weights {
     size_t uploaded, logged;
 } cuda_weights;
 
+/* What the decode step fuses (ENG_CUDA_FUSE). */
+enum { CUDA_FUSE_NORM = 1, CUDA_FUSE_SWIGLU = 2, CUDA_FUSE_MERGE = 4 };
+
 /* Stages of the decode step, for ENG_CUDA_PROFILE. */
 enum {
     CUDA_ST_EMBED,
@@ -98,7 +101,8 @@ typedef struct cuda_state {
      * product added its output to x, wrote xb = norm_w * x for the norm of weight fused_nw
      * and nss partial sums of squares into ssq; the next product completes that norm. */
     const float *fused_nw; /* NULL: xb is not such an input */
-    int fuse;              /* ENG_CUDA_FUSE: fused decode products and attention merge */
+    int fuse;              /* ENG_CUDA_FUSE: CUDA_FUSE_* bits */
+    int mv_ahead;          /* ENG_CUDA_MV_AHEAD (eng_mv_args.ahead) */
     float *ssq;            /* [D] (nss used) */
     int nss;
     int logit_rows;

@@ -153,7 +153,8 @@ static eng_mv_args mv_args(cuda_state *cs, const eng_config *c, float *out, cons
                          .ssq_in = normed ? cs->ssq : NULL,
                          .nss = cs->nss,
                          .nd = c->dim,
-                         .eps = c->norm_eps};
+                         .eps = c->norm_eps,
+                         .ahead = cs->mv_ahead};
 }
 
 /* The RMSNorm of weight nw before the product w over n rows. Decode: when the last product
@@ -271,7 +272,8 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     int fused;
     /* Decode without a row-parallel sum: o_proj and down add into x themselves and leave xb
      * in the fused form of the next norm (cs->fused_nw). */
-    int resid = cs->fuse && n == 1 && !(coll && coll->size > 1 && coll->allreduce);
+    int resid =
+        (cs->fuse & CUDA_FUSE_NORM) && n == 1 && !(coll && coll->size > 1 && coll->allreduce);
     const float *next_nw = NULL; /* the norm after this layer, when this device runs it */
     if (l + 1 < c->n_layers)
         next_nw = w->layers[l + 1].wqkv.p ? w->layers[l + 1].att_norm : NULL;
@@ -324,7 +326,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
                             .vc = ra.vc,
                             .out = cs->att,
                             .part = cs->part,
-                            .count = cs->fuse && n == 1 ? cs->att_count : NULL,
+                            .count = (cs->fuse & CUDA_FUSE_MERGE) && n == 1 ? cs->att_count : NULL,
                             .pos = pos_d,
                             .n = n,
                             .nq = nq,
@@ -361,19 +363,23 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         cs->pending_bias = L->bo;
     }
     if ((st = norm_before(m, cs, L->ffn_norm, &L->w13, n, batched, &fused)) != ENG_OK) return st;
-    if (cs->fuse && n == 1 && vec_ok(&L->w13, cs->xb) && L->w13.rows % 2 == 0) {
+    if ((cs->fuse & CUDA_FUSE_SWIGLU) && n == 1 && vec_ok(&L->w13, cs->xb) &&
+        L->w13.rows % 2 == 0) {
         /* decode: SwiGLU in the gate/up product's epilogue */
         eng_mv_args a = mv_args(cs, c, cs->hb, &L->w13, cs->xb, ENG_MV_SWIGLU, fused);
         a.bias = L->b13;
         K(eng_cu_matvec_fused(&a, ST(cs)));
         cuda_mark(cs, CUDA_ST_W13);
     } else {
-        if (fused) /* cannot happen: w13 was checked above with the same x */
-            return eng_fail(ENG_ERR_DEVICE, cs->err, sizeof(cs->err), "fused norm not consumed");
-        if (batched)
+        if (fused) {
+            eng_mv_args a = mv_args(cs, c, cs->h13, &L->w13, cs->xb, ENG_MV_PLAIN, 1);
+            K(eng_cu_matvec_fused(&a, ST(cs)));
+            st = ENG_OK;
+        } else if (batched) {
             st = gemm(cs, cs->h13, &L->w13, in16(cs, &L->w13) ? cs->act16 : (void *)cs->xb, n);
-        else
+        } else {
             st = proj(cs, cs->h13, &L->w13, cs->xb, n);
+        }
         if (st != ENG_OK) return st;
         cuda_mark(cs, CUDA_ST_W13);
         K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, batched ? in16(cs, &L->w2) : NULL, L->w2.dt, n,
