@@ -32,7 +32,6 @@ typedef enum {
     ENG_KNOB_CUDA_PROFILE,
     ENG_KNOB_NO_P2P,
     ENG_KNOB_CUDA_FUSE,
-    ENG_KNOB_CUDA_MV_AHEAD,
     ENG_KNOB_COUNT
 } eng_knob_id;
 

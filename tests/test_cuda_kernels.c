@@ -246,8 +246,6 @@ static void t_matvec(int dt, int rows, int d)
 
 /* A fused decode product (eng_mv_args) against its reference: outputs, the residual stream
  * and the partial sums of squares. nss: the input norm's partials (0: no input norm). */
-static int g_ahead = 2; /* eng_mv_args.ahead of the fused checks */
-
 static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2;
@@ -268,8 +266,7 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
                      .nd = 3000,
                      .eps = 1e-5f,
                      .bias = with_bias ? dev(bias, (size_t)rows * 4) : NULL,
-                     .out = dev(NULL, (size_t)nout * 4),
-                     .ahead = g_ahead};
+                     .out = dev(NULL, (size_t)nout * 4)};
     if (mode == ENG_MV_RESID) {
         a.res = dev(res, (size_t)rows * 4);
         a.nw_out = dev(nw, (size_t)rows * 4);
@@ -286,8 +283,8 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
     eng_ref_matvec_fused(&r);
     static const char *mn[] = {"plain", "swiglu", "residual"};
     char wn[96];
-    snprintf(wn, sizeof(wn), "fused matvec %s %s [%d x %d]%s%s%s", mn[mode], dtn(dt), rows, d,
-             nss ? " normed" : "", with_bias ? " + bias" : "", g_ahead == 3 ? " 12 ahead" : "");
+    snprintf(wn, sizeof(wn), "fused matvec %s %s [%d x %d]%s%s", mn[mode], dtn(dt), rows, d,
+             nss ? " normed" : "", with_bias ? " + bias" : "");
     report(wn, rel(got, ref, nout), 1e-5);
     if (mode == ENG_MV_RESID) {
         report("fused matvec: residual stream", rel(gres, res, rows), 1e-6);
@@ -737,8 +734,7 @@ static void bench_matvec(int dt, int rows, int d, int mode)
                      .eps = 1e-5f,
                      .res = dres,
                      .nw_out = dnw,
-                     .ssq_out = dss + 512,
-                     .ahead = g_ahead};
+                     .ssq_out = dss + 512};
 #define MV(w_)                                                                                     \
     (mode < 0 ? eng_cu_matvec(dy, (w_), dt, dx, rows, d, NULL)                                     \
               : (a.w = (w_), eng_cu_matvec_fused(&a, NULL)))
@@ -760,10 +756,9 @@ static void bench_matvec(int dt, int rows, int d, int mode)
     }
     double us = best * 1000.0 / iters;
     static const char *mn[] = {"", "+norm", "+norm+swiglu", "+residual"};
-    printf("bench matvec%-13s%-4s %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 "
-           "x %d)\n",
-           mn[mode + 1], mode >= 0 && g_ahead == 3 ? " a12" : "", dtn(dt), rows, d, us,
-           (double)bytes / (us * 1e-6) / 1e9, iters);
+    printf("bench matvec%-13s %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 x "
+           "%d)\n",
+           mn[mode + 1], dtn(dt), rows, d, us, (double)bytes / (us * 1e-6) / 1e9, iters);
 #undef MV
     free(ones), cudaFree(dres), cudaFree(dnw), cudaFree(dss);
     for (int i = 0; i < copies; i++)
@@ -810,13 +805,6 @@ int main(int argc, char **argv)
     t_fused(ENG_DT_F32, ENG_MV_RESID, 515, 1024, 33, 1);
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 300, 8200, 0, 1); /* 4 warps a row, a partial block */
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 4096, 4096, 512, 0);
-    g_ahead = 3; /* twelve loads in flight */
-    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 1500, 0);
-    t_fused(ENG_DT_F16, ENG_MV_SWIGLU, 300, 2056, 0, 1);
-    t_fused(ENG_DT_F32, ENG_MV_RESID, 515, 1024, 33, 1);
-    t_fused(ENG_DT_BF16, ENG_MV_RESID, 300, 8200, 0, 1);
-    t_fused(ENG_DT_BF16, ENG_MV_SWIGLU, 28672, 4096, 512, 1);
-    g_ahead = 2;
     t_fused_chain(1024, 1024, 1536, 1536);
     t_fused_chain(512, 2048, 2048, 768); /* 2 warps a row in the residual products */
     t_convert(ENG_DT_BF16);
@@ -867,15 +855,6 @@ int main(int argc, char **argv)
         bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID);  /* 8B down + residual */
         bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU); /* 1B gate/up */
         bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID);   /* 1B down */
-        g_ahead = 3; /* the same with twelve loads in flight */
-        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN);
-        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU);
-        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID);
-        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID);
-        bench_matvec(ENG_DT_BF16, 3072, 2048, ENG_MV_PLAIN);
-        bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU);
-        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID);
-        g_ahead = 2;
     }
     printf("%s: %d failure(s)\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;

@@ -52,6 +52,9 @@ typedef struct cuda_weights {
 
 /* What the decode step fuses (ENG_CUDA_FUSE). */
 enum { CUDA_FUSE_NORM = 1, CUDA_FUSE_SWIGLU = 2, CUDA_FUSE_MERGE = 4 };
+/* The merge is off by default: on an H200 (2026-12-02) its fence and count cost more than the
+ * separate merge kernel, whose launch the early launches hide (Llama-3.2-1B shape 887 tok/s
+ * with it, 897 without). */
 
 /* Stages of the decode step, for ENG_CUDA_PROFILE. */
 enum {
@@ -102,7 +105,6 @@ typedef struct cuda_state {
      * and nss partial sums of squares into ssq; the next product completes that norm. */
     const float *fused_nw; /* NULL: xb is not such an input */
     int fuse;              /* ENG_CUDA_FUSE: CUDA_FUSE_* bits */
-    int mv_ahead;          /* ENG_CUDA_MV_AHEAD (eng_mv_args.ahead) */
     float *ssq;            /* [D] (nss used) */
     int nss;
     int logit_rows;

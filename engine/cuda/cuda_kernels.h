@@ -108,7 +108,6 @@ typedef struct eng_mv_args {
     float *res;        /* RESID: the residual stream */
     const float *nw_out;
     float *ssq_out;
-    int ahead; /* 16-byte loads in flight per lane, in groups of 4: 2 (0 too) or 3 */
 } eng_mv_args;
 int eng_cu_matvec_fused(const eng_mv_args *a, eng_stream st);
 void eng_ref_matvec_fused(const eng_mv_args *a);

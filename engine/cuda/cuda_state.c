@@ -135,13 +135,11 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     if (!scores) cs->scores = NULL;
     cs->log = w->log;
     cs->log_ctx = w->log_ctx;
-    long prof = 0, fuse = 7, ahead = 2;
+    long prof = 0, fuse = 3;
     eng_status st = eng_knob_int(ENG_KNOB_CUDA_PROFILE, 0, 1, &prof, err, errlen);
     if (st != ENG_OK) return st;
     if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 7, &fuse, err, errlen)) != ENG_OK) return st;
     cs->fuse = (int)fuse;
-    if ((st = eng_knob_int(ENG_KNOB_CUDA_MV_AHEAD, 2, 3, &ahead, err, errlen)) != ENG_OK) return st;
-    cs->mv_ahead = (int)ahead;
     if (prof) {
         cs->prof = 1;
         cs->prof_cap = c->n_layers * 12 + 8;

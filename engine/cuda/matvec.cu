@@ -153,7 +153,7 @@ extern "C" int eng_cu_matvec(float *y, const void *w, int dt, const float *x, in
  * block's rows. Warp w of a block computes logical row w / WPR; in SWIGLU mode logical rows
  * 2j and 2j + 1 of block b are gate row p and up row F + p of pair p = b * R/2 + j, so one
  * block holds both halves of its outputs and the gate/up layout stays as cuBLAS reads it. */
-template <int DT, int WPR, int MODE, int AHEAD>
+template <int DT, int WPR, int MODE>
 __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
 {
     const int EPV = vec_traits<DT>::EPV, step = 32 * WPR, R = 8 / WPR;
@@ -172,10 +172,6 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
     const uint4 *wr = (const uint4 *)a.w + (size_t)(valid ? row : 0) * nv;
     int b = sub * 32;
     uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b);
-    uint4 e0 = make_uint4(0, 0, 0, 0), e1 = e0, e2 = e0, e3 = e0;
-    if (AHEAD == 3) /* a second group of four before the wait, twelve in flight after */
-        e0 = WLD(0, b + 4 * step), e1 = WLD(1, b + 4 * step), e2 = WLD(2, b + 4 * step),
-        e3 = WLD(3, b + 4 * step);
     pdl_launch();
     pdl_wait();
     /* The input norm's partials: loaded now, summed after the loop (their latency hidden). */
@@ -188,16 +184,13 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
         }
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     for (; b < nv; b += 4 * step) {
-        int bn = b + (AHEAD - 1) * 4 * step;
+        int bn = b + 4 * step;
         uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);
         a0 += WDOT(c0, 0, b);
         a1 += WDOT(c1, 1, b);
         a2 += WDOT(c2, 2, b);
         a3 += WDOT(c3, 3, b);
-        if (AHEAD == 3)
-            c0 = e0, c1 = e1, c2 = e2, c3 = e3, e0 = n0, e1 = n1, e2 = n2, e3 = n3;
-        else
-            c0 = n0, c1 = n1, c2 = n2, c3 = n3;
+        c0 = n0, c1 = n1, c2 = n2, c3 = n3;
     }
     /* One barrier: each warp leaves its row's sum and its share of the norm's partials, then
      * warp 0 finishes the block (fixed order: the same scale in every block). */
@@ -251,25 +244,16 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
     }
 }
 
-template <int DT, int MODE, int AHEAD>
-static void fused_wpr(const eng_mv_args *a, int wpr, eng_stream st)
+template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int wpr, eng_stream st)
 {
     int per = 8 / wpr, blocks = MODE == ENG_MV_SWIGLU ? (a->rows / 2 + per / 2 - 1) / (per / 2)
                                                       : (a->rows + per - 1) / per;
     if (wpr == 4)
-        eng_launch(matvec_fused<DT, 4, MODE, AHEAD>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 4, MODE>, blocks, 256, 0, st, *a);
     else if (wpr == 2)
-        eng_launch(matvec_fused<DT, 2, MODE, AHEAD>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 2, MODE>, blocks, 256, 0, st, *a);
     else
-        eng_launch(matvec_fused<DT, 1, MODE, AHEAD>, blocks, 256, 0, st, *a);
-}
-
-template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int wpr, eng_stream st)
-{
-    if (a->ahead == 3)
-        fused_wpr<DT, MODE, 3>(a, wpr, st);
-    else
-        fused_wpr<DT, MODE, 2>(a, wpr, st);
+        eng_launch(matvec_fused<DT, 1, MODE>, blocks, 256, 0, st, *a);
 }
 
 template <int DT> static void fused_mode(const eng_mv_args *a, int wpr, eng_stream st)
