@@ -211,10 +211,13 @@ typedef struct eng_batch {
 } eng_batch;
 
 /* One forward pass over a batch of sequences; *logits (may be NULL) gets one row per flagged
- * token, in token order ([flagged, vocab], host memory, owned by the state). Each row is the
- * same as the sequence would get alone: bitwise on the CPU; on a GPU up to the kernels'
- * summation order (cuBLAS may pick a different algorithm for another batch size).
- * eng_forward is the special case of one sequence in slot 0. */
+ * token, in token order ([flagged, vocab], host memory, owned by the state). Each row is
+ * bitwise what the sequence gets in a batch of its own tokens alone (the same call with the
+ * other sequences' tokens left out): on the CPU, and on a GPU where a sequence's one token (a
+ * decode step) runs the small-batch matrix-vector kernel with the batch-1 summation order and
+ * each sequence's several tokens (a prompt chunk) their own cuBLAS product, so a chunk is
+ * computed the same when it is cut the same. eng_forward (one sequence in slot 0, its own
+ * prefill and attention kernels) may differ from it on a GPU in the last bits. */
 eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
                              const eng_coll *coll, const float **logits);
 

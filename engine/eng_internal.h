@@ -176,9 +176,14 @@ struct eng_state {
     /* A batched call (eng_forward_batch) sets these; NULL for eng_forward. */
     const int *tok_pos; /* [n] each token's position */
     const int *tok_seq; /* [n] each token's KV slot */
-    const int *out_row; /* [n_out] the tokens whose logits are wanted, increasing */
+    const int *out_row; /* [n_out] the tokens whose logits are wanted, in the caller's order */
     int n_out;
-    int *scratch; /* [max_batch + n_seqs] host scratch of eng_forward_batch */
+    /* A batch is reordered: first the n_dec tokens of sequences with one token in the call
+     * (decode rows), then each other sequence's tokens together (prompt chunks), so that a
+     * backend can run the decode rows and each chunk apart and give every row the same
+     * result whatever else is in the batch. */
+    int n_dec;
+    int *scratch; /* [5 * max_batch + 2 * n_seqs] host scratch of eng_forward_batch */
     int n_seg;
     struct eng_state **seg; /* [n_seg] */
     void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */

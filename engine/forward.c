@@ -16,7 +16,8 @@ static eng_status check_call(const eng_model *m, const eng_state *s, const int *
 /* The call (tokens, n, pos, draw; a batch's positions, slots and logits rows, NULL for one
  * sequence) in every segment's state. */
 static void set_call_batch(eng_state *s, const int *tokens, int n, int pos, float draw,
-                           const int *tok_pos, const int *tok_seq, const int *out_row, int n_out)
+                           const int *tok_pos, const int *tok_seq, const int *out_row, int n_out,
+                           int n_dec)
 {
     for (int i = 0; i < s->n_seg; i++) {
         eng_state *ss = s->seg[i];
@@ -28,12 +29,13 @@ static void set_call_batch(eng_state *s, const int *tokens, int n, int pos, floa
         ss->tok_seq = tok_seq;
         ss->out_row = out_row;
         ss->n_out = n_out;
+        ss->n_dec = n_dec;
     }
 }
 
 static void set_call(eng_state *s, const int *tokens, int n, int pos, float draw)
 {
-    set_call_batch(s, tokens, n, pos, draw, NULL, NULL, NULL, 0);
+    set_call_batch(s, tokens, n, pos, draw, NULL, NULL, NULL, 0, 0);
 }
 
 /* x of segment i into segment i + 1: the backend's own link (device or peer copy, ordered by
@@ -109,6 +111,38 @@ static eng_status check_batch(const eng_model *m, eng_state *s, const eng_batch 
     return ENG_OK;
 }
 
+/* The batch reordered into the scratch (see eng_state.n_dec): the tokens of sequences with
+ * one token first, in the caller's order, then the others grouped by sequence (in the order
+ * of their first token, each sequence's tokens in order); the flagged rows renumbered. */
+static int reorder(eng_state *s, const eng_batch *b, int n_out, int **tok, int **pos, int **seq)
+{
+    int B = s->max_batch, n = b->n;
+    int *rows = s->scratch, *cnt = rows + B, *at = cnt + s->n_seqs, *idx = at + s->n_seqs;
+    *tok = idx + B, *pos = *tok + B, *seq = *pos + B;
+    for (int q = 0; q < s->n_seqs; q++)
+        cnt[q] = 0, at[q] = -1;
+    for (int t = 0; t < n; t++)
+        cnt[b->seq[t]]++;
+    int n_dec = 0, cur;
+    for (int t = 0; t < n; t++)
+        if (cnt[b->seq[t]] == 1) idx[t] = n_dec++;
+    cur = n_dec;
+    for (int t = 0; t < n; t++) {
+        int q = b->seq[t];
+        if (cnt[q] == 1) continue;
+        if (at[q] < 0) at[q] = cur, cur += cnt[q];
+        idx[t] = at[q]++;
+    }
+    for (int t = 0; t < n; t++) {
+        (*tok)[idx[t]] = b->tokens[t];
+        (*pos)[idx[t]] = b->pos[t];
+        (*seq)[idx[t]] = b->seq[t];
+    }
+    for (int k = 0; k < n_out; k++)
+        rows[k] = idx[rows[k]];
+    return n_dec;
+}
+
 eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
                              const eng_coll *coll, const float **logits)
 {
@@ -116,7 +150,8 @@ eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *
     int n_out = 0;
     eng_status st = check_batch(m, s, b, &n_out);
     if (st != ENG_OK) return st;
-    set_call_batch(s, b->tokens, b->n, b->pos[0], 0.0f, b->pos, b->seq, s->scratch, n_out);
+    int *tok, *pos, *seq, n_dec = reorder(s, b, n_out, &tok, &pos, &seq);
+    set_call_batch(s, tok, b->n, pos[0], 0.0f, pos, seq, s->scratch, n_out, n_dec);
     int want = n_out > 0;
     if ((st = walk(m, s, coll, want)) != ENG_OK) return st;
     const eng_model *last = m->seg[m->n_seg - 1];

@@ -63,6 +63,7 @@ enum {
     CUDA_ST_W2,
     CUDA_ST_CLS,
     CUDA_ST_SAMPLE,
+    CUDA_ST_COPY, /* logits to the host (batched steps) */
     CUDA_STAGES
 };
 
@@ -101,6 +102,10 @@ typedef struct cuda_state {
     int *bin_d;   /* [3B]: each token's position, slot, then the rows whose logits are wanted */
     int *bin_h;   /* pinned mirror of bin_d */
     float *bpart; /* [bsplit_max, B*nq, hd+2] flash-decoding partials of the batch */
+    /* A prompt chunk after the first rows of a batch runs its cuBLAS product here, at the
+     * buffers' aligned start as when alone (cuBLAS may choose by pointer alignment). */
+    void *stage_in;   /* [B, max(D, nq*hd, F)] f32 or 16-bit input rows */
+    float *stage_out; /* [B, max((nq+2nkv)*hd, 2F, D)] */
     int bsplit_max;
     /* ENG_CUDA_PROFILE: the decode step runs eagerly with an event at each stage's end */
     int prof, prof_on, prof_ran, prof_n, prof_cap;

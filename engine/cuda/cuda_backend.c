@@ -67,8 +67,10 @@ static eng_status cuda_get_logits(const eng_model *m, eng_state *s, const float 
     CU_BIND(cs);
     K(cudaMemcpyAsync(cs->logits_h, cs->logits, (size_t)cs->logit_rows * m->cfg.vocab_size * 4,
                       cudaMemcpyDeviceToHost, cs->st));
+    cuda_mark(cs, CUDA_ST_COPY);
     eng_status st = cuda_wait(cs);
     if (st != ENG_OK) return st;
+    cuda_prof_collect(cs);
     *host = cs->logits_h;
     return ENG_OK;
 }
@@ -108,7 +110,9 @@ static eng_status cuda_put_act(const eng_model *m, eng_state *s, const float *ho
 static eng_status cuda_sync(const eng_model *m, eng_state *s)
 {
     (void)m;
-    return cuda_wait(s->bs);
+    eng_status st = cuda_wait(s->bs);
+    if (st == ENG_OK) cuda_prof_collect(s->bs);
+    return st;
 }
 
 static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)

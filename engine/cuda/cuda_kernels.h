@@ -60,6 +60,13 @@ void eng_ref_swiglu(const float *h, const float *b, float *out, void *out16, int
 int eng_cu_matvec(float *y, const void *w, int dt, const float *x, int rows, int d, eng_stream st);
 void eng_ref_matvec(float *y, const void *w, int dt, const float *x, int rows, int d);
 
+/* matvec_batch.cu: y[i, :] = w x[i, :] for n input rows (the decode rows of a batched step),
+ * each row bitwise equal to eng_cu_matvec of that row alone (the same summation order); the
+ * weights are read once per 16 rows.   w [rows, d] of dt, x [n, d], y [n, rows]. */
+int eng_cu_matvec_batch(float *y, const void *w, int dt, const float *x, int rows, int d, int n,
+                        eng_stream st);
+void eng_ref_matvec_batch(float *y, const void *w, int dt, const float *x, int rows, int d, int n);
+
 /* gemm.cu: x f32 -> dt (the weights' type, for cuBLAS). x [n], out [n]. */
 int eng_cu_convert(void *out, int dt, const float *x, size_t n, eng_stream st);
 

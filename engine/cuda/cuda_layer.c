@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The CUDA backend's forward pass. Decode (one token) runs matrix-vector kernels; batches
- * of 2 and more (prefill, or tokens of several sequences) run cuBLAS on activations in the
- * weights' type (the norms and SwiGLU write that copy themselves), and long prompts run
- * attention as two batched cuBLAS products around a causal softmax. The residual add of each
- * row-parallel output is deferred into the next RMSNorm. A batch of several sequences
+ * of 2 and more of one sequence (prefill) run cuBLAS on activations in the weights' type (the
+ * norms and SwiGLU write that copy themselves), and long prompts run attention as two
+ * batched cuBLAS products around a causal softmax. A batch of several sequences runs its
+ * decode rows through the small-batch matrix-vector kernel and each prompt chunk through its
+ * own cuBLAS product (bproj), so that every row gets what it would get alone. The residual add of
+ * each row-parallel output is deferred into the next RMSNorm. A batch of several sequences
  * (s->tok_pos set) takes batch.cu's RoPE and attention, each token at its own position in
  * its own KV slot. */
 #include "cuda.h"
@@ -58,6 +60,46 @@ static eng_status proj(cuda_state *cs, float *out, const dmat *w, const float *x
 static void *in16(cuda_state *cs, const dmat *w)
 {
     return w->dt == ENG_DT_F32 ? NULL : cs->act16;
+}
+
+/* A projection of a reordered batch (eng_state.n_dec): the decode rows [0, n_dec) through
+ * the small-batch matrix-vector kernel (each row bitwise as alone), then each prompt chunk
+ * (the rows of one sequence) through its own cuBLAS product, so that a chunk's result does not
+ * depend on what else runs in the step. x: the f32 input [n, cols]; x16: the same rows in the
+ * weights' type, or NULL (converted here when the weights are 16-bit). */
+static eng_status bproj(cuda_state *cs, const eng_state *s, float *out, const dmat *w,
+                        const float *x, const void *x16)
+{
+    int n = s->n, nd = s->n_dec;
+    if (nd > 0) K(eng_cu_matvec_batch(out, w->p, w->dt, x, w->rows, w->cols, nd, ST(cs)));
+    if (nd == n) return ENG_OK;
+    size_t es = w->dt == ENG_DT_F32 ? 4 : 2;
+    const void *in = x;
+    if (w->dt != ENG_DT_F32) {
+        if (!x16) {
+            K(eng_cu_convert((char *)cs->act16 + (size_t)nd * w->cols * es, w->dt,
+                             x + (size_t)nd * w->cols, (size_t)(n - nd) * w->cols, ST(cs)));
+            x16 = cs->act16;
+        }
+        in = x16;
+    }
+    for (int a = nd, b; a < n; a = b) {
+        for (b = a + 1; b < n && s->tok_seq[b] == s->tok_seq[a]; b++)
+            ;
+        size_t ib = (size_t)(b - a) * w->cols * es, ob = (size_t)(b - a) * w->rows * 4;
+        const char *src = (const char *)in + (size_t)a * w->cols * es;
+        if (a == 0) { /* at the buffers' start, as alone */
+            eng_status st = gemm(cs, out, w, src, b - a);
+            if (st != ENG_OK) return st;
+            continue;
+        }
+        K(cudaMemcpyAsync(cs->stage_in, src, ib, cudaMemcpyDeviceToDevice, cs->st));
+        eng_status st = gemm(cs, cs->stage_out, w, cs->stage_in, b - a);
+        if (st != ENG_OK) return st;
+        K(cudaMemcpyAsync(out + (size_t)a * w->rows, cs->stage_out, ob, cudaMemcpyDeviceToDevice,
+                          cs->st));
+    }
+    return ENG_OK;
 }
 
 static eng_status blas_check(cuda_state *cs, cublasStatus_t b, const char *what)
@@ -169,6 +211,12 @@ eng_status cuda_set_inputs(const eng_model *m, eng_state *s)
     memcpy(cs->bin_h + B, s->tok_seq, (size_t)s->n * sizeof(int));
     memcpy(cs->bin_h + 2 * B, s->out_row, (size_t)s->n_out * sizeof(int));
     K(cudaMemcpyAsync(cs->bin_d, cs->bin_h, (size_t)3 * B * 4, cudaMemcpyHostToDevice, cs->st));
+    /* ENG_CUDA_PROFILE: batched steps of decode rows only (not prompt chunks), with events */
+    if (cs->prof && s->n_dec == s->n) {
+        cs->prof_on = 1;
+        cs->prof_n = 0;
+        cuda_mark(cs, 0);
+    }
     return ENG_OK;
 }
 
@@ -183,20 +231,16 @@ static eng_status batch_attention(const eng_model *m, eng_state *s, int l, eng_r
                         .seq = cs->bin_d + s->max_batch,
                         .slot_stride = (size_t)m->cfg.n_layers * layer};
     K(eng_cu_rope_qkv_batch(ra, &b, ST(cs)));
-    /* Split the key range when the batch alone would not fill the GPU twice over. */
+    /* The key range in chunks of a size fixed per state (not per batch): a token's softmax
+     * is then summed the same way whatever else is in the batch, and the splits of the
+     * longest context fill the GPU. */
     int maxpos = 0;
     for (int t = 0; t < s->n; t++)
         maxpos = s->tok_pos[t] > maxpos ? s->tok_pos[t] : maxpos;
-    int group = m->sh.n_heads / m->sh.n_kv_heads, per_block = group < 8 ? group : 8;
-    long blocks = (long)s->n * m->sh.n_kv_heads * ((group + per_block - 1) / per_block);
-    long want =
-        (2L * ((const cuda_weights *)m->bw)->prop.multiProcessorCount + blocks - 1) / blocks;
-    int by_len = (maxpos + 1 + 255) / 256; /* at least 256 keys a split */
-    int nsplit = (int)(want < by_len ? want : by_len);
-    if (nsplit > cs->bsplit_max) nsplit = cs->bsplit_max;
-    if (nsplit < 1) nsplit = 1;
-    aa->nsplit = nsplit;
-    aa->chunk = (maxpos + 1 + nsplit - 1) / nsplit;
+    int chunk = (s->ctx_len + cs->bsplit_max - 1) / cs->bsplit_max;
+    chunk = chunk < 64 ? 64 : (chunk + 31) / 32 * 32;
+    aa->chunk = chunk;
+    aa->nsplit = (maxpos + chunk) / chunk;
     aa->part = cs->bpart;
     (void)l;
     K(eng_cu_attention_batch(aa, &b, ST(cs)));
@@ -228,15 +272,19 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     eng_status st;
 
     int batched = n > 1;
+    /* 16-bit copies of the activations for cuBLAS: prompt rows only (decode rows read f32) */
+    int want16 = batched && (!s->tok_pos || s->n_dec < n);
     /* long prompts: attention as batched products (scores fit, keys up to score_keys) */
     /* Long prompts of one sequence only: a batch of several has no common position. */
     int agemm = batched && !s->tok_pos && cs->scores && n >= GEMM_ATTENTION_MIN &&
                 s->pos + n <= cs->score_keys;
     K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, L->att_norm,
-                         c->norm_eps, cs->xb, batched ? in16(cs, &L->wqkv) : NULL, L->wqkv.dt, n, D,
+                         c->norm_eps, cs->xb, want16 ? in16(cs, &L->wqkv) : NULL, L->wqkv.dt, n, D,
                          ST(cs)));
     cuda_mark(cs, CUDA_ST_NORM);
-    if (batched)
+    if (s->tok_pos)
+        st = bproj(cs, s, cs->qkv, &L->wqkv, cs->xb, in16(cs, &L->wqkv));
+    else if (batched)
         st = gemm(cs, cs->qkv, &L->wqkv, in16(cs, &L->wqkv) ? cs->act16 : (void *)cs->xb, n);
     else
         st = proj(cs, cs->qkv, &L->wqkv, cs->xb, n);
@@ -286,23 +334,29 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
             K(eng_cu_attention(&aa, ST(cs)));
         }
         cuda_mark(cs, CUDA_ST_ATTN);
-        if ((st = proj(cs, cs->delta, &L->wo, cs->att, n)) != ENG_OK) return st;
+        st = s->tok_pos ? bproj(cs, s, cs->delta, &L->wo, cs->att, NULL)
+                        : proj(cs, cs->delta, &L->wo, cs->att, n);
+        if (st != ENG_OK) return st;
         cuda_mark(cs, CUDA_ST_WO);
     }
     if ((st = reduce(m, cs, coll, n)) != ENG_OK) return st;
     K(eng_cu_add_rmsnorm(cs->x, cs->delta, L->bo, L->ffn_norm, c->norm_eps, cs->xb,
-                         batched ? in16(cs, &L->w13) : NULL, L->w13.dt, n, D, ST(cs)));
+                         want16 ? in16(cs, &L->w13) : NULL, L->w13.dt, n, D, ST(cs)));
     cuda_mark(cs, CUDA_ST_NORM);
-    if (batched)
+    if (s->tok_pos)
+        st = bproj(cs, s, cs->h13, &L->w13, cs->xb, in16(cs, &L->w13));
+    else if (batched)
         st = gemm(cs, cs->h13, &L->w13, in16(cs, &L->w13) ? cs->act16 : (void *)cs->xb, n);
     else
         st = proj(cs, cs->h13, &L->w13, cs->xb, n);
     if (st != ENG_OK) return st;
     cuda_mark(cs, CUDA_ST_W13);
-    K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, batched ? in16(cs, &L->w2) : NULL, L->w2.dt, n,
-                    sh->ffn, ST(cs)));
+    K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, want16 ? in16(cs, &L->w2) : NULL, L->w2.dt, n, sh->ffn,
+                    ST(cs)));
     cuda_mark(cs, CUDA_ST_SWIGLU);
-    if (batched)
+    if (s->tok_pos)
+        st = bproj(cs, s, cs->delta, &L->w2, cs->hb, in16(cs, &L->w2));
+    else if (batched)
         st = gemm(cs, cs->delta, &L->w2, in16(cs, &L->w2) ? cs->act16 : (void *)cs->hb, n);
     else
         st = proj(cs, cs->delta, &L->w2, cs->hb, n);
@@ -339,7 +393,12 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
         K(eng_cu_gather_rows(cs->delta, cs->xb, cs->bin_d + 2 * s->max_batch, s->n_out, m->cfg.dim,
                              ST(cs)));
         cs->logit_rows = s->n_out;
-        return proj(cs, cs->logits, &w->cls, cs->delta, s->n_out);
+        cuda_mark(cs, CUDA_ST_NORM);
+        /* each row as alone: the matrix-vector kernel, 16 rows per pass over the weights */
+        K(eng_cu_matvec_batch(cs->logits, w->cls.p, w->cls.dt, cs->delta, w->cls.rows, w->cls.cols,
+                              s->n_out, ST(cs)));
+        cuda_mark(cs, CUDA_ST_CLS);
+        return ENG_OK;
     }
     int n = s->n, D = m->cfg.dim, first = s->all_logits ? 0 : n - 1, rows = n - first;
     size_t off = (size_t)first * D;
