@@ -221,11 +221,24 @@ typedef struct eng_batch {
 eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
                              const eng_coll *coll, const float **logits);
 
+typedef struct eng_sampler eng_sampler;
+
+/* eng_forward_batch, then the next token of each flagged token's sequence: ids[k] (-1 when
+ * its logits are not finite) drawn with smp[k], k counting flagged tokens in order. A GPU
+ * samples on the device (greedy as eng_sampler_sample; otherwise the device sampler of
+ * eng_forward_sample, with one draw from smp[k] when its temperature is not 0): only the ids
+ * cross to the host, and the logits rows k with keep[k] set (keep may be NULL). On the CPU
+ * eng_sampler_sample samples from the logits. *logits (may be NULL): [flagged, vocab] in
+ * host memory, where rows with keep[k] set are valid. Ranks that flag no token pass NULL
+ * smp and ids. */
+eng_status eng_forward_batch_sample(const eng_model *m, eng_state *s, const eng_batch *b,
+                                    const eng_coll *coll, eng_sampler *const *smp, const int *keep,
+                                    int *ids, const float **logits);
+
 /* Sampling: temperature 0 is greedy (lowest id wins ties); else softmax(logits / T), cut to
  * the top-p nucleus when top_p < 1 (top_p 0 keeps only the most likely token, as in
  * transformers; top_p outside [0, 1] is refused), drawn with a xorshift generator seeded by seed.
  * Not thread-safe per sampler. */
-typedef struct eng_sampler eng_sampler;
 eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_t seed,
                               eng_sampler **out);
 /* logits [vocab] -> token id; -1 when a logit is NaN or infinite (nothing can be sampled). */

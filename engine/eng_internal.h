@@ -183,7 +183,10 @@ struct eng_state {
      * backend can run the decode rows and each chunk apart and give every row the same
      * result whatever else is in the batch. */
     int n_dec;
-    int *scratch; /* [5 * max_batch + 2 * n_seqs] host scratch of eng_forward_batch */
+    /* eng_forward_batch_sample on a backend that samples: each flagged row's settings and
+     * draw ([n_out] each), NULL otherwise. */
+    const float *row_temp, *row_top_p, *row_draw;
+    int *scratch; /* [8 * max_batch + 2 * n_seqs] host scratch of eng_forward_batch */
     int n_seg;
     struct eng_state **seg; /* [n_seg] */
     void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */

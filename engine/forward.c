@@ -30,6 +30,7 @@ static void set_call_batch(eng_state *s, const int *tokens, int n, int pos, floa
         ss->out_row = out_row;
         ss->n_out = n_out;
         ss->n_dec = n_dec;
+        ss->row_temp = ss->row_top_p = ss->row_draw = NULL;
     }
 }
 
@@ -159,6 +160,47 @@ eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *
     if (!want) return last->b->sync(last, sl);
     const float *host;
     if ((st = last->b->get_logits(last, sl, &host)) != ENG_OK) return st;
+    if (logits) *logits = host;
+    return ENG_OK;
+}
+
+eng_status eng_forward_batch_sample(const eng_model *m, eng_state *s, const eng_batch *b,
+                                    const eng_coll *coll, eng_sampler *const *smp, const int *keep,
+                                    int *ids, const float **logits)
+{
+    if (logits) *logits = NULL;
+    int n_out = 0;
+    eng_status st = check_batch(m, s, b, &n_out);
+    if (st != ENG_OK) return st;
+    if (n_out > 0 && (!smp || !ids)) return ENG_ERR_INVALID_ARG;
+    for (int k = 0; k < n_out; k++)
+        if (!smp[k]) return ENG_ERR_INVALID_ARG;
+    int *tok, *pos, *seq, n_dec = reorder(s, b, n_out, &tok, &pos, &seq);
+    set_call_batch(s, tok, b->n, pos[0], 0.0f, pos, seq, s->scratch, n_out, n_dec);
+    const eng_model *last = m->seg[m->n_seg - 1];
+    eng_state *sl = s->seg[m->n_seg - 1];
+    const eng_backend *be = last->b;
+    int on_device = n_out > 0 && be->sample_batch && be->get_batch;
+    if (on_device) { /* settings and draws ride with the inputs (a draw only where T > 0) */
+        float *temp = (float *)(s->scratch + 5 * s->max_batch), *top_p = temp + s->max_batch,
+              *draw = top_p + s->max_batch;
+        for (int k = 0; k < n_out; k++) {
+            eng_sampler_settings(smp[k], &temp[k], &top_p[k]);
+            draw[k] = temp[k] != 0.0f ? eng_sampler_draw(smp[k]) : 0.0f;
+        }
+        sl->row_temp = temp, sl->row_top_p = top_p, sl->row_draw = draw;
+    }
+    if ((st = walk(m, s, coll, n_out > 0)) != ENG_OK) return st;
+    if (n_out == 0) return be->sync(last, sl);
+    if (on_device) {
+        if ((st = be->sample_batch(last, sl)) != ENG_OK) return st;
+        return be->get_batch(last, sl, ids, keep, logits);
+    }
+    const float *host;
+    if ((st = be->get_logits(last, sl, &host)) != ENG_OK) return st;
+    size_t V = (size_t)m->cfg.vocab_size;
+    for (int k = 0; k < n_out; k++)
+        ids[k] = eng_sampler_sample(smp[k], host + (size_t)k * V);
     if (logits) *logits = host;
     return ENG_OK;
 }

@@ -99,8 +99,11 @@ typedef struct cuda_state {
     int score_keys;        /* the most keys a batched attention call may have */
     cudaGraphExec_t graph; /* the decode step, once captured */
     /* A batch of several sequences (eng_forward_batch): its own inputs and scratch. */
-    int *bin_d;   /* [3B]: each token's position, slot, then the rows whose logits are wanted */
+    int *bin_d;   /* [6B]: each token's position, slot, the rows whose logits are wanted, then
+                   * (float bits) each such row's temperature, top-p and draw */
     int *bin_h;   /* pinned mirror of bin_d */
+    int *ids_d;   /* [B] the tokens sampled from a batch's rows */
+    int *ids_h;   /* pinned [B] */
     float *bpart; /* [bsplit_max, B*nq, hd+2] flash-decoding partials of the batch */
     /* A prompt chunk after the first rows of a batch runs its cuBLAS product here, at the
      * buffers' aligned start as when alone (cuBLAS may choose by pointer alignment). */
@@ -154,6 +157,7 @@ eng_status cuda_embed(const eng_model *m, eng_state *s);
 eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
 eng_status cuda_logits(const eng_model *m, eng_state *s);
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p);
+eng_status cuda_sample_batch(const eng_model *m, eng_state *s);
 eng_status cuda_flush(const eng_model *m, eng_state *s);  /* adds a pending delta to x */
 eng_status cuda_warmup(const eng_model *m, eng_state *s); /* cuBLAS kernels loaded up front */
 /* cuda_link.c: boundaries between segments (layer mapping) */

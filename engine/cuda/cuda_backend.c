@@ -6,6 +6,7 @@
 #include "cuda.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define K(call)                                                                                    \
     do {                                                                                           \
@@ -85,6 +86,26 @@ static eng_status cuda_get_token(const eng_model *m, eng_state *s, int *token)
     if (st != ENG_OK) return st;
     cuda_prof_collect(cs);
     *token = *cs->next_h;
+    return ENG_OK;
+}
+
+static eng_status cuda_get_batch(const eng_model *m, eng_state *s, int *ids, const int *keep,
+                                 const float **host)
+{
+    cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    size_t V = (size_t)m->cfg.vocab_size;
+    K(cudaMemcpyAsync(cs->ids_h, cs->ids_d, (size_t)s->n_out * 4, cudaMemcpyDeviceToHost, cs->st));
+    for (int k = 0; keep && k < s->n_out; k++) /* logprobs: only the rows that ask */
+        if (keep[k])
+            K(cudaMemcpyAsync(cs->logits_h + (size_t)k * V, cs->logits + (size_t)k * V, V * 4,
+                              cudaMemcpyDeviceToHost, cs->st));
+    cuda_mark(cs, CUDA_ST_COPY);
+    eng_status st = cuda_wait(cs);
+    if (st != ENG_OK) return st;
+    cuda_prof_collect(cs);
+    memcpy(ids, cs->ids_h, (size_t)s->n_out * sizeof(int));
+    if (host) *host = cs->logits_h;
     return ENG_OK;
 }
 
@@ -221,6 +242,8 @@ const eng_backend eng_backend_cuda = {
     .get_logits = cuda_get_logits,
     .sample = cuda_sample,
     .get_token = cuda_get_token,
+    .sample_batch = cuda_sample_batch,
+    .get_batch = cuda_get_batch,
     .get_act = cuda_get_act,
     .put_act = cuda_put_act,
     .sync = cuda_sync,

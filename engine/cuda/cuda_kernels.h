@@ -129,6 +129,10 @@ void eng_ref_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int
 int eng_cu_sample(const float *logits, int V, float temperature, float top_p, const float *draw,
                   int *next, eng_stream st);
 int eng_ref_sample(const float *logits, int V, float temperature, float top_p, float draw);
+/* eng_cu_sample for n rows at once (one block each), row r with temperature[r], top_p[r] and
+ * draw[r] (device arrays [n]) into next[r].   logits [n, V]. */
+int eng_cu_sample_rows(const float *logits, int n, int V, const float *temperature,
+                       const float *top_p, const float *draw, int *next, eng_stream st);
 
 #ifdef __cplusplus
 }

@@ -210,7 +210,14 @@ eng_status cuda_set_inputs(const eng_model *m, eng_state *s)
     memcpy(cs->bin_h, s->tok_pos, (size_t)s->n * sizeof(int));
     memcpy(cs->bin_h + B, s->tok_seq, (size_t)s->n * sizeof(int));
     memcpy(cs->bin_h + 2 * B, s->out_row, (size_t)s->n_out * sizeof(int));
-    K(cudaMemcpyAsync(cs->bin_d, cs->bin_h, (size_t)3 * B * 4, cudaMemcpyHostToDevice, cs->st));
+    size_t words = (size_t)3 * B;
+    if (s->row_temp) { /* sampling on the device: each row's settings and draw */
+        memcpy(cs->bin_h + 3 * B, s->row_temp, (size_t)s->n_out * 4);
+        memcpy(cs->bin_h + 4 * B, s->row_top_p, (size_t)s->n_out * 4);
+        memcpy(cs->bin_h + 5 * B, s->row_draw, (size_t)s->n_out * 4);
+        words = (size_t)6 * B;
+    }
+    K(cudaMemcpyAsync(cs->bin_d, cs->bin_h, words * 4, cudaMemcpyHostToDevice, cs->st));
     /* ENG_CUDA_PROFILE: batched steps of decode rows only (not prompt chunks), with events */
     if (cs->prof && s->n_dec == s->n) {
         cs->prof_on = 1;
@@ -419,6 +426,18 @@ eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, floa
     const float *last = cs->logits + (size_t)(cs->logit_rows - 1) * m->cfg.vocab_size;
     const float *draw = (const float *)(cs->in_d + s->max_batch + 1);
     K(eng_cu_sample(last, m->cfg.vocab_size, temperature, top_p, draw, cs->next_d, ST(cs)));
+    cuda_mark(cs, CUDA_ST_SAMPLE);
+    return ENG_OK;
+}
+
+eng_status cuda_sample_batch(const eng_model *m, eng_state *s)
+{
+    cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    int B = s->max_batch;
+    const float *f = (const float *)cs->bin_d;
+    K(eng_cu_sample_rows(cs->logits, s->n_out, m->cfg.vocab_size, f + 3 * B, f + 4 * B, f + 5 * B,
+                         cs->ids_d, ST(cs)));
     cuda_mark(cs, CUDA_ST_SAMPLE);
     return ENG_OK;
 }

@@ -120,8 +120,10 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     /* eng_forward_batch's inputs and attention partials (a batch may also use one slot) */
     cs->bsplit_max = BATCH_SPLIT_MAX;
     size_t part = (size_t)cs->bsplit_max * B * nq / hd * (hd + 2) * 4;
-    CU_CHECK(cudaMalloc((void **)&cs->bin_d, 3 * B * 4), err, errlen);
-    CU_CHECK(cudaMallocHost((void **)&cs->bin_h, 3 * B * 4), err, errlen);
+    CU_CHECK(cudaMalloc((void **)&cs->bin_d, 6 * B * 4), err, errlen);
+    CU_CHECK(cudaMallocHost((void **)&cs->bin_h, 6 * B * 4), err, errlen);
+    CU_CHECK(cudaMalloc((void **)&cs->ids_d, B * 4), err, errlen);
+    CU_CHECK(cudaMallocHost((void **)&cs->ids_h, B * 4), err, errlen);
     CU_CHECK(cudaMalloc((void **)&cs->bpart, part), err, errlen);
     size_t out_w = nq + 2 * nk > 2 * F ? nq + 2 * nk : 2 * F;
     if (D > out_w) out_w = D;
@@ -219,6 +221,8 @@ void cuda_state_free(eng_state *s)
     if (cs->next_h) cudaFreeHost(cs->next_h);
     if (cs->bin_d) cudaFree(cs->bin_d);
     if (cs->bin_h) cudaFreeHost(cs->bin_h);
+    if (cs->ids_d) cudaFree(cs->ids_d);
+    if (cs->ids_h) cudaFreeHost(cs->ids_h);
     if (cs->bpart) cudaFree(cs->bpart);
     if (cs->stage_in) cudaFree(cs->stage_in);
     if (cs->stage_out) cudaFree(cs->stage_out);

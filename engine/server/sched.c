@@ -334,7 +334,15 @@ static void emit(srv_server *s, srv_req *r, size_t upto, const char *finish)
     srv_http_wake(r);
 }
 
-void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *logits)
+eng_sampler *srv_sched_sampler(srv_sched *q, int i, int *logprobs)
+{
+    srv_req *r = q->slots[i].r;
+    *logprobs = r && r->logprobs;
+    return r ? r->smp : NULL;
+}
+
+void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
+                     const float *const *logits)
 {
     srv_server *s = q->s;
     int eos = s->tok ? eng_tokenizer_eos(s->tok) : -1;
@@ -342,8 +350,8 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *lo
         slot *sl = &q->slots[i];
         srv_slot_cmd c = srv_record_slot(rec, i);
         srv_req *r = sl->r;
-        if (!r || c.op != SRV_OP_RUN || !c.logits || !logits[i]) continue;
-        int tok = eng_sampler_sample(r->smp, logits[i]);
+        if (!r || c.op != SRV_OP_RUN || !c.logits || ids[i] == SRV_NO_TOKEN) continue;
+        int tok = ids[i];
         if (tok < 0) { /* NaN or infinite logits: nothing can be sampled */
             pthread_mutex_lock(&s->lock);
             finish_error(s, r, 500, "the model produced logits that are not finite numbers");
@@ -367,7 +375,7 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *lo
             if (clean) srv_buf_add(&r->text, clean, w);
             free(clean);
         }
-        if (r->logprobs) {
+        if (r->logprobs && logits[i]) {
             if (!r->lp_pending) r->lp_pending = cJSON_CreateArray();
             cJSON_AddItemToArray(r->lp_pending, logprob_entry(q, r, logits[i], tok, piece_buf));
         }
