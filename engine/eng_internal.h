@@ -191,7 +191,8 @@ struct eng_state {
     struct eng_state **seg; /* [n_seg] */
     void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */
     float *act_h;           /* [max_batch, dim] host copy of x at ENG_LINK_HOST boundaries */
-    int graph; /* the decode step as a graph: 0 not yet, 1 captured, -1 capture failed (walks) */
+    int graph;  /* the decode step as a graph: 0 not yet, 1 captured, -1 capture failed (walks) */
+    int bgraph; /* batches of decode rows as graphs: 0 allowed, -1 a capture failed (walks) */
 };
 
 /* Token t's position and KV slot in the current call. */

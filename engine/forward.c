@@ -164,6 +164,30 @@ eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *
     return ENG_OK;
 }
 
+/* A batch of decode rows sampled on the device, as a graph captured on the first step with
+ * this many rows and replayed after (tokens, positions, slots and the sampling settings are
+ * in device memory, copied by set_inputs). *in_capture: the failure came from capturing. */
+static eng_status batch_graph(const eng_model *m, eng_state *s, int *in_capture)
+{
+    const eng_backend *b = m->b;
+    eng_status st = b->set_inputs(m, s);
+    if (st != ENG_OK) return st;
+    st = b->replay(m, s);
+    if (st != ENG_ERR_UNSUPPORTED) return st;
+    *in_capture = 1;
+    if ((st = b->capture_begin(m, s)) != ENG_OK) return st;
+    st = b->embed(m, s);
+    for (int l = 0; l < m->cfg.n_layers && st == ENG_OK; l++)
+        st = b->layer(m, s, l, NULL);
+    if (st == ENG_OK) st = b->logits(m, s);
+    if (st == ENG_OK) st = b->sample_batch(m, s);
+    eng_status ce = b->capture_end(m, s);
+    if (st == ENG_OK) st = ce;
+    if (st != ENG_OK) return st;
+    *in_capture = 0;
+    return b->replay(m, s);
+}
+
 eng_status eng_forward_batch_sample(const eng_model *m, eng_state *s, const eng_batch *b,
                                     const eng_coll *coll, eng_sampler *const *smp, const int *keep,
                                     int *ids, const float **logits)
@@ -189,6 +213,15 @@ eng_status eng_forward_batch_sample(const eng_model *m, eng_state *s, const eng_
             draw[k] = temp[k] != 0.0f ? eng_sampler_draw(smp[k]) : 0.0f;
         }
         sl->row_temp = temp, sl->row_top_p = top_p, sl->row_draw = draw;
+    }
+    /* Decode rows only, each sampled, one device, one rank: a graph per row count. */
+    if (on_device && n_dec == b->n && n_out == b->n && m->n_seg == 1 && !coll && s->bgraph == 0 &&
+        be->replay) {
+        int in_capture = 0;
+        st = batch_graph(m, s, &in_capture);
+        if (st == ENG_OK) return be->get_batch(last, sl, ids, keep, logits);
+        if (!in_capture) return st;
+        s->bgraph = -1; /* this backend could not capture it: walk from now on */
     }
     if ((st = walk(m, s, coll, n_out > 0)) != ENG_OK) return st;
     if (n_out == 0) return be->sync(last, sl);

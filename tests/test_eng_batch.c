@@ -37,7 +37,9 @@ typedef struct job {
     group *g;
     const char *model;
     int rank, batched, threads;
-    int only; /* run_batched: -1 every sequence, else this one alone */
+    int only;            /* run_batched: -1 every sequence, else this one alone */
+    int sample;          /* run_batched through eng_forward_batch_sample (greedy) */
+    eng_sampler *greedy; /* its sampler (temperature 0: no state, shared by the rows) */
     const int *prompts[N_SEQ];
     int *gen;      /* [N_SEQ, N_GEN] */
     float *logits; /* [N_SEQ, N_GEN, vocab]: the row each generated id was picked from */
@@ -130,11 +132,22 @@ static eng_status run_batched(job *j, const eng_model *m, eng_state *s, const en
         if (n == 0) continue; /* nobody has arrived yet */
         eng_batch b = {.n = n, .tokens = tokens, .pos = pos, .seq = seq, .logits = flag};
         const float *lg;
-        eng_status st = eng_forward_batch(m, s, &b, coll, &lg);
+        int ids[MAX_ROWS], keep_rows[MAX_ROWS];
+        eng_sampler *smp[MAX_ROWS];
+        for (int t = 0; t < n; t++)
+            smp[t] = j->greedy, keep_rows[t] = 1;
+        /* sample: on a GPU the rows are sampled on the device, and steps of decode rows only
+         * replay a graph per row count: the same logits and ids as the eager steps */
+        eng_status st = j->greedy
+                            ? eng_forward_batch_sample(m, s, &b, coll, smp, keep_rows, ids, &lg)
+                            : eng_forward_batch(m, s, &b, coll, &lg);
         if (st != ENG_OK) return st;
         for (int t = 0, row = 0; t < n; t++) {
             if (!flag[t]) continue;
             int q = who[t];
+            if (j->greedy &&
+                ids[row] != eng_h_argmax(lg + (size_t)row * (size_t)j->vocab, j->vocab))
+                j->status = -1; /* the device's greedy pick is not the host's */
             keep(j, q, ngen[q]++, lg + (size_t)row++ * (size_t)j->vocab);
             if (ngen[q] == N_GEN) {
                 owner[slot[q]] = -1;
@@ -205,7 +218,9 @@ static void *run_rank(void *arg)
     const eng_coll *coll = g->tp > 1 ? &red : NULL;
     if (j->batched) {
         j->only = -1;
-        st = run_batched(j, m, s, coll);
+        if (j->sample) st = eng_sampler_create(j->vocab, 0.0f, 1.0f, 1, &j->greedy);
+        if (st == ENG_OK) st = run_batched(j, m, s, coll);
+        eng_sampler_free(j->greedy);
     } else if (device == ENG_DEVICE_CUDA) {
         for (int q = 0; q < N_SEQ && st == ENG_OK; q++) {
             j->only = q;
@@ -239,7 +254,8 @@ static int run(const char *model, int tp, int batched, const int *const *prompts
         jobs[r].g = &g;
         jobs[r].model = model;
         jobs[r].rank = r;
-        jobs[r].batched = batched;
+        jobs[r].batched = batched != 0;
+        jobs[r].sample = batched == 2;
         jobs[r].threads = batched && device == ENG_DEVICE_CPU ? 2 : 1;
         for (int q = 0; q < N_SEQ; q++)
             jobs[r].prompts[q] = prompts[q];
@@ -285,6 +301,18 @@ static int check(const char *name, const char *model)
                same_bits ? "bitwise equal" : "differ", rel);
         /* Bit for bit, on the CPU and the GPU. */
         if (rc || !same_ids || !same_bits) fails++;
+        { /* the server's path: eng_forward_batch_sample (a GPU: on the device, with graphs) */
+            job smp;
+            rc = run(model, tp, 2, prompts, &smp);
+            int ids_ok = !memcmp(smp.gen, batch.gen, rows * sizeof(int));
+            int bits_ok =
+                !memcmp(smp.logits, batch.logits, rows * (size_t)alone.vocab * sizeof(float));
+            printf("%s tp=%d: sampled in the call: ids %s, logits %s\n", name, tp,
+                   ids_ok ? "match" : "DIFFER", bits_ok ? "bitwise equal" : "differ");
+            if (rc || !ids_ok || !bits_ok) fails++;
+            free(smp.gen);
+            free(smp.logits);
+        }
         free(alone.gen);
         free(alone.logits);
         free(batch.gen);

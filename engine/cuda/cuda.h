@@ -95,9 +95,10 @@ typedef struct cuda_state {
     int pending; /* delta (+ pending_bias) not yet added to x */
     const float *pending_bias;
     int logit_rows;
-    float *scores;         /* [nq, B, score_keys] long-prompt attention scores, or NULL */
-    int score_keys;        /* the most keys a batched attention call may have */
-    cudaGraphExec_t graph; /* the decode step, once captured */
+    float *scores;           /* [nq, B, score_keys] long-prompt attention scores, or NULL */
+    int score_keys;          /* the most keys a batched attention call may have */
+    cudaGraphExec_t graph;   /* the decode step, once captured */
+    cudaGraphExec_t *bgraph; /* [n_seqs + 1]: a batch of n decode rows, once captured */
     /* A batch of several sequences (eng_forward_batch): its own inputs and scratch. */
     int *bin_d;   /* [6B]: each token's position, slot, the rows whose logits are wanted, then
                    * (float bits) each such row's temperature, top-p and draw */

@@ -136,6 +136,12 @@ static eng_status cuda_sync(const eng_model *m, eng_state *s)
     return st;
 }
 
+/* The graph of this call: the decode step, or a batch of decode rows (one per row count). */
+static cudaGraphExec_t *graph_slot(cuda_state *cs, const eng_state *s)
+{
+    return s->tok_pos ? &cs->bgraph[s->n] : &cs->graph;
+}
+
 static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)
 {
     (void)m;
@@ -160,13 +166,14 @@ static eng_status cuda_capture_end(const eng_model *m, eng_state *s)
         return ENG_OK;
     }
     cudaGraph_t g = NULL;
+    cudaGraphExec_t *slot = graph_slot(cs, s);
     cudaError_t e = cudaStreamEndCapture(cs->st, &g);
     if (e == cudaSuccess) {
-        e = cudaGraphInstantiate(&cs->graph, g, 0);
+        e = cudaGraphInstantiate(slot, g, 0);
         cudaGraphDestroy(g);
     }
     if (e != cudaSuccess) {
-        cs->graph = NULL;
+        *slot = NULL;
         cudaGetLastError(); /* a failed capture is not sticky: no later check may see it */
         return cu_fail(cs->err, sizeof(cs->err),
                        g ? "cudaGraphInstantiate" : "cudaStreamEndCapture", e);
@@ -184,8 +191,9 @@ static eng_status cuda_replay(const eng_model *m, eng_state *s)
         cs->prof_ran = 0;
         return ran ? ENG_OK : ENG_ERR_UNSUPPORTED;
     }
-    if (!cs->graph) return ENG_ERR_UNSUPPORTED;
-    K(cudaGraphLaunch(cs->graph, cs->st));
+    cudaGraphExec_t g = *graph_slot(cs, s);
+    if (!g) return ENG_ERR_UNSUPPORTED;
+    K(cudaGraphLaunch(g, cs->st));
     return ENG_OK;
 }
 

@@ -241,13 +241,13 @@ static eng_status batch_attention(const eng_model *m, eng_state *s, int l, eng_r
     /* The key range in chunks of a size fixed per state (not per batch): a token's softmax
      * is then summed the same way whatever else is in the batch, and the splits of the
      * longest context fill the GPU. */
-    int maxpos = 0;
-    for (int t = 0; t < s->n; t++)
-        maxpos = s->tok_pos[t] > maxpos ? s->tok_pos[t] : maxpos;
     int chunk = (s->ctx_len + cs->bsplit_max - 1) / cs->bsplit_max;
     chunk = chunk < 64 ? 64 : (chunk + 31) / 32 * 32;
     aa->chunk = chunk;
-    aa->nsplit = (maxpos + chunk) / chunk;
+    /* Every split of the context, also those past the tokens' positions (they end at once and
+     * the merge skips them): nothing here depends on the positions, so one graph per row
+     * count serves every step. */
+    aa->nsplit = (s->ctx_len + chunk - 1) / chunk;
     aa->part = cs->bpart;
     (void)l;
     K(eng_cu_attention_batch(aa, &b, ST(cs)));

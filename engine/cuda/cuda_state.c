@@ -122,6 +122,8 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     size_t part = (size_t)cs->bsplit_max * B * nq / hd * (hd + 2) * 4;
     CU_CHECK(cudaMalloc((void **)&cs->bin_d, 6 * B * 4), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->bin_h, 6 * B * 4), err, errlen);
+    cs->bgraph = calloc((size_t)s->n_seqs + 1, sizeof(*cs->bgraph));
+    if (!cs->bgraph) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     CU_CHECK(cudaMalloc((void **)&cs->ids_d, B * 4), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->ids_h, B * 4), err, errlen);
     CU_CHECK(cudaMalloc((void **)&cs->bpart, part), err, errlen);
@@ -212,6 +214,9 @@ void cuda_state_free(eng_state *s)
     free(cs->prof_ev);
     free(cs->prof_stage);
     if (cs->graph) cudaGraphExecDestroy(cs->graph);
+    for (int i = 0; cs->bgraph && i <= s->n_seqs; i++)
+        if (cs->bgraph[i]) cudaGraphExecDestroy(cs->bgraph[i]);
+    free(cs->bgraph);
     if (cs->mark) cudaEventDestroy(cs->mark);
     if (cs->blas) cublasDestroy(cs->blas);
     if (cs->st) cudaStreamDestroy(cs->st);
