@@ -205,7 +205,10 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
             srv_record_set(rec, i, SRV_OP_RUN, r->n_prompt + r->n_gen - 1, &sl->pending, 1, 1);
     }
     /* Then one chunk of prompt tokens, oldest prompt first (several short prompts may share
-     * it), so a long prompt never holds up the running streams for more than a chunk. */
+     * it), so a long prompt never holds up the running streams for more than a chunk. Each
+     * prompt is cut at multiples of the chunk from its own start, whatever else runs: a piece
+     * that does not fit waits for the next step, so a prompt's pieces (and on a GPU their
+     * products) are the same alone or in a batch. */
     for (int budget = rec->chunk; budget > 0;) {
         int best = -1;
         for (int i = 0; i < s->o->parallel; i++) {
@@ -217,7 +220,8 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         if (best < 0) break;
         slot *sl = &q->slots[best];
         srv_req *r = sl->r;
-        int n = r->n_prompt - sl->off < budget ? r->n_prompt - sl->off : budget;
+        int n = r->n_prompt - sl->off < rec->chunk ? r->n_prompt - sl->off : rec->chunk;
+        if (n > budget) break;
         srv_record_set(rec, best, SRV_OP_RUN, sl->off, r->prompt + sl->off, n,
                        sl->off + n == r->n_prompt);
         sl->off += n;
