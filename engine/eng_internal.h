@@ -186,7 +186,10 @@ struct eng_state {
     /* eng_forward_batch_sample on a backend that samples: each flagged row's settings and
      * draw ([n_out] each), NULL otherwise. */
     const float *row_temp, *row_top_p, *row_draw;
-    int *scratch; /* [8 * max_batch + 2 * n_seqs] host scratch of eng_forward_batch */
+    /* host scratch of eng_forward_batch, ints: the flagged rows [B], per sequence a count and
+     * a cursor [n_seqs] each, the new index of each token [B], the reordered tokens, positions
+     * and slots [B] each, then (floats) each flagged row's temperature, top-p, draw [B] each */
+    int *scratch; /* [8 * max_batch + 2 * n_seqs] */
     int n_seg;
     struct eng_state **seg; /* [n_seg] */
     void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */

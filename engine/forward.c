@@ -206,7 +206,8 @@ eng_status eng_forward_batch_sample(const eng_model *m, eng_state *s, const eng_
     const eng_backend *be = last->b;
     int on_device = n_out > 0 && be->sample_batch && be->get_batch;
     if (on_device) { /* settings and draws ride with the inputs (a draw only where T > 0) */
-        float *temp = (float *)(s->scratch + 5 * s->max_batch), *top_p = temp + s->max_batch,
+        /* after the reordered batch in the scratch ([5 max_batch + 2 n_seqs] ints so far) */
+        float *temp = (float *)(seq + s->max_batch), *top_p = temp + s->max_batch,
               *draw = top_p + s->max_batch;
         for (int k = 0; k < n_out; k++) {
             eng_sampler_settings(smp[k], &temp[k], &top_p[k]);
