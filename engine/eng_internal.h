@@ -31,6 +31,7 @@ typedef enum {
     ENG_KNOB_SPIN_US,
     ENG_KNOB_CUDA_PROFILE,
     ENG_KNOB_NO_P2P,
+    ENG_KNOB_CUDA_FUSE,
     ENG_KNOB_COUNT
 } eng_knob_id;
 

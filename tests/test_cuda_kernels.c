@@ -272,6 +272,166 @@ static void t_matvec_batch(int dt, int rows, int d, int n)
     cudaFree(dw), cudaFree(dx), cudaFree(dy), cudaFree(d1);
 }
 
+/* A fused decode product (eng_mv_args) against its reference: outputs, the residual stream
+ * and the partial sums of squares. nss: the input norm's partials (0: no input norm). */
+static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
+{
+    size_t es = dt == ENG_DT_F32 ? 4 : 2;
+    int nout = mode == ENG_MV_SWIGLU ? rows / 2 : rows, parts = eng_mv_parts(rows, d, (int)es);
+    void *w = rnd_typed((size_t)rows * d, dt);
+    float *x = rnd(d, 1), *ssq = rnd(nss ? nss : 1, 1), *bias = rnd(rows, 1), *res = rnd(rows, 2),
+          *nw = rnd(rows, 1);
+    for (int i = 0; i < nss; i++)
+        ssq[i] = fabsf(ssq[i]) * 20.0f; /* sums of squares */
+    eng_mv_args a = {.w = dev(w, (size_t)rows * d * es),
+                     .dt = dt,
+                     .rows = rows,
+                     .d = d,
+                     .mode = mode,
+                     .x = dev(x, (size_t)d * 4),
+                     .ssq_in = nss ? dev(ssq, (size_t)nss * 4) : NULL,
+                     .nss = nss,
+                     .nd = 3000,
+                     .eps = 1e-5f,
+                     .bias = with_bias ? dev(bias, (size_t)rows * 4) : NULL,
+                     .out = dev(NULL, (size_t)nout * 4)};
+    if (mode == ENG_MV_RESID) {
+        a.res = dev(res, (size_t)rows * 4);
+        a.nw_out = dev(nw, (size_t)rows * 4);
+        a.ssq_out = dev(NULL, (size_t)parts * 4);
+    }
+    KL(eng_cu_matvec_fused(&a, NULL));
+    float *got = back(a.out, (size_t)nout * 4), *gres = NULL, *gss = NULL;
+    if (mode == ENG_MV_RESID)
+        gres = back(a.res, (size_t)rows * 4), gss = back(a.ssq_out, parts * 4);
+    eng_mv_args r = a;
+    float *ref = malloc((size_t)nout * 4), *rss = malloc((size_t)parts * 4);
+    r.w = w, r.x = x, r.ssq_in = nss ? ssq : NULL, r.bias = with_bias ? bias : NULL, r.out = ref;
+    r.res = res, r.nw_out = nw, r.ssq_out = rss;
+    eng_ref_matvec_fused(&r);
+    static const char *mn[] = {"plain", "swiglu", "residual"};
+    char wn[96];
+    snprintf(wn, sizeof(wn), "fused matvec %s %s [%d x %d]%s%s", mn[mode], dtn(dt), rows, d,
+             nss ? " normed" : "", with_bias ? " + bias" : "");
+    report(wn, rel(got, ref, nout), 1e-5);
+    if (mode == ENG_MV_RESID) {
+        report("fused matvec: residual stream", rel(gres, res, rows), 1e-6);
+        report("fused matvec: partial sums of squares", rel(gss, rss, parts), 1e-5);
+        cudaFree(a.res), cudaFree((void *)a.nw_out), cudaFree(a.ssq_out);
+    }
+    free(w), free(x), free(ssq), free(bias), free(res), free(nw), free(got), free(gres), free(gss);
+    free(ref), free(rss);
+    cudaFree((void *)a.w), cudaFree((void *)a.x), cudaFree((void *)a.ssq_in);
+    cudaFree((void *)a.bias), cudaFree(a.out);
+}
+
+/* The decode step's fused chain inside a graph with early launches, against the unfused
+ * references: o_proj + residual -> gate/up + norm + SwiGLU -> down + residual -> q/k/v +
+ * norm; replayed twice on the same input, whose results must be equal bit for bit. */
+static void t_fused_chain(int D, int A, int F, int Q)
+{
+    int dt = ENG_DT_BF16;
+    float *x = rnd(D, 2), *att = rnd(A, 1), *n1 = rnd(D, 1), *n2 = rnd(D, 1);
+    void *wo = rnd_typed((size_t)D * A, dt), *w13 = rnd_typed((size_t)2 * F * D, dt),
+         *w2 = rnd_typed((size_t)D * F, dt), *wq = rnd_typed((size_t)Q * D, dt);
+    float *dx = dev(x, D * 4), *datt = dev(att, A * 4), *dn1 = dev(n1, D * 4),
+          *dn2 = dev(n2, D * 4), *dxb = dev(NULL, D * 4), *dhb = dev(NULL, F * 4),
+          *dq = dev(NULL, Q * 4), *dss = dev(NULL, D * 4);
+    void *dwo = dev(wo, (size_t)D * A * 2), *dw13 = dev(w13, (size_t)2 * F * D * 2),
+         *dw2 = dev(w2, (size_t)D * F * 2), *dwq = dev(wq, (size_t)Q * D * 2);
+    eng_mv_args o = {.out = dxb,
+                     .w = dwo,
+                     .dt = dt,
+                     .rows = D,
+                     .d = A,
+                     .mode = ENG_MV_RESID,
+                     .x = datt,
+                     .eps = 1e-5f,
+                     .nd = D,
+                     .res = dx,
+                     .nw_out = dn1,
+                     .ssq_out = dss};
+    eng_mv_args g = {.out = dhb,
+                     .w = dw13,
+                     .dt = dt,
+                     .rows = 2 * F,
+                     .d = D,
+                     .mode = ENG_MV_SWIGLU,
+                     .x = dxb,
+                     .ssq_in = dss,
+                     .nss = eng_mv_parts(D, A, 2),
+                     .nd = D,
+                     .eps = 1e-5f};
+    eng_mv_args dn = {.out = dxb,
+                      .w = dw2,
+                      .dt = dt,
+                      .rows = D,
+                      .d = F,
+                      .mode = ENG_MV_RESID,
+                      .x = dhb,
+                      .eps = 1e-5f,
+                      .nd = D,
+                      .res = dx,
+                      .nw_out = dn2,
+                      .ssq_out = dss};
+    eng_mv_args q = {.out = dq,
+                     .w = dwq,
+                     .dt = dt,
+                     .rows = Q,
+                     .d = D,
+                     .mode = ENG_MV_PLAIN,
+                     .x = dxb,
+                     .ssq_in = dss,
+                     .nss = eng_mv_parts(D, F, 2),
+                     .nd = D,
+                     .eps = 1e-5f};
+    cudaStream_t st;
+    CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    cudaGraph_t gr;
+    cudaGraphExec_t ge;
+    CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    int e = eng_cu_matvec_fused(&o, st);
+    e = e ? e : eng_cu_matvec_fused(&g, st);
+    e = e ? e : eng_cu_matvec_fused(&dn, st);
+    e = e ? e : eng_cu_matvec_fused(&q, st);
+    CU(cudaStreamEndCapture(st, &gr));
+    if (e) {
+        printf("FAIL launch in capture: %s\n", cudaGetErrorString((cudaError_t)e));
+        exit(1);
+    }
+    CU(cudaGraphInstantiate(&ge, gr, 0));
+    float *got[2], *gx = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        CU(cudaMemcpy(dx, x, D * 4, cudaMemcpyHostToDevice));
+        CU(cudaMemset(dq, 0xff, Q * 4));
+        CU(cudaGraphLaunch(ge, st));
+        CU(cudaStreamSynchronize(st));
+        got[rep] = back(dq, Q * 4);
+    }
+    gx = back(dx, D * 4);
+    /* unfused: matvec, add + RMSNorm, matvec, SwiGLU, matvec, add + RMSNorm, matvec */
+    float *delta = malloc(D * 4), *xb = malloc(D * 4), *h = malloc((size_t)2 * F * 4),
+          *hb = malloc(F * 4), *ref = malloc(Q * 4);
+    eng_ref_matvec(delta, wo, dt, att, D, A);
+    eng_ref_add_rmsnorm(x, delta, NULL, n1, 1e-5f, xb, NULL, 0, 1, D);
+    eng_ref_matvec(h, w13, dt, xb, 2 * F, D);
+    eng_ref_swiglu(h, NULL, hb, NULL, 0, 1, F);
+    eng_ref_matvec(delta, w2, dt, hb, D, F);
+    eng_ref_add_rmsnorm(x, delta, NULL, n2, 1e-5f, xb, NULL, 0, 1, D);
+    eng_ref_matvec(ref, wq, dt, xb, Q, D);
+    char wn[96];
+    snprintf(wn, sizeof(wn), "fused decode chain in a graph D=%d F=%d: q", D, F);
+    report(wn, rel(got[0], ref, Q), 1e-5);
+    report("fused decode chain: residual stream", rel(gx, x, D), 1e-6);
+    report("fused decode chain: replays equal bit for bit", memcmp(got[0], got[1], Q * 4) ? 1 : 0,
+           0);
+    cudaGraphExecDestroy(ge), cudaGraphDestroy(gr), cudaStreamDestroy(st);
+    free(x), free(att), free(n1), free(n2), free(wo), free(w13), free(w2), free(wq);
+    free(got[0]), free(got[1]), free(gx), free(delta), free(xb), free(h), free(hb), free(ref);
+    cudaFree(dx), cudaFree(datt), cudaFree(dn1), cudaFree(dn2), cudaFree(dxb), cudaFree(dhb);
+    cudaFree(dq), cudaFree(dss), cudaFree(dwo), cudaFree(dw13), cudaFree(dw2), cudaFree(dwq);
+}
+
 static void t_convert(int dt)
 {
     size_t n = 5000;
@@ -335,6 +495,23 @@ static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv,
     snprintf(w, sizeof(w), "attention n=%d pos=%d win=%d split=%d%s %d/%d hd=%d", n, pos, window,
              nsplit, dyn ? " (sized at run time)" : "", nq, nkv, hd);
     report(w, rel(got, ref, (size_t)n * nq * hd), 1e-5);
+    if (nsplit > 1) { /* the splits merged by their last block: the same bits, twice over */
+        int nc = eng_cu_attention_counts(n, nq, nkv), bad = 0;
+        d.count = dev(NULL, (size_t)nc * 4);
+        CU(cudaMemset(d.count, 0, (size_t)nc * 4));
+        for (int rep = 0; rep < 2; rep++) {
+            CU(cudaMemset(d.out, 0xff, (size_t)n * nq * hd * 4));
+            KL(eng_cu_attention(&d, NULL));
+            float *g2 = back(d.out, (size_t)n * nq * hd * 4);
+            bad += memcmp(g2, got, (size_t)n * nq * hd * 4) != 0;
+            free(g2);
+        }
+        int *cnt = back(d.count, (size_t)nc * 4);
+        for (int i = 0; i < nc; i++)
+            bad += cnt[i] != 0;
+        report("  merged in the last block: equal to the merge kernel, counts reset", bad, 0);
+        free(cnt), cudaFree(d.count);
+    }
     free(q), free(kc), free(vc), free(ref), free(got);
     cudaFree((void *)d.q), cudaFree((void *)d.kc), cudaFree((void *)d.vc), cudaFree(d.out);
     cudaFree(d.part), cudaFree((void *)d.pos);
@@ -556,7 +733,8 @@ static void t_sample_nan(void)
     free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn);
 }
 
-static void bench_matvec(int dt, int rows, int d)
+/* mode -1: eng_cu_matvec; else the fused product of that mode (normed input but RESID). */
+static void bench_matvec(int dt, int rows, int d, int mode)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2, bytes = (size_t)rows * d * es;
     int copies = (int)((1ull << 31) / bytes) + 1; /* rotate past the 50 MB L2 */
@@ -567,25 +745,50 @@ static void bench_matvec(int dt, int rows, int d)
         CU(cudaMemset(dw[i], 0x3c, bytes)); /* small finite values in every type */
     }
     float *x = rnd(d, 1), *dx = dev(x, d * 4), *dy = dev(NULL, (size_t)rows * 4);
+    float *ones = malloc((size_t)rows * 4);
+    for (int i = 0; i < rows; i++)
+        ones[i] = 1.0f;
+    float *dres = dev(ones, (size_t)rows * 4), *dnw = dev(ones, (size_t)rows * 4),
+          *dss = dev(ones, (size_t)rows * 4);
+    eng_mv_args a = {.out = dy,
+                     .dt = dt,
+                     .rows = rows,
+                     .d = d,
+                     .mode = mode < 0 ? 0 : mode,
+                     .x = dx,
+                     .ssq_in = mode == ENG_MV_RESID ? NULL : dss,
+                     .nss = 512,
+                     .nd = d,
+                     .eps = 1e-5f,
+                     .res = dres,
+                     .nw_out = dnw,
+                     .ssq_out = dss + 512};
+#define MV(w_)                                                                                     \
+    (mode < 0 ? eng_cu_matvec(dy, (w_), dt, dx, rows, d, NULL)                                     \
+              : (a.w = (w_), eng_cu_matvec_fused(&a, NULL)))
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
     for (int i = 0; i < 10; i++)
-        eng_cu_matvec(dy, dw[i % copies], dt, dx, rows, d, NULL);
+        MV(dw[i % copies]);
     int iters = 200;
     float best = 1e30f, ms;
     for (int rep = 0; rep < 5; rep++) {
         cudaEventRecord(e0, NULL);
         for (int i = 0; i < iters; i++)
-            eng_cu_matvec(dy, dw[i % copies], dt, dx, rows, d, NULL);
+            MV(dw[i % copies]);
         cudaEventRecord(e1, NULL);
         CU(cudaEventSynchronize(e1));
         cudaEventElapsedTime(&ms, e0, e1);
         if (ms < best) best = ms;
     }
     double us = best * 1000.0 / iters;
-    printf("bench matvec %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 x %d)\n",
-           dtn(dt), rows, d, us, (double)bytes / (us * 1e-6) / 1e9, iters);
+    static const char *mn[] = {"", "+norm", "+norm+swiglu", "+residual"};
+    printf("bench matvec%-13s %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 x "
+           "%d)\n",
+           mn[mode + 1], dtn(dt), rows, d, us, (double)bytes / (us * 1e-6) / 1e9, iters);
+#undef MV
+    free(ones), cudaFree(dres), cudaFree(dnw), cudaFree(dss);
     for (int i = 0; i < copies; i++)
         cudaFree(dw[i]);
     free(x), cudaFree(dx), cudaFree(dy);
@@ -667,6 +870,16 @@ int main(int argc, char **argv)
     t_matvec_batch(ENG_DT_F16, 500, 2056, 12);   /* 2 warps a row */
     t_matvec_batch(ENG_DT_BF16, 1001, 4104, 21); /* more rows than one pass: 16 + 5 */
     t_matvec_batch(ENG_DT_BF16, 64, 64, 2);
+    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1000, 4096, 512, 0);
+    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 1500, 0); /* partials past 4 a thread */
+    t_fused(ENG_DT_BF16, ENG_MV_SWIGLU, 1400, 2048, 256, 1);
+    t_fused(ENG_DT_F16, ENG_MV_SWIGLU, 300, 2056, 0, 1);   /* 2 warps a row, 2 pairs a block */
+    t_fused(ENG_DT_F32, ENG_MV_SWIGLU, 2 * 9, 1024, 7, 0); /* a partial block */
+    t_fused(ENG_DT_F32, ENG_MV_RESID, 515, 1024, 33, 1);
+    t_fused(ENG_DT_BF16, ENG_MV_RESID, 300, 8200, 0, 1); /* 4 warps a row, a partial block */
+    t_fused(ENG_DT_BF16, ENG_MV_RESID, 4096, 4096, 512, 0);
+    t_fused_chain(1024, 1024, 1536, 1536);
+    t_fused_chain(512, 2048, 2048, 768); /* 2 warps a row in the residual products */
     t_convert(ENG_DT_BF16);
     t_convert(ENG_DT_F16);
     t_batch(16, 5, 1, 0, 8, 2, 64);            /* decode tokens of 4 slots + a chunk of a fifth */
@@ -697,17 +910,24 @@ int main(int argc, char **argv)
     t_sample(32000, 0.7f, 0.0f, 20); /* top-p 0: the maximum alone */
     t_sample_nan();
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
-        bench_matvec(ENG_DT_BF16, 6144, 4096);   /* 8B q/k/v */
-        bench_matvec(ENG_DT_BF16, 28672, 4096);  /* 8B gate/up */
-        bench_matvec(ENG_DT_BF16, 4096, 4096);   /* 8B o_proj */
-        bench_matvec(ENG_DT_BF16, 4096, 14336);  /* 8B down */
-        bench_matvec(ENG_DT_BF16, 128256, 4096); /* 8B classifier */
-        bench_matvec(ENG_DT_BF16, 3072, 2048);   /* 1B q/k/v */
-        bench_matvec(ENG_DT_BF16, 2048, 2048);   /* 1B o_proj */
-        bench_matvec(ENG_DT_BF16, 16384, 2048);  /* 1B gate/up */
-        bench_matvec(ENG_DT_BF16, 2048, 8192);   /* 1B down */
-        bench_matvec(ENG_DT_BF16, 128256, 2048); /* 1B classifier (tied) */
-        bench_matvec(ENG_DT_F32, 8192, 4096);
+        bench_matvec(ENG_DT_BF16, 6144, 4096, -1);   /* 8B q/k/v */
+        bench_matvec(ENG_DT_BF16, 28672, 4096, -1);  /* 8B gate/up */
+        bench_matvec(ENG_DT_BF16, 4096, 4096, -1);   /* 8B o_proj */
+        bench_matvec(ENG_DT_BF16, 4096, 14336, -1);  /* 8B down */
+        bench_matvec(ENG_DT_BF16, 128256, 4096, -1); /* 8B classifier */
+        bench_matvec(ENG_DT_BF16, 3072, 2048, -1);   /* 1B q/k/v */
+        bench_matvec(ENG_DT_BF16, 2048, 2048, -1);   /* 1B o_proj */
+        bench_matvec(ENG_DT_BF16, 16384, 2048, -1);  /* 1B gate/up */
+        bench_matvec(ENG_DT_BF16, 2048, 8192, -1);   /* 1B down */
+        bench_matvec(ENG_DT_BF16, 128256, 2048, -1); /* 1B classifier (tied) */
+        bench_matvec(ENG_DT_F32, 8192, 4096, -1);
+        /* the fused decode products: their epilogues' cost against the plain product */
+        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN);   /* 8B q/k/v + norm */
+        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU); /* 8B gate/up + norm + SwiGLU */
+        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID);   /* 8B o_proj + residual */
+        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID);  /* 8B down + residual */
+        bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU); /* 1B gate/up */
+        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID);   /* 1B down */
         static const int nb[] = {2, 4, 8, 16};
         for (int i = 0; i < 4; i++) {
             bench_matvec_batch(ENG_DT_BF16, 3072, 2048, nb[i]);

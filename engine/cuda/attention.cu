@@ -4,7 +4,8 @@
  * K/V tile loaded into shared memory is used by all of them. Each warp owns one row and
  * keeps an online softmax (running max m, sum l, accumulator over its lanes' dims).
  * Decode has a single token: the KV range is cut into nsplit chunks (grid.z), each block
- * writes (acc, m, l) and combine_kernel merges them (flash-decoding), so a long context
+ * writes (acc, m, l) and the last of them to finish (or combine_kernel, when no counters are
+ * given) merges them (flash-decoding), so a long context
  * still spreads over the GPU. With chunk 0 the chunks are sized at run time from the
  * position (the graph's grid is fixed, the context grows): a short context uses few splits
  * of at least one tile each, the rest exit at once, and combine reads only those used.
@@ -33,6 +34,32 @@ __device__ __forceinline__ int split_chunk(const eng_attn_args &a, int pos0, int
     return chunk;
 }
 
+/* One row's partial softmaxes of splits 0..used-1 merged into out, dims d = i, i + n, ...
+ * Loads through L2 (__ldcg): other blocks wrote the partials during this kernel. */
+__device__ __forceinline__ void merge_row(const eng_attn_args &a, size_t row, int used, int i,
+                                          int n)
+{
+    size_t rows = (size_t)a.n * a.nq;
+    int hd = a.hd;
+    float M = -INFINITY;
+#pragma unroll 4
+    for (int z = 0; z < used; z++)
+        M = fmaxf(M, __ldcg(a.part + ((size_t)z * rows + row) * (hd + 2) + hd));
+    for (int d = i; d < hd; d += n) {
+        float L = 0.0f, o = 0.0f;
+#pragma unroll 4
+        for (int z = 0; z < used; z++) {
+            const float *pp = a.part + ((size_t)z * rows + row) * (hd + 2);
+            float mz = __ldcg(pp + hd);
+            if (mz == -INFINITY) continue;
+            float w = expf(mz - M);
+            L += __ldcg(pp + hd + 1) * w;
+            o += __ldcg(pp + d) * w;
+        }
+        a.out[row * hd + d] = o / L;
+    }
+}
+
 __global__ void attn_kernel(eng_attn_args a)
 {
     extern __shared__ float sm[];
@@ -49,9 +76,9 @@ __global__ void attn_kernel(eng_attn_args a)
     /* The keys any row of this block needs, cut to this block's split. */
     int blo = a.window > 0 ? max(0, pos0 + rfirst / group - a.window + 1) : 0;
     int bhi = pos0 + rlast / group;
-    int lo = blo, hi = bhi;
+    int lo = blo, hi = bhi, used = 1;
     if (a.nsplit > 1) {
-        int base, used, chunk = split_chunk(a, pos0, &base, &used);
+        int base, chunk = split_chunk(a, pos0, &base, &used);
         if (z >= used) return; /* combine does not read this split */
         lo = max(lo, base + z * chunk);
         hi = min(hi, base + (z + 1) * chunk - 1);
@@ -67,28 +94,56 @@ __global__ void attn_kernel(eng_attn_args a)
     for (int k0 = lo; k0 <= hi; k0 += KT) {
         __syncthreads(); /* the previous tile is no longer read */
         /* TL loads of K and V per thread in flight before the first store: a tile costs a
-         * few memory latencies, not one per element. */
-        for (int i0 = threadIdx.x; i0 < KT * hd; i0 += TL * blockDim.x) {
-            float kv[TL], vv[TL];
+         * few memory latencies, not one per element. Heads of a multiple of 4 dims (all real
+         * ones) load 16 bytes at a time: a decode tile of 32 keys then takes one round of
+         * loads per thread, not four (hd 128, 4 warps). */
+        if ((hd & 3) == 0 && (((uintptr_t)a.kc | (uintptr_t)a.vc) & 15) == 0) {
+            int hd4 = hd >> 2;
+            for (int i0 = threadIdx.x; i0 < KT * hd4; i0 += TL * blockDim.x) {
+                float4 kv[TL], vv[TL];
 #pragma unroll
-            for (int u = 0; u < TL; u++) {
-                int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd, key = k0 + j;
-                kv[u] = vv[u] = 0.0f;
-                if (idx < KT * hd && key <= hi) {
-                    size_t off = (size_t)key * kvw + (size_t)g * hd + d;
-                    kv[u] = a.kc[off];
-                    vv[u] = a.vc[off];
+                for (int u = 0; u < TL; u++) {
+                    int idx = i0 + u * blockDim.x, j = idx / hd4, d = (idx - j * hd4) * 4;
+                    int key = k0 + j;
+                    kv[u] = vv[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    if (idx < KT * hd4 && key <= hi) {
+                        size_t off = (size_t)key * kvw + (size_t)g * hd + d;
+                        kv[u] = *(const float4 *)(a.kc + off);
+                        vv[u] = *(const float4 *)(a.vc + off);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < TL; u++) {
+                    int idx = i0 + u * blockDim.x, j = idx / hd4, d = (idx - j * hd4) * 4;
+                    if (idx < KT * hd4) {
+                        float *ks = Ks + j * ld + d, *vs = Vs + j * ld + d;
+                        ks[0] = kv[u].x, ks[1] = kv[u].y, ks[2] = kv[u].z, ks[3] = kv[u].w;
+                        vs[0] = vv[u].x, vs[1] = vv[u].y, vs[2] = vv[u].z, vs[3] = vv[u].w;
+                    }
                 }
             }
+        } else
+            for (int i0 = threadIdx.x; i0 < KT * hd; i0 += TL * blockDim.x) {
+                float kv[TL], vv[TL];
 #pragma unroll
-            for (int u = 0; u < TL; u++) {
-                int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd;
-                if (idx < KT * hd) {
-                    Ks[j * ld + d] = kv[u];
-                    Vs[j * ld + d] = vv[u];
+                for (int u = 0; u < TL; u++) {
+                    int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd, key = k0 + j;
+                    kv[u] = vv[u] = 0.0f;
+                    if (idx < KT * hd && key <= hi) {
+                        size_t off = (size_t)key * kvw + (size_t)g * hd + d;
+                        kv[u] = a.kc[off];
+                        vv[u] = a.vc[off];
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < TL; u++) {
+                    int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd;
+                    if (idx < KT * hd) {
+                        Ks[j * ld + d] = kv[u];
+                        Vs[j * ld + d] = vv[u];
+                    }
                 }
             }
-        }
         __syncthreads();
         if (!active) continue;
         int key = k0 + lane;
@@ -126,9 +181,9 @@ __global__ void attn_kernel(eng_attn_args a)
         }
         m = mn;
     }
-    if (!active) return;
     size_t row = (size_t)t * a.nq + hq;
     if (a.nsplit == 1) {
+        if (!active) return;
 #pragma unroll
         for (int i = 0; i < DPL; i++) {
             int d = lane + 32 * i;
@@ -136,16 +191,35 @@ __global__ void attn_kernel(eng_attn_args a)
         }
         return;
     }
-    float *pp = a.part + ((size_t)z * a.n * a.nq + row) * (hd + 2);
+    size_t rows_all = (size_t)a.n * a.nq;
+    if (active) {
+        float *pp = a.part + ((size_t)z * rows_all + row) * (hd + 2);
 #pragma unroll
-    for (int i = 0; i < DPL; i++) {
-        int d = lane + 32 * i;
-        if (d < hd) pp[d] = acc[i];
+        for (int i = 0; i < DPL; i++) {
+            int d = lane + 32 * i;
+            if (d < hd) pp[d] = acc[i];
+        }
+        if (lane == 0) {
+            pp[hd] = m;
+            pp[hd + 1] = l;
+        }
     }
-    if (lane == 0) {
-        pp[hd] = m;
-        pp[hd + 1] = l;
+    if (!a.count) return; /* combine_kernel merges */
+    /* The last of the used splits of this block's rows to finish merges them, in split order
+     * whichever finished last: an integer count, no float atomics. It leaves the count 0 for
+     * the next call (a graph replays this). */
+    __shared__ int last;
+    __threadfence(); /* the partials visible before the count says so */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int *c = a.count + (size_t)blockIdx.y * gridDim.x + blockIdx.x;
+        last = atomicAdd(c, 1) == used - 1;
+        if (last) *c = 0;
     }
+    __syncthreads();
+    if (!last || !active) return;
+    __threadfence();
+    merge_row(a, row, used, lane, 32);
 }
 
 /* One block per (token, query head) row: the splits' partial softmaxes merged. */
@@ -153,25 +227,9 @@ __global__ void combine_kernel(eng_attn_args a)
 {
     pdl_launch();
     pdl_wait();
-    size_t row = blockIdx.x, rows = (size_t)a.n * a.nq;
-    int hd = a.hd, base, used;
+    int base, used;
     split_chunk(a, *a.pos, &base, &used);
-    float M = -INFINITY;
-#pragma unroll 4
-    for (int z = 0; z < used; z++)
-        M = fmaxf(M, a.part[((size_t)z * rows + row) * (hd + 2) + hd]);
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float L = 0.0f, o = 0.0f;
-#pragma unroll 4
-        for (int z = 0; z < used; z++) {
-            const float *pp = a.part + ((size_t)z * rows + row) * (hd + 2);
-            if (pp[hd] == -INFINITY) continue;
-            float w = expf(pp[hd] - M);
-            L += pp[hd + 1] * w;
-            o += pp[d] * w;
-        }
-        a.out[row * hd + d] = o / L;
-    }
+    merge_row(a, blockIdx.x, used, threadIdx.x, blockDim.x);
 }
 
 static int warps_for(int n, int group)
@@ -183,6 +241,12 @@ static int warps_for(int n, int group)
 extern "C" size_t eng_cu_attention_smem(int n, int group, int hd)
 {
     return (size_t)(2 * KT * (hd + 1) + warps_for(n, group) * hd) * sizeof(float);
+}
+
+extern "C" int eng_cu_attention_counts(int n, int nq, int nkv)
+{
+    int group = nq / nkv, nw = warps_for(n, group);
+    return (n * group + nw - 1) / nw * nkv;
 }
 
 extern "C" int eng_cu_attention_init(size_t max_smem)
@@ -197,7 +261,7 @@ extern "C" int eng_cu_attention(const eng_attn_args *a, eng_stream st)
     dim3 grid((a->n * group + nw - 1) / nw, a->nkv, a->nsplit);
     eng_launch(attn_kernel, grid, nw * 32, eng_cu_attention_smem(a->n, group, a->hd), st, *a);
     int e = eng_cu_err();
-    if (e || a->nsplit == 1) return e;
+    if (e || a->nsplit == 1 || a->count) return e;
     int threads = a->hd < 128 ? 32 * ((a->hd + 31) / 32) : 128;
     eng_launch(combine_kernel, a->n * a->nq, threads, 0, st, *a);
     return eng_cu_err();

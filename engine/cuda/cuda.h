@@ -50,6 +50,12 @@ typedef struct cuda_weights {
     size_t uploaded, logged;
 } cuda_weights;
 
+/* What the decode step fuses (ENG_CUDA_FUSE). */
+enum { CUDA_FUSE_NORM = 1, CUDA_FUSE_SWIGLU = 2, CUDA_FUSE_MERGE = 4 };
+/* The merge is off by default: on an H200 (2026-12-02) its fence and count cost more than the
+ * separate merge kernel, whose launch the early launches hide (Llama-3.2-1B shape 887 tok/s
+ * with it, 897 without). */
+
 /* Stages of the decode step, for ENG_CUDA_PROFILE. */
 enum {
     CUDA_ST_EMBED,
@@ -85,6 +91,7 @@ typedef struct cuda_state {
     float *kc, *vc;  /* [n_seqs, L, ctx, nkv*hd] (slot 0 first: one sequence uses only it) */
     float *logits;   /* [rows, V]: rows = B with all_logits or several sequences, else 1 */
     float *part;     /* [nsplit, nq, hd+2] flash-decoding partials */
+    int *att_count;  /* decode attention's split counters (eng_attn_args.count), zero */
     int *in_d;       /* [B + 2]: tokens, then the position, then the draw (float bits) */
     int *next_d;     /* [1] sampled token */
     int *in_h;       /* pinned mirror of in_d */
@@ -94,6 +101,13 @@ typedef struct cuda_state {
     int nsplit, chunk;
     int pending; /* delta (+ pending_bias) not yet added to x */
     const float *pending_bias;
+    /* Decode with the norms fused into the products (eng_mv_args): the last o_proj or down
+     * product added its output to x, wrote xb = norm_w * x for the norm of weight fused_nw
+     * and nss partial sums of squares into ssq; the next product completes that norm. */
+    const float *fused_nw; /* NULL: xb is not such an input */
+    int fuse;              /* ENG_CUDA_FUSE: CUDA_FUSE_* bits */
+    float *ssq;            /* [D] (nss used) */
+    int nss;
     int logit_rows;
     float *scores;           /* [nq, B, score_keys] long-prompt attention scores, or NULL */
     int score_keys;          /* the most keys a batched attention call may have */

@@ -125,6 +125,7 @@ static eng_status cuda_put_act(const eng_model *m, eng_state *s, const float *ho
     CU_BIND(cs);
     K(cudaMemcpyAsync(cs->x, host, (size_t)s->n * m->cfg.dim * 4, cudaMemcpyHostToDevice, cs->st));
     cs->pending = 0;
+    cs->fused_nw = NULL;
     return cuda_wait(cs);
 }
 

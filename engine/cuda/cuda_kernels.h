@@ -67,6 +67,58 @@ int eng_cu_matvec_batch(float *y, const void *w, int dt, const float *x, int row
                         eng_stream st);
 void eng_ref_matvec_batch(float *y, const void *w, int dt, const float *x, int rows, int d, int n);
 
+/* The matvec kernel's plan, shared with the references: wpr warps a row (split-K) for
+ * matrices of under 1024 rows while each lane keeps four or more 16-byte loads, a block of 8
+ * warps covering 8 / wpr rows. es: bytes per weight element. */
+static inline int eng_mv_wpr(int rows, int d, int es)
+{
+    int nv = (int)((size_t)d * es / 16), wpr = 1;
+    while (wpr < 4 && (size_t)rows * wpr < 1024 && nv >= 256 * wpr)
+        wpr *= 2;
+    return wpr;
+}
+/* 16-byte loads possible: rows of whole 16-byte chunks, w and x 16-byte aligned. */
+static inline int eng_mv_vec_ok(const void *w, int es, const void *x, int d)
+{
+    return ((size_t)d * es) % 16 == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)x & 15) == 0;
+}
+/* Partial sums of squares an ENG_MV_RESID product of `rows` rows writes: one per block. */
+static inline int eng_mv_parts(int rows, int d, int es)
+{
+    int per = 8 / eng_mv_wpr(rows, d, es);
+    return (rows + per - 1) / per;
+}
+
+/* matvec.cu, the decode step's fused products (one token, 16-byte loads: eng_mv_vec_ok).
+ * They remove the RMSNorm and SwiGLU kernels from the step:
+ * - ENG_MV_RESID (o_proj, down): res[i] += y_i + bias[i]; out[i] = nw_out[i] * res[i]
+ *   (the next RMSNorm's weight applied, its 1/rms not yet known); ssq_out[b] = sum of res[i]^2
+ *   over block b's rows (eng_mv_parts of them), summed in a fixed order.
+ * - ssq_in (any mode; NULL: none): x is such an out; the product is scaled by
+ *   1/sqrt(sum(ssq_in[0..nss)) / nd + eps), the sum taken in the same fixed order by every
+ *   block, so the norm completes here with no atomics and the same result every run.
+ * - ENG_MV_SWIGLU (gate/up, rows = 2F: gate rows then up rows): a block holds pairs of
+ *   rows (i, F + i); out[i] = silu(g_i + bias[i]) * (u_i + bias[F + i]), out [F].
+ * - ENG_MV_PLAIN: out[i] = y_i.
+ * w [rows, d] of dt, x [d], out [rows] (SWIGLU: [rows/2]), res/bias/nw_out [rows]
+ * (SWIGLU bias [rows]), ssq_out [eng_mv_parts(rows, d, es)], ssq_in [nss]. */
+enum { ENG_MV_PLAIN, ENG_MV_SWIGLU, ENG_MV_RESID };
+typedef struct eng_mv_args {
+    float *out;
+    const void *w;
+    int dt, rows, d, mode;
+    const float *x;
+    const float *ssq_in; /* input norm's partial sums of squares, or NULL */
+    int nss, nd;         /* their count; the norm's width */
+    float eps;
+    const float *bias; /* or NULL */
+    float *res;        /* RESID: the residual stream */
+    const float *nw_out;
+    float *ssq_out;
+} eng_mv_args;
+int eng_cu_matvec_fused(const eng_mv_args *a, eng_stream st);
+void eng_ref_matvec_fused(const eng_mv_args *a);
+
 /* gemm.cu: x f32 -> dt (the weights' type, for cuBLAS). x [n], out [n]. */
 int eng_cu_convert(void *out, int dt, const float *x, size_t n, eng_stream st);
 
@@ -77,10 +129,13 @@ int eng_cu_convert(void *out, int dt, const float *x, size_t n, eng_stream st);
  * graph captured once serves every position), each block keeping a running max and sum; a
  * second kernel combines them.
  * q [n, nq*hd], kc/vc [ctx, nkv*hd], out [n, nq*hd],
- * part [nsplit, n*nq, hd + 2] scratch (NULL when nsplit == 1). */
+ * part [nsplit, n*nq, hd + 2] scratch (NULL when nsplit == 1).
+ * count (NULL: a second kernel merges the splits): [eng_cu_attention_counts(n, nq, nkv)]
+ * ints, zero, left zero; the last split block of each row block to finish merges them. */
 typedef struct eng_attn_args {
     const float *q, *kc, *vc;
     float *out, *part;
+    int *count;
     const int *pos; /* device (host for the reference) */
     int n, nq, nkv, hd, window, nsplit, chunk;
     float scale;
@@ -89,7 +144,8 @@ int eng_cu_attention(const eng_attn_args *a, eng_stream st);
 void eng_ref_attention(const eng_attn_args *a);
 /* Dynamic shared memory the attention kernel needs for n query tokens. */
 size_t eng_cu_attention_smem(int n, int group, int hd);
-int eng_cu_attention_init(size_t max_smem); /* raises the kernel's limit once */
+int eng_cu_attention_counts(int n, int nq, int nkv); /* count's length */
+int eng_cu_attention_init(size_t max_smem);          /* raises the kernel's limit once */
 
 /* batch.cu: a step over tokens of several sequences (continuous batching). Token t sits at
  * position pos[t] of KV slot seq[t]; a layer's cache of slot s starts s * slot_stride floats

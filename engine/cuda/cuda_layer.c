@@ -4,8 +4,9 @@
  * norms and SwiGLU write that copy themselves), and long prompts run attention as two
  * batched cuBLAS products around a causal softmax. A batch of several sequences runs its
  * decode rows through the small-batch matrix-vector kernel and each prompt chunk through its
- * own cuBLAS product (bproj), so that every row gets what it would get alone. The residual add of
- * each row-parallel output is deferred into the next RMSNorm. A batch of several sequences
+ * own cuBLAS product (bproj), so that every row gets what it would get alone; it never takes
+ * the fused decode products (their rounding differs from the small-batch kernel's). The residual
+ * add of each row-parallel output is deferred into the next RMSNorm. A batch of several sequences
  * (s->tok_pos set) takes batch.cu's RoPE and attention, each token at its own position in
  * its own KV slot. */
 #include "cuda.h"
@@ -175,6 +176,47 @@ eng_status cuda_warmup(const eng_model *m, eng_state *s)
     return cuda_wait(cs);
 }
 
+static int vec_ok(const dmat *w, const float *x)
+{
+    return eng_mv_vec_ok(w->p, w->dt == ENG_DT_F32 ? 4 : 2, x, w->cols);
+}
+
+/* A fused product's arguments (cuda_kernels.h); normed: x is the fused form of a norm whose
+ * partial sums of squares are in cs->ssq. */
+static eng_mv_args mv_args(cuda_state *cs, const eng_config *c, float *out, const dmat *w,
+                           const float *x, int mode, int normed)
+{
+    return (eng_mv_args){.out = out,
+                         .w = w->p,
+                         .dt = w->dt,
+                         .rows = w->rows,
+                         .d = w->cols,
+                         .mode = mode,
+                         .x = x,
+                         .ssq_in = normed ? cs->ssq : NULL,
+                         .nss = cs->nss,
+                         .nd = c->dim,
+                         .eps = c->norm_eps};
+}
+
+/* The RMSNorm of weight nw before the product w over n rows. Decode: when the last product
+ * left xb in the fused form for this norm and w can take it, *fused = 1 and the product
+ * completes the norm; otherwise the norm kernel runs (adding a pending delta), writing the
+ * product's input copy when batched. */
+static eng_status norm_before(const eng_model *m, cuda_state *cs, const float *nw, const dmat *w,
+                              int n, int batched, int *fused)
+{
+    *fused = n == 1 && cs->fused_nw == nw && vec_ok(w, cs->xb);
+    cs->fused_nw = NULL;
+    if (*fused) return ENG_OK;
+    K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, nw,
+                         m->cfg.norm_eps, cs->xb, batched ? in16(cs, w) : NULL, w->dt, n,
+                         m->cfg.dim, ST(cs)));
+    cs->pending = 0;
+    cuda_mark(cs, CUDA_ST_NORM);
+    return ENG_OK;
+}
+
 /* The row-parallel partial sums of all ranks, added (device buffers or through the host). */
 static eng_status reduce(const eng_model *m, cuda_state *cs, const eng_coll *coll, int n)
 {
@@ -262,6 +304,7 @@ eng_status cuda_embed(const eng_model *m, eng_state *s)
     K(eng_cu_embed(cs->x, w->embed.p, w->embed.dt, cs->in_d, s->n, m->cfg.dim, ST(cs)));
     cuda_mark(cs, CUDA_ST_EMBED);
     cs->pending = 0;
+    cs->fused_nw = NULL;
     return ENG_OK;
 }
 
@@ -272,11 +315,21 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     const cuda_weights *w = m->bw;
     const cu_layer *L = &w->layers[l];
     cuda_state *cs = s->bs;
-    int n = s->n, D = c->dim, hd = c->head_dim, nq = sh->n_heads, nkv = sh->n_kv_heads;
+    int n = s->n, hd = c->head_dim, nq = sh->n_heads, nkv = sh->n_kv_heads;
     CU_BIND(cs);
     size_t cache_layer = (size_t)s->ctx_len * nkv * hd;
     const int *pos_d = cs->in_d + s->max_batch;
     eng_status st;
+    int fused;
+    /* Decode without a row-parallel sum: o_proj and down add into x themselves and leave xb
+     * in the fused form of the next norm (cs->fused_nw). */
+    int resid = (cs->fuse & CUDA_FUSE_NORM) && n == 1 && !s->tok_pos &&
+                !(coll && coll->size > 1 && coll->allreduce);
+    const float *next_nw = NULL; /* the norm after this layer, when this device runs it */
+    if (l + 1 < c->n_layers)
+        next_nw = w->layers[l + 1].wqkv.p ? w->layers[l + 1].att_norm : NULL;
+    else if (m->parts & ENG_PART_HEAD)
+        next_nw = w->final_norm;
 
     int batched = n > 1;
     /* 16-bit copies of the activations for cuBLAS: prompt rows only (decode rows read f32) */
@@ -285,16 +338,18 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     /* Long prompts of one sequence only: a batch of several has no common position. */
     int agemm = batched && !s->tok_pos && cs->scores && n >= GEMM_ATTENTION_MIN &&
                 s->pos + n <= cs->score_keys;
-    K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, L->att_norm,
-                         c->norm_eps, cs->xb, want16 ? in16(cs, &L->wqkv) : NULL, L->wqkv.dt, n, D,
-                         ST(cs)));
-    cuda_mark(cs, CUDA_ST_NORM);
-    if (s->tok_pos)
+    if ((st = norm_before(m, cs, L->att_norm, &L->wqkv, n, want16, &fused)) != ENG_OK) return st;
+    if (fused) {
+        eng_mv_args a = mv_args(cs, c, cs->qkv, &L->wqkv, cs->xb, ENG_MV_PLAIN, 1);
+        K(eng_cu_matvec_fused(&a, ST(cs)));
+        st = ENG_OK;
+    } else if (s->tok_pos) {
         st = bproj(cs, s, cs->qkv, &L->wqkv, cs->xb, in16(cs, &L->wqkv));
-    else if (batched)
+    } else if (batched) {
         st = gemm(cs, cs->qkv, &L->wqkv, in16(cs, &L->wqkv) ? cs->act16 : (void *)cs->xb, n);
-    else
+    } else {
         st = proj(cs, cs->qkv, &L->wqkv, cs->xb, n);
+    }
     if (st != ENG_OK) return st;
     cuda_mark(cs, CUDA_ST_QKV);
     eng_rope_args ra = {.qkv = cs->qkv,
@@ -326,6 +381,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
                             .vc = ra.vc,
                             .out = cs->att,
                             .part = cs->part,
+                            .count = (cs->fuse & CUDA_FUSE_MERGE) && n == 1 ? cs->att_count : NULL,
                             .pos = pos_d,
                             .n = n,
                             .nq = nq,
@@ -341,26 +397,66 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
             K(eng_cu_attention(&aa, ST(cs)));
         }
         cuda_mark(cs, CUDA_ST_ATTN);
-        st = s->tok_pos ? bproj(cs, s, cs->delta, &L->wo, cs->att, NULL)
-                        : proj(cs, cs->delta, &L->wo, cs->att, n);
-        if (st != ENG_OK) return st;
-        cuda_mark(cs, CUDA_ST_WO);
+        if (resid && vec_ok(&L->wo, cs->att)) {
+            eng_mv_args a = mv_args(cs, c, cs->xb, &L->wo, cs->att, ENG_MV_RESID, 0);
+            a.bias = L->bo;
+            a.res = cs->x;
+            a.nw_out = L->ffn_norm;
+            a.ssq_out = cs->ssq;
+            K(eng_cu_matvec_fused(&a, ST(cs)));
+            cs->fused_nw = L->ffn_norm;
+            cs->nss = eng_mv_parts(a.rows, a.d, L->wo.dt == ENG_DT_F32 ? 4 : 2);
+            cuda_mark(cs, CUDA_ST_WO);
+        } else {
+            st = s->tok_pos ? bproj(cs, s, cs->delta, &L->wo, cs->att, NULL)
+                            : proj(cs, cs->delta, &L->wo, cs->att, n);
+            if (st != ENG_OK) return st;
+            cuda_mark(cs, CUDA_ST_WO);
+        }
     }
-    if ((st = reduce(m, cs, coll, n)) != ENG_OK) return st;
-    K(eng_cu_add_rmsnorm(cs->x, cs->delta, L->bo, L->ffn_norm, c->norm_eps, cs->xb,
-                         want16 ? in16(cs, &L->w13) : NULL, L->w13.dt, n, D, ST(cs)));
-    cuda_mark(cs, CUDA_ST_NORM);
-    if (s->tok_pos)
-        st = bproj(cs, s, cs->h13, &L->w13, cs->xb, in16(cs, &L->w13));
-    else if (batched)
-        st = gemm(cs, cs->h13, &L->w13, in16(cs, &L->w13) ? cs->act16 : (void *)cs->xb, n);
-    else
-        st = proj(cs, cs->h13, &L->w13, cs->xb, n);
-    if (st != ENG_OK) return st;
-    cuda_mark(cs, CUDA_ST_W13);
-    K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, want16 ? in16(cs, &L->w2) : NULL, L->w2.dt, n, sh->ffn,
-                    ST(cs)));
-    cuda_mark(cs, CUDA_ST_SWIGLU);
+    if (!cs->fused_nw) {
+        if ((st = reduce(m, cs, coll, n)) != ENG_OK) return st;
+        cs->pending = 1;
+        cs->pending_bias = L->bo;
+    }
+    if ((st = norm_before(m, cs, L->ffn_norm, &L->w13, n, want16, &fused)) != ENG_OK) return st;
+    if ((cs->fuse & CUDA_FUSE_SWIGLU) && n == 1 && !s->tok_pos && vec_ok(&L->w13, cs->xb) &&
+        L->w13.rows % 2 == 0) {
+        /* decode: SwiGLU in the gate/up product's epilogue */
+        eng_mv_args a = mv_args(cs, c, cs->hb, &L->w13, cs->xb, ENG_MV_SWIGLU, fused);
+        a.bias = L->b13;
+        K(eng_cu_matvec_fused(&a, ST(cs)));
+        cuda_mark(cs, CUDA_ST_W13);
+    } else {
+        if (fused) {
+            eng_mv_args a = mv_args(cs, c, cs->h13, &L->w13, cs->xb, ENG_MV_PLAIN, 1);
+            K(eng_cu_matvec_fused(&a, ST(cs)));
+            st = ENG_OK;
+        } else if (s->tok_pos) {
+            st = bproj(cs, s, cs->h13, &L->w13, cs->xb, in16(cs, &L->w13));
+        } else if (batched) {
+            st = gemm(cs, cs->h13, &L->w13, in16(cs, &L->w13) ? cs->act16 : (void *)cs->xb, n);
+        } else {
+            st = proj(cs, cs->h13, &L->w13, cs->xb, n);
+        }
+        if (st != ENG_OK) return st;
+        cuda_mark(cs, CUDA_ST_W13);
+        K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, want16 ? in16(cs, &L->w2) : NULL, L->w2.dt, n,
+                        sh->ffn, ST(cs)));
+        cuda_mark(cs, CUDA_ST_SWIGLU);
+    }
+    if (resid && next_nw && vec_ok(&L->w2, cs->hb)) {
+        eng_mv_args a = mv_args(cs, c, cs->xb, &L->w2, cs->hb, ENG_MV_RESID, 0);
+        a.bias = L->b2;
+        a.res = cs->x;
+        a.nw_out = next_nw;
+        a.ssq_out = cs->ssq;
+        K(eng_cu_matvec_fused(&a, ST(cs)));
+        cs->fused_nw = next_nw;
+        cs->nss = eng_mv_parts(a.rows, a.d, L->w2.dt == ENG_DT_F32 ? 4 : 2);
+        cuda_mark(cs, CUDA_ST_W2);
+        return ENG_OK;
+    }
     if (s->tok_pos)
         st = bproj(cs, s, cs->delta, &L->w2, cs->hb, in16(cs, &L->w2));
     else if (batched)
@@ -393,7 +489,8 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
     const cuda_weights *w = m->bw;
     cuda_state *cs = s->bs;
     CU_BIND(cs);
-    if (s->out_row) { /* a batch: the flagged rows, normed, packed into delta, classified */
+    if (s->out_row) {        /* a batch: the flagged rows, normed, packed into delta, classified */
+        cs->fused_nw = NULL; /* x is complete: the norm below recomputes xb */
         K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, w->final_norm,
                              m->cfg.norm_eps, cs->xb, NULL, 0, s->n, m->cfg.dim, ST(cs)));
         cs->pending = 0;
@@ -409,6 +506,21 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
     }
     int n = s->n, D = m->cfg.dim, first = s->all_logits ? 0 : n - 1, rows = n - first;
     size_t off = (size_t)first * D;
+    if (n == 1) { /* decode: the final norm may be fused into the classifier */
+        int fused;
+        eng_status st = norm_before(m, cs, w->final_norm, &w->cls, 1, 0, &fused);
+        if (st != ENG_OK) return st;
+        cs->logit_rows = 1;
+        if (fused) {
+            eng_mv_args a = mv_args(cs, &m->cfg, cs->logits, &w->cls, cs->xb, ENG_MV_PLAIN, 1);
+            K(eng_cu_matvec_fused(&a, ST(cs)));
+        } else if ((st = proj(cs, cs->logits, &w->cls, cs->xb, 1)) != ENG_OK) {
+            return st;
+        }
+        cuda_mark(cs, CUDA_ST_CLS);
+        return ENG_OK;
+    }
+    cs->fused_nw = NULL;
     K(eng_cu_add_rmsnorm(cs->x + off, cs->pending ? cs->delta + off : NULL, cs->pending_bias,
                          w->final_norm, m->cfg.norm_eps, cs->xb + off, NULL, 0, rows, D, ST(cs)));
     cs->pending = 0; /* rows before `first` are not needed again */

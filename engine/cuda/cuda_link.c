@@ -119,6 +119,7 @@ eng_status cuda_cross(const eng_model *a, eng_state *sa, const eng_model *b, eng
     }
     (void)b;
     cb->pending = 0;
+    cb->fused_nw = NULL;
     return ENG_OK;
 }
 

@@ -83,7 +83,9 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
                    (size_t)cs->nsplit * (size_t)sh->n_heads * (hd + 2) * 4,
                    (B + 2) * 4,
                    4,
-                   scores};
+                   scores,
+                   D * 4,
+                   (size_t)eng_cu_attention_counts(1, sh->n_heads, sh->n_kv_heads) * 4};
     size_t total = 0;
     for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++)
         total += up(sz[i]);
@@ -99,11 +101,12 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     }
     cs->arena_size = total;
     char *a = cs->arena;
-    void **dst[] = {
-        (void **)&cs->x,     (void **)&cs->xb,   (void **)&cs->qkv,    (void **)&cs->q,
-        (void **)&cs->att,   (void **)&cs->h13,  (void **)&cs->hb,     (void **)&cs->delta,
-        (void **)&cs->act16, (void **)&cs->kc,   (void **)&cs->vc,     (void **)&cs->logits,
-        (void **)&cs->part,  (void **)&cs->in_d, (void **)&cs->next_d, (void **)&cs->scores};
+    void **dst[] = {(void **)&cs->x,      (void **)&cs->xb,    (void **)&cs->qkv,
+                    (void **)&cs->q,      (void **)&cs->att,   (void **)&cs->h13,
+                    (void **)&cs->hb,     (void **)&cs->delta, (void **)&cs->act16,
+                    (void **)&cs->kc,     (void **)&cs->vc,    (void **)&cs->logits,
+                    (void **)&cs->part,   (void **)&cs->in_d,  (void **)&cs->next_d,
+                    (void **)&cs->scores, (void **)&cs->ssq,   (void **)&cs->att_count};
     for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++) {
         *dst[i] = a;
         a += up(sz[i]);
@@ -140,9 +143,11 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     if (!scores) cs->scores = NULL;
     cs->log = w->log;
     cs->log_ctx = w->log_ctx;
-    long prof = 0;
+    long prof = 0, fuse = 3;
     eng_status st = eng_knob_int(ENG_KNOB_CUDA_PROFILE, 0, 1, &prof, err, errlen);
     if (st != ENG_OK) return st;
+    if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 7, &fuse, err, errlen)) != ENG_OK) return st;
+    cs->fuse = (int)fuse;
     if (prof) {
         cs->prof = 1;
         cs->prof_cap = c->n_layers * 12 + 8;

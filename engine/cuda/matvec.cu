@@ -130,9 +130,7 @@ extern "C" int eng_cu_matvec(float *y, const void *w, int dt, const float *x, in
                              eng_stream st)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2;
-    int aligned =
-        ((size_t)d * es) % 16 == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)x & 15) == 0;
-    if (!aligned) {
+    if (!eng_mv_vec_ok(w, (int)es, x, d)) {
         int blocks = (rows + 7) / 8; /* 8 warps of 256 threads, one row each */
         matvec_scalar<<<blocks, 256, 0, st>>>(y, w, dt, x, rows, d);
         return eng_cu_err();
@@ -141,14 +139,145 @@ extern "C" int eng_cu_matvec(float *y, const void *w, int dt, const float *x, in
      * an H200), as long as each lane still has four or more loads of its own: on an H200 the
      * split made the 1B and 8B shapes' matrices of 2048-6144 rows slower, 7.7 us against 6.2
      * for [3072 x 2048] and 17.6 against 15.2 for [6144 x 4096] (2026-12-02). */
-    int nv = (int)((size_t)d * es / 16), wpr = 1;
-    while (wpr < 4 && (size_t)rows * wpr < 1024 && nv >= 256 * wpr)
-        wpr *= 2;
+    int wpr = eng_mv_wpr(rows, d, (int)es);
     if (dt == ENG_DT_BF16)
         matvec_launch<ENG_DT_BF16>(y, w, x, rows, d, wpr, st);
     else if (dt == ENG_DT_F16)
         matvec_launch<ENG_DT_F16>(y, w, x, rows, d, wpr, st);
     else
         matvec_launch<ENG_DT_F32>(y, w, x, rows, d, wpr, st);
+    return eng_cu_err();
+}
+
+/* The fused products (cuda_kernels.h): the loop of matvec_vec, then an epilogue over the
+ * block's rows. Warp w of a block computes logical row w / WPR; in SWIGLU mode logical rows
+ * 2j and 2j + 1 of block b are gate row p and up row F + p of pair p = b * R/2 + j, so one
+ * block holds both halves of its outputs and the gate/up layout stays as cuBLAS reads it. */
+template <int DT, int WPR, int MODE>
+__global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
+{
+    const int EPV = vec_traits<DT>::EPV, step = 32 * WPR, R = 8 / WPR;
+    __shared__ float part[8], sred[8];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, j = warp / WPR, sub = warp % WPR;
+    int d = a.d, nv = d / EPV, F = a.rows / 2, row, valid;
+    if (MODE == ENG_MV_SWIGLU) {
+        int p = blockIdx.x * (R / 2) + j / 2;
+        valid = p < F;
+        row = (j & 1) ? F + p : p;
+    } else {
+        row = blockIdx.x * R + j;
+        valid = row < a.rows;
+    }
+    const float *x = a.x;
+    const uint4 *wr = (const uint4 *)a.w + (size_t)(valid ? row : 0) * nv;
+    int b = sub * 32;
+    uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b);
+    pdl_launch();
+    pdl_wait();
+    /* The input norm's partials: loaded now, summed after the loop (their latency hidden). */
+    float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (a.ssq_in)
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            int i = threadIdx.x + k * 256;
+            s4[k] = i < a.nss ? a.ssq_in[i] : 0.0f;
+        }
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    for (; b < nv; b += 4 * step) {
+        int bn = b + 4 * step;
+        uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);
+        a0 += WDOT(c0, 0, b);
+        a1 += WDOT(c1, 1, b);
+        a2 += WDOT(c2, 2, b);
+        a3 += WDOT(c3, 3, b);
+        c0 = n0, c1 = n1, c2 = n2, c3 = n3;
+    }
+    /* One barrier: each warp leaves its row's sum and its share of the norm's partials, then
+     * warp 0 finishes the block (fixed order: the same scale in every block). */
+    float acc = warp_sum((a0 + a1) + (a2 + a3)), ss = 0.0f;
+    if (a.ssq_in) {
+        ss = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+        for (int i = threadIdx.x + 1024; i < a.nss; i += 256)
+            ss += a.ssq_in[i];
+        ss = warp_sum(ss);
+    }
+    if (lane == 0) part[warp] = acc, sred[warp] = ss;
+    __syncthreads();
+    if (warp != 0) return;
+    float scale = 1.0f;
+    if (a.ssq_in) {
+        float t = warp_sum(lane < 8 ? sred[lane] : 0.0f);
+        scale = rsqrtf(t / (float)a.nd + a.eps);
+    }
+    float v = 0.0f; /* lane j < R: logical row j of the block */
+    if (lane < R) {
+        v = part[lane * WPR];
+        for (int k = 1; k < WPR; k++)
+            v += part[lane * WPR + k];
+        v *= scale;
+    }
+    if (MODE == ENG_MV_SWIGLU) {
+        int p = blockIdx.x * (R / 2) + lane;
+        float g = __shfl_sync(0xffffffffu, v, (2 * lane) & 31),
+              u = __shfl_sync(0xffffffffu, v, (2 * lane + 1) & 31);
+        if (lane < R / 2 && p < F) {
+            if (a.bias) {
+                g += a.bias[p];
+                u += a.bias[F + p];
+            }
+            a.out[p] = g / (1.0f + expf(-g)) * u;
+        }
+    } else if (MODE == ENG_MV_RESID) {
+        int r = blockIdx.x * R + lane;
+        float sq = 0.0f;
+        if (lane < R && r < a.rows) {
+            float x2 = a.res[r] + v + (a.bias ? a.bias[r] : 0.0f);
+            a.res[r] = x2;
+            a.out[r] = a.nw_out[r] * x2;
+            sq = x2 * x2;
+        }
+        sq = warp_sum(sq);
+        if (lane == 0) a.ssq_out[blockIdx.x] = sq;
+    } else {
+        int r = blockIdx.x * R + lane;
+        if (lane < R && r < a.rows) a.out[r] = v;
+    }
+}
+
+template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int wpr, eng_stream st)
+{
+    int per = 8 / wpr, blocks = MODE == ENG_MV_SWIGLU ? (a->rows / 2 + per / 2 - 1) / (per / 2)
+                                                      : (a->rows + per - 1) / per;
+    if (wpr == 4)
+        eng_launch(matvec_fused<DT, 4, MODE>, blocks, 256, 0, st, *a);
+    else if (wpr == 2)
+        eng_launch(matvec_fused<DT, 2, MODE>, blocks, 256, 0, st, *a);
+    else
+        eng_launch(matvec_fused<DT, 1, MODE>, blocks, 256, 0, st, *a);
+}
+
+template <int DT> static void fused_mode(const eng_mv_args *a, int wpr, eng_stream st)
+{
+    if (a->mode == ENG_MV_SWIGLU)
+        fused_launch<DT, ENG_MV_SWIGLU>(a, wpr, st);
+    else if (a->mode == ENG_MV_RESID)
+        fused_launch<DT, ENG_MV_RESID>(a, wpr, st);
+    else
+        fused_launch<DT, ENG_MV_PLAIN>(a, wpr, st);
+}
+
+extern "C" int eng_cu_matvec_fused(const eng_mv_args *a, eng_stream st)
+{
+    int es = a->dt == ENG_DT_F32 ? 4 : 2;
+    if (!eng_mv_vec_ok(a->w, es, a->x, a->d) || (a->mode == ENG_MV_SWIGLU && a->rows % 2) ||
+        (a->ssq_in && a->nss <= 0))
+        return (int)cudaErrorInvalidValue;
+    int wpr = eng_mv_wpr(a->rows, a->d, es);
+    if (a->dt == ENG_DT_BF16)
+        fused_mode<ENG_DT_BF16>(a, wpr, st);
+    else if (a->dt == ENG_DT_F16)
+        fused_mode<ENG_DT_F16>(a, wpr, st);
+    else
+        fused_mode<ENG_DT_F32>(a, wpr, st);
     return eng_cu_err();
 }

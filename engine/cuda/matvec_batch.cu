@@ -150,9 +150,7 @@ static void mb_launch(float *y, const void *w, const float *x, int rows, int d, 
 extern "C" int eng_cu_matvec_batch(float *y, const void *w, int dt, const float *x, int rows, int d,
                                    int n, eng_stream st)
 {
-    size_t es = dt == ENG_DT_F32 ? 4 : 2;
-    int aligned =
-        ((size_t)d * es) % 16 == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)x & 15) == 0;
+    int es = dt == ENG_DT_F32 ? 4 : 2, aligned = eng_mv_vec_ok(w, es, x, d);
     for (int i0 = 0; i0 < n; i0 += MB_MAX) {
         int m = n - i0 < MB_MAX ? n - i0 : MB_MAX;
         float *yg = y + (size_t)i0 * rows;
@@ -165,10 +163,8 @@ extern "C" int eng_cu_matvec_batch(float *y, const void *w, int dt, const float 
             }
             continue;
         }
-        /* matvec.cu's choice of warps per row, repeated: it sets the summation order. */
-        int nv = (int)((size_t)d * es / 16), wpr = 1;
-        while (wpr < 4 && (size_t)rows * wpr < 1024 && nv >= 256 * wpr)
-            wpr *= 2;
+        /* matvec.cu's choice of warps per row (it sets the summation order) */
+        int wpr = eng_mv_wpr(rows, d, es);
         if (dt == ENG_DT_BF16)
             mb_launch<ENG_DT_BF16>(yg, w, xg, rows, d, m, wpr, st);
         else if (dt == ENG_DT_F16)

@@ -149,6 +149,51 @@ void eng_ref_matvec_batch(float *y, const void *w, int dt, const float *x, int r
         eng_ref_matvec(y + (size_t)i * rows, w, dt, x + (size_t)i * d, rows, d);
 }
 
+void eng_ref_matvec_fused(const eng_mv_args *a)
+{
+    int es = a->dt == ENG_DT_F32 ? 4 : 2, F = a->rows / 2;
+    double scale = 1.0;
+    if (a->ssq_in) {
+        double ss = 0;
+        for (int i = 0; i < a->nss; i++)
+            ss += a->ssq_in[i];
+        scale = 1.0 / sqrt(ss / a->nd + a->eps);
+    }
+    if (a->mode == ENG_MV_SWIGLU) {
+        for (int p = 0; p < F; p++) {
+            double g = 0, u = 0;
+            for (int k = 0; k < a->d; k++) {
+                g += (double)ld(a->w, a->dt, (size_t)p * a->d + k) * a->x[k];
+                u += (double)ld(a->w, a->dt, (size_t)(F + p) * a->d + k) * a->x[k];
+            }
+            g = g * scale + (a->bias ? a->bias[p] : 0.0f);
+            u = u * scale + (a->bias ? a->bias[F + p] : 0.0f);
+            a->out[p] = (float)(g / (1.0 + exp(-g)) * u);
+        }
+        return;
+    }
+    int per = 8 / eng_mv_wpr(a->rows, a->d, es);
+    double sq = 0;
+    for (int i = 0; i < a->rows; i++) {
+        double y = 0;
+        for (int k = 0; k < a->d; k++)
+            y += (double)ld(a->w, a->dt, (size_t)i * a->d + k) * a->x[k];
+        y *= scale;
+        if (a->mode == ENG_MV_RESID) {
+            float v = (float)(a->res[i] + y + (a->bias ? a->bias[i] : 0.0f));
+            a->res[i] = v;
+            a->out[i] = a->nw_out[i] * v;
+            sq += (double)v * v;
+            if ((i + 1) % per == 0 || i + 1 == a->rows) { /* the block's partial */
+                a->ssq_out[i / per] = (float)sq;
+                sq = 0;
+            }
+        } else {
+            a->out[i] = (float)y;
+        }
+    }
+}
+
 void eng_ref_attention(const eng_attn_args *a)
 {
     int hd = a->hd, group = a->nq / a->nkv;
