@@ -49,6 +49,13 @@ typedef struct eng_backend {
      */
     eng_status (*sample)(const eng_model *m, eng_state *s, float temperature, float top_p);
     eng_status (*get_token)(const eng_model *m, eng_state *s, int *token);
+    /* Optional (NULL: the host samples from get_logits): after logits of a batch, each of its
+     * n_out rows sampled on the backend with s->row_temp/row_top_p/row_draw (set before
+     * set_inputs); get_batch reads the ids (-1: logits not finite) and, for rows with keep[k]
+     * set (keep NULL: none), row k of the logits into (*host)[k] ([n_out, vocab]). */
+    eng_status (*sample_batch)(const eng_model *m, eng_state *s);
+    eng_status (*get_batch)(const eng_model *m, eng_state *s, int *ids, const int *keep,
+                            const float **host);
 
     /* ---- activations across device boundaries: the residual stream x [n, dim] (f32) */
     eng_status (*get_act)(const eng_model *m, eng_state *s, float *host);

@@ -211,18 +211,34 @@ typedef struct eng_batch {
 } eng_batch;
 
 /* One forward pass over a batch of sequences; *logits (may be NULL) gets one row per flagged
- * token, in token order ([flagged, vocab], host memory, owned by the state). Each row is the
- * same as the sequence would get alone: bitwise on the CPU; on a GPU up to the kernels'
- * summation order (cuBLAS may pick a different algorithm for another batch size).
- * eng_forward is the special case of one sequence in slot 0. */
+ * token, in token order ([flagged, vocab], host memory, owned by the state). Each row is
+ * bitwise what the sequence gets in a batch of its own tokens alone (the same call with the
+ * other sequences' tokens left out): on the CPU, and on a GPU where a sequence's one token (a
+ * decode step) runs the small-batch matrix-vector kernel with the batch-1 summation order and
+ * each sequence's several tokens (a prompt chunk) their own cuBLAS product, so a chunk is
+ * computed the same when it is cut the same. eng_forward (one sequence in slot 0, its own
+ * prefill and attention kernels) may differ from it on a GPU in the last bits. */
 eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
                              const eng_coll *coll, const float **logits);
+
+typedef struct eng_sampler eng_sampler;
+
+/* eng_forward_batch, then the next token of each flagged token's sequence: ids[k] (-1 when
+ * its logits are not finite) drawn with smp[k], k counting flagged tokens in order. A GPU
+ * samples on the device (greedy as eng_sampler_sample; otherwise the device sampler of
+ * eng_forward_sample, with one draw from smp[k] when its temperature is not 0): only the ids
+ * cross to the host, and the logits rows k with keep[k] set (keep may be NULL). On the CPU
+ * eng_sampler_sample samples from the logits. *logits (may be NULL): [flagged, vocab] in
+ * host memory, where rows with keep[k] set are valid. Ranks that flag no token pass NULL
+ * smp and ids. */
+eng_status eng_forward_batch_sample(const eng_model *m, eng_state *s, const eng_batch *b,
+                                    const eng_coll *coll, eng_sampler *const *smp, const int *keep,
+                                    int *ids, const float **logits);
 
 /* Sampling: temperature 0 is greedy (lowest id wins ties); else softmax(logits / T), cut to
  * the top-p nucleus when top_p < 1 (top_p 0 keeps only the most likely token, as in
  * transformers; top_p outside [0, 1] is refused), drawn with a xorshift generator seeded by seed.
  * Not thread-safe per sampler. */
-typedef struct eng_sampler eng_sampler;
 eng_status eng_sampler_create(int vocab, float temperature, float top_p, uint64_t seed,
                               eng_sampler **out);
 /* logits [vocab] -> token id; -1 when a logit is NaN or infinite (nothing can be sampled). */

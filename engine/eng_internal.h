@@ -177,14 +177,26 @@ struct eng_state {
     /* A batched call (eng_forward_batch) sets these; NULL for eng_forward. */
     const int *tok_pos; /* [n] each token's position */
     const int *tok_seq; /* [n] each token's KV slot */
-    const int *out_row; /* [n_out] the tokens whose logits are wanted, increasing */
+    const int *out_row; /* [n_out] the tokens whose logits are wanted, in the caller's order */
     int n_out;
-    int *scratch; /* [max_batch + n_seqs] host scratch of eng_forward_batch */
+    /* A batch is reordered: first the n_dec tokens of sequences with one token in the call
+     * (decode rows), then each other sequence's tokens together (prompt chunks), so that a
+     * backend can run the decode rows and each chunk apart and give every row the same
+     * result whatever else is in the batch. */
+    int n_dec;
+    /* eng_forward_batch_sample on a backend that samples: each flagged row's settings and
+     * draw ([n_out] each), NULL otherwise. */
+    const float *row_temp, *row_top_p, *row_draw;
+    /* host scratch of eng_forward_batch, ints: the flagged rows [B], per sequence a count and
+     * a cursor [n_seqs] each, the new index of each token [B], the reordered tokens, positions
+     * and slots [B] each, then (floats) each flagged row's temperature, top-p, draw [B] each */
+    int *scratch; /* [8 * max_batch + 2 * n_seqs] */
     int n_seg;
     struct eng_state **seg; /* [n_seg] */
     void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */
     float *act_h;           /* [max_batch, dim] host copy of x at ENG_LINK_HOST boundaries */
-    int graph; /* the decode step as a graph: 0 not yet, 1 captured, -1 capture failed (walks) */
+    int graph;  /* the decode step as a graph: 0 not yet, 1 captured, -1 capture failed (walks) */
+    int bgraph; /* batches of decode rows as graphs: 0 allowed, -1 a capture failed (walks) */
 };
 
 /* Token t's position and KV slot in the current call. */

@@ -16,7 +16,8 @@ static eng_status check_call(const eng_model *m, const eng_state *s, const int *
 /* The call (tokens, n, pos, draw; a batch's positions, slots and logits rows, NULL for one
  * sequence) in every segment's state. */
 static void set_call_batch(eng_state *s, const int *tokens, int n, int pos, float draw,
-                           const int *tok_pos, const int *tok_seq, const int *out_row, int n_out)
+                           const int *tok_pos, const int *tok_seq, const int *out_row, int n_out,
+                           int n_dec)
 {
     for (int i = 0; i < s->n_seg; i++) {
         eng_state *ss = s->seg[i];
@@ -28,12 +29,14 @@ static void set_call_batch(eng_state *s, const int *tokens, int n, int pos, floa
         ss->tok_seq = tok_seq;
         ss->out_row = out_row;
         ss->n_out = n_out;
+        ss->n_dec = n_dec;
+        ss->row_temp = ss->row_top_p = ss->row_draw = NULL;
     }
 }
 
 static void set_call(eng_state *s, const int *tokens, int n, int pos, float draw)
 {
-    set_call_batch(s, tokens, n, pos, draw, NULL, NULL, NULL, 0);
+    set_call_batch(s, tokens, n, pos, draw, NULL, NULL, NULL, 0, 0);
 }
 
 /* x of segment i into segment i + 1: the backend's own link (device or peer copy, ordered by
@@ -109,6 +112,38 @@ static eng_status check_batch(const eng_model *m, eng_state *s, const eng_batch 
     return ENG_OK;
 }
 
+/* The batch reordered into the scratch (see eng_state.n_dec): the tokens of sequences with
+ * one token first, in the caller's order, then the others grouped by sequence (in the order
+ * of their first token, each sequence's tokens in order); the flagged rows renumbered. */
+static int reorder(eng_state *s, const eng_batch *b, int n_out, int **tok, int **pos, int **seq)
+{
+    int B = s->max_batch, n = b->n;
+    int *rows = s->scratch, *cnt = rows + B, *at = cnt + s->n_seqs, *idx = at + s->n_seqs;
+    *tok = idx + B, *pos = *tok + B, *seq = *pos + B;
+    for (int q = 0; q < s->n_seqs; q++)
+        cnt[q] = 0, at[q] = -1;
+    for (int t = 0; t < n; t++)
+        cnt[b->seq[t]]++;
+    int n_dec = 0, cur;
+    for (int t = 0; t < n; t++)
+        if (cnt[b->seq[t]] == 1) idx[t] = n_dec++;
+    cur = n_dec;
+    for (int t = 0; t < n; t++) {
+        int q = b->seq[t];
+        if (cnt[q] == 1) continue;
+        if (at[q] < 0) at[q] = cur, cur += cnt[q];
+        idx[t] = at[q]++;
+    }
+    for (int t = 0; t < n; t++) {
+        (*tok)[idx[t]] = b->tokens[t];
+        (*pos)[idx[t]] = b->pos[t];
+        (*seq)[idx[t]] = b->seq[t];
+    }
+    for (int k = 0; k < n_out; k++)
+        rows[k] = idx[rows[k]];
+    return n_dec;
+}
+
 eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *b,
                              const eng_coll *coll, const float **logits)
 {
@@ -116,7 +151,8 @@ eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *
     int n_out = 0;
     eng_status st = check_batch(m, s, b, &n_out);
     if (st != ENG_OK) return st;
-    set_call_batch(s, b->tokens, b->n, b->pos[0], 0.0f, b->pos, b->seq, s->scratch, n_out);
+    int *tok, *pos, *seq, n_dec = reorder(s, b, n_out, &tok, &pos, &seq);
+    set_call_batch(s, tok, b->n, pos[0], 0.0f, pos, seq, s->scratch, n_out, n_dec);
     int want = n_out > 0;
     if ((st = walk(m, s, coll, want)) != ENG_OK) return st;
     const eng_model *last = m->seg[m->n_seg - 1];
@@ -124,6 +160,81 @@ eng_status eng_forward_batch(const eng_model *m, eng_state *s, const eng_batch *
     if (!want) return last->b->sync(last, sl);
     const float *host;
     if ((st = last->b->get_logits(last, sl, &host)) != ENG_OK) return st;
+    if (logits) *logits = host;
+    return ENG_OK;
+}
+
+/* A batch of decode rows sampled on the device, as a graph captured on the first step with
+ * this many rows and replayed after (tokens, positions, slots and the sampling settings are
+ * in device memory, copied by set_inputs). *in_capture: the failure came from capturing. */
+static eng_status batch_graph(const eng_model *m, eng_state *s, int *in_capture)
+{
+    const eng_backend *b = m->b;
+    eng_status st = b->set_inputs(m, s);
+    if (st != ENG_OK) return st;
+    st = b->replay(m, s);
+    if (st != ENG_ERR_UNSUPPORTED) return st;
+    *in_capture = 1;
+    if ((st = b->capture_begin(m, s)) != ENG_OK) return st;
+    st = b->embed(m, s);
+    for (int l = 0; l < m->cfg.n_layers && st == ENG_OK; l++)
+        st = b->layer(m, s, l, NULL);
+    if (st == ENG_OK) st = b->logits(m, s);
+    if (st == ENG_OK) st = b->sample_batch(m, s);
+    eng_status ce = b->capture_end(m, s);
+    if (st == ENG_OK) st = ce;
+    if (st != ENG_OK) return st;
+    *in_capture = 0;
+    return b->replay(m, s);
+}
+
+eng_status eng_forward_batch_sample(const eng_model *m, eng_state *s, const eng_batch *b,
+                                    const eng_coll *coll, eng_sampler *const *smp, const int *keep,
+                                    int *ids, const float **logits)
+{
+    if (logits) *logits = NULL;
+    int n_out = 0;
+    eng_status st = check_batch(m, s, b, &n_out);
+    if (st != ENG_OK) return st;
+    if (n_out > 0 && (!smp || !ids)) return ENG_ERR_INVALID_ARG;
+    for (int k = 0; k < n_out; k++)
+        if (!smp[k]) return ENG_ERR_INVALID_ARG;
+    int *tok, *pos, *seq, n_dec = reorder(s, b, n_out, &tok, &pos, &seq);
+    set_call_batch(s, tok, b->n, pos[0], 0.0f, pos, seq, s->scratch, n_out, n_dec);
+    const eng_model *last = m->seg[m->n_seg - 1];
+    eng_state *sl = s->seg[m->n_seg - 1];
+    const eng_backend *be = last->b;
+    int on_device = n_out > 0 && be->sample_batch && be->get_batch;
+    if (on_device) { /* settings and draws ride with the inputs (a draw only where T > 0) */
+        /* after the reordered batch in the scratch ([5 max_batch + 2 n_seqs] ints so far) */
+        float *temp = (float *)(seq + s->max_batch), *top_p = temp + s->max_batch,
+              *draw = top_p + s->max_batch;
+        for (int k = 0; k < n_out; k++) {
+            eng_sampler_settings(smp[k], &temp[k], &top_p[k]);
+            draw[k] = temp[k] != 0.0f ? eng_sampler_draw(smp[k]) : 0.0f;
+        }
+        sl->row_temp = temp, sl->row_top_p = top_p, sl->row_draw = draw;
+    }
+    /* Decode rows only, each sampled, one device, one rank: a graph per row count. */
+    if (on_device && n_dec == b->n && n_out == b->n && m->n_seg == 1 && !coll && s->bgraph == 0 &&
+        be->replay) {
+        int in_capture = 0;
+        st = batch_graph(m, s, &in_capture);
+        if (st == ENG_OK) return be->get_batch(last, sl, ids, keep, logits);
+        if (!in_capture) return st;
+        s->bgraph = -1; /* this backend could not capture it: walk from now on */
+    }
+    if ((st = walk(m, s, coll, n_out > 0)) != ENG_OK) return st;
+    if (n_out == 0) return be->sync(last, sl);
+    if (on_device) {
+        if ((st = be->sample_batch(last, sl)) != ENG_OK) return st;
+        return be->get_batch(last, sl, ids, keep, logits);
+    }
+    const float *host;
+    if ((st = be->get_logits(last, sl, &host)) != ENG_OK) return st;
+    size_t V = (size_t)m->cfg.vocab_size;
+    for (int k = 0; k < n_out; k++)
+        ids[k] = eng_sampler_sample(smp[k], host + (size_t)k * V);
     if (logits) *logits = host;
     return ENG_OK;
 }

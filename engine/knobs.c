@@ -17,8 +17,9 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
                           "microseconds a waiting thread busy-polls for the next matmul (or "
                           "its end) before sleeping (0..100000)"},
     [ENG_KNOB_CUDA_PROFILE] = {"ENG_CUDA_PROFILE", "0",
-                               "1: time the CUDA decode step's stages with events (the step then "
-                               "runs without its graph) and log the split per token at the end"},
+                               "1: time the CUDA decode step's stages (also batched steps of "
+                               "decode rows) with events (the step then runs without its graph) "
+                               "and log the split per step at the end"},
     [ENG_KNOB_NO_P2P] = {"ENG_NO_P2P", "0",
                          "1: layer mapping stages activations between GPU segments through "
                          "pinned host memory even where peer access works (0..1)"},

@@ -86,7 +86,7 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
     st->max_batch = p->max_batch < cap ? p->max_batch : (int)cap;
     st->all_logits = p->all_logits;
     st->n_seqs = n_seqs;
-    st->scratch = malloc(((size_t)st->max_batch + (size_t)n_seqs) * sizeof(int));
+    st->scratch = malloc((8 * (size_t)st->max_batch + 2 * (size_t)n_seqs) * sizeof(int));
     if (!st->scratch) {
         free(st);
         return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory for the run state");

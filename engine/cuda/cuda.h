@@ -69,6 +69,7 @@ enum {
     CUDA_ST_W2,
     CUDA_ST_CLS,
     CUDA_ST_SAMPLE,
+    CUDA_ST_COPY, /* logits to the host (batched steps) */
     CUDA_STAGES
 };
 
@@ -108,13 +109,21 @@ typedef struct cuda_state {
     float *ssq;            /* [D] (nss used) */
     int nss;
     int logit_rows;
-    float *scores;         /* [nq, B, score_keys] long-prompt attention scores, or NULL */
-    int score_keys;        /* the most keys a batched attention call may have */
-    cudaGraphExec_t graph; /* the decode step, once captured */
+    float *scores;           /* [nq, B, score_keys] long-prompt attention scores, or NULL */
+    int score_keys;          /* the most keys a batched attention call may have */
+    cudaGraphExec_t graph;   /* the decode step, once captured */
+    cudaGraphExec_t *bgraph; /* [n_seqs + 1]: a batch of n decode rows, once captured */
     /* A batch of several sequences (eng_forward_batch): its own inputs and scratch. */
-    int *bin_d;   /* [3B]: each token's position, slot, then the rows whose logits are wanted */
+    int *bin_d;   /* [6B]: each token's position, slot, the rows whose logits are wanted, then
+                   * (float bits) each such row's temperature, top-p and draw */
     int *bin_h;   /* pinned mirror of bin_d */
+    int *ids_d;   /* [B] the tokens sampled from a batch's rows */
+    int *ids_h;   /* pinned [B] */
     float *bpart; /* [bsplit_max, B*nq, hd+2] flash-decoding partials of the batch */
+    /* A prompt chunk after the first rows of a batch runs its cuBLAS product here, at the
+     * buffers' aligned start as when alone (cuBLAS may choose by pointer alignment). */
+    void *stage_in;   /* [B, max(D, nq*hd, F)] f32 or 16-bit input rows */
+    float *stage_out; /* [B, max((nq+2nkv)*hd, 2F, D)] */
     int bsplit_max;
     /* ENG_CUDA_PROFILE: the decode step runs eagerly with an event at each stage's end */
     int prof, prof_on, prof_ran, prof_n, prof_cap;
@@ -163,6 +172,7 @@ eng_status cuda_embed(const eng_model *m, eng_state *s);
 eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
 eng_status cuda_logits(const eng_model *m, eng_state *s);
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p);
+eng_status cuda_sample_batch(const eng_model *m, eng_state *s);
 eng_status cuda_flush(const eng_model *m, eng_state *s);  /* adds a pending delta to x */
 eng_status cuda_warmup(const eng_model *m, eng_state *s); /* cuBLAS kernels loaded up front */
 /* cuda_link.c: boundaries between segments (layer mapping) */

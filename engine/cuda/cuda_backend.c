@@ -6,6 +6,7 @@
 #include "cuda.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define K(call)                                                                                    \
     do {                                                                                           \
@@ -67,8 +68,10 @@ static eng_status cuda_get_logits(const eng_model *m, eng_state *s, const float 
     CU_BIND(cs);
     K(cudaMemcpyAsync(cs->logits_h, cs->logits, (size_t)cs->logit_rows * m->cfg.vocab_size * 4,
                       cudaMemcpyDeviceToHost, cs->st));
+    cuda_mark(cs, CUDA_ST_COPY);
     eng_status st = cuda_wait(cs);
     if (st != ENG_OK) return st;
+    cuda_prof_collect(cs);
     *host = cs->logits_h;
     return ENG_OK;
 }
@@ -83,6 +86,26 @@ static eng_status cuda_get_token(const eng_model *m, eng_state *s, int *token)
     if (st != ENG_OK) return st;
     cuda_prof_collect(cs);
     *token = *cs->next_h;
+    return ENG_OK;
+}
+
+static eng_status cuda_get_batch(const eng_model *m, eng_state *s, int *ids, const int *keep,
+                                 const float **host)
+{
+    cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    size_t V = (size_t)m->cfg.vocab_size;
+    K(cudaMemcpyAsync(cs->ids_h, cs->ids_d, (size_t)s->n_out * 4, cudaMemcpyDeviceToHost, cs->st));
+    for (int k = 0; keep && k < s->n_out; k++) /* logprobs: only the rows that ask */
+        if (keep[k])
+            K(cudaMemcpyAsync(cs->logits_h + (size_t)k * V, cs->logits + (size_t)k * V, V * 4,
+                              cudaMemcpyDeviceToHost, cs->st));
+    cuda_mark(cs, CUDA_ST_COPY);
+    eng_status st = cuda_wait(cs);
+    if (st != ENG_OK) return st;
+    cuda_prof_collect(cs);
+    memcpy(ids, cs->ids_h, (size_t)s->n_out * sizeof(int));
+    if (host) *host = cs->logits_h;
     return ENG_OK;
 }
 
@@ -109,7 +132,15 @@ static eng_status cuda_put_act(const eng_model *m, eng_state *s, const float *ho
 static eng_status cuda_sync(const eng_model *m, eng_state *s)
 {
     (void)m;
-    return cuda_wait(s->bs);
+    eng_status st = cuda_wait(s->bs);
+    if (st == ENG_OK) cuda_prof_collect(s->bs);
+    return st;
+}
+
+/* The graph of this call: the decode step, or a batch of decode rows (one per row count). */
+static cudaGraphExec_t *graph_slot(cuda_state *cs, const eng_state *s)
+{
+    return s->tok_pos ? &cs->bgraph[s->n] : &cs->graph;
 }
 
 static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)
@@ -136,13 +167,14 @@ static eng_status cuda_capture_end(const eng_model *m, eng_state *s)
         return ENG_OK;
     }
     cudaGraph_t g = NULL;
+    cudaGraphExec_t *slot = graph_slot(cs, s);
     cudaError_t e = cudaStreamEndCapture(cs->st, &g);
     if (e == cudaSuccess) {
-        e = cudaGraphInstantiate(&cs->graph, g, 0);
+        e = cudaGraphInstantiate(slot, g, 0);
         cudaGraphDestroy(g);
     }
     if (e != cudaSuccess) {
-        cs->graph = NULL;
+        *slot = NULL;
         cudaGetLastError(); /* a failed capture is not sticky: no later check may see it */
         return cu_fail(cs->err, sizeof(cs->err),
                        g ? "cudaGraphInstantiate" : "cudaStreamEndCapture", e);
@@ -160,8 +192,9 @@ static eng_status cuda_replay(const eng_model *m, eng_state *s)
         cs->prof_ran = 0;
         return ran ? ENG_OK : ENG_ERR_UNSUPPORTED;
     }
-    if (!cs->graph) return ENG_ERR_UNSUPPORTED;
-    K(cudaGraphLaunch(cs->graph, cs->st));
+    cudaGraphExec_t g = *graph_slot(cs, s);
+    if (!g) return ENG_ERR_UNSUPPORTED;
+    K(cudaGraphLaunch(g, cs->st));
     return ENG_OK;
 }
 
@@ -218,6 +251,8 @@ const eng_backend eng_backend_cuda = {
     .get_logits = cuda_get_logits,
     .sample = cuda_sample,
     .get_token = cuda_get_token,
+    .sample_batch = cuda_sample_batch,
+    .get_batch = cuda_get_batch,
     .get_act = cuda_get_act,
     .put_act = cuda_put_act,
     .sync = cuda_sync,

@@ -60,6 +60,13 @@ void eng_ref_swiglu(const float *h, const float *b, float *out, void *out16, int
 int eng_cu_matvec(float *y, const void *w, int dt, const float *x, int rows, int d, eng_stream st);
 void eng_ref_matvec(float *y, const void *w, int dt, const float *x, int rows, int d);
 
+/* matvec_batch.cu: y[i, :] = w x[i, :] for n input rows (the decode rows of a batched step),
+ * each row bitwise equal to eng_cu_matvec of that row alone (the same summation order); the
+ * weights are read once per 16 rows.   w [rows, d] of dt, x [n, d], y [n, rows]. */
+int eng_cu_matvec_batch(float *y, const void *w, int dt, const float *x, int rows, int d, int n,
+                        eng_stream st);
+void eng_ref_matvec_batch(float *y, const void *w, int dt, const float *x, int rows, int d, int n);
+
 /* The matvec kernel's plan, shared with the references: wpr warps a row (split-K) for
  * matrices of under 1024 rows while each lane keeps four or more 16-byte loads, a block of 8
  * warps covering 8 / wpr rows. es: bytes per weight element. */
@@ -178,6 +185,10 @@ void eng_ref_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int
 int eng_cu_sample(const float *logits, int V, float temperature, float top_p, const float *draw,
                   int *next, eng_stream st);
 int eng_ref_sample(const float *logits, int V, float temperature, float top_p, float draw);
+/* eng_cu_sample for n rows at once (one block each), row r with temperature[r], top_p[r] and
+ * draw[r] (device arrays [n]) into next[r].   logits [n, V]. */
+int eng_cu_sample_rows(const float *logits, int n, int V, const float *temperature,
+                       const float *top_p, const float *draw, int *next, eng_stream st);
 
 #ifdef __cplusplus
 }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The CUDA backend's forward pass. Decode (one token) runs matrix-vector kernels; batches
- * of 2 and more (prefill, or tokens of several sequences) run cuBLAS on activations in the
- * weights' type (the norms and SwiGLU write that copy themselves), and long prompts run
- * attention as two batched cuBLAS products around a causal softmax. The residual add of each
- * row-parallel output is deferred into the next RMSNorm. A batch of several sequences
+ * of 2 and more of one sequence (prefill) run cuBLAS on activations in the weights' type (the
+ * norms and SwiGLU write that copy themselves), and long prompts run attention as two
+ * batched cuBLAS products around a causal softmax. A batch of several sequences runs its
+ * decode rows through the small-batch matrix-vector kernel and each prompt chunk through its
+ * own cuBLAS product (bproj), so that every row gets what it would get alone; it never takes
+ * the fused decode products (their rounding differs from the small-batch kernel's). The residual
+ * add of each row-parallel output is deferred into the next RMSNorm. A batch of several sequences
  * (s->tok_pos set) takes batch.cu's RoPE and attention, each token at its own position in
  * its own KV slot. */
 #include "cuda.h"
@@ -58,6 +61,46 @@ static eng_status proj(cuda_state *cs, float *out, const dmat *w, const float *x
 static void *in16(cuda_state *cs, const dmat *w)
 {
     return w->dt == ENG_DT_F32 ? NULL : cs->act16;
+}
+
+/* A projection of a reordered batch (eng_state.n_dec): the decode rows [0, n_dec) through
+ * the small-batch matrix-vector kernel (each row bitwise as alone), then each prompt chunk
+ * (the rows of one sequence) through its own cuBLAS product, so that a chunk's result does not
+ * depend on what else runs in the step. x: the f32 input [n, cols]; x16: the same rows in the
+ * weights' type, or NULL (converted here when the weights are 16-bit). */
+static eng_status bproj(cuda_state *cs, const eng_state *s, float *out, const dmat *w,
+                        const float *x, const void *x16)
+{
+    int n = s->n, nd = s->n_dec;
+    if (nd > 0) K(eng_cu_matvec_batch(out, w->p, w->dt, x, w->rows, w->cols, nd, ST(cs)));
+    if (nd == n) return ENG_OK;
+    size_t es = w->dt == ENG_DT_F32 ? 4 : 2;
+    const void *in = x;
+    if (w->dt != ENG_DT_F32) {
+        if (!x16) {
+            K(eng_cu_convert((char *)cs->act16 + (size_t)nd * w->cols * es, w->dt,
+                             x + (size_t)nd * w->cols, (size_t)(n - nd) * w->cols, ST(cs)));
+            x16 = cs->act16;
+        }
+        in = x16;
+    }
+    for (int a = nd, b; a < n; a = b) {
+        for (b = a + 1; b < n && s->tok_seq[b] == s->tok_seq[a]; b++)
+            ;
+        size_t ib = (size_t)(b - a) * w->cols * es, ob = (size_t)(b - a) * w->rows * 4;
+        const char *src = (const char *)in + (size_t)a * w->cols * es;
+        if (a == 0) { /* at the buffers' start, as alone */
+            eng_status st = gemm(cs, out, w, src, b - a);
+            if (st != ENG_OK) return st;
+            continue;
+        }
+        K(cudaMemcpyAsync(cs->stage_in, src, ib, cudaMemcpyDeviceToDevice, cs->st));
+        eng_status st = gemm(cs, cs->stage_out, w, cs->stage_in, b - a);
+        if (st != ENG_OK) return st;
+        K(cudaMemcpyAsync(out + (size_t)a * w->rows, cs->stage_out, ob, cudaMemcpyDeviceToDevice,
+                          cs->st));
+    }
+    return ENG_OK;
 }
 
 static eng_status blas_check(cuda_state *cs, cublasStatus_t b, const char *what)
@@ -209,7 +252,20 @@ eng_status cuda_set_inputs(const eng_model *m, eng_state *s)
     memcpy(cs->bin_h, s->tok_pos, (size_t)s->n * sizeof(int));
     memcpy(cs->bin_h + B, s->tok_seq, (size_t)s->n * sizeof(int));
     memcpy(cs->bin_h + 2 * B, s->out_row, (size_t)s->n_out * sizeof(int));
-    K(cudaMemcpyAsync(cs->bin_d, cs->bin_h, (size_t)3 * B * 4, cudaMemcpyHostToDevice, cs->st));
+    size_t words = (size_t)3 * B;
+    if (s->row_temp) { /* sampling on the device: each row's settings and draw */
+        memcpy(cs->bin_h + 3 * B, s->row_temp, (size_t)s->n_out * 4);
+        memcpy(cs->bin_h + 4 * B, s->row_top_p, (size_t)s->n_out * 4);
+        memcpy(cs->bin_h + 5 * B, s->row_draw, (size_t)s->n_out * 4);
+        words = (size_t)6 * B;
+    }
+    K(cudaMemcpyAsync(cs->bin_d, cs->bin_h, words * 4, cudaMemcpyHostToDevice, cs->st));
+    /* ENG_CUDA_PROFILE: batched steps of decode rows only (not prompt chunks), with events */
+    if (cs->prof && s->n_dec == s->n) {
+        cs->prof_on = 1;
+        cs->prof_n = 0;
+        cuda_mark(cs, 0);
+    }
     return ENG_OK;
 }
 
@@ -224,20 +280,16 @@ static eng_status batch_attention(const eng_model *m, eng_state *s, int l, eng_r
                         .seq = cs->bin_d + s->max_batch,
                         .slot_stride = (size_t)m->cfg.n_layers * layer};
     K(eng_cu_rope_qkv_batch(ra, &b, ST(cs)));
-    /* Split the key range when the batch alone would not fill the GPU twice over. */
-    int maxpos = 0;
-    for (int t = 0; t < s->n; t++)
-        maxpos = s->tok_pos[t] > maxpos ? s->tok_pos[t] : maxpos;
-    int group = m->sh.n_heads / m->sh.n_kv_heads, per_block = group < 8 ? group : 8;
-    long blocks = (long)s->n * m->sh.n_kv_heads * ((group + per_block - 1) / per_block);
-    long want =
-        (2L * ((const cuda_weights *)m->bw)->prop.multiProcessorCount + blocks - 1) / blocks;
-    int by_len = (maxpos + 1 + 255) / 256; /* at least 256 keys a split */
-    int nsplit = (int)(want < by_len ? want : by_len);
-    if (nsplit > cs->bsplit_max) nsplit = cs->bsplit_max;
-    if (nsplit < 1) nsplit = 1;
-    aa->nsplit = nsplit;
-    aa->chunk = (maxpos + 1 + nsplit - 1) / nsplit;
+    /* The key range in chunks of a size fixed per state (not per batch): a token's softmax
+     * is then summed the same way whatever else is in the batch, and the splits of the
+     * longest context fill the GPU. */
+    int chunk = (s->ctx_len + cs->bsplit_max - 1) / cs->bsplit_max;
+    chunk = chunk < 64 ? 64 : (chunk + 31) / 32 * 32;
+    aa->chunk = chunk;
+    /* Every split of the context, also those past the tokens' positions (they end at once and
+     * the merge skips them): nothing here depends on the positions, so one graph per row
+     * count serves every step. */
+    aa->nsplit = (s->ctx_len + chunk - 1) / chunk;
     aa->part = cs->bpart;
     (void)l;
     K(eng_cu_attention_batch(aa, &b, ST(cs)));
@@ -271,8 +323,8 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     int fused;
     /* Decode without a row-parallel sum: o_proj and down add into x themselves and leave xb
      * in the fused form of the next norm (cs->fused_nw). */
-    int resid =
-        (cs->fuse & CUDA_FUSE_NORM) && n == 1 && !(coll && coll->size > 1 && coll->allreduce);
+    int resid = (cs->fuse & CUDA_FUSE_NORM) && n == 1 && !s->tok_pos &&
+                !(coll && coll->size > 1 && coll->allreduce);
     const float *next_nw = NULL; /* the norm after this layer, when this device runs it */
     if (l + 1 < c->n_layers)
         next_nw = w->layers[l + 1].wqkv.p ? w->layers[l + 1].att_norm : NULL;
@@ -280,15 +332,19 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         next_nw = w->final_norm;
 
     int batched = n > 1;
+    /* 16-bit copies of the activations for cuBLAS: prompt rows only (decode rows read f32) */
+    int want16 = batched && (!s->tok_pos || s->n_dec < n);
     /* long prompts: attention as batched products (scores fit, keys up to score_keys) */
     /* Long prompts of one sequence only: a batch of several has no common position. */
     int agemm = batched && !s->tok_pos && cs->scores && n >= GEMM_ATTENTION_MIN &&
                 s->pos + n <= cs->score_keys;
-    if ((st = norm_before(m, cs, L->att_norm, &L->wqkv, n, batched, &fused)) != ENG_OK) return st;
+    if ((st = norm_before(m, cs, L->att_norm, &L->wqkv, n, want16, &fused)) != ENG_OK) return st;
     if (fused) {
         eng_mv_args a = mv_args(cs, c, cs->qkv, &L->wqkv, cs->xb, ENG_MV_PLAIN, 1);
         K(eng_cu_matvec_fused(&a, ST(cs)));
         st = ENG_OK;
+    } else if (s->tok_pos) {
+        st = bproj(cs, s, cs->qkv, &L->wqkv, cs->xb, in16(cs, &L->wqkv));
     } else if (batched) {
         st = gemm(cs, cs->qkv, &L->wqkv, in16(cs, &L->wqkv) ? cs->act16 : (void *)cs->xb, n);
     } else {
@@ -352,7 +408,9 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
             cs->nss = eng_mv_parts(a.rows, a.d, L->wo.dt == ENG_DT_F32 ? 4 : 2);
             cuda_mark(cs, CUDA_ST_WO);
         } else {
-            if ((st = proj(cs, cs->delta, &L->wo, cs->att, n)) != ENG_OK) return st;
+            st = s->tok_pos ? bproj(cs, s, cs->delta, &L->wo, cs->att, NULL)
+                            : proj(cs, cs->delta, &L->wo, cs->att, n);
+            if (st != ENG_OK) return st;
             cuda_mark(cs, CUDA_ST_WO);
         }
     }
@@ -361,8 +419,8 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         cs->pending = 1;
         cs->pending_bias = L->bo;
     }
-    if ((st = norm_before(m, cs, L->ffn_norm, &L->w13, n, batched, &fused)) != ENG_OK) return st;
-    if ((cs->fuse & CUDA_FUSE_SWIGLU) && n == 1 && vec_ok(&L->w13, cs->xb) &&
+    if ((st = norm_before(m, cs, L->ffn_norm, &L->w13, n, want16, &fused)) != ENG_OK) return st;
+    if ((cs->fuse & CUDA_FUSE_SWIGLU) && n == 1 && !s->tok_pos && vec_ok(&L->w13, cs->xb) &&
         L->w13.rows % 2 == 0) {
         /* decode: SwiGLU in the gate/up product's epilogue */
         eng_mv_args a = mv_args(cs, c, cs->hb, &L->w13, cs->xb, ENG_MV_SWIGLU, fused);
@@ -374,6 +432,8 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
             eng_mv_args a = mv_args(cs, c, cs->h13, &L->w13, cs->xb, ENG_MV_PLAIN, 1);
             K(eng_cu_matvec_fused(&a, ST(cs)));
             st = ENG_OK;
+        } else if (s->tok_pos) {
+            st = bproj(cs, s, cs->h13, &L->w13, cs->xb, in16(cs, &L->w13));
         } else if (batched) {
             st = gemm(cs, cs->h13, &L->w13, in16(cs, &L->w13) ? cs->act16 : (void *)cs->xb, n);
         } else {
@@ -381,7 +441,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         }
         if (st != ENG_OK) return st;
         cuda_mark(cs, CUDA_ST_W13);
-        K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, batched ? in16(cs, &L->w2) : NULL, L->w2.dt, n,
+        K(eng_cu_swiglu(cs->h13, L->b13, cs->hb, want16 ? in16(cs, &L->w2) : NULL, L->w2.dt, n,
                         sh->ffn, ST(cs)));
         cuda_mark(cs, CUDA_ST_SWIGLU);
     }
@@ -397,7 +457,9 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         cuda_mark(cs, CUDA_ST_W2);
         return ENG_OK;
     }
-    if (batched)
+    if (s->tok_pos)
+        st = bproj(cs, s, cs->delta, &L->w2, cs->hb, in16(cs, &L->w2));
+    else if (batched)
         st = gemm(cs, cs->delta, &L->w2, in16(cs, &L->w2) ? cs->act16 : (void *)cs->hb, n);
     else
         st = proj(cs, cs->delta, &L->w2, cs->hb, n);
@@ -435,7 +497,12 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
         K(eng_cu_gather_rows(cs->delta, cs->xb, cs->bin_d + 2 * s->max_batch, s->n_out, m->cfg.dim,
                              ST(cs)));
         cs->logit_rows = s->n_out;
-        return proj(cs, cs->logits, &w->cls, cs->delta, s->n_out);
+        cuda_mark(cs, CUDA_ST_NORM);
+        /* each row as alone: the matrix-vector kernel, 16 rows per pass over the weights */
+        K(eng_cu_matvec_batch(cs->logits, w->cls.p, w->cls.dt, cs->delta, w->cls.rows, w->cls.cols,
+                              s->n_out, ST(cs)));
+        cuda_mark(cs, CUDA_ST_CLS);
+        return ENG_OK;
     }
     int n = s->n, D = m->cfg.dim, first = s->all_logits ? 0 : n - 1, rows = n - first;
     size_t off = (size_t)first * D;
@@ -471,6 +538,18 @@ eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, floa
     const float *last = cs->logits + (size_t)(cs->logit_rows - 1) * m->cfg.vocab_size;
     const float *draw = (const float *)(cs->in_d + s->max_batch + 1);
     K(eng_cu_sample(last, m->cfg.vocab_size, temperature, top_p, draw, cs->next_d, ST(cs)));
+    cuda_mark(cs, CUDA_ST_SAMPLE);
+    return ENG_OK;
+}
+
+eng_status cuda_sample_batch(const eng_model *m, eng_state *s)
+{
+    cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    int B = s->max_batch;
+    const float *f = (const float *)cs->bin_d;
+    K(eng_cu_sample_rows(cs->logits, s->n_out, m->cfg.vocab_size, f + 3 * B, f + 4 * B, f + 5 * B,
+                         cs->ids_d, ST(cs)));
     cuda_mark(cs, CUDA_ST_SAMPLE);
     return ENG_OK;
 }

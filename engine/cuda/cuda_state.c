@@ -9,7 +9,7 @@
 
 #define WAIT_LIMIT_S 120.0 /* a kernel that runs longer than this is taken as hung */
 #define ALIGN 256
-#define BATCH_SPLIT_MAX 8 /* key-range splits of a batched step's attention */
+#define BATCH_SPLIT_MAX 32 /* key-range splits of a batched step's attention */
 /* Long-prompt attention keeps [heads, batch, keys] scores: up to this many keys (longer
  * contexts fall back to the attention kernel past it). */
 #define SCORE_KEYS_MAX 8192
@@ -123,9 +123,17 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     /* eng_forward_batch's inputs and attention partials (a batch may also use one slot) */
     cs->bsplit_max = BATCH_SPLIT_MAX;
     size_t part = (size_t)cs->bsplit_max * B * nq / hd * (hd + 2) * 4;
-    CU_CHECK(cudaMalloc((void **)&cs->bin_d, 3 * B * 4), err, errlen);
-    CU_CHECK(cudaMallocHost((void **)&cs->bin_h, 3 * B * 4), err, errlen);
+    CU_CHECK(cudaMalloc((void **)&cs->bin_d, 6 * B * 4), err, errlen);
+    CU_CHECK(cudaMallocHost((void **)&cs->bin_h, 6 * B * 4), err, errlen);
+    cs->bgraph = calloc((size_t)s->n_seqs + 1, sizeof(*cs->bgraph));
+    if (!cs->bgraph) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+    CU_CHECK(cudaMalloc((void **)&cs->ids_d, B * 4), err, errlen);
+    CU_CHECK(cudaMallocHost((void **)&cs->ids_h, B * 4), err, errlen);
     CU_CHECK(cudaMalloc((void **)&cs->bpart, part), err, errlen);
+    size_t out_w = nq + 2 * nk > 2 * F ? nq + 2 * nk : 2 * F;
+    if (D > out_w) out_w = D;
+    CU_CHECK(cudaMalloc(&cs->stage_in, B * wide * 4), err, errlen);
+    CU_CHECK(cudaMalloc((void **)&cs->stage_out, B * out_w * 4), err, errlen);
     CU_CHECK(eng_cu_attention_batch_init(
                  eng_cu_attention_batch_smem(sh->n_heads / sh->n_kv_heads, (int)hd)),
              err, errlen);
@@ -183,8 +191,8 @@ void cuda_prof_collect(cuda_state *cs)
 /* The profile as one log line: microseconds per decode step in each stage. */
 static void prof_report(const cuda_state *cs)
 {
-    static const char *names[CUDA_STAGES] = {"embed", "norm",   "qkv", "rope", "attn",  "wo",
-                                             "w13",   "swiglu", "w2",  "cls",  "sample"};
+    static const char *names[CUDA_STAGES] = {"embed", "norm",   "qkv", "rope", "attn",   "wo",
+                                             "w13",   "swiglu", "w2",  "cls",  "sample", "copy"};
     char line[1024];
     double total = 0;
     for (int k = 0; k < CUDA_STAGES; k++)
@@ -211,6 +219,9 @@ void cuda_state_free(eng_state *s)
     free(cs->prof_ev);
     free(cs->prof_stage);
     if (cs->graph) cudaGraphExecDestroy(cs->graph);
+    for (int i = 0; cs->bgraph && i <= s->n_seqs; i++)
+        if (cs->bgraph[i]) cudaGraphExecDestroy(cs->bgraph[i]);
+    free(cs->bgraph);
     if (cs->mark) cudaEventDestroy(cs->mark);
     if (cs->blas) cublasDestroy(cs->blas);
     if (cs->st) cudaStreamDestroy(cs->st);
@@ -220,7 +231,11 @@ void cuda_state_free(eng_state *s)
     if (cs->next_h) cudaFreeHost(cs->next_h);
     if (cs->bin_d) cudaFree(cs->bin_d);
     if (cs->bin_h) cudaFreeHost(cs->bin_h);
+    if (cs->ids_d) cudaFree(cs->ids_d);
+    if (cs->ids_h) cudaFreeHost(cs->ids_h);
     if (cs->bpart) cudaFree(cs->bpart);
+    if (cs->stage_in) cudaFree(cs->stage_in);
+    if (cs->stage_out) cudaFree(cs->stage_out);
     cudaGetLastError();
     free(cs->host_red);
     free(cs);

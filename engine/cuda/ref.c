@@ -143,6 +143,12 @@ void eng_ref_matvec(float *y, const void *w, int dt, const float *x, int rows, i
     }
 }
 
+void eng_ref_matvec_batch(float *y, const void *w, int dt, const float *x, int rows, int d, int n)
+{
+    for (int i = 0; i < n; i++)
+        eng_ref_matvec(y + (size_t)i * rows, w, dt, x + (size_t)i * d, rows, d);
+}
+
 void eng_ref_matvec_fused(const eng_mv_args *a)
 {
     int es = a->dt == ENG_DT_F32 ? 4 : 2, F = a->rows / 2;

@@ -26,8 +26,8 @@ __device__ float chunk_mass(const float *lg, int i0, int i1, float mx, float T, 
     return s;
 }
 
-__global__ void __launch_bounds__(ST)
-    sample_kernel(const float *lg, int V, float T, float top_p, const float *draw, int *next)
+__device__ void sample_block(const float *lg, int V, float T, float top_p, const float *draw,
+                             int *next)
 {
     __shared__ float bvs[32];
     __shared__ int bis[32];
@@ -129,6 +129,28 @@ __global__ void __launch_bounds__(ST)
                 if (prob(lg, i, mx, T) >= tau) got = i;
         *next = got;
     }
+}
+
+__global__ void __launch_bounds__(ST)
+    sample_kernel(const float *lg, int V, float T, float top_p, const float *draw, int *next)
+{
+    sample_block(lg, V, T, top_p, draw, next);
+}
+
+/* One block per row: row r of logits with its own settings. */
+__global__ void __launch_bounds__(ST)
+    sample_rows_kernel(const float *lg, int V, const float *temp, const float *top_p,
+                       const float *draw, int *next)
+{
+    int r = blockIdx.x;
+    sample_block(lg + (size_t)r * V, V, temp[r], top_p[r], draw + r, next + r);
+}
+
+extern "C" int eng_cu_sample_rows(const float *logits, int n, int V, const float *temperature,
+                                  const float *top_p, const float *draw, int *next, eng_stream st)
+{
+    sample_rows_kernel<<<n, ST, 0, st>>>(logits, V, temperature, top_p, draw, next);
+    return eng_cu_err();
 }
 
 extern "C" int eng_cu_sample(const float *logits, int V, float temperature, float top_p,

@@ -205,7 +205,10 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
             srv_record_set(rec, i, SRV_OP_RUN, r->n_prompt + r->n_gen - 1, &sl->pending, 1, 1);
     }
     /* Then one chunk of prompt tokens, oldest prompt first (several short prompts may share
-     * it), so a long prompt never holds up the running streams for more than a chunk. */
+     * it), so a long prompt never holds up the running streams for more than a chunk. Each
+     * prompt is cut at multiples of the chunk from its own start, whatever else runs: a piece
+     * that does not fit waits for the next step, so a prompt's pieces (and on a GPU their
+     * products) are the same alone or in a batch. */
     for (int budget = rec->chunk; budget > 0;) {
         int best = -1;
         for (int i = 0; i < s->o->parallel; i++) {
@@ -217,7 +220,8 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         if (best < 0) break;
         slot *sl = &q->slots[best];
         srv_req *r = sl->r;
-        int n = r->n_prompt - sl->off < budget ? r->n_prompt - sl->off : budget;
+        int n = r->n_prompt - sl->off < rec->chunk ? r->n_prompt - sl->off : rec->chunk;
+        if (n > budget) break;
         srv_record_set(rec, best, SRV_OP_RUN, sl->off, r->prompt + sl->off, n,
                        sl->off + n == r->n_prompt);
         sl->off += n;
@@ -334,7 +338,15 @@ static void emit(srv_server *s, srv_req *r, size_t upto, const char *finish)
     srv_http_wake(r);
 }
 
-void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *logits)
+eng_sampler *srv_sched_sampler(srv_sched *q, int i, int *logprobs)
+{
+    srv_req *r = q->slots[i].r;
+    *logprobs = r && r->logprobs;
+    return r ? r->smp : NULL;
+}
+
+void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
+                     const float *const *logits)
 {
     srv_server *s = q->s;
     int eos = s->tok ? eng_tokenizer_eos(s->tok) : -1;
@@ -342,8 +354,8 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *lo
         slot *sl = &q->slots[i];
         srv_slot_cmd c = srv_record_slot(rec, i);
         srv_req *r = sl->r;
-        if (!r || c.op != SRV_OP_RUN || !c.logits || !logits[i]) continue;
-        int tok = eng_sampler_sample(r->smp, logits[i]);
+        if (!r || c.op != SRV_OP_RUN || !c.logits || ids[i] == SRV_NO_TOKEN) continue;
+        int tok = ids[i];
         if (tok < 0) { /* NaN or infinite logits: nothing can be sampled */
             pthread_mutex_lock(&s->lock);
             finish_error(s, r, 500, "the model produced logits that are not finite numbers");
@@ -367,7 +379,7 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *lo
             if (clean) srv_buf_add(&r->text, clean, w);
             free(clean);
         }
-        if (r->logprobs) {
+        if (r->logprobs && logits[i]) {
             if (!r->lp_pending) r->lp_pending = cJSON_CreateArray();
             cJSON_AddItemToArray(r->lp_pending, logprob_entry(q, r, logits[i], tok, piece_buf));
         }

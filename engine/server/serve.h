@@ -189,8 +189,13 @@ int srv_sched_create(srv_server *s, srv_sched **out);
 void srv_sched_free(srv_sched *q);
 /* Fills the next record from the slots and the queue; returns the number of busy slots. */
 int srv_sched_plan(srv_sched *q, srv_record *rec);
-/* After the step: logits of the slots that asked for them -> tokens, text, SSE. */
-void srv_sched_after(srv_sched *q, const srv_record *rec, const float *const *logits);
+/* The sampler of the request in slot i (NULL: none) and whether it wants logprobs. */
+eng_sampler *srv_sched_sampler(srv_sched *q, int i, int *logprobs);
+/* After the step: the tokens sampled for the slots that asked (ids[i], -1: logits not finite,
+ * SRV_NO_TOKEN: none this step; logits[i] the row where logprobs were asked) -> text, SSE. */
+#define SRV_NO_TOKEN (-2)
+void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
+                     const float *const *logits);
 /* Every running and queued request ends with an error event / status (rank lost, drain). */
 void srv_sched_fail_all(srv_sched *q, int status, const char *message);
 int srv_sched_busy(srv_sched *q); /* running + queued */

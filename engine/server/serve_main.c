@@ -205,8 +205,12 @@ static void log_line(void *ctx, const char *line)
 
 typedef struct engine {
     const eng_model *m;
-    eng_state *state; /* one KV slot per server slot */
-    const float *logits[SRV_MAX_PARALLEL];
+    eng_state *state;                      /* one KV slot per server slot */
+    srv_sched *q;                          /* rank 0: the requests' samplers */
+    const float *logits[SRV_MAX_PARALLEL]; /* per slot: the row, where logprobs were asked */
+    int ids[SRV_MAX_PARALLEL];             /* per slot: the token sampled, or SRV_NO_TOKEN */
+    eng_sampler *smp[SRV_MAX_PARALLEL];    /* per flagged row */
+    int keep[SRV_MAX_PARALLEL], row_ids[SRV_MAX_PARALLEL];
     const eng_coll *coll; /* NULL: one rank */
     int root;
     /* The step's batch, built from the record: [parallel + chunk] each. */
@@ -214,26 +218,33 @@ typedef struct engine {
 } engine;
 
 /* Runs the step a record names as one batched forward pass over the slots (decode tokens
- * and prompt chunks together); rank 0 keeps the logits of the slots that sample. */
+ * and prompt chunks together); on rank 0 each slot that samples gets its token from its
+ * request's sampler (on the device where the backend can: only the ids come back, and the
+ * logits rows of requests that asked for logprobs). */
 static eng_status run_step(engine *en, const srv_record *rec, char *err, size_t errlen)
 {
-    int n = 0;
+    int n = 0, k = 0;
     for (int i = 0; i < rec->parallel; i++) {
         srv_slot_cmd c = srv_record_slot(rec, i);
         en->logits[i] = NULL;
+        en->ids[i] = SRV_NO_TOKEN;
         if (c.op != SRV_OP_RUN) continue;
+        int lp = 0;
+        eng_sampler *smp = en->root && c.logits ? srv_sched_sampler(en->q, i, &lp) : NULL;
         for (int t = 0; t < c.n; t++, n++) {
             en->tokens[n] = c.tokens[t];
             en->pos[n] = c.pos + t;
             en->seq[n] = i;
-            en->flag[n] = en->root && c.logits && t == c.n - 1;
+            en->flag[n] = smp && t == c.n - 1;
         }
+        if (smp) en->smp[k] = smp, en->keep[k++] = lp;
     }
     if (n == 0) return ENG_OK;
     eng_batch b = {
         .n = n, .tokens = en->tokens, .pos = en->pos, .seq = en->seq, .logits = en->flag};
     const float *lg = NULL;
-    eng_status st = eng_forward_batch(en->m, en->state, &b, en->coll, &lg);
+    eng_status st = eng_forward_batch_sample(en->m, en->state, &b, en->coll, k ? en->smp : NULL,
+                                             en->keep, k ? en->row_ids : NULL, &lg);
     if (st != ENG_OK) {
         const char *why = eng_state_error(en->state);
         snprintf(err, errlen, "batch of %d tokens: %s%s%s", n, eng_status_str(st),
@@ -241,10 +252,16 @@ static eng_status run_step(engine *en, const srv_record *rec, char *err, size_t 
         return st;
     }
     /* The flagged rows come back in token order, i.e. slot order. */
-    size_t V = (size_t)eng_model_config(en->m)->vocab_size, row = 0;
-    for (int i = 0; i < rec->parallel && lg; i++) {
+    size_t V = (size_t)eng_model_config(en->m)->vocab_size;
+    k = 0;
+    for (int i = 0; i < rec->parallel; i++) {
         srv_slot_cmd c = srv_record_slot(rec, i);
-        if (c.op == SRV_OP_RUN && en->root && c.logits) en->logits[i] = lg + V * row++;
+        if (c.op != SRV_OP_RUN || !en->root || !c.logits) continue;
+        int lp = 0;
+        if (!srv_sched_sampler(en->q, i, &lp)) continue;
+        en->ids[i] = en->row_ids[k];
+        if (lp && lg) en->logits[i] = lg + V * (size_t)k;
+        k++;
     }
     return ENG_OK;
 }
@@ -329,7 +346,7 @@ static int root_loop(srv_server *s, srv_sched *q, engine *en, srv_record *rec, u
         pthread_mutex_lock(&s->lock);
         s->st.steps++;
         pthread_mutex_unlock(&s->lock);
-        srv_sched_after(q, rec, en->logits);
+        srv_sched_after(q, rec, en->ids, en->logits);
     }
     /* Let the answers already written reach their clients (bounded), then stop. */
     double until = srv_now() + 2.0;
@@ -481,6 +498,7 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
+    en.q = q;
     fprintf(errf, "ringinfer: %s\n", layout);
     fprintf(errf,
             "ringinfer: serve: %s: %d slot%s of %d positions, prefill chunk %d, %d rank%s, "

@@ -29,6 +29,13 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The engine's log (with ENG_CUDA_PROFILE=1: each state's per-stage profile at its end). */
+static void log_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    printf("# %s\n", line);
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: eng-batch-bench -m MODEL [--rows 1,4,16] [--prompt 32] [--steps 64] "
@@ -112,6 +119,7 @@ int main(int argc, char **argv)
     eng_load_params lp;
     eng_load_params_init(&lp);
     lp.device = dev;
+    lp.log = log_line;
     eng_model *m = NULL;
     eng_status st = eng_model_open(model, &lp, &m, err, sizeof(err));
     if (st != ENG_OK) {

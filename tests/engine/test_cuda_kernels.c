@@ -244,6 +244,34 @@ static void t_matvec(int dt, int rows, int d)
     free(w), free(x), free(ref), free(got), cudaFree(dw), cudaFree(dx), cudaFree(dy);
 }
 
+/* n input rows at once: each row bitwise equal to the batch-1 kernel's (the promise that a
+ * decode row gives the same bits alone or batched), and close to the reference. */
+static void t_matvec_batch(int dt, int rows, int d, int n)
+{
+    size_t es = dt == ENG_DT_F32 ? 4 : 2;
+    void *w = rnd_typed((size_t)rows * d, dt);
+    float *x = rnd((size_t)n * d, 1), *ref = malloc((size_t)n * rows * 4);
+    void *dw = dev(w, (size_t)rows * d * es);
+    float *dx = dev(x, (size_t)n * d * 4), *dy = dev(NULL, (size_t)n * rows * 4),
+          *d1 = dev(NULL, (size_t)n * rows * 4);
+    KL(eng_cu_matvec_batch(dy, dw, dt, dx, rows, d, n, NULL));
+    for (int i = 0; i < n; i++)
+        KL(eng_cu_matvec(d1 + (size_t)i * rows, dw, dt, dx + (size_t)i * d, rows, d, NULL));
+    eng_ref_matvec_batch(ref, w, dt, x, rows, d, n);
+    float *got = back(dy, (size_t)n * rows * 4), *one = back(d1, (size_t)n * rows * 4);
+    char wn[96];
+    snprintf(wn, sizeof(wn), "matvec_batch %s [%d x %d] x %d rows", dtn(dt), rows, d, n);
+    report(wn, rel(got, ref, (size_t)n * rows), 1e-5);
+    size_t diff = 0;
+    for (size_t i = 0; i < (size_t)n * rows; i++)
+        diff += memcmp(&got[i], &one[i], 4) != 0;
+    snprintf(wn, sizeof(wn), "matvec_batch %s [%d x %d] x %d rows == batch-1 bitwise", dtn(dt),
+             rows, d, n);
+    report(wn, (double)diff, 0);
+    free(w), free(x), free(ref), free(got), free(one);
+    cudaFree(dw), cudaFree(dx), cudaFree(dy), cudaFree(d1);
+}
+
 /* A fused decode product (eng_mv_args) against its reference: outputs, the residual stream
  * and the partial sums of squares. nss: the input norm's partials (0: no input norm). */
 static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
@@ -766,6 +794,41 @@ static void bench_matvec(int dt, int rows, int d, int mode)
     free(x), cudaFree(dx), cudaFree(dy);
 }
 
+/* The small-batch kernel with n rows against n = 1: us per product, weights in GB/s. */
+static void bench_matvec_batch(int dt, int rows, int d, int n)
+{
+    size_t es = dt == ENG_DT_F32 ? 4 : 2, bytes = (size_t)rows * d * es;
+    int copies = (int)((1ull << 31) / bytes) + 1;
+    if (copies > 8) copies = 8;
+    void *dw[8];
+    for (int i = 0; i < copies; i++) {
+        CU(cudaMalloc(&dw[i], bytes));
+        CU(cudaMemset(dw[i], 0x3c, bytes));
+    }
+    float *x = rnd((size_t)n * d, 1), *dx = dev(x, (size_t)n * d * 4),
+          *dy = dev(NULL, (size_t)n * rows * 4);
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    int iters = 100;
+    float best = 1e30f, ms;
+    for (int rep = 0; rep < 6; rep++) {
+        cudaEventRecord(e0, NULL);
+        for (int i = 0; i < iters; i++)
+            eng_cu_matvec_batch(dy, dw[i % copies], dt, dx, rows, d, n, NULL);
+        cudaEventRecord(e1, NULL);
+        CU(cudaEventSynchronize(e1));
+        cudaEventElapsedTime(&ms, e0, e1);
+        if (rep && ms < best) best = ms;
+    }
+    double us = best * 1000.0 / iters;
+    printf("bench matvec_batch %-4s [%6d x %6d] x %2d rows %8.1f us  %7.1f GB/s\n", dtn(dt), rows,
+           d, n, us, (double)bytes / (us * 1e-6) / 1e9);
+    for (int i = 0; i < copies; i++)
+        cudaFree(dw[i]);
+    free(x), cudaFree(dx), cudaFree(dy);
+}
+
 int main(int argc, char **argv)
 {
     int n = 0;
@@ -797,6 +860,16 @@ int main(int argc, char **argv)
     t_matvec(ENG_DT_BF16, 9001, 4104);  /* 1 warp a row, a partial last round */
     t_matvec(ENG_DT_F16, 500, 2056);    /* 2 warps a row, a partial round */
     t_matvec(ENG_DT_BF16, 20000, 1024); /* one round per lane */
+    t_matvec_batch(ENG_DT_BF16, 3072, 2048, 16); /* 1B q/k/v, 16 decode rows */
+    t_matvec_batch(ENG_DT_BF16, 2048, 8192, 5);
+    t_matvec_batch(ENG_DT_F16, 333, 2048, 7);
+    t_matvec_batch(ENG_DT_F32, 515, 1024, 3);
+    t_matvec_batch(ENG_DT_F32, 37, 172, 9);      /* 16-byte loads, a partial block */
+    t_matvec_batch(ENG_DT_BF16, 41, 100, 4);     /* the scalar path, row by row */
+    t_matvec_batch(ENG_DT_BF16, 300, 8200, 16);  /* 4 warps a row, a partial round */
+    t_matvec_batch(ENG_DT_F16, 500, 2056, 12);   /* 2 warps a row */
+    t_matvec_batch(ENG_DT_BF16, 1001, 4104, 21); /* more rows than one pass: 16 + 5 */
+    t_matvec_batch(ENG_DT_BF16, 64, 64, 2);
     t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1000, 4096, 512, 0);
     t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 1500, 0); /* partials past 4 a thread */
     t_fused(ENG_DT_BF16, ENG_MV_SWIGLU, 1400, 2048, 256, 1);
@@ -855,6 +928,14 @@ int main(int argc, char **argv)
         bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID);  /* 8B down + residual */
         bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU); /* 1B gate/up */
         bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID);   /* 1B down */
+        static const int nb[] = {2, 4, 8, 16};
+        for (int i = 0; i < 4; i++) {
+            bench_matvec_batch(ENG_DT_BF16, 3072, 2048, nb[i]);
+            bench_matvec_batch(ENG_DT_BF16, 16384, 2048, nb[i]);
+            bench_matvec_batch(ENG_DT_BF16, 2048, 8192, nb[i]);
+            bench_matvec_batch(ENG_DT_BF16, 128256, 2048, nb[i]);
+            bench_matvec_batch(ENG_DT_BF16, 28672, 4096, nb[i]);
+        }
     }
     printf("%s: %d failure(s)\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;

@@ -3,7 +3,7 @@
 # The engine on one GPU: kernel tests, end-to-end correctness, and (BENCH=1) decode speed.
 #   tests/gpu/run-engine-gpu.sh BUILD_DIR [SHARED_DIR]
 # BUILD_DIR: a tree built on the CPU machine with `configure --with-cuda`, then `make` and
-# `make -C tests engine/test_cuda_kernels engine/test_eng_cuda`; BUILD_DIR/gpu-libs may hold libraries the
+# `make -C tests engine/test_cuda_kernels engine/test_eng_cuda engine/test_eng_batch`; BUILD_DIR/gpu-libs may hold libraries the
 # GPU host lacks (libcjson.so.1, ...). SHARED_DIR (default: ../shared beside the sources):
 # models/, fixtures/hf/, bench/. Results: $OUT/engine-gpu.txt, one line per check, and logs.
 #   BENCH=1       also time decode on random bf16 models in the Llama-3.2-1B shape
@@ -46,6 +46,11 @@ grep -cE "^ok" "$OUT/kernels.log" | sed 's/^/kernel checks passed: /' | tee -a "
 grep -E "^(FAIL|bench)" "$OUT/kernels.log" | tee -a "$RES"
 step engine "$ET"
 grep -E "^(ok|FAIL|SKIP)" "$OUT/engine.log" | tee -a "$RES"
+# continuous batching: each sequence's logits bit for bit alone and batched (f32/f16/bf16)
+if [ -x "$(bin tests/engine test_eng_batch)" ]; then
+    step batch "$(bin tests/engine test_eng_batch)" cuda
+    grep -E "tp=" "$OUT/batch.log" | tee -a "$RES"
+fi
 "$RI" --print-config | grep backend | tee -a "$RES"
 
 if [ -n "$SH" ]; then
