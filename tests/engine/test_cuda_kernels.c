@@ -3,6 +3,7 @@
  * (engine/cuda/ref.c), on random inputs, with outputs poisoned before each run. Skips (77)
  * without a visible GPU. `test_cuda_kernels --bench` also times the matrix-vector kernel
  * on large matrices (GB/s of weights read). */
+#include "../check.h"
 #include "cuda/cuda_kernels.h"
 #include "eng_internal.h"
 
@@ -12,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fails;
 static uint64_t rng = 0x1234567887654321ULL;
 
 static float frand(void) /* uniform in [-1, 1) */
@@ -27,7 +27,7 @@ static float frand(void) /* uniform in [-1, 1) */
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) {                                                                   \
-            printf("FAIL %s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));      \
+            printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));     \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
@@ -35,7 +35,8 @@ static float frand(void) /* uniform in [-1, 1) */
     do {                                                                                           \
         int e_ = (call);                                                                           \
         if (e_) {                                                                                  \
-            printf("FAIL launch %s: %s\n", #call, cudaGetErrorString((cudaError_t)e_));            \
+            printf("FAIL %s:%d: launch %s: %s\n", __FILE__, __LINE__, #call,                       \
+                   cudaGetErrorString((cudaError_t)e_));                                           \
             exit(1);                                                                               \
         }                                                                                          \
         CU(cudaDeviceSynchronize());                                                               \
@@ -99,11 +100,17 @@ static double rel(const float *a, const float *b, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static void report(const char *what, double err, double tol)
+/* One line per comparison: "ok   WHAT rel err ..." or "FAIL FILE:LINE: WHAT ...", counted by
+ * tests/check.h. */
+#define report(what, err, tol) report_at(__FILE__, __LINE__, what, err, tol)
+static void report_at(const char *file, int line, const char *what, double err, double tol)
 {
-    int ok = err <= tol;
-    printf("%s %-44s rel err %.2e (limit %.0e)\n", ok ? "ok  " : "FAIL", what, err, tol);
-    if (!ok) fails++;
+    if (err <= tol) {
+        printf("ok   %-44s rel err %.2e (limit %.0e)\n", what, err, tol);
+        return;
+    }
+    printf("FAIL %s:%d: %-44s rel err %.2e (limit %.0e)\n", file, line, what, err, tol);
+    test_failures++;
 }
 
 static const char *dtn(int dt)
@@ -396,7 +403,8 @@ static void t_fused_chain(int D, int A, int F, int Q)
     e = e ? e : eng_cu_matvec_fused(&q, st);
     CU(cudaStreamEndCapture(st, &gr));
     if (e) {
-        printf("FAIL launch in capture: %s\n", cudaGetErrorString((cudaError_t)e));
+        printf("FAIL %s:%d: launch in capture: %s\n", __FILE__, __LINE__,
+               cudaGetErrorString((cudaError_t)e));
         exit(1);
     }
     CU(cudaGraphInstantiate(&ge, gr, 0));
@@ -486,8 +494,7 @@ static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv,
     d.pos = dev(&pos, 4);
     CU(cudaGetLastError());
     if (eng_cu_attention_init(eng_cu_attention_smem(n, nq / nkv, hd))) {
-        printf("FAIL attention init\n");
-        fails++;
+        TEST_FAIL("attention init");
     }
     KL(eng_cu_attention(&d, NULL));
     float *got = back(d.out, (size_t)n * nq * hd * 4);
@@ -579,8 +586,7 @@ static void t_batch(int n, int slots, int nsplit, int window, int nq, int nkv, i
     da.out = dev(NULL, qn * 4);
     da.part = nsplit > 1 ? dev(NULL, (size_t)nsplit * n * nq * (hd + 2) * 4) : NULL;
     if (eng_cu_attention_batch_init(eng_cu_attention_batch_smem(nq / nkv, hd))) {
-        printf("FAIL attention_batch init\n");
-        fails++;
+        TEST_FAIL("attention_batch init");
     }
     KL(eng_cu_attention_batch(&da, &db, NULL));
     int *drows = dev(rows, (size_t)n * 4);
@@ -658,7 +664,8 @@ static void t_pdl_graph(void)
     e = e ? e : eng_cu_matvec(dy, dw2, ENG_DT_BF16, dhb, D, F, st);
     CU(cudaStreamEndCapture(st, &g));
     if (e) {
-        printf("FAIL launch in capture: %s\n", cudaGetErrorString((cudaError_t)e));
+        printf("FAIL %s:%d: launch in capture: %s\n", __FILE__, __LINE__,
+               cudaGetErrorString((cudaError_t)e));
         exit(1);
     }
     CU(cudaGraphInstantiate(&ge, g, 0));
@@ -937,6 +944,6 @@ int main(int argc, char **argv)
             bench_matvec_batch(ENG_DT_BF16, 28672, 4096, nb[i]);
         }
     }
-    printf("%s: %d failure(s)\n", fails ? "FAIL" : "PASS", fails);
-    return fails ? 1 : 0;
+    printf("%s: %d failure(s)\n", test_failures ? "FAIL" : "PASS", test_failures);
+    TEST_DONE();
 }

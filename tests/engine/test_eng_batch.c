@@ -168,13 +168,12 @@ static int bad_batches(const eng_model *m, eng_state *s)
     eng_batch slot = {.n = 2, .tokens = tok, .pos = pos_ok, .seq = bad_seq};
     eng_batch far = {.n = 2, .tokens = tok, .pos = big_pos, .seq = bad_seq};
     eng_batch none = {.n = 0, .tokens = tok, .pos = pos_ok, .seq = seq};
-    int fails = 0;
-    if (eng_forward_batch(m, s, &gap, NULL, NULL) != ENG_ERR_RANGE) fails++;
-    if (eng_forward_batch(m, s, &slot, NULL, NULL) != ENG_ERR_RANGE) fails++;
-    if (eng_forward_batch(m, s, &far, NULL, NULL) != ENG_ERR_RANGE) fails++;
-    if (eng_forward_batch(m, s, &none, NULL, NULL) != ENG_ERR_RANGE) fails++;
-    if (fails) printf("FAIL: %d malformed batches were not refused with ENG_ERR_RANGE\n", fails);
-    return fails;
+    int before = test_failures;
+    CHECK(eng_forward_batch(m, s, &gap, NULL, NULL) == ENG_ERR_RANGE);
+    CHECK(eng_forward_batch(m, s, &slot, NULL, NULL) == ENG_ERR_RANGE);
+    CHECK(eng_forward_batch(m, s, &far, NULL, NULL) == ENG_ERR_RANGE);
+    CHECK(eng_forward_batch(m, s, &none, NULL, NULL) == ENG_ERR_RANGE);
+    return test_failures != before;
 }
 
 static void *run_rank(void *arg)
@@ -272,9 +271,9 @@ static int run(const char *model, int tp, int batched, const int *const *prompts
     return jobs[0].status;
 }
 
-static int check(const char *name, const char *model)
+static void check(const char *name, const char *model)
 {
-    eng_h_need(model);
+    test_need_path(model);
     /* Prompts: a fixed pseudo-random walk over the first 500 ids (every vocabulary has them). */
     static int ids[N_SEQ][64];
     const int *prompts[N_SEQ];
@@ -286,7 +285,6 @@ static int check(const char *name, const char *model)
         }
         prompts[q] = ids[q];
     }
-    int fails = 0;
     for (int tp = 1; tp <= (device == ENG_DEVICE_CPU ? MAX_TP : 1); tp++) {
         job alone, batch;
         int rc = run(model, tp, 0, prompts, &alone);
@@ -300,7 +298,8 @@ static int check(const char *name, const char *model)
                name, tp, N_SEQ, SLOTS, same_ids ? "match" : "DIFFER",
                same_bits ? "bitwise equal" : "differ", rel);
         /* Bit for bit, on the CPU and the GPU. */
-        if (rc || !same_ids || !same_bits) fails++;
+        CHECK_MSG(!rc && same_ids && same_bits, "%s tp=%d: alone and batched differ (rc %d)", name,
+                  tp, rc);
         { /* the server's path: eng_forward_batch_sample (a GPU: on the device, with graphs) */
             job smp;
             rc = run(model, tp, 2, prompts, &smp);
@@ -309,7 +308,8 @@ static int check(const char *name, const char *model)
                 !memcmp(smp.logits, batch.logits, rows * (size_t)alone.vocab * sizeof(float));
             printf("%s tp=%d: sampled in the call: ids %s, logits %s\n", name, tp,
                    ids_ok ? "match" : "DIFFER", bits_ok ? "bitwise equal" : "differ");
-            if (rc || !ids_ok || !bits_ok) fails++;
+            CHECK_MSG(!rc && ids_ok && bits_ok, "%s tp=%d: sampled in the call differs (rc %d)",
+                      name, tp, rc);
             free(smp.gen);
             free(smp.logits);
         }
@@ -318,28 +318,26 @@ static int check(const char *name, const char *model)
         free(batch.gen);
         free(batch.logits);
     }
-    return fails;
 }
 
 int main(int argc, char **argv)
 {
     char path[4096];
-    int fails = 0;
     if (argc > 1 && !strcmp(argv[1], "cuda"))
         device = ENG_DEVICE_CUDA;
     else if (argc > 1 && strcmp(argv[1], "cpu")) {
         fprintf(stderr, "usage: test_eng_batch [cuda|cpu [MODEL...]]\n");
         return 2;
     }
-    snprintf(path, sizeof(path), "%s/models/stories260K.bin", eng_h_shared());
-    fails += check("stories260K", path);
+    snprintf(path, sizeof(path), "%s/models/stories260K.bin", test_shared_dir());
+    check("stories260K", path);
     static const char *hf[] = {"tiny-llama-f32", "tiny-qwen3-bf16", "tiny-mistral-f16"};
     for (size_t i = 0; i < sizeof(hf) / sizeof(hf[0]); i++) {
-        snprintf(path, sizeof(path), "%s/fixtures/hf/%s", eng_h_shared(), hf[i]);
-        fails += check(hf[i], path);
+        snprintf(path, sizeof(path), "%s/fixtures/hf/%s", test_shared_dir(), hf[i]);
+        check(hf[i], path);
     }
     /* Extra models (the GPU script passes generated bf16 ones): cuda|cpu MODEL... */
     for (int i = 2; i < argc; i++)
-        fails += check(argv[i], argv[i]);
-    return fails ? 1 : 0;
+        check(argv[i], argv[i]);
+    TEST_DONE();
 }

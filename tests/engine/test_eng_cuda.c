@@ -14,18 +14,23 @@
 #include <string.h>
 #include <unistd.h>
 
-static int fails;
-
-static void report(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(int ok, const char *fmt, ...)
+/* One line per comparison, with its error and limit: "ok  ..." or "FAIL FILE:LINE: ...", counted
+ * by tests/check.h. */
+#define report(ok, ...) report_at(__FILE__, __LINE__, ok, __VA_ARGS__)
+static void report_at(const char *file, int line, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void report_at(const char *file, int line, int ok, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    printf("%s ", ok ? "ok  " : "FAIL");
+    if (ok)
+        printf("ok   ");
+    else
+        printf("FAIL %s:%d: ", file, line);
     vprintf(fmt, ap);
     printf("\n");
     va_end(ap);
-    if (!ok) fails++;
+    if (!ok) test_failures++;
 }
 
 static int ints(const cJSON *a, int *out, int max)
@@ -84,8 +89,8 @@ static void stories(void)
                                 419, 292, 411, 322, 265, 282, 295, 433, 426, 385};
     static const float ref_logits[5] = {-6.222911f, 8.404342f, -6.223737f, -6.222542f, -6.221951f};
     char path[4200], err[512];
-    snprintf(path, sizeof(path), "%s/models/stories260K.bin", eng_h_shared());
-    eng_h_need(path);
+    snprintf(path, sizeof(path), "%s/models/stories260K.bin", test_shared_dir());
+    test_need_path(path);
     int bos = 1, ids[32];
     float logits[512];
     if (eng_h_generate_on(ENG_DEVICE_CUDA, path, 1, 1, &bos, 1, 32, logits, NULL, ids, err,
@@ -126,8 +131,8 @@ static void stories(void)
 static void fixture(const char *name, double tol)
 {
     char dir[4096], path[4200], err[512];
-    snprintf(dir, sizeof(dir), "%s/fixtures/hf/%s", eng_h_shared(), name);
-    eng_h_need(dir);
+    snprintf(dir, sizeof(dir), "%s/fixtures/hf/%s", test_shared_dir(), name);
+    test_need_path(dir);
     snprintf(path, sizeof(path), "%s/reference.json", dir);
     char *txt = eng_h_slurp(path, NULL);
     cJSON *j = txt ? cJSON_Parse(txt) : NULL;
@@ -210,8 +215,8 @@ int main(void)
 {
     /* A model open on the GPU tells whether one is there. */
     char path[4200], err[512];
-    snprintf(path, sizeof(path), "%s/models/stories260K.bin", eng_h_shared());
-    eng_h_need(path);
+    snprintf(path, sizeof(path), "%s/models/stories260K.bin", test_shared_dir());
+    test_need_path(path);
     eng_load_params lp;
     eng_load_params_init(&lp);
     lp.device = ENG_DEVICE_CUDA;
@@ -222,8 +227,8 @@ int main(void)
         return 77;
     }
     if (st != ENG_OK) {
-        printf("FAIL: open on the GPU: %s\n", err);
-        return 1;
+        TEST_FAIL("open on the GPU: %s", err);
+        TEST_DONE();
     }
     eng_model_close(m);
     stories();
@@ -243,6 +248,6 @@ int main(void)
     random_model("qwen2-f32-bias-tied", &g, 64, 20, 1e-4, 1);
     g.arch = GEN_QWEN3, g.tied = 0, g.dtype = GEN_BF16;
     random_model("qwen3-bf16", &g, 64, 20, 2e-2, 0);
-    printf("%s: %d failure(s)\n", fails ? "FAIL" : "PASS", fails);
-    return fails ? 1 : 0;
+    printf("%s: %d failure(s)\n", test_failures ? "FAIL" : "PASS", test_failures);
+    TEST_DONE();
 }

@@ -33,11 +33,6 @@ int eng_h_generate_on(eng_device device, const char *model, int tp, int threads,
 /* ||a - b|| / ||b|| */
 double eng_h_rel_err(const float *a, const float *b, size_t n);
 
-/* The shared test data (tests/check.h): its folder, and skip (exit 77) naming a path that
- * does not exist. */
-#define eng_h_shared test_shared_dir
-#define eng_h_need test_need_path
-
 /* The whole file, NUL-terminated (malloc'd; *len, when given, its size); NULL when unreadable. */
 char *eng_h_slurp(const char *path, size_t *len);
 
