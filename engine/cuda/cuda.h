@@ -106,8 +106,12 @@ typedef struct cuda_state {
      * and nss partial sums of squares into ssq; the next product completes that norm. */
     const float *fused_nw; /* NULL: xb is not such an input */
     int fuse;              /* ENG_CUDA_FUSE: CUDA_FUSE_* bits */
-    float *ssq;            /* [D] (nss used) */
+    float *ssq;            /* [max(n_seqs, 1), D]: a row's partials at row * D (nss used) */
     int nss;
+    /* A batch's decode rows in that fused form (rows [0, n_dec) of a batched step): a pending
+     * delta then belongs to the prompt rows from pend_row0 on only. */
+    int pend_row0;
+    float *bscale; /* [n_seqs] the decode rows' input-norm scales (eng_mvb_args.scale) */
     int logit_rows;
     float *scores;           /* [nq, B, score_keys] long-prompt attention scores, or NULL */
     int score_keys;          /* the most keys a batched attention call may have */

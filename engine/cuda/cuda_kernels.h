@@ -119,6 +119,21 @@ typedef struct eng_mv_args {
 int eng_cu_matvec_fused(const eng_mv_args *a, eng_stream st);
 void eng_ref_matvec_fused(const eng_mv_args *a);
 
+/* matvec_batch.cu: eng_cu_matvec_fused for n input rows at once, the weights read once per 16
+ * rows; row i gets bitwise what eng_cu_matvec_fused gives for that row alone (a group of one
+ * row runs it). mv holds row 0's arguments; row i's are x + i d, out + i rows (SWIGLU
+ * + i rows/2), res + i rows, ssq_in + i ss_stride, ssq_out + i ss_stride (bias, nw_out
+ * shared). A residual product takes no ssq_in.   x [n, d], out [n, rows] (SWIGLU
+ * [n, rows/2]), res [n, rows], ssq_in [n, ss_stride] (nss used), ssq_out [n, ss_stride]
+ * (eng_mv_parts used), scale [n] scratch (needed with ssq_in). */
+typedef struct eng_mvb_args {
+    eng_mv_args mv;
+    int n, ss_stride;
+    float *scale;
+} eng_mvb_args;
+int eng_cu_matvec_batch_fused(const eng_mvb_args *a, eng_stream st);
+void eng_ref_matvec_batch_fused(const eng_mvb_args *a);
+
 /* gemm.cu: x f32 -> dt (the weights' type, for cuBLAS). x [n], out [n]. */
 int eng_cu_convert(void *out, int dt, const float *x, size_t n, eng_stream st);
 

@@ -3,9 +3,10 @@
  * of 2 and more of one sequence (prefill) run cuBLAS on activations in the weights' type (the
  * norms and SwiGLU write that copy themselves), and long prompts run attention as two
  * batched cuBLAS products around a causal softmax. A batch of several sequences runs its
- * decode rows through the small-batch matrix-vector kernel and each prompt chunk through its
- * own cuBLAS product (bproj), so that every row gets what it would get alone; it never takes
- * the fused decode products (their rounding differs from the small-batch kernel's). The residual
+ * decode rows through the small-batch matrix-vector kernels and each prompt chunk through its
+ * own cuBLAS product (bproj), so that every row gets what it would get alone; its decode rows
+ * take the fused products as the batch-1 decode step does (matvec_batch.cu keeps each row's
+ * bits those of matvec_fused), while the prompt rows keep the norm kernels. The residual
  * add of each row-parallel output is deferred into the next RMSNorm. A batch of several sequences
  * (s->tok_pos set) takes batch.cu's RoPE and attention, each token at its own position in
  * its own KV slot. */
@@ -64,15 +65,19 @@ static void *in16(cuda_state *cs, const dmat *w)
 }
 
 /* A projection of a reordered batch (eng_state.n_dec): the decode rows [0, n_dec) through
- * the small-batch matrix-vector kernel (each row bitwise as alone), then each prompt chunk
- * (the rows of one sequence) through its own cuBLAS product, so that a chunk's result does not
- * depend on what else runs in the step. x: the f32 input [n, cols]; x16: the same rows in the
- * weights' type, or NULL (converted here when the weights are 16-bit). */
+ * the small-batch matrix-vector kernel (each row bitwise as alone), or its fused form dec
+ * (its own outputs), then each prompt chunk (the rows of one sequence) through its own cuBLAS
+ * product into out, so that a chunk's result does not depend on what else runs in the step.
+ * x: the f32 input [n, cols]; x16: the same rows in the weights' type, or NULL (converted here
+ * when the weights are 16-bit). */
 static eng_status bproj(cuda_state *cs, const eng_state *s, float *out, const dmat *w,
-                        const float *x, const void *x16)
+                        const float *x, const void *x16, const eng_mvb_args *dec)
 {
     int n = s->n, nd = s->n_dec;
-    if (nd > 0) K(eng_cu_matvec_batch(out, w->p, w->dt, x, w->rows, w->cols, nd, ST(cs)));
+    if (nd > 0 && dec)
+        K(eng_cu_matvec_batch_fused(dec, ST(cs)));
+    else if (nd > 0)
+        K(eng_cu_matvec_batch(out, w->p, w->dt, x, w->rows, w->cols, nd, ST(cs)));
     if (nd == n) return ENG_OK;
     size_t es = w->dt == ENG_DT_F32 ? 4 : 2;
     const void *in = x;
@@ -217,6 +222,50 @@ static eng_status norm_before(const eng_model *m, cuda_state *cs, const float *n
     return ENG_OK;
 }
 
+/* The decode rows of a batch through the fused products (bfuse in cuda_layer): row r's
+ * arguments at row offsets, its norm partials at ssq + r D. */
+static eng_mvb_args bmv_args(cuda_state *cs, const eng_state *s, const eng_config *c, float *out,
+                             const dmat *w, const float *x, int mode, int normed)
+{
+    return (eng_mvb_args){.mv = mv_args(cs, c, out, w, x, mode, normed),
+                          .n = s->n_dec,
+                          .ss_stride = c->dim,
+                          .scale = cs->bscale};
+}
+
+/* The RMSNorm of weight nw before w in a batch whose decode rows take the fused products:
+ * *normed = 1 when the decode rows are in nw's fused form (the products complete their norm)
+ * and only the prompt rows run the norm kernel; else every row does. */
+static eng_status bnorm(const eng_model *m, const eng_state *s, const float *nw, const dmat *w,
+                        int *normed)
+{
+    cuda_state *cs = s->bs;
+    int D = m->cfg.dim, r0 = 0;
+    *normed = cs->fused_nw == nw;
+    cs->fused_nw = NULL;
+    if (*normed) r0 = s->n_dec;
+    if (r0 == s->n) return ENG_OK;
+    size_t es = w->dt == ENG_DT_F32 ? 4 : 2, off = (size_t)r0 * D;
+    void *o16 = in16(cs, w) ? (char *)cs->act16 + off * es : NULL;
+    K(eng_cu_add_rmsnorm(cs->x + off, cs->pending ? cs->delta + off : NULL, cs->pending_bias, nw,
+                         m->cfg.norm_eps, cs->xb + off, o16, w->dt, s->n - r0, D, ST(cs)));
+    cs->pending = 0;
+    cuda_mark(cs, CUDA_ST_NORM);
+    return ENG_OK;
+}
+
+/* After a fused residual product of a batch's decode rows: they hold the fused form of nw;
+ * the prompt rows' delta (+ bias) is pending. */
+static void bresid_done(cuda_state *cs, const eng_state *s, const float *nw, const dmat *w,
+                        const float *bias)
+{
+    cs->fused_nw = nw;
+    cs->nss = eng_mv_parts(w->rows, w->cols, w->dt == ENG_DT_F32 ? 4 : 2);
+    cs->pending = s->n_dec < s->n;
+    cs->pend_row0 = s->n_dec;
+    cs->pending_bias = bias;
+}
+
 /* The row-parallel partial sums of all ranks, added (device buffers or through the host). */
 static eng_status reduce(const eng_model *m, cuda_state *cs, const eng_coll *coll, int n)
 {
@@ -304,6 +353,7 @@ eng_status cuda_embed(const eng_model *m, eng_state *s)
     K(eng_cu_embed(cs->x, w->embed.p, w->embed.dt, cs->in_d, s->n, m->cfg.dim, ST(cs)));
     cuda_mark(cs, CUDA_ST_EMBED);
     cs->pending = 0;
+    cs->pend_row0 = 0;
     cs->fused_nw = NULL;
     return ENG_OK;
 }
@@ -332,19 +382,34 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         next_nw = w->final_norm;
 
     int batched = n > 1;
+    /* A batch's decode rows through the fused products, as the batch-1 decode step: the same
+     * conditions (both fusions on, no row-parallel sum, 16-byte loads), fixed per state so a
+     * row takes this path alone or batched. */
+    int bfuse = s->tok_pos && s->n_dec > 0 && (cs->fuse & CUDA_FUSE_NORM) &&
+                (cs->fuse & CUDA_FUSE_SWIGLU) && !(coll && coll->size > 1 && coll->allreduce) &&
+                vec_ok(&L->wqkv, cs->xb) && vec_ok(&L->wo, cs->att) && vec_ok(&L->w13, cs->xb) &&
+                vec_ok(&L->w2, cs->hb) && L->w13.rows % 2 == 0;
+    int bnormed = 0;
+    eng_mvb_args dec;
     /* 16-bit copies of the activations for cuBLAS: prompt rows only (decode rows read f32) */
     int want16 = batched && (!s->tok_pos || s->n_dec < n);
     /* long prompts: attention as batched products (scores fit, keys up to score_keys) */
     /* Long prompts of one sequence only: a batch of several has no common position. */
     int agemm = batched && !s->tok_pos && cs->scores && n >= GEMM_ATTENTION_MIN &&
                 s->pos + n <= cs->score_keys;
-    if ((st = norm_before(m, cs, L->att_norm, &L->wqkv, n, want16, &fused)) != ENG_OK) return st;
+    if (bfuse) {
+        if ((st = bnorm(m, s, L->att_norm, &L->wqkv, &bnormed)) != ENG_OK) return st;
+        fused = 0;
+    } else if ((st = norm_before(m, cs, L->att_norm, &L->wqkv, n, want16, &fused)) != ENG_OK) {
+        return st;
+    }
     if (fused) {
         eng_mv_args a = mv_args(cs, c, cs->qkv, &L->wqkv, cs->xb, ENG_MV_PLAIN, 1);
         K(eng_cu_matvec_fused(&a, ST(cs)));
         st = ENG_OK;
     } else if (s->tok_pos) {
-        st = bproj(cs, s, cs->qkv, &L->wqkv, cs->xb, in16(cs, &L->wqkv));
+        dec = bmv_args(cs, s, c, cs->qkv, &L->wqkv, cs->xb, ENG_MV_PLAIN, 1);
+        st = bproj(cs, s, cs->qkv, &L->wqkv, cs->xb, in16(cs, &L->wqkv), bnormed ? &dec : NULL);
     } else if (batched) {
         st = gemm(cs, cs->qkv, &L->wqkv, in16(cs, &L->wqkv) ? cs->act16 : (void *)cs->xb, n);
     } else {
@@ -407,8 +472,17 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
             cs->fused_nw = L->ffn_norm;
             cs->nss = eng_mv_parts(a.rows, a.d, L->wo.dt == ENG_DT_F32 ? 4 : 2);
             cuda_mark(cs, CUDA_ST_WO);
+        } else if (bfuse) {
+            dec = bmv_args(cs, s, c, cs->xb, &L->wo, cs->att, ENG_MV_RESID, 0);
+            dec.mv.bias = L->bo;
+            dec.mv.res = cs->x;
+            dec.mv.nw_out = L->ffn_norm;
+            dec.mv.ssq_out = cs->ssq;
+            if ((st = bproj(cs, s, cs->delta, &L->wo, cs->att, NULL, &dec)) != ENG_OK) return st;
+            bresid_done(cs, s, L->ffn_norm, &L->wo, L->bo);
+            cuda_mark(cs, CUDA_ST_WO);
         } else {
-            st = s->tok_pos ? bproj(cs, s, cs->delta, &L->wo, cs->att, NULL)
+            st = s->tok_pos ? bproj(cs, s, cs->delta, &L->wo, cs->att, NULL, NULL)
                             : proj(cs, cs->delta, &L->wo, cs->att, n);
             if (st != ENG_OK) return st;
             cuda_mark(cs, CUDA_ST_WO);
@@ -419,9 +493,30 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         cs->pending = 1;
         cs->pending_bias = L->bo;
     }
-    if ((st = norm_before(m, cs, L->ffn_norm, &L->w13, n, want16, &fused)) != ENG_OK) return st;
-    if ((cs->fuse & CUDA_FUSE_SWIGLU) && n == 1 && !s->tok_pos && vec_ok(&L->w13, cs->xb) &&
-        L->w13.rows % 2 == 0) {
+    if (bfuse) {
+        if ((st = bnorm(m, s, L->ffn_norm, &L->w13, &bnormed)) != ENG_OK) return st;
+        fused = 0;
+    } else if ((st = norm_before(m, cs, L->ffn_norm, &L->w13, n, want16, &fused)) != ENG_OK) {
+        return st;
+    }
+    if (bfuse && bnormed) {
+        /* decode rows: norm and SwiGLU in the product (into hb); prompt rows: cuBLAS into h13,
+         * then the SwiGLU kernel on their rows */
+        int nd = s->n_dec, F = sh->ffn;
+        dec = bmv_args(cs, s, c, cs->hb, &L->w13, cs->xb, ENG_MV_SWIGLU, 1);
+        dec.mv.bias = L->b13;
+        if ((st = bproj(cs, s, cs->h13, &L->w13, cs->xb, in16(cs, &L->w13), &dec)) != ENG_OK)
+            return st;
+        cuda_mark(cs, CUDA_ST_W13);
+        if (nd < n) {
+            size_t es = L->w2.dt == ENG_DT_F32 ? 4 : 2;
+            void *o16 = in16(cs, &L->w2) ? (char *)cs->act16 + (size_t)nd * F * es : NULL;
+            K(eng_cu_swiglu(cs->h13 + (size_t)nd * 2 * F, L->b13, cs->hb + (size_t)nd * F, o16,
+                            L->w2.dt, n - nd, F, ST(cs)));
+            cuda_mark(cs, CUDA_ST_SWIGLU);
+        }
+    } else if ((cs->fuse & CUDA_FUSE_SWIGLU) && n == 1 && !s->tok_pos && vec_ok(&L->w13, cs->xb) &&
+               L->w13.rows % 2 == 0) {
         /* decode: SwiGLU in the gate/up product's epilogue */
         eng_mv_args a = mv_args(cs, c, cs->hb, &L->w13, cs->xb, ENG_MV_SWIGLU, fused);
         a.bias = L->b13;
@@ -433,7 +528,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
             K(eng_cu_matvec_fused(&a, ST(cs)));
             st = ENG_OK;
         } else if (s->tok_pos) {
-            st = bproj(cs, s, cs->h13, &L->w13, cs->xb, in16(cs, &L->w13));
+            st = bproj(cs, s, cs->h13, &L->w13, cs->xb, in16(cs, &L->w13), NULL);
         } else if (batched) {
             st = gemm(cs, cs->h13, &L->w13, in16(cs, &L->w13) ? cs->act16 : (void *)cs->xb, n);
         } else {
@@ -457,8 +552,21 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         cuda_mark(cs, CUDA_ST_W2);
         return ENG_OK;
     }
+    if (bfuse && bnormed && next_nw) {
+        dec = bmv_args(cs, s, c, cs->xb, &L->w2, cs->hb, ENG_MV_RESID, 0);
+        dec.mv.bias = L->b2;
+        dec.mv.res = cs->x;
+        dec.mv.nw_out = next_nw;
+        dec.mv.ssq_out = cs->ssq;
+        if ((st = bproj(cs, s, cs->delta, &L->w2, cs->hb, in16(cs, &L->w2), &dec)) != ENG_OK)
+            return st;
+        bresid_done(cs, s, next_nw, &L->w2, L->b2);
+        cuda_mark(cs, CUDA_ST_W2);
+        return ENG_OK;
+    }
+    cs->pend_row0 = 0; /* the delta below is every row's */
     if (s->tok_pos)
-        st = bproj(cs, s, cs->delta, &L->w2, cs->hb, in16(cs, &L->w2));
+        st = bproj(cs, s, cs->delta, &L->w2, cs->hb, in16(cs, &L->w2), NULL);
     else if (batched)
         st = gemm(cs, cs->delta, &L->w2, in16(cs, &L->w2) ? cs->act16 : (void *)cs->hb, n);
     else
@@ -478,9 +586,12 @@ eng_status cuda_flush(const eng_model *m, eng_state *s)
     if (!cs->pending) return ENG_OK;
     /* The norm's output is scratch here: only the add into x matters. */
     const cuda_weights *w = m->bw;
-    K(eng_cu_add_rmsnorm(cs->x, cs->delta, cs->pending_bias, w->final_norm, m->cfg.norm_eps, cs->xb,
-                         NULL, 0, s->n, m->cfg.dim, ST(cs)));
+    size_t off = (size_t)cs->pend_row0 * m->cfg.dim; /* the rows with a pending delta */
+    K(eng_cu_add_rmsnorm(cs->x + off, cs->delta + off, cs->pending_bias, w->final_norm,
+                         m->cfg.norm_eps, cs->xb + off, NULL, 0, s->n - cs->pend_row0, m->cfg.dim,
+                         ST(cs)));
     cs->pending = 0;
+    cs->pend_row0 = 0;
     return ENG_OK;
 }
 
@@ -491,9 +602,16 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
     CU_BIND(cs);
     if (s->out_row) {        /* a batch: the flagged rows, normed, packed into delta, classified */
         cs->fused_nw = NULL; /* x is complete: the norm below recomputes xb */
-        K(eng_cu_add_rmsnorm(cs->x, cs->pending ? cs->delta : NULL, cs->pending_bias, w->final_norm,
-                             m->cfg.norm_eps, cs->xb, NULL, 0, s->n, m->cfg.dim, ST(cs)));
+        int r0 = cs->pending ? cs->pend_row0 : s->n, D = m->cfg.dim;
+        if (r0 > 0) /* rows with nothing pending (decode rows after fused products) */
+            K(eng_cu_add_rmsnorm(cs->x, NULL, NULL, w->final_norm, m->cfg.norm_eps, cs->xb, NULL, 0,
+                                 r0, D, ST(cs)));
+        if (r0 < s->n)
+            K(eng_cu_add_rmsnorm(cs->x + (size_t)r0 * D, cs->delta + (size_t)r0 * D,
+                                 cs->pending_bias, w->final_norm, m->cfg.norm_eps,
+                                 cs->xb + (size_t)r0 * D, NULL, 0, s->n - r0, D, ST(cs)));
         cs->pending = 0;
+        cs->pend_row0 = 0;
         K(eng_cu_gather_rows(cs->delta, cs->xb, cs->bin_d + 2 * s->max_batch, s->n_out, m->cfg.dim,
                              ST(cs)));
         cs->logit_rows = s->n_out;

@@ -84,7 +84,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
                    (B + 2) * 4,
                    4,
                    scores,
-                   D * 4,
+                   D * 4 * (size_t)(s->n_seqs > 1 ? s->n_seqs : 1),
                    (size_t)eng_cu_attention_counts(1, sh->n_heads, sh->n_kv_heads) * 4};
     size_t total = 0;
     for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++)
@@ -128,6 +128,8 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     cs->bgraph = calloc((size_t)s->n_seqs + 1, sizeof(*cs->bgraph));
     if (!cs->bgraph) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     CU_CHECK(cudaMalloc((void **)&cs->ids_d, B * 4), err, errlen);
+    CU_CHECK(cudaMalloc((void **)&cs->bscale, (size_t)(s->n_seqs > 1 ? s->n_seqs : 1) * 4), err,
+             errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->ids_h, B * 4), err, errlen);
     CU_CHECK(cudaMalloc((void **)&cs->bpart, part), err, errlen);
     size_t out_w = nq + 2 * nk > 2 * F ? nq + 2 * nk : 2 * F;
@@ -232,6 +234,7 @@ void cuda_state_free(eng_state *s)
     if (cs->bin_d) cudaFree(cs->bin_d);
     if (cs->bin_h) cudaFreeHost(cs->bin_h);
     if (cs->ids_d) cudaFree(cs->ids_d);
+    if (cs->bscale) cudaFree(cs->bscale);
     if (cs->ids_h) cudaFreeHost(cs->ids_h);
     if (cs->bpart) cudaFree(cs->bpart);
     if (cs->stage_in) cudaFree(cs->stage_in);

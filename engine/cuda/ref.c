@@ -194,6 +194,22 @@ void eng_ref_matvec_fused(const eng_mv_args *a)
     }
 }
 
+void eng_ref_matvec_batch_fused(const eng_mvb_args *b)
+{
+    const eng_mv_args *a = &b->mv;
+    int ow = a->mode == ENG_MV_SWIGLU ? a->rows / 2 : a->rows;
+    for (int i = 0; i < b->n; i++) { /* row by row: the one-row reference */
+        eng_mv_args one = *a;
+        size_t ss = (size_t)i * b->ss_stride;
+        one.x = a->x + (size_t)i * a->d;
+        one.out = a->out + (size_t)i * ow;
+        if (a->ssq_in) one.ssq_in = a->ssq_in + ss;
+        if (a->res) one.res = a->res + (size_t)i * a->rows;
+        if (a->ssq_out) one.ssq_out = a->ssq_out + ss;
+        eng_ref_matvec_fused(&one);
+    }
+}
+
 void eng_ref_attention(const eng_attn_args *a)
 {
     int hd = a->hd, group = a->nq / a->nkv;

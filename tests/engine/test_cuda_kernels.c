@@ -332,6 +332,90 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
     cudaFree((void *)a.bias), cudaFree(a.out);
 }
 
+/* The fused products for n rows at once (eng_cu_matvec_batch_fused): every row's output,
+ * residual stream and partial sums of squares bitwise equal to eng_cu_matvec_fused of that
+ * row alone (a decode row gets the same bits alone or batched, and as `ringinfer run`'s fused
+ * step), and close to the reference. nss: the input norm's partials (0: none). */
+static void t_fused_batch(int dt, int mode, int rows, int d, int nss, int with_bias, int n)
+{
+    size_t es = dt == ENG_DT_F32 ? 4 : 2;
+    int ow = mode == ENG_MV_SWIGLU ? rows / 2 : rows, parts = eng_mv_parts(rows, d, (int)es);
+    int stride = (nss > parts ? nss : parts) + 3; /* rows' partials apart, not packed */
+    void *w = rnd_typed((size_t)rows * d, dt);
+    float *x = rnd((size_t)n * d, 1), *ssq = rnd((size_t)n * stride, 1), *bias = rnd(rows, 1),
+          *res = rnd((size_t)n * rows, 2), *nw = rnd(rows, 1);
+    for (int i = 0; i < n * stride; i++)
+        ssq[i] = fabsf(ssq[i]) * 20.0f;
+    int resid = mode == ENG_MV_RESID;
+    eng_mvb_args b = {.mv = {.w = dev(w, (size_t)rows * d * es),
+                             .dt = dt,
+                             .rows = rows,
+                             .d = d,
+                             .mode = mode,
+                             .x = dev(x, (size_t)n * d * 4),
+                             .ssq_in = nss ? dev(ssq, (size_t)n * stride * 4) : NULL,
+                             .nss = nss,
+                             .nd = 3000,
+                             .eps = 1e-5f,
+                             .bias = with_bias ? dev(bias, (size_t)rows * 4) : NULL,
+                             .out = dev(NULL, (size_t)n * ow * 4),
+                             .res = resid ? dev(res, (size_t)n * rows * 4) : NULL,
+                             .nw_out = resid ? dev(nw, (size_t)rows * 4) : NULL,
+                             .ssq_out = resid ? dev(NULL, (size_t)n * stride * 4) : NULL},
+                      .n = n,
+                      .ss_stride = stride,
+                      .scale = dev(NULL, (size_t)n * 4)};
+    KL(eng_cu_matvec_batch_fused(&b, NULL));
+    /* each row alone through the batch-1 fused kernel, into its own buffers */
+    float *o1 = dev(NULL, (size_t)n * ow * 4), *r1 = resid ? dev(res, (size_t)n * rows * 4) : NULL,
+          *s1 = resid ? dev(NULL, (size_t)n * stride * 4) : NULL;
+    for (int i = 0; i < n; i++) {
+        eng_mv_args one = b.mv;
+        one.x += (size_t)i * d;
+        one.out = o1 + (size_t)i * ow;
+        if (nss) one.ssq_in += (size_t)i * stride;
+        if (resid) one.res = r1 + (size_t)i * rows, one.ssq_out = s1 + (size_t)i * stride;
+        KL(eng_cu_matvec_fused(&one, NULL));
+    }
+    float *got = back(b.mv.out, (size_t)n * ow * 4), *alone = back(o1, (size_t)n * ow * 4);
+    size_t diff = 0;
+    for (size_t i = 0; i < (size_t)n * ow; i++)
+        diff += memcmp(&got[i], &alone[i], 4) != 0;
+    float *ref = malloc((size_t)n * ow * 4), *rss = malloc((size_t)n * stride * 4);
+    eng_mvb_args r = b;
+    r.mv.w = w, r.mv.x = x, r.mv.ssq_in = nss ? ssq : NULL, r.mv.bias = with_bias ? bias : NULL;
+    r.mv.out = ref, r.mv.res = res, r.mv.nw_out = nw, r.mv.ssq_out = rss;
+    eng_ref_matvec_batch_fused(&r);
+    static const char *mn[] = {"plain", "swiglu", "residual"};
+    char wn[128];
+    snprintf(wn, sizeof(wn), "fused matvec_batch %s %s [%d x %d] x %d rows%s%s", mn[mode], dtn(dt),
+             rows, d, n, nss ? " normed" : "", with_bias ? " + bias" : "");
+    report(wn, rel(got, ref, (size_t)n * ow), 1e-5);
+    strncat(wn, " == batch-1 bitwise", sizeof(wn) - strlen(wn) - 1);
+    report(wn, (double)diff, 0);
+    if (resid) {
+        float *gr = back(b.mv.res, (size_t)n * rows * 4), *ar = back(r1, (size_t)n * rows * 4);
+        float *gs = back(b.mv.ssq_out, (size_t)n * stride * 4),
+              *as = back(s1, (size_t)n * stride * 4);
+        size_t dr = 0, ds = 0;
+        for (size_t i = 0; i < (size_t)n * rows; i++)
+            dr += memcmp(&gr[i], &ar[i], 4) != 0;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < parts; k++)
+                ds += memcmp(&gs[(size_t)i * stride + k], &as[(size_t)i * stride + k], 4) != 0;
+        report("fused matvec_batch: residual stream == batch-1 bitwise", (double)dr, 0);
+        report("fused matvec_batch: partial sums of squares == batch-1 bitwise", (double)ds, 0);
+        report("fused matvec_batch: residual stream", rel(gr, res, (size_t)n * rows), 1e-6);
+        free(gr), free(ar), free(gs), free(as);
+        cudaFree(b.mv.res), cudaFree((void *)b.mv.nw_out), cudaFree(b.mv.ssq_out);
+        cudaFree(r1), cudaFree(s1);
+    }
+    free(w), free(x), free(ssq), free(bias), free(res), free(nw), free(got), free(alone);
+    free(ref), free(rss);
+    cudaFree((void *)b.mv.w), cudaFree((void *)b.mv.x), cudaFree((void *)b.mv.ssq_in);
+    cudaFree((void *)b.mv.bias), cudaFree(b.mv.out), cudaFree(b.scale), cudaFree(o1);
+}
+
 /* The decode step's fused chain inside a graph with early launches, against the unfused
  * references: o_proj + residual -> gate/up + norm + SwiGLU -> down + residual -> q/k/v +
  * norm; replayed twice on the same input, whose results must be equal bit for bit. */
@@ -885,6 +969,16 @@ int main(int argc, char **argv)
     t_fused(ENG_DT_F32, ENG_MV_RESID, 515, 1024, 33, 1);
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 300, 8200, 0, 1); /* 4 warps a row, a partial block */
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 4096, 4096, 512, 0);
+    t_fused_batch(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 256, 0, 16);  /* 1B q/k/v + norm */
+    t_fused_batch(ENG_DT_BF16, ENG_MV_SWIGLU, 16384, 2048, 256, 0, 5); /* 1B gate/up */
+    t_fused_batch(ENG_DT_BF16, ENG_MV_RESID, 2048, 8192, 0, 0, 9);     /* 1B down: 8-row parts */
+    t_fused_batch(ENG_DT_BF16, ENG_MV_PLAIN, 1000, 4096, 1500, 0, 21); /* 16 + 5, long partials */
+    t_fused_batch(ENG_DT_BF16, ENG_MV_SWIGLU, 1402, 2048, 77, 1, 3);   /* a partial pair block */
+    t_fused_batch(ENG_DT_F16, ENG_MV_SWIGLU, 300, 2056, 0, 1, 4);      /* 2 warps a row */
+    t_fused_batch(ENG_DT_F32, ENG_MV_RESID, 515, 1024, 0, 1, 3);       /* 2 warps: 4-row parts */
+    t_fused_batch(ENG_DT_BF16, ENG_MV_RESID, 300, 8200, 0, 1, 16);     /* 4 warps: 2-row parts */
+    t_fused_batch(ENG_DT_BF16, ENG_MV_RESID, 4100, 4096, 0, 1, 2);     /* a partial last part */
+    t_fused_batch(ENG_DT_F32, ENG_MV_PLAIN, 37, 172, 9, 1, 17);        /* 16 + 1: batch-1 tail */
     t_fused_chain(1024, 1024, 1536, 1536);
     t_fused_chain(512, 2048, 2048, 768); /* 2 warps a row in the residual products */
     t_convert(ENG_DT_BF16);
