@@ -26,7 +26,9 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
     [ENG_KNOB_CUDA_FUSE] = {"ENG_CUDA_FUSE", "3",
                             "what the CUDA decode step fuses, a sum of: 1 RMSNorm into the "
                             "products around it, 2 SwiGLU into the gate/up product, 4 the "
-                            "flash-decoding merge into attention's last block (0..7)"},
+                            "flash-decoding merge into attention's last block (0..7); the "
+                            "decode rows of `serve`'s batched steps take the fused products "
+                            "when both 1 and 2 are set"},
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 
