@@ -383,12 +383,13 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
 
     int batched = n > 1;
     /* A batch's decode rows through the fused products, as the batch-1 decode step: the same
-     * conditions (both fusions on, no row-parallel sum, 16-byte loads), fixed per state so a
-     * row takes this path alone or batched. */
-    int bfuse = s->tok_pos && s->n_dec > 0 && (cs->fuse & CUDA_FUSE_NORM) &&
-                (cs->fuse & CUDA_FUSE_SWIGLU) && !(coll && coll->size > 1 && coll->allreduce) &&
-                vec_ok(&L->wqkv, cs->xb) && vec_ok(&L->wo, cs->att) && vec_ok(&L->w13, cs->xb) &&
-                vec_ok(&L->w2, cs->hb) && L->w13.rows % 2 == 0;
+     * conditions (both fusions and CUDA_FUSE_BATCH on, no row-parallel sum, 16-byte loads), fixed
+     * per state so a row takes this path alone or batched. */
+    int want = CUDA_FUSE_NORM | CUDA_FUSE_SWIGLU | CUDA_FUSE_BATCH;
+    int bfuse = s->tok_pos && s->n_dec > 0 && (cs->fuse & want) == want &&
+                !(coll && coll->size > 1 && coll->allreduce) && vec_ok(&L->wqkv, cs->xb) &&
+                vec_ok(&L->wo, cs->att) && vec_ok(&L->w13, cs->xb) && vec_ok(&L->w2, cs->hb) &&
+                L->w13.rows % 2 == 0;
     int bnormed = 0;
     eng_mvb_args dec;
     /* 16-bit copies of the activations for cuBLAS: prompt rows only (decode rows read f32) */
