@@ -237,9 +237,6 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     r->kind = kind;
     r->srv = s;
     r->refs = 1;
-    r->slot = -1;
-    r->prev = -1;
-    eng_utf8_init(&r->utf8);
     double t = 1.0, p = 1.0;
     long long ll = 1;
     if (get_num(req, "temperature", 0, 2, &t, e) < 0) goto fail;
@@ -251,9 +248,22 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     r->temperature = (float)t;
     r->top_p = (float)p;
     if (get_int(req, "n", 1, 128, &ll, e) < 0) goto fail;
-    if (ll != 1) {
-        srv_err(e, 400, "n", "invalid_value", "'n' > 1 is not supported (one choice per request)");
+    if (ll > s->o->max_queue) { /* its choices could never all wait for a slot */
+        srv_err(e, 400, "n", "invalid_value",
+                "'n' is %lld but this server queues at most %d sequences (--max-queue)", ll,
+                s->o->max_queue);
         goto fail;
+    }
+    if (!(r->choices = calloc((size_t)ll, sizeof(*r->choices)))) {
+        srv_err(e, 500, NULL, NULL, "out of memory");
+        goto fail;
+    }
+    r->n = (int)ll;
+    for (int i = 0; i < r->n; i++) {
+        r->choices[i].index = i;
+        r->choices[i].slot = -1;
+        r->choices[i].prev = -1;
+        eng_utf8_init(&r->choices[i].utf8);
     }
     int seeded = get_int(req, "seed", -9.2e18, 1.8e19, &ll, e);
     if (seeded < 0) goto fail;
@@ -263,6 +273,11 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     if (so && !cJSON_IsNull(so)) {
         if (!cJSON_IsObject(so)) {
             srv_err(e, 400, "stream_options", "invalid_type", "'stream_options' must be an object");
+            goto fail;
+        }
+        if (!r->stream) { /* as the OpenAI API answers it */
+            srv_err(e, 400, "stream_options", "invalid_value",
+                    "'stream_options' is only allowed when 'stream' is true");
             goto fail;
         }
         if (get_bool(so, "include_usage", &r->include_usage, e) < 0) goto fail;
@@ -339,6 +354,15 @@ static cJSON *base(const srv_server *s, const srv_req *r, const char *object)
     return o;
 }
 
+uint64_t srv_choice_seed(uint64_t seed, int i)
+{
+    if (i == 0) return seed;
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull * (uint64_t)i; /* splitmix64 of seed + i*phi */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 static void add_usage(cJSON *o, const srv_req *r)
 {
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
@@ -348,7 +372,7 @@ static void add_usage(cJSON *o, const srv_req *r)
 }
 
 /* Chat-shaped entries -> the /v1/completions shape (columns). */
-static cJSON *logprobs_json(const srv_req *r, cJSON *entries, size_t text_offset)
+static cJSON *logprobs_json(const srv_req *r, const cJSON *entries, size_t text_offset)
 {
     if (!r->logprobs) return cJSON_CreateNull();
     if (r->kind == SRV_CHAT) {
@@ -381,14 +405,15 @@ static cJSON *logprobs_json(const srv_req *r, cJSON *entries, size_t text_offset
     return o;
 }
 
-char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const char *text, size_t len,
-                         int role, const char *finish, cJSON *logprobs)
+char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const srv_choice *k,
+                         const char *text, size_t len, int role, const char *finish,
+                         const cJSON *logprobs)
 {
     int chat = r->kind == SRV_CHAT;
     cJSON *o = base(s, r, chat ? "chat.completion.chunk" : "text_completion");
     cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     cJSON_AddItemToArray(ch, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddNumberToObject(c, "index", k->index);
     char *t = strndup(text, len);
     if (chat) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
@@ -400,7 +425,7 @@ char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const char *text
     free(t);
     cJSON_AddItemToObject(c, "logprobs",
                           finish && !logprobs ? cJSON_CreateNull()
-                                              : logprobs_json(r, logprobs, r->emitted));
+                                              : logprobs_json(r, logprobs, k->emitted));
     if (finish)
         cJSON_AddStringToObject(c, "finish_reason", finish);
     else
@@ -421,23 +446,27 @@ char *srv_api_usage_json(const srv_server *s, const srv_req *r)
     return out;
 }
 
-char *srv_api_final_json(const srv_server *s, const srv_req *r, const char *finish, cJSON *logprobs)
+char *srv_api_final_json(const srv_server *s, const srv_req *r)
 {
     int chat = r->kind == SRV_CHAT;
     cJSON *o = base(s, r, chat ? "chat.completion" : "text_completion");
-    cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(ch, c);
-    cJSON_AddNumberToObject(c, "index", 0);
-    const char *text = r->text.p ? r->text.p : "";
-    if (chat) {
-        cJSON *m = cJSON_AddObjectToObject(c, "message");
-        cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddStringToObject(m, "content", text);
-    } else {
-        cJSON_AddStringToObject(c, "text", text);
+    cJSON *ch = cJSON_AddArrayToObject(o, "choices");
+    for (int i = 0; i < r->n; i++) {
+        const srv_choice *k = &r->choices[i];
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddItemToArray(ch, c);
+        cJSON_AddNumberToObject(c, "index", k->index);
+        const char *text = k->text.p ? k->text.p : "";
+        if (chat) {
+            cJSON *m = cJSON_AddObjectToObject(c, "message");
+            cJSON_AddStringToObject(m, "role", "assistant");
+            cJSON_AddStringToObject(m, "content", text);
+        } else {
+            cJSON_AddStringToObject(c, "text", text);
+        }
+        cJSON_AddItemToObject(c, "logprobs", logprobs_json(r, k->lp_pending, 0));
+        cJSON_AddStringToObject(c, "finish_reason", k->finish ? k->finish : "stop");
     }
-    cJSON_AddItemToObject(c, "logprobs", logprobs_json(r, logprobs, 0));
-    cJSON_AddStringToObject(c, "finish_reason", finish);
     add_usage(o, r);
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -551,7 +580,8 @@ char *srv_api_metrics(srv_server *s)
     char line[256];
     pthread_mutex_lock(&s->lock);
     srv_stats st = s->st;
-    int running = s->running, queued = s->queued, ready = s->ready && !s->lost && !s->draining;
+    int running = s->running, queued = s->queued, waiting = s->queued_seqs,
+        ready = s->ready && !s->lost && !s->draining;
     int lost = s->lost, slots = s->slots;
     pthread_mutex_unlock(&s->lock);
     srv_buf_str(&b, "# HELP ringinfer_http_requests_total HTTP requests answered, by status.\n"
@@ -578,6 +608,8 @@ char *srv_api_metrics(srv_server *s)
     METRIC("ringinfer_steps_total", "counter", "Engine steps run by every rank.", "%lu", st.steps);
     METRIC("ringinfer_requests_running", "gauge", "Slots holding a sequence.", "%d", running);
     METRIC("ringinfer_requests_waiting", "gauge", "Requests queued for a slot.", "%d", queued);
+    METRIC("ringinfer_sequences_waiting", "gauge",
+           "Sequences (choices of the queued requests) waiting for a slot.", "%d", waiting);
     METRIC("ringinfer_slots_total", "gauge", "Slots (--parallel).", "%d", slots);
     METRIC("ringinfer_ranks", "gauge", "Tensor-parallel ranks.", "%d", s->comm->size);
     METRIC("ringinfer_ready", "gauge", "1 when the server takes requests.", "%d", ready);
