@@ -248,10 +248,11 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     r->temperature = (float)t;
     r->top_p = (float)p;
     if (get_int(req, "n", 1, 128, &ll, e) < 0) goto fail;
-    if (ll > s->o->max_queue) { /* its choices could never all wait for a slot */
+    if (ll > s->slots + s->o->max_queue) { /* its choices could never all be taken in */
         srv_err(e, 400, "n", "invalid_value",
-                "'n' is %lld but this server queues at most %d sequences (--max-queue)", ll,
-                s->o->max_queue);
+                "'n' is %lld but this server holds at most %d sequences (--parallel %d running "
+                "+ --max-queue %d waiting)",
+                ll, s->slots + s->o->max_queue, s->slots, s->o->max_queue);
         goto fail;
     }
     if (!(r->choices = calloc((size_t)ll, sizeof(*r->choices)))) {

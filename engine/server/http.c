@@ -242,7 +242,8 @@ static enum MHD_Result start_completion(srv_server *s, struct MHD_Connection *c,
                                h->body.len, &e);
     if (!r) return respond_error(s, c, h, &e);
     pthread_mutex_lock(&s->lock);
-    if (s->queued_seqs + r->n > s->o->max_queue) { /* each choice waits as its own sequence */
+    /* Each choice is a sequence: at most --parallel run and --max-queue wait. */
+    if (s->running + s->queued_seqs + r->n > s->slots + s->o->max_queue) {
         srv_req_unref(r);
         pthread_mutex_unlock(&s->lock);
         return fail(s, c, h, 503, NULL, "queue_full",
