@@ -602,6 +602,23 @@ def tp():
                                               "temperature": 0.8, "top_p": 0.9, "seed": 7, "n": 2})
             outs[n] = (g[2]["choices"][0]["text"], s[2]["choices"][0]["text"],
                        [c["text"] for c in s2[2]["choices"]])
+            if n > 1:  # a client gone mid-stream frees both slots of its n=2 on every rank
+                c = srv.conn()
+                c.request("POST", "/v1/completions", body=json.dumps(
+                    {"prompt": [1], "max_tokens": 480, "temperature": 0, "stream": True, "ignore_eos": True,
+                     "n": 2}), headers={"Content-Type": "application/json"})
+                first = c.getresponse().readline()
+                c.sock.shutdown(socket.SHUT_RDWR)
+                c.close()
+                ended = srv.wait_metric("ringinfer_requests_cancelled_total", lambda v: v == 1)
+                # (a machine slow enough to let 480 steps pass first finishes it instead)
+                ended = ended or srv.wait_metric("ringinfer_requests_finished_total", lambda v: v == 4) == 4
+                again = srv.post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 40,
+                                                     "temperature": 0.8, "top_p": 0.9, "seed": 7, "n": 2})
+                check(first.startswith(b"data: ") and ended
+                      and srv.wait_metric("ringinfer_requests_running", lambda v: v == 0) == 0
+                      and [c["text"] for c in again[2]["choices"]] == outs[n][2],
+                      "TP=%d: a hang-up on an n=2 stream frees its slots; the next n=2 answers the same" % n)
         finally:
             codes = srv.stop()
         # ringrun exits 128+15 when it forwarded a SIGTERM; a rank that failed would be named
