@@ -52,6 +52,7 @@ void srv_req_unref(srv_req *r)
     if (--r->refs > 0) return;
     srv_server *s = r->srv;
     free(r->prompt);
+    free(r->prompt_off);
     for (int i = 0; i < r->n_stop; i++)
         free(r->stop[i]);
     srv_buf_free(&r->out);

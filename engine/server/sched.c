@@ -218,7 +218,7 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         srv_req *r = s->queue_head;
         srv_choice *c = &r->choices[r->admitted];
         if (eng_sampler_create(s->cfg->vocab_size, r->temperature, r->top_p,
-                               srv_choice_seed(r->seed, c->index), &c->smp) != ENG_OK) {
+                               srv_choice_seed(r->seed, c->stream_no), &c->smp) != ENG_OK) {
             abort_req(q, r, 500, "out of memory");
             i = -1; /* slots may have come free: look again */
             continue;
@@ -227,13 +227,13 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         sl->ci = c->index;
         sl->off = 0;
         sl->seq = q->admitted++;
-        c->prev = r->prompt[r->n_prompt - 1]; /* the piece of a token depends on the one before */
+        c->prev = c->prompt[c->n_prompt - 1]; /* the piece of a token depends on the one before */
         c->slot = i;
         r->admitted++;
         r->holding++;
         s->queued_seqs--;
         s->running++;
-        s->st.prompt_tokens += (unsigned long)r->n_prompt;
+        s->st.prompt_tokens += (unsigned long)c->n_prompt;
         if (r->admitted == r->n) leave_queue(s, r);
     }
     pthread_mutex_unlock(&s->lock);
@@ -248,9 +248,9 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         }
         sl->freed = 0;
         busy++;
-        if (sl->off == r->n_prompt)
-            srv_record_set(rec, i, SRV_OP_RUN, r->n_prompt + r->choices[sl->ci].n_gen - 1,
-                           &sl->pending, 1, 1);
+        const srv_choice *c = &r->choices[sl->ci];
+        if (sl->off == c->n_prompt)
+            srv_record_set(rec, i, SRV_OP_RUN, c->n_prompt + c->n_gen - 1, &sl->pending, 1, 1);
     }
     /* Then one chunk of prompt tokens, oldest prompt first (several short prompts may share
      * it), so a long prompt never holds up the running streams for more than a chunk. Each
@@ -261,17 +261,18 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         int best = -1;
         for (int i = 0; i < s->o->parallel; i++) {
             slot *sl = &q->slots[i];
-            if (sl->r && sl->off < sl->r->n_prompt && srv_record_slot(rec, i).op != SRV_OP_RUN &&
+            if (sl->r && sl->off < sl->r->choices[sl->ci].n_prompt &&
+                srv_record_slot(rec, i).op != SRV_OP_RUN &&
                 (best < 0 || sl->seq < q->slots[best].seq))
                 best = i;
         }
         if (best < 0) break;
         slot *sl = &q->slots[best];
-        srv_req *r = sl->r;
-        int n = r->n_prompt - sl->off < rec->chunk ? r->n_prompt - sl->off : rec->chunk;
+        const srv_choice *c = &sl->r->choices[sl->ci];
+        int n = c->n_prompt - sl->off < rec->chunk ? c->n_prompt - sl->off : rec->chunk;
         if (n > budget) break;
-        srv_record_set(rec, best, SRV_OP_RUN, sl->off, r->prompt + sl->off, n,
-                       sl->off + n == r->n_prompt);
+        srv_record_set(rec, best, SRV_OP_RUN, sl->off, c->prompt + sl->off, n,
+                       sl->off + n == c->n_prompt);
         sl->off += n;
         budget -= n;
     }
@@ -451,7 +452,7 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
         if (!finish && hit >= 0) {
             finish = "stop";
             upto = (size_t)hit;
-        } else if (!finish && (c->n_gen >= r->max_tokens || r->n_prompt + c->n_gen >= s->ctx_len)) {
+        } else if (!finish && (c->n_gen >= r->max_tokens || c->n_prompt + c->n_gen >= s->ctx_len)) {
             finish = "length";
         }
         if (finish && hit < 0) { /* the held-back bytes of an unfinished character */

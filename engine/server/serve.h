@@ -57,7 +57,10 @@ typedef struct srv_req srv_req;
 /* One of a request's n choices: its own sequence (slot, sampler, text). Engine thread only,
  * except that the final answer reads every choice once all have finished. */
 typedef struct srv_choice {
-    int index;
+    int index;         /* in the answer: prompt * n + its number for that prompt */
+    int stream_no;     /* its number for its prompt: the seed's stream */
+    const int *prompt; /* [n_prompt], inside srv_req.prompt */
+    int n_prompt;
     eng_sampler *smp;               /* while it holds a slot */
     int slot, n_gen, prev, started; /* started: the role chunk was sent */
     const char *finish;             /* "stop" / "length" once finished, else NULL */
@@ -72,8 +75,10 @@ struct srv_req {
     struct srv_server *srv;
     srv_kind kind;
     int stream, include_usage;
-    int *prompt; /* [n_prompt] */
-    int n_prompt;
+    int *prompt;     /* [n_prompt]: every prompt, one after the other */
+    int n_prompt;    /* tokens of all prompts (usage counts each prompt once) */
+    int *prompt_off; /* [n_prompts + 1]: where prompt i starts */
+    int n_prompts;   /* /v1/completions may send a batch of prompts; chat: 1 */
     int max_tokens;
     float temperature, top_p;
     uint64_t seed; /* choice i samples from the stream of srv_choice_seed(seed, i) */
@@ -82,7 +87,7 @@ struct srv_req {
     int ignore_eos;      /* vLLM's extension, for benchmarks: EOS does not end the answer */
     int logprobs;        /* 0: none */
     int top_logprobs;    /* alternatives per token */
-    int n;               /* choices ("n"): each its own sequence */
+    int n;               /* choices: "n" per prompt, each its own sequence */
     srv_choice *choices; /* [n] */
     char id[48];
     long created;

@@ -398,8 +398,8 @@ def by_index(chunks, field):
 
 
 def choices():
-    """'n' choices per request: each choice its own sequence (queued beyond --parallel), index
-    on every choice and stream chunk, finish_reason, stop strings and logprobs per choice,
+    """'n' choices per request (and per prompt of a batch of prompts): each choice its own
+    sequence (queued beyond --parallel), index on every choice and stream chunk, finish_reason, stop strings and logprobs per choice,
     usage counting the prompt once, choice i's seeded stream the same alone, in company and
     whatever n, /metrics and a disconnect freeing every slot of the request."""
     tmp = mktemp("serve-n.")
@@ -487,6 +487,28 @@ def choices():
               and p["usage"]["completion_tokens"] == sum(len(c["logprobs"]["tokens"]) for c in p["choices"])
               and srv.metric("ringinfer_requests_running") == 0 and srv.metric("ringinfer_sequences_waiting") == 0,
               "n=5 on 2 slots: all five answered, choices 0..2 those of n=3")
+
+        # a batch of prompts: prompt p's choices are p*n .. p*n+n-1, each drawing what that
+        # prompt alone draws; usage counts each prompt once
+        other = dict(sbody, prompt="Lily and Ben", n=2)
+        st, _, po = srv.post("/v1/completions", other)
+        st2, _, pb = srv.post("/v1/completions", dict(sbody, prompt=["Once upon a time", "Lily and Ben"], n=2))
+        want = t3[:2] + [c["text"] for c in po["choices"]] if st == 200 else None
+        check(st2 == 200 and [c["text"] for c in pb["choices"]] == want
+              and [c["index"] for c in pb["choices"]] == [0, 1, 2, 3]
+              and pb["usage"]["prompt_tokens"] == one["usage"]["prompt_tokens"] + po["usage"]["prompt_tokens"]
+              and pb["usage"]["completion_tokens"] == sum(c["usage"]["completion_tokens"] for c in (po, srv.post(
+                  "/v1/completions", dict(sbody, n=2))[2])),
+              "two prompts x n=2: each prompt's choices as alone, usage of both prompts once")
+        st, _, raw = stream(srv, "/v1/completions", dict(sbody, prompt=["Once upon a time", "Lily and Ben"], n=2))
+        ok, ev = sse_events(raw)
+        got = by_index([json.loads(e) for e in ev[:-1]], "text") if ok and st == 200 else {}
+        check(want is not None and got == dict(enumerate(want)), "two prompts x n=2 streamed: the same texts by index")
+        st, h, p = srv.post("/v1/completions", dict(body, prompt=["Once", 7]))
+        check(error_ok(st, h, p, 400, param="prompt") and "'prompt'[1]" in p["error"]["message"],
+              "a batch with a prompt that is neither text nor ids: 400 naming it")
+        st, h, p = srv.post("/v1/completions", dict(body, prompt=["Once", "upon", "a", "time"], n=2))
+        check(error_ok(st, h, p, 400, param="n"), "4 prompts x n=2 beyond 2 + 4 sequences: 400")
 
         # stop strings per choice: cut where each choice's own text has it
         stop = next((t3[1][k:k + 4] for k in range(len(t3[1]) - 4) if t3[1][k:k + 4] not in t3[0]), None)
