@@ -377,9 +377,9 @@ def queue_full(srv, auth):
     [t.join(DEADLINE) for t in ths]
     busy = [r for r in res if r[0] == 503]
     done = [r for r in res if r[0] == 200 and r[2]["usage"]["completion_tokens"] == 400]
-    # At most --parallel + --max-queue are served; how many of those 3 places a burst fills
-    # depends on how soon the step loop moves the waiting one into a slot (a loaded machine
-    # may not before the burst ends), so 1..3 are answered and the rest refused.
+    # The server holds at most --parallel running + --max-queue waiting sequences: 3 places,
+    # taken by the first requests of the burst; the others are refused while those run (400
+    # steps each, far longer than a burst of 8), so 1..3 are answered and the rest refused.
     check(len(res) == 8 and len(busy) + len(done) == 8 and 1 <= len(done) <= 3
           and all(error_ok(*r, 503) and r[1].get("retry-after") == "1" for r in busy),
           "queue full: %d answered, %d got 503 with Retry-After" % (len(done), len(busy)))
