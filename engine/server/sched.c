@@ -279,6 +279,24 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
     return busy;
 }
 
+/* "token" (valid UTF-8: a piece that is part of a character shows U+FFFD, as the text
+ * would) and "bytes" (the piece's own bytes) of a logprob entry. */
+static void add_token(cJSON *o, const char *piece)
+{
+    size_t n = strlen(piece);
+    char out[3 * (256 + 4) + 12];
+    if (n > 255) n = 255; /* pieces are short; the bound keeps out on the stack */
+    eng_utf8_stream u;
+    eng_utf8_init(&u);
+    size_t w = eng_utf8_push(&u, piece, n, out);
+    w += eng_utf8_flush(&u, out + w);
+    out[w] = 0;
+    cJSON_AddStringToObject(o, "token", out);
+    cJSON *bytes = cJSON_AddArrayToObject(o, "bytes");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
+}
+
 /* log-softmax of the chosen token and the top alternatives, in the shape of the chat API
  * ({"token","logprob","bytes","top_logprobs"}); api.c reshapes it for /v1/completions. */
 static cJSON *logprob_entry(srv_sched *q, const srv_req *r, int prev, const float *logits, int tok,
@@ -294,11 +312,8 @@ static cJSON *logprob_entry(srv_sched *q, const srv_req *r, int prev, const floa
         sum += exp((double)(logits[i] - mx));
     double lse = mx + log(sum);
     cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "token", piece);
+    add_token(e, piece);
     cJSON_AddNumberToObject(e, "logprob", logits[tok] - lse);
-    cJSON *bytes = cJSON_AddArrayToObject(e, "bytes");
-    for (const unsigned char *p = (const unsigned char *)piece; *p; p++)
-        cJSON_AddItemToArray(bytes, cJSON_CreateNumber(*p));
     cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
     /* top-k by repeated selection: k <= SRV_MAX_TOP_LOGPROBS */
     int chosen[SRV_MAX_TOP_LOGPROBS];
@@ -314,7 +329,7 @@ static cJSON *logprob_entry(srv_sched *q, const srv_req *r, int prev, const floa
         pthread_mutex_lock(&s->tok_lock);
         const char *alt = s->tok ? eng_tokenizer_decode(s->tok, prev, best) : "";
         cJSON *a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "token", alt);
+        add_token(a, alt);
         pthread_mutex_unlock(&s->tok_lock);
         cJSON_AddNumberToObject(a, "logprob", logits[best] - lse);
         cJSON_AddItemToArray(top, a);

@@ -544,6 +544,20 @@ def choices():
     # take far longer than the checks between the first event and the hang-up.
     srv = Server(TINY + ["--parallel", "2", "--max-queue", "4"])
     try:
+        # tiny-llama's byte-level pieces are often part of a character: the logprob tokens
+        # still travel as valid UTF-8 (U+FFFD), plain and streamed
+        lbody = {"prompt": [1], "max_tokens": 100, "temperature": 1, "seed": 3, "logprobs": 5, "n": 2}
+        st, _, raw = srv.req("POST", "/v1/completions", lbody)
+        st2, _, raw2 = stream(srv, "/v1/completions", lbody)
+        try:
+            p = json.loads(raw.decode("utf-8"))
+            ok, ev = sse_events(raw2)
+            toks = [t for c in p["choices"] for t in c["logprobs"]["tokens"]]
+            good = (st == 200 and st2 == 200 and ok and len(toks) == p["usage"]["completion_tokens"]
+                    and "\ufffd" in "".join(toks))
+        except (UnicodeDecodeError, ValueError, KeyError) as e:
+            good, toks = False, str(e)
+        check(good, "logprob tokens are valid UTF-8, a piece of a character as U+FFFD (%d tokens)" % len(toks))
         c = srv.conn()
         c.request("POST", "/v1/completions", body=json.dumps(
             {"prompt": [1], "max_tokens": 500, "temperature": 0, "stream": True, "ignore_eos": True, "n": 5}),
