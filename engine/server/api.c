@@ -653,7 +653,8 @@ char *srv_api_metrics(srv_server *s)
            st.gen_tokens);
     METRIC("ringinfer_steps_total", "counter", "Engine steps run by every rank.", "%lu", st.steps);
     METRIC("ringinfer_requests_running", "gauge", "Slots holding a sequence.", "%d", running);
-    METRIC("ringinfer_requests_waiting", "gauge", "Requests with a choice waiting for a slot.", "%d", queued);
+    METRIC("ringinfer_requests_waiting", "gauge", "Requests with a choice waiting for a slot.",
+           "%d", queued);
     METRIC("ringinfer_sequences_waiting", "gauge",
            "Sequences (choices of the queued requests) waiting for a slot.", "%d", waiting);
     METRIC("ringinfer_slots_total", "gauge", "Slots (--parallel).", "%d", slots);
