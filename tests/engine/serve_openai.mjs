@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The official `openai` npm client against `ringinfer serve` on loopback: chat and completions,
-// plain and streamed, n choices, usage, stop strings, an abort mid-stream (the slot is freed: /metrics),
+// plain and streamed, n choices (and a batch of prompts), usage, stop strings, an abort mid-stream (the slot is freed: /metrics),
 // 8 requests at once. Starts the server itself (--port 0, the port from its "listening on"
 // line). Every wait is bounded.  node serve_openai.mjs RINGINFER SHARED_DIR
 import OpenAI from 'openai';
@@ -121,6 +121,14 @@ async function main() {
   check(stexts.length === 2 && stexts[0] !== stexts[1] && per[0] === stexts[0] && per[1] === stexts[1] && sfin === 2
     && susage?.completion_tokens === sc.usage.completion_tokens,
   `completion n=2 seeded: two texts, the same streamed by index, a finish_reason each: ${JSON.stringify(stexts)}`);
+
+  // A batch of two prompts, n: 2 each: prompt p's choices at index 2p and 2p+1.
+  const batch = await client.completions.create({ model: 'stories', prompt: ['Once upon a time', 'Lily and Ben'],
+    max_tokens: 30, temperature: 0, n: 2 });
+  const bt = batch.choices.map((c) => c.text);
+  check(batch.choices.map((c) => c.index).join() === '0,1,2,3' && bt[0] === ctext && bt[1] === ctext
+    && bt[2] === bt[3] && bt[2] !== ctext && batch.usage.completion_tokens === 120,
+  `completion of two prompts x n=2: ${JSON.stringify(bt.map((t) => t.slice(0, 20)))}`);
 
   const stop = ' Lily';
   const cut = ctext.indexOf(stop);
