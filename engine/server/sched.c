@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Rank 0's scheduler: up to --parallel slots, each a sequence with its own KV slot in the one
- * run state. Each step is one batched forward pass: every decoding slot feeds the token it
- * sampled at the previous step, and waiting prompts get one chunk of prompt tokens between
- * them (oldest first), so long prompts do not stall the running streams. After the step the
- * slots that asked for logits sample their next token with their own sampler (seeded per
- * request: the draws do not depend on what else runs); its text goes through the UTF-8
- * hold-back and the stop-string hold-back before it reaches the client. Only this thread
- * touches a running request's generation fields; the output buffer and flags are shared
- * with the HTTP thread under srv_server.lock. */
+/* Rank 0's scheduler: up to --parallel slots, each a sequence (one choice of a request: a
+ * request with n choices is n sequences) with its own KV slot in the one run state. Each step is
+ * one batched forward pass: every decoding slot feeds the token it sampled at the previous step,
+ * and waiting prompts get one chunk of prompt tokens between them (oldest first), so long prompts
+ * do not stall the running streams. After the step the slots that asked for logits sample their
+ * next token with their own sampler (seeded per choice: the draws do not depend on what else runs);
+ * its text goes through the UTF-8 hold-back and the stop-string hold-back before it reaches the
+ * client. Only this thread touches a running request's generation fields; the output buffer and
+ * flags are shared with the HTTP thread under srv_server.lock. */
 #include "serve.h"
 
 #include <math.h>
@@ -198,7 +198,7 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         next = r->next;
         if (!r->cancelled) continue;
         count_end(r, &s->st.cancelled);
-        r->refs++;
+        r->refs++; /* r outlives the engine's drop, for the wake */
         leave_queue(s, r);
         engine_drop(r);
         srv_http_wake(r);
@@ -371,8 +371,8 @@ static void emit(srv_server *s, srv_req *r, srv_choice *c, size_t upto, const ch
 {
     if (r->stream) {
         if (upto > c->emitted || (finish && !c->started) || (c->lp_pending && finish)) {
-            char *j = srv_api_chunk_json(s, r, c, c->text.p + c->emitted, upto - c->emitted,
-                                         !c->started, NULL, c->lp_pending);
+            char *j = srv_api_chunk_json(s, r, c, c->text.p ? c->text.p + c->emitted : "",
+                                         upto - c->emitted, !c->started, NULL, c->lp_pending);
             sse(r, j);
             free(j);
             cJSON_Delete(c->lp_pending);
