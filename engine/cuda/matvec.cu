@@ -357,8 +357,10 @@ template <typename K> static int resident_blocks(K k)
     int dev = 0, sms = 0, per = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, k, 256, 0) != cudaSuccess)
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, k, 256, 0) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not the launch's error: one block a tile then */
         return 0;
+    }
     return sms * per;
 }
 
