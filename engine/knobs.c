@@ -23,12 +23,10 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
     [ENG_KNOB_NO_P2P] = {"ENG_NO_P2P", "0",
                          "1: layer mapping stages activations between GPU segments through "
                          "pinned host memory even where peer access works (0..1)"},
-    [ENG_KNOB_CUDA_FUSE] =
-        {"ENG_CUDA_FUSE", "3",
-         "what the CUDA decode step fuses, a sum of: 1 RMSNorm into the "
-         "products around it, 2 SwiGLU into the gate/up product, 4 the "
-         "flash-decoding merge into attention's last block, 8 the fused products on a "
-         "persistent grid, 16 with 8 loads a lane issued early, not 4 (0..31)"},
+    [ENG_KNOB_CUDA_FUSE] = {"ENG_CUDA_FUSE", "3",
+                            "what the CUDA decode step fuses, a sum of: 1 RMSNorm into the "
+                            "products around it, 2 SwiGLU into the gate/up product, 4 the "
+                            "flash-decoding merge into attention's last block (0..7)"},
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 

@@ -51,13 +51,7 @@ typedef struct cuda_weights {
 } cuda_weights;
 
 /* What the decode step fuses (ENG_CUDA_FUSE). */
-enum {
-    CUDA_FUSE_NORM = 1,
-    CUDA_FUSE_SWIGLU = 2,
-    CUDA_FUSE_MERGE = 4,
-    CUDA_FUSE_PERSIST = 8,
-    CUDA_FUSE_EARLY = 16
-};
+enum { CUDA_FUSE_NORM = 1, CUDA_FUSE_SWIGLU = 2, CUDA_FUSE_MERGE = 4 };
 /* The merge is off by default: on an H200 (2026-12-02) its fence and count cost more than the
  * separate merge kernel, whose launch the early launches hide (Llama-3.2-1B shape 887 tok/s
  * with it, 897 without). */

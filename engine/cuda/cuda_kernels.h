@@ -115,10 +115,6 @@ typedef struct eng_mv_args {
     float *res;        /* RESID: the residual stream */
     const float *nw_out;
     float *ssq_out;
-    int persist; /* 0: a block per tile of rows; 1: a persistent grid of the blocks that fit
-                  * on the GPU at once; N > 1: of at most N blocks (tests). The same
-                  * results bit for bit. */
-    int early;   /* persistent grid: 8 loads a lane before waiting on the kernel before, not 4 */
 } eng_mv_args;
 int eng_cu_matvec_fused(const eng_mv_args *a, eng_stream st);
 void eng_ref_matvec_fused(const eng_mv_args *a);

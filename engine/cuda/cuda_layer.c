@@ -196,9 +196,7 @@ static eng_mv_args mv_args(cuda_state *cs, const eng_config *c, float *out, cons
                          .ssq_in = normed ? cs->ssq : NULL,
                          .nss = cs->nss,
                          .nd = c->dim,
-                         .eps = c->norm_eps,
-                         .persist = (cs->fuse & CUDA_FUSE_PERSIST) != 0,
-                         .early = (cs->fuse & CUDA_FUSE_EARLY) != 0};
+                         .eps = c->norm_eps};
 }
 
 /* The RMSNorm of weight nw before the product w over n rows. Decode: when the last product

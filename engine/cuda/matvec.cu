@@ -149,67 +149,6 @@ extern "C" int eng_cu_matvec(float *y, const void *w, int dt, const float *x, in
     return eng_cu_err();
 }
 
-/* The row that logical row j (warp j * WPR..) of tile `tile` computes; *valid = 0 past the
- * matrix (the row then reads row 0 and writes nothing). */
-template <int WPR, int MODE>
-__device__ __forceinline__ int fused_row(const eng_mv_args &a, int tile, int j, int *valid)
-{
-    const int R = 8 / WPR;
-    int F = a.rows / 2, row;
-    if (MODE == ENG_MV_SWIGLU) {
-        int p = tile * (R / 2) + j / 2;
-        *valid = p < F;
-        row = (j & 1) ? F + p : p;
-    } else {
-        row = tile * R + j;
-        *valid = row < a.rows;
-    }
-    return row;
-}
-
-/* The fused products' epilogue, run by warp 0 of the block that holds rows tile * R ..:
- * part [8] the warps' row sums, scale the input norm's 1/rms (1 without one). */
-template <int WPR, int MODE>
-__device__ __forceinline__ void fused_epilogue(const eng_mv_args &a, const float *part, float scale,
-                                               int tile, int lane)
-{
-    const int R = 8 / WPR;
-    int F = a.rows / 2;
-    float v = 0.0f; /* lane j < R: logical row j of the block */
-    if (lane < R) {
-        v = part[lane * WPR];
-        for (int k = 1; k < WPR; k++)
-            v += part[lane * WPR + k];
-        v *= scale;
-    }
-    if (MODE == ENG_MV_SWIGLU) {
-        int p = tile * (R / 2) + lane;
-        float g = __shfl_sync(0xffffffffu, v, (2 * lane) & 31),
-              u = __shfl_sync(0xffffffffu, v, (2 * lane + 1) & 31);
-        if (lane < R / 2 && p < F) {
-            if (a.bias) {
-                g += a.bias[p];
-                u += a.bias[F + p];
-            }
-            a.out[p] = g / (1.0f + expf(-g)) * u;
-        }
-    } else if (MODE == ENG_MV_RESID) {
-        int r = tile * R + lane;
-        float sq = 0.0f;
-        if (lane < R && r < a.rows) {
-            float x2 = a.res[r] + v + (a.bias ? a.bias[r] : 0.0f);
-            a.res[r] = x2;
-            a.out[r] = a.nw_out[r] * x2;
-            sq = x2 * x2;
-        }
-        sq = warp_sum(sq);
-        if (lane == 0) a.ssq_out[tile] = sq;
-    } else {
-        int r = tile * R + lane;
-        if (lane < R && r < a.rows) a.out[r] = v;
-    }
-}
-
 /* The fused products (cuda_kernels.h): the loop of matvec_vec, then an epilogue over the
  * block's rows. Warp w of a block computes logical row w / WPR; in SWIGLU mode logical rows
  * 2j and 2j + 1 of block b are gate row p and up row F + p of pair p = b * R/2 + j, so one
@@ -217,10 +156,18 @@ __device__ __forceinline__ void fused_epilogue(const eng_mv_args &a, const float
 template <int DT, int WPR, int MODE>
 __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
 {
-    const int EPV = vec_traits<DT>::EPV, step = 32 * WPR;
+    const int EPV = vec_traits<DT>::EPV, step = 32 * WPR, R = 8 / WPR;
     __shared__ float part[8], sred[8];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, j = warp / WPR, sub = warp % WPR;
-    int d = a.d, nv = d / EPV, valid, row = fused_row<WPR, MODE>(a, blockIdx.x, j, &valid);
+    int d = a.d, nv = d / EPV, F = a.rows / 2, row, valid;
+    if (MODE == ENG_MV_SWIGLU) {
+        int p = blockIdx.x * (R / 2) + j / 2;
+        valid = p < F;
+        row = (j & 1) ? F + p : p;
+    } else {
+        row = blockIdx.x * R + j;
+        valid = row < a.rows;
+    }
     const float *x = a.x;
     const uint4 *wr = (const uint4 *)a.w + (size_t)(valid ? row : 0) * nv;
     int b = sub * 32;
@@ -262,130 +209,45 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
         float t = warp_sum(lane < 8 ? sred[lane] : 0.0f);
         scale = rsqrtf(t / (float)a.nd + a.eps);
     }
-    fused_epilogue<WPR, MODE>(a, part, scale, blockIdx.x, lane);
-}
-
-/* The fused products on a persistent grid (eng_mv_args.persist): as many blocks as fit on the
- * GPU at once, block b taking tiles b, b + gridDim.x, ... (a tile: the 8 / WPR rows one block
- * of matvec_fused computes). Each row's loop, sums and epilogue are matvec_fused's, so the
- * results are the same bit for bit; what changes is that a warp issues the first four loads
- * of its next tile's row while it uses the last ones of the current row, so the loads in
- * flight do not drain at each block's end and no block waits to be scheduled. The input
- * norm's scale is taken once per block. part is double-buffered: warp 0 reads tile i's sums
- * after the barrier of tile i, and no warp writes that half again before the barrier of
- * tile i + 1, which warp 0 reaches only after its epilogue of tile i. With a.early the
- * first eight loads of a lane (not four) are issued before pdl_wait. */
-#define WLDN(k)                                                                                    \
-    (sub * 32 + lane + (k)*step < nv ? __ldcs(wn + sub * 32 + lane + (k)*step)                     \
-                                     : make_uint4(0, 0, 0, 0))
-template <int DT, int WPR, int MODE>
-__global__ void __launch_bounds__(256, 4) matvec_fused_p(eng_mv_args a, int tiles)
-{
-    const int EPV = vec_traits<DT>::EPV, step = 32 * WPR;
-    __shared__ float part[2][8], sred[8];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, j = warp / WPR, sub = warp % WPR;
-    int d = a.d, nv = d / EPV, valid, t = blockIdx.x;
-    int row = fused_row<WPR, MODE>(a, t, j, &valid);
-    const float *x = a.x;
-    const uint4 *wr = (const uint4 *)a.w + (size_t)(valid ? row : 0) * nv;
-    int b = sub * 32, have = 0; /* have: n0..n3 hold the next four loads already */
-    uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b), n0, n1, n2, n3;
-    if (a.early && b + 4 * step < nv) {
-        int bn = b + 4 * step;
-        n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn), have = 1;
+    float v = 0.0f; /* lane j < R: logical row j of the block */
+    if (lane < R) {
+        v = part[lane * WPR];
+        for (int k = 1; k < WPR; k++)
+            v += part[lane * WPR + k];
+        v *= scale;
     }
-    pdl_launch();
-    pdl_wait();
-    float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (a.ssq_in)
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            int i = threadIdx.x + k * 256;
-            s4[k] = i < a.nss ? a.ssq_in[i] : 0.0f;
+    if (MODE == ENG_MV_SWIGLU) {
+        int p = blockIdx.x * (R / 2) + lane;
+        float g = __shfl_sync(0xffffffffu, v, (2 * lane) & 31),
+              u = __shfl_sync(0xffffffffu, v, (2 * lane + 1) & 31);
+        if (lane < R / 2 && p < F) {
+            if (a.bias) {
+                g += a.bias[p];
+                u += a.bias[F + p];
+            }
+            a.out[p] = g / (1.0f + expf(-g)) * u;
         }
-    float scale = 1.0f;
-    for (int it = 0; t < tiles; t += gridDim.x, it++) {
-        const uint4 *wn = NULL; /* the next tile's row */
-        if (t + (int)gridDim.x < tiles) {
-            int vn, rn = fused_row<WPR, MODE>(a, t + gridDim.x, j, &vn);
-            wn = (const uint4 *)a.w + (size_t)(vn ? rn : 0) * nv;
+    } else if (MODE == ENG_MV_RESID) {
+        int r = blockIdx.x * R + lane;
+        float sq = 0.0f;
+        if (lane < R && r < a.rows) {
+            float x2 = a.res[r] + v + (a.bias ? a.bias[r] : 0.0f);
+            a.res[r] = x2;
+            a.out[r] = a.nw_out[r] * x2;
+            sq = x2 * x2;
         }
-        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-        for (; b < nv; b += 4 * step) {
-            int bn = b + 4 * step;
-            if (have)
-                have = 0;
-            else if (bn < nv)
-                n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);
-            else if (wn)
-                n0 = WLDN(0), n1 = WLDN(1), n2 = WLDN(2), n3 = WLDN(3);
-            else
-                n0 = n1 = n2 = n3 = make_uint4(0, 0, 0, 0);
-            a0 += WDOT(c0, 0, b);
-            a1 += WDOT(c1, 1, b);
-            a2 += WDOT(c2, 2, b);
-            a3 += WDOT(c3, 3, b);
-            c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-        }
-        b = sub * 32;
-        wr = wn;
-        float acc = warp_sum((a0 + a1) + (a2 + a3)), ss = 0.0f;
-        if (it == 0 && a.ssq_in) {
-            ss = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-            for (int i = threadIdx.x + 1024; i < a.nss; i += 256)
-                ss += a.ssq_in[i];
-            ss = warp_sum(ss);
-        }
-        if (lane == 0) {
-            part[it & 1][warp] = acc;
-            if (it == 0) sred[warp] = ss;
-        }
-        __syncthreads();
-        if (warp != 0) continue;
-        if (it == 0 && a.ssq_in) {
-            float s = warp_sum(lane < 8 ? sred[lane] : 0.0f);
-            scale = rsqrtf(s / (float)a.nd + a.eps);
-        }
-        fused_epilogue<WPR, MODE>(a, part[it & 1], scale, t, lane);
+        sq = warp_sum(sq);
+        if (lane == 0) a.ssq_out[blockIdx.x] = sq;
+    } else {
+        int r = blockIdx.x * R + lane;
+        if (lane < R && r < a.rows) a.out[r] = v;
     }
-}
-#undef WLDN
-
-/* Blocks of kernel k resident at once on the current GPU (0 if unknown). */
-template <typename K> static int resident_blocks(K k)
-{
-    int dev = 0, sms = 0, per = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, k, 256, 0) != cudaSuccess) {
-        (void)cudaGetLastError(); /* not the launch's error: one block a tile then */
-        return 0;
-    }
-    return sms * per;
-}
-
-template <int DT, int WPR, int MODE>
-static void fused_launch_p(const eng_mv_args *a, int tiles, eng_stream st)
-{
-    int grid = resident_blocks(matvec_fused_p<DT, WPR, MODE>);
-    if (grid <= 0 || grid > tiles) grid = tiles;
-    if (a->persist > 1 && grid > a->persist) grid = a->persist;
-    eng_launch(matvec_fused_p<DT, WPR, MODE>, grid, 256, 0, st, *a, tiles);
 }
 
 template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int wpr, eng_stream st)
 {
     int per = 8 / wpr, blocks = MODE == ENG_MV_SWIGLU ? (a->rows / 2 + per / 2 - 1) / (per / 2)
                                                       : (a->rows + per - 1) / per;
-    if (a->persist) {
-        if (wpr == 4)
-            fused_launch_p<DT, 4, MODE>(a, blocks, st);
-        else if (wpr == 2)
-            fused_launch_p<DT, 2, MODE>(a, blocks, st);
-        else
-            fused_launch_p<DT, 1, MODE>(a, blocks, st);
-        return;
-    }
     if (wpr == 4)
         eng_launch(matvec_fused<DT, 4, MODE>, blocks, 256, 0, st, *a);
     else if (wpr == 2)

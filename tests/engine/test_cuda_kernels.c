@@ -311,30 +311,6 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
     float *got = back(a.out, (size_t)nout * 4), *gres = NULL, *gss = NULL;
     if (mode == ENG_MV_RESID)
         gres = back(a.res, (size_t)rows * 4), gss = back(a.ssq_out, parts * 4);
-    /* the persistent grid (all resident blocks; 3 blocks looping over the tiles), with 4 or 8
-     * loads a lane issued before the wait, gives the same bits */
-    static const int pv[] = {1, 3, 1, 3};
-    for (int k = 0; k < 4; k++) {
-        eng_mv_args p = a;
-        p.persist = pv[k];
-        p.early = k >= 2;
-        if (mode == ENG_MV_RESID)
-            CU(cudaMemcpy(p.res, res, (size_t)rows * 4, cudaMemcpyHostToDevice));
-        CU(cudaMemset(p.out, 0xff, (size_t)nout * 4));
-        KL(eng_cu_matvec_fused(&p, NULL));
-        float *pg = back(p.out, (size_t)nout * 4), *pres = NULL, *pss = NULL;
-        int diff = memcmp(pg, got, (size_t)nout * 4) != 0;
-        if (mode == ENG_MV_RESID) {
-            pres = back(p.res, (size_t)rows * 4), pss = back(p.ssq_out, parts * 4);
-            diff |= memcmp(pres, gres, (size_t)rows * 4) || memcmp(pss, gss, (size_t)parts * 4);
-        }
-        char pn[128];
-        snprintf(pn, sizeof(pn),
-                 "fused matvec [%d x %d] mode %d: persistent grid (%d%s) equal bit for bit", rows,
-                 d, mode, pv[k], p.early ? ", 8 early loads" : "");
-        report(pn, diff, 0);
-        free(pg), free(pres), free(pss);
-    }
     eng_mv_args r = a;
     float *ref = malloc((size_t)nout * 4), *rss = malloc((size_t)parts * 4);
     r.w = w, r.x = x, r.ssq_in = nss ? ssq : NULL, r.bias = with_bias ? bias : NULL, r.out = ref;
@@ -358,9 +334,8 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
 
 /* The decode step's fused chain inside a graph with early launches, against the unfused
  * references: o_proj + residual -> gate/up + norm + SwiGLU -> down + residual -> q/k/v +
- * norm; replayed twice on the same input, whose results must be equal bit for bit, and
- * equal bit for bit on a persistent grid of `persist` blocks (eng_mv_args.persist). */
-static void t_fused_chain(int D, int A, int F, int Q, int persist)
+ * norm; replayed twice on the same input, whose results must be equal bit for bit. */
+static void t_fused_chain(int D, int A, int F, int Q)
 {
     int dt = ENG_DT_BF16;
     float *x = rnd(D, 2), *att = rnd(A, 1), *n1 = rnd(D, 1), *n2 = rnd(D, 1);
@@ -419,42 +394,29 @@ static void t_fused_chain(int D, int A, int F, int Q, int persist)
                      .eps = 1e-5f};
     cudaStream_t st;
     CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    float *got[2], *gx = NULL, *gp = NULL;
-    for (int pi = 0; pi < 2; pi++) {
-        o.persist = g.persist = dn.persist = q.persist = pi ? persist : 0;
-        o.early = g.early = dn.early = q.early = pi && persist > 1;
-        cudaGraph_t gr;
-        cudaGraphExec_t ge;
-        CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-        int e = eng_cu_matvec_fused(&o, st);
-        e = e ? e : eng_cu_matvec_fused(&g, st);
-        e = e ? e : eng_cu_matvec_fused(&dn, st);
-        e = e ? e : eng_cu_matvec_fused(&q, st);
-        CU(cudaStreamEndCapture(st, &gr));
-        if (e) {
-            printf("FAIL %s:%d: launch in capture: %s\n", __FILE__, __LINE__,
-                   cudaGetErrorString((cudaError_t)e));
-            exit(1);
-        }
-        CU(cudaGraphInstantiate(&ge, gr, 0));
-        if (pi) { /* one replay on the persistent grid */
-            CU(cudaMemcpy(dx, x, D * 4, cudaMemcpyHostToDevice));
-            CU(cudaMemset(dq, 0xff, Q * 4));
-            CU(cudaGraphLaunch(ge, st));
-            CU(cudaStreamSynchronize(st));
-            gp = back(dq, Q * 4);
-        } else {
-            for (int rep = 0; rep < 2; rep++) {
-                CU(cudaMemcpy(dx, x, D * 4, cudaMemcpyHostToDevice));
-                CU(cudaMemset(dq, 0xff, Q * 4));
-                CU(cudaGraphLaunch(ge, st));
-                CU(cudaStreamSynchronize(st));
-                got[rep] = back(dq, Q * 4);
-            }
-            gx = back(dx, D * 4);
-        }
-        cudaGraphExecDestroy(ge), cudaGraphDestroy(gr);
+    cudaGraph_t gr;
+    cudaGraphExec_t ge;
+    CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    int e = eng_cu_matvec_fused(&o, st);
+    e = e ? e : eng_cu_matvec_fused(&g, st);
+    e = e ? e : eng_cu_matvec_fused(&dn, st);
+    e = e ? e : eng_cu_matvec_fused(&q, st);
+    CU(cudaStreamEndCapture(st, &gr));
+    if (e) {
+        printf("FAIL %s:%d: launch in capture: %s\n", __FILE__, __LINE__,
+               cudaGetErrorString((cudaError_t)e));
+        exit(1);
     }
+    CU(cudaGraphInstantiate(&ge, gr, 0));
+    float *got[2], *gx = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        CU(cudaMemcpy(dx, x, D * 4, cudaMemcpyHostToDevice));
+        CU(cudaMemset(dq, 0xff, Q * 4));
+        CU(cudaGraphLaunch(ge, st));
+        CU(cudaStreamSynchronize(st));
+        got[rep] = back(dq, Q * 4);
+    }
+    gx = back(dx, D * 4);
     /* unfused: matvec, add + RMSNorm, matvec, SwiGLU, matvec, add + RMSNorm, matvec */
     float *delta = malloc(D * 4), *xb = malloc(D * 4), *h = malloc((size_t)2 * F * 4),
           *hb = malloc(F * 4), *ref = malloc(Q * 4);
@@ -471,12 +433,9 @@ static void t_fused_chain(int D, int A, int F, int Q, int persist)
     report("fused decode chain: residual stream", rel(gx, x, D), 1e-6);
     report("fused decode chain: replays equal bit for bit", memcmp(got[0], got[1], Q * 4) ? 1 : 0,
            0);
-    report("fused decode chain: persistent grid equal bit for bit",
-           memcmp(got[0], gp, Q * 4) ? 1 : 0, 0);
-    cudaStreamDestroy(st);
+    cudaGraphExecDestroy(ge), cudaGraphDestroy(gr), cudaStreamDestroy(st);
     free(x), free(att), free(n1), free(n2), free(wo), free(w13), free(w2), free(wq);
-    free(got[0]), free(got[1]), free(gx), free(gp), free(delta), free(xb), free(h), free(hb),
-        free(ref);
+    free(got[0]), free(got[1]), free(gx), free(delta), free(xb), free(h), free(hb), free(ref);
     cudaFree(dx), cudaFree(datt), cudaFree(dn1), cudaFree(dn2), cudaFree(dxb), cudaFree(dhb);
     cudaFree(dq), cudaFree(dss), cudaFree(dwo), cudaFree(dw13), cudaFree(dw2), cudaFree(dwq);
 }
@@ -781,9 +740,8 @@ static void t_sample_nan(void)
     free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn);
 }
 
-/* mode -1: eng_cu_matvec; else the fused product of that mode (normed input but RESID), on
- * a persistent grid when persist (2: with 8 loads a lane before the wait). */
-static void bench_matvec(int dt, int rows, int d, int mode, int persist)
+/* mode -1: eng_cu_matvec; else the fused product of that mode (normed input but RESID). */
+static void bench_matvec(int dt, int rows, int d, int mode)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2, bytes = (size_t)rows * d * es;
     int copies = (int)((1ull << 31) / bytes) + 1; /* rotate past the 50 MB L2 */
@@ -811,9 +769,7 @@ static void bench_matvec(int dt, int rows, int d, int mode, int persist)
                      .eps = 1e-5f,
                      .res = dres,
                      .nw_out = dnw,
-                     .ssq_out = dss + 512,
-                     .persist = persist != 0,
-                     .early = persist == 2};
+                     .ssq_out = dss + 512};
 #define MV(w_)                                                                                     \
     (mode < 0 ? eng_cu_matvec(dy, (w_), dt, dx, rows, d, NULL)                                     \
               : (a.w = (w_), eng_cu_matvec_fused(&a, NULL)))
@@ -835,13 +791,9 @@ static void bench_matvec(int dt, int rows, int d, int mode, int persist)
     }
     double us = best * 1000.0 / iters;
     static const char *mn[] = {"", "+norm", "+norm+swiglu", "+residual"};
-    printf("bench matvec%-13s%s %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 x "
+    printf("bench matvec%-13s %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 x "
            "%d)\n",
-           mn[mode + 1],
-           persist == 2 ? "e"
-           : persist    ? "p"
-                        : " ",
-           dtn(dt), rows, d, us, (double)bytes / (us * 1e-6) / 1e9, iters);
+           mn[mode + 1], dtn(dt), rows, d, us, (double)bytes / (us * 1e-6) / 1e9, iters);
 #undef MV
     free(ones), cudaFree(dres), cudaFree(dnw), cudaFree(dss);
     for (int i = 0; i < copies; i++)
@@ -933,8 +885,8 @@ int main(int argc, char **argv)
     t_fused(ENG_DT_F32, ENG_MV_RESID, 515, 1024, 33, 1);
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 300, 8200, 0, 1); /* 4 warps a row, a partial block */
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 4096, 4096, 512, 0);
-    t_fused_chain(1024, 1024, 1536, 1536, 1);
-    t_fused_chain(512, 2048, 2048, 768, 5); /* 2 warps a row in the residual products */
+    t_fused_chain(1024, 1024, 1536, 1536);
+    t_fused_chain(512, 2048, 2048, 768); /* 2 warps a row in the residual products */
     t_convert(ENG_DT_BF16);
     t_convert(ENG_DT_F16);
     t_batch(16, 5, 1, 0, 8, 2, 64);            /* decode tokens of 4 slots + a chunk of a fifth */
@@ -965,33 +917,24 @@ int main(int argc, char **argv)
     t_sample(32000, 0.7f, 0.0f, 20); /* top-p 0: the maximum alone */
     t_sample_nan();
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
-        bench_matvec(ENG_DT_BF16, 6144, 4096, -1, 0);   /* 8B q/k/v */
-        bench_matvec(ENG_DT_BF16, 28672, 4096, -1, 0);  /* 8B gate/up */
-        bench_matvec(ENG_DT_BF16, 4096, 4096, -1, 0);   /* 8B o_proj */
-        bench_matvec(ENG_DT_BF16, 4096, 14336, -1, 0);  /* 8B down */
-        bench_matvec(ENG_DT_BF16, 128256, 4096, -1, 0); /* 8B classifier */
-        bench_matvec(ENG_DT_BF16, 3072, 2048, -1, 0);   /* 1B q/k/v */
-        bench_matvec(ENG_DT_BF16, 2048, 2048, -1, 0);   /* 1B o_proj */
-        bench_matvec(ENG_DT_BF16, 16384, 2048, -1, 0);  /* 1B gate/up */
-        bench_matvec(ENG_DT_BF16, 2048, 8192, -1, 0);   /* 1B down */
-        bench_matvec(ENG_DT_BF16, 128256, 2048, -1, 0); /* 1B classifier (tied) */
-        bench_matvec(ENG_DT_F32, 8192, 4096, -1, 0);
+        bench_matvec(ENG_DT_BF16, 6144, 4096, -1);   /* 8B q/k/v */
+        bench_matvec(ENG_DT_BF16, 28672, 4096, -1);  /* 8B gate/up */
+        bench_matvec(ENG_DT_BF16, 4096, 4096, -1);   /* 8B o_proj */
+        bench_matvec(ENG_DT_BF16, 4096, 14336, -1);  /* 8B down */
+        bench_matvec(ENG_DT_BF16, 128256, 4096, -1); /* 8B classifier */
+        bench_matvec(ENG_DT_BF16, 3072, 2048, -1);   /* 1B q/k/v */
+        bench_matvec(ENG_DT_BF16, 2048, 2048, -1);   /* 1B o_proj */
+        bench_matvec(ENG_DT_BF16, 16384, 2048, -1);  /* 1B gate/up */
+        bench_matvec(ENG_DT_BF16, 2048, 8192, -1);   /* 1B down */
+        bench_matvec(ENG_DT_BF16, 128256, 2048, -1); /* 1B classifier (tied) */
+        bench_matvec(ENG_DT_F32, 8192, 4096, -1);
         /* the fused decode products: their epilogues' cost against the plain product */
-        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN, 0);   /* 8B q/k/v + norm */
-        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU, 0); /* 8B gate/up + norm + SwiGLU */
-        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID, 0);   /* 8B o_proj + residual */
-        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID, 0);  /* 8B down + residual */
-        bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU, 0); /* 1B gate/up */
-        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID, 0);   /* 1B down */
-        /* the same on a persistent grid */
-        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN, 1);
-        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU, 1);
-        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID, 1);
-        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID, 1);
-        bench_matvec(ENG_DT_BF16, 3072, 2048, ENG_MV_PLAIN, 1);
-        bench_matvec(ENG_DT_BF16, 2048, 2048, ENG_MV_RESID, 1);
-        bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU, 1);
-        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID, 1);
+        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN);   /* 8B q/k/v + norm */
+        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU); /* 8B gate/up + norm + SwiGLU */
+        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID);   /* 8B o_proj + residual */
+        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID);  /* 8B down + residual */
+        bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU); /* 1B gate/up */
+        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID);   /* 1B down */
         static const int nb[] = {2, 4, 8, 16};
         for (int i = 0; i < 4; i++) {
             bench_matvec_batch(ENG_DT_BF16, 3072, 2048, nb[i]);
