@@ -7,6 +7,7 @@
  * without it. */
 #ifndef TEST_CHECK_H
 #define TEST_CHECK_H
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,25 @@ static int test_failures __attribute__((unused));
         fputc('\n', stderr);                                                                       \
         test_failures++;                                                                           \
     } while (0)
+
+/* A comparison that reports either way, on stdout: "ok   MESSAGE" when ok, else "FAIL FILE:LINE:
+ * MESSAGE", counted (the GPU tests print every comparison with its error and limit). */
+#define TEST_REPORT(ok, ...) test_report_at(__FILE__, __LINE__, (ok), __VA_ARGS__)
+static void test_report_at(const char *file, int line, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5), unused));
+static void test_report_at(const char *file, int line, int ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (ok)
+        printf("ok   ");
+    else
+        printf("FAIL %s:%d: ", file, line);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (!ok) test_failures++;
+}
 
 /* CHECK that returns from the (void) function when it fails: what follows needs cond. */
 #define REQUIRE(cond)                                                                              \

@@ -100,17 +100,11 @@ static double rel(const float *a, const float *b, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-/* One line per comparison: "ok   WHAT rel err ..." or "FAIL FILE:LINE: WHAT ...", counted by
- * tests/check.h. */
-#define report(what, err, tol) report_at(__FILE__, __LINE__, what, err, tol)
-static void report_at(const char *file, int line, const char *what, double err, double tol)
+/* One line per comparison with its relative error and limit (TEST_REPORT, tests/check.h). */
+#define report(what, err, tol) report_rel(__FILE__, __LINE__, what, err, tol)
+static void report_rel(const char *file, int line, const char *what, double err, double tol)
 {
-    if (err <= tol) {
-        printf("ok   %-44s rel err %.2e (limit %.0e)\n", what, err, tol);
-        return;
-    }
-    printf("FAIL %s:%d: %-44s rel err %.2e (limit %.0e)\n", file, line, what, err, tol);
-    test_failures++;
+    test_report_at(file, line, err <= tol, "%-44s rel err %.2e (limit %.0e)", what, err, tol);
 }
 
 static const char *dtn(int dt)

@@ -14,24 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* One line per comparison, with its error and limit: "ok  ..." or "FAIL FILE:LINE: ...", counted
- * by tests/check.h. */
-#define report(ok, ...) report_at(__FILE__, __LINE__, ok, __VA_ARGS__)
-static void report_at(const char *file, int line, int ok, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void report_at(const char *file, int line, int ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (ok)
-        printf("ok   ");
-    else
-        printf("FAIL %s:%d: ", file, line);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (!ok) test_failures++;
-}
+/* One line per comparison, with its error and limit (tests/check.h). */
+#define report TEST_REPORT
 
 static int ints(const cJSON *a, int *out, int max)
 {
