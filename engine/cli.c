@@ -28,6 +28,7 @@ typedef struct {
     unsigned long long seed;
     int print_ids;
     int threads; /* 0: ENG_THREADS */
+    int chunk;   /* --prefill-chunk: prompt tokens per forward pass */
     eng_device device;
     const char *device_layers; /* --device-layers (layer mapping), NULL: none */
 } cli_args;
@@ -38,6 +39,7 @@ static void usage(FILE *f)
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
             "                     [--dump-logits FILE] [--threads N] [--device cuda|cpu]\n"
+            "                     [--prefill-chunk N]\n"
             "                     [--device-layers \"ORD:NUM;...\" | --device-layers N]\n"
             "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
             "       ringinfer serve -m MODEL ...         (ringinfer serve --help)\n"
@@ -49,6 +51,8 @@ static void usage(FILE *f)
             "  in transformers). --print-ids prints the generated ids; --dump-logits writes the\n"
             "  logits of every prompt position (float32 little-endian, [positions, vocab]).\n"
             "  --threads N: threads per rank for the matmuls (default: ENG_THREADS).\n"
+            "  --prefill-chunk N: prompt tokens per forward pass (default %d; longer prompts\n"
+            "  are prefilled in chunks of N; larger chunks take more memory).\n"
             "  --device: where the model runs (default: cuda when built with CUDA and a GPU is\n"
             "  visible, else cpu; CUDA_VISIBLE_DEVICES picks the GPUs). The layout (NCCL or ring\n"
             "  tensor parallelism, one GPU, layer mapping, the CPU) follows mistral.rs: see\n"
@@ -57,7 +61,8 @@ static void usage(FILE *f)
             "  form only, -n is the token count): ORD:NUM;... gives NUM layers to visible GPU\n"
             "  ORD in order, a bare N gives GPU 0 N layers; the other layers run on the CPU.\n"
             "  Run one process, or one per rank under ringrun (RING_CONFIG per rank).\n"
-            "Environment (--print-config shows the values in effect):\n");
+            "Environment (--print-config shows the values in effect):\n",
+            PREFILL_CHUNK);
     for (const eng_knob *k = eng_knobs(); k->name; k++)
         fprintf(f, "  %-12s default %-4s %s\n", k->name, k->default_value, k->help);
 }
@@ -114,7 +119,8 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
         O_HELP,
         O_THREADS,
         O_DEV,
-        O_DEVLAYERS
+        O_DEVLAYERS,
+        O_CHUNK
     };
     static const struct option opts[] = {{"model", 1, 0, 'm'},
                                          {"prompt", 1, 0, 'p'},
@@ -129,6 +135,7 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
                                          {"threads", 1, 0, O_THREADS},
                                          {"device", 1, 0, O_DEV},
                                          {"device-layers", 1, 0, O_DEVLAYERS},
+                                         {"prefill-chunk", 1, 0, O_CHUNK},
                                          {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -195,6 +202,16 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             break;
         case O_DEVLAYERS:
             a->device_layers = optarg;
+            break;
+        case O_CHUNK:
+            errno = 0;
+            long ch = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || ch < 1 || ch > (1 << 20)) {
+                fprintf(e, "ringinfer: --prefill-chunk: '%s' is not a token count in 1..%d\n",
+                        optarg, 1 << 20);
+                return -1;
+            }
+            a->chunk = (int)ch;
             break;
         case O_HELP:
             usage(stdout);
@@ -415,7 +432,8 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     if (root && a.dump && (st = open_dump(a.dump, &dump, err, sizeof(err))) != ENG_OK) goto fail;
     eng_state_params sp;
     eng_state_params_init(&sp);
-    sp.max_batch = n_prompt < PREFILL_CHUNK ? n_prompt : PREFILL_CHUNK;
+    int chunk = a.chunk ? a.chunk : PREFILL_CHUNK;
+    sp.max_batch = n_prompt < chunk ? n_prompt : chunk;
     sp.ctx_len = n_prompt + a.n; /* the KV cache holds exactly what this run needs */
     sp.all_logits = a.dump != NULL;
     long knob;

@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "ring_private.h"
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,25 @@ static ring_status params_copy_in(const ring_params *params, ring_params *p, cha
     return RING_OK;
 }
 
+/* CPUs this process may run on (its affinity mask: a container's or taskset's share). */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* RING_TCP_RECV_WORKER=auto: a rank with workers runs three busy threads (caller, send and
+ * receive worker). When the host's ranks need more than its CPUs, the caller receives
+ * itself (docs/BENCHMARKS.md section 6: on 16 CPUs, 8 ranks gained from it, 2 and 4 lost). */
+static int recv_worker(const ring_settings *s)
+{
+    if (s->tcp_recv_worker >= 0) return s->tcp_recv_worker;
+    int local = s->local_ranks > 0 ? s->local_ranks : 1;
+    return (long)local * 3 <= usable_cpus();
+}
+
 /* Create from whole params and the settings resolved from them (once). */
 static ring_status create(const ring_params *p, const ring_settings *set, ring_comm **out,
                           char *err, size_t errlen)
@@ -75,6 +95,7 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
     if ((st = ring_transport_select(c, &c->tp, &c->tpo, err, errlen)) != RING_OK) goto free_comm;
     c->tpo.spin_us = c->set.spin_us;
     c->tpo.threads_min_bytes = c->set.threads_min_bytes;
+    c->tpo.recv_worker = recv_worker(&c->set);
     if ((st = ring_transport_streams(c, &c->tp, err, errlen)) != RING_OK) goto free_comm;
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {
@@ -97,8 +118,8 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
     if (c->set.tcp_streams > 1)
         snprintf(streams, sizeof streams, " (%d streams)", c->set.tcp_streams);
     else if (c->tp == &ring_transport_tcp_streams)
-        snprintf(streams, sizeof streams, " (worker threads from %zu B chunks)",
-                 c->set.threads_min_bytes);
+        snprintf(streams, sizeof streams, " (worker threads from %zu B chunks%s)",
+                 c->set.threads_min_bytes, c->tpo.recv_worker ? "" : ", the caller receives");
     ring_clog(
         c, RING_LOG_INFO,
         "rank %d of %d: listening on port %d, right %s:%d, master %s:%d, transport %s%s, job "

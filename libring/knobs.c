@@ -53,7 +53,13 @@
       "stream always uses workers")                                                                \
     X(K_TCP_THREADS_MIN, "RING_TCP_THREADS_MIN_BYTES", "262144", 0, 1LL << 40,                     \
       "with worker threads, collectives whose largest step chunk is smaller move on the caller's " \
-      "thread (lower latency); 0: workers for every size")
+      "thread (lower latency); 0: workers for every size")                                         \
+    X(K_TCP_RECV_WORKER, "RING_TCP_RECV_WORKER", "1", 0, 1,                                        \
+      "with one TCP stream moved by worker threads: 1: a worker receives; 0: the caller's thread " \
+      "receives and reduces, one worker sends (one thread fewer per rank); auto: 0 when "          \
+      "RING_LOCAL_RANKS x 3 threads exceed this process's CPUs, else 1")                           \
+    X(K_LOCAL_RANKS, "RING_LOCAL_RANKS", "", 1, 1 << 20,                                           \
+      "ranks of this job on this host (ringrun sets it; unset: 1), for RING_TCP_RECV_WORKER=auto")
 
 #define KNOB_ENUM_(id, name, def, lo, hi, help) id,
 enum { KNOB_LIST(KNOB_ENUM_) K_COUNT };
@@ -117,6 +123,14 @@ static long long knob_int(const knob_env *e, knob_notes *n, int k, long long uns
     return x;
 }
 
+/* RING_TCP_RECV_WORKER: 0, 1, auto (-1), or -2 when v is none of them. */
+static int parse_recv_worker(const char *v)
+{
+    if (strcasecmp(v, "auto") == 0) return -1;
+    if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0) return v[0] - '0';
+    return -2;
+}
+
 static void copy_text(char *dst, size_t cap, const char *v)
 {
     snprintf(dst, cap, "%s", v ? v : "");
@@ -160,6 +174,15 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     s->checksum = (int)knob_int(e, n, K_CHECKSUM, 0);
     s->tcp_threads = (int)knob_int(e, n, K_TCP_THREADS, 0);
     s->threads_min_bytes = (size_t)knob_int(e, n, K_TCP_THREADS_MIN, 0);
+    /* auto (-1) is resolved at creation, from the local ranks and the CPUs (comm.c). */
+    s->tcp_recv_worker = parse_recv_worker(knob_table[K_TCP_RECV_WORKER].default_value);
+    const char *rw = e->v[K_TCP_RECV_WORKER];
+    if (rw && parse_recv_worker(rw) == -2)
+        snprintf(n->why[K_TCP_RECV_WORKER], sizeof n->why[K_TCP_RECV_WORKER],
+                 "RING_TCP_RECV_WORKER: expected 0, 1 or auto, got '%.40s'", rw);
+    else if (rw)
+        s->tcp_recv_worker = parse_recv_worker(rw);
+    s->local_ranks = (int)knob_int(e, n, K_LOCAL_RANKS, 0);
     s->tcp_streams_knob = e->v[K_TCP_STREAMS] ? (int)knob_int(e, n, K_TCP_STREAMS, 0) : 0;
     /* Segments hold whole elements of any type. */
     s->segment_bytes &= ~(size_t)7;
@@ -237,9 +260,14 @@ void ring_knobs_print(FILE *out)
     eff[K_SPIN] = s->spin_us, eff[K_DEPTH] = s->depth, eff[K_CHECKSUM] = s->checksum;
     eff[K_STEP_GROUP] = s->step_group, eff[K_TCP_THREADS] = s->tcp_threads;
     eff[K_TCP_THREADS_MIN] = (long long)s->threads_min_bytes;
+    eff[K_TCP_RECV_WORKER] = s->tcp_recv_worker;
+    eff[K_LOCAL_RANKS] = s->local_ranks;
     numeric[K_CONNECT_TIMEOUT] = numeric[K_OP_TIMEOUT] = numeric[K_SEGMENT] = numeric[K_SMALL] =
         numeric[K_SPIN] = numeric[K_DEPTH] = numeric[K_CHECKSUM] = numeric[K_STEP_GROUP] =
             numeric[K_TCP_THREADS] = numeric[K_TCP_THREADS_MIN] = 1;
+    /* Numbers only when they are: RING_TCP_RECV_WORKER may be "auto", RING_LOCAL_RANKS unset. */
+    numeric[K_TCP_RECV_WORKER] = s->tcp_recv_worker >= 0;
+    numeric[K_LOCAL_RANKS] = s->local_ranks > 0;
     for (int k = 0; k < K_COUNT; k++) {
         const char *v = e.v[k];
         char shown[32], note[200] = "";

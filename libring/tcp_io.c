@@ -53,7 +53,7 @@ static int advance(ring_tcp_queue *q, size_t n)
 }
 
 /* Move what the socket takes now. Returns RING_OK, or an error for a broken connection. */
-static ring_status push(ring_tcp_io *c, int *completed, char *err, size_t errlen)
+ring_status ring_tcp_io_push(ring_tcp_io *c, int *completed, char *err, size_t errlen)
 {
     struct iovec iov[TCP_IOV];
     while (c->tx.head != c->tx.tail) {
@@ -72,7 +72,7 @@ static ring_status push(ring_tcp_io *c, int *completed, char *err, size_t errlen
     return RING_OK;
 }
 
-static ring_status pull(ring_tcp_io *c, int *completed, char *err, size_t errlen)
+ring_status ring_tcp_io_pull(ring_tcp_io *c, int *completed, char *err, size_t errlen)
 {
     struct iovec iov[TCP_IOV];
     while (c->rx.head != c->rx.tail) {
@@ -105,8 +105,8 @@ static ring_status spin(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd, int *sen
     ring_status st;
     do {
         sched_yield();
-        if (tx && (st = push(tx, sends, err, errlen)) != RING_OK) return st;
-        if (rx && (st = pull(rx, recvs, err, errlen)) != RING_OK) return st;
+        if (tx && (st = ring_tcp_io_push(tx, sends, err, errlen)) != RING_OK) return st;
+        if (rx && (st = ring_tcp_io_pull(rx, recvs, err, errlen)) != RING_OK) return st;
         if (*sends || *recvs) return RING_OK;
         struct pollfd a = {.fd = abort_fd, .events = POLLIN};
         if (poll(&a, 1, 0) > 0) return RING_OK; /* the caller's poll() reports it */
@@ -122,8 +122,8 @@ ring_status ring_tcp_io_progress(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd,
     *sends = *recvs = 0;
     int spun = 0;
     for (;;) {
-        if (tx && (st = push(tx, sends, err, errlen)) != RING_OK) return st;
-        if (rx && (st = pull(rx, recvs, err, errlen)) != RING_OK) return st;
+        if (tx && (st = ring_tcp_io_push(tx, sends, err, errlen)) != RING_OK) return st;
+        if (rx && (st = ring_tcp_io_pull(rx, recvs, err, errlen)) != RING_OK) return st;
         if (*sends || *recvs) return RING_OK;
         int want_tx = tx && tx->tx.head != tx->tx.tail;
         int want_rx = rx && rx->rx.head != rx->rx.tail;

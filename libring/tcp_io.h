@@ -33,6 +33,10 @@ static inline int ring_tcp_queue_pending(const ring_tcp_queue *q)
 {
     return (int)(q->tail - q->head);
 }
+/* Move what the socket takes now without waiting: push sends, pull receives. *completed
+ * grows by the operations finished; an error means a broken connection. */
+ring_status ring_tcp_io_push(ring_tcp_io *c, int *completed, char *err, size_t errlen);
+ring_status ring_tcp_io_pull(ring_tcp_io *c, int *completed, char *err, size_t errlen);
 /* Move tx's sends and rx's receives (either may be NULL) until at least one completes, the
  * abort fd is readable or the deadline passes (the transport table's progress). */
 ring_status ring_tcp_io_progress(ring_tcp_io *tx, ring_tcp_io *rx, int abort_fd,

@@ -24,6 +24,13 @@
  * the workers signal, with the caller's deadline and abort fd. A worker's error (EOF,
  * reset) is recorded once and wakes the caller. Nothing is allocated per operation.
  *
+ * With one stream and RING_TCP_RECV_WORKER=0 (self_rx) the caller receives and reduces
+ * itself through tcp_io.c while a worker sends: one thread fewer per rank, for hosts whose
+ * ranks times three threads exceed their cores. The receive worker then has no work and
+ * sleeps; the send worker and the caller may use one socket at once (2 ranks: the left and
+ * the right neighbour are the same rank, its two connections still two sockets), one
+ * sending, one receiving, which TCP allows.
+ *
  * Threads: post_*, progress, pending_* and close run on the communicator's thread; the
  * workers touch only their lanes, the part counters, the error record and the eventfds. */
 #include "sock.h"
@@ -108,6 +115,8 @@ struct ring_conn {
     ts_stream *s;     /* k of them */
     size_t min_bytes; /* collectives of smaller chunks move on the caller's thread */
     int direct;       /* 1: this collective moves on the caller's thread, through io */
+    int rx_worker;    /* 0: with one stream, receives always go through io (the caller's) */
+    int self_rx;      /* 1: this collective's receives move on the caller's thread */
     ring_tcp_io io;   /* stream 0's socket, for direct mode */
 };
 
@@ -306,6 +315,7 @@ static ring_status ts_open(const ring_tp_opts *opts, const int *fds, int nfds, i
     c->k = nfds;
     c->s = s;
     c->min_bytes = opts ? opts->threads_min_bytes : 0;
+    c->rx_worker = opts ? opts->recv_worker : 1;
     c->io = (ring_tcp_io){.fd = fds[0], .peer = peer_rank, .spin_us = opts ? opts->spin_us : 0};
     c->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     for (int j = 0; j < nfds; j++) {
@@ -373,7 +383,7 @@ static ring_status ts_post_send(ring_conn *c, const void *buf, size_t len)
 }
 static ring_status ts_post_recv(ring_conn *c, void *buf, size_t len)
 {
-    if (c->direct) return ring_tcp_queue_post(&c->io.rx, buf, len);
+    if (c->direct || c->self_rx) return ring_tcp_queue_post(&c->io.rx, buf, len);
     return ts_post(c, &c->rx, 0, buf, len);
 }
 static int ts_pending_sends(const ring_conn *c)
@@ -390,6 +400,7 @@ static void ts_begin(ring_conn *c, size_t chunk)
 {
     if (ts_pending_sends(c) || ts_pending_recvs(c)) return; /* keep the mode (cannot happen) */
     c->direct = chunk < c->min_bytes && (c->k == 1 || chunk < 2 * TS_MIN_PART);
+    c->self_rx = !c->direct && c->k == 1 && !c->rx_worker;
 }
 
 /* Operations finished in FIFO order since the last call. */
@@ -422,36 +433,48 @@ static ring_status ts_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int64
     if ((!tx || tx->direct) && (!rx || rx->direct))
         return ring_tcp_io_progress(tx ? &tx->io : NULL, rx ? &rx->io : NULL, abort_fd, deadline_ns,
                                     sends, recvs, err, errlen);
+    /* The caller's own receives (self_rx): moved here, between looks at the workers. */
+    ring_tcp_io *own_rx = rx && rx->self_rx ? &rx->io : NULL;
     for (int armed = 0;;) {
         if ((st = ts_failed(tx, err, errlen)) != RING_OK ||
             (st = ts_failed(rx, err, errlen)) != RING_OK)
             return st;
         if (tx) *sends += ts_collect(&tx->tx);
-        if (rx) *recvs += ts_collect(&rx->rx);
+        if (own_rx) {
+            TS_WIRE_LOCK();
+            st = ring_tcp_io_pull(own_rx, recvs, err, errlen);
+            TS_WIRE_UNLOCK();
+            if (st != RING_OK) return st;
+        } else if (rx) {
+            *recvs += ts_collect(&rx->rx);
+        }
         if (*sends || *recvs) return RING_OK;
         int want_tx = tx && tx->tx.head != tx->tx.tail;
-        int want_rx = rx && rx->rx.head != rx->rx.tail;
+        int want_rx =
+            own_rx ? ring_tcp_queue_pending(&own_rx->rx) > 0 : rx && rx->rx.head != rx->rx.tail;
         if (!want_tx && !want_rx) return RING_OK;
         if (!armed) {
             /* Ask the workers to signal, then look again: a completion may have come
              * between the look above and the flag. */
             if (tx) atomic_store(&tx->waiting, 1);
-            if (rx) atomic_store(&rx->waiting, 1);
+            if (rx && !own_rx) atomic_store(&rx->waiting, 1);
             armed = 1;
             continue;
         }
-        struct pollfd p[3];
+        struct pollfd p[4];
         int n = 0;
         p[n++] = (struct pollfd){.fd = abort_fd, .events = POLLIN};
         if (tx) p[n++] = (struct pollfd){.fd = tx->done_fd, .events = POLLIN};
         if (rx && rx != tx) p[n++] = (struct pollfd){.fd = rx->done_fd, .events = POLLIN};
+        int nev = n; /* the eventfds end here; the caller's own socket follows */
+        if (own_rx && want_rx) p[n++] = (struct pollfd){.fd = own_rx->fd, .events = POLLIN};
         if ((st = ring_sock_poll_progress(p, n, deadline_ns, want_rx ? rx->peer : tx->peer,
                                           want_rx   ? " (receiving)"
                                           : want_tx ? " (sending)"
                                                     : "",
                                           err, errlen)) != RING_OK)
             return st;
-        for (int i = 1; i < n; i++)
+        for (int i = 1; i < nev; i++)
             if (p[i].revents & POLLIN) ts_drain(p[i].fd);
         armed = 0;
     }

@@ -25,6 +25,7 @@ typedef struct ring_tp_opts {
     int ib_roce;        /* verbs: 1 when the port's link layer is Ethernet (a GRH is required) */
     int spin_us;        /* tcp: poll the sockets this long before sleeping in poll() */
     size_t threads_min_bytes; /* tcp with workers: smaller chunks move on the caller's thread */
+    int recv_worker; /* tcp with workers, one stream: 0: the caller receives, a worker only sends */
 } ring_tp_opts;
 
 typedef struct ring_transport {

@@ -76,7 +76,8 @@ static void usage(FILE *f)
         f,
         "usage: ringrun -n N [--base-port P] [--timeout S] [--keep-configs] -- CMD ARGS...\n"
         "       ringrun --print-configs --hosts h0,h1,... [--base-port P] [--out DIR]\n"
-        "Starts N ranks on this host over loopback, each with RING_CONFIG naming its own file.\n"
+        "Starts N ranks on this host over loopback, each with RING_CONFIG naming its own file\n"
+        "(and RING_LOCAL_RANKS=N unless set).\n"
         "  -n N             number of ranks (a power of 2)\n"
         "  --base-port P    master port P, rank r listens on P+1+r (default: free ports)\n"
         "  --timeout S      stop every rank after S seconds (exit 124)\n"
@@ -355,6 +356,10 @@ static int spawn(launcher *L, int r, char **argv, pid_t parent)
         char path[128];
         snprintf(path, sizeof path, "%s/rank-%d.json", L->dir, r);
         setenv("RING_CONFIG", path, 1);
+        /* All N ranks share this host: libring sizes its threads per rank by it. */
+        char local[16];
+        snprintf(local, sizeof local, "%d", L->n);
+        setenv("RING_LOCAL_RANKS", local, 0);
         /* No terminal input: a rank in a background group reading it would be stopped. */
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);

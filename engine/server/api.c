@@ -174,24 +174,66 @@ static int ids_from_json(srv_server *s, const cJSON *arr, srv_req *r, const char
     return 0;
 }
 
-static int parse_prompt(srv_server *s, const cJSON *req, srv_req *r, srv_error *e)
+/* Appends one prompt's tokens (its own checks done: not empty, room for the completion) to
+ * r->prompt; r->prompt_off[i] is where prompt i starts. */
+static int append_prompt(srv_server *s, srv_req *r, srv_req *one, const char *param, long long mt,
+                         srv_error *e)
 {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
-    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 &&
-        (cJSON_IsString(p->child) || cJSON_IsArray(p->child)))
-        p = p->child; /* a batch of one */
-    if (cJSON_IsString(p)) return encode(s, p->valuestring, 1, r, "prompt", e);
-    if (cJSON_IsArray(p) && (!p->child || cJSON_IsNumber(p->child)))
-        return ids_from_json(s, p, r, "prompt", e);
-    if (cJSON_IsArray(p))
-        return srv_err(e, 400, "prompt", "invalid_value",
-                       "'prompt': a batch of several prompts is not supported; send one request "
-                       "per prompt");
-    return srv_err(e, 400, "prompt", "invalid_type",
-                   "'prompt' is required: a string or an array of token ids");
+    if (one->n_prompt == 0) return srv_err(e, 400, param, "invalid_value", "the prompt is empty");
+    if (one->n_prompt >= s->ctx_len || (mt > 0 && one->n_prompt + mt > s->ctx_len))
+        return srv_err(e, 400, param, "context_length_exceeded",
+                       "This model's maximum context length is %d tokens. However, you requested "
+                       "%lld tokens (%d in the prompt, %lld for the completion). Please reduce "
+                       "the length of the prompt or of max_tokens.",
+                       s->ctx_len, one->n_prompt + (mt > 0 ? mt : 1), one->n_prompt,
+                       mt > 0 ? mt : 1);
+    int *p = realloc(r->prompt, (size_t)(r->n_prompt + one->n_prompt) * sizeof(int));
+    int *off = p ? realloc(r->prompt_off, (size_t)(r->n_prompts + 2) * sizeof(int)) : NULL;
+    if (p) r->prompt = p;
+    if (off) r->prompt_off = off;
+    if (!p || !off) return srv_err(e, 500, NULL, NULL, "out of memory");
+    memcpy(r->prompt + r->n_prompt, one->prompt, (size_t)one->n_prompt * sizeof(int));
+    r->prompt_off[r->n_prompts] = r->n_prompt;
+    r->n_prompt += one->n_prompt;
+    r->prompt_off[++r->n_prompts] = r->n_prompt;
+    return 0;
 }
 
-static int parse_chat_prompt(srv_server *s, const cJSON *req, srv_req *r, srv_error *e)
+/* One prompt of /v1/completions: a string or an array of token ids. */
+static int add_prompt(srv_server *s, const cJSON *p, srv_req *r, long long mt, srv_error *e)
+{
+    srv_req one = {0};
+    int rc = cJSON_IsString(p) ? encode(s, p->valuestring, 1, &one, "prompt", e)
+                               : ids_from_json(s, p, &one, "prompt", e);
+    if (rc == 0) rc = append_prompt(s, r, &one, "prompt", mt, e);
+    free(one.prompt);
+    return rc;
+}
+
+/* "prompt": a string, token ids, or a batch of those (each prompt gets n choices). */
+static int parse_prompt(srv_server *s, const cJSON *req, srv_req *r, long long mt, srv_error *e)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
+    if (cJSON_IsString(p) || (cJSON_IsArray(p) && (!p->child || cJSON_IsNumber(p->child))))
+        return add_prompt(s, p, r, mt, e);
+    if (!cJSON_IsArray(p))
+        return srv_err(e, 400, "prompt", "invalid_type",
+                       "'prompt' is required: a string, an array of token ids, or an array of "
+                       "those");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, p)
+    {
+        if (!cJSON_IsString(it) && !cJSON_IsArray(it))
+            return srv_err(e, 400, "prompt", "invalid_type",
+                           "'prompt'[%d] is neither a string nor an array of token ids",
+                           r->n_prompts);
+        if (add_prompt(s, it, r, mt, e) < 0) return -1;
+    }
+    return 0;
+}
+
+static int parse_chat_prompt(srv_server *s, const cJSON *req, srv_req *r, long long mt,
+                             srv_error *e)
 {
     char *text = srv_tmpl_render(s->tmpl, req, e);
     if (!text) return -1;
@@ -199,8 +241,11 @@ static int parse_chat_prompt(srv_server *s, const cJSON *req, srv_req *r, srv_er
     const char *bos = srv_tmpl_bos(s->tmpl);
     size_t bl = strlen(bos);
     int add_bos = bl && !strncmp(text, bos, bl);
-    int rc = encode(s, text + (add_bos ? bl : 0), add_bos, r, "messages", e);
+    srv_req one = {0};
+    int rc = encode(s, text + (add_bos ? bl : 0), add_bos, &one, "messages", e);
     free(text);
+    if (rc == 0) rc = append_prompt(s, r, &one, "messages", mt, e);
+    free(one.prompt);
     return rc;
 }
 
@@ -237,9 +282,6 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     r->kind = kind;
     r->srv = s;
     r->refs = 1;
-    r->slot = -1;
-    r->prev = -1;
-    eng_utf8_init(&r->utf8);
     double t = 1.0, p = 1.0;
     long long ll = 1;
     if (get_num(req, "temperature", 0, 2, &t, e) < 0) goto fail;
@@ -250,11 +292,8 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     }
     r->temperature = (float)t;
     r->top_p = (float)p;
-    if (get_int(req, "n", 1, 128, &ll, e) < 0) goto fail;
-    if (ll != 1) {
-        srv_err(e, 400, "n", "invalid_value", "'n' > 1 is not supported (one choice per request)");
-        goto fail;
-    }
+    long long n = 1;
+    if (get_int(req, "n", 1, 128, &n, e) < 0) goto fail;
     int seeded = get_int(req, "seed", -9.2e18, 1.8e19, &ll, e);
     if (seeded < 0) goto fail;
     r->seed = seeded ? (uint64_t)ll : 0;
@@ -263,6 +302,11 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     if (so && !cJSON_IsNull(so)) {
         if (!cJSON_IsObject(so)) {
             srv_err(e, 400, "stream_options", "invalid_type", "'stream_options' must be an object");
+            goto fail;
+        }
+        if (!r->stream) { /* as the OpenAI API answers it */
+            srv_err(e, 400, "stream_options", "invalid_value",
+                    "'stream_options' is only allowed when 'stream' is true");
             goto fail;
         }
         if (get_bool(so, "include_usage", &r->include_usage, e) < 0) goto fail;
@@ -291,24 +335,41 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     if (get_int(req, "max_tokens", 1, 1e9, &mt, e) < 0) goto fail;
     if (get_int(req, "max_completion_tokens", 1, 1e9, &mt, e) < 0) goto fail;
     if (kind == SRV_CHAT) {
-        if (parse_chat_prompt(s, req, r, e) < 0) goto fail;
-    } else if (parse_prompt(s, req, r, e) < 0) {
+        if (parse_chat_prompt(s, req, r, mt, e) < 0) goto fail;
+    } else if (parse_prompt(s, req, r, mt, e) < 0) {
         goto fail;
     }
-    if (r->n_prompt == 0) {
-        srv_err(e, 400, kind == SRV_CHAT ? "messages" : "prompt", "invalid_value",
-                "the prompt is empty");
+    if (r->n_prompts == 0) {
+        srv_err(e, 400, "prompt", "invalid_value", "'prompt' holds no prompt");
         goto fail;
     }
-    if (r->n_prompt >= s->ctx_len || (mt > 0 && r->n_prompt + mt > s->ctx_len)) {
-        srv_err(e, 400, kind == SRV_CHAT ? "messages" : "prompt", "context_length_exceeded",
-                "This model's maximum context length is %d tokens. However, you requested %lld "
-                "tokens (%d in the prompt, %lld for the completion). Please reduce the length "
-                "of the prompt or of max_tokens.",
-                s->ctx_len, r->n_prompt + (mt > 0 ? mt : 1), r->n_prompt, mt > 0 ? mt : 1);
+    /* Without max_tokens a choice runs to the end of the context (checked per choice). */
+    r->max_tokens = mt > 0 ? (int)mt : s->ctx_len;
+    long long seqs = n * r->n_prompts;
+    if (seqs > s->slots + s->o->max_queue) { /* its choices could never all be taken in */
+        srv_err(e, 400, "n", "invalid_value",
+                "'n'%s is %lld but this server holds at most %d sequences (--parallel %d "
+                "running + --max-queue %d waiting)",
+                r->n_prompts > 1 ? " times the prompts" : "", seqs, s->slots + s->o->max_queue,
+                s->slots, s->o->max_queue);
         goto fail;
     }
-    r->max_tokens = mt > 0 ? (int)mt : s->ctx_len - r->n_prompt;
+    if (!(r->choices = calloc((size_t)seqs, sizeof(*r->choices)))) {
+        srv_err(e, 500, NULL, NULL, "out of memory");
+        goto fail;
+    }
+    r->n = (int)seqs;
+    for (int i = 0; i < r->n; i++) { /* prompt p's choices are p*n .. p*n+n-1, as OpenAI's */
+        srv_choice *c = &r->choices[i];
+        int p = i / (int)n;
+        c->index = i;
+        c->stream_no = i % (int)n; /* a prompt draws the same alone or in a batch */
+        c->prompt = r->prompt + r->prompt_off[p];
+        c->n_prompt = r->prompt_off[p + 1] - r->prompt_off[p];
+        c->slot = -1;
+        c->prev = -1;
+        eng_utf8_init(&c->utf8);
+    }
     pthread_mutex_lock(&s->lock);
     unsigned long id = ++s->next_id;
     if (!seeded) r->seed = (uint64_t)time(NULL) * 2654435761u + id; /* unseeded: any stream */
@@ -339,6 +400,15 @@ static cJSON *base(const srv_server *s, const srv_req *r, const char *object)
     return o;
 }
 
+uint64_t srv_choice_seed(uint64_t seed, int i)
+{
+    if (i == 0) return seed;
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull * (uint64_t)i; /* splitmix64 of seed + i*phi */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 static void add_usage(cJSON *o, const srv_req *r)
 {
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
@@ -348,7 +418,7 @@ static void add_usage(cJSON *o, const srv_req *r)
 }
 
 /* Chat-shaped entries -> the /v1/completions shape (columns). */
-static cJSON *logprobs_json(const srv_req *r, cJSON *entries, size_t text_offset)
+static cJSON *logprobs_json(const srv_req *r, const cJSON *entries, size_t text_offset)
 {
     if (!r->logprobs) return cJSON_CreateNull();
     if (r->kind == SRV_CHAT) {
@@ -381,14 +451,15 @@ static cJSON *logprobs_json(const srv_req *r, cJSON *entries, size_t text_offset
     return o;
 }
 
-char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const char *text, size_t len,
-                         int role, const char *finish, cJSON *logprobs)
+char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const srv_choice *k,
+                         const char *text, size_t len, int role, const char *finish,
+                         const cJSON *logprobs)
 {
     int chat = r->kind == SRV_CHAT;
     cJSON *o = base(s, r, chat ? "chat.completion.chunk" : "text_completion");
     cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     cJSON_AddItemToArray(ch, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddNumberToObject(c, "index", k->index);
     char *t = strndup(text, len);
     if (chat) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
@@ -400,7 +471,7 @@ char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const char *text
     free(t);
     cJSON_AddItemToObject(c, "logprobs",
                           finish && !logprobs ? cJSON_CreateNull()
-                                              : logprobs_json(r, logprobs, r->emitted));
+                                              : logprobs_json(r, logprobs, k->emitted));
     if (finish)
         cJSON_AddStringToObject(c, "finish_reason", finish);
     else
@@ -421,23 +492,27 @@ char *srv_api_usage_json(const srv_server *s, const srv_req *r)
     return out;
 }
 
-char *srv_api_final_json(const srv_server *s, const srv_req *r, const char *finish, cJSON *logprobs)
+char *srv_api_final_json(const srv_server *s, const srv_req *r)
 {
     int chat = r->kind == SRV_CHAT;
     cJSON *o = base(s, r, chat ? "chat.completion" : "text_completion");
-    cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(ch, c);
-    cJSON_AddNumberToObject(c, "index", 0);
-    const char *text = r->text.p ? r->text.p : "";
-    if (chat) {
-        cJSON *m = cJSON_AddObjectToObject(c, "message");
-        cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddStringToObject(m, "content", text);
-    } else {
-        cJSON_AddStringToObject(c, "text", text);
+    cJSON *ch = cJSON_AddArrayToObject(o, "choices");
+    for (int i = 0; i < r->n; i++) {
+        const srv_choice *k = &r->choices[i];
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddItemToArray(ch, c);
+        cJSON_AddNumberToObject(c, "index", k->index);
+        const char *text = k->text.p ? k->text.p : "";
+        if (chat) {
+            cJSON *m = cJSON_AddObjectToObject(c, "message");
+            cJSON_AddStringToObject(m, "role", "assistant");
+            cJSON_AddStringToObject(m, "content", text);
+        } else {
+            cJSON_AddStringToObject(c, "text", text);
+        }
+        cJSON_AddItemToObject(c, "logprobs", logprobs_json(r, k->lp_pending, 0));
+        cJSON_AddStringToObject(c, "finish_reason", k->finish ? k->finish : "stop");
     }
-    cJSON_AddItemToObject(c, "logprobs", logprobs_json(r, logprobs, 0));
-    cJSON_AddStringToObject(c, "finish_reason", finish);
     add_usage(o, r);
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -551,7 +626,8 @@ char *srv_api_metrics(srv_server *s)
     char line[256];
     pthread_mutex_lock(&s->lock);
     srv_stats st = s->st;
-    int running = s->running, queued = s->queued, ready = s->ready && !s->lost && !s->draining;
+    int running = s->running, queued = s->queued, waiting = s->queued_seqs,
+        ready = s->ready && !s->lost && !s->draining;
     int lost = s->lost, slots = s->slots;
     pthread_mutex_unlock(&s->lock);
     srv_buf_str(&b, "# HELP ringinfer_http_requests_total HTTP requests answered, by status.\n"
@@ -577,7 +653,10 @@ char *srv_api_metrics(srv_server *s)
            st.gen_tokens);
     METRIC("ringinfer_steps_total", "counter", "Engine steps run by every rank.", "%lu", st.steps);
     METRIC("ringinfer_requests_running", "gauge", "Slots holding a sequence.", "%d", running);
-    METRIC("ringinfer_requests_waiting", "gauge", "Requests queued for a slot.", "%d", queued);
+    METRIC("ringinfer_requests_waiting", "gauge", "Requests with a choice waiting for a slot.",
+           "%d", queued);
+    METRIC("ringinfer_sequences_waiting", "gauge",
+           "Sequences (choices of the queued requests) waiting for a slot.", "%d", waiting);
     METRIC("ringinfer_slots_total", "gauge", "Slots (--parallel).", "%d", slots);
     METRIC("ringinfer_ranks", "gauge", "Tensor-parallel ranks.", "%d", s->comm->size);
     METRIC("ringinfer_ready", "gauge", "1 when the server takes requests.", "%d", ready);

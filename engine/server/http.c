@@ -52,12 +52,16 @@ void srv_req_unref(srv_req *r)
     if (--r->refs > 0) return;
     srv_server *s = r->srv;
     free(r->prompt);
+    free(r->prompt_off);
     for (int i = 0; i < r->n_stop; i++)
         free(r->stop[i]);
     srv_buf_free(&r->out);
-    srv_buf_free(&r->text);
-    eng_sampler_free(r->smp);
-    cJSON_Delete(r->lp_pending);
+    for (int i = 0; r->choices && i < r->n; i++) {
+        srv_buf_free(&r->choices[i].text);
+        eng_sampler_free(r->choices[i].smp);
+        cJSON_Delete(r->choices[i].lp_pending);
+    }
+    free(r->choices);
     free(r);
     s->live--;
     pthread_cond_broadcast(&s->wake);
@@ -239,13 +243,17 @@ static enum MHD_Result start_completion(srv_server *s, struct MHD_Connection *c,
                                h->body.len, &e);
     if (!r) return respond_error(s, c, h, &e);
     pthread_mutex_lock(&s->lock);
-    if (s->queued >= s->o->max_queue) {
+    /* Each choice is a sequence: at most --parallel run and --max-queue wait. */
+    if (s->running + s->queued_seqs + r->n > s->slots + s->o->max_queue) {
         srv_req_unref(r);
         pthread_mutex_unlock(&s->lock);
         return fail(s, c, h, 503, NULL, "queue_full",
                     "the request queue is full (--max-queue); retry later");
     }
     r->refs = 2; /* this connection and the engine */
+    r->engine_ref = 1;
+    r->in_queue = 1;
+    s->queued_seqs += r->n;
     r->conn = c;
     h->req = r;
     if (s->queue_tail)

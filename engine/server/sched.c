@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Rank 0's scheduler: up to --parallel slots, each a sequence with its own KV slot in the one
- * run state. Each step is one batched forward pass: every decoding slot feeds the token it
- * sampled at the previous step, and waiting prompts get one chunk of prompt tokens between
- * them (oldest first), so long prompts do not stall the running streams. After the step the
- * slots that asked for logits sample their next token with their own sampler (seeded per
- * request: the draws do not depend on what else runs); its text goes through the UTF-8
- * hold-back and the stop-string hold-back before it reaches the client. Only this thread
- * touches a running request's generation fields; the output buffer and flags are shared
- * with the HTTP thread under srv_server.lock. */
+/* Rank 0's scheduler: up to --parallel slots, each a sequence (one choice of a request: a
+ * request with n choices is n sequences) with its own KV slot in the one run state. Each step is
+ * one batched forward pass: every decoding slot feeds the token it sampled at the previous step,
+ * and waiting prompts get one chunk of prompt tokens between them (oldest first), so long prompts
+ * do not stall the running streams. After the step the slots that asked for logits sample their
+ * next token with their own sampler (seeded per choice: the draws do not depend on what else runs);
+ * its text goes through the UTF-8 hold-back and the stop-string hold-back before it reaches the
+ * client. Only this thread touches a running request's generation fields; the output buffer and
+ * flags are shared with the HTTP thread under srv_server.lock. */
 #include "serve.h"
 
 #include <math.h>
@@ -17,6 +17,7 @@
 
 typedef struct slot {
     srv_req *r;
+    int ci;            /* which of r's choices this slot runs */
     int off;           /* prompt tokens already fed */
     int pending;       /* the token to feed next (decode) */
     int freed;         /* tell the other ranks at the next step */
@@ -26,16 +27,16 @@ typedef struct slot {
 struct srv_sched {
     srv_server *s;
     slot slots[SRV_MAX_PARALLEL];
-    unsigned long admitted; /* requests given a slot so far */
+    unsigned long admitted; /* sequences given a slot so far */
     float *probs;           /* [vocab] scratch for logprobs */
 };
 
 /* The chunk/usage/body writers live in api.c. */
-char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const char *text, size_t len,
-                         int role, const char *finish, cJSON *logprobs);
+char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const srv_choice *k,
+                         const char *text, size_t len, int role, const char *finish,
+                         const cJSON *logprobs);
 char *srv_api_usage_json(const srv_server *s, const srv_req *r);
-char *srv_api_final_json(const srv_server *s, const srv_req *r, const char *finish,
-                         cJSON *logprobs);
+char *srv_api_final_json(const srv_server *s, const srv_req *r);
 
 double srv_now(void)
 {
@@ -82,20 +83,55 @@ static void sse(srv_req *r, const char *json)
     srv_buf_str(&r->out, "\n\n");
 }
 
-/* Caller holds the lock: the slot lets go of its request. */
+/* The rest of this file's helpers: the caller holds the lock. */
+
+/* Counts a request's outcome once, whichever of its choices ends it. */
+static void count_end(srv_req *r, unsigned long *counter)
+{
+    if (r->ended) return;
+    r->ended = 1;
+    (*counter)++;
+}
+
+/* The engine lets go of r once it is neither queued nor in a slot. */
+static void engine_drop(srv_req *r)
+{
+    if (!r->engine_ref || r->in_queue || r->holding) return;
+    r->engine_ref = 0;
+    srv_req_unref(r);
+}
+
+/* r leaves the queue (its choices not yet admitted stop waiting). */
+static void leave_queue(srv_server *s, srv_req *r)
+{
+    if (!r->in_queue) return;
+    for (srv_req **pp = &s->queue_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+        if (*pp != r) continue;
+        *pp = r->next;
+        if (s->queue_tail == r) s->queue_tail = prev;
+        break;
+    }
+    r->next = NULL;
+    r->in_queue = 0;
+    s->queued--;
+    s->queued_seqs -= r->n - r->admitted;
+}
+
+/* The slot lets go of its sequence. */
 static void release(srv_sched *q, int i)
 {
     slot *sl = &q->slots[i];
     srv_req *r = sl->r;
-    eng_sampler_free(r->smp);
-    r->smp = NULL;
-    cJSON_Delete(r->lp_pending);
-    r->lp_pending = NULL;
+    srv_choice *c = &r->choices[sl->ci];
+    eng_sampler_free(c->smp);
+    c->smp = NULL;
+    c->slot = -1;
     sl->r = NULL;
     sl->freed = 1;
     q->s->running--;
+    r->holding--;
     srv_http_wake(r); /* a cancelled request's connection lets libmicrohttpd close it */
-    srv_req_unref(r);
+    engine_drop(r);
 }
 
 static void finish_error(srv_server *s, srv_req *r, int status, const char *message)
@@ -103,7 +139,10 @@ static void finish_error(srv_server *s, srv_req *r, int status, const char *mess
     srv_error e = {.status = status, .type = status == 503 ? "server_error" : "internal_error"};
     snprintf(e.message, sizeof(e.message), "%s", message);
     char *j = srv_api_error_json(&e);
-    if (r->stream && r->started) {
+    int started = 0;
+    for (int i = 0; i < r->n; i++)
+        started |= r->choices[i].started;
+    if (r->stream && started) {
         sse(r, j);
         srv_buf_str(&r->out, "data: [DONE]\n\n");
     } else {
@@ -114,27 +153,31 @@ static void finish_error(srv_server *s, srv_req *r, int status, const char *mess
     }
     free(j);
     r->done = 1;
-    s->st.failed++;
+    count_end(r, &s->st.failed);
     srv_http_wake(r);
+}
+
+/* r ends with an error: every slot of it is freed and it leaves the queue. */
+static void abort_req(srv_sched *q, srv_req *r, int status, const char *message)
+{
+    srv_server *s = q->s;
+    r->refs++; /* r outlives the releases below */
+    finish_error(s, r, status, message);
+    for (int i = 0; i < s->o->parallel; i++)
+        if (q->slots[i].r == r) release(q, i);
+    leave_queue(s, r);
+    engine_drop(r);
+    srv_req_unref(r);
 }
 
 void srv_sched_fail_all(srv_sched *q, int status, const char *message)
 {
     srv_server *s = q->s;
     pthread_mutex_lock(&s->lock);
-    for (int i = 0; i < s->o->parallel; i++) {
-        if (!q->slots[i].r) continue;
-        finish_error(s, q->slots[i].r, status, message);
-        release(q, i);
-    }
-    while (s->queue_head) {
-        srv_req *r = s->queue_head;
-        s->queue_head = r->next;
-        s->queued--;
-        finish_error(s, r, status, message);
-        srv_req_unref(r);
-    }
-    s->queue_tail = NULL;
+    for (int i = 0; i < s->o->parallel; i++)
+        if (q->slots[i].r) abort_req(q, q->slots[i].r, status, message);
+    while (s->queue_head)
+        abort_req(q, s->queue_head, status, message);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -143,51 +186,55 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
     srv_server *s = q->s;
     int busy = 0;
     pthread_mutex_lock(&s->lock);
-    /* Queued requests whose client hung up leave the queue (their connections are suspended:
-     * libmicrohttpd does not watch them). */
-    for (srv_req **pp = &s->queue_head, *prev = NULL; *pp;) {
-        srv_req *r = *pp;
+    /* Requests whose client hung up (a waiting connection is suspended: libmicrohttpd does not
+     * watch it) leave their slots, every one of them, and the queue. */
+    for (int i = 0; i < s->o->parallel; i++) {
+        srv_req *r = q->slots[i].r;
+        if (r && !r->cancelled && srv_http_gone(r)) r->cancelled = 1;
+    }
+    for (srv_req *r = s->queue_head; r; r = r->next)
         if (!r->cancelled && srv_http_gone(r)) r->cancelled = 1;
-        if (!r->cancelled) {
-            prev = r;
-            pp = &r->next;
-            continue;
-        }
-        *pp = r->next;
-        if (s->queue_tail == r) s->queue_tail = prev;
-        s->queued--;
-        s->st.cancelled++;
+    for (srv_req *r = s->queue_head, *next; r; r = next) {
+        next = r->next;
+        if (!r->cancelled) continue;
+        count_end(r, &s->st.cancelled);
+        r->refs++; /* r outlives the engine's drop, for the wake */
+        leave_queue(s, r);
+        engine_drop(r);
         srv_http_wake(r);
         srv_req_unref(r);
     }
     for (int i = 0; i < s->o->parallel; i++) {
         slot *sl = &q->slots[i];
-        if (sl->r && !sl->r->cancelled && srv_http_gone(sl->r)) sl->r->cancelled = 1;
         if (sl->r && sl->r->cancelled) {
-            s->st.cancelled++;
+            count_end(sl->r, &s->st.cancelled);
             release(q, i);
         }
-        if (!sl->r && s->queue_head) {
-            srv_req *r = s->queue_head;
-            s->queue_head = r->next;
-            if (!s->queue_head) s->queue_tail = NULL;
-            s->queued--;
-            if (r->cancelled || eng_sampler_create(s->cfg->vocab_size, r->temperature, r->top_p,
-                                                   r->seed, &r->smp) != ENG_OK) {
-                if (!r->cancelled) finish_error(s, r, 500, "out of memory");
-                srv_req_unref(r);
-                i--; /* try the next queued request in this slot */
-                continue;
-            }
-            sl->r = r;
-            sl->off = 0;
-            sl->seq = q->admitted++;
-            r->prev =
-                r->prompt[r->n_prompt - 1]; /* the piece of a token depends on the one before */
-            r->slot = i;
-            s->running++;
-            s->st.prompt_tokens += (unsigned long)r->n_prompt;
+    }
+    /* Free slots take the next waiting choice, oldest request first. */
+    for (int i = 0; i < s->o->parallel; i++) {
+        slot *sl = &q->slots[i];
+        if (sl->r || !s->queue_head) continue;
+        srv_req *r = s->queue_head;
+        srv_choice *c = &r->choices[r->admitted];
+        if (eng_sampler_create(s->cfg->vocab_size, r->temperature, r->top_p,
+                               srv_choice_seed(r->seed, c->stream_no), &c->smp) != ENG_OK) {
+            abort_req(q, r, 500, "out of memory");
+            i = -1; /* slots may have come free: look again */
+            continue;
         }
+        sl->r = r;
+        sl->ci = c->index;
+        sl->off = 0;
+        sl->seq = q->admitted++;
+        c->prev = c->prompt[c->n_prompt - 1]; /* the piece of a token depends on the one before */
+        c->slot = i;
+        r->admitted++;
+        r->holding++;
+        s->queued_seqs--;
+        s->running++;
+        s->st.prompt_tokens += (unsigned long)c->n_prompt;
+        if (r->admitted == r->n) leave_queue(s, r);
     }
     pthread_mutex_unlock(&s->lock);
     /* Every decoding slot feeds the token it sampled last step. */
@@ -201,8 +248,9 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         }
         sl->freed = 0;
         busy++;
-        if (sl->off == r->n_prompt)
-            srv_record_set(rec, i, SRV_OP_RUN, r->n_prompt + r->n_gen - 1, &sl->pending, 1, 1);
+        const srv_choice *c = &r->choices[sl->ci];
+        if (sl->off == c->n_prompt)
+            srv_record_set(rec, i, SRV_OP_RUN, c->n_prompt + c->n_gen - 1, &sl->pending, 1, 1);
     }
     /* Then one chunk of prompt tokens, oldest prompt first (several short prompts may share
      * it), so a long prompt never holds up the running streams for more than a chunk. Each
@@ -213,26 +261,45 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         int best = -1;
         for (int i = 0; i < s->o->parallel; i++) {
             slot *sl = &q->slots[i];
-            if (sl->r && sl->off < sl->r->n_prompt && srv_record_slot(rec, i).op != SRV_OP_RUN &&
+            if (sl->r && sl->off < sl->r->choices[sl->ci].n_prompt &&
+                srv_record_slot(rec, i).op != SRV_OP_RUN &&
                 (best < 0 || sl->seq < q->slots[best].seq))
                 best = i;
         }
         if (best < 0) break;
         slot *sl = &q->slots[best];
-        srv_req *r = sl->r;
-        int n = r->n_prompt - sl->off < rec->chunk ? r->n_prompt - sl->off : rec->chunk;
+        const srv_choice *c = &sl->r->choices[sl->ci];
+        int n = c->n_prompt - sl->off < rec->chunk ? c->n_prompt - sl->off : rec->chunk;
         if (n > budget) break;
-        srv_record_set(rec, best, SRV_OP_RUN, sl->off, r->prompt + sl->off, n,
-                       sl->off + n == r->n_prompt);
+        srv_record_set(rec, best, SRV_OP_RUN, sl->off, c->prompt + sl->off, n,
+                       sl->off + n == c->n_prompt);
         sl->off += n;
         budget -= n;
     }
     return busy;
 }
 
+/* "token" (valid UTF-8: a piece that is part of a character shows U+FFFD, as the text
+ * would) and "bytes" (the piece's own bytes) of a logprob entry. */
+static void add_token(cJSON *o, const char *piece)
+{
+    size_t n = strlen(piece);
+    char out[3 * (256 + 4) + 12];
+    if (n > 255) n = 255; /* pieces are short; the bound keeps out on the stack */
+    eng_utf8_stream u;
+    eng_utf8_init(&u);
+    size_t w = eng_utf8_push(&u, piece, n, out);
+    w += eng_utf8_flush(&u, out + w);
+    out[w] = 0;
+    cJSON_AddStringToObject(o, "token", out);
+    cJSON *bytes = cJSON_AddArrayToObject(o, "bytes");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
+}
+
 /* log-softmax of the chosen token and the top alternatives, in the shape of the chat API
  * ({"token","logprob","bytes","top_logprobs"}); api.c reshapes it for /v1/completions. */
-static cJSON *logprob_entry(srv_sched *q, srv_req *r, const float *logits, int tok,
+static cJSON *logprob_entry(srv_sched *q, const srv_req *r, int prev, const float *logits, int tok,
                             const char *piece)
 {
     srv_server *s = q->s;
@@ -245,11 +312,8 @@ static cJSON *logprob_entry(srv_sched *q, srv_req *r, const float *logits, int t
         sum += exp((double)(logits[i] - mx));
     double lse = mx + log(sum);
     cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "token", piece);
+    add_token(e, piece);
     cJSON_AddNumberToObject(e, "logprob", logits[tok] - lse);
-    cJSON *bytes = cJSON_AddArrayToObject(e, "bytes");
-    for (const unsigned char *p = (const unsigned char *)piece; *p; p++)
-        cJSON_AddItemToArray(bytes, cJSON_CreateNumber(*p));
     cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
     /* top-k by repeated selection: k <= SRV_MAX_TOP_LOGPROBS */
     int chosen[SRV_MAX_TOP_LOGPROBS];
@@ -263,9 +327,9 @@ static cJSON *logprob_entry(srv_sched *q, srv_req *r, const float *logits, int t
         }
         chosen[k] = best;
         pthread_mutex_lock(&s->tok_lock);
-        const char *alt = s->tok ? eng_tokenizer_decode(s->tok, r->prev, best) : "";
+        const char *alt = s->tok ? eng_tokenizer_decode(s->tok, prev, best) : "";
         cJSON *a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "token", alt);
+        add_token(a, alt);
         pthread_mutex_unlock(&s->tok_lock);
         cJSON_AddNumberToObject(a, "logprob", logits[best] - lse);
         cJSON_AddItemToArray(top, a);
@@ -301,40 +365,51 @@ static long stop_find(const srv_req *r, const char *t, size_t len, size_t from)
     return best;
 }
 
-/* Sends text[emitted..upto) (streamed) and, with finish, ends the answer. Caller holds the lock. */
-static void emit(srv_server *s, srv_req *r, size_t upto, const char *finish)
+/* Sends choice c's text[emitted..upto) (streamed) and, with finish, ends the choice; the
+ * request ends with its last choice. Caller holds the lock. */
+static void emit(srv_server *s, srv_req *r, srv_choice *c, size_t upto, const char *finish)
 {
     if (r->stream) {
-        if (upto > r->emitted || (finish && !r->started) || (r->lp_pending && finish)) {
-            char *j = srv_api_chunk_json(s, r, r->text.p + r->emitted, upto - r->emitted,
-                                         !r->started, NULL, r->lp_pending);
+        if (upto > c->emitted || (finish && !c->started) || (c->lp_pending && finish)) {
+            char *j = srv_api_chunk_json(s, r, c, c->text.p ? c->text.p + c->emitted : "",
+                                         upto - c->emitted, !c->started, NULL, c->lp_pending);
             sse(r, j);
             free(j);
-            cJSON_Delete(r->lp_pending);
-            r->lp_pending = NULL;
-            r->started = 1;
-            r->emitted = upto;
+            cJSON_Delete(c->lp_pending);
+            c->lp_pending = NULL;
+            c->started = 1;
+            c->emitted = upto;
         }
         if (finish) {
-            char *j = srv_api_chunk_json(s, r, "", 0, 0, finish, NULL);
+            char *j = srv_api_chunk_json(s, r, c, "", 0, 0, finish, NULL);
             sse(r, j);
             free(j);
+        }
+    } else if (finish) {
+        c->text.len = upto; /* a stop string and what follows it are not part of the answer */
+        if (c->text.p) c->text.p[upto] = 0;
+    }
+    if (finish) {
+        c->finish = finish;
+        r->finished++;
+    }
+    if (finish && r->finished == r->n) {
+        if (r->stream) {
             if (r->include_usage) {
-                j = srv_api_usage_json(s, r);
+                char *j = srv_api_usage_json(s, r);
                 sse(r, j);
                 free(j);
             }
             srv_buf_str(&r->out, "data: [DONE]\n\n");
+        } else {
+            char *j = srv_api_final_json(s, r);
+            r->status = j ? 200 : 500;
+            if (j) srv_buf_str(&r->out, j);
+            free(j);
         }
-    } else if (finish) {
-        r->text.len = upto; /* a stop string and what follows it are not part of the answer */
-        if (r->text.p) r->text.p[upto] = 0;
-        char *j = srv_api_final_json(s, r, finish, r->lp_pending);
-        r->status = j ? 200 : 500;
-        if (j) srv_buf_str(&r->out, j);
-        free(j);
+        r->done = 1;
+        count_end(r, &s->st.completions);
     }
-    if (finish) r->done = 1;
     srv_http_wake(r);
 }
 
@@ -342,7 +417,7 @@ eng_sampler *srv_sched_sampler(srv_sched *q, int i, int *logprobs)
 {
     srv_req *r = q->slots[i].r;
     *logprobs = r && r->logprobs;
-    return r ? r->smp : NULL;
+    return r ? r->choices[q->slots[i].ci].smp : NULL;
 }
 
 void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
@@ -352,17 +427,18 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
     int eos = s->tok ? eng_tokenizer_eos(s->tok) : -1;
     for (int i = 0; i < s->o->parallel; i++) {
         slot *sl = &q->slots[i];
-        srv_slot_cmd c = srv_record_slot(rec, i);
+        srv_slot_cmd cmd = srv_record_slot(rec, i);
         srv_req *r = sl->r;
-        if (!r || c.op != SRV_OP_RUN || !c.logits || ids[i] == SRV_NO_TOKEN) continue;
+        if (!r || cmd.op != SRV_OP_RUN || !cmd.logits || ids[i] == SRV_NO_TOKEN) continue;
+        srv_choice *c = &r->choices[sl->ci];
         int tok = ids[i];
         if (tok < 0) { /* NaN or infinite logits: nothing can be sampled */
             pthread_mutex_lock(&s->lock);
-            finish_error(s, r, 500, "the model produced logits that are not finite numbers");
-            release(q, i);
+            abort_req(q, r, 500, "the model produced logits that are not finite numbers");
             pthread_mutex_unlock(&s->lock);
             continue;
         }
+        c->n_gen++;
         r->n_gen++;
         const char *finish = NULL;
         char piece_buf[256] = "";
@@ -370,36 +446,37 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
             finish = "stop";
         } else {
             pthread_mutex_lock(&s->tok_lock);
-            const char *piece = s->tok ? eng_tokenizer_decode(s->tok, r->prev, tok) : "";
+            const char *piece = s->tok ? eng_tokenizer_decode(s->tok, c->prev, tok) : "";
             snprintf(piece_buf, sizeof(piece_buf), "%s", piece);
             size_t n = strlen(piece);
             char *clean = malloc(3 * (n + 4));
-            size_t w = clean ? eng_utf8_push(&r->utf8, piece, n, clean) : 0;
+            size_t w = clean ? eng_utf8_push(&c->utf8, piece, n, clean) : 0;
             pthread_mutex_unlock(&s->tok_lock);
-            if (clean) srv_buf_add(&r->text, clean, w);
+            if (clean) srv_buf_add(&c->text, clean, w);
             free(clean);
         }
         if (r->logprobs && logits[i]) {
-            if (!r->lp_pending) r->lp_pending = cJSON_CreateArray();
-            cJSON_AddItemToArray(r->lp_pending, logprob_entry(q, r, logits[i], tok, piece_buf));
+            if (!c->lp_pending) c->lp_pending = cJSON_CreateArray();
+            cJSON_AddItemToArray(c->lp_pending,
+                                 logprob_entry(q, r, c->prev, logits[i], tok, piece_buf));
         }
-        r->prev = tok;
+        c->prev = tok;
         sl->pending = tok;
-        size_t upto = r->text.len;
-        long hit = stop_find(r, r->text.p ? r->text.p : "", r->text.len, r->emitted);
+        size_t upto = c->text.len;
+        long hit = stop_find(r, c->text.p ? c->text.p : "", c->text.len, c->emitted);
         if (!finish && hit >= 0) {
             finish = "stop";
             upto = (size_t)hit;
-        } else if (!finish && (r->n_gen >= r->max_tokens || r->n_prompt + r->n_gen >= s->ctx_len)) {
+        } else if (!finish && (c->n_gen >= r->max_tokens || c->n_prompt + c->n_gen >= s->ctx_len)) {
             finish = "length";
         }
         if (finish && hit < 0) { /* the held-back bytes of an unfinished character */
             char tail[16];
-            size_t w = eng_utf8_flush(&r->utf8, tail);
-            srv_buf_add(&r->text, tail, w);
-            upto = r->text.len;
+            size_t w = eng_utf8_flush(&c->utf8, tail);
+            srv_buf_add(&c->text, tail, w);
+            upto = c->text.len;
         } else if (!finish) {
-            upto = r->text.len - stop_holdback(r, r->text.p ? r->text.p : "", r->text.len);
+            upto = c->text.len - stop_holdback(r, c->text.p ? c->text.p : "", c->text.len);
         }
         double now = srv_now();
         pthread_mutex_lock(&s->lock);
@@ -408,8 +485,7 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
             s->st.ttft_sum += now - r->t_start;
             s->st.ttft_count++;
         }
-        if (finish) s->st.completions++;
-        emit(s, r, upto, finish);
+        emit(s, r, c, upto, finish);
         if (finish) release(q, i);
         pthread_mutex_unlock(&s->lock);
     }

@@ -53,43 +53,69 @@ typedef struct srv_opts {
 typedef enum { SRV_CHAT, SRV_COMPLETION } srv_kind;
 
 typedef struct srv_req srv_req;
+
+/* One of a request's n choices: its own sequence (slot, sampler, text). Engine thread only,
+ * except that the final answer reads every choice once all have finished. */
+typedef struct srv_choice {
+    int index;         /* in the answer: prompt * n + its number for that prompt */
+    int stream_no;     /* its number for its prompt: the seed's stream */
+    const int *prompt; /* [n_prompt], inside srv_req.prompt */
+    int n_prompt;
+    eng_sampler *smp;               /* while it holds a slot */
+    int slot, n_gen, prev, started; /* started: the role chunk was sent */
+    const char *finish;             /* "stop" / "length" once finished, else NULL */
+    srv_buf text;                   /* generated text (valid UTF-8) */
+    size_t emitted;                 /* bytes of text already sent */
+    eng_utf8_stream utf8;           /* holds back a character split across tokens */
+    cJSON *lp_pending;              /* logprob entries not yet sent (all of them unstreamed) */
+} srv_choice;
+
 struct srv_req {
     /* Fixed once queued (written by the HTTP thread before it hands the request over). */
     struct srv_server *srv;
     srv_kind kind;
     int stream, include_usage;
-    int *prompt; /* [n_prompt] */
-    int n_prompt;
+    int *prompt;     /* [n_prompt]: every prompt, one after the other */
+    int n_prompt;    /* tokens of all prompts (usage counts each prompt once) */
+    int *prompt_off; /* [n_prompts + 1]: where prompt i starts */
+    int n_prompts;   /* /v1/completions may send a batch of prompts; chat: 1 */
     int max_tokens;
     float temperature, top_p;
-    uint64_t seed;
+    uint64_t seed; /* choice i samples from the stream of srv_choice_seed(seed, i) */
     char *stop[SRV_MAX_STOP];
     int n_stop;
-    int ignore_eos;   /* vLLM's extension, for benchmarks: EOS does not end the answer */
-    int logprobs;     /* 0: none */
-    int top_logprobs; /* alternatives per token */
+    int ignore_eos;      /* vLLM's extension, for benchmarks: EOS does not end the answer */
+    int logprobs;        /* 0: none */
+    int top_logprobs;    /* alternatives per token */
+    int n;               /* choices: "n" per prompt, each its own sequence */
+    srv_choice *choices; /* [n] */
     char id[48];
     long created;
 
     /* Shared between the threads, under srv_server.lock. */
-    int refs;      /* the HTTP request, the response object, the engine */
-    int cancelled; /* the client went away: free the slot at the next step */
-    int done;      /* out holds everything; nothing more will be added */
-    int suspended; /* the connection waits for out to grow */
-    void *conn;    /* struct MHD_Connection *, NULL once the HTTP side is finished */
-    int status;    /* HTTP status of a non-streamed answer */
-    srv_buf out;   /* SSE bytes (streamed) or the JSON body */
+    int refs;       /* the HTTP request, the response object, the engine */
+    int cancelled;  /* the client went away: free its slots at the next step */
+    int done;       /* out holds everything; nothing more will be added */
+    int suspended;  /* the connection waits for out to grow */
+    void *conn;     /* struct MHD_Connection *, NULL once the HTTP side is finished */
+    int status;     /* HTTP status of a non-streamed answer */
+    srv_buf out;    /* SSE bytes (streamed) or the JSON body */
+    int in_queue;   /* waiting choices left: admitted < n */
+    int admitted;   /* choices given a slot so far */
+    int holding;    /* slots held now */
+    int engine_ref; /* the engine's reference is still held */
 
     /* Engine thread only. */
     srv_req *next; /* queue link */
-    eng_sampler *smp;
-    int slot, n_gen, prev, started; /* started: the role chunk was sent */
-    srv_buf text;                   /* generated text (valid UTF-8) */
-    size_t emitted;                 /* bytes of text already sent */
-    eng_utf8_stream utf8;           /* holds back a character split across tokens */
-    cJSON *lp_pending;              /* logprob entries not yet sent */
-    double t_start, t_first;
+    int n_gen;     /* tokens generated, summed over the choices */
+    int finished;  /* choices finished */
+    int ended;     /* counted in the metrics (finished, cancelled or failed) */
+    double t_start;
 };
+
+/* The seed of choice i: choice 0 keeps the request's seed (n=1 answers what it always did),
+ * the others get independent streams, whatever else runs. */
+uint64_t srv_choice_seed(uint64_t seed, int i);
 
 void srv_req_unref(srv_req *r); /* caller holds srv_server.lock */
 
@@ -122,7 +148,8 @@ typedef struct srv_server {
     pthread_mutex_t lock;
     pthread_cond_t wake; /* the engine thread: new work */
     srv_req *queue_head, *queue_tail;
-    int queued, running;
+    int queued, running; /* requests in the queue; slots holding a sequence */
+    int queued_seqs;     /* choices waiting for a slot (bounded by --max-queue) */
     int ready, lost, draining;
     srv_stats st;
     unsigned long next_id;

@@ -32,7 +32,7 @@ static void usage(FILE *f)
             "  An OpenAI-compatible server: start it on every rank like `ringinfer run`; rank 0\n"
             "  listens. --port 0 lets the kernel pick; the bound address is printed on stdout.\n"
             "  --parallel N sequences decoded together (default 4 on the CPU, 16 on a GPU),\n"
-            "  --max-queue Q waiting requests\n"
+            "  --max-queue Q waiting sequences (each choice of a request counts one)\n"
             "  (default 64; more get 503), --ctx-size KV positions per sequence (default: the\n"
             "  model's), --chunk prompt tokens per prefill step (default 64), --drain-timeout S\n"
             "  seconds SIGTERM waits for running requests (default 30), --threads per rank\n"

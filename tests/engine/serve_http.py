@@ -377,14 +377,211 @@ def queue_full(srv, auth):
     [t.join(DEADLINE) for t in ths]
     busy = [r for r in res if r[0] == 503]
     done = [r for r in res if r[0] == 200 and r[2]["usage"]["completion_tokens"] == 400]
-    # At most --parallel + --max-queue are served; how many of those 3 places a burst fills
-    # depends on how soon the step loop moves the waiting one into a slot (a loaded machine
-    # may not before the burst ends), so 1..3 are answered and the rest refused.
+    # The server holds at most --parallel running + --max-queue waiting sequences: 3 places,
+    # taken by the first requests of the burst; the others are refused while those run (400
+    # steps each, far longer than a burst of 8), so 1..3 are answered and the rest refused.
     check(len(res) == 8 and len(busy) + len(done) == 8 and 1 <= len(done) <= 3
           and all(error_ok(*r, 503) and r[1].get("retry-after") == "1" for r in busy),
           "queue full: %d answered, %d got 503 with Retry-After" % (len(done), len(busy)))
     check(srv.wait_metric("ringinfer_requests_running", lambda v: v == 0) == 0
           and srv.metric("ringinfer_requests_waiting") == 0, "slots and queue empty afterwards (/metrics)")
+
+
+def by_index(chunks, field):
+    """Per choice index: the concatenated text (completions) or delta content (chat)."""
+    out = {}
+    for c in chunks:
+        for ch in c["choices"]:
+            piece = ch["text"] if field == "text" else ch["delta"].get("content", "")
+            out[ch["index"]] = out.get(ch["index"], "") + piece
+    return out
+
+
+def choices():
+    """'n' choices per request (and per prompt of a batch of prompts): each choice its own
+    sequence (queued beyond --parallel), index on every choice and stream chunk, finish_reason, stop strings and logprobs per choice,
+    usage counting the prompt once, choice i's seeded stream the same alone, in company and
+    whatever n, /metrics and a disconnect freeing every slot of the request."""
+    tmp = mktemp("serve-n.")
+    tmpl = os.path.join(tmp, "chat.jinja")
+    open(tmpl, "w").write("{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
+    srv = Server(STORIES + ["--parallel", "2", "--max-queue", "4", "--chat-template", tmpl, "--alias", "stories"])
+    try:
+        # greedy n=2: two identical choices, each the n=1 answer; usage counts the prompt once
+        body = {"prompt": "Once upon a time", "max_tokens": 12, "temperature": 0}
+        one = srv.post("/v1/completions", body)[2]
+        g0 = srv.metric("ringinfer_generation_tokens_total")
+        f0 = srv.metric("ringinfer_requests_finished_total")
+        st, h, p = srv.post("/v1/completions", dict(body, n=2))
+        ch = p.get("choices", []) if st == 200 else []
+        check(st == 200 and set(p) == {"id", "object", "created", "model", "choices", "usage"}
+              and [c["index"] for c in ch] == [0, 1]
+              and all(set(c) == {"index", "text", "logprobs", "finish_reason"} and c["finish_reason"] == "length"
+                      and c["text"] == one["choices"][0]["text"] and c["logprobs"] is None for c in ch)
+              and p["usage"] == {"prompt_tokens": one["usage"]["prompt_tokens"], "completion_tokens": 24,
+                                 "total_tokens": one["usage"]["prompt_tokens"] + 24},
+              "n=2 greedy completion: choices 0 and 1 both the n=1 text, usage prompt once + 2x12: %r" % (p,))
+        check(srv.metric("ringinfer_generation_tokens_total") - g0 == 24
+              and srv.metric("ringinfer_requests_finished_total") - f0 == 1,
+              "n=2 on /metrics: 24 tokens generated, one request finished")
+
+        # streamed n=2 chat: exact bytes of the finish and usage chunks, role with each choice's
+        # first token, one choice per chunk, the text of the non-streamed answer per index
+        cbody = {"messages": [{"role": "user", "content": "Lily and Ben"}], "max_tokens": 10, "temperature": 0, "n": 2}
+        st, _, cfull = srv.post("/v1/chat/completions", cbody)
+        want = cfull["choices"][0]["message"]["content"] if st == 200 else None
+        check(st == 200 and [c["index"] for c in cfull["choices"]] == [0, 1]
+              and all(c["message"] == {"role": "assistant", "content": want} and c["finish_reason"] == "length"
+                      for c in cfull["choices"]) and cfull["usage"]["completion_tokens"] == 20,
+              "n=2 chat: two assistant messages, usage 20 completion tokens")
+        st, h, raw = stream(srv, "/v1/chat/completions", dict(cbody, stream_options={"include_usage": True}))
+        ok, ev = sse_events(raw)
+        chunks = [json.loads(e) for e in ev[:-1]] if ok else []
+        cid, created = (chunks[0]["id"], chunks[0]["created"]) if chunks else ("", 0)
+        check(st == 200 and ok and ev[-1] == "[DONE]" and ev.count("[DONE]") == 1
+              and all(len(c["choices"]) == 1 and set(c) == {"id", "object", "created", "model", "choices", "usage"}
+                      and c["id"] == cid for c in chunks[:-1]),
+              "n=2 chat stream: framing, one choice per chunk, one id")
+        for i in (0, 1):
+            mine = [c["choices"][0] for c in chunks[:-1] if c["choices"][0]["index"] == i]
+            fin = ('{"id":"%s","object":"chat.completion.chunk","created":%d,"model":"stories","choices":'
+                   '[{"index":%d,"delta":{},"logprobs":null,"finish_reason":"length"}],"usage":null}' % (cid, created, i))
+            check(len(mine) >= 2 and mine[0]["delta"].get("role") == "assistant" and mine[0]["delta"].get("content")
+                  and all("role" not in m["delta"] for m in mine[1:])
+                  and all(m["finish_reason"] is None for m in mine[:-1]) and fin in ev
+                  and "".join(m["delta"].get("content", "") for m in mine) == want,
+                  "n=2 chat stream, choice %d: role with its first token, its text, finish chunk byte for byte" % i)
+        usage = ('{"id":"%s","object":"chat.completion.chunk","created":%d,"model":"stories","choices":[],'
+                 '"usage":{"prompt_tokens":%d,"completion_tokens":20,"total_tokens":%d}}'
+                 % (cid, created, cfull["usage"]["prompt_tokens"], cfull["usage"]["prompt_tokens"] + 20))
+        check(ev[-2:] == [usage, "[DONE]"], "n=2 chat stream: one usage chunk (prompt once, 2x10) then [DONE]")
+
+        # seeded n=3: choice i draws from its own stream: the same alone, streamed, in company
+        # of other requests and with another n; the three differ
+        sbody = {"prompt": "Once upon a time", "max_tokens": 30, "temperature": 1.0, "seed": 1234}
+        alone1 = srv.post("/v1/completions", sbody)[2]["choices"][0]["text"]
+        st, _, p = srv.post("/v1/completions", dict(sbody, n=3))
+        t3 = [c["text"] for c in p["choices"]] if st == 200 else []
+        check(len(t3) == 3 and t3[0] == alone1 and len(set(t3)) == 3,
+              "seeded n=3: three different texts, choice 0 the n=1 text: %r" % t3)
+        res = {}
+
+        def run(i, b):
+            if i == 0:
+                res[i] = stream(srv, "/v1/completions", b)
+            else:
+                res[i] = srv.post("/v1/completions", b)
+
+        ths = [threading.Thread(target=run, args=(i, dict(sbody, n=3) if i == 0 else dict(sbody, seed=i, n=i)))
+               for i in range(3)]
+        [t.start() for t in ths]
+        [t.join(DEADLINE) for t in ths]
+        st, _, raw = res.get(0, (0, {}, b""))
+        ok, ev = sse_events(raw)
+        got = by_index([json.loads(e) for e in ev[:-1]], "text") if ok and st == 200 else {}
+        check(got == {0: t3[0], 1: t3[1], 2: t3[2]} if len(t3) == 3 else False,
+              "seeded n=3 streamed beside other requests: the same three texts")
+        st, _, p = srv.post("/v1/completions", dict(sbody, n=5, logprobs=0))  # more choices than slots: queued
+        t5 = [c["text"] for c in p["choices"]] if st == 200 else []
+        check(len(t5) == 5 and t5[:3] == t3 and [c["index"] for c in p["choices"]] == list(range(5))
+              and p["usage"]["completion_tokens"] == sum(len(c["logprobs"]["tokens"]) for c in p["choices"])
+              and srv.metric("ringinfer_requests_running") == 0 and srv.metric("ringinfer_sequences_waiting") == 0,
+              "n=5 on 2 slots: all five answered, choices 0..2 those of n=3")
+
+        # a batch of prompts: prompt p's choices are p*n .. p*n+n-1, each drawing what that
+        # prompt alone draws; usage counts each prompt once
+        other = dict(sbody, prompt="Lily and Ben", n=2)
+        st, _, po = srv.post("/v1/completions", other)
+        st2, _, pb = srv.post("/v1/completions", dict(sbody, prompt=["Once upon a time", "Lily and Ben"], n=2))
+        want = t3[:2] + [c["text"] for c in po["choices"]] if st == 200 else None
+        check(st2 == 200 and [c["text"] for c in pb["choices"]] == want
+              and [c["index"] for c in pb["choices"]] == [0, 1, 2, 3]
+              and pb["usage"]["prompt_tokens"] == one["usage"]["prompt_tokens"] + po["usage"]["prompt_tokens"]
+              and pb["usage"]["completion_tokens"] == sum(c["usage"]["completion_tokens"] for c in (po, srv.post(
+                  "/v1/completions", dict(sbody, n=2))[2])),
+              "two prompts x n=2: each prompt's choices as alone, usage of both prompts once")
+        st, _, raw = stream(srv, "/v1/completions", dict(sbody, prompt=["Once upon a time", "Lily and Ben"], n=2))
+        ok, ev = sse_events(raw)
+        got = by_index([json.loads(e) for e in ev[:-1]], "text") if ok and st == 200 else {}
+        check(want is not None and got == dict(enumerate(want)), "two prompts x n=2 streamed: the same texts by index")
+        st, h, p = srv.post("/v1/completions", dict(body, prompt=["Once", 7]))
+        check(error_ok(st, h, p, 400, param="prompt") and "'prompt'[1]" in p["error"]["message"],
+              "a batch with a prompt that is neither text nor ids: 400 naming it")
+        st, h, p = srv.post("/v1/completions", dict(body, prompt=["Once", "upon", "a", "time"], n=2))
+        check(error_ok(st, h, p, 400, param="n"), "4 prompts x n=2 beyond 2 + 4 sequences: 400")
+
+        # stop strings per choice: cut where each choice's own text has it
+        stop = next((t3[1][k:k + 4] for k in range(len(t3[1]) - 4) if t3[1][k:k + 4] not in t3[0]), None)
+        st, _, p = srv.post("/v1/completions", dict(sbody, n=3, stop=stop))
+        exp = [(t[:t.index(stop)], "stop") if stop in t else (t, "length") for t in t3]
+        check(stop is not None and st == 200
+              and [(c["text"], c["finish_reason"]) for c in p["choices"]] == exp,
+              "seeded n=3 with stop %r: each choice cut at its own stop: %r" % (stop, exp))
+        st, _, p = srv.post("/v1/completions", dict(sbody, n=2, logprobs=1))
+        check(st == 200 and [c["text"] for c in p["choices"]] == t3[:2]
+              and all("".join(c["logprobs"]["tokens"]) == c["text"] and len(c["logprobs"]["top_logprobs"][0]) == 1
+                      for c in p["choices"]),
+              "n=2 logprobs: each choice's entries spell its own text")
+        st, _, p = srv.post("/v1/chat/completions", dict(cbody, n=2, max_tokens=3, logprobs=True, top_logprobs=2))
+        check(st == 200 and all(len(c["logprobs"]["content"]) == 3 for c in p["choices"]), "n=2 chat logprobs per choice")
+
+        # bad n: 400 naming it; n beyond --parallel + --max-queue can never be taken in
+        for bad in (0, 1.5, "2", 7):
+            st, h, p = srv.post("/v1/completions", dict(body, n=bad))
+            check(error_ok(st, h, p, 400, param="n"), "n=%r: 400 naming n (%s)" % (bad, p.get("error", {}).get("message")))
+        st, h, p = srv.post("/v1/completions", dict(body, stream_options={"include_usage": True}))
+        check(error_ok(st, h, p, 400, param="stream_options"), "stream_options without stream: 400")
+        st, _, p = srv.post("/v1/completions", dict(body, max_completion_tokens=5))
+        check(st == 200 and p["usage"]["completion_tokens"] == 5, "max_completion_tokens bounds the answer")
+    finally:
+        codes = srv.stop()
+        check(codes == [0], "n server exits 0 on SIGTERM (%s)" % codes)
+        if failures:
+            print(srv.errors())
+
+    # A disconnect frees every slot of the request and its waiting choices, counted once; a
+    # request whose choices do not fit beside a running one gets 503. tiny-llama: 500 tokens
+    # take far longer than the checks between the first event and the hang-up.
+    srv = Server(TINY + ["--parallel", "2", "--max-queue", "4"])
+    try:
+        # tiny-llama's byte-level pieces are often part of a character: the logprob tokens
+        # still travel as valid UTF-8 (U+FFFD), plain and streamed
+        lbody = {"prompt": [1], "max_tokens": 100, "temperature": 1, "seed": 3, "logprobs": 5, "n": 2}
+        st, _, raw = srv.req("POST", "/v1/completions", lbody)
+        st2, _, raw2 = stream(srv, "/v1/completions", lbody)
+        try:
+            p = json.loads(raw.decode("utf-8"))
+            ok, ev = sse_events(raw2)
+            toks = [t for c in p["choices"] for t in c["logprobs"]["tokens"]]
+            good = (st == 200 and st2 == 200 and ok and len(toks) == p["usage"]["completion_tokens"]
+                    and "\ufffd" in "".join(toks))
+        except (UnicodeDecodeError, ValueError, KeyError) as e:
+            good, toks = False, str(e)
+        check(good, "logprob tokens are valid UTF-8, a piece of a character as U+FFFD (%d tokens)" % len(toks))
+        c = srv.conn()
+        c.request("POST", "/v1/completions", body=json.dumps(
+            {"prompt": [1], "max_tokens": 500, "temperature": 0, "stream": True, "ignore_eos": True, "n": 5}),
+            headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        first = r.readline()
+        check(first.startswith(b"data: ") and srv.wait_metric("ringinfer_sequences_waiting", lambda v: v == 3) == 3
+              and srv.metric("ringinfer_requests_running") == 2 and srv.metric("ringinfer_requests_waiting") == 1,
+              "n=5 on 2 slots: 2 running, 3 waiting (/metrics)")
+        st, h, p = srv.post("/v1/completions", {"prompt": [1], "max_tokens": 2, "n": 2})
+        check(error_ok(st, h, p, 503, "queue_full") and h.get("retry-after") == "1",
+              "2 more choices beside 2 running + 3 waiting (of 2 + 4): 503 with Retry-After")
+        c.sock.shutdown(socket.SHUT_RDWR)
+        c.close()
+        check(srv.wait_metric("ringinfer_requests_cancelled_total", lambda v: v >= 1) == 1
+              and srv.wait_metric("ringinfer_requests_running", lambda v: v == 0) == 0
+              and srv.metric("ringinfer_sequences_waiting") == 0 and srv.metric("ringinfer_requests_waiting") == 0
+              and srv.metric("ringinfer_requests_cancelled_total") == 1,
+              "disconnect of n=5: one request cancelled, both slots and the 3 waiting choices freed")
+        st, _, p = srv.post("/v1/completions", {"prompt": [1], "max_tokens": 3, "n": 2, "temperature": 0})
+        check(st == 200 and len(p["choices"]) == 2, "the freed slots serve the next request")
+    finally:
+        codes = srv.stop()
+        check(codes == [0], "tiny n server exits 0 on SIGTERM (%s)" % codes)
 
 
 def greedy_ids(srv, prompt, n):
@@ -437,7 +634,27 @@ def tp():
             g = srv.post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0})
             s = srv.post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 40,
                                              "temperature": 0.8, "top_p": 0.9, "seed": 7})
-            outs[n] = (g[2]["choices"][0]["text"], s[2]["choices"][0]["text"])
+            s2 = srv.post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 40,
+                                              "temperature": 0.8, "top_p": 0.9, "seed": 7, "n": 2})
+            outs[n] = (g[2]["choices"][0]["text"], s[2]["choices"][0]["text"],
+                       [c["text"] for c in s2[2]["choices"]])
+            if n > 1:  # a client gone mid-stream frees both slots of its n=2 on every rank
+                c = srv.conn()
+                c.request("POST", "/v1/completions", body=json.dumps(
+                    {"prompt": [1], "max_tokens": 480, "temperature": 0, "stream": True, "ignore_eos": True,
+                     "n": 2}), headers={"Content-Type": "application/json"})
+                first = c.getresponse().readline()
+                c.sock.shutdown(socket.SHUT_RDWR)
+                c.close()
+                ended = srv.wait_metric("ringinfer_requests_cancelled_total", lambda v: v == 1)
+                # (a machine slow enough to let 480 steps pass first finishes it instead)
+                ended = ended or srv.wait_metric("ringinfer_requests_finished_total", lambda v: v == 4) == 4
+                again = srv.post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 40,
+                                                     "temperature": 0.8, "top_p": 0.9, "seed": 7, "n": 2})
+                check(first.startswith(b"data: ") and ended
+                      and srv.wait_metric("ringinfer_requests_running", lambda v: v == 0) == 0
+                      and [c["text"] for c in again[2]["choices"]] == outs[n][2],
+                      "TP=%d: a hang-up on an n=2 stream frees its slots; the next n=2 answers the same" % n)
         finally:
             codes = srv.stop()
         # ringrun exits 128+15 when it forwarded a SIGTERM; a rank that failed would be named
@@ -445,8 +662,9 @@ def tp():
         check(clean, "TP=%d server stops cleanly on SIGTERM (%s)" % (n, codes))
         if not clean:
             print(srv.errors())
-    check(outs.get(1) == outs.get(2) == outs.get(4) and outs[1][0],
-          "TP=2 and TP=4 give the tokens of TP=1 (greedy and seeded)")
+    check(outs.get(1) == outs.get(2) == outs.get(4) and outs[1][0] and len(outs[1][2]) == 2
+          and outs[1][2][0] == outs[1][1] and outs[1][2][0] != outs[1][2][1],
+          "TP=2 and TP=4 give the tokens of TP=1 (greedy, seeded, seeded n=2)")
 
 
 def kill():
@@ -630,6 +848,6 @@ def templates():
 
 
 if __name__ == "__main__":
-    {"basic": basic, "batching": batching, "tp": tp, "kill": kill, "slow": slow, "templates": templates}[sys.argv[1]]()
+    {"basic": basic, "choices": choices, "batching": batching, "tp": tp, "kill": kill, "slow": slow, "templates": templates}[sys.argv[1]]()
     print("%d failure(s)" % len(failures))
     sys.exit(1 if failures else 0)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The official `openai` npm client against `ringinfer serve` on loopback: chat and completions,
-// plain and streamed, usage, stop strings, an abort mid-stream (the slot is freed: /metrics),
+// plain and streamed, n choices (and a batch of prompts), usage, stop strings, an abort mid-stream (the slot is freed: /metrics),
 // 8 requests at once. Starts the server itself (--port 0, the port from its "listening on"
 // line). Every wait is bounded.  node serve_openai.mjs RINGINFER SHARED_DIR
 import OpenAI from 'openai';
@@ -98,6 +98,37 @@ async function main() {
   let st = '';
   for await (const c of cs) st += c.choices[0]?.text ?? '';
   check(st === ctext, 'completion stream: same text');
+
+  // n: 2 choices, plain and streamed: greedy gives the n=1 answer twice; seeded, each index
+  // its own text, the same streamed; usage counts the prompt once.
+  const two = await client.chat.completions.create({ model: 'stories', messages: msgs, max_tokens: 20, temperature: 0, n: 2 });
+  check(two.choices.length === 2 && two.choices.every((c, i) => c.index === i && c.message.content === answer
+    && c.finish_reason === 'length') && two.usage.completion_tokens === 40 && two.usage.prompt_tokens === chat.usage.prompt_tokens,
+  `chat n=2: both choices the greedy answer, usage ${JSON.stringify(two.usage)}`);
+  const seeded = { model: 'stories', prompt: 'Once upon a time', max_tokens: 24, temperature: 1, seed: 42, n: 2 };
+  const sc = await client.completions.create(seeded);
+  const stexts = sc.choices.map((c) => c.text);
+  const sstream = await client.completions.create({ ...seeded, stream: true, stream_options: { include_usage: true } });
+  const per = ['', ''];
+  let sfin = 0, susage = null;
+  for await (const c of sstream) {
+    if (c.usage) susage = c.usage;
+    for (const ch of c.choices) {
+      per[ch.index] += ch.text;
+      if (ch.finish_reason) sfin++;
+    }
+  }
+  check(stexts.length === 2 && stexts[0] !== stexts[1] && per[0] === stexts[0] && per[1] === stexts[1] && sfin === 2
+    && susage?.completion_tokens === sc.usage.completion_tokens,
+  `completion n=2 seeded: two texts, the same streamed by index, a finish_reason each: ${JSON.stringify(stexts)}`);
+
+  // A batch of two prompts, n: 2 each: prompt p's choices at index 2p and 2p+1.
+  const batch = await client.completions.create({ model: 'stories', prompt: ['Once upon a time', 'Lily and Ben'],
+    max_tokens: 30, temperature: 0, n: 2 });
+  const bt = batch.choices.map((c) => c.text);
+  check(batch.choices.map((c) => c.index).join() === '0,1,2,3' && bt[0] === ctext && bt[1] === ctext
+    && bt[2] === bt[3] && bt[2] !== ctext && batch.usage.completion_tokens === 120,
+  `completion of two prompts x n=2: ${JSON.stringify(bt.map((t) => t.slice(0, 20)))}`);
 
   const stop = ' Lily';
   const cut = ctext.indexOf(stop);

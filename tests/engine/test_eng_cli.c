@@ -130,6 +130,34 @@ static void stories(const char *shared)
     }
     printf("sampling T=1 top-p 0.9 seed 42: %s", ids1 ? ids1 : "\n");
     free(ids1);
+    /* A prompt prefilled in chunks of 4 (4 + 4 + 1) gives the ids of one pass. */
+    char *whole = NULL;
+    for (int i = 0; i < 2; i++) {
+        char *argv[] = {"ringinfer",
+                        "run",
+                        "-m",
+                        model,
+                        "--prompt-ids",
+                        "1,50,60,70,80,90,100,110,120",
+                        "-n",
+                        "16",
+                        "--temperature",
+                        "0",
+                        "--print-ids",
+                        i ? "--prefill-chunk" : NULL,
+                        "4",
+                        NULL};
+        int rc = cli(1, argv);
+        char *out = slurp("out0", NULL);
+        printf("stories260K 9-token prompt%s: exit %d, ids %s", i ? ", --prefill-chunk 4" : "", rc,
+               out ? out : "\n");
+        if (rc != 0 || !out || (whole && strcmp(whole, out))) test_failures++;
+        if (!whole)
+            whole = out;
+        else
+            free(out);
+    }
+    free(whole);
     char *argv3[] = {"ringinfer", "run", "-m", model, "--prompt-ids", "1", "-n", "4", NULL};
     int rcs[3];
     eng_h_cli(3, 8, argv3, dir, rcs);
@@ -182,6 +210,11 @@ int main(void)
     {
         char *a[] = {"ringinfer", "run", "-m", bin, "--prompt-ids", "1", NULL};
         expect_fail("no -n", a, 2, "-n N is required");
+    }
+    {
+        char *a[] = {"ringinfer",       "run", "-m", bin, "--prompt-ids", "1", "-n", "2",
+                     "--prefill-chunk", "0",   NULL};
+        expect_fail("bad --prefill-chunk", a, 2, "--prefill-chunk: '0' is not a token count");
     }
     {
         /* Layer mapping: -n stays the token count; --device-layers is the long form only. */

@@ -51,9 +51,9 @@ EXTRA_DIST += ring/ring_strangers.sh fuzz ring/ring_netns.sh ring/ring_relay.py 
 
 # Data path (striped TCP streams, step groups, worker threads, rate-capped links).
 TESTS += ring/ring_streams.sh ring/ring_streams_fail.sh ring/ring_step_group.sh \
-	ring/ring_netns_tbf.sh
+	ring/ring_netns_tbf.sh ring/ring_recv_caller_fail.sh
 EXTRA_DIST += ring/ring_streams.sh ring/ring_streams_fail.sh ring/ring_streams_mismatch.py \
-	ring/ring_step_group.sh ring/ring_netns_tbf.sh
+	ring/ring_step_group.sh ring/ring_netns_tbf.sh ring/ring_recv_caller_fail.sh
 
 # Reliability round 2 (issue 15): a ring that is aborted while it starts, ranks that join late.
 TESTS += ring/ring_abort_start.sh ring/ring_join.py

@@ -44,6 +44,8 @@ static void test_bad_values(void)
         {"RING_TCP_THREADS_MIN_BYTES", "-1",
          "RING_TCP_THREADS_MIN_BYTES: must be in 0..1099511627776, got -1"},
         {"RING_TCP_STREAMS", "17", "RING_TCP_STREAMS: must be in 1..16, got 17"},
+        {"RING_TCP_RECV_WORKER", "2", "RING_TCP_RECV_WORKER: expected 0, 1 or auto, got '2'"},
+        {"RING_LOCAL_RANKS", "0", "RING_LOCAL_RANKS: must be in 1..1048576, got 0"},
         {"RING_TRANSPORT", "udp", "RING_TRANSPORT: expected tcp, verbs or auto, got 'udp'"},
         {"RING_LOG_LEVEL", "loud",
          "RING_LOG_LEVEL: expected error, warn, info or debug, got 'loud'"},
@@ -106,6 +108,40 @@ static void test_log_callback(void)
     setenv("RING_LOG_LEVEL", "error", 1);
     CHECK(create(&p, err, sizeof err) == RING_OK);
     CHECK(quiet.lines == 0);
+    unsetenv("RING_LOG_LEVEL");
+}
+
+/* RING_TCP_RECV_WORKER: 0 and 1 as asked; auto gives the receiving to the caller when the
+ * host's ranks times three threads exceed the CPUs (here: more ranks than any host has). The
+ * communicator's INFO line says which. */
+static void test_recv_worker(void)
+{
+    static const struct {
+        const char *worker, *local;
+        int caller_receives;
+    } cases[] = {{"auto", "1048576", 1}, {"1", "1048576", 0}, {"0", NULL, 1}, {NULL, "1048576", 0}};
+    ring_config cfg;
+    one_rank(&cfg);
+    ring_params p;
+    ring_params_init(&p);
+    p.config = &cfg;
+    p.log_fn = capture;
+    char err[256];
+    setenv("RING_LOG_LEVEL", "info", 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        captured cap = {0};
+        p.log_ctx = &cap;
+        if (cases[i].worker) setenv("RING_TCP_RECV_WORKER", cases[i].worker, 1);
+        if (cases[i].local) setenv("RING_LOCAL_RANKS", cases[i].local, 1);
+        CHECK(create(&p, err, sizeof err) == RING_OK);
+        unsetenv("RING_TCP_RECV_WORKER");
+        unsetenv("RING_LOCAL_RANKS");
+        CHECK_STR(cap.first, "worker threads from");
+        if ((strstr(cap.first, "the caller receives") != NULL) != cases[i].caller_receives)
+            TEST_FAIL_RETURN("RING_TCP_RECV_WORKER=%s RING_LOCAL_RANKS=%s: \"%s\"",
+                             cases[i].worker ? cases[i].worker : "(unset)",
+                             cases[i].local ? cases[i].local : "(unset)", cap.first);
+    }
     unsetenv("RING_LOG_LEVEL");
 }
 
@@ -175,6 +211,7 @@ int main(void)
     unsetenv("RING_LOG_LEVEL");
     test_bad_values();
     test_log_callback();
+    test_recv_worker();
     test_config_growth();
     TEST_DONE();
 }
