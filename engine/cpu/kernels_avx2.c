@@ -116,27 +116,21 @@ AVX2 static void dot2x4(float *out, size_t ostride, const float *v, size_t vstri
                         const float *u1, int d)
 {
     const float *vr[4] = {v, v + vstride, v + 2 * vstride, v + 3 * vstride};
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-           a3 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(),
-           b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    __m256 a[4], b[4];
+    for (int j = 0; j < 4; j++)
+        a[j] = b[j] = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= d; k += 8) {
-        __m256 w0 = _mm256_loadu_ps(u0 + k), w1 = _mm256_loadu_ps(u1 + k), x;
-        x = reg(_mm256_loadu_ps(vr[0] + k));
-        a0 = _mm256_fmadd_ps(x, w0, a0);
-        b0 = _mm256_fmadd_ps(x, w1, b0);
-        x = reg(_mm256_loadu_ps(vr[1] + k));
-        a1 = _mm256_fmadd_ps(x, w0, a1);
-        b1 = _mm256_fmadd_ps(x, w1, b1);
-        x = reg(_mm256_loadu_ps(vr[2] + k));
-        a2 = _mm256_fmadd_ps(x, w0, a2);
-        b2 = _mm256_fmadd_ps(x, w1, b2);
-        x = reg(_mm256_loadu_ps(vr[3] + k));
-        a3 = _mm256_fmadd_ps(x, w0, a3);
-        b3 = _mm256_fmadd_ps(x, w1, b3);
+        __m256 w0 = _mm256_loadu_ps(u0 + k), w1 = _mm256_loadu_ps(u1 + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m256 x = reg(_mm256_loadu_ps(vr[j] + k));
+            a[j] = _mm256_fmadd_ps(x, w0, a[j]);
+            b[j] = _mm256_fmadd_ps(x, w1, b[j]);
+        }
     }
-    sum4_store(out, ostride, a0, a1, a2, a3, vr, u0, k, d);
-    sum4_store(out + 1, ostride, b0, b1, b2, b3, vr, u1, k, d);
+    sum4_store(out, ostride, a[0], a[1], a[2], a[3], vr, u0, k, d);
+    sum4_store(out + 1, ostride, b[0], b[1], b[2], b[3], vr, u1, k, d);
 }
 
 /* Input rows taken together against each weight row: 16 rows of x stay in L1/L2 while the
