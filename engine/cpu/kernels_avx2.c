@@ -47,6 +47,24 @@ AVX2 static void axpy_avx2(float *y, float a, const float *x, int n)
         y[k] += a * x[k];
 }
 
+/* The last step of a dot4-ordered product of four accumulators: the lanes transposed and added
+ * into four sums, the scalar tail (d % 8 elements) added after them, stored at out[0],
+ * out[ostride], ... */
+AVX2 static inline void sum4_store(float *out, size_t ostride, __m256 s0, __m256 s1, __m256 s2,
+                                   __m256 s3, const float *const v[4], const float *u, int k, int d)
+{
+    __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
+    __m256 a = _mm256_hadd_ps(a01, a23);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    float o[4];
+    _mm_storeu_ps(o, r);
+    for (; k < d; k++)
+        for (int j = 0; j < 4; j++)
+            o[j] += v[j][k] * u[k];
+    for (int j = 0; j < 4; j++)
+        out[j * ostride] = o[j];
+}
+
 /* Four dot products of d floats: rows v, v + vstride, v + 2 vstride, v + 3 vstride, each with
  * the shared row u; sums to out[0], out[ostride], ... Serves both 4 weight rows x 1 input row
  * and 1 weight row x 4 input rows (multiplication commutes exactly, so either role order gives
@@ -65,39 +83,8 @@ AVX2 static void dot4(float *out, size_t ostride, const float *v, size_t vstride
         s2 = _mm256_fmadd_ps(_mm256_loadu_ps(v2 + k), uv, s2);
         s3 = _mm256_fmadd_ps(_mm256_loadu_ps(v3 + k), uv, s3);
     }
-    /* Transpose-and-add the four accumulators into one vector of 4 sums. */
-    __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
-    __m256 a = _mm256_hadd_ps(a01, a23);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    float o[4];
-    _mm_storeu_ps(o, r);
-    for (; k < d; k++) {
-        o[0] += v0[k] * u[k];
-        o[1] += v1[k] * u[k];
-        o[2] += v2[k] * u[k];
-        o[3] += v3[k] * u[k];
-    }
-    out[0] = o[0];
-    out[ostride] = o[1];
-    out[2 * ostride] = o[2];
-    out[3 * ostride] = o[3];
-}
-
-/* dot4's last step for four accumulators: each lane sum in dot4's order, the scalar tail
- * (d % 8 elements) added after it, then stored at out[0], out[ostride], ... */
-AVX2 static inline void sum4_store(float *out, size_t ostride, __m256 s0, __m256 s1, __m256 s2,
-                                   __m256 s3, const float *const v[4], const float *u, int k, int d)
-{
-    __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
-    __m256 a = _mm256_hadd_ps(a01, a23);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    float o[4];
-    _mm_storeu_ps(o, r);
-    for (; k < d; k++)
-        for (int j = 0; j < 4; j++)
-            o[j] += v[j][k] * u[k];
-    for (int j = 0; j < 4; j++)
-        out[j * ostride] = o[j];
+    const float *vr[4] = {v0, v1, v2, v3};
+    sum4_store(out, ostride, s0, s1, s2, s3, vr, u, k, d);
 }
 
 /* v, kept in a register: without this the compiler folds the load into both FMAs that use
