@@ -92,6 +92,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ring-stranger %s: cannot connect to %s:%s\n", mode, argv[2], argv[3]);
         return 2;
     }
+    printf("stranger %s connected\n", mode); /* the script starts the last rank after this */
+    fflush(stdout);
     long long t0 = now_ms();
     unsigned char out[256], in[256];
     ring_hello h = {.magic = RING_WIRE_MAGIC,

@@ -28,7 +28,9 @@ took=$(( $(date +%s) - start ))
 
 "$RINGRUN" -n 2 -- sleep 60 >/dev/null 2>&1 &
 pid=$!
-sleep 1
+# SIGTERM once both ranks run (bounded), so that it is ringrun's handler that gets it.
+i=0
+while [ "$(pgrep -P $pid 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 kill -TERM $pid
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
