@@ -73,6 +73,10 @@ typedef struct eng_backend {
     eng_status (*wait_for)(const eng_model *m, eng_state *s, const eng_model *src_m,
                            eng_state *src);
 
+    /* Optional (NULL: unsupported): copies KV positions [0, n) of slot src to slot dst, every
+     * layer; the arguments are already checked. */
+    eng_status (*copy_seq)(const eng_model *m, eng_state *s, int dst, int src, int n);
+
     /* The last failure's one-line reason (a CUDA error mid-run), or "" */
     const char *(*last_error)(const eng_state *s);
 

@@ -188,6 +188,14 @@ void eng_state_free(eng_state *s);
  * runtime's message), or "" when the status says it all. */
 const char *eng_state_error(const eng_state *s);
 
+/* Copies positions [0, n) of KV-cache slot src into slot dst (on every segment), so that a
+ * prompt several sequences share is computed once. The copy is exact: a sequence then decodes
+ * as if it had computed those positions itself. ENG_ERR_UNSUPPORTED when a backend of the model
+ * cannot copy (eng_model_can_copy_seq says so beforehand: compute the positions instead);
+ * ENG_ERR_RANGE for a slot or n out of range. Not concurrently with a forward call. */
+eng_status eng_state_copy_seq(const eng_model *m, eng_state *s, int dst, int src, int n);
+int eng_model_can_copy_seq(const eng_model *m);
+
 /* Runs n tokens at positions pos..pos+n-1 (n <= max_batch, pos+n <= ctx_len), filling the
  * KV cache. want_logits: compute the classifier (rank 0 needs it; others may skip).
  * *logits (may be NULL) gets the logits: [n, vocab] if all_logits, else [1, vocab] for the

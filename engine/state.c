@@ -118,6 +118,26 @@ void eng_state_free(eng_state *s)
     free(s);
 }
 
+int eng_model_can_copy_seq(const eng_model *m)
+{
+    for (int i = 0; i < m->n_seg; i++)
+        if (!m->seg[i]->b->copy_seq) return 0;
+    return 1;
+}
+
+eng_status eng_state_copy_seq(const eng_model *m, eng_state *s, int dst, int src, int n)
+{
+    if (!eng_model_can_copy_seq(m)) return ENG_ERR_UNSUPPORTED;
+    if (dst < 0 || dst >= s->n_seqs || src < 0 || src >= s->n_seqs || n < 0 || n > s->ctx_len)
+        return ENG_ERR_RANGE;
+    if (dst == src || n == 0) return ENG_OK;
+    for (int i = 0; i < m->n_seg; i++) {
+        eng_status st = m->seg[i]->b->copy_seq(m->seg[i], s->seg[i], dst, src, n);
+        if (st != ENG_OK) return st;
+    }
+    return ENG_OK;
+}
+
 const char *eng_state_error(const eng_state *s)
 {
     for (int i = 0; i < s->n_seg; i++) {

@@ -97,6 +97,7 @@ void cpu_model_free(eng_model *m);
 eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_params *p, char *err,
                             size_t errlen);
 void cpu_state_free(eng_state *s);
+eng_status cpu_copy_seq(const eng_model *m, eng_state *s, int dst, int src, int n);
 /* cpu_layer.c */
 eng_status cpu_embed(const eng_model *m, eng_state *s);
 eng_status cpu_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);

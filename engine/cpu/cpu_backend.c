@@ -75,5 +75,6 @@ const eng_backend eng_backend_cpu = {
     .get_act = cpu_get_act,
     .put_act = cpu_put_act,
     .sync = cpu_sync,
+    .copy_seq = cpu_copy_seq,
     .last_error = cpu_last_error,
 };

@@ -3,6 +3,7 @@
 #include "cpu.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_params *p, char *err,
                             size_t errlen)
@@ -39,6 +40,20 @@ eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_pa
                         "%d sequences)",
                         2 * cache >> 20, ctx, s->n_seqs);
     if (p->n_threads > 1) return eng_pool_create(p->n_threads, p->spin_us, &cs->pool, err, errlen);
+    return ENG_OK;
+}
+
+eng_status cpu_copy_seq(const eng_model *m, eng_state *s, int dst, int src, int n)
+{
+    cpu_state *cs = s->bs;
+    size_t nkv = (size_t)m->sh.n_kv_heads * (size_t)m->cfg.head_dim;
+    size_t layer = (size_t)s->ctx_len * nkv, seq = (size_t)m->cfg.n_layers * layer;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        size_t from = (size_t)src * seq + (size_t)l * layer,
+               to = (size_t)dst * seq + (size_t)l * layer;
+        memcpy(cs->key_cache + to, cs->key_cache + from, (size_t)n * nkv * sizeof(float));
+        memcpy(cs->value_cache + to, cs->value_cache + from, (size_t)n * nkv * sizeof(float));
+    }
     return ENG_OK;
 }
 

@@ -93,57 +93,7 @@ __global__ void attn_kernel(eng_attn_args a)
         acc[i] = 0.0f;
     for (int k0 = lo; k0 <= hi; k0 += KT) {
         __syncthreads(); /* the previous tile is no longer read */
-        /* TL loads of K and V per thread in flight before the first store: a tile costs a
-         * few memory latencies, not one per element. Heads of a multiple of 4 dims (all real
-         * ones) load 16 bytes at a time: a decode tile of 32 keys then takes one round of
-         * loads per thread, not four (hd 128, 4 warps). */
-        if ((hd & 3) == 0 && (((uintptr_t)a.kc | (uintptr_t)a.vc) & 15) == 0) {
-            int hd4 = hd >> 2;
-            for (int i0 = threadIdx.x; i0 < KT * hd4; i0 += TL * blockDim.x) {
-                float4 kv[TL], vv[TL];
-#pragma unroll
-                for (int u = 0; u < TL; u++) {
-                    int idx = i0 + u * blockDim.x, j = idx / hd4, d = (idx - j * hd4) * 4;
-                    int key = k0 + j;
-                    kv[u] = vv[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    if (idx < KT * hd4 && key <= hi) {
-                        size_t off = (size_t)key * kvw + (size_t)g * hd + d;
-                        kv[u] = *(const float4 *)(a.kc + off);
-                        vv[u] = *(const float4 *)(a.vc + off);
-                    }
-                }
-#pragma unroll
-                for (int u = 0; u < TL; u++) {
-                    int idx = i0 + u * blockDim.x, j = idx / hd4, d = (idx - j * hd4) * 4;
-                    if (idx < KT * hd4) {
-                        float *ks = Ks + j * ld + d, *vs = Vs + j * ld + d;
-                        ks[0] = kv[u].x, ks[1] = kv[u].y, ks[2] = kv[u].z, ks[3] = kv[u].w;
-                        vs[0] = vv[u].x, vs[1] = vv[u].y, vs[2] = vv[u].z, vs[3] = vv[u].w;
-                    }
-                }
-            }
-        } else
-            for (int i0 = threadIdx.x; i0 < KT * hd; i0 += TL * blockDim.x) {
-                float kv[TL], vv[TL];
-#pragma unroll
-                for (int u = 0; u < TL; u++) {
-                    int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd, key = k0 + j;
-                    kv[u] = vv[u] = 0.0f;
-                    if (idx < KT * hd && key <= hi) {
-                        size_t off = (size_t)key * kvw + (size_t)g * hd + d;
-                        kv[u] = a.kc[off];
-                        vv[u] = a.vc[off];
-                    }
-                }
-#pragma unroll
-                for (int u = 0; u < TL; u++) {
-                    int idx = i0 + u * blockDim.x, j = idx / hd, d = idx - j * hd;
-                    if (idx < KT * hd) {
-                        Ks[j * ld + d] = kv[u];
-                        Vs[j * ld + d] = vv[u];
-                    }
-                }
-            }
+        kv_tile_load<KT, TL>(Ks, Vs, a.kc, a.vc, k0, hi, g, hd, kvw);
         __syncthreads();
         if (!active) continue;
         int key = k0 + lane;

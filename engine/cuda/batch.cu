@@ -14,6 +14,7 @@
 #define KT 32 /* keys per shared-memory tile: one per lane */
 #define MAX_WARPS 8
 #define DPL (ENG_CUDA_MAX_HD / 32) /* dims per lane */
+#define TL 8                       /* K/V tile loads in flight per thread */
 
 __global__ void rope_qkv_batch_kernel(eng_rope_args a, eng_batch_args b)
 {
@@ -100,26 +101,25 @@ __global__ void attn_batch_kernel(eng_attn_args a, eng_batch_args b)
         acc[i] = 0.0f;
     for (int k0 = lo; k0 <= hi; k0 += KT) {
         __syncthreads(); /* the previous tile is no longer read */
-        for (int idx = threadIdx.x; idx < KT * hd; idx += blockDim.x) {
-            int j = idx / hd, d = idx - j * hd, key = k0 + j;
-            float kv = 0.0f, vv = 0.0f;
-            if (key <= hi) {
-                size_t off = (size_t)key * kvw + (size_t)g * hd + d;
-                kv = kc[off];
-                vv = vc[off];
-            }
-            Ks[j * ld + d] = kv;
-            Vs[j * ld + d] = vv;
-        }
+        kv_tile_load<KT, TL>(Ks, Vs, kc, vc, k0, hi, g, hd, kvw);
         __syncthreads();
         if (!active) continue;
         int key = k0 + lane;
         float s = -INFINITY;
-        if (key <= hi) {
-            float dot = 0.0f;
-            for (int d = 0; d < hd; d++)
-                dot += Qs[d] * Ks[lane * ld + d];
-            s = dot * a.scale;
+        if (key <= hi) { /* four chains, as attention.cu: hd / 4 dependent steps, not hd */
+            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+            const float *kr = Ks + lane * ld;
+            int d = 0;
+#pragma unroll 2
+            for (; d + 3 < hd; d += 4) {
+                d0 += Qs[d] * kr[d];
+                d1 += Qs[d + 1] * kr[d + 1];
+                d2 += Qs[d + 2] * kr[d + 2];
+                d3 += Qs[d + 3] * kr[d + 3];
+            }
+            for (; d < hd; d++)
+                d0 += Qs[d] * kr[d];
+            s = ((d0 + d1) + (d2 + d3)) * a.scale;
         }
         float mn = fmaxf(m, warp_max(s));
         float corr = expf(m - mn), p = expf(s - mn);

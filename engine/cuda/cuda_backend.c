@@ -228,6 +228,22 @@ static eng_status cuda_wait_for(const eng_model *m, eng_state *s, const eng_mode
     return ENG_OK;
 }
 
+static eng_status cuda_copy_seq(const eng_model *m, eng_state *s, int dst, int src, int n)
+{
+    cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    /* kc, vc: [n_seqs, L, ctx, nkv*hd]; one strided copy per cache moves [0, n) of every layer,
+     * on the stream, so it lands before the next step reads it. */
+    size_t row = (size_t)m->sh.n_kv_heads * (size_t)m->cfg.head_dim * sizeof(float);
+    size_t pitch = (size_t)s->ctx_len * row, seq = (size_t)m->cfg.n_layers * pitch;
+    char *k = (char *)cs->kc, *v = (char *)cs->vc;
+    K(cudaMemcpy2DAsync(k + (size_t)dst * seq, pitch, k + (size_t)src * seq, pitch, (size_t)n * row,
+                        (size_t)m->cfg.n_layers, cudaMemcpyDeviceToDevice, cs->st));
+    K(cudaMemcpy2DAsync(v + (size_t)dst * seq, pitch, v + (size_t)src * seq, pitch, (size_t)n * row,
+                        (size_t)m->cfg.n_layers, cudaMemcpyDeviceToDevice, cs->st));
+    return ENG_OK;
+}
+
 static const char *cuda_last_error(const eng_state *s)
 {
     const cuda_state *cs = s->bs;
@@ -260,6 +276,7 @@ const eng_backend eng_backend_cuda = {
     .capture_end = cuda_capture_end,
     .replay = cuda_replay,
     .wait_for = cuda_wait_for,
+    .copy_seq = cuda_copy_seq,
     .last_error = cuda_last_error,
     .link_model = cuda_link_model,
     .link_create = cuda_link_create,

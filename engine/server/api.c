@@ -313,6 +313,8 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     }
     if (parse_stop(req, r, e) < 0) goto fail;
     if (get_bool(req, "ignore_eos", &r->ignore_eos, e) < 0) goto fail;
+    r->cache_prompt = 1;
+    if (get_bool(req, "cache_prompt", &r->cache_prompt, e) < 0) goto fail;
     if (kind == SRV_CHAT) {
         int lp = 0;
         if (get_bool(req, "logprobs", &lp, e) < 0) goto fail;
@@ -415,6 +417,8 @@ static void add_usage(cJSON *o, const srv_req *r)
     cJSON_AddNumberToObject(u, "prompt_tokens", r->n_prompt);
     cJSON_AddNumberToObject(u, "completion_tokens", r->n_gen);
     cJSON_AddNumberToObject(u, "total_tokens", r->n_prompt + r->n_gen);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", r->cached_tokens);
 }
 
 /* Chat-shaped entries -> the /v1/completions shape (columns). */
@@ -649,6 +653,9 @@ char *srv_api_metrics(srv_server *s)
            st.failed);
     METRIC("ringinfer_prompt_tokens_total", "counter", "Prompt tokens prefilled.", "%lu",
            st.prompt_tokens);
+    METRIC("ringinfer_prompt_tokens_cached_total", "counter",
+           "Prompt tokens taken from a slot's KV cache or copied from a sibling choice's.", "%lu",
+           st.cached_tokens);
     METRIC("ringinfer_generation_tokens_total", "counter", "Tokens generated.", "%lu",
            st.gen_tokens);
     METRIC("ringinfer_steps_total", "counter", "Engine steps run by every rank.", "%lu", st.steps);

@@ -8,16 +8,16 @@
  * Layout, int32 words:
  *   [0] SRV_MAGIC  [1] step number (checks that no rank skipped one)  [2] flags
  *   [3] parallel   [4] chunk
- *   then per slot: op, pos, n, logits, tokens[chunk]
+ *   then per slot: op, pos, n, logits, copy_src, copy_n, tokens[chunk]
  */
 #include "serve.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define SRV_MAGIC 0x52535632 /* "RSV2": one batched step */
+#define SRV_MAGIC 0x52535633 /* "RSV3": one batched step, KV copies */
 #define HDR 5
-#define SLOT_HDR 4
+#define SLOT_HDR 6
 #define FLAG_SHUTDOWN 1
 
 int srv_record_init(srv_record *r, int parallel, int chunk)
@@ -48,7 +48,13 @@ void srv_record_begin(srv_record *r, uint32_t step, int shutdown)
 srv_slot_cmd srv_record_slot(const srv_record *r, int slot)
 {
     int32_t *w = r->words + HDR + (size_t)slot * (SLOT_HDR + (size_t)r->chunk);
-    return (srv_slot_cmd){.op = w[0], .pos = w[1], .n = w[2], .logits = w[3], .tokens = w + 4};
+    return (srv_slot_cmd){.op = w[0],
+                          .pos = w[1],
+                          .n = w[2],
+                          .logits = w[3],
+                          .copy_src = w[4],
+                          .copy_n = w[5],
+                          .tokens = w + SLOT_HDR};
 }
 
 void srv_record_set(srv_record *r, int slot, srv_op op, int pos, const int *tokens, int n,
@@ -60,7 +66,14 @@ void srv_record_set(srv_record *r, int slot, srv_op op, int pos, const int *toke
     w[2] = n;
     w[3] = logits;
     for (int i = 0; i < n; i++)
-        w[4 + i] = tokens[i];
+        w[SLOT_HDR + i] = tokens[i];
+}
+
+void srv_record_copy(srv_record *r, int slot, int src, int n)
+{
+    int32_t *w = r->words + HDR + (size_t)slot * (SLOT_HDR + (size_t)r->chunk);
+    w[4] = src;
+    w[5] = n;
 }
 
 int srv_record_check(const srv_record *r, uint32_t step, int *shutdown, char *err, size_t errlen)
@@ -85,6 +98,12 @@ int srv_record_check(const srv_record *r, uint32_t step, int *shutdown, char *er
             (c.op == SRV_OP_RUN && (c.n < 1 || c.n > r->chunk || c.pos < 0))) {
             snprintf(err, errlen, "command record: slot %d: op %d n %d pos %d out of range", i,
                      c.op, c.n, c.pos);
+            return -1;
+        }
+        if (c.copy_n < 0 ||
+            (c.copy_n > 0 && (c.copy_src < 0 || c.copy_src >= r->parallel || c.copy_src == i))) {
+            snprintf(err, errlen, "command record: slot %d: copy of %d positions from slot %d", i,
+                     c.copy_n, c.copy_src);
             return -1;
         }
         if (c.op == SRV_OP_RUN) total += c.n;

@@ -7,7 +7,15 @@
  * next token with their own sampler (seeded per choice: the draws do not depend on what else runs);
  * its text goes through the UTF-8 hold-back and the stop-string hold-back before it reaches the
  * client. Only this thread touches a running request's generation fields; the output buffer and
- * flags are shared with the HTTP thread under srv_server.lock. */
+ * flags are shared with the HTTP thread under srv_server.lock.
+ *
+ * Prompt caching: a slot's KV cache outlives its sequence, so a new prompt that starts like the
+ * last one fed there (the same system prompt, the earlier turns of a chat) takes the positions
+ * they share, and the n choices of a request compute their prompt once (the others copy its
+ * KV, where the backend can). Only whole chunks are taken, never the last prompt token: a
+ * prompt's chunks are cut at multiples of the chunk from its start, so positions [0, k chunk)
+ * hold bitwise what its own first k chunks would compute, and an answer is the same cached or
+ * not, on every backend. */
 #include "serve.h"
 
 #include <math.h>
@@ -22,6 +30,9 @@ typedef struct slot {
     int pending;       /* the token to feed next (decode) */
     int freed;         /* tell the other ranks at the next step */
     unsigned long seq; /* admission order: the oldest prompt is prefilled first */
+    int *ctok;         /* [ctx_len] prompt tokens whose KV this slot holds at [0, nc) */
+    int nc;
+    int wait; /* >= 0: a sibling's slot whose prompt KV this one waits to copy */
 } slot;
 
 struct srv_sched {
@@ -29,6 +40,8 @@ struct srv_sched {
     slot slots[SRV_MAX_PARALLEL];
     unsigned long admitted; /* sequences given a slot so far */
     float *probs;           /* [vocab] scratch for logprobs */
+    int *ctok;              /* [parallel, ctx_len] the slots' ctok */
+    int can_copy;           /* the backend copies KV between slots */
 };
 
 /* The chunk/usage/body writers live in api.c. */
@@ -51,10 +64,16 @@ int srv_sched_create(srv_server *s, srv_sched **out)
     if (!q) return -1;
     q->s = s;
     q->probs = malloc((size_t)s->cfg->vocab_size * sizeof(float));
-    if (!q->probs) {
-        free(q);
+    q->ctok = malloc((size_t)s->slots * (size_t)s->ctx_len * sizeof(int));
+    if (!q->probs || !q->ctok) {
+        srv_sched_free(q);
         return -1;
     }
+    for (int i = 0; i < s->slots; i++) {
+        q->slots[i].ctok = q->ctok + (size_t)i * (size_t)s->ctx_len;
+        q->slots[i].wait = -1;
+    }
+    q->can_copy = eng_model_can_copy_seq(s->model);
     *out = q;
     return 0;
 }
@@ -63,6 +82,7 @@ void srv_sched_free(srv_sched *q)
 {
     if (!q) return;
     free(q->probs);
+    free(q->ctok);
     free(q);
 }
 
@@ -181,6 +201,51 @@ void srv_sched_fail_all(srv_sched *q, int status, const char *message)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Prompt positions a sequence may take from a cache holding `common` of its n_prompt tokens:
+ * whole chunks, never the last token (its logits are needed). */
+static int take(int common, int n_prompt, int chunk)
+{
+    int most = common < n_prompt - 1 ? common : n_prompt - 1;
+    return most > 0 ? most / chunk * chunk : 0;
+}
+
+/* The free slot for choice c of r (-1: none): the one whose cache holds most of its prompt,
+ * the first on a tie; *reuse: the positions it takes from there. */
+static int pick_slot(const srv_sched *q, const srv_req *r, const srv_choice *c, int *reuse)
+{
+    int best = -1;
+    *reuse = 0;
+    for (int i = 0; i < q->s->o->parallel; i++) {
+        const slot *sl = &q->slots[i];
+        if (sl->r) continue;
+        if (best < 0) best = i;
+        if (!r->cache_prompt) break;
+        int common = 0, most = sl->nc < c->n_prompt ? sl->nc : c->n_prompt;
+        while (common < most && sl->ctok[common] == c->prompt[common])
+            common++;
+        int t = take(common, c->n_prompt, q->s->o->chunk);
+        if (t > *reuse) *reuse = t, best = i;
+    }
+    return best;
+}
+
+/* A slot of the same request and prompt that computes the prompt itself and will get further
+ * than slot i's own cache, for slot i to copy from (-1: none, or the backend cannot copy). */
+static int sibling(const srv_sched *q, int i)
+{
+    const slot *sl = &q->slots[i];
+    const srv_choice *c = &sl->r->choices[sl->ci];
+    if (!q->can_copy || take(c->n_prompt, c->n_prompt, q->s->o->chunk) <= sl->off) return -1;
+    int best = -1;
+    for (int j = 0; j < q->s->o->parallel; j++) {
+        const slot *o = &q->slots[j];
+        if (j == i || o->r != sl->r || o->wait >= 0 || o->r->choices[o->ci].prompt != c->prompt)
+            continue;
+        if (best < 0 || o->off > q->slots[best].off) best = j;
+    }
+    return best;
+}
+
 int srv_sched_plan(srv_sched *q, srv_record *rec)
 {
     srv_server *s = q->s;
@@ -211,30 +276,53 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
             release(q, i);
         }
     }
-    /* Free slots take the next waiting choice, oldest request first. */
-    for (int i = 0; i < s->o->parallel; i++) {
-        slot *sl = &q->slots[i];
-        if (sl->r || !s->queue_head) continue;
+    /* The next waiting choice (oldest request first) takes the free slot that holds most of
+     * its prompt. */
+    while (s->queue_head) {
         srv_req *r = s->queue_head;
         srv_choice *c = &r->choices[r->admitted];
+        int reuse = 0, i = pick_slot(q, r, c, &reuse);
+        if (i < 0) break;
+        slot *sl = &q->slots[i];
         if (eng_sampler_create(s->cfg->vocab_size, r->temperature, r->top_p,
                                srv_choice_seed(r->seed, c->stream_no), &c->smp) != ENG_OK) {
             abort_req(q, r, 500, "out of memory");
-            i = -1; /* slots may have come free: look again */
             continue;
         }
         sl->r = r;
         sl->ci = c->index;
-        sl->off = 0;
+        sl->off = sl->nc = reuse;
         sl->seq = q->admitted++;
+        sl->wait = r->cache_prompt ? sibling(q, i) : -1;
         c->prev = c->prompt[c->n_prompt - 1]; /* the piece of a token depends on the one before */
         c->slot = i;
+        if (c->stream_no == 0) r->cached_tokens += reuse; /* usage counts a prompt once */
         r->admitted++;
         r->holding++;
         s->queued_seqs--;
         s->running++;
-        s->st.prompt_tokens += (unsigned long)c->n_prompt;
+        s->st.prompt_tokens += (unsigned long)(c->n_prompt - reuse);
+        s->st.cached_tokens += (unsigned long)reuse;
         if (r->admitted == r->n) leave_queue(s, r);
+    }
+    /* Choices waiting for a sibling's prompt copy it once the sibling has computed it (before
+     * this step runs), or compute it themselves if the sibling is gone. */
+    for (int i = 0; i < s->o->parallel; i++) {
+        slot *sl = &q->slots[i];
+        if (!sl->r || sl->wait < 0) continue;
+        const slot *src = &q->slots[sl->wait];
+        const srv_choice *c = &sl->r->choices[sl->ci];
+        int want = take(c->n_prompt, c->n_prompt, rec->chunk);
+        if (src->r != sl->r || src->r->choices[src->ci].prompt != c->prompt) {
+            sl->wait = -1;
+        } else if (src->off >= want) {
+            srv_record_copy(rec, i, sl->wait, want);
+            memcpy(sl->ctok, c->prompt, (size_t)want * sizeof(int));
+            s->st.prompt_tokens -= (unsigned long)(want - sl->off);
+            s->st.cached_tokens += (unsigned long)(want - sl->off);
+            sl->off = sl->nc = want;
+            sl->wait = -1;
+        }
     }
     pthread_mutex_unlock(&s->lock);
     /* Every decoding slot feeds the token it sampled last step. */
@@ -261,7 +349,7 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         int best = -1;
         for (int i = 0; i < s->o->parallel; i++) {
             slot *sl = &q->slots[i];
-            if (sl->r && sl->off < sl->r->choices[sl->ci].n_prompt &&
+            if (sl->r && sl->wait < 0 && sl->off < sl->r->choices[sl->ci].n_prompt &&
                 srv_record_slot(rec, i).op != SRV_OP_RUN &&
                 (best < 0 || sl->seq < q->slots[best].seq))
                 best = i;
@@ -273,7 +361,9 @@ int srv_sched_plan(srv_sched *q, srv_record *rec)
         if (n > budget) break;
         srv_record_set(rec, best, SRV_OP_RUN, sl->off, c->prompt + sl->off, n,
                        sl->off + n == c->n_prompt);
+        memcpy(sl->ctok + sl->off, c->prompt + sl->off, (size_t)n * sizeof(int));
         sl->off += n;
+        sl->nc = sl->off;
         budget -= n;
     }
     return busy;

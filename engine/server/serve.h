@@ -85,6 +85,7 @@ struct srv_req {
     char *stop[SRV_MAX_STOP];
     int n_stop;
     int ignore_eos;      /* vLLM's extension, for benchmarks: EOS does not end the answer */
+    int cache_prompt;    /* llama.cpp's: take what a slot's KV cache holds of the prompt (1) */
     int logprobs;        /* 0: none */
     int top_logprobs;    /* alternatives per token */
     int n;               /* choices: "n" per prompt, each its own sequence */
@@ -106,10 +107,11 @@ struct srv_req {
     int engine_ref; /* the engine's reference is still held */
 
     /* Engine thread only. */
-    srv_req *next; /* queue link */
-    int n_gen;     /* tokens generated, summed over the choices */
-    int finished;  /* choices finished */
-    int ended;     /* counted in the metrics (finished, cancelled or failed) */
+    srv_req *next;     /* queue link */
+    int n_gen;         /* tokens generated, summed over the choices */
+    int cached_tokens; /* prompt tokens taken from a slot's cache (usage) */
+    int finished;      /* choices finished */
+    int ended;         /* counted in the metrics (finished, cancelled or failed) */
     double t_start;
 };
 
@@ -126,6 +128,7 @@ typedef struct srv_stats {
     unsigned long requests[6]; /* by class: 2xx, 400, 401, 404/405, 413, 503 */
     unsigned long completions, cancelled, failed;
     unsigned long prompt_tokens, gen_tokens, steps;
+    unsigned long cached_tokens; /* prompt positions taken from a cache instead of computed */
     double ttft_sum;
     unsigned long ttft_count;
 } srv_stats;
@@ -194,7 +197,10 @@ void srv_tmpl_free(srv_tmpl *t);
 typedef enum { SRV_OP_IDLE = 0, SRV_OP_RUN = 1, SRV_OP_FREE = 2 } srv_op;
 typedef struct srv_slot_cmd {
     int32_t op, pos, n, logits; /* logits: rank 0 samples after this chunk */
-    int32_t *tokens;            /* [chunk] inside the record */
+    /* copy_n > 0: before the step, KV positions [0, copy_n) of slot copy_src become this
+     * slot's (a prompt that n choices share, computed once) */
+    int32_t copy_src, copy_n;
+    int32_t *tokens; /* [chunk] inside the record */
 } srv_slot_cmd;
 typedef struct srv_record {
     int32_t *words; /* [srv_record_words(parallel, chunk)] */
@@ -207,6 +213,8 @@ void srv_record_begin(srv_record *r, uint32_t step, int shutdown);
 srv_slot_cmd srv_record_slot(const srv_record *r, int slot);
 void srv_record_set(srv_record *r, int slot, srv_op op, int pos, const int *tokens, int n,
                     int logits);
+/* Slot gets positions [0, n) of slot src's KV cache before the step (with any op). */
+void srv_record_copy(srv_record *r, int slot, int src, int n);
 /* Checks a received record: 0 ok, else -1 with err naming what is wrong. */
 int srv_record_check(const srv_record *r, uint32_t step, int *shutdown, char *err, size_t errlen);
 

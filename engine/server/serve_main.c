@@ -224,6 +224,17 @@ typedef struct engine {
 static eng_status run_step(engine *en, const srv_record *rec, char *err, size_t errlen)
 {
     int n = 0, k = 0;
+    /* KV copies first: a slot may run the rest of its prompt in this very step. */
+    for (int i = 0; i < rec->parallel; i++) {
+        srv_slot_cmd c = srv_record_slot(rec, i);
+        if (c.copy_n <= 0) continue;
+        eng_status st = eng_state_copy_seq(en->m, en->state, i, c.copy_src, c.copy_n);
+        if (st != ENG_OK) {
+            snprintf(err, errlen, "copy of %d KV positions from slot %d to %d: %s", c.copy_n,
+                     c.copy_src, i, eng_status_str(st));
+            return st;
+        }
+    }
     for (int i = 0; i < rec->parallel; i++) {
         srv_slot_cmd c = srv_record_slot(rec, i);
         en->logits[i] = NULL;

@@ -419,7 +419,8 @@ def choices():
               and all(set(c) == {"index", "text", "logprobs", "finish_reason"} and c["finish_reason"] == "length"
                       and c["text"] == one["choices"][0]["text"] and c["logprobs"] is None for c in ch)
               and p["usage"] == {"prompt_tokens": one["usage"]["prompt_tokens"], "completion_tokens": 24,
-                                 "total_tokens": one["usage"]["prompt_tokens"] + 24},
+                                 "total_tokens": one["usage"]["prompt_tokens"] + 24,
+                                 "prompt_tokens_details": {"cached_tokens": 0}},
               "n=2 greedy completion: choices 0 and 1 both the n=1 text, usage prompt once + 2x12: %r" % (p,))
         check(srv.metric("ringinfer_generation_tokens_total") - g0 == 24
               and srv.metric("ringinfer_requests_finished_total") - f0 == 1,
@@ -452,7 +453,8 @@ def choices():
                   and "".join(m["delta"].get("content", "") for m in mine) == want,
                   "n=2 chat stream, choice %d: role with its first token, its text, finish chunk byte for byte" % i)
         usage = ('{"id":"%s","object":"chat.completion.chunk","created":%d,"model":"stories","choices":[],'
-                 '"usage":{"prompt_tokens":%d,"completion_tokens":20,"total_tokens":%d}}'
+                 '"usage":{"prompt_tokens":%d,"completion_tokens":20,"total_tokens":%d,'
+                 '"prompt_tokens_details":{"cached_tokens":0}}}'
                  % (cid, created, cfull["usage"]["prompt_tokens"], cfull["usage"]["prompt_tokens"] + 20))
         check(ev[-2:] == [usage, "[DONE]"], "n=2 chat stream: one usage chunk (prompt once, 2x10) then [DONE]")
 
@@ -582,6 +584,61 @@ def choices():
     finally:
         codes = srv.stop()
         check(codes == [0], "tiny n server exits 0 on SIGTERM (%s)" % codes)
+
+
+def cache():
+    """Prompt caching: a prompt that starts like one a slot fed before takes the whole chunks
+    they share (never its last token), reports them as usage.prompt_tokens_details.cached_tokens
+    and on /metrics, and answers exactly as without the cache; cache_prompt=false computes it
+    all; the n choices of a request compute their prompt once (the others copy its KV). At TP=1
+    and TP=2."""
+    rnd = random.Random(5)
+    base = [1] + [rnd.randrange(3, 512) for _ in range(70)]  # 71 tokens: 4 chunks of 16 to take
+    other = [1] + [rnd.randrange(3, 512) for _ in range(52)]
+    for ranks in [int(r) for r in os.environ.get("SERVE_TEST_RANKS", "1 2").split()]:
+        srv = Server(STORIES + ["--parallel", "2", "--chunk", "16"], ranks=ranks)
+        try:
+            def ask(p, **kw):
+                body = dict({"prompt": p, "max_tokens": 12, "temperature": 0, "ignore_eos": True, "logprobs": 0}, **kw)
+                st, _, r = srv.post("/v1/completions", body)
+                if st != 200:
+                    return None, None
+                return ([c["logprobs"]["tokens"] for c in r["choices"]],
+                        r["usage"]["prompt_tokens_details"]["cached_tokens"])
+            m0 = srv.metric("ringinfer_prompt_tokens_cached_total")
+            c0 = srv.metric("ringinfer_prompt_tokens_total")
+            cold, k0 = ask(base)
+            warm, k1 = ask(base)
+            off, k2 = ask(base, cache_prompt=False)
+            m1 = srv.metric("ringinfer_prompt_tokens_cached_total")
+            check(cold and k0 == 0 and k1 == 64 and k2 == 0 and warm == cold and off == cold,
+                  "TP=%d: the same 71-token prompt again takes 64 cached tokens, same tokens; "
+                  "cache_prompt=false none (%r %r %r)" % (ranks, k0, k1, k2))
+            check(m1 - m0 == 64 and srv.metric("ringinfer_prompt_tokens_total") - c0 == 3 * 71 - 64,
+                  "TP=%d: /metrics counts 64 cached and the rest computed" % ranks)
+            # a longer prompt sharing 40 tokens: 32 taken; the answer as computed from scratch
+            longer = base[:40] + other
+            a, k3 = ask(longer)
+            b, k4 = ask(longer, cache_prompt=False)
+            check(a and a == b and k3 == 32 and k4 == 0,
+                  "TP=%d: a prompt sharing 40 tokens takes 32 (two chunks), same answer (%r)" % (ranks, k3))
+            # seeded n=3 on a new prompt through 2 slots: choice 1 copies choice 0's prompt KV,
+            # choice 2 takes it from a freed slot; every choice as computed without any cache
+            body = dict(temperature=0.9, seed=11, n=3, max_tokens=10)
+            m2 = srv.metric("ringinfer_prompt_tokens_cached_total")
+            shared, k5 = ask(other + base, **body)
+            m3 = srv.metric("ringinfer_prompt_tokens_cached_total")
+            alone, k6 = ask(other + base, cache_prompt=False, **body)
+            m4 = srv.metric("ringinfer_prompt_tokens_cached_total")
+            check(shared and len(shared) == 3 and shared == alone and len(set(map(tuple, shared))) > 1,
+                  "TP=%d: seeded n=3 with shared prompt KV gives the choices computed without it" % ranks)
+            check(k5 == 0 and k6 == 0 and m3 - m2 == 2 * 112 and m4 == m3,
+                  "TP=%d: n=3 of a 124-token prompt: usage 0 cached (the prompt counts once), "
+                  "/metrics 2x112 cached; none with cache_prompt=false (%r)" % (ranks, m3 - m2))
+            st, h, p = srv.post("/v1/completions", {"prompt": base, "cache_prompt": "yes"})
+            check(error_ok(st, h, p, 400, param="cache_prompt"), "cache_prompt of the wrong type: 400")
+        finally:
+            srv.stop()
 
 
 def greedy_ids(srv, prompt, n):
@@ -848,6 +905,6 @@ def templates():
 
 
 if __name__ == "__main__":
-    {"basic": basic, "choices": choices, "batching": batching, "tp": tp, "kill": kill, "slow": slow, "templates": templates}[sys.argv[1]]()
+    {"basic": basic, "choices": choices, "cache": cache, "batching": batching, "tp": tp, "kill": kill, "slow": slow, "templates": templates}[sys.argv[1]]()
     print("%d failure(s)" % len(failures))
     sys.exit(1 if failures else 0)
