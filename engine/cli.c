@@ -19,7 +19,10 @@
 #error "--dump-logits writes host floats and promises little-endian"
 #endif
 
-#define PREFILL_CHUNK 512 /* prompts longer than this are prefilled in chunks of it */
+/* Prompts longer than this are prefilled in chunks of it. On one H200 a 2048-token prompt of
+ * the 8B shape took 68 ms in chunks of 1024 and 69 in one of 2048; chunks of 512 were 2-3 ms
+ * slower. Past 1024 rows the products gain nothing and the scores buffer doubles. */
+#define PREFILL_CHUNK 1024
 
 typedef struct {
     const char *model, *tokenizer, *text, *ids, *dump;

@@ -229,29 +229,61 @@ __device__ __forceinline__ float block_max(float v)
     return warp_max(v);
 }
 
-/* One block per row (h, t) of s [nh, n, kv]: keys start..pos0+t kept, the rest zeroed. */
-__global__ void causal_softmax_kernel(float *s, int pos0, int n, int kv, int window)
+/* One row (h, t) of s [nh, n, kv] a block: keys start..pos0+t kept, the rest zeroed. A row of
+ * up to SM_PER x 256 keys is read once into registers (thread tid keeps keys start + tid + 256 k,
+ * in the order of its partial sum, as the three-pass loop below adds them); longer rows take
+ * that loop. Keys outside the window are only written (zeros: P V reads the whole row). */
+#define SM_THREADS 256
+#define SM_PER 16
+__global__ void __launch_bounds__(SM_THREADS)
+    causal_softmax_kernel(float *s, int pos0, int n, int kv, int window)
 {
     size_t r = blockIdx.x;
     int t = (int)(r % (size_t)n), end = pos0 + t;
     int start = window > 0 ? max(0, end - window + 1) : 0;
     float *row = s + r * (size_t)kv;
-    float mx = -INFINITY;
-    for (int j = start + threadIdx.x; j <= end; j += blockDim.x)
+    float mx = -INFINITY, sum = 0.0f;
+    if (end - start < SM_PER * SM_THREADS) {
+        float v[SM_PER];
+#pragma unroll
+        for (int k = 0; k < SM_PER; k++) {
+            int j = start + threadIdx.x + k * SM_THREADS;
+            v[k] = j <= end ? row[j] : -INFINITY;
+            mx = fmaxf(mx, v[k]);
+        }
+        mx = block_max(mx);
+#pragma unroll
+        for (int k = 0; k < SM_PER; k++)
+            if (start + (int)threadIdx.x + k * SM_THREADS <= end) {
+                v[k] = expf(v[k] - mx);
+                sum += v[k];
+            }
+        float inv = 1.0f / block_sum(sum);
+#pragma unroll
+        for (int k = 0; k < SM_PER; k++) {
+            int j = start + threadIdx.x + k * SM_THREADS;
+            if (j <= end) row[j] = v[k] * inv;
+        }
+        for (int j = threadIdx.x; j < start; j += SM_THREADS)
+            row[j] = 0.0f;
+        for (int j = end + 1 + threadIdx.x; j < kv; j += SM_THREADS)
+            row[j] = 0.0f;
+        return;
+    }
+    for (int j = start + threadIdx.x; j <= end; j += SM_THREADS)
         mx = fmaxf(mx, row[j]);
     mx = block_max(mx);
-    float sum = 0.0f;
-    for (int j = start + threadIdx.x; j <= end; j += blockDim.x)
+    for (int j = start + threadIdx.x; j <= end; j += SM_THREADS)
         sum += expf(row[j] - mx);
     float inv = 1.0f / block_sum(sum);
-    for (int j = threadIdx.x; j < kv; j += blockDim.x)
+    for (int j = threadIdx.x; j < kv; j += SM_THREADS)
         row[j] = j >= start && j <= end ? expf(row[j] - mx) * inv : 0.0f;
 }
 
 extern "C" int eng_cu_causal_softmax(float *s, int pos0, int nh, int n, int kv, int window,
                                      eng_stream st)
 {
-    causal_softmax_kernel<<<nh * n, 256, 0, st>>>(s, pos0, n, kv, window);
+    causal_softmax_kernel<<<nh * n, SM_THREADS, 0, st>>>(s, pos0, n, kv, window);
     return eng_cu_err();
 }
 

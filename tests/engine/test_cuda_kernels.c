@@ -162,9 +162,9 @@ static void t_norm(int with_delta, int D)
     cudaFree(dxv), cudaFree(dd), cudaFree(db), cudaFree(dw), cudaFree(dout), cudaFree(d16);
 }
 
-static void t_rope(int interleaved, int extras, int heads_first)
+static void t_rope(int interleaved, int extras, int heads_first, int n)
 {
-    int n = 3, nq = 4, nkv = 2, hd = 64, ctx = 64, pos = 37, W = (nq + 2 * nkv) * hd;
+    int nq = 4, nkv = 2, hd = 64, ctx = 64, pos = 37, W = (nq + 2 * nkv) * hd;
     float *qkv = rnd((size_t)n * W, 1), *bias = rnd(W, 0.5f), *qn = rnd(hd, 1), *kn = rnd(hd, 1);
     float inv[ENG_CUDA_MAX_HD / 2];
     for (int i = 0; i < hd / 2; i++)
@@ -202,8 +202,8 @@ static void t_rope(int interleaved, int extras, int heads_first)
     float *gq = back(d.q, (size_t)n * nq * hd * 4), *gk = back(d.kc, cache * 4),
           *gv = back(d.vc, cache * 4);
     char w[80];
-    snprintf(w, sizeof(w), "rope %s%s: q%s", interleaved ? "interleaved" : "half",
-             extras ? " + bias + q/k norm" : "", heads_first ? " head-major" : "");
+    snprintf(w, sizeof(w), "rope %s%s: q%s, %d tokens", interleaved ? "interleaved" : "half",
+             extras ? " + bias + q/k norm" : "", heads_first ? " head-major" : "", n);
     report(w, rel(gq, q, (size_t)n * nq * hd), 1e-5);
     snprintf(w, sizeof(w), "rope %s%s: k cache", interleaved ? "interleaved" : "half",
              extras ? " + ..." : "");
@@ -216,16 +216,17 @@ static void t_rope(int interleaved, int extras, int heads_first)
     cudaFree(d.vc), cudaFree((void *)d.pos);
 }
 
-static void t_swiglu(void)
+static void t_swiglu(int n, int F)
 {
-    int n = 4, F = 700;
     float *h = rnd((size_t)n * 2 * F, 3), *b = rnd(2 * F, 1), *ref = malloc((size_t)n * F * 4);
     float *dh = dev(h, (size_t)n * 2 * F * 4), *db = dev(b, 2 * F * 4),
           *dout = dev(NULL, (size_t)n * F * 4);
     KL(eng_cu_swiglu(dh, db, dout, NULL, 0, n, F, NULL));
     eng_ref_swiglu(h, b, ref, NULL, 0, n, F);
     float *got = back(dout, (size_t)n * F * 4);
-    report("swiglu (+ gate/up bias)", rel(got, ref, (size_t)n * F), 1e-6);
+    char w[64];
+    snprintf(w, sizeof(w), "swiglu (+ gate/up bias) %d x %d", n, F);
+    report(w, rel(got, ref, (size_t)n * F), 1e-6);
     free(h), free(b), free(ref), free(got), cudaFree(dh), cudaFree(db), cudaFree(dout);
 }
 
@@ -930,12 +931,15 @@ int main(int argc, char **argv)
     t_norm(1, 1000);
     t_norm(1, 4096);
     t_norm(1, 9000); /* past the kernel's registers */
-    t_rope(1, 0, 0);
-    t_rope(0, 0, 0);
-    t_rope(0, 1, 0);
-    t_rope(1, 1, 0);
-    t_rope(0, 1, 1);
-    t_swiglu();
+    t_rope(1, 0, 0, 3);
+    t_rope(0, 0, 0, 3);
+    t_rope(0, 1, 0, 3);
+    t_rope(1, 1, 0, 3);
+    t_rope(0, 1, 1, 3);
+    t_rope(0, 1, 1, 20); /* a prompt's blocks of several heads */
+    t_rope(1, 0, 0, 17);
+    t_swiglu(4, 700);   /* one element a thread */
+    t_swiglu(19, 1024); /* four (16-byte loads) */
     t_matvec(ENG_DT_BF16, 1000, 4096);
     t_matvec(ENG_DT_F16, 333, 2048);
     t_matvec(ENG_DT_F32, 515, 1024);
@@ -994,6 +998,9 @@ int main(int argc, char **argv)
     t_softmax(1, 37, 0);                       /* long-prompt attention's pieces */
     t_softmax(3, 0, 0);
     t_softmax(2, 20, 9);
+    t_softmax(1, 4090, 0); /* rows both sides of the 4096 keys kept in registers */
+    t_softmax(2, 5000, 700);
+    t_softmax(1, 5000, 0);
     t_heads_to_rows(ENG_DT_BF16);
     t_heads_to_rows(ENG_DT_F32);
     t_pdl_graph();

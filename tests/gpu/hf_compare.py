@@ -6,7 +6,7 @@ usage: hf_compare.py RINGINFER MODEL_DIR [--positions N] [--seed S]
 
 MODEL_DIR is a Hugging Face folder (config.json + safetensors), e.g. a random bf16 model
 written by engine/eng-genmodel in a real shape. A prompt of N pseudo-random ids goes through
-`ringinfer run --dump-logits` (the CLI prefills it in chunks of 512, so N > 512 also checks a
+`ringinfer run --dump-logits --prefill-chunk 512` (in chunks of 512, so N > 512 also checks a
 prefill after a cached prefix) and through transformers twice: with the stored bf16 weights
 as they are (transformers' own bf16 arithmetic) and with the same weights upcast to float32
 (the higher-precision reference). The issue's bar, checked against the float32 reference:
@@ -54,7 +54,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         dump = os.path.join(tmp, "logits.f32")
         cmd = [a.ringinfer, "run", "-m", a.model, "--prompt-ids", ",".join(map(str, ids)),
-               "-n", "1", "--temperature", "0", "--device", "cuda", "--dump-logits", dump]
+               "-n", "1", "--temperature", "0", "--device", "cuda", "--dump-logits", dump,
+               "--prefill-chunk", "512"]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
             print(f"FAIL: ringinfer exited {r.returncode}: {r.stderr.strip()[-500:]}")

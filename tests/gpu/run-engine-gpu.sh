@@ -88,7 +88,7 @@ bench_shape() { # NAME RUNS genmodel-args...
         grep -h "decode" "$OUT/run.err" | sed "s/^/$name run $i: /" | tee -a "$RES"
         [ $i = 1 ] && grep -h "weights on GPU\|holds" "$OUT/run.err" | tee -a "$RES"
     done
-    # prefill of a 2048-token prompt (the CLI prefills in one pass up to 512 tokens at a time)
+    # prefill of a 2048-token prompt (the CLI prefills in one pass up to 1024 tokens at a time)
     local long=$(seq -s, 100 2147)
     timeout 300 "$RI" run -m "$dir" --prompt-ids "$long" -n 1 --temperature 0 --device cuda > /dev/null 2> "$OUT/run.err"
     cat "$OUT/run.err" >> "$log"
