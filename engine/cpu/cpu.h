@@ -30,6 +30,14 @@ typedef struct eng_kernels {
     float (*dot)(const float *a, const float *b, int n);
     /* y[k] += a * x[k] */
     void (*axpy)(float *y, float a, const float *x, int n);
+    /* Attention scores: att[p] = dot(q, k + p kstride, hd) * scale for p in [0, n); each
+     * bitwise what dot gives.   att [n], q [hd], k [n, kstride] */
+    void (*scores)(float *att, const float *q, const float *k, size_t kstride, int n, int hd,
+                   float scale);
+    /* o = sum_p (att[p] * inv) v[p], summed in p order: bitwise memset + axpy over p.
+     * o [hd], att [n], v [n, vstride] */
+    void (*values)(float *o, const float *att, float inv, const float *v, size_t vstride, int n,
+                   int hd);
 } eng_kernels;
 
 extern const eng_kernels eng_kernels_scalar;
@@ -78,7 +86,7 @@ typedef struct cpu_state {
     float *k;           /* [B, nkv*hd] */
     float *v;           /* [B, nkv*hd] */
     float *att_out;     /* [B, nq*hd] */
-    float *att;         /* [nq, ctx] scores */
+    float *att;         /* [threads, ctx] scores: one row per worker of the attention */
     float *hb;          /* [B, ffn] */
     float *hb2;         /* [B, ffn] */
     float *key_cache;   /* [n_seqs, L, ctx, nkv*hd] */

@@ -50,7 +50,8 @@ static void rope(const eng_model *m, float *v, int n_heads, int pos)
  * thread takes the same share of each one's output rows, cut at multiples of 4 so each
  * element is computed exactly as by one thread. Small jobs stay on the caller. */
 #define MM_MAX 3
-#define MM_MIN_PAR_WORK 16384 /* multiply-adds below which a wake-up costs more than it saves */
+#define MM_MIN_PAR_WORK 16384     /* multiply-adds below which a wake-up costs more than it saves */
+#define MM_MIN_PAR_WORK_ROW 16384 /* the same for a single row */
 
 typedef struct mm_op {
     float *out;         /* [T, n] */
@@ -76,12 +77,18 @@ static void mm_part(void *ctx, int part, int nparts)
     }
 }
 
+/* Whether `work` multiply-adds over `rows` rows are worth the pool's wake-up. */
+static int par_worth(const cpu_state *s, int rows, double work)
+{
+    return s->pool && work >= (rows > 1 ? MM_MIN_PAR_WORK : MM_MIN_PAR_WORK_ROW);
+}
+
 static void mm_run(cpu_state *s, mm_job *j)
 {
     double work = 0;
     for (int k = 0; k < j->count; k++)
         work += (double)j->op[k].T * j->op[k].n * j->op[k].d;
-    if (!s->pool || work < MM_MIN_PAR_WORK)
+    if (!par_worth(s, j->op[0].T, work))
         mm_part(j, 0, 1);
     else
         eng_pool_run(s->pool, mm_part, j);
@@ -106,42 +113,58 @@ static size_t cache_at(const eng_model *m, const eng_state *es, int seq, int l, 
     return ((size_t)seq * (size_t)m->cfg.n_layers + (size_t)l) * (size_t)es->ctx_len * kvdim;
 }
 
-/* Causal attention of token t (position pos of KV slot seq) against the cache of layer l. */
-static void attend(const eng_model *m, const eng_state *es, cpu_state *s, int l, int t, int pos,
-                   int seq)
+/* First cached position token t attends to (a sliding window drops the older ones). */
+static int att_start(const eng_config *c, int pos)
+{
+    return c->sliding_window > 0 && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1
+                                                                    : 0;
+}
+
+/* Causal attention of head h of token t (position pos of KV slot seq) against the cache of
+ * layer l; att [ctx] is the calling thread's score row. */
+static void attend(const eng_model *m, const eng_state *es, const cpu_state *s, float *att, int l,
+                   int t, int h)
 {
     const eng_config *c = &m->cfg;
     const eng_shard_info *sh = &m->sh;
     const eng_kernels *K = ((const cpu_weights *)m->bw)->k;
     int hd = c->head_dim, nq = sh->n_heads, nkv = sh->n_kv_heads, group = nq / nkv;
-    size_t kvdim = (size_t)nkv * hd;
-    const float *kc = s->key_cache + cache_at(m, es, seq, l, kvdim);
-    const float *vc = s->value_cache + cache_at(m, es, seq, l, kvdim);
-    int start = 0;
-    if (c->sliding_window > 0 && pos - c->sliding_window + 1 > 0)
-        start = pos - c->sliding_window + 1;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < nq; h++) {
-        const float *q = s->q + ((size_t)t * nq + h) * hd;
-        float *att = s->att + (size_t)h * es->ctx_len;
-        int kvh = h / group;
-        float mx = -INFINITY;
-        for (int p = start; p <= pos; p++) {
-            float a = K->dot(q, kc + (size_t)p * kvdim + (size_t)kvh * hd, hd) * scale;
-            att[p] = a;
-            if (a > mx) mx = a;
-        }
-        float sum = 0.0f;
-        for (int p = start; p <= pos; p++) {
-            att[p] = expf(att[p] - mx);
-            sum += att[p];
-        }
-        float *o = s->att_out + ((size_t)t * nq + h) * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        float inv = 1.0f / sum;
-        for (int p = start; p <= pos; p++)
-            K->axpy(o, att[p] * inv, vc + (size_t)p * kvdim + (size_t)kvh * hd, hd);
+    int pos = eng_tok_pos(es, t), seq = eng_tok_seq(es, t), start = att_start(c, pos);
+    size_t kvdim = (size_t)nkv * hd, off = (size_t)(h / group) * hd;
+    const float *kc = s->key_cache + cache_at(m, es, seq, l, kvdim) + off;
+    const float *vc = s->value_cache + cache_at(m, es, seq, l, kvdim) + off;
+    const float *q = s->q + ((size_t)t * nq + h) * hd;
+    int np = pos - start + 1;
+    K->scores(att, q, kc + (size_t)start * kvdim, kvdim, np, hd, 1.0f / sqrtf((float)hd));
+    float mx = -INFINITY;
+    for (int p = 0; p < np; p++)
+        if (att[p] > mx) mx = att[p];
+    float sum = 0.0f;
+    for (int p = 0; p < np; p++) {
+        att[p] = expf(att[p] - mx);
+        sum += att[p];
     }
+    K->values(s->att_out + ((size_t)t * nq + h) * hd, att, 1.0f / sum, vc + (size_t)start * kvdim,
+              kvdim, np, hd);
+}
+
+typedef struct att_job {
+    const eng_model *m;
+    const eng_state *es;
+    const cpu_state *s;
+    int l;
+} att_job;
+
+/* The (token, head) pairs of the batch, split into contiguous runs, one per thread; each
+ * pair is computed the same whichever thread takes it. */
+static void att_part(void *ctx, int part, int nparts)
+{
+    const att_job *j = ctx;
+    int nh = j->m->sh.n_heads;
+    long items = (long)j->es->n * nh;
+    float *att = j->s->att + (size_t)part * (size_t)j->es->ctx_len;
+    for (long i = items * part / nparts; i < items * (part + 1) / nparts; i++)
+        attend(j->m, j->es, j->s, att, j->l, (int)(i / nh), (int)(i % nh));
 }
 
 eng_status cpu_embed(const eng_model *m, eng_state *es)
@@ -196,8 +219,16 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
     }
     /* All of the batch's keys are cached first: each token then attends to its own slot up to
      * its own position (a prefill chunk's later tokens see the earlier ones). */
-    for (int t = 0; t < n; t++)
-        attend(m, es, s, l, t, eng_tok_pos(es, t), eng_tok_seq(es, t));
+    att_job aj = {m, es, s, l};
+    double att_work = 0;
+    for (int t = 0; t < n; t++) {
+        int pos = eng_tok_pos(es, t);
+        att_work += 2.0 * (pos - att_start(c, pos) + 1) * sh->n_heads * hd;
+    }
+    if (par_worth(s, n, att_work))
+        eng_pool_run(s->pool, att_part, &aj);
+    else
+        att_part(&aj, 0, 1);
     /* Row-parallel o_proj: partial sums, all-reduced, then the bias once. */
     matmul1(K, s, s->xb, s->att_out, w->wo, n, D, nq);
     if ((st = reduce(coll, s->xb, (size_t)n * D)) != ENG_OK) return st;

@@ -23,7 +23,8 @@ eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_pa
     cs->k = eng_alloc_aligned(B * nkv * 4);
     cs->v = eng_alloc_aligned(B * nkv * 4);
     cs->att_out = eng_alloc_aligned(B * nq * 4);
-    cs->att = eng_alloc_aligned((size_t)sh->n_heads * (size_t)ctx * 4);
+    int threads = p->n_threads > 1 ? p->n_threads : 1;
+    cs->att = eng_alloc_aligned((size_t)threads * (size_t)ctx * 4);
     cs->hb = eng_alloc_aligned(B * F * 4);
     cs->hb2 = eng_alloc_aligned(B * F * 4);
     size_t cache = (size_t)s->n_seqs * (size_t)c->n_layers * (size_t)ctx * nkv * 4;

@@ -31,11 +31,29 @@ static void axpy_scalar(float *y, float a, const float *x, int n)
         y[k] += a * x[k];
 }
 
+static void scores_scalar(float *att, const float *q, const float *k, size_t kstride, int n, int hd,
+                          float scale)
+{
+    for (int p = 0; p < n; p++)
+        att[p] = dot_scalar(q, k + (size_t)p * kstride, hd) * scale;
+}
+
+static void values_scalar(float *o, const float *att, float inv, const float *v, size_t vstride,
+                          int n, int hd)
+{
+    for (int k = 0; k < hd; k++)
+        o[k] = 0.0f;
+    for (int p = 0; p < n; p++)
+        axpy_scalar(o, att[p] * inv, v + (size_t)p * vstride, hd);
+}
+
 const eng_kernels eng_kernels_scalar = {
     .name = "scalar",
     .matmul = matmul_scalar,
     .dot = dot_scalar,
     .axpy = axpy_scalar,
+    .scores = scores_scalar,
+    .values = values_scalar,
 };
 
 const eng_kernels *eng_kernels_pick(void)

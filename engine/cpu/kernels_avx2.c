@@ -47,6 +47,112 @@ AVX2 static void axpy_avx2(float *y, float a, const float *x, int n)
         y[k] += a * x[k];
 }
 
+/* Four positions' scores at a time, each summed exactly as dot_avx2 sums it (two chains of
+ * 16-float steps, an 8-float step, hsum, the scalar tail): the four share q's loads and keep
+ * eight FMA chains busy instead of two. */
+AVX2 static void scores_avx2(float *att, const float *q, const float *k, size_t kstride, int n,
+                             int hd, float scale)
+{
+    int p = 0;
+    for (; p + 4 <= n; p += 4) {
+        const float *r[4];
+        __m256 s0[4], s1[4];
+        for (int j = 0; j < 4; j++) {
+            r[j] = k + (size_t)(p + j) * kstride;
+            s0[j] = s1[j] = _mm256_setzero_ps();
+        }
+        int i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                s0[j] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(r[j] + i), s0[j]);
+                s1[j] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(r[j] + i + 8), s1[j]);
+            }
+        }
+        for (; i + 8 <= hd; i += 8) {
+            __m256 q0 = _mm256_loadu_ps(q + i);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                s0[j] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(r[j] + i), s0[j]);
+        }
+        for (int j = 0; j < 4; j++) {
+            float sum = hsum(_mm256_add_ps(s0[j], s1[j]));
+            for (int x = i; x < hd; x++)
+                sum += q[x] * r[j][x];
+            att[p + j] = sum * scale;
+        }
+    }
+    for (; p < n; p++)
+        att[p] = dot_avx2(q, k + (size_t)p * kstride, hd) * scale;
+}
+
+/* nb (1..8) registers of o kept across all positions: each element gets the FMAs of
+ * axpy_avx2's vector part in the same p order, without a store and reload per position. */
+AVX2 static inline __attribute__((always_inline)) void
+values_regs(float *o, const float *att, float inv, const float *v, size_t vstride, int n, int nb)
+{
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int b = 0; b < nb; b++)
+        acc[b] = _mm256_setzero_ps();
+    for (int p = 0; p < n; p++) {
+        __m256 a = _mm256_set1_ps(att[p] * inv);
+        const float *vp = v + (size_t)p * vstride;
+#pragma GCC unroll 8
+        for (int b = 0; b < nb; b++)
+            acc[b] = _mm256_fmadd_ps(a, _mm256_loadu_ps(vp + 8 * b), acc[b]);
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < nb; b++)
+        _mm256_storeu_ps(o + 8 * b, acc[b]);
+}
+
+/* Bitwise memset + axpy_avx2 over p: the 8-float blocks in registers, 64 floats a pass, then
+ * the tail with axpy's scalar expression. */
+AVX2 static void values_avx2(float *o, const float *att, float inv, const float *v, size_t vstride,
+                             int n, int hd)
+{
+    int k = 0;
+    for (; k + 8 <= hd; k += 64) {
+        int nb = (hd - k) / 8 < 8 ? (hd - k) / 8 : 8;
+        switch (nb) {
+        case 1:
+            values_regs(o + k, att, inv, v + k, vstride, n, 1);
+            break;
+        case 2:
+            values_regs(o + k, att, inv, v + k, vstride, n, 2);
+            break;
+        case 3:
+            values_regs(o + k, att, inv, v + k, vstride, n, 3);
+            break;
+        case 4:
+            values_regs(o + k, att, inv, v + k, vstride, n, 4);
+            break;
+        case 5:
+            values_regs(o + k, att, inv, v + k, vstride, n, 5);
+            break;
+        case 6:
+            values_regs(o + k, att, inv, v + k, vstride, n, 6);
+            break;
+        case 7:
+            values_regs(o + k, att, inv, v + k, vstride, n, 7);
+            break;
+        default:
+            values_regs(o + k, att, inv, v + k, vstride, n, 8);
+            break;
+        }
+    }
+    for (k = hd / 8 * 8; k < hd; k++) {
+        float y = 0.0f;
+        for (int p = 0; p < n; p++) {
+            float a = att[p] * inv;
+            y += a * v[(size_t)p * vstride + k];
+        }
+        o[k] = y;
+    }
+}
+
 /* The last step of a dot4-ordered product of four accumulators: the lanes transposed and added
  * into four sums, the scalar tail (d % 8 elements) added after them, stored at out[0],
  * out[ostride], ... */
@@ -162,6 +268,8 @@ const eng_kernels eng_kernels_avx2 = {
     .matmul = matmul_avx2,
     .dot = dot_avx2,
     .axpy = axpy_avx2,
+    .scores = scores_avx2,
+    .values = values_avx2,
 };
 #else
 const eng_kernels eng_kernels_avx2 = {0};
