@@ -50,8 +50,9 @@ static void rope(const eng_model *m, float *v, int n_heads, int pos)
  * thread takes the same share of each one's output rows, cut at multiples of 4 so each
  * element is computed exactly as by one thread. Small jobs stay on the caller. */
 #define MM_MAX 3
-#define MM_MIN_PAR_WORK 16384     /* multiply-adds below which a wake-up costs more than it saves */
-#define MM_MIN_PAR_WORK_ROW 16384 /* the same for a single row */
+#define MM_MIN_PAR_WORK 16384 /* multiply-adds below which a wake-up costs more than it saves */
+/* A single row's product is memory-bound: a split gains less, so it needs more work. */
+#define MM_MIN_PAR_WORK_ROW 262144
 
 typedef struct mm_op {
     float *out;         /* [T, n] */
