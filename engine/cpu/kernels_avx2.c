@@ -204,15 +204,35 @@ AVX2 static inline __m256 reg(__m256 v)
 /* Two weight rows u0, u1 against four input rows v0..v3 (v + j vstride): eight sums, each
  * with dot4's order, so bitwise what two dot4 calls give. Six loads feed eight FMAs (dot4:
  * five feed four), which is what a batch of decode rows needs: dot4 there is bound by the
- * load ports, not the FMA units. out[j ostride] takes u0's sums, out[j ostride + 1] u1's. */
-AVX2 static void dot2x4(float *out, size_t ostride, const float *v, size_t vstride, const float *u0,
-                        const float *u1, int d)
+ * load ports, not the FMA units. out[j ostride] takes u0's sums, out[j ostride + 1] u1's.
+ * A pass takes 16 floats, one cache line of each weight row; pf (or NULL) is the next pair
+ * of weight rows (pf, pf + d), fetched a line per pass while these are summed. */
+AVX2 static inline __attribute__((always_inline)) void dot2x4(float *out, size_t ostride,
+                                                              const float *v, size_t vstride,
+                                                              const float *u0, const float *u1,
+                                                              int d, const float *pf)
 {
     const float *vr[4] = {v, v + vstride, v + 2 * vstride, v + 3 * vstride};
     __m256 a[4], b[4];
     for (int j = 0; j < 4; j++)
         a[j] = b[j] = _mm256_setzero_ps();
     int k = 0;
+    for (; k + 16 <= d; k += 16) {
+        if (pf) {
+            _mm_prefetch((const char *)(pf + k), _MM_HINT_T0);
+            _mm_prefetch((const char *)(pf + d + k), _MM_HINT_T0);
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 16; h += 8) {
+            __m256 w0 = _mm256_loadu_ps(u0 + k + h), w1 = _mm256_loadu_ps(u1 + k + h);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m256 x = reg(_mm256_loadu_ps(vr[j] + k + h));
+                a[j] = _mm256_fmadd_ps(x, w0, a[j]);
+                b[j] = _mm256_fmadd_ps(x, w1, b[j]);
+            }
+        }
+    }
     for (; k + 8 <= d; k += 8) {
         __m256 w0 = _mm256_loadu_ps(u0 + k), w1 = _mm256_loadu_ps(u1 + k);
 #pragma GCC unroll 4
@@ -239,9 +259,13 @@ AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, 
         int t1 = t0 + MM_TILE < T4 ? t0 + MM_TILE : T4, i = i0;
         for (; i + 2 <= i1; i += 2) {
             const float *wi = w + (size_t)i * d;
-            for (int t = t0; t < t1; t += 4)
+            /* The first block of input rows fetches the next pair (this one's at the end). */
+            const float *pf = i + 4 <= i1 ? wi + 2 * (size_t)d : wi;
+            dot2x4(out + (size_t)t0 * n + i, (size_t)n, x + (size_t)t0 * d, (size_t)d, wi, wi + d,
+                   d, pf);
+            for (int t = t0 + 4; t < t1; t += 4)
                 dot2x4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, (size_t)d, wi, wi + d,
-                       d);
+                       d, NULL);
         }
         for (; i < i1; i++)
             for (int t = t0; t < t1; t += 4)
