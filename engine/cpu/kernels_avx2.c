@@ -154,10 +154,11 @@ AVX2 static void values_avx2(float *o, const float *att, float inv, const float 
 }
 
 /* The last step of a dot4-ordered product of four accumulators: the lanes transposed and added
- * into four sums, the scalar tail (d % 8 elements) added after them, stored at out[0],
- * out[ostride], ... */
+ * into four sums, the scalar tail (d % 8 elements) added after them, the first nv stored at
+ * out[0], out[ostride], ... Each sum depends on its own accumulator and row only. */
 AVX2 static inline void sum4_store(float *out, size_t ostride, __m256 s0, __m256 s1, __m256 s2,
-                                   __m256 s3, const float *const v[4], const float *u, int k, int d)
+                                   __m256 s3, const float *const v[4], const float *u, int k, int d,
+                                   int nv)
 {
     __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
     __m256 a = _mm256_hadd_ps(a01, a23);
@@ -167,7 +168,7 @@ AVX2 static inline void sum4_store(float *out, size_t ostride, __m256 s0, __m256
     for (; k < d; k++)
         for (int j = 0; j < 4; j++)
             o[j] += v[j][k] * u[k];
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < nv; j++)
         out[j * ostride] = o[j];
 }
 
@@ -190,7 +191,7 @@ AVX2 static void dot4(float *out, size_t ostride, const float *v, size_t vstride
         s3 = _mm256_fmadd_ps(_mm256_loadu_ps(v3 + k), uv, s3);
     }
     const float *vr[4] = {v0, v1, v2, v3};
-    sum4_store(out, ostride, s0, s1, s2, s3, vr, u, k, d);
+    sum4_store(out, ostride, s0, s1, s2, s3, vr, u, k, d, 4);
 }
 
 /* v, kept in a register: without this the compiler folds the load into both FMAs that use
@@ -201,18 +202,18 @@ AVX2 static inline __m256 reg(__m256 v)
     return v;
 }
 
-/* Two weight rows u0, u1 against four input rows v0..v3 (v + j vstride): eight sums, each
+/* Two weight rows u0, u1 against four input rows vr[0..3]: eight sums, each
  * with dot4's order, so bitwise what two dot4 calls give. Six loads feed eight FMAs (dot4:
  * five feed four), which is what a batch of decode rows needs: dot4 there is bound by the
- * load ports, not the FMA units. out[j ostride] takes u0's sums, out[j ostride + 1] u1's.
+ * load ports, not the FMA units. out[j ostride] takes u0's sums, out[j ostride + 1] u1's,
+ * for j < nv (fewer than 4 input rows repeat the last one and store only theirs).
  * A pass takes 16 floats, one cache line of each weight row; pf (or NULL) is the next pair
  * of weight rows (pf, pf + d), fetched a line per pass while these are summed. */
 AVX2 static inline __attribute__((always_inline)) void dot2x4(float *out, size_t ostride,
-                                                              const float *v, size_t vstride,
+                                                              const float *const vr[4], int nv,
                                                               const float *u0, const float *u1,
                                                               int d, const float *pf)
 {
-    const float *vr[4] = {v, v + vstride, v + 2 * vstride, v + 3 * vstride};
     __m256 a[4], b[4];
     for (int j = 0; j < 4; j++)
         a[j] = b[j] = _mm256_setzero_ps();
@@ -242,48 +243,78 @@ AVX2 static inline __attribute__((always_inline)) void dot2x4(float *out, size_t
             b[j] = _mm256_fmadd_ps(x, w1, b[j]);
         }
     }
-    sum4_store(out, ostride, a[0], a[1], a[2], a[3], vr, u0, k, d);
-    sum4_store(out + 1, ostride, b[0], b[1], b[2], b[3], vr, u1, k, d);
+    sum4_store(out, ostride, a[0], a[1], a[2], a[3], vr, u0, k, d, nv);
+    sum4_store(out + 1, ostride, b[0], b[1], b[2], b[3], vr, u1, k, d, nv);
 }
 
 /* Input rows taken together against each weight row: 16 rows of x stay in L1/L2 while the
  * weights stream past once per tile (a batch of decode tokens reads the weights once). */
 #define MM_TILE 16
 
+/* Input rows t, t+1, ... of x, the last repeated up to 4 pointers. */
+static inline void rows4(const float *r[4], const float *x, int t, int nv, int d)
+{
+    for (int j = 0; j < 4; j++)
+        r[j] = x + (size_t)(t + (j < nv ? j : nv - 1)) * d;
+}
+
+/* Input rows [t0, t1) in blocks of 4, then the tail [t1, t2) (fewer than 4 rows) in the same
+ * pass over the weight rows [i0, i1): the weights stream past once. */
+AVX2 static void matmul_tile(float *out, const float *x, const float *w, int n, int d, int i0,
+                             int i1, int t0, int t1, int t2)
+{
+    const float *r[4];
+    int i = i0;
+    for (; i + 2 <= i1; i += 2) {
+        const float *wi = w + (size_t)i * d;
+        /* The first block of input rows fetches the next pair (this one's at the end). */
+        const float *pf = i + 4 <= i1 ? wi + 2 * (size_t)d : wi;
+        for (int t = t0; t < t1; t += 4) {
+            rows4(r, x, t, 4, d);
+            if (t == t0)
+                dot2x4(out + (size_t)t * n + i, (size_t)n, r, 4, wi, wi + d, d, pf);
+            else
+                dot2x4(out + (size_t)t * n + i, (size_t)n, r, 4, wi, wi + d, d, NULL);
+        }
+        if (t1 < t2) {
+            rows4(r, x, t1, t2 - t1, d);
+            if (t0 < t1)
+                dot2x4(out + (size_t)t1 * n + i, (size_t)n, r, t2 - t1, wi, wi + d, d, NULL);
+            else
+                dot2x4(out + (size_t)t1 * n + i, (size_t)n, r, t2 - t1, wi, wi + d, d, pf);
+        }
+    }
+    for (; i < i1; i++) {
+        for (int t = t0; t < t1; t += 4)
+            dot4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, (size_t)d,
+                 w + (size_t)i * d, d);
+        for (int t = t1; t < t2; t++)
+            dot4(out + (size_t)t * n + i, 0, w + (size_t)i * d, 0, x + (size_t)t * d, d);
+    }
+}
+
 AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, int n, int d,
                              int i0, int i1)
 {
-    int T4 = T / 4 * 4;
-    /* Blocks of 4 input rows share each pair of weight rows' loads. */
-    for (int t0 = 0; t0 < T4; t0 += MM_TILE) {
-        int t1 = t0 + MM_TILE < T4 ? t0 + MM_TILE : T4, i = i0;
-        for (; i + 2 <= i1; i += 2) {
-            const float *wi = w + (size_t)i * d;
-            /* The first block of input rows fetches the next pair (this one's at the end). */
-            const float *pf = i + 4 <= i1 ? wi + 2 * (size_t)d : wi;
-            dot2x4(out + (size_t)t0 * n + i, (size_t)n, x + (size_t)t0 * d, (size_t)d, wi, wi + d,
-                   d, pf);
-            for (int t = t0 + 4; t < t1; t += 4)
-                dot2x4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, (size_t)d, wi, wi + d,
-                       d, NULL);
-        }
-        for (; i < i1; i++)
-            for (int t = t0; t < t1; t += 4)
-                dot4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, (size_t)d,
-                     w + (size_t)i * d, d);
-    }
-    /* The rest (decode: T = 1) runs 4 weight rows against one input row. A last group of
-     * fewer than 4 weight rows goes through dot4 too (one row four times), so every element
-     * has dot4's summation order whatever the batch size: a row's result does not depend on
-     * how many other rows came with it. */
-    for (int t = T4; t < T; t++) {
-        const float *xt = x + (size_t)t * d;
-        float *ot = out + (size_t)t * n;
+    /* Decode of one row runs 4 weight rows against it. A last group of fewer than 4 weight
+     * rows goes through dot4 too (one row four times), so every element has dot4's summation
+     * order whatever the batch size: a row's result does not depend on how many other rows
+     * came with it. */
+    if (T == 1) {
         int i = i0;
         for (; i + 4 <= i1; i += 4)
-            dot4(ot + i, 1, w + (size_t)i * d, (size_t)d, xt, d);
+            dot4(out + i, 1, w + (size_t)i * d, (size_t)d, x, d);
         for (; i < i1; i++)
-            dot4(ot + i, 0, w + (size_t)i * d, 0, xt, d);
+            dot4(out + i, 0, w + (size_t)i * d, 0, x, d);
+        return;
+    }
+    /* Blocks of 4 input rows share each pair of weight rows' loads; the last tile takes the
+     * T % 4 rows left too. */
+    int T4 = T / 4 * 4;
+    for (int t0 = 0;; t0 += MM_TILE) {
+        int t1 = t0 + MM_TILE < T4 ? t0 + MM_TILE : T4, last = t1 == T4;
+        matmul_tile(out, x, w, n, d, i0, i1, t0, t1, last ? T : t1);
+        if (last) break;
     }
 }
 
