@@ -175,15 +175,20 @@ AVX2 static inline void sum4_store(float *out, size_t ostride, __m256 s0, __m256
 /* Four dot products of d floats: rows v, v + vstride, v + 2 vstride, v + 3 vstride, each with
  * the shared row u; sums to out[0], out[ostride], ... Serves both 4 weight rows x 1 input row
  * and 1 weight row x 4 input rows (multiplication commutes exactly, so either role order gives
- * the same bits). */
-AVX2 static void dot4(float *out, size_t ostride, const float *v, size_t vstride, const float *u,
-                      int d)
+ * the same bits). pf (or NULL): four more rows pf + j vstride, fetched a line each per 16
+ * floats while these are summed (one row's decode streams the weights from memory). */
+AVX2 static inline __attribute__((always_inline)) void dot4(float *out, size_t ostride,
+                                                            const float *v, size_t vstride,
+                                                            const float *u, int d, const float *pf)
 {
     const float *v0 = v, *v1 = v + vstride, *v2 = v + 2 * vstride, *v3 = v + 3 * vstride;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
            s3 = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= d; k += 8) {
+        if (pf && (k & 15) == 0)
+            for (int j = 0; j < 4; j++)
+                _mm_prefetch((const char *)(pf + j * vstride + k), _MM_HINT_T0);
         __m256 uv = _mm256_loadu_ps(u + k);
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(v0 + k), uv, s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(v1 + k), uv, s1);
@@ -287,9 +292,9 @@ AVX2 static void matmul_tile(float *out, const float *x, const float *w, int n, 
     for (; i < i1; i++) {
         for (int t = t0; t < t1; t += 4)
             dot4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, (size_t)d,
-                 w + (size_t)i * d, d);
+                 w + (size_t)i * d, d, NULL);
         for (int t = t1; t < t2; t++)
-            dot4(out + (size_t)t * n + i, 0, w + (size_t)i * d, 0, x + (size_t)t * d, d);
+            dot4(out + (size_t)t * n + i, 0, w + (size_t)i * d, 0, x + (size_t)t * d, d, NULL);
     }
 }
 
@@ -302,10 +307,12 @@ AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, 
      * came with it. */
     if (T == 1) {
         int i = i0;
+        for (; i + 8 <= i1; i += 4)
+            dot4(out + i, 1, w + (size_t)i * d, (size_t)d, x, d, w + (size_t)(i + 4) * d);
         for (; i + 4 <= i1; i += 4)
-            dot4(out + i, 1, w + (size_t)i * d, (size_t)d, x, d);
+            dot4(out + i, 1, w + (size_t)i * d, (size_t)d, x, d, NULL);
         for (; i < i1; i++)
-            dot4(out + i, 0, w + (size_t)i * d, 0, x, d);
+            dot4(out + i, 0, w + (size_t)i * d, 0, x, d, NULL);
         return;
     }
     /* Blocks of 4 input rows share each pair of weight rows' loads; the last tile takes the
