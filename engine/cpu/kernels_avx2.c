@@ -60,6 +60,10 @@ AVX2 static void scores_avx2(float *att, const float *q, const float *k, size_t 
         for (int j = 0; j < 4; j++) {
             r[j] = k + (size_t)(p + j) * kstride;
             s0[j] = s1[j] = _mm256_setzero_ps();
+            /* The next group's keys, while these are summed. */
+            if (p + 8 <= n)
+                for (int x = 0; x < hd; x += 16)
+                    _mm_prefetch((const char *)(r[j] + 4 * kstride + x), _MM_HINT_T0);
         }
         int i = 0;
         for (; i + 16 <= hd; i += 16) {
@@ -99,6 +103,11 @@ values_regs(float *o, const float *att, float inv, const float *v, size_t vstrid
     for (int p = 0; p < n; p++) {
         __m256 a = _mm256_set1_ps(att[p] * inv);
         const float *vp = v + (size_t)p * vstride;
+        /* A value row a few positions ahead, a line per two registers. */
+        if (p + 4 < n)
+#pragma GCC unroll 4
+            for (int b = 0; b < nb; b += 2)
+                _mm_prefetch((const char *)(vp + 4 * vstride + 8 * b), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int b = 0; b < nb; b++)
             acc[b] = _mm256_fmadd_ps(a, _mm256_loadu_ps(vp + 8 * b), acc[b]);
