@@ -55,6 +55,32 @@ __device__ __forceinline__ float block_sum(float v)
     return warp_sum(v);
 }
 
+/* A fused product's input-norm scale, 1 / sqrt(sum(in[0..nss)) / nd + eps), into *scale: by
+ * a block of 256 threads, the partial sums taken in matvec_fused's fixed order (matvec.cu). */
+__device__ __forceinline__ void mv_norm_scale_block(float *scale, const float *in, int nss, int nd,
+                                                    float eps)
+{
+    __shared__ float sred[8];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float s4[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        int i = threadIdx.x + k * 256;
+        s4[k] = i < nss ? in[i] : 0.0f;
+    }
+    float ss = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+    for (int i = threadIdx.x + 1024; i < nss; i += 256)
+        ss += in[i];
+    ss = warp_sum(ss);
+    if (lane == 0) sred[warp] = ss;
+    __syncthreads();
+    if (warp == 0) {
+        float t = warp_sum(lane < 8 ? sred[lane] : 0.0f);
+        if (lane == 0) *scale = rsqrtf(t / (float)nd + eps);
+    }
+    __syncthreads();
+}
+
 static inline int eng_cu_err(void)
 {
     return (int)cudaGetLastError();

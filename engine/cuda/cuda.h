@@ -51,9 +51,19 @@ typedef struct cuda_weights {
 } cuda_weights;
 
 /* What the decode step fuses (ENG_CUDA_FUSE). */
-enum { CUDA_FUSE_NORM = 1, CUDA_FUSE_SWIGLU = 2, CUDA_FUSE_MERGE = 4, CUDA_FUSE_BATCH = 8 };
+enum {
+    CUDA_FUSE_NORM = 1,
+    CUDA_FUSE_SWIGLU = 2,
+    CUDA_FUSE_MERGE = 4,
+    CUDA_FUSE_BATCH = 8,
+    CUDA_FUSE_TC = 16
+};
 /* CUDA_FUSE_BATCH (with NORM and SWIGLU): the decode rows of a batched step (serve) take the
- * fused products too (matvec_batch.cu), so that a lone request's step is the decode step's. */
+ * fused products too (matvec_batch.cu); without CUDA_FUSE_TC a lone request's step is then
+ * the decode step's. */
+/* CUDA_FUSE_TC: those decode rows' products of bf16 weights on tensor cores (matvec_tc.cu),
+ * for every row count, one row included, so a request's bits do not depend on its company;
+ * 16 rows then cost about 1.3x one. The classifier of a batch takes them too. */
 /* The merge is off by default: on an H200 (2026-12-02) its fence and count cost more than the
  * separate merge kernel, whose launch the early launches hide (Llama-3.2-1B shape 887 tok/s
  * with it, 897 without). */

@@ -130,9 +130,21 @@ typedef struct eng_mvb_args {
     eng_mv_args mv;
     int n, ss_stride;
     float *scale;
+    /* 1: a product eng_cu_mvtc_ok accepts runs on tensor cores (eng_cu_matvec_tc) for every n,
+     * 1 included; 0: the batch-1 bits. */
+    int tc;
 } eng_mvb_args;
 int eng_cu_matvec_batch_fused(const eng_mvb_args *a, eng_stream st);
 void eng_ref_matvec_batch_fused(const eng_mvb_args *a);
+
+/* matvec_tc.cu: eng_cu_matvec_batch_fused's products on tensor cores, bf16 weights: the f32
+ * inputs as two bf16 halves (hi + lo), f32 sums. Not the batch-1 kernel's bits, but a row's
+ * bits are the same for any n (1 included) and whatever the other rows hold. Shapes it takes:
+ * eng_cu_mvtc_ok (bf16, rows a multiple of 16, of 32 for SWIGLU, d of 32); a->scale unused.
+ * The reference rounds x as the kernel does, then runs eng_ref_matvec_batch_fused. */
+int eng_cu_mvtc_ok(int dt, int rows, int d, int mode);
+int eng_cu_matvec_tc(const eng_mvb_args *a, eng_stream st);
+void eng_ref_matvec_tc(const eng_mvb_args *a);
 
 /* gemm.cu: x f32 -> dt (the weights' type, for cuBLAS). x [n], out [n]. */
 int eng_cu_convert(void *out, int dt, const float *x, size_t n, eng_stream st);

@@ -64,6 +64,26 @@ static void *in16(cuda_state *cs, const dmat *w)
     return w->dt == ENG_DT_F32 ? NULL : cs->act16;
 }
 
+/* The decode rows' plain product (no fused norm): on tensor cores when the state uses them
+ * and w fits (a choice per matrix, the same for every row count), else the batch-1 bits.
+ * x [nd, cols], out [nd, rows]. */
+static int dec_plain(cuda_state *cs, float *out, const dmat *w, const float *x, int nd)
+{
+    if ((cs->fuse & CUDA_FUSE_TC) && eng_cu_mvtc_ok(w->dt, w->rows, w->cols, ENG_MV_PLAIN)) {
+        eng_mvb_args b = {.mv = {.out = out,
+                                 .w = w->p,
+                                 .dt = w->dt,
+                                 .rows = w->rows,
+                                 .d = w->cols,
+                                 .mode = ENG_MV_PLAIN,
+                                 .x = x},
+                          .n = nd,
+                          .tc = 1};
+        return eng_cu_matvec_tc(&b, ST(cs));
+    }
+    return eng_cu_matvec_batch(out, w->p, w->dt, x, w->rows, w->cols, nd, ST(cs));
+}
+
 /* A projection of a reordered batch (eng_state.n_dec): the decode rows [0, n_dec) through
  * the small-batch matrix-vector kernel (each row bitwise as alone), or its fused form dec
  * (its own outputs), then each prompt chunk (the rows of one sequence) through its own cuBLAS
@@ -77,7 +97,7 @@ static eng_status bproj(cuda_state *cs, const eng_state *s, float *out, const dm
     if (nd > 0 && dec)
         K(eng_cu_matvec_batch_fused(dec, ST(cs)));
     else if (nd > 0)
-        K(eng_cu_matvec_batch(out, w->p, w->dt, x, w->rows, w->cols, nd, ST(cs)));
+        K(dec_plain(cs, out, w, x, nd));
     if (nd == n) return ENG_OK;
     size_t es = w->dt == ENG_DT_F32 ? 4 : 2;
     const void *in = x;
@@ -230,7 +250,8 @@ static eng_mvb_args bmv_args(cuda_state *cs, const eng_state *s, const eng_confi
     return (eng_mvb_args){.mv = mv_args(cs, c, out, w, x, mode, normed),
                           .n = s->n_dec,
                           .ss_stride = c->dim,
-                          .scale = cs->bscale};
+                          .scale = cs->bscale,
+                          .tc = (cs->fuse & CUDA_FUSE_TC) != 0};
 }
 
 /* The RMSNorm of weight nw before w in a batch whose decode rows take the fused products:
@@ -617,9 +638,8 @@ eng_status cuda_logits(const eng_model *m, eng_state *s)
                              ST(cs)));
         cs->logit_rows = s->n_out;
         cuda_mark(cs, CUDA_ST_NORM);
-        /* each row as alone: the matrix-vector kernel, 16 rows per pass over the weights */
-        K(eng_cu_matvec_batch(cs->logits, w->cls.p, w->cls.dt, cs->delta, w->cls.rows, w->cls.cols,
-                              s->n_out, ST(cs)));
+        /* each row as alone: dec_plain (16 rows per pass over the weights) */
+        K(dec_plain(cs, cs->logits, &w->cls, cs->delta, s->n_out));
         cuda_mark(cs, CUDA_ST_CLS);
         return ENG_OK;
     }

@@ -210,26 +210,9 @@ __global__ void __launch_bounds__(MB_THREADS) matvec_batch_kernel(mb_args a)
 __global__ void __launch_bounds__(256)
     mb_scale_kernel(float *scale, const float *ssq, int stride, int nss, int nd, float eps)
 {
-    __shared__ float sred[8];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const float *in = ssq + (size_t)blockIdx.x * stride;
     pdl_launch();
     pdl_wait();
-    float s4[4];
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        int i = threadIdx.x + k * 256;
-        s4[k] = i < nss ? in[i] : 0.0f;
-    }
-    float ss = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-    for (int i = threadIdx.x + 1024; i < nss; i += 256)
-        ss += in[i];
-    ss = warp_sum(ss);
-    if (lane == 0) sred[warp] = ss;
-    __syncthreads();
-    if (warp != 0) return;
-    float t = warp_sum(lane < 8 ? sred[lane] : 0.0f);
-    if (lane == 0) scale[blockIdx.x] = rsqrtf(t / (float)nd + eps);
+    mv_norm_scale_block(scale + blockIdx.x, ssq + (size_t)blockIdx.x * stride, nss, nd, eps);
 }
 
 template <int DT, int MODE> static void mb_launch(const mb_args *a, eng_stream st)
@@ -284,6 +267,7 @@ extern "C" int eng_cu_matvec_batch(float *y, const void *w, int dt, const float 
 extern "C" int eng_cu_matvec_batch_fused(const eng_mvb_args *b, eng_stream st)
 {
     const eng_mv_args *a = &b->mv;
+    if (b->tc && eng_cu_mvtc_ok(a->dt, a->rows, a->d, a->mode)) return eng_cu_matvec_tc(b, st);
     int es = a->dt == ENG_DT_F32 ? 4 : 2, F = a->rows / 2;
     /* the floats each row needs in ssq_in / ssq_out */
     int need = a->mode == ENG_MV_RESID ? eng_mv_parts(a->rows, a->d, es) : 0;

@@ -5,6 +5,7 @@
 #include "cuda_kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static float ld(const void *p, int dt, size_t i)
 {
@@ -208,6 +209,23 @@ void eng_ref_matvec_batch_fused(const eng_mvb_args *b)
         if (a->ssq_out) one.ssq_out = a->ssq_out + ss;
         eng_ref_matvec_fused(&one);
     }
+}
+
+void eng_ref_matvec_tc(const eng_mvb_args *b)
+{
+    /* x as the kernel sees it: hi = bf16(x), lo = bf16(x - hi), summed in double */
+    size_t nx = (size_t)b->n * b->mv.d;
+    float *xs = malloc(nx * sizeof(float));
+    if (!xs) return;
+    for (size_t i = 0; i < nx; i++) {
+        float hi = eng_bf16_to_f32(to_bf16(b->mv.x[i]));
+        float lo = eng_bf16_to_f32(to_bf16(b->mv.x[i] - hi));
+        xs[i] = (float)((double)hi + (double)lo);
+    }
+    eng_mvb_args r = *b;
+    r.mv.x = xs;
+    eng_ref_matvec_batch_fused(&r);
+    free(xs);
 }
 
 void eng_ref_attention(const eng_attn_args *a)

@@ -330,8 +330,11 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
 /* The fused products for n rows at once (eng_cu_matvec_batch_fused): every row's output,
  * residual stream and partial sums of squares bitwise equal to eng_cu_matvec_fused of that
  * row alone (a decode row gets the same bits alone or batched, and as `ringinfer run`'s fused
- * step), and close to the reference. nss: the input norm's partials (0: none). */
-static void t_fused_batch(int dt, int mode, int rows, int d, int nss, int with_bias, int n)
+ * step), and close to the reference. nss: the input norm's partials (0: none). tc: on tensor
+ * cores (eng_mvb_args.split), "alone" then the same call with one row, the reference
+ * eng_ref_matvec_tc. */
+static void t_fused_batch_tc(int dt, int mode, int rows, int d, int nss, int with_bias, int n,
+                             int tc)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2;
     int ow = mode == ENG_MV_SWIGLU ? rows / 2 : rows, parts = eng_mv_parts(rows, d, (int)es);
@@ -359,7 +362,8 @@ static void t_fused_batch(int dt, int mode, int rows, int d, int nss, int with_b
                              .ssq_out = resid ? dev(NULL, (size_t)n * stride * 4) : NULL},
                       .n = n,
                       .ss_stride = stride,
-                      .scale = dev(NULL, (size_t)n * 4)};
+                      .scale = dev(NULL, (size_t)n * 4),
+                      .tc = tc};
     KL(eng_cu_matvec_batch_fused(&b, NULL));
     /* each row alone through the batch-1 fused kernel, into its own buffers */
     float *o1 = dev(NULL, (size_t)n * ow * 4), *r1 = resid ? dev(res, (size_t)n * rows * 4) : NULL,
@@ -370,7 +374,12 @@ static void t_fused_batch(int dt, int mode, int rows, int d, int nss, int with_b
         one.out = o1 + (size_t)i * ow;
         if (nss) one.ssq_in += (size_t)i * stride;
         if (resid) one.res = r1 + (size_t)i * rows, one.ssq_out = s1 + (size_t)i * stride;
-        KL(eng_cu_matvec_fused(&one, NULL));
+        eng_mvb_args b1 = b;
+        b1.mv = one, b1.n = 1, b1.scale = b.scale + i;
+        if (tc)
+            KL(eng_cu_matvec_batch_fused(&b1, NULL));
+        else
+            KL(eng_cu_matvec_fused(&one, NULL));
     }
     float *got = back(b.mv.out, (size_t)n * ow * 4), *alone = back(o1, (size_t)n * ow * 4);
     size_t diff = 0;
@@ -380,13 +389,17 @@ static void t_fused_batch(int dt, int mode, int rows, int d, int nss, int with_b
     eng_mvb_args r = b;
     r.mv.w = w, r.mv.x = x, r.mv.ssq_in = nss ? ssq : NULL, r.mv.bias = with_bias ? bias : NULL;
     r.mv.out = ref, r.mv.res = res, r.mv.nw_out = nw, r.mv.ssq_out = rss;
-    eng_ref_matvec_batch_fused(&r);
+    if (tc)
+        eng_ref_matvec_tc(&r);
+    else
+        eng_ref_matvec_batch_fused(&r);
     static const char *mn[] = {"plain", "swiglu", "residual"};
     char wn[128];
-    snprintf(wn, sizeof(wn), "fused matvec_batch %s %s [%d x %d] x %d rows%s%s", mn[mode], dtn(dt),
-             rows, d, n, nss ? " normed" : "", with_bias ? " + bias" : "");
-    report(wn, rel(got, ref, (size_t)n * ow), 1e-5);
-    strncat(wn, " == batch-1 bitwise", sizeof(wn) - strlen(wn) - 1);
+    snprintf(wn, sizeof(wn), "%s matvec_batch %s %s [%d x %d] x %d rows%s%s",
+             tc ? "tensor-core" : "fused", mn[mode], dtn(dt), rows, d, n, nss ? " normed" : "",
+             with_bias ? " + bias" : "");
+    report(wn, rel(got, ref, (size_t)n * ow), tc ? 1e-4 : 1e-5);
+    strncat(wn, tc ? " == one row bitwise" : " == batch-1 bitwise", sizeof(wn) - strlen(wn) - 1);
     report(wn, (double)diff, 0);
     if (resid) {
         float *gr = back(b.mv.res, (size_t)n * rows * 4), *ar = back(r1, (size_t)n * rows * 4);
@@ -398,9 +411,10 @@ static void t_fused_batch(int dt, int mode, int rows, int d, int nss, int with_b
         for (int i = 0; i < n; i++)
             for (int k = 0; k < parts; k++)
                 ds += memcmp(&gs[(size_t)i * stride + k], &as[(size_t)i * stride + k], 4) != 0;
-        report("fused matvec_batch: residual stream == batch-1 bitwise", (double)dr, 0);
-        report("fused matvec_batch: partial sums of squares == batch-1 bitwise", (double)ds, 0);
-        report("fused matvec_batch: residual stream", rel(gr, res, (size_t)n * rows), 1e-6);
+        report("fused matvec_batch: residual stream == alone bitwise", (double)dr, 0);
+        report("fused matvec_batch: partial sums of squares == alone bitwise", (double)ds, 0);
+        report("fused matvec_batch: residual stream", rel(gr, res, (size_t)n * rows),
+               tc ? 1e-5 : 1e-6);
         free(gr), free(ar), free(gs), free(as);
         cudaFree(b.mv.res), cudaFree((void *)b.mv.nw_out), cudaFree(b.mv.ssq_out);
         cudaFree(r1), cudaFree(s1);
@@ -409,6 +423,11 @@ static void t_fused_batch(int dt, int mode, int rows, int d, int nss, int with_b
     free(ref), free(rss);
     cudaFree((void *)b.mv.w), cudaFree((void *)b.mv.x), cudaFree((void *)b.mv.ssq_in);
     cudaFree((void *)b.mv.bias), cudaFree(b.mv.out), cudaFree(b.scale), cudaFree(o1);
+}
+
+static void t_fused_batch(int dt, int mode, int rows, int d, int nss, int with_bias, int n)
+{
+    t_fused_batch_tc(dt, mode, rows, d, nss, with_bias, n, 0);
 }
 
 /* The decode step's fused chain inside a graph with early launches, against the unfused
@@ -977,6 +996,15 @@ int main(int argc, char **argv)
     t_fused_batch(ENG_DT_BF16, ENG_MV_RESID, 300, 8200, 0, 1, 16);     /* 4 warps: 2-row parts */
     t_fused_batch(ENG_DT_BF16, ENG_MV_RESID, 4100, 4096, 0, 1, 2);     /* a partial last part */
     t_fused_batch(ENG_DT_F32, ENG_MV_PLAIN, 37, 172, 9, 1, 17);        /* 16 + 1: batch-1 tail */
+    /* on tensor cores: 1 to 21 rows, each row's bits those of the same row alone */
+    t_fused_batch_tc(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 256, 0, 16, 1); /* 1B q/k/v + norm */
+    t_fused_batch_tc(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 256, 0, 1, 1);
+    t_fused_batch_tc(ENG_DT_BF16, ENG_MV_PLAIN, 1024, 4128, 0, 0, 21, 1);    /* a partial round */
+    t_fused_batch_tc(ENG_DT_BF16, ENG_MV_SWIGLU, 16384, 2048, 256, 0, 5, 1); /* 1B gate/up */
+    t_fused_batch_tc(ENG_DT_BF16, ENG_MV_SWIGLU, 4096, 4096, 1500, 1, 12, 1);
+    t_fused_batch_tc(ENG_DT_BF16, ENG_MV_RESID, 2048, 8192, 0, 1, 9, 1); /* 8-row parts */
+    t_fused_batch_tc(ENG_DT_BF16, ENG_MV_RESID, 512, 8192, 0, 0, 3, 1);  /* 4-row parts */
+    t_fused_batch_tc(ENG_DT_BF16, ENG_MV_RESID, 256, 8192, 0, 1, 16, 1); /* 2-row parts */
     t_fused_chain(1024, 1024, 1536, 1536);
     t_fused_chain(512, 2048, 2048, 768); /* 2 warps a row in the residual products */
     t_convert(ENG_DT_BF16);
