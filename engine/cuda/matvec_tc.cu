@@ -65,6 +65,22 @@ __device__ __forceinline__ void tc_split(float4 a, float4 b, unsigned *hi, unsig
     }
 }
 
+/* The weights of k-blocks kb0 .. kb0 + U - 1 (zeros past nkb) of rows g and g + 8 of each
+ * tile, streamed past the caches (read once). */
+template <int U, int MT>
+__device__ __forceinline__ void tc_load_w(uint4 (&wv)[U][MT][2], const uint4 *const (&wr)[MT][2],
+                                          int kb0, int nkb)
+{
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+                wv[u][m][h] = kb0 + u < nkb ? __ldcs(wr[m][h] + (size_t)(kb0 + u) * 4)
+                                            : make_uint4(0, 0, 0, 0);
+}
+
 /* grid: rows / 16 blocks (SWIGLU: F / 16, each a tile of gate rows and its tile of up rows),
  * W warps each. A warp takes U k-blocks of 32 in turn (k-block kb0 + u with kb0 stepping
  * by W U), for MT tiles of 16 weight rows and NT tiles of 8 input rows; the warps' sums
@@ -103,17 +119,10 @@ __global__ void __launch_bounds__(W * 32, (NT == 1 ? 32 : 16) / W) matvec_tc_ker
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 acc[m][j][e] = 0.0f;
-    const uint4 zero = make_uint4(0, 0, 0, 0);
     uint4 wv[U][MT][2];
     int kb0 = warp * U;
     /* the first weights (no kernel writes them) before waiting for the inputs */
-#pragma unroll
-    for (int u = 0; u < U; u++)
-#pragma unroll
-        for (int m = 0; m < MT; m++)
-#pragma unroll
-            for (int h = 0; h < 2; h++)
-                wv[u][m][h] = kb0 + u < nkb ? __ldcs(wr[m][h] + (size_t)(kb0 + u) * 4) : zero;
+    tc_load_w<U, MT>(wv, wr, kb0, nkb);
     pdl_launch();
     pdl_wait();
     while (kb0 < nkb) {
@@ -143,13 +152,7 @@ __global__ void __launch_bounds__(W * 32, (NT == 1 ? 32 : 16) / W) matvec_tc_ker
         }
         kb0 += W * U;
         if (kb0 >= nkb) break;
-#pragma unroll
-        for (int u = 0; u < U; u++)
-#pragma unroll
-            for (int m = 0; m < MT; m++)
-#pragma unroll
-                for (int h = 0; h < 2; h++)
-                    wv[u][m][h] = kb0 + u < nkb ? __ldcs(wr[m][h] + (size_t)(kb0 + u) * 4) : zero;
+        tc_load_w<U, MT>(wv, wr, kb0, nkb);
     }
 #pragma unroll
     for (int m = 0; m < MT; m++)
