@@ -77,6 +77,15 @@ static int recv_worker(const ring_settings *s)
     return (long)local * 3 <= usable_cpus();
 }
 
+/* A long spin pays only while every rank of the host has a CPU of its own: oversubscribed,
+ * the spinners take turns with the ranks they wait for, and the short TCP spin is better
+ * (docs/BENCHMARKS.md section 17). */
+static int shm_spin(const ring_settings *s)
+{
+    int local = s->local_ranks > 0 ? s->local_ranks : 1;
+    return local <= usable_cpus() ? s->shm_spin_us : s->spin_us;
+}
+
 /* Create from whole params and the settings resolved from them (once). */
 static ring_status create(const ring_params *p, const ring_settings *set, ring_comm **out,
                           char *err, size_t errlen)
@@ -96,6 +105,8 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
     c->tpo.spin_us = c->set.spin_us;
     c->tpo.threads_min_bytes = c->set.threads_min_bytes;
     c->tpo.recv_worker = recv_worker(&c->set);
+    c->tpo.shm_cma = c->set.shm_cma;
+    c->tpo.shm_spin_us = shm_spin(&c->set);
     if ((st = ring_transport_streams(c, &c->tp, err, errlen)) != RING_OK) goto free_comm;
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {

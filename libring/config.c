@@ -268,9 +268,12 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
         cfg->transport = RING_TRANSPORT_VERBS;
     } else if (strcmp(transport, "auto") == 0) {
         cfg->transport = RING_TRANSPORT_AUTO;
+    } else if (strcmp(transport, "shm") == 0) {
+        cfg->transport = RING_TRANSPORT_SHM;
     } else {
         st = ring_errf(RING_ERR_CONFIG, err, errlen,
-                       "%s: field 'transport' must be \"tcp\", \"verbs\" or \"auto\", got \"%s\"",
+                       "%s: field 'transport' must be \"tcp\", \"shm\", \"verbs\" or \"auto\", got "
+                       "\"%s\"",
                        origin, printable(transport, shown, sizeof shown));
         goto free_json;
     }
@@ -369,12 +372,12 @@ close_file:
 
 ring_status ring_config_write(const char *path, const ring_config *given, char *err, size_t errlen)
 {
-    static const char *const transports[] = {"tcp", "verbs", "auto"};
+    static const char *const transports[] = {"tcp", "verbs", "auto", "shm"};
     if (!given) return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: no config", path);
     ring_config whole, *cfg = &whole;
     ring_status st = ring_config_copy_in(&whole, given, err, errlen);
     if (st != RING_OK) return st;
-    if ((unsigned)cfg->transport > RING_TRANSPORT_AUTO)
+    if ((unsigned)cfg->transport > RING_TRANSPORT_SHM)
         return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: transport %d is not valid", path,
                          (int)cfg->transport);
     /* cJSON writes the strings, so that any host name or path comes out escaped. */

@@ -38,7 +38,7 @@
     X(K_SECRET_FILE, "RING_SECRET_FILE", "", 0, 0,                                                 \
       "file holding the shared secret for HMAC authentication (overrides \"secret_file\")")        \
     X(K_TRANSPORT, "RING_TRANSPORT", "", 0, 0,                                                     \
-      "tcp, verbs or auto: overrides the config's \"transport\"")                                  \
+      "tcp, shm (ranks on one host), verbs or auto: overrides the config's \"transport\"")         \
     X(K_IB_DEVICE, "RING_IB_DEVICE", "", 0, 0,                                                     \
       "verbs device to use (default: the first usable one)")                                       \
     X(K_IB_PORT, "RING_IB_PORT", "", 1, 255, "verbs port number (default: the first active port)") \
@@ -58,6 +58,13 @@
       "with one TCP stream moved by worker threads: 1: a worker receives; 0: the caller's thread " \
       "receives and reduces, one worker sends (one thread fewer per rank); auto: 0 when "          \
       "RING_LOCAL_RANKS x 3 threads exceed this process's CPUs, else 1")                           \
+    X(K_SHM_CMA, "RING_SHM_CMA", "1", 0, 1,                                                        \
+      "transport shm: 1: a receiver copies straight from the sender's buffer (process_vm_readv, "  \
+      "one copy; a FIFO where the kernel refuses it); 0: always through the shared FIFO (two "     \
+      "copies)")                                                                                   \
+    X(K_SHM_SPIN, "RING_SHM_SPIN_US", "1000", 0, 1000000,                                          \
+      "transport shm: poll the peers' words this many microseconds before sleeping, while the "    \
+      "host's ranks (RING_LOCAL_RANKS) fit its CPUs (else RING_SPIN_US)")                          \
     X(K_LOCAL_RANKS, "RING_LOCAL_RANKS", "", 1, 1 << 20,                                           \
       "ranks of this job on this host (ringrun sets it; unset: 1), for RING_TCP_RECV_WORKER=auto")
 
@@ -183,6 +190,8 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     else if (rw)
         s->tcp_recv_worker = parse_recv_worker(rw);
     s->local_ranks = (int)knob_int(e, n, K_LOCAL_RANKS, 0);
+    s->shm_cma = (int)knob_int(e, n, K_SHM_CMA, 0);
+    s->shm_spin_us = (int)knob_int(e, n, K_SHM_SPIN, 0);
     s->tcp_streams_knob = e->v[K_TCP_STREAMS] ? (int)knob_int(e, n, K_TCP_STREAMS, 0) : 0;
     /* Segments hold whole elements of any type. */
     s->segment_bytes &= ~(size_t)7;
@@ -199,9 +208,11 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
             s->transport_knob = RING_TRANSPORT_VERBS;
         else if (strcasecmp(t, "auto") == 0)
             s->transport_knob = RING_TRANSPORT_AUTO;
+        else if (strcasecmp(t, "shm") == 0)
+            s->transport_knob = RING_TRANSPORT_SHM;
         else
             snprintf(n->why[K_TRANSPORT], sizeof n->why[K_TRANSPORT],
-                     "RING_TRANSPORT: expected tcp, verbs or auto, got '%.40s'", t);
+                     "RING_TRANSPORT: expected tcp, shm, verbs or auto, got '%.40s'", t);
     }
     copy_text(s->ib_device, sizeof s->ib_device, e->v[K_IB_DEVICE]);
     s->ib_port = (int)knob_int(e, n, K_IB_PORT, 0);
@@ -262,9 +273,11 @@ void ring_knobs_print(FILE *out)
     eff[K_TCP_THREADS_MIN] = (long long)s->threads_min_bytes;
     eff[K_TCP_RECV_WORKER] = s->tcp_recv_worker;
     eff[K_LOCAL_RANKS] = s->local_ranks;
+    eff[K_SHM_CMA] = s->shm_cma, eff[K_SHM_SPIN] = s->shm_spin_us;
     numeric[K_CONNECT_TIMEOUT] = numeric[K_OP_TIMEOUT] = numeric[K_SEGMENT] = numeric[K_SMALL] =
         numeric[K_SPIN] = numeric[K_DEPTH] = numeric[K_CHECKSUM] = numeric[K_STEP_GROUP] =
-            numeric[K_TCP_THREADS] = numeric[K_TCP_THREADS_MIN] = 1;
+            numeric[K_TCP_THREADS] = numeric[K_TCP_THREADS_MIN] = numeric[K_SHM_CMA] =
+                numeric[K_SHM_SPIN] = 1;
     /* Numbers only when they are: RING_TCP_RECV_WORKER may be "auto", RING_LOCAL_RANKS unset. */
     numeric[K_TCP_RECV_WORKER] = s->tcp_recv_worker >= 0;
     numeric[K_LOCAL_RANKS] = s->local_ranks > 0;

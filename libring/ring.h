@@ -127,7 +127,14 @@ RING_API void ring_log_stderr(void *ctx, ring_log_level level, int rank, const c
 #define RING_IP_MAX 256
 #define RING_PATH_MAX 4096
 
-typedef enum { RING_TRANSPORT_TCP, RING_TRANSPORT_VERBS, RING_TRANSPORT_AUTO } ring_transport_kind;
+/* shm: shared memory between ranks of one host (every rank on the same host and network
+ * namespace; refused at connect otherwise). auto: verbs when usable, else tcp. */
+typedef enum {
+    RING_TRANSPORT_TCP,
+    RING_TRANSPORT_VERBS,
+    RING_TRANSPORT_AUTO,
+    RING_TRANSPORT_SHM
+} ring_transport_kind;
 
 /* One rank's view of the ring, as read from its RING_CONFIG file. The struct grows at its
  * end: struct_size (set by ring_config_init to the caller's sizeof) tells libring how much

@@ -45,6 +45,8 @@ typedef struct ring_settings {
     size_t threads_min_bytes; /* worker threads move collectives of chunks at least this large */
     int tcp_recv_worker; /* RING_TCP_RECV_WORKER: 0: with one stream the caller receives; -1 auto */
     int local_ranks;     /* RING_LOCAL_RANKS: ranks of this job on this host, 0 unset */
+    int shm_cma;         /* RING_SHM_CMA: shm receivers copy from the sender's memory */
+    int shm_spin_us;     /* RING_SHM_SPIN_US */
     char config_path[RING_PATH_MAX]; /* RING_CONFIG, "" unset */
     char secret_file[RING_PATH_MAX]; /* RING_SECRET_FILE, "" unset */
     int transport_knob;              /* RING_TRANSPORT as a ring_transport_kind, -1 unset */

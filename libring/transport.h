@@ -26,6 +26,8 @@ typedef struct ring_tp_opts {
     int spin_us;        /* tcp: poll the sockets this long before sleeping in poll() */
     size_t threads_min_bytes; /* tcp with workers: smaller chunks move on the caller's thread */
     int recv_worker; /* tcp with workers, one stream: 0: the caller receives, a worker only sends */
+    int shm_cma;     /* shm: receivers copy from the sender's memory where the kernel allows */
+    int shm_spin_us; /* shm: poll this long before sleeping */
 } ring_tp_opts;
 
 typedef struct ring_transport {
@@ -67,6 +69,8 @@ extern const ring_transport ring_transport_tcp;
  * (tcp_streams.c); collectives of chunks below RING_TCP_THREADS_MIN_BYTES move on the
  * caller's thread. The default; ring_transport_tcp with RING_TCP_THREADS=0. */
 extern const ring_transport ring_transport_tcp_streams;
+/* Shared-memory FIFOs between ranks of one host, moved by the caller's thread (shm.c). */
+extern const ring_transport ring_transport_shm;
 /* Defined only where configure found libibverbs (HAVE_VERBS). */
 extern const ring_transport ring_transport_verbs;
 /* Find a usable verbs device and port, honouring the RING_IB_* knobs (want_* may be

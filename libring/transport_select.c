@@ -22,6 +22,11 @@ ring_status ring_transport_select(ring_comm *c, const ring_transport **tp, ring_
     memset(opts, 0, sizeof *opts);
     *tp = &ring_transport_tcp;
     if (asked == RING_TRANSPORT_TCP) return RING_OK;
+    if (asked == RING_TRANSPORT_SHM) {
+        *tp = &ring_transport_shm;
+        ring_clog(c, RING_LOG_INFO, "transport shm (set by %s)", from);
+        return RING_OK;
+    }
 #ifdef HAVE_VERBS
     char why[400];
     ring_status st = ring_verbs_probe(c->set.ib_device[0] ? c->set.ib_device : NULL, c->set.ib_port,

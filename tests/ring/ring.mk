@@ -6,8 +6,8 @@
 check_PROGRAMS += ring/ring-test
 ring_ring_test_SOURCES = ring/ring-test.c
 ring_ring_test_LDADD = $(top_builddir)/libring/libring.la -lm
-TESTS += ring/ring_collectives.sh
-EXTRA_DIST += ring/ring_collectives.sh
+TESTS += ring/ring_collectives.sh ring/ring_shm.sh
+EXTRA_DIST += ring/ring_collectives.sh ring/ring_shm.sh
 
 # common/half.h on every special value, against libring's and the kernels' wrappers.
 check_PROGRAMS += ring/test_half

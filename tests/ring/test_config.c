@@ -60,7 +60,7 @@ static const bad_case bad_cases[] = {
      "\"world_size\": 2}",
      "rank 0 serves master_port and listens on port: they must differ, both are 29500"},
     {"{" GOOD1 ", \"rank\": 0, \"world_size\": 2, \"transport\": \"udp\"}",
-     "field 'transport' must be \"tcp\", \"verbs\" or \"auto\", got \"udp\""},
+     "field 'transport' must be \"tcp\", \"shm\", \"verbs\" or \"auto\", got \"udp\""},
     {"{" GOOD1 ", \"rank\": 0, \"world_size\": 2, \"job_id\": \"xyz\"}",
      "field 'job_id' must be an unsigned integer"},
     {"{\"master_ip\": \"\", \"master_port\": 29500, \"port\": 29501, \"right_port\": 29502, "
@@ -105,6 +105,13 @@ static void test_good_config_and_defaults(void)
     CHECK(strcmp(cfg.right_ip, "10.0.0.2") == 0);
     CHECK(cfg.job_id == 16);
     CHECK(cfg.transport == RING_TRANSPORT_AUTO);
+
+    json = "{" GOOD1 ", \"rank\": 1, \"world_size\": 2, \"transport\": \"shm\"}";
+    CHECK(ring_config_parse(json, "x", &cfg, err, sizeof err) == RING_OK);
+    CHECK(cfg.transport == RING_TRANSPORT_SHM);
+    json = "{" GOOD1 ", \"rank\": 1, \"world_size\": 2, \"transport\": \"shared\"}";
+    CHECK(ring_config_parse(json, "x", &cfg, err, sizeof err) == RING_ERR_CONFIG);
+    CHECK(strstr(err, "\"shm\"") != NULL);
 }
 
 static void test_world_size_one(void)

@@ -46,7 +46,7 @@ static void test_bad_values(void)
         {"RING_TCP_STREAMS", "17", "RING_TCP_STREAMS: must be in 1..16, got 17"},
         {"RING_TCP_RECV_WORKER", "2", "RING_TCP_RECV_WORKER: expected 0, 1 or auto, got '2'"},
         {"RING_LOCAL_RANKS", "0", "RING_LOCAL_RANKS: must be in 1..1048576, got 0"},
-        {"RING_TRANSPORT", "udp", "RING_TRANSPORT: expected tcp, verbs or auto, got 'udp'"},
+        {"RING_TRANSPORT", "udp", "RING_TRANSPORT: expected tcp, shm, verbs or auto, got 'udp'"},
         {"RING_LOG_LEVEL", "loud",
          "RING_LOG_LEVEL: expected error, warn, info or debug, got 'loud'"},
     };

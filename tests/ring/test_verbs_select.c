@@ -115,7 +115,7 @@ static void bad_knob_is_rejected(void)
     char err[512];
     setenv("RING_TRANSPORT", "infiniband", 1);
     CHECK(create(RING_TRANSPORT_TCP, err, sizeof err) == RING_ERR_CONFIG);
-    CHECK(strcmp(err, "RING_TRANSPORT: expected tcp, verbs or auto, got 'infiniband'") == 0);
+    CHECK(strcmp(err, "RING_TRANSPORT: expected tcp, shm, verbs or auto, got 'infiniband'") == 0);
 }
 
 static void knobs_are_declared(void)
