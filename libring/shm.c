@@ -16,6 +16,7 @@
 #include "tcp_io.h"
 #include "transport.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,6 +24,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,10 +130,34 @@ static void shm_close(ring_conn *c)
     free(c);
 }
 
+/* A rank killed between creating its segments and its peers mapping them leaves them behind:
+ * the next one to start removes those of ours whose process is gone. */
+static void sweep_stale(void)
+{
+    DIR *d = opendir("/dev/shm");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid;
+        char rest[32];
+        struct stat sb;
+        if (sscanf(e->d_name, "ringcoll-%ld-%31s", &pid, rest) != 2 || pid <= 0 ||
+            pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && sb.st_uid == getuid()) {
+            char name[300];
+            snprintf(name, sizeof name, "/%s", e->d_name);
+            shm_unlink(name);
+        }
+    }
+    closedir(d);
+}
+
 /* Our receiving FIFO: a fresh segment with its pages reserved now (a full /dev/shm is an
  * error here, not a SIGBUS mid-collective). */
 static ring_status make_fifo(ring_conn *c, char *err, size_t errlen)
 {
+    sweep_stale();
     uint64_t rnd = 0;
     if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd = (uint64_t)rc_now_ns();
     snprintf(c->in_name, sizeof c->in_name, "/ringcoll-%ld-%016" PRIx64, (long)getpid(), rnd);
@@ -205,6 +231,11 @@ static ring_status shm_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, 
 {
     shm_hello h;
     ring_status st = ring_sock_read_all(c->fd, &h, sizeof h, deadline_ns, abort_fd, err, errlen);
+    if (st == RING_ERR_TIMEOUT)
+        return ring_errf(st, err, errlen,
+                         "transport shm: rank %d sent no segment description in time (every "
+                         "rank must use transport shm)",
+                         c->peer);
     if (st != RING_OK) return st;
     char boot[40];
     uint64_t netns;
@@ -227,7 +258,7 @@ static ring_status shm_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, 
                          "transport shm: cannot open rank %d's segment /dev/shm%s: %s", c->peer,
                          h.name, strerror(errno));
     shm_unlink(h.name); /* mapped below; nothing is left behind if either side dies */
-    struct stat sb;
+    struct stat sb = {0};
     c->out_len = map_len(SHM_FIFO_BYTES);
     void *p = MAP_FAILED;
     if (fstat(fd, &sb) == 0 && (size_t)sb.st_size == c->out_len)

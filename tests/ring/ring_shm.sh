@@ -2,14 +2,14 @@
 # SPDX-License-Identifier: MIT
 # The shared-memory transport (RING_TRANSPORT=shm): every collective on 2, 4 and 8 ranks with
 # the receivers copying from the senders' memory (CMA), 4 ranks through the FIFO, a killed
-# rank turning into errors within 2 s, and no segment left behind in /dev/shm.
+# rank turning into errors within 2 s, ranks on different transports refused with a line
+# that says so, and no segment left behind in /dev/shm.
 set -u
 if [ ! -d /dev/shm ]; then
     echo "SKIP: no /dev/shm on this machine"
     exit 77
 fi
 export RING_TRANSPORT=shm
-before=$(ls /dev/shm | grep -c '^ringcoll-')
 for n in 2 4 8; do
     echo "== $n ranks, CMA"
     if ! "$RINGRUN" -n "$n" --timeout 600 -- "$RING_TEST" --counts 0,1,3,1000 --big 262147; then
@@ -27,10 +27,39 @@ if ! python3 "$(dirname "$0")/ring_fail.py" kill --ranks 2,4 --trials 5; then
     echo "FAIL: a killed rank over shm"
     exit 1
 fi
-after=$(ls /dev/shm | grep -c '^ringcoll-')
-if [ "$after" -ne "$before" ]; then
-    echo "FAIL: /dev/shm had $before ringcoll segments before and $after after"
-    ls -l /dev/shm
+echo "== rank 0 on shm, rank 1 on tcp: refused within the connect deadline"
+wrap=$(mktemp) && out=$(mktemp) || exit 1
+trap 'rm -f "$wrap" "$out"' EXIT
+cat >"$wrap" <<'EOS'
+#!/bin/sh
+# rank 0 (shm) gives up first, so that its line is the one printed
+if grep -q '"rank":[[:space:]]*0' "$RING_CONFIG"; then
+    RING_TRANSPORT=shm RING_CONNECT_TIMEOUT_MS=2000
+else
+    RING_TRANSPORT=tcp RING_CONNECT_TIMEOUT_MS=30000
+fi
+export RING_TRANSPORT RING_CONNECT_TIMEOUT_MS
+exec "$@"
+EOS
+chmod +x "$wrap"
+if "$RINGRUN" -n 2 --timeout 60 -- "$wrap" "$RING_TEST" --counts 1 \
+    --big 1 >"$out" 2>&1; then
+    echo "FAIL: ranks on different transports formed a ring"
     exit 1
 fi
-echo "PASS: the shm transport (CMA and FIFO), a killed rank, no segment left"
+if ! grep -q 'every rank must use transport shm' "$out"; then
+    echo "FAIL: no line naming the transport mismatch:"
+    cat "$out"
+    exit 1
+fi
+# Segments of live processes may belong to other jobs; a dead one's would be a leak (the
+# transport sweeps those of dead ranks when it starts, and unlinks its own once mapped).
+for f in /dev/shm/ringcoll-*; do
+    [ -e "$f" ] || continue
+    pid=$(basename "$f" | cut -d- -f2)
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "FAIL: $f is left behind by a process that is gone"
+        exit 1
+    fi
+done
+echo "PASS: the shm transport (CMA and FIFO), a killed rank, a mixed ring, no segment left"
