@@ -93,6 +93,8 @@ struct ring_conn {
     size_t in_len, out_len;
     char in_name[64];
     int in_linked; /* our segment's name still exists */
+    char boot_id[40];
+    uint64_t netns; /* this host's identity, read once at open */
     ring_tcp_queue tx, rx;
 };
 
@@ -212,7 +214,9 @@ static ring_status shm_open_conn(const ring_tp_opts *opts, int fd, int peer_rank
                    .pid = (uint64_t)getpid(),
                    .probe_addr = (uint64_t)(uintptr_t)&c->probe,
                    .probe = c->probe};
-    host_id(h.boot_id, &h.netns);
+    host_id(c->boot_id, &c->netns);
+    memcpy(h.boot_id, c->boot_id, sizeof h.boot_id);
+    h.netns = c->netns;
     snprintf(h.name, sizeof h.name, "%s", c->in_name);
     /* 144 bytes into a fresh socket's buffer: does not block */
     st = ring_sock_write_all(fd, &h, sizeof h, ring_deadline_in(RING_HANDSHAKE_TIMEOUT_MS), -1, err,
@@ -237,9 +241,6 @@ static ring_status shm_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, 
                          "rank must use transport shm)",
                          c->peer);
     if (st != RING_OK) return st;
-    char boot[40];
-    uint64_t netns;
-    host_id(boot, &netns);
     h.boot_id[sizeof h.boot_id - 1] = 0;
     h.name[sizeof h.name - 1] = 0;
     if (h.magic != SHM_MAGIC || h.size != SHM_FIFO_BYTES || h.name[0] != '/')
@@ -247,7 +248,7 @@ static ring_status shm_connect(ring_conn *c, int abort_fd, int64_t deadline_ns, 
                          "transport shm: rank %d sent no valid segment description (is it using "
                          "the same transport?)",
                          c->peer);
-    if (strcmp(boot, h.boot_id) != 0 || netns != h.netns)
+    if (strcmp(c->boot_id, h.boot_id) != 0 || c->netns != h.netns)
         return ring_errf(RING_ERR_CONFIG, err, errlen,
                          "transport shm: rank %d is on another host or in another network "
                          "namespace; shm needs every rank on one host (use tcp or verbs)",
