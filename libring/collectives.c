@@ -60,7 +60,8 @@ typedef struct run {
     cursor rpost, rdone, spost, sdone;
     /* Staging slots. free_slots is a stack; the others are FIFOs. */
     int free_slots[RING_MAX_DEPTH], nfree;
-    int rslot[RING_MAX_DEPTH * 2]; /* slot of each posted, unfinished receive */
+    int rslot[RING_MAX_DEPTH * 2];        /* slot of each posted, unfinished receive */
+    const void *rsrc[RING_MAX_DEPTH * 2]; /* where its payload is: the slot, or the peer's */
     unsigned rslot_head, rslot_tail;
     int held[RING_MAX_DEPTH * 2]; /* slots holding a reduced segment, waiting to be sent */
     unsigned held_head, held_tail;
@@ -178,7 +179,13 @@ static ring_status post_recvs(run *R)
         }
         ring_status st =
             c->tp->post_recv(c->left, R->rhdr[R->rslot_tail % FIFO_N], RING_SEG_HEADER_BYTES);
-        if (st == RING_OK) st = c->tp->post_recv(c->left, buf, seg_len(R, s->rbytes, k));
+        /* a segment to reduce may stay in the peer's staging: no copy before the reduction */
+        const void **src = &R->rsrc[R->rslot_tail % FIFO_N];
+        size_t len = seg_len(R, s->rbytes, k);
+        *src = buf;
+        if (st == RING_OK)
+            st = slot >= 0 && c->tp->post_recv_ref ? c->tp->post_recv_ref(c->left, buf, len, src)
+                                                   : c->tp->post_recv(c->left, buf, len);
         if (st != RING_OK) return st;
         R->rslot[R->rslot_tail++ % FIFO_N] = slot;
         cur_next(R, &R->rpost, 1);
@@ -253,8 +260,7 @@ static ring_status check_payload(run *R, char *why, size_t cap)
     if (!R->c->set.checksum) return RING_OK;
     const step *s = &R->steps[R->rdone.t];
     size_t k = R->rdone.k, len = seg_len(R, s->rbytes, k);
-    int slot = R->rslot[R->rslot_head % FIFO_N];
-    const unsigned char *p = s->dst == DST_DIRECT ? s->rp + k * R->seg : slot_ptr(R, slot);
+    const unsigned char *p = R->rsrc[R->rslot_head % FIFO_N];
     uint32_t crc = ring_crc32c(0, p, len);
     if (crc == R->seg_crc) return RING_OK;
     snprintf(
@@ -271,16 +277,18 @@ static void finish_recv(run *R)
     const step *s = &R->steps[R->rdone.t];
     size_t off = R->rdone.k * R->seg;
     size_t n = seg_len(R, s->rbytes, R->rdone.k) / R->esz;
+    const void *src = R->rsrc[R->rslot_head % FIFO_N];
     int slot = R->rslot[R->rslot_head++ % FIFO_N];
     if (s->dst == DST_SLOT) {
         unsigned char *p = slot_ptr(R, slot);
-        ring_reduce(p, s->lp + off, p, n, R->type, R->op);
+        ring_reduce(p, s->lp + off, src, n, R->type, R->op);
         R->held[R->held_tail++ % FIFO_N] = slot;
     } else if (s->dst == DST_FINAL) {
-        ring_reduce(s->rp + off, s->lp + off, slot_ptr(R, slot), n, R->type, R->op);
+        ring_reduce(s->rp + off, s->lp + off, src, n, R->type, R->op);
         if (R->scale_final) ring_reduce_scale(s->rp + off, n, R->type, R->c->size);
         R->free_slots[R->nfree++] = slot;
     }
+    if (slot >= 0 && src != slot_ptr(R, slot)) R->c->tp->release(R->c->left);
     cur_next(R, &R->rdone, 1);
 }
 
@@ -304,6 +312,7 @@ static ring_status fatal(ring_comm *c, ring_status st, const char *detail, const
     if (c->right) c->tp->close(c->right);
     if (c->left) c->tp->close(c->left);
     c->right = c->left = NULL;
+    if (c->slots_tp) c->slots = NULL; /* they went with the right connection */
     return st;
 }
 

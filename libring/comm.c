@@ -145,6 +145,18 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
         goto close_bootstrap;
     }
     if (c->size > 1 && (st = ring_ctrl_start(c, err, errlen)) != RING_OK) goto close_bootstrap;
+    if (c->size > 1 && c->tp->staging) {
+        unsigned char *s = c->tp->staging(c->right, (size_t)c->set.depth * c->set.segment_bytes);
+        if (s) {
+            free(c->slots);
+            c->slots = s;
+            c->slots_tp = 1;
+            ring_clog(c, RING_LOG_INFO,
+                      "rank %d: staging slots shared with rank %d, which reduces from them in "
+                      "place",
+                      c->rank, (c->rank + 1) % c->size);
+        }
+    }
     *out = c;
     return RING_OK;
 
@@ -212,7 +224,7 @@ void ring_comm_destroy(ring_comm *c)
     if (!c) return;
     ring_ctrl_stop(c);
     ring_bootstrap_close(c);
-    free(c->slots);
+    if (!c->slots_tp) free(c->slots);
     free(c->gather);
     ring_auth_free(c->auth);
     close(c->abort_fd);

@@ -85,6 +85,7 @@ struct ring_comm {
     ring_status failed;    /* RING_OK until a fatal error */
     uint64_t seq;          /* collective sequence number */
     unsigned char *slots;  /* depth * segment_bytes staging for received segments */
+    int slots_tp;          /* slots belong to the right connection (tp->staging), not malloc */
     unsigned char *gather; /* size * small_bytes for the latency path */
     char err[512];
     ring_ctrl ctrl;

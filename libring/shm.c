@@ -41,18 +41,22 @@
 #define SHM_PIECE (256u << 10)    /* bytes copied before the peer is told (pipelining) */
 #define SLICE_MS 20      /* a sleep lasts at most this long: then the peers and the deadline */
 #define CHECK_NS 1000000 /* while spinning, the abort fd, the peers and the deadline */
-#define SHM_MAGIC 0x52494e4753484d31ull /* "RINGSHM1" */
+#define SHM_MAGIC 0x52494e4753484d32ull /* "RINGSHM2" */
 
 /* How a connection moves bytes, the receiver's choice (written into its segment at connect,
  * before any collective: the master's GO waits for every rank's connect). */
 enum { MODE_NONE, MODE_FIFO, MODE_CMA };
 #define SHM_DESCS 256 /* CMA: send descriptors in flight, as many as a queue holds */
 #define SHM_INLINE 48 /* CMA: sends this small travel in their descriptor (segment headers) */
+/* CMA: a descriptor's len with this bit names bytes in the receiver's own segment (the data
+ * area, at offset addr), where the sender keeps its staging slots (shm_staging): the receiver
+ * reduces from there in place and hands the descriptor back once done (shm_release). */
+#define DESC_REF (1ull << 63)
 
 /* The head of a segment; the FIFO's bytes follow it. Each side's words on their own line.
  * FIFO mode: head and tail count bytes. CMA mode: they count descriptors, and the receiver
- * copies each send straight from the sender's buffer (process_vm_readv), the data area
- * unused: one copy a hop instead of two. */
+ * copies each send straight from the sender's buffer (process_vm_readv): one copy a hop
+ * instead of two; the data area holds the sender's staging slots. */
 typedef struct shm_fifo {
     uint64_t magic, size;
     _Atomic uint32_t mode;
@@ -86,10 +90,14 @@ typedef struct shm_hello {
 struct ring_conn {
     int fd, peer, spin_us, cma_ok;
     pid_t peer_pid;
-    int out_mode;         /* the peer's choice for what we send, once read */
-    uint64_t probe;       /* read by the peer at connect */
-    uint64_t sent, acked; /* CMA sends: descriptors published, and consumed by the peer */
-    shm_fifo *in, *out;   /* in: ours, the peer sends into it; out: the peer's */
+    int out_mode;             /* the peer's choice for what we send, once read */
+    uint64_t probe;           /* read by the peer at connect */
+    uint64_t sent, acked;     /* CMA sends: descriptors published, and consumed by the peer */
+    uint64_t rd;              /* CMA receives: descriptors taken (tail lags behind held ones) */
+    uint64_t held[SHM_DESCS]; /* CMA: descriptors read in place, not yet released, in order */
+    unsigned held_head, held_tail;
+    const void **where[RING_TCP_QUEUE]; /* per receive: post_recv_ref's, or NULL */
+    shm_fifo *in, *out;                 /* in: ours, the peer sends into it; out: the peer's */
     size_t in_len, out_len;
     char in_name[64];
     int in_linked; /* our segment's name still exists */
@@ -294,6 +302,13 @@ static ring_status shm_post_send(ring_conn *c, const void *buf, size_t len)
 }
 static ring_status shm_post_recv(ring_conn *c, void *buf, size_t len)
 {
+    c->where[c->rx.tail % RING_TCP_QUEUE] = NULL;
+    return ring_tcp_queue_post(&c->rx, buf, len);
+}
+static ring_status shm_post_recv_ref(ring_conn *c, void *buf, size_t len, const void **where)
+{
+    c->where[c->rx.tail % RING_TCP_QUEUE] = where;
+    *where = buf;
     return ring_tcp_queue_post(&c->rx, buf, len);
 }
 static int shm_pending_sends(const ring_conn *c)
@@ -362,8 +377,15 @@ static int push_cma(ring_conn *c, int *moved)
     unsigned next = c->tx.head + (unsigned)(c->sent - c->acked);
     for (; next != c->tx.tail && c->sent - tail < SHM_DESCS; next++, c->sent++) {
         const ring_tcp_op *op = &c->tx.ops[next % RING_TCP_QUEUE];
-        f->desc[c->sent % SHM_DESCS].addr = (uint64_t)(uintptr_t)op->buf;
-        f->desc[c->sent % SHM_DESCS].len = op->len;
+        uint64_t addr = (uint64_t)(uintptr_t)op->buf, len = op->len;
+        uintptr_t base = (uintptr_t)f->data;
+        if (len > SHM_INLINE && addr >= base && addr - base <= f->size &&
+            len <= f->size - (addr - base)) {
+            addr -= base; /* a staging slot: the peer reads it there */
+            len |= DESC_REF;
+        }
+        f->desc[c->sent % SHM_DESCS].addr = addr;
+        f->desc[c->sent % SHM_DESCS].len = len;
         if (op->len <= SHM_INLINE) memcpy(f->desc[c->sent % SHM_DESCS].inl, op->buf, op->len);
         atomic_store_explicit(&f->head, c->sent + 1, memory_order_release);
         atomic_fetch_add(&f->data_seq, 1);
@@ -408,22 +430,46 @@ static int pull_fifo(ring_conn *c, int *moved)
     return done;
 }
 
-/* CMA: copy each published send straight from the peer's memory into its receive. */
+/* CMA: the peer may reuse a send's buffer once tail passes its descriptor; tail stops at the
+ * oldest descriptor still read in place. */
+static void publish_tail(ring_conn *c)
+{
+    uint64_t t = c->held_head != c->held_tail ? c->held[c->held_head % SHM_DESCS] : c->rd;
+    atomic_store_explicit(&c->in->tail, t, memory_order_release);
+    atomic_fetch_add(&c->in->space_seq, 1);
+}
+
+/* CMA: copy each published send straight from the peer's memory into its receive, or leave it
+ * in our segment for a receive that takes it in place. */
 static ring_status pull_cma(ring_conn *c, int *moved, int *done, char *err, size_t errlen)
 {
     shm_fifo *f = c->in;
-    uint64_t tail = atomic_load_explicit(&f->tail, memory_order_relaxed);
     while (c->rx.head != c->rx.tail) {
         uint64_t head = atomic_load_explicit(&f->head, memory_order_acquire);
-        if (tail == head) break;
+        if (c->rd == head) break;
         ring_tcp_op *op = &c->rx.ops[c->rx.head % RING_TCP_QUEUE];
-        uint64_t addr = f->desc[tail % SHM_DESCS].addr, len = f->desc[tail % SHM_DESCS].len;
+        const void **where = c->where[c->rx.head % RING_TCP_QUEUE];
+        uint64_t addr = f->desc[c->rd % SHM_DESCS].addr, len = f->desc[c->rd % SHM_DESCS].len;
+        int ref = (len & DESC_REF) != 0;
+        len &= ~DESC_REF;
         if (len != op->len)
             return ring_errf(RING_ERR_PROTOCOL, err, errlen,
                              "rank %d sent %llu bytes where a receive of %zu was posted", c->peer,
                              (unsigned long long)len, op->len);
+        if (ref && (addr > f->size || len > f->size - addr))
+            return ring_errf(RING_ERR_PROTOCOL, err, errlen,
+                             "rank %d named bytes %llu..%llu of a %llu-byte staging area", c->peer,
+                             (unsigned long long)addr, (unsigned long long)(addr + len),
+                             (unsigned long long)f->size);
         if (len <= SHM_INLINE) {
-            memcpy(op->buf, f->desc[tail % SHM_DESCS].inl, len);
+            memcpy(op->buf, f->desc[c->rd % SHM_DESCS].inl, len);
+            op->done = op->len;
+        } else if (ref && where) {
+            *where = f->data + addr;
+            op->done = op->len;
+            c->held[c->held_tail++ % SHM_DESCS] = c->rd;
+        } else if (ref) {
+            memcpy(op->buf, f->data + addr, len);
             op->done = op->len;
         }
         while (op->done < op->len) {
@@ -439,13 +485,27 @@ static ring_status pull_cma(ring_conn *c, int *moved, int *done, char *err, size
             return ring_errf(e == ESRCH ? RING_ERR_PEER_CLOSED : RING_ERR_SYSTEM, err, errlen,
                              "copying from rank %d: %s", c->peer, strerror(e));
         }
-        tail++;
-        atomic_store_explicit(&f->tail, tail, memory_order_release);
-        atomic_fetch_add(&f->space_seq, 1);
+        c->rd++;
+        publish_tail(c);
         *moved = 1;
         c->rx.head++, (*done)++;
     }
     return RING_OK;
+}
+
+static void shm_release(ring_conn *c)
+{
+    if (c->held_head == c->held_tail) return;
+    c->held_head++;
+    publish_tail(c);
+    if (atomic_load(&c->in->tx_sleep)) futex_wake(&c->in->space_seq);
+}
+
+/* The staging slots of the collectives, in the data area of the peer's segment, which the peer
+ * reads in place: only where the peer picked CMA (its FIFO mode uses that area) and they fit. */
+static unsigned char *shm_staging(ring_conn *c, size_t bytes)
+{
+    return out_mode(c) == MODE_CMA && bytes <= c->out->size ? c->out->data : NULL;
 }
 
 static ring_status pull(ring_conn *c, int *done, char *err, size_t errlen)
@@ -472,8 +532,11 @@ static int ready(ring_conn *tx, const ring_conn *rx)
                           : m == MODE_FIFO && t + tx->out->size != h)
             return 1;
     }
-    return rx && rx->rx.head != rx->rx.tail &&
-           atomic_load(&rx->in->head) != atomic_load(&rx->in->tail);
+    if (!rx || rx->rx.head == rx->rx.tail) return 0;
+    uint64_t taken = atomic_load_explicit(&rx->in->mode, memory_order_relaxed) == MODE_CMA
+                         ? rx->rd
+                         : atomic_load(&rx->in->tail);
+    return atomic_load(&rx->in->head) != taken;
 }
 
 /* A socket that reads as ready carries no data after connect: the peer closed it. */
@@ -571,6 +634,9 @@ const ring_transport ring_transport_shm = {
     .connect = shm_connect,
     .post_send = shm_post_send,
     .post_recv = shm_post_recv,
+    .post_recv_ref = shm_post_recv_ref,
+    .release = shm_release,
+    .staging = shm_staging,
     .progress = shm_progress,
     .pending_sends = shm_pending_sends,
     .pending_recvs = shm_pending_recvs,

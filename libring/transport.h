@@ -58,6 +58,17 @@ typedef struct ring_transport {
      * costs two thread wake-ups per message, more than a small message's whole transfer.
      * NULL: nothing to choose. */
     void (*begin)(ring_conn *c, size_t chunk);
+    /* Optional (NULL: plain receives only). A receive the transport may leave where the bytes
+     * already are: *where is buf, or, once the receive completed, a pointer to the len bytes
+     * in the peer's staging (staging below), readable until release(). */
+    ring_status (*post_recv_ref)(ring_conn *c, void *buf, size_t len, const void **where);
+    /* Hand back the oldest receive delivered in place (*where != buf): its send completes. */
+    void (*release)(ring_conn *c);
+    /* Optional (NULL: none). Called on the right connection once the ring is formed: memory of
+     * `bytes` for the communicator's staging slots that the peer can read in place, so a
+     * segment reduced into a slot reaches it with no copy; NULL when this connection has
+     * none. It lives until close. */
+    unsigned char *(*staging)(ring_conn *c, size_t bytes);
     /* Operations queued and not yet completed. */
     int (*pending_sends)(const ring_conn *c);
     int (*pending_recvs)(const ring_conn *c);

@@ -17,6 +17,37 @@ for n in 2 4 8; do
         exit 1
     fi
 done
+# The receivers reduce from their left neighbours' staging slots in place (logged), also with
+# checksums; with segments too large for the shared area (16 x 1 MiB) the slots stay private.
+echo "== 4 ranks, CMA, checksums on, slots read in place"
+log=$(mktemp) || exit 1
+if ! RING_CHECKSUM=1 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 0,1,3,1000 \
+    --big 262147 >"$log" 2>&1; then
+    cat "$log"
+    echo "FAIL: ring-test over shm with checksums on 4 ranks"
+    rm -f "$log"
+    exit 1
+fi
+if [ "$(grep -c 'staging slots shared with rank' "$log")" -ne 4 ]; then
+    cat "$log"
+    echo "FAIL: not every rank shared its staging slots"
+    rm -f "$log"
+    exit 1
+fi
+echo "== 4 ranks, CMA, 1 MiB segments: private slots"
+if ! RING_SEGMENT_BYTES=1048576 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" \
+    --counts 0,1,3,1000 --big 2621447 >"$log" 2>&1; then
+    cat "$log"
+    echo "FAIL: ring-test over shm with 1 MiB segments"
+    rm -f "$log"
+    exit 1
+fi
+if grep -q 'staging slots shared' "$log"; then
+    echo "FAIL: 16 MiB of staging slots claimed to fit the 2 MiB shared area"
+    rm -f "$log"
+    exit 1
+fi
+rm -f "$log"
 echo "== 4 ranks, FIFO"
 if ! RING_SHM_CMA=0 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 0,1,3,1000 --big 262147; then
     echo "FAIL: ring-test over the shm FIFO on 4 ranks"
