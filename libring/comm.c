@@ -108,6 +108,10 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
     c->tpo.shm_cma = c->set.shm_cma;
     c->tpo.shm_spin_us = shm_spin(&c->set);
     if ((st = ring_transport_streams(c, &c->tp, err, errlen)) != RING_OK) goto free_comm;
+    if (!c->set.pipeline_set && c->tp->segment_bytes) {
+        c->set.segment_bytes = c->tp->segment_bytes;
+        c->set.depth = c->tp->depth;
+    }
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {
         st = ring_errf(RING_ERR_SYSTEM, err, errlen, "eventfd failed");

@@ -22,7 +22,7 @@
     X(K_OP_TIMEOUT, "RING_OP_TIMEOUT_MS", "30000", 1, DAY_MS,                                      \
       "a collective fails when no byte moves for this long")                                       \
     X(K_SEGMENT, "RING_SEGMENT_BYTES", "131072", 4096, 1 << 26,                                    \
-      "pipeline segment size on the wire")                                                         \
+      "pipeline segment size on the wire (shm: 524288 x depth 4 unless this or the depth is set)") \
     X(K_SMALL, "RING_SMALL_BYTES", "32768", 0, 1 << 24,                                            \
       "all-reduce at or below this size takes the latency path")                                   \
     X(K_SPIN, "RING_SPIN_US", "100", 0, 1000000,                                                   \
@@ -176,6 +176,8 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     s->depth = p && p->pipeline_depth > 0 ? p->pipeline_depth : (int)v;
     if (s->depth > RING_MAX_DEPTH) s->depth = RING_MAX_DEPTH;
     s->step_group = (int)knob_int(e, n, K_STEP_GROUP, 0);
+    s->pipeline_set =
+        (p && (p->segment_bytes || p->pipeline_depth > 0)) || e->v[K_SEGMENT] || e->v[K_DEPTH];
     /* The config's "checksum" is or-ed in at creation, from the whole copy of the config
      * (the caller's struct may be older and smaller: never read it here). */
     s->checksum = (int)knob_int(e, n, K_CHECKSUM, 0);

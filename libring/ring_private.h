@@ -34,6 +34,7 @@ typedef struct ring_settings {
     int op_timeout_ms;
     int handshake_timeout_ms;
     size_t segment_bytes;
+    int pipeline_set; /* segment size or depth came from params or the environment */
     size_t small_bytes;
     int spin_us;
     int depth;            /* staging slots and sends in flight */

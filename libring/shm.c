@@ -628,8 +628,13 @@ static ring_status shm_progress(ring_conn *tx, ring_conn *rx, int abort_fd, int6
     }
 }
 
+/* 512 KiB x 4: half the synchronisation of 128 KiB x 16 for the same 2 MiB of staging (still
+ * small enough to live in the receiver's segment); ahead of it in all 8 cells (4 and 8 ranks,
+ * 64 and 256 MiB, out of place and in place) on a 16-core host, BENCHMARKS.md section 18. */
 const ring_transport ring_transport_shm = {
     .name = "shm",
+    .segment_bytes = 512 << 10,
+    .depth = 4,
     .open = shm_open_conn,
     .connect = shm_connect,
     .post_send = shm_post_send,

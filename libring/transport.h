@@ -32,6 +32,10 @@ typedef struct ring_tp_opts {
 
 typedef struct ring_transport {
     const char *name;
+    /* The pipeline this transport runs best with, taken when neither the params nor
+     * RING_SEGMENT_BYTES / RING_PIPELINE_DEPTH set one (0: the library's defaults). */
+    size_t segment_bytes;
+    int depth;
     /* Take over a connected, authenticated socket (ownership moves on success). open must
      * not wait for the peer: every rank opens its right connection before its left one. */
     ring_status (*open)(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out, char *err,

@@ -18,11 +18,12 @@ for n in 2 4 8; do
     fi
 done
 # The receivers reduce from their left neighbours' staging slots in place (logged), also with
-# checksums; with segments too large for the shared area (16 x 1 MiB) the slots stay private.
+# checksums, in the transport's own pipeline (512 KiB x 4, several segments a step here); with
+# segments set too large for the shared area (16 x 1 MiB) the slots stay private.
 echo "== 4 ranks, CMA, checksums on, slots read in place"
 log=$(mktemp) || exit 1
 if ! RING_CHECKSUM=1 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 0,1,3,1000 \
-    --big 262147 >"$log" 2>&1; then
+    --big 2621447 >"$log" 2>&1; then
     cat "$log"
     echo "FAIL: ring-test over shm with checksums on 4 ranks"
     rm -f "$log"
@@ -31,6 +32,12 @@ fi
 if [ "$(grep -c 'staging slots shared with rank' "$log")" -ne 4 ]; then
     cat "$log"
     echo "FAIL: not every rank shared its staging slots"
+    rm -f "$log"
+    exit 1
+fi
+if [ "$(grep -c 'segment 524288 B x 4,' "$log")" -ne 4 ]; then
+    cat "$log"
+    echo "FAIL: the shm transport's pipeline (512 KiB x 4) not taken by every rank"
     rm -f "$log"
     exit 1
 fi
@@ -44,6 +51,12 @@ if ! RING_SEGMENT_BYTES=1048576 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" \
 fi
 if grep -q 'staging slots shared' "$log"; then
     echo "FAIL: 16 MiB of staging slots claimed to fit the 2 MiB shared area"
+    rm -f "$log"
+    exit 1
+fi
+if [ "$(grep -c 'segment 1048576 B x 16,' "$log")" -ne 4 ]; then
+    cat "$log"
+    echo "FAIL: RING_SEGMENT_BYTES did not win over the transport's pipeline on every rank"
     rm -f "$log"
     exit 1
 fi
