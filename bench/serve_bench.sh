@@ -7,7 +7,10 @@
 # (`ringinfer run`) for its own time per token. Needs a build with libmicrohttpd; the openai
 # client needs node and npm (it goes into BUILD/tests/serve-node, as the tests install it).
 #   bench/serve_bench.sh BUILD_DIR [MODEL]   (env: REPEAT=3 OUTPUT_LEN=128 INPUT_LEN=32
-#                                             PARALLEL=16 SERVE_ARGS=... RUN_ARGS=...)
+#                                             PARALLEL=16 SERVE_ARGS=... RUN_ARGS=...
+#                                             SERVER_CPUS=LIST CLIENT_CPUS=LIST)
+# SERVER_CPUS / CLIENT_CPUS pin the server (and the engine alone) and the clients to CPU lists
+# (taskset -c): on a small host the clients' threads otherwise take the engine's cores.
 # MODEL: stories (stories260K + tok512), tiny (fixtures/hf/tiny-llama-f32), gen15m (random
 # weights in the stories15M shape, written by eng-genmodel), or path:FILE_OR_DIR (any model).
 # gen15m and path: get a generated llama2.c tokenizer of the model's vocabulary (token i > 258 is
@@ -48,6 +51,9 @@ path:*)
     p=${model#path:}; vocab=$(gen_tok "$p"); margs="-m $p --tokenizer $tmp/gen.tok" ;;
 *) echo "model: stories, tiny, gen15m or path:MODEL" >&2; exit 2 ;;
 esac
+pin_s=; pin_c=
+[ -z "${SERVER_CPUS:-}" ] || pin_s="taskset -c $SERVER_CPUS"
+[ -z "${CLIENT_CPUS:-}" ] || pin_c="taskset -c $CLIENT_CPUS"
 node_dir=$build/tests/serve-node
 case " ${CLIENTS:-python openai} " in *" openai "*) want_node=1 ;; *) want_node=0 ;; esac
 if [ $want_node = 1 ] && [ ! -f "$node_dir/node_modules/openai/package.json" ]; then
@@ -56,7 +62,7 @@ if [ $want_node = 1 ] && [ ! -f "$node_dir/node_modules/openai/package.json" ]; 
 fi
 [ $want_node = 0 ] || cp "$here/serve_bench.mjs" "$node_dir/"
 # shellcheck disable=SC2086
-"$ri" serve $margs --port 0 --parallel "${PARALLEL:-16}" --max-queue 256 ${SERVE_ARGS:-} >"$tmp/out" 2>"$tmp/err" &
+$pin_s "$ri" serve $margs --port 0 --parallel "${PARALLEL:-16}" --max-queue 256 ${SERVE_ARGS:-} >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 for _ in $(seq 1 3000); do grep -q "listening on" "$tmp/out" && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$tmp/out")
@@ -68,12 +74,12 @@ for _ in $(seq 1 3000); do
 done
 sed -n 's/^ringinfer: serve: /# server: /p' "$tmp/err"
 out=${OUTPUT_LEN:-128}; inl=${INPUT_LEN:-32}
-echo "# $(date -u +%F' '%T) $(uname -m) $(nproc) cores, model $model, input $inl, output $out tokens"
+echo "# $(date -u +%F' '%T) $(uname -m) $(nproc) cores, model $model, input $inl, output $out tokens${SERVER_CPUS:+, server on CPUs $SERVER_CPUS}${CLIENT_CPUS:+, clients on CPUs $CLIENT_CPUS}"
 echo "# engine alone (ringinfer run, greedy, $out tokens after a $inl-token prompt):"
 ids=$(python3 -c "import random;random.seed(0);print(','.join(['1']+[str(random.randrange(3,$vocab)) for _ in range($inl-1)]))")
 for _ in $(seq 1 "${REPEAT:-3}"); do
     # shellcheck disable=SC2086
-    "$ri" run $margs ${RUN_ARGS:-} --prompt-ids "$ids" -n "$out" --temperature 0 2>&1 >/dev/null | sed -n 's/.*decode \([0-9]*\) steps in \([0-9.]*\) s (\([0-9.]*\) tok\/s).*/#   decode \1 steps in \2 s: \3 tok\/s/p'
+    $pin_s "$ri" run $margs ${RUN_ARGS:-} --prompt-ids "$ids" -n "$out" --temperature 0 2>&1 >/dev/null | sed -n 's/.*decode \([0-9]*\) steps in \([0-9.]*\) s (\([0-9.]*\) tok\/s).*/#   decode \1 steps in \2 s: \3 tok\/s/p'
 done
 for c in 1 4 16; do
     for r in $(seq 1 "${REPEAT:-3}"); do
@@ -81,10 +87,10 @@ for c in 1 4 16; do
         for client in ${CLIENTS:-python openai}; do
             echo "### client $client"
             if [ "$client" = openai ]; then
-                node "$node_dir/serve_bench.mjs" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
+                $pin_c node "$node_dir/serve_bench.mjs" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
                     --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r"
             else
-                python3 "$here/serve_bench.py" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
+                $pin_c python3 "$here/serve_bench.py" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
                     --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r"
             fi
         done

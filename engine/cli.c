@@ -30,8 +30,9 @@ typedef struct {
     float temperature, top_p;
     unsigned long long seed;
     int print_ids;
-    int threads; /* 0: ENG_THREADS */
-    int chunk;   /* --prefill-chunk: prompt tokens per forward pass */
+    int threads;   /* 0: ENG_THREADS */
+    int chunk;     /* --prefill-chunk: prompt tokens per forward pass */
+    int precision; /* --prefill-precision: eng_prefill_precision */
     eng_device device;
     const char *device_layers; /* --device-layers (layer mapping), NULL: none */
 } cli_args;
@@ -42,7 +43,7 @@ static void usage(FILE *f)
             "usage: ringinfer run -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) -n N\n"
             "                     [--temperature T] [--top-p P] [--seed S] [--print-ids]\n"
             "                     [--dump-logits FILE] [--threads N] [--device cuda|cpu]\n"
-            "                     [--prefill-chunk N]\n"
+            "                     [--prefill-chunk N] [--prefill-precision fast|high]\n"
             "                     [--device-layers \"ORD:NUM;...\" | --device-layers N]\n"
             "       ringinfer template FILE VARS.json   (ringinfer template --help)\n"
             "       ringinfer serve -m MODEL ...         (ringinfer serve --help)\n"
@@ -56,6 +57,9 @@ static void usage(FILE *f)
             "  --threads N: threads per rank for the matmuls (default: ENG_THREADS).\n"
             "  --prefill-chunk N: prompt tokens per forward pass (default %d; longer prompts\n"
             "  are prefilled in chunks of N; larger chunks take more memory).\n"
+            "  --prefill-precision: the prompt's products on a GPU with 16-bit weights take the\n"
+            "  activations rounded to 16 bits (fast, the default) or as two 16-bit parts, about\n"
+            "  f32 accuracy at about twice the products' time (high). Decoding is f32 either way.\n"
             "  --device: where the model runs (default: cuda when built with CUDA and a GPU is\n"
             "  visible, else cpu; CUDA_VISIBLE_DEVICES picks the GPUs). The layout (NCCL or ring\n"
             "  tensor parallelism, one GPU, layer mapping, the CPU) follows mistral.rs: see\n"
@@ -123,7 +127,8 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
         O_THREADS,
         O_DEV,
         O_DEVLAYERS,
-        O_CHUNK
+        O_CHUNK,
+        O_PRECISION
     };
     static const struct option opts[] = {{"model", 1, 0, 'm'},
                                          {"prompt", 1, 0, 'p'},
@@ -139,6 +144,7 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
                                          {"device", 1, 0, O_DEV},
                                          {"device-layers", 1, 0, O_DEVLAYERS},
                                          {"prefill-chunk", 1, 0, O_CHUNK},
+                                         {"prefill-precision", 1, 0, O_PRECISION},
                                          {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -205,6 +211,13 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *e)
             break;
         case O_DEVLAYERS:
             a->device_layers = optarg;
+            break;
+        case O_PRECISION:
+            if ((a->precision = eng_prefill_precision_parse(optarg)) < 0) {
+                fprintf(e, "ringinfer: --prefill-precision: '%s' is neither fast nor high\n",
+                        optarg);
+                return -1;
+            }
             break;
         case O_CHUNK:
             errno = 0;
@@ -439,6 +452,7 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     sp.max_batch = n_prompt < chunk ? n_prompt : chunk;
     sp.ctx_len = n_prompt + a.n; /* the KV cache holds exactly what this run needs */
     sp.all_logits = a.dump != NULL;
+    sp.prefill_precision = a.precision;
     long knob;
     if (a.threads) {
         sp.n_threads = a.threads;
@@ -465,10 +479,11 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
         fprintf(errf,
                 "ringinfer: %s: dim %d, %d layers, %d/%d heads, FFN %d, vocab %d; rank 0 of %d "
                 "holds %.1f MiB converted/uploaded + %.1f MiB mapped; %s, %d thread%s; "
-                "loaded in %.2f s\n",
+                "prefill precision %s; loaded in %.2f s\n",
                 a.model, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim,
                 c->vocab_size, comm->size, (double)owned / 1048576.0, (double)mapped / 1048576.0,
-                backend, sp.n_threads, sp.n_threads > 1 ? "s per rank" : "", t_load);
+                backend, sp.n_threads, sp.n_threads > 1 ? "s per rank" : "",
+                eng_prefill_precision_name(sp.prefill_precision), t_load);
     }
 
     timed_comm tc = {.comm = comm};

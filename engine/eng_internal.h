@@ -169,11 +169,12 @@ struct eng_model {
 struct eng_state {
     const struct eng_backend *b;
     int max_batch, ctx_len, all_logits;
-    int n_seqs;        /* KV-cache slots; the cache is [n_seqs, L, ctx_len, kv] */
-    const int *tokens; /* [n] the current call's tokens (host) */
-    int n, pos;        /* the current call: n tokens at positions pos.. (one sequence, slot 0) */
-    float draw;        /* the current call's sampling draw */
-    void *bs;          /* the backend's run state */
+    int n_seqs;            /* KV-cache slots; the cache is [n_seqs, L, ctx_len, kv] */
+    int prefill_precision; /* eng_prefill_precision */
+    const int *tokens;     /* [n] the current call's tokens (host) */
+    int n, pos; /* the current call: n tokens at positions pos.. (one sequence, slot 0) */
+    float draw; /* the current call's sampling draw */
+    void *bs;   /* the backend's run state */
     /* A batched call (eng_forward_batch) sets these; NULL for eng_forward. */
     const int *tok_pos; /* [n] each token's position */
     const int *tok_seq; /* [n] each token's KV slot */

@@ -7,6 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+int eng_prefill_precision_parse(const char *name)
+{
+    if (!strcmp(name, "fast")) return ENG_PREFILL_FAST;
+    if (!strcmp(name, "high")) return ENG_PREFILL_HIGH;
+    return -1;
+}
+
+const char *eng_prefill_precision_name(int precision)
+{
+    return precision == ENG_PREFILL_HIGH ? "high" : "fast";
+}
+
 void eng_state_params_init(eng_state_params *p)
 {
     memset(p, 0, sizeof(*p));
@@ -36,6 +48,7 @@ static eng_status create_segments(const eng_model *m, eng_state *st, const eng_s
         ss->max_batch = st->max_batch;
         ss->all_logits = st->all_logits;
         ss->n_seqs = st->n_seqs;
+        ss->prefill_precision = st->prefill_precision;
         ss->b = sm->b; /* state_free is safe on a partly created state */
         if ((s = sm->b->state_create(sm, ss, p, err, errlen)) != ENG_OK) return s;
     }
@@ -62,15 +75,22 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
         eng_state_params_init(&def);
         p = &def;
     }
-    /* A caller built before n_seqs existed passes the shorter struct: one sequence. */
+    /* A caller built before n_seqs (or prefill_precision) existed passes the shorter struct:
+     * one sequence, fast prompt products. */
     size_t old_size = offsetof(eng_state_params, n_seqs);
-    int n_seqs = p->struct_size >= sizeof(eng_state_params) ? p->n_seqs : 1;
+    int n_seqs = p->struct_size >= offsetof(eng_state_params, prefill_precision) ? p->n_seqs : 1;
+    int precision =
+        p->struct_size >= sizeof(eng_state_params) ? p->prefill_precision : ENG_PREFILL_FAST;
     if (p->struct_size < old_size || p->max_batch <= 0 || p->ctx_len < 0)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "eng_state_params: bad struct_size, max_batch or ctx_len");
     if (n_seqs < 1 || n_seqs > ENG_MAX_SEQS)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "eng_state_params: n_seqs %d not in 1..%d", n_seqs, ENG_MAX_SEQS);
+    if (precision != ENG_PREFILL_FAST && precision != ENG_PREFILL_HIGH)
+        return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+                        "eng_state_params: prefill_precision %d is neither FAST nor HIGH",
+                        precision);
     if (p->n_threads < 1 || p->n_threads > ENG_MAX_THREADS || p->spin_us < 0)
         return eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
                         "eng_state_params: n_threads %d not in 1..%d or spin_us %d < 0",
@@ -86,6 +106,7 @@ eng_status eng_state_create(const eng_model *m, const eng_state_params *p, eng_s
     st->max_batch = p->max_batch < cap ? p->max_batch : (int)cap;
     st->all_logits = p->all_logits;
     st->n_seqs = n_seqs;
+    st->prefill_precision = precision;
     st->scratch = malloc((8 * (size_t)st->max_batch + 2 * (size_t)n_seqs) * sizeof(int));
     if (!st->scratch) {
         free(st);

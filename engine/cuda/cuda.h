@@ -118,6 +118,7 @@ typedef struct cuda_state {
      * and nss partial sums of squares into ssq; the next product completes that norm. */
     const float *fused_nw; /* NULL: xb is not such an input */
     int fuse;              /* ENG_CUDA_FUSE: CUDA_FUSE_* bits */
+    int split;             /* ENG_PREFILL_HIGH: prompt products on hi + lo 16-bit inputs */
     float *ssq;            /* [max(n_seqs, 1), D]: a row's partials at row * D (nss used) */
     int nss;
     /* A batch's decode rows in that fused form (rows [0, n_dec) of a batched step): a pending

@@ -148,6 +148,10 @@ void eng_ref_matvec_tc(const eng_mvb_args *a);
 
 /* gemm.cu: x f32 -> dt (the weights' type, for cuBLAS). x [n], out [n]. */
 int eng_cu_convert(void *out, int dt, const float *x, size_t n, eng_stream st);
+/* gemm.cu: x f32 -> hi = dt(x), lo = dt(x - hi) (dt bf16 or f16), for the high-precision
+ * prompt products. x [n], hi [n], lo [n]. */
+int eng_cu_convert_split(void *hi, void *lo, int dt, const float *x, size_t n, eng_stream st);
+void eng_ref_convert_split(void *hi, void *lo, int dt, const float *x, size_t n);
 
 /* attention.cu: causal attention of n query tokens at positions *pos.. (keys 0..pos+t,
  * or the last `window`) against the layer's cache, GQA (query head h reads KV head

@@ -26,20 +26,42 @@ static cudaDataType cu_type(int dt)
     return dt == ENG_DT_BF16 ? CUDA_R_16BF : dt == ENG_DT_F16 ? CUDA_R_16F : CUDA_R_32F;
 }
 
-/* out[T, w.rows] = in[T, w.cols] . w^T, in already in the weights' type. */
-static eng_status gemm(cuda_state *cs, float *out, const dmat *w, const void *in, int T)
+/* out[T, w.rows] = in[T, w.cols] . w^T + beta out, in already in the weights' type. */
+static eng_status gemm_acc(cuda_state *cs, float *out, const dmat *w, const void *in, int T,
+                           float beta)
 {
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f;
     /* Column-major view: out^T [rows, T] = W [rows, cols] (stored as cols x rows) x x^T. */
     cublasStatus_t b =
         cublasGemmEx(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, T, w->cols, &one, w->p,
-                     cu_type(w->dt), w->cols, in, cu_type(w->dt), w->cols, &zero, out, CUDA_R_32F,
+                     cu_type(w->dt), w->cols, in, cu_type(w->dt), w->cols, &beta, out, CUDA_R_32F,
                      w->rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (b != CUBLAS_STATUS_SUCCESS)
         return eng_fail(ENG_ERR_DEVICE, cs->err, sizeof(cs->err),
                         "cuBLAS: cublasGemmEx [%d x %d] x [%d x %d] failed: %s (%d)", T, w->cols,
                         w->cols, w->rows, cublasGetStatusString(b), (int)b);
     return ENG_OK;
+}
+
+static eng_status gemm(cuda_state *cs, float *out, const dmat *w, const void *in, int T)
+{
+    return gemm_acc(cs, out, w, in, T, 0.0f);
+}
+
+/* out[T, w.rows] = x[T, w.cols] . w^T for f32 x and 16-bit weights on cuBLAS: x rounded once
+ * into act16, or (ENG_PREFILL_HIGH) split into act16 (hi) and the rounding's remainder after
+ * it (lo), out = W hi + W lo. */
+static eng_status gemm16(cuda_state *cs, float *out, const dmat *w, const float *x, int T)
+{
+    size_t n = (size_t)T * w->cols;
+    if (!cs->split) {
+        K(eng_cu_convert(cs->act16, w->dt, x, n, ST(cs)));
+        return gemm(cs, out, w, cs->act16, T);
+    }
+    void *lo = (char *)cs->act16 + n * 2; /* act16 holds [B, wide] floats: room for both */
+    K(eng_cu_convert_split(cs->act16, lo, w->dt, x, n, ST(cs)));
+    eng_status st = gemm(cs, out, w, cs->act16, T);
+    return st != ENG_OK ? st : gemm_acc(cs, out, w, lo, T, 1.0f);
 }
 
 /* out[T, w.rows] = x[T, w.cols] . w^T */
@@ -49,19 +71,23 @@ static eng_status proj(cuda_state *cs, float *out, const dmat *w, const float *x
         K(eng_cu_matvec(out, w->p, w->dt, x, w->rows, w->cols, ST(cs)));
         return ENG_OK;
     }
-    const void *in = x;
-    if (w->dt != ENG_DT_F32) {
-        K(eng_cu_convert(cs->act16, w->dt, x, (size_t)T * w->cols, ST(cs)));
-        in = cs->act16;
-    }
-    return gemm(cs, out, w, in, T);
+    if (w->dt != ENG_DT_F32) return gemm16(cs, out, w, x, T);
+    return gemm(cs, out, w, x, T);
 }
 
 /* Where a kernel before a product of T > 1 rows writes the product's input copy: act16 in
- * the weights' type, or nothing (f32 weights read the f32 output). */
+ * the weights' type, or nothing (f32 weights read the f32 output; ENG_PREFILL_HIGH splits
+ * the f32 output itself, gemm16). */
 static void *in16(cuda_state *cs, const dmat *w)
 {
-    return w->dt == ENG_DT_F32 ? NULL : cs->act16;
+    return w->dt == ENG_DT_F32 || cs->split ? NULL : cs->act16;
+}
+
+/* A product of T > 1 rows after a kernel that wrote x (f32) and, where in16 says so, its
+ * 16-bit copy in act16. */
+static eng_status proj_after(cuda_state *cs, float *out, const dmat *w, const float *x, int T)
+{
+    return in16(cs, w) ? gemm(cs, out, w, cs->act16, T) : proj(cs, out, w, x, T);
 }
 
 /* The decode rows' plain product (no fused norm): on tensor cores when the state uses them
@@ -84,6 +110,24 @@ static int dec_plain(cuda_state *cs, float *out, const dmat *w, const float *x, 
     return eng_cu_matvec_batch(out, w->p, w->dt, x, w->rows, w->cols, nd, ST(cs));
 }
 
+/* bproj's prompt chunks under ENG_PREFILL_HIGH: each chunk split at act16's start (where it
+ * would be alone) and multiplied into out (the first chunk, as alone) or stage_out. */
+static eng_status bproj_split(cuda_state *cs, const eng_state *s, float *out, const dmat *w,
+                              const float *x)
+{
+    for (int a = s->n_dec, b; a < s->n; a = b) {
+        for (b = a + 1; b < s->n && s->tok_seq[b] == s->tok_seq[a]; b++)
+            ;
+        float *dst = a == 0 ? out : cs->stage_out;
+        eng_status st = gemm16(cs, dst, w, x + (size_t)a * w->cols, b - a);
+        if (st != ENG_OK) return st;
+        if (a > 0)
+            K(cudaMemcpyAsync(out + (size_t)a * w->rows, cs->stage_out,
+                              (size_t)(b - a) * w->rows * 4, cudaMemcpyDeviceToDevice, cs->st));
+    }
+    return ENG_OK;
+}
+
 /* A projection of a reordered batch (eng_state.n_dec): the decode rows [0, n_dec) through
  * the small-batch matrix-vector kernel (each row bitwise as alone), or its fused form dec
  * (its own outputs), then each prompt chunk (the rows of one sequence) through its own cuBLAS
@@ -99,6 +143,7 @@ static eng_status bproj(cuda_state *cs, const eng_state *s, float *out, const dm
     else if (nd > 0)
         K(dec_plain(cs, out, w, x, nd));
     if (nd == n) return ENG_OK;
+    if (w->dt != ENG_DT_F32 && cs->split) return bproj_split(cs, s, out, w, x);
     size_t es = w->dt == ENG_DT_F32 ? 4 : 2;
     const void *in = x;
     if (w->dt != ENG_DT_F32) {
@@ -148,7 +193,7 @@ static eng_status attention_gemm(const eng_model *m, cuda_state *cs, const float
     int hd = c->head_dim, nq = m->sh.n_heads, nkv = m->sh.n_kv_heads, group = nq / nkv;
     int kv = pos0 + n, cols = group * n;
     cublasComputeType_t ct =
-        wo->dt == ENG_DT_F32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+        wo->dt == ENG_DT_F32 || cs->split ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
     const float scale = 1.0f / sqrtf((float)hd), one = 1.0f, zero = 0.0f;
     eng_status st =
         blas_check(cs,
@@ -167,8 +212,9 @@ static eng_status attention_gemm(const eng_model *m, cuda_state *cs, const float
                                                CUBLAS_GEMM_DEFAULT),
                     "attention output (batched P V)");
     if (st != ENG_OK) return st;
-    void *dst = wo->dt == ENG_DT_F32 ? (void *)cs->att : cs->act16;
-    K(eng_cu_heads_to_rows(dst, wo->dt, cs->qkv, nq, n, hd, ST(cs)));
+    int dt = in16(cs, wo) ? wo->dt : ENG_DT_F32;
+    void *dst = dt == ENG_DT_F32 ? (void *)cs->att : cs->act16;
+    K(eng_cu_heads_to_rows(dst, dt, cs->qkv, nq, n, hd, ST(cs)));
     *rows_out = dst;
     return ENG_OK;
 }
@@ -433,7 +479,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         dec = bmv_args(cs, s, c, cs->qkv, &L->wqkv, cs->xb, ENG_MV_PLAIN, 1);
         st = bproj(cs, s, cs->qkv, &L->wqkv, cs->xb, in16(cs, &L->wqkv), bnormed ? &dec : NULL);
     } else if (batched) {
-        st = gemm(cs, cs->qkv, &L->wqkv, in16(cs, &L->wqkv) ? cs->act16 : (void *)cs->xb, n);
+        st = proj_after(cs, cs->qkv, &L->wqkv, cs->xb, n);
     } else {
         st = proj(cs, cs->qkv, &L->wqkv, cs->xb, n);
     }
@@ -460,7 +506,8 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     if (agemm) {
         void *rows;
         if ((st = attention_gemm(m, cs, ra.kc, ra.vc, &L->wo, n, s->pos, &rows)) != ENG_OK ||
-            (st = gemm(cs, cs->delta, &L->wo, rows, n)) != ENG_OK)
+            (st = rows == (void *)cs->att ? proj(cs, cs->delta, &L->wo, cs->att, n)
+                                          : gemm(cs, cs->delta, &L->wo, rows, n)) != ENG_OK)
             return st;
     } else {
         eng_attn_args aa = {.q = cs->q,
@@ -552,7 +599,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         } else if (s->tok_pos) {
             st = bproj(cs, s, cs->h13, &L->w13, cs->xb, in16(cs, &L->w13), NULL);
         } else if (batched) {
-            st = gemm(cs, cs->h13, &L->w13, in16(cs, &L->w13) ? cs->act16 : (void *)cs->xb, n);
+            st = proj_after(cs, cs->h13, &L->w13, cs->xb, n);
         } else {
             st = proj(cs, cs->h13, &L->w13, cs->xb, n);
         }
@@ -590,7 +637,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     if (s->tok_pos)
         st = bproj(cs, s, cs->delta, &L->w2, cs->hb, in16(cs, &L->w2), NULL);
     else if (batched)
-        st = gemm(cs, cs->delta, &L->w2, in16(cs, &L->w2) ? cs->act16 : (void *)cs->hb, n);
+        st = proj_after(cs, cs->delta, &L->w2, cs->hb, n);
     else
         st = proj(cs, cs->delta, &L->w2, cs->hb, n);
     if (st != ENG_OK) return st;

@@ -150,6 +150,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     if (st != ENG_OK) return st;
     if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 31, &fuse, err, errlen)) != ENG_OK) return st;
     cs->fuse = (int)fuse;
+    cs->split = s->prefill_precision == ENG_PREFILL_HIGH;
     if (prof) {
         cs->prof = 1;
         cs->prof_cap = c->n_layers * 12 + 8;

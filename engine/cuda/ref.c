@@ -54,6 +54,14 @@ static void st(void *p, int dt, size_t i, float v)
     memcpy((char *)p + 2 * i, &h, 2);
 }
 
+void eng_ref_convert_split(void *hi, void *lo, int dt, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        st(hi, dt, i, x[i]);
+        st(lo, dt, i, x[i] - ld(hi, dt, i));
+    }
+}
+
 void eng_ref_embed(float *x, const void *table, int dt, const int *tokens, int n, int D)
 {
     for (int t = 0; t < n; t++)

@@ -43,6 +43,7 @@ void srv_buf_free(srv_buf *b);
 typedef struct srv_opts {
     const char *model, *tokenizer, *host, *api_key_file, *chat_template, *alias;
     int port, parallel, max_queue, threads, ctx_size, chunk;
+    int precision; /* --prefill-precision: eng_prefill_precision */
     double drain_timeout_s;
     size_t max_body;           /* bytes of a request body */
     eng_device device;         /* --device (default: auto) */

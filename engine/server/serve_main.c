@@ -29,6 +29,7 @@ static void usage(FILE *f)
             "                       [--chat-template FILE] [--alias NAME] [--drain-timeout S]\n"
             "                       [--ctx-size N] [--chunk N] [--threads N] [--max-body BYTES]\n"
             "                       [--device cuda|cpu] [-n|--device-layers \"ORD:NUM;...\"]\n"
+            "                       [--prefill-precision fast|high]\n"
             "  An OpenAI-compatible server: start it on every rank like `ringinfer run`; rank 0\n"
             "  listens. --port 0 lets the kernel pick; the bound address is printed on stdout.\n"
             "  --parallel N sequences decoded together (default 4 on the CPU, 16 on a GPU),\n"
@@ -37,7 +38,8 @@ static void usage(FILE *f)
             "  model's), --chunk prompt tokens per prefill step (default 64), --drain-timeout S\n"
             "  seconds SIGTERM waits for running requests (default 30), --threads per rank\n"
             "  for the matmuls (default 1). --device and --device-layers as for `ringinfer run`\n"
-            "  (the layout follows mistral.rs, docs/SELECTION.md).\n"
+            "  (the layout follows mistral.rs, docs/SELECTION.md), --prefill-precision as for\n"
+            "  `ringinfer run` (the prompt chunks' products on a GPU).\n"
             "  Endpoints: /v1/chat/completions /v1/completions /v1/models /health /metrics\n"
             "  /tokenize /detokenize /apply-template (docs/SERVER.md).\n");
 }
@@ -82,18 +84,28 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         O_THREADS,
         O_BODY,
         O_HELP,
-        O_DEV
+        O_DEV,
+        O_PRECISION
     };
-    static const struct option opts[] = {
-        {"model", 1, 0, 'm'},          {"tokenizer", 1, 0, O_TOK},
-        {"host", 1, 0, O_HOST},        {"port", 1, 0, O_PORT},
-        {"parallel", 1, 0, O_PAR},     {"max-queue", 1, 0, O_QUEUE},
-        {"api-key-file", 1, 0, O_KEY}, {"chat-template", 1, 0, O_TMPL},
-        {"alias", 1, 0, O_ALIAS},      {"drain-timeout", 1, 0, O_DRAIN},
-        {"ctx-size", 1, 0, O_CTX},     {"chunk", 1, 0, O_CHUNK},
-        {"threads", 1, 0, O_THREADS},  {"max-body", 1, 0, O_BODY},
-        {"help", 0, 0, O_HELP},        {"device", 1, 0, O_DEV},
-        {"device-layers", 1, 0, 'n'},  {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", 1, 0, 'm'},
+                                         {"tokenizer", 1, 0, O_TOK},
+                                         {"host", 1, 0, O_HOST},
+                                         {"port", 1, 0, O_PORT},
+                                         {"parallel", 1, 0, O_PAR},
+                                         {"max-queue", 1, 0, O_QUEUE},
+                                         {"api-key-file", 1, 0, O_KEY},
+                                         {"chat-template", 1, 0, O_TMPL},
+                                         {"alias", 1, 0, O_ALIAS},
+                                         {"drain-timeout", 1, 0, O_DRAIN},
+                                         {"ctx-size", 1, 0, O_CTX},
+                                         {"chunk", 1, 0, O_CHUNK},
+                                         {"threads", 1, 0, O_THREADS},
+                                         {"max-body", 1, 0, O_BODY},
+                                         {"help", 0, 0, O_HELP},
+                                         {"device", 1, 0, O_DEV},
+                                         {"device-layers", 1, 0, 'n'},
+                                         {"prefill-precision", 1, 0, O_PRECISION},
+                                         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -149,6 +161,13 @@ static int parse_args(int argc, char **argv, srv_opts *o, FILE *e)
         case O_BODY:
             if (parse_long("--max-body", optarg, 1024, 1L << 30, &v, e)) return -1;
             o->max_body = (size_t)v;
+            break;
+        case O_PRECISION:
+            if ((o->precision = eng_prefill_precision_parse(optarg)) < 0) {
+                fprintf(e, "ringinfer serve: --prefill-precision: '%s' is neither fast nor high\n",
+                        optarg);
+                return -1;
+            }
             break;
         case O_DEV:
             if (eng_device_parse(optarg, &o->device)) {
@@ -459,6 +478,7 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
     sp.max_batch = o.parallel + o.chunk;
     sp.ctx_len = ctx_len;
     sp.n_seqs = o.parallel;
+    sp.prefill_precision = o.precision;
     if (o.threads) sp.n_threads = o.threads;
     if ((st = eng_state_create(m, &sp, &en.state, err, sizeof(err))) != ENG_OK) goto fail;
     size_t nb = (size_t)(o.parallel + o.chunk);
@@ -512,10 +532,11 @@ int eng_serve_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE 
     en.q = q;
     fprintf(errf, "ringinfer: %s\n", layout);
     fprintf(errf,
-            "ringinfer: serve: %s: %d slot%s of %d positions, prefill chunk %d, %d rank%s, "
-            "kernels %s\n",
-            s.model_name, o.parallel, o.parallel > 1 ? "s" : "", s.ctx_len, o.chunk, comm->size,
-            comm->size > 1 ? "s" : "", eng_kernel_name());
+            "ringinfer: serve: %s: %d slot%s of %d positions, prefill chunk %d (precision %s), "
+            "%d rank%s, kernels %s\n",
+            s.model_name, o.parallel, o.parallel > 1 ? "s" : "", s.ctx_len, o.chunk,
+            eng_prefill_precision_name(o.precision), comm->size, comm->size > 1 ? "s" : "",
+            eng_kernel_name());
     /* Ready only once every rank has loaded and takes records: step 0 is an empty record. */
     srv_record_begin(&rec, 0, 0);
     if ((st = bcast(comm, &rec)) != ENG_OK) {

@@ -45,6 +45,8 @@ if "$ri" serve --help > /dev/null 2>&1; then
     err "serve --device cpu --device-layers" 2 '"2": layer mapping needs a GPU, and --device cpu was given' \
         "$ri" serve -m "$st" --port 0 --device cpu -n 2
     err "serve --device gpu" 2 "--device: 'gpu' is not cuda or cpu" "$ri" serve -m "$st" --device gpu
+    err "serve --prefill-precision" 2 "--prefill-precision: 'f32' is neither fast nor high" \
+        "$ri" serve -m "$st" --prefill-precision f32
 else
     echo "serve not built (no libmicrohttpd): its checks skipped"
 fi

@@ -561,6 +561,37 @@ static void t_convert(int dt)
     free(x), free(g), free(r), cudaFree(dx), cudaFree(d16);
 }
 
+/* hi + lo against the reference bit for bit, and how close hi + lo comes to x. */
+static void t_convert_split(int dt)
+{
+    size_t n = 5003;
+    float *x = rnd(n, 4);
+    x[0] = 0.0f, x[1] = -1e-3f, x[2] = 3.0e4f; /* zero, small, large */
+    float *dx = dev(x, n * 4);
+    void *dhi = dev(NULL, n * 2), *dlo = dev(NULL, n * 2);
+    KL(eng_cu_convert_split(dhi, dlo, dt, dx, n, NULL));
+    uint16_t *hi = back(dhi, n * 2), *lo = back(dlo, n * 2);
+    uint16_t *rhi = malloc(n * 2), *rlo = malloc(n * 2);
+    eng_ref_convert_split(rhi, rlo, dt, x, n);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        float h = dt == ENG_DT_BF16 ? eng_bf16_to_f32(hi[i]) : eng_f16_to_f32(hi[i]);
+        float l = dt == ENG_DT_BF16 ? eng_bf16_to_f32(lo[i]) : eng_f16_to_f32(lo[i]);
+        double e = fabs((double)h + l - x[i]) / (fabs(x[i]) + 1e-30);
+        /* f16's narrow range: below 2^-6 the lo part is subnormal and carries fewer bits */
+        if (x[i] != 0 && (dt == ENG_DT_BF16 || fabsf(x[i]) >= 1.0f / 64) && e > worst) worst = e;
+    }
+    char w[80];
+    snprintf(w, sizeof(w), "convert f32 -> %s hi + lo: equal to the reference bit for bit",
+             dtn(dt));
+    report(w, memcmp(hi, rhi, n * 2) || memcmp(lo, rlo, n * 2) ? 1 : 0, 0);
+    /* bf16: 8 + 8 significant bits (2^-17 at worst); f16: 11 + 11 (2^-22) */
+    snprintf(w, sizeof(w), "convert f32 -> %s hi + lo: worst relative error", dtn(dt));
+    report(w, worst, dt == ENG_DT_BF16 ? 1.0 / 65536 : 1.0 / 1048576);
+    free(x), free(hi), free(lo), free(rhi), free(rlo);
+    cudaFree(dx), cudaFree(dhi), cudaFree(dlo);
+}
+
 /* dyn: chunk 0, the split sized from the position at run time (the decode graph's). */
 static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv, int hd, int dyn)
 {
@@ -1009,6 +1040,8 @@ int main(int argc, char **argv)
     t_fused_chain(512, 2048, 2048, 768); /* 2 warps a row in the residual products */
     t_convert(ENG_DT_BF16);
     t_convert(ENG_DT_F16);
+    t_convert_split(ENG_DT_BF16);
+    t_convert_split(ENG_DT_F16);
     t_batch(16, 5, 1, 0, 8, 2, 64);            /* decode tokens of 4 slots + a chunk of a fifth */
     t_batch(16, 17, 4, 0, 32, 8, 128);         /* 8B-like heads, flash-decoding splits */
     t_batch(9, 3, 3, 40, 16, 4, 256);          /* sliding window with splits, the largest head */

@@ -10,7 +10,8 @@
  * eng_forward's own prefill and attention kernels differ), each prompt cut into the same
  * chunks: the logits must be bitwise equal (decode rows through the small-batch kernel with
  * the batch-1 summation order, each prompt chunk through its own cuBLAS product), on f32,
- * f16 and bf16 models. */
+ * f16 and bf16 models. `test_eng_batch cuda-high` does the same with the prompt products at
+ * ENG_PREFILL_HIGH (hi + lo inputs, bproj_split). */
 #include "test_eng_harness.h"
 
 #include <pthread.h>
@@ -26,6 +27,7 @@
 
 static const int prompt_len[N_SEQ] = {1, 7, 23, 40, 3};
 static eng_device device = ENG_DEVICE_CPU;
+static int precision = ENG_PREFILL_FAST;
 
 typedef struct group {
     int tp;
@@ -199,6 +201,7 @@ static void *run_rank(void *arg)
         sp.max_batch = slots ? MAX_ROWS : ctx;
         sp.n_seqs = slots ? SLOTS : 1;
         sp.n_threads = j->threads;
+        sp.prefill_precision = precision;
         st = eng_state_create(m, &sp, &s, j->err, sizeof(j->err));
     }
     if (st == ENG_OK) {
@@ -323,10 +326,13 @@ static void check(const char *name, const char *model)
 int main(int argc, char **argv)
 {
     char path[4096];
-    if (argc > 1 && !strcmp(argv[1], "cuda"))
+    if (argc > 1 && !strcmp(argv[1], "cuda")) {
         device = ENG_DEVICE_CUDA;
-    else if (argc > 1 && strcmp(argv[1], "cpu")) {
-        fprintf(stderr, "usage: test_eng_batch [cuda|cpu [MODEL...]]\n");
+    } else if (argc > 1 && !strcmp(argv[1], "cuda-high")) {
+        device = ENG_DEVICE_CUDA;
+        precision = ENG_PREFILL_HIGH;
+    } else if (argc > 1 && strcmp(argv[1], "cpu")) {
+        fprintf(stderr, "usage: test_eng_batch [cuda|cuda-high|cpu [MODEL...]]\n");
         return 2;
     }
     snprintf(path, sizeof(path), "%s/models/stories260K.bin", test_shared_dir());

@@ -130,9 +130,10 @@ static void stories(const char *shared)
     }
     printf("sampling T=1 top-p 0.9 seed 42: %s", ids1 ? ids1 : "\n");
     free(ids1);
-    /* A prompt prefilled in chunks of 4 (4 + 4 + 1) gives the ids of one pass. */
+    /* A prompt prefilled in chunks of 4 (4 + 4 + 1) gives the ids of one pass, and so does
+     * --prefill-precision high (the CPU's activations are f32 either way). */
     char *whole = NULL;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         char *argv[] = {"ringinfer",
                         "run",
                         "-m",
@@ -146,11 +147,13 @@ static void stories(const char *shared)
                         "--print-ids",
                         i ? "--prefill-chunk" : NULL,
                         "4",
+                        i == 2 ? "--prefill-precision" : NULL,
+                        "high",
                         NULL};
         int rc = cli(1, argv);
         char *out = slurp("out0", NULL);
-        printf("stories260K 9-token prompt%s: exit %d, ids %s", i ? ", --prefill-chunk 4" : "", rc,
-               out ? out : "\n");
+        printf("stories260K 9-token prompt%s%s: exit %d, ids %s", i ? ", --prefill-chunk 4" : "",
+               i == 2 ? ", --prefill-precision high" : "", rc, out ? out : "\n");
         if (rc != 0 || !out || (whole && strcmp(whole, out))) test_failures++;
         if (!whole)
             whole = out;
@@ -215,6 +218,10 @@ int main(void)
         char *a[] = {"ringinfer",       "run", "-m", bin, "--prompt-ids", "1", "-n", "2",
                      "--prefill-chunk", "0",   NULL};
         expect_fail("bad --prefill-chunk", a, 2, "--prefill-chunk: '0' is not a token count");
+        char *b[] = {"ringinfer",           "run",   "-m", bin, "--prompt-ids", "1", "-n", "2",
+                     "--prefill-precision", "exact", NULL};
+        expect_fail("bad --prefill-precision", b, 2,
+                    "--prefill-precision: 'exact' is neither fast nor high");
     }
     {
         /* Layer mapping: -n stays the token count; --device-layers is the long form only. */

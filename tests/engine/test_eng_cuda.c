@@ -159,8 +159,10 @@ static void fixture(const char *name, double tol)
 
 /* A random model against the CPU backend: every prompt logit and the decode logits. */
 /* need_ids: f32 models must pick the same ids; a bf16 model's prefill runs on bf16
- * activations (cuBLAS) where the CPU keeps f32, so a near-tie may flip: logits only. */
-static void random_model(const char *label, gen_spec *g, int np, int ng, double tol, int need_ids)
+ * activations (cuBLAS) where the CPU keeps f32, so a near-tie may flip: logits only, unless
+ * the prompt products run at ENG_PREFILL_HIGH (precision). */
+static void random_model_prec(const char *label, gen_spec *g, int np, int ng, double tol,
+                              int need_ids, int precision)
 {
     char dir[] = "/tmp/test_eng_cuda_XXXXXX", path[4200], err[512];
     if (!mkdtemp(dir)) {
@@ -177,22 +179,28 @@ static void random_model(const char *label, gen_spec *g, int np, int ng, double 
         prompt[i] = (i * 7919 + 13) % g->vocab_size;
     size_t pn = (size_t)np * g->vocab_size, gn = (size_t)ng * g->vocab_size;
     float *gp = malloc(pn * 4), *cp = malloc(pn * 4), *gg = malloc(gn * 4), *cg = malloc(gn * 4);
-    if (eng_h_generate_on(ENG_DEVICE_CUDA, path, 1, 1, prompt, np, ng, gp, gg, gi, err,
-                          sizeof(err)) ||
+    if (eng_h_generate_prec(ENG_DEVICE_CUDA, precision, path, 1, 1, prompt, np, ng, gp, gg, gi, err,
+                            sizeof(err)) ||
         eng_h_generate_on(ENG_DEVICE_CPU, path, 1, 1, prompt, np, ng, cp, cg, ci, err,
                           sizeof(err))) {
         report(0, "%s: %s", label, err);
     } else {
         double rp = eng_h_rel_err(gp, cp, pn), rg = eng_h_rel_err(gg, cg, gn);
-        report(
-            rp <= tol && rg <= tol && (!need_ids || first_diff(gi, ci, ng) < 0),
-            "%s: %d prompt + %d decode positions vs CPU: rel err %.2e / %.2e (limit %.0e), ids %s",
-            label, np, ng, rp, rg, tol, first_diff(gi, ci, ng) < 0 ? "equal" : "DIFFER");
+        report(rp <= tol && rg <= tol && (!need_ids || first_diff(gi, ci, ng) < 0),
+               "%s%s: %d prompt + %d decode positions vs CPU: rel err %.2e / %.2e (limit %.0e), "
+               "ids %s",
+               label, precision == ENG_PREFILL_HIGH ? " (prefill precision high)" : "", np, ng, rp,
+               rg, tol, first_diff(gi, ci, ng) < 0 ? "equal" : "DIFFER");
     }
     free(prompt), free(gp), free(cp), free(gg), free(cg);
     char cmd[4300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static void random_model(const char *label, gen_spec *g, int np, int ng, double tol, int need_ids)
+{
+    random_model_prec(label, g, np, ng, tol, need_ids, ENG_PREFILL_FAST);
 }
 
 int main(void)
@@ -232,6 +240,11 @@ int main(void)
     random_model("qwen2-f32-bias-tied", &g, 64, 20, 1e-4, 1);
     g.arch = GEN_QWEN3, g.tied = 0, g.dtype = GEN_BF16;
     random_model("qwen3-bf16", &g, 64, 20, 2e-2, 0);
+    /* the same products on hi + lo halves and f32 attention products: the CPU's f32 activations
+     * within f32 rounding, the same ids; 300 positions take the batched attention products */
+    random_model_prec("qwen3-bf16", &g, 300, 20, 1e-4, 1, ENG_PREFILL_HIGH);
+    g.arch = GEN_LLAMA, g.dtype = GEN_F16;
+    random_model_prec("llama-f16", &g, 300, 20, 1e-3, 1, ENG_PREFILL_HIGH);
     printf("%s: %d failure(s)\n", test_failures ? "FAIL" : "PASS", test_failures);
     TEST_DONE();
 }

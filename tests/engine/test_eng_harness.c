@@ -23,6 +23,7 @@ struct group {
     const char *model;
     int tp, threads, n_prompt, n_gen, vocab;
     eng_device device;
+    int precision; /* eng_state_params.prefill_precision */
     const int *prompt;
     float *prompt_logits;
     float *gen_logits; /* NULL or [n_gen, vocab] */
@@ -86,6 +87,7 @@ static void *run_rank(void *arg)
         sp.ctx_len = g->n_prompt + g->n_gen;
         sp.all_logits = 1;
         sp.n_threads = g->threads;
+        sp.prefill_precision = g->precision;
         st = eng_state_create(m, &sp, &s, me->err, sizeof(me->err));
     }
     if (st == ENG_OK) {
@@ -157,7 +159,16 @@ int eng_h_generate_on(eng_device device, const char *model, int tp, int threads,
                       int n_prompt, int n_gen, float *prompt_logits, float *gen_logits, int *gen,
                       char *err, size_t errlen)
 {
+    return eng_h_generate_prec(device, ENG_PREFILL_FAST, model, tp, threads, prompt, n_prompt,
+                               n_gen, prompt_logits, gen_logits, gen, err, errlen);
+}
+
+int eng_h_generate_prec(eng_device device, int precision, const char *model, int tp, int threads,
+                        const int *prompt, int n_prompt, int n_gen, float *prompt_logits,
+                        float *gen_logits, int *gen, char *err, size_t errlen)
+{
     group g = {.model = model,
+               .precision = precision,
                .tp = tp,
                .threads = threads,
                .n_prompt = n_prompt,

@@ -30,6 +30,11 @@ int eng_h_generate_on(eng_device device, const char *model, int tp, int threads,
                       int n_prompt, int n_gen, float *prompt_logits, float *gen_logits, int *gen,
                       char *err, size_t errlen);
 
+/* The same with the prompt products' precision (eng_prefill_precision). */
+int eng_h_generate_prec(eng_device device, int precision, const char *model, int tp, int threads,
+                        const int *prompt, int n_prompt, int n_gen, float *prompt_logits,
+                        float *gen_logits, int *gen, char *err, size_t errlen);
+
 /* ||a - b|| / ||b|| */
 double eng_h_rel_err(const float *a, const float *b, size_t n);
 

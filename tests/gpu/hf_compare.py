@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 """ringinfer's prompt logits against Hugging Face transformers on the same GPU.
 
-usage: hf_compare.py RINGINFER MODEL_DIR [--positions N] [--seed S]
+usage: hf_compare.py RINGINFER MODEL_DIR [--positions N] [--seed S] [--prefill-chunk N]
+                     [--prefill-precision fast|high]
 
 MODEL_DIR is a Hugging Face folder (config.json + safetensors), e.g. a random bf16 model
 written by engine/eng-genmodel in a real shape. A prompt of N pseudo-random ids goes through
 `ringinfer run --dump-logits --prefill-chunk 512` (in chunks of 512, so N > 512 also checks a
-prefill after a cached prefix) and through transformers twice: with the stored bf16 weights
+prefill after a cached prefix; --prefill-chunk 1 sends every position through the decode step;
+--prefill-precision is passed on) and through transformers twice: with the stored bf16 weights
 as they are (transformers' own bf16 arithmetic) and with the same weights upcast to float32
 (the higher-precision reference). The issue's bar, checked against the float32 reference:
 relative error ||ours - ref|| / ||ref|| within 2e-2 and the same top-1 token at >= 99% of the
@@ -43,6 +45,8 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--positions", type=int, default=256)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--prefill-chunk", type=int, default=512)
+    ap.add_argument("--prefill-precision", choices=("fast", "high"), default="fast")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         print("SKIP: torch sees no GPU")
@@ -55,7 +59,8 @@ def main():
         dump = os.path.join(tmp, "logits.f32")
         cmd = [a.ringinfer, "run", "-m", a.model, "--prompt-ids", ",".join(map(str, ids)),
                "-n", "1", "--temperature", "0", "--device", "cuda", "--dump-logits", dump,
-               "--prefill-chunk", "512"]
+               "--prefill-chunk", str(a.prefill_chunk),
+               "--prefill-precision", a.prefill_precision]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
             print(f"FAIL: ringinfer exited {r.returncode}: {r.stderr.strip()[-500:]}")
@@ -73,7 +78,8 @@ def main():
         ref16 = model(x).logits[0].float()
         model = model.float()
         ref32 = model(x).logits[0].float()
-    name = os.path.basename(os.path.normpath(a.model))
+    name = (f"{os.path.basename(os.path.normpath(a.model))} (prefill chunk {a.prefill_chunk}, "
+            f"precision {a.prefill_precision})")
     rel, top1 = compare(ours, ref32)
     rel16, top16 = compare(ours, ref16)
     relhf, tophf = compare(ref16, ref32)
@@ -87,7 +93,8 @@ def main():
               f"{gap.median().item():.3g}, max {gap.max().item():.3g} (logits' std "
               f"{ref32.std().item():.3g}); transformers bf16 differs at "
               f"{int((ref16.argmax(-1) != ref32.argmax(-1)).sum())}")
-    for lo, hi in ((0, min(512, a.positions)), (512, a.positions)):
+    c = a.prefill_chunk if a.prefill_chunk > 1 else a.positions
+    for lo, hi in ((0, min(c, a.positions)), (c, a.positions)):
         if hi > lo:
             r, t = compare(ours[lo:hi], ref32[lo:hi])
             print(f"positions {lo}..{hi - 1}: rel err {r:.2e}, same top-1 {100 * t:.1f}%")

