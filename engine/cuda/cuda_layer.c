@@ -110,30 +110,13 @@ static int dec_plain(cuda_state *cs, float *out, const dmat *w, const float *x, 
     return eng_cu_matvec_batch(out, w->p, w->dt, x, w->rows, w->cols, nd, ST(cs));
 }
 
-/* bproj's prompt chunks under ENG_PREFILL_HIGH: each chunk split at act16's start (where it
- * would be alone) and multiplied into out (the first chunk, as alone) or stage_out. */
-static eng_status bproj_split(cuda_state *cs, const eng_state *s, float *out, const dmat *w,
-                              const float *x)
-{
-    for (int a = s->n_dec, b; a < s->n; a = b) {
-        for (b = a + 1; b < s->n && s->tok_seq[b] == s->tok_seq[a]; b++)
-            ;
-        float *dst = a == 0 ? out : cs->stage_out;
-        eng_status st = gemm16(cs, dst, w, x + (size_t)a * w->cols, b - a);
-        if (st != ENG_OK) return st;
-        if (a > 0)
-            K(cudaMemcpyAsync(out + (size_t)a * w->rows, cs->stage_out,
-                              (size_t)(b - a) * w->rows * 4, cudaMemcpyDeviceToDevice, cs->st));
-    }
-    return ENG_OK;
-}
-
 /* A projection of a reordered batch (eng_state.n_dec): the decode rows [0, n_dec) through
  * the small-batch matrix-vector kernel (each row bitwise as alone), or its fused form dec
  * (its own outputs), then each prompt chunk (the rows of one sequence) through its own cuBLAS
  * product into out, so that a chunk's result does not depend on what else runs in the step.
  * x: the f32 input [n, cols]; x16: the same rows in the weights' type, or NULL (converted here
- * when the weights are 16-bit). */
+ * when the weights are 16-bit). Under ENG_PREFILL_HIGH each chunk is split by gemm16 at act16's
+ * start, where it would be alone. */
 static eng_status bproj(cuda_state *cs, const eng_state *s, float *out, const dmat *w,
                         const float *x, const void *x16, const eng_mvb_args *dec)
 {
@@ -143,10 +126,10 @@ static eng_status bproj(cuda_state *cs, const eng_state *s, float *out, const dm
     else if (nd > 0)
         K(dec_plain(cs, out, w, x, nd));
     if (nd == n) return ENG_OK;
-    if (w->dt != ENG_DT_F32 && cs->split) return bproj_split(cs, s, out, w, x);
+    int split = w->dt != ENG_DT_F32 && cs->split;
     size_t es = w->dt == ENG_DT_F32 ? 4 : 2;
     const void *in = x;
-    if (w->dt != ENG_DT_F32) {
+    if (w->dt != ENG_DT_F32 && !split) {
         if (!x16) {
             K(eng_cu_convert((char *)cs->act16 + (size_t)nd * w->cols * es, w->dt,
                              x + (size_t)nd * w->cols, (size_t)(n - nd) * w->cols, ST(cs)));
@@ -157,18 +140,25 @@ static eng_status bproj(cuda_state *cs, const eng_state *s, float *out, const dm
     for (int a = nd, b; a < n; a = b) {
         for (b = a + 1; b < n && s->tok_seq[b] == s->tok_seq[a]; b++)
             ;
-        size_t ib = (size_t)(b - a) * w->cols * es, ob = (size_t)(b - a) * w->rows * 4;
-        const char *src = (const char *)in + (size_t)a * w->cols * es;
-        if (a == 0) { /* at the buffers' start, as alone */
-            eng_status st = gemm(cs, out, w, src, b - a);
-            if (st != ENG_OK) return st;
-            continue;
+        /* the first chunk at the buffers' start, as alone; the others through the staging
+         * buffers, which start there too */
+        float *dst = a == 0 ? out : cs->stage_out;
+        eng_status st;
+        if (split) {
+            st = gemm16(cs, dst, w, x + (size_t)a * w->cols, b - a);
+        } else {
+            const char *src = (const char *)in + (size_t)a * w->cols * es;
+            if (a > 0) {
+                K(cudaMemcpyAsync(cs->stage_in, src, (size_t)(b - a) * w->cols * es,
+                                  cudaMemcpyDeviceToDevice, cs->st));
+                src = cs->stage_in;
+            }
+            st = gemm(cs, dst, w, src, b - a);
         }
-        K(cudaMemcpyAsync(cs->stage_in, src, ib, cudaMemcpyDeviceToDevice, cs->st));
-        eng_status st = gemm(cs, cs->stage_out, w, cs->stage_in, b - a);
         if (st != ENG_OK) return st;
-        K(cudaMemcpyAsync(out + (size_t)a * w->rows, cs->stage_out, ob, cudaMemcpyDeviceToDevice,
-                          cs->st));
+        if (a > 0)
+            K(cudaMemcpyAsync(out + (size_t)a * w->rows, cs->stage_out,
+                              (size_t)(b - a) * w->rows * 4, cudaMemcpyDeviceToDevice, cs->st));
     }
     return ENG_OK;
 }
@@ -183,11 +173,11 @@ static eng_status blas_check(cuda_state *cs, cublasStatus_t b, const char *what)
 /* Attention of n >= 2 query tokens at host position pos0 as two batched products per KV head
  * (the query heads of its group side by side), with scores [nq, n, kv] in cs->scores:
  * S = scale K Q^T, causal softmax, O = P V into [nq, n, hd] (cs->qkv, free by now), then back
- * to token rows in the output projection's input type. q is head-major ([nq, n, hd]). Models
- * in f32 keep f32 products; bf16/f16 models use TF32 tensor cores, whose rounding is below
- * the bf16 weights' own. */
+ * to token rows: in act16 where in16 says so, else in cs->att (proj_after reads them). q is
+ * head-major ([nq, n, hd]). Models in f32, and any under ENG_PREFILL_HIGH, keep f32 products;
+ * bf16/f16 models use TF32 tensor cores, whose rounding is below the bf16 weights' own. */
 static eng_status attention_gemm(const eng_model *m, cuda_state *cs, const float *kc,
-                                 const float *vc, const dmat *wo, int n, int pos0, void **rows_out)
+                                 const float *vc, const dmat *wo, int n, int pos0)
 {
     const eng_config *c = &m->cfg;
     int hd = c->head_dim, nq = m->sh.n_heads, nkv = m->sh.n_kv_heads, group = nq / nkv;
@@ -212,10 +202,9 @@ static eng_status attention_gemm(const eng_model *m, cuda_state *cs, const float
                                                CUBLAS_GEMM_DEFAULT),
                     "attention output (batched P V)");
     if (st != ENG_OK) return st;
-    int dt = in16(cs, wo) ? wo->dt : ENG_DT_F32;
-    void *dst = dt == ENG_DT_F32 ? (void *)cs->att : cs->act16;
-    K(eng_cu_heads_to_rows(dst, dt, cs->qkv, nq, n, hd, ST(cs)));
-    *rows_out = dst;
+    void *dst = in16(cs, wo) ? cs->act16 : (void *)cs->att;
+    K(eng_cu_heads_to_rows(dst, dst == cs->act16 ? wo->dt : ENG_DT_F32, cs->qkv, nq, n, hd,
+                           ST(cs)));
     return ENG_OK;
 }
 
@@ -241,8 +230,7 @@ eng_status cuda_warmup(const eng_model *m, eng_state *s)
         (st = gemm(cs, cs->delta, &L->w2, cs->act16, T)) != ENG_OK)
         return st;
     if (cs->scores && T >= GEMM_ATTENTION_MIN && T <= cs->score_keys) {
-        void *rows;
-        if ((st = attention_gemm(m, cs, cs->kc, cs->vc, &L->wo, T, 0, &rows)) != ENG_OK) return st;
+        if ((st = attention_gemm(m, cs, cs->kc, cs->vc, &L->wo, T, 0)) != ENG_OK) return st;
     }
     return cuda_wait(cs);
 }
@@ -504,10 +492,8 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     if (!s->tok_pos) K(eng_cu_rope_qkv(&ra, ST(cs)));
     cuda_mark(cs, CUDA_ST_ROPE);
     if (agemm) {
-        void *rows;
-        if ((st = attention_gemm(m, cs, ra.kc, ra.vc, &L->wo, n, s->pos, &rows)) != ENG_OK ||
-            (st = rows == (void *)cs->att ? proj(cs, cs->delta, &L->wo, cs->att, n)
-                                          : gemm(cs, cs->delta, &L->wo, rows, n)) != ENG_OK)
+        if ((st = attention_gemm(m, cs, ra.kc, ra.vc, &L->wo, n, s->pos)) != ENG_OK ||
+            (st = proj_after(cs, cs->delta, &L->wo, cs->att, n)) != ENG_OK)
             return st;
     } else {
         eng_attn_args aa = {.q = cs->q,
