@@ -2,8 +2,8 @@
 /* AVX2/FMA kernels, compiled for that target only and picked at run time.
  * matmul: pairs of weight rows are loaded once and used against up to 16 input rows (prefill,
  * a batch of decode tokens); a single row runs 4 weight rows at once against one x to keep 4
- * FMA chains busy. Every output element has one dot4 lane's order, so its bits do not depend
- * on T. */
+ * FMA chains busy, rows a quarter of the range apart so that each chain's loads stream. Every
+ * output element has one dot4 lane's order, so its bits do not depend on T. */
 #include "cpu.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -184,23 +184,15 @@ AVX2 static inline void sum4_store(float *out, size_t ostride, __m256 s0, __m256
 /* Four dot products of d floats: rows v, v + vstride, v + 2 vstride, v + 3 vstride, each with
  * the shared row u; sums to out[0], out[ostride], ... Serves both 4 weight rows x 1 input row
  * and 1 weight row x 4 input rows (multiplication commutes exactly, so either role order gives
- * the same bits). pf (or NULL): four more rows pf + j vstride, fetched a line each per 16
- * floats while these are summed (one row's decode streams the weights from memory). The
- * weights' prefetches go to L2 (T1), not L1: a one-row step of the stories15M shape took 2.8
- * ms against 5.3 with T0, a 4-row step 2.5 against 6.6 (1 thread, AMD EPYC, 2026-12-04); into
- * L1 they compete with the input rows and the lines in use. */
-AVX2 static inline __attribute__((always_inline)) void dot4(float *out, size_t ostride,
-                                                            const float *v, size_t vstride,
-                                                            const float *u, int d, const float *pf)
+ * the same bits). */
+AVX2 static inline __attribute__((always_inline)) void
+dot4(float *out, size_t ostride, const float *v, size_t vstride, const float *u, int d)
 {
     const float *v0 = v, *v1 = v + vstride, *v2 = v + 2 * vstride, *v3 = v + 3 * vstride;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
            s3 = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= d; k += 8) {
-        if (pf && (k & 15) == 0)
-            for (int j = 0; j < 4; j++)
-                _mm_prefetch((const char *)(pf + j * vstride + k), _MM_HINT_T1);
         __m256 uv = _mm256_loadu_ps(u + k);
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(v0 + k), uv, s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(v1 + k), uv, s1);
@@ -225,8 +217,10 @@ AVX2 static inline __m256 reg(__m256 v)
  * load ports, not the FMA units. out[j ostride] takes u0's sums, out[j ostride + 1] u1's,
  * for j < nv (fewer than 4 input rows repeat the last one and store only theirs).
  * A pass takes 16 floats, one cache line of each weight row; pf (or NULL) is a later pair of
- * weight rows (pf, pf + d), fetched into L2 (see dot4) a line each in every pass (phase < 0)
- * or in the passes p with p % 4 == phase (four calls share the pair's lines). */
+ * weight rows (pf, pf + d), fetched into L2 a line each in every pass (phase < 0) or in the
+ * passes p with p % 4 == phase (four calls share the pair's lines). Into L2, not L1: there
+ * they would compete with the input rows and the lines in use (a 4-row step of the stories15M
+ * shape took 2.5 ms against 6.6 with L1 hints; 1 thread, AMD EPYC, 2026-12-04). */
 AVX2 static inline __attribute__((always_inline)) void dot2x4(float *out, size_t ostride,
                                                               const float *const vr[4], int nv,
                                                               const float *u0, const float *u1,
@@ -313,9 +307,9 @@ AVX2 static void matmul_tile(float *out, const float *x, const float *w, int n, 
     for (; i < i1; i++) {
         for (int t = t0; t < t1; t += 4)
             dot4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, (size_t)d,
-                 w + (size_t)i * d, d, NULL);
+                 w + (size_t)i * d, d);
         for (int t = t1; t < t2; t++)
-            dot4(out + (size_t)t * n + i, 0, w + (size_t)i * d, 0, x + (size_t)t * d, d, NULL);
+            dot4(out + (size_t)t * n + i, 0, w + (size_t)i * d, 0, x + (size_t)t * d, d);
     }
 }
 
@@ -327,13 +321,16 @@ AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, 
      * order whatever the batch size: a row's result does not depend on how many other rows
      * came with it. */
     if (T == 1) {
-        int i = i0;
-        for (; i + 8 <= i1; i += 4)
-            dot4(out + i, 1, w + (size_t)i * d, (size_t)d, x, d, w + (size_t)(i + 4) * d);
-        for (; i + 4 <= i1; i += 4)
-            dot4(out + i, 1, w + (size_t)i * d, (size_t)d, x, d, NULL);
-        for (; i < i1; i++)
-            dot4(out + i, 0, w + (size_t)i * d, 0, x, d, NULL);
+        /* The four rows of a dot4 are a quarter of the range apart, so each of its four load
+         * streams runs on through consecutive rows and the hardware prefetchers follow it; four
+         * adjacent rows made four short streams that restart every dot4, which they did not
+         * (the classifier of the stories15M shape: 1.2 ms against 1.8 with software prefetches,
+         * 2.9 without; AMD EPYC, 2026-12-04). A row's bits do not change. */
+        int q = (i1 - i0) / 4, i = i0;
+        for (; i < i0 + q; i++)
+            dot4(out + i, (size_t)q, w + (size_t)i * d, (size_t)q * d, x, d);
+        for (i = i0 + 4 * q; i < i1; i++)
+            dot4(out + i, 0, w + (size_t)i * d, 0, x, d);
         return;
     }
     /* Blocks of 4 input rows share each pair of weight rows' loads; the last tile takes the
