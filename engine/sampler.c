@@ -57,11 +57,17 @@ static float rand_f32(uint64_t *s)
     return (float)((x * 0x2545F4914F6CDD1DULL) >> 40) / 16777216.0f;
 }
 
-static int argmax(const float *v, int n)
+/* The index of the largest of v[0..n) (the first of equals), or -1 when one is not finite: one
+ * pass over the logits, which a small model's decode step otherwise read twice. */
+static int finite_argmax(const float *v, int n)
 {
     int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
+    float m = v[0];
+    for (int i = 0; i < n; i++) {
+        float x = v[i];
+        if (!isfinite(x)) return -1;
+        if (x > m) m = x, best = i;
+    }
     return best;
 }
 
@@ -76,10 +82,9 @@ int eng_sampler_sample(eng_sampler *s, const float *logits)
     int V = s->vocab;
     /* NaN compares false and inf - inf is NaN: either would leave no candidate (or token 0
      * forever under argmax), so non-finite logits are refused, not sampled. */
-    for (int i = 0; i < V; i++)
-        if (!isfinite(logits[i])) return -1;
-    if (s->temperature == 0.0f) return argmax(logits, V);
-    float mx = logits[argmax(logits, V)], sum = 0.0f;
+    int top = finite_argmax(logits, V);
+    if (top < 0 || s->temperature == 0.0f) return top;
+    float mx = logits[top], sum = 0.0f;
     for (int i = 0; i < V; i++) {
         s->cand[i].p = expf((logits[i] - mx) / s->temperature);
         s->cand[i].id = i;
