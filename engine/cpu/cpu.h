@@ -20,12 +20,19 @@ int eng_pool_size(const eng_pool *p); /* 1 for NULL */
 void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------ kernels */
+/* A weight matrix in its stored type. f16 and bf16 stay 16-bit: the kernels widen them as they
+ * load (exactly), so a product gives the bits of an f32 copy while reading half the bytes. */
+typedef struct cpu_mat {
+    const void *p; /* [rows, cols] */
+    int dt;        /* ENG_DT_F32, ENG_DT_F16 or ENG_DT_BF16 */
+} cpu_mat;
+
 typedef struct eng_kernels {
     const char *name;
     /* out[t, i] = sum_k x[t, k] * w[i, k] for i in [i0, i1)   out [T, n], x [T, d], w [n, d].
      * Rows are taken in blocks of 4 counted from i0, so splitting [0, n) at multiples of 4
      * gives bitwise the same out as one call (the worker threads rely on it). */
-    void (*matmul)(float *out, const float *x, const float *w, int T, int n, int d, int i0, int i1);
+    void (*matmul)(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0, int i1);
     /* sum_k a[k] * b[k] */
     float (*dot)(const float *a, const float *b, int n);
     /* y[k] += a * x[k] */
@@ -47,32 +54,33 @@ const eng_kernels *eng_kernels_pick(void);
 /* ------------------------------------------------------------------ weights of one shard */
 typedef struct eng_layer_w {
     const float *att_norm; /* [dim] */
-    const float *wq;       /* [nq*hd, dim] */
-    const float *wk;       /* [nkv*hd, dim] */
-    const float *wv;       /* [nkv*hd, dim] */
+    cpu_mat wq;            /* [nq*hd, dim] */
+    cpu_mat wk;            /* [nkv*hd, dim] */
+    cpu_mat wv;            /* [nkv*hd, dim] */
     const float *bq;       /* [nq*hd] or NULL */
     const float *bk;       /* [nkv*hd] or NULL */
     const float *bv;       /* [nkv*hd] or NULL */
     const float *q_norm;   /* [hd] or NULL */
     const float *k_norm;   /* [hd] or NULL */
-    const float *wo;       /* [dim, nq*hd]: our columns of o_proj */
+    cpu_mat wo;            /* [dim, nq*hd]: our columns of o_proj */
     const float *bo;       /* [dim] or NULL, added once after the all-reduce */
     const float *ffn_norm; /* [dim] */
-    const float *w1;       /* [ffn, dim] gate */
-    const float *w3;       /* [ffn, dim] up */
+    cpu_mat w1;            /* [ffn, dim] gate */
+    cpu_mat w3;            /* [ffn, dim] up */
     const float *b1;       /* [ffn] or NULL */
     const float *b3;       /* [ffn] or NULL */
-    const float *w2;       /* [dim, ffn]: our columns of down_proj */
+    cpu_mat w2;            /* [dim, ffn]: our columns of down_proj */
     const float *b2;       /* [dim] or NULL, added once after the all-reduce */
 } eng_layer_w;
 
-/* f32 tensors whose shard is one contiguous block stay in the mapping (zero copy); others
- * (f16/bf16, or column slices of the row-parallel o/down projections) are converted once. */
+/* Matrices keep their stored type; those whose shard is one contiguous block stay in the
+ * mapping (zero copy), others (column slices of the row-parallel o/down projections) are
+ * copied once. Vectors (norms, biases) are converted to f32. */
 typedef struct cpu_weights {
     const eng_kernels *k;
-    const float *embed;      /* [vocab, dim] */
+    cpu_mat embed;           /* [vocab, dim] */
     const float *final_norm; /* [dim] */
-    const float *cls;        /* [vocab, dim] (== embed when tied) */
+    cpu_mat cls;             /* [vocab, dim] (== embed when tied) */
     eng_layer_w *layers;     /* [n_layers] */
     void **owned;            /* converted or copied tensors */
     int n_owned, cap_owned;

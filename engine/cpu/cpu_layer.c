@@ -55,8 +55,9 @@ static void rope(const eng_model *m, float *v, int n_heads, int pos)
 #define MM_MIN_PAR_WORK_ROW 262144
 
 typedef struct mm_op {
-    float *out;         /* [T, n] */
-    const float *x, *w; /* [T, d], [n, d] */
+    float *out;     /* [T, n] */
+    const float *x; /* [T, d] */
+    cpu_mat w;      /* [n, d] */
     int T, n, d;
 } mm_op;
 
@@ -95,7 +96,7 @@ static void mm_run(cpu_state *s, mm_job *j)
         eng_pool_run(s->pool, mm_part, j);
 }
 
-static void matmul1(const eng_kernels *K, cpu_state *s, float *out, const float *x, const float *w,
+static void matmul1(const eng_kernels *K, cpu_state *s, float *out, const float *x, cpu_mat w,
                     int T, int n, int d)
 {
     mm_job j = {.K = K, .count = 1, .op = {{out, x, w, T, n, d}}};
@@ -173,9 +174,17 @@ eng_status cpu_embed(const eng_model *m, eng_state *es)
     const cpu_weights *w = m->bw;
     cpu_state *s = es->bs;
     int D = m->cfg.dim;
-    for (int t = 0; t < es->n; t++)
-        memcpy(s->x + (size_t)t * D, w->embed + (size_t)es->tokens[t] * D,
-               (size_t)D * sizeof(float));
+    for (int t = 0; t < es->n; t++) {
+        float *x = s->x + (size_t)t * D;
+        size_t row = (size_t)es->tokens[t] * D;
+        if (w->embed.dt == ENG_DT_F32) {
+            memcpy(x, (const float *)w->embed.p + row, (size_t)D * sizeof(float));
+            continue;
+        }
+        const uint16_t *h = (const uint16_t *)w->embed.p + row;
+        for (int i = 0; i < D; i++)
+            x[i] = w->embed.dt == ENG_DT_F16 ? eng_f16_to_f32(h[i]) : eng_bf16_to_f32(h[i]);
+    }
     return ENG_OK;
 }
 

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* The CPU backend's weights: this rank's shard as f32. f32 tensors whose shard is one
- * contiguous block stay in the mapping (zero copy); others (f16/bf16, or column slices of the
- * row-parallel o/down projections) are converted to f32 once here, so the forward pass only
- * ever reads f32. */
+/* The CPU backend's weights: this rank's shard. Matrices keep their stored type (f32, f16 or
+ * bf16; the kernels widen 16-bit weights as they read them) and stay in the mapping when the
+ * shard is one contiguous block (zero copy); column slices of the row-parallel o/down
+ * projections are copied once. Vectors (norms, biases) are converted to f32. */
 #include "cpu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static eng_status keep(eng_model *m, void *p, size_t bytes, char *err, size_t errlen)
 {
@@ -60,6 +61,32 @@ static eng_status slice(eng_model *m, const eng_tref *t, int64_t r0, int64_t nr,
     return keep(m, dst, bytes, err, errlen);
 }
 
+/* The block rows [r0, r0+nr) x all or cols [c0, c0+nc) of matrix t in its stored type, in the
+ * mapping when the block is contiguous and aligned to its element. */
+static eng_status mslice(eng_model *m, const eng_tref *t, int64_t r0, int64_t nr, int64_t c0,
+                         int64_t nc, cpu_mat *out, char *err, size_t errlen)
+{
+    size_t es = eng_dt_size(t->dt);
+    const char *base = t->data;
+    out->dt = t->dt;
+    if (c0 == 0 && nc == t->cols) {
+        const char *p = base + (size_t)(r0 * t->cols) * es;
+        if (((uintptr_t)p & (es - 1)) == 0) {
+            out->p = p;
+            m->mapped_bytes += (size_t)(nr * nc) * es;
+            return ENG_OK;
+        }
+    }
+    size_t bytes = (size_t)(nr * nc) * es;
+    char *dst = eng_alloc_aligned(bytes);
+    if (!dst) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory copying %s", t->name);
+    for (int64_t r = 0; r < nr; r++)
+        memcpy(dst + (size_t)(r * nc) * es, base + (size_t)((r0 + r) * t->cols + c0) * es,
+               (size_t)nc * es);
+    out->p = dst;
+    return keep(m, dst, bytes, err, errlen);
+}
+
 /* Shape check then slice; optional tensors may be absent (out = NULL). */
 static eng_status get(eng_model *m, const eng_tref *t, int optional, const char *what, int64_t rows,
                       int64_t cols, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
@@ -70,6 +97,17 @@ static eng_status get(eng_model *m, const eng_tref *t, int optional, const char 
     eng_status st = eng_tref_expect(t, rows, cols, what, err, errlen);
     if (st != ENG_OK) return st;
     return slice(m, t, r0, nr, c0, nc, out, err, errlen);
+}
+
+/* get() for a matrix. */
+static eng_status getm(eng_model *m, const eng_tref *t, const char *what, int64_t rows,
+                       int64_t cols, int64_t r0, int64_t nr, int64_t c0, int64_t nc, cpu_mat *out,
+                       char *err, size_t errlen)
+{
+    *out = (cpu_mat){0};
+    eng_status st = eng_tref_expect(t, rows, cols, what, err, errlen);
+    if (st != ENG_OK) return st;
+    return mslice(m, t, r0, nr, c0, nc, out, err, errlen);
 }
 
 eng_status cpu_model_init(eng_model *m, const eng_load_params *p, char *err, size_t errlen)
@@ -95,7 +133,7 @@ eng_status cpu_upload_globals(eng_model *m, const eng_source *src, char *err, si
     int embed = (m->parts & ENG_PART_EMBED) || ((m->parts & ENG_PART_HEAD) && c->tied_embeddings);
     eng_status st = ENG_OK;
     if (embed)
-        st = get(m, &src->embed, 0, "token embedding", V, D, 0, V, 0, D, &w->embed, err, errlen);
+        st = getm(m, &src->embed, "token embedding", V, D, 0, V, 0, D, &w->embed, err, errlen);
     if (st != ENG_OK || !(m->parts & ENG_PART_HEAD)) return st;
     st = get(m, &src->final_norm, 0, "final norm", 1, D, 0, 1, 0, D, &w->final_norm, err, errlen);
     if (st != ENG_OK) return st;
@@ -103,7 +141,7 @@ eng_status cpu_upload_globals(eng_model *m, const eng_source *src, char *err, si
         w->cls = w->embed;
         return ENG_OK;
     }
-    return get(m, &src->cls, 0, "lm_head", V, D, 0, V, 0, D, &w->cls, err, errlen);
+    return getm(m, &src->cls, "lm_head", V, D, 0, V, 0, D, &w->cls, err, errlen);
 }
 
 eng_status cpu_upload_layer(eng_model *m, int l, const eng_tref *tr, char *err, size_t errlen)
@@ -124,25 +162,32 @@ eng_status cpu_upload_layer(eng_model *m, int l, const eng_tref *tr, char *err, 
         st = get(m, &tr[kind], opt, what, rows, cols, r0, nr, c0, nc, &w->dst, err, errlen);       \
         if (st != ENG_OK) return st;                                                               \
     } while (0)
+#define GETM(kind, rows, cols, r0, nr, c0, nc, dst)                                                \
+    do {                                                                                           \
+        snprintf(what, sizeof(what), "layer %d %s", m->layer0 + l, #kind + 6);                     \
+        st = getm(m, &tr[kind], what, rows, cols, r0, nr, c0, nc, &w->dst, err, errlen);           \
+        if (st != ENG_OK) return st;                                                               \
+    } while (0)
     GET(ENG_T_ATT_NORM, 0, 1, D, 0, 1, 0, D, att_norm);
-    GET(ENG_T_WQ, 0, Q, D, q0, nq, 0, D, wq);
-    GET(ENG_T_WK, 0, KVd, D, k0, nk, 0, D, wk);
-    GET(ENG_T_WV, 0, KVd, D, k0, nk, 0, D, wv);
+    GETM(ENG_T_WQ, Q, D, q0, nq, 0, D, wq);
+    GETM(ENG_T_WK, KVd, D, k0, nk, 0, D, wk);
+    GETM(ENG_T_WV, KVd, D, k0, nk, 0, D, wv);
     GET(ENG_T_BQ, qb, 1, Q, 0, 1, q0, nq, bq);
     GET(ENG_T_BK, qb, 1, KVd, 0, 1, k0, nk, bk);
     GET(ENG_T_BV, qb, 1, KVd, 0, 1, k0, nk, bv);
     GET(ENG_T_QNORM, !c->has_qk_norm, 1, hd, 0, 1, 0, hd, q_norm);
     GET(ENG_T_KNORM, !c->has_qk_norm, 1, hd, 0, 1, 0, hd, k_norm);
-    GET(ENG_T_WO, 0, D, Q, 0, D, q0, nq, wo);
+    GETM(ENG_T_WO, D, Q, 0, D, q0, nq, wo);
     GET(ENG_T_BO, ob, 1, D, 0, 1, 0, D, bo);
     GET(ENG_T_FFN_NORM, 0, 1, D, 0, 1, 0, D, ffn_norm);
-    GET(ENG_T_W1, 0, F, D, s->ffn0, s->ffn, 0, D, w1);
-    GET(ENG_T_W3, 0, F, D, s->ffn0, s->ffn, 0, D, w3);
+    GETM(ENG_T_W1, F, D, s->ffn0, s->ffn, 0, D, w1);
+    GETM(ENG_T_W3, F, D, s->ffn0, s->ffn, 0, D, w3);
     GET(ENG_T_B1, fb, 1, F, 0, 1, s->ffn0, s->ffn, b1);
     GET(ENG_T_B3, fb, 1, F, 0, 1, s->ffn0, s->ffn, b3);
-    GET(ENG_T_W2, 0, D, F, 0, D, s->ffn0, s->ffn, w2);
+    GETM(ENG_T_W2, D, F, 0, D, s->ffn0, s->ffn, w2);
     GET(ENG_T_B2, fb, 1, D, 0, 1, 0, D, b2);
 #undef GET
+#undef GETM
     return st;
 }
 

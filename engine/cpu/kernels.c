@@ -2,16 +2,22 @@
 /* Plain-C reference kernels (also the fallback without AVX2/FMA) and the run-time pick. */
 #include "cpu.h"
 
-static void matmul_scalar(float *out, const float *x, const float *w, int T, int n, int d, int i0,
+static float wat(cpu_mat w, size_t i)
+{
+    if (w.dt == ENG_DT_BF16) return eng_bf16_to_f32(((const uint16_t *)w.p)[i]);
+    if (w.dt == ENG_DT_F16) return eng_f16_to_f32(((const uint16_t *)w.p)[i]);
+    return ((const float *)w.p)[i];
+}
+
+static void matmul_scalar(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
                           int i1)
 {
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * d;
         for (int i = i0; i < i1; i++) {
-            const float *wi = w + (size_t)i * d;
             float s = 0.0f;
             for (int k = 0; k < d; k++)
-                s += wi[k] * xt[k];
+                s += wat(w, (size_t)i * d + k) * xt[k];
             out[(size_t)t * n + i] = s;
         }
     }
@@ -60,7 +66,9 @@ const eng_kernels *eng_kernels_pick(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &eng_kernels_avx2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return &eng_kernels_avx2;
 #endif
     return &eng_kernels_scalar;
 }

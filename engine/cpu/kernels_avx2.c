@@ -9,7 +9,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 AVX2 static inline float hsum(__m256 v)
 {
@@ -162,12 +162,45 @@ AVX2 static void values_avx2(float *o, const float *att, float inv, const float 
     }
 }
 
+/* Weights in their stored type (cpu_mat): f16 and bf16 widen to f32 exactly, so a product
+ * sums the same floats as over an f32 copy and gives its bits, reading half the bytes. Inside
+ * the always-inline kernels below dt is a constant (matmul_avx2 calls one copy per type). */
+static inline size_t esize(int dt)
+{
+    return dt == ENG_DT_F32 ? 4 : 2;
+}
+
+static inline const void *at(const void *p, size_t i, int dt)
+{
+    return (const char *)p + i * esize(dt);
+}
+
+/* Eight elements from p[k]. */
+AVX2 static inline __attribute__((always_inline)) __m256 ld8(const void *p, int k, int dt)
+{
+    if (dt == ENG_DT_BF16) {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + k));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    if (dt == ENG_DT_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + k)));
+    return _mm256_loadu_ps((const float *)p + k);
+}
+
+static inline __attribute__((always_inline)) float ld1(const void *p, int k, int dt)
+{
+    if (dt == ENG_DT_BF16) return eng_bf16_to_f32(((const uint16_t *)p)[k]);
+    if (dt == ENG_DT_F16) return eng_f16_to_f32(((const uint16_t *)p)[k]);
+    return ((const float *)p)[k];
+}
+
 /* The last step of a dot4-ordered product of four accumulators: the lanes transposed and added
  * into four sums, the scalar tail (d % 8 elements) added after them, the first nv stored at
- * out[0], out[ostride], ... Each sum depends on its own accumulator and row only. */
-AVX2 static inline void sum4_store(float *out, size_t ostride, __m256 s0, __m256 s1, __m256 s2,
-                                   __m256 s3, const float *const v[4], const float *u, int k, int d,
-                                   int nv)
+ * out[0], out[ostride], ... Each sum depends on its own accumulator and row only. v[j] are of
+ * type vdt, u of udt. */
+AVX2 static inline __attribute__((always_inline)) void
+sum4_store(float *out, size_t ostride, __m256 s0, __m256 s1, __m256 s2, __m256 s3,
+           const void *const v[4], int vdt, const void *u, int udt, int k, int d, int nv)
 {
     __m256 a01 = _mm256_hadd_ps(s0, s1), a23 = _mm256_hadd_ps(s2, s3);
     __m256 a = _mm256_hadd_ps(a01, a23);
@@ -176,31 +209,31 @@ AVX2 static inline void sum4_store(float *out, size_t ostride, __m256 s0, __m256
     _mm_storeu_ps(o, r);
     for (; k < d; k++)
         for (int j = 0; j < 4; j++)
-            o[j] += v[j][k] * u[k];
+            o[j] += ld1(v[j], k, vdt) * ld1(u, k, udt);
     for (int j = 0; j < nv; j++)
         out[j * ostride] = o[j];
 }
 
-/* Four dot products of d floats: rows v, v + vstride, v + 2 vstride, v + 3 vstride, each with
- * the shared row u; sums to out[0], out[ostride], ... Serves both 4 weight rows x 1 input row
- * and 1 weight row x 4 input rows (multiplication commutes exactly, so either role order gives
- * the same bits). */
-AVX2 static inline __attribute__((always_inline)) void
-dot4(float *out, size_t ostride, const float *v, size_t vstride, const float *u, int d)
+/* Four dot products of d elements: rows v, v + vstride, v + 2 vstride, v + 3 vstride (type vdt,
+ * strides in elements), each with the shared row u (type udt); sums to out[0], out[ostride], ...
+ * Serves both 4 weight rows x 1 input row and 1 weight row x 4 input rows (multiplication
+ * commutes exactly, so either role order gives the same bits). */
+AVX2 static inline __attribute__((always_inline)) void dot4(float *out, size_t ostride,
+                                                            const void *v, int vdt, size_t vstride,
+                                                            const void *u, int udt, int d)
 {
-    const float *v0 = v, *v1 = v + vstride, *v2 = v + 2 * vstride, *v3 = v + 3 * vstride;
+    const void *vr[4] = {v, at(v, vstride, vdt), at(v, 2 * vstride, vdt), at(v, 3 * vstride, vdt)};
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
            s3 = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= d; k += 8) {
-        __m256 uv = _mm256_loadu_ps(u + k);
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(v0 + k), uv, s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(v1 + k), uv, s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(v2 + k), uv, s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(v3 + k), uv, s3);
+        __m256 uv = ld8(u, k, udt);
+        s0 = _mm256_fmadd_ps(ld8(vr[0], k, vdt), uv, s0);
+        s1 = _mm256_fmadd_ps(ld8(vr[1], k, vdt), uv, s1);
+        s2 = _mm256_fmadd_ps(ld8(vr[2], k, vdt), uv, s2);
+        s3 = _mm256_fmadd_ps(ld8(vr[3], k, vdt), uv, s3);
     }
-    const float *vr[4] = {v0, v1, v2, v3};
-    sum4_store(out, ostride, s0, s1, s2, s3, vr, u, k, d, 4);
+    sum4_store(out, ostride, s0, s1, s2, s3, vr, vdt, u, udt, k, d, 4);
 }
 
 /* v, kept in a register: without this the compiler folds the load into both FMAs that use
@@ -211,20 +244,19 @@ AVX2 static inline __m256 reg(__m256 v)
     return v;
 }
 
-/* Two weight rows u0, u1 against four input rows vr[0..3]: eight sums, each
+/* Two weight rows u0, u1 (type dt) against four f32 input rows vr[0..3]: eight sums, each
  * with dot4's order, so bitwise what two dot4 calls give. Six loads feed eight FMAs (dot4:
  * five feed four), which is what a batch of decode rows needs: dot4 there is bound by the
  * load ports, not the FMA units. out[j ostride] takes u0's sums, out[j ostride + 1] u1's,
  * for j < nv (fewer than 4 input rows repeat the last one and store only theirs).
- * A pass takes 16 floats, one cache line of each weight row; pf (or NULL) is a later pair of
- * weight rows (pf, pf + d), fetched into L2 a line each in every pass (phase < 0) or in the
- * passes p with p % 4 == phase (four calls share the pair's lines). Into L2, not L1: there
- * they would compete with the input rows and the lines in use (a 4-row step of the stories15M
- * shape took 2.5 ms against 6.6 with L1 hints; 1 thread, AMD EPYC, 2026-12-04). */
-AVX2 static inline __attribute__((always_inline)) void dot2x4(float *out, size_t ostride,
-                                                              const float *const vr[4], int nv,
-                                                              const float *u0, const float *u1,
-                                                              int d, const float *pf, int phase)
+ * A pass takes 16 elements of each weight row; pf (or NULL) is a later pair of weight rows
+ * (pf, pf + d), fetched into L2 a piece each in every pass (phase < 0) or in the passes p
+ * with p % 4 == phase (four calls share the pair's lines). Into L2, not L1: there they would
+ * compete with the input rows and the lines in use (a 4-row step of the stories15M shape took
+ * 2.5 ms against 6.6 with L1 hints; 1 thread, AMD EPYC, 2026-12-04). */
+AVX2 static inline __attribute__((always_inline)) void
+dot2x4(float *out, size_t ostride, const float *const vr[4], int nv, const void *u0, const void *u1,
+       int dt, int d, const void *pf, int phase)
 {
     __m256 a[4], b[4];
     for (int j = 0; j < 4; j++)
@@ -232,12 +264,12 @@ AVX2 static inline __attribute__((always_inline)) void dot2x4(float *out, size_t
     int k = 0;
     for (; k + 16 <= d; k += 16) {
         if (pf && (phase < 0 || ((k >> 4) & 3) == phase)) {
-            _mm_prefetch((const char *)(pf + k), _MM_HINT_T1);
-            _mm_prefetch((const char *)(pf + d + k), _MM_HINT_T1);
+            _mm_prefetch((const char *)at(pf, k, dt), _MM_HINT_T1);
+            _mm_prefetch((const char *)at(pf, (size_t)d + k, dt), _MM_HINT_T1);
         }
 #pragma GCC unroll 2
         for (int h = 0; h < 16; h += 8) {
-            __m256 w0 = _mm256_loadu_ps(u0 + k + h), w1 = _mm256_loadu_ps(u1 + k + h);
+            __m256 w0 = ld8(u0, k + h, dt), w1 = ld8(u1, k + h, dt);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 __m256 x = reg(_mm256_loadu_ps(vr[j] + k + h));
@@ -247,7 +279,7 @@ AVX2 static inline __attribute__((always_inline)) void dot2x4(float *out, size_t
         }
     }
     for (; k + 8 <= d; k += 8) {
-        __m256 w0 = _mm256_loadu_ps(u0 + k), w1 = _mm256_loadu_ps(u1 + k);
+        __m256 w0 = ld8(u0, k, dt), w1 = ld8(u1, k, dt);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m256 x = reg(_mm256_loadu_ps(vr[j] + k));
@@ -255,8 +287,9 @@ AVX2 static inline __attribute__((always_inline)) void dot2x4(float *out, size_t
             b[j] = _mm256_fmadd_ps(x, w1, b[j]);
         }
     }
-    sum4_store(out, ostride, a[0], a[1], a[2], a[3], vr, u0, k, d, nv);
-    sum4_store(out + 1, ostride, b[0], b[1], b[2], b[3], vr, u1, k, d, nv);
+    const void *const vv[4] = {vr[0], vr[1], vr[2], vr[3]};
+    sum4_store(out, ostride, a[0], a[1], a[2], a[3], vv, ENG_DT_F32, u0, dt, k, d, nv);
+    sum4_store(out + 1, ostride, b[0], b[1], b[2], b[3], vv, ENG_DT_F32, u1, dt, k, d, nv);
 }
 
 /* Input rows taken together against each weight row: 16 rows of x stay in L1/L2 while the
@@ -278,43 +311,46 @@ static inline void rows4(const float *r[4], const float *x, int t, int nv, int d
 }
 
 /* Input rows [t0, t1) in blocks of 4, then the tail [t1, t2) (fewer than 4 rows) in the same
- * pass over the weight rows [i0, i1): the weights stream past once. */
-AVX2 static void matmul_tile(float *out, const float *x, const float *w, int n, int d, int i0,
-                             int i1, int t0, int t1, int t2)
+ * pass over the weight rows [i0, i1) (type dt): the weights stream past once. */
+AVX2 static inline __attribute__((always_inline)) void matmul_tile(float *out, const float *x,
+                                                                   const void *w, int dt, int n,
+                                                                   int d, int i0, int i1, int t0,
+                                                                   int t1, int t2)
 {
     const float *r[4];
     int i = i0;
     for (; i + 2 <= i1; i += 2) {
-        const float *wi = w + (size_t)i * d;
+        const void *wi = at(w, (size_t)i * d, dt), *wj = at(wi, (size_t)d, dt);
         /* The pair 4 ahead is fetched while this one is summed (near the end the next one,
          * already asked for), its lines spread over the first four blocks of input rows rather
          * than all in the first: the requests trickle out instead of queuing up. 16-row steps
          * took 0.84x-0.90x the time of fetching the next pair in the first block only
          * (stories15M shape, 1 and 2 threads, 2026-12-04); a row's bits do not change. */
-        const float *pf = i + 10 <= i1 ? wi + 8 * (size_t)d : i + 4 <= i1 ? wi + 2 * (size_t)d : wi;
+        const void *pf = at(wi, (size_t)d * (i + 10 <= i1 ? 8 : i + 4 <= i1 ? 2 : 0), dt);
         int blocks = (t1 - t0) / 4 + (t1 < t2), spread = blocks >= 4, bi = 0;
         for (int t = t0; t < t1; t += 4, bi++) {
             rows4(r, x, t, 4, d);
-            dot2x4(out + (size_t)t * n + i, (size_t)n, r, 4, wi, wi + d, d,
+            dot2x4(out + (size_t)t * n + i, (size_t)n, r, 4, wi, wj, dt, d,
                    (spread ? bi < 4 : bi == 0) ? pf : NULL, spread ? bi : -1);
         }
         if (t1 < t2) {
             rows4(r, x, t1, t2 - t1, d);
-            dot2x4(out + (size_t)t1 * n + i, (size_t)n, r, t2 - t1, wi, wi + d, d,
+            dot2x4(out + (size_t)t1 * n + i, (size_t)n, r, t2 - t1, wi, wj, dt, d,
                    (spread ? bi < 4 : bi == 0) ? pf : NULL, spread ? bi : -1);
         }
     }
     for (; i < i1; i++) {
+        const void *wi = at(w, (size_t)i * d, dt);
         for (int t = t0; t < t1; t += 4)
-            dot4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, (size_t)d,
-                 w + (size_t)i * d, d);
+            dot4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, ENG_DT_F32, (size_t)d, wi,
+                 dt, d);
         for (int t = t1; t < t2; t++)
-            dot4(out + (size_t)t * n + i, 0, w + (size_t)i * d, 0, x + (size_t)t * d, d);
+            dot4(out + (size_t)t * n + i, 0, wi, dt, 0, x + (size_t)t * d, ENG_DT_F32, d);
     }
 }
 
-AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, int n, int d,
-                             int i0, int i1)
+AVX2 static inline __attribute__((always_inline)) void
+matmul_typed(float *out, const float *x, const void *w, int dt, int T, int n, int d, int i0, int i1)
 {
     /* Decode of one row runs 4 weight rows against it. A last group of fewer than 4 weight
      * rows goes through dot4 too (one row four times), so every element has dot4's summation
@@ -328,9 +364,9 @@ AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, 
          * 2.9 without; AMD EPYC, 2026-12-04). A row's bits do not change. */
         int q = (i1 - i0) / 4, i = i0;
         for (; i < i0 + q; i++)
-            dot4(out + i, (size_t)q, w + (size_t)i * d, (size_t)q * d, x, d);
+            dot4(out + i, (size_t)q, at(w, (size_t)i * d, dt), dt, (size_t)q * d, x, ENG_DT_F32, d);
         for (i = i0 + 4 * q; i < i1; i++)
-            dot4(out + i, 0, w + (size_t)i * d, 0, x, d);
+            dot4(out + i, 0, at(w, (size_t)i * d, dt), dt, 0, x, ENG_DT_F32, d);
         return;
     }
     /* Blocks of 4 input rows share each pair of weight rows' loads; the last tile takes the
@@ -341,9 +377,20 @@ AVX2 static void matmul_avx2(float *out, const float *x, const float *w, int T, 
     if (size == 0) size = MM_TILE; /* T < 4: one pass, the tail alone */
     for (int t0 = 0;; t0 += size) {
         int t1 = t0 + size < T4 ? t0 + size : T4, last = t1 == T4;
-        matmul_tile(out, x, w, n, d, i0, i1, t0, t1, last ? T : t1);
+        matmul_tile(out, x, w, dt, n, d, i0, i1, t0, t1, last ? T : t1);
         if (last) break;
     }
+}
+
+AVX2 static void matmul_avx2(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
+                             int i1)
+{
+    if (w.dt == ENG_DT_BF16)
+        matmul_typed(out, x, w.p, ENG_DT_BF16, T, n, d, i0, i1);
+    else if (w.dt == ENG_DT_F16)
+        matmul_typed(out, x, w.p, ENG_DT_F16, T, n, d, i0, i1);
+    else
+        matmul_typed(out, x, w.p, ENG_DT_F32, T, n, d, i0, i1);
 }
 
 const eng_kernels eng_kernels_avx2 = {
