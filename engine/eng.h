@@ -192,7 +192,11 @@ int eng_prefill_precision_parse(const char *name);
 const char *eng_prefill_precision_name(int precision);
 
 #define ENG_DEFAULT_THREADS 1
-#define ENG_DEFAULT_SPIN_US 0 /* measured: spinning hurts on shared/oversubscribed cores */
+/* A worker's futex wake-up per matmul cost 2 threads much of their gain (2 quiet cores,
+ * 2026-12-04: stories15M shape 542-645 tok/s without the spin, 604-750 with 50 us; 1 thread
+ * 496-500); where the cores are oversubscribed a spinning waiter takes a working thread's core
+ * (2026-11-21, load 7-10 on 2 cores: 0.55x), and ENG_SPIN_US=0 is the setting there. */
+#define ENG_DEFAULT_SPIN_US 50
 #define ENG_MAX_THREADS 256
 #define ENG_MAX_SEQS 1024
 

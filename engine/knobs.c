@@ -15,7 +15,8 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
                           "(1..256; --threads wins)"},
     [ENG_KNOB_SPIN_US] = {"ENG_SPIN_US", ENG_STR(ENG_DEFAULT_SPIN_US),
                           "microseconds a waiting thread busy-polls for the next matmul (or "
-                          "its end) before sleeping (0..100000)"},
+                          "its end) before sleeping; 0 where the cores are oversubscribed "
+                          "(0..100000)"},
     [ENG_KNOB_CUDA_PROFILE] = {"ENG_CUDA_PROFILE", "0",
                                "1: time the CUDA decode step's stages (also batched steps of "
                                "decode rows) with events (the step then runs without its graph) "
