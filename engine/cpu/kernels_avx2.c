@@ -165,14 +165,9 @@ AVX2 static void values_avx2(float *o, const float *att, float inv, const float 
 /* Weights in their stored type (cpu_mat): f16 and bf16 widen to f32 exactly, so a product
  * sums the same floats as over an f32 copy and gives its bits, reading half the bytes. Inside
  * the always-inline kernels below dt is a constant (matmul_avx2 calls one copy per type). */
-static inline size_t esize(int dt)
-{
-    return dt == ENG_DT_F32 ? 4 : 2;
-}
-
 static inline const void *at(const void *p, size_t i, int dt)
 {
-    return (const char *)p + i * esize(dt);
+    return (const char *)p + i * eng_dt_size((eng_dtype)dt);
 }
 
 /* Eight elements from p[k]. */
