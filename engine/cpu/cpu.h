@@ -27,6 +27,14 @@ typedef struct cpu_mat {
     int dt;        /* ENG_DT_F32, ENG_DT_F16 or ENG_DT_BF16 */
 } cpu_mat;
 
+/* Element i of p, of type dt, as f32 (exact); p aligned to its element. */
+static inline float cpu_elem(const void *p, int dt, size_t i)
+{
+    if (dt == ENG_DT_BF16) return eng_bf16_to_f32(((const uint16_t *)p)[i]);
+    if (dt == ENG_DT_F16) return eng_f16_to_f32(((const uint16_t *)p)[i]);
+    return ((const float *)p)[i];
+}
+
 typedef struct eng_kernels {
     const char *name;
     /* out[t, i] = sum_k x[t, k] * w[i, k] for i in [i0, i1)   out [T, n], x [T, d], w [n, d].

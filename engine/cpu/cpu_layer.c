@@ -175,15 +175,9 @@ eng_status cpu_embed(const eng_model *m, eng_state *es)
     cpu_state *s = es->bs;
     int D = m->cfg.dim;
     for (int t = 0; t < es->n; t++) {
-        float *x = s->x + (size_t)t * D;
         size_t row = (size_t)es->tokens[t] * D;
-        if (w->embed.dt == ENG_DT_F32) {
-            memcpy(x, (const float *)w->embed.p + row, (size_t)D * sizeof(float));
-            continue;
-        }
-        const uint16_t *h = (const uint16_t *)w->embed.p + row;
         for (int i = 0; i < D; i++)
-            x[i] = w->embed.dt == ENG_DT_F16 ? eng_f16_to_f32(h[i]) : eng_bf16_to_f32(h[i]);
+            s->x[(size_t)t * D + i] = cpu_elem(w->embed.p, w->embed.dt, row + i);
     }
     return ENG_OK;
 }

@@ -78,11 +78,9 @@ static eng_status mslice(eng_model *m, const eng_tref *t, int64_t r0, int64_t nr
         }
     }
     size_t bytes = (size_t)(nr * nc) * es;
-    char *dst = eng_alloc_aligned(bytes);
+    void *dst = eng_alloc_aligned(bytes);
     if (!dst) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory copying %s", t->name);
-    for (int64_t r = 0; r < nr; r++)
-        memcpy(dst + (size_t)(r * nc) * es, base + (size_t)((r0 + r) * t->cols + c0) * es,
-               (size_t)nc * es);
+    eng_tref_copy(t, r0, nr, c0, nc, dst);
     out->p = dst;
     return keep(m, dst, bytes, err, errlen);
 }

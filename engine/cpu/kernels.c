@@ -2,13 +2,6 @@
 /* Plain-C reference kernels (also the fallback without AVX2/FMA) and the run-time pick. */
 #include "cpu.h"
 
-static float wat(cpu_mat w, size_t i)
-{
-    if (w.dt == ENG_DT_BF16) return eng_bf16_to_f32(((const uint16_t *)w.p)[i]);
-    if (w.dt == ENG_DT_F16) return eng_f16_to_f32(((const uint16_t *)w.p)[i]);
-    return ((const float *)w.p)[i];
-}
-
 static void matmul_scalar(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
                           int i1)
 {
@@ -17,7 +10,7 @@ static void matmul_scalar(float *out, const float *x, cpu_mat w, int T, int n, i
         for (int i = i0; i < i1; i++) {
             float s = 0.0f;
             for (int k = 0; k < d; k++)
-                s += wat(w, (size_t)i * d + k) * xt[k];
+                s += cpu_elem(w.p, w.dt, (size_t)i * d + k) * xt[k];
             out[(size_t)t * n + i] = s;
         }
     }

@@ -182,13 +182,6 @@ AVX2 static inline __attribute__((always_inline)) __m256 ld8(const void *p, int 
     return _mm256_loadu_ps((const float *)p + k);
 }
 
-static inline __attribute__((always_inline)) float ld1(const void *p, int k, int dt)
-{
-    if (dt == ENG_DT_BF16) return eng_bf16_to_f32(((const uint16_t *)p)[k]);
-    if (dt == ENG_DT_F16) return eng_f16_to_f32(((const uint16_t *)p)[k]);
-    return ((const float *)p)[k];
-}
-
 /* The last step of a dot4-ordered product of four accumulators: the lanes transposed and added
  * into four sums, the scalar tail (d % 8 elements) added after them, the first nv stored at
  * out[0], out[ostride], ... Each sum depends on its own accumulator and row only. v[j] are of
@@ -204,7 +197,7 @@ sum4_store(float *out, size_t ostride, __m256 s0, __m256 s1, __m256 s2, __m256 s
     _mm_storeu_ps(o, r);
     for (; k < d; k++)
         for (int j = 0; j < 4; j++)
-            o[j] += ld1(v[j], k, vdt) * ld1(u, k, udt);
+            o[j] += cpu_elem(v[j], vdt, (size_t)k) * cpu_elem(u, udt, (size_t)k);
     for (int j = 0; j < nv; j++)
         out[j * ostride] = o[j];
 }
