@@ -39,6 +39,13 @@ void srv_buf_free(srv_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
+double srv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 int srv_err(srv_error *e, int status, const char *param, const char *code, const char *fmt, ...)
 {
     e->status = status;
@@ -294,9 +301,15 @@ srv_req *srv_api_parse(srv_server *s, srv_kind kind, const char *body, size_t le
     r->top_p = (float)p;
     long long n = 1;
     if (get_int(req, "n", 1, 128, &n, e) < 0) goto fail;
-    int seeded = get_int(req, "seed", -9.2e18, 1.8e19, &ll, e);
+    /* Any int64 or uint64 seed: negative ones wrap as two's complement. */
+    double sd = 0;
+    int seeded = get_num(req, "seed", -9.2e18, 1.8e19, &sd, e);
     if (seeded < 0) goto fail;
-    r->seed = seeded ? (uint64_t)ll : 0;
+    if (seeded && sd != floor(sd)) {
+        srv_err(e, 400, "seed", "invalid_value", "'seed' must be an integer");
+        goto fail;
+    }
+    r->seed = sd >= 0 ? (uint64_t)sd : (uint64_t)(long long)sd;
     if (get_bool(req, "stream", &r->stream, e) < 0) goto fail;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(req, "stream_options");
     if (so && !cJSON_IsNull(so)) {

@@ -51,13 +51,6 @@ char *srv_api_chunk_json(const srv_server *s, const srv_req *r, const srv_choice
 char *srv_api_usage_json(const srv_server *s, const srv_req *r);
 char *srv_api_final_json(const srv_server *s, const srv_req *r);
 
-double srv_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int srv_sched_create(srv_server *s, srv_sched **out)
 {
     srv_sched *q = calloc(1, sizeof(*q));

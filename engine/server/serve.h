@@ -236,6 +236,6 @@ void srv_sched_after(srv_sched *q, const srv_record *rec, const int *ids,
 void srv_sched_fail_all(srv_sched *q, int status, const char *message);
 int srv_sched_busy(srv_sched *q); /* running + queued */
 
-double srv_now(void);
+double srv_now(void); /* api.c: the monotonic clock in seconds */
 
 #endif

@@ -349,6 +349,11 @@ def errors(srv, auth, body):
               "context_length_exceeded (stream %s) as a plain 400 before any stream byte" % s)
     st, h, p = srv.post("/v1/completions", dict(body, max_tokens=600), headers=auth)
     check(error_ok(st, h, p, 400, "context_length_exceeded"), "prompt + max_tokens over the context: 400")
+    # seeds beyond int64 (up to uint64) are taken, as fractions are refused
+    st, h, p = srv.post("/v1/completions", dict(body, seed=17000000000000000000, temperature=1), headers=auth)
+    check(st == 200, "a uint64 seed beyond int64 is accepted (%d)" % st)
+    st, h, p = srv.post("/v1/completions", dict(body, seed=1.5), headers=auth)
+    check(error_ok(st, h, p, 400, param="seed"), "400 naming a fractional seed")
     st, h, p = srv.post("/v1/completions", dict(body, unknown_field={"x": 1}, presence_penalty=0), headers=auth)
     check(st == 200, "unknown fields are accepted")
     st, h, p = srv.post("/v1/completions", body)

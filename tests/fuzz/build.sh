@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Build the libFuzzer targets into $1 (default ./fuzz-build) with clang, ASan and UBSan,
-# straight from libring's sources. Exit 77 when clang or its fuzzer runtime is missing.
+# straight from the libraries' sources, and list their names in $1/targets (smoke.sh and
+# long-run.sh run what is listed). Exit 77 when clang or its fuzzer runtime is missing.
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-fuzz-build}
@@ -12,8 +13,22 @@ if ! command -v "$CC" >/dev/null 2>&1 || ! echo 'int LLVMFuzzerTestOneInput(cons
     echo "SKIP: $CC with libFuzzer not available (apt-get install clang libclang-rt-14-dev)"
     exit 77
 fi
-flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$src/libring -I$src $(pkg-config --cflags libcjson)"
-lib="$src/libring/status.c $src/libring/log.c $src/libring/knobs.c $src/libring/wire.c"
-"$CC" $flags -o "$out/fuzz_config" "$src/tests/fuzz/fuzz_config.c" $lib "$src/libring/config.c" $(pkg-config --libs libcjson) -lm
-"$CC" $flags -o "$out/fuzz_wire" "$src/tests/fuzz/fuzz_wire.c" $lib
-echo "built $out/fuzz_config $out/fuzz_wire"
+flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$src/libring -I$src -I$src/engine -I$src/engine/tokenizer $(pkg-config --cflags libcjson)"
+: >"$out/targets"
+# build NAME SOURCES... [-lLIBS]: tests/fuzz/fuzz_NAME.c with the given sources
+build() {
+    name=$1
+    shift
+    "$CC" $flags -o "$out/fuzz_$name" "$src/tests/fuzz/fuzz_$name.c" "$@"
+    echo "$name" >>"$out/targets"
+}
+e=$src/engine
+ringlib="$src/libring/status.c $src/libring/log.c $src/libring/knobs.c $src/libring/wire.c"
+template=$(ls "$e"/template/*.c | grep -v /cli.c)
+tokenizer=$(ls "$e"/tokenizer/*.c)
+cjson=$(pkg-config --libs libcjson)
+build config $ringlib "$src/libring/config.c" $cjson -lm
+build wire $ringlib
+build api "$e/server/api.c" "$e/server/tmpl.c" "$e/server/http.c" "$e/sampler.c" "$e/status.c" \
+    "$e/utf8.c" $template $tokenizer $cjson $(pkg-config --libs libmicrohttpd) -lm -lpthread
+echo "built: $(tr '\n' ' ' <"$out/targets")"
