@@ -256,9 +256,10 @@ typedef struct eng_sampler eng_sampler;
  * samples on the device (greedy as eng_sampler_sample; otherwise the device sampler of
  * eng_forward_sample, with one draw from smp[k] when its temperature is not 0): only the ids
  * cross to the host, and the logits rows k with keep[k] set (keep may be NULL). On the CPU
- * eng_sampler_sample samples from the logits. *logits (may be NULL): [flagged, vocab] in
- * host memory, where rows with keep[k] set are valid. Ranks that flag no token pass NULL
- * smp and ids. */
+ * each row gets the token eng_sampler_sample gives for it, the rows sampled in parallel on the
+ * worker threads (a row whose logits are not finite spends its draw there). *logits (may be
+ * NULL): [flagged, vocab] in host memory, where rows with keep[k] set are valid. Ranks that
+ * flag no token pass NULL smp and ids. */
 eng_status eng_forward_batch_sample(const eng_model *m, eng_state *s, const eng_batch *b,
                                     const eng_coll *coll, eng_sampler *const *smp, const int *keep,
                                     int *ids, const float **logits);

@@ -127,6 +127,12 @@ void eng_tref_copy(const eng_tref *t, int64_t r0, int64_t nr, int64_t c0, int64_
 /* ------------------------------------------------------------------ sampler internals */
 void eng_sampler_settings(const eng_sampler *s, float *temperature, float *top_p);
 float eng_sampler_draw(eng_sampler *s); /* the next uniform draw in [0, 1) */
+/* One row of logits [V] -> a token, as eng_sampler_sample with these settings and the uniform
+ * draw in [0, 1) (-1: a logit is not finite). scratch: eng_sample_scratch_bytes(V) bytes, one
+ * per thread; the logits are read only, so rows can be sampled in parallel. */
+int eng_sample_row(void *scratch, const float *logits, int V, float temperature, float top_p,
+                   float draw);
+size_t eng_sample_scratch_bytes(int vocab);
 
 /* ------------------------------------------------------------------ model and run state */
 struct eng_backend;

@@ -109,7 +109,11 @@ typedef struct cpu_state {
     float *value_cache; /* [n_seqs, L, ctx, nkv*hd] */
     float *logits;      /* [all_logits or n_seqs > 1 ? B : 1, vocab] */
     int logit_rows;     /* rows the last logits call wrote */
-    eng_pool *pool;     /* NULL: one thread */
+    int *ids;           /* [rows of logits] the tokens cpu_sample_batch picked */
+    void *smp_scratch;  /* [smp_parts, smp_bytes] one sampling scratch per worker */
+    size_t smp_bytes;
+    int smp_parts;
+    eng_pool *pool; /* NULL: one thread */
 } cpu_state;
 
 /* cpu_weights.c */
@@ -126,5 +130,9 @@ eng_status cpu_copy_seq(const eng_model *m, eng_state *s, int dst, int src, int 
 eng_status cpu_embed(const eng_model *m, eng_state *s);
 eng_status cpu_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
 eng_status cpu_logits(const eng_model *m, eng_state *s);
+/* cpu_sample.c */
+eng_status cpu_sample_batch(const eng_model *m, eng_state *s);
+eng_status cpu_get_batch(const eng_model *m, eng_state *s, int *ids, const int *keep,
+                         const float **host);
 
 #endif

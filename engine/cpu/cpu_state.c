@@ -34,8 +34,15 @@ eng_status cpu_state_create(const eng_model *m, eng_state *s, const eng_state_pa
      * for a row per token. */
     size_t rows = !(m->parts & ENG_PART_HEAD) ? 0 : p->all_logits || s->n_seqs > 1 ? B : 1;
     cs->logits = rows ? eng_alloc_aligned(rows * (size_t)c->vocab_size * 4) : NULL;
+    if (rows) { /* sampling on the backend: a scratch per worker, as many as rows at most */
+        cs->smp_parts = (size_t)threads < rows ? threads : (int)rows;
+        cs->smp_bytes = (eng_sample_scratch_bytes(c->vocab_size) + 63) / 64 * 64;
+        cs->smp_scratch = eng_alloc_aligned((size_t)cs->smp_parts * cs->smp_bytes);
+        cs->ids = malloc(rows * sizeof(int));
+    }
     if (!cs->x || !cs->xb || !cs->q || !cs->k || !cs->v || !cs->att_out || !cs->att || !cs->hb ||
-        !cs->hb2 || !cs->key_cache || !cs->value_cache || (rows && !cs->logits))
+        !cs->hb2 || !cs->key_cache || !cs->value_cache ||
+        (rows && (!cs->logits || !cs->smp_scratch || !cs->ids)))
         return eng_fail(ENG_ERR_NOMEM, err, errlen,
                         "out of memory for the run state (KV cache %zu MiB for %d positions x "
                         "%d sequences)",
@@ -75,6 +82,8 @@ void cpu_state_free(eng_state *s)
     free(cs->key_cache);
     free(cs->value_cache);
     free(cs->logits);
+    free(cs->ids);
+    free(cs->smp_scratch);
     free(cs);
     s->bs = NULL;
 }

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* eng-batch-bench: the engine's own decode rate with several sequences in one forward pass
- * (eng_forward_batch), without the server, its HTTP clients or sampling: for each batch size
- * B, B sequences each get a prompt of --prompt tokens, then --steps decode steps of B tokens
- * (one per sequence) are timed. Prints one line per B: median ms per step over --repeat runs,
- * tokens/s and the ratio to B = 1.
+ * (eng_forward_batch), without the server or its HTTP clients: for each batch size B, B
+ * sequences each get a prompt of --prompt tokens, then --steps decode steps of B tokens (one
+ * per sequence) are timed. Without --temperature the rows' logits are computed but not
+ * sampled; with it every row is sampled as the server samples (eng_forward_batch_sample, a
+ * sampler per row with --top-p). Prints one line per B: median ms per step over --repeat
+ * runs, tokens/s and the ratio to B = 1.
  *   eng-batch-bench -m MODEL [--rows 1,4,16] [--prompt 32] [--steps 64] [--repeat 3]
- *                   [--threads 1] [--device cpu|cuda] */
+ *                   [--threads 1] [--device cpu|cuda] [--temperature T] [--top-p P] */
 #include "eng.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +42,15 @@ static void log_line(void *ctx, const char *line)
 static int usage(void)
 {
     fprintf(stderr, "usage: eng-batch-bench -m MODEL [--rows 1,4,16] [--prompt 32] [--steps 64] "
-                    "[--repeat 3] [--threads 1] [--device cpu|cuda]\n");
+                    "[--repeat 3] [--threads 1] [--device cpu|cuda] [--temperature T] "
+                    "[--top-p P]\n");
     return 2;
 }
 
-/* One run: B sequences prefilled together, then `steps` timed decode steps; ms per step. */
-static eng_status run(const eng_model *m, eng_state *s, int B, int prompt, int steps, double *ms)
+/* One run: B sequences prefilled together, then `steps` timed decode steps; ms per step.
+ * smp: a sampler per row, or NULL (logits only). */
+static eng_status run(const eng_model *m, eng_state *s, int B, int prompt, int steps,
+                      eng_sampler *const *smp, double *ms)
 {
     int V = eng_model_config(m)->vocab_size;
     int n = B * prompt > B ? B * prompt : B;
@@ -71,7 +77,9 @@ static eng_status run(const eng_model *m, eng_state *s, int B, int prompt, int s
         }
         eng_batch b = {.n = B, .tokens = tok, .pos = pos, .seq = seq, .logits = flag};
         const float *lg;
-        st = eng_forward_batch(m, s, &b, NULL, &lg);
+        int ids[MAX_ROWS];
+        st = smp ? eng_forward_batch_sample(m, s, &b, NULL, smp, NULL, ids, NULL)
+                 : eng_forward_batch(m, s, &b, NULL, &lg);
     }
     *ms = (now() - t0) * 1e3 / steps;
     free(tok), free(pos), free(seq), free(flag);
@@ -82,6 +90,7 @@ int main(int argc, char **argv)
 {
     const char *model = NULL, *rows_arg = "1,4,16";
     int prompt = 32, steps = 64, repeat = 3, threads = 1;
+    float temperature = -1.0f, top_p = 1.0f; /* temperature < 0: no sampling */
     eng_device dev = ENG_DEVICE_CPU;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -98,13 +107,18 @@ int main(int argc, char **argv)
             repeat = atoi(v);
         else if (!strcmp(a, "--threads"))
             threads = atoi(v);
+        else if (!strcmp(a, "--temperature"))
+            temperature = strtof(v, NULL);
+        else if (!strcmp(a, "--top-p"))
+            top_p = strtof(v, NULL);
         else if (!strcmp(a, "--device") && (!strcmp(v, "cpu") || !strcmp(v, "cuda")))
             dev = strcmp(v, "cpu") ? ENG_DEVICE_CUDA : ENG_DEVICE_CPU;
         else
             return usage();
         i++;
     }
-    if (!model || prompt < 1 || steps < 1 || repeat < 1 || repeat > MAX_RUNS || threads < 1)
+    if (!model || prompt < 1 || steps < 1 || repeat < 1 || repeat > MAX_RUNS || threads < 1 ||
+        !(top_p >= 0.0f && top_p <= 1.0f))
         return usage();
     int rows[MAX_ROWS], nrows = 0;
     for (const char *p = rows_arg; *p && nrows < MAX_ROWS;) {
@@ -128,8 +142,20 @@ int main(int argc, char **argv)
     }
     char desc[256];
     eng_model_describe(m, desc, sizeof(desc));
-    printf("# %s: %s, prompt %d, %d decode steps, median of %d runs, %d thread%s\n", model, desc,
+    printf("# %s: %s, prompt %d, %d decode steps, median of %d runs, %d thread%s, ", model, desc,
            prompt, steps, repeat, threads, threads > 1 ? "s" : "");
+    if (temperature < 0.0f)
+        printf("logits not sampled\n");
+    else
+        printf("every row sampled at temperature %g, top-p %g\n", temperature, top_p);
+    eng_sampler *smp[MAX_ROWS] = {0};
+    for (int q = 0; q < MAX_ROWS && temperature >= 0.0f && st == ENG_OK; q++)
+        st = eng_sampler_create(eng_model_config(m)->vocab_size, temperature, top_p,
+                                (uint64_t)q + 1, &smp[q]);
+    if (st != ENG_OK) {
+        fprintf(stderr, "eng-batch-bench: sampler: %s\n", eng_status_str(st));
+        return 2;
+    }
     double base = 0;
     for (int r = 0; r < nrows && st == ENG_OK; r++) {
         int B = rows[r];
@@ -146,7 +172,7 @@ int main(int argc, char **argv)
         }
         double ms[MAX_RUNS];
         for (int k = 0; k < repeat && st == ENG_OK; k++)
-            st = run(m, s, B, prompt, steps, &ms[k]);
+            st = run(m, s, B, prompt, steps, temperature >= 0.0f ? smp : NULL, &ms[k]);
         if (st != ENG_OK) {
             fprintf(stderr, "eng-batch-bench: %d rows: %s %s\n", B, eng_status_str(st),
                     eng_state_error(s));
@@ -162,6 +188,8 @@ int main(int argc, char **argv)
         }
         eng_state_free(s);
     }
+    for (int q = 0; q < MAX_ROWS; q++)
+        eng_sampler_free(smp[q]);
     eng_model_close(m);
     return st == ENG_OK ? 0 : 1;
 }
