@@ -4,6 +4,7 @@
 // time per output token (excluding the first), inter-token latency, throughput.
 //   node serve_bench.mjs --base-url http://127.0.0.1:PORT --concurrency C --num-prompts N
 //        [--input-len 32] [--output-len 128] [--vocab 512] [--seed 0] [--model NAME]
+//        [--temperature 0] [--top-p 1]
 // Prompts are random token ids (vLLM's "random" dataset), sent as /v1/completions streams
 // with ignore_eos so every request produces --output-len tokens. The first token's time
 // is TTFT; every later chunk's gap is one ITL sample; TPOT = (latency - TTFT) / (tokens - 1).
@@ -19,6 +20,7 @@ const num = Number(args['num-prompts'] ?? 4 * conc);
 const inLen = Number(args['input-len'] ?? 32);
 const outLen = Number(args['output-len'] ?? 128);
 const vocab = Number(args.vocab ?? 512);
+const temperature = Number(args.temperature ?? 0), topP = Number(args['top-p'] ?? 1);
 let seed = Number(args.seed ?? 0) + 1;
 const rand = () => { // xorshift32: the same prompts every run
   seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
@@ -31,7 +33,7 @@ const prompts = Array.from({ length: num }, () =>
 async function one(prompt) {
   const t0 = performance.now();
   const s = await client.completions.create({ model: args.model ?? 'm', prompt, max_tokens: outLen,
-    temperature: 0, stream: true, stream_options: { include_usage: true }, ignore_eos: true });
+    temperature, top_p: topP, stream: true, stream_options: { include_usage: true }, ignore_eos: true });
   let last = t0, ttft = null, tokens = 0, inTok = 0;
   const itl = [];
   for await (const c of s) {

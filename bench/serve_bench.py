@@ -7,6 +7,7 @@ what a user of the openai npm client sees (on this host its Node.js client adds 
 
     serve_bench.py --base-url http://127.0.0.1:PORT --concurrency C --num-prompts N
                    [--input-len 32] [--output-len 128] [--vocab 512] [--seed 0]
+                   [--temperature 0] [--top-p 1]
 """
 import argparse
 import http.client
@@ -18,8 +19,9 @@ import time
 import urllib.parse
 
 
-def one(host, port, prompt, out_len):
-    body = json.dumps({"prompt": prompt, "max_tokens": out_len, "temperature": 0, "stream": True,
+def one(host, port, prompt, out_len, temperature, top_p):
+    body = json.dumps({"prompt": prompt, "max_tokens": out_len, "temperature": temperature,
+                       "top_p": top_p, "stream": True,
                        "stream_options": {"include_usage": True}, "ignore_eos": True})
     c = http.client.HTTPConnection(host, port, timeout=600)
     t0 = time.perf_counter()
@@ -69,6 +71,8 @@ def main():
     ap.add_argument("--output-len", type=int, default=128)
     ap.add_argument("--vocab", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--top-p", type=float, default=1.0)
     a = ap.parse_args()
     u = urllib.parse.urlparse(a.base_url)
     num = a.num_prompts or 4 * a.concurrency
@@ -83,7 +87,7 @@ def main():
                     return
                 i = nxt[0]
                 nxt[0] += 1
-            r = one(u.hostname, u.port, prompts[i], a.output_len)
+            r = one(u.hostname, u.port, prompts[i], a.output_len, a.temperature, a.top_p)
             with lock:
                 results.append(r)
 

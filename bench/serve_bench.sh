@@ -8,7 +8,9 @@
 # client needs node and npm (it goes into BUILD/tests/serve-node, as the tests install it).
 #   bench/serve_bench.sh BUILD_DIR [MODEL]   (env: REPEAT=3 OUTPUT_LEN=128 INPUT_LEN=32
 #                                             PARALLEL=16 SERVE_ARGS=... RUN_ARGS=...
-#                                             SERVER_CPUS=LIST CLIENT_CPUS=LIST)
+#                                             SERVER_CPUS=LIST CLIENT_CPUS=LIST
+#                                             TEMPERATURE=0 TOP_P=1)
+# TEMPERATURE / TOP_P: the sampling of every request and of the engine alone (default greedy).
 # SERVER_CPUS / CLIENT_CPUS pin the server (and the engine alone) and the clients to CPU lists
 # (taskset -c): on a small host the clients' threads otherwise take the engine's cores.
 # MODEL: stories (stories260K + tok512), tiny (fixtures/hf/tiny-llama-f32), gen15m (random
@@ -75,11 +77,12 @@ done
 sed -n 's/^ringinfer: serve: /# server: /p' "$tmp/err"
 out=${OUTPUT_LEN:-128}; inl=${INPUT_LEN:-32}
 echo "# $(date -u +%F' '%T) $(uname -m) $(nproc) cores, model $model, input $inl, output $out tokens${SERVER_CPUS:+, server on CPUs $SERVER_CPUS}${CLIENT_CPUS:+, clients on CPUs $CLIENT_CPUS}"
-echo "# engine alone (ringinfer run, greedy, $out tokens after a $inl-token prompt):"
+temp=${TEMPERATURE:-0}; topp=${TOP_P:-1}
+echo "# engine alone (ringinfer run, temperature $temp, top-p $topp, $out tokens after a $inl-token prompt):"
 ids=$(python3 -c "import random;random.seed(0);print(','.join(['1']+[str(random.randrange(3,$vocab)) for _ in range($inl-1)]))")
 for _ in $(seq 1 "${REPEAT:-3}"); do
     # shellcheck disable=SC2086
-    $pin_s "$ri" run $margs ${RUN_ARGS:-} --prompt-ids "$ids" -n "$out" --temperature 0 2>&1 >/dev/null | sed -n 's/.*decode \([0-9]*\) steps in \([0-9.]*\) s (\([0-9.]*\) tok\/s).*/#   decode \1 steps in \2 s: \3 tok\/s/p'
+    $pin_s "$ri" run $margs ${RUN_ARGS:-} --prompt-ids "$ids" -n "$out" --temperature "$temp" --top-p "$topp" 2>&1 >/dev/null | sed -n 's/.*decode \([0-9]*\) steps in \([0-9.]*\) s (\([0-9.]*\) tok\/s).*/#   decode \1 steps in \2 s: \3 tok\/s/p'
 done
 for c in 1 4 16; do
     for r in $(seq 1 "${REPEAT:-3}"); do
@@ -88,10 +91,12 @@ for c in 1 4 16; do
             echo "### client $client"
             if [ "$client" = openai ]; then
                 $pin_c node "$node_dir/serve_bench.mjs" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
-                    --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r"
+                    --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r" \
+                    --temperature "$temp" --top-p "$topp"
             else
                 $pin_c python3 "$here/serve_bench.py" --base-url "$url" --concurrency "$c" --num-prompts $((c * 4)) \
-                    --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r"
+                    --input-len "$inl" --output-len "$out" --vocab "$vocab" --seed "$r" \
+                    --temperature "$temp" --top-p "$topp"
             fi
         done
     done
