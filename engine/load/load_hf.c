@@ -3,6 +3,8 @@
  * model.safetensors.index.json. Architectures: Llama, Mistral, Qwen2, Qwen3. */
 #include "safetensors.h"
 
+#include "common/errline.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -122,6 +124,11 @@ static eng_status parse_config(const char *path, const cJSON *j, eng_config *c, 
                         "heads %d, head_dim %d)",
                         path, c->n_layers, c->hidden_dim, c->vocab_size, c->n_heads, c->n_kv_heads,
                         c->head_dim);
+    /* The loader allocates and looks up per layer: a billion layers must be refused here, not
+     * as a terabyte allocation (llama2.c checkpoints have the same bound). */
+    if (c->n_layers > 4096)
+        return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: num_hidden_layers %d > 4096", path,
+                        c->n_layers);
     if (c->head_dim > 1024)
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: head_dim %d > 1024", path,
                         c->head_dim);
@@ -250,7 +257,7 @@ static eng_status ref(const eng_st_index *ix, char *arena, size_t *used, const c
     return ENG_OK;
 }
 
-eng_status eng_load_hf(const char *dir, eng_source *src, char *err, size_t errlen)
+static eng_status load_hf(const char *dir, eng_source *src, char *err, size_t errlen)
 {
     eng_status st;
     memset(src, 0, sizeof(*src));
@@ -321,5 +328,12 @@ free_index:
     free(src->layers);
     free(src->names);
     memset(src, 0, sizeof(*src));
+    return st;
+}
+
+eng_status eng_load_hf(const char *dir, eng_source *src, char *err, size_t errlen)
+{
+    eng_status st = load_hf(dir, src, err, errlen);
+    if (st != ENG_OK) rc_errline_escape(err, errlen); /* strings from the files may hold newlines */
     return st;
 }

@@ -35,7 +35,7 @@ eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t 
     memcpy(h, mp->addr, sizeof(h));
     int dim = h[0], hid = h[1], L = h[2], H = h[3], KV = h[4], V = h[5], S = h[6];
     int shared = V > 0;
-    if (V < 0) V = -V;
+    if (V < 0) V = V == INT32_MIN ? 0 : -V; /* INT32_MIN has no positive: left invalid */
     if (dim <= 0 || hid <= 0 || L <= 0 || H <= 0 || KV <= 0 || V <= 0 || S <= 0 ||
         dim > (1 << 16) || hid > (1 << 18) || L > 4096 || S > (1 << 22) || V > (1 << 22) ||
         dim % H != 0 || H % KV != 0 || ((dim / H) & 1)) {
@@ -65,6 +65,12 @@ eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t 
                    (int64_t)L * H * hd * dim + (int64_t)L * dim + 3 * (int64_t)L * hid * dim + dim +
                    (int64_t)S * hd + (shared ? 0 : (int64_t)V * dim);
     int64_t have = (int64_t)(mp->len - sizeof(h)) / 4;
+    if ((mp->len - sizeof(h)) % 4 != 0) { /* a cut float: not a file to run silently */
+        st = eng_fail(ENG_ERR_FORMAT, err, errlen,
+                      "%s: %zu bytes after the header are not a whole number of floats", path,
+                      mp->len - sizeof(h));
+        goto free_source;
+    }
     if (have != need) {
         st = eng_fail(ENG_ERR_FORMAT, err, errlen,
                       "%s: file holds %lld floats after the header but the header "

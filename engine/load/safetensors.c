@@ -4,6 +4,8 @@
  * offsets are relative to the end of the header. */
 #include "safetensors.h"
 
+#include "common/errline.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +53,6 @@ static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
     if (t->ndim > 4)
         return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s has %d dimensions", path, name,
                         t->ndim);
-    if (eng_st_find(ix, name))
-        return eng_fail(ENG_ERR_FORMAT, err, errlen, "%s: tensor %s appears twice (in %s and here)",
-                        path, name, eng_st_find(ix, name)->file);
     uint64_t count = 1, bytes;
     for (int i = 0; i < t->ndim; i++) {
         const cJSON *d = cJSON_GetArrayItem(shape, i);
@@ -103,24 +102,33 @@ static eng_status add_tensor(eng_st_index *ix, const cJSON *e, const char *path,
     return ENG_OK;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const eng_st_tensor *)a)->name, ((const eng_st_tensor *)b)->name);
+}
+
 static int by_data(const void *a, const void *b)
 {
     const eng_st_tensor *x = *(const eng_st_tensor *const *)a,
                         *y = *(const eng_st_tensor *const *)b;
-    return (x->data > y->data) - (x->data < y->data);
+    if (x->data != y->data) return x->data > y->data ? 1 : -1;
+    /* Then by end, as the safetensors library: an empty tensor where another starts is fine. */
+    return (x->nbytes > y->nbytes) - (x->nbytes < y->nbytes);
 }
 
-/* The tensors t[0..n) of one file, whose data is [data, data + data_len): like the safetensors
- * library, each must start where the one before ends and the last end the file, so that no
- * two tensors share bytes (a model that overlaps would run on aliased weights). */
-static eng_status check_layout(eng_st_tensor *t, int n, const char *path, const char *data,
+/* The n tensors of the file path (those whose file is that very pointer), whose data is
+ * [data, data + data_len): like the safetensors library, each must start where the one before
+ * ends and the last end the file, so that no two tensors share bytes (a model that overlaps
+ * would run on aliased weights). */
+static eng_status check_layout(const eng_st_index *ix, int n, const char *path, const char *data,
                                uint64_t data_len, char *err, size_t errlen)
 {
     if (n == 0) return ENG_OK;
     const eng_st_tensor **o = malloc((size_t)n * sizeof(*o));
     if (!o) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
-    for (int i = 0; i < n; i++)
-        o[i] = &t[i];
+    n = 0;
+    for (int i = 0; i < ix->n; i++)
+        if (ix->t[i].file == path) o[n++] = &ix->t[i];
     qsort(o, (size_t)n, sizeof(*o), by_data);
     eng_status st = ENG_OK;
     uint64_t at = 0;
@@ -146,7 +154,7 @@ static eng_status check_layout(eng_st_tensor *t, int n, const char *path, const 
     return st;
 }
 
-eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t errlen)
+static eng_status add_file(eng_st_index *ix, const char *path, char *err, size_t errlen)
 {
     eng_status st;
     eng_mapping *maps = realloc(ix->maps, (size_t)(ix->n_maps + 1) * sizeof(*maps));
@@ -203,16 +211,48 @@ eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t
         if (st != ENG_OK) break;
     }
     cJSON_Delete(root);
+    /* Sorted by name, so that eng_st_find bisects and a name given twice (in this file or an
+     * earlier one) sits next to its twin: looking each one up as it comes would take quadratic
+     * time on a header of a million names. */
+    if (st == ENG_OK && ix->n > 1) qsort(ix->t, (size_t)ix->n, sizeof(*ix->t), by_name);
+    for (int i = 1; i < ix->n && st == ENG_OK; i++)
+        if (!strcmp(ix->t[i - 1].name, ix->t[i].name))
+            st = eng_fail(ENG_ERR_FORMAT, err, errlen,
+                          "%s: tensor %s appears twice (in %s and here)", fname, ix->t[i].name,
+                          ix->t[i - 1].file == fname ? ix->t[i].file : ix->t[i - 1].file);
     if (st == ENG_OK)
-        st =
-            check_layout(ix->t + first, ix->n - first, fname, hdr + n, mp.len - 8 - n, err, errlen);
+        st = check_layout(ix, ix->n - first, fname, hdr + n, mp.len - 8 - n, err, errlen);
+    if (st != ENG_OK) { /* a refused file adds no tensor: the index stays sorted and unique */
+        int k = 0;
+        for (int i = 0; i < ix->n; i++) {
+            if (ix->t[i].file == fname)
+                free(ix->t[i].name);
+            else
+                ix->t[k++] = ix->t[i];
+        }
+        ix->n = k;
+    }
+    return st;
+}
+
+eng_status eng_st_add_file(eng_st_index *ix, const char *path, char *err, size_t errlen)
+{
+    eng_status st = add_file(ix, path, err, errlen);
+    if (st != ENG_OK) rc_errline_escape(err, errlen); /* names from the file may hold newlines */
     return st;
 }
 
 const eng_st_tensor *eng_st_find(const eng_st_index *ix, const char *name)
 {
-    for (int i = 0; i < ix->n; i++)
-        if (!strcmp(ix->t[i].name, name)) return &ix->t[i];
+    int lo = 0, hi = ix->n; /* ix->t is sorted by name */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(ix->t[mid].name, name);
+        if (c == 0) return &ix->t[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

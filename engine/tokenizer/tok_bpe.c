@@ -249,7 +249,8 @@ free_scratch:
 static const char *bpe_decode(const eng_tokenizer *base, int prev_id, int id)
 {
     (void)prev_id;
-    return ((const bpe_tok *)base)->piece[id];
+    const char *p = ((const bpe_tok *)base)->piece[id];
+    return p ? p : ""; /* an id without a token */
 }
 
 static void bpe_destroy(eng_tokenizer *base)

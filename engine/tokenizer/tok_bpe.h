@@ -38,7 +38,7 @@ typedef struct {
     eng_tokenizer base;
     char **key;   /* [vocab] byte-level token text (owned), NULL for ids without one */
     int *key_len; /* [vocab] */
-    char **piece; /* [vocab] decoded raw bytes, NUL-terminated (owned), never NULL */
+    char **piece; /* [vocab] decoded raw bytes, NUL-terminated (owned), NULL without a token */
     bpe_str_map vocab;
     bpe_pair_map merges;
     bpe_added *added; /* [n_added], longest first */

@@ -18,6 +18,7 @@ eng_status tok_fail(eng_status st, char *err, size_t errlen, const char *fmt, ..
     va_start(ap, fmt);
     rc_errline_v(err, errlen, fmt, ap);
     va_end(ap);
+    rc_errline_escape(err, errlen);
     return st;
 }
 

@@ -323,7 +323,7 @@ static eng_status load_added(load_ctx *c, bpe_tok *t, const cJSON *added)
     return ENG_OK;
 }
 
-/* Raw bytes of every id: byte-level characters mapped back; added tokens as written. */
+/* Raw bytes of every token: byte-level characters mapped back; added tokens as written. */
 static eng_status build_pieces(load_ctx *c, bpe_tok *t)
 {
     int inv[512];
@@ -337,8 +337,10 @@ static eng_status build_pieces(load_ctx *c, bpe_tok *t)
         if (!t->piece[t->added[i].id]) return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);
     }
     for (int id = 0; id < t->base.vocab_size; id++) {
-        if (t->piece[id]) continue;
-        const unsigned char *k = (const unsigned char *)(t->key[id] ? t->key[id] : "");
+        /* An id without a token keeps NULL: a vocabulary of one token with id 2^24-1 must not
+         * cost 2^24 allocations. */
+        if (t->piece[id] || !t->key[id]) continue;
+        const unsigned char *k = (const unsigned char *)t->key[id];
         size_t n = (size_t)t->key_len[id], o = 0;
         char *p = malloc(n + 1);
         if (!p) return FAIL(c, ENG_ERR_NOMEM, "%s: out of memory", c->path);

@@ -4,8 +4,10 @@
 cause. Models come from eng-genmodel (random weights in the real formats) and are then edited:
 overlapping data_offsets, a duplicate tensor name, bytes after the header's JSON, a tensor in two
 shards or not in the shard the index names, rms_norm_eps <= 0 or a string, rope_theta <= 0, a
-shape whose size overflows, huge offsets, a NaN in a norm; and misdirections: a
-model.safetensors given instead of its folder, a tokenizer.json given as --tokenizer."""
+shape whose size overflows, huge offsets, a NaN in a norm; inputs found by fuzzing (a tensor name
+with a newline, 400000 names, a billion layers, a cut float, a vocab_size of -2^31); and
+misdirections: a model.safetensors given instead of its folder, a tokenizer.json given as
+--tokenizer."""
 import json
 import os
 import shutil
@@ -90,6 +92,14 @@ def main():
         run("duplicate tensor name", ["-m", variant("dup", raw=raw)] + ids, "appears twice")
         run("bytes after the header JSON", ["-m", variant("trail", raw=json.dumps(hdr).encode() + b"garbage")] + ids,
             "after the header's JSON")
+        # Found by fuzzing (tests/fuzz): a name with a newline is escaped, the message one line;
+        # 400000 names with a duplicate at the end are refused in linear time, not quadratic.
+        raw = ("{" + json.dumps({"bad\nname": {"dtype": "Q4", "shape": [1], "data_offsets": [0, 1]}})[1:-1]
+               + ", " + text[1:]).encode()
+        run("tensor name with a newline", ["-m", variant("newline", raw=raw)] + ids, "tensor bad\\x0aname")
+        pad = "".join('"pad%06d": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}, ' % i for i in range(400000))
+        raw = ("{" + pad + text[1:-1] + ", " + first + "}").encode()
+        run("400000 names and a duplicate", ["-m", variant("many", raw=raw)] + ids, "appears twice")
 
         def overflow(h):
             h[a]["shape"] = [2 ** 32, 2 ** 32, 2 ** 32]
@@ -102,6 +112,9 @@ def main():
         run("rms_norm_eps a string", ["-m", variant("epss", cfg=lambda c: c.update(rms_norm_eps="1e-5"))] + ids,
             "rms_norm_eps")
         run("rope_theta negative", ["-m", variant("theta", cfg=lambda c: c.update(rope_theta=-1))] + ids, "rope_theta")
+        # A config that asks for a billion layers: refused, not a terabyte allocation (fuzzing).
+        run("a billion layers", ["-m", variant("layers", cfg=lambda c: c.update(num_hidden_layers=10 ** 9))] + ids,
+            "num_hidden_layers")
         # A NaN in a norm weight (f32): caught at load, not as NaN logits.
         norm = "model.norm.weight"
         if hdr[norm]["dtype"] == "F32":
@@ -141,6 +154,18 @@ def main():
         subprocess.run([GEN, "--out", binm, "--vocab", "512"], check=True, capture_output=True)
         run("tokenizer.json as --tokenizer", ["-m", binm, "--tokenizer", tok, "-p", "hi", "-n", "1"],
             "a JSON file, not a llama2.c tokenizer")
+        # A vocab_size of -2^31 in a llama2.c header (fuzzing: negating it was undefined).
+        with open(binm, "rb") as f:
+            b = bytearray(f.read())
+        b[20:24] = struct.pack("<i", -2 ** 31)
+        binv = os.path.join(d, "v.bin")
+        with open(binv, "wb") as f:
+            f.write(b)
+        run("llama2.c vocab_size -2^31", ["-m", binv] + ids, "not a llama2.c v0 checkpoint")
+        # A llama2.c checkpoint with 3 bytes after its last float (fuzzing): not silently ignored.
+        with open(binm, "ab") as f:
+            f.write(b"\0\0\0")
+        run("llama2.c checkpoint with a cut float", ["-m", binm] + ids, "not a whole number of floats")
     return 1 if fails else 0
 
 

@@ -321,6 +321,19 @@ static void test_l2_bad(void)
     write_file(p, d, n);
     expect_l2_error(p, 512, ENG_ERR_FORMAT, "token 0 has length 100000");
     expect_l2_error(path_in(tmp_dir, "no_such.bin"), 512, ENG_ERR_IO, "No such file");
+    /* Byte token 3 (<0x00>) made "a\nbcde": quoted escaped, one line (found by fuzzing). */
+    free(d);
+    d = read_all(path_in(shared_dir, "models/tok512.bin"), &n);
+    size_t off = 4;
+    for (int i = 0; i < 3; i++) {
+        int32_t len;
+        memcpy(&len, d + off + 4, 4);
+        off += 8 + (size_t)len;
+    }
+    REQUIRE(memcmp(d + off + 8, "<0x00>", 6) == 0);
+    memcpy(d + off + 8, "a\nbcde", 6);
+    write_file(p, d, n);
+    expect_l2_error(p, 512, ENG_ERR_FORMAT, "token 3 is 'a\\x0abcde'");
     free(d);
 }
 
@@ -608,10 +621,32 @@ static void test_hf_bad(void)
                     "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\d+\"},"
                     "\"behavior\":\"Isolated\"}}",
                     ENG_ERR_UNSUPPORTED, "regex is not one of GPT-2, Llama-3, Qwen2: \\d+");
+    /* Text quoted from the file is escaped: the message stays one line (found by fuzz_tok_hf). */
+    expect_hf_error("newline.json",
+                    "{\"model\":{\"vocab\":{},\"merges\":[]},"
+                    "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\\nb\"}}}",
+                    ENG_ERR_UNSUPPORTED, "Qwen2: a\\x0ab");
     expect_hf_error(
         "fallback.json",
         "{\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{},\"merges\":[]}}",
         ENG_ERR_UNSUPPORTED, "byte_fallback");
+}
+
+/* One token with the largest id: 2^24 ids, all but one without a token, load without an
+ * allocation each (found by fuzz_tok_hf: seconds and a gigabyte for an 80-byte file). */
+static void test_hf_sparse(void)
+{
+    eng_tokenizer *t = load_json_text("{\"model\":{\"vocab\":{\"a\":16777215},\"merges\":[]},"
+                                      "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+                                      "sparse.json");
+    CHECK(eng_tokenizer_vocab_size(t) == 1 << 24);
+    CHECK(strcmp(eng_tokenizer_decode(t, -1, 5), "") == 0);
+    CHECK(strcmp(eng_tokenizer_decode(t, -1, 16777215), "a") == 0);
+    int ids[4], n;
+    CHECK(eng_tokenizer_encode(t, "aba", 0, ids, 4, &n) == ENG_OK);
+    CHECK(n == 2); /* "b" has no token and no unk: dropped */
+    CHECK(ids[0] == 16777215 && ids[1] == 16777215);
+    eng_tokenizer_free(t);
 }
 
 static void cleanup(void)
@@ -631,6 +666,7 @@ int main(int argc, char **argv)
     test_hf_patterns();
     test_hf_added();
     test_hf_bad();
+    test_hf_sparse();
     test_l2_basics();
     test_l2_readme();
     test_l2_vs_naive();

@@ -31,4 +31,10 @@ build config $ringlib "$src/libring/config.c" $cjson -lm
 build wire $ringlib
 build api "$e/server/api.c" "$e/server/tmpl.c" "$e/server/http.c" "$e/sampler.c" "$e/status.c" \
     "$e/utf8.c" $template $tokenizer $cjson $(pkg-config --libs libmicrohttpd) -lm -lpthread
+build safetensors "$e/load/safetensors.c" "$e/util.c" $cjson
+build hf_config "$e/load/load_hf.c" "$e/load/safetensors.c" "$e/util.c" $cjson -lm
+build ckpt_llama2 "$e/load/load_llama2.c" "$e/util.c"
+build tok_hf $tokenizer $cjson
+build tok_llama2 $tokenizer $cjson
+build tok_encode $tokenizer $cjson
 echo "built: $(tr '\n' ' ' <"$out/targets")"
