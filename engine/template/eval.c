@@ -8,6 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* err is one line: newlines and other control bytes that a message took from the template
+ * (raise_exception's text, a key in "has no attribute") become spaces. */
+static void one_line(char *err)
+{
+    for (; *err; err++)
+        if ((unsigned char)*err < 0x20) *err = ' ';
+}
+
 jv jt_fail(jt_ctx *c, const char *fmt, ...)
 {
     if (!c->failed) {
@@ -18,7 +26,24 @@ jv jt_fail(jt_ctx *c, const char *fmt, ...)
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         snprintf(c->err, c->errlen, "line %d: %s", c->line, msg);
+        if (c->errlen) one_line(c->err);
     }
+    return jv_undef();
+}
+
+jv jt_raise(jt_ctx *c, jt_args *a)
+{
+    if (c->failed) return jv_undef();
+    jt_buf b = {0};
+    if (a->npos) jv_to_str(&b, a->pos[0]);
+    if (!b.p || !b.p[0]) { /* the caller prints err as the reason: never an empty one */
+        free(b.p);
+        return jt_fail(c, "raise_exception() without a message");
+    }
+    c->failed = 1;
+    snprintf(c->err, c->errlen, "%s", b.p);
+    if (c->errlen) one_line(c->err);
+    free(b.p);
     return jv_undef();
 }
 
@@ -26,6 +51,22 @@ jv jt_fail(jt_ctx *c, const char *fmt, ...)
 static jv undef_error(jt_ctx *c, jv u)
 {
     return jt_fail(c, "%s", u.u.s ? u.u.s->p : "value is undefined");
+}
+
+int jt_charge(jt_ctx *c, unsigned long long steps)
+{
+    c->steps += steps;
+    if (c->steps <= c->max_steps) return 0;
+    jt_fail(c, "more than %llu evaluation steps (a runaway template?)", c->max_steps);
+    return -1;
+}
+
+unsigned long long jt_cost(jv v)
+{
+    if (v.kind == JT_STR) return v.u.s->len / 32;
+    if (v.kind == JT_LIST) return v.u.l->n / 4;
+    if (v.kind == JT_DICT || v.kind == JT_NS) return v.u.d->n / 4;
+    return 0;
 }
 
 jv jt_func_new(int type, const char *name, jv self)
@@ -76,6 +117,9 @@ static void pop_scope(jt_ctx *c, jt_scope *s, jt_scope *restore)
 /* ---------------------------------------------------------------- lists and access */
 jv jt_to_list(jt_ctx *c, jv v)
 {
+    /* a string becomes one item per character: paid before they are made */
+    if (v.kind == JT_STR && jt_charge(c, v.u.s->len / 4)) return jv_undef();
+    if ((v.kind == JT_DICT || v.kind == JT_NS) && jt_charge(c, jt_cost(v))) return jv_undef();
     switch (v.kind) {
     case JT_LIST:
         return jv_ref(v);
@@ -204,9 +248,10 @@ static int slice_bound(jt_ctx *c, jv v, int64_t *out)
     return -1;
 }
 
-/* Python slice semantics over n items: fills idx with the selected positions. */
+/* Python slice semantics over n items: the count of selected positions, the first in *start
+ * (position k is *start + k * step; computed so that a huge step cannot overflow). */
 static int64_t slice_indices(int64_t n, int has_a, int64_t a, int has_b, int64_t b, int64_t step,
-                             int64_t **idx)
+                             int64_t *start)
 {
     if (step > 0) {
         a = !has_a ? 0 : a < 0 ? (a + n < 0 ? 0 : a + n) : (a > n ? n : a);
@@ -215,12 +260,9 @@ static int64_t slice_indices(int64_t n, int has_a, int64_t a, int has_b, int64_t
         a = !has_a ? n - 1 : a < 0 ? (a + n < 0 ? -1 : a + n) : (a >= n ? n - 1 : a);
         b = !has_b ? -1 : b < 0 ? (b + n < 0 ? -1 : b + n) : (b >= n ? n - 1 : b);
     }
-    int64_t cnt = 0;
-    *idx = malloc(((size_t)n + 1) * sizeof(int64_t));
-    if (!*idx) abort();
-    for (int64_t i = a; step > 0 ? i < b : i > b; i += step)
-        (*idx)[cnt++] = i;
-    return cnt;
+    *start = a;
+    if (step > 0) return a < b ? (int64_t)((uint64_t)(b - a - 1) / (uint64_t)step) + 1 : 0;
+    return a > b ? (int64_t)((uint64_t)(a - b - 1) / (0 - (uint64_t)step)) + 1 : 0;
 }
 
 static jv eval_slice(jt_ctx *c, const jt_node *n)
@@ -249,28 +291,34 @@ static jv eval_slice(jt_ctx *c, const jt_node *n)
         jt_fail(c, "'%s' object is not subscriptable", jv_type_name(obj));
         goto done;
     }
-    int64_t *idx;
+    int64_t at;
     if (obj.kind == JT_LIST) {
-        int64_t cnt = slice_indices((int64_t)obj.u.l->n, has[0], v[0], has[1], v[1], v[2], &idx);
+        int64_t cnt = slice_indices((int64_t)obj.u.l->n, has[0], v[0], has[1], v[1], v[2], &at);
         out = jv_list((size_t)cnt);
         for (int64_t i = 0; i < cnt; i++)
-            jt_list_push(out, jv_ref(obj.u.l->v[idx[i]]));
+            jt_list_push(out, jv_ref(obj.u.l->v[at + i * v[2]]));
     } else {
         const char *p = obj.u.s->p;
         size_t len = obj.u.s->len;
-        size_t ncp = jt_utf8_len(p, len);
-        size_t *offs = malloc((ncp + 1) * sizeof(size_t));
-        if (!offs) abort();
-        for (size_t i = 0, k = 0; i <= len; i++)
-            if (i == len || ((unsigned char)p[i] & 0xc0) != 0x80) offs[k++] = i;
-        int64_t cnt = slice_indices((int64_t)ncp, has[0], v[0], has[1], v[1], v[2], &idx);
+        if (jt_charge(c, jt_cost(obj))) goto done;
+        size_t ncp = jt_utf8_len(p, len), *offs = NULL;
+        if (ncp < len) { /* code point offsets, 8 bytes a character: paid before they are made */
+            if (jt_charge(c, len / 4)) goto done;
+            offs = malloc((ncp + 1) * sizeof(size_t));
+            if (!offs) abort();
+            for (size_t i = 0, k = 0; i <= len; i++)
+                if (i == len || ((unsigned char)p[i] & 0xc0) != 0x80) offs[k++] = i;
+        }
+        int64_t cnt = slice_indices((int64_t)ncp, has[0], v[0], has[1], v[1], v[2], &at);
         jt_buf b = {0};
-        for (int64_t i = 0; i < cnt; i++)
-            jt_buf_put(&b, p + offs[idx[i]], offs[idx[i] + 1] - offs[idx[i]]);
+        for (int64_t i = 0; i < cnt; i++) {
+            size_t k = (size_t)(at + i * v[2]);
+            size_t from = offs ? offs[k] : k, to = offs ? offs[k + 1] : k + 1;
+            jt_buf_put(&b, p + from, to - from);
+        }
         out = jv_str_buf(&b);
         free(offs);
     }
-    free(idx);
 done:
     for (int k = 0; k < 3; k++)
         jv_unref(parts[k]);
@@ -300,6 +348,9 @@ static jv repeat(jt_ctx *c, jv seq, int64_t times)
     size_t unit = seq.kind == JT_STR ? seq.u.s->len : seq.u.l->n;
     if (unit && (uint64_t)times > JT_MAX_VALUE / unit)
         return jt_fail(c, "result larger than %u bytes or items", JT_MAX_VALUE);
+    /* a result the step budget cannot pay for is not made (charged() pays for others after) */
+    unsigned long long pay = unit * (uint64_t)times / (seq.kind == JT_STR ? 32 : 4);
+    if (c->steps + pay > c->max_steps && jt_charge(c, pay)) return jv_undef();
     if (seq.kind == JT_STR) { /* doubling copies: one memcpy per power of two */
         size_t total = unit * (size_t)times;
         jt_str *p = malloc(sizeof(*p) + total + 1);
@@ -508,8 +559,10 @@ static int args_eval(jt_ctx *c, const jt_node *n, size_t from, jt_args *a)
                 }
             a->kwv[a->nkw] = jt_eval(c, arg->a);
             a->kwn[a->nkw++] = arg->name;
+            jt_charge(c, jt_cost(a->kwv[a->nkw - 1])); /* what the callee may scan */
         } else {
             a->pos[a->npos++] = jt_eval(c, arg);
+            jt_charge(c, jt_cost(a->pos[a->npos - 1]));
         }
     }
     return c->failed ? -1 : 0;
@@ -562,13 +615,12 @@ static jv call_macro(jt_ctx *c, jt_func *f, jt_args *a)
     const jt_node *body = m->b;
     size_t nparams = m->nkids;
     jt_scope sc, *saved = c->scope;
-    jv caller = c->caller;
-    c->caller = jv_undef();
+    jv caller = c->caller; /* borrowed from the call block running it */
     if (++c->depth > JT_MAX_CALL_DEPTH) {
         c->depth--;
-        jv_unref(caller);
         return jt_fail(c, "calls nested deeper than %d", JT_MAX_CALL_DEPTH);
     }
+    c->caller = jv_undef();
     jt_scope *parent = f->type == FN_CALLER ? f->defscope : c->globals;
     push_scope(c, &sc, parent);
     jv varargs = jv_tuple(0), kwargs = jv_dict();
@@ -648,6 +700,7 @@ jv jt_call(jt_ctx *c, jv fn, jt_args *a)
     case FN_BUILTIN:
         return jt_global_call(c, f->name, a);
     case FN_METHOD:
+        if (jt_charge(c, jt_cost(f->self))) return jv_undef();
         return jt_method_call(c, f->name, f->self, a);
     case FN_MACRO:
         return call_macro(c, f, a);
@@ -673,7 +726,7 @@ static jv eval_call(jt_ctx *c, const jt_node *n)
         if (obj.kind != JT_LOOP && obj.kind != JT_NS && obj.kind != JT_UNDEF &&
             jt_method_lookup(obj, callee->name)) {
             jv r = jv_undef();
-            if (!args_eval(c, n, 0, &a)) {
+            if (!args_eval(c, n, 0, &a) && !jt_charge(c, jt_cost(obj))) {
                 c->line = n->line;
                 r = jt_method_call(c, callee->name, obj, &a);
             }
@@ -689,14 +742,7 @@ static jv eval_call(jt_ctx *c, const jt_node *n)
             args_free(&a);
             return jv_undef();
         }
-        /* the template's own message, as transformers raises it */
-        if (!c->failed) {
-            c->failed = 1;
-            jt_buf b = {0};
-            if (a.npos) jv_to_str(&b, a.pos[0]);
-            snprintf(c->err, c->errlen, "%s", b.p ? b.p : "");
-            free(b.p);
-        }
+        jt_raise(c, &a); /* the template's own message, as transformers raises it */
         args_free(&a);
         return jv_undef();
     } else {
@@ -746,19 +792,20 @@ static jv apply_chain(jt_ctx *c, const jt_node *f, jv v)
 static jv eval_node(jt_ctx *c, const jt_node *n);
 
 /* Operations that build strings or lists pay for their size in steps, so a loop that builds
- * big values (`"x" * 60000000` per iteration) stops as soon as a loop of cheap steps does. */
+ * big values (`"x" * 60000000` per iteration) stops as soon as a loop of cheap steps does; a
+ * value over the budget is dropped at once, before anything walks it. */
 static jv charged(jt_ctx *c, jv r)
 {
-    if (r.kind == JT_STR) c->steps += r.u.s->len / 32;
-    if (r.kind == JT_LIST) c->steps += r.u.l->n / 4;
+    if (jt_charge(c, jt_cost(r))) {
+        jv_unref(r);
+        return jv_undef();
+    }
     return r;
 }
 
 jv jt_eval(jt_ctx *c, const jt_node *n)
 {
-    if (c->failed) return jv_undef();
-    if (++c->steps > c->max_steps)
-        return jt_fail(c, "more than %llu evaluation steps (a runaway template?)", c->max_steps);
+    if (c->failed || jt_charge(c, 1)) return jv_undef();
     if (c->edepth >= JT_MAX_EVAL_DEPTH)
         return jt_fail(c, "evaluation nested deeper than %d", JT_MAX_EVAL_DEPTH);
     c->edepth++;
@@ -803,7 +850,9 @@ static jv eval_node(jt_ctx *c, const jt_node *n)
         a = jt_eval(c, n->a);
         b = jt_eval(c, n->b);
         c->line = n->line;
-        r = c->failed ? jv_undef() : jt_getitem(c, a, b);
+        /* an index into a string counts characters; a list's is direct */
+        r = c->failed || (a.kind != JT_LIST && jt_charge(c, jt_cost(a))) ? jv_undef()
+                                                                         : jt_getitem(c, a, b);
         jv_unref(a);
         jv_unref(b);
         return r;
@@ -835,7 +884,8 @@ static jv eval_node(jt_ctx *c, const jt_node *n)
         a = jt_eval(c, n->a);
         b = jt_eval(c, n->b);
         c->line = n->line;
-        if (c->failed)
+        /* comparisons scan their operands; other operators pay for the result they build */
+        if (c->failed || (n->op >= OP_EQ && jt_charge(c, jt_cost(a) + jt_cost(b))))
             r = jv_undef();
         else if (n->op == OP_CONCAT) {
             jt_buf s = {0};
@@ -909,7 +959,10 @@ static void assign_target(jt_ctx *c, const jt_node *t, jv v)
             jt_fail(c, "'%s.%s': value nested deeper than %d", t->a->name, t->name, JT_MAX_DEPTH);
             return;
         }
-        if (jv_reaches(v, ns->u.d, 0)) { /* a reference cycle would never be freed */
+        /* a reference cycle would never be freed; a walk out of steps gives no answer */
+        int cycle = jv_reaches(v, ns->u.d, 0);
+        if (jt_charge(c, 0)) return;
+        if (cycle) {
             jt_fail(c, "cannot store namespace '%s' inside itself", t->a->name);
             return;
         }
@@ -977,11 +1030,7 @@ static void exec_node(jt_ctx *c, const jt_node *n);
 
 void jt_exec(jt_ctx *c, const jt_node *n)
 {
-    if (c->failed) return;
-    if (++c->steps > c->max_steps) {
-        jt_fail(c, "more than %llu evaluation steps (a runaway template?)", c->max_steps);
-        return;
-    }
+    if (c->failed || jt_charge(c, 1)) return;
     if (c->edepth >= JT_MAX_EVAL_DEPTH) {
         jt_fail(c, "evaluation nested deeper than %d", JT_MAX_EVAL_DEPTH);
         return;

@@ -339,6 +339,12 @@ static jv f_join(jt_ctx *c, jv v, jt_args *a)
 }
 
 /* ---------------------------------------------------------------- printf-style formatting */
+/* Whether a number converts to int64 (a float is truncated as Python's int() does). */
+static int int_range(jv v)
+{
+    return v.kind != JT_FLOAT || (isfinite(v.u.f) && fabs(v.u.f) < 9.2e18);
+}
+
 static void fmt_one(jt_buf *b, const char *flags, int width, int prec, char conv, jv v)
 {
     char spec[32];
@@ -481,6 +487,10 @@ jv jt_string_format(jt_ctx *c, jv fmt, jv args)
             return jt_fail(c, "%%%c format: a real number is required, not %s", conv,
                            jv_type_name(val));
         }
+        if (strchr("dixXo", conv) && !int_range(val)) { /* Python's are unbounded; ours int64 */
+            free(b.p);
+            return jt_fail(c, "%%%c format: %g is out of the integer range", conv, val.u.f);
+        }
         if (conv == 'c') conv = 's';
         fmt_one(&b, flags, width, prec, conv, val);
     }
@@ -566,7 +576,8 @@ jv jt_str_format_method(jt_ctx *c, jv fmt, jt_args *a)
                 return jt_fail(c, "format(): width or precision too large");
             }
         }
-        if (strchr("dfFeEgGxXo%", type) && !jv_is_number(*val)) {
+        if ((strchr("dfFeEgGxXo%", type) && !jv_is_number(*val)) ||
+            (strchr("dxXo", type) && val->kind == JT_FLOAT)) { /* Python: ints only */
             free(b.p);
             return jt_fail(c, "format(): unknown format code '%c' for %s", type,
                            jv_type_name(*val));
@@ -779,7 +790,7 @@ static jv f_items(jt_ctx *c, jv v, jt_args *a)
 static jv sort_key(jt_ctx *c, jv item, const char *attr, int case_sensitive)
 {
     jv k = attr ? get_path(c, item, attr) : jv_ref(item);
-    if (!case_sensitive && k.kind == JT_STR) {
+    if (!case_sensitive && k.kind == JT_STR && !jt_charge(c, jt_cost(k))) { /* a new string */
         jv low = jt_str_case(k, 1);
         jv_unref(k);
         return low;
@@ -806,6 +817,8 @@ static jv sorted(jt_ctx *c, jv l, const char *attr, int case_sensitive, int reve
                  int pairs_by_value)
 {
     size_t n = l.u.l->n;
+    for (size_t m = n; m > 1; m >>= 1) /* n log n comparisons */
+        if (jt_charge(c, n / 4)) return jv_undef();
     keyed *k = calloc(n + 1, sizeof(*k));
     if (!k) abort();
     for (size_t i = 0; i < n && !c->failed; i++) {
@@ -871,13 +884,15 @@ static jv f_unique(jt_ctx *c, jv v, jt_args *a)
     int cs = opt_bool(jt_arg(a, 0, "case_sensitive"), 0);
     const char *attr;
     jv at = attr_arg(c, a, 1, "attribute", &attr);
-    jv l = jt_to_list(c, v);
+    jv l = jt_to_list(c, v); /* a list even when attr_arg failed */
     if (c->failed) {
+        jv_unref(l);
         jv_unref(at);
         return jv_undef();
     }
     jv seen = jv_list(0), r = jv_list(0);
     for (size_t i = 0; i < l.u.l->n && !c->failed; i++) {
+        if (jt_charge(c, seen.u.l->n / 4)) break; /* each item is compared with those kept */
         jv k = sort_key(c, l.u.l->v[i], at.kind == JT_STR ? at.u.s->p : NULL, cs);
         int dup = 0;
         for (size_t j = 0; j < seen.u.l->n && !dup; j++)
@@ -980,17 +995,18 @@ static jv f_batch(jt_ctx *c, jv v, jt_args *a)
         return jt_fail(c, "batch: linecount must be a positive integer");
     jv l = jt_to_list(c, v);
     if (c->failed) return jv_undef();
-    size_t per = (size_t)lc->u.i;
+    size_t per = (size_t)lc->u.i, n = l.u.l->n;
     jv r = jv_list(0), cur = jv_undef();
-    for (size_t i = 0; i < l.u.l->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (i % per == 0) {
             if (cur.kind == JT_LIST) jt_list_push(r, cur);
-            cur = jv_list(per);
+            cur = jv_list(per < n - i ? per : n - i);
         }
         jt_list_push(cur, jv_ref(l.u.l->v[i]));
     }
     if (cur.kind == JT_LIST) {
-        if (fill && fill->kind != JT_NONE)
+        /* the fill is paid for before it is made: linecount may be huge */
+        if (fill && fill->kind != JT_NONE && !jt_charge(c, (per - cur.u.l->n) / 4))
             while (cur.u.l->n < per)
                 jt_list_push(cur, jv_ref(*fill));
         jt_list_push(r, cur);
@@ -1232,5 +1248,6 @@ jv jt_filter_apply(jt_ctx *c, const char *name, jv v, jt_args *a)
     if (v.kind == JT_UNDEF)
         for (const char *const *t = refuse_undef; *t; t++)
             if (!strcmp(*t, name)) return jt_fail(c, "%s", v.u.s ? v.u.s->p : "value is undefined");
+    if (jt_charge(c, jt_cost(v))) return jv_undef(); /* filters scan what they get */
     return fn(c, v, a);
 }

@@ -111,6 +111,10 @@ static int dump(jt_buf *b, jv v, const json_opts *o, int level)
         snprintf(o->err, o->errlen, "tojson: nesting deeper than %d", JT_MAX_NEST);
         return -1;
     }
+    /* past the size limit the rest would be dropped; out of steps (one an item) the render fails */
+    if (b->failed || ((v.kind == JT_LIST && !jt_walk(1 + v.u.l->n)) ||
+                      ((v.kind == JT_DICT || v.kind == JT_NS) && !jt_walk(1 + v.u.d->n))))
+        return 0;
     switch (v.kind) {
     case JT_NONE:
         jt_buf_puts(b, "null");
@@ -138,7 +142,7 @@ static int dump(jt_buf *b, jv v, const json_opts *o, int level)
             return 0;
         }
         jt_buf_putc(b, '[');
-        for (size_t i = 0; i < v.u.l->n; i++) {
+        for (size_t i = 0; i < v.u.l->n && !b->failed; i++) {
             if (i) jt_buf_puts(b, o->item_sep);
             if (o->indent >= 0) newline_indent(b, o->indent, level + 1);
             if (dump(b, v.u.l->v[i], o, level + 1)) return -1;
@@ -163,7 +167,7 @@ static int dump(jt_buf *b, jv v, const json_opts *o, int level)
         if (o->sort_keys) qsort(order, d->n, sizeof(*order), cmp_keys);
         jt_buf_putc(b, '{');
         int rc = 0;
-        for (size_t i = 0; i < d->n && !rc; i++) {
+        for (size_t i = 0; i < d->n && !rc && !b->failed; i++) {
             size_t at = (size_t)(order[i] - d->k);
             jv k = d->k[at];
             if (i) jt_buf_puts(b, o->item_sep);

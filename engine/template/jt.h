@@ -106,8 +106,14 @@ jv *jt_dict_find(const jt_dict *d, jv key);
 jv *jt_dict_findz(const jt_dict *d, const char *key);
 
 int jv_depth(jv v);
-/* Whether namespace ns can be reached from v (storing v in ns would make a cycle). */
-int jv_reaches(jv v, const jt_dict *ns, int depth);
+/* Whether namespace (jt_dict) or loop (jt_loop) obj can be reached from v (storing v in obj
+ * would make a reference cycle). 1 also when the walk ran out of steps. */
+int jv_reaches(jv v, const void *obj, int depth);
+/* Pays steps for a walk over a value from the budget of the render running on this thread
+ * (set by jt_walk_budget; none outside renders): 0 when it ran out, the walk then stops with a
+ * meaningless result and the render fails at its next step. */
+int jt_walk(unsigned long long steps);
+void jt_walk_budget(unsigned long long *steps, unsigned long long max);
 int jv_truthy(jv v);
 int jv_equal(jv a, jv b);
 /* -1/0/1; sets *ok to 0 when Python would refuse to order the two. */
@@ -304,6 +310,14 @@ struct jt_func {
 
 /* Sets the error (first one wins) and returns JT_UNDEF for convenient `return jt_fail(...)`. */
 jv jt_fail(jt_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds steps; past the render's limit it fails (a runaway template) and returns -1. */
+int jt_charge(jt_ctx *c, unsigned long long steps);
+/* Steps for an operation over v: scanning a string or going through a list or dict is paid
+ * for by its size (a step per 32 bytes or 4 items), so a loop over a 60 MB string stops as
+ * soon as a loop of cheap steps does. */
+unsigned long long jt_cost(jv v);
+/* raise_exception(msg): fails with the template's message as err (one line, never empty). */
+jv jt_raise(jt_ctx *c, jt_args *a);
 jv jt_func_new(int type, const char *name, jv self);
 
 jv jt_eval(jt_ctx *c, const jt_node *n);

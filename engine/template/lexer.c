@@ -230,7 +230,8 @@ static int lex_tag(lexer *L, const char *end, int *strip_after)
             }
             if (k + 1 < left && p[k] == '.' && isdigit((unsigned char)p[k + 1])) {
                 is_float = 1;
-                num[nn++] = p[k++];
+                if (nn < sizeof(num) - 1) num[nn++] = p[k];
+                k++;
                 while (k < left && (isdigit((unsigned char)p[k]) || p[k] == '_')) {
                     if (p[k] != '_' && nn < sizeof(num) - 1) num[nn++] = p[k];
                     k++;
@@ -250,6 +251,8 @@ static int lex_tag(lexer *L, const char *end, int *strip_after)
                 }
             }
             num[nn] = 0;
+            if (nn == sizeof(num) - 1) /* digits were dropped: the value would be wrong */
+                return lex_fail(L, L->line, "number", "longer than %zu characters", nn - 1);
             if (push(L, is_float ? TK_FLOAT : TK_INT, L->line, p, k)) return -1;
             jt_tok *t = &L->out->v[L->out->n - 1];
             errno = 0;

@@ -77,7 +77,10 @@ static jv strip(jv s, const char *chars, size_t nchars, int left, int right)
 {
     const char *p = s.u.s->p;
     size_t a = 0, b = s.u.s->len;
-#define STRIPPABLE(ch) (chars ? memchr(chars, (ch), nchars) != NULL : is_space(ch))
+    unsigned char set[256] = {0}; /* a table: chars may be as long as s */
+    for (size_t i = 0; chars && i < nchars; i++)
+        set[(unsigned char)chars[i]] = 1;
+#define STRIPPABLE(ch) (chars ? set[(unsigned char)(ch)] : is_space(ch))
     if (left)
         while (a < b && STRIPPABLE(p[a]))
             a++;
@@ -93,6 +96,15 @@ jv jt_str_strip(jv s, jv *chars, int left, int right)
     if (chars && chars->kind == JT_STR)
         return strip(s, chars->u.s->p, chars->u.s->len, left, right);
     return strip(s, NULL, 0, left, right);
+}
+
+/* One piece of a split: each is a new string, paid for as it is made (a 60 MB string of
+ * separators is 60M pieces); -1 once out of steps. */
+static int piece(jt_ctx *c, jv out, const char *p, size_t n)
+{
+    if (jt_charge(c, 1)) return -1;
+    jt_list_push(out, jv_str(p, n));
+    return 0;
 }
 
 static jv split(jt_ctx *c, jv s, jv *sepv, int64_t maxsplit, int from_right)
@@ -115,12 +127,11 @@ static jv split(jt_ctx *c, jv s, jv *sepv, int64_t maxsplit, int from_right)
             size_t start = 0;
             for (int64_t k = 0; maxsplit < 0 || k < maxsplit; k++) {
                 const char *hit = memmem(p + start, n - start, sep, sl);
-                if (!hit) break;
-                jt_list_push(out, jv_str(p + start, (size_t)(hit - p) - start));
+                if (!hit || piece(c, out, p + start, (size_t)(hit - p) - start)) break;
                 start = (size_t)(hit - p) + sl;
             }
-            jt_list_push(out, jv_str(p + start, n - start));
-            return out;
+            piece(c, out, p + start, n - start);
+            goto done;
         }
         /* rsplit: collect from the right, then reverse */
         size_t end = n;
@@ -129,24 +140,25 @@ static jv split(jt_ctx *c, jv s, jv *sepv, int64_t maxsplit, int from_right)
             size_t i = end;
             int found = 0;
             while (i >= sl) {
+                /* a plain search: each try may compare all of a long separator */
+                if (sl >= 32 && jt_charge(c, sl / 32)) goto done;
                 if (!memcmp(p + i - sl, sep, sl)) {
                     found = 1;
                     break;
                 }
                 i--;
             }
-            if (!found) break;
-            jt_list_push(out, jv_str(p + i, end - i));
+            if (!found || piece(c, out, p + i, end - i)) break;
             end = i - sl;
             k++;
         }
-        jt_list_push(out, jv_str(p, end));
+        if (piece(c, out, p, end)) goto done;
         for (size_t i = 0, j = out.u.l->n - 1; i < j; i++, j--) {
             jv t = out.u.l->v[i];
             out.u.l->v[i] = out.u.l->v[j];
             out.u.l->v[j] = t;
         }
-        return out;
+        goto done;
     }
     /* whitespace runs; no empty strings (left-to-right only for maxsplit) */
     size_t i = 0;
@@ -159,15 +171,20 @@ static jv split(jt_ctx *c, jv s, jv *sepv, int64_t maxsplit, int from_right)
             size_t e = n;
             while (e > i && is_space(p[e - 1]))
                 e--;
-            jt_list_push(out, jv_str(p + i, e - i));
+            piece(c, out, p + i, e - i);
             break;
         }
         size_t j = i;
         while (j < n && !is_space(p[j]))
             j++;
-        jt_list_push(out, jv_str(p + i, j - i));
+        if (piece(c, out, p + i, j - i)) break;
         k++;
         i = j;
+    }
+done:
+    if (c->failed) {
+        jv_unref(out);
+        return jv_undef();
     }
     return out;
 }
@@ -258,7 +275,7 @@ jv jt_str_replace(jt_ctx *c, jv s, jv old, jv new, int64_t count)
     return jv_str_buf(&b);
 }
 
-static int64_t find_sub(jv s, jv sub, int last)
+static int64_t find_sub(jt_ctx *c, jv s, jv sub, int last)
 {
     const char *p = s.u.s->p, *q = sub.u.s->p;
     size_t n = s.u.s->len, m = sub.u.s->len;
@@ -267,11 +284,14 @@ static int64_t find_sub(jv s, jv sub, int last)
     if (!last) {
         hit = m ? memmem(p, n, q, m) : p;
     } else {
-        for (size_t i = n - m + 1; i-- > 0;)
+        for (size_t i = n - m + 1; i-- > 0;) {
+            /* a plain search: each try may compare all of a long needle */
+            if (m >= 32 && jt_charge(c, m / 32)) return -1;
             if (!memcmp(p + i, q, m)) {
                 hit = p + i;
                 break;
             }
+        }
     }
     return hit ? (int64_t)jt_utf8_len(p, (size_t)(hit - p)) : -1;
 }
@@ -332,7 +352,10 @@ static jv str_method(jt_ctx *c, const char *m, jv s, jt_args *a)
             size_t j = i;
             while (j < n && p[j] != '\n' && p[j] != '\r')
                 j++;
-            jt_list_push(out, jv_str(p + i, j - i));
+            if (piece(c, out, p + i, j - i)) {
+                jv_unref(out);
+                return jv_undef();
+            }
             if (j < n && p[j] == '\r' && j + 1 < n && p[j + 1] == '\n') j++;
             i = j + 1;
         }
@@ -343,7 +366,7 @@ static jv str_method(jt_ctx *c, const char *m, jv s, jt_args *a)
         if (!x) return jt_fail(c, "%s() takes at least 1 argument", m);
         int end = m[0] == 'e';
         if (x->kind == JT_LIST) {
-            for (size_t i = 0; i < x->u.l->n; i++)
+            for (size_t i = 0; i < x->u.l->n && !jt_charge(c, jt_cost(x->u.l->v[i])); i++)
                 if (affix(s, x->u.l->v[i], end)) return jv_bool(1);
             return jv_bool(0);
         }
@@ -381,7 +404,7 @@ static jv str_method(jt_ctx *c, const char *m, jv s, jt_args *a)
             }
             r = jv_int(k);
         } else {
-            int64_t at = find_sub(s, sub, m[0] == 'r');
+            int64_t at = find_sub(c, s, sub, m[0] == 'r');
             r = at < 0 && m[0] == 'i' ? jt_fail(c, "substring not found") : jv_int(at);
         }
         jv_unref(sub);
@@ -453,6 +476,11 @@ static jv loop_method(jt_ctx *c, const char *m, jt_loop *L, jt_args *a)
     jv now = jv_list(a->npos);
     for (size_t i = 0; i < a->npos; i++)
         jt_list_push(now, jv_ref(a->pos[i]));
+    int cycle = jv_reaches(now, L, 0);
+    if (jt_charge(c, 0) || cycle) { /* the loop keeps `now`: a cycle would never be freed */
+        jv_unref(now);
+        return jt_fail(c, "loop.changed(): the loop itself cannot be an argument");
+    }
     int changed = L->changed.kind == JT_UNDEF || !jv_equal(L->changed, now);
     jv_unref(L->changed);
     L->changed = now;
@@ -537,8 +565,10 @@ static jv g_range(jt_ctx *c, jt_args *a)
         return jt_fail(c, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).",
                        JT_MAX_RANGE);
     jv l = jv_list(0);
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+    for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
         jt_list_push(l, jv_int(i));
+        if (__builtin_add_overflow(i, step, &i)) break; /* past int64 is past stop too */
+    }
     return l;
 }
 
@@ -579,12 +609,5 @@ jv jt_global_call(jt_ctx *c, const char *name, jt_args *a)
         return jv_str(out, n);
     }
     /* raise_exception called through a variable (the direct call is handled in eval.c) */
-    jt_buf b = {0};
-    if (a->npos) jv_to_str(&b, a->pos[0]);
-    if (!c->failed) {
-        c->failed = 1;
-        snprintf(c->err, c->errlen, "%s", b.p ? b.p : "");
-    }
-    free(b.p);
-    return jv_undef();
+    return jt_raise(c, a);
 }

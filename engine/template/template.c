@@ -66,7 +66,10 @@ int eng_tmpl_render(const eng_tmpl *t, const cJSON *vars, char **out, char *err,
                 .line = 1,
                 .max_steps = t->max_steps,
                 .caller = jv_undef()};
+    jt_walk_budget(&c.steps, c.max_steps);
     jt_exec(&c, t->root);
+    jt_walk_budget(NULL, 0);
+    jt_charge(&c, 0); /* a walk that ran out of steps gave a meaningless answer */
     if (!c.failed && buf.failed) jt_fail(&c, "output larger than %u bytes", JT_MAX_OUTPUT);
     jv_unref(root.vars);
     if (c.failed) {

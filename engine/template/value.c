@@ -68,6 +68,25 @@ void jt_buf_printf(jt_buf *b, const char *fmt, ...)
     free(big);
 }
 
+/* ---------------------------------------------------------------- walk budget */
+/* Walks over nested values (equality, ordering, str(), tojson, reachability) pay from the
+ * render's step budget: shared parts ([x, x] doubled 40 times) or one long list compared in a
+ * loop make walks far longer than building the values was. Per thread, as renders are. */
+static _Thread_local unsigned long long *walk_steps, walk_max;
+
+void jt_walk_budget(unsigned long long *steps, unsigned long long max)
+{
+    walk_steps = steps;
+    walk_max = max;
+}
+
+int jt_walk(unsigned long long steps)
+{
+    if (!walk_steps) return 1;
+    *walk_steps += steps;
+    return *walk_steps <= walk_max;
+}
+
 /* ---------------------------------------------------------------- constructors */
 jv jv_none(void)
 {
@@ -248,28 +267,29 @@ static void note_child(int *depth, int *has_ns, jv child)
         *has_ns = 1;
 }
 
-int jv_reaches(jv v, const jt_dict *ns, int depth)
+int jv_reaches(jv v, const void *obj, int depth)
 {
     if (depth > JT_MAX_DEPTH + JT_MAX_NEST) return 1;
+    if ((v.kind == JT_LIST || v.kind == JT_DICT || v.kind == JT_NS) && !jt_walk(1)) return 1;
     switch (v.kind) {
     case JT_NS:
-        if (v.u.d == ns) return 1;
+        if (v.u.d == obj) return 1;
         /* fall through */
     case JT_DICT:
         if (v.kind == JT_DICT && !v.u.d->has_ns) return 0;
         for (size_t i = 0; i < v.u.d->n; i++)
-            if (jv_reaches(v.u.d->v[i], ns, depth + 1)) return 1;
+            if (jv_reaches(v.u.d->v[i], obj, depth + 1)) return 1;
         return 0;
     case JT_LIST:
         if (!v.u.l->has_ns) return 0;
         for (size_t i = 0; i < v.u.l->n; i++)
-            if (jv_reaches(v.u.l->v[i], ns, depth + 1)) return 1;
+            if (jv_reaches(v.u.l->v[i], obj, depth + 1)) return 1;
         return 0;
     case JT_LOOP:
-        return jv_reaches(v.u.loop->items, ns, depth + 1) ||
-               jv_reaches(v.u.loop->changed, ns, depth + 1);
+        return v.u.loop == obj || jv_reaches(v.u.loop->items, obj, depth + 1) ||
+               jv_reaches(v.u.loop->changed, obj, depth + 1);
     case JT_FUNC:
-        return jv_reaches(v.u.fn->self, ns, depth + 1);
+        return jv_reaches(v.u.fn->self, obj, depth + 1);
     default:
         return 0;
     }
@@ -369,14 +389,16 @@ int jv_equal(jv a, jv b)
     case JT_NONE:
         return 1;
     case JT_STR:
-        return a.u.s->len == b.u.s->len && !memcmp(a.u.s->p, b.u.s->p, a.u.s->len);
+        return a.u.s->len == b.u.s->len && jt_walk(a.u.s->len / 32) &&
+               !memcmp(a.u.s->p, b.u.s->p, a.u.s->len);
     case JT_LIST:
         if (a.u.l->n != b.u.l->n || a.u.l->tuple != b.u.l->tuple) return 0;
+        if (!jt_walk(1 + a.u.l->n / 4)) return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!jv_equal(a.u.l->v[i], b.u.l->v[i])) return 0;
         return 1;
     case JT_DICT:
-        if (a.u.d->n != b.u.d->n) return 0;
+        if (a.u.d->n != b.u.d->n || !jt_walk(1 + a.u.d->n * a.u.d->n / 4)) return 0;
         for (size_t i = 0; i < a.u.d->n; i++) {
             jv *o = jt_dict_find(b.u.d, a.u.d->k[i]);
             if (!o || !jv_equal(a.u.d->v[i], *o)) return 0;
@@ -403,11 +425,13 @@ int jv_compare(jv a, jv b, int *ok)
     }
     if (a.kind == JT_STR && b.kind == JT_STR) {
         size_t n = a.u.s->len < b.u.s->len ? a.u.s->len : b.u.s->len;
+        if (!jt_walk(n / 32)) return 0;
         int r = memcmp(a.u.s->p, b.u.s->p, n); /* UTF-8 byte order is code point order */
         if (r) return r > 0 ? 1 : -1;
         return (a.u.s->len > b.u.s->len) - (a.u.s->len < b.u.s->len);
     }
     if (a.kind == JT_LIST && b.kind == JT_LIST) {
+        if (!jt_walk(1 + a.u.l->n / 4)) return 0;
         for (size_t i = 0; i < a.u.l->n && i < b.u.l->n; i++) {
             if (jv_equal(a.u.l->v[i], b.u.l->v[i])) continue;
             return jv_compare(a.u.l->v[i], b.u.l->v[i], ok);
@@ -527,6 +551,11 @@ static void to_text(jt_buf *b, jv v, int repr, int depth)
         jt_buf_puts(b, "...");
         return;
     }
+    if (b->failed) return; /* past the size limit: the rest would be dropped anyway */
+    /* a step per item: printing one costs more than comparing it */
+    if ((v.kind == JT_LIST && !jt_walk(1 + v.u.l->n)) ||
+        ((v.kind == JT_DICT || v.kind == JT_NS) && !jt_walk(1 + v.u.d->n)))
+        return;
     switch (v.kind) {
     case JT_UNDEF:
         break;
@@ -550,7 +579,7 @@ static void to_text(jt_buf *b, jv v, int repr, int depth)
         break;
     case JT_LIST:
         jt_buf_putc(b, v.u.l->tuple ? '(' : '[');
-        for (size_t i = 0; i < v.u.l->n; i++) {
+        for (size_t i = 0; i < v.u.l->n && !b->failed; i++) {
             if (i) jt_buf_puts(b, ", ");
             to_text(b, v.u.l->v[i], 1, depth + 1);
         }
@@ -559,7 +588,7 @@ static void to_text(jt_buf *b, jv v, int repr, int depth)
         break;
     case JT_DICT:
         jt_buf_putc(b, '{');
-        for (size_t i = 0; i < v.u.d->n; i++) {
+        for (size_t i = 0; i < v.u.d->n && !b->failed; i++) {
             if (i) jt_buf_puts(b, ", ");
             to_text(b, v.u.d->k[i], 1, depth + 1);
             jt_buf_puts(b, ": ");
@@ -569,7 +598,7 @@ static void to_text(jt_buf *b, jv v, int repr, int depth)
         break;
     case JT_NS:
         jt_buf_puts(b, "<Namespace {");
-        for (size_t i = 0; i < v.u.d->n; i++) {
+        for (size_t i = 0; i < v.u.d->n && !b->failed; i++) {
             if (i) jt_buf_puts(b, ", ");
             to_text(b, v.u.d->k[i], 1, depth + 1);
             jt_buf_puts(b, ": ");

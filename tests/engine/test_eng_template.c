@@ -202,6 +202,76 @@ static void limits(void)
     expect_error("{{ v }}", vars, "nested deeper than", 0);
 }
 
+static void expect_text(const char *src, const char *want)
+{
+    char err[512], *out;
+    int rc = render(src, NULL, &out, err, sizeof(err), 0);
+    CHECK_MSG(rc == 0 && !strcmp(out, want), "[%.60s]: got [%s] want [%s]", src, rc ? err : out,
+              want);
+    free(out);
+}
+
+/* What tests/fuzz/fuzz_template.c found (its corpus keeps the inputs as regress-*), and kin:
+ * err is one non-empty line, no UB on extreme numbers, no leak or use after free on an error
+ * path, and work that a step used to hide (walks over shared or long values, pieces of a
+ * split, fills) is paid for. */
+static void fuzz_findings(void)
+{
+    expect_error("{{ raise_exception('') }}", NULL, "line 1: raise_exception() without a message",
+                 0);
+    expect_error("{{ raise_exception('two\\nlines') }}", NULL, "two lines", 0);
+    expect_error("{{ none['a\\nb'].x }}", NULL, "line 1: 'None' has no attribute 'a b'", 0);
+    expect_error("{{ [1]|select('\\nodd')|list }}", NULL, "line 1: no test named ' odd'", 0);
+    expect_error("{{ '%d' % 1e300 }}", NULL,
+                 "line 1: %d format: 1e+300 is out of the integer range", 0);
+    expect_error("{{ '{:d}'.format(1.5) }}", NULL, "format(): unknown format code 'd' for float",
+                 0);
+    expect_error("{% for x in [1] %}{{ loop.changed(loop) }}{% endfor %}", NULL,
+                 "loop.changed(): the loop itself cannot be an argument", 0);
+    expect_error("{% set ns = namespace() %}{% for x in [1] %}{% set ns.l = loop %}"
+                 "{{ loop.changed(ns) }}{% endfor %}",
+                 NULL, "loop.changed(): the loop itself cannot be an argument", 0);
+    expect_error("{% macro w() %}{% call w() %}{% endcall %}{% endmacro %}"
+                 "{% call w() %}{% endcall %}",
+                 NULL, "calls nested deeper than 100", 0);
+    expect_error("{{ 'abc'|unique(attribute=nope)|list }}", NULL, "attribute must be a string", 0);
+    expect_text("{{ range(1, 2, 9223372036854775807)|list }}|{{ range(-1, -3, -9223372036854775807 "
+                "- 1)|list }}",
+                "[1]|[-1]");
+    expect_text("{{ [1, 2, 3][1::9223372036854775807] }}|{{ 'abc'[::-9223372036854775807 - 1] }}",
+                "[2]|c");
+    expect_text("{{ [1]|batch(100000000000)|list }}", "[[1]]");
+    expect_text("{{ (1e308 * 10 - 1e308 * 10) is odd }}{{ 3.0 is odd }}{{ 3.5 is odd }}",
+                "FalseTrueFalse");
+    expect_text("{{ ('a' * 100000).strip('b' * 100000 ~ 'a') }}|", "|");
+    char num[160] = "{{ ", err[256];
+    memset(num + 3, '1', 130);
+    strcpy(num + 133, ".5 }}");
+    eng_tmpl *t = NULL;
+    CHECK_MSG(eng_tmpl_parse(num, strlen(num), &t, err, sizeof(err)) != 0 &&
+                  !strcmp(err, "line 1: number: longer than 126 characters"),
+              "long number: %s", t ? "parsed" : err);
+    eng_tmpl_free(t);
+    const char *steps = "more than 200000 evaluation steps";
+    expect_error("{% set ns = namespace(a=[1]) %}{% for i in range(40) %}"
+                 "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a == ns.a }}",
+                 NULL, steps, 200000);
+    expect_error("{% set ns = namespace(a=[1]) %}{% for i in range(40) %}"
+                 "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a }}",
+                 NULL, steps, 200000);
+    expect_error("{% set n = namespace() %}{% set ns = namespace(a=[n]) %}{% for i in range(40) %}"
+                 "{% set ns.a = [ns.a, ns.a] %}{% endfor %}",
+                 NULL, steps, 200000);
+    expect_error("{% set s = 'x' * 1000000 %}{% for i in range(100000) %}{{ s|length }}"
+                 "{% endfor %}",
+                 NULL, steps, 200000);
+    expect_error("{% for c in 'x' * 6000000 %}{% endfor %}", NULL, steps, 200000);
+    expect_error("{{ (' a' * 1000000).split()|length }}", NULL, steps, 200000);
+    expect_error("{{ range(100000)|unique|list|length }}", NULL, steps, 200000);
+    expect_error("{{ [1]|batch(100000000000, 0)|list }}", NULL, steps, 200000);
+    expect_error("{{ ('a' * 100000).rfind('a' * 50000 ~ 'b') }}", NULL, steps, 200000);
+}
+
 /* One parsed template rendered by several threads at once (literals are shared, never
  * reference-counted): every thread gets the text a lone render gives. */
 typedef struct {
@@ -372,6 +442,7 @@ int main(int argc, char **argv)
     parse_errors();
     runtime_errors();
     limits();
+    fuzz_findings();
     threads();
     cli();
     int rc = fixtures(argc > 1 ? argv[1] : test_shared_dir());

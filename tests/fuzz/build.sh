@@ -31,6 +31,7 @@ build config $ringlib "$src/libring/config.c" $cjson -lm
 build wire $ringlib
 build api "$e/server/api.c" "$e/server/tmpl.c" "$e/server/http.c" "$e/sampler.c" "$e/status.c" \
     "$e/utf8.c" $template $tokenizer $cjson $(pkg-config --libs libmicrohttpd) -lm -lpthread
+build template $template $cjson -lm
 build safetensors "$e/load/safetensors.c" "$e/util.c" $cjson
 build hf_config "$e/load/load_hf.c" "$e/load/safetensors.c" "$e/util.c" $cjson -lm
 build ckpt_llama2 "$e/load/load_llama2.c" "$e/util.c"

@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < c->n_layers * ENG_T_LAYER_COUNT; i++)
         if ((e = check_ref(&src.layers[i], lo, hi)) > end) end = e;
     if (c->tied_embeddings == !!src.cls.data) abort();
-    if ((size_t)(hi - end) < (c->tied_embeddings ? (size_t)c->seq_len * (size_t)c->head_dim * 4 : 0))
+    if ((size_t)(hi - end) <
+        (c->tied_embeddings ? (size_t)c->seq_len * (size_t)c->head_dim * 4 : 0))
         abort(); /* the legacy RoPE tables after the final norm */
     eng_source_free(&src);
     return 0;

@@ -32,7 +32,8 @@ static void write_file(const char *p, const void *d, size_t n)
 static void write_model(void)
 {
     static const char hdr[] =
-        "{\"model.embed_tokens.weight\":{\"dtype\":\"F32\",\"shape\":[4,2],\"data_offsets\":[0,32]},"
+        "{\"model.embed_tokens.weight\":{\"dtype\":\"F32\",\"shape\":[4,2],\"data_offsets\":[0,32]}"
+        ","
         "\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[32,40]},"
         "\"lm_head.weight\":{\"dtype\":\"I32\",\"shape\":[4,2],\"data_offsets\":[40,72]},"
         "\"model.layers.0.input_layernorm.weight\":{\"dtype\":\"F16\",\"shape\":[2],"
@@ -106,9 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const eng_config *c = &src.cfg;
     if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
-        c->n_heads % c->n_kv_heads || c->head_dim <= 0 || c->head_dim > 1024 ||
-        (c->head_dim & 1) || c->vocab_size <= 0 || c->seq_len <= 0 || c->hidden_dim <= 0 ||
-        !(c->norm_eps > 0) || !(c->rope_theta > 0) || src.n_maps < 1)
+        c->n_heads % c->n_kv_heads || c->head_dim <= 0 || c->head_dim > 1024 || (c->head_dim & 1) ||
+        c->vocab_size <= 0 || c->seq_len <= 0 || c->hidden_dim <= 0 || !(c->norm_eps > 0) ||
+        !(c->rope_theta > 0) || src.n_maps < 1)
         abort();
     check_ref(&src, &src.embed);
     check_ref(&src, &src.final_norm);

@@ -3,10 +3,10 @@
  * files that come from anywhere. Input: the whole file, written to a memfd that eng_st_add_file
  * opens by its /proc path; or, when it starts with '{', the JSON header up to the first NUL and
  * the data after it, the u64 header length put in front by the harness (so that mutations of
- * the JSON keep a consistent length). Checks besides the sanitizers: a refusal has a one-line message, an
- * accepted file's tensors lie inside the mapping (ASan does not watch mmap'd memory), have the
- * byte count of their shape and are found by name; adding the same file again is refused (every
- * name appears twice). */
+ * the JSON keep a consistent length). Checks besides the sanitizers: a refusal has a one-line
+ * message, an accepted file's tensors lie inside the mapping (ASan does not watch mmap'd memory),
+ * have the byte count of their shape and are found by name; adding the same file again is refused
+ * (every name appears twice). */
 #include "load/safetensors.h"
 
 #include <stdint.h>
@@ -66,8 +66,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             le[i] = (unsigned char)(n >> (8 * i));
         if (pwrite(fd, le, 8, 0) != 8 || pwrite(fd, data, n, 8) != (ssize_t)n) abort();
         off = 8 + n;
-        if (nul) data = nul + 1, size -= n + 1;
-        else size = 0;
+        if (nul)
+            data = nul + 1, size -= n + 1;
+        else
+            size = 0;
     }
     if (pwrite(fd, data, size, (off_t)off) != (ssize_t)size) abort();
     eng_st_index ix;

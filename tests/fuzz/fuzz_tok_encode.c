@@ -51,10 +51,10 @@ static void bytes_to_chars(const char *s, char *out)
 
 /* Merges in raw bytes, "left|right"; each merged text becomes a token. */
 static const char *const merges[] = {
-    " |t",   "h|e",    " t|he", "i|n",   " |a",   "e|r",   "o|u",    " |s",    "a|n",
-    " |w",   "r|e",    "o|n",   "\n|\n", " | ",   "  |  ",  "1|2",    "12|3",
-    "0|0",   "\xc3|\xa9", "\xe2\x80|\x99", "\xe2|\x80", "'|s", "l|l",  "ll|o",   "he|llo",
-    " |he",  " he|llo", "!|!", "<|<",  "\t|\t", "\r|\n",
+    " |t",    "h|e",  " t|he",     "i|n",           " |a",       "e|r",   "o|u",   " |s",
+    "a|n",    " |w",  "r|e",       "o|n",           "\n|\n",     " | ",   "  |  ", "1|2",
+    "12|3",   "0|0",  "\xc3|\xa9", "\xe2\x80|\x99", "\xe2|\x80", "'|s",   "l|l",   "ll|o",
+    "he|llo", " |he", " he|llo",   "!|!",           "<|<",       "\t|\t", "\r|\n",
 };
 
 static const char *const patterns[] = {
@@ -84,7 +84,8 @@ static char *make_json(int k)
         bytes_to_chars(l, a);
         bytes_to_chars(r, b);
         snprintf(ab, sizeof(ab), "%s%s", a, b);
-        if (!cJSON_GetObjectItemCaseSensitive(vocab, ab)) cJSON_AddNumberToObject(vocab, ab, next++);
+        if (!cJSON_GetObjectItemCaseSensitive(vocab, ab))
+            cJSON_AddNumberToObject(vocab, ab, next++);
         char m[80];
         snprintf(m, sizeof(m), "%s %s", a, b);
         cJSON_AddItemToArray(ml, cJSON_CreateString(m));
@@ -173,7 +174,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n < 0 || (st == ENG_OK) != (n == 0) || (len > 0) != (n > 0)) abort();
     int *ids = malloc((size_t)(n ? n : 1) * sizeof(int));
     if (!ids) abort();
-    if (n > 1 && (eng_tokenizer_encode(t, text, 0, ids, n - 1, &m) != ENG_ERR_INVALID_ARG || m != n))
+    if (n > 1 &&
+        (eng_tokenizer_encode(t, text, 0, ids, n - 1, &m) != ENG_ERR_INVALID_ARG || m != n))
         abort();
     if (eng_tokenizer_encode(t, text, 0, ids, n, &m) != ENG_OK || m != n) abort();
     /* decode(encode(text)) == text */

@@ -45,8 +45,7 @@ static void encode_check(const eng_tokenizer *t, const char *text, int add_bos)
 {
     int V = eng_tokenizer_vocab_size(t), n = -1;
     eng_status st = eng_tokenizer_encode(t, text, add_bos, NULL, 0, &n);
-    if (n < 0 || (st != ENG_OK && st != ENG_ERR_INVALID_ARG) || (st == ENG_OK) != (n == 0))
-        abort();
+    if (n < 0 || (st != ENG_OK && st != ENG_ERR_INVALID_ARG) || (st == ENG_OK) != (n == 0)) abort();
     int *ids = malloc((size_t)(n ? n : 1) * sizeof(int)), m = -1;
     if (!ids) abort();
     if (n > 1) { /* one short: must refuse without writing past the buffer */
