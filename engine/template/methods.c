@@ -560,7 +560,7 @@ static jv g_range(jt_ctx *c, jt_args *a)
     int64_t step = a->npos == 3 ? v[2] : 1;
     if (!step) return jt_fail(c, "range() arg 3 must not be zero");
     double count = step > 0 ? ((double)stop - (double)start) / (double)step
-                            : ((double)start - (double)stop) / (double)-step;
+                            : ((double)start - (double)stop) / -(double)step;
     if (count > JT_MAX_RANGE)
         return jt_fail(c, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).",
                        JT_MAX_RANGE);
