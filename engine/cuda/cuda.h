@@ -106,6 +106,7 @@ typedef struct cuda_state {
     int *att_count;  /* decode attention's split counters (eng_attn_args.count), zero */
     int *in_d;       /* [B + 2]: tokens, then the position, then the draw (float bits) */
     int *next_d;     /* [1] sampled token */
+    void *smp;       /* the sampler's scratch, eng_cu_sample_scratch_bytes(B) */
     int *in_h;       /* pinned mirror of in_d */
     float *logits_h; /* pinned [rows, V] */
     int *next_h;     /* pinned [1] */

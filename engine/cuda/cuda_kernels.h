@@ -209,17 +209,21 @@ void eng_ref_causal_softmax(float *s, int pos0, int nh, int n, int kv, int windo
 int eng_cu_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int hd, eng_stream st);
 void eng_ref_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int hd);
 
-/* sample.cu: the next token from logits [V] (one block): greedy (temperature 0: the lowest
- * id of the maximum) or softmax(logits / T) cut to the top-p nucleus (found by bisection on
- * the probability threshold; top_p 0 keeps the maximum alone) and drawn at *draw of its mass
- * in id order. Writes *next (device): -1 when a logit is NaN or infinite. */
+/* sample.cu: the next token from logits [V]: greedy (temperature 0: the lowest id of the
+ * maximum) or softmax(logits / T) cut to the top-p nucleus (the largest threshold whose mass
+ * exceeds top_p, found exactly on 40-bit fixed-point masses; top_p 0 keeps the maximum and
+ * its ties) and drawn at *draw of its mass in id order. Writes *next (device): -1 when a
+ * logit is NaN or infinite. V <= 2^22. scratch: device memory of
+ * eng_cu_sample_scratch_bytes(rows), used by one call at a time (no contents kept). */
+size_t eng_cu_sample_scratch_bytes(int rows);
 int eng_cu_sample(const float *logits, int V, float temperature, float top_p, const float *draw,
-                  int *next, eng_stream st);
+                  int *next, void *scratch, eng_stream st);
 int eng_ref_sample(const float *logits, int V, float temperature, float top_p, float draw);
-/* eng_cu_sample for n rows at once (one block each), row r with temperature[r], top_p[r] and
- * draw[r] (device arrays [n]) into next[r].   logits [n, V]. */
+/* eng_cu_sample for n rows at once, row r with temperature[r], top_p[r] and draw[r] (device
+ * arrays [n]) into next[r].   logits [n, V]; scratch of eng_cu_sample_scratch_bytes(n). */
 int eng_cu_sample_rows(const float *logits, int n, int V, const float *temperature,
-                       const float *top_p, const float *draw, int *next, eng_stream st);
+                       const float *top_p, const float *draw, int *next, void *scratch,
+                       eng_stream st);
 
 #ifdef __cplusplus
 }

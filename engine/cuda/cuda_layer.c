@@ -709,7 +709,8 @@ eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, floa
     CU_BIND(cs);
     const float *last = cs->logits + (size_t)(cs->logit_rows - 1) * m->cfg.vocab_size;
     const float *draw = (const float *)(cs->in_d + s->max_batch + 1);
-    K(eng_cu_sample(last, m->cfg.vocab_size, temperature, top_p, draw, cs->next_d, ST(cs)));
+    K(eng_cu_sample(last, m->cfg.vocab_size, temperature, top_p, draw, cs->next_d, cs->smp,
+                    ST(cs)));
     cuda_mark(cs, CUDA_ST_SAMPLE);
     return ENG_OK;
 }
@@ -721,7 +722,7 @@ eng_status cuda_sample_batch(const eng_model *m, eng_state *s)
     int B = s->max_batch;
     const float *f = (const float *)cs->bin_d;
     K(eng_cu_sample_rows(cs->logits, s->n_out, m->cfg.vocab_size, f + 3 * B, f + 4 * B, f + 5 * B,
-                         cs->ids_d, ST(cs)));
+                         cs->ids_d, cs->smp, ST(cs)));
     cuda_mark(cs, CUDA_ST_SAMPLE);
     return ENG_OK;
 }

@@ -130,6 +130,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     cs->bgraph = calloc((size_t)s->n_seqs + 1, sizeof(*cs->bgraph));
     if (!cs->bgraph) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     CU_CHECK(cudaMalloc((void **)&cs->ids_d, B * 4), err, errlen);
+    CU_CHECK(cudaMalloc(&cs->smp, eng_cu_sample_scratch_bytes((int)B)), err, errlen);
     CU_CHECK(cudaMalloc((void **)&cs->bscale, (size_t)(s->n_seqs > 1 ? s->n_seqs : 1) * 4), err,
              errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->ids_h, B * 4), err, errlen);
@@ -237,6 +238,7 @@ void cuda_state_free(eng_state *s)
     if (cs->bin_d) cudaFree(cs->bin_d);
     if (cs->bin_h) cudaFreeHost(cs->bin_h);
     if (cs->ids_d) cudaFree(cs->ids_d);
+    if (cs->smp) cudaFree(cs->smp);
     if (cs->bscale) cudaFree(cs->bscale);
     if (cs->ids_h) cudaFreeHost(cs->ids_h);
     if (cs->bpart) cudaFree(cs->bpart);

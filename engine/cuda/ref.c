@@ -5,7 +5,9 @@
 #include "cuda_kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static float ld(const void *p, int dt, size_t i)
 {
@@ -332,6 +334,13 @@ void eng_ref_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int
                 st(out, dt, ((size_t)t * nh + h) * hd + d, o[((size_t)h * n + t) * hd + d]);
 }
 
+static int desc_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* As sample.cu, with tau found by a sort instead of radix selection. */
 int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)
 {
     for (int i = 0; i < V; i++)
@@ -340,47 +349,46 @@ int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)
     for (int i = 1; i < V; i++)
         if (lg[i] > lg[best]) best = i;
     if (T == 0.0f) return best;
-    float mx = lg[best];
-    double total = 0;
-    for (int i = 0; i < V; i++)
-        total += expf((lg[i] - mx) / T);
-    float tau = 0.0f;
+    float mx = lg[best], tau = 0.0f, *p = malloc((size_t)V * sizeof(*p));
+    if (!p) return -1;
+    uint64_t total = 0;
+    for (int i = 0; i < V; i++) {
+        p[i] = expf((lg[i] - mx) / T);
+        total += (uint64_t)(p[i] * 0x1p40f);
+    }
     if (top_p < 1.0f) {
-        double limit = top_p * total, at1 = 0;
-        for (int i = 0; i < V; i++)
-            if (expf((lg[i] - mx) / T) >= 1.0f) at1 += 1.0;
-        if (at1 > limit) {
-            tau = 1.0f;
-        } else {
-            float lo = 0.0f, hi = 1.0f;
-            for (int it = 0; it < 30; it++) {
-                float mid = 0.5f * (lo + hi);
-                double s = 0;
-                for (int i = 0; i < V; i++) {
-                    float p = expf((lg[i] - mx) / T);
-                    if (p >= mid) s += p;
-                }
-                if (s > limit)
-                    lo = mid;
-                else
-                    hi = mid;
+        uint64_t limit = (uint64_t)((double)top_p * (double)total), run = 0;
+        float *s = malloc((size_t)V * sizeof(*s));
+        if (!s) {
+            free(p);
+            return -1;
+        }
+        memcpy(s, p, (size_t)V * sizeof(*s));
+        qsort(s, (size_t)V, sizeof(*s), desc_float);
+        /* the first value, from the top, whose mass and that of all above it exceed limit */
+        for (int k = 0; k < V; k++) {
+            run += (uint64_t)(s[k] * 0x1p40f);
+            if (run > limit && (k + 1 == V || s[k + 1] != s[k])) {
+                tau = s[k];
+                break;
             }
-            tau = lo;
+        }
+        free(s);
+    }
+    uint64_t mass = 0;
+    for (int i = 0; i < V; i++)
+        if (p[i] >= tau) mass += (uint64_t)(p[i] * 0x1p40f);
+    uint64_t target = (uint64_t)((double)draw * (double)mass), run = 0;
+    if (target >= mass) target = mass - 1;
+    int got = best;
+    for (int i = 0; i < V; i++) {
+        if (p[i] < tau) continue;
+        run += (uint64_t)(p[i] * 0x1p40f);
+        if (run > target) {
+            got = i;
+            break;
         }
     }
-    double mass = 0;
-    for (int i = 0; i < V; i++) {
-        float p = expf((lg[i] - mx) / T);
-        if (p >= tau) mass += p;
-    }
-    double target = draw * mass, run = 0;
-    int last = best;
-    for (int i = 0; i < V; i++) {
-        float p = expf((lg[i] - mx) / T);
-        if (p < tau) continue;
-        last = i;
-        run += p;
-        if (target < run) return i;
-    }
-    return last;
+    free(p);
+    return got;
 }

@@ -129,6 +129,9 @@ static eng_status parse_config(const char *path, const cJSON *j, eng_config *c, 
     if (c->n_layers > 4096)
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: num_hidden_layers %d > 4096", path,
                         c->n_layers);
+    if (c->vocab_size > (1 << 22)) /* as llama2.c checkpoints; the GPU sampler's sums need it */
+        return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: vocab_size %d > 4194304", path,
+                        c->vocab_size);
     if (c->head_dim > 1024)
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: head_dim %d > 1024", path,
                         c->head_dim);

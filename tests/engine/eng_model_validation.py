@@ -115,6 +115,8 @@ def main():
         # A config that asks for a billion layers: refused, not a terabyte allocation (fuzzing).
         run("a billion layers", ["-m", variant("layers", cfg=lambda c: c.update(num_hidden_layers=10 ** 9))] + ids,
             "num_hidden_layers")
+        run("a vocabulary past 2^22", ["-m", variant("vocab", cfg=lambda c: c.update(vocab_size=2 ** 22 + 1))] + ids,
+            "vocab_size 4194305 > 4194304")
         # A NaN in a norm weight (f32): caught at load, not as NaN logits.
         norm = "model.norm.weight"
         if hdr[norm]["dtype"] == "F32":

@@ -2,7 +2,7 @@
 /* On a GPU: every CUDA kernel family of the engine against its plain-C reference
  * (engine/cuda/ref.c), on random inputs, with outputs poisoned before each run. Skips (77)
  * without a visible GPU. `test_cuda_kernels --bench` also times the matrix-vector kernel
- * on large matrices (GB/s of weights read). */
+ * on large matrices (GB/s of weights read), `--bench-sample` the sampler. */
 #include "../check.h"
 #include "cuda/cuda_kernels.h"
 #include "eng_internal.h"
@@ -835,11 +835,12 @@ static void t_sample(int V, float T, float top_p, int draws)
     }
     float *dl = dev(lg, (size_t)V * 4), *dd = dev(NULL, 4);
     int *dn = dev(NULL, 4);
+    void *sc = dev(NULL, eng_cu_sample_scratch_bytes(1));
     int mism = 0;
     for (int k = 0; k < draws; k++) {
         float r = (frand() + 1.0f) * 0.5f;
         CU(cudaMemcpy(dd, &r, 4, cudaMemcpyHostToDevice));
-        KL(eng_cu_sample(dl, V, T, top_p, dd, dn, NULL));
+        KL(eng_cu_sample(dl, V, T, top_p, dd, dn, sc, NULL));
         int got;
         CU(cudaMemcpy(&got, dn, 4, cudaMemcpyDeviceToHost));
         if (got != eng_ref_sample(lg, V, T, top_p, r)) mism++;
@@ -849,7 +850,36 @@ static void t_sample(int V, float T, float top_p, int draws)
              draws);
     /* Sums in another order can move a draw that lands within rounding of a boundary. */
     report(w, mism, T == 0.0f ? 0 : draws / 50);
-    free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn);
+    free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn), cudaFree(sc);
+}
+
+/* The nucleus' edge inside a run of equal logits (ties are all in or all out), and n rows
+ * of different settings in one launch. */
+static void t_sample_rows(int V)
+{
+    enum { N = 4 };
+    static const float T[N] = {0.8f, 0.0f, 1.3f, 0.6f}, P[N] = {0.95f, 0.9f, 1.0f, 0.3f};
+    float *lg = rnd((size_t)N * V, 6), draw[N];
+    for (int i = 0; i < V / 4; i++) /* row 3: a quarter of the row tied at its top */
+        lg[(size_t)3 * V + 4 * i] = 9.0f;
+    float *dl = dev(lg, (size_t)N * V * 4), *dt = dev(T, sizeof(T)), *dp = dev(P, sizeof(P));
+    float *dd = dev(NULL, sizeof(draw));
+    int *dn = dev(NULL, N * sizeof(int)), got[N], mism = 0;
+    void *sc = dev(NULL, eng_cu_sample_scratch_bytes(N));
+    for (int k = 0; k < 50; k++) {
+        for (int r = 0; r < N; r++)
+            draw[r] = (frand() + 1.0f) * 0.5f;
+        CU(cudaMemcpy(dd, draw, sizeof(draw), cudaMemcpyHostToDevice));
+        KL(eng_cu_sample_rows(dl, N, V, dt, dp, dd, dn, sc, NULL));
+        CU(cudaMemcpy(got, dn, sizeof(got), cudaMemcpyDeviceToHost));
+        for (int r = 0; r < N; r++)
+            mism += got[r] != eng_ref_sample(lg + (size_t)r * V, V, T[r], P[r], draw[r]);
+        mism += got[3] % 4 != 0; /* row 3's nucleus is its ties */
+    }
+    char w[80];
+    snprintf(w, sizeof(w), "sample rows V=%d: ids differing of %d", V, 50 * N);
+    report(w, mism, 2);
+    free(lg), cudaFree(dl), cudaFree(dt), cudaFree(dp), cudaFree(dd), cudaFree(dn), cudaFree(sc);
 }
 
 /* A NaN among the logits: -1 from both, at any temperature. */
@@ -860,13 +890,14 @@ static void t_sample_nan(void)
     lg[1234] = NAN;
     float *dl = dev(lg, (size_t)V * 4), r = 0.5f, *dd = dev(&r, 4);
     int *dn = dev(NULL, 4);
+    void *sc = dev(NULL, eng_cu_sample_scratch_bytes(1));
     for (int k = 0; k < 2; k++) {
-        KL(eng_cu_sample(dl, V, k ? 0.8f : 0.0f, 0.9f, dd, dn, NULL));
+        KL(eng_cu_sample(dl, V, k ? 0.8f : 0.0f, 0.9f, dd, dn, sc, NULL));
         CU(cudaMemcpy(&got[k], dn, 4, cudaMemcpyDeviceToHost));
     }
     int ok = got[0] == -1 && got[1] == -1 && eng_ref_sample(lg, V, 0.0f, 0.9f, r) == -1;
     report("sample: NaN logits give -1", ok ? 0.0 : 1.0, 0);
-    free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn);
+    free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn), cudaFree(sc);
 }
 
 /* mode -1: eng_cu_matvec; else the fused product of that mode (normed input but RESID). */
@@ -931,6 +962,31 @@ static void bench_matvec(int dt, int rows, int d, int mode)
 }
 
 /* The small-batch kernel with n rows against n = 1: us per product, weights in GB/s. */
+/* One row's sampling, in a loop of 200 launches timed by events (best of 5). */
+static void bench_sample(int V, float T, float top_p)
+{
+    float *lg = rnd(V, 8), r = 0.37f, *dl = dev(lg, (size_t)V * 4), *dd = dev(&r, 4), best = 1e30f;
+    int *dn = dev(NULL, 4);
+    void *sc = dev(NULL, eng_cu_sample_scratch_bytes(1));
+    cudaEvent_t e0, e1;
+    CU(cudaEventCreate(&e0));
+    CU(cudaEventCreate(&e1));
+    for (int rep = 0; rep < 5; rep++) {
+        CU(cudaEventRecord(e0, NULL));
+        for (int k = 0; k < 200; k++)
+            KL(eng_cu_sample(dl, V, T, top_p, dd, dn, sc, NULL));
+        CU(cudaEventRecord(e1, NULL));
+        CU(cudaEventSynchronize(e1));
+        float ms;
+        CU(cudaEventElapsedTime(&ms, e0, e1));
+        if (ms < best) best = ms;
+    }
+    printf("bench sample V=%6d T=%.1f top-p %.2f %8.1f us\n", V, T, top_p, best * 1000.0f / 200);
+    CU(cudaEventDestroy(e0));
+    CU(cudaEventDestroy(e1));
+    free(lg), cudaFree(dl), cudaFree(dd), cudaFree(dn), cudaFree(sc);
+}
+
 static void bench_matvec_batch(int dt, int rows, int d, int n)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2, bytes = (size_t)rows * d * es;
@@ -1070,8 +1126,20 @@ int main(int argc, char **argv)
     t_sample(1000, 0.8f, 0.9f, 200);
     t_sample(32000, 1.0f, 0.0f, 100);
     t_sample(32000, 0.5f, 0.5f, 100);
-    t_sample(32000, 0.7f, 0.0f, 20); /* top-p 0: the maximum alone */
+    t_sample(32000, 0.7f, 0.0f, 20);    /* top-p 0: the maximum alone */
+    t_sample(151936, 0.8f, 0.95f, 100); /* Qwen's vocabulary */
+    t_sample(40, 0.8f, 0.9f, 50);       /* fewer ids than chunks */
+    t_sample(1, 0.8f, 0.5f, 5);
+    t_sample(128256, 1.0f, 1.0f, 50); /* no nucleus cut */
+    t_sample_rows(32000);
     t_sample_nan();
+    if (argc > 1 && !strcmp(argv[1], "--bench-sample")) {
+        bench_sample(128256, 0.0f, 1.0f);
+        bench_sample(128256, 0.8f, 0.95f);
+        bench_sample(128256, 0.8f, 1.0f);
+        bench_sample(151936, 0.8f, 0.95f);
+        bench_sample(32000, 0.8f, 0.95f);
+    }
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
         bench_matvec(ENG_DT_BF16, 6144, 4096, -1);   /* 8B q/k/v */
         bench_matvec(ENG_DT_BF16, 28672, 4096, -1);  /* 8B gate/up */
