@@ -64,7 +64,6 @@ __global__ void attn_kernel(eng_attn_args a)
 {
     extern __shared__ float sm[];
     pdl_launch();
-    pdl_wait();
     int hd = a.hd, ld = hd + 1, group = a.nq / a.nkv, g = blockIdx.y, z = blockIdx.z;
     int nw = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int rows = a.n * group, rfirst = blockIdx.x * nw, r = rfirst + warp;
@@ -84,6 +83,23 @@ __global__ void attn_kernel(eng_attn_args a)
         hi = min(hi, base + (z + 1) * chunk - 1);
     }
     size_t kvw = (size_t)a.nkv * hd;
+    /* Decode: the first tile's keys before this step's position are loaded before the wait.
+     * Earlier steps wrote them, and a decode step is a graph whose launch waited for all work
+     * before it (early launch is used only inside that graph; the position was copied in
+     * before it too), so only the new key, which the RoPE kernel just wrote, waits. */
+    int early = a.n == 1 && lo <= hi;
+    if (early)
+        kv_tile_load<KT, TL>(Ks, Vs, a.kc, a.vc, lo, min(min(hi, lo + KT - 1), pos0 - 1), g, hd,
+                             kvw);
+    pdl_wait();
+    if (early && pos0 >= lo && pos0 <= min(hi, lo + KT - 1)) {
+        __syncthreads(); /* the tile's zeros for this key are stored before it is */
+        size_t off = (size_t)pos0 * kvw + (size_t)g * hd;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            Ks[(pos0 - lo) * ld + d] = a.kc[off + d];
+            Vs[(pos0 - lo) * ld + d] = a.vc[off + d];
+        }
+    }
     if (active)
         for (int d = lane; d < hd; d += 32)
             Qs[d] = a.q[((size_t)t * a.nq + hq) * hd + d];
@@ -93,7 +109,7 @@ __global__ void attn_kernel(eng_attn_args a)
         acc[i] = 0.0f;
     for (int k0 = lo; k0 <= hi; k0 += KT) {
         __syncthreads(); /* the previous tile is no longer read */
-        kv_tile_load<KT, TL>(Ks, Vs, a.kc, a.vc, k0, hi, g, hd, kvw);
+        if (!early || k0 != lo) kv_tile_load<KT, TL>(Ks, Vs, a.kc, a.vc, k0, hi, g, hd, kvw);
         __syncthreads();
         if (!active) continue;
         int key = k0 + lane;
