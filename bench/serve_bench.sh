@@ -23,7 +23,8 @@ here=$(cd "$(dirname "$0")" && pwd); shared=$here/../../shared
 [ -d "$shared" ] || shared=$here/../shared
 ri=$build/engine/ringinfer
 tmp=$(mktemp -d); pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+# (set -e holds in the trap too: a failed kill of a server already gone must not end it early)
+trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$tmp"' EXIT
 # gen_tok MODEL: writes $tmp/gen.tok for MODEL's vocabulary and prints that vocabulary.
 gen_tok() {
     python3 - "$1" "$tmp/gen.tok" <<'PY'
@@ -102,3 +103,4 @@ for c in 1 4 16; do
     done
 done
 kill -TERM $pid; wait $pid || true
+pid=
