@@ -56,8 +56,12 @@ enum {
     CUDA_FUSE_SWIGLU = 2,
     CUDA_FUSE_MERGE = 4,
     CUDA_FUSE_BATCH = 8,
-    CUDA_FUSE_TC = 16
+    CUDA_FUSE_TC = 16,
+    CUDA_FUSE_ROPE = 32
 };
+/* CUDA_FUSE_ROPE (with NORM): RoPE and the KV-cache write in the decode q/k/v product's
+ * epilogue (ENG_MV_ROPE) where eng_mv_rope_ok allows (no q/k norms), one kernel fewer a
+ * layer. */
 /* CUDA_FUSE_BATCH (with NORM and SWIGLU): the decode rows of a batched step (serve) take the
  * fused products too (matvec_batch.cu); without CUDA_FUSE_TC a lone request's step is then
  * the decode step's. */

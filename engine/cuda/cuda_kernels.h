@@ -100,9 +100,14 @@ static inline int eng_mv_parts(int rows, int d, int es)
  * - ENG_MV_SWIGLU (gate/up, rows = 2F: gate rows then up rows): a block holds pairs of
  *   rows (i, F + i); out[i] = silu(g_i + bias[i]) * (u_i + bias[F + i]), out [F].
  * - ENG_MV_PLAIN: out[i] = y_i.
+ * - ENG_MV_ROPE (the merged q/k/v product of one token, rows = (nq + 2 nkv) hd): the
+ *   epilogue does what eng_cu_rope_qkv does with the same rope arguments (its bits): bias,
+ *   RoPE, q into rope.q, k and v into the caches at *rope.pos; out and bias unused. Without
+ *   q/k norms (rope.q_norm, k_norm NULL) and with hd % 8 == 0: eng_mv_rope_ok. In the Hugging
+ *   Face layout a block's rows are then rotation pairs (i, i + hd/2), not consecutive rows.
  * w [rows, d] of dt, x [d], out [rows] (SWIGLU: [rows/2]), res/bias/nw_out [rows]
  * (SWIGLU bias [rows]), ssq_out [eng_mv_parts(rows, d, es)], ssq_in [nss]. */
-enum { ENG_MV_PLAIN, ENG_MV_SWIGLU, ENG_MV_RESID };
+enum { ENG_MV_PLAIN, ENG_MV_SWIGLU, ENG_MV_RESID, ENG_MV_ROPE };
 typedef struct eng_mv_args {
     float *out;
     const void *w;
@@ -115,7 +120,12 @@ typedef struct eng_mv_args {
     float *res;        /* RESID: the residual stream */
     const float *nw_out;
     float *ssq_out;
+    eng_rope_args rope; /* ROPE: n 1, qkv unused */
 } eng_mv_args;
+static inline int eng_mv_rope_ok(const eng_rope_args *r)
+{
+    return r->n == 1 && !r->q_norm && !r->k_norm && r->hd % 8 == 0;
+}
 int eng_cu_matvec_fused(const eng_mv_args *a, eng_stream st);
 void eng_ref_matvec_fused(const eng_mv_args *a);
 

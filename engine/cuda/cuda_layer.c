@@ -459,20 +459,6 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
     } else if ((st = norm_before(m, cs, L->att_norm, &L->wqkv, n, want16, &fused)) != ENG_OK) {
         return st;
     }
-    if (fused) {
-        eng_mv_args a = mv_args(cs, c, cs->qkv, &L->wqkv, cs->xb, ENG_MV_PLAIN, 1);
-        K(eng_cu_matvec_fused(&a, ST(cs)));
-        st = ENG_OK;
-    } else if (s->tok_pos) {
-        dec = bmv_args(cs, s, c, cs->qkv, &L->wqkv, cs->xb, ENG_MV_PLAIN, 1);
-        st = bproj(cs, s, cs->qkv, &L->wqkv, cs->xb, in16(cs, &L->wqkv), bnormed ? &dec : NULL);
-    } else if (batched) {
-        st = proj_after(cs, cs->qkv, &L->wqkv, cs->xb, n);
-    } else {
-        st = proj(cs, cs->qkv, &L->wqkv, cs->xb, n);
-    }
-    if (st != ENG_OK) return st;
-    cuda_mark(cs, CUDA_ST_QKV);
     eng_rope_args ra = {.qkv = cs->qkv,
                         .bias = L->bqkv,
                         .q_norm = L->q_norm,
@@ -489,7 +475,26 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
                         .interleaved = c->rope_style == ENG_ROPE_INTERLEAVED,
                         .eps = c->norm_eps,
                         .heads_first = agemm};
-    if (!s->tok_pos) K(eng_cu_rope_qkv(&ra, ST(cs)));
+    /* Decode: RoPE and the cache write in the product's epilogue where it can take them (a
+     * batched step's rows have their own positions and slots: its RoPE kernel does them). */
+    int rope_in = fused && !s->tok_pos && (cs->fuse & CUDA_FUSE_ROPE) && eng_mv_rope_ok(&ra);
+    if (fused) {
+        eng_mv_args a =
+            mv_args(cs, c, cs->qkv, &L->wqkv, cs->xb, rope_in ? ENG_MV_ROPE : ENG_MV_PLAIN, 1);
+        a.rope = ra;
+        K(eng_cu_matvec_fused(&a, ST(cs)));
+        st = ENG_OK;
+    } else if (s->tok_pos) {
+        dec = bmv_args(cs, s, c, cs->qkv, &L->wqkv, cs->xb, ENG_MV_PLAIN, 1);
+        st = bproj(cs, s, cs->qkv, &L->wqkv, cs->xb, in16(cs, &L->wqkv), bnormed ? &dec : NULL);
+    } else if (batched) {
+        st = proj_after(cs, cs->qkv, &L->wqkv, cs->xb, n);
+    } else {
+        st = proj(cs, cs->qkv, &L->wqkv, cs->xb, n);
+    }
+    if (st != ENG_OK) return st;
+    cuda_mark(cs, CUDA_ST_QKV);
+    if (!s->tok_pos && !rope_in) K(eng_cu_rope_qkv(&ra, ST(cs)));
     cuda_mark(cs, CUDA_ST_ROPE);
     if (agemm) {
         if ((st = attention_gemm(m, cs, ra.kc, ra.vc, &L->wo, n, s->pos)) != ENG_OK ||

@@ -149,6 +149,44 @@ extern "C" int eng_cu_matvec(float *y, const void *w, int dt, const float *x, in
     return eng_cu_err();
 }
 
+/* ROPE mode: the row that logical row j of the block starting at logical row b0 computes.
+ * The q and k rows come in rotation pairs (2i, 2i + 1) or, in the Hugging Face layout,
+ * (i, i + hd/2) of a head, as lanes 2k and 2k + 1; then the v rows in order. A block's rows
+ * (8 / WPR, even) never straddle the two: (nq + nkv) hd is a multiple of 8. */
+__device__ __forceinline__ int rope_row(const eng_rope_args &r, int b0, int j)
+{
+    int qk = (r.nq + r.nkv) * r.hd, half = r.hd / 2, lr = b0 + j;
+    if (r.interleaved || lr >= qk) return lr;
+    int p = lr / 2, h = p / half;
+    return h * r.hd + p % half + (lr & 1) * half;
+}
+
+/* ROPE mode's epilogue, by warp 0: lane k (< R when `has`) holds row `row`'s product v; what
+ * rope_qkv_kernel does to that value, in its arithmetic. */
+__device__ __forceinline__ void rope_epilogue(const eng_rope_args &r, int row, int has, float v,
+                                              int rows)
+{
+    int hd = r.hd, p = *r.pos, h = row / hd, d = row - h * hd, half = hd / 2;
+    float x = v + (r.bias && has && row < rows ? r.bias[row] : 0.0f);
+    float other = __shfl_xor_sync(0xffffffffu, x, 1); /* the pair's other row */
+    if (!has || row >= rows) return;
+    float o = x;
+    if (h < r.nq + r.nkv) {
+        int i = r.interleaved ? d / 2 : (d < half ? d : d - half);
+        int first = r.interleaved ? !(d & 1) : d < half;
+        float x0 = first ? x : other, x1 = first ? other : x;
+        float ang = (float)p * r.inv_freq[i], c = cosf(ang), s = sinf(ang);
+        o = first ? x0 * c - x1 * s : x0 * s + x1 * c;
+    }
+    size_t kvw = (size_t)r.nkv * hd;
+    if (h < r.nq)
+        r.q[(size_t)h * hd + d] = o;
+    else if (h < r.nq + r.nkv)
+        r.kc[(size_t)p * kvw + (size_t)(h - r.nq) * hd + d] = o;
+    else
+        r.vc[(size_t)p * kvw + (size_t)(h - r.nq - r.nkv) * hd + d] = o;
+}
+
 /* The fused products (cuda_kernels.h): the loop of matvec_vec, then an epilogue over the
  * block's rows. Warp w of a block computes logical row w / WPR; in SWIGLU mode logical rows
  * 2j and 2j + 1 of block b are gate row p and up row F + p of pair p = b * R/2 + j, so one
@@ -164,6 +202,9 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
         int p = blockIdx.x * (R / 2) + j / 2;
         valid = p < F;
         row = (j & 1) ? F + p : p;
+    } else if (MODE == ENG_MV_ROPE) {
+        row = rope_row(a.rope, blockIdx.x * R, j);
+        valid = row < a.rows;
     } else {
         row = blockIdx.x * R + j;
         valid = row < a.rows;
@@ -238,6 +279,8 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
         }
         sq = warp_sum(sq);
         if (lane == 0) a.ssq_out[blockIdx.x] = sq;
+    } else if (MODE == ENG_MV_ROPE) {
+        rope_epilogue(a.rope, rope_row(a.rope, blockIdx.x * R, lane), lane < R, v, a.rows);
     } else {
         int r = blockIdx.x * R + lane;
         if (lane < R && r < a.rows) a.out[r] = v;
@@ -262,6 +305,8 @@ template <int DT> static void fused_mode(const eng_mv_args *a, int wpr, eng_stre
         fused_launch<DT, ENG_MV_SWIGLU>(a, wpr, st);
     else if (a->mode == ENG_MV_RESID)
         fused_launch<DT, ENG_MV_RESID>(a, wpr, st);
+    else if (a->mode == ENG_MV_ROPE)
+        fused_launch<DT, ENG_MV_ROPE>(a, wpr, st);
     else
         fused_launch<DT, ENG_MV_PLAIN>(a, wpr, st);
 }
@@ -270,7 +315,9 @@ extern "C" int eng_cu_matvec_fused(const eng_mv_args *a, eng_stream st)
 {
     int es = a->dt == ENG_DT_F32 ? 4 : 2;
     if (!eng_mv_vec_ok(a->w, es, a->x, a->d) || (a->mode == ENG_MV_SWIGLU && a->rows % 2) ||
-        (a->ssq_in && a->nss <= 0))
+        (a->ssq_in && a->nss <= 0) ||
+        (a->mode == ENG_MV_ROPE &&
+         (!eng_mv_rope_ok(&a->rope) || a->rows != (a->rope.nq + 2 * a->rope.nkv) * a->rope.hd)))
         return (int)cudaErrorInvalidValue;
     int wpr = eng_mv_wpr(a->rows, a->d, es);
     if (a->dt == ENG_DT_BF16)

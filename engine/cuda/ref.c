@@ -160,7 +160,7 @@ void eng_ref_matvec_batch(float *y, const void *w, int dt, const float *x, int r
         eng_ref_matvec(y + (size_t)i * rows, w, dt, x + (size_t)i * d, rows, d);
 }
 
-void eng_ref_matvec_fused(const eng_mv_args *a)
+static void matvec_fused_rows(const eng_mv_args *a)
 {
     int es = a->dt == ENG_DT_F32 ? 4 : 2, F = a->rows / 2;
     double scale = 1.0;
@@ -203,6 +203,25 @@ void eng_ref_matvec_fused(const eng_mv_args *a)
             a->out[i] = (float)y;
         }
     }
+}
+
+void eng_ref_matvec_fused(const eng_mv_args *a)
+{
+    if (a->mode != ENG_MV_ROPE) {
+        matvec_fused_rows(a);
+        return;
+    }
+    /* the plain product, then the RoPE reference over it (a->rope.pos: a host pointer) */
+    float *qkv = malloc((size_t)a->rows * sizeof(float));
+    if (!qkv) return;
+    eng_mv_args p = *a;
+    p.mode = ENG_MV_PLAIN;
+    p.out = qkv;
+    matvec_fused_rows(&p);
+    eng_rope_args r = a->rope;
+    r.qkv = qkv;
+    eng_ref_rope_qkv(&r);
+    free(qkv);
 }
 
 void eng_ref_matvec_batch_fused(const eng_mvb_args *b)

@@ -327,6 +327,82 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
     cudaFree((void *)a.bias), cudaFree(a.out);
 }
 
+/* The q/k/v product with RoPE and the cache write in its epilogue (ENG_MV_ROPE): q and both
+ * caches bitwise equal to the plain product followed by the RoPE kernel, and close to the
+ * reference. */
+static void t_fused_rope(int dt, int nq, int nkv, int hd, int d, int interleaved, int with_bias)
+{
+    size_t es = dt == ENG_DT_F32 ? 4 : 2;
+    int rows = (nq + 2 * nkv) * hd, pos = 21, ctx = 24, nss = 7;
+    size_t cache = (size_t)ctx * nkv * hd, nqd = (size_t)nq * hd;
+    void *w = rnd_typed((size_t)rows * d, dt);
+    float *x = rnd(d, 1), *ssq = rnd(nss, 1), *bias = rnd(rows, 0.5f);
+    float inv[ENG_CUDA_MAX_HD / 2];
+    for (int i = 0; i < hd / 2; i++)
+        inv[i] = powf(500000.0f, -(float)(2 * i) / (float)hd);
+    for (int i = 0; i < nss; i++)
+        ssq[i] = fabsf(ssq[i]) * 20.0f;
+    float *zeros = calloc(cache, 4);
+    eng_rope_args r = {.bias = with_bias ? dev(bias, (size_t)rows * 4) : NULL,
+                       .inv_freq = dev(inv, sizeof(inv)),
+                       .q = dev(NULL, nqd * 4),
+                       .kc = dev(zeros, cache * 4),
+                       .vc = dev(zeros, cache * 4),
+                       .pos = dev(&pos, 4),
+                       .n = 1,
+                       .nq = nq,
+                       .nkv = nkv,
+                       .hd = hd,
+                       .interleaved = interleaved};
+    eng_mv_args a = {.w = dev(w, (size_t)rows * d * es),
+                     .dt = dt,
+                     .rows = rows,
+                     .d = d,
+                     .mode = ENG_MV_ROPE,
+                     .x = dev(x, (size_t)d * 4),
+                     .ssq_in = dev(ssq, (size_t)nss * 4),
+                     .nss = nss,
+                     .nd = d,
+                     .eps = 1e-5f,
+                     .rope = r};
+    KL(eng_cu_matvec_fused(&a, NULL));
+    float *gq = back(r.q, nqd * 4), *gk = back(r.kc, cache * 4), *gv = back(r.vc, cache * 4);
+    /* the same inputs through the plain product and the RoPE kernel */
+    eng_rope_args r2 = r;
+    r2.q = dev(NULL, nqd * 4);
+    r2.kc = dev(zeros, cache * 4);
+    r2.vc = dev(zeros, cache * 4);
+    r2.qkv = dev(NULL, (size_t)rows * 4);
+    eng_mv_args p = a;
+    p.mode = ENG_MV_PLAIN;
+    p.out = (float *)r2.qkv;
+    KL(eng_cu_matvec_fused(&p, NULL));
+    KL(eng_cu_rope_qkv(&r2, NULL));
+    float *pq = back(r2.q, nqd * 4), *pk = back(r2.kc, cache * 4), *pv = back(r2.vc, cache * 4);
+    int differ = memcmp(gq, pq, nqd * 4) != 0;
+    differ += memcmp(gk, pk, cache * 4) != 0;
+    differ += memcmp(gv, pv, cache * 4) != 0;
+    /* the reference, on the host */
+    float *rq = calloc(nqd, 4), *rk = calloc(cache, 4), *rv = calloc(cache, 4);
+    eng_mv_args h = a;
+    h.w = w, h.x = x, h.ssq_in = ssq;
+    h.rope.bias = with_bias ? bias : NULL, h.rope.inv_freq = inv, h.rope.pos = &pos;
+    h.rope.q = rq, h.rope.kc = rk, h.rope.vc = rv;
+    eng_ref_matvec_fused(&h);
+    char wn[112];
+    snprintf(wn, sizeof(wn), "fused q/k/v + RoPE %s %s %d/%d hd=%d [%d x %d]%s", dtn(dt),
+             interleaved ? "interleaved" : "half", nq, nkv, hd, rows, d,
+             with_bias ? " + bias" : "");
+    report(wn, fmax(rel(gq, rq, nqd), fmax(rel(gk, rk, cache), rel(gv, rv, cache))), 1e-5);
+    report("  == product + RoPE kernel (q, k, v caches) bitwise", differ, 0);
+    free(w), free(x), free(ssq), free(bias), free(zeros), free(gq), free(gk), free(gv);
+    free(pq), free(pk), free(pv), free(rq), free(rk), free(rv);
+    cudaFree((void *)a.w), cudaFree((void *)a.x), cudaFree((void *)a.ssq_in);
+    cudaFree((void *)r.bias), cudaFree((void *)r.inv_freq), cudaFree(r.q), cudaFree(r.kc);
+    cudaFree(r.vc), cudaFree((void *)r.pos), cudaFree(r2.q), cudaFree(r2.kc), cudaFree(r2.vc);
+    cudaFree((void *)r2.qkv);
+}
+
 /* The fused products for n rows at once (eng_cu_matvec_batch_fused): every row's output,
  * residual stream and partial sums of squares bitwise equal to eng_cu_matvec_fused of that
  * row alone (a decode row gets the same bits alone or batched, and as `ringinfer run`'s fused
@@ -1093,6 +1169,10 @@ int main(int argc, char **argv)
     t_fused_batch_tc(ENG_DT_BF16, ENG_MV_RESID, 2048, 8192, 0, 1, 9, 1); /* 8-row parts */
     t_fused_batch_tc(ENG_DT_BF16, ENG_MV_RESID, 512, 8192, 0, 0, 3, 1);  /* 4-row parts */
     t_fused_batch_tc(ENG_DT_BF16, ENG_MV_RESID, 256, 8192, 0, 1, 16, 1); /* 2-row parts */
+    t_fused_rope(ENG_DT_BF16, 32, 8, 64, 2048, 0, 0);                    /* the 1B shape's q/k/v */
+    t_fused_rope(ENG_DT_BF16, 8, 2, 128, 1024, 0, 1); /* 8B-like heads, Qwen2's bias */
+    t_fused_rope(ENG_DT_F16, 4, 2, 64, 512, 1, 1);    /* interleaved, 2 warps a row */
+    t_fused_rope(ENG_DT_F32, 2, 1, 16, 256, 0, 0);    /* small heads, 4 warps a row */
     t_fused_chain(1024, 1024, 1536, 1536);
     t_fused_chain(512, 2048, 2048, 768); /* 2 warps a row in the residual products */
     t_convert(ENG_DT_BF16);
