@@ -5,15 +5,11 @@
  * one-line message naming the file; an accepted file's config is consistent and every tensor
  * lies inside the mapping (ASan does not watch mmap'd memory), the last one ending the file. */
 #include "eng_internal.h"
+#include "fuzz.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-static int fd = -1;
-static char path[64];
 
 /* r's bytes inside [lo, hi); returns its end (lo when absent). */
 static const char *check_ref(const eng_tref *r, const char *lo, const char *hi)
@@ -28,12 +24,7 @@ static const char *check_ref(const eng_tref *r, const char *lo, const char *hi)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fd < 0) {
-        fd = memfd_create("model.bin", MFD_CLOEXEC);
-        if (fd < 0) abort();
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size) abort();
+    const char *path = fuzz_file_with("model.bin", data, size);
     eng_source src;
     char err[512] = "";
     eng_status st = eng_load_llama2(path, &src, err, sizeof(err));

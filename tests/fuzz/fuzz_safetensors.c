@@ -7,16 +7,12 @@
  * message, an accepted file's tensors lie inside the mapping (ASan does not watch mmap'd memory),
  * have the byte count of their shape and are found by name; adding the same file again is refused
  * (every name appears twice). */
+#include "fuzz.h"
 #include "load/safetensors.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-static int fd = -1;
-static char path[64];
 
 static void check_err(const char *err)
 {
@@ -51,12 +47,8 @@ static void check_index(const eng_st_index *ix)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fd < 0) {
-        fd = memfd_create("fuzz.safetensors", MFD_CLOEXEC);
-        if (fd < 0) abort();
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0) abort();
+    const char *path;
+    int fd = fuzz_file("fuzz.safetensors", &path);
     size_t off = 0;
     if (size > 0 && data[0] == '{') {
         const uint8_t *nul = memchr(data, 0, size);

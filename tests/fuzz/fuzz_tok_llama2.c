@@ -7,16 +7,13 @@
  * holds is tried too. Checks besides the sanitizers: a refusal has a one-line message naming the
  * file; a loaded tokenizer gives ids inside its vocabulary into buffers of exactly the size it
  * asked for, the same count whatever the buffer, a string for every id, "" outside. */
+#include "fuzz.h"
+#include "fuzz_tok.h"
 #include "tokenizer.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-static int fd = -1;
-static char path[64];
 
 static const char *const texts[] = {
     "Once upon a time, there was a little girl named Lily.\n\n  \t<s></s> 12345",
@@ -41,37 +38,13 @@ static int count_entries(const uint8_t *d, size_t n)
     return k;
 }
 
-static void encode_check(const eng_tokenizer *t, const char *text, int add_bos)
-{
-    int V = eng_tokenizer_vocab_size(t), n = -1;
-    eng_status st = eng_tokenizer_encode(t, text, add_bos, NULL, 0, &n);
-    if (n < 0 || (st != ENG_OK && st != ENG_ERR_INVALID_ARG) || (st == ENG_OK) != (n == 0)) abort();
-    int *ids = malloc((size_t)(n ? n : 1) * sizeof(int)), m = -1;
-    if (!ids) abort();
-    if (n > 1) { /* one short: must refuse without writing past the buffer */
-        if (eng_tokenizer_encode(t, text, add_bos, ids, n - 1, &m) != ENG_ERR_INVALID_ARG || m != n)
-            abort();
-    }
-    if (eng_tokenizer_encode(t, text, add_bos, ids, n, &m) != ENG_OK || m != n) abort();
-    for (int i = 0; i < n; i++) {
-        if (ids[i] < 0 || ids[i] >= V) abort();
-        if (!eng_tokenizer_decode(t, i ? ids[i - 1] : -1, ids[i])) abort();
-    }
-    free(ids);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fd < 0) {
-        fd = memfd_create("tokenizer.bin", MFD_CLOEXEC);
-        if (fd < 0) abort();
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size) abort();
+    const char *path = fuzz_file_with("tokenizer.bin", data, size);
     int V = count_entries(data, size) + (size ? (data[0] & 3) - 1 : 0);
     if (V < 259) V = 259;
-    eng_tokenizer *t = (eng_tokenizer *)&fd;
+    eng_tokenizer *t = (eng_tokenizer *)(void *)&path; /* must come back NULL */
     char err[512] = "";
     eng_status st = eng_tokenizer_load_llama2(path, V, &t, err, sizeof(err));
     if (st != ENG_OK) {
@@ -80,12 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (eng_tokenizer_vocab_size(t) != V) abort();
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-        encode_check(t, texts[i], (int)(i & 1));
+        fuzz_encode_check(t, texts[i], (int)(i & 1));
     char text[257];
     size_t n = size < 256 ? size : 256;
     memcpy(text, data, n);
     text[n] = '\0';
-    encode_check(t, text, 1);
+    fuzz_encode_check(t, text, 1);
     for (int id = 0; id < V; id++) {
         if (!eng_tokenizer_decode(t, id - 1, id) || !eng_tokenizer_decode(t, 1, id)) abort();
     }
