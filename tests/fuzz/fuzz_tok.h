@@ -6,6 +6,7 @@
 #include "tokenizer.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Encoding `text` asks for its size, refuses a buffer one short without writing past it, then
  * fills one of exactly that size with ids inside the vocabulary, each of which decodes. */
@@ -26,6 +27,20 @@ static inline void fuzz_encode_check(const eng_tokenizer *t, const char *text, i
         if (!eng_tokenizer_decode(t, i ? ids[i - 1] : -1, ids[i])) abort();
     }
     free(ids);
+}
+
+/* fuzz_encode_check on each of texts[0, n) (with BOS on every other one) and on the input's
+ * first 256 bytes as text (up to a NUL), with BOS or not. */
+static inline void fuzz_encode_texts(const eng_tokenizer *t, const char *const *texts, size_t n,
+                                     const uint8_t *data, size_t size, int bos)
+{
+    for (size_t i = 0; i < n; i++)
+        fuzz_encode_check(t, texts[i], (int)(i & 1));
+    char text[257];
+    size_t len = size < 256 ? size : 256;
+    memcpy(text, data, len);
+    text[len] = '\0';
+    fuzz_encode_check(t, text, bos);
 }
 
 #endif

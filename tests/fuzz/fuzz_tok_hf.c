@@ -36,14 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int V = eng_tokenizer_vocab_size(t);
     int bos = eng_tokenizer_bos(t), eos = eng_tokenizer_eos(t);
     if (V <= 0 || bos < -1 || bos >= V || eos < -1 || eos >= V) abort();
-    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-        fuzz_encode_check(t, texts[i], (int)(i & 1));
-    /* The input itself as text (its start, up to a NUL): JSON with the tokenizer's own pieces. */
-    char text[257];
-    size_t n = size < 256 ? size : 256;
-    memcpy(text, data, n);
-    text[n] = '\0';
-    fuzz_encode_check(t, text, 0);
+    /* and the input itself as text: JSON with the tokenizer's own pieces */
+    fuzz_encode_texts(t, texts, sizeof(texts) / sizeof(texts[0]), data, size, 0);
     for (int id = 0; id < V; id++)
         if (!eng_tokenizer_decode(t, id - 1, id)) abort();
     if (strcmp(eng_tokenizer_decode(t, -1, -1), "") || strcmp(eng_tokenizer_decode(t, -1, V), ""))

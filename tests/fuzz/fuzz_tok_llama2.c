@@ -52,13 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (eng_tokenizer_vocab_size(t) != V) abort();
-    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-        fuzz_encode_check(t, texts[i], (int)(i & 1));
-    char text[257];
-    size_t n = size < 256 ? size : 256;
-    memcpy(text, data, n);
-    text[n] = '\0';
-    fuzz_encode_check(t, text, 1);
+    fuzz_encode_texts(t, texts, sizeof(texts) / sizeof(texts[0]), data, size, 1);
     for (int id = 0; id < V; id++) {
         if (!eng_tokenizer_decode(t, id - 1, id) || !eng_tokenizer_decode(t, 1, id)) abort();
     }
