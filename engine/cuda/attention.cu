@@ -11,54 +11,10 @@
  * of at least one tile each, the rest exit at once, and combine reads only those used.
  * Long prompts take another path: causal_softmax_kernel between two batched cuBLAS products
  * (cuda_layer.c), then permute_kernel back to token-major rows. */
-#include "cu_common.cuh"
+#include "attention.cuh"
 
-#define KT 32 /* keys per shared-memory tile: one per lane */
 #define MAX_WARPS 8
-#define DPL (ENG_CUDA_MAX_HD / 32) /* dims per lane */
-#define TL 8                       /* K/V tile loads in flight per thread */
-
-/* The split plan: chunk length and the key where split 0 starts; *used: splits with keys. */
-__device__ __forceinline__ int split_chunk(const eng_attn_args &a, int pos0, int *base, int *used)
-{
-    if (a.chunk > 0) {
-        *base = 0;
-        *used = a.nsplit;
-        return a.chunk;
-    }
-    int hi = pos0 + a.n - 1, lo = a.window > 0 ? max(0, pos0 - a.window + 1) : 0;
-    int span = hi - lo + 1, per = (span + a.nsplit - 1) / a.nsplit;
-    int chunk = max(KT, (per + KT - 1) / KT * KT);
-    *base = lo;
-    *used = min(a.nsplit, (span + chunk - 1) / chunk);
-    return chunk;
-}
-
-/* One row's partial softmaxes of splits 0..used-1 merged into out, dims d = i, i + n, ...
- * Loads through L2 (__ldcg): other blocks wrote the partials during this kernel. */
-__device__ __forceinline__ void merge_row(const eng_attn_args &a, size_t row, int used, int i,
-                                          int n)
-{
-    size_t rows = (size_t)a.n * a.nq;
-    int hd = a.hd;
-    float M = -INFINITY;
-#pragma unroll 4
-    for (int z = 0; z < used; z++)
-        M = fmaxf(M, __ldcg(a.part + ((size_t)z * rows + row) * (hd + 2) + hd));
-    for (int d = i; d < hd; d += n) {
-        float L = 0.0f, o = 0.0f;
-#pragma unroll 4
-        for (int z = 0; z < used; z++) {
-            const float *pp = a.part + ((size_t)z * rows + row) * (hd + 2);
-            float mz = __ldcg(pp + hd);
-            if (mz == -INFINITY) continue;
-            float w = expf(mz - M);
-            L += __ldcg(pp + hd + 1) * w;
-            o += __ldcg(pp + d) * w;
-        }
-        a.out[row * hd + d] = o / L;
-    }
-}
+#define TL 8 /* K/V tile loads in flight per thread */
 
 __global__ void attn_kernel(eng_attn_args a)
 {
@@ -195,6 +151,7 @@ __global__ void combine_kernel(eng_attn_args a)
     pdl_wait();
     int base, used;
     split_chunk(a, *a.pos, &base, &used);
+    if (a.tiles > 0 && used == 1) return; /* attn_decode_kernel wrote out */
     merge_row(a, blockIdx.x, used, threadIdx.x, blockDim.x);
 }
 
@@ -218,15 +175,20 @@ extern "C" int eng_cu_attention_counts(int n, int nq, int nkv)
 extern "C" int eng_cu_attention_init(size_t max_smem)
 {
     cudaFuncSetAttribute(attn_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem);
-    return eng_cu_err();
+    int e = eng_cu_err();
+    return e ? e : eng_cu_attention_decode_init(max_smem);
 }
 
 extern "C" int eng_cu_attention(const eng_attn_args *a, eng_stream st)
 {
-    int group = a->nq / a->nkv, nw = warps_for(a->n, group);
-    dim3 grid((a->n * group + nw - 1) / nw, a->nkv, a->nsplit);
-    eng_launch(attn_kernel, grid, nw * 32, eng_cu_attention_smem(a->n, group, a->hd), st, *a);
-    int e = eng_cu_err();
+    int group = a->nq / a->nkv, nw = warps_for(a->n, group), e;
+    if (a->tiles > 0) {
+        e = eng_cu_attention_decode(a, st);
+    } else {
+        dim3 grid((a->n * group + nw - 1) / nw, a->nkv, a->nsplit);
+        eng_launch(attn_kernel, grid, nw * 32, eng_cu_attention_smem(a->n, group, a->hd), st, *a);
+        e = eng_cu_err();
+    }
     if (e || a->nsplit == 1 || a->count) return e;
     int threads = a->hd < 128 ? 32 * ((a->hd + 31) / 32) : 128;
     eng_launch(combine_kernel, a->n * a->nq, threads, 0, st, *a);

@@ -57,8 +57,11 @@ enum {
     CUDA_FUSE_MERGE = 4,
     CUDA_FUSE_BATCH = 8,
     CUDA_FUSE_TC = 16,
-    CUDA_FUSE_ROPE = 32
+    CUDA_FUSE_ROPE = 32,
+    CUDA_FUSE_TILES = 64
 };
+/* CUDA_FUSE_TILES: the decode attention takes up to four 32-key tiles a block at once and
+ * merges them in shared memory (attn_decode.cu), so a short context needs no split merge. */
 /* CUDA_FUSE_ROPE (with NORM): RoPE and the KV-cache write in the decode q/k/v product's
  * epilogue (ENG_MV_ROPE) where eng_mv_rope_ok allows (no q/k norms), one kernel fewer a
  * layer. */
@@ -68,9 +71,9 @@ enum {
 /* CUDA_FUSE_TC: those decode rows' products of bf16 weights on tensor cores (matvec_tc.cu),
  * for every row count, one row included, so a request's bits do not depend on its company;
  * 16 rows then cost about 1.3x one. The classifier of a batch takes them too. */
-/* The merge is off by default: on an H200 (2026-12-02) its fence and count cost more than the
- * separate merge kernel, whose launch the early launches hide (Llama-3.2-1B shape 887 tok/s
- * with it, 897 without). */
+/* CUDA_FUSE_MERGE: alone it lost to the separate merge kernel (H200, 2026-12-02: 887 against
+ * 897 tok/s on the Llama-3.2-1B shape); with CUDA_FUSE_TILES, which needs no merge at all for
+ * up to 128 keys, it wins (H100, 2026-12-05: 864 against 853), so both are on by default. */
 
 /* Stages of the decode step, for ENG_CUDA_PROFILE. */
 enum {
@@ -116,7 +119,8 @@ typedef struct cuda_state {
     int *next_h;     /* pinned [1] */
     float *host_red; /* [B, D] host staging for a collective without device buffers */
     int nsplit, chunk;
-    int pending; /* delta (+ pending_bias) not yet added to x */
+    int att_tiles, nsplit_tiles; /* decode attention with CUDA_FUSE_TILES: its tiles and splits */
+    int pending;                 /* delta (+ pending_bias) not yet added to x */
     const float *pending_bias;
     /* Decode with the norms fused into the products (eng_mv_args): the last o_proj or down
      * product added its output to x, wrote xb = norm_w * x for the norm of weight fused_nw

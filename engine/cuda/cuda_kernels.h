@@ -172,13 +172,15 @@ void eng_ref_convert_split(void *hi, void *lo, int dt, const float *x, size_t n)
  * q [n, nq*hd], kc/vc [ctx, nkv*hd], out [n, nq*hd],
  * part [nsplit, n*nq, hd + 2] scratch (NULL when nsplit == 1).
  * count (NULL: a second kernel merges the splits): [eng_cu_attention_counts(n, nq, nkv)]
- * ints, zero, left zero; the last split block of each row block to finish merges them. */
+ * ints, zero, left zero; the last split block of each row block to finish merges them.
+ * tiles (decode, n == 1; 0 elsewhere): eng_cu_attention_tiles()'s count of 32-key tiles a
+ * block takes at once (attn_decode.cu), chunks then a multiple of that many keys. */
 typedef struct eng_attn_args {
     const float *q, *kc, *vc;
     float *out, *part;
     int *count;
     const int *pos; /* device (host for the reference) */
-    int n, nq, nkv, hd, window, nsplit, chunk;
+    int n, nq, nkv, hd, window, nsplit, chunk, tiles;
     float scale;
 } eng_attn_args;
 int eng_cu_attention(const eng_attn_args *a, eng_stream st);
@@ -186,7 +188,14 @@ void eng_ref_attention(const eng_attn_args *a);
 /* Dynamic shared memory the attention kernel needs for n query tokens. */
 size_t eng_cu_attention_smem(int n, int group, int hd);
 int eng_cu_attention_counts(int n, int nq, int nkv); /* count's length */
-int eng_cu_attention_init(size_t max_smem);          /* raises the kernel's limit once */
+int eng_cu_attention_init(size_t max_smem);          /* raises the kernels' limit once */
+/* attn_decode.cu: the tiles a decode block of nq / nkv query heads of hd dims takes at once
+ * (1, 2 or 4) within smem_max bytes of shared memory, 0 where only the general kernel serves;
+ * the shared memory it then needs. eng_cu_attention() launches it when a->tiles > 0. */
+int eng_cu_attention_tiles(int nq, int nkv, int hd, size_t smem_max);
+size_t eng_cu_attention_decode_smem(int group, int hd, int tiles);
+int eng_cu_attention_decode(const eng_attn_args *a, eng_stream st);
+int eng_cu_attention_decode_init(size_t max_smem);
 
 /* batch.cu: a step over tokens of several sequences (continuous batching). Token t sits at
  * position pos[t] of KV slot seq[t]; a layer's cache of slot s starts s * slot_stride floats

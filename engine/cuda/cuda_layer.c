@@ -501,6 +501,7 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
             (st = proj_after(cs, cs->delta, &L->wo, cs->att, n)) != ENG_OK)
             return st;
     } else {
+        int tiles = n == 1 && !s->tok_pos && (cs->fuse & CUDA_FUSE_TILES) ? cs->att_tiles : 0;
         eng_attn_args aa = {.q = cs->q,
                             .kc = ra.kc,
                             .vc = ra.vc,
@@ -513,7 +514,10 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
                             .nkv = nkv,
                             .hd = hd,
                             .window = c->sliding_window,
-                            .nsplit = n == 1 ? cs->nsplit : 1,
+                            .nsplit = n != 1  ? 1
+                                      : tiles ? cs->nsplit_tiles
+                                              : cs->nsplit,
+                            .tiles = tiles,
                             .chunk = cs->chunk,
                             .scale = 1.0f / sqrtf((float)hd)};
         if (s->tok_pos) {

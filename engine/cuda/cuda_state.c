@@ -66,6 +66,22 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
         by_sm = (2 * w->prop.multiProcessorCount + sh->n_kv_heads - 1) / sh->n_kv_heads;
     cs->nsplit = by_len < by_sm ? by_len : by_sm;
     if (cs->nsplit < 1) cs->nsplit = 1;
+    /* The same for blocks of T tiles (attn_decode.cu): as many blocks an SM as fit, up to 2. */
+    int G = sh->n_heads / sh->n_kv_heads;
+    cs->att_tiles = eng_cu_attention_tiles(sh->n_heads, sh->n_kv_heads, (int)hd,
+                                           w->prop.sharedMemPerBlockOptin);
+    size_t dsmem = cs->att_tiles ? eng_cu_attention_decode_smem(G, (int)hd, cs->att_tiles) : 0;
+    cs->nsplit_tiles = 1;
+    if (cs->att_tiles) {
+        int unit = 32 * cs->att_tiles, fit = (int)(w->prop.sharedMemPerMultiprocessor / dsmem);
+        if (fit > 2) fit = 2;
+        if (fit < 1) fit = 1;
+        by_len = (int)((ctx + (size_t)unit - 1) / (size_t)unit);
+        by_sm = (fit * w->prop.multiProcessorCount + sh->n_kv_heads - 1) / sh->n_kv_heads;
+        cs->nsplit_tiles = by_len < by_sm ? by_len : by_sm;
+        if (cs->nsplit_tiles < 1) cs->nsplit_tiles = 1;
+    }
+    int nsplit_max = cs->nsplit > cs->nsplit_tiles ? cs->nsplit : cs->nsplit_tiles;
     cs->chunk = 0; /* sized from the position at run time (attention.cu) */
     size_t cache = (size_t)s->n_seqs * L * ctx * nk * 4;
     cs->score_keys = B >= SCORE_BATCH_MIN ? (int)(ctx < SCORE_KEYS_MAX ? ctx : SCORE_KEYS_MAX) : 0;
@@ -82,7 +98,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
                    cache,
                    cache,
                    rows * V * 4,
-                   (size_t)cs->nsplit * (size_t)sh->n_heads * (hd + 2) * 4,
+                   (size_t)nsplit_max * (size_t)sh->n_heads * (hd + 2) * 4,
                    (B + 2) * 4,
                    4,
                    scores,
@@ -142,16 +158,15 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     CU_CHECK(eng_cu_attention_batch_init(
                  eng_cu_attention_batch_smem(sh->n_heads / sh->n_kv_heads, (int)hd)),
              err, errlen);
-    CU_CHECK(eng_cu_attention_init(
-                 eng_cu_attention_smem(s->max_batch, sh->n_heads / sh->n_kv_heads, (int)hd)),
-             err, errlen);
+    size_t asmem = eng_cu_attention_smem(s->max_batch, G, (int)hd);
+    CU_CHECK(eng_cu_attention_init(asmem > dsmem ? asmem : dsmem), err, errlen);
     if (!scores) cs->scores = NULL;
     cs->log = w->log;
     cs->log_ctx = w->log_ctx;
     long prof = 0, fuse = 27;
     eng_status st = eng_knob_int(ENG_KNOB_CUDA_PROFILE, 0, 1, &prof, err, errlen);
     if (st != ENG_OK) return st;
-    if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 63, &fuse, err, errlen)) != ENG_OK) return st;
+    if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 127, &fuse, err, errlen)) != ENG_OK) return st;
     cs->fuse = (int)fuse;
     cs->split = s->prefill_precision == ENG_PREFILL_HIGH;
     if (prof) {

@@ -668,7 +668,45 @@ static void t_convert_split(int dt)
     cudaFree(dx), cudaFree(dhi), cudaFree(dlo);
 }
 
-/* dyn: chunk 0, the split sized from the position at run time (the decode graph's). */
+/* One attention configuration on the GPU against ref; with splits, also merged by the last
+ * split block: the same bits, again and again (a decode's first tiles are loaded before its
+ * wait: a race shows here). */
+static void attn_run(eng_attn_args d, const float *ref, const char *what)
+{
+    int n = d.n, nq = d.nq, hd = d.hd;
+    size_t on = (size_t)n * nq * hd;
+    size_t smem = eng_cu_attention_smem(n, nq / d.nkv, hd);
+    if (d.tiles > 0) smem = eng_cu_attention_decode_smem(nq / d.nkv, hd, d.tiles);
+    if (eng_cu_attention_init(smem)) {
+        TEST_FAIL("attention init");
+    }
+    CU(cudaMemset(d.out, 0xff, on * 4));
+    KL(eng_cu_attention(&d, NULL));
+    float *got = back(d.out, on * 4);
+    report(what, rel(got, ref, on), 1e-5);
+    if (d.nsplit > 1) {
+        int nc = eng_cu_attention_counts(n, nq, d.nkv), bad = 0;
+        d.count = dev(NULL, (size_t)nc * 4);
+        CU(cudaMemset(d.count, 0, (size_t)nc * 4));
+        for (int rep = 0; rep < (n == 1 ? 200 : 2); rep++) {
+            CU(cudaMemset(d.out, 0xff, on * 4));
+            KL(eng_cu_attention(&d, NULL));
+            float *g2 = back(d.out, on * 4);
+            bad += memcmp(g2, got, on * 4) != 0;
+            free(g2);
+        }
+        int *cnt = back(d.count, (size_t)nc * 4);
+        for (int i = 0; i < nc; i++)
+            bad += cnt[i] != 0;
+        report("  merged in the last block: equal to the merge kernel, counts reset", bad, 0);
+        free(cnt), cudaFree(d.count);
+    }
+    free(got);
+}
+
+/* dyn: chunk 0, the split sized from the position at run time (the decode graph's). Decode
+ * (n == 1) runs the general kernel and the tiled one (attn_decode.cu) at every tile count
+ * that fits. */
 static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv, int hd, int dyn)
 {
     int ctx = pos + n + 5;
@@ -698,34 +736,17 @@ static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv,
     d.part = nsplit > 1 ? dev(NULL, (size_t)nsplit * n * nq * (hd + 2) * 4) : NULL;
     d.pos = dev(&pos, 4);
     CU(cudaGetLastError());
-    if (eng_cu_attention_init(eng_cu_attention_smem(n, nq / nkv, hd))) {
-        TEST_FAIL("attention init");
-    }
-    KL(eng_cu_attention(&d, NULL));
-    float *got = back(d.out, (size_t)n * nq * hd * 4);
-    char w[96];
+    char w[128];
     snprintf(w, sizeof(w), "attention n=%d pos=%d win=%d split=%d%s %d/%d hd=%d", n, pos, window,
              nsplit, dyn ? " (sized at run time)" : "", nq, nkv, hd);
-    report(w, rel(got, ref, (size_t)n * nq * hd), 1e-5);
-    if (nsplit > 1) { /* the splits merged by their last block: the same bits, again and again
-                       * (a decode's first tile is loaded before its wait: a race shows here) */
-        int nc = eng_cu_attention_counts(n, nq, nkv), bad = 0;
-        d.count = dev(NULL, (size_t)nc * 4);
-        CU(cudaMemset(d.count, 0, (size_t)nc * 4));
-        for (int rep = 0; rep < (n == 1 ? 200 : 2); rep++) {
-            CU(cudaMemset(d.out, 0xff, (size_t)n * nq * hd * 4));
-            KL(eng_cu_attention(&d, NULL));
-            float *g2 = back(d.out, (size_t)n * nq * hd * 4);
-            bad += memcmp(g2, got, (size_t)n * nq * hd * 4) != 0;
-            free(g2);
-        }
-        int *cnt = back(d.count, (size_t)nc * 4);
-        for (int i = 0; i < nc; i++)
-            bad += cnt[i] != 0;
-        report("  merged in the last block: equal to the merge kernel, counts reset", bad, 0);
-        free(cnt), cudaFree(d.count);
+    attn_run(d, ref, w);
+    int tmax = n == 1 ? eng_cu_attention_tiles(nq, nkv, hd, (size_t)160 << 10) : 0;
+    for (int t = 1; t <= tmax; t *= 2) {
+        d.tiles = t;
+        snprintf(w, sizeof(w), "  the same in blocks of %d tiles", t);
+        attn_run(d, ref, w);
     }
-    free(q), free(kc), free(vc), free(ref), free(got);
+    free(q), free(kc), free(vc), free(ref);
     cudaFree((void *)d.q), cudaFree((void *)d.kc), cudaFree((void *)d.vc), cudaFree(d.out);
     cudaFree(d.part), cudaFree((void *)d.pos);
 }
@@ -1193,6 +1214,13 @@ int main(int argc, char **argv)
     t_attention(1, 3000, 0, 33, 32, 8, 64, 1); /* every split used, chunks of 96 keys */
     t_attention(1, 0, 0, 33, 32, 8, 64, 1);    /* first position: one split */
     t_attention(1, 700, 100, 16, 8, 2, 64, 1); /* window: splits over its keys only */
+    t_attention(1, 100, 0, 33, 32, 8, 64, 1);  /* 1B-like: one block of 4 tiles a head */
+    t_attention(1, 127, 0, 33, 32, 8, 64, 1);  /* the new key last of 4 tiles */
+    t_attention(1, 128, 0, 33, 32, 8, 64, 1);  /* ... first of the next split */
+    t_attention(1, 95, 0, 33, 16, 8, 128, 1);  /* Qwen3-0.6B-like */
+    t_attention(1, 500, 0, 2, 32, 8, 128, 1);  /* 8B-like, tiles walked in turn */
+    t_attention(1, 40, 0, 4, 64, 4, 64, 1);    /* 16 query heads a KV head */
+    t_attention(1, 60, 50, 1, 8, 8, 256, 1);   /* window, the largest head, one split */
     t_softmax(1, 37, 0);                       /* long-prompt attention's pieces */
     t_softmax(3, 0, 0);
     t_softmax(2, 20, 9);

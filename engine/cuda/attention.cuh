@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* What the attention kernels share (attention.cu, attn_decode.cu): the tile size, the split
+ * plan and the merge of the splits' partial softmaxes. */
+#ifndef ENG_ATTENTION_CUH
+#define ENG_ATTENTION_CUH
+
+#include "cu_common.cuh"
+
+#define KT 32                      /* keys per shared-memory tile: one per lane */
+#define DPL (ENG_CUDA_MAX_HD / 32) /* dims per lane */
+
+/* Keys a split's length is a multiple of: what one block loads at once. */
+__device__ __forceinline__ int attn_unit(const eng_attn_args &a)
+{
+    return a.tiles > 0 ? a.tiles * KT : KT;
+}
+
+/* The split plan: chunk length and the key where split 0 starts; *used: splits with keys. */
+__device__ __forceinline__ int split_chunk(const eng_attn_args &a, int pos0, int *base, int *used)
+{
+    if (a.chunk > 0) {
+        *base = 0;
+        *used = a.nsplit;
+        return a.chunk;
+    }
+    int unit = attn_unit(a);
+    int hi = pos0 + a.n - 1, lo = a.window > 0 ? max(0, pos0 - a.window + 1) : 0;
+    int span = hi - lo + 1, per = (span + a.nsplit - 1) / a.nsplit;
+    int chunk = max(unit, (per + unit - 1) / unit * unit);
+    *base = lo;
+    *used = min(a.nsplit, (span + chunk - 1) / chunk);
+    return chunk;
+}
+
+/* One row's partial softmaxes of splits 0..used-1 merged into out, dims d = i, i + n, ...
+ * Loads through L2 (__ldcg): other blocks wrote the partials during this kernel. */
+__device__ __forceinline__ void merge_row(const eng_attn_args &a, size_t row, int used, int i,
+                                          int n)
+{
+    size_t rows = (size_t)a.n * a.nq;
+    int hd = a.hd;
+    float M = -INFINITY;
+#pragma unroll 4
+    for (int z = 0; z < used; z++)
+        M = fmaxf(M, __ldcg(a.part + ((size_t)z * rows + row) * (hd + 2) + hd));
+    for (int d = i; d < hd; d += n) {
+        float L = 0.0f, o = 0.0f;
+#pragma unroll 4
+        for (int z = 0; z < used; z++) {
+            const float *pp = a.part + ((size_t)z * rows + row) * (hd + 2);
+            float mz = __ldcg(pp + hd);
+            if (mz == -INFINITY) continue;
+            float w = expf(mz - M);
+            L += __ldcg(pp + hd + 1) * w;
+            o += __ldcg(pp + d) * w;
+        }
+        a.out[row * hd + d] = o / L;
+    }
+}
+
+#endif

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/* Decode attention, one query token: a block serves one KV head's G query heads over T 32-key
+ * tiles at once with G x T warps (warp w: tile w / G, query head w % G; lanes are keys, then
+ * dims) and merges the tiles' partial softmaxes in shared memory. A context of up to T tiles
+ * is one block a KV head: no partials through global memory and no merge after it, where
+ * attn_kernel (attention.cu) cut such a context into one-tile splits and merged them. Longer
+ * contexts are cut into splits of a multiple of T tiles, merged as attn_kernel's are. Every key
+ * before this step's position was written by an earlier step (see attn_kernel), so the first
+ * T tiles' are loaded before the wait. */
+#include "attention.cuh"
+
+#define DEC_WARPS 16          /* G x T at most */
+#define DEC_SMEM (160u << 10) /* shared memory a block may ask for */
+#define DEC_TL 4              /* tile loads in flight per thread */
+
+template <int T>
+__global__ void __launch_bounds__(DEC_WARPS * 32) attn_decode_kernel(eng_attn_args a)
+{
+    extern __shared__ float sm[];
+    pdl_launch();
+    const int U = T * KT;
+    int hd = a.hd, ld = hd + 1, G = a.nq / a.nkv, g = blockIdx.x, z = blockIdx.y;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = warp % G, tt = warp / G;
+    /* Ks, Vs [U, hd + 1]; Qs [G, hd]; Ps [G x T warps, hd + 2]: acc, m, l of each warp */
+    float *Ks = sm, *Vs = Ks + U * ld, *Qs = Vs + U * ld, *Ps = Qs + G * hd;
+    int pos0 = *a.pos, lo = a.window > 0 ? max(0, pos0 - a.window + 1) : 0, hi = pos0, used = 1;
+    if (a.nsplit > 1) {
+        int base, chunk = split_chunk(a, pos0, &base, &used);
+        if (z >= used) return; /* no merge reads this split */
+        lo = max(lo, base + z * chunk);
+        hi = min(hi, base + (z + 1) * chunk - 1);
+    }
+    size_t kvw = (size_t)a.nkv * hd;
+    if (lo <= hi)
+        kv_tile_load<U, DEC_TL>(Ks, Vs, a.kc, a.vc, lo, min(min(hi, lo + U - 1), pos0 - 1), g, hd,
+                                kvw);
+    pdl_wait();
+    if (pos0 >= lo && pos0 <= min(hi, lo + U - 1)) {
+        __syncthreads(); /* the tiles' zeros for this key are stored before it is */
+        size_t off = (size_t)pos0 * kvw + (size_t)g * hd;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            Ks[(pos0 - lo) * ld + d] = a.kc[off + d];
+            Vs[(pos0 - lo) * ld + d] = a.vc[off + d];
+        }
+    }
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
+        Qs[i] = a.q[(size_t)g * G * hd + i];
+    const float *qr = Qs + r * hd;
+    float m = -INFINITY, l = 0.0f, acc[DPL];
+#pragma unroll
+    for (int i = 0; i < DPL; i++)
+        acc[i] = 0.0f;
+    for (int k0 = lo; k0 <= hi; k0 += U) {
+        if (k0 != lo) {
+            __syncthreads(); /* the previous tiles are no longer read */
+            kv_tile_load<U, DEC_TL>(Ks, Vs, a.kc, a.vc, k0, hi, g, hd, kvw);
+        }
+        __syncthreads();
+        int kb = k0 + tt * KT; /* this warp's tile */
+        if (kb > hi) continue;
+        float s = -INFINITY;
+        if (kb + lane <= hi) {
+            /* four partial sums: four independent chains instead of one of hd steps */
+            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+            const float *kr = Ks + (tt * KT + lane) * ld;
+            int d = 0;
+#pragma unroll 2
+            for (; d + 3 < hd; d += 4) {
+                d0 += qr[d] * kr[d];
+                d1 += qr[d + 1] * kr[d + 1];
+                d2 += qr[d + 2] * kr[d + 2];
+                d3 += qr[d + 3] * kr[d + 3];
+            }
+            for (; d < hd; d++)
+                d0 += qr[d] * kr[d];
+            s = ((d0 + d1) + (d2 + d3)) * a.scale;
+        }
+        float mn = fmaxf(m, warp_max(s)); /* finite: key kb is visible */
+        float corr = expf(m - mn), p = expf(s - mn);
+        l = l * corr + warp_sum(p);
+#pragma unroll
+        for (int i = 0; i < DPL; i++)
+            acc[i] *= corr;
+        const float *vt = Vs + tt * KT * ld;
+        for (int j = 0; j < KT; j++) {
+            float pj = __shfl_sync(0xffffffffu, p, j);
+#pragma unroll
+            for (int i = 0; i < DPL; i++) {
+                int d = lane + 32 * i;
+                if (d < hd) acc[i] += pj * vt[j * ld + d];
+            }
+        }
+        m = mn;
+    }
+    /* The T warps of each query head merged, in tile order, by those T warps' threads. */
+    float *pw = Ps + (size_t)warp * (hd + 2);
+#pragma unroll
+    for (int i = 0; i < DPL; i++) {
+        int d = lane + 32 * i;
+        if (d < hd) pw[d] = acc[i];
+    }
+    if (lane == 0) pw[hd] = m, pw[hd + 1] = l;
+    __syncthreads();
+    float M = -INFINITY, L = 0.0f, wt[T];
+#pragma unroll
+    for (int t = 0; t < T; t++)
+        M = fmaxf(M, Ps[(size_t)(t * G + r) * (hd + 2) + hd]);
+#pragma unroll
+    for (int t = 0; t < T; t++) {
+        const float *pt = Ps + (size_t)(t * G + r) * (hd + 2);
+        wt[t] = pt[hd] == -INFINITY ? 0.0f : expf(pt[hd] - M);
+        L += pt[hd + 1] * wt[t];
+    }
+    size_t row = (size_t)g * G + r;
+    int i0 = tt * 32 + lane, nth = T * 32;
+    float *out = used == 1 ? a.out + row * hd : a.part + ((size_t)z * a.nq + row) * (hd + 2);
+    for (int d = i0; d < hd; d += nth) {
+        float o = 0.0f;
+#pragma unroll
+        for (int t = 0; t < T; t++)
+            o += Ps[(size_t)(t * G + r) * (hd + 2) + d] * wt[t];
+        out[d] = used == 1 ? o / L : o;
+    }
+    if (used == 1) return;
+    if (i0 == 0) out[hd] = M, out[hd + 1] = L;
+    if (!a.count) return; /* combine_kernel merges */
+    /* The last split to finish merges them all, as attn_kernel's do. */
+    __shared__ int last;
+    __threadfence(); /* the partials visible before the count says so */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(a.count + g, 1) == used - 1;
+        if (last) a.count[g] = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    merge_row(a, row, used, i0, nth);
+}
+
+extern "C" size_t eng_cu_attention_decode_smem(int group, int hd, int tiles)
+{
+    return (size_t)(2 * tiles * KT * (hd + 1) + group * hd + group * tiles * (hd + 2)) *
+           sizeof(float);
+}
+
+extern "C" int eng_cu_attention_tiles(int nq, int nkv, int hd, size_t smem_max)
+{
+    if (nkv <= 0 || nq % nkv || hd <= 0 || hd > ENG_CUDA_MAX_HD) return 0;
+    int G = nq / nkv, t = 4;
+    if (smem_max > DEC_SMEM) smem_max = DEC_SMEM;
+    while (t > 1 && (G * t > DEC_WARPS || eng_cu_attention_decode_smem(G, hd, t) > smem_max))
+        t /= 2;
+    return G * t <= DEC_WARPS && eng_cu_attention_decode_smem(G, hd, t) <= smem_max ? t : 0;
+}
+
+extern "C" int eng_cu_attention_decode_init(size_t max_smem)
+{
+    cudaFuncSetAttribute(attn_decode_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)max_smem);
+    cudaFuncSetAttribute(attn_decode_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)max_smem);
+    cudaFuncSetAttribute(attn_decode_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)max_smem);
+    return eng_cu_err();
+}
+
+extern "C" int eng_cu_attention_decode(const eng_attn_args *a, eng_stream st)
+{
+    int G = a->nq / a->nkv, T = a->tiles;
+    if (a->n != 1 || (T != 1 && T != 2 && T != 4) || G * T > DEC_WARPS)
+        return (int)cudaErrorInvalidValue;
+    dim3 grid(a->nkv, a->nsplit);
+    size_t smem = eng_cu_attention_decode_smem(G, a->hd, T);
+    if (T == 4)
+        eng_launch(attn_decode_kernel<4>, grid, G * T * 32, smem, st, *a);
+    else if (T == 2)
+        eng_launch(attn_decode_kernel<2>, grid, G * T * 32, smem, st, *a);
+    else
+        eng_launch(attn_decode_kernel<1>, grid, G * T * 32, smem, st, *a);
+    return eng_cu_err();
+}
