@@ -24,17 +24,19 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
     [ENG_KNOB_NO_P2P] = {"ENG_NO_P2P", "0",
                          "1: layer mapping stages activations between GPU segments through "
                          "pinned host memory even where peer access works (0..1)"},
-    [ENG_KNOB_CUDA_FUSE] = {"ENG_CUDA_FUSE", "127",
-                            "what the CUDA decode step fuses, a sum of: 1 RMSNorm into the "
-                            "products around it, 2 SwiGLU into the gate/up product, 4 the "
-                            "flash-decoding merge into attention's last block, 8 the same "
-                            "fused products (with 1 and 2) for the decode rows of `serve`'s "
-                            "batched steps, 16 those products on tensor cores for bf16 "
-                            "weights (one kernel for 1 to 16 rows; without it a decode row "
-                            "gets `run`'s bits), 32 RoPE and the KV-cache write into the "
-                            "decode q/k/v product (models without q/k norms), 64 the decode "
-                            "attention over up to four 32-key tiles a block, merged in shared "
-                            "memory (0..127)"},
+    [ENG_KNOB_CUDA_FUSE] =
+        {"ENG_CUDA_FUSE", "255",
+         "what the CUDA decode step fuses, a sum of: 1 RMSNorm into the "
+         "products around it, 2 SwiGLU into the gate/up product, 4 the "
+         "flash-decoding merge into attention's last block, 8 the same "
+         "fused products (with 1 and 2) for the decode rows of `serve`'s "
+         "batched steps, 16 those products on tensor cores for bf16 "
+         "weights (one kernel for 1 to 16 rows; without it a decode row "
+         "gets `run`'s bits), 32 RoPE and the KV-cache write into the "
+         "decode q/k/v product (models without q/k norms), 64 the decode "
+         "attention over up to four 32-key tiles a block, merged in shared "
+         "memory, 128 a decode product with rows of up to 4 KiB asks for each row "
+         "whole before it waits for the kernel before it (0..255)"},
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 

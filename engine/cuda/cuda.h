@@ -58,8 +58,12 @@ enum {
     CUDA_FUSE_BATCH = 8,
     CUDA_FUSE_TC = 16,
     CUDA_FUSE_ROPE = 32,
-    CUDA_FUSE_TILES = 64
+    CUDA_FUSE_TILES = 64,
+    CUDA_FUSE_WHOLE = 128
 };
+/* CUDA_FUSE_WHOLE: a decode product with rows of up to 4 KiB asks for each row whole before
+ * its wait (eight 16-byte loads a lane instead of four), so such a product streams all its
+ * weights while the kernels before it finish (eng_mv_args.whole; the same bits). */
 /* CUDA_FUSE_TILES: the decode attention takes up to four 32-key tiles a block at once and
  * merges them in shared memory (attn_decode.cu), so a short context needs no split merge. */
 /* CUDA_FUSE_ROPE (with NORM): RoPE and the KV-cache write in the decode q/k/v product's

@@ -191,7 +191,7 @@ __device__ __forceinline__ void rope_epilogue(const eng_rope_args &r, int row, i
  * block's rows. Warp w of a block computes logical row w / WPR; in SWIGLU mode logical rows
  * 2j and 2j + 1 of block b are gate row p and up row F + p of pair p = b * R/2 + j, so one
  * block holds both halves of its outputs and the gate/up layout stays as cuBLAS reads it. */
-template <int DT, int WPR, int MODE>
+template <int DT, int WPR, int MODE, int WHOLE>
 __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
 {
     const int EPV = vec_traits<DT>::EPV, step = 32 * WPR, R = 8 / WPR;
@@ -212,7 +212,11 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
     const float *x = a.x;
     const uint4 *wr = (const uint4 *)a.w + (size_t)(valid ? row : 0) * nv;
     int b = sub * 32;
-    uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b);
+    uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b), c4, c5, c6, c7;
+    if (WHOLE) { /* the row's second half too: all of it is asked for before the wait */
+        int b4 = b + 4 * step;
+        c4 = WLD(0, b4), c5 = WLD(1, b4), c6 = WLD(2, b4), c7 = WLD(3, b4);
+    }
     pdl_launch();
     pdl_wait();
     /* The input norm's partials: loaded now, summed after the loop (their latency hidden). */
@@ -224,14 +228,26 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
             s4[k] = i < a.nss ? a.ssq_in[i] : 0.0f;
         }
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-    for (; b < nv; b += 4 * step) {
-        int bn = b + 4 * step;
-        uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);
+    if (WHOLE) { /* the loop's two passes, in its order: the same sums */
+        int b4 = b + 4 * step;
         a0 += WDOT(c0, 0, b);
         a1 += WDOT(c1, 1, b);
         a2 += WDOT(c2, 2, b);
         a3 += WDOT(c3, 3, b);
-        c0 = n0, c1 = n1, c2 = n2, c3 = n3;
+        a0 += WDOT(c4, 0, b4);
+        a1 += WDOT(c5, 1, b4);
+        a2 += WDOT(c6, 2, b4);
+        a3 += WDOT(c7, 3, b4);
+    } else {
+        for (; b < nv; b += 4 * step) {
+            int bn = b + 4 * step;
+            uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);
+            a0 += WDOT(c0, 0, b);
+            a1 += WDOT(c1, 1, b);
+            a2 += WDOT(c2, 2, b);
+            a3 += WDOT(c3, 3, b);
+            c0 = n0, c1 = n1, c2 = n2, c3 = n3;
+        }
     }
     /* One barrier: each warp leaves its row's sum and its share of the norm's partials, then
      * warp 0 finishes the block (fixed order: the same scale in every block). */
@@ -291,12 +307,15 @@ template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int w
 {
     int per = 8 / wpr, blocks = MODE == ENG_MV_SWIGLU ? (a->rows / 2 + per / 2 - 1) / (per / 2)
                                                       : (a->rows + per - 1) / per;
+    int nv = a->d / vec_traits<DT>::EPV; /* 16-byte chunks a row */
     if (wpr == 4)
-        eng_launch(matvec_fused<DT, 4, MODE>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 4, MODE, 0>, blocks, 256, 0, st, *a);
     else if (wpr == 2)
-        eng_launch(matvec_fused<DT, 2, MODE>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 2, MODE, 0>, blocks, 256, 0, st, *a);
+    else if (a->whole && nv <= 8 * 32)
+        eng_launch(matvec_fused<DT, 1, MODE, 1>, blocks, 256, 0, st, *a);
     else
-        eng_launch(matvec_fused<DT, 1, MODE>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 1, MODE, 0>, blocks, 256, 0, st, *a);
 }
 
 template <int DT> static void fused_mode(const eng_mv_args *a, int wpr, eng_stream st)

@@ -306,6 +306,24 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
     float *got = back(a.out, (size_t)nout * 4), *gres = NULL, *gss = NULL;
     if (mode == ENG_MV_RESID)
         gres = back(a.res, (size_t)rows * 4), gss = back(a.ssq_out, parts * 4);
+    if ((size_t)d * es <= 4096) { /* rows asked for whole before the wait: the same bits */
+        eng_mv_args b = a;
+        b.whole = 1;
+        if (mode == ENG_MV_RESID)
+            CU(cudaMemcpy(b.res, res, (size_t)rows * 4, cudaMemcpyHostToDevice));
+        CU(cudaMemset(b.out, 0xff, (size_t)nout * 4));
+        KL(eng_cu_matvec_fused(&b, NULL));
+        float *g2 = back(b.out, (size_t)nout * 4);
+        int bad = memcmp(g2, got, (size_t)nout * 4) != 0;
+        if (mode == ENG_MV_RESID) {
+            float *r2 = back(b.res, (size_t)rows * 4), *s2 = back(b.ssq_out, parts * 4);
+            bad += memcmp(r2, gres, (size_t)rows * 4) != 0;
+            bad += memcmp(s2, gss, (size_t)parts * 4) != 0;
+            free(r2), free(s2);
+        }
+        report("  rows asked for whole before the wait: the same bits", bad, 0);
+        free(g2);
+    }
     eng_mv_args r = a;
     float *ref = malloc((size_t)nout * 4), *rss = malloc((size_t)parts * 4);
     r.w = w, r.x = x, r.ssq_in = nss ? ssq : NULL, r.bias = with_bias ? bias : NULL, r.out = ref;
@@ -1171,6 +1189,13 @@ int main(int argc, char **argv)
     t_fused(ENG_DT_F32, ENG_MV_RESID, 515, 1024, 33, 1);
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 300, 8200, 0, 1); /* 4 warps a row, a partial block */
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 4096, 4096, 512, 0);
+    t_fused(ENG_DT_BF16, ENG_MV_RESID, 2048, 2048, 256, 1);      /* 1B-like o_proj: a row whole */
+    t_fused(ENG_DT_BF16, ENG_MV_SWIGLU, 2 * 1100, 1536, 128, 0); /* 3/4 of the chunks */
+    t_fused(ENG_DT_F16, ENG_MV_PLAIN, 1030, 1024, 64, 1);
+    t_fused(ENG_DT_F32, ENG_MV_PLAIN, 1100, 1024, 0, 0);
+    t_fused(ENG_DT_BF16, ENG_MV_SWIGLU, 2 * 1100, 4096, 64, 0); /* 8 KiB rows: the loop */
+    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 3072, 0, 1);       /* 6 KiB rows: the loop */
+    t_fused(ENG_DT_F32, ENG_MV_RESID, 1100, 2048, 99, 1);
     t_fused_batch(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 256, 0, 16);  /* 1B q/k/v + norm */
     t_fused_batch(ENG_DT_BF16, ENG_MV_SWIGLU, 16384, 2048, 256, 0, 5); /* 1B gate/up */
     t_fused_batch(ENG_DT_BF16, ENG_MV_RESID, 2048, 8192, 0, 0, 9);     /* 1B down: 8-row parts */
