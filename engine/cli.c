@@ -465,6 +465,9 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
     if ((st = eng_knob_int(ENG_KNOB_SPIN_US, 0, 100000, &knob, err, sizeof(err))) != ENG_OK)
         goto fail;
     sp.spin_us = (int)knob;
+    if ((st = eng_knob_int(ENG_KNOB_DECODE_AHEAD, 0, 1, &knob, err, sizeof(err))) != ENG_OK)
+        goto fail;
+    int ahead_knob = (int)knob;
     if ((st = eng_state_create(m, &sp, &s, err, sizeof(err))) != ENG_OK) goto fail;
     if ((st = eng_sampler_create(c->vocab_size, a.temperature, a.top_p, a.seed, &smp)) != ENG_OK) {
         eng_fail(st, err, sizeof(err), "sampler: %s", eng_status_str(st));
@@ -548,9 +551,28 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
         goto fail;
     }
     int prev = prompt[n_prompt - 1], n_decode = 0;
+    /* One rank on a GPU: each decode step starts before the host reads the token of the one
+     * before (eng_forward_ahead), so the GPU runs on while this loop handles that token. */
+    int ahead = ahead_knob && fused && !rp;
     t0 = now_s();
     for (int i = 0; i < a.n; i++) {
         int32_t next = fused ? pending : root ? eng_sampler_sample(smp, last) : 0;
+        if (ahead) {
+            st = i + 1 < a.n
+                     ? eng_forward_ahead(m, s, i ? ENG_AHEAD_CHAIN : pending, n_prompt + i, smp)
+                     : ENG_OK;
+            if (i == 0 && st == ENG_ERR_UNSUPPORTED) { /* the CPU, profiling: step by step */
+                ahead = 0;
+                st = ENG_OK;
+            }
+            if (st == ENG_OK && ahead && i) st = eng_forward_collect(m, s, &next);
+            if (st != ENG_OK) {
+                eng_fail(st, err, sizeof(err), "decode step %d: %s%s%s", i, eng_status_str(st),
+                         *eng_state_error(s) ? ": " : "", eng_state_error(s));
+                free(gen);
+                goto fail;
+            }
+        }
         if (next < 0) {
             /* Sampled on rank 0: the fused path gave every rank the -1; otherwise rank 0
              * alone knows, and its failure aborts the communicator for the others. */
@@ -579,7 +601,9 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
         }
         prev = next;
         if (i + 1 == a.n) break;
-        if (fused)
+        if (ahead)
+            st = ENG_OK; /* started above */
+        else if (fused)
             st = eng_forward_sample(m, s, &gen[i], 1, n_prompt + i, rp, smp, &pending);
         else
             st = eng_forward(m, s, &gen[i], 1, n_prompt + i, root, rp, &logits);
@@ -620,7 +644,10 @@ int eng_cli_main(int argc, char **argv, const eng_coll *comm, FILE *out, FILE *e
                 n_prompt, t_prefill, n_prompt / (t_prefill > 0 ? t_prefill : 1e-9), n_decode,
                 t_decode, n_decode / (t_decode > 0 ? t_decode : 1e-9), tc.seconds, tc.calls,
                 100.0 * tc.seconds / (t_prefill + t_decode > 0 ? t_prefill + t_decode : 1e-9),
-                comm->size, s->graph == 1 ? "one per step" : "none");
+                comm->size,
+                s->graph != 1 ? "none"
+                : ahead       ? "one per step, each started before the last token was read"
+                              : "one per step");
     }
     free(gen);
     rc = 0;

@@ -284,9 +284,27 @@ void eng_sampler_free(eng_sampler *s);
  * gives exactly eng_forward + eng_sampler_sample; the GPU samples greedy identically and
  * temperature/top-p with the same random draws but its own summation order (see
  * engine/cuda/sample.cu). *next is -1 when the logits hold NaN or infinity (as
- * eng_sampler_sample). */
+ * eng_sampler_sample). A sampler whose temperature or top-p differ from those of the step
+ * captured last has the step captured again. */
 eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *tokens, int n, int pos,
                               const eng_coll *coll, eng_sampler *smp, int *next);
+
+/* Decoding ahead (one rank, one device segment, a backend with graphs: a GPU): the device
+ * runs the next decode step while the caller handles the token of this one, so it does not
+ * wait for the host between steps. eng_forward_ahead starts the decode step at pos, on token
+ * or, with ENG_AHEAD_CHAIN, on the token the step started just before it (at pos - 1)
+ * samples, without waiting for that one. eng_forward_collect waits for the oldest step
+ * started and not collected and gives its token as eng_forward_sample would (the same graph,
+ * the same draws from smp in the same order; -1 when the logits are not finite). At most two
+ * steps are in flight; every one must be collected before any other forward call on s, and
+ * a chained step takes a sampler with its chain's temperature and top-p (else
+ * ENG_ERR_INVALID_ARG). ENG_ERR_UNSUPPORTED: not here (the CPU, layer mapping, all_logits,
+ * profiling): use eng_forward_sample. A step started past the caller's last token only costs
+ * its time: its KV-cache row is rewritten by whatever step later runs at its position. */
+#define ENG_AHEAD_CHAIN (-1)
+eng_status eng_forward_ahead(const eng_model *m, eng_state *s, int token, int pos,
+                             eng_sampler *smp);
+eng_status eng_forward_collect(const eng_model *m, eng_state *s, int *next);
 
 /* The ringinfer command line ("run -m MODEL ..."), over any collective: one process
  * (comm NULL), N processes over libcoll (ringinfer.c), or test harnesses. Rank 0 samples,

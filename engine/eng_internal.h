@@ -32,6 +32,7 @@ typedef enum {
     ENG_KNOB_CUDA_PROFILE,
     ENG_KNOB_NO_P2P,
     ENG_KNOB_CUDA_FUSE,
+    ENG_KNOB_DECODE_AHEAD,
     ENG_KNOB_COUNT
 } eng_knob_id;
 
@@ -202,8 +203,13 @@ struct eng_state {
     struct eng_state **seg; /* [n_seg] */
     void **link;            /* [n_seg - 1] a backend's boundary state, NULL: through act_h */
     float *act_h;           /* [max_batch, dim] host copy of x at ENG_LINK_HOST boundaries */
-    int graph;  /* the decode step as a graph: 0 not yet, 1 captured, -1 capture failed (walks) */
+    int graph; /* the decode step as a graph: 0 not yet, 1 captured, -1 capture failed (walks) */
+    float graph_temp, graph_top_p; /* the sampler settings captured in it */
     int bgraph; /* batches of decode rows as graphs: 0 allowed, -1 a capture failed (walks) */
+    /* eng_forward_ahead: steps started and not yet collected (0..2), the slot of the oldest,
+     * the position of the newest */
+    int ahead_n, ahead_first, ahead_pos;
+    int ahead_tok; /* the token of a step started ahead with one (s->tokens points here) */
 };
 
 /* Token t's position and KV slot in the current call. */

@@ -7,6 +7,7 @@
 static eng_status check_call(const eng_model *m, const eng_state *s, const int *tokens, int n,
                              int pos)
 {
+    if (s->ahead_n) return ENG_ERR_INVALID_ARG; /* steps started ahead, not yet collected */
     if (n <= 0 || n > s->max_batch || pos < 0 || pos + n > s->ctx_len) return ENG_ERR_RANGE;
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= m->cfg.vocab_size) return ENG_ERR_RANGE;
@@ -92,6 +93,7 @@ eng_status eng_forward(const eng_model *m, eng_state *s, const int *tokens, int 
 /* Range checks of a batch, and the flagged rows into s->scratch ([n_out] rows). */
 static eng_status check_batch(const eng_model *m, eng_state *s, const eng_batch *b, int *n_out)
 {
+    if (s->ahead_n) return ENG_ERR_INVALID_ARG;
     if (!b || b->n <= 0 || b->n > s->max_batch || !b->tokens || !b->pos || !b->seq)
         return ENG_ERR_RANGE;
     int *rows = s->scratch, *next = s->scratch + s->max_batch; /* next[seq]: its next position */
@@ -247,16 +249,27 @@ static eng_status head(const eng_model *m, eng_state *s, int root, float tempera
     return st;
 }
 
-/* The decode step of one segment as a graph: captured on first use, replayed after. With
- * tensor parallelism the all-reduces are captured too (coll->graph_bytes said they can be),
- * and rank 0 alone adds the classifier and the sampler. */
-static eng_status decode_graph(const eng_model *m, eng_state *s, const eng_coll *coll, int root,
-                               float temperature, float top_p)
+/* The decode step of one segment as a graph, its inputs already on the device: captured on
+ * first use, replayed after. With tensor parallelism the all-reduces are captured too
+ * (coll->graph_bytes said they can be), and rank 0 alone adds the classifier and the sampler. */
+/* The sampler's settings are arguments of the captured kernels: other settings, a new capture. */
+static int graph_stale(const eng_state *s, float temperature, float top_p)
+{
+    return s->graph == 1 && (s->graph_temp != temperature || s->graph_top_p != top_p);
+}
+
+static void graph_captured(eng_state *s, float temperature, float top_p)
+{
+    s->graph = 1;
+    s->graph_temp = temperature;
+    s->graph_top_p = top_p;
+}
+
+static eng_status decode_launch(const eng_model *m, eng_state *s, const eng_coll *coll, int root,
+                                float temperature, float top_p)
 {
     const eng_backend *b = m->b;
-    eng_status st = b->set_inputs(m, s);
-    if (st != ENG_OK) return st;
-    st = b->replay(m, s);
+    eng_status st = graph_stale(s, temperature, top_p) ? ENG_ERR_UNSUPPORTED : b->replay(m, s);
     if (st != ENG_ERR_UNSUPPORTED) return st;
     if ((st = b->capture_begin(m, s)) != ENG_OK) return st;
     st = b->embed(m, s);
@@ -265,8 +278,15 @@ static eng_status decode_graph(const eng_model *m, eng_state *s, const eng_coll 
     if (st == ENG_OK) st = head(m, s, root, temperature, top_p);
     eng_status ce = b->capture_end(m, s);
     if (st == ENG_OK) st = ce;
-    if (st == ENG_OK) s->graph = 1;
+    if (st == ENG_OK) graph_captured(s, temperature, top_p);
     return st == ENG_OK ? b->replay(m, s) : st;
+}
+
+static eng_status decode_graph(const eng_model *m, eng_state *s, const eng_coll *coll, int root,
+                               float temperature, float top_p)
+{
+    eng_status st = m->b->set_inputs(m, s);
+    return st == ENG_OK ? decode_launch(m, s, coll, root, temperature, top_p) : st;
 }
 
 /* Layer mapping: whether one graph can span every segment (one backend with graphs, its own
@@ -298,7 +318,7 @@ static eng_status decode_graph_spanning(const eng_model *m, eng_state *s, float 
     for (int i = 1; i <= L && st == ENG_OK; i++)
         st = b->wait_for(m0, s0, m->seg[i], s->seg[i]);
     if (st != ENG_OK) return st;
-    st = b->replay(m0, s0);
+    st = graph_stale(s, temperature, top_p) ? ENG_ERR_UNSUPPORTED : b->replay(m0, s0);
     if (st == ENG_ERR_UNSUPPORTED) {
         *in_capture = 1;
         if ((st = b->capture_begin(m0, s0)) != ENG_OK) return st;
@@ -317,7 +337,7 @@ static eng_status decode_graph_spanning(const eng_model *m, eng_state *s, float 
         if (st == ENG_OK) st = ce;
         if (st != ENG_OK) return st;
         *in_capture = 0;
-        s->graph = 1;
+        graph_captured(s, temperature, top_p);
         st = b->replay(m0, s0);
     }
     if (st == ENG_OK) st = b->wait_for(ml, sl, m0, s0);
@@ -380,4 +400,47 @@ eng_status eng_forward_sample(const eng_model *m, eng_state *s, const int *token
     if (coll && (st = coll->broadcast(coll->ctx, &token, 1, ENG_ELEM_I32, 0)) != ENG_OK) return st;
     *next = token;
     return ENG_OK;
+}
+
+/* Decoding ahead: slot (ahead_first + i) & 1 belongs to the i-th step not yet collected. */
+eng_status eng_forward_ahead(const eng_model *m, eng_state *s, int token, int pos, eng_sampler *smp)
+{
+    const eng_backend *b = m->b;
+    if (m->n_seg != 1 || !b->replay || !b->sample || !b->ahead_inputs || s->all_logits ||
+        b->ahead_inputs(m, s, -1) != ENG_OK)
+        return ENG_ERR_UNSUPPORTED;
+    int chain = token == ENG_AHEAD_CHAIN;
+    if (!smp || s->ahead_n >= 2) return ENG_ERR_INVALID_ARG;
+    /* A chained step follows the last one started; any other needs none in flight (the host
+     * copy of a full set of inputs is not double-buffered). */
+    if (chain ? s->ahead_n == 0 || pos != s->ahead_pos + 1 : s->ahead_n != 0)
+        return ENG_ERR_INVALID_ARG;
+    if (pos < 0 || pos >= s->ctx_len || (!chain && (token < 0 || token >= m->cfg.vocab_size)))
+        return ENG_ERR_RANGE;
+    float temperature = 0.0f, top_p = 1.0f;
+    eng_sampler_settings(smp, &temperature, &top_p);
+    /* A chain keeps its graph: the one in flight may still run it. */
+    if (chain && graph_stale(s, temperature, top_p)) return ENG_ERR_INVALID_ARG;
+    /* The draws in eng_forward_sample's order: one per step, when it samples. */
+    float draw = temperature != 0.0f ? eng_sampler_draw(smp) : 0.0f;
+    if (!chain) s->ahead_tok = token;
+    set_call(s, &s->ahead_tok, 1, pos, draw);
+    int slot = (s->ahead_first + s->ahead_n) & 1;
+    eng_status st = chain ? b->ahead_inputs(m, s, slot) : b->set_inputs(m, s);
+    if (st == ENG_OK) st = decode_launch(m, s, NULL, 1, temperature, top_p);
+    if (st == ENG_OK) st = b->ahead_fetch(m, s, slot);
+    if (st != ENG_OK) return st;
+    s->ahead_n++;
+    s->ahead_pos = pos;
+    return ENG_OK;
+}
+
+eng_status eng_forward_collect(const eng_model *m, eng_state *s, int *next)
+{
+    if (s->ahead_n == 0) return ENG_ERR_INVALID_ARG;
+    eng_status st = m->b->ahead_wait(m, s, s->ahead_first, next);
+    /* Collected even when it failed: the state is in error, not blocked. */
+    s->ahead_first ^= 1;
+    s->ahead_n--;
+    return st;
 }

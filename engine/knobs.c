@@ -37,6 +37,11 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
          "attention over up to four 32-key tiles a block, merged in shared "
          "memory, 128 a decode product with rows of up to 4 KiB asks for each row "
          "whole before it waits for the kernel before it (0..255)"},
+    [ENG_KNOB_DECODE_AHEAD] = {"ENG_DECODE_AHEAD", "1",
+                               "1: `ringinfer run` on one GPU starts each decode step before the "
+                               "host has read the token of the step before (it stays on the "
+                               "device), so the GPU does not wait for the host between steps; "
+                               "0: one step at a time (0..1)"},
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 

@@ -116,12 +116,14 @@ typedef struct cuda_state {
     float *part;     /* [nsplit, nq, hd+2] flash-decoding partials */
     int *att_count;  /* decode attention's split counters (eng_attn_args.count), zero */
     int *in_d;       /* [B + 2]: tokens, then the position, then the draw (float bits) */
-    int *next_d;     /* [1] sampled token */
+    int *next_d;     /* [1] sampled token: in_d[0], the next step's input token */
     void *smp;       /* the sampler's scratch, eng_cu_sample_scratch_bytes(B) */
     int *in_h;       /* pinned mirror of in_d */
     float *logits_h; /* pinned [rows, V] */
     int *next_h;     /* pinned [1] */
-    float *host_red; /* [B, D] host staging for a collective without device buffers */
+    int *ahead_h;    /* pinned [2 slots][position, draw (float bits), sampled id]: steps ahead */
+    cudaEvent_t ahead_ev[2]; /* recorded after each slot's sampled id is copied back */
+    float *host_red;         /* [B, D] host staging for a collective without device buffers */
     int nsplit, chunk;
     int att_tiles, nsplit_tiles; /* decode attention with CUDA_FUSE_TILES: its tiles and splits */
     int pending;                 /* delta (+ pending_bias) not yet added to x */
@@ -193,7 +195,8 @@ void cuda_model_free(eng_model *m);
 eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_params *p, char *err,
                              size_t errlen);
 void cuda_state_free(eng_state *s);
-eng_status cuda_wait(cuda_state *cs);      /* the stream's work done, with a deadline */
+eng_status cuda_wait(cuda_state *cs); /* the stream's work done, with a deadline */
+eng_status cuda_wait_event(cuda_state *cs, cudaEvent_t ev); /* ev reached (NULL: cuda_wait) */
 void cuda_mark(cuda_state *cs, int stage); /* profiling: `stage` ends here (no-op when off) */
 void cuda_prof_collect(cuda_state *cs);    /* profiling: the step's events read, after a wait */
 /* cuda_layer.c */

@@ -89,6 +89,43 @@ static eng_status cuda_get_token(const eng_model *m, eng_state *s, int *token)
     return ENG_OK;
 }
 
+/* Decoding ahead (backend.h): slot k of ahead_h carries a step's position and draw in and its
+ * sampled id out; the token itself stays in in_d[0], where the sampler wrote it. */
+static eng_status cuda_ahead_inputs(const eng_model *m, eng_state *s, int slot)
+{
+    (void)m;
+    cuda_state *cs = s->bs;
+    if (slot < 0) /* profiling collects each step's events before the next one starts */
+        return cs->prof ? ENG_ERR_UNSUPPORTED : ENG_OK;
+    CU_BIND(cs);
+    int *h = cs->ahead_h + 3 * slot;
+    h[0] = s->pos;
+    memcpy(&h[1], &s->draw, 4);
+    K(cudaMemcpyAsync(cs->in_d + s->max_batch, h, 2 * 4, cudaMemcpyHostToDevice, cs->st));
+    return ENG_OK;
+}
+
+static eng_status cuda_ahead_fetch(const eng_model *m, eng_state *s, int slot)
+{
+    (void)m;
+    cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    K(cudaMemcpyAsync(cs->ahead_h + 3 * slot + 2, cs->next_d, 4, cudaMemcpyDeviceToHost, cs->st));
+    K(cudaEventRecord(cs->ahead_ev[slot], cs->st));
+    return ENG_OK;
+}
+
+static eng_status cuda_ahead_wait(const eng_model *m, eng_state *s, int slot, int *token)
+{
+    (void)m;
+    cuda_state *cs = s->bs;
+    CU_BIND(cs);
+    eng_status st = cuda_wait_event(cs, cs->ahead_ev[slot]);
+    if (st != ENG_OK) return st;
+    *token = cs->ahead_h[3 * slot + 2];
+    return ENG_OK;
+}
+
 static eng_status cuda_get_batch(const eng_model *m, eng_state *s, int *ids, const int *keep,
                                  const float **host)
 {
@@ -169,6 +206,10 @@ static eng_status cuda_capture_end(const eng_model *m, eng_state *s)
     cudaGraph_t g = NULL;
     cudaGraphExec_t *slot = graph_slot(cs, s);
     cudaError_t e = cudaStreamEndCapture(cs->st, &g);
+    if (*slot) { /* captured again (other sampler settings): the old graph goes */
+        cudaGraphExecDestroy(*slot);
+        *slot = NULL;
+    }
     if (e == cudaSuccess) {
         e = cudaGraphInstantiate(slot, g, 0);
         cudaGraphDestroy(g);
@@ -276,6 +317,9 @@ const eng_backend eng_backend_cuda = {
     .capture_end = cuda_capture_end,
     .replay = cuda_replay,
     .wait_for = cuda_wait_for,
+    .ahead_inputs = cuda_ahead_inputs,
+    .ahead_fetch = cuda_ahead_fetch,
+    .ahead_wait = cuda_ahead_wait,
     .copy_seq = cuda_copy_seq,
     .last_error = cuda_last_error,
     .link_model = cuda_link_model,

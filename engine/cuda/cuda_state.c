@@ -22,10 +22,15 @@ static size_t up(size_t b)
 
 eng_status cuda_wait(cuda_state *cs)
 {
+    return cuda_wait_event(cs, NULL);
+}
+
+eng_status cuda_wait_event(cuda_state *cs, cudaEvent_t ev)
+{
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        cudaError_t e = cudaStreamQuery(cs->st);
+        cudaError_t e = ev ? cudaEventQuery(ev) : cudaStreamQuery(cs->st);
         if (e == cudaSuccess) return ENG_OK;
         if (e != cudaErrorNotReady) return cu_fail(cs->err, sizeof(cs->err), "the GPU's work", e);
         clock_gettime(CLOCK_MONOTONIC, &t);
@@ -100,7 +105,6 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
                    rows * V * 4,
                    (size_t)nsplit_max * (size_t)sh->n_heads * (hd + 2) * 4,
                    (B + 2) * 4,
-                   4,
                    scores,
                    D * 4 * (size_t)(s->n_seqs > 1 ? s->n_seqs : 1),
                    (size_t)eng_cu_attention_counts(1, sh->n_heads, sh->n_kv_heads) * 4};
@@ -119,21 +123,27 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     }
     cs->arena_size = total;
     char *a = cs->arena;
-    void **dst[] = {(void **)&cs->x,      (void **)&cs->xb,    (void **)&cs->qkv,
-                    (void **)&cs->q,      (void **)&cs->att,   (void **)&cs->h13,
-                    (void **)&cs->hb,     (void **)&cs->delta, (void **)&cs->act16,
-                    (void **)&cs->kc,     (void **)&cs->vc,    (void **)&cs->logits,
-                    (void **)&cs->part,   (void **)&cs->in_d,  (void **)&cs->next_d,
-                    (void **)&cs->scores, (void **)&cs->ssq,   (void **)&cs->att_count};
+    void **dst[] = {(void **)&cs->x,    (void **)&cs->xb,       (void **)&cs->qkv,
+                    (void **)&cs->q,    (void **)&cs->att,      (void **)&cs->h13,
+                    (void **)&cs->hb,   (void **)&cs->delta,    (void **)&cs->act16,
+                    (void **)&cs->kc,   (void **)&cs->vc,       (void **)&cs->logits,
+                    (void **)&cs->part, (void **)&cs->in_d,     (void **)&cs->scores,
+                    (void **)&cs->ssq,  (void **)&cs->att_count};
     for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++) {
         *dst[i] = a;
         a += up(sz[i]);
     }
+    /* The sampled id lands where the next step's embedding reads its token: a step started
+     * ahead (eng_forward_ahead) takes it from there. */
+    cs->next_d = cs->in_d;
     /* Never read before written, but a forward step that went wrong must not see old NaNs. */
     CU_CHECK(cudaMemsetAsync(cs->arena, 0, total, cs->st), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->in_h, (B + 2) * 4), err, errlen);
     if (rows) CU_CHECK(cudaMallocHost((void **)&cs->logits_h, rows * V * 4), err, errlen);
     CU_CHECK(cudaMallocHost((void **)&cs->next_h, 4), err, errlen);
+    CU_CHECK(cudaMallocHost((void **)&cs->ahead_h, 2 * 3 * 4), err, errlen);
+    for (int k = 0; k < 2; k++)
+        CU_CHECK(cudaEventCreateWithFlags(&cs->ahead_ev[k], cudaEventDisableTiming), err, errlen);
     if (sh->tp_size > 1) {
         cs->host_red = malloc(B * D * 4);
         if (!cs->host_red) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
@@ -250,6 +260,9 @@ void cuda_state_free(eng_state *s)
     if (cs->in_h) cudaFreeHost(cs->in_h);
     if (cs->logits_h) cudaFreeHost(cs->logits_h);
     if (cs->next_h) cudaFreeHost(cs->next_h);
+    if (cs->ahead_h) cudaFreeHost(cs->ahead_h);
+    for (int k = 0; k < 2; k++)
+        if (cs->ahead_ev[k]) cudaEventDestroy(cs->ahead_ev[k]);
     if (cs->bin_d) cudaFree(cs->bin_d);
     if (cs->bin_h) cudaFreeHost(cs->bin_h);
     if (cs->ids_d) cudaFree(cs->ids_d);

@@ -32,9 +32,23 @@ static int first_diff(const int *a, const int *b, int n)
     return -1;
 }
 
-/* Greedy ids through eng_forward_sample (the CUDA graph from the second step on). */
+/* The decode steps after the prompt's id, each started ahead of the token before it:
+ * eng_forward_ahead on ids[0], then chained steps, each collected one step later. */
+static eng_status ahead_ids(eng_model *m, eng_state *s, eng_sampler *smp, int np, int ng, int *ids)
+{
+    eng_status st = ENG_OK;
+    for (int i = 0; i + 1 < ng && st == ENG_OK; i++) {
+        st = eng_forward_ahead(m, s, i ? ENG_AHEAD_CHAIN : ids[0], np + i, smp);
+        if (st == ENG_OK && i) st = eng_forward_collect(m, s, &ids[i]);
+    }
+    if (st == ENG_OK && ng > 1) st = eng_forward_collect(m, s, &ids[ng - 1]);
+    return st;
+}
+
+/* Greedy ids through eng_forward_sample (the CUDA graph from the second step on), or with
+ * ahead, the steps after the prompt started ahead (ahead_ids). */
 static int sampled_ids(const char *model, const int *prompt, int np, int ng, float temp,
-                       uint64_t seed, int *ids, char *err, size_t errlen)
+                       uint64_t seed, int ahead, int *ids, char *err, size_t errlen)
 {
     eng_load_params lp;
     eng_load_params_init(&lp);
@@ -52,7 +66,8 @@ static int sampled_ids(const char *model, const int *prompt, int np, int ng, flo
     if (eng_sampler_create(eng_model_config(m)->vocab_size, temp, 0.9f, seed, &smp) != ENG_OK)
         goto out;
     eng_status st = eng_forward_sample(m, s, prompt, np, 0, NULL, smp, &ids[0]);
-    for (int i = 1; i < ng && st == ENG_OK; i++)
+    if (ahead && st == ENG_OK) st = ahead_ids(m, s, smp, np, ng, ids);
+    for (int i = 1; !ahead && i < ng && st == ENG_OK; i++)
         st = eng_forward_sample(m, s, &ids[i - 1], 1, np + i - 1, NULL, smp, &ids[i]);
     if (st != ENG_OK) {
         snprintf(err, errlen, "eng_forward_sample: %s: %s", eng_status_str(st), eng_state_error(s));
@@ -64,6 +79,99 @@ out:
     eng_state_free(s);
     eng_model_close(m);
     return rc;
+}
+
+/* eng_forward_ahead's rules: a chain needs the step before it, at most two in flight, no
+ * other forward call until all are collected; a state freed with steps in flight is fine. */
+static void ahead_misuse(const char *path)
+{
+    char err[512];
+    eng_load_params lp;
+    eng_load_params_init(&lp);
+    lp.device = ENG_DEVICE_CUDA;
+    eng_model *m = NULL;
+    eng_state *s = NULL;
+    eng_sampler *smp = NULL;
+    if (eng_model_open(path, &lp, &m, err, sizeof(err)) != ENG_OK) {
+        report(0, "decoding ahead, misuse: %s", err);
+        return;
+    }
+    eng_state_params sp;
+    eng_state_params_init(&sp);
+    sp.ctx_len = 8;
+    int ok = eng_state_create(m, &sp, &s, err, sizeof(err)) == ENG_OK &&
+             eng_sampler_create(512, 0.0f, 1.0f, 1, &smp) == ENG_OK;
+    int one = 1, t = -1, got[6];
+    int n_ok = 0, n_checks = 0;
+#define EXPECT(call, want) (n_checks++, n_ok += (call) == (want))
+    if (ok) {
+        EXPECT(eng_forward_collect(m, s, &t), ENG_ERR_INVALID_ARG);
+        EXPECT(eng_forward_ahead(m, s, ENG_AHEAD_CHAIN, 0, smp), ENG_ERR_INVALID_ARG);
+        EXPECT(eng_forward_ahead(m, s, 512, 0, smp), ENG_ERR_RANGE);
+        EXPECT(eng_forward_ahead(m, s, 1, 8, smp), ENG_ERR_RANGE);
+        EXPECT(eng_forward_ahead(m, s, 1, 0, NULL), ENG_ERR_INVALID_ARG);
+        EXPECT(eng_forward_ahead(m, s, 1, 0, smp), ENG_OK);
+        EXPECT(eng_forward_ahead(m, s, 1, 1, smp), ENG_ERR_INVALID_ARG); /* not a chain */
+        EXPECT(eng_forward_ahead(m, s, ENG_AHEAD_CHAIN, 2, smp), ENG_ERR_INVALID_ARG);
+        EXPECT(eng_forward_ahead(m, s, ENG_AHEAD_CHAIN, 1, smp), ENG_OK);
+        EXPECT(eng_forward_ahead(m, s, ENG_AHEAD_CHAIN, 2, smp), ENG_ERR_INVALID_ARG); /* 3 */
+        EXPECT(eng_forward_sample(m, s, &one, 1, 2, NULL, smp, &t), ENG_ERR_INVALID_ARG);
+        EXPECT(eng_forward(m, s, &one, 1, 2, 1, NULL, NULL), ENG_ERR_INVALID_ARG);
+        EXPECT(eng_forward_collect(m, s, &got[0]), ENG_OK);
+        EXPECT(eng_forward_ahead(m, s, ENG_AHEAD_CHAIN, 2, smp), ENG_OK);
+        EXPECT(eng_forward_collect(m, s, &got[1]), ENG_OK);
+        EXPECT(eng_forward_collect(m, s, &got[2]), ENG_OK);
+        EXPECT(eng_forward_collect(m, s, &t), ENG_ERR_INVALID_ARG);
+        /* (a chain on token 1 at 0: only the ids' range is known here) */
+        for (int i = 0; i < 3; i++)
+            ok &= got[i] >= 0 && got[i] < 512;
+        EXPECT(eng_forward_sample(m, s, &one, 1, 3, NULL, smp, &t), ENG_OK);
+        EXPECT(eng_forward_ahead(m, s, t, 4, smp), ENG_OK); /* freed while in flight */
+    }
+#undef EXPECT
+    report(ok && n_ok == n_checks,
+           "decoding ahead: %d of %d rule checks as documented, collected ids in range", n_ok,
+           n_checks);
+    eng_sampler_free(smp);
+    eng_state_free(s);
+    eng_model_close(m);
+}
+
+/* One state, three samplers in turn: greedy, T=0.8 (seed 42), greedy. The decode graph
+ * holds the sampler's settings, so each switch must capture it again. */
+static void settings_switch(const char *path, const int *greedy, const int *hot)
+{
+    char err[512];
+    eng_load_params lp;
+    eng_load_params_init(&lp);
+    lp.device = ENG_DEVICE_CUDA;
+    eng_model *m = NULL;
+    eng_state *s = NULL;
+    eng_sampler *smp[3] = {NULL, NULL, NULL};
+    int ok = eng_model_open(path, &lp, &m, err, sizeof(err)) == ENG_OK;
+    eng_state_params sp;
+    eng_state_params_init(&sp);
+    sp.max_batch = 1; /* as sampled_ids's states: the same splits, the same bits */
+    sp.ctx_len = 65;
+    ok = ok && eng_state_create(m, &sp, &s, err, sizeof(err)) == ENG_OK &&
+         eng_sampler_create(512, 0.0f, 0.9f, 1, &smp[0]) == ENG_OK &&
+         eng_sampler_create(512, 0.8f, 0.9f, 42, &smp[1]) == ENG_OK &&
+         eng_sampler_create(512, 0.0f, 0.9f, 1, &smp[2]) == ENG_OK;
+    int same = 1, bos = 1;
+    for (int r = 0; r < 3 && ok; r++) {
+        int ids[64], n = r == 1 ? 64 : 32;
+        eng_status st = eng_forward_sample(m, s, &bos, 1, 0, NULL, smp[r], &ids[0]);
+        for (int i = 1; i < n && st == ENG_OK; i++)
+            st = eng_forward_sample(m, s, &ids[i - 1], 1, i, NULL, smp[r], &ids[i]);
+        ok = st == ENG_OK;
+        same &= ok && first_diff(ids, r == 1 ? hot : greedy, n) < 0;
+    }
+    report(ok && same,
+           "stories260K: greedy, T=0.8, greedy on one state: each run's ids as on a fresh one");
+    for (int r = 0; r < 3; r++)
+        eng_sampler_free(smp[r]);
+    eng_state_free(s);
+    eng_model_close(m);
 }
 
 static void stories(void)
@@ -92,7 +200,7 @@ static void stories(void)
     int bad = first_diff(ids, ref, 32);
     report(bad < 0, "stories260K 32 greedy ids vs llama2.c (forward + host argmax)%s",
            bad < 0 ? "" : ": DIFFER");
-    if (sampled_ids(path, &bos, 1, 32, 0.0f, 1, ids, err, sizeof(err))) {
+    if (sampled_ids(path, &bos, 1, 32, 0.0f, 1, 0, ids, err, sizeof(err))) {
         report(0, "stories260K sampled on the GPU: %s", err);
         return;
     }
@@ -100,9 +208,9 @@ static void stories(void)
     report(bad < 0, "stories260K 32 greedy ids sampled on the GPU (CUDA graph)%s",
            bad < 0 ? "" : ": DIFFER");
     /* temperature: two runs with one seed agree, and every id is in range */
-    int a[64], b[64], ok = 1;
-    if (sampled_ids(path, &bos, 1, 64, 0.8f, 42, a, err, sizeof(err)) ||
-        sampled_ids(path, &bos, 1, 64, 0.8f, 42, b, err, sizeof(err))) {
+    int a[64], b[64], c[64], ok = 1;
+    if (sampled_ids(path, &bos, 1, 64, 0.8f, 42, 0, a, err, sizeof(err)) ||
+        sampled_ids(path, &bos, 1, 64, 0.8f, 42, 0, b, err, sizeof(err))) {
         report(0, "stories260K temperature sampling: %s", err);
         return;
     }
@@ -110,6 +218,22 @@ static void stories(void)
         ok &= a[i] >= 0 && a[i] < 512;
     report(ok && first_diff(a, b, 64) < 0,
            "stories260K T=0.8 top-p 0.9: ids in range, same seed same ids");
+    /* Steps started ahead: the same graph and draws, so the same ids. */
+    if (sampled_ids(path, &bos, 1, 32, 0.0f, 1, 1, c, err, sizeof(err))) {
+        report(0, "stories260K decoding ahead: %s", err);
+        return;
+    }
+    bad = first_diff(c, ref, 32);
+    report(bad < 0, "stories260K 32 greedy ids, each step started ahead%s",
+           bad < 0 ? "" : ": DIFFER");
+    if (sampled_ids(path, &bos, 1, 64, 0.8f, 42, 1, c, err, sizeof(err))) {
+        report(0, "stories260K decoding ahead at T=0.8: %s", err);
+        return;
+    }
+    report(first_diff(a, c, 64) < 0, "stories260K T=0.8 top-p 0.9, each step started ahead: "
+                                     "the same ids as step by step");
+    ahead_misuse(path);
+    settings_switch(path, ref, a);
 }
 
 static void fixture(const char *name, double tol)
@@ -147,10 +271,15 @@ static void fixture(const char *name, double tol)
         report(first_diff(ids, greedy, ng) < 0, "%s: %d greedy ids vs transformers", name, ng);
         report(first_diff(ids, cpu_ids, ng) < 0, "%s: greedy ids equal to the CPU backend's", name);
         int sids[64];
-        if (sampled_ids(dir, prompt, np, ng, 0.0f, 1, sids, err, sizeof(err)))
+        if (sampled_ids(dir, prompt, np, ng, 0.0f, 1, 0, sids, err, sizeof(err)))
             report(0, "%s sampled: %s", name, err);
         else
             report(first_diff(sids, greedy, ng) < 0, "%s: greedy ids sampled on the GPU (graph)",
+                   name);
+        if (sampled_ids(dir, prompt, np, ng, 0.0f, 1, 1, sids, err, sizeof(err)))
+            report(0, "%s ahead: %s", name, err);
+        else
+            report(first_diff(sids, greedy, ng) < 0, "%s: greedy ids, each step started ahead",
                    name);
     }
     free(got);

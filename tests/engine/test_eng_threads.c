@@ -181,9 +181,20 @@ static void cli_cases(void)
     }
     free(got);
     free(e);
-    static const char *bad[][2] = {
-        {"ENG_THREADS", "two"}, {"ENG_THREADS", "0"}, {"ENG_SPIN_US", "-5"}};
-    for (int i = 0; i < 3; i++) {
+    setenv("ENG_DECODE_AHEAD", "0", 1); /* step by step: on the CPU it always is */
+    rc = cli(1, run, &got, &e);
+    if (rc != 0 || !got || strcmp(got, ref)) {
+        printf("FAIL cli ENG_DECODE_AHEAD=0: exit %d, %s", rc, e ? e : "(no stderr)\n");
+        test_failures++;
+    }
+    unsetenv("ENG_DECODE_AHEAD");
+    free(got);
+    free(e);
+    static const char *bad[][2] = {{"ENG_THREADS", "two"},
+                                   {"ENG_THREADS", "0"},
+                                   {"ENG_SPIN_US", "-5"},
+                                   {"ENG_DECODE_AHEAD", "2"}};
+    for (int i = 0; i < 4; i++) {
         setenv("ENG_THREADS", "1", 1);
         setenv(bad[i][0], bad[i][1], 1);
         rc = cli(1, run, &got, &e);
