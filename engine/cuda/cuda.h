@@ -135,6 +135,10 @@ typedef struct cuda_state {
     int fuse;              /* ENG_CUDA_FUSE: CUDA_FUSE_* bits */
     int split;             /* ENG_PREFILL_HIGH: prompt products on hi + lo 16-bit inputs */
     float *ssq;            /* [max(n_seqs, 1), D]: a row's partials at row * D (nss used) */
+    /* [D] of 1.0 in a segment followed by another (layer mapping): its last down product
+     * takes it as the next norm's weight, so the partials above cross with x (cuda_cross)
+     * and the next segment's first product is fused as it would be in one segment. */
+    float *ones;
     int nss;
     /* A batch's decode rows in that fused form (rows [0, n_dec) of a batched step): a pending
      * delta then belongs to the prompt rows from pend_row0 on only. */

@@ -31,6 +31,11 @@ int eng_cu_add_rmsnorm(float *x, const float *delta, const float *bias, const fl
 void eng_ref_add_rmsnorm(float *x, const float *delta, const float *bias, const float *w, float eps,
                          float *out, void *out16, int dt16, int n, int D);
 
+/* norm.cu: out[i] = w[i] * x[i], i < D: the unscaled half of a norm whose partial sums of
+ * squares came with x (a layer-mapping boundary; ENG_MV_RESID writes the same products). */
+int eng_cu_mul(float *out, const float *w, const float *x, int D, eng_stream st);
+void eng_ref_mul(float *out, const float *w, const float *x, int D);
+
 /* rope.cu: the merged q/k/v projection of n tokens at positions *pos.. to attention inputs:
  * + bias (Qwen2), per-head RMSNorm of q and k (Qwen3), RoPE (interleaved or half), q out,
  * k and v written into the layer's cache at their positions.

@@ -436,6 +436,8 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
         next_nw = w->layers[l + 1].wqkv.p ? w->layers[l + 1].att_norm : NULL;
     else if (m->parts & ENG_PART_HEAD)
         next_nw = w->final_norm;
+    else
+        next_nw = cs->ones; /* the norm is the next segment's: its partials cross with x */
 
     int batched = n > 1;
     /* A batch's decode rows through the fused products, as the batch-1 decode step: the same

@@ -75,8 +75,8 @@ eng_status cuda_link_create(const eng_model *a, eng_state *sa, const eng_model *
     *link = k;
     CU_CHECK(cudaSetDevice(k->dev_a), err, errlen);
     CU_CHECK(cudaEventCreateWithFlags(&k->moved, cudaEventDisableTiming), err, errlen);
-    if (mode == ENG_LINK_STAGED)
-        CU_CHECK(cudaHostAlloc((void **)&k->host, (size_t)sa->max_batch * a->cfg.dim * 4,
+    if (mode == ENG_LINK_STAGED) /* x, then (decode) the norm's partial sums */
+        CU_CHECK(cudaHostAlloc((void **)&k->host, ((size_t)sa->max_batch + 1) * a->cfg.dim * 4,
                                cudaHostAllocPortable),
                  err, errlen);
     return ENG_OK;
@@ -93,6 +93,12 @@ eng_status cuda_cross(const eng_model *a, eng_state *sa, const eng_model *b, eng
     size_t bytes = (size_t)sa->n * a->cfg.dim * 4;
     eng_status st = cuda_flush(a, sa); /* binds a's GPU: x complete */
     if (st != ENG_OK) return st;
+    /* A decode step whose last product left the next norm's partial sums (a->ones as its
+     * weight) hands them over too: b's first product then runs fused, as in one segment. */
+    const float *nw = ((const cuda_weights *)b->bw)->layers[0].att_norm;
+    int carry = sa->n == 1 && ca->ones && ca->fused_nw == ca->ones && nw;
+    size_t sbytes = carry ? (size_t)ca->nss * 4 : 0;
+    float *shost = k->host ? k->host + (size_t)sa->max_batch * a->cfg.dim : NULL;
 #define KA(call)                                                                                   \
     do {                                                                                           \
         int e_ = (int)(call);                                                                      \
@@ -101,25 +107,35 @@ eng_status cuda_cross(const eng_model *a, eng_state *sa, const eng_model *b, eng
     switch (k->mode) {
     case ENG_LINK_PEER:
         KA(cudaMemcpyPeerAsync(cb->x, cb->dev, ca->x, ca->dev, bytes, ca->st));
+        if (carry) KA(cudaMemcpyPeerAsync(cb->ssq, cb->dev, ca->ssq, ca->dev, sbytes, ca->st));
         break;
     case ENG_LINK_SAME:
         KA(cudaMemcpyAsync(cb->x, ca->x, bytes, cudaMemcpyDeviceToDevice, ca->st));
+        if (carry) KA(cudaMemcpyAsync(cb->ssq, ca->ssq, sbytes, cudaMemcpyDeviceToDevice, ca->st));
         break;
     default:
         KA(cudaMemcpyAsync(k->host, ca->x, bytes, cudaMemcpyDeviceToHost, ca->st));
+        if (carry) KA(cudaMemcpyAsync(shost, ca->ssq, sbytes, cudaMemcpyDeviceToHost, ca->st));
         break;
     }
     KA(cudaEventRecord(k->moved, ca->st));
     KA(cudaStreamWaitEvent(cb->st, k->moved, 0));
 #undef KA
+    CU_BIND(cb);
     if (k->mode == ENG_LINK_STAGED) {
-        CU_BIND(cb);
         int e = (int)cudaMemcpyAsync(cb->x, k->host, bytes, cudaMemcpyHostToDevice, cb->st);
+        if (!e && carry)
+            e = (int)cudaMemcpyAsync(cb->ssq, shost, sbytes, cudaMemcpyHostToDevice, cb->st);
         if (e) return cu_fail(cb->err, sizeof(cb->err), "cudaMemcpyAsync (staged)", e);
     }
-    (void)b;
     cb->pending = 0;
     cb->fused_nw = NULL;
+    if (carry) { /* xb = nw * x, as the product's epilogue writes it; the partials came along */
+        int e = eng_cu_mul(cb->xb, nw, cb->x, a->cfg.dim, (eng_stream)cb->st);
+        if (e) return cu_fail(cb->err, sizeof(cb->err), "eng_cu_mul (boundary norm)", e);
+        cb->fused_nw = nw;
+        cb->nss = ca->nss;
+    }
     return ENG_OK;
 }
 

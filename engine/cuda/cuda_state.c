@@ -148,6 +148,16 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
         cs->host_red = malloc(B * D * 4);
         if (!cs->host_red) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     }
+    if (!(m->parts & ENG_PART_HEAD)) {
+        float *h = malloc(D * 4);
+        if (!h) return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        for (size_t i = 0; i < D; i++)
+            h[i] = 1.0f;
+        cudaError_t e = cudaMalloc((void **)&cs->ones, D * 4);
+        if (e == cudaSuccess) e = cudaMemcpy(cs->ones, h, D * 4, cudaMemcpyHostToDevice);
+        free(h);
+        if (e != cudaSuccess) return cu_fail(err, errlen, "cudaMalloc/cudaMemcpy (ones)", e);
+    }
     /* eng_forward_batch's inputs and attention partials (a batch may also use one slot) */
     cs->bsplit_max = BATCH_SPLIT_MAX;
     size_t part = (size_t)cs->bsplit_max * B * nq / hd * (hd + 2) * 4;
@@ -264,6 +274,7 @@ void cuda_state_free(eng_state *s)
     for (int k = 0; k < 2; k++)
         if (cs->ahead_ev[k]) cudaEventDestroy(cs->ahead_ev[k]);
     if (cs->bin_d) cudaFree(cs->bin_d);
+    if (cs->ones) cudaFree(cs->ones);
     if (cs->bin_h) cudaFreeHost(cs->bin_h);
     if (cs->ids_d) cudaFree(cs->ids_d);
     if (cs->smp) cudaFree(cs->smp);

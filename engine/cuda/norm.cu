@@ -77,3 +77,17 @@ extern "C" int eng_cu_add_rmsnorm(float *x, const float *delta, const float *bia
     eng_launch(add_rmsnorm_kernel, n, NT, 0, st, x, delta, bias, w, eps, out, out16, dt16, D);
     return eng_cu_err();
 }
+
+__global__ void mul_kernel(float *out, const float *w, const float *x, int D)
+{
+    pdl_launch();
+    pdl_wait();
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < D) out[i] = w[i] * x[i];
+}
+
+extern "C" int eng_cu_mul(float *out, const float *w, const float *x, int D, eng_stream st)
+{
+    eng_launch(mul_kernel, (D + 255) / 256, 256, 0, st, out, w, x, D);
+    return eng_cu_err();
+}

@@ -90,6 +90,12 @@ void eng_ref_add_rmsnorm(float *x, const float *delta, const float *bias, const 
     }
 }
 
+void eng_ref_mul(float *out, const float *w, const float *x, int D)
+{
+    for (int i = 0; i < D; i++)
+        out[i] = w[i] * x[i];
+}
+
 void eng_ref_rope_qkv(const eng_rope_args *a)
 {
     int hd = a->hd, half = hd / 2, slots = a->nq + 2 * a->nkv;

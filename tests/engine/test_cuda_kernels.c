@@ -162,6 +162,22 @@ static void t_norm(int with_delta, int D)
     cudaFree(dxv), cudaFree(dd), cudaFree(db), cudaFree(dw), cudaFree(dout), cudaFree(d16);
 }
 
+/* eng_cu_mul: one product an element, so the same bits as the reference. */
+static void t_mul(int D)
+{
+    float *w = rnd(D, 1), *x = rnd(D, 2), *ref = malloc((size_t)D * 4);
+    float *dw = dev(w, (size_t)D * 4), *dx = dev(x, (size_t)D * 4),
+          *dout = dev(NULL, (size_t)D * 4);
+    KL(eng_cu_mul(dout, dw, dx, D, NULL));
+    eng_ref_mul(ref, w, x, D);
+    float *got = back(dout, (size_t)D * 4);
+    char wn[64];
+    snprintf(wn, sizeof(wn), "mul D=%d: the reference's bits", D);
+    report(wn, memcmp(got, ref, (size_t)D * 4) ? 1.0 : 0.0, 0);
+    free(w), free(x), free(ref), free(got);
+    cudaFree(dw), cudaFree(dx), cudaFree(dout);
+}
+
 static void t_rope(int interleaved, int extras, int heads_first, int n)
 {
     int nq = 4, nkv = 2, hd = 64, ctx = 64, pos = 37, W = (nq + 2 * nkv) * hd;
@@ -1150,6 +1166,8 @@ int main(int argc, char **argv)
     for (int dt = 0; dt < 3; dt++)
         t_embed(dt);
     t_norm(0, 1000);
+    t_mul(1000);
+    t_mul(4096);
     t_norm(1, 1000);
     t_norm(1, 4096);
     t_norm(1, 9000); /* past the kernel's registers */
