@@ -65,6 +65,23 @@ template <> __device__ __forceinline__ float dot16<ENG_DT_F32>(uint4 w, const fl
     ((b) + lane + (k)*step < nv ? __ldcs(wr + (b) + lane + (k)*step) : make_uint4(0, 0, 0, 0))
 #define WDOT(v, k, b)                                                                              \
     ((b) + lane + (k)*step < nv ? dot16<DT>(v, x + (size_t)((b) + lane + (k)*step) * EPV) : 0.0f)
+/* One pass of a row: chunks c0..c3 of the pass at b into the sums a0..a3. */
+#define MV_PASS(b)                                                                                 \
+    do {                                                                                           \
+        a0 += WDOT(c0, 0, b);                                                                      \
+        a1 += WDOT(c1, 1, b);                                                                      \
+        a2 += WDOT(c2, 2, b);                                                                      \
+        a3 += WDOT(c3, 3, b);                                                                      \
+    } while (0)
+/* The rest of a row from b on: the next pass's chunks asked for while this one is summed.
+ * Every kernel sums a row in this order, so their results are the same bits. */
+#define MV_LOOP()                                                                                  \
+    for (; b < nv; b += 4 * step) {                                                                \
+        int bn = b + 4 * step;                                                                     \
+        uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);                  \
+        MV_PASS(b);                                                                                \
+        c0 = n0, c1 = n1, c2 = n2, c3 = n3;                                                        \
+    }
 
 template <int DT, int WPR>
 __global__ void __launch_bounds__(256)
@@ -81,15 +98,7 @@ __global__ void __launch_bounds__(256)
     pdl_launch();
     pdl_wait();
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-    for (; b < nv; b += 4 * step) {
-        int bn = b + 4 * step;
-        uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);
-        a0 += WDOT(c0, 0, b);
-        a1 += WDOT(c1, 1, b);
-        a2 += WDOT(c2, 2, b);
-        a3 += WDOT(c3, 3, b);
-        c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-    }
+    MV_LOOP();
     float acc = warp_sum((a0 + a1) + (a2 + a3));
     if (WPR > 1) {
         if (lane == 0) part[warp] = acc;
@@ -229,25 +238,11 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
         }
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     if (WHOLE) { /* the loop's two passes, in its order: the same sums */
-        int b4 = b + 4 * step;
-        a0 += WDOT(c0, 0, b);
-        a1 += WDOT(c1, 1, b);
-        a2 += WDOT(c2, 2, b);
-        a3 += WDOT(c3, 3, b);
-        a0 += WDOT(c4, 0, b4);
-        a1 += WDOT(c5, 1, b4);
-        a2 += WDOT(c6, 2, b4);
-        a3 += WDOT(c7, 3, b4);
+        MV_PASS(b);
+        c0 = c4, c1 = c5, c2 = c6, c3 = c7;
+        MV_PASS(b + 4 * step);
     } else {
-        for (; b < nv; b += 4 * step) {
-            int bn = b + 4 * step;
-            uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);
-            a0 += WDOT(c0, 0, b);
-            a1 += WDOT(c1, 1, b);
-            a2 += WDOT(c2, 2, b);
-            a3 += WDOT(c3, 3, b);
-            c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-        }
+        MV_LOOP();
     }
     /* One barrier: each warp leaves its row's sum and its share of the norm's partials, then
      * warp 0 finishes the block (fixed order: the same scale in every block). */

@@ -32,6 +32,14 @@ static int first_diff(const int *a, const int *b, int n)
     return -1;
 }
 
+static eng_status open_cuda(const char *path, eng_model **m, char *err, size_t errlen)
+{
+    eng_load_params lp;
+    eng_load_params_init(&lp);
+    lp.device = ENG_DEVICE_CUDA;
+    return eng_model_open(path, &lp, m, err, errlen);
+}
+
 /* The decode steps after the prompt's id, each started ahead of the token before it:
  * eng_forward_ahead on ids[0], then chained steps, each collected one step later. */
 static eng_status ahead_ids(eng_model *m, eng_state *s, eng_sampler *smp, int np, int ng, int *ids)
@@ -50,14 +58,11 @@ static eng_status ahead_ids(eng_model *m, eng_state *s, eng_sampler *smp, int np
 static int sampled_ids(const char *model, const int *prompt, int np, int ng, float temp,
                        uint64_t seed, int ahead, int *ids, char *err, size_t errlen)
 {
-    eng_load_params lp;
-    eng_load_params_init(&lp);
-    lp.device = ENG_DEVICE_CUDA;
     eng_model *m = NULL;
     eng_state *s = NULL;
     eng_sampler *smp = NULL;
     int rc = -1;
-    if (eng_model_open(model, &lp, &m, err, errlen) != ENG_OK) return -1;
+    if (open_cuda(model, &m, err, errlen) != ENG_OK) return -1;
     eng_state_params sp;
     eng_state_params_init(&sp);
     sp.max_batch = np;
@@ -86,13 +91,10 @@ out:
 static void ahead_misuse(const char *path)
 {
     char err[512];
-    eng_load_params lp;
-    eng_load_params_init(&lp);
-    lp.device = ENG_DEVICE_CUDA;
     eng_model *m = NULL;
     eng_state *s = NULL;
     eng_sampler *smp = NULL;
-    if (eng_model_open(path, &lp, &m, err, sizeof(err)) != ENG_OK) {
+    if (open_cuda(path, &m, err, sizeof(err)) != ENG_OK) {
         report(0, "decoding ahead, misuse: %s", err);
         return;
     }
@@ -142,13 +144,10 @@ static void ahead_misuse(const char *path)
 static void settings_switch(const char *path, const int *greedy, const int *hot)
 {
     char err[512];
-    eng_load_params lp;
-    eng_load_params_init(&lp);
-    lp.device = ENG_DEVICE_CUDA;
     eng_model *m = NULL;
     eng_state *s = NULL;
     eng_sampler *smp[3] = {NULL, NULL, NULL};
-    int ok = eng_model_open(path, &lp, &m, err, sizeof(err)) == ENG_OK;
+    int ok = open_cuda(path, &m, err, sizeof(err)) == ENG_OK;
     eng_state_params sp;
     eng_state_params_init(&sp);
     sp.max_batch = 1; /* as sampled_ids's states: the same splits, the same bits */
@@ -172,6 +171,20 @@ static void settings_switch(const char *path, const int *greedy, const int *hot)
         eng_sampler_free(smp[r]);
     eng_state_free(s);
     eng_model_close(m);
+}
+
+/* stories260K from BOS through sampled_ids (T 0: seed 1, else 42) against want's n ids. */
+static void expect_ids(const char *path, int n, float temp, int ahead, const int *want,
+                       const char *what)
+{
+    char err[512];
+    int bos = 1, ids[64];
+    if (sampled_ids(path, &bos, 1, n, temp, temp != 0.0f ? 42 : 1, ahead, ids, err, sizeof(err))) {
+        report(0, "stories260K %s: %s", what, err);
+        return;
+    }
+    int bad = first_diff(ids, want, n);
+    report(bad < 0, "stories260K %d %s%s", n, what, bad < 0 ? "" : ": DIFFER");
 }
 
 static void stories(void)
@@ -200,38 +213,21 @@ static void stories(void)
     int bad = first_diff(ids, ref, 32);
     report(bad < 0, "stories260K 32 greedy ids vs llama2.c (forward + host argmax)%s",
            bad < 0 ? "" : ": DIFFER");
-    if (sampled_ids(path, &bos, 1, 32, 0.0f, 1, 0, ids, err, sizeof(err))) {
-        report(0, "stories260K sampled on the GPU: %s", err);
-        return;
-    }
-    bad = first_diff(ids, ref, 32);
-    report(bad < 0, "stories260K 32 greedy ids sampled on the GPU (CUDA graph)%s",
-           bad < 0 ? "" : ": DIFFER");
-    /* temperature: two runs with one seed agree, and every id is in range */
-    int a[64], b[64], c[64], ok = 1;
-    if (sampled_ids(path, &bos, 1, 64, 0.8f, 42, 0, a, err, sizeof(err)) ||
-        sampled_ids(path, &bos, 1, 64, 0.8f, 42, 0, b, err, sizeof(err))) {
+    /* Sampled on the GPU (CUDA graph): greedy, then T=0.8 twice with one seed; then each step
+     * started ahead (the same graph and draws, so the same ids). */
+    int a[64];
+    if (sampled_ids(path, &bos, 1, 64, 0.8f, 42, 0, a, err, sizeof(err))) {
         report(0, "stories260K temperature sampling: %s", err);
         return;
     }
+    int ok = 1;
     for (int i = 0; i < 64; i++)
         ok &= a[i] >= 0 && a[i] < 512;
-    report(ok && first_diff(a, b, 64) < 0,
-           "stories260K T=0.8 top-p 0.9: ids in range, same seed same ids");
-    /* Steps started ahead: the same graph and draws, so the same ids. */
-    if (sampled_ids(path, &bos, 1, 32, 0.0f, 1, 1, c, err, sizeof(err))) {
-        report(0, "stories260K decoding ahead: %s", err);
-        return;
-    }
-    bad = first_diff(c, ref, 32);
-    report(bad < 0, "stories260K 32 greedy ids, each step started ahead%s",
-           bad < 0 ? "" : ": DIFFER");
-    if (sampled_ids(path, &bos, 1, 64, 0.8f, 42, 1, c, err, sizeof(err))) {
-        report(0, "stories260K decoding ahead at T=0.8: %s", err);
-        return;
-    }
-    report(first_diff(a, c, 64) < 0, "stories260K T=0.8 top-p 0.9, each step started ahead: "
-                                     "the same ids as step by step");
+    report(ok, "stories260K T=0.8 top-p 0.9: ids in range");
+    expect_ids(path, 32, 0.0f, 0, ref, "greedy ids sampled on the GPU (CUDA graph)");
+    expect_ids(path, 64, 0.8f, 0, a, "T=0.8 top-p 0.9, the same seed again: the same ids");
+    expect_ids(path, 32, 0.0f, 1, ref, "greedy ids, each step started ahead");
+    expect_ids(path, 64, 0.8f, 1, a, "T=0.8 top-p 0.9, each step started ahead: the same ids");
     ahead_misuse(path);
     settings_switch(path, ref, a);
 }
@@ -338,11 +334,8 @@ int main(void)
     char path[4200], err[512];
     snprintf(path, sizeof(path), "%s/models/stories260K.bin", test_shared_dir());
     test_need_path(path);
-    eng_load_params lp;
-    eng_load_params_init(&lp);
-    lp.device = ENG_DEVICE_CUDA;
     eng_model *m = NULL;
-    eng_status st = eng_model_open(path, &lp, &m, err, sizeof(err));
+    eng_status st = open_cuda(path, &m, err, sizeof(err));
     if (st == ENG_ERR_UNSUPPORTED) {
         printf("SKIP: %s; the GPU tests run on a GPU machine (tests/gpu/run-engine-gpu.sh)\n", err);
         return 77;
