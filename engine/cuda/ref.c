@@ -359,6 +359,12 @@ void eng_ref_heads_to_rows(void *out, int dt, const float *o, int nh, int n, int
                 st(out, dt, ((size_t)t * nh + h) * hd + d, o[((size_t)h * n + t) * hd + d]);
 }
 
+/* A probability as 40-bit fixed point, as the kernels weigh it (exact: p <= 1). */
+static uint64_t ref_qmass(float p)
+{
+    return (uint64_t)(p * 0x1p40f);
+}
+
 static int desc_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -379,7 +385,7 @@ int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)
     uint64_t total = 0;
     for (int i = 0; i < V; i++) {
         p[i] = expf((lg[i] - mx) / T);
-        total += (uint64_t)(p[i] * 0x1p40f);
+        total += ref_qmass(p[i]);
     }
     if (top_p < 1.0f) {
         uint64_t limit = (uint64_t)((double)top_p * (double)total), run = 0;
@@ -392,7 +398,7 @@ int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)
         qsort(s, (size_t)V, sizeof(*s), desc_float);
         /* the first value, from the top, whose mass and that of all above it exceed limit */
         for (int k = 0; k < V; k++) {
-            run += (uint64_t)(s[k] * 0x1p40f);
+            run += ref_qmass(s[k]);
             if (run > limit && (k + 1 == V || s[k + 1] != s[k])) {
                 tau = s[k];
                 break;
@@ -402,13 +408,13 @@ int eng_ref_sample(const float *lg, int V, float T, float top_p, float draw)
     }
     uint64_t mass = 0;
     for (int i = 0; i < V; i++)
-        if (p[i] >= tau) mass += (uint64_t)(p[i] * 0x1p40f);
+        if (p[i] >= tau) mass += ref_qmass(p[i]);
     uint64_t target = (uint64_t)((double)draw * (double)mass), run = 0;
     if (target >= mass) target = mass - 1;
     int got = best;
     for (int i = 0; i < V; i++) {
         if (p[i] < tau) continue;
-        run += (uint64_t)(p[i] * 0x1p40f);
+        run += ref_qmass(p[i]);
         if (run > target) {
             got = i;
             break;

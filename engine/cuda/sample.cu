@@ -146,9 +146,8 @@ __device__ void edge(const uint64_t *hist, uint64_t limit, uint32_t *bucket, uin
     *above = sa;
 }
 
-/* tau's bits chosen by levels [0, upto), and the limit left for level upto. */
-__device__ void select_prefix(const smp_row *row, float P, int upto, uint32_t *prefix,
-                              uint64_t *limit)
+/* tau's bits chosen by levels [0, upto). */
+__device__ uint32_t select_prefix(const smp_row *row, float P, int upto)
 {
     __shared__ uint64_t wtot[ST / 32];
     uint64_t s = 0;
@@ -168,8 +167,7 @@ __device__ void select_prefix(const smp_row *row, float P, int upto, uint32_t *p
         pre = (pre << 10) | b;
         lim -= above;
     }
-    *prefix = pre;
-    *limit = lim;
+    return pre;
 }
 
 /* 1: the chunks' maxima; zeroes the histograms and the counter. */
@@ -221,9 +219,7 @@ __global__ void __launch_bounds__(ST) smp_hist_kernel(smp_args a, int level)
         return;
     }
     if (c.P >= 1.0f) return; /* no nucleus to find */
-    uint32_t prefix = 0;
-    uint64_t limit;
-    if (level) select_prefix(c.row, c.P, level, &prefix, &limit);
+    uint32_t prefix = level ? select_prefix(c.row, c.P, level) : 0;
     __shared__ uint64_t h[NB];
     for (int k = threadIdx.x; k < NB; k += ST)
         h[k] = 0;
@@ -251,10 +247,7 @@ __global__ void __launch_bounds__(ST) smp_draw_kernel(smp_args a)
     if (!row_max(c.row, &mx, &arg) || c.T == 0.0f) return;
     float tau = 0.0f;
     if (c.P < 1.0f) {
-        uint32_t prefix;
-        uint64_t limit;
-        select_prefix(c.row, c.P, 3, &prefix, &limit);
-        tau = __uint_as_float(prefix);
+        tau = __uint_as_float(select_prefix(c.row, c.P, 3));
     }
     __shared__ uint64_t wtot[ST / 32];
     uint64_t m = 0;
