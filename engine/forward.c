@@ -249,9 +249,6 @@ static eng_status head(const eng_model *m, eng_state *s, int root, float tempera
     return st;
 }
 
-/* The decode step of one segment as a graph, its inputs already on the device: captured on
- * first use, replayed after. With tensor parallelism the all-reduces are captured too
- * (coll->graph_bytes said they can be), and rank 0 alone adds the classifier and the sampler. */
 /* The sampler's settings are arguments of the captured kernels: other settings, a new capture. */
 static int graph_stale(const eng_state *s, float temperature, float top_p)
 {
@@ -265,6 +262,9 @@ static void graph_captured(eng_state *s, float temperature, float top_p)
     s->graph_top_p = top_p;
 }
 
+/* The decode step of one segment as a graph, its inputs already on the device: captured on
+ * first use, replayed after. With tensor parallelism the all-reduces are captured too
+ * (coll->graph_bytes said they can be), and rank 0 alone adds the classifier and the sampler. */
 static eng_status decode_launch(const eng_model *m, eng_state *s, const eng_coll *coll, int root,
                                 float temperature, float top_p)
 {
