@@ -75,8 +75,10 @@ typedef struct eng_backend {
     /* Optional with them (NULL: no decoding ahead): a decode step started before the host has
      * the token of the one before. ahead_inputs is set_inputs for a step whose input token is
      * the one the step before sampled, where the sampler left it on the device: only s->pos
-     * and s->draw go from the host (through slot k of 2). After replay, ahead_fetch queues
-     * the sampled id's copy to slot k; ahead_wait waits for it (with the step's deadline). */
+     * and s->draw go from the host (through slot k of 2); slot -1 queues nothing and asks
+     * whether this state can decode ahead now (ENG_ERR_UNSUPPORTED: not while profiling).
+     * After replay, ahead_fetch queues the sampled id's copy to slot k; ahead_wait waits for
+     * it (with the step's deadline). */
     eng_status (*ahead_inputs)(const eng_model *m, eng_state *s, int slot);
     eng_status (*ahead_fetch)(const eng_model *m, eng_state *s, int slot);
     eng_status (*ahead_wait)(const eng_model *m, eng_state *s, int slot, int *token);
