@@ -6,7 +6,8 @@
  * received in step t is reduced (or stored) and then forwarded in step t+1 while
  * later segments are still on the wire, so sending, receiving and reducing overlap.
  * Received segments that must be reduced land in staging slots (depth of them);
- * all-gather segments land directly in the user's buffer. */
+ * all-gather segments land directly in the user's buffer, or, where the right neighbour
+ * reads our slots in place (shm), pass through the slots too and are copied out once. */
 #include "reduce.h"
 #include "ring_private.h"
 #include "wire.h"
@@ -16,7 +17,7 @@
 #include <string.h>
 
 enum { SRC_NONE, SRC_OWN, SRC_SLOT, SRC_OUT };
-enum { DST_NONE, DST_SLOT, DST_FINAL, DST_DIRECT };
+enum { DST_NONE, DST_SLOT, DST_FINAL, DST_DIRECT, DST_COPY };
 enum { KIND_ALLREDUCE = 1, KIND_REDUCE_SCATTER, KIND_ALLGATHER, KIND_BROADCAST, KIND_BARRIER };
 
 static const char *const collective_names[] = {"?",         "allreduce", "reduce_scatter",
@@ -27,8 +28,9 @@ typedef struct step {
     const unsigned char *sp; /* SRC_OWN, SRC_OUT: the chunk */
     size_t sbytes;
     int dep;           /* receive step that must finish a segment before we send it; -1 none */
-    int dst;           /* DST_* */
-    unsigned char *rp; /* DST_FINAL, DST_DIRECT: where the chunk ends */
+    int dst;           /* DST_*; DST_COPY: copied out of the staging slot to rp */
+    int keep;          /* DST_FINAL, DST_COPY: the segment stays in a slot for the next send */
+    unsigned char *rp; /* DST_FINAL, DST_DIRECT, DST_COPY: where the chunk ends */
     const unsigned char *lp; /* DST_SLOT, DST_FINAL: our own operand */
     size_t rbytes;
 } step;
@@ -57,6 +59,7 @@ typedef struct run {
     size_t esz, seg, maxseg;
     size_t group;    /* segments of one step sent back to back (1 .. depth-1) */
     int scale_final; /* RING_AVG: divide the finished chunk by size */
+    int stream;      /* copies out to rp bypass the cache (ring_copy_out) */
     cursor rpost, rdone, spost, sdone;
     /* Staging slots. free_slots is a stack; the others are FIFOs. */
     int free_slots[RING_MAX_DEPTH], nfree;
@@ -283,6 +286,27 @@ static void finish_recv(run *R)
         unsigned char *p = slot_ptr(R, slot);
         ring_reduce(p, s->lp + off, src, n, R->type, R->op);
         R->held[R->held_tail++ % FIFO_N] = slot;
+    } else if (s->dst == DST_FINAL && s->keep) {
+        /* The finished segment is sent on from the slot, so the result is only written, once;
+         * a block at a time, so that the copy out reads it from L1. */
+        unsigned char *p = slot_ptr(R, slot);
+        const unsigned char *q = src;
+        size_t blk = (16u << 10) / R->esz;
+        for (size_t i = 0; i < n; i += blk) {
+            size_t m = n - i < blk ? n - i : blk, at = i * R->esz;
+            ring_reduce(p + at, s->lp + off + at, q + at, m, R->type, R->op);
+            if (R->scale_final) ring_reduce_scale(p + at, m, R->type, R->c->size);
+            ring_copy_out(s->rp + off + at, NULL, p + at, m * R->esz, R->stream);
+        }
+        R->held[R->held_tail++ % FIFO_N] = slot;
+    } else if (s->dst == DST_COPY) {
+        /* one read of the left's slot: into the result, and into ours when sent on */
+        unsigned char *p = slot_ptr(R, slot);
+        ring_copy_out(s->rp + off, s->keep ? p : NULL, src, n * R->esz, R->stream);
+        if (s->keep)
+            R->held[R->held_tail++ % FIFO_N] = slot;
+        else
+            R->free_slots[R->nfree++] = slot;
     } else if (s->dst == DST_FINAL) {
         ring_reduce(s->rp + off, s->lp + off, src, n, R->type, R->op);
         if (R->scale_final) ring_reduce_scale(s->rp + off, n, R->type, R->c->size);
@@ -444,7 +468,7 @@ static ring_status begin(ring_comm *c, int coll, size_t count, ring_dtype type, 
 
 /* Set up the run's cursors from its steps and execute. */
 static ring_status run_steps(ring_comm *c, step *steps, int nsteps, ring_dtype type, ring_op op,
-                             int scale_final, const ring_op_header *h)
+                             int scale_final, int stream, const ring_op_header *h)
 {
     run R = {.c = c,
              .steps = steps,
@@ -454,6 +478,7 @@ static ring_status run_steps(ring_comm *c, step *steps, int nsteps, ring_dtype t
              .esz = ring_dtype_size(type),
              .seg = c->set.segment_bytes,
              .scale_final = scale_final,
+             .stream = stream,
              .group = c->set.step_group > 0 ? (size_t)c->set.step_group : 1};
     if (R.group >= (size_t)c->set.depth) R.group = c->set.depth > 1 ? (size_t)c->set.depth - 1 : 1;
     for (int t = 0; t < nsteps; t++) {
@@ -477,7 +502,9 @@ static ring_status run_steps(ring_comm *c, step *steps, int nsteps, ring_dtype t
     cur_init(&R, &R.spost, 0);
     cur_init(&R, &R.sdone, 0);
     R.hdr = h;
-    return execute(&R, h);
+    ring_status st = execute(&R, h);
+    if (stream) ring_copy_fence(); /* the result is in memory before the caller reads it */
+    return st;
 }
 
 /* Chunk c of count elements split over n ranks: the first count % n chunks get one more. */
@@ -521,7 +548,7 @@ static ring_status allreduce_small(ring_comm *c, const void *sendbuf, void *recv
                       .rp = g + (size_t)mod(r - t - 1, n) * bytes,
                       .rbytes = bytes};
     }
-    ring_status st = run_steps(c, s, n - 1, type, op, 0, h);
+    ring_status st = run_steps(c, s, n - 1, type, op, 0, 0, h);
     if (s != local) free(s);
     if (st != RING_OK) return st;
     ring_reduce(recvbuf, g, g + bytes, count, type, op);
@@ -550,6 +577,12 @@ ring_status ring_allreduce(ring_comm *c, const void *sendbuf, void *recvbuf, siz
 
     const unsigned char *sb = sendbuf;
     unsigned char *rb = recvbuf;
+    /* Where the right neighbour reads our slots in place (shm), the all-gather goes through
+     * them as well: a segment is forwarded from the slot it came in (in cache) and written to
+     * the result once, never read back (streamed when large), where the neighbours copied it
+     * from each other's result buffers, a system call and page pinning per segment. */
+    int slots = c->slots_tp && c->set.shm_gather;
+    int stream = slots && c->set.stream_bytes && bytes >= c->set.stream_bytes;
     step local[MAX_STEPS], *s = alloc_steps(c, 2 * (n - 1), local, MAX_STEPS);
     if (!s) return RING_ERR_NOMEM;
     for (int t = 0; t < n - 1; t++) { /* reduce-scatter: rank r ends owning chunk r */
@@ -561,6 +594,7 @@ ring_status ring_allreduce(ring_comm *c, const void *sendbuf, void *recvbuf, siz
                       .sbytes = sl,
                       .dep = t - 1,
                       .dst = t == n - 2 ? DST_FINAL : DST_SLOT,
+                      .keep = slots && t == n - 2,
                       .rp = rb + ro,
                       .lp = sb + ro,
                       .rbytes = rl};
@@ -569,15 +603,16 @@ ring_status ring_allreduce(ring_comm *c, const void *sendbuf, void *recvbuf, siz
         size_t so, sl, ro, rl;
         chunk(count, n, mod(r - u, n), esz, &so, &sl);
         chunk(count, n, mod(r - u - 1, n), esz, &ro, &rl);
-        s[n - 1 + u] = (step){.src = SRC_OUT,
+        s[n - 1 + u] = (step){.src = slots ? SRC_SLOT : SRC_OUT,
                               .sp = rb + so,
                               .sbytes = sl,
                               .dep = n - 2 + u,
-                              .dst = DST_DIRECT,
+                              .dst = slots ? DST_COPY : DST_DIRECT,
+                              .keep = slots && u < n - 2,
                               .rp = rb + ro,
                               .rbytes = rl};
     }
-    st = run_steps(c, s, 2 * (n - 1), type, op, op == RING_AVG, &h);
+    st = run_steps(c, s, 2 * (n - 1), type, op, op == RING_AVG, stream, &h);
     if (s != local) free(s);
     return st;
 }
@@ -611,7 +646,7 @@ ring_status ring_reduce_scatter(ring_comm *c, const void *sendbuf, void *recvbuf
                       .lp = lp,
                       .rbytes = bytes};
     }
-    st = run_steps(c, s, n - 1, type, op, op == RING_AVG, &h);
+    st = run_steps(c, s, n - 1, type, op, op == RING_AVG, 0, &h);
     if (s != local) free(s);
     return st;
 }
@@ -639,7 +674,7 @@ ring_status ring_allgather(ring_comm *c, const void *sendbuf, void *recvbuf, siz
                       .dst = DST_DIRECT,
                       .rp = rb + (size_t)mod(r - t - 1, n) * bytes,
                       .rbytes = bytes};
-    st = run_steps(c, s, n - 1, type, RING_SUM, 0, &h);
+    st = run_steps(c, s, n - 1, type, RING_SUM, 0, 0, &h);
     if (s != local) free(s);
     return st;
 }
@@ -664,7 +699,7 @@ ring_status ring_broadcast(ring_comm *c, const void *sendbuf, void *recvbuf, siz
               .dst = pos == 0 ? DST_NONE : DST_DIRECT,
               .rp = recvbuf,
               .rbytes = pos == 0 ? 0 : bytes};
-    return run_steps(c, &s, 1, type, RING_SUM, 0, &h);
+    return run_steps(c, &s, 1, type, RING_SUM, 0, 0, &h);
 }
 
 ring_status ring_barrier(ring_comm *c)

@@ -65,6 +65,13 @@
     X(K_SHM_SPIN, "RING_SHM_SPIN_US", "1000", 0, 1000000,                                          \
       "transport shm: poll the peers' words this many microseconds before sleeping, while the "    \
       "host's ranks (RING_LOCAL_RANKS) fit its CPUs (else RING_SPIN_US)")                          \
+    X(K_SHM_GATHER, "RING_SHM_GATHER", "1", 0, 1,                                                  \
+      "transport shm, staging slots shared: 1: an all-reduce's all-gather also passes through "    \
+      "the slots, each segment read in place and copied once into the result; 0: each rank "       \
+      "copies the left's result buffer (process_vm_readv)")                                        \
+    X(K_STREAM, "RING_STREAM_BYTES", "0", 0, 1LL << 40,                                            \
+      "with RING_SHM_GATHER=1, all-reduces of at least this many bytes write their result with "   \
+      "streaming stores (no read for ownership, past the cache); 0: never")                        \
     X(K_LOCAL_RANKS, "RING_LOCAL_RANKS", "", 1, 1 << 20,                                           \
       "ranks of this job on this host (ringrun sets it; unset: 1), for RING_TCP_RECV_WORKER=auto")
 
@@ -194,6 +201,8 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     s->local_ranks = (int)knob_int(e, n, K_LOCAL_RANKS, 0);
     s->shm_cma = (int)knob_int(e, n, K_SHM_CMA, 0);
     s->shm_spin_us = (int)knob_int(e, n, K_SHM_SPIN, 0);
+    s->shm_gather = (int)knob_int(e, n, K_SHM_GATHER, 0);
+    s->stream_bytes = (size_t)knob_int(e, n, K_STREAM, 0);
     s->tcp_streams_knob = e->v[K_TCP_STREAMS] ? (int)knob_int(e, n, K_TCP_STREAMS, 0) : 0;
     /* Segments hold whole elements of any type. */
     s->segment_bytes &= ~(size_t)7;
@@ -276,10 +285,11 @@ void ring_knobs_print(FILE *out)
     eff[K_TCP_RECV_WORKER] = s->tcp_recv_worker;
     eff[K_LOCAL_RANKS] = s->local_ranks;
     eff[K_SHM_CMA] = s->shm_cma, eff[K_SHM_SPIN] = s->shm_spin_us;
+    eff[K_SHM_GATHER] = s->shm_gather, eff[K_STREAM] = (long long)s->stream_bytes;
     numeric[K_CONNECT_TIMEOUT] = numeric[K_OP_TIMEOUT] = numeric[K_SEGMENT] = numeric[K_SMALL] =
         numeric[K_SPIN] = numeric[K_DEPTH] = numeric[K_CHECKSUM] = numeric[K_STEP_GROUP] =
             numeric[K_TCP_THREADS] = numeric[K_TCP_THREADS_MIN] = numeric[K_SHM_CMA] =
-                numeric[K_SHM_SPIN] = 1;
+                numeric[K_SHM_SPIN] = numeric[K_SHM_GATHER] = numeric[K_STREAM] = 1;
     /* Numbers only when they are: RING_TCP_RECV_WORKER may be "auto", RING_LOCAL_RANKS unset. */
     numeric[K_TCP_RECV_WORKER] = s->tcp_recv_worker >= 0;
     numeric[K_LOCAL_RANKS] = s->local_ranks > 0;

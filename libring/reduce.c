@@ -10,6 +10,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#define RING_STREAM 1
+#endif
+
 /* -O2 (GCC 12's "very cheap" cost model) leaves these loops scalar: they need a run-time
  * overlap check and a remainder loop. The reductions are the ring's only arithmetic, so
  * they get -O3's vectoriser whatever the build's flags. */
@@ -170,4 +175,73 @@ void ring_reduce_scale(void *buf, size_t count, ring_dtype t, int n)
     default:
         break;
     }
+}
+
+/* A plain copy of src to out and keep, a block at a time so that keep's copy reads src from
+ * L1 (glibc's memcpy beat 16-byte loops here). */
+static void copy_plain(unsigned char *out, unsigned char *keep, const unsigned char *src,
+                       size_t bytes)
+{
+    for (size_t at = 0; at < bytes; at += 4096) {
+        size_t n = bytes - at < 4096 ? bytes - at : 4096;
+        memcpy(out + at, src + at, n);
+        if (keep) memcpy(keep + at, src + at, n);
+    }
+}
+
+#ifdef RING_STREAM
+/* 64-byte lines of src streamed to out (64-byte aligned) and stored to keep unless NULL. */
+static void stream_lines(unsigned char *out, unsigned char *keep, const unsigned char *src,
+                         size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i += 64) {
+        __m128i x0 = _mm_loadu_si128((const __m128i *)(src + i)),
+                x1 = _mm_loadu_si128((const __m128i *)(src + i + 16)),
+                x2 = _mm_loadu_si128((const __m128i *)(src + i + 32)),
+                x3 = _mm_loadu_si128((const __m128i *)(src + i + 48));
+        _mm_stream_si128((__m128i *)(out + i), x0);
+        _mm_stream_si128((__m128i *)(out + i + 16), x1);
+        _mm_stream_si128((__m128i *)(out + i + 32), x2);
+        _mm_stream_si128((__m128i *)(out + i + 48), x3);
+        if (keep) {
+            _mm_storeu_si128((__m128i *)(keep + i), x0);
+            _mm_storeu_si128((__m128i *)(keep + i + 16), x1);
+            _mm_storeu_si128((__m128i *)(keep + i + 32), x2);
+            _mm_storeu_si128((__m128i *)(keep + i + 48), x3);
+        }
+    }
+}
+#endif
+
+void ring_copy_out(void *out, void *keep, const void *src, size_t bytes, int stream)
+{
+    unsigned char *o = out, *k = keep == src ? NULL : keep;
+    const unsigned char *s = src;
+#ifdef RING_STREAM
+    if (stream) {
+        /* Only whole 64-byte lines of out are streamed: a part of a line would reach memory
+         * as a partial write. The head and the tail take plain stores. */
+        size_t head = (size_t)(-(uintptr_t)o & 63);
+        if (head > bytes) head = bytes;
+        size_t body = (bytes - head) & ~(size_t)63;
+        copy_plain(o, k, s, head);
+        o += head, s += head, k = k ? k + head : NULL;
+        stream_lines(o, k, s, body);
+        copy_plain(o + body, k ? k + body : NULL, s + body, bytes - head - body);
+        return;
+    }
+#else
+    (void)stream;
+#endif
+    if (k)
+        copy_plain(o, k, s, bytes);
+    else
+        memcpy(o, s, bytes); /* glibc picks its own way for a large copy */
+}
+
+void ring_copy_fence(void)
+{
+#ifdef RING_STREAM
+    _mm_sfence();
+#endif
 }

@@ -5,6 +5,9 @@
  * first mismatch. Inputs are small integers, so results are exact in every order.
  *
  *   ring-test [--counts 0,1,3,1000] [--big N]   (big: also this count, sum and max only)
+ *   ring-test --digest N   all-reduces of N inexact floating values (sum, avg), out of place
+ *                          into a misaligned buffer and in place; prints a digest of each
+ *                          result, which any two settings of the data path must agree on
  */
 #include "ring.h"
 
@@ -156,6 +159,45 @@ static int test_broadcast(ctx *x, ring_dtype t, size_t count, int inplace, int r
     return 0;
 }
 
+/* Inputs whose sums round: the bits of the result depend on the order of the reduction. */
+static double noisy(int rank, size_t i)
+{
+    uint64_t z = ((uint64_t)rank << 40) ^ (i * 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
+    return (double)(int64_t)(z >> 11) / 9007199254740992.0 * 1000.0;
+}
+
+static uint64_t fnv1a(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int run_digest(ctx *x, size_t count)
+{
+    static const ring_dtype types[] = {RING_F32, RING_F64, RING_F16, RING_BF16};
+    static const int ops[] = {RING_SUM, RING_AVG};
+    for (int ti = 0; ti < 4; ti++)
+        for (int oi = 0; oi < 2; oi++)
+            for (int inplace = 0; inplace < 2; inplace++) {
+                ring_dtype t = types[ti];
+                size_t es = ring_dtype_size(t);
+                for (size_t i = 0; i < count; i++)
+                    put(x->a, i, t, noisy(x->rank, i));
+                /* one element in: chunks and segments start off the cache lines */
+                unsigned char *out = inplace ? x->a : x->b + es;
+                ring_status st = ring_allreduce(x->c, x->a, out, count, t, (ring_op)ops[oi]);
+                if (st != RING_OK) return status_fail(x, "allreduce (digest)", st);
+                printf("digest %s %s %s %016llx\n", ring_dtype_name(t),
+                       ring_op_name((ring_op)ops[oi]), inplace ? "in-place" : "out-of-place",
+                       (unsigned long long)fnv1a(out, count * es));
+                x->checks++;
+            }
+    return 0;
+}
+
 static int run_count(ctx *x, size_t count, int all_ops)
 {
     for (int t = 0; t < RING_DTYPE_COUNT; t++) {
@@ -180,7 +222,7 @@ int main(int argc, char **argv)
 {
     size_t counts[32] = {0, 1, 3, 1000};
     int ncounts = 4;
-    size_t big = 0;
+    size_t big = 0, digest = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--counts") && i + 1 < argc) {
             ncounts = 0;
@@ -188,8 +230,11 @@ int main(int argc, char **argv)
                 counts[ncounts++] = strtoull(s, NULL, 10);
         } else if (!strcmp(argv[i], "--big") && i + 1 < argc) {
             big = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--digest") && i + 1 < argc) {
+            digest = strtoull(argv[++i], NULL, 10);
+            ncounts = 0;
         } else {
-            fprintf(stderr, "usage: ring-test [--counts 0,1,3,1000] [--big N]\n");
+            fprintf(stderr, "usage: ring-test [--counts 0,1,3,1000] [--big N] | --digest N\n");
             return 2;
         }
     }
@@ -202,7 +247,7 @@ int main(int argc, char **argv)
     }
     x.rank = ring_comm_rank(x.c);
     x.n = ring_comm_size(x.c);
-    size_t maxc = big;
+    size_t maxc = big > digest + 1 ? big : digest + 1;
     for (int i = 0; i < ncounts; i++)
         maxc = counts[i] > maxc ? counts[i] : maxc;
     size_t bytes = (maxc ? maxc : 1) * (size_t)x.n * 8;
@@ -216,6 +261,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < ncounts && !rc; i++)
         rc = run_count(&x, counts[i], 1);
     if (!rc && big) rc = run_count(&x, big, 0);
+    if (!rc && digest) rc = run_digest(&x, digest);
     if (!rc) printf("ring-test: rank %d of %d: %ld checks passed\n", x.rank, x.n, x.checks);
     free(x.a);
     free(x.b);

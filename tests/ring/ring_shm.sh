@@ -3,7 +3,9 @@
 # The shared-memory transport (RING_TRANSPORT=shm): every collective on 2, 4 and 8 ranks with
 # the receivers copying from the senders' memory (CMA), 4 ranks through the FIFO, a killed
 # rank turning into errors within 2 s, ranks on different transports refused with a line
-# that says so, and no segment left behind in /dev/shm.
+# that says so, and no segment left behind in /dev/shm. The all-reduce's all-gather through the
+# staging slots (RING_SHM_GATHER), streamed or not (RING_STREAM_BYTES), gives the bits of the
+# copy from the left's buffer, on every rank.
 set -u
 if [ ! -d /dev/shm ]; then
     echo "SKIP: no /dev/shm on this machine"
@@ -60,6 +62,43 @@ if [ "$(grep -c 'segment 1048576 B x 16,' "$log")" -ne 4 ]; then
     rm -f "$log"
     exit 1
 fi
+echo "== 4 ranks, CMA, every result streamed (RING_STREAM_BYTES=1)"
+if ! RING_STREAM_BYTES=1 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 0,1,3,17,1000 \
+    --big 262147 >"$log" 2>&1; then
+    cat "$log"
+    echo "FAIL: ring-test over shm with streamed results"
+    rm -f "$log"
+    exit 1
+fi
+# Inexact sums: the same bits whichever way the all-gather goes, on every rank.
+for n in 2 4; do
+    ref=""
+    for v in RING_SHM_GATHER=0 RING_STREAM_BYTES=0 RING_STREAM_BYTES=1; do
+        echo "== $n ranks, digests with $v"
+        if ! env "$v" "$RINGRUN" -n "$n" --timeout 600 -- "$RING_TEST" --digest 1000003 \
+            >"$log" 2>&1; then
+            cat "$log"
+            echo "FAIL: ring-test --digest over shm with $v"
+            rm -f "$log"
+            exit 1
+        fi
+        got=$(grep '^\[0\] digest' "$log" | sed 's/^\[0\] //')
+        if [ "$(grep -c '^\[[0-9]*\] digest' "$log")" -ne $((16 * n)) ] ||
+            [ "$(grep 'digest' "$log" | sed 's/^\[[0-9]*\] //' | sort -u | wc -l)" -ne 16 ]; then
+            cat "$log"
+            echo "FAIL: $n ranks with $v: not 16 results alike on every rank"
+            rm -f "$log"
+            exit 1
+        fi
+        if [ -n "$ref" ] && [ "$got" != "$ref" ]; then
+            printf '%s\n--- against RING_SHM_GATHER=0:\n%s\n' "$got" "$ref"
+            echo "FAIL: $n ranks: $v changed the bits of the all-reduce"
+            rm -f "$log"
+            exit 1
+        fi
+        ref=$got
+    done
+done
 rm -f "$log"
 echo "== 4 ranks, FIFO"
 if ! RING_SHM_CMA=0 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 0,1,3,1000 --big 262147; then

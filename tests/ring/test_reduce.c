@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Reductions: every type and op against a scalar reference, aliasing, and the
- * half-precision conversions' rounding (nearest even). */
+ * half-precision conversions' rounding (nearest even); the all-gather's copy out of the slots
+ * (streamed or not) at every alignment. */
 #include <stddef.h>
 #include <stdint.h>
 #include "../check.h"
@@ -167,6 +168,34 @@ static void test_scale(void)
     CHECK(ring_bf16_to_f32(h[0]) == 3.0f && ring_bf16_to_f32(h[1]) == -1.0f);
 }
 
+/* Every length around a cache line at every offset of both ends: the streamed body, the
+ * plain head and tail, and the bytes either side left alone. */
+static void test_copy_out(void)
+{
+    enum { CAP = 1024 };
+    static unsigned char src[CAP], out[CAP + 128], keep[CAP + 128];
+    for (size_t i = 0; i < CAP; i++)
+        src[i] = (unsigned char)(i * 37 + 11);
+    static const size_t lens[] = {0, 1, 15, 63, 64, 65, 127, 128, 200, 640, 1000};
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+        for (size_t oo = 0; oo < 64; oo += 7)
+            for (int stream = 0; stream < 2; stream++)
+                for (int mode = 0; mode < 3; mode++) { /* keep: NULL, another buffer, src */
+                    size_t n = lens[li], so = (oo * 3) % 17;
+                    memset(out, 0xEE, sizeof out);
+                    memset(keep, 0xEE, sizeof keep);
+                    unsigned char *k = mode == 1 ? keep + oo + 5 : NULL;
+                    ring_copy_out(out + oo, mode == 2 ? (void *)(src + so) : k, src + so, n,
+                                  stream);
+                    ring_copy_fence();
+                    CHECK_MSG(memcmp(out + oo, src + so, n) == 0, "len %zu at %zu, stream %d", n,
+                              oo, stream);
+                    CHECK(out[oo + n] == 0xEE && (oo == 0 || out[oo - 1] == 0xEE));
+                    if (k) CHECK(memcmp(k, src + so, n) == 0 && k[n] == 0xEE && k[-1] == 0xEE);
+                    if (!k) CHECK(keep[oo + 5] == 0xEE);
+                }
+}
+
 int main(void)
 {
     test_bf16_rounding();
@@ -174,5 +203,6 @@ int main(void)
     test_all_types_and_ops();
     test_integer_overflow_wraps();
     test_scale();
+    test_copy_out();
     TEST_DONE();
 }
