@@ -112,6 +112,13 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
         c->set.segment_bytes = c->tp->segment_bytes;
         c->set.depth = c->tp->depth;
     }
+    if (c->set.depth < c->tp->min_depth) {
+        st = ring_errf(RING_ERR_CONFIG, err, errlen,
+                       "transport %s needs a pipeline depth of %d or more, not %d "
+                       "(RING_PIPELINE_DEPTH or ring_params.pipeline_depth)",
+                       c->tp->name, c->tp->min_depth, c->set.depth);
+        goto free_comm;
+    }
     c->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->abort_fd < 0) {
         st = ring_errf(RING_ERR_SYSTEM, err, errlen, "eventfd failed");

@@ -28,7 +28,7 @@
     X(K_SPIN, "RING_SPIN_US", "100", 0, 1000000,                                                   \
       "poll the sockets this many microseconds before sleeping")                                   \
     X(K_DEPTH, "RING_PIPELINE_DEPTH", "16", 1, RING_MAX_DEPTH,                                     \
-      "segments in flight per direction (1..64)")                                                  \
+      "segments in flight per direction (1..64; transport shm: 2 or more)")                        \
     X(K_STEP_GROUP, "RING_STEP_GROUP", "8", 1, RING_MAX_DEPTH - 1,                                 \
       "segments of one ring step sent back to back before the next step's (1..63, below the "      \
       "depth)")                                                                                    \

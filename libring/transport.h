@@ -36,6 +36,10 @@ typedef struct ring_transport {
      * RING_SEGMENT_BYTES / RING_PIPELINE_DEPTH set one (0: the library's defaults). */
     size_t segment_bytes;
     int depth;
+    /* The least pipeline depth that cannot deadlock (0: 1). A transport whose send completes
+     * only once the receiver has taken the bytes needs 2: with one staging slot a rank cannot
+     * post its next receive until its right neighbour has taken its send, around the ring. */
+    int min_depth;
     /* Take over a connected, authenticated socket (ownership moves on success). open must
      * not wait for the peer: every rank opens its right connection before its left one. */
     ring_status (*open)(const ring_tp_opts *opts, int fd, int peer_rank, ring_conn **out, char *err,

@@ -5,7 +5,7 @@
 # rank turning into errors within 2 s, ranks on different transports refused with a line
 # that says so, and no segment left behind in /dev/shm. The all-reduce's all-gather through the
 # staging slots (RING_SHM_GATHER), streamed or not (RING_STREAM_BYTES), gives the bits of the
-# copy from the left's buffer, on every rank.
+# copy from the left's buffer, on every rank. A pipeline of depth 1 is refused at start.
 set -u
 if [ ! -d /dev/shm ]; then
     echo "SKIP: no /dev/shm on this machine"
@@ -59,6 +59,22 @@ fi
 if [ "$(grep -c 'segment 1048576 B x 16,' "$log")" -ne 4 ]; then
     cat "$log"
     echo "FAIL: RING_SEGMENT_BYTES did not win over the transport's pipeline on every rank"
+    rm -f "$log"
+    exit 1
+fi
+# A send completes when the receiver has taken it, so one staging slot a rank would deadlock
+# around the ring (it hung until the operation's deadline): refused at start, naming it.
+echo "== a pipeline of depth 1: refused"
+if RING_PIPELINE_DEPTH=1 "$RINGRUN" -n 2 --timeout 60 -- "$RING_TEST" --counts 1 --big 1 \
+    >"$log" 2>&1; then
+    cat "$log"
+    echo "FAIL: shm ran with a pipeline of depth 1"
+    rm -f "$log"
+    exit 1
+fi
+if ! grep -q 'transport shm needs a pipeline depth of 2 or more, not 1' "$log"; then
+    cat "$log"
+    echo "FAIL: no line naming the depth shm needs"
     rm -f "$log"
     exit 1
 fi
