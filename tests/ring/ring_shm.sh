@@ -24,67 +24,51 @@ done
 # segments set too large for the shared area (16 x 1 MiB) the slots stay private.
 echo "== 4 ranks, CMA, checksums on, slots read in place"
 log=$(mktemp) || exit 1
+# fail MESSAGE ends the test with it (fail_log prints the ranks' log first).
+fail() {
+    echo "FAIL: $*"
+    rm -f "$log"
+    exit 1
+}
+fail_log() {
+    cat "$log"
+    fail "$@"
+}
 if ! RING_CHECKSUM=1 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 0,1,3,1000 \
     --big 2621447 >"$log" 2>&1; then
-    cat "$log"
-    echo "FAIL: ring-test over shm with checksums on 4 ranks"
-    rm -f "$log"
-    exit 1
+    fail_log "ring-test over shm with checksums on 4 ranks"
 fi
 if [ "$(grep -c 'staging slots shared with rank' "$log")" -ne 4 ]; then
-    cat "$log"
-    echo "FAIL: not every rank shared its staging slots"
-    rm -f "$log"
-    exit 1
+    fail_log "not every rank shared its staging slots"
 fi
 if [ "$(grep -c 'segment 524288 B x 4,' "$log")" -ne 4 ]; then
-    cat "$log"
-    echo "FAIL: the shm transport's pipeline (512 KiB x 4) not taken by every rank"
-    rm -f "$log"
-    exit 1
+    fail_log "the shm transport's pipeline (512 KiB x 4) not taken by every rank"
 fi
 echo "== 4 ranks, CMA, 1 MiB segments: private slots"
 if ! RING_SEGMENT_BYTES=1048576 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" \
     --counts 0,1,3,1000 --big 2621447 >"$log" 2>&1; then
-    cat "$log"
-    echo "FAIL: ring-test over shm with 1 MiB segments"
-    rm -f "$log"
-    exit 1
+    fail_log "ring-test over shm with 1 MiB segments"
 fi
 if grep -q 'staging slots shared' "$log"; then
-    echo "FAIL: 16 MiB of staging slots claimed to fit the 2 MiB shared area"
-    rm -f "$log"
-    exit 1
+    fail "16 MiB of staging slots claimed to fit the 2 MiB shared area"
 fi
 if [ "$(grep -c 'segment 1048576 B x 16,' "$log")" -ne 4 ]; then
-    cat "$log"
-    echo "FAIL: RING_SEGMENT_BYTES did not win over the transport's pipeline on every rank"
-    rm -f "$log"
-    exit 1
+    fail_log "RING_SEGMENT_BYTES did not win over the transport's pipeline on every rank"
 fi
 # A send completes when the receiver has taken it, so one staging slot a rank would deadlock
 # around the ring (it hung until the operation's deadline): refused at start, naming it.
 echo "== a pipeline of depth 1: refused"
 if RING_PIPELINE_DEPTH=1 "$RINGRUN" -n 2 --timeout 60 -- "$RING_TEST" --counts 1 --big 1 \
     >"$log" 2>&1; then
-    cat "$log"
-    echo "FAIL: shm ran with a pipeline of depth 1"
-    rm -f "$log"
-    exit 1
+    fail_log "shm ran with a pipeline of depth 1"
 fi
 if ! grep -q 'transport shm needs a pipeline depth of 2 or more, not 1' "$log"; then
-    cat "$log"
-    echo "FAIL: no line naming the depth shm needs"
-    rm -f "$log"
-    exit 1
+    fail_log "no line naming the depth shm needs"
 fi
 echo "== 4 ranks, CMA, every result streamed (RING_STREAM_BYTES=1)"
 if ! RING_STREAM_BYTES=1 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 0,1,3,17,1000 \
     --big 262147 >"$log" 2>&1; then
-    cat "$log"
-    echo "FAIL: ring-test over shm with streamed results"
-    rm -f "$log"
-    exit 1
+    fail_log "ring-test over shm with streamed results"
 fi
 # Inexact sums: the same bits whichever way the all-gather goes, on every rank.
 for n in 2 4; do
@@ -93,24 +77,16 @@ for n in 2 4; do
         echo "== $n ranks, digests with $v"
         if ! env "$v" "$RINGRUN" -n "$n" --timeout 600 -- "$RING_TEST" --digest 1000003 \
             >"$log" 2>&1; then
-            cat "$log"
-            echo "FAIL: ring-test --digest over shm with $v"
-            rm -f "$log"
-            exit 1
+            fail_log "ring-test --digest over shm with $v"
         fi
         got=$(grep '^\[0\] digest' "$log" | sed 's/^\[0\] //')
         if [ "$(grep -c '^\[[0-9]*\] digest' "$log")" -ne $((16 * n)) ] ||
             [ "$(grep 'digest' "$log" | sed 's/^\[[0-9]*\] //' | sort -u | wc -l)" -ne 16 ]; then
-            cat "$log"
-            echo "FAIL: $n ranks with $v: not 16 results alike on every rank"
-            rm -f "$log"
-            exit 1
+            fail_log "$n ranks with $v: not 16 results alike on every rank"
         fi
         if [ -n "$ref" ] && [ "$got" != "$ref" ]; then
             printf '%s\n--- against RING_SHM_GATHER=0:\n%s\n' "$got" "$ref"
-            echo "FAIL: $n ranks: $v changed the bits of the all-reduce"
-            rm -f "$log"
-            exit 1
+            fail "$n ranks: $v changed the bits of the all-reduce"
         fi
         ref=$got
     done
