@@ -86,6 +86,16 @@ static int shm_spin(const ring_settings *s)
     return local <= usable_cpus() ? s->shm_spin_us : s->spin_us;
 }
 
+/* Streaming stores (RING_STREAM_BYTES) pay where many ranks write to one memory system at
+ * once, each line of a result written without being read first. Where fewer run at once (2
+ * ranks, or more taking turns on fewer CPUs) they were slower (docs/BENCHMARKS.md sections 32
+ * and 33). They apply to shm rings only, whose ranks are all on this host. */
+static size_t stream_bytes(const ring_settings *s, int size)
+{
+    int cpus = usable_cpus(), at_once = size < cpus ? size : cpus;
+    return at_once >= s->stream_ranks ? s->stream_bytes : 0;
+}
+
 /* Create from whole params and the settings resolved from them (once). */
 static ring_status create(const ring_params *p, const ring_settings *set, ring_comm **out,
                           char *err, size_t errlen)
@@ -99,6 +109,7 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
     c->set.checksum = c->set.checksum || c->cfg.checksum;
     c->rank = c->cfg.rank;
     c->size = c->cfg.world_size;
+    c->set.stream_bytes = stream_bytes(&c->set, c->size);
     c->master_fd = -1;
     c->job_id = derive_job_id(&c->cfg);
     if ((st = ring_transport_select(c, &c->tp, &c->tpo, err, errlen)) != RING_OK) goto free_comm;
@@ -166,6 +177,10 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
                       "rank %d: staging slots shared with rank %d, which reduces from them in "
                       "place",
                       c->rank, (c->rank + 1) % c->size);
+            if (c->set.shm_gather && c->set.stream_bytes)
+                ring_clog(c, RING_LOG_INFO,
+                          "rank %d: all-reduces of %zu bytes and more stream their result", c->rank,
+                          c->set.stream_bytes);
         }
     }
     *out = c;

@@ -69,9 +69,13 @@
       "transport shm, staging slots shared: 1: an all-reduce's all-gather also passes through "    \
       "the slots, each segment read in place and copied once into the result; 0: each rank "       \
       "copies the left's result buffer (process_vm_readv)")                                        \
-    X(K_STREAM, "RING_STREAM_BYTES", "0", 0, 1LL << 40,                                            \
+    X(K_STREAM, "RING_STREAM_BYTES", "16777216", 0, 1LL << 40,                                     \
       "with RING_SHM_GATHER=1, all-reduces of at least this many bytes write their result with "   \
-      "streaming stores (no read for ownership, past the cache); 0: never")                        \
+      "streaming stores (no read for ownership, past the cache) where RING_STREAM_RANKS ranks or " \
+      "more run at once; 0: never")                                                                \
+    X(K_STREAM_RANKS, "RING_STREAM_RANKS", "4", 2, 1 << 20,                                        \
+      "RING_STREAM_BYTES applies when the ring has at least this many ranks and this process at "  \
+      "least this many CPUs")                                                                      \
     X(K_LOCAL_RANKS, "RING_LOCAL_RANKS", "", 1, 1 << 20,                                           \
       "ranks of this job on this host (ringrun sets it; unset: 1), for RING_TCP_RECV_WORKER=auto")
 
@@ -203,6 +207,7 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     s->shm_spin_us = (int)knob_int(e, n, K_SHM_SPIN, 0);
     s->shm_gather = (int)knob_int(e, n, K_SHM_GATHER, 0);
     s->stream_bytes = (size_t)knob_int(e, n, K_STREAM, 0);
+    s->stream_ranks = (int)knob_int(e, n, K_STREAM_RANKS, 0);
     s->tcp_streams_knob = e->v[K_TCP_STREAMS] ? (int)knob_int(e, n, K_TCP_STREAMS, 0) : 0;
     /* Segments hold whole elements of any type. */
     s->segment_bytes &= ~(size_t)7;
@@ -286,10 +291,12 @@ void ring_knobs_print(FILE *out)
     eff[K_LOCAL_RANKS] = s->local_ranks;
     eff[K_SHM_CMA] = s->shm_cma, eff[K_SHM_SPIN] = s->shm_spin_us;
     eff[K_SHM_GATHER] = s->shm_gather, eff[K_STREAM] = (long long)s->stream_bytes;
+    eff[K_STREAM_RANKS] = s->stream_ranks;
     numeric[K_CONNECT_TIMEOUT] = numeric[K_OP_TIMEOUT] = numeric[K_SEGMENT] = numeric[K_SMALL] =
         numeric[K_SPIN] = numeric[K_DEPTH] = numeric[K_CHECKSUM] = numeric[K_STEP_GROUP] =
             numeric[K_TCP_THREADS] = numeric[K_TCP_THREADS_MIN] = numeric[K_SHM_CMA] =
-                numeric[K_SHM_SPIN] = numeric[K_SHM_GATHER] = numeric[K_STREAM] = 1;
+                numeric[K_SHM_SPIN] = numeric[K_SHM_GATHER] = numeric[K_STREAM] =
+                    numeric[K_STREAM_RANKS] = 1;
     /* Numbers only when they are: RING_TCP_RECV_WORKER may be "auto", RING_LOCAL_RANKS unset. */
     numeric[K_TCP_RECV_WORKER] = s->tcp_recv_worker >= 0;
     numeric[K_LOCAL_RANKS] = s->local_ranks > 0;

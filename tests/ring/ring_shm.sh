@@ -4,8 +4,8 @@
 # the receivers copying from the senders' memory (CMA), 4 ranks through the FIFO, a killed
 # rank turning into errors within 2 s, ranks on different transports refused with a line
 # that says so, and no segment left behind in /dev/shm. The all-reduce's all-gather through the
-# staging slots (RING_SHM_GATHER), streamed or not (RING_STREAM_BYTES), gives the bits of the
-# copy from the left's buffer, on every rank. A pipeline of depth 1 is refused at start.
+# staging slots (RING_SHM_GATHER), streamed or not (RING_STREAM_BYTES, RING_STREAM_RANKS), gives
+# the bits of the copy from the left's buffer, on every rank. A pipeline of depth 1 is refused at start.
 set -u
 if [ ! -d /dev/shm ]; then
     echo "SKIP: no /dev/shm on this machine"
@@ -65,18 +65,32 @@ fi
 if ! grep -q 'transport shm needs a pipeline depth of 2 or more, not 1' "$log"; then
     fail_log "no line naming the depth shm needs"
 fi
-echo "== 4 ranks, CMA, every result streamed (RING_STREAM_BYTES=1)"
-if ! RING_STREAM_BYTES=1 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 0,1,3,17,1000 \
-    --big 262147 >"$log" 2>&1; then
+echo "== 4 ranks, CMA, every result streamed (RING_STREAM_BYTES=1, RING_STREAM_RANKS=2)"
+if ! RING_STREAM_BYTES=1 RING_STREAM_RANKS=2 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" \
+    --counts 0,1,3,17,1000 --big 262147 >"$log" 2>&1; then
     fail_log "ring-test over shm with streamed results"
+fi
+if [ "$(grep -c 'all-reduces of 1 bytes and more stream their result' "$log")" -ne 4 ]; then
+    fail_log "not every rank said it streams its results"
+fi
+# The default streams only where 4 ranks run at once; the log says which it chose.
+cpus=$(nproc)
+if ! RING_STREAM_BYTES=1 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 1000 \
+    >"$log" 2>&1; then
+    fail_log "ring-test over shm, RING_STREAM_BYTES=1, default RING_STREAM_RANKS"
+fi
+said=$(grep -c 'stream their result' "$log")
+if { [ "$cpus" -ge 4 ] && [ "$said" -ne 4 ]; } || { [ "$cpus" -lt 4 ] && [ "$said" -ne 0 ]; }; then
+    fail_log "with $cpus CPUs, $said of 4 ranks said they stream (RING_STREAM_RANKS=4)"
 fi
 # Inexact sums: the same bits whichever way the all-gather goes, on every rank.
 for n in 2 4; do
     ref=""
     for v in RING_SHM_GATHER=0 RING_STREAM_BYTES=0 RING_STREAM_BYTES=1; do
         echo "== $n ranks, digests with $v"
-        if ! env "$v" "$RINGRUN" -n "$n" --timeout 600 -- "$RING_TEST" --digest 1000003 \
-            >"$log" 2>&1; then
+        # RING_STREAM_RANKS=2: streamed at 2 ranks as well (the default starts at 4).
+        if ! env RING_STREAM_RANKS=2 "$v" "$RINGRUN" -n "$n" --timeout 600 -- "$RING_TEST" \
+            --digest 1000003 >"$log" 2>&1; then
             fail_log "ring-test --digest over shm with $v"
         fi
         got=$(grep '^\[0\] digest' "$log" | sed 's/^\[0\] //')
