@@ -582,7 +582,8 @@ ring_status ring_allreduce(ring_comm *c, const void *sendbuf, void *recvbuf, siz
      * the result once, never read back (streamed when large), where the neighbours copied it
      * from each other's result buffers, a system call and page pinning per segment. */
     int slots = c->slots_tp && c->set.shm_gather;
-    int stream = slots && c->set.stream_bytes && bytes >= c->set.stream_bytes;
+    int stream = slots && c->set.stream_bytes && bytes >= c->set.stream_bytes &&
+                 (sendbuf != recvbuf || c->set.stream_in_place);
     step local[MAX_STEPS], *s = alloc_steps(c, 2 * (n - 1), local, MAX_STEPS);
     if (!s) return RING_ERR_NOMEM;
     for (int t = 0; t < n - 1; t++) { /* reduce-scatter: rank r ends owning chunk r */

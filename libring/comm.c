@@ -86,14 +86,17 @@ static int shm_spin(const ring_settings *s)
     return local <= usable_cpus() ? s->shm_spin_us : s->spin_us;
 }
 
-/* Streaming stores (RING_STREAM_BYTES) pay where many ranks write to one memory system at
- * once, each line of a result written without being read first. Where fewer run at once (2
- * ranks, or more taking turns on fewer CPUs) they were slower (docs/BENCHMARKS.md sections 32
- * and 33). They apply to shm rings only, whose ranks are all on this host. */
-static size_t stream_bytes(const ring_settings *s, int size)
+/* Streaming stores (RING_STREAM_BYTES) write each line of a result without reading it first,
+ * which pays where ranks running at once share the host's memory bandwidth. In place, where
+ * a rank read every line it overwrites earlier in the call, they paid at 4 and 8 ranks and
+ * lost at 2
+ * (docs/BENCHMARKS.md sections 32-34), hence RING_STREAM_RANKS. Ranks taking turns on
+ * fewer CPUs count as the CPUs. shm rings only, whose ranks are all on this host. */
+static void stream_rule(ring_settings *s, int size)
 {
     int cpus = usable_cpus(), at_once = size < cpus ? size : cpus;
-    return at_once >= s->stream_ranks ? s->stream_bytes : 0;
+    s->stream_in_place = at_once >= s->stream_ranks;
+    if (at_once < 2) s->stream_bytes = 0;
 }
 
 /* Create from whole params and the settings resolved from them (once). */
@@ -109,7 +112,7 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
     c->set.checksum = c->set.checksum || c->cfg.checksum;
     c->rank = c->cfg.rank;
     c->size = c->cfg.world_size;
-    c->set.stream_bytes = stream_bytes(&c->set, c->size);
+    stream_rule(&c->set, c->size);
     c->master_fd = -1;
     c->job_id = derive_job_id(&c->cfg);
     if ((st = ring_transport_select(c, &c->tp, &c->tpo, err, errlen)) != RING_OK) goto free_comm;
@@ -179,8 +182,9 @@ static ring_status create(const ring_params *p, const ring_settings *set, ring_c
                       c->rank, (c->rank + 1) % c->size);
             if (c->set.shm_gather && c->set.stream_bytes)
                 ring_clog(c, RING_LOG_INFO,
-                          "rank %d: all-reduces of %zu bytes and more stream their result", c->rank,
-                          c->set.stream_bytes);
+                          "rank %d: all-reduces of %zu bytes and more stream their result (%s)",
+                          c->rank, c->set.stream_bytes,
+                          c->set.stream_in_place ? "in place too" : "out of place only");
         }
     }
     *out = c;

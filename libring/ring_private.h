@@ -50,7 +50,8 @@ typedef struct ring_settings {
     int shm_spin_us;     /* RING_SHM_SPIN_US */
     int shm_gather;      /* RING_SHM_GATHER: all-gathers through the shared staging slots */
     size_t stream_bytes; /* RING_STREAM_BYTES: such all-reduces stream their result; 0 never */
-    int stream_ranks;    /* RING_STREAM_RANKS: ... when this many ranks run at once (or more) */
+    int stream_ranks;    /* RING_STREAM_RANKS: in place too when this many ranks run at once */
+    int stream_in_place; /* derived at create: stream_ranks ranks or more run at once */
     char config_path[RING_PATH_MAX]; /* RING_CONFIG, "" unset */
     char secret_file[RING_PATH_MAX]; /* RING_SECRET_FILE, "" unset */
     int transport_knob;              /* RING_TRANSPORT as a ring_transport_kind, -1 unset */
