@@ -89,9 +89,8 @@ static int shm_spin(const ring_settings *s)
 /* Streaming stores (RING_STREAM_BYTES) write each line of a result without reading it first,
  * which pays where ranks running at once share the host's memory bandwidth. In place, where
  * a rank read every line it overwrites earlier in the call, they paid at 4 and 8 ranks and
- * lost at 2
- * (docs/BENCHMARKS.md sections 32-34), hence RING_STREAM_RANKS. Ranks taking turns on
- * fewer CPUs count as the CPUs. shm rings only, whose ranks are all on this host. */
+ * lost at 2 (docs/BENCHMARKS.md sections 32-34), hence RING_STREAM_RANKS. Ranks taking turns
+ * on fewer CPUs count as the CPUs. shm rings only, whose ranks are all on this host. */
 static void stream_rule(ring_settings *s, int size)
 {
     int cpus = usable_cpus(), at_once = size < cpus ? size : cpus;

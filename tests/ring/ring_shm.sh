@@ -5,7 +5,8 @@
 # rank turning into errors within 2 s, ranks on different transports refused with a line
 # that says so, and no segment left behind in /dev/shm. The all-reduce's all-gather through the
 # staging slots (RING_SHM_GATHER), streamed or not (RING_STREAM_BYTES, RING_STREAM_RANKS), gives
-# the bits of the copy from the left's buffer, on every rank. A pipeline of depth 1 is refused at start.
+# the bits of the copy from the left's buffer, on every rank; the ranks say when they stream.
+# A pipeline of depth 1 is refused at start.
 set -u
 if [ ! -d /dev/shm ]; then
     echo "SKIP: no /dev/shm on this machine"
