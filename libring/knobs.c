@@ -71,8 +71,8 @@
       "copies the left's result buffer (process_vm_readv)")                                        \
     X(K_STREAM, "RING_STREAM_BYTES", "16777216", 0, 1LL << 40,                                     \
       "with RING_SHM_GATHER=1, all-reduces of at least this many bytes write their result with "   \
-      "streaming stores (no read for ownership, past the cache): out of place always, in place "   \
-      "see RING_STREAM_RANKS; 0: never")                                                           \
+      "streaming stores (no read for ownership, past the cache): out of place where 2 ranks or "   \
+      "more run at once, in place see RING_STREAM_RANKS; 0: never")                                \
     X(K_STREAM_RANKS, "RING_STREAM_RANKS", "4", 2, 1 << 20,                                        \
       "in-place all-reduces stream their result (RING_STREAM_BYTES) where the ring has at least "  \
       "this many ranks and this process at least this many CPUs")                                  \

@@ -75,7 +75,7 @@ if [ "$(grep -c 'all-reduces of 1 bytes and more stream their result' "$log")" -
     fail_log "not every rank said it streams its results"
 fi
 # By default in place streams only where 4 ranks run at once; the log says which it chose.
-cpus=$(nproc)
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) # the CPUs libring counts (affinity)
 if ! RING_STREAM_BYTES=1 "$RINGRUN" -n 4 --timeout 600 -- "$RING_TEST" --counts 1000 \
     >"$log" 2>&1; then
     fail_log "ring-test over shm, RING_STREAM_BYTES=1, default RING_STREAM_RANKS"
@@ -90,7 +90,7 @@ for n in 2 4; do
     ref=""
     for v in RING_SHM_GATHER=0 RING_STREAM_BYTES=0 RING_STREAM_BYTES=1; do
         echo "== $n ranks, digests with $v"
-        # RING_STREAM_RANKS=2: streamed at 2 ranks as well (the default starts at 4).
+        # RING_STREAM_RANKS=2: in place streamed at 2 ranks as well (the default starts at 4).
         if ! env RING_STREAM_RANKS=2 "$v" "$RINGRUN" -n "$n" --timeout 600 -- "$RING_TEST" \
             --digest 1000003 >"$log" 2>&1; then
             fail_log "ring-test --digest over shm with $v"
