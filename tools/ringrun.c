@@ -7,8 +7,12 @@
  * SIGKILL (PR_SET_PDEATHSIG), and a watchdog process started first kills what is left of their
  * groups and removes the config folder when ringrun vanishes without cleaning up.
  *
- *   ringrun -n N [--base-port P] [--timeout S] [--keep-configs] -- CMD ARGS...
- *   ringrun --print-configs --hosts h0,h1,... [--base-port P] [--out DIR]
+ *   ringrun -n N [--transport T] [--base-port P] [--timeout S] [--keep-configs] -- CMD ARGS...
+ *   ringrun --print-configs --hosts h0,h1,... [--transport T] [--base-port P] [--out DIR]
+ *
+ * Local ranks get "transport": "shm" unless --transport says otherwise: on one host shared
+ * memory beats loopback TCP at every size measured (docs/BENCHMARKS.md section 35). Configs
+ * for several hosts keep libring's default (tcp). RING_TRANSPORT still overrides both.
  */
 #include "ring.h"
 #include "common/clock.h"
@@ -74,11 +78,15 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: ringrun -n N [--base-port P] [--timeout S] [--keep-configs] -- CMD ARGS...\n"
-        "       ringrun --print-configs --hosts h0,h1,... [--base-port P] [--out DIR]\n"
+        "usage: ringrun -n N [--transport T] [--base-port P] [--timeout S] [--keep-configs] --\n"
+        "              CMD ARGS...\n"
+        "       ringrun --print-configs --hosts h0,h1,... [--transport T] [--base-port P] [--out "
+        "DIR]\n"
         "Starts N ranks on this host over loopback, each with RING_CONFIG naming its own file\n"
         "(and RING_LOCAL_RANKS=N unless set).\n"
         "  -n N             number of ranks (a power of 2)\n"
+        "  --transport T    the configs' \"transport\": tcp, shm, verbs or auto (default: shm for\n"
+        "                   -n, tcp for --print-configs; RING_TRANSPORT overrides it)\n"
         "  --base-port P    master port P, rank r listens on P+1+r (default: free ports)\n"
         "  --timeout S      stop every rank after S seconds (exit 124)\n"
         "  --keep-configs   keep the per-rank files (their folder is printed)\n"
@@ -151,8 +159,24 @@ static int parse_int(const char *s, const char *what, int lo, int hi, int *out)
     return 0;
 }
 
+/* --transport's value as a ring_transport_kind, or -1 with a message. */
+static int parse_transport(const char *s)
+{
+    static const struct {
+        const char *name;
+        ring_transport_kind kind;
+    } known[] = {{"tcp", RING_TRANSPORT_TCP},
+                 {"shm", RING_TRANSPORT_SHM},
+                 {"verbs", RING_TRANSPORT_VERBS},
+                 {"auto", RING_TRANSPORT_AUTO}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(s, known[i].name) == 0) return (int)known[i].kind;
+    fprintf(stderr, "ringrun: --transport must be tcp, shm, verbs or auto, got '%.40s'\n", s);
+    return -1;
+}
+
 static int write_configs(const char *dir, char **hosts, int n, const int *ports, uint64_t job,
-                         int quiet)
+                         ring_transport_kind tp, int quiet)
 {
     char err[512], path[512];
     for (int r = 0; r < n; r++) {
@@ -167,6 +191,7 @@ static int write_configs(const char *dir, char **hosts, int n, const int *ports,
         cfg.world_size = n;
         cfg.job_id = job;
         cfg.has_job_id = 1;
+        cfg.transport = tp;
         snprintf(path, sizeof path, "%s/rank-%d.json", dir, r);
         if (ring_config_write(path, &cfg, err, sizeof err) != RING_OK) {
             fprintf(stderr, "ringrun: %s\n", err);
@@ -524,7 +549,8 @@ int main(int argc, char **argv)
     int n = 0, base_port = 0, timeout_s = 0, keep = 0, print_configs = 0;
     char *hosts_arg = NULL;
     const char *out_dir = ".";
-    enum { O_BASE = 1000, O_TIMEOUT, O_KEEP, O_PRINT, O_HOSTS, O_OUT };
+    int transport = -1; /* ring_transport_kind; -1: by mode */
+    enum { O_BASE = 1000, O_TIMEOUT, O_KEEP, O_PRINT, O_HOSTS, O_OUT, O_TRANSPORT };
     static const struct option opts[] = {{"np", required_argument, 0, 'n'},
                                          {"base-port", required_argument, 0, O_BASE},
                                          {"timeout", required_argument, 0, O_TIMEOUT},
@@ -532,6 +558,7 @@ int main(int argc, char **argv)
                                          {"print-configs", no_argument, 0, O_PRINT},
                                          {"hosts", required_argument, 0, O_HOSTS},
                                          {"out", required_argument, 0, O_OUT},
+                                         {"transport", required_argument, 0, O_TRANSPORT},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -557,6 +584,9 @@ int main(int argc, char **argv)
             break;
         case O_OUT:
             out_dir = optarg;
+            break;
+        case O_TRANSPORT:
+            if ((transport = parse_transport(optarg)) < 0) return 2;
             break;
         case 'h':
             usage(stdout);
@@ -596,7 +626,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "ringrun: cannot create %s: %s\n", out_dir, strerror(errno));
             return 1;
         }
-        if (write_configs(out_dir, hosts, nh, ports, random_job_id(), 0)) return 1;
+        if (write_configs(out_dir, hosts, nh, ports, random_job_id(),
+                          transport < 0 ? RING_TRANSPORT_TCP : (ring_transport_kind)transport, 0))
+            return 1;
         fflush(stdout);
         if (ferror(stdout)) {
             fprintf(stderr, "ringrun: cannot write to standard output: %s\n", strerror(errno));
@@ -638,7 +670,9 @@ int main(int argc, char **argv)
     char *hosts[MAX_RANKS];
     for (int r = 0; r < n; r++)
         hosts[r] = "127.0.0.1";
-    if (write_configs(L.dir, hosts, n, ports, random_job_id(), 1)) return 1;
+    if (write_configs(L.dir, hosts, n, ports, random_job_id(),
+                      transport < 0 ? RING_TRANSPORT_SHM : (ring_transport_kind)transport, 1))
+        return 1;
     if (keep) fprintf(stderr, "ringrun: configs in %s\n", L.dir);
 
     L.watch_fd = -1;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # ringrun: argument checks, output prefixes, first failure stops the rest, timeout,
-# signal forwarding, multi-host config files. Every wait here is bounded.
+# signal forwarding, the configs' transport, multi-host config files. Every wait here is
+# bounded.
 set -u
 fails=0
 pass() { echo "ok: $1"; }
@@ -39,6 +40,21 @@ if kill -0 $pid 2>/dev/null; then kill -KILL $pid; bad "SIGTERM not forwarded"; 
 "$RINGRUN" --print-configs --hosts hostA,hostB,hostC,hostD --base-port 31000 --out "$tmp" >/dev/null 2>&1; rc=$?
 [ $rc -eq 0 ] && grep -Eq '"right_ip":[[:space:]]*"hostC"' "$tmp/rank-1.json" \
     && grep -Eq '"master_ip":[[:space:]]*"hostA"' "$tmp/rank-3.json" && grep -Eq '"right_port":[[:space:]]*31001' "$tmp/rank-3.json" && pass "--print-configs" || bad "--print-configs rc=$rc"
+
+# Local ranks are given shm unless --transport says otherwise; multi-host files keep tcp (the
+# field left out); RING_TRANSPORT still decides over the file.
+out=$("$RINGRUN" -n 2 -- sh -c 'cat "$RING_CONFIG"' 2>&1); rc=$?
+[ $rc -eq 0 ] && [ "$(echo "$out" | grep -Ec '"transport":[[:space:]]*"shm"')" -eq 2 ] && pass "local ranks: shm" || bad "local ranks' transport: rc=$rc $out"
+out=$("$RINGRUN" -n 2 --transport tcp -- sh -c 'cat "$RING_CONFIG"' 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q '"rank"' && ! echo "$out" | grep -q '"transport"' && pass "--transport tcp" || bad "--transport tcp: rc=$rc $out"
+out=$("$RINGRUN" -n 2 --transport udp -- true 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "ringrun: --transport must be tcp, shm, verbs or auto, got 'udp'" && pass "--transport udp refused" || bad "--transport udp: rc=$rc $out"
+out=$(RING_LOG_LEVEL=info "$RINGRUN" -n 2 -- "$RING_TEST" --counts 1 --big 1 2>&1); rc=$?
+[ $rc -eq 0 ] && [ "$(echo "$out" | grep -c "transport shm (set by the config's \"transport\")")" -eq 2 ] && pass "ranks run over shm" || bad "default transport: rc=$rc $out"
+out=$(RING_TRANSPORT=tcp RING_LOG_LEVEL=info "$RINGRUN" -n 2 -- "$RING_TEST" --counts 1 --big 1 2>&1); rc=$?
+[ $rc -eq 0 ] && ! echo "$out" | grep -q "transport shm" && pass "RING_TRANSPORT=tcp over ringrun's shm" || bad "RING_TRANSPORT=tcp: rc=$rc $out"
+"$RINGRUN" --print-configs --hosts h0,h1 --transport auto --out "$tmp/auto" >/dev/null 2>&1; rc=$?
+[ $rc -eq 0 ] && grep -Eq '"transport":[[:space:]]*"auto"' "$tmp/auto/rank-1.json" && ! grep -q '"transport"' "$tmp/rank-0.json" && pass "--print-configs: tcp unless --transport" || bad "--print-configs --transport: rc=$rc"
 
 # A rank whose RING_CONFIG is broken reports the file and the field.
 printf '{"master_port": 1, "port": 2, "right_port": 3, "rank": 0, "world_size": 6}' > "$tmp/bad.json"
