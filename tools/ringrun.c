@@ -10,9 +10,10 @@
  *   ringrun -n N [--transport T] [--base-port P] [--timeout S] [--keep-configs] -- CMD ARGS...
  *   ringrun --print-configs --hosts h0,h1,... [--transport T] [--base-port P] [--out DIR]
  *
- * Local ranks get "transport": "shm" unless --transport says otherwise: on one host shared
- * memory beats loopback TCP at every size measured (docs/BENCHMARKS.md section 35). Configs
- * for several hosts keep libring's default (tcp). RING_TRANSPORT still overrides both.
+ * Local ranks get "transport": "shm" unless --transport says otherwise: on one host it took
+ * 1.1x-3.5x loopback TCP's bandwidth from 64 KiB on and was level below (docs/BENCHMARKS.md
+ * section 35). Without a writable /dev/shm they get tcp. Configs for several hosts keep libring's default (tcp).
+ * RING_TRANSPORT still overrides both.
  */
 #include "ring.h"
 #include "common/clock.h"
@@ -670,8 +671,16 @@ int main(int argc, char **argv)
     char *hosts[MAX_RANKS];
     for (int r = 0; r < n; r++)
         hosts[r] = "127.0.0.1";
-    if (write_configs(L.dir, hosts, n, ports, random_job_id(),
-                      transport < 0 ? RING_TRANSPORT_SHM : (ring_transport_kind)transport, 1))
+    if (transport < 0) {
+        transport = RING_TRANSPORT_SHM;
+        /* shm's segments live in /dev/shm; a container without it still runs over loopback. */
+        if (access("/dev/shm", W_OK | X_OK) != 0) {
+            fprintf(stderr, "ringrun: /dev/shm is not writable (%s): the ranks use tcp\n",
+                    strerror(errno));
+            transport = RING_TRANSPORT_TCP;
+        }
+    }
+    if (write_configs(L.dir, hosts, n, ports, random_job_id(), (ring_transport_kind)transport, 1))
         return 1;
     if (keep) fprintf(stderr, "ringrun: configs in %s\n", L.dir);
 

@@ -53,6 +53,15 @@ out=$(RING_LOG_LEVEL=info "$RINGRUN" -n 2 -- "$RING_TEST" --counts 1 --big 1 2>&
 [ $rc -eq 0 ] && [ "$(echo "$out" | grep -c "transport shm (set by the config's \"transport\")")" -eq 2 ] && pass "ranks run over shm" || bad "default transport: rc=$rc $out"
 out=$(RING_TRANSPORT=tcp RING_LOG_LEVEL=info "$RINGRUN" -n 2 -- "$RING_TEST" --counts 1 --big 1 2>&1); rc=$?
 [ $rc -eq 0 ] && ! echo "$out" | grep -q "transport shm" && pass "RING_TRANSPORT=tcp over ringrun's shm" || bad "RING_TRANSPORT=tcp: rc=$rc $out"
+# Without a writable /dev/shm (a read-only one in a mount namespace of this test's own) the
+# ranks fall back to tcp, and ringrun says so.
+if unshare -m sh -c 'mount -t tmpfs -o ro tmpfs /dev/shm' 2>/dev/null; then
+    out=$(unshare -m sh -c 'mount -t tmpfs -o ro tmpfs /dev/shm && exec "$0" -n 2 -- sh -c "cat \"\$RING_CONFIG\""' "$RINGRUN" 2>&1); rc=$?
+    [ $rc -eq 0 ] && echo "$out" | grep -q "ringrun: /dev/shm is not writable (.*): the ranks use tcp" \
+        && echo "$out" | grep -q '"rank"' && ! echo "$out" | grep -q '"transport"' && pass "no writable /dev/shm: tcp" || bad "read-only /dev/shm: rc=$rc $out"
+else
+    echo "skip: no mount namespace here (unshare -m needs root): the read-only /dev/shm check"
+fi
 "$RINGRUN" --print-configs --hosts h0,h1 --transport auto --out "$tmp/auto" >/dev/null 2>&1; rc=$?
 [ $rc -eq 0 ] && grep -Eq '"transport":[[:space:]]*"auto"' "$tmp/auto/rank-1.json" && ! grep -q '"transport"' "$tmp/rank-0.json" && pass "--print-configs: tcp unless --transport" || bad "--print-configs --transport: rc=$rc"
 
