@@ -12,8 +12,8 @@
  *
  * Local ranks get "transport": "shm" unless --transport says otherwise: on one host it took
  * 1.1x-3.5x loopback TCP's bandwidth from 64 KiB on and was level below (docs/BENCHMARKS.md
- * section 35). Without a writable /dev/shm they get tcp. Configs for several hosts keep libring's default (tcp).
- * RING_TRANSPORT still overrides both.
+ * section 35). Without a writable /dev/shm they get tcp. Configs for several hosts keep libring's
+ * default (tcp). RING_TRANSPORT still overrides both.
  */
 #include "ring.h"
 #include "common/clock.h"
