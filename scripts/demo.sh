@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# The main job: install what is missing, build, and run a 4-rank all-reduce benchmark over loopback.
+# The main job: install what is missing, build, and run a 4-rank all-reduce benchmark on this host.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/install-deps
