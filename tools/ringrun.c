@@ -79,12 +79,13 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: ringrun -n N [--transport T] [--base-port P] [--timeout S] [--keep-configs] --\n"
-        "              CMD ARGS...\n"
-        "       ringrun --print-configs --hosts h0,h1,... [--transport T] [--base-port P] [--out "
-        "DIR]\n"
-        "Starts N ranks on this host over loopback, each with RING_CONFIG naming its own file\n"
-        "(and RING_LOCAL_RANKS=N unless set).\n"
+        "usage: ringrun -n N [--transport T] [--base-port P] [--timeout S] [--keep-configs]\n"
+        "               -- CMD ARGS...\n"
+        "       ringrun --print-configs --hosts h0,h1,... [--transport T] [--base-port P]\n"
+        "               [--out DIR]\n"
+        "Starts N ranks on this host, each with RING_CONFIG naming its own file (and\n"
+        "RING_LOCAL_RANKS=N unless set); they meet over loopback TCP and move their data\n"
+        "through shared memory unless --transport says otherwise.\n"
         "  -n N             number of ranks (a power of 2)\n"
         "  --transport T    the configs' \"transport\": tcp, shm, verbs or auto (default: shm for\n"
         "                   -n, tcp for --print-configs; RING_TRANSPORT overrides it)\n"
