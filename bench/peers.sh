@@ -5,7 +5,7 @@
 # Builds bench/build/{mpi_allreduce,gloo_allreduce} (our harnesses against Debian's
 # Open MPI and Gloo), then for each rank count and size runs, R times each and
 # interleaved so that machine noise spreads over all of them:
-#   ours      ringrun -n N -- coll-bench (ring provider, TCP over lo)
+#   ours      ringrun -n N --transport tcp -- coll-bench (ring provider, TCP over lo)
 #   mpi       Open MPI MPI_Allreduce forced onto its TCP BTL on lo
 #   gloo-rc   gloo::AllreduceRingChunked<float>, TCP device on lo
 #   gloo-ar   gloo::allreduce (the newer API), TCP device on lo
@@ -26,7 +26,7 @@ run_timeout=300
 only="ours mpi gloo-rc gloo-ar iperf"
 coll_bench=${COLL_BENCH:-$root/build/tools/coll-bench}
 ringrun=${RINGRUN:-$root/build/tools/ringrun}
-ours_launch='{ringrun} -n {n} --timeout {t} --'
+ours_launch='{ringrun} -n {n} --transport tcp --timeout {t} --'
 iperf_secs=3
 logdir=""
 

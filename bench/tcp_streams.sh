@@ -21,7 +21,7 @@ echo "# $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg); $ranks ra
 for r in $(seq 1 "$rounds"); do
     for k in $configs; do
         if [ "$k" = base ]; then b=$base; kk=1; else b=$build; kk=$k; fi
-        RING_TCP_STREAMS=$kk "$b/tools/ringrun" -n "$ranks" --timeout 600 -- "$b/tools/coll-bench" "$@" \
+        RING_TRANSPORT=tcp RING_TCP_STREAMS=$kk "$b/tools/ringrun" -n "$ranks" --timeout 600 -- "$b/tools/coll-bench" "$@" \
             2>/dev/null | grep '^\[0\] *[0-9]' | awk '{print $2, $9, $15}' >"$out/$k.$r"
     done
 done
