@@ -17,6 +17,15 @@
 /* The smallest caller's struct accepted: through world_size, mistral.rs's fields. */
 #define CONFIG_MIN_SIZE (offsetof(ring_config, world_size) + sizeof(int))
 
+const char *ring_transport_name(ring_transport_kind kind)
+{
+    static const char *const names[] = {[RING_TRANSPORT_TCP] = "tcp",
+                                        [RING_TRANSPORT_VERBS] = "verbs",
+                                        [RING_TRANSPORT_AUTO] = "auto",
+                                        [RING_TRANSPORT_SHM] = "shm"};
+    return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : NULL;
+}
+
 static void config_defaults(ring_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -262,14 +271,11 @@ static ring_status config_parse(const char *json, const char *origin, ring_confi
     RING_CHECK(
         get_str(root, origin, "transport", transport, sizeof transport, &present, err, errlen),
         free_json);
-    if (strcmp(transport, "tcp") == 0) {
-        cfg->transport = RING_TRANSPORT_TCP;
-    } else if (strcmp(transport, "verbs") == 0) {
-        cfg->transport = RING_TRANSPORT_VERBS;
-    } else if (strcmp(transport, "auto") == 0) {
-        cfg->transport = RING_TRANSPORT_AUTO;
-    } else if (strcmp(transport, "shm") == 0) {
-        cfg->transport = RING_TRANSPORT_SHM;
+    int kind = 0;
+    for (; ring_transport_name(kind); kind++)
+        if (strcmp(transport, ring_transport_name(kind)) == 0) break;
+    if (ring_transport_name(kind)) {
+        cfg->transport = (ring_transport_kind)kind;
     } else {
         st = ring_errf(RING_ERR_CONFIG, err, errlen,
                        "%s: field 'transport' must be \"tcp\", \"shm\", \"verbs\" or \"auto\", got "
@@ -372,12 +378,11 @@ close_file:
 
 ring_status ring_config_write(const char *path, const ring_config *given, char *err, size_t errlen)
 {
-    static const char *const transports[] = {"tcp", "verbs", "auto", "shm"};
     if (!given) return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: no config", path);
     ring_config whole, *cfg = &whole;
     ring_status st = ring_config_copy_in(&whole, given, err, errlen);
     if (st != RING_OK) return st;
-    if ((unsigned)cfg->transport > RING_TRANSPORT_SHM)
+    if (!ring_transport_name(cfg->transport))
         return ring_errf(RING_ERR_INVALID_ARG, err, errlen, "%s: transport %d is not valid", path,
                          (int)cfg->transport);
     /* cJSON writes the strings, so that any host name or path comes out escaped. */
@@ -397,7 +402,7 @@ ring_status ring_config_write(const char *path, const ring_config *given, char *
         (!cfg->checksum || cJSON_AddTrueToObject(o, "checksum")) &&
         (!cfg->tcp_streams || cJSON_AddNumberToObject(o, "tcp_streams", cfg->tcp_streams)) &&
         (cfg->transport == RING_TRANSPORT_TCP ||
-         cJSON_AddStringToObject(o, "transport", transports[cfg->transport]));
+         cJSON_AddStringToObject(o, "transport", ring_transport_name(cfg->transport)));
     char *text = ok ? cJSON_Print(o) : NULL;
     if (!text) {
         st = ring_errf(RING_ERR_NOMEM, err, errlen, "%s: out of memory", path);

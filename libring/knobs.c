@@ -218,15 +218,9 @@ static void resolve(const knob_env *e, const ring_params *p, ring_settings *s, k
     s->transport_knob = -1;
     if (e->v[K_TRANSPORT]) {
         const char *t = e->v[K_TRANSPORT];
-        if (strcasecmp(t, "tcp") == 0)
-            s->transport_knob = RING_TRANSPORT_TCP;
-        else if (strcasecmp(t, "verbs") == 0)
-            s->transport_knob = RING_TRANSPORT_VERBS;
-        else if (strcasecmp(t, "auto") == 0)
-            s->transport_knob = RING_TRANSPORT_AUTO;
-        else if (strcasecmp(t, "shm") == 0)
-            s->transport_knob = RING_TRANSPORT_SHM;
-        else
+        for (int k = 0; ring_transport_name(k); k++)
+            if (strcasecmp(t, ring_transport_name(k)) == 0) s->transport_knob = k;
+        if (s->transport_knob < 0)
             snprintf(n->why[K_TRANSPORT], sizeof n->why[K_TRANSPORT],
                      "RING_TRANSPORT: expected tcp, shm, verbs or auto, got '%.40s'", t);
     }

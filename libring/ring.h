@@ -163,6 +163,10 @@ typedef struct ring_config {
 RING_API void ring_config_init_sized(ring_config *cfg, size_t size);
 #define ring_config_init(cfg) ring_config_init_sized((cfg), sizeof *(cfg))
 
+/* A transport's name as in the config's "transport" and RING_TRANSPORT ("tcp", "verbs", "auto",
+ * "shm"); NULL for a value outside the enum. Thread-safe (constant strings). */
+RING_API const char *ring_transport_name(ring_transport_kind kind);
+
 /* Parse the JSON text of a RING_CONFIG file into cfg (size: the caller's sizeof). `origin`
  * names it in messages. On failure writes one line to err ("<origin>: field 'port': must be
  * ... , got 70000"). Unknown fields are ignored with a warning on stderr (RING_LOG_LEVEL). */

@@ -164,15 +164,8 @@ static int parse_int(const char *s, const char *what, int lo, int hi, int *out)
 /* --transport's value as a ring_transport_kind, or -1 with a message. */
 static int parse_transport(const char *s)
 {
-    static const struct {
-        const char *name;
-        ring_transport_kind kind;
-    } known[] = {{"tcp", RING_TRANSPORT_TCP},
-                 {"shm", RING_TRANSPORT_SHM},
-                 {"verbs", RING_TRANSPORT_VERBS},
-                 {"auto", RING_TRANSPORT_AUTO}};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(s, known[i].name) == 0) return (int)known[i].kind;
+    for (int k = 0; ring_transport_name(k); k++)
+        if (strcmp(s, ring_transport_name(k)) == 0) return k;
     fprintf(stderr, "ringrun: --transport must be tcp, shm, verbs or auto, got '%.40s'\n", s);
     return -1;
 }

@@ -112,6 +112,13 @@ static void test_good_config_and_defaults(void)
     json = "{" GOOD1 ", \"rank\": 1, \"world_size\": 2, \"transport\": \"shared\"}";
     CHECK(ring_config_parse(json, "x", &cfg, err, sizeof err) == RING_ERR_CONFIG);
     CHECK(strstr(err, "\"shm\"") != NULL);
+    /* The one table of names that the config, RING_TRANSPORT and ringrun all read. */
+    CHECK(strcmp(ring_transport_name(RING_TRANSPORT_TCP), "tcp") == 0);
+    CHECK(strcmp(ring_transport_name(RING_TRANSPORT_VERBS), "verbs") == 0);
+    CHECK(strcmp(ring_transport_name(RING_TRANSPORT_AUTO), "auto") == 0);
+    CHECK(strcmp(ring_transport_name(RING_TRANSPORT_SHM), "shm") == 0);
+    CHECK(ring_transport_name((ring_transport_kind)(RING_TRANSPORT_SHM + 1)) == NULL);
+    CHECK(ring_transport_name((ring_transport_kind)-1) == NULL);
 }
 
 static void test_world_size_one(void)
