@@ -23,12 +23,14 @@ build() {
     echo "$name" >>"$out/targets"
 }
 e=$src/engine
-ringlib="$src/libring/status.c $src/libring/log.c $src/libring/knobs.c $src/libring/wire.c"
 template=$(ls "$e"/template/*.c | grep -v /cli.c)
 tokenizer=$(ls "$e"/tokenizer/*.c)
 cjson=$(pkg-config --libs libcjson)
-build config $ringlib "$src/libring/config.c" $cjson -lm
-build wire $ringlib
+# knobs.c reads the transport names from config.c (ring_transport_name), so both go together.
+ringlib="$src/libring/status.c $src/libring/log.c $src/libring/knobs.c $src/libring/wire.c
+$src/libring/config.c $cjson"
+build config $ringlib -lm
+build wire $ringlib -lm
 build api "$e/server/api.c" "$e/server/tmpl.c" "$e/server/http.c" "$e/sampler.c" "$e/status.c" \
     "$e/utf8.c" $template $tokenizer $cjson $(pkg-config --libs libmicrohttpd) -lm -lpthread
 build template $template $cjson -lm
