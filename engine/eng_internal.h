@@ -33,6 +33,7 @@ typedef enum {
     ENG_KNOB_NO_P2P,
     ENG_KNOB_CUDA_FUSE,
     ENG_KNOB_DECODE_AHEAD,
+    ENG_KNOB_CPU_KERNELS,
     ENG_KNOB_COUNT
 } eng_knob_id;
 
@@ -44,6 +45,8 @@ const eng_knob *eng_knobs(void); /* [ENG_KNOB_COUNT], then a NULL name */
 void eng_knobs_print(FILE *out); /* name, value (or default), help; one line each */
 /* The knob as an integer in [lo, hi] (its default when unset); a bad value is an error. */
 eng_status eng_knob_int(eng_knob_id k, long lo, long hi, long *out, char *err, size_t errlen);
+/* The knob's text (its default when unset). */
+const char *eng_knob_str(eng_knob_id k);
 
 /* ------------------------------------------------------------------ files */
 typedef struct eng_mapping {

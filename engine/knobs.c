@@ -42,6 +42,9 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
                                "host has read the token of the step before (it stays on the "
                                "device), so the GPU does not wait for the host between steps; "
                                "0: one step at a time (0..1)"},
+    [ENG_KNOB_CPU_KERNELS] = {"ENG_CPU_KERNELS", "auto",
+                              "the CPU backend's kernels: auto (the fastest this CPU runs), "
+                              "avx512, avx2 or scalar (the plain-C reference)"},
     [ENG_KNOB_COUNT] = {NULL, NULL, NULL},
 };
 
@@ -71,4 +74,10 @@ eng_status eng_knob_int(eng_knob_id k, long lo, long hi, long *out, char *err, s
     if (!v) v = knob_table[k].default_value;
     if (rc_knob_long(knob_table[k].name, v, lo, hi, out, err, errlen)) return ENG_ERR_INVALID_ARG;
     return ENG_OK;
+}
+
+const char *eng_knob_str(eng_knob_id k)
+{
+    const char *v = knob_value(k);
+    return v ? v : knob_table[k].default_value;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The CPU backend's private parts: kernels (plain C + AVX2 picked at run time), the worker
- * pool, f32 weights of one shard and the run state's buffers. */
+/* The CPU backend's private parts: kernels (plain C, AVX2 and AVX-512, picked at run time), the
+ * worker pool, f32 weights of one shard and the run state's buffers. */
 #ifndef ENG_CPU_H
 #define ENG_CPU_H
 
@@ -57,7 +57,17 @@ typedef struct eng_kernels {
 
 extern const eng_kernels eng_kernels_scalar;
 extern const eng_kernels eng_kernels_avx2;
-const eng_kernels *eng_kernels_pick(void);
+extern const eng_kernels eng_kernels_avx512;
+/* The table ENG_CPU_KERNELS names (auto: the fastest this CPU runs); NULL and a message when it
+ * names none, or one this CPU cannot run. */
+const eng_kernels *eng_kernels_pick(char *err, size_t errlen);
+/* The AVX2 attention kernels, which the AVX-512 table shares. */
+float eng_avx2_dot(const float *a, const float *b, int n);
+void eng_avx2_axpy(float *y, float a, const float *x, int n);
+void eng_avx2_scores(float *att, const float *q, const float *k, size_t kstride, int n, int hd,
+                     float scale);
+void eng_avx2_values(float *o, const float *att, float inv, const float *v, size_t vstride, int n,
+                     int hd);
 
 /* ------------------------------------------------------------------ weights of one shard */
 typedef struct eng_layer_w {

@@ -65,18 +65,38 @@ typedef struct mm_job {
     const eng_kernels *K;
     int count;
     mm_op op[MM_MAX];
+    /* With two ops of the same shape (gate, up): each thread then applies their biases (or
+     * NULL) and SwiGLU to its own columns, op[0].out = silu(gate) * up, with no second
+     * hand-off and not on the caller alone. */
+    int swiglu;
+    const float *b0, *b1; /* [n] */
 } mm_job;
+
+/* Columns [i0, i1) of every row: out0 = silu(out0 + b0) * (out1 + b1). */
+static void swiglu_cols(const mm_job *j, int i0, int i1)
+{
+    const mm_op *g = &j->op[0], *u = &j->op[1];
+    for (int t = 0; t < g->T; t++) {
+        float *gr = g->out + (size_t)t * g->n, *ur = u->out + (size_t)t * u->n;
+        for (int i = i0; i < i1; i++) {
+            float a = j->b0 ? gr[i] + j->b0[i] : gr[i], b = j->b1 ? ur[i] + j->b1[i] : ur[i];
+            gr[i] = a / (1.0f + expf(-a)) * b;
+        }
+    }
+}
 
 static void mm_part(void *ctx, int part, int nparts)
 {
     const mm_job *j = ctx;
+    int i0 = 0, i1 = 0;
     for (int k = 0; k < j->count; k++) {
         const mm_op *o = &j->op[k];
         long blocks = (o->n + 3) / 4;
-        int i0 = (int)(blocks * part / nparts) * 4, i1 = (int)(blocks * (part + 1) / nparts) * 4;
+        i0 = (int)(blocks * part / nparts) * 4, i1 = (int)(blocks * (part + 1) / nparts) * 4;
         if (i1 > o->n) i1 = o->n;
         if (i0 < i1) j->K->matmul(o->out, o->x, o->w, o->T, o->n, o->d, i0, i1);
     }
+    if (j->swiglu && i0 < i1) swiglu_cols(j, i0, i1);
 }
 
 /* Whether `work` multiply-adds over `rows` rows are worth the pool's wake-up. */
@@ -244,14 +264,11 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
         rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->ffn_norm, D, c->norm_eps);
     mm_job gate_up = {.K = K,
                       .count = 2,
-                      .op = {{s->hb, s->xb, w->w1, n, F, D}, {s->hb2, s->xb, w->w3, n, F, D}}};
+                      .op = {{s->hb, s->xb, w->w1, n, F, D}, {s->hb2, s->xb, w->w3, n, F, D}},
+                      .swiglu = 1,
+                      .b0 = w->b1,
+                      .b1 = w->b3};
     mm_run(s, &gate_up);
-    add_bias(s->hb, w->b1, n, F);
-    add_bias(s->hb2, w->b3, n, F);
-    for (size_t i = 0; i < (size_t)n * F; i++) {
-        float g = s->hb[i];
-        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-    }
     matmul1(K, s, s->xb, s->hb, w->w2, n, D, F);
     if ((st = reduce(coll, s->xb, (size_t)n * D)) != ENG_OK) return st;
     add_bias(s->xb, w->b2, n, D);

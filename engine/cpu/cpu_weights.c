@@ -117,8 +117,8 @@ eng_status cpu_model_init(eng_model *m, const eng_load_params *p, char *err, siz
         free(w);
         return eng_fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
     }
-    w->k = eng_kernels_pick();
     m->bw = w;
+    if (!(w->k = eng_kernels_pick(err, errlen))) return ENG_ERR_INVALID_ARG;
     return ENG_OK;
 }
 

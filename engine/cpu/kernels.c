@@ -2,6 +2,8 @@
 /* Plain-C reference kernels (also the fallback without AVX2/FMA) and the run-time pick. */
 #include "cpu.h"
 
+#include <string.h>
+
 static void matmul_scalar(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
                           int i1)
 {
@@ -55,18 +57,67 @@ const eng_kernels eng_kernels_scalar = {
     .values = values_scalar,
 };
 
-const eng_kernels *eng_kernels_pick(void)
-{
 #if defined(__x86_64__) && defined(__GNUC__)
+static int has_avx2(void)
+{
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        return &eng_kernels_avx2;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+static int has_avx512(void)
+{
+    return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+#else
+static int has_avx2(void)
+{
+    return 0;
+}
+
+static int has_avx512(void)
+{
+    return 0;
+}
 #endif
-    return &eng_kernels_scalar;
+
+static int has_scalar(void)
+{
+    return 1;
+}
+
+/* ENG_CPU_KERNELS's values, fastest first. */
+static const struct {
+    const char *name;
+    const eng_kernels *k;
+    int (*usable)(void);
+} tables[] = {
+    {"avx512", &eng_kernels_avx512, has_avx512},
+    {"avx2", &eng_kernels_avx2, has_avx2},
+    {"scalar", &eng_kernels_scalar, has_scalar},
+};
+
+const eng_kernels *eng_kernels_pick(char *err, size_t errlen)
+{
+    const char *want = eng_knob_str(ENG_KNOB_CPU_KERNELS);
+    int any = !strcmp(want, "auto");
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        if (!any && strcmp(want, tables[i].name)) continue;
+        if (tables[i].usable()) return tables[i].k;
+        if (!any) {
+            eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+                     "ENG_CPU_KERNELS=%s: this CPU cannot run those kernels", want);
+            return NULL;
+        }
+    }
+    eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
+             "ENG_CPU_KERNELS=%s: expected auto, avx512, avx2 or scalar", want);
+    return NULL;
 }
 
 const char *eng_kernel_name(void)
 {
-    return eng_kernels_pick()->name;
+    const eng_kernels *k = eng_kernels_pick(NULL, 0);
+    return k ? k->name : "none (bad ENG_CPU_KERNELS)";
 }

@@ -20,7 +20,7 @@ AVX2 static inline float hsum(__m256 v)
     return _mm_cvtss_f32(lo);
 }
 
-AVX2 static float dot_avx2(const float *a, const float *b, int n)
+AVX2 float eng_avx2_dot(const float *a, const float *b, int n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int k = 0;
@@ -36,7 +36,7 @@ AVX2 static float dot_avx2(const float *a, const float *b, int n)
     return s;
 }
 
-AVX2 static void axpy_avx2(float *y, float a, const float *x, int n)
+AVX2 void eng_avx2_axpy(float *y, float a, const float *x, int n)
 {
     __m256 va = _mm256_set1_ps(a);
     int k = 0;
@@ -47,11 +47,11 @@ AVX2 static void axpy_avx2(float *y, float a, const float *x, int n)
         y[k] += a * x[k];
 }
 
-/* Four positions' scores at a time, each summed exactly as dot_avx2 sums it (two chains of
+/* Four positions' scores at a time, each summed exactly as eng_avx2_dot sums it (two chains of
  * 16-float steps, an 8-float step, hsum, the scalar tail): the four share q's loads and keep
  * eight FMA chains busy instead of two. */
-AVX2 static void scores_avx2(float *att, const float *q, const float *k, size_t kstride, int n,
-                             int hd, float scale)
+AVX2 void eng_avx2_scores(float *att, const float *q, const float *k, size_t kstride, int n, int hd,
+                          float scale)
 {
     int p = 0;
     for (; p + 4 <= n; p += 4) {
@@ -88,11 +88,11 @@ AVX2 static void scores_avx2(float *att, const float *q, const float *k, size_t 
         }
     }
     for (; p < n; p++)
-        att[p] = dot_avx2(q, k + (size_t)p * kstride, hd) * scale;
+        att[p] = eng_avx2_dot(q, k + (size_t)p * kstride, hd) * scale;
 }
 
 /* nb (1..8) registers of o kept across all positions: each element gets the FMAs of
- * axpy_avx2's vector part in the same p order, without a store and reload per position. */
+ * eng_avx2_axpy's vector part in the same p order, without a store and reload per position. */
 AVX2 static inline __attribute__((always_inline)) void
 values_regs(float *o, const float *att, float inv, const float *v, size_t vstride, int n, int nb)
 {
@@ -117,10 +117,10 @@ values_regs(float *o, const float *att, float inv, const float *v, size_t vstrid
         _mm256_storeu_ps(o + 8 * b, acc[b]);
 }
 
-/* Bitwise memset + axpy_avx2 over p: the 8-float blocks in registers, 64 floats a pass, then
+/* Bitwise memset + eng_avx2_axpy over p: the 8-float blocks in registers, 64 floats a pass, then
  * the tail with axpy's scalar expression. */
-AVX2 static void values_avx2(float *o, const float *att, float inv, const float *v, size_t vstride,
-                             int n, int hd)
+AVX2 void eng_avx2_values(float *o, const float *att, float inv, const float *v, size_t vstride,
+                          int n, int hd)
 {
     int k = 0;
     for (; k + 8 <= hd; k += 64) {
@@ -384,10 +384,10 @@ AVX2 static void matmul_avx2(float *out, const float *x, cpu_mat w, int T, int n
 const eng_kernels eng_kernels_avx2 = {
     .name = "avx2-fma",
     .matmul = matmul_avx2,
-    .dot = dot_avx2,
-    .axpy = axpy_avx2,
-    .scores = scores_avx2,
-    .values = values_avx2,
+    .dot = eng_avx2_dot,
+    .axpy = eng_avx2_axpy,
+    .scores = eng_avx2_scores,
+    .values = eng_avx2_values,
 };
 #else
 const eng_kernels eng_kernels_avx2 = {0};

@@ -20,6 +20,13 @@ engine_test_eng_hf_SOURCES = engine/test_eng_hf.c $(ENG_HARNESS)
 engine_test_eng_hf_CPPFLAGS = $(ENG_TEST_CPPFLAGS) $(CJSON_CFLAGS)
 engine_test_eng_hf_LDADD = $(ENG_TEST_LDADD) $(CJSON_LIBS)
 
+# The CPU product kernels (each table this CPU runs) against a double-precision sum.
+check_PROGRAMS += engine/test_cpu_kernels
+TESTS += engine/test_cpu_kernels
+engine_test_cpu_kernels_SOURCES = engine/test_cpu_kernels.c check.h
+engine_test_cpu_kernels_CPPFLAGS = $(ENG_TEST_CPPFLAGS)
+engine_test_cpu_kernels_LDADD = $(ENG_TEST_LDADD)
+
 # Continuous batching: sequences in a batch get the logits they get alone (bitwise).
 check_PROGRAMS += engine/test_eng_batch
 TESTS += engine/test_eng_batch
