@@ -9,7 +9,8 @@
 #   bench/serve_bench.sh BUILD_DIR [MODEL]   (env: REPEAT=3 OUTPUT_LEN=128 INPUT_LEN=32
 #                                             PARALLEL=16 SERVE_ARGS=... RUN_ARGS=...
 #                                             SERVER_CPUS=LIST CLIENT_CPUS=LIST
-#                                             TEMPERATURE=0 TOP_P=1)
+#                                             TEMPERATURE=0 TOP_P=1
+#                                             CONCURRENCY="1 4 16")
 # TEMPERATURE / TOP_P: the sampling of every request and of the engine alone (default greedy).
 # SERVER_CPUS / CLIENT_CPUS pin the server (and the engine alone) and the clients to CPU lists
 # (taskset -c): on a small host the clients' threads otherwise take the engine's cores.
@@ -85,7 +86,7 @@ for _ in $(seq 1 "${REPEAT:-3}"); do
     # shellcheck disable=SC2086
     $pin_s "$ri" run $margs ${RUN_ARGS:-} --prompt-ids "$ids" -n "$out" --temperature "$temp" --top-p "$topp" 2>&1 >/dev/null | sed -n 's/.*decode \([0-9]*\) steps in \([0-9.]*\) s (\([0-9.]*\) tok\/s).*/#   decode \1 steps in \2 s: \3 tok\/s/p'
 done
-for c in 1 4 16; do
+for c in ${CONCURRENCY:-1 4 16}; do
     for r in $(seq 1 "${REPEAT:-3}"); do
         echo "## concurrency $c, run $r"
         for client in ${CLIENTS:-python openai}; do
