@@ -35,6 +35,24 @@ static inline float cpu_elem(const void *p, int dt, size_t i)
     return ((const float *)p)[i];
 }
 
+/* Element i of p, of type dt, as an address. */
+static inline const void *cpu_at(const void *p, size_t i, int dt)
+{
+    return (const char *)p + i * eng_dt_size((eng_dtype)dt);
+}
+
+/* typed(out, x, w.p, DT, T, n, d, i0, i1) with DT w's type as a constant: a kernel file's one
+ * copy of its product per weight type. */
+#define CPU_MATMUL_PER_TYPE(typed, out, x, w, T, n, d, i0, i1)                                     \
+    do {                                                                                           \
+        if ((w).dt == ENG_DT_BF16)                                                                 \
+            typed(out, x, (w).p, ENG_DT_BF16, T, n, d, i0, i1);                                    \
+        else if ((w).dt == ENG_DT_F16)                                                             \
+            typed(out, x, (w).p, ENG_DT_F16, T, n, d, i0, i1);                                     \
+        else                                                                                       \
+            typed(out, x, (w).p, ENG_DT_F32, T, n, d, i0, i1);                                     \
+    } while (0)
+
 typedef struct eng_kernels {
     const char *name;
     /* out[t, i] = sum_k x[t, k] * w[i, k] for i in [i0, i1)   out [T, n], x [T, d], w [n, d].

@@ -165,10 +165,6 @@ AVX2 void eng_avx2_values(float *o, const float *att, float inv, const float *v,
 /* Weights in their stored type (cpu_mat): f16 and bf16 widen to f32 exactly, so a product
  * sums the same floats as over an f32 copy and gives its bits, reading half the bytes. Inside
  * the always-inline kernels below dt is a constant (matmul_avx2 calls one copy per type). */
-static inline const void *at(const void *p, size_t i, int dt)
-{
-    return (const char *)p + i * eng_dt_size((eng_dtype)dt);
-}
 
 /* Eight elements from p[k]. */
 AVX2 static inline __attribute__((always_inline)) __m256 ld8(const void *p, int k, int dt)
@@ -210,7 +206,8 @@ AVX2 static inline __attribute__((always_inline)) void dot4(float *out, size_t o
                                                             const void *v, int vdt, size_t vstride,
                                                             const void *u, int udt, int d)
 {
-    const void *vr[4] = {v, at(v, vstride, vdt), at(v, 2 * vstride, vdt), at(v, 3 * vstride, vdt)};
+    const void *vr[4] = {v, cpu_at(v, vstride, vdt), cpu_at(v, 2 * vstride, vdt),
+                         cpu_at(v, 3 * vstride, vdt)};
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
            s3 = _mm256_setzero_ps();
     int k = 0;
@@ -252,8 +249,8 @@ dot2x4(float *out, size_t ostride, const float *const vr[4], int nv, const void 
     int k = 0;
     for (; k + 16 <= d; k += 16) {
         if (pf && (phase < 0 || ((k >> 4) & 3) == phase)) {
-            _mm_prefetch((const char *)at(pf, k, dt), _MM_HINT_T1);
-            _mm_prefetch((const char *)at(pf, (size_t)d + k, dt), _MM_HINT_T1);
+            _mm_prefetch((const char *)cpu_at(pf, k, dt), _MM_HINT_T1);
+            _mm_prefetch((const char *)cpu_at(pf, (size_t)d + k, dt), _MM_HINT_T1);
         }
 #pragma GCC unroll 2
         for (int h = 0; h < 16; h += 8) {
@@ -308,13 +305,13 @@ AVX2 static inline __attribute__((always_inline)) void matmul_tile(float *out, c
     const float *r[4];
     int i = i0;
     for (; i + 2 <= i1; i += 2) {
-        const void *wi = at(w, (size_t)i * d, dt), *wj = at(wi, (size_t)d, dt);
+        const void *wi = cpu_at(w, (size_t)i * d, dt), *wj = cpu_at(wi, (size_t)d, dt);
         /* The pair 4 ahead is fetched while this one is summed (near the end the next one,
          * already asked for), its lines spread over the first four blocks of input rows rather
          * than all in the first: the requests trickle out instead of queuing up. 16-row steps
          * took 0.84x-0.90x the time of fetching the next pair in the first block only
          * (stories15M shape, 1 and 2 threads, 2026-12-04); a row's bits do not change. */
-        const void *pf = at(wi, (size_t)d * (i + 10 <= i1 ? 8 : i + 4 <= i1 ? 2 : 0), dt);
+        const void *pf = cpu_at(wi, (size_t)d * (i + 10 <= i1 ? 8 : i + 4 <= i1 ? 2 : 0), dt);
         int blocks = (t1 - t0) / 4 + (t1 < t2), spread = blocks >= 4, bi = 0;
         for (int t = t0; t < t1; t += 4, bi++) {
             rows4(r, x, t, 4, d);
@@ -328,7 +325,7 @@ AVX2 static inline __attribute__((always_inline)) void matmul_tile(float *out, c
         }
     }
     for (; i < i1; i++) {
-        const void *wi = at(w, (size_t)i * d, dt);
+        const void *wi = cpu_at(w, (size_t)i * d, dt);
         for (int t = t0; t < t1; t += 4)
             dot4(out + (size_t)t * n + i, (size_t)n, x + (size_t)t * d, ENG_DT_F32, (size_t)d, wi,
                  dt, d);
@@ -352,9 +349,10 @@ matmul_typed(float *out, const float *x, const void *w, int dt, int T, int n, in
          * 2.9 without; AMD EPYC, 2026-12-04). A row's bits do not change. */
         int q = (i1 - i0) / 4, i = i0;
         for (; i < i0 + q; i++)
-            dot4(out + i, (size_t)q, at(w, (size_t)i * d, dt), dt, (size_t)q * d, x, ENG_DT_F32, d);
+            dot4(out + i, (size_t)q, cpu_at(w, (size_t)i * d, dt), dt, (size_t)q * d, x, ENG_DT_F32,
+                 d);
         for (i = i0 + 4 * q; i < i1; i++)
-            dot4(out + i, 0, at(w, (size_t)i * d, dt), dt, 0, x, ENG_DT_F32, d);
+            dot4(out + i, 0, cpu_at(w, (size_t)i * d, dt), dt, 0, x, ENG_DT_F32, d);
         return;
     }
     /* Blocks of 4 input rows share each pair of weight rows' loads; the last tile takes the
@@ -373,12 +371,7 @@ matmul_typed(float *out, const float *x, const void *w, int dt, int T, int n, in
 AVX2 static void matmul_avx2(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
                              int i1)
 {
-    if (w.dt == ENG_DT_BF16)
-        matmul_typed(out, x, w.p, ENG_DT_BF16, T, n, d, i0, i1);
-    else if (w.dt == ENG_DT_F16)
-        matmul_typed(out, x, w.p, ENG_DT_F16, T, n, d, i0, i1);
-    else
-        matmul_typed(out, x, w.p, ENG_DT_F32, T, n, d, i0, i1);
+    CPU_MATMUL_PER_TYPE(matmul_typed, out, x, w, T, n, d, i0, i1);
 }
 
 const eng_kernels eng_kernels_avx2 = {

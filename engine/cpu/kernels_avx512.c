@@ -41,13 +41,15 @@ AVX512 static INLINE __m512 ld16m(const void *p, int k, int dt, __mmask16 m)
         __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k);
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     }
-    if (dt == ENG_DT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k));
+    if (dt == ENG_DT_F16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k));
     return _mm512_maskz_loadu_ps(m, (const float *)p + k);
 }
 
 AVX512 static INLINE float hsum16(__m512 v)
 {
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     q = _mm_add_ps(q, _mm_movehl_ps(q, q));
     q = _mm_add_ss(q, _mm_movehdup_ps(q));
@@ -59,11 +61,6 @@ AVX512 static INLINE __m512 reg(__m512 v)
 {
     __asm__("" : "+v"(v));
     return v;
-}
-
-static INLINE const void *at(const void *p, size_t i, int dt)
-{
-    return (const char *)p + i * eng_dt_size((eng_dtype)dt);
 }
 
 /* Lines still to ask for: per_step of them a step from p while left > 0 (the last step may ask
@@ -179,13 +176,13 @@ AVX512 static INLINE void matmul_typed(float *out, const float *x, const void *w
          * hardware prefetchers follow (a single row is bound by the weights' bandwidth). */
         int q = (i1 - i0) / 4, i = i0;
         for (; i < i0 + q; i++) {
-            const void *wr[4] = {at(w, (size_t)i * d, dt), at(w, (size_t)(i + q) * d, dt),
-                                 at(w, (size_t)(i + 2 * q) * d, dt),
-                                 at(w, (size_t)(i + 3 * q) * d, dt)};
+            const void *wr[4] = {cpu_at(w, (size_t)i * d, dt), cpu_at(w, (size_t)(i + q) * d, dt),
+                                 cpu_at(w, (size_t)(i + 2 * q) * d, dt),
+                                 cpu_at(w, (size_t)(i + 3 * q) * d, dt)};
             dot4x1(out + i, (size_t)q, x, wr, 4, dt, d);
         }
         for (i = i0 + 4 * q; i < i1; i++) {
-            const void *wr[4] = {at(w, (size_t)i * d, dt), NULL, NULL, NULL};
+            const void *wr[4] = {cpu_at(w, (size_t)i * d, dt), NULL, NULL, NULL};
             wr[1] = wr[2] = wr[3] = wr[0];
             dot4x1(out + i, 0, x, wr, 1, dt, d);
         }
@@ -202,34 +199,29 @@ AVX512 static INLINE void matmul_typed(float *out, const float *x, const void *w
             int nw = i1 - i < 4 ? i1 - i : 4;
             const void *wr[4];
             for (int r = 0; r < 4; r++)
-                wr[r] = at(w, (size_t)(i + (r < nw ? r : nw - 1)) * d, dt);
+                wr[r] = cpu_at(w, (size_t)(i + (r < nw ? r : nw - 1)) * d, dt);
             /* The block `ahead` blocks on, within this thread's rows, spread over the steps. */
             int pi = i + 4 * ahead, prow = i1 - pi < 4 ? i1 - pi : 4;
             pf_state pf = {NULL, 0, 0};
             if (prow > 0) {
-                pf.p = at(w, (size_t)pi * d, dt);
+                pf.p = cpu_at(w, (size_t)pi * d, dt);
                 pf.left = (int)(((size_t)prow * d * eng_dt_size((eng_dtype)dt) + 63) / 64);
                 pf.per_step = (pf.left + xblocks * steps - 1) / (xblocks * steps);
             }
             for (int t = t0; t < t1; t += 4) {
                 const float *xr[4];
                 xrows(xr, x, t, t1, d);
-                dot4x4(out + (size_t)t * n + i, (size_t)n, xr, t1 - t < 4 ? t1 - t : 4, wr, nw,
-                       dt, d, &pf);
+                dot4x4(out + (size_t)t * n + i, (size_t)n, xr, t1 - t < 4 ? t1 - t : 4, wr, nw, dt,
+                       d, &pf);
             }
         }
     }
 }
 
-AVX512 static void matmul_avx512(float *out, const float *x, cpu_mat w, int T, int n, int d,
-                                 int i0, int i1)
+AVX512 static void matmul_avx512(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
+                                 int i1)
 {
-    if (w.dt == ENG_DT_BF16)
-        matmul_typed(out, x, w.p, ENG_DT_BF16, T, n, d, i0, i1);
-    else if (w.dt == ENG_DT_F16)
-        matmul_typed(out, x, w.p, ENG_DT_F16, T, n, d, i0, i1);
-    else
-        matmul_typed(out, x, w.p, ENG_DT_F32, T, n, d, i0, i1);
+    CPU_MATMUL_PER_TYPE(matmul_typed, out, x, w, T, n, d, i0, i1);
 }
 
 const eng_kernels eng_kernels_avx512 = {
