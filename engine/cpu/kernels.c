@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Plain-C reference kernels (also the fallback without AVX2/FMA) and the run-time pick. */
 #include "cpu.h"
+#include "common/errline.h"
 
 #include <string.h>
 
@@ -113,6 +114,7 @@ const eng_kernels *eng_kernels_pick(char *err, size_t errlen)
     }
     eng_fail(ENG_ERR_INVALID_ARG, err, errlen,
              "ENG_CPU_KERNELS=%s: expected auto, avx512, avx2 or scalar", want);
+    rc_errline_escape(err, errlen); /* the value may hold a newline */
     return NULL;
 }
 
