@@ -25,6 +25,9 @@ eng_status eng_fail(eng_status st, char *err, size_t errlen, const char *fmt, ..
         if (st != ENG_OK) goto label;                                                              \
     } while (0)
 
+/* The largest head the loaders accept (a head's scratch fits on the stack). */
+#define ENG_MAX_HEAD_DIM 1024
+
 /* ------------------------------------------------------------------ knobs (knobs.c) */
 typedef enum {
     ENG_KNOB_THREADS,

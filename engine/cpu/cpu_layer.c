@@ -28,22 +28,33 @@ static void add_bias(float *x, const float *b, int T, int n)
             x[(size_t)t * n + i] += b[i];
 }
 
-/* Rotates each head of v [n_heads, hd] for position pos. */
-static void rope(const eng_model *m, float *v, int n_heads, int pos)
+/* One head [hd] rotated by the angles whose cosines and sines are cr, ci [hd/2]. */
+static void rotate(const eng_config *c, float *p, const float *cr, const float *ci)
 {
-    int hd = m->cfg.head_dim, half = hd / 2;
+    int half = c->head_dim / 2, il = c->rope_style == ENG_ROPE_INTERLEAVED;
+    for (int i = 0; i < half; i++) {
+        int i0 = il ? 2 * i : i, i1 = il ? 2 * i + 1 : i + half;
+        float x0 = p[i0], x1 = p[i1];
+        p[i0] = x0 * cr[i] - x1 * ci[i];
+        p[i1] = x0 * ci[i] + x1 * cr[i];
+    }
+}
+
+/* Rotates each head of q [nq, hd] and k [nk, hd] for position pos: the angles' cosines and
+ * sines once for both. */
+static void rope(const eng_model *m, float *q, int nq, float *k, int nk, int pos)
+{
+    int half = m->cfg.head_dim / 2;
+    float cr[ENG_MAX_HEAD_DIM / 2], ci[ENG_MAX_HEAD_DIM / 2];
     for (int i = 0; i < half; i++) {
         float a = (float)pos * m->rope_inv_freq[i];
-        float cr = cosf(a), ci = sinf(a);
-        for (int h = 0; h < n_heads; h++) {
-            float *p = v + (size_t)h * hd;
-            int i0 = m->cfg.rope_style == ENG_ROPE_INTERLEAVED ? 2 * i : i;
-            int i1 = m->cfg.rope_style == ENG_ROPE_INTERLEAVED ? 2 * i + 1 : i + half;
-            float x0 = p[i0], x1 = p[i1];
-            p[i0] = x0 * cr - x1 * ci;
-            p[i1] = x0 * ci + x1 * cr;
-        }
+        cr[i] = cosf(a);
+        ci[i] = sinf(a);
     }
+    for (int h = 0; h < nq; h++)
+        rotate(&m->cfg, q + (size_t)h * m->cfg.head_dim, cr, ci);
+    for (int h = 0; h < nk; h++)
+        rotate(&m->cfg, k + (size_t)h * m->cfg.head_dim, cr, ci);
 }
 
 /* Up to 3 independent matmuls (q/k/v, gate/up) as one pool job, i.e. one barrier: every
@@ -170,6 +181,42 @@ static void attend(const eng_model *m, const eng_state *es, const cpu_state *s, 
               kvdim, np, hd);
 }
 
+/* q/k norms, RoPE and the KV-cache write of each token of the batch, the tokens split into
+ * contiguous runs, one per thread (a 1024-token prompt chunk's rotations are not the caller's
+ * alone). */
+typedef struct rope_job {
+    const eng_model *m;
+    const eng_state *es;
+    const cpu_state *s;
+    int l;
+} rope_job;
+
+static void rope_part(void *ctx, int part, int nparts)
+{
+    const rope_job *j = ctx;
+    const eng_model *m = j->m;
+    const eng_config *c = &m->cfg;
+    const eng_shard_info *sh = &m->sh;
+    const eng_layer_w *w = &((const cpu_weights *)m->bw)->layers[j->l];
+    const cpu_state *s = j->s;
+    int n = j->es->n, hd = c->head_dim, nq = sh->n_heads * hd, nkv = sh->n_kv_heads * hd;
+    for (int t = n * part / nparts; t < n * (part + 1) / nparts; t++) {
+        int pos = eng_tok_pos(j->es, t), seq = eng_tok_seq(j->es, t);
+        float *kc = s->key_cache + cache_at(m, j->es, seq, j->l, (size_t)nkv);
+        float *vc = s->value_cache + cache_at(m, j->es, seq, j->l, (size_t)nkv);
+        float *q = s->q + (size_t)t * nq, *k = s->k + (size_t)t * nkv;
+        if (w->q_norm) {
+            for (int h = 0; h < sh->n_heads; h++)
+                rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, w->q_norm, hd, c->norm_eps);
+            for (int h = 0; h < sh->n_kv_heads; h++)
+                rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, w->k_norm, hd, c->norm_eps);
+        }
+        rope(m, q, sh->n_heads, k, sh->n_kv_heads, pos);
+        memcpy(kc + (size_t)pos * nkv, k, (size_t)nkv * sizeof(float));
+        memcpy(vc + (size_t)pos * nkv, s->v + (size_t)t * nkv, (size_t)nkv * sizeof(float));
+    }
+}
+
 typedef struct att_job {
     const eng_model *m;
     const eng_state *es;
@@ -225,22 +272,11 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
     add_bias(s->q, w->bq, n, nq);
     add_bias(s->k, w->bk, n, nkv);
     add_bias(s->v, w->bv, n, nkv);
-    for (int t = 0; t < n; t++) {
-        int pos = eng_tok_pos(es, t);
-        float *kc = s->key_cache + cache_at(m, es, eng_tok_seq(es, t), l, (size_t)nkv);
-        float *vc = s->value_cache + cache_at(m, es, eng_tok_seq(es, t), l, (size_t)nkv);
-        float *q = s->q + (size_t)t * nq, *k = s->k + (size_t)t * nkv;
-        if (w->q_norm) {
-            for (int h = 0; h < sh->n_heads; h++)
-                rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, w->q_norm, hd, c->norm_eps);
-            for (int h = 0; h < sh->n_kv_heads; h++)
-                rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, w->k_norm, hd, c->norm_eps);
-        }
-        rope(m, q, sh->n_heads, pos);
-        rope(m, k, sh->n_kv_heads, pos);
-        memcpy(kc + (size_t)pos * nkv, k, (size_t)nkv * sizeof(float));
-        memcpy(vc + (size_t)pos * nkv, s->v + (size_t)t * nkv, (size_t)nkv * sizeof(float));
-    }
+    rope_job rj = {m, es, s, l};
+    if (par_worth(s, n, (double)n * (nq + nkv) * 8))
+        eng_pool_run(s->pool, rope_part, &rj);
+    else
+        rope_part(&rj, 0, 1);
     /* All of the batch's keys are cached first: each token then attends to its own slot up to
      * its own position (a prefill chunk's later tokens see the earlier ones). */
     att_job aj = {m, es, s, l};

@@ -132,9 +132,9 @@ static eng_status parse_config(const char *path, const cJSON *j, eng_config *c, 
     if (c->vocab_size > (1 << 22)) /* as llama2.c checkpoints; the GPU sampler's sums need it */
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: vocab_size %d > 4194304", path,
                         c->vocab_size);
-    if (c->head_dim > 1024)
-        return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: head_dim %d > 1024", path,
-                        c->head_dim);
+    if (c->head_dim > ENG_MAX_HEAD_DIM)
+        return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: head_dim %d > %d", path, c->head_dim,
+                        ENG_MAX_HEAD_DIM);
     const char *act = get_str(j, "hidden_act");
     if (act && strcmp(act, "silu"))
         return eng_fail(ENG_ERR_UNSUPPORTED, err, errlen,

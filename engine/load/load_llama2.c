@@ -55,8 +55,9 @@ eng_status eng_load_llama2(const char *path, eng_source *src, char *err, size_t 
         goto free_source;
     }
     int hd = dim / H;
-    if (hd > 1024) {
-        st = eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: head size %d > 1024", path, hd);
+    if (hd > ENG_MAX_HEAD_DIM) {
+        st = eng_fail(ENG_ERR_UNSUPPORTED, err, errlen, "%s: head size %d > %d", path, hd,
+                      ENG_MAX_HEAD_DIM);
         goto free_source;
     }
     /* Expected size in floats, computed in 64 bits to catch lying headers. */
