@@ -31,7 +31,11 @@ AVX512 static INLINE __m512 ld16(const void *p, int k, int dt)
     }
     if (dt == ENG_DT_F16)
         return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k)));
-    return _mm512_loadu_ps((const float *)p + k);
+    /* Two 32-byte halves: rows in a file's mapping are rarely 64-byte aligned, and a 64-byte
+     * load that straddles two lines costs more than two halves of which one may. */
+    const float *f = (const float *)p + k;
+    __m512d lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(f)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(lo, _mm256_castps_pd(_mm256_loadu_ps(f + 8)), 1));
 }
 
 /* The same with the lanes off in m zero (the last, partial step). */
