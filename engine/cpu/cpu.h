@@ -41,6 +41,14 @@ static inline const void *cpu_at(const void *p, size_t i, int dt)
     return (const char *)p + i * eng_dt_size((eng_dtype)dt);
 }
 
+/* r[j] = row t + j of x [*, d] for j < nv, the last of them repeated up to 4 pointers (a block
+ * of fewer than 4 input rows computes its last row again and stores only its own). */
+static inline void cpu_rows4(const float *r[4], const float *x, int t, int nv, int d)
+{
+    for (int j = 0; j < 4; j++)
+        r[j] = x + (size_t)(t + (j < nv ? j : nv - 1)) * d;
+}
+
 /* typed(out, x, w.p, DT, T, n, d, i0, i1) with DT w's type as a constant: a kernel file's one
  * copy of its product per weight type. */
 #define CPU_MATMUL_PER_TYPE(typed, out, x, w, T, n, d, i0, i1)                                     \

@@ -164,9 +164,8 @@ AVX2 void eng_avx2_values(float *o, const float *att, float inv, const float *v,
 
 /* Weights in their stored type (cpu_mat): f16 and bf16 widen to f32 exactly, so a product
  * sums the same floats as over an f32 copy and gives its bits, reading half the bytes. Inside
- * the always-inline kernels below dt is a constant (matmul_avx2 calls one copy per type). */
-
-/* Eight elements from p[k]. */
+ * the always-inline kernels below dt is a constant (matmul_avx2 calls one copy per type).
+ * ld8: eight elements from p[k]. */
 AVX2 static inline __attribute__((always_inline)) __m256 ld8(const void *p, int k, int dt)
 {
     if (dt == ENG_DT_BF16) {
@@ -288,13 +287,6 @@ dot2x4(float *out, size_t ostride, const float *const vr[4], int nv, const void 
 #define MM_TILE_MAX 64
 #define MM_X_L1 (24 * 1024)
 
-/* Input rows t, t+1, ... of x, the last repeated up to 4 pointers. */
-static inline void rows4(const float *r[4], const float *x, int t, int nv, int d)
-{
-    for (int j = 0; j < 4; j++)
-        r[j] = x + (size_t)(t + (j < nv ? j : nv - 1)) * d;
-}
-
 /* Input rows [t0, t1) in blocks of 4, then the tail [t1, t2) (fewer than 4 rows) in the same
  * pass over the weight rows [i0, i1) (type dt): the weights stream past once. */
 AVX2 static inline __attribute__((always_inline)) void matmul_tile(float *out, const float *x,
@@ -314,12 +306,12 @@ AVX2 static inline __attribute__((always_inline)) void matmul_tile(float *out, c
         const void *pf = cpu_at(wi, (size_t)d * (i + 10 <= i1 ? 8 : i + 4 <= i1 ? 2 : 0), dt);
         int blocks = (t1 - t0) / 4 + (t1 < t2), spread = blocks >= 4, bi = 0;
         for (int t = t0; t < t1; t += 4, bi++) {
-            rows4(r, x, t, 4, d);
+            cpu_rows4(r, x, t, 4, d);
             dot2x4(out + (size_t)t * n + i, (size_t)n, r, 4, wi, wj, dt, d,
                    (spread ? bi < 4 : bi == 0) ? pf : NULL, spread ? bi : -1);
         }
         if (t1 < t2) {
-            rows4(r, x, t1, t2 - t1, d);
+            cpu_rows4(r, x, t1, t2 - t1, d);
             dot2x4(out + (size_t)t1 * n + i, (size_t)n, r, t2 - t1, wi, wj, dt, d,
                    (spread ? bi < 4 : bi == 0) ? pf : NULL, spread ? bi : -1);
         }

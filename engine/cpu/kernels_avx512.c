@@ -165,13 +165,6 @@ AVX512 static INLINE void dot4x1(float *out, size_t ostride, const float *x,
 #define PF_BYTES (96 * 1024)
 #define PF_MAX_BLOCKS 8
 
-/* Rows [t, t + 4) of x, the last row repeated past t_end. */
-static INLINE void xrows(const float *r[4], const float *x, int t, int t_end, int d)
-{
-    for (int j = 0; j < 4; j++)
-        r[j] = x + (size_t)(t + j < t_end ? t + j : t_end - 1) * d;
-}
-
 AVX512 static INLINE void matmul_typed(float *out, const float *x, const void *w, int dt, int T,
                                        int n, int d, int i0, int i1)
 {
@@ -214,9 +207,9 @@ AVX512 static INLINE void matmul_typed(float *out, const float *x, const void *w
             }
             for (int t = t0; t < t1; t += 4) {
                 const float *xr[4];
-                xrows(xr, x, t, t1, d);
-                dot4x4(out + (size_t)t * n + i, (size_t)n, xr, t1 - t < 4 ? t1 - t : 4, wr, nw, dt,
-                       d, &pf);
+                int nx = t1 - t < 4 ? t1 - t : 4;
+                cpu_rows4(xr, x, t, nx, d);
+                dot4x4(out + (size_t)t * n + i, (size_t)n, xr, nx, wr, nw, dt, d, &pf);
             }
         }
     }

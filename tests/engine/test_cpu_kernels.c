@@ -6,6 +6,7 @@
  * - splitting the weight rows at multiples of 4 (the worker threads) changes no bit;
  * and ENG_CPU_KERNELS picks a table, or fails with a message that names it. */
 #include "check.h"
+#include "common/half.h"
 #include "cpu/cpu.h"
 
 #include <math.h>
@@ -14,13 +15,6 @@
 #include <string.h>
 
 static int failures;
-
-static uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)(u >> 16); /* truncation: the test only needs some bf16 value */
-}
 
 /* A value of type dt (exactly representable) from a small pseudo-random sequence. */
 static float next(uint32_t *s)
@@ -32,29 +26,13 @@ static float next(uint32_t *s)
 static void fill(void *w, int dt, size_t count, uint32_t seed)
 {
     for (size_t i = 0; i < count; i++) {
-        float v = next(&seed);
+        float v = next(&seed); /* exact in f16; bf16 rounds it, which is any bf16 value */
         if (dt == ENG_DT_F32)
             ((float *)w)[i] = v;
         else if (dt == ENG_DT_BF16)
-            ((uint16_t *)w)[i] = to_bf16(v);
-        else { /* f16: v has 10 fraction bits and |v| < 2, so it is exact */
-            union {
-                float f;
-                uint32_t u;
-            } b = {v};
-            uint32_t sign = (b.u >> 16) & 0x8000u;
-            if (v == 0.0f) {
-                ((uint16_t *)w)[i] = (uint16_t)sign;
-                continue;
-            }
-            int e = (int)((b.u >> 23) & 0xff) - 127;
-            uint32_t mant = b.u & 0x7fffff;
-            if (e < -14) { /* below f16's normal range: use zero */
-                ((uint16_t *)w)[i] = (uint16_t)sign;
-                continue;
-            }
-            ((uint16_t *)w)[i] = (uint16_t)(sign | (uint32_t)(e + 15) << 10 | mant >> 13);
-        }
+            ((uint16_t *)w)[i] = rc_f32_to_bf16(v);
+        else
+            ((uint16_t *)w)[i] = rc_f32_to_f16(v);
     }
 }
 
