@@ -181,19 +181,20 @@ static void attend(const eng_model *m, const eng_state *es, const cpu_state *s, 
               kvdim, np, hd);
 }
 
-/* q/k norms, RoPE and the KV-cache write of each token of the batch, the tokens split into
- * contiguous runs, one per thread (a 1024-token prompt chunk's rotations are not the caller's
- * alone). */
-typedef struct rope_job {
+/* A pool job over the batch of layer l: the RoPE and attention parts below. */
+typedef struct layer_job {
     const eng_model *m;
     const eng_state *es;
     const cpu_state *s;
     int l;
-} rope_job;
+} layer_job;
 
+/* q/k norms, RoPE and the KV-cache write of each token of the batch, the tokens split into
+ * contiguous runs, one per thread (a 1024-token prompt chunk's rotations are not the caller's
+ * alone). */
 static void rope_part(void *ctx, int part, int nparts)
 {
-    const rope_job *j = ctx;
+    const layer_job *j = ctx;
     const eng_model *m = j->m;
     const eng_config *c = &m->cfg;
     const eng_shard_info *sh = &m->sh;
@@ -217,18 +218,11 @@ static void rope_part(void *ctx, int part, int nparts)
     }
 }
 
-typedef struct att_job {
-    const eng_model *m;
-    const eng_state *es;
-    const cpu_state *s;
-    int l;
-} att_job;
-
 /* The (token, head) pairs of the batch, split into contiguous runs, one per thread; each
  * pair is computed the same whichever thread takes it. */
 static void att_part(void *ctx, int part, int nparts)
 {
-    const att_job *j = ctx;
+    const layer_job *j = ctx;
     int nh = j->m->sh.n_heads;
     long items = (long)j->es->n * nh;
     float *att = j->s->att + (size_t)part * (size_t)j->es->ctx_len;
@@ -272,23 +266,22 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
     add_bias(s->q, w->bq, n, nq);
     add_bias(s->k, w->bk, n, nkv);
     add_bias(s->v, w->bv, n, nkv);
-    rope_job rj = {m, es, s, l};
+    layer_job lj = {m, es, s, l};
     if (par_worth(s, n, (double)n * (nq + nkv) * 8))
-        eng_pool_run(s->pool, rope_part, &rj);
+        eng_pool_run(s->pool, rope_part, &lj);
     else
-        rope_part(&rj, 0, 1);
+        rope_part(&lj, 0, 1);
     /* All of the batch's keys are cached first: each token then attends to its own slot up to
      * its own position (a prefill chunk's later tokens see the earlier ones). */
-    att_job aj = {m, es, s, l};
     double att_work = 0;
     for (int t = 0; t < n; t++) {
         int pos = eng_tok_pos(es, t);
         att_work += 2.0 * (pos - att_start(c, pos) + 1) * sh->n_heads * hd;
     }
     if (par_worth(s, n, att_work))
-        eng_pool_run(s->pool, att_part, &aj);
+        eng_pool_run(s->pool, att_part, &lj);
     else
-        att_part(&aj, 0, 1);
+        att_part(&lj, 0, 1);
     /* Row-parallel o_proj: partial sums, all-reduced, then the bias once. */
     matmul1(K, s, s->xb, s->att_out, w->wo, n, D, nq);
     if ((st = reduce(coll, s->xb, (size_t)n * D)) != ENG_OK) return st;
