@@ -36,8 +36,7 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
          "decode q/k/v product (models without q/k norms), 64 the decode "
          "attention over up to four 32-key tiles a block, merged in shared "
          "memory, 128 a decode product with rows of up to 4 KiB asks for each row "
-         "whole before it waits for the kernel before it, 256 a decode product asks "
-         "L2 for the rest of each row before that wait (0..511)"},
+         "whole before it waits for the kernel before it (0..255)"},
     [ENG_KNOB_DECODE_AHEAD] = {"ENG_DECODE_AHEAD", "1",
                                "1: `ringinfer run` on one GPU starts each decode step before the "
                                "host has read the token of the step before (it stays on the "

@@ -59,12 +59,8 @@ enum {
     CUDA_FUSE_TC = 16,
     CUDA_FUSE_ROPE = 32,
     CUDA_FUSE_TILES = 64,
-    CUDA_FUSE_WHOLE = 128,
-    CUDA_FUSE_L2 = 256
+    CUDA_FUSE_WHOLE = 128
 };
-/* CUDA_FUSE_L2: a decode product asks L2 for the rest of each row beyond its first loads
- * before its wait (one bulk prefetch a row, sm_90), so the weights of a kernel whose blocks
- * start early stream while the kernel before it finishes (eng_mv_args.l2; the same bits). */
 /* CUDA_FUSE_WHOLE: a decode product with rows of up to 4 KiB asks for each row whole before
  * its wait (eight 16-byte loads a lane instead of four), so such a product streams all its
  * weights while the kernels before it finish (eng_mv_args.whole; the same bits). */

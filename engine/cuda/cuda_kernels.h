@@ -127,7 +127,6 @@ typedef struct eng_mv_args {
     float *ssq_out;
     eng_rope_args rope; /* ROPE: n 1, qkv unused */
     int whole;          /* rows of up to 4 KiB (one warp a row) asked for whole before the wait */
-    int l2;             /* the rest of each row asked of L2 before the wait (sm_90) */
 } eng_mv_args;
 static inline int eng_mv_rope_ok(const eng_rope_args *r)
 {

@@ -226,16 +226,6 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
         int b4 = b + 4 * step;
         c4 = WLD(0, b4), c5 = WLD(1, b4), c6 = WLD(2, b4), c7 = WLD(3, b4);
     }
-#if __CUDA_ARCH__ >= 900
-    if (a.l2 && sub == 0 && lane == 0 && valid) { /* the row's bytes beyond the first pass(es) */
-        unsigned have = (WHOLE ? 8u : 4u) * step * 16u, bytes = (unsigned)nv * 16u;
-        if (bytes > have)
-            asm volatile(
-                "cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"((const char *)wr + have),
-                "r"(bytes - have)
-                : "memory");
-    }
-#endif
     pdl_launch();
     pdl_wait();
     /* The input norm's partials: loaded now, summed after the loop (their latency hidden). */
