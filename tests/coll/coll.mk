@@ -51,10 +51,13 @@ endif
 EXTRA_DIST += coll/coll_ring.sh coll/coll_p2p.sh
 
 if HAVE_CUDA
-# The GPU benchmark and correctness driver that tests/gpu/run-gpu.sh runs.
+if HAVE_NCCL
+# The GPU benchmark and correctness driver that tests/gpu/run-gpu.sh runs (raw NCCL beside
+# libcoll, so only where NCCL is built in: `--with-cuda --without-nccl` must still build).
 noinst_PROGRAMS += coll/coll_gpu_bench
 coll_coll_gpu_bench_SOURCES = coll/coll_gpu_bench.c
 coll_coll_gpu_bench_CPPFLAGS = $(COLL_TEST_CPPFLAGS) $(CUDA_CFLAGS) $(NCCL_CFLAGS)
 coll_coll_gpu_bench_LDADD = $(COLL_TEST_LIBS) $(NCCL_LIBS) $(CUDA_LIBS)
 coll_coll_gpu_bench_LDFLAGS = -no-install
+endif
 endif
