@@ -49,33 +49,24 @@ static inline void cpu_rows4(const float *r[4], const float *x, int t, int nv, i
         r[j] = x + (size_t)(t + (j < nv ? j : nv - 1)) * d;
 }
 
-/* Bytes a thread reads next: what its next product's rows start with. */
-typedef struct cpu_span {
-    const void *p;
-    size_t bytes;
-} cpu_span;
-
-/* typed(out, x, w.p, DT, T, n, d, i0, i1, next) with DT w's type as a constant: a kernel file's
- * one copy of its product per weight type. */
-#define CPU_MATMUL_PER_TYPE(typed, out, x, w, T, n, d, i0, i1, next)                               \
+/* typed(out, x, w.p, DT, T, n, d, i0, i1) with DT w's type as a constant: a kernel file's one
+ * copy of its product per weight type. */
+#define CPU_MATMUL_PER_TYPE(typed, out, x, w, T, n, d, i0, i1)                                     \
     do {                                                                                           \
         if ((w).dt == ENG_DT_BF16)                                                                 \
-            typed(out, x, (w).p, ENG_DT_BF16, T, n, d, i0, i1, next);                              \
+            typed(out, x, (w).p, ENG_DT_BF16, T, n, d, i0, i1);                                    \
         else if ((w).dt == ENG_DT_F16)                                                             \
-            typed(out, x, (w).p, ENG_DT_F16, T, n, d, i0, i1, next);                               \
+            typed(out, x, (w).p, ENG_DT_F16, T, n, d, i0, i1);                                     \
         else                                                                                       \
-            typed(out, x, (w).p, ENG_DT_F32, T, n, d, i0, i1, next);                               \
+            typed(out, x, (w).p, ENG_DT_F32, T, n, d, i0, i1);                                     \
     } while (0)
 
 typedef struct eng_kernels {
     const char *name;
     /* out[t, i] = sum_k x[t, k] * w[i, k] for i in [i0, i1)   out [T, n], x [T, d], w [n, d].
      * Rows are taken in blocks of 4 counted from i0, so splitting [0, n) at multiples of 4
-     * gives bitwise the same out as one call (the worker threads rely on it). next (or NULL):
-     * what the calling thread reads after this, which a kernel that asks for its weights ahead
-     * may ask for once its own rows are asked for (a hint: out does not depend on it). */
-    void (*matmul)(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0, int i1,
-                   const cpu_span *next);
+     * gives bitwise the same out as one call (the worker threads rely on it). */
+    void (*matmul)(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0, int i1);
     /* sum_k a[k] * b[k] */
     float (*dot)(const float *a, const float *b, int n);
     /* y[k] += a * x[k] */

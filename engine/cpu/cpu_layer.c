@@ -81,7 +81,6 @@ typedef struct mm_job {
      * hand-off and not on the caller alone. */
     int swiglu;
     const float *b0, *b1; /* [n] */
-    const mm_op *after;   /* the product the pool runs next (or NULL): its rows are hinted */
 } mm_job;
 
 /* Columns [i0, i1) of every row: out0 = silu(out0 + b0) * (out1 + b1). */
@@ -97,34 +96,16 @@ static void swiglu_cols(const mm_job *j, int i0, int i1)
     }
 }
 
-/* Thread part's share [*i0, *i1) of o's rows. */
-static void part_rows(const mm_op *o, int part, int nparts, int *i0, int *i1)
-{
-    long blocks = (o->n + 3) / 4;
-    *i0 = (int)(blocks * part / nparts) * 4, *i1 = (int)(blocks * (part + 1) / nparts) * 4;
-    if (*i1 > o->n) *i1 = o->n;
-}
-
-/* The weight bytes of thread part's share of o (none for NULL). */
-static cpu_span part_span(const mm_op *o, int part, int nparts)
-{
-    int i0, i1;
-    if (!o || !o->w.p) return (cpu_span){NULL, 0};
-    part_rows(o, part, nparts, &i0, &i1);
-    size_t row = (size_t)o->d * eng_dt_size((eng_dtype)o->w.dt);
-    return (cpu_span){cpu_at(o->w.p, (size_t)i0 * o->d, o->w.dt),
-                      i1 > i0 ? (size_t)(i1 - i0) * row : 0};
-}
-
 static void mm_part(void *ctx, int part, int nparts)
 {
     const mm_job *j = ctx;
     int i0 = 0, i1 = 0;
     for (int k = 0; k < j->count; k++) {
         const mm_op *o = &j->op[k];
-        cpu_span next = part_span(k + 1 < j->count ? &j->op[k + 1] : j->after, part, nparts);
-        part_rows(o, part, nparts, &i0, &i1);
-        if (i0 < i1) j->K->matmul(o->out, o->x, o->w, o->T, o->n, o->d, i0, i1, &next);
+        long blocks = (o->n + 3) / 4;
+        i0 = (int)(blocks * part / nparts) * 4, i1 = (int)(blocks * (part + 1) / nparts) * 4;
+        if (i1 > o->n) i1 = o->n;
+        if (i0 < i1) j->K->matmul(o->out, o->x, o->w, o->T, o->n, o->d, i0, i1);
     }
     if (j->swiglu && i0 < i1) swiglu_cols(j, i0, i1);
 }
@@ -147,16 +128,10 @@ static void mm_run(cpu_state *s, mm_job *j)
 }
 
 static void matmul1(const eng_kernels *K, cpu_state *s, float *out, const float *x, cpu_mat w,
-                    int T, int n, int d, const mm_op *after)
+                    int T, int n, int d)
 {
-    mm_job j = {.K = K, .count = 1, .op = {{out, x, w, T, n, d}}, .after = after};
+    mm_job j = {.K = K, .count = 1, .op = {{out, x, w, T, n, d}}};
     mm_run(s, &j);
-}
-
-/* A product of w [n, d] as the hint of the one before it (rows only: nothing is computed). */
-static mm_op hint_op(cpu_mat w, int n, int d)
-{
-    return (mm_op){.w = w, .n = n, .d = d};
 }
 
 static eng_status reduce(const eng_coll *coll, float *buf, size_t n)
@@ -282,18 +257,11 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
 
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->att_norm, D, c->norm_eps);
-    /* Each product hints the next one's weights (RoPE and attention come between q/k/v and
-     * o_proj; the down product hints the next layer's q or the classifier). */
-    const eng_layer_w *wn = l + 1 < c->n_layers ? w + 1 : NULL;
-    const cpu_weights *cw = m->bw;
-    mm_op h_o = hint_op(w->wo, D, nq), h_gate = hint_op(w->w1, F, D), h_down = hint_op(w->w2, D, F);
-    mm_op h_next = wn ? hint_op(wn->wq, nq, D) : hint_op(cw->cls, c->vocab_size, D);
     mm_job qkv = {.K = K,
                   .count = 3,
                   .op = {{s->q, s->xb, w->wq, n, nq, D},
                          {s->k, s->xb, w->wk, n, nkv, D},
-                         {s->v, s->xb, w->wv, n, nkv, D}},
-                  .after = &h_o};
+                         {s->v, s->xb, w->wv, n, nkv, D}}};
     mm_run(s, &qkv);
     add_bias(s->q, w->bq, n, nq);
     add_bias(s->k, w->bk, n, nkv);
@@ -315,7 +283,7 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
     else
         att_part(&lj, 0, 1);
     /* Row-parallel o_proj: partial sums, all-reduced, then the bias once. */
-    matmul1(K, s, s->xb, s->att_out, w->wo, n, D, nq, &h_gate);
+    matmul1(K, s, s->xb, s->att_out, w->wo, n, D, nq);
     if ((st = reduce(coll, s->xb, (size_t)n * D)) != ENG_OK) return st;
     add_bias(s->xb, w->bo, n, D);
     for (size_t i = 0; i < (size_t)n * D; i++)
@@ -328,10 +296,9 @@ eng_status cpu_layer(const eng_model *m, eng_state *es, int l, const eng_coll *c
                       .op = {{s->hb, s->xb, w->w1, n, F, D}, {s->hb2, s->xb, w->w3, n, F, D}},
                       .swiglu = 1,
                       .b0 = w->b1,
-                      .b1 = w->b3,
-                      .after = &h_down};
+                      .b1 = w->b3};
     mm_run(s, &gate_up);
-    matmul1(K, s, s->xb, s->hb, w->w2, n, D, F, &h_next);
+    matmul1(K, s, s->xb, s->hb, w->w2, n, D, F);
     if ((st = reduce(coll, s->xb, (size_t)n * D)) != ENG_OK) return st;
     add_bias(s->xb, w->b2, n, D);
     for (size_t i = 0; i < (size_t)n * D; i++)
@@ -348,15 +315,14 @@ eng_status cpu_logits(const eng_model *m, eng_state *es)
         for (int j = 0; j < es->n_out; j++)
             rmsnorm(s->xb + (size_t)j * D, s->x + (size_t)es->out_row[j] * D, w->final_norm, D,
                     m->cfg.norm_eps);
-        matmul1(w->k, s, s->logits, s->xb, w->cls, es->n_out, m->cfg.vocab_size, D, NULL);
+        matmul1(w->k, s, s->logits, s->xb, w->cls, es->n_out, m->cfg.vocab_size, D);
         s->logit_rows = es->n_out;
         return ENG_OK;
     }
     int first = es->all_logits ? 0 : n - 1;
     for (int t = first; t < n; t++)
         rmsnorm(s->xb + (size_t)t * D, s->x + (size_t)t * D, w->final_norm, D, m->cfg.norm_eps);
-    matmul1(w->k, s, s->logits, s->xb + (size_t)first * D, w->cls, n - first, m->cfg.vocab_size, D,
-            NULL);
+    matmul1(w->k, s, s->logits, s->xb + (size_t)first * D, w->cls, n - first, m->cfg.vocab_size, D);
     s->logit_rows = n - first;
     return ENG_OK;
 }

@@ -6,9 +6,8 @@
 #include <string.h>
 
 static void matmul_scalar(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
-                          int i1, const cpu_span *next)
+                          int i1)
 {
-    (void)next;
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * d;
         for (int i = i0; i < i1; i++) {

@@ -326,12 +326,9 @@ AVX2 static inline __attribute__((always_inline)) void matmul_tile(float *out, c
     }
 }
 
-AVX2 static inline __attribute__((always_inline)) void matmul_typed(float *out, const float *x,
-                                                                    const void *w, int dt, int T,
-                                                                    int n, int d, int i0, int i1,
-                                                                    const cpu_span *next)
+AVX2 static inline __attribute__((always_inline)) void
+matmul_typed(float *out, const float *x, const void *w, int dt, int T, int n, int d, int i0, int i1)
 {
-    (void)next; /* its prefetches stay within the rows (section 37 found no need beyond) */
     /* Decode of one row runs 4 weight rows against it. A last group of fewer than 4 weight
      * rows goes through dot4 too (one row four times), so every element has dot4's summation
      * order whatever the batch size: a row's result does not depend on how many other rows
@@ -364,9 +361,9 @@ AVX2 static inline __attribute__((always_inline)) void matmul_typed(float *out, 
 }
 
 AVX2 static void matmul_avx2(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
-                             int i1, const cpu_span *next)
+                             int i1)
 {
-    CPU_MATMUL_PER_TYPE(matmul_typed, out, x, w, T, n, d, i0, i1, next);
+    CPU_MATMUL_PER_TYPE(matmul_typed, out, x, w, T, n, d, i0, i1);
 }
 
 const eng_kernels eng_kernels_avx2 = {

@@ -166,7 +166,7 @@ AVX512 static INLINE void dot4x1(float *out, size_t ostride, const float *x,
 #define PF_MAX_BLOCKS 8
 
 AVX512 static INLINE void matmul_typed(float *out, const float *x, const void *w, int dt, int T,
-                                       int n, int d, int i0, int i1, const cpu_span *next)
+                                       int n, int d, int i0, int i1)
 {
     if (T == 1) {
         /* The four rows of a block a quarter of the range apart: four long streams that the
@@ -197,24 +197,12 @@ AVX512 static INLINE void matmul_typed(float *out, const float *x, const void *w
             const void *wr[4];
             for (int r = 0; r < 4; r++)
                 wr[r] = cpu_at(w, (size_t)(i + (r < nw ? r : nw - 1)) * d, dt);
-            /* The block `ahead` blocks on, spread over the steps: within this thread's rows,
-             * then on into what it reads next, so that product's first blocks do not start
-             * cold (the rows of a small product over many threads are only a few blocks). */
+            /* The block `ahead` blocks on, within this thread's rows, spread over the steps. */
             int pi = i + 4 * ahead, prow = i1 - pi < 4 ? i1 - pi : 4;
-            size_t pbytes = 0;
             pf_state pf = {NULL, 0, 0};
             if (prow > 0) {
                 pf.p = cpu_at(w, (size_t)pi * d, dt);
-                pbytes = (size_t)prow * d * eng_dt_size((eng_dtype)dt);
-            } else if (next && next->p) {
-                size_t off = (size_t)(pi - i1) * d * eng_dt_size((eng_dtype)dt);
-                if (off < next->bytes) {
-                    pf.p = (const char *)next->p + off;
-                    pbytes = next->bytes - off < block_bytes ? next->bytes - off : block_bytes;
-                }
-            }
-            if (pbytes) {
-                pf.left = (int)((pbytes + 63) / 64);
+                pf.left = (int)(((size_t)prow * d * eng_dt_size((eng_dtype)dt) + 63) / 64);
                 pf.per_step = (pf.left + xblocks * steps - 1) / (xblocks * steps);
             }
             for (int t = t0; t < t1; t += 4) {
@@ -228,9 +216,9 @@ AVX512 static INLINE void matmul_typed(float *out, const float *x, const void *w
 }
 
 AVX512 static void matmul_avx512(float *out, const float *x, cpu_mat w, int T, int n, int d, int i0,
-                                 int i1, const cpu_span *next)
+                                 int i1)
 {
-    CPU_MATMUL_PER_TYPE(matmul_typed, out, x, w, T, n, d, i0, i1, next);
+    CPU_MATMUL_PER_TYPE(matmul_typed, out, x, w, T, n, d, i0, i1);
 }
 
 const eng_kernels eng_kernels_avx512 = {

@@ -58,7 +58,7 @@ static void check_shape(const eng_kernels *K, int dt, int n, int d, int T)
     fill(w, dt, (size_t)n * d, 7u + (uint32_t)(n * 31 + d));
     fill(x, ENG_DT_F32, (size_t)T * d, 11u + (uint32_t)(T * 17 + d));
     cpu_mat m = {w, dt};
-    K->matmul(out, x, m, T, n, d, 0, n, NULL);
+    K->matmul(out, x, m, T, n, d, 0, n);
     double worst = 0;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < n; i++) {
@@ -78,7 +78,7 @@ static void check_shape(const eng_kernels *K, int dt, int n, int d, int T)
     }
     /* Each row alone. */
     for (int t = 0; t < T; t++) {
-        K->matmul(one, x + (size_t)t * d, m, 1, n, d, 0, n, NULL);
+        K->matmul(one, x + (size_t)t * d, m, 1, n, d, 0, n);
         if (memcmp(one, out + (size_t)t * n, (size_t)n * sizeof(float))) {
             printf("FAIL %s %s n=%d d=%d: row %d of %d differs from the row alone\n", K->name,
                    dt_name(dt), n, d, t, T);
@@ -86,14 +86,10 @@ static void check_shape(const eng_kernels *K, int dt, int n, int d, int T)
             break;
         }
     }
-    /* The rows in pieces of 4, 8, 4, ... as threads would take them, each hinted the rows after
-     * it (its `next`). */
+    /* The rows in pieces of 4, 8, 4, ... as threads would take them. */
     memset(split, 0, (size_t)T * n * sizeof(float));
-    for (int i0 = 0, step = 4; i0 < n; i0 += step, step = step == 4 ? 8 : 4) {
-        int i1 = i0 + step < n ? i0 + step : n;
-        cpu_span next = {cpu_at(m.p, (size_t)i1 * d, dt), (size_t)(n - i1) * d * eng_dt_size(dt)};
-        K->matmul(split, x, m, T, n, d, i0, i1, &next);
-    }
+    for (int i0 = 0, step = 4; i0 < n; i0 += step, step = step == 4 ? 8 : 4)
+        K->matmul(split, x, m, T, n, d, i0, i0 + step < n ? i0 + step : n);
     if (memcmp(split, out, (size_t)T * n * sizeof(float))) {
         printf("FAIL %s %s n=%d d=%d T=%d: a split of the rows changes bits\n", K->name,
                dt_name(dt), n, d, T);
