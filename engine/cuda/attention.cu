@@ -46,7 +46,7 @@ __global__ void attn_kernel(eng_attn_args a)
     int early = a.n == 1 && lo <= hi;
     if (early)
         kv_tile_load<KT, TL>(Ks, Vs, a.kc, a.vc, lo, min(min(hi, lo + KT - 1), pos0 - 1), g, hd,
-                             kvw);
+                             kvw, ld);
     pdl_wait();
     if (early && pos0 >= lo && pos0 <= min(hi, lo + KT - 1)) {
         __syncthreads(); /* the tile's zeros for this key are stored before it is */
@@ -65,7 +65,7 @@ __global__ void attn_kernel(eng_attn_args a)
         acc[i] = 0.0f;
     for (int k0 = lo; k0 <= hi; k0 += KT) {
         __syncthreads(); /* the previous tile is no longer read */
-        if (!early || k0 != lo) kv_tile_load<KT, TL>(Ks, Vs, a.kc, a.vc, k0, hi, g, hd, kvw);
+        if (!early || k0 != lo) kv_tile_load<KT, TL>(Ks, Vs, a.kc, a.vc, k0, hi, g, hd, kvw, ld);
         __syncthreads();
         if (!active) continue;
         int key = k0 + lane;

@@ -101,7 +101,7 @@ __global__ void attn_batch_kernel(eng_attn_args a, eng_batch_args b)
         acc[i] = 0.0f;
     for (int k0 = lo; k0 <= hi; k0 += KT) {
         __syncthreads(); /* the previous tile is no longer read */
-        kv_tile_load<KT, TL>(Ks, Vs, kc, vc, k0, hi, g, hd, kvw);
+        kv_tile_load<KT, TL>(Ks, Vs, kc, vc, k0, hi, g, hd, kvw, ld);
         __syncthreads();
         if (!active) continue;
         int key = k0 + lane;

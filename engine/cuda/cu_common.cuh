@@ -87,16 +87,15 @@ static inline int eng_cu_err(void)
 }
 
 /* Keys [k0, k0 + KTILE) of KV head g (zeros past key hi) from the caches kc, vc (rows of kvw
- * floats) into the shared tiles Ks, Vs (rows of hd + 1 floats), by every thread of the block.
+ * floats) into the shared tiles Ks, Vs (rows of ld floats), by every thread of the block.
  * TLOADS loads of K and V per thread are in flight before the first store: a tile costs a few
  * memory latencies, not one per element. Heads of a multiple of 4 dims (all real ones) at
  * 16-byte aligned caches load 16 bytes at a time: a decode tile of 32 keys then takes one round
  * of loads per thread, not four (hd 128, 4 warps). */
 template <int KTILE, int TLOADS>
 __device__ __forceinline__ void kv_tile_load(float *Ks, float *Vs, const float *kc, const float *vc,
-                                             int k0, int hi, int g, int hd, size_t kvw)
+                                             int k0, int hi, int g, int hd, size_t kvw, int ld)
 {
-    int ld = hd + 1;
     if ((hd & 3) == 0 && (((uintptr_t)kc | (uintptr_t)vc) & 15) == 0) {
         int hd4 = hd >> 2;
         for (int i0 = threadIdx.x; i0 < KTILE * hd4; i0 += TLOADS * blockDim.x) {
@@ -116,6 +115,10 @@ __device__ __forceinline__ void kv_tile_load(float *Ks, float *Vs, const float *
                 int idx = i0 + u * blockDim.x, j = idx / hd4, d = (idx - j * hd4) * 4;
                 if (idx < KTILE * hd4) {
                     float *ks = Ks + j * ld + d, *vs = Vs + j * ld + d;
+                    if ((ld & 3) == 0) { /* rows of a multiple of 4 floats: 16-byte stores */
+                        *(float4 *)ks = kv[u], *(float4 *)vs = vv[u];
+                        continue;
+                    }
                     ks[0] = kv[u].x, ks[1] = kv[u].y, ks[2] = kv[u].z, ks[3] = kv[u].w;
                     vs[0] = vv[u].x, vs[1] = vv[u].y, vs[2] = vv[u].z, vs[3] = vv[u].w;
                 }

@@ -1264,6 +1264,8 @@ int main(int argc, char **argv)
     t_attention(1, 500, 0, 2, 32, 8, 128, 1);  /* 8B-like, tiles walked in turn */
     t_attention(1, 40, 0, 4, 64, 4, 64, 1);    /* 16 query heads a KV head */
     t_attention(1, 60, 50, 1, 8, 8, 256, 1);   /* window, the largest head, one split */
+    t_attention(1, 90, 0, 33, 8, 2, 20, 1);    /* rows of 28 floats: 7 16-byte units (dec_ld) */
+    t_attention(1, 90, 0, 33, 8, 2, 10, 1);    /* dims not a multiple of 4: rows of 11 floats */
     t_softmax(1, 37, 0);                       /* long-prompt attention's pieces */
     t_softmax(3, 0, 0);
     t_softmax(2, 20, 9);
