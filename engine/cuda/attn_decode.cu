@@ -27,7 +27,8 @@ __host__ __device__ __forceinline__ int dec_ld(int hd)
 }
 
 /* T: tiles a block; DL: dims a lane holds (hd <= 32 DL), so a head of 64 or 128 dims spends
- * no instructions on dims it does not have. */
+ * no instructions on dims it does not have. One block an SM is all a launch of a few blocks
+ * needs; saying so keeps ptxas from capping the DL 2 instances at 64 registers and spilling. */
 template <int T, int DL>
 __global__ void __launch_bounds__(DEC_WARPS * 32, 1) attn_decode_kernel(eng_attn_args a)
 {
