@@ -8,9 +8,13 @@
  *               engine's scheme, without the engine's epilogues);
  *   chain+small the same with a small dependent kernel between each layer's q/k/v and o_proj,
  *               where the engine's decode attention sits;
+ *   chain-xs    the chain with x staged in shared memory by each block after its wait;
+ *   chain-gs    the chain with a grid of as many blocks as fit on the SMs at once, the rows
+ *               walked grid-strided (chain-gs-xs: and x staged in shared memory);
  *   persistent  one cooperative kernel with a grid barrier after each product, each warp
  *               asking for its next row's first chunks before the barrier; x staged in shared
- *               memory (persistent-l1: read through L1 from a buffer per product).
+ *               memory (persistent-ldg: read by __ldg; persistent-l1: by __ldca, from a
+ *               buffer per product).
  * Every form sums a row as the engine's batch-1 kernel does (a warp a row, 16-byte streaming
  * loads, four in flight and the next four asked for before use), so their outputs must be
  * bitwise equal; the probe fails (exit 1) when they are not.
@@ -108,6 +112,38 @@ __global__ void __launch_bounds__(256) chain_kernel(Prod P)
     if (lane == 0 && row < P.rows) P.y[row] = s;
 }
 
+/* chain-xs, chain-gs, chain-gs-xs: the chain's kernel with x staged in shared memory by each
+ * block after the wait (XM == X_SHARED) and/or a grid of a few blocks an SM walking the rows
+ * grid-strided (GS), each warp asking for its next row's first chunks as it finishes one. */
+template <int XM, int GS> __global__ void __launch_bounds__(256) chainx_kernel(Prod P)
+{
+    extern __shared__ float xs[]; /* [P.d] with X_SHARED */
+    int lane = threadIdx.x & 31, row = blockIdx.x * 8 + (threadIdx.x >> 5), nv = P.d / 8;
+    const uint4 *wr = P.w + (size_t)(row < P.rows ? row : 0) * nv;
+    uint4 c0 = LD(0, 0), c1 = LD(1, 0), c2 = LD(2, 0), c3 = LD(3, 0);
+    asm volatile("griddepcontrol.launch_dependents;");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (XM == X_SHARED) {
+        for (int i = threadIdx.x * 4; i < P.d; i += 1024)
+            *(float4 *)(xs + i) = __ldcg((const float4 *)(P.x + i));
+        __syncthreads();
+    }
+    const float *x = XM == X_SHARED ? xs : P.x;
+    if (!GS) {
+        float s = row_sum<XM>(wr, nv, x, lane, c0, c1, c2, c3);
+        if (lane == 0 && row < P.rows) P.y[row] = s;
+        return;
+    }
+    int W = gridDim.x * 8;
+    while (row < P.rows) {
+        float s = row_sum<XM>(wr, nv, x, lane, c0, c1, c2, c3);
+        if (lane == 0) P.y[row] = s;
+        row += W;
+        wr = P.w + (size_t)(row < P.rows ? row : 0) * nv;
+        if (row < P.rows) c0 = LD(0, 0), c1 = LD(1, 0), c2 = LD(2, 0), c3 = LD(3, 0);
+    }
+}
+
 /* chain+small: the stand-in for the attention, y = x over n floats in 16 blocks. */
 __global__ void __launch_bounds__(256) small_kernel(const float *x, float *y, int n)
 {
@@ -167,8 +203,21 @@ __global__ void fill_kernel(uint16_t *w, size_t n, float a, unsigned seed)
     }
 }
 
-enum { F_CHAIN, F_CHAIN_SMALL, F_PERSISTENT, F_PERSISTENT_L1, F_COUNT };
-static const char *form_name[F_COUNT] = {"chain", "chain+small", "persistent", "persistent-l1"};
+enum {
+    F_CHAIN,
+    F_CHAIN_SMALL,
+    F_CHAIN_XS,
+    F_CHAIN_GS,
+    F_CHAIN_GS_XS,
+    F_PERSISTENT,
+    F_PERSISTENT_LDG,
+    F_PERSISTENT_L1,
+    F_COUNT
+};
+static const char *form_name[F_COUNT] = {"chain",      "chain+small", "chain-xs",
+                                         "chain-gs",   "chain-gs-xs", "persistent",
+                                         "persistent-ldg", "persistent-l1"};
+enum { NCHAIN = 5 }; /* the forms that are graphs of one kernel a product */
 
 int main(int argc, char **argv)
 {
@@ -217,9 +266,18 @@ int main(int argc, char **argv)
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
 
-    /* the two chains, captured once each */
-    cudaGraphExec_t chain[2];
-    for (int small = 0; small < 2; small++) {
+    int nsm = 0;
+    CK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, 0));
+    void *ck[NCHAIN] = {(void *)chain_kernel, (void *)chain_kernel,
+                        (void *)chainx_kernel<X_SHARED, 0>, (void *)chainx_kernel<X_LDG, 1>,
+                        (void *)chainx_kernel<X_SHARED, 1>};
+    for (int f = 2; f < NCHAIN; f++)
+        CK(cudaFuncSetAttribute(ck[f], cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                dmax * (int)sizeof(float)));
+    /* the chains, captured once each */
+    cudaGraphExec_t chain[NCHAIN];
+    for (int f = 0; f < NCHAIN; f++) {
+        int small = f == F_CHAIN_SMALL;
         cudaGraph_t g;
         CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
         for (int p = 0; p < np; p++) {
@@ -239,25 +297,35 @@ int main(int argc, char **argv)
                 P.x = small_out[p / 4];
             }
             cfg.gridDim = dim3((P.rows + 7) / 8);
-            CK(cudaLaunchKernelEx(&cfg, chain_kernel, P));
+            int xsf = f == F_CHAIN_XS || f == F_CHAIN_GS_XS;
+            cfg.dynamicSmemBytes = xsf ? P.d * sizeof(float) : 0;
+            if (f == F_CHAIN_GS || f == F_CHAIN_GS_XS) {
+                int per = 0;
+                CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, ck[f], 256,
+                                                                 cfg.dynamicSmemBytes));
+                if ((unsigned)(nsm * per) < cfg.gridDim.x) cfg.gridDim = dim3(nsm * per);
+            }
+            void *args[] = {&P};
+            cudaLaunchConfig_t c2 = cfg;
+            CK(cudaLaunchKernelExC(&c2, ck[f], args));
         }
         CK(cudaStreamEndCapture(st, &g));
-        CK(cudaGraphInstantiate(&chain[small], g, 0));
+        CK(cudaGraphInstantiate(&chain[f], g, 0));
         CK(cudaGraphDestroy(g));
     }
     /* the persistent grids: as many blocks as fit on every SM at once */
-    int smem = dmax * (int)sizeof(float), per_sh = 0, per_l1 = 0, nsm = 0;
+    int smem = dmax * (int)sizeof(float), per_sh = 0, per_l1 = 0, per_ldg = 0;
     CK(cudaFuncSetAttribute(persistent_kernel<X_SHARED>,
                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sh, persistent_kernel<X_SHARED>, 256,
                                                      smem));
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_l1, persistent_kernel<X_L1>, 256, 0));
-    CK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, 0));
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_ldg, persistent_kernel<X_LDG>, 256, 0));
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("%s: %ld layers, %d products, %.2f GB of weights; persistent grids %d x %d blocks "
-           "(x in shared memory), %d x %d (x through L1)\n",
-           prop.name, layers, np, bytes / 1e9, nsm, per_sh, nsm, per_l1);
+           "(x in shared memory), %d x %d (x through L1), %d x %d (x by __ldg)\n",
+           prop.name, layers, np, bytes / 1e9, nsm, per_sh, nsm, per_l1, nsm, per_ldg);
 
     std::vector<float> out[F_COUNT];
     for (int round = 0; round < 3; round++) {
@@ -268,8 +336,11 @@ int main(int argc, char **argv)
                                    cudaMemcpyHostToDevice, st));
                 CK(cudaEventRecord(e0, st));
                 void *args[] = {&dprods, (void *)&np};
-                if (f == F_CHAIN || f == F_CHAIN_SMALL)
-                    CK(cudaGraphLaunch(chain[f == F_CHAIN_SMALL], st));
+                if (f < NCHAIN)
+                    CK(cudaGraphLaunch(chain[f], st));
+                else if (f == F_PERSISTENT_LDG)
+                    CK(cudaLaunchCooperativeKernel((void *)persistent_kernel<X_LDG>,
+                                                   nsm * per_ldg, 256, args, 0, st));
                 else if (f == F_PERSISTENT)
                     CK(cudaLaunchCooperativeKernel((void *)persistent_kernel<X_SHARED>,
                                                    nsm * per_sh, 256, args, smem, st));
