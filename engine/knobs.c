@@ -25,7 +25,7 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
                          "1: layer mapping stages activations between GPU segments through "
                          "pinned host memory even where peer access works (0..1)"},
     [ENG_KNOB_CUDA_FUSE] =
-        {"ENG_CUDA_FUSE", "255",
+        {"ENG_CUDA_FUSE", "511",
          "what the CUDA decode step fuses, a sum of: 1 RMSNorm into the "
          "products around it, 2 SwiGLU into the gate/up product, 4 the "
          "flash-decoding merge into attention's last block, 8 the same "
@@ -36,7 +36,9 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
          "decode q/k/v product (models without q/k norms), 64 the decode "
          "attention over up to four 32-key tiles a block, merged in shared "
          "memory, 128 a decode product with rows of up to 4 KiB asks for each row "
-         "whole before it waits for the kernel before it (0..255)"},
+         "whole before it waits for the kernel before it, 256 a decode "
+         "product with longer rows (x of up to 8192 floats) reads x from "
+         "shared memory, staged after its wait (0..511)"},
     [ENG_KNOB_DECODE_AHEAD] = {"ENG_DECODE_AHEAD", "1",
                                "1: `ringinfer run` on one GPU starts each decode step before the "
                                "host has read the token of the step before (it stays on the "

@@ -127,7 +127,11 @@ typedef struct eng_mv_args {
     float *ssq_out;
     eng_rope_args rope; /* ROPE: n 1, qkv unused */
     int whole;          /* rows of up to 4 KiB (one warp a row) asked for whole before the wait */
+    /* rows longer than `whole` takes, one warp a row: x staged in shared memory after the wait
+     * (d * 4 <= ENG_MV_XS_MAX; the same bits) */
+    int xs;
 } eng_mv_args;
+#define ENG_MV_XS_MAX (32u << 10)
 static inline int eng_mv_rope_ok(const eng_rope_args *r)
 {
     return r->n == 1 && !r->q_norm && !r->k_norm && r->hd % 8 == 0;

@@ -322,9 +322,12 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
     float *got = back(a.out, (size_t)nout * 4), *gres = NULL, *gss = NULL;
     if (mode == ENG_MV_RESID)
         gres = back(a.res, (size_t)rows * 4), gss = back(a.ssq_out, parts * 4);
-    if ((size_t)d * es <= 4096) { /* rows asked for whole before the wait: the same bits */
+    /* rows asked for whole before the wait (rows of up to 4 KiB), x staged in shared memory,
+     * and both: the same bits */
+    for (int v = 1; v < 4; v++) {
+        if ((v & 1) && (size_t)d * es > 4096) continue;
         eng_mv_args b = a;
-        b.whole = 1;
+        b.whole = v & 1, b.xs = v >> 1;
         if (mode == ENG_MV_RESID)
             CU(cudaMemcpy(b.res, res, (size_t)rows * 4, cudaMemcpyHostToDevice));
         CU(cudaMemset(b.out, 0xff, (size_t)nout * 4));
@@ -337,7 +340,11 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
             bad += memcmp(s2, gss, (size_t)parts * 4) != 0;
             free(r2), free(s2);
         }
-        report("  rows asked for whole before the wait: the same bits", bad, 0);
+        static const char *vn[] = {"", "rows asked for whole before the wait",
+                                   "x staged in shared memory", "both"};
+        char vw[80];
+        snprintf(vw, sizeof(vw), "  %s: the same bits", vn[v]);
+        report(vw, bad, 0);
         free(g2);
     }
     eng_mv_args r = a;
@@ -416,6 +423,16 @@ static void t_fused_rope(int dt, int nq, int nkv, int hd, int d, int interleaved
     int differ = memcmp(gq, pq, nqd * 4) != 0;
     differ += memcmp(gk, pk, cache * 4) != 0;
     differ += memcmp(gv, pv, cache * 4) != 0;
+    /* again with x staged in shared memory: the same bits */
+    eng_mv_args s2 = a;
+    s2.xs = 1;
+    CU(cudaMemset(r.q, 0xff, nqd * 4));
+    KL(eng_cu_matvec_fused(&s2, NULL));
+    float *sq = back(r.q, nqd * 4), *sk = back(r.kc, cache * 4), *sv = back(r.vc, cache * 4);
+    int sdiff = memcmp(sq, gq, nqd * 4) != 0;
+    sdiff += memcmp(sk, gk, cache * 4) != 0;
+    sdiff += memcmp(sv, gv, cache * 4) != 0;
+    free(sq), free(sk), free(sv);
     /* the reference, on the host */
     float *rq = calloc(nqd, 4), *rk = calloc(cache, 4), *rv = calloc(cache, 4);
     eng_mv_args h = a;
@@ -429,6 +446,7 @@ static void t_fused_rope(int dt, int nq, int nkv, int hd, int d, int interleaved
              with_bias ? " + bias" : "");
     report(wn, fmax(rel(gq, rq, nqd), fmax(rel(gk, rk, cache), rel(gv, rv, cache))), 1e-5);
     report("  == product + RoPE kernel (q, k, v caches) bitwise", differ, 0);
+    report("  x staged in shared memory: the same bits", sdiff, 0);
     free(w), free(x), free(ssq), free(bias), free(zeros), free(gq), free(gk), free(gv);
     free(pq), free(pk), free(pv), free(rq), free(rk), free(rv);
     cudaFree((void *)a.w), cudaFree((void *)a.x), cudaFree((void *)a.ssq_in);
@@ -1214,6 +1232,9 @@ int main(int argc, char **argv)
     t_fused(ENG_DT_BF16, ENG_MV_SWIGLU, 2 * 1100, 4096, 64, 0); /* 8 KiB rows: the loop */
     t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 3072, 0, 1);       /* 6 KiB rows: the loop */
     t_fused(ENG_DT_F32, ENG_MV_RESID, 1100, 2048, 99, 1);
+    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 8192, 0, 0); /* the longest x staged: 32 KiB */
+    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 8200, 0, 0); /* ... and one too long */
+    t_fused(ENG_DT_BF16, ENG_MV_RESID, 1030, 14336, 0, 0); /* 8B-like down: x not staged */
     t_fused_batch(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 256, 0, 16);  /* 1B q/k/v + norm */
     t_fused_batch(ENG_DT_BF16, ENG_MV_SWIGLU, 16384, 2048, 256, 0, 5); /* 1B gate/up */
     t_fused_batch(ENG_DT_BF16, ENG_MV_RESID, 2048, 8192, 0, 0, 9);     /* 1B down: 8-row parts */
