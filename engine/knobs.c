@@ -37,8 +37,9 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
          "attention over up to four 32-key tiles a block, merged in shared "
          "memory, 128 a decode product with rows of up to 4 KiB asks for each row "
          "whole before it waits for the kernel before it, 256 a decode "
-         "product with longer rows (x of up to 8192 floats) reads x from "
-         "shared memory, staged after its wait (0..511)"},
+         "product with longer rows keeps x out of the streamed weights' way "
+         "(x of up to 8192 floats staged in shared memory after its wait, a "
+         "longer one kept in L1 by loading the weights past L1) (0..511)"},
     [ENG_KNOB_DECODE_AHEAD] = {"ENG_DECODE_AHEAD", "1",
                                "1: `ringinfer run` on one GPU starts each decode step before the "
                                "host has read the token of the step before (it stays on the "

@@ -63,8 +63,9 @@ enum {
     CUDA_FUSE_XS = 256
 };
 /* CUDA_FUSE_XS: a decode product whose rows the loop walks (longer than CUDA_FUSE_WHOLE
- * takes, one warp a row, x of up to 8192 floats) stages x in shared memory after its wait, so
- * its warps read x there instead of through L1 (the same bits; matvec.cu says what it gave). */
+ * takes, one warp a row) keeps x out of the streamed weights' way: x of up to 8192 floats
+ * staged in shared memory after the wait, a longer one kept in L1 by loading the weights
+ * past L1 (the same bits; matvec.cu says what it gave). */
 /* CUDA_FUSE_WHOLE: a decode product with rows of up to 4 KiB asks for each row whole before
  * its wait (eight 16-byte loads a lane instead of four), so such a product streams all its
  * weights while the kernels before it finish (eng_mv_args.whole; the same bits). */

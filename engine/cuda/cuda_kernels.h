@@ -127,8 +127,9 @@ typedef struct eng_mv_args {
     float *ssq_out;
     eng_rope_args rope; /* ROPE: n 1, qkv unused */
     int whole;          /* rows of up to 4 KiB (one warp a row) asked for whole before the wait */
-    /* rows longer than `whole` takes, one warp a row: x staged in shared memory after the wait
-     * (d * 4 <= ENG_MV_XS_MAX; the same bits) */
+    /* rows longer than `whole` takes, one warp a row: x kept out of the weights' way, staged
+     * in shared memory after the wait (d * 4 <= ENG_MV_XS_MAX) or else kept in L1 by loading
+     * the weights past it (the same bits either way) */
     int xs;
 } eng_mv_args;
 #define ENG_MV_XS_MAX (32u << 10)

@@ -28,6 +28,20 @@ __device__ __forceinline__ float h2_dot(unsigned u, float x0, float x1)
     return f.x * x0 + f.y * x1;
 }
 
+/* 16 bytes of weights, streamed (evict-first), or (NA) kept out of L1 altogether (evict-first
+ * in L2), so they do not push out of L1 an x too long to stage in shared memory. */
+template <int NA> __device__ __forceinline__ uint4 wld(const uint4 *p)
+{
+    if (!NA) return __ldcs(p);
+    uint4 r;
+    uint64_t pol;
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+    asm("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p), "l"(pol));
+    return r;
+}
+
 /* x's 16 bytes at p: through the read-only cache, or (XS) from shared memory. */
 template <int XS> __device__ __forceinline__ float4 ldx4(const float *p)
 {
@@ -60,7 +74,7 @@ template <int DT, int XS = 0> __device__ __forceinline__ float dot16(uint4 w, co
  * decode graph it was the faster: 833 against 745 tok/s (1B shape), 188 against 180 (8B),
  * H200, 2026-12-02. */
 #define WLD(k, b)                                                                                  \
-    ((b) + lane + (k)*step < nv ? __ldcs(wr + (b) + lane + (k)*step) : make_uint4(0, 0, 0, 0))
+    ((b) + lane + (k)*step < nv ? wld<NAM>(wr + (b) + lane + (k)*step) : make_uint4(0, 0, 0, 0))
 #define WDOT(v, k, b)                                                                              \
     ((b) + lane + (k)*step < nv ? dot16<DT, XSM>(v, x + (size_t)((b) + lane + (k)*step) * EPV)     \
                                 : 0.0f)
@@ -86,7 +100,7 @@ template <int DT, int WPR>
 __global__ void __launch_bounds__(256)
     matvec_vec(float *y, const void *w, const float *x, int rows, int d)
 {
-    const int EPV = vec_traits<DT>::EPV, step = 32 * WPR, XSM = 0;
+    const int EPV = vec_traits<DT>::EPV, step = 32 * WPR, XSM = 0, NAM = 0;
     __shared__ float part[8];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int row = blockIdx.x * (8 / WPR) + warp / WPR, sub = warp % WPR;
@@ -199,7 +213,7 @@ __device__ __forceinline__ void rope_epilogue(const eng_rope_args &r, int row, i
  * block's rows. Warp w of a block computes logical row w / WPR; in SWIGLU mode logical rows
  * 2j and 2j + 1 of block b are gate row p and up row F + p of pair p = b * R/2 + j, so one
  * block holds both halves of its outputs and the gate/up layout stays as cuBLAS reads it. */
-template <int DT, int WPR, int MODE, int WHOLE, int XSM>
+template <int DT, int WPR, int MODE, int WHOLE, int XSM, int NAM>
 __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
 {
     const int EPV = vec_traits<DT>::EPV, step = 32 * WPR, R = 8 / WPR;
@@ -236,11 +250,13 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
             int i = threadIdx.x + k * 256;
             s4[k] = i < a.nss ? a.ssq_in[i] : 0.0f;
         }
-    /* XSM: x once into shared memory; the warps then read it there, not through L1. Only for
-     * rows the loop walks: there x is read pass after pass (decode tok/s with it, one H100,
-     * 2026-12-07: Llama-3-8B 187.7 against 179.8, Llama-3.2-1B 948 against 927). Rows asked
-     * for whole are ready at the wait, and the staging's round trip and barrier then only add
-     * to the product's time (the 1B 846 against 927). */
+    /* XSM: x once into shared memory; the warps then read it there, not through L1, where the
+     * streamed weights keep evicting it. Only for rows the loop walks: there x is read pass
+     * after pass (decode tok/s with it, one H100, 2026-12-07: Llama-3-8B 187.7 against 179.8,
+     * Llama-3.2-1B 948 against 927). Rows asked for whole are ready at the wait, and the
+     * staging's round trip and barrier then only add to the product's time (the 1B 846). A
+     * longer x (the 8B's down) stays in L1 with the weights loaded past it (NAM): 190.5
+     * against 187.8 for the 8B, where the same loads for every product cost the 1B 0.7%. */
     if (XSM) {
         for (int i = threadIdx.x; i < d / 4; i += 256)
             xs4[i] = ((const float4 *)a.x)[i];
@@ -316,15 +332,17 @@ template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int w
     size_t xs = (size_t)a->d * sizeof(float);
     int whole = a->whole && nv <= 8 * 32, stage = a->xs && !whole && xs <= ENG_MV_XS_MAX;
     if (wpr == 4)
-        eng_launch(matvec_fused<DT, 4, MODE, 0, 0>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 4, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
     else if (wpr == 2)
-        eng_launch(matvec_fused<DT, 2, MODE, 0, 0>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 2, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
     else if (whole)
-        eng_launch(matvec_fused<DT, 1, MODE, 1, 0>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 1, MODE, 1, 0, 0>, blocks, 256, 0, st, *a);
     else if (stage)
-        eng_launch(matvec_fused<DT, 1, MODE, 0, 1>, blocks, 256, xs, st, *a);
+        eng_launch(matvec_fused<DT, 1, MODE, 0, 1, 0>, blocks, 256, xs, st, *a);
+    else if (a->xs) /* x too long to stage: the weights past L1 */
+        eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 1>, blocks, 256, 0, st, *a);
     else
-        eng_launch(matvec_fused<DT, 1, MODE, 0, 0>, blocks, 256, 0, st, *a);
+        eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
 }
 
 template <int DT> static void fused_mode(const eng_mv_args *a, int wpr, eng_stream st)

@@ -341,7 +341,7 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
             free(r2), free(s2);
         }
         static const char *vn[] = {"", "rows asked for whole before the wait",
-                                   "x staged in shared memory", "both"};
+                                   "x out of the weights' way (staged, or kept in L1)", "both"};
         char vw[80];
         snprintf(vw, sizeof(vw), "  %s: the same bits", vn[v]);
         report(vw, bad, 0);
