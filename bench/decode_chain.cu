@@ -214,8 +214,8 @@ enum {
     F_PERSISTENT_L1,
     F_COUNT
 };
-static const char *form_name[F_COUNT] = {"chain",      "chain+small", "chain-xs",
-                                         "chain-gs",   "chain-gs-xs", "persistent",
+static const char *form_name[F_COUNT] = {"chain",          "chain+small",  "chain-xs",
+                                         "chain-gs",       "chain-gs-xs",  "persistent",
                                          "persistent-ldg", "persistent-l1"};
 enum { NCHAIN = 5 }; /* the forms that are graphs of one kernel a product */
 
@@ -339,8 +339,8 @@ int main(int argc, char **argv)
                 if (f < NCHAIN)
                     CK(cudaGraphLaunch(chain[f], st));
                 else if (f == F_PERSISTENT_LDG)
-                    CK(cudaLaunchCooperativeKernel((void *)persistent_kernel<X_LDG>,
-                                                   nsm * per_ldg, 256, args, 0, st));
+                    CK(cudaLaunchCooperativeKernel((void *)persistent_kernel<X_LDG>, nsm * per_ldg,
+                                                   256, args, 0, st));
                 else if (f == F_PERSISTENT)
                     CK(cudaLaunchCooperativeKernel((void *)persistent_kernel<X_SHARED>,
                                                    nsm * per_sh, 256, args, smem, st));

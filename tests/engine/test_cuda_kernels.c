@@ -1232,8 +1232,8 @@ int main(int argc, char **argv)
     t_fused(ENG_DT_BF16, ENG_MV_SWIGLU, 2 * 1100, 4096, 64, 0); /* 8 KiB rows: the loop */
     t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 3072, 0, 1);       /* 6 KiB rows: the loop */
     t_fused(ENG_DT_F32, ENG_MV_RESID, 1100, 2048, 99, 1);
-    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 8192, 0, 0); /* the longest x staged: 32 KiB */
-    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 8200, 0, 0); /* ... and one too long */
+    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 8192, 0, 0);  /* the longest x staged: 32 KiB */
+    t_fused(ENG_DT_BF16, ENG_MV_PLAIN, 1030, 8200, 0, 0);  /* ... and one too long */
     t_fused(ENG_DT_BF16, ENG_MV_RESID, 1030, 14336, 0, 0); /* 8B-like down: x not staged */
     t_fused_batch(ENG_DT_BF16, ENG_MV_PLAIN, 3072, 2048, 256, 0, 16);  /* 1B q/k/v + norm */
     t_fused_batch(ENG_DT_BF16, ENG_MV_SWIGLU, 16384, 2048, 256, 0, 5); /* 1B gate/up */
