@@ -1051,7 +1051,8 @@ static void t_sample_nan(void)
 }
 
 /* mode -1: eng_cu_matvec; else the fused product of that mode (normed input but RESID). */
-static void bench_matvec(int dt, int rows, int d, int mode)
+/* xs: the fused product with x kept out of the weights' way (eng_mv_args.xs). */
+static void bench_matvec(int dt, int rows, int d, int mode, int xs)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2, bytes = (size_t)rows * d * es;
     int copies = (int)((1ull << 31) / bytes) + 1; /* rotate past the 50 MB L2 */
@@ -1079,7 +1080,8 @@ static void bench_matvec(int dt, int rows, int d, int mode)
                      .eps = 1e-5f,
                      .res = dres,
                      .nw_out = dnw,
-                     .ssq_out = dss + 512};
+                     .ssq_out = dss + 512,
+                     .xs = xs};
 #define MV(w_)                                                                                     \
     (mode < 0 ? eng_cu_matvec(dy, (w_), dt, dx, rows, d, NULL)                                     \
               : (a.w = (w_), eng_cu_matvec_fused(&a, NULL)))
@@ -1101,9 +1103,11 @@ static void bench_matvec(int dt, int rows, int d, int mode)
     }
     double us = best * 1000.0 / iters;
     static const char *mn[] = {"", "+norm", "+norm+swiglu", "+residual"};
-    printf("bench matvec%-13s %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 x "
+    char label[32];
+    snprintf(label, sizeof(label), "%s%s", mn[mode + 1], xs ? "+xs" : "");
+    printf("bench matvec%-16s %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 x "
            "%d)\n",
-           mn[mode + 1], dtn(dt), rows, d, us, (double)bytes / (us * 1e-6) / 1e9, iters);
+           label, dtn(dt), rows, d, us, (double)bytes / (us * 1e-6) / 1e9, iters);
 #undef MV
     free(ones), cudaFree(dres), cudaFree(dnw), cudaFree(dss);
     for (int i = 0; i < copies; i++)
@@ -1316,24 +1320,30 @@ int main(int argc, char **argv)
         bench_sample(32000, 0.8f, 0.95f);
     }
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
-        bench_matvec(ENG_DT_BF16, 6144, 4096, -1);   /* 8B q/k/v */
-        bench_matvec(ENG_DT_BF16, 28672, 4096, -1);  /* 8B gate/up */
-        bench_matvec(ENG_DT_BF16, 4096, 4096, -1);   /* 8B o_proj */
-        bench_matvec(ENG_DT_BF16, 4096, 14336, -1);  /* 8B down */
-        bench_matvec(ENG_DT_BF16, 128256, 4096, -1); /* 8B classifier */
-        bench_matvec(ENG_DT_BF16, 3072, 2048, -1);   /* 1B q/k/v */
-        bench_matvec(ENG_DT_BF16, 2048, 2048, -1);   /* 1B o_proj */
-        bench_matvec(ENG_DT_BF16, 16384, 2048, -1);  /* 1B gate/up */
-        bench_matvec(ENG_DT_BF16, 2048, 8192, -1);   /* 1B down */
-        bench_matvec(ENG_DT_BF16, 128256, 2048, -1); /* 1B classifier (tied) */
-        bench_matvec(ENG_DT_F32, 8192, 4096, -1);
+        bench_matvec(ENG_DT_BF16, 6144, 4096, -1, 0);   /* 8B q/k/v */
+        bench_matvec(ENG_DT_BF16, 28672, 4096, -1, 0);  /* 8B gate/up */
+        bench_matvec(ENG_DT_BF16, 4096, 4096, -1, 0);   /* 8B o_proj */
+        bench_matvec(ENG_DT_BF16, 4096, 14336, -1, 0);  /* 8B down */
+        bench_matvec(ENG_DT_BF16, 128256, 4096, -1, 0); /* 8B classifier */
+        bench_matvec(ENG_DT_BF16, 3072, 2048, -1, 0);   /* 1B q/k/v */
+        bench_matvec(ENG_DT_BF16, 2048, 2048, -1, 0);   /* 1B o_proj */
+        bench_matvec(ENG_DT_BF16, 16384, 2048, -1, 0);  /* 1B gate/up */
+        bench_matvec(ENG_DT_BF16, 2048, 8192, -1, 0);   /* 1B down */
+        bench_matvec(ENG_DT_BF16, 128256, 2048, -1, 0); /* 1B classifier (tied) */
+        bench_matvec(ENG_DT_F32, 8192, 4096, -1, 0);
         /* the fused decode products: their epilogues' cost against the plain product */
-        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN);   /* 8B q/k/v + norm */
-        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU); /* 8B gate/up + norm + SwiGLU */
-        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID);   /* 8B o_proj + residual */
-        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID);  /* 8B down + residual */
-        bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU); /* 1B gate/up */
-        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID);   /* 1B down */
+        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN, 0);   /* 8B q/k/v + norm */
+        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU, 0); /* 8B gate/up + norm + SwiGLU */
+        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID, 0);   /* 8B o_proj + residual */
+        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID, 0);  /* 8B down + residual */
+        bench_matvec(ENG_DT_BF16, 16384, 2048, ENG_MV_SWIGLU, 0); /* 1B gate/up */
+        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID, 0);   /* 1B down */
+        /* the same with x kept out of the weights' way, as the decode step runs them */
+        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN, 1);
+        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU, 1);
+        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID, 1);
+        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID, 1); /* weights past L1 */
+        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID, 1);
         static const int nb[] = {2, 4, 8, 16};
         for (int i = 0; i < 4; i++) {
             bench_matvec_batch(ENG_DT_BF16, 3072, 2048, nb[i]);
