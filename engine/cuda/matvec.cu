@@ -2,7 +2,8 @@
 /* Batch-1 matrix-vector product, the decode step's bottleneck: every weight byte is read
  * once, so the kernel only has to stream the matrix at full bandwidth. One to four warps per
  * row, each lane loading 16 bytes at a time with eight loads in flight (streaming,
- * evict-first: the weights are not reused within a step); x comes through L1. */
+ * evict-first: the weights are not reused within a step); x comes through L1, or in the
+ * fused products with long rows from shared memory (matvec_fused's XSM). */
 #include "cu_common.cuh"
 
 template <int DT> struct vec_traits;
