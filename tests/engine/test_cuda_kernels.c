@@ -328,8 +328,10 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
         if ((v & 1) && (size_t)d * es > 4096) continue;
         eng_mv_args b = a;
         b.whole = v & 1, b.xs = v >> 1;
-        if (mode == ENG_MV_RESID)
+        if (mode == ENG_MV_RESID) { /* the partials overwritten, not left from the first run */
             CU(cudaMemcpy(b.res, res, (size_t)rows * 4, cudaMemcpyHostToDevice));
+            CU(cudaMemset(b.ssq_out, 0xff, (size_t)parts * 4));
+        }
         CU(cudaMemset(b.out, 0xff, (size_t)nout * 4));
         KL(eng_cu_matvec_fused(&b, NULL));
         float *g2 = back(b.out, (size_t)nout * 4);
@@ -423,10 +425,13 @@ static void t_fused_rope(int dt, int nq, int nkv, int hd, int d, int interleaved
     int differ = memcmp(gq, pq, nqd * 4) != 0;
     differ += memcmp(gk, pk, cache * 4) != 0;
     differ += memcmp(gv, pv, cache * 4) != 0;
-    /* again with x staged in shared memory: the same bits */
+    /* again with x staged in shared memory, from the first run's starting state (q unset,
+     * empty caches, so a write left out shows): the same bits */
     eng_mv_args s2 = a;
     s2.xs = 1;
     CU(cudaMemset(r.q, 0xff, nqd * 4));
+    CU(cudaMemcpy(r.kc, zeros, cache * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(r.vc, zeros, cache * 4, cudaMemcpyHostToDevice));
     KL(eng_cu_matvec_fused(&s2, NULL));
     float *sq = back(r.q, nqd * 4), *sk = back(r.kc, cache * 4), *sv = back(r.vc, cache * 4);
     int sdiff = memcmp(sq, gq, nqd * 4) != 0;
