@@ -168,8 +168,8 @@ extern "C" size_t eng_cu_attention_smem(int n, int group, int hd)
 
 extern "C" int eng_cu_attention_counts(int n, int nq, int nkv)
 {
-    int group = nq / nkv, nw = warps_for(n, group);
-    return (n * group + nw - 1) / nw * nkv;
+    int group = nq / nkv, nw = warps_for(n, group), c = (n * group + nw - 1) / nw * nkv;
+    return n == 1 && c < nq ? nq : c; /* a decode count a query head (attn_head.cu) */
 }
 
 extern "C" int eng_cu_attention_init(size_t max_smem)
@@ -183,7 +183,7 @@ extern "C" int eng_cu_attention(const eng_attn_args *a, eng_stream st)
 {
     int group = a->nq / a->nkv, nw = warps_for(a->n, group), e;
     if (a->tiles > 0) {
-        e = eng_cu_attention_decode(a, st);
+        e = a->qhead ? eng_cu_attention_head(a, st) : eng_cu_attention_decode(a, st);
     } else {
         dim3 grid((a->n * group + nw - 1) / nw, a->nkv, a->nsplit);
         eng_launch(attn_kernel, grid, nw * 32, eng_cu_attention_smem(a->n, group, a->hd), st, *a);

@@ -60,8 +60,15 @@ enum {
     CUDA_FUSE_ROPE = 32,
     CUDA_FUSE_TILES = 64,
     CUDA_FUSE_WHOLE = 128,
-    CUDA_FUSE_XS = 256
+    CUDA_FUSE_XS = 256,
+    CUDA_FUSE_HEAD = 512
 };
+/* CUDA_FUSE_HEAD: the decode attention one block a query head, 16 warps over its keys
+ * (attn_head.cu), for heads of 128 dims and steps at positions below CUDA_HEAD_CTX; before
+ * CUDA_FUSE_TILES. Such steps and later ones are two graphs (cuda_head_step). On one H100,
+ * 2026-12-07: Qwen3-0.6B +4-5%, Llama-3-8B +1.5% (32-token prompt, 128 tokens); with 1500
+ * keys it lost 1.3% (8B), and the Llama-3.2-1B's heads of 64 dims did not gain. */
+#define CUDA_HEAD_CTX 512
 /* CUDA_FUSE_XS: a decode product whose rows the loop walks (longer than CUDA_FUSE_WHOLE
  * takes, one warp a row) keeps x out of the streamed weights' way: x of up to 8192 floats
  * staged in shared memory after the wait, a longer one kept in L1 by loading the weights
@@ -131,6 +138,7 @@ typedef struct cuda_state {
     float *host_red;         /* [B, D] host staging for a collective without device buffers */
     int nsplit, chunk;
     int att_tiles, nsplit_tiles; /* decode attention with CUDA_FUSE_TILES: its tiles and splits */
+    int att_head, nsplit_head;   /* with CUDA_FUSE_HEAD: whether it serves, its splits */
     int pending;                 /* delta (+ pending_bias) not yet added to x */
     const float *pending_bias;
     /* Decode with the norms fused into the products (eng_mv_args): the last o_proj or down
@@ -150,9 +158,14 @@ typedef struct cuda_state {
     int pend_row0;
     float *bscale; /* [n_seqs] the decode rows' input-norm scales (eng_mvb_args.scale) */
     int logit_rows;
-    float *scores;           /* [nq, B, score_keys] long-prompt attention scores, or NULL */
-    int score_keys;          /* the most keys a batched attention call may have */
-    cudaGraphExec_t graph;   /* the decode step, once captured */
+    float *scores;              /* [nq, B, score_keys] long-prompt attention scores, or NULL */
+    int score_keys;             /* the most keys a batched attention call may have */
+    cudaGraphExec_t graph;      /* the decode step, once captured */
+    cudaGraphExec_t graph_long; /* the same past CUDA_HEAD_CTX (cuda_head_step: another kernel) */
+    int cap_sampled;            /* the capture in progress samples, at these settings: */
+    float cap_temp, cap_top_p;
+    int graph_sampled[2]; /* graph, graph_long: what each one's capture sampled with */
+    float graph_temp[2], graph_top_p[2];
     cudaGraphExec_t *bgraph; /* [n_seqs + 1]: a batch of n decode rows, once captured */
     /* A batch of several sequences (eng_forward_batch): its own inputs and scratch. */
     int *bin_d;   /* [6B]: each token's position, slot, the rows whose logits are wanted, then
@@ -214,6 +227,13 @@ eng_status cuda_embed(const eng_model *m, eng_state *s);
 eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
 eng_status cuda_logits(const eng_model *m, eng_state *s);
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p);
+
+/* Whether the decode step at s->pos takes the query-head attention (CUDA_FUSE_HEAD): its graph
+ * is cs->graph, a later step's cs->graph_long. */
+static inline int cuda_head_step(const cuda_state *cs, const eng_state *s)
+{
+    return !s->tok_pos && (cs->fuse & CUDA_FUSE_HEAD) && cs->att_head && s->pos < CUDA_HEAD_CTX;
+}
 eng_status cuda_sample_batch(const eng_model *m, eng_state *s);
 eng_status cuda_flush(const eng_model *m, eng_state *s);  /* adds a pending delta to x */
 eng_status cuda_warmup(const eng_model *m, eng_state *s); /* cuBLAS kernels loaded up front */

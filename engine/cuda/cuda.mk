@@ -5,7 +5,7 @@
 # plain-C references are built (tests use them).
 ENG_CUDA_KERNEL_SOURCES = cuda/embed.cu cuda/norm.cu cuda/rope.cu cuda/swiglu.cu cuda/matvec.cu \
 	cuda/gemm.cu cuda/attention.cu cuda/sample.cu cuda/batch.cu cuda/matvec_batch.cu \
-	cuda/matvec_tc.cu cuda/attn_decode.cu
+	cuda/matvec_tc.cu cuda/attn_decode.cu cuda/attn_head.cu
 ENG_CUDA_HDRS = cuda/cuda.h cuda/cuda_kernels.h cuda/cu_common.cuh cuda/attention.cuh
 EXTRA_DIST += $(ENG_CUDA_KERNEL_SOURCES) $(ENG_CUDA_HDRS) cuda/cuda.mk
 libeng_la_SOURCES += cuda/ref.c cuda/cuda_kernels.h

@@ -174,10 +174,29 @@ static eng_status cuda_sync(const eng_model *m, eng_state *s)
     return st;
 }
 
-/* The graph of this call: the decode step, or a batch of decode rows (one per row count). */
+/* The graph of this call: the decode step (two: cuda_head_step), or a batch of decode rows
+ * (one per row count). */
 static cudaGraphExec_t *graph_slot(cuda_state *cs, const eng_state *s)
 {
-    return s->tok_pos ? &cs->bgraph[s->n] : &cs->graph;
+    if (s->tok_pos) return &cs->bgraph[s->n];
+    return cs->att_head && !cuda_head_step(cs, s) ? &cs->graph_long : &cs->graph;
+}
+
+/* A decode graph just captured into slot i (0: graph, 1: graph_long) at the settings
+ * cap_*: the other one goes unless it samples alike. forward.c tracks one set of settings for
+ * "the" decode graph (graph_stale) and recaptures only the step's own. */
+static void decode_captured(cuda_state *cs, int i)
+{
+    cs->graph_sampled[i] = cs->cap_sampled;
+    cs->graph_temp[i] = cs->cap_temp;
+    cs->graph_top_p[i] = cs->cap_top_p;
+    cudaGraphExec_t *o = i ? &cs->graph : &cs->graph_long;
+    if (*o && (cs->graph_sampled[!i] != cs->cap_sampled ||
+               (cs->cap_sampled &&
+                (cs->graph_temp[!i] != cs->cap_temp || cs->graph_top_p[!i] != cs->cap_top_p)))) {
+        cudaGraphExecDestroy(*o);
+        *o = NULL;
+    }
 }
 
 static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)
@@ -191,6 +210,7 @@ static eng_status cuda_capture_begin(const eng_model *m, eng_state *s)
         cuda_mark(cs, 0);
         return ENG_OK;
     }
+    cs->cap_sampled = 0;
     K(cudaStreamBeginCapture(cs->st, cudaStreamCaptureModeThreadLocal));
     return ENG_OK;
 }
@@ -220,6 +240,7 @@ static eng_status cuda_capture_end(const eng_model *m, eng_state *s)
         return cu_fail(cs->err, sizeof(cs->err),
                        g ? "cudaGraphInstantiate" : "cudaStreamEndCapture", e);
     }
+    if (!s->tok_pos) decode_captured(cs, slot == &cs->graph_long);
     return ENG_OK;
 }
 

@@ -185,13 +185,15 @@ void eng_ref_convert_split(void *hi, void *lo, int dt, const float *x, size_t n)
  * count (NULL: a second kernel merges the splits): [eng_cu_attention_counts(n, nq, nkv)]
  * ints, zero, left zero; the last split block of each row block to finish merges them.
  * tiles (decode, n == 1; 0 elsewhere): eng_cu_attention_tiles()'s count of 32-key tiles a
- * block takes at once (attn_decode.cu), chunks then a multiple of that many keys. */
+ * block takes at once (attn_decode.cu), chunks then a multiple of that many keys.
+ * qhead (decode, with tiles 4, where eng_cu_attention_head_ok()): one block a query head
+ * (attn_head.cu) instead of one a KV head, chunks of a multiple of 128 keys. */
 typedef struct eng_attn_args {
     const float *q, *kc, *vc;
     float *out, *part;
     int *count;
     const int *pos; /* device (host for the reference) */
-    int n, nq, nkv, hd, window, nsplit, chunk, tiles;
+    int n, nq, nkv, hd, window, nsplit, chunk, tiles, qhead;
     float scale;
 } eng_attn_args;
 int eng_cu_attention(const eng_attn_args *a, eng_stream st);
@@ -207,6 +209,9 @@ int eng_cu_attention_tiles(int nq, int nkv, int hd, size_t smem_max);
 size_t eng_cu_attention_decode_smem(int group, int hd, int tiles);
 int eng_cu_attention_decode(const eng_attn_args *a, eng_stream st);
 int eng_cu_attention_decode_init(size_t max_smem);
+/* attn_head.cu: whether a decode block a query head serves nq / nkv heads of hd dims. */
+int eng_cu_attention_head_ok(int nq, int nkv, int hd);
+int eng_cu_attention_head(const eng_attn_args *a, eng_stream st);
 
 /* batch.cu: a step over tokens of several sequences (continuous batching). Token t sits at
  * position pos[t] of KV slot seq[t]; a layer's cache of slot s starts s * slot_stride floats

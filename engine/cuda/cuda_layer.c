@@ -506,6 +506,8 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
             return st;
     } else {
         int tiles = n == 1 && !s->tok_pos && (cs->fuse & CUDA_FUSE_TILES) ? cs->att_tiles : 0;
+        int head = n == 1 && cuda_head_step(cs, s);
+        if (head) tiles = 4; /* its split plan: chunks of a multiple of 128 keys */
         eng_attn_args aa = {.q = cs->q,
                             .kc = ra.kc,
                             .vc = ra.vc,
@@ -519,9 +521,11 @@ eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *c
                             .hd = hd,
                             .window = c->sliding_window,
                             .nsplit = n != 1  ? 1
+                                      : head  ? cs->nsplit_head
                                       : tiles ? cs->nsplit_tiles
                                               : cs->nsplit,
                             .tiles = tiles,
+                            .qhead = head,
                             .chunk = cs->chunk,
                             .scale = 1.0f / sqrtf((float)hd)};
         if (s->tok_pos) {
@@ -724,6 +728,7 @@ eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, floa
     const float *draw = (const float *)(cs->in_d + s->max_batch + 1);
     K(eng_cu_sample(last, m->cfg.vocab_size, temperature, top_p, draw, cs->next_d, cs->smp,
                     ST(cs)));
+    cs->cap_sampled = 1, cs->cap_temp = temperature, cs->cap_top_p = top_p;
     cuda_mark(cs, CUDA_ST_SAMPLE);
     return ENG_OK;
 }

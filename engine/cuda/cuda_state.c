@@ -86,7 +86,18 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
         cs->nsplit_tiles = by_len < by_sm ? by_len : by_sm;
         if (cs->nsplit_tiles < 1) cs->nsplit_tiles = 1;
     }
+    /* A block a query head (attn_head.cu): 128 keys a pass, up to two blocks an SM. Heads of
+     * 64 dims keep the tiled kernel, whose lanes then walk short rows (cuda.h). */
+    cs->att_head = hd == 128 && eng_cu_attention_head_ok(sh->n_heads, sh->n_kv_heads, (int)hd);
+    cs->nsplit_head = 1;
+    if (cs->att_head) {
+        by_len = (int)((ctx + 127) / 128);
+        by_sm = (2 * w->prop.multiProcessorCount + sh->n_heads - 1) / sh->n_heads;
+        cs->nsplit_head = by_len < by_sm ? by_len : by_sm;
+        if (cs->nsplit_head < 1) cs->nsplit_head = 1;
+    }
     int nsplit_max = cs->nsplit > cs->nsplit_tiles ? cs->nsplit : cs->nsplit_tiles;
+    if (cs->nsplit_head > nsplit_max) nsplit_max = cs->nsplit_head;
     cs->chunk = 0; /* sized from the position at run time (attention.cu) */
     size_t cache = (size_t)s->n_seqs * L * ctx * nk * 4;
     cs->score_keys = B >= SCORE_BATCH_MIN ? (int)(ctx < SCORE_KEYS_MAX ? ctx : SCORE_KEYS_MAX) : 0;
@@ -186,7 +197,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     long prof = 0, fuse = 27;
     eng_status st = eng_knob_int(ENG_KNOB_CUDA_PROFILE, 0, 1, &prof, err, errlen);
     if (st != ENG_OK) return st;
-    if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 511, &fuse, err, errlen)) != ENG_OK) return st;
+    if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 1023, &fuse, err, errlen)) != ENG_OK) return st;
     cs->fuse = (int)fuse;
     cs->split = s->prefill_precision == ENG_PREFILL_HIGH;
     if (prof) {
@@ -260,6 +271,7 @@ void cuda_state_free(eng_state *s)
     free(cs->prof_ev);
     free(cs->prof_stage);
     if (cs->graph) cudaGraphExecDestroy(cs->graph);
+    if (cs->graph_long) cudaGraphExecDestroy(cs->graph_long);
     for (int i = 0; cs->bgraph && i <= s->n_seqs; i++)
         if (cs->bgraph[i]) cudaGraphExecDestroy(cs->bgraph[i]);
     free(cs->bgraph);

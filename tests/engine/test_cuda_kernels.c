@@ -2,7 +2,8 @@
 /* On a GPU: every CUDA kernel family of the engine against its plain-C reference
  * (engine/cuda/ref.c), on random inputs, with outputs poisoned before each run. Skips (77)
  * without a visible GPU. `test_cuda_kernels --bench` also times the matrix-vector kernel
- * on large matrices (GB/s of weights read), `--bench-sample` the sampler. */
+ * on large matrices (GB/s of weights read), `--bench-sample` the sampler, `--bench-attn` the
+ * decode attention kernels. */
 #include "../check.h"
 #include "cuda/cuda_kernels.h"
 #include "eng_internal.h"
@@ -803,6 +804,10 @@ static void t_attention(int n, int pos, int window, int nsplit, int nq, int nkv,
         snprintf(w, sizeof(w), "  the same in blocks of %d tiles", t);
         attn_run(d, ref, w);
     }
+    if (n == 1 && eng_cu_attention_head_ok(nq, nkv, hd)) {
+        d.tiles = 4, d.qhead = 1;
+        attn_run(d, ref, "  the same, a block a query head");
+    }
     free(q), free(kc), free(vc), free(ref);
     cudaFree((void *)d.q), cudaFree((void *)d.kc), cudaFree((void *)d.vc), cudaFree(d.out);
     cudaFree(d.part), cudaFree((void *)d.pos);
@@ -1120,6 +1125,60 @@ static void bench_matvec(int dt, int rows, int d, int mode, int xs)
     free(x), cudaFree(dx), cudaFree(dy);
 }
 
+/* One decode attention (one query token at position pos, the merge in the last block), in
+ * a loop of 200 launches timed by events (best of 5): the tiled kernel (qhead 0) or a block a
+ * query head (qhead 1), with as many splits as the decode step would give them. Without
+ * early launch: each kernel's loads before its wait are on the critical path here. */
+static void bench_attention(int nq, int nkv, int hd, int pos, int qhead)
+{
+    int ctx = 4096, sms = 132, G = nq / nkv,
+        t = qhead ? 4 : eng_cu_attention_tiles(nq, nkv, hd, 160u << 10);
+    size_t cache = (size_t)ctx * nkv * hd, smem = eng_cu_attention_decode_smem(G, hd, t);
+    int fit = (int)((228u << 10) / smem), ns;
+    if (fit > 2) fit = 2;
+    if (fit < 1) fit = 1;
+    ns = qhead ? (2 * sms + nq - 1) / nq : (fit * sms + nkv - 1) / nkv;
+    float *kc = rnd(cache, 1), *q = rnd((size_t)nq * hd, 2), best = 1e30f;
+    int nc = eng_cu_attention_counts(1, nq, nkv);
+    eng_attn_args d = {.q = dev(q, (size_t)nq * hd * 4),
+                       .kc = dev(kc, cache * 4),
+                       .vc = dev(kc, cache * 4),
+                       .out = dev(NULL, (size_t)nq * hd * 4),
+                       .part = dev(NULL, (size_t)ns * nq * (hd + 2) * 4),
+                       .count = dev(NULL, (size_t)nc * 4),
+                       .pos = dev(&pos, 4),
+                       .n = 1,
+                       .nq = nq,
+                       .nkv = nkv,
+                       .hd = hd,
+                       .nsplit = ns,
+                       .tiles = t,
+                       .qhead = qhead,
+                       .scale = 1.0f / sqrtf((float)hd)};
+    CU(cudaMemset(d.count, 0, (size_t)nc * 4));
+    if (eng_cu_attention_init(smem)) TEST_FAIL("attention init");
+    cudaEvent_t e0, e1;
+    CU(cudaEventCreate(&e0));
+    CU(cudaEventCreate(&e1));
+    for (int rep = 0; rep < 5; rep++) {
+        CU(cudaEventRecord(e0, NULL));
+        for (int k = 0; k < 200; k++)
+            KL(eng_cu_attention(&d, NULL));
+        CU(cudaEventRecord(e1, NULL));
+        CU(cudaEventSynchronize(e1));
+        float ms;
+        CU(cudaEventElapsedTime(&ms, e0, e1));
+        if (ms < best) best = ms;
+    }
+    printf("bench attention %-10s %2d/%d hd=%3d pos=%5d splits %2d %8.2f us\n",
+           qhead ? "query-head" : "tiled", nq, nkv, hd, pos, ns, best * 1000.0f / 200);
+    CU(cudaEventDestroy(e0));
+    CU(cudaEventDestroy(e1));
+    free(kc), free(q);
+    cudaFree((void *)d.q), cudaFree((void *)d.kc), cudaFree((void *)d.vc), cudaFree(d.out);
+    cudaFree(d.part), cudaFree(d.count), cudaFree((void *)d.pos);
+}
+
 /* The small-batch kernel with n rows against n = 1: us per product, weights in GB/s. */
 /* One row's sampling, in a loop of 200 launches timed by events (best of 5). */
 static void bench_sample(int V, float T, float top_p)
@@ -1323,6 +1382,15 @@ int main(int argc, char **argv)
         bench_sample(128256, 0.8f, 1.0f);
         bench_sample(151936, 0.8f, 0.95f);
         bench_sample(32000, 0.8f, 0.95f);
+    }
+    if (argc > 1 && !strcmp(argv[1], "--bench-attn")) {
+        static const int ps[] = {40, 100, 150, 500, 1500};
+        for (int i = 0; i < 5; i++)
+            for (int qh = 0; qh < 2; qh++) {
+                bench_attention(32, 8, 128, ps[i], qh); /* 8B */
+                bench_attention(32, 8, 64, ps[i], qh);  /* 1B */
+                bench_attention(16, 8, 128, ps[i], qh); /* Qwen3-0.6B */
+            }
     }
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
         bench_matvec(ENG_DT_BF16, 6144, 4096, -1, 0);   /* 8B q/k/v */

@@ -171,6 +171,59 @@ static void settings_switch(const char *path, const int *greedy, const int *hot)
     eng_model_close(m);
 }
 
+/* A model with heads of 128 dims decodes positions below 512 and past it in two graphs (the
+ * query-head attention, then the tiled one): a prompt of 500 and 30 ids across the switch,
+ * greedy, T=0.8, greedy on one state, each against a fresh state's ids (the graphs must be
+ * captured again with each sampler's settings, the one not in use too), and greedy with each
+ * step started ahead (the switch inside a chain). */
+static void graph_switch(gen_spec *g)
+{
+    enum { NP = 500, NG = 30 };
+    char dir[] = "/tmp/test_eng_cuda_XXXXXX", path[4200], err[512];
+    if (!mkdtemp(dir)) {
+        report(0, "mkdtemp");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/hd128", dir);
+    int prompt[NP], want[2][NG], ahead[NG], ids[NG], ok = 1, same = 1;
+    for (int i = 0; i < NP; i++)
+        prompt[i] = (i * 7919 + 13) % g->vocab_size;
+    eng_model *m = NULL;
+    eng_state *s = NULL;
+    eng_sampler *smp[3] = {NULL, NULL, NULL};
+    if (gen_write(g, path, err, sizeof(err)) ||
+        sampled_ids(path, prompt, NP, NG, 0.0f, 1, 0, want[0], err, sizeof(err)) ||
+        sampled_ids(path, prompt, NP, NG, 0.8f, 42, 0, want[1], err, sizeof(err)) ||
+        sampled_ids(path, prompt, NP, NG, 0.0f, 1, 1, ahead, err, sizeof(err)) ||
+        open_cuda(path, &m, err, sizeof(err)) != ENG_OK) {
+        report(0, "graphs below and past position 512: %s", err);
+        ok = 0;
+    }
+    eng_state_params sp;
+    eng_state_params_init(&sp);
+    sp.max_batch = NP, sp.ctx_len = NP + NG; /* as sampled_ids's */
+    int V = g->vocab_size;
+    ok = ok && eng_state_create(m, &sp, &s, err, sizeof(err)) == ENG_OK &&
+         eng_sampler_create(V, 0.0f, 0.9f, 1, &smp[0]) == ENG_OK &&
+         eng_sampler_create(V, 0.8f, 0.9f, 42, &smp[1]) == ENG_OK &&
+         eng_sampler_create(V, 0.0f, 0.9f, 1, &smp[2]) == ENG_OK;
+    for (int r = 0; r < 3 && ok; r++) {
+        ok = decode_ids(m, s, smp[r], prompt, NP, NG, 0, ids) == ENG_OK;
+        same &= ok && first_diff(ids, want[r == 1], NG) < 0;
+    }
+    if (ok)
+        report(same && first_diff(ahead, want[0], NG) < 0,
+               "graphs below and past position 512: greedy, T=0.8, greedy on one state and "
+               "greedy ahead: each as on a fresh state");
+    for (int r = 0; r < 3; r++)
+        eng_sampler_free(smp[r]);
+    eng_state_free(s);
+    eng_model_close(m);
+    char cmd[4300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* stories260K from BOS through sampled_ids (T 0: seed 1, else 42) against want's n ids. */
 static void expect_ids(const char *path, int n, float temp, int ahead, const int *want,
                        const char *what)
@@ -354,6 +407,8 @@ int main(void)
     g.dim = 512, g.hidden_dim = 1024, g.n_layers = 2, g.n_heads = 4, g.n_kv_heads = 1;
     g.head_dim = 128, g.vocab_size = 700, g.seq_len = 1024;
     random_model("llama-f32-hd128", &g, 300, 40, 1e-4, 1);
+    random_model("llama-f32-hd128-past-512", &g, 490, 40, 1e-4, 1);
+    graph_switch(&g);
     g.arch = GEN_MISTRAL, g.sliding_window = 48, g.n_heads = 8, g.n_kv_heads = 2, g.head_dim = 64;
     random_model("mistral-f32-window48", &g, 100, 60, 1e-4, 1);
     g.arch = GEN_QWEN2, g.sliding_window = 0, g.tied = 1;
