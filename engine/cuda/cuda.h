@@ -227,13 +227,6 @@ eng_status cuda_embed(const eng_model *m, eng_state *s);
 eng_status cuda_layer(const eng_model *m, eng_state *s, int l, const eng_coll *coll);
 eng_status cuda_logits(const eng_model *m, eng_state *s);
 eng_status cuda_sample(const eng_model *m, eng_state *s, float temperature, float top_p);
-
-/* Whether the decode step at s->pos takes the query-head attention (CUDA_FUSE_HEAD): its graph
- * is cs->graph, a later step's cs->graph_long. */
-static inline int cuda_head_step(const cuda_state *cs, const eng_state *s)
-{
-    return !s->tok_pos && (cs->fuse & CUDA_FUSE_HEAD) && cs->att_head && s->pos < CUDA_HEAD_CTX;
-}
 eng_status cuda_sample_batch(const eng_model *m, eng_state *s);
 eng_status cuda_flush(const eng_model *m, eng_state *s);  /* adds a pending delta to x */
 eng_status cuda_warmup(const eng_model *m, eng_state *s); /* cuBLAS kernels loaded up front */
@@ -245,5 +238,12 @@ eng_status cuda_link_create(const eng_model *a, eng_state *sa, const eng_model *
 eng_status cuda_cross(const eng_model *a, eng_state *sa, const eng_model *b, eng_state *sb,
                       void *link);
 void cuda_link_free(void *link);
+
+/* Whether the decode step at s->pos takes the query-head attention (CUDA_FUSE_HEAD): its graph
+ * is cs->graph, a later step's cs->graph_long. */
+static inline int cuda_head_step(const cuda_state *cs, const eng_state *s)
+{
+    return !s->tok_pos && (cs->fuse & CUDA_FUSE_HEAD) && cs->att_head && s->pos < CUDA_HEAD_CTX;
+}
 
 #endif
