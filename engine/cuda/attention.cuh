@@ -32,6 +32,22 @@ __device__ __forceinline__ int split_chunk(const eng_attn_args &a, int pos0, int
     return chunk;
 }
 
+/* A decode step's keys for split z: lo..hi of the position *a.pos (the last a.window, if
+ * any) and *used, the splits with keys; 0 where split z has none (no merge reads it). */
+__device__ __forceinline__ int decode_range(const eng_attn_args &a, int z, int *pos0, int *lo,
+                                            int *hi, int *used)
+{
+    int p = *a.pos;
+    *pos0 = p, *lo = a.window > 0 ? max(0, p - a.window + 1) : 0, *hi = p, *used = 1;
+    if (a.nsplit > 1) {
+        int base, chunk = split_chunk(a, p, &base, used);
+        if (z >= *used) return 0;
+        *lo = max(*lo, base + z * chunk);
+        *hi = min(*hi, base + (z + 1) * chunk - 1);
+    }
+    return 1;
+}
+
 /* One row's partial softmaxes of splits 0..used-1 merged into out, dims d = i, i + n, ...
  * Loads through L2 (__ldcg): other blocks wrote the partials during this kernel. */
 __device__ __forceinline__ void merge_row(const eng_attn_args &a, size_t row, int used, int i,

@@ -39,13 +39,8 @@ __global__ void __launch_bounds__(DEC_WARPS * 32, 1) attn_decode_kernel(eng_attn
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = warp % G, tt = warp / G;
     /* Ks, Vs [U, ld]; Qs [G, hd]; Ps [G x T warps, hd + 2]: acc, m, l of each warp */
     float *Ks = sm, *Vs = Ks + U * ld, *Qs = Vs + U * ld, *Ps = Qs + G * hd;
-    int pos0 = *a.pos, lo = a.window > 0 ? max(0, pos0 - a.window + 1) : 0, hi = pos0, used = 1;
-    if (a.nsplit > 1) {
-        int base, chunk = split_chunk(a, pos0, &base, &used);
-        if (z >= used) return; /* no merge reads this split */
-        lo = max(lo, base + z * chunk);
-        hi = min(hi, base + (z + 1) * chunk - 1);
-    }
+    int pos0, lo, hi, used;
+    if (!decode_range(a, z, &pos0, &lo, &hi, &used)) return;
     size_t kvw = (size_t)a.nkv * hd;
     if (lo <= hi)
         kv_tile_load<U, DEC_TL>(Ks, Vs, a.kc, a.vc, lo, min(min(hi, lo + U - 1), pos0 - 1), g, hd,

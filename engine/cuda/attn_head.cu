@@ -71,13 +71,8 @@ __global__ void __launch_bounds__(HU / (32 / LPK) * 32, 1) attn_head_kernel(eng_
     pdl_launch();
     int h = blockIdx.x, z = blockIdx.y, G = a.nq / a.nkv, g = h / G;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, qd = lane % LPK;
-    int pos0 = *a.pos, lo = a.window > 0 ? max(0, pos0 - a.window + 1) : 0, hi = pos0, used = 1;
-    if (a.nsplit > 1) {
-        int base, chunk = split_chunk(a, pos0, &base, &used);
-        if (z >= used) return; /* no merge reads this split */
-        lo = max(lo, base + z * chunk);
-        hi = min(hi, base + (z + 1) * chunk - 1);
-    }
+    int pos0, lo, hi, used;
+    if (!decode_range(a, z, &pos0, &lo, &hi, &used)) return;
     size_t kvw = (size_t)a.nkv * HD;
     float4 kq[QV];
     float vv[HK][VD];
