@@ -183,17 +183,18 @@ static cudaGraphExec_t *graph_slot(cuda_state *cs, const eng_state *s)
 }
 
 /* A decode graph just captured into slot i (0: graph, 1: graph_long) at the settings
- * cap_*: the other one goes unless it samples alike. forward.c tracks one set of settings for
- * "the" decode graph (graph_stale) and recaptures only the step's own. */
+ * cap_*: the other one goes unless both sampled here alike. forward.c tracks one set of
+ * settings for "the" decode graph (graph_stale) and recaptures only the step's own. A graph
+ * that sampled on another segment's state (layer mapping) or not at all (a rank without the
+ * classifier) counts as unknown: the other goes, to be captured again when next needed. */
 static void decode_captured(cuda_state *cs, int i)
 {
     cs->graph_sampled[i] = cs->cap_sampled;
     cs->graph_temp[i] = cs->cap_temp;
     cs->graph_top_p[i] = cs->cap_top_p;
     cudaGraphExec_t *o = i ? &cs->graph : &cs->graph_long;
-    if (*o && (cs->graph_sampled[!i] != cs->cap_sampled ||
-               (cs->cap_sampled &&
-                (cs->graph_temp[!i] != cs->cap_temp || cs->graph_top_p[!i] != cs->cap_top_p)))) {
+    if (*o && (!cs->cap_sampled || !cs->graph_sampled[!i] || cs->graph_temp[!i] != cs->cap_temp ||
+               cs->graph_top_p[!i] != cs->cap_top_p)) {
         cudaGraphExecDestroy(*o);
         *o = NULL;
     }
