@@ -240,11 +240,18 @@ eng_status cuda_cross(const eng_model *a, eng_state *sa, const eng_model *b, eng
                       void *link);
 void cuda_link_free(void *link);
 
-/* Whether the decode step at s->pos takes the query-head attention (CUDA_FUSE_HEAD): its graph
- * is cs->graph, a later step's cs->graph_long. */
+/* Whether the decode step at s->pos is past the query-head attention's reach (CUDA_FUSE_HEAD
+ * on and the model's heads fit it, position CUDA_HEAD_CTX on): its graph is cs->graph_long,
+ * an earlier step's cs->graph. */
+static inline int cuda_head_past(const cuda_state *cs, const eng_state *s)
+{
+    return (cs->fuse & CUDA_FUSE_HEAD) && cs->att_head && s->pos >= CUDA_HEAD_CTX;
+}
+
+/* Whether the decode step at s->pos takes the query-head attention. */
 static inline int cuda_head_step(const cuda_state *cs, const eng_state *s)
 {
-    return !s->tok_pos && (cs->fuse & CUDA_FUSE_HEAD) && cs->att_head && s->pos < CUDA_HEAD_CTX;
+    return !s->tok_pos && (cs->fuse & CUDA_FUSE_HEAD) && cs->att_head && !cuda_head_past(cs, s);
 }
 
 #endif

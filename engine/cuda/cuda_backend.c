@@ -179,7 +179,7 @@ static eng_status cuda_sync(const eng_model *m, eng_state *s)
 static cudaGraphExec_t *graph_slot(cuda_state *cs, const eng_state *s)
 {
     if (s->tok_pos) return &cs->bgraph[s->n];
-    return cs->att_head && !cuda_head_step(cs, s) ? &cs->graph_long : &cs->graph;
+    return cuda_head_past(cs, s) ? &cs->graph_long : &cs->graph;
 }
 
 /* A decode graph just captured into slot i (0: graph, 1: graph_long) at the settings

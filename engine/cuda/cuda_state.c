@@ -42,6 +42,16 @@ eng_status cuda_wait_event(cuda_state *cs, cudaEvent_t ev)
     }
 }
 
+/* Splits of a decode step's keys: as many as chunks of at least `unit` keys over ctx make,
+ * at most enough for `fit` blocks an SM when each split has `per` blocks; at least one. */
+static int decode_splits(size_t ctx, int unit, int fit, int sms, int per)
+{
+    int by_len = (int)((ctx + (size_t)unit - 1) / (size_t)unit),
+        by_sm = (fit * sms + per - 1) / per;
+    int n = by_len < by_sm ? by_len : by_sm;
+    return n < 1 ? 1 : n;
+}
+
 eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_params *p, char *err,
                              size_t errlen)
 {
@@ -67,10 +77,8 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     /* Flash-decoding: enough splits to give about two blocks per SM, chunks of >= 32 keys (one
      * tile: a split then waits on one round of loads; 64-key chunks were 3.3% slower on the
      * Llama-3.2-1B shape's decode at a 160-position context, H200, 2026-12-04). */
-    int by_len = (int)((ctx + 31) / 32),
-        by_sm = (2 * w->prop.multiProcessorCount + sh->n_kv_heads - 1) / sh->n_kv_heads;
-    cs->nsplit = by_len < by_sm ? by_len : by_sm;
-    if (cs->nsplit < 1) cs->nsplit = 1;
+    int sms = w->prop.multiProcessorCount;
+    cs->nsplit = decode_splits(ctx, 32, 2, sms, sh->n_kv_heads);
     /* The same for blocks of T tiles (attn_decode.cu): as many blocks an SM as fit, up to 2. */
     int G = sh->n_heads / sh->n_kv_heads;
     cs->att_tiles = eng_cu_attention_tiles(sh->n_heads, sh->n_kv_heads, (int)hd,
@@ -78,24 +86,15 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     size_t dsmem = cs->att_tiles ? eng_cu_attention_decode_smem(G, (int)hd, cs->att_tiles) : 0;
     cs->nsplit_tiles = 1;
     if (cs->att_tiles) {
-        int unit = 32 * cs->att_tiles, fit = (int)(w->prop.sharedMemPerMultiprocessor / dsmem);
+        int fit = (int)(w->prop.sharedMemPerMultiprocessor / dsmem);
         if (fit > 2) fit = 2;
         if (fit < 1) fit = 1;
-        by_len = (int)((ctx + (size_t)unit - 1) / (size_t)unit);
-        by_sm = (fit * w->prop.multiProcessorCount + sh->n_kv_heads - 1) / sh->n_kv_heads;
-        cs->nsplit_tiles = by_len < by_sm ? by_len : by_sm;
-        if (cs->nsplit_tiles < 1) cs->nsplit_tiles = 1;
+        cs->nsplit_tiles = decode_splits(ctx, 32 * cs->att_tiles, fit, sms, sh->n_kv_heads);
     }
     /* A block a query head (attn_head.cu): 128 keys a pass, up to two blocks an SM. Heads of
      * 64 dims keep the tiled kernel, whose lanes then walk short rows (cuda.h). */
     cs->att_head = hd == 128 && eng_cu_attention_head_ok(sh->n_heads, sh->n_kv_heads, (int)hd);
-    cs->nsplit_head = 1;
-    if (cs->att_head) {
-        by_len = (int)((ctx + 127) / 128);
-        by_sm = (2 * w->prop.multiProcessorCount + sh->n_heads - 1) / sh->n_heads;
-        cs->nsplit_head = by_len < by_sm ? by_len : by_sm;
-        if (cs->nsplit_head < 1) cs->nsplit_head = 1;
-    }
+    cs->nsplit_head = cs->att_head ? decode_splits(ctx, 128, 2, sms, sh->n_heads) : 1;
     int nsplit_max = cs->nsplit > cs->nsplit_tiles ? cs->nsplit : cs->nsplit_tiles;
     if (cs->nsplit_head > nsplit_max) nsplit_max = cs->nsplit_head;
     cs->chunk = 0; /* sized from the position at run time (attention.cu) */

@@ -8,6 +8,7 @@
 #include "test_eng_harness.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,26 @@ static void settings_switch(const char *path, const int *greedy, const int *hot)
     eng_model_close(m);
 }
 
+/* g written as dir/name, dir a new temporary directory (its template filled in): 0, or -1
+ * with err set. tmp_remove(dir) after, either way. */
+static int tmp_model(gen_spec *g, const char *name, char *dir, char *path, size_t pathlen,
+                     char *err, size_t errlen)
+{
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "mkdtemp %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, pathlen, "%s/%s", dir, name);
+    return gen_write(g, path, err, errlen) ? -1 : 0;
+}
+
+static void tmp_remove(const char *dir)
+{
+    char cmd[4300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* A model with heads of 128 dims decodes positions below 512 and past it in two graphs (the
  * query-head attention, then the tiled one): a prompt of 500 and 30 ids across the switch,
  * greedy, T=0.8, greedy on one state, each against a fresh state's ids (the graphs must be
@@ -180,18 +201,13 @@ static void graph_switch(gen_spec *g)
 {
     enum { NP = 500, NG = 30 };
     char dir[] = "/tmp/test_eng_cuda_XXXXXX", path[4200], err[512];
-    if (!mkdtemp(dir)) {
-        report(0, "mkdtemp");
-        return;
-    }
-    snprintf(path, sizeof(path), "%s/hd128", dir);
     int prompt[NP], want[2][NG], ahead[NG], ids[NG], ok = 1, same = 1;
     for (int i = 0; i < NP; i++)
         prompt[i] = (i * 7919 + 13) % g->vocab_size;
     eng_model *m = NULL;
     eng_state *s = NULL;
     eng_sampler *smp[3] = {NULL, NULL, NULL};
-    if (gen_write(g, path, err, sizeof(err)) ||
+    if (tmp_model(g, "hd128", dir, path, sizeof(path), err, sizeof(err)) ||
         sampled_ids(path, prompt, NP, NG, 0.0f, 1, 0, want[0], err, sizeof(err)) ||
         sampled_ids(path, prompt, NP, NG, 0.8f, 42, 0, want[1], err, sizeof(err)) ||
         sampled_ids(path, prompt, NP, NG, 0.0f, 1, 1, ahead, err, sizeof(err)) ||
@@ -219,9 +235,7 @@ static void graph_switch(gen_spec *g)
         eng_sampler_free(smp[r]);
     eng_state_free(s);
     eng_model_close(m);
-    char cmd[4300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    tmp_remove(dir); /* nothing there if mkdtemp failed */
 }
 
 /* stories260K from BOS through sampled_ids (T 0: seed 1, else 42) against want's n ids. */
@@ -341,13 +355,9 @@ static void random_model_prec(const char *label, gen_spec *g, int np, int ng, do
                               int need_ids, int precision)
 {
     char dir[] = "/tmp/test_eng_cuda_XXXXXX", path[4200], err[512];
-    if (!mkdtemp(dir)) {
-        report(0, "mkdtemp");
-        return;
-    }
-    snprintf(path, sizeof(path), "%s/%s", dir, label);
-    if (gen_write(g, path, err, sizeof(err))) {
+    if (tmp_model(g, label, dir, path, sizeof(path), err, sizeof(err))) {
         report(0, "%s: %s", label, err);
+        tmp_remove(dir);
         return;
     }
     int *prompt = malloc((size_t)np * sizeof(int)), gi[512], ci[512];
@@ -369,9 +379,7 @@ static void random_model_prec(const char *label, gen_spec *g, int np, int ng, do
                rg, tol, first_diff(gi, ci, ng) < 0 ? "equal" : "DIFFER");
     }
     free(prompt), free(gp), free(cp), free(gg), free(cg);
-    char cmd[4300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    tmp_remove(dir);
 }
 
 static void random_model(const char *label, gen_spec *g, int np, int ng, double tol, int need_ids)
