@@ -66,7 +66,7 @@ enum {
 /* CUDA_FUSE_HEAD: the decode attention one block a query head, 16 warps over its keys
  * (attn_head.cu), for heads of 128 dims and steps at positions below CUDA_HEAD_CTX; before
  * CUDA_FUSE_TILES. Such steps and later ones are two graphs (cuda_head_step). On one H100,
- * 2026-12-07: Qwen3-0.6B +4-5%, Llama-3-8B +1.5% (32-token prompt, 128 tokens); with 1500
+ * 2026-12-07: Qwen3-0.6B +4 to +6%, Llama-3-8B +1.5% (32-token prompt, 128 tokens); with 1500
  * keys it lost 1.3% (8B), and the Llama-3.2-1B's heads of 64 dims did not gain. Off by
  * default (knobs.c) until the switch between the two graphs has run on a GPU. */
 #define CUDA_HEAD_CTX 512
