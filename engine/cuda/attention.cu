@@ -70,22 +70,8 @@ __global__ void attn_kernel(eng_attn_args a)
         if (!active) continue;
         int key = k0 + lane;
         float s = -INFINITY;
-        if (key <= hi && key >= kstart && key <= kend) {
-            /* four partial sums: four independent chains instead of one of hd steps */
-            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-            const float *kr = Ks + lane * ld;
-            int d = 0;
-#pragma unroll 2
-            for (; d + 3 < hd; d += 4) {
-                d0 += Qs[d] * kr[d];
-                d1 += Qs[d + 1] * kr[d + 1];
-                d2 += Qs[d + 2] * kr[d + 2];
-                d3 += Qs[d + 3] * kr[d + 3];
-            }
-            for (; d < hd; d++)
-                d0 += Qs[d] * kr[d];
-            s = ((d0 + d1) + (d2 + d3)) * a.scale;
-        }
+        if (key <= hi && key >= kstart && key <= kend)
+            s = dot_chains4(Qs, Ks + lane * ld, hd) * a.scale;
         float mn = fmaxf(m, warp_max(s));
         if (mn == -INFINITY) continue; /* no key of this tile is visible to this row */
         float corr = expf(m - mn), p = expf(s - mn);

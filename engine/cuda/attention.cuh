@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* What the attention kernels share (attention.cu, attn_decode.cu): the tile size, the split
- * plan and the merge of the splits' partial softmaxes. */
+/* What the attention kernels share (attention.cu, attn_decode.cu, attn_head.cu, batch.cu): the
+ * tile size, a key's score, the split plan and the merge of the splits' partial softmaxes. */
 #ifndef ENG_ATTENTION_CUH
 #define ENG_ATTENTION_CUH
 
@@ -8,6 +8,23 @@
 
 #define KT 32                      /* keys per shared-memory tile: one per lane */
 #define DPL (ENG_CUDA_MAX_HD / 32) /* dims per lane */
+
+/* q . k over hd dims in four partial sums: four independent chains instead of one of hd steps. */
+__device__ __forceinline__ float dot_chains4(const float *q, const float *k, int hd)
+{
+    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+    int d = 0;
+#pragma unroll 2
+    for (; d + 3 < hd; d += 4) {
+        d0 += q[d] * k[d];
+        d1 += q[d + 1] * k[d + 1];
+        d2 += q[d + 2] * k[d + 2];
+        d3 += q[d + 3] * k[d + 3];
+    }
+    for (; d < hd; d++)
+        d0 += q[d] * k[d];
+    return (d0 + d1) + (d2 + d3);
+}
 
 /* Keys a split's length is a multiple of: what one block loads at once. */
 __device__ __forceinline__ int attn_unit(const eng_attn_args &a)

@@ -9,56 +9,27 @@
  *   online softmax. The key range of a long context is cut into nsplit chunks (grid.z) that
  *   attn_batch_combine merges, so a few tokens with long contexts still fill the GPU.
  * - gather_rows: the rows whose logits are wanted, packed. */
-#include "cu_common.cuh"
+#include "attention.cuh"
+#include "rope.cuh"
 
-#define KT 32 /* keys per shared-memory tile: one per lane */
 #define MAX_WARPS 8
-#define DPL (ENG_CUDA_MAX_HD / 32) /* dims per lane */
-#define TL 8                       /* K/V tile loads in flight per thread */
+#define TL 8 /* K/V tile loads in flight per thread */
 
 __global__ void rope_qkv_batch_kernel(eng_rope_args a, eng_batch_args b)
 {
     __shared__ float v[ENG_CUDA_MAX_HD];
-    int head = blockIdx.x, t = blockIdx.y, lane = threadIdx.x, hd = a.hd;
+    int head = blockIdx.x, t = blockIdx.y, hd = a.hd;
     int width = (a.nq + 2 * a.nkv) * hd;
     int p = b.pos[t];
     size_t slot = (size_t)b.seq[t] * b.slot_stride;
-    const float *src = a.qkv + (size_t)t * width + (size_t)head * hd;
-    int is_q = head < a.nq, is_k = !is_q && head < a.nq + a.nkv;
-    float ss = 0.0f;
-    for (int d = lane; d < hd; d += 32) {
-        float x = src[d] + (a.bias ? a.bias[(size_t)head * hd + d] : 0.0f);
-        v[d] = x;
-        ss += x * x;
-    }
-    const float *nw = is_q ? a.q_norm : is_k ? a.k_norm : NULL;
-    if (nw) {
-        ss = warp_sum(ss);
-        float inv = rsqrtf(ss / (float)hd + a.eps);
-        for (int d = lane; d < hd; d += 32)
-            v[d] = nw[d] * (inv * v[d]);
-    }
-    __syncwarp();
     float *dst;
-    if (is_q)
+    if (head < a.nq)
         dst = a.q + (size_t)t * a.nq * hd + (size_t)head * hd;
-    else if (is_k)
+    else if (head < a.nq + a.nkv)
         dst = a.kc + slot + (size_t)p * a.nkv * hd + (size_t)(head - a.nq) * hd;
     else
         dst = a.vc + slot + (size_t)p * a.nkv * hd + (size_t)(head - a.nq - a.nkv) * hd;
-    int half = hd / 2;
-    for (int d = lane; d < hd; d += 32) {
-        float o = v[d];
-        if (is_q || is_k) {
-            int i = a.interleaved ? d / 2 : (d < half ? d : d - half);
-            int first = a.interleaved ? !(d & 1) : d < half;
-            float x0 = a.interleaved ? v[2 * i] : v[i],
-                  x1 = a.interleaved ? v[2 * i + 1] : v[i + half];
-            float ang = (float)p * a.inv_freq[i], c = cosf(ang), s = sinf(ang);
-            o = first ? x0 * c - x1 * s : x0 * s + x1 * c;
-        }
-        dst[d] = o;
-    }
+    qkv_head_pass(a, a.qkv + (size_t)t * width + (size_t)head * hd, dst, v, head, p, threadIdx.x);
 }
 
 extern "C" int eng_cu_rope_qkv_batch(const eng_rope_args *a, const eng_batch_args *b, eng_stream st)
@@ -106,21 +77,7 @@ __global__ void attn_batch_kernel(eng_attn_args a, eng_batch_args b)
         if (!active) continue;
         int key = k0 + lane;
         float s = -INFINITY;
-        if (key <= hi) { /* four chains, as attention.cu: hd / 4 dependent steps, not hd */
-            float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-            const float *kr = Ks + lane * ld;
-            int d = 0;
-#pragma unroll 2
-            for (; d + 3 < hd; d += 4) {
-                d0 += Qs[d] * kr[d];
-                d1 += Qs[d + 1] * kr[d + 1];
-                d2 += Qs[d + 2] * kr[d + 2];
-                d3 += Qs[d + 3] * kr[d + 3];
-            }
-            for (; d < hd; d++)
-                d0 += Qs[d] * kr[d];
-            s = ((d0 + d1) + (d2 + d3)) * a.scale;
-        }
+        if (key <= hi) s = dot_chains4(Qs, Ks + lane * ld, hd) * a.scale;
         float mn = fmaxf(m, warp_max(s));
         float corr = expf(m - mn), p = expf(s - mn);
         l = l * corr + warp_sum(p);
