@@ -25,7 +25,7 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
                          "1: layer mapping stages activations between GPU segments through "
                          "pinned host memory even where peer access works (0..1)"},
     [ENG_KNOB_CUDA_FUSE] =
-        {"ENG_CUDA_FUSE", "511",
+        {"ENG_CUDA_FUSE", "1023",
          "what the CUDA decode step fuses, a sum of: 1 RMSNorm into the "
          "products around it, 2 SwiGLU into the gate/up product, 4 the "
          "flash-decoding merge into attention's last block, 8 the same "

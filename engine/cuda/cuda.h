@@ -67,8 +67,8 @@ enum {
  * (attn_head.cu), for heads of 128 dims and steps at positions below CUDA_HEAD_CTX; before
  * CUDA_FUSE_TILES. Such steps and later ones are two graphs (cuda_head_step). On one H100,
  * 2026-12-07: Qwen3-0.6B +4 to +6%, Llama-3-8B +1.5% (32-token prompt, 128 tokens); with 1500
- * keys it lost 1.3% (8B), and the Llama-3.2-1B's heads of 64 dims did not gain. Off by
- * default (knobs.c) until the switch between the two graphs has run on a GPU. */
+ * keys it lost 1.3% (8B), and the Llama-3.2-1B's heads of 64 dims did not gain. In the default
+ * (knobs.c) since its two graphs passed on a GPU (BENCHMARKS section 53). */
 #define CUDA_HEAD_CTX 512
 /* CUDA_FUSE_XS: a decode product whose rows the loop walks (longer than CUDA_FUSE_WHOLE
  * takes, one warp a row) keeps x out of the streamed weights' way: x of up to 8192 floats
