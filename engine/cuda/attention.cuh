@@ -9,11 +9,11 @@
 #define KT 32                      /* keys per shared-memory tile: one per lane */
 #define DPL (ENG_CUDA_MAX_HD / 32) /* dims per lane */
 
-/* q . k over hd dims in four partial sums: four independent chains instead of one of hd steps. */
-__device__ __forceinline__ float dot_chains4(const float *q, const float *k, int hd)
+/* q . k over dims d..hd-1 in four partial sums, continuing d0..d3: four independent chains
+ * instead of one of hd steps. attn_decode.cu starts the sums with 16-byte loads. */
+__device__ __forceinline__ float dot_chains4_from(const float *q, const float *k, int d, int hd,
+                                                  float d0, float d1, float d2, float d3)
 {
-    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-    int d = 0;
 #pragma unroll 2
     for (; d + 3 < hd; d += 4) {
         d0 += q[d] * k[d];
@@ -24,6 +24,11 @@ __device__ __forceinline__ float dot_chains4(const float *q, const float *k, int
     for (; d < hd; d++)
         d0 += q[d] * k[d];
     return (d0 + d1) + (d2 + d3);
+}
+
+__device__ __forceinline__ float dot_chains4(const float *q, const float *k, int hd)
+{
+    return dot_chains4_from(q, k, 0, hd, 0.0f, 0.0f, 0.0f, 0.0f);
 }
 
 /* Keys a split's length is a multiple of: what one block loads at once. */

@@ -85,16 +85,7 @@ __global__ void __launch_bounds__(DEC_WARPS * 32, 1) attn_decode_kernel(eng_attn
                     d3 += q4.w * k4.w;
                 }
             }
-#pragma unroll 2
-            for (; d + 3 < hd; d += 4) {
-                d0 += qr[d] * kr[d];
-                d1 += qr[d + 1] * kr[d + 1];
-                d2 += qr[d + 2] * kr[d + 2];
-                d3 += qr[d + 3] * kr[d + 3];
-            }
-            for (; d < hd; d++)
-                d0 += qr[d] * kr[d];
-            s = ((d0 + d1) + (d2 + d3)) * a.scale;
+            s = dot_chains4_from(qr, kr, d, hd, d0, d1, d2, d3) * a.scale;
         }
         float mn = fmaxf(m, warp_max(s)); /* finite: key kb is visible */
         float corr = expf(m - mn), p = expf(s - mn);
