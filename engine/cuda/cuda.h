@@ -61,7 +61,8 @@ enum {
     CUDA_FUSE_TILES = 64,
     CUDA_FUSE_WHOLE = 128,
     CUDA_FUSE_XS = 256,
-    CUDA_FUSE_HEAD = 512
+    CUDA_FUSE_HEAD = 512,
+    CUDA_FUSE_DEEP = 1024
 };
 /* CUDA_FUSE_HEAD: the decode attention one block a query head, 16 warps over its keys
  * (attn_head.cu), for heads of 128 dims and steps at positions below CUDA_HEAD_CTX; before

@@ -196,7 +196,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
     long prof = 0, fuse = 27;
     eng_status st = eng_knob_int(ENG_KNOB_CUDA_PROFILE, 0, 1, &prof, err, errlen);
     if (st != ENG_OK) return st;
-    if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 1023, &fuse, err, errlen)) != ENG_OK) return st;
+    if ((st = eng_knob_int(ENG_KNOB_CUDA_FUSE, 0, 2047, &fuse, err, errlen)) != ENG_OK) return st;
     cs->fuse = (int)fuse;
     cs->split = s->prefill_precision == ENG_PREFILL_HIGH;
     if (prof) {

@@ -96,6 +96,16 @@ template <int DT, int XS = 0> __device__ __forceinline__ float dot16(uint4 w, co
         MV_PASS(b);                                                                                \
         c0 = n0, c1 = n1, c2 = n2, c3 = n3;                                                        \
     }
+/* MV_LOOP with two passes in flight (DEEP): c4..c7 hold the pass after b's, and the pass after
+ * that is asked for while b's is summed. The same sums in the same order. */
+#define MV_LOOP8()                                                                                 \
+    for (; b < nv; b += 4 * step) {                                                                \
+        int bn = b + 8 * step;                                                                     \
+        uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);                  \
+        MV_PASS(b);                                                                                \
+        c0 = c4, c1 = c5, c2 = c6, c3 = c7;                                                        \
+        c4 = n0, c5 = n1, c6 = n2, c7 = n3;                                                        \
+    }
 
 template <int DT, int WPR>
 __global__ void __launch_bounds__(256)
@@ -214,7 +224,7 @@ __device__ __forceinline__ void rope_epilogue(const eng_rope_args &r, int row, i
  * block's rows. Warp w of a block computes logical row w / WPR; in SWIGLU mode logical rows
  * 2j and 2j + 1 of block b are gate row p and up row F + p of pair p = b * R/2 + j, so one
  * block holds both halves of its outputs and the gate/up layout stays as cuBLAS reads it. */
-template <int DT, int WPR, int MODE, int WHOLE, int XSM, int NAM>
+template <int DT, int WPR, int MODE, int WHOLE, int XSM, int NAM, int DEEP = 0>
 __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
 {
     const int EPV = vec_traits<DT>::EPV, step = 32 * WPR, R = 8 / WPR;
@@ -237,7 +247,7 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
     const uint4 *wr = (const uint4 *)a.w + (size_t)(valid ? row : 0) * nv;
     int b = sub * 32;
     uint4 c0 = WLD(0, b), c1 = WLD(1, b), c2 = WLD(2, b), c3 = WLD(3, b), c4, c5, c6, c7;
-    if (WHOLE) { /* the row's second half too: all of it is asked for before the wait */
+    if (WHOLE || DEEP) { /* the row's second half (DEEP: the second pass) asked for too */
         int b4 = b + 4 * step;
         c4 = WLD(0, b4), c5 = WLD(1, b4), c6 = WLD(2, b4), c7 = WLD(3, b4);
     }
@@ -268,6 +278,8 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
         MV_PASS(b);
         c0 = c4, c1 = c5, c2 = c6, c3 = c7;
         MV_PASS(b + 4 * step);
+    } else if (DEEP) {
+        MV_LOOP8();
     } else {
         MV_LOOP();
     }
@@ -338,10 +350,16 @@ template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int w
         eng_launch(matvec_fused<DT, 2, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
     else if (whole)
         eng_launch(matvec_fused<DT, 1, MODE, 1, 0, 0>, blocks, 256, 0, st, *a);
+    else if (stage && a->deep)
+        eng_launch(matvec_fused<DT, 1, MODE, 0, 1, 0, 1>, blocks, 256, xs, st, *a);
     else if (stage)
         eng_launch(matvec_fused<DT, 1, MODE, 0, 1, 0>, blocks, 256, xs, st, *a);
-    else if (a->xs) /* x too long to stage: the weights past L1 */
+    else if (a->xs && a->deep) /* x too long to stage: the weights past L1 */
+        eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 1, 1>, blocks, 256, 0, st, *a);
+    else if (a->xs)
         eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 1>, blocks, 256, 0, st, *a);
+    else if (a->deep)
+        eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 0, 1>, blocks, 256, 0, st, *a);
     else
         eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
 }

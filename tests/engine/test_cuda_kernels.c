@@ -324,11 +324,11 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
     if (mode == ENG_MV_RESID)
         gres = back(a.res, (size_t)rows * 4), gss = back(a.ssq_out, parts * 4);
     /* rows asked for whole before the wait (rows of up to 4 KiB), x staged in shared memory,
-     * and both: the same bits */
-    for (int v = 1; v < 4; v++) {
+     * two passes in flight, and their mixes: the same bits */
+    for (int v = 1; v < 8; v++) {
         if ((v & 1) && (size_t)d * es > 4096) continue;
         eng_mv_args b = a;
-        b.whole = v & 1, b.xs = v >> 1;
+        b.whole = v & 1, b.xs = (v >> 1) & 1, b.deep = v >> 2;
         if (mode == ENG_MV_RESID) { /* the partials overwritten, not left from the first run */
             CU(cudaMemcpy(b.res, res, (size_t)rows * 4, cudaMemcpyHostToDevice));
             CU(cudaMemset(b.ssq_out, 0xff, (size_t)parts * 4));
@@ -343,8 +343,14 @@ static void t_fused(int dt, int mode, int rows, int d, int nss, int with_bias)
             bad += memcmp(s2, gss, (size_t)parts * 4) != 0;
             free(r2), free(s2);
         }
-        static const char *vn[] = {"", "rows asked for whole before the wait",
-                                   "x out of the weights' way (staged, or kept in L1)", "both"};
+        static const char *vn[] = {"",
+                                   "rows asked for whole before the wait",
+                                   "x out of the weights' way (staged, or kept in L1)",
+                                   "whole rows and x out of the way",
+                                   "two passes in flight",
+                                   "whole rows and two passes",
+                                   "x out of the way and two passes",
+                                   "all three"};
         char vw[80];
         snprintf(vw, sizeof(vw), "  %s: the same bits", vn[v]);
         report(vw, bad, 0);
@@ -439,6 +445,17 @@ static void t_fused_rope(int dt, int nq, int nkv, int hd, int d, int interleaved
     sdiff += memcmp(sk, gk, cache * 4) != 0;
     sdiff += memcmp(sv, gv, cache * 4) != 0;
     free(sq), free(sk), free(sv);
+    /* and with two passes in flight as well */
+    s2.deep = 1;
+    CU(cudaMemset(r.q, 0xff, nqd * 4));
+    CU(cudaMemcpy(r.kc, zeros, cache * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(r.vc, zeros, cache * 4, cudaMemcpyHostToDevice));
+    KL(eng_cu_matvec_fused(&s2, NULL));
+    sq = back(r.q, nqd * 4), sk = back(r.kc, cache * 4), sv = back(r.vc, cache * 4);
+    int ddiff = memcmp(sq, gq, nqd * 4) != 0;
+    ddiff += memcmp(sk, gk, cache * 4) != 0;
+    ddiff += memcmp(sv, gv, cache * 4) != 0;
+    free(sq), free(sk), free(sv);
     /* the reference, on the host */
     float *rq = calloc(nqd, 4), *rk = calloc(cache, 4), *rv = calloc(cache, 4);
     eng_mv_args h = a;
@@ -453,6 +470,7 @@ static void t_fused_rope(int dt, int nq, int nkv, int hd, int d, int interleaved
     report(wn, fmax(rel(gq, rq, nqd), fmax(rel(gk, rk, cache), rel(gv, rv, cache))), 1e-5);
     report("  == product + RoPE kernel (q, k, v caches) bitwise", differ, 0);
     report("  x staged in shared memory: the same bits", sdiff, 0);
+    report("  x staged, two passes in flight: the same bits", ddiff, 0);
     free(w), free(x), free(ssq), free(bias), free(zeros), free(gq), free(gk), free(gv);
     free(pq), free(pk), free(pv), free(rq), free(rk), free(rv);
     cudaFree((void *)a.w), cudaFree((void *)a.x), cudaFree((void *)a.ssq_in);
@@ -1061,7 +1079,8 @@ static void t_sample_nan(void)
 }
 
 /* mode -1: eng_cu_matvec; else the fused product of that mode (normed input but RESID). */
-/* xs: the fused product with x kept out of the weights' way (eng_mv_args.xs). */
+/* xs: bit 1, the fused product with x kept out of the weights' way (eng_mv_args.xs); bit 2,
+ * two passes in flight (eng_mv_args.deep). */
 static void bench_matvec(int dt, int rows, int d, int mode, int xs)
 {
     size_t es = dt == ENG_DT_F32 ? 4 : 2, bytes = (size_t)rows * d * es;
@@ -1091,7 +1110,8 @@ static void bench_matvec(int dt, int rows, int d, int mode, int xs)
                      .res = dres,
                      .nw_out = dnw,
                      .ssq_out = dss + 512,
-                     .xs = xs};
+                     .xs = xs & 1,
+                     .deep = xs >> 1};
 #define MV(w_)                                                                                     \
     (mode < 0 ? eng_cu_matvec(dy, (w_), dt, dx, rows, d, NULL)                                     \
               : (a.w = (w_), eng_cu_matvec_fused(&a, NULL)))
@@ -1114,7 +1134,8 @@ static void bench_matvec(int dt, int rows, int d, int mode, int xs)
     double us = best * 1000.0 / iters;
     static const char *mn[] = {"", "+norm", "+norm+swiglu", "+residual"};
     char label[32];
-    snprintf(label, sizeof(label), "%s%s", mn[mode + 1], xs ? "+xs" : "");
+    snprintf(label, sizeof(label), "%s%s%s", mn[mode + 1], xs & 1 ? "+xs" : "",
+             xs & 2 ? "+deep" : "");
     printf("bench matvec%-16s %-4s [%6d x %6d] %8.1f us  %7.1f GB/s (weights only, best of 5 x "
            "%d)\n",
            label, dtn(dt), rows, d, us, (double)bytes / (us * 1e-6) / 1e9, iters);
@@ -1417,6 +1438,13 @@ int main(int argc, char **argv)
         bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID, 1);
         bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID, 1); /* weights past L1 */
         bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID, 1);
+        /* and with two passes in flight */
+        bench_matvec(ENG_DT_BF16, 6144, 4096, ENG_MV_PLAIN, 3);
+        bench_matvec(ENG_DT_BF16, 28672, 4096, ENG_MV_SWIGLU, 3);
+        bench_matvec(ENG_DT_BF16, 4096, 4096, ENG_MV_RESID, 3);
+        bench_matvec(ENG_DT_BF16, 4096, 14336, ENG_MV_RESID, 3);
+        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID, 3);
+        bench_matvec(ENG_DT_BF16, 2048, 8192, ENG_MV_RESID, 2);
         static const int nb[] = {2, 4, 8, 16};
         for (int i = 0; i < 4; i++) {
             bench_matvec_batch(ENG_DT_BF16, 3072, 2048, nb[i]);
