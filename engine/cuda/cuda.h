@@ -71,6 +71,9 @@ enum {
  * keys it lost 1.3% (8B), and the Llama-3.2-1B's heads of 64 dims did not gain. In the default
  * (knobs.c) since its two graphs passed on a GPU (BENCHMARKS section 53). */
 #define CUDA_HEAD_CTX 512
+/* CUDA_FUSE_DEEP: a decode product whose rows the loop walks, on a grid of at most two blocks
+ * an SM (rows <= 16 sms), keeps two passes of its row in flight, not one (the same bits):
+ * there the grid alone cannot keep enough loads in flight. */
 /* CUDA_FUSE_XS: a decode product whose rows the loop walks (longer than CUDA_FUSE_WHOLE
  * takes, one warp a row) keeps x out of the streamed weights' way: x of up to 8192 floats
  * staged in shared memory after the wait, a longer one kept in L1 by loading the weights
@@ -148,6 +151,7 @@ typedef struct cuda_state {
      * and nss partial sums of squares into ssq; the next product completes that norm. */
     const float *fused_nw; /* NULL: xb is not such an input */
     int fuse;              /* ENG_CUDA_FUSE: CUDA_FUSE_* bits */
+    int sms;               /* the GPU's SMs */
     int split;             /* ENG_PREFILL_HIGH: prompt products on hi + lo 16-bit inputs */
     float *ssq;            /* [max(n_seqs, 1), D]: a row's partials at row * D (nss used) */
     /* [D] of 1.0 in a segment followed by another (layer mapping): its last down product

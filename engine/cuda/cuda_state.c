@@ -78,6 +78,7 @@ eng_status cuda_state_create(const eng_model *m, eng_state *s, const eng_state_p
      * tile: a split then waits on one round of loads; 64-key chunks were 3.3% slower on the
      * Llama-3.2-1B shape's decode at a 160-position context, H200, 2026-12-04). */
     int sms = w->prop.multiProcessorCount;
+    cs->sms = sms;
     cs->nsplit = decode_splits(ctx, 32, 2, sms, sh->n_kv_heads);
     /* The same for blocks of T tiles (attn_decode.cu): as many blocks an SM as fit, up to 2. */
     int G = sh->n_heads / sh->n_kv_heads;
