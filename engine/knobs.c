@@ -41,7 +41,9 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
          "(x of up to 8192 floats staged in shared memory after its wait, a "
          "longer one kept in L1 by loading the weights past L1), 512 the decode "
          "attention one block a query head, 16 warps over its keys (heads of 128 "
-         "dims, positions below 512) (0..1023)"},
+         "dims, positions below 512), 1024 such a product with longer rows on a "
+         "grid of at most two blocks an SM keeps two passes of its row in flight "
+         "(0..2047)"},
     [ENG_KNOB_DECODE_AHEAD] = {"ENG_DECODE_AHEAD", "1",
                                "1: `ringinfer run` on one GPU starts each decode step before the "
                                "host has read the token of the step before (it stays on the "
