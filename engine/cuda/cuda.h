@@ -73,7 +73,9 @@ enum {
 #define CUDA_HEAD_CTX 512
 /* CUDA_FUSE_DEEP: a decode product whose rows the loop walks, on a grid of at most two blocks
  * an SM (rows <= 16 sms), keeps two passes of its row in flight, not one (the same bits):
- * there the grid alone cannot keep enough loads in flight. */
+ * there the grid alone cannot keep enough loads in flight. One H100, 2026-12-07: Llama-3.2-1B
+ * +1.7% (its down product); for every such product it cost the 8B 8.6% (65 registers: three
+ * blocks an SM, not five). Off by default until measured on an H200 (BENCHMARKS section 55). */
 /* CUDA_FUSE_XS: a decode product whose rows the loop walks (longer than CUDA_FUSE_WHOLE
  * takes, one warp a row) keeps x out of the streamed weights' way: x of up to 8192 floats
  * staged in shared memory after the wait, a longer one kept in L1 by loading the weights
