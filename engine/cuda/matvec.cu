@@ -87,12 +87,15 @@ template <int DT, int XS = 0> __device__ __forceinline__ float dot16(uint4 w, co
         a2 += WDOT(c2, 2, b);                                                                      \
         a3 += WDOT(c3, 3, b);                                                                      \
     } while (0)
+/* Ask for the pass of chunks at `at` (into n0..n3). */
+#define MV_ASK(at)                                                                                 \
+    int bn = (at);                                                                                 \
+    uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn)
 /* The rest of a row from b on: the next pass's chunks asked for while this one is summed.
  * Every kernel sums a row in this order, so their results are the same bits. */
 #define MV_LOOP()                                                                                  \
     for (; b < nv; b += 4 * step) {                                                                \
-        int bn = b + 4 * step;                                                                     \
-        uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);                  \
+        MV_ASK(b + 4 * step);                                                                      \
         MV_PASS(b);                                                                                \
         c0 = n0, c1 = n1, c2 = n2, c3 = n3;                                                        \
     }
@@ -100,11 +103,9 @@ template <int DT, int XS = 0> __device__ __forceinline__ float dot16(uint4 w, co
  * that is asked for while b's is summed. The same sums in the same order. */
 #define MV_LOOP8()                                                                                 \
     for (; b < nv; b += 4 * step) {                                                                \
-        int bn = b + 8 * step;                                                                     \
-        uint4 n0 = WLD(0, bn), n1 = WLD(1, bn), n2 = WLD(2, bn), n3 = WLD(3, bn);                  \
+        MV_ASK(b + 8 * step);                                                                      \
         MV_PASS(b);                                                                                \
-        c0 = c4, c1 = c5, c2 = c6, c3 = c7;                                                        \
-        c4 = n0, c5 = n1, c6 = n2, c7 = n3;                                                        \
+        c0 = c4, c1 = c5, c2 = c6, c3 = c7, c4 = n0, c5 = n1, c6 = n2, c7 = n3;                    \
     }
 
 template <int DT, int WPR>
