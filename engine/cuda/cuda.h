@@ -72,7 +72,7 @@ enum {
  * (knobs.c) since its two graphs passed on a GPU (BENCHMARKS section 53). */
 #define CUDA_HEAD_CTX 512
 /* CUDA_FUSE_DEEP: a decode product whose rows the loop walks, on a grid of at most two blocks
- * an SM (rows <= 16 sms), keeps two passes of its row in flight, not one (the same bits):
+ * an SM (eng_mv_args.deep), keeps two passes of its row in flight, not one (the same bits):
  * there the grid alone cannot keep enough loads in flight. One H100, 2026-12-07: Llama-3.2-1B
  * +1.7% (its down product); for every such product it cost the 8B 8.6% (65 registers: three
  * blocks an SM, not five). Off by default until measured on an H200 (BENCHMARKS section 55). */

@@ -258,7 +258,7 @@ static eng_mv_args mv_args(cuda_state *cs, const eng_config *c, float *out, cons
                          .eps = c->norm_eps,
                          .whole = (cs->fuse & CUDA_FUSE_WHOLE) != 0,
                          .xs = (cs->fuse & CUDA_FUSE_XS) != 0,
-                         .deep = (cs->fuse & CUDA_FUSE_DEEP) && w->rows <= 16 * cs->sms};
+                         .deep = cs->fuse & CUDA_FUSE_DEEP ? cs->sms : 0};
 }
 
 /* The RMSNorm of weight nw before the product w over n rows. Decode: when the last product

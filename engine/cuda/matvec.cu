@@ -345,21 +345,22 @@ template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int w
     int nv = a->d / vec_traits<DT>::EPV; /* 16-byte chunks a row */
     size_t xs = (size_t)a->d * sizeof(float);
     int whole = a->whole && nv <= 8 * 32, stage = a->xs && !whole && xs <= ENG_MV_XS_MAX;
+    int deep = blocks <= 2 * a->deep; /* a grid too small to keep enough loads in flight */
     if (wpr == 4)
         eng_launch(matvec_fused<DT, 4, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
     else if (wpr == 2)
         eng_launch(matvec_fused<DT, 2, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
     else if (whole)
         eng_launch(matvec_fused<DT, 1, MODE, 1, 0, 0>, blocks, 256, 0, st, *a);
-    else if (stage && a->deep)
+    else if (stage && deep)
         eng_launch(matvec_fused<DT, 1, MODE, 0, 1, 0, 1>, blocks, 256, xs, st, *a);
     else if (stage)
         eng_launch(matvec_fused<DT, 1, MODE, 0, 1, 0>, blocks, 256, xs, st, *a);
-    else if (a->xs && a->deep) /* x too long to stage: the weights past L1 */
+    else if (a->xs && deep) /* x too long to stage: the weights past L1 */
         eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 1, 1>, blocks, 256, 0, st, *a);
     else if (a->xs)
         eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 1>, blocks, 256, 0, st, *a);
-    else if (a->deep)
+    else if (deep)
         eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 0, 1>, blocks, 256, 0, st, *a);
     else
         eng_launch(matvec_fused<DT, 1, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
