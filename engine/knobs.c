@@ -25,7 +25,7 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
                          "1: layer mapping stages activations between GPU segments through "
                          "pinned host memory even where peer access works (0..1)"},
     [ENG_KNOB_CUDA_FUSE] =
-        {"ENG_CUDA_FUSE", "1023",
+        {"ENG_CUDA_FUSE", "2047",
          "what the CUDA decode step fuses, a sum of: 1 RMSNorm into the "
          "products around it, 2 SwiGLU into the gate/up product, 4 the "
          "flash-decoding merge into attention's last block, 8 the same "
@@ -41,8 +41,8 @@ static const eng_knob knob_table[ENG_KNOB_COUNT + 1] = {
          "(x of up to 8192 floats staged in shared memory after its wait, a "
          "longer one kept in L1 by loading the weights past L1), 512 the decode "
          "attention one block a query head, 16 warps over its keys (heads of 128 "
-         "dims, positions below 512), 1024 such a product with longer rows on a "
-         "grid of at most two blocks an SM keeps two passes of its row in flight "
+         "dims, positions below 512), 1024 such a product with rows of 8 KiB or more "
+         "on a grid of at most two blocks an SM keeps two passes of its row in flight "
          "(0..2047)"},
     [ENG_KNOB_DECODE_AHEAD] = {"ENG_DECODE_AHEAD", "1",
                                "1: `ringinfer run` on one GPU starts each decode step before the "

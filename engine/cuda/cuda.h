@@ -71,11 +71,13 @@ enum {
  * keys it lost 1.3% (8B), and the Llama-3.2-1B's heads of 64 dims did not gain. In the default
  * (knobs.c) since its two graphs passed on a GPU (BENCHMARKS section 53). */
 #define CUDA_HEAD_CTX 512
-/* CUDA_FUSE_DEEP: a decode product whose rows the loop walks, on a grid of at most two blocks
- * an SM (eng_mv_args.deep), keeps two passes of its row in flight, not one (the same bits):
- * there the grid alone cannot keep enough loads in flight. One H100, 2026-12-07: Llama-3.2-1B
- * +1.7% (its down product); for every such product it cost the 8B 8.6% (65 registers: three
- * blocks an SM, not five). Off by default until measured on an H200 (BENCHMARKS section 55). */
+/* CUDA_FUSE_DEEP: a decode product whose rows the loop walks, of two passes or more, on a grid
+ * of at most two blocks an SM (eng_mv_args.deep), keeps two passes of its row in flight, not
+ * one (the same bits): there the grid alone cannot keep enough loads in flight. For every such
+ * product it cost the 8B 8.6% on an H100 (65 registers: three blocks an SM, not five), hence
+ * the grid rule; Qwen3-0.6B's 6 KiB rows lost 0.9%, hence the row rule. With both, one H100,
+ * 2026-12-07: Llama-3.2-1B +1.4% (its down product), Qwen3-0.6B and the 8B level. In the
+ * default (knobs.c) since then; not yet measured on an H200 (BENCHMARKS sections 55, 56). */
 /* CUDA_FUSE_XS: a decode product whose rows the loop walks (longer than CUDA_FUSE_WHOLE
  * takes, one warp a row) keeps x out of the streamed weights' way: x of up to 8192 floats
  * staged in shared memory after the wait, a longer one kept in L1 by loading the weights

@@ -131,8 +131,9 @@ typedef struct eng_mv_args {
      * in shared memory after the wait (d * 4 <= ENG_MV_XS_MAX) or else kept in L1 by loading
      * the weights past it (the same bits either way) */
     int xs;
-    /* rows the loop walks, one warp a row, on a grid of at most two blocks for each of `deep`
-     * SMs (0: none): two passes in flight, not one (the same bits) */
+    /* rows the loop walks, one warp a row, of two passes (8 KiB) or more, on a grid of at most
+     * two blocks for each of `deep` SMs (0: none): two passes in flight, not one (the same
+     * bits) */
     int deep;
 } eng_mv_args;
 #define ENG_MV_XS_MAX (32u << 10)
