@@ -131,12 +131,13 @@ typedef struct eng_mv_args {
      * in shared memory after the wait (d * 4 <= ENG_MV_XS_MAX) or else kept in L1 by loading
      * the weights past it (the same bits either way) */
     int xs;
-    /* rows the loop walks, one warp a row, of two passes (8 KiB) or more, on a grid of at most
-     * two blocks for each of `deep` SMs (0: none): two passes in flight, not one (the same
-     * bits) */
+    /* rows the loop walks, one warp a row, of two passes or more (ENG_MV_DEEP_MIN bytes), on a
+     * grid of at most two blocks for each of `deep` SMs (0: none): two passes in flight, not
+     * one (the same bits) */
     int deep;
 } eng_mv_args;
 #define ENG_MV_XS_MAX (32u << 10)
+#define ENG_MV_DEEP_MIN (8u << 10) /* two passes of a warp's eight 16-byte loads a lane */
 static inline int eng_mv_rope_ok(const eng_rope_args *r)
 {
     return r->n == 1 && !r->q_norm && !r->k_norm && r->hd % 8 == 0;

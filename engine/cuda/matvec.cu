@@ -347,7 +347,7 @@ template <int DT, int MODE> static void fused_launch(const eng_mv_args *a, int w
     int whole = a->whole && nv <= 8 * 32, stage = a->xs && !whole && xs <= ENG_MV_XS_MAX;
     /* a grid too small to keep enough loads in flight, rows of two passes or more (a shorter
      * row leaves the second pass partly empty: Qwen3-0.6B's 6 KiB rows lost 0.9% with it) */
-    int deep = blocks <= 2 * a->deep && nv >= 2 * 8 * 32;
+    int deep = blocks <= 2 * a->deep && (size_t)nv * 16 >= ENG_MV_DEEP_MIN;
     if (wpr == 4)
         eng_launch(matvec_fused<DT, 4, MODE, 0, 0, 0>, blocks, 256, 0, st, *a);
     else if (wpr == 2)
