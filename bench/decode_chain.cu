@@ -21,7 +21,8 @@
  *
  * Not part of the build (it needs only nvcc):
  *   nvcc -O3 -std=c++17 -arch=sm_90 -o decode_chain bench/decode_chain.cu
- *   ./decode_chain [LAYERS]          (1-64, default 32: 13.96 GB of weights on the GPU)
+ *   ./decode_chain [LAYERS [8b|1b]]  (1-64, default 32: 13.96 GB of weights on the GPU; 1b:
+ *                                    the Llama-3.2-1B shape's products, 16 layers 1.94 GB)
  * Prints, per form and round, the best of 6 tokens timed with events, and GB/s of weights. */
 #include <cooperative_groups.h>
 #include <cstdint>
@@ -223,12 +224,17 @@ int main(int argc, char **argv)
 {
     char *end = NULL;
     long layers = argc > 1 ? strtol(argv[1], &end, 10) : 32;
-    if (argc > 2 || (argc > 1 && (*end || layers < 1 || layers > 64))) {
-        fprintf(stderr, "usage: decode_chain [LAYERS]   (LAYERS: 1 to 64, default 32)\n");
+    int small_shape = argc > 2 && !strcmp(argv[2], "1b");
+    if (argc > 3 || (argc > 1 && (*end || layers < 1 || layers > 64)) ||
+        (argc > 2 && !small_shape && strcmp(argv[2], "8b"))) {
+        fprintf(stderr, "usage: decode_chain [LAYERS [8b|1b]]   (LAYERS: 1 to 64, default 32; "
+                        "the Llama-3-8B shape, or Llama-3.2-1B's)\n");
         return 2;
     }
-    const int shape[4][2] = {{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
-    const int widest = 28672, dmax = 14336, np = (int)layers * 4;
+    const int shape8[4][2] = {{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
+    const int shape1[4][2] = {{3072, 2048}, {2048, 2048}, {16384, 2048}, {2048, 8192}};
+    const int(*shape)[2] = small_shape ? shape1 : shape8;
+    const int widest = shape[2][0], dmax = shape[3][1], ny = shape[3][0], np = (int)layers * 4;
     std::vector<Prod> h(np);
     std::vector<float *> buf(np + 1), small_out(layers);
     size_t bytes = 0;
@@ -245,7 +251,7 @@ int main(int argc, char **argv)
     for (int p = 0; p <= np; p++)
         CK(cudaMalloc(&buf[p], widest * sizeof(float)));
     for (int l = 0; l < layers; l++)
-        CK(cudaMalloc(&small_out[l], 4096 * sizeof(float)));
+        CK(cudaMalloc(&small_out[l], shape[1][1] * sizeof(float)));
     for (int p = 0; p < np; p++) {
         int rows = shape[p % 4][0], d = shape[p % 4][1];
         uint16_t *w;
@@ -293,7 +299,7 @@ int main(int argc, char **argv)
             if (small && p % 4 == 1) { /* before o_proj, which then reads the copy */
                 cfg.gridDim = dim3(16);
                 CK(cudaLaunchKernelEx(&cfg, small_kernel, (const float *)P.x, small_out[p / 4],
-                                      4096));
+                                      shape[1][1]));
                 P.x = small_out[p / 4];
             }
             cfg.gridDim = dim3((P.rows + 7) / 8);
@@ -353,15 +359,15 @@ int main(int argc, char **argv)
                 CK(cudaEventElapsedTime(&ms, e0, e1));
                 if (ms < best) best = ms;
             }
-            out[f].resize(4096);
-            CK(cudaMemcpy(out[f].data(), buf[np], 4096 * sizeof(float), cudaMemcpyDeviceToHost));
+            out[f].resize(ny);
+            CK(cudaMemcpy(out[f].data(), buf[np], ny * sizeof(float), cudaMemcpyDeviceToHost));
             printf("round %d %-14s %8.1f us a token (best of 6) %6.0f GB/s\n", round, form_name[f],
                    best * 1000.0f, bytes / (best * 1e-3) / 1e9);
         }
     }
     int bad = 0;
     for (int f = 1; f < F_COUNT; f++)
-        if (memcmp(out[f].data(), out[0].data(), 4096 * sizeof(float))) {
+        if (memcmp(out[f].data(), out[0].data(), ny * sizeof(float))) {
             fprintf(stderr, "decode_chain: %s's output differs from chain's\n", form_name[f]);
             bad = 1;
         }
