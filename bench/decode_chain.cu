@@ -22,7 +22,7 @@
  * Not part of the build (it needs only nvcc):
  *   nvcc -O3 -std=c++17 -arch=sm_90 -o decode_chain bench/decode_chain.cu
  *   ./decode_chain [LAYERS [8b|1b]]  (1-64, default 32: 13.96 GB of weights on the GPU; 1b:
- *                                    the Llama-3.2-1B shape's products, 16 layers 1.94 GB)
+ *                                    the Llama-3.2-1B shape's products, 16 layers 1.95 GB)
  * Prints, per form and round, the best of 6 tokens timed with events, and GB/s of weights. */
 #include <cooperative_groups.h>
 #include <cstdint>
