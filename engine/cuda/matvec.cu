@@ -269,21 +269,22 @@ __global__ void __launch_bounds__(256) matvec_fused(eng_mv_args a)
      * staging's round trip and barrier then only add to the product's time (the 1B 846). A
      * longer x (the 8B's down) stays in L1 with the weights loaded past it (NAM): 190.5
      * against 187.8 for the 8B, where the same loads for every product cost the 1B 0.7%. */
-    if (XSM && DEEP) {
-        /* registers to spare (at most two blocks an SM): every load of x in flight at once,
-         * not four an iteration as the loop below issues them */
-        const int K = ENG_MV_XS_MAX / (16 * 256);
-        float4 t[K];
+    if (XSM) {
+        const float4 *x4 = (const float4 *)a.x;
+        if (DEEP) { /* registers to spare (at most two blocks an SM): every load of x in
+                     * flight at once, not four an iteration as the loop below issues them */
+            const int K = ENG_MV_XS_MAX / (16 * 256);
+            float4 t[K];
 #pragma unroll
-        for (int k = 0; k < K; k++)
-            if (threadIdx.x + k * 256 < d / 4) t[k] = ((const float4 *)a.x)[threadIdx.x + k * 256];
+            for (int k = 0; k < K; k++)
+                if (threadIdx.x + k * 256 < d / 4) t[k] = x4[threadIdx.x + k * 256];
 #pragma unroll
-        for (int k = 0; k < K; k++)
-            if (threadIdx.x + k * 256 < d / 4) xs4[threadIdx.x + k * 256] = t[k];
-        __syncthreads();
-    } else if (XSM) {
-        for (int i = threadIdx.x; i < d / 4; i += 256)
-            xs4[i] = ((const float4 *)a.x)[i];
+            for (int k = 0; k < K; k++)
+                if (threadIdx.x + k * 256 < d / 4) xs4[threadIdx.x + k * 256] = t[k];
+        } else {
+            for (int i = threadIdx.x; i < d / 4; i += 256)
+                xs4[i] = x4[i];
+        }
         __syncthreads();
     }
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
